@@ -1,0 +1,1 @@
+"""overlay_net package."""
