@@ -1,0 +1,104 @@
+"""Helpers that belong to the object model itself: IDs, kinds, states, durations.
+
+Every package may use these; they import nothing of ours but the generated
+modules.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Union
+
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+
+from proto import objects_pb2 as pb
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+ID_LENGTH = 25  # 36**25 > 2**128, as Swarm's IDs
+
+# Kind name -> StoreObject field name and message class.
+KINDS: dict[str, type[Message]] = {
+    "node": pb.Node,
+    "service": pb.Service,
+    "task": pb.Task,
+    "network": pb.Network,
+    "secret": pb.Secret,
+    "config": pb.Config,
+    "cluster": pb.Cluster,
+}
+_KIND_OF_CLASS = {cls: kind for kind, cls in KINDS.items()}
+
+StoredObject = Union[pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config, pb.Cluster]
+
+TERMINAL_STATES = frozenset(
+    {pb.COMPLETE, pb.SHUTDOWN, pb.FAILED, pb.REJECTED, pb.REMOVE, pb.ORPHANED}
+)
+
+
+def new_id() -> str:
+    """Returns a new object ID: 128 random bits as 25 lowercase base36 characters."""
+    n = secrets.randbits(128)
+    chars = []
+    for _ in range(ID_LENGTH):
+        n, r = divmod(n, 36)
+        chars.append(_ALPHABET[r])
+    return "".join(reversed(chars))
+
+
+def kind_of(obj: Message) -> str:
+    """Returns the kind name ("service", "task", ...) of a stored object."""
+    return _KIND_OF_CLASS[type(obj)]
+
+
+def wrap(obj: Message) -> pb.StoreObject:
+    """Wraps a stored object in a StoreObject (the store's and watch's envelope)."""
+    wrapped = pb.StoreObject()
+    getattr(wrapped, kind_of(obj)).CopyFrom(obj)
+    return wrapped
+
+
+def unwrap(wrapped: pb.StoreObject) -> StoredObject:
+    """Returns the object inside a StoreObject."""
+    field = wrapped.WhichOneof("object")
+    if field is None:
+        raise ValueError("empty StoreObject")
+    return getattr(wrapped, field)
+
+
+def object_name(obj: Message) -> str:
+    """Returns the user-visible name of an object ("" when it has none)."""
+    if isinstance(obj, pb.Node):
+        return obj.description.hostname
+    if isinstance(obj, pb.Task):
+        return obj.annotations.name
+    return obj.spec.annotations.name
+
+
+def is_terminal(state: int) -> bool:
+    """True for task states a task never leaves (COMPLETE and after)."""
+    return state >= pb.COMPLETE
+
+
+def state_name(state: int) -> str:
+    """Docker's spelling of a task state: "Running", "Failed", ..."""
+    return pb.TaskState.Name(state).capitalize()
+
+
+def duration(seconds: float) -> pb.Duration:
+    return pb.Duration(nanos=int(round(seconds * 1e9)))
+
+
+def seconds(d: pb.Duration) -> float:
+    return d.nanos / 1e9
+
+
+def timestamp(at: float | None = None) -> timestamp_pb2.Timestamp:
+    """A Timestamp for unix time `at` (now by default)."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
+    return ts
+
+
+def ts_seconds(ts: timestamp_pb2.Timestamp) -> float:
+    return ts.seconds + ts.nanos / 1e9

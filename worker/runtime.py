@@ -1,0 +1,126 @@
+"""The container runtime interface the agent drives.
+
+A runtime knows nothing of tasks or the cluster: the agent turns a task into a
+`ContainerConfig` and reads back `ContainerState`. Implementations: the podman
+runtime (`worker.podman`) and, later, a hollow one for scale tests.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+
+class RuntimeError_(Exception):
+    """A runtime operation failed; the message is fit for a task's error field."""
+
+
+class ImagePullError(RuntimeError_):
+    """The image is not present and could not be pulled."""
+
+
+class ContainerNotFound(RuntimeError_):
+    """The container does not exist (any more)."""
+
+
+@dataclass
+class Mount:
+    source: str          # host path
+    target: str          # path in the container
+    read_only: bool = True
+
+
+@dataclass
+class ContainerConfig:
+    """Everything needed to create one container."""
+    name: str                                  # <service>.<slot>.<task id>
+    image: str
+    command: list[str] = field(default_factory=list)  # entrypoint override
+    args: list[str] = field(default_factory=list)     # cmd override
+    env: list[str] = field(default_factory=list)      # KEY=VALUE
+    labels: dict[str, str] = field(default_factory=dict)
+    user: str = ""
+    workdir: str = ""
+    hostname: str = ""
+    stop_signal: str = ""            # "" = SIGTERM
+    stop_grace_period: float = 10.0  # seconds before SIGKILL
+    nano_cpus: int = 0               # CPU limit, 1e9 = one core; 0 = none
+    memory_bytes: int = 0            # memory limit; 0 = none
+    network_ns: str = ""             # path of a netns to join; "" = own netns with loopback only
+    mounts: list[Mount] = field(default_factory=list)
+    dns_servers: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    tty: bool = False
+    read_only: bool = False
+    init: bool = False
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ContainerState:
+    """What the runtime knows of one container."""
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str            # created | running | exited | stopped | paused | unknown ...
+    running: bool
+    exit_code: int = 0
+    pid: int = 0
+    error: str = ""        # runtime error (e.g. OCI failure), "" if none
+    started_at: float = 0.0   # unix seconds, 0 if never
+    finished_at: float = 0.0  # unix seconds, 0 if not finished
+
+
+@dataclass
+class LogLine:
+    stream: str    # "stdout" | "stderr"
+    data: bytes    # one line, no trailing newline
+    timestamp: float
+
+
+class Runtime(abc.ABC):
+    """Async interface to a container engine. Every method may raise RuntimeError_."""
+
+    @abc.abstractmethod
+    async def version(self) -> str:
+        """Engine version string, e.g. "podman 4.3.1"."""
+
+    @abc.abstractmethod
+    async def ensure_image(self, image: str) -> None:
+        """Pulls the image if it is not present; raises ImagePullError with the reason."""
+
+    @abc.abstractmethod
+    async def create(self, config: ContainerConfig) -> str:
+        """Creates (does not start) a container; returns its ID."""
+
+    @abc.abstractmethod
+    async def start(self, container_id: str) -> None:
+        """Starts a created container."""
+
+    @abc.abstractmethod
+    async def wait(self, container_id: str) -> ContainerState:
+        """Blocks until the container is no longer running; returns its final state."""
+
+    @abc.abstractmethod
+    async def stop(self, container_id: str, signal: str, grace_period: float) -> None:
+        """Sends `signal` (default SIGTERM), then SIGKILL after grace_period seconds."""
+
+    @abc.abstractmethod
+    async def remove(self, container_id: str) -> None:
+        """Removes the container (forcefully); missing containers are not an error."""
+
+    @abc.abstractmethod
+    async def inspect(self, container_id: str) -> ContainerState:
+        """Current state; raises ContainerNotFound."""
+
+    @abc.abstractmethod
+    async def list(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Every container (running or not) carrying all the given labels."""
+
+    @abc.abstractmethod
+    def logs(self, container_id: str, tail: int = -1, follow: bool = False) -> AsyncIterator[LogLine]:
+        """Yields the container's output lines; with follow, until it exits."""
+
+    async def close(self) -> None:
+        """Releases connections and helper processes."""
