@@ -1,0 +1,114 @@
+#!/bin/bash
+# Prepares a Debian 12 machine to run Shoal and its tests (as root, no stdin,
+# idempotent): packages, podman configuration, cgroup fix-up, the venv.
+# Every step prints "ok" or "FAILED: <why>"; the script exits non-zero if any failed.
+set -u
+export DEBIAN_FRONTEND=noninteractive
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FAILED=()
+
+step() {  # step "<description>" <command...>
+    local what="$1"; shift
+    local out
+    if out="$("$@" 2>&1)"; then
+        echo "ok      $what"
+    else
+        echo "FAILED  $what"
+        echo "$out" | tail -n 20 | sed 's/^/        | /'
+        FAILED+=("$what")
+    fi
+}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "FAILED  scripts/setup.sh must run as root" >&2
+    exit 1
+fi
+
+PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
+          docker-registry busybox-static nftables iproute2
+          python3 python3-venv python3-pip git ca-certificates)
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}"
+    apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+step "apt packages (${PACKAGES[*]})" install_packages
+
+# The Debian docker-registry package starts a registry with htpasswd auth on
+# :5000 where an init system runs it; the lab runs its own (lab/images.py), so
+# keep the packaged one stopped if there is a service manager at all.
+stop_packaged_registry() {
+    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
+    return 0
+}
+step "packaged docker-registry service not in the way" stop_packaged_registry
+
+# podman 4.3 reads /etc/containers/containers.conf.d/*.conf. Default ulimits
+# above the host's hard limits make every container fail with
+# "setrlimit RLIMIT_NOFILE: Operation not permitted" (rlimit type 7).
+write_containers_conf() {
+    mkdir -p /etc/containers/containers.conf.d
+    cat > /etc/containers/containers.conf.d/shoal.conf <<'CONF'
+# Written by shoal scripts/setup.sh
+[containers]
+# never raise rlimits: containers inherit the host's limits
+default_ulimits = []
+CONF
+}
+step "/etc/containers/containers.conf.d/shoal.conf (default_ulimits = [])" write_containers_conf
+
+write_registries_conf() {
+    mkdir -p /etc/containers/registries.conf.d
+    cat > /etc/containers/registries.conf.d/shoal-lab.conf <<'CONF'
+# Written by shoal scripts/setup.sh: the lab's local registry speaks plain HTTP
+[[registry]]
+location = "127.0.0.1:5000"
+insecure = true
+CONF
+}
+step "/etc/containers/registries.conf.d/shoal-lab.conf (127.0.0.1:5000 insecure)" write_registries_conf
+
+# crun refuses "hybrid" cgroup hosts (v1 hierarchies plus a cgroup2 mount that
+# still owns controllers): "cgroups in hybrid mode not supported, drop all
+# controllers from cgroupv2". Binding those controllers to v1 hierarchies
+# empties the v2 side. Not persistent: run this script again after a reboot.
+fix_hybrid_cgroups() {
+    local unified=/sys/fs/cgroup/unified
+    [ -f "$unified/cgroup.controllers" ] || return 0
+    [ -d /sys/fs/cgroup/memory ] || return 0          # pure v2 host: nothing to do
+    local c
+    for c in $(cat "$unified/cgroup.controllers"); do
+        mkdir -p "/sys/fs/cgroup/$c"
+        mountpoint -q "/sys/fs/cgroup/$c" || mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" || return 1
+    done
+    [ -z "$(cat "$unified/cgroup.controllers")" ]
+}
+step "cgroup v2 side of a hybrid host holds no controllers (crun)" fix_hybrid_cgroups
+
+check_podman() {
+    podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.NetworkBackend}}'
+}
+step "podman info" check_podman
+
+make_venv() {
+    cd "$REPO" || return 1
+    [ -x .venv/bin/python ] || python3 -m venv .venv || return 1
+    .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'
+}
+step "python venv at $REPO/.venv with shoal[test]" make_venv
+
+if [ ${#FAILED[@]} -ne 0 ]; then
+    echo
+    echo "setup incomplete; failed steps:"
+    printf '  - %s\n' "${FAILED[@]}"
+    exit 1
+fi
+echo
+echo "setup complete"
