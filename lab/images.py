@@ -1,0 +1,231 @@
+"""The lab's local registry and demo images.
+
+Owns: a Debian `docker-registry` process on 127.0.0.1:5000 (own config and
+storage under /var/lib/shoal-lab/registry, detached, started once), and the
+demo image `127.0.0.1:5000/shoal/busybox:latest`, built from the host's
+busybox-static (busybox plus its applet symlinks, /etc/passwd with root and
+nobody, /tmp) with `podman import` and pushed there over plain HTTP.
+
+Both steps are idempotent and cheap once done (two HTTP requests). Run
+`python -m lab.images` to prepare them by hand.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+REGISTRY_ADDR = "127.0.0.1:5000"
+LAB_DIR = Path(os.environ.get("SHOAL_LAB_DIR", "/var/lib/shoal-lab"))
+REGISTRY_DIR = LAB_DIR / "registry"
+DEMO_REPO = "shoal/busybox"
+DEMO_TAG = "latest"
+DEMO_IMAGE = f"{REGISTRY_ADDR}/{DEMO_REPO}:{DEMO_TAG}"
+BUSYBOX = "/bin/busybox"
+REGISTRY_BINARY = "docker-registry"
+
+_MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+
+_REGISTRY_CONFIG = """\
+# Written by lab/images.py: the Shoal lab's registry (no auth, plain HTTP, loopback only)
+version: 0.1
+log:
+  level: warn
+  fields:
+    service: shoal-lab-registry
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: {addr}
+"""
+
+_PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
+_GROUP = "root:x:0:\nnogroup:x:65534:\n"
+
+
+class LabImageError(Exception):
+    """The registry or a demo image could not be prepared; the message says why."""
+
+
+def _http_status(url: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> int:
+    """Status code of a GET, or 0 when nothing answers."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def registry_alive(addr: str = REGISTRY_ADDR) -> bool:
+    """True when a registry answers the v2 API check at addr."""
+    return _http_status(f"http://{addr}/v2/") == 200
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so concurrent test sessions prepare things once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_registry(timeout: float = 20.0) -> str:
+    """Starts the lab registry unless one answers already; returns its address."""
+    if registry_alive():
+        return REGISTRY_ADDR
+    with _lock(REGISTRY_DIR / ".lock"):
+        if registry_alive():
+            return REGISTRY_ADDR
+        storage = REGISTRY_DIR / "storage"
+        storage.mkdir(parents=True, exist_ok=True)
+        config = REGISTRY_DIR / "config.yml"
+        config.write_text(_REGISTRY_CONFIG.format(storage=storage, addr=REGISTRY_ADDR))
+        log_path = REGISTRY_DIR / "registry.log"
+        try:
+            with open(log_path, "ab") as log, open(os.devnull, "rb") as null:
+                process = subprocess.Popen(
+                    [REGISTRY_BINARY, "serve", str(config)],
+                    stdin=null, stdout=log, stderr=log,
+                    start_new_session=True, close_fds=True,
+                )
+        except FileNotFoundError as err:
+            raise LabImageError(
+                f"{REGISTRY_BINARY} is not installed (apt-get install docker-registry; "
+                "see scripts/setup.sh)") from err
+        (REGISTRY_DIR / "registry.pid").write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if registry_alive():
+                return REGISTRY_ADDR
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise LabImageError(f"registry on {REGISTRY_ADDR} did not come up; log {log_path}:\n{tail}")
+
+
+def image_in_registry(repo: str, tag: str, addr: str = REGISTRY_ADDR) -> bool:
+    """True when the registry at addr holds a manifest for repo:tag."""
+    url = f"http://{addr}/v2/{repo}/manifests/{tag}"
+    return _http_status(url, {"Accept": _MANIFEST_TYPES}) == 200
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = mode
+    tar.addfile(info)
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def busybox_rootfs_tar(busybox: str = BUSYBOX) -> bytes:
+    """A root filesystem tarball: busybox, its applet symlinks, passwd, group, /tmp.
+
+    Timestamps are zero, so the same busybox always gives the same layer digest.
+    """
+    applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True,
+                             text=True).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for directory in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root",
+                          "proc", "sys", "dev", "run", "var", "home"):
+            _add_dir(tar, directory, 0o700 if directory == "root" else 0o755)
+        _add_dir(tar, "tmp", 0o1777)
+        _add_dir(tar, "var/tmp", 0o1777)
+        _add_file(tar, "bin/busybox", Path(busybox).read_bytes(), 0o755)
+        for applet in sorted(set(applets)):
+            if applet == "bin/busybox" or "/" not in applet:
+                continue
+            link = tarfile.TarInfo(applet)
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/bin/busybox"
+            link.mode = 0o777
+            tar.addfile(link)
+        _add_file(tar, "etc/passwd", _PASSWD.encode())
+        _add_file(tar, "etc/group", _GROUP.encode())
+        _add_file(tar, "etc/hosts", b"127.0.0.1 localhost\n::1 localhost\n")
+    return buffer.getvalue()
+
+
+def _podman(args: list[str], stdin: bytes | None = None, timeout: float = 120.0) -> str:
+    try:
+        done = subprocess.run(["podman", *args], input=stdin, capture_output=True,
+                              timeout=timeout)
+    except FileNotFoundError as err:
+        raise LabImageError("podman is not installed (see scripts/setup.sh)") from err
+    except subprocess.TimeoutExpired as err:
+        raise LabImageError(f"podman {args[0]} timed out after {timeout:.0f}s") from err
+    if done.returncode != 0:
+        raise LabImageError(f"podman {' '.join(args[:2])} failed: "
+                            f"{done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode(errors="replace").strip()
+
+
+def build_and_push_busybox(reference: str = DEMO_IMAGE) -> str:
+    """Imports the busybox rootfs into podman as `reference` and pushes it."""
+    _podman(["import", "--change", 'CMD ["sh"]', "--change", "WORKDIR /",
+             "--change", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+             "-", reference], stdin=busybox_rootfs_tar())
+    _podman(["push", "--tls-verify=false", reference])
+    return reference
+
+
+def ensure_demo_image() -> str:
+    """Makes sure the registry runs and holds the busybox demo image; returns its reference."""
+    ensure_registry()
+    if image_in_registry(DEMO_REPO, DEMO_TAG):
+        return DEMO_IMAGE
+    with _lock(REGISTRY_DIR / ".build.lock"):
+        if not image_in_registry(DEMO_REPO, DEMO_TAG):
+            build_and_push_busybox(DEMO_IMAGE)
+    return DEMO_IMAGE
+
+
+def main() -> int:
+    """`python -m lab.images`: prepare the registry and the demo image, print the reference."""
+    try:
+        started = time.monotonic()
+        reference = ensure_demo_image()
+    except (LabImageError, subprocess.CalledProcessError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"registry  http://{REGISTRY_ADDR}/v2/")
+    print(f"image     {reference}  ({time.monotonic() - started:.2f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
