@@ -1,0 +1,216 @@
+"""The composition root of a node: `swarm init` and `swarm daemon`.
+
+`init` creates a node's identity and a new cluster in a data directory, then
+starts the daemon. The daemon hosts the raft store and the manager components
+(manager nodes) and always the agent with its podman runtime. It serves gRPC
+on `<data-dir>/swarm.sock` (mode 0600).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "/var/lib/shoal"
+DEFAULT_PORT = 2377
+STATE_FILE = "node.json"
+ALREADY = ('This node is already part of a swarm. Use "swarm leave" to leave this swarm '
+           'and join another one.')
+
+
+@dataclass
+class NodeState:
+    """What a node keeps in `<data-dir>/node.json` (no secrets)."""
+    node_id: str
+    role: str                      # manager | worker
+    advertise_addr: str            # ip:port of the manager endpoint
+    listen_addr: str               # ip:port to bind
+    raft_addr: str                 # ip:port of the raft endpoint
+    created_at: float = field(default_factory=time.time)
+    init: dict = field(default_factory=dict)   # cluster settings given to `swarm init`
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "NodeState":
+        return cls(**json.loads((data_dir / STATE_FILE).read_text()))
+
+    def save(self, data_dir: Path) -> None:
+        tmp = data_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, data_dir / STATE_FILE)
+
+
+def split_addr(addr: str, default_port: int) -> tuple[str, int]:
+    """Parses "ip", "ip:port" or ":port"; raises ValueError with a readable reason."""
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        host, port = addr, str(default_port)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {addr!r}: expected IP[:PORT] with a port 1-65535")
+    return host.strip("[]"), int(port)
+
+
+def default_ip() -> str:
+    """The IPv4 address of the interface of the default route (no packet is sent)."""
+    try:
+        from pyroute2 import IPRoute
+        with IPRoute() as ipr:
+            routes = ipr.route("get", dst="192.0.2.1")
+            for r in routes:
+                src = r.get_attr("RTA_PREFSRC")
+                if src:
+                    return src
+    except Exception:
+        pass
+    return "127.0.0.1"
+
+
+def socket_path(data_dir: Path) -> Path:
+    return data_dir / "swarm.sock"
+
+
+# ------------------------------------------------------------------- init --
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from proto import model
+
+    data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
+    if (data_dir / STATE_FILE).exists():
+        print(f"Error: {ALREADY}", file=sys.stderr)
+        return 1
+    try:
+        listen_host, listen_port = split_addr(args.listen_addr or f"0.0.0.0:{DEFAULT_PORT}",
+                                              DEFAULT_PORT)
+        if args.advertise_addr:
+            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
+        else:
+            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
+            adv_port = listen_port
+        socket.inet_aton(adv_host)
+    except (ValueError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings = {}
+    for key in ("task_history_limit", "dispatcher_heartbeat", "default_addr_pool"):
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    state = NodeState(node_id=model.new_id(), role="manager",
+                      advertise_addr=f"{adv_host}:{adv_port}",
+                      listen_addr=f"{listen_host}:{listen_port}",
+                      raft_addr=f"{adv_host}:{adv_port + 1}", init=settings)
+    state.save(data_dir)
+    if args.foreground:
+        print(f"Swarm initialized: current node ({state.node_id}) is now a manager.", flush=True)
+        return run_daemon(data_dir)
+    rc = spawn_daemon(data_dir)
+    if rc != 0:
+        (data_dir / STATE_FILE).unlink(missing_ok=True)
+        return rc
+    print(f"Swarm initialized: current node ({state.node_id}) is now a manager.")
+    return 0
+
+
+def spawn_daemon(data_dir: Path, timeout: float = 30.0) -> int:
+    """Starts `swarm daemon --foreground` detached; waits until it serves."""
+    log_path = data_dir / "daemon.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "daemon", "--foreground",
+             "--data-dir", str(data_dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd="/")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(f"Error: the daemon exited with code {proc.returncode}; see {log_path}",
+                  file=sys.stderr)
+            return 1
+        if _serving(data_dir):
+            return 0
+        time.sleep(0.05)
+    print(f"Error: the daemon did not become ready within {timeout:.0f}s; see {log_path}",
+          file=sys.stderr)
+    return 1
+
+
+def _serving(data_dir: Path) -> bool:
+    return (data_dir / "ready").exists() and socket_path(data_dir).exists()
+
+
+# ----------------------------------------------------------------- daemon --
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
+    if not (data_dir / STATE_FILE).exists():
+        print(f"Error: {data_dir} holds no node: run 'swarm init' or 'swarm join' first",
+              file=sys.stderr)
+        return 1
+    if args.foreground:
+        return run_daemon(data_dir)
+    if _locked(data_dir):
+        print(f"Error: a daemon is already running on {data_dir}", file=sys.stderr)
+        return 1
+    (data_dir / "ready").unlink(missing_ok=True)
+    return spawn_daemon(data_dir)
+
+
+def _locked(data_dir: Path) -> bool:
+    try:
+        with open(data_dir / "daemon.pid", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except BlockingIOError:
+        return True
+
+
+class _NodeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "node"):
+            record.node = "-"
+        return True
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_NodeFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s node=%(node)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+
+
+def run_daemon(data_dir: Path) -> int:
+    """Runs the node in this process until SIGTERM/SIGINT."""
+    from cli.node import Node
+
+    setup_logging(logging.DEBUG if os.environ.get("SWARM_DEBUG") else logging.INFO)
+    lock = open(data_dir / "daemon.pid", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"Error: a daemon is already running on {data_dir}", file=sys.stderr)
+        return 1
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    state = NodeState.load(data_dir)
+    node = Node(state, data_dir)
+    try:
+        asyncio.run(node.run())
+    except KeyboardInterrupt:
+        pass
+    return 0

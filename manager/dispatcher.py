@@ -1,0 +1,340 @@
+"""The Dispatcher gRPC service: one session per node, on the leader.
+
+It keeps each node's session (heartbeats, node status), streams the node its
+task assignments (a complete set, then incremental changes driven by store
+watches), and folds the agents' status reports into batched store
+transactions. Nodes whose heartbeats stop are marked down.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import grpc
+
+from manager.logbroker import LogBroker
+from proto import dispatcher_pb2 as dpb
+from proto import dispatcher_pb2_grpc
+from proto import model
+from proto import objects_pb2 as pb
+from proto import watch_pb2 as wpb
+from raft import actions, errors
+
+DEFAULT_HEARTBEAT = 5.0
+FLUSH_WINDOW = 0.005   # seconds status reports wait to share one transaction
+CLOSED_GRACE = 3.0     # seconds a node whose stream closed has to come back
+
+
+def _copy(obj: Any) -> Any:
+    new = type(obj)()
+    new.CopyFrom(obj)
+    return new
+
+
+@dataclass
+class _Session:
+    id: str
+    node_id: str
+    last_heartbeat: float
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    assignments: Optional[asyncio.Queue] = None
+    stream_closed_at: Optional[float] = None
+    ended: bool = False
+
+
+class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
+    """Serves the Dispatcher API while this manager leads."""
+
+    def __init__(self, store: Any, node_id: str, logs: LogBroker) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.logs = logs
+        self.sessions: dict[str, _Session] = {}   # by node ID
+        self._by_id: dict[str, _Session] = {}
+        self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
+        self._waiters: list[asyncio.Future] = []
+        self._flush_wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._started_at = time.monotonic()
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        logs.attach(self._nudge, lambda n: n in self.sessions)
+
+    # ---------------------------------------------------------- lifecycle --
+
+    def start(self) -> None:
+        """Starts the background loops (call on the event loop when leading)."""
+        loop = asyncio.get_running_loop()
+        self._started_at = time.monotonic()
+        self._tasks = [loop.create_task(self._watch_store()),
+                       loop.create_task(self._flusher()),
+                       loop.create_task(self._expiry())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for sess in list(self.sessions.values()):
+            self._end(sess)
+
+    def heartbeat_period(self) -> float:
+        cluster = next(iter(self.store.list("cluster")), None)
+        if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
+            return model.seconds(cluster.spec.dispatcher.heartbeat_period)
+        return DEFAULT_HEARTBEAT
+
+    # ----------------------------------------------------------- sessions --
+
+    def _nudge(self, node_id: str) -> None:
+        sess = self.sessions.get(node_id)
+        if sess is not None:
+            sess.wake.set()
+
+    def _end(self, sess: _Session) -> None:
+        sess.ended = True
+        sess.wake.set()
+        if sess.assignments is not None:
+            sess.assignments.put_nowait(None)
+        if self.sessions.get(sess.node_id) is sess:
+            del self.sessions[sess.node_id]
+            self.logs.node_gone(sess.node_id)
+        self._by_id.pop(sess.id, None)
+
+    async def _session_or_abort(self, context, session_id: str) -> _Session:
+        sess = self._by_id.get(session_id)
+        if sess is None or sess.ended:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                "session invalid: open a new session")
+        return sess
+
+    def session_node(self, session_id: str) -> Optional[str]:
+        """The node ID of a live session, or None."""
+        sess = self._by_id.get(session_id)
+        return None if sess is None or sess.ended else sess.node_id
+
+    def _managers(self) -> list[dpb.WeightedPeer]:
+        return [dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
+                for n in self.store.list("node") if n.role == pb.MANAGER]
+
+    async def _register_node(self, node_id: str, request: dpb.SessionRequest,
+                             peer: str) -> pb.Node:
+        for _ in range(20):
+            node = self.store.get("node", node_id)
+            if node is None:
+                new = pb.Node(id=node_id, role=pb.WORKER)
+                new.spec.availability = pb.NodeSpec.ACTIVE
+                new.spec.desired_role = pb.WORKER
+                act = actions.create
+            else:
+                new = _copy(node)
+                act = actions.update
+            new.description.CopyFrom(request.description)
+            new.status.state = pb.NodeStatus.READY
+            new.status.message = ""
+            new.status.addr = peer
+            try:
+                await self.store.acommit([act(new)])
+                return self.store.get("node", node_id)
+            except errors.Conflict:
+                continue
+        raise errors.Unavailable(f"could not register node {node_id}: too many conflicts")
+
+    async def Session(self, request, context):
+        node_id = request.node_id
+        if not node_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node ID missing")
+        old = self.sessions.get(node_id)
+        if old is not None:
+            self._end(old)
+        peer = context.peer() or ""
+        try:
+            node = await self._register_node(node_id, request, peer)
+        except (errors.NotLeader, errors.Unavailable) as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        sess = _Session(id=model.new_id(), node_id=node_id, last_heartbeat=time.monotonic())
+        self.sessions[node_id] = sess
+        self._by_id[sess.id] = sess
+        self.log.info("node %s (%s) opened session %s", node_id,
+                      request.description.hostname, sess.id)
+        try:
+            yield dpb.SessionMessage(session_id=sess.id, node=node, managers=self._managers(),
+                                     log_subscriptions=self.logs.subscriptions_for(node_id))
+            while not sess.ended:
+                await sess.wake.wait()
+                sess.wake.clear()
+                if sess.ended:
+                    break
+                yield dpb.SessionMessage(session_id=sess.id, managers=self._managers(),
+                                         log_subscriptions=self.logs.subscriptions_for(node_id))
+        finally:
+            if not sess.ended:
+                sess.stream_closed_at = time.monotonic()
+                self.log.info("node %s: session stream closed", node_id)
+
+    async def Heartbeat(self, request, context):
+        sess = await self._session_or_abort(context, request.session_id)
+        sess.last_heartbeat = time.monotonic()
+        return dpb.HeartbeatResponse(period=model.duration(self.heartbeat_period()))
+
+    # -------------------------------------------------------- assignments --
+
+    @staticmethod
+    def _assignment(task: pb.Task, action: int) -> dpb.AssignmentChange:
+        change = dpb.AssignmentChange(action=action)
+        change.assignment.task.CopyFrom(task)
+        return change
+
+    async def Assignments(self, request, context):
+        sess = await self._session_or_abort(context, request.session_id)
+        queue: asyncio.Queue = asyncio.Queue()
+        if sess.assignments is not None:
+            sess.assignments.put_nowait(None)
+        sess.assignments = queue
+        sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
+        tasks = [t for t in self.store.list("task") if t.node_id == sess.node_id]
+        for t in tasks:
+            sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
+        yield dpb.AssignmentsMessage(
+            type=dpb.AssignmentsMessage.COMPLETE,
+            changes=[self._assignment(t, dpb.AssignmentChange.UPDATE) for t in tasks])
+        while True:
+            batch = await queue.get()
+            if batch is None:
+                return
+            changes = []
+            for action, task in batch:
+                known = sent.get(task.id)
+                if action == wpb.WatchEvent.REMOVE:
+                    if known is not None:
+                        del sent[task.id]
+                        changes.append(self._assignment(task, dpb.AssignmentChange.REMOVE))
+                    continue
+                key = (task.desired_state, task.spec_version, task.spec.force_update)
+                if known is not None and (task.meta.version <= known[0] or known[1:] == key):
+                    continue
+                sent[task.id] = (task.meta.version, *key)
+                changes.append(self._assignment(task, dpb.AssignmentChange.UPDATE))
+            if changes:
+                yield dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.INCREMENTAL,
+                                             changes=changes)
+
+    async def _watch_store(self) -> None:
+        async for events in self.store.watch_async(asyncio.get_running_loop()):
+            per_node: dict[str, list] = {}
+            for ev in events:
+                kind = ev.object.WhichOneof("object")
+                if kind == "task":
+                    task = ev.object.task
+                    if task.node_id:
+                        per_node.setdefault(task.node_id, []).append((ev.action, task))
+                elif kind == "node" and ev.action == wpb.WatchEvent.REMOVE:
+                    sess = self.sessions.get(ev.object.node.id)
+                    if sess is not None:
+                        self._end(sess)
+            for node_id, batch in per_node.items():
+                sess = self.sessions.get(node_id)
+                if sess is not None and sess.assignments is not None:
+                    sess.assignments.put_nowait(batch)
+
+    # ------------------------------------------------------- task status --
+
+    async def UpdateTaskStatus(self, request, context):
+        sess = await self._session_or_abort(context, request.session_id)
+        for upd in request.updates:
+            self._pending[upd.task_id] = (sess.node_id, upd.status)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._flush_wakeup.set()
+        try:
+            await fut
+        except (errors.NotLeader, errors.Unavailable) as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return dpb.UpdateTaskStatusResponse()
+
+    def _status_actions(self, pending: dict[str, tuple[str, pb.TaskStatus]]) -> list:
+        acts = []
+        for task_id, (node_id, status) in pending.items():
+            task = self.store.get("task", task_id)
+            if task is None or task.node_id != node_id:
+                continue
+            if status.state < task.status.state or status == task.status:
+                continue
+            new = _copy(task)
+            new.status.CopyFrom(status)
+            acts.append(actions.update(new))
+        return acts
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wakeup.wait()
+            await asyncio.sleep(FLUSH_WINDOW)  # let concurrent reports join this batch
+            self._flush_wakeup.clear()
+            pending, self._pending = self._pending, {}
+            waiters, self._waiters = self._waiters, []
+            error: Optional[Exception] = None
+            for _ in range(50):
+                acts = self._status_actions(pending)
+                if not acts:
+                    break
+                try:
+                    await self.store.acommit(acts)
+                    break
+                except errors.Conflict:
+                    continue
+                except (errors.NotLeader, errors.Unavailable) as exc:
+                    error = exc
+                    break
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(error) if error else fut.set_result(None)
+
+    # ------------------------------------------------------------- expiry --
+
+    async def _expiry(self) -> None:
+        while True:
+            period = self.heartbeat_period()
+            await asyncio.sleep(min(0.25, period / 4))
+            now = time.monotonic()
+            down: list[tuple[str, str]] = []
+            for sess in list(self.sessions.values()):
+                late = now - sess.last_heartbeat > 2 * period
+                gone = sess.stream_closed_at is not None and \
+                    now - sess.stream_closed_at > min(period, CLOSED_GRACE)
+                if late or gone:
+                    self._end(sess)
+                    down.append((sess.node_id, "heartbeat failure" if late else
+                                 "node disconnected"))
+            if now - self._started_at > 3 * period:
+                for node in self.store.list("node"):
+                    if node.status.state == pb.NodeStatus.READY and node.id not in self.sessions \
+                            and all(n != node.id for n, _ in down):
+                        down.append((node.id, "heartbeat failure"))
+            if down:
+                await self._mark_down(down)
+
+    async def _mark_down(self, down: list[tuple[str, str]]) -> None:
+        for _ in range(20):
+            acts = []
+            for node_id, why in down:
+                node = self.store.get("node", node_id)
+                if node is None or node.id in self.sessions or \
+                        node.status.state == pb.NodeStatus.DOWN:
+                    continue
+                new = _copy(node)
+                new.status.state = pb.NodeStatus.DOWN
+                new.status.message = why
+                acts.append(actions.update(new))
+            if not acts:
+                return
+            try:
+                await self.store.acommit(acts)
+                for node_id, why in down:
+                    self.log.warning("node %s is down: %s", node_id, why)
+                return
+            except errors.Conflict:
+                continue
+            except (errors.NotLeader, errors.Unavailable):
+                return

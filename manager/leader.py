@@ -1,0 +1,112 @@
+"""The leader's reconciliation loop.
+
+While this manager leads, it turns store changes (and due timers, such as a
+restart delay) into a fresh snapshot, asks the pure orchestrator for a plan,
+and commits the plan as one transaction. Conflicts (another writer got there
+first) simply cause another pass on the newer snapshot.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Optional
+
+from manager import orchestrator
+from proto import objects_pb2 as pb
+from raft import actions, errors
+
+
+def _copy(obj: Any) -> Any:
+    new = type(obj)()
+    new.CopyFrom(obj)
+    return new
+
+
+class LeaderLoop:
+    """Runs orchestration, scheduling and reaping on the leader."""
+
+    def __init__(self, store: Any, node_id: str) -> None:
+        self.store = store
+        self.node_id = node_id
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.passes = 0
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._dirty.set()
+        self._tasks = [loop.create_task(self._watch()), loop.create_task(self._run())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _watch(self) -> None:
+        async for _events in self.store.watch_async(asyncio.get_running_loop()):
+            self._dirty.set()
+
+    async def _mark_leader(self) -> None:
+        """Records in the node objects that this manager is the leader."""
+        acts = []
+        for node in self.store.list("node"):
+            if node.role != pb.MANAGER:
+                continue
+            leader = node.id == self.node_id
+            if node.manager_status.leader != leader or (
+                    leader and node.manager_status.reachability != pb.ManagerStatus.REACHABLE):
+                new = _copy(node)
+                new.manager_status.leader = leader
+                if leader:
+                    new.manager_status.reachability = pb.ManagerStatus.REACHABLE
+                acts.append(actions.update(new))
+        if acts:
+            await self.store.acommit(acts)
+
+    async def _run(self) -> None:
+        wake_at: Optional[float] = None
+        while True:
+            try:
+                await self._mark_leader()
+                break
+            except errors.Conflict:
+                continue
+            except (errors.NotLeader, errors.Unavailable) as exc:
+                self.log.warning("cannot record leadership yet: %s", exc)
+                await asyncio.sleep(0.2)
+        while True:
+            timeout = None if wake_at is None else max(0.0, wake_at - time.time())
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._dirty.clear()
+            view = self.store.snapshot()
+            try:
+                plan = orchestrator.reconcile(view, time.time())
+            except Exception:  # a bug in a decision must not kill the loop
+                self.log.exception("reconciliation failed")
+                await asyncio.sleep(0.5)
+                self._dirty.set()
+                continue
+            self.passes += 1
+            wake_at = plan.wake_at
+            if not plan.actions:
+                continue
+            try:
+                await self.store.acommit(plan.actions)
+            except errors.Conflict as exc:
+                self.log.debug("plan conflicted (%s); reconciling again", exc)
+                self._dirty.set()
+            except (errors.NotLeader, errors.Unavailable) as exc:
+                self.log.warning("could not commit plan: %s", exc)
+                await asyncio.sleep(0.2)
+                self._dirty.set()
+            except Exception:  # a bug in a plan must not kill the loop
+                self.log.exception("committing a plan failed")
+                await asyncio.sleep(0.5)
+                self._dirty.set()
+

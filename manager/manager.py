@@ -1,0 +1,136 @@
+"""The manager role of a node: its gRPC services and its leader-only components.
+
+`Manager` registers the Control, Dispatcher and Watch services on the node's
+gRPC server and starts the dispatcher loops and the reconciliation loop when
+this manager becomes the raft leader (stopping them when it loses the lead).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional
+
+import grpc
+
+from manager.control import ControlServicer
+from manager.dispatcher import Dispatcher
+from manager.leader import LeaderLoop
+from manager.logbroker import LogBroker
+from manager.watchapi import WatchServicer
+from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
+from proto import dispatcher_pb2 as dpb
+
+NOT_LEADER_DISPATCH = "this manager is not the leader: connect to the leader's dispatcher"
+
+
+class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
+    """Forwards dispatcher calls to the live Dispatcher while leading, else refuses."""
+
+    def __init__(self, manager: "Manager") -> None:
+        self.manager = manager
+
+    def _target(self) -> Optional[Dispatcher]:
+        return self.manager.dispatcher if self.manager.leading else None
+
+    async def _refuse(self, context) -> None:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER_DISPATCH)
+
+    async def Session(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        async for msg in d.Session(request, context):
+            yield msg
+
+    async def Assignments(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        async for msg in d.Assignments(request, context):
+            yield msg
+
+    async def Heartbeat(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        return await d.Heartbeat(request, context)
+
+    async def UpdateTaskStatus(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        return await d.UpdateTaskStatus(request, context)
+
+    async def PublishLogs(self, request_iterator, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        sess = None
+        async for req in request_iterator:
+            sess = sess or d.session_node(req.session_id)
+            if sess is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "session invalid")
+            self.manager.logs.publish(sess, req)
+        return dpb.PublishLogsResponse()
+
+
+class Manager:
+    """Everything a manager node serves and runs."""
+
+    def __init__(self, store: Any, node_id: str, data_dir: str,
+                 node_addr: Callable[[], str]) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.logs = LogBroker(node_id)
+        self.control = ControlServicer(store, node_id, data_dir, self.logs, node_addr)
+        self.dispatcher: Optional[Dispatcher] = None
+        self.leader_loop: Optional[LeaderLoop] = None
+        self.leading = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._transition = asyncio.Lock()
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+
+    def register(self, server: grpc.aio.Server) -> None:
+        control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
+        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(_LeaderOnlyDispatcher(self), server)
+        watch_pb2_grpc.add_WatchServicer_to_server(WatchServicer(self.store), server)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.store.on_leader_change(self._leader_changed)
+        await self._apply_leadership(self.store.is_leader())
+
+    def _leader_changed(self, leading: bool) -> None:
+        """Called on the raft thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(
+                lambda: self._loop.create_task(self._apply_leadership(leading)))
+
+    async def _apply_leadership(self, leading: bool) -> None:
+        async with self._transition:
+            leading = self.store.is_leader()
+            if leading == self.leading:
+                return
+            self.leading = leading
+            if leading:
+                self.log.info("became the leader: starting dispatcher and orchestrators")
+                self.dispatcher = Dispatcher(self.store, self.node_id, self.logs)
+                self.dispatcher.start()
+                self.leader_loop = LeaderLoop(self.store, self.node_id)
+                self.leader_loop.start()
+            else:
+                self.log.info("lost the lead: stopping dispatcher and orchestrators")
+                await self._stop_leader_parts()
+
+    async def _stop_leader_parts(self) -> None:
+        if self.leader_loop is not None:
+            await self.leader_loop.stop()
+            self.leader_loop = None
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+            self.dispatcher = None
+
+    async def stop(self) -> None:
+        async with self._transition:
+            self.leading = False
+            await self._stop_leader_parts()

@@ -1,0 +1,58 @@
+"""The Watch gRPC service: streams store changes that match the caller's selectors."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from proto import model
+from proto import watch_pb2 as wpb
+from proto import watch_pb2_grpc
+
+_ACTIONS = {"create": wpb.WatchEvent.CREATE, "update": wpb.WatchEvent.UPDATE,
+            "remove": wpb.WatchEvent.REMOVE}
+
+
+def selected(event: wpb.WatchEvent, selectors: list[wpb.WatchSelector]) -> bool:
+    """True when the event matches any selector (or there are none)."""
+    if not selectors:
+        return True
+    kind = event.object.WhichOneof("object")
+    obj = model.unwrap(event.object)
+    for sel in selectors:
+        if sel.kind and sel.kind != kind:
+            continue
+        if sel.id and sel.id != obj.id:
+            continue
+        if sel.name and sel.name != model.object_name(obj):
+            continue
+        if sel.service_id and getattr(obj, "service_id", None) != sel.service_id:
+            continue
+        if sel.node_id and getattr(obj, "node_id", None) != sel.node_id:
+            continue
+        if sel.actions and event.action not in {_ACTIONS.get(a.lower(), -1) for a in sel.actions}:
+            continue
+        return True
+    return False
+
+
+class WatchServicer(watch_pb2_grpc.WatchServicer):
+    """Serves Watch on one manager from its local store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def Watch(self, request, context):
+        for sel in request.selectors:
+            if sel.kind and sel.kind not in model.KINDS:
+                await context.abort(
+                    3, f"unknown kind {sel.kind!r}: use one of {', '.join(model.KINDS)}")
+        async for events in self.store.watch_async(asyncio.get_running_loop()):
+            out = []
+            for ev in events:
+                if selected(ev, list(request.selectors)):
+                    if not request.include_old_object and ev.HasField("old_object"):
+                        ev = wpb.WatchEvent(action=ev.action, object=ev.object,
+                                            version=ev.version)
+                    out.append(ev)
+            if out:
+                yield wpb.WatchMessage(events=out)
