@@ -1,0 +1,421 @@
+"""The worker agent: a node's session with the dispatcher.
+
+The agent owns the conversation with the managers. It opens a session
+(describing the node), heartbeats, receives task assignments and keeps one
+`TaskController` per assigned task, sends their status changes in batches and
+serves log subscriptions. When the session breaks it opens a new one, backing
+off from 0.1 s to 2 s. On its first assignment set it adopts the containers a
+previous agent process left on this node, so a restart never duplicates tasks.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+from typing import Any, Coroutine, Sequence
+
+import grpc
+
+from proto import dispatcher_pb2 as dpb
+from proto import dispatcher_pb2_grpc as dgrpc
+from proto import model
+from proto import objects_pb2 as pb
+from worker import taskspec
+from worker.controller import TaskController
+from worker.logs import LocalTask, LogPublisher
+from worker.runtime import ContainerState, Runtime, RuntimeError_
+from worker.status import StatusReporter
+
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 2.0
+DEFAULT_HEARTBEAT_PERIOD = 5.0
+STATUS_RPC_TIMEOUT = 10.0
+
+
+class SessionEnded(Exception):
+    """The dispatcher closed one of the session's streams."""
+
+
+def heartbeat_delay(period: float) -> float:
+    """How long to wait before the next heartbeat: the period minus a safety margin."""
+    period = period if period > 0 else DEFAULT_HEARTBEAT_PERIOD
+    return max(0.01, period - min(0.5, period * 0.2))
+
+
+def next_backoff(current: float) -> float:
+    return min(BACKOFF_MAX, current * 2)
+
+
+def parse_targets(target: str | Sequence[str]) -> list[str]:
+    """One gRPC target, a comma-separated list of them, or a sequence of them."""
+    items = target.split(",") if isinstance(target, str) else list(target)
+    targets = [t.strip() for t in items if t.strip()]
+    if not targets:
+        raise ValueError("the agent needs at least one dispatcher address")
+    return targets
+
+
+def memory_total() -> int:
+    """Bytes of RAM from /proc/meminfo (0 when unreadable)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def pick_container(containers: list[ContainerState]) -> tuple[ContainerState, list[ContainerState]]:
+    """Of several containers of one task: (the one to keep, the ones to remove).
+
+    A running container wins; among equals, the most recently started or finished.
+    """
+    ranked = sorted(containers, key=lambda c: (c.running, c.started_at, c.finished_at), reverse=True)
+    return ranked[0], ranked[1:]
+
+
+class Agent:
+    """Keeps this node's session with the dispatcher and runs its tasks."""
+
+    def __init__(
+        self,
+        node_id: str,
+        runtime: Runtime,
+        target: str | Sequence[str],
+        *,
+        hostname: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        engine_labels: dict[str, str] | None = None,
+        cluster_id: str = "",
+    ) -> None:
+        self.node_id = node_id
+        self.runtime = runtime
+        self.targets = parse_targets(target)
+        self.hostname = hostname
+        self.credentials = credentials
+        self.engine_labels = dict(engine_labels or {})
+        self.cluster_id = cluster_id
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        self.reporter = StatusReporter()
+        self.secrets: dict[str, pb.Secret] = {}
+        self.configs: dict[str, pb.Config] = {}
+        self._controllers: dict[str, TaskController] = {}
+        self._logs = LogPublisher(runtime, node_id, self._local_task, self.log)
+        self._unclaimed: dict[str, list[ContainerState]] | None = None  # None: not scanned yet
+        self._adopting = True  # until the first COMPLETE set has been applied
+        self._background: set[asyncio.Task[None]] = set()
+        self._session_id = ""
+        self._stopped = asyncio.Event()
+        self._done = asyncio.Event()
+        self._running = False
+        self.connected = asyncio.Event()  # set while a session is open
+
+    # ---------------------------------------------------------------- API --
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    def task_states(self) -> dict[str, int]:
+        """Last reported state of every task the agent currently controls."""
+        return {tid: ctrl.last_state for tid, ctrl in self._controllers.items()}
+
+    def container_of(self, task_id: str) -> str:
+        ctrl = self._controllers.get(task_id)
+        return ctrl.container_id if ctrl else ""
+
+    async def stop(self) -> None:
+        """Ends the session and abandons the controllers; containers keep running."""
+        self._stopped.set()
+        if self._running:
+            await self._done.wait()
+
+    async def run(self) -> None:
+        """Keeps a session open (reconnecting as needed) until `stop()`."""
+        self._running = True
+        backoff = BACKOFF_MIN
+        attempt = 0
+        try:
+            while not self._stopped.is_set():
+                target = self.targets[attempt % len(self.targets)]
+                established = await self._attempt(target)
+                if self._stopped.is_set():
+                    break
+                if established:
+                    backoff = BACKOFF_MIN
+                else:
+                    attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), backoff)
+                if not established:
+                    backoff = next_backoff(backoff)
+        finally:
+            await self._shutdown()
+            self._running = False
+            self._done.set()
+
+    # ----------------------------------------------------------- session --
+
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        if self.credentials is not None:
+            return grpc.aio.secure_channel(target, self.credentials)
+        return grpc.aio.insecure_channel(target)
+
+    async def _attempt(self, target: str) -> bool:
+        """One session with `target`, until it breaks or stop(); True if it was established."""
+        established = asyncio.Event()
+        channel = self._channel(target)
+        job = asyncio.create_task(self._session(dgrpc.DispatcherStub(channel), established))
+        stopper = asyncio.create_task(self._stopped.wait())
+        try:
+            await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+            self.connected.clear()
+            await self._logs.reset()
+            await channel.close()
+        if job.cancelled():
+            return established.is_set()
+        exc = job.exception()
+        if isinstance(exc, grpc.aio.AioRpcError):
+            reason = f"{exc.code().name}: {exc.details()}"
+        else:
+            reason = str(exc) or type(exc).__name__
+        if established.is_set():
+            self.log.warning("session %s with %s ended (%s); reconnecting", self._session_id, target, reason)
+        else:
+            self.log.warning("cannot open a session with %s (%s); retrying", target, reason)
+        return established.is_set()
+
+    async def _session(self, stub: dgrpc.DispatcherStub, established: asyncio.Event) -> None:
+        """Opens a session and runs its loops; returns (raising) when any of them ends."""
+        description = await self._describe()
+        call = stub.Session(dpb.SessionRequest(
+            node_id=self.node_id, description=description, session_id=self._session_id))
+        try:
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                raise SessionEnded("the session stream closed before opening")
+            session_id = first.session_id
+            self._session_id = session_id
+            established.set()
+            self.connected.set()
+            self.log.info("session %s open", session_id)
+            self._apply_session_message(first, stub)
+            loops = [
+                asyncio.create_task(self._read_session(call, stub), name="session"),
+                asyncio.create_task(self._heartbeat(stub, session_id), name="heartbeat"),
+                asyncio.create_task(self._assignments(stub, session_id), name="assignments"),
+                asyncio.create_task(self._send_statuses(stub, session_id), name="status"),
+            ]
+            try:
+                done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for loop in loops:
+                    loop.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+            for loop in done:
+                if not loop.cancelled() and loop.exception() is not None:
+                    raise loop.exception()  # type: ignore[misc]
+            raise SessionEnded(f"{done.pop().get_name()} loop ended")
+        finally:
+            call.cancel()
+
+    async def _describe(self) -> pb.NodeDescription:
+        version = await self.runtime.version()
+        memory = await asyncio.to_thread(memory_total)
+        return pb.NodeDescription(
+            hostname=self.hostname,
+            platform=pb.Platform(architecture=platform.machine(), os=platform.system().lower()),
+            resources=pb.Resources(nano_cpus=(os.cpu_count() or 1) * 1_000_000_000,
+                                   memory_bytes=memory),
+            engine_version=version,
+            engine_labels=self.engine_labels,
+        )
+
+    async def _read_session(self, call: grpc.aio.UnaryStreamCall, stub: dgrpc.DispatcherStub) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                raise SessionEnded("the dispatcher closed the session")
+            self._apply_session_message(message, stub)
+
+    def _apply_session_message(self, message: dpb.SessionMessage, stub: dgrpc.DispatcherStub) -> None:
+        self._logs.update(list(message.log_subscriptions), self._session_id, stub.PublishLogs)
+
+    async def _heartbeat(self, stub: dgrpc.DispatcherStub, session_id: str) -> None:
+        period = DEFAULT_HEARTBEAT_PERIOD
+        while True:
+            response = await stub.Heartbeat(dpb.HeartbeatRequest(session_id=session_id),
+                                            timeout=max(1.0, period))
+            period = model.seconds(response.period) or DEFAULT_HEARTBEAT_PERIOD
+            await asyncio.sleep(heartbeat_delay(period))
+
+    async def _send_statuses(self, stub: dgrpc.DispatcherStub, session_id: str) -> None:
+        async def send(batch: list[dpb.TaskStatusUpdate]) -> None:
+            await stub.UpdateTaskStatus(
+                dpb.UpdateTaskStatusRequest(session_id=session_id, updates=batch),
+                timeout=STATUS_RPC_TIMEOUT)
+        await self.reporter.run(send)
+
+    async def _assignments(self, stub: dgrpc.DispatcherStub, session_id: str) -> None:
+        call = stub.Assignments(dpb.AssignmentsRequest(session_id=session_id))
+        try:
+            async for message in call:
+                await self._apply_assignments(message)
+        finally:
+            call.cancel()
+        raise SessionEnded("the dispatcher closed the assignment stream")
+
+    # ------------------------------------------------------- assignments --
+
+    async def _apply_assignments(self, message: dpb.AssignmentsMessage) -> None:
+        if self._unclaimed is None:
+            self._unclaimed = await self._scan_containers()
+        if message.type == dpb.AssignmentsMessage.COMPLETE:
+            self._apply_complete(message.changes)
+        else:
+            self._apply_incremental(message.changes)
+
+    def _apply_complete(self, changes: Sequence[dpb.AssignmentChange]) -> None:
+        tasks: dict[str, pb.Task] = {}
+        secrets: dict[str, pb.Secret] = {}
+        configs: dict[str, pb.Config] = {}
+        for change in changes:
+            if change.action != dpb.AssignmentChange.UPDATE:
+                continue
+            item = change.assignment
+            kind = item.WhichOneof("item")
+            if kind == "task":
+                tasks[item.task.id] = item.task
+            elif kind == "secret":
+                secrets[item.secret.id] = item.secret
+            elif kind == "config":
+                configs[item.config.id] = item.config
+        self.secrets, self.configs = secrets, configs
+        for task_id, ctrl in list(self._controllers.items()):
+            if task_id not in tasks and not ctrl.removing:
+                self.log.info("task %s no longer assigned", task_id)
+                ctrl.remove()
+        for task in tasks.values():
+            self._upsert(task)
+        if self._adopting:
+            self._adopting = False
+            leftovers = self._unclaimed or {}
+            self._unclaimed = {}
+            for task_id, containers in leftovers.items():
+                for container in containers:
+                    self.log.info("removing container %s of unassigned task %s", container.name, task_id)
+                    self._spawn(self._discard(container))
+        self.log.debug("assignment set: %d tasks, %d secrets, %d configs",
+                       len(tasks), len(secrets), len(configs))
+
+    def _apply_incremental(self, changes: Sequence[dpb.AssignmentChange]) -> None:
+        for change in changes:
+            item = change.assignment
+            kind = item.WhichOneof("item")
+            update = change.action == dpb.AssignmentChange.UPDATE
+            if kind == "task":
+                if update:
+                    self._upsert(item.task)
+                else:
+                    ctrl = self._controllers.get(item.task.id)
+                    if ctrl is not None and not ctrl.removing:
+                        self.log.info("task %s removed from assignments", item.task.id)
+                        ctrl.remove()
+            elif kind == "secret":
+                if update:
+                    self.secrets[item.secret.id] = item.secret
+                else:
+                    self.secrets.pop(item.secret.id, None)
+            elif kind == "config":
+                if update:
+                    self.configs[item.config.id] = item.config
+                else:
+                    self.configs.pop(item.config.id, None)
+
+    def _upsert(self, task: pb.Task) -> None:
+        ctrl = self._controllers.get(task.id)
+        if ctrl is not None:
+            if ctrl.removing:
+                self.log.warning("task %s assigned again while its container is being removed", task.id)
+            else:
+                ctrl.update(task)
+            return
+        container = self._claim(task.id)
+        ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
+                              cluster_id=self.cluster_id, container=container, log=self.log)
+        self._controllers[task.id] = ctrl
+        ctrl.start().add_done_callback(lambda job, c=ctrl: self._controller_done(c, job))
+
+    def _controller_done(self, ctrl: TaskController, job: asyncio.Task[None]) -> None:
+        if self._controllers.get(ctrl.task_id) is ctrl:
+            del self._controllers[ctrl.task_id]
+        if not job.cancelled() and job.exception() is not None:
+            self.log.error("controller of task %s crashed: %r", ctrl.task_id, job.exception())
+
+    # ---------------------------------------------------------- adoption --
+
+    async def _scan_containers(self) -> dict[str, list[ContainerState]]:
+        """Containers of this node left by a previous agent, grouped by task ID."""
+        found = await self.runtime.list({taskspec.LABEL_NODE_ID: self.node_id})
+        by_task: dict[str, list[ContainerState]] = {}
+        for container in found:
+            task_id = container.labels.get(taskspec.LABEL_TASK_ID, "")
+            by_task.setdefault(task_id, []).append(container)
+        if found:
+            self.log.info("found %d containers of %d tasks from a previous run",
+                          len(found), len(by_task))
+        return by_task
+
+    def _claim(self, task_id: str) -> ContainerState | None:
+        """Hands an existing container of `task_id` to its new controller (adoption)."""
+        if not self._adopting or not self._unclaimed or task_id not in self._unclaimed:
+            return None
+        keep, extra = pick_container(self._unclaimed.pop(task_id))
+        for container in extra:
+            self.log.info("removing duplicate container %s of task %s", container.name, task_id)
+            self._spawn(self.runtime.remove(container.id))
+        return keep
+
+    async def _discard(self, container: ContainerState) -> None:
+        """Stops and removes a container no task owns any more."""
+        if container.running:
+            await self.runtime.stop(container.id, "", taskspec.DEFAULT_STOP_GRACE)
+        await self.runtime.remove(container.id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.create_task(coro)
+        self._background.add(job)
+
+        def finished(j: asyncio.Task[None]) -> None:
+            self._background.discard(j)
+            if not j.cancelled() and isinstance(j.exception(), RuntimeError_):
+                self.log.warning("container cleanup failed: %s", j.exception())
+            elif not j.cancelled() and j.exception() is not None:
+                self.log.error("container cleanup crashed: %r", j.exception())
+        job.add_done_callback(finished)
+
+    # ------------------------------------------------------------- logs ---
+
+    def _local_task(self, task_id: str) -> LocalTask | None:
+        ctrl = self._controllers.get(task_id)
+        if ctrl is None or not ctrl.container_id:
+            return None
+        return LocalTask(task=ctrl.task, container_id=ctrl.container_id)
+
+    async def _shutdown(self) -> None:
+        await self._logs.reset()
+        controllers = list(self._controllers.values())
+        await asyncio.gather(*(ctrl.cancel() for ctrl in controllers), return_exceptions=True)
+        for job in list(self._background):
+            job.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self.log.info("agent stopped")

@@ -1,0 +1,289 @@
+"""The life of one assigned task on this node: its state machine.
+
+A `TaskController` owns one task and its container. It runs as its own asyncio
+task, drives the runtime (pull, create, start, wait, stop, remove) and reports
+every observed state through a callback, never moving backwards. The agent
+feeds it the task's newest version (`update`) and tells it when the task left
+the assignment set (`remove`); the controller ends only after that.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Awaitable, Callable, TypeVar
+
+from proto import model
+from proto import objects_pb2 as pb
+from worker import taskspec
+from worker.runtime import ContainerNotFound, ContainerState, Runtime, RuntimeError_
+from worker.status import make_status, moves_forward
+
+ReportFn = Callable[[str, pb.TaskStatus], None]
+T = TypeVar("T")
+
+
+class _Interrupted(Exception):
+    """A stop was requested while the controller waited on the runtime."""
+
+
+def exit_status(state: ContainerState) -> tuple[int, str, str]:
+    """(task state, message, err) for a container that is no longer running."""
+    if state.exit_code == 0 and not state.error:
+        return pb.COMPLETE, "finished", ""
+    if state.error:
+        return pb.FAILED, "failed", state.error
+    return pb.FAILED, "failed", f"task: non-zero exit ({state.exit_code})"
+
+
+class TaskController:
+    """Runs one task's container and reports what it observes."""
+
+    def __init__(
+        self,
+        task: pb.Task,
+        runtime: Runtime,
+        report: ReportFn,
+        *,
+        node_id: str,
+        cluster_id: str = "",
+        container: ContainerState | None = None,
+        log: logging.LoggerAdapter | None = None,
+    ) -> None:
+        self.task = pb.Task()
+        self.task.CopyFrom(task)
+        self.runtime = runtime
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self._report_fn = report
+        self._last = task.status.state
+        self._adopted = container
+        self._container_id = container.id if container else ""
+        self._removed = False
+        self._changed = asyncio.Event()
+        self._job: asyncio.Task[None] | None = None
+        self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+
+    # ---------------------------------------------------------------- API --
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+    @property
+    def container_id(self) -> str:
+        """The container's ID, "" while none exists (or after removal)."""
+        return self._container_id
+
+    @property
+    def last_state(self) -> int:
+        """The newest state reported for this task (by us or known from the store)."""
+        return self._last
+
+    @property
+    def removing(self) -> bool:
+        return self._removed
+
+    def start(self) -> asyncio.Task[None]:
+        """Starts the controller's asyncio task and returns it."""
+        self._job = asyncio.create_task(self._run(), name=f"task-{self.task.id}")
+        return self._job
+
+    def update(self, task: pb.Task) -> None:
+        """Takes the task's newest version from the dispatcher (desired state, spec)."""
+        self.task.CopyFrom(task)
+        self._last = max(self._last, task.status.state)
+        self._changed.set()
+
+    def remove(self) -> None:
+        """The task is no longer assigned: stop and remove its container, then end."""
+        self._removed = True
+        self._changed.set()
+
+    async def cancel(self) -> None:
+        """Abandons the controller without touching its container (agent shutdown)."""
+        if self._job is not None and not self._job.done():
+            self._job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._job
+
+    # ----------------------------------------------------------- helpers --
+
+    def _stop_wanted(self) -> bool:
+        return self._removed or self.task.desired_state >= pb.COMPLETE
+
+    def _remove_wanted(self) -> bool:
+        return self._removed or self.task.desired_state == pb.REMOVE
+
+    def _report(self, state: int, message: str, *, allow_same: bool = False, **fields: Any) -> None:
+        if not moves_forward(self._last, state, allow_same=allow_same):
+            self.log.debug("task %s: not reporting %s after %s", self.task.id,
+                           model.state_name(state), model.state_name(self._last))
+            return
+        self._last = state
+        fields.setdefault("container_id", self._container_id)
+        self._report_fn(self.task.id, make_status(state, message, **fields))
+        self.log.debug("task %s: %s (%s)", self.task.id, model.state_name(state), message)
+
+    async def _interruptible(self, coro: Awaitable[T]) -> T:
+        """Awaits `coro` unless a stop is requested first (then raises _Interrupted)."""
+        job = asyncio.ensure_future(coro)
+        try:
+            while not job.done():
+                self._changed.clear()
+                if self._stop_wanted():
+                    raise _Interrupted()
+                waiter = asyncio.ensure_future(self._changed.wait())
+                try:
+                    await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+            return job.result()
+        finally:
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job
+
+    # ------------------------------------------------------ state machine --
+
+    async def _run(self) -> None:
+        adopted = self._adopted
+        if adopted is not None and adopted.running and model.is_terminal(self._last):
+            # The managers consider this task over: a live container would be a duplicate.
+            self.log.info("task %s: ended per the managers, stopping its leftover container", self.task.id)
+            await self._stop_container()
+        driven = False
+        while True:
+            self._changed.clear()
+            if self._stop_wanted():
+                await self._shut_down()
+                if self._remove_wanted():
+                    await self._remove_container()
+                if self._removed:
+                    return
+            elif not driven and not model.is_terminal(self._last):
+                driven = True
+                try:
+                    await self._drive()
+                except _Interrupted:
+                    pass
+                except Exception as exc:  # a bug or an unexpected runtime answer
+                    self.log.exception("task %s: controller error", self.task.id)
+                    self._report(pb.FAILED, "failed", err=f"task: {exc}")
+                continue
+            await self._changed.wait()
+
+    async def _drive(self) -> None:
+        """Takes the task from its current state to RUNNING and watches it until it exits."""
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None:
+            if adopted.running:
+                self._report(pb.RUNNING, "started", allow_same=True, pid=adopted.pid)
+                self.log.info("task %s: adopted running container %s", self.task.id, adopted.id[:12])
+                await self._watch()
+                return
+            if adopted.started_at or adopted.finished_at or adopted.status not in ("created", "configured"):
+                self._report_exit(adopted)
+                return
+            # Created but never started: carry on from READY.
+        elif self._last >= pb.STARTING:
+            self._report(pb.FAILED, "failed", err="task: container not found on the node")
+            return
+        else:
+            if not await self._prepare():
+                return
+        await self._wait_desired_running()
+        await self._start()
+
+    async def _prepare(self) -> bool:
+        """ACCEPTED → PREPARING → READY: pulls the image and creates the container."""
+        config = taskspec.container_config(self.task, self.node_id, self.cluster_id)
+        self._report(pb.ACCEPTED, "accepted")
+        self._report(pb.PREPARING, "preparing")
+        try:
+            await self._interruptible(self.runtime.ensure_image(config.image))
+        except RuntimeError_ as exc:
+            self._report(pb.REJECTED, "preparing", err=str(exc) or "image pull failed")
+            return False
+        if self._stop_wanted():
+            return False
+        try:
+            self._container_id = await self.runtime.create(config)
+        except RuntimeError_ as exc:
+            self._report(pb.REJECTED, "preparing", err=str(exc) or "container create failed")
+            return False
+        self._report(pb.READY, "prepared")
+        return True
+
+    async def _wait_desired_running(self) -> None:
+        """Holds a prepared task while its desired state is READY."""
+        while True:
+            self._changed.clear()
+            if self._stop_wanted():
+                raise _Interrupted()
+            if self.task.desired_state >= pb.RUNNING:
+                return
+            await self._changed.wait()
+
+    async def _start(self) -> None:
+        """STARTING → RUNNING, then watches the container."""
+        self._report(pb.STARTING, "starting")
+        try:
+            await self.runtime.start(self._container_id)
+        except RuntimeError_ as exc:
+            self._report(pb.FAILED, "starting", err=str(exc) or "container start failed")
+            return
+        pid = 0
+        with contextlib.suppress(RuntimeError_):
+            pid = (await self.runtime.inspect(self._container_id)).pid
+        self._report(pb.RUNNING, "started", pid=pid)
+        await self._watch()
+
+    async def _watch(self) -> None:
+        """Waits for the container to exit and reports how it ended."""
+        try:
+            final = await self._interruptible(self.runtime.wait(self._container_id))
+        except ContainerNotFound:
+            self._report(pb.FAILED, "failed", err="task: container removed behind the agent's back")
+            return
+        except RuntimeError_ as exc:
+            self._report(pb.FAILED, "failed", err=str(exc) or "container wait failed")
+            return
+        self._report_exit(final)
+
+    def _report_exit(self, final: ContainerState) -> None:
+        state, message, err = exit_status(final)
+        self._report(state, message, err=err, exit_code=final.exit_code,
+                     container_id=final.id or self._container_id)
+
+    async def _stop_container(self) -> None:
+        """Stops the container if it runs; failures are logged, never raised."""
+        if not self._container_id:
+            return
+        spec = self.task.spec.container
+        try:
+            state = await self.runtime.inspect(self._container_id)
+            if state.running:
+                await self.runtime.stop(self._container_id, spec.stop_signal,
+                                        taskspec.stop_grace_period(self.task))
+        except ContainerNotFound:
+            pass
+        except RuntimeError_ as exc:
+            self.log.warning("task %s: stopping container failed: %s", self.task.id, exc)
+
+    async def _shut_down(self) -> None:
+        """Stops the container and reports SHUTDOWN unless the task already ended."""
+        await self._stop_container()
+        if not model.is_terminal(self._last):
+            self._report(pb.SHUTDOWN, "shutdown")
+
+    async def _remove_container(self) -> None:
+        if not self._container_id:
+            return
+        try:
+            await self.runtime.remove(self._container_id)
+            self.log.debug("task %s: removed container %s", self.task.id, self._container_id[:12])
+            self._container_id = ""
+        except RuntimeError_ as exc:
+            self.log.warning("task %s: removing container failed: %s", self.task.id, exc)

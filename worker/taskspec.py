@@ -1,0 +1,82 @@
+"""Turning a Task into the container that runs it.
+
+This module owns the naming and labelling of task containers and the mapping
+of a task's ContainerSpec onto the runtime's `ContainerConfig`. It is pure:
+no I/O, so the agent, the tests and the adoption logic all agree on names and
+labels.
+"""
+from __future__ import annotations
+
+from proto import model
+from proto import objects_pb2 as pb
+from worker.runtime import ContainerConfig
+
+LABEL_CLUSTER_ID = "com.shoal.cluster.id"
+LABEL_NODE_ID = "com.shoal.node.id"
+LABEL_SERVICE_ID = "com.shoal.service.id"
+LABEL_SERVICE_NAME = "com.shoal.service.name"
+LABEL_TASK_ID = "com.shoal.task.id"
+LABEL_TASK_NAME = "com.shoal.task.name"
+LABEL_TASK_SLOT = "com.shoal.task.slot"
+
+DEFAULT_STOP_GRACE = 10.0  # seconds, as Docker's
+
+
+def container_name(task: pb.Task, node_id: str) -> str:
+    """`<service>.<slot>.<task id>`; global tasks (slot 0) use the node ID instead of the slot."""
+    service = task.service_name or task.service_id
+    middle = str(task.slot) if task.slot else (task.node_id or node_id)
+    return f"{service}.{middle}.{task.id}"
+
+
+def container_labels(task: pb.Task, node_id: str, cluster_id: str = "") -> dict[str, str]:
+    """The user's container labels plus ours; ours win, since adoption relies on them."""
+    labels = dict(task.spec.container.labels)
+    ours = {
+        LABEL_NODE_ID: node_id,
+        LABEL_SERVICE_ID: task.service_id,
+        LABEL_SERVICE_NAME: task.service_name,
+        LABEL_TASK_ID: task.id,
+        LABEL_TASK_NAME: task.annotations.name,
+        LABEL_TASK_SLOT: str(task.slot),
+    }
+    if cluster_id:
+        ours[LABEL_CLUSTER_ID] = cluster_id
+    labels.update(ours)
+    return labels
+
+
+def stop_grace_period(task: pb.Task) -> float:
+    """The task's stop grace period in seconds; 10 s unless the spec sets one (0 included)."""
+    spec = task.spec.container
+    if spec.HasField("stop_grace_period"):
+        return max(0.0, model.seconds(spec.stop_grace_period))
+    return DEFAULT_STOP_GRACE
+
+
+def container_config(task: pb.Task, node_id: str, cluster_id: str = "") -> ContainerConfig:
+    """Everything the runtime needs to create the container of `task`."""
+    spec = task.spec.container
+    limits = task.spec.resources.limits
+    return ContainerConfig(
+        name=container_name(task, node_id),
+        image=spec.image,
+        command=list(spec.command),
+        args=list(spec.args),
+        env=list(spec.env),
+        labels=container_labels(task, node_id, cluster_id),
+        user=spec.user,
+        workdir=spec.dir,
+        hostname=spec.hostname,
+        stop_signal=spec.stop_signal,
+        stop_grace_period=stop_grace_period(task),
+        nano_cpus=limits.nano_cpus,
+        memory_bytes=limits.memory_bytes,
+        dns_servers=list(spec.dns_nameservers),
+        dns_search=list(spec.dns_search),
+        dns_options=list(spec.dns_options),
+        tty=spec.tty,
+        read_only=spec.read_only,
+        init=spec.init,
+        groups=list(spec.groups),
+    )
