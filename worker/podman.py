@@ -1,0 +1,369 @@
+"""The production container runtime: podman, driven through its REST API.
+
+Owns the `podman system service` process of a node (started on first use, in
+its own session so it outlives an agent killed with -9; an already-live socket
+is reused), the translation of `ContainerConfig` into libpod's SpecGenerator,
+image presence (pull when missing, remembered once seen), and the mapping of
+podman's answers and failures onto `worker.runtime` types. Every call is
+bounded by a timeout except the ones that wait for a container by design
+(`wait`, `logs(follow=True)`).
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+from worker.http_unix import ConnectError, HTTPError, Response, UnixHTTPClient
+from worker.podman_wire import (LogDemuxer, container_spec, error_message, json_stream,
+                                maybe_json, parse_time, signal_name, signal_number)
+from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState,
+                            ImagePullError, LogLine, Runtime, RuntimeError_)
+
+API = "/v4.0.0/libpod"
+def _is_local_registry(image: str) -> bool:
+    host = image.split("/", 1)[0] if "/" in image else ""
+    return host.split(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
+
+
+def _sync_ping(socket_path: str, timeout: float = 1.0) -> bool:
+    """Blocking check that the service answers on socket_path (used while spawning)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(socket_path)
+            sock.sendall(f"GET {API}/_ping HTTP/1.1\r\nHost: podman\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+class PodmanRuntime(Runtime):
+    """`Runtime` backed by `podman system service` on `<state_dir>/podman.sock`."""
+
+    def __init__(self, state_dir: str, node_id: str = "", *, max_idle: int = 16,
+                 request_timeout: float = 60.0, pull_timeout: float = 600.0,
+                 service_start_timeout: float = 20.0, podman: str = "podman") -> None:
+        self.state_dir = Path(state_dir)
+        self.socket_path = str(self.state_dir / "podman.sock")
+        self.request_timeout = request_timeout
+        self.pull_timeout = pull_timeout
+        self.service_start_timeout = service_start_timeout
+        self.podman = podman
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        self._client = UnixHTTPClient(self.socket_path, max_idle=max_idle)
+        self._service_lock = asyncio.Lock()
+        self._service_checked = False
+        self._images: set[str] = set()
+        self._pulls: dict[str, asyncio.Future[None]] = {}
+
+    # ---- the service process ----------------------------------------------------
+
+    @property
+    def service_pid(self) -> int | None:
+        """PID of the service process recorded in the state dir, if any."""
+        try:
+            return int((self.state_dir / "podman-service.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _spawn_service(self) -> None:
+        """Starts the service unless one answers; blocking, run in an executor."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "podman-service.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _sync_ping(self.socket_path):
+                return
+            try:
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
+            log_path = self.state_dir / "podman-service.log"
+            with open(log_path, "ab") as out, open(os.devnull, "rb") as null:
+                try:
+                    process = subprocess.Popen(
+                        [self.podman, "system", "service", "--time=0",
+                         f"unix://{self.socket_path}"],
+                        stdin=null, stdout=out, stderr=out, close_fds=True,
+                        start_new_session=True)
+                except OSError as err:
+                    raise RuntimeError_(f"cannot start podman system service: {err}") from err
+            (self.state_dir / "podman-service.pid").write_text(f"{process.pid}\n")
+            self.log.info("started podman system service pid=%d on %s",
+                          process.pid, self.socket_path)
+            deadline = time.monotonic() + self.service_start_timeout
+            while time.monotonic() < deadline:
+                if _sync_ping(self.socket_path):
+                    return
+                if process.poll() is not None:
+                    break
+                time.sleep(0.02)
+            process.poll()
+            tail = log_path.read_text(errors="replace")[-1500:].strip()
+            state = (f"exited with {process.returncode}" if process.returncode is not None
+                     else f"not answering after {self.service_start_timeout:g}s")
+            raise RuntimeError_(f"podman system service {state}: {tail}")
+
+    async def _ensure_service(self, force_check: bool = False) -> None:
+        if self._service_checked and not force_check:
+            return
+        async with self._service_lock:
+            if self._service_checked and not force_check:
+                return
+            await asyncio.get_running_loop().run_in_executor(None, self._spawn_service)
+            self._service_checked = True
+
+    # ---- requests --------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, *, params: Any = None,
+                       json_body: Any = None, timeout: float | None = -1.0) -> Response:
+        """Sends one request to the service, (re)starting the service when nobody answers."""
+        if timeout is not None and timeout < 0:
+            timeout = self.request_timeout
+        await self._ensure_service()
+        for attempt in (0, 1):
+            try:
+                return await self._client.request(method, API + path, params=params,
+                                                  json_body=json_body, timeout=timeout)
+            except ConnectError as err:
+                if attempt == 1:
+                    raise RuntimeError_(f"podman service unreachable: {err}") from err
+                self.log.warning("podman service not answering (%s); restarting it", err)
+                await self._client.close()
+                await self._ensure_service(force_check=True)
+            except HTTPError as err:
+                raise RuntimeError_(f"podman {method} {path}: {err}") from err
+        raise AssertionError("unreachable")
+
+    async def _body(self, response: Response, timeout: float | None = -1.0) -> bytes:
+        if timeout is not None and timeout < 0:
+            timeout = self.request_timeout
+        try:
+            return await asyncio.wait_for(response.read(), timeout)
+        except asyncio.TimeoutError:
+            response.close()
+            raise RuntimeError_(f"podman response body not complete within {timeout:g}s") from None
+        except HTTPError as err:
+            raise RuntimeError_(f"podman response: {err}") from err
+
+    async def _call(self, method: str, path: str, *, ok: tuple[int, ...] = (200,),
+                    params: Any = None, json_body: Any = None,
+                    container: str | None = None) -> tuple[int, Any]:
+        """A request whose body is JSON; errors become RuntimeError_/ContainerNotFound."""
+        response = await self._request(method, path, params=params, json_body=json_body)
+        raw = await self._body(response)
+        try:
+            data = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            data = raw.decode(errors="replace").strip()
+        if response.status in ok:
+            return response.status, data
+        message = error_message(data, response.status, response.reason)
+        if response.status == 404 and container is not None:
+            raise ContainerNotFound(f"no such container: {container}")
+        raise RuntimeError_(message)
+
+    # ---- Runtime ----------------------------------------------------------------
+
+    async def version(self) -> str:
+        _, data = await self._call("GET", "/version")
+        for component in (data or {}).get("Components") or []:
+            if component.get("Name") == "Podman Engine":
+                return f"podman {component.get('Version', '')}".strip()
+        return f"podman {(data or {}).get('Version', 'unknown')}"
+
+    async def image_present(self, image: str) -> bool:
+        """Whether podman's storage holds the image (asks podman, ignores the cache)."""
+        status, _ = await self._call("GET", f"/images/{quote(image, safe='/:@')}/exists",
+                                     ok=(204, 404))
+        return status == 204
+
+    async def ensure_image(self, image: str) -> None:
+        if image in self._images:
+            return
+        pending = self._pulls.get(image)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ensure_image(image))
+            self._pulls[image] = pending
+            pending.add_done_callback(lambda _f: self._pulls.pop(image, None))
+        await asyncio.shield(pending)
+
+    async def _ensure_image(self, image: str) -> None:
+        if not await self.image_present(image):
+            await self._pull(image)
+        self._images.add(image)
+
+    async def _pull(self, image: str) -> None:
+        params: dict[str, Any] = {"reference": image, "quiet": True}
+        if _is_local_registry(image):
+            params["tlsVerify"] = False
+        self.log.info("pulling %s", image)
+        started = time.monotonic()
+        response = await self._request("POST", "/images/pull", params=params,
+                                       timeout=self.pull_timeout)
+        raw = await self._body(response, self.pull_timeout)
+        reports = json_stream(raw)
+        errors = [str(r["error"]) for r in reports if isinstance(r, dict) and r.get("error")]
+        if response.status != 200 or errors:
+            reason = errors[-1] if errors else error_message(
+                reports[0] if reports else raw.decode(errors="replace"),
+                response.status, response.reason)
+            raise ImagePullError(f"pull {image}: {reason.strip()}")
+        self.log.info("pulled %s in %.2fs", image, time.monotonic() - started)
+
+    async def create(self, config: ContainerConfig) -> str:
+        spec = container_spec(config)
+        for attempt in (0, 1):
+            try:
+                _, data = await self._call("POST", "/containers/create", ok=(201, 200),
+                                           json_body=spec)
+                return str(data["Id"])
+            except RuntimeError_ as err:
+                # the image was removed behind our back: forget it, pull, retry once
+                if attempt == 0 and config.image in self._images and "image" in str(err).lower() \
+                        and "not known" in str(err).lower():
+                    self._images.discard(config.image)
+                    await self.ensure_image(config.image)
+                    continue
+                raise RuntimeError_(f"create {config.name}: {err}") from err
+        raise AssertionError("unreachable")
+
+    async def start(self, container_id: str) -> None:
+        try:
+            await self._call("POST", f"/containers/{container_id}/start", ok=(204, 304),
+                             container=container_id)
+        except ContainerNotFound:
+            raise
+        except RuntimeError_ as err:
+            raise RuntimeError_(f"start: {err}") from err
+
+    async def wait(self, container_id: str) -> ContainerState:
+        response = await self._request(
+            "POST", f"/containers/{container_id}/wait",
+            params=[("condition", "stopped"), ("condition", "exited"), ("interval", "50ms")],
+            timeout=None)
+        raw = await self._body(response, timeout=None)
+        if response.status == 404:
+            raise ContainerNotFound(f"no such container: {container_id}")
+        if response.status != 200:
+            message = error_message(maybe_json(raw), response.status, response.reason)
+            raise RuntimeError_(f"wait: {message}")
+        return await self.inspect(container_id)
+
+    async def _kill(self, container_id: str, signal: str) -> bool:
+        """Sends a signal; False when the container is not running (nothing to do)."""
+        response = await self._request("POST", f"/containers/{container_id}/kill",
+                                       params={"signal": signal})
+        raw = await self._body(response)
+        if response.status in (200, 204):
+            return True
+        data = maybe_json(raw)
+        if response.status == 404:
+            raise ContainerNotFound(f"no such container: {container_id}")
+        if response.status == 409 or "state improper" in str(data):
+            return False
+        message = error_message(data, response.status, response.reason)
+        raise RuntimeError_(f"kill {signal}: {message}")
+
+    async def _wait_for(self, container_id: str, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.wait(container_id), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def stop(self, container_id: str, signal: str = "",
+                   grace_period: float = 10.0) -> None:
+        state = await self.inspect(container_id)
+        if not state.running:
+            return
+        first = signal_name(signal_number(signal))
+        if not await self._kill(container_id, first):
+            return
+        if await self._wait_for(container_id, max(grace_period, 0.0)):
+            return
+        self.log.info("%s ignored %s for %.1fs; sending SIGKILL", state.name, first, grace_period)
+        if await self._kill(container_id, "SIGKILL") and \
+                not await self._wait_for(container_id, self.request_timeout):
+            raise RuntimeError_(f"container {state.name} still running after SIGKILL")
+
+    async def remove(self, container_id: str) -> None:
+        await self._call("DELETE", f"/containers/{container_id}", ok=(200, 204, 404),
+                         params={"force": True, "v": True, "timeout": 0})
+
+    async def inspect_raw(self, container_id: str) -> dict[str, Any]:
+        """podman's full inspect document (HostConfig, Config, State ...)."""
+        _, data = await self._call("GET", f"/containers/{container_id}/json",
+                                   container=container_id)
+        return data
+
+    async def inspect(self, container_id: str) -> ContainerState:
+        data = await self.inspect_raw(container_id)
+        st = data.get("State") or {}
+        error = st.get("Error") or ""
+        if st.get("OOMKilled") and not error:
+            error = "container killed: out of memory"
+        running = bool(st.get("Running"))
+        return ContainerState(
+            id=data.get("Id", container_id), name=data.get("Name", ""),
+            labels=dict((data.get("Config") or {}).get("Labels") or {}),
+            status=st.get("Status") or "unknown", running=running,
+            exit_code=int(st.get("ExitCode") or 0), pid=int(st.get("Pid") or 0),
+            error=error, started_at=parse_time(st.get("StartedAt", "")),
+            finished_at=0.0 if running else parse_time(st.get("FinishedAt", "")))
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerState]:
+        filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]} if labels else {}
+        _, data = await self._call("GET", "/containers/json",
+                                   params={"all": True, "filters": filters})
+        states = []
+        for entry in data or []:
+            status = entry.get("State") or "unknown"
+            running = status == "running"
+            names = entry.get("Names") or [""]
+            states.append(ContainerState(
+                id=entry.get("Id", ""), name=names[0], labels=dict(entry.get("Labels") or {}),
+                status=status, running=running, exit_code=int(entry.get("ExitCode") or 0),
+                pid=int(entry.get("Pid") or 0),
+                started_at=float(entry.get("StartedAt") or 0),
+                finished_at=0.0 if running else float(entry.get("ExitedAt") or 0)))
+        return states
+
+    async def logs(self, container_id: str, tail: int = -1,
+                   follow: bool = False) -> AsyncIterator[LogLine]:
+        params = {"stdout": True, "stderr": True, "timestamps": True, "follow": follow,
+                  "tail": "all" if tail < 0 else tail}
+        response = await self._request("GET", f"/containers/{container_id}/logs",
+                                       params=params)
+        if response.status != 200:
+            raw = await self._body(response)
+            if response.status == 404:
+                raise ContainerNotFound(f"no such container: {container_id}")
+            message = error_message(maybe_json(raw), response.status, response.reason)
+            raise RuntimeError_(f"logs: {message}")
+        demux = LogDemuxer()
+        try:
+            async for chunk in response.iter_chunks():
+                for line in demux.feed(chunk):
+                    yield line
+        except HTTPError as err:
+            raise RuntimeError_(f"logs: {err}") from err
+        finally:
+            response.close()
+        for line in demux.flush():
+            yield line
+
+    async def close(self) -> None:
+        """Closes idle connections; the service process keeps running for the next agent."""
+        await self._client.close()
+
+

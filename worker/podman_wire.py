@@ -1,0 +1,191 @@
+"""Translation between Shoal's runtime types and libpod's JSON.
+
+Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`), the log
+stream framing (`LogDemuxer`), podman's timestamps and signal names, and the
+decoding of error bodies and pull progress streams. Pure functions, no I/O.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal as signal_module
+from calendar import timegm
+from typing import Any
+
+from worker.runtime import ContainerConfig, LogLine, RuntimeError_
+
+_STREAMS = {1: "stdout", 2: "stderr"}
+_TIME_RE = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds of an RFC 3339 timestamp (any fraction length); 0.0 for Go's zero time."""
+    match = _TIME_RE.match(text or "")
+    if not match or match.group(1) == "0001":
+        return 0.0
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    seconds = float(timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+    if match.group(7):
+        seconds += float("0." + match.group(7))
+    zone = match.group(8) or "Z"
+    if zone != "Z":
+        sign = -1 if zone[0] == "+" else 1
+        digits = zone[1:].replace(":", "")
+        seconds += sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return seconds
+
+
+def signal_number(name: str) -> int:
+    """SIGTERM, TERM, term or "15" -> 15; "" -> SIGTERM. Raises RuntimeError_ if unknown."""
+    text = (name or "SIGTERM").strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal_module.Signals[text])
+    except KeyError:
+        raise RuntimeError_(f"unknown signal {name!r}") from None
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal_module.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+class LogDemuxer:
+    """Splits libpod's log stream into lines.
+
+    Frames are an 8-byte header (stream: 1 stdout, 2 stderr; three zero bytes;
+    big-endian payload length) then the payload "<RFC 3339 time> <text>". A
+    payload without a trailing newline is a partial line: it is joined to the
+    next frame of the same stream.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._partial: dict[str, tuple[float, bytearray]] = {}
+
+    def feed(self, chunk: bytes) -> list[LogLine]:
+        self._buffer += chunk
+        lines: list[LogLine] = []
+        while len(self._buffer) >= 8:
+            size = int.from_bytes(self._buffer[4:8], "big")
+            if len(self._buffer) < 8 + size:
+                break
+            stream = _STREAMS.get(self._buffer[0], "stdout")
+            payload = bytes(self._buffer[8:8 + size])
+            del self._buffer[:8 + size]
+            stamp, _, text = payload.partition(b" ")
+            when = parse_time(stamp.decode(errors="replace"))
+            if when == 0.0 and not _TIME_RE.match(stamp.decode(errors="replace")):
+                text = payload                       # no timestamp prefix
+            started, pending = self._partial.pop(stream, (when, bytearray()))
+            pending += text
+            *complete, rest = bytes(pending).split(b"\n")
+            for piece in complete:
+                lines.append(LogLine(stream, piece, started))
+                started = when
+            if rest:
+                self._partial[stream] = (started, bytearray(rest))
+        return lines
+
+    def flush(self) -> list[LogLine]:
+        """Whatever partial lines are left at the end of the stream."""
+        left = [LogLine(stream, bytes(data), when)
+                for stream, (when, data) in self._partial.items() if data]
+        self._partial.clear()
+        return left
+
+
+def container_spec(config: ContainerConfig) -> dict[str, Any]:
+    """libpod's SpecGenerator JSON for a ContainerConfig."""
+    env = dict(item.split("=", 1) for item in config.env if "=" in item)
+    spec: dict[str, Any] = {
+        "name": config.name,
+        "image": config.image,
+        "labels": dict(config.labels),
+        "env": env,
+        "terminal": config.tty,
+        "read_only_filesystem": config.read_only,
+        "stop_signal": signal_number(config.stop_signal),
+        "stop_timeout": max(0, math.ceil(config.stop_grace_period)),
+        "log_configuration": {"driver": "k8s-file"},
+        "netns": ({"nsmode": "path", "value": config.network_ns} if config.network_ns
+                  else {"nsmode": "none"}),
+    }
+    if config.command:
+        spec["entrypoint"] = list(config.command)
+        spec["command"] = list(config.args)     # Docker semantics: image CMD dropped
+    elif config.args:
+        spec["command"] = list(config.args)
+    for key, value in (("user", config.user), ("work_dir", config.workdir),
+                       ("hostname", config.hostname)):
+        if value:
+            spec[key] = value
+    if config.init:
+        spec["init"] = True
+    if config.groups:
+        spec["groups"] = list(config.groups)
+    limits: dict[str, Any] = {}
+    if config.memory_bytes > 0:
+        limits["memory"] = {"limit": int(config.memory_bytes)}
+    if config.nano_cpus > 0:
+        period = 100_000
+        limits["cpu"] = {"period": period,
+                         "quota": max(1000, config.nano_cpus * period // 1_000_000_000)}
+    if limits:
+        spec["resource_limits"] = limits
+    if config.mounts:
+        spec["mounts"] = [{"destination": m.target, "type": "bind", "source": m.source,
+                           "options": ["rbind", "ro" if m.read_only else "rw"]}
+                          for m in config.mounts]
+    if config.dns_servers:
+        spec["dns_server"] = list(config.dns_servers)
+    if config.dns_search:
+        spec["dns_search"] = list(config.dns_search)
+    if config.dns_options:
+        spec["dns_option"] = list(config.dns_options)
+    return spec
+
+
+def maybe_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return raw.decode(errors="replace").strip()
+
+
+def json_stream(raw: bytes) -> list[Any]:
+    """Decodes concatenated JSON documents (pull progress); non-JSON text is kept as str."""
+    text = raw.decode(errors="replace")
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    index = 0
+    while index < len(text):
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index >= len(text):
+            break
+        try:
+            item, index = decoder.raw_decode(text, index)
+        except ValueError:
+            items.append(text[index:].strip())
+            break
+        items.append(item)
+    return items
+
+
+def error_message(data: Any, status: int, reason: str = "") -> str:
+    """The readable part of a libpod error body ({"cause", "message", "response"})."""
+    if isinstance(data, dict):
+        for key in ("message", "error", "cause"):
+            if data.get(key):
+                return str(data[key])
+    if isinstance(data, str) and data:
+        return data
+    return f"HTTP {status} {reason}".strip()
