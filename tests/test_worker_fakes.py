@@ -1,0 +1,137 @@
+"""Shared helpers of the worker tests (no tests here): an in-memory Runtime whose
+containers are records and whose exits the test triggers, and a task factory.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import AsyncIterator
+
+from proto import objects_pb2 as pb
+from worker.runtime import (
+    ContainerConfig, ContainerNotFound, ContainerState, ImagePullError, LogLine, Runtime,
+    RuntimeError_,
+)
+
+
+class FakeRuntime(Runtime):
+    """Records every call; `exit(cid, code)` ends a running container."""
+
+    def __init__(self, *, pull_delay: float = 0.0) -> None:
+        self.pull_delay = pull_delay
+        self.pull_errors: dict[str, str] = {}
+        self.create_error = ""
+        self.start_error = ""
+        self.containers: dict[str, ContainerState] = {}
+        self.configs: dict[str, ContainerConfig] = {}
+        self.output: dict[str, list[LogLine]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.stops: list[tuple[str, str, float]] = []
+        self._exited: dict[str, asyncio.Event] = {}
+        self._ids = itertools.count(1)
+        self._pids = itertools.count(1000)
+
+    # helpers for tests
+    def add(self, labels: dict[str, str], *, running: bool, exit_code: int = 0,
+            started_at: float = 1.0, name: str = "") -> ContainerState:
+        cid = f"c{next(self._ids):063d}"
+        state = ContainerState(id=cid, name=name or cid, labels=dict(labels),
+                               status="running" if running else "exited", running=running,
+                               exit_code=exit_code, pid=next(self._pids) if running else 0,
+                               started_at=started_at, finished_at=0.0 if running else started_at + 1)
+        self.containers[cid] = state
+        self._exited[cid] = asyncio.Event()
+        if not running:
+            self._exited[cid].set()
+        return state
+
+    def exit(self, cid: str, code: int, error: str = "") -> None:
+        state = self.containers[cid]
+        state.running, state.status, state.exit_code, state.error = False, "exited", code, error
+        state.pid, state.finished_at = 0, time.time()
+        self._exited[cid].set()
+
+    def by_task(self, task_id: str) -> list[ContainerState]:
+        return [c for c in self.containers.values() if c.labels.get("com.shoal.task.id") == task_id]
+
+    def count(self, op: str) -> int:
+        return sum(1 for name, _ in self.calls if name == op)
+
+    # Runtime
+    async def version(self) -> str:
+        return "fake 1.0"
+
+    async def ensure_image(self, image: str) -> None:
+        self.calls.append(("pull", image))
+        await asyncio.sleep(self.pull_delay)
+        if image in self.pull_errors:
+            raise ImagePullError(self.pull_errors[image])
+
+    async def create(self, config: ContainerConfig) -> str:
+        self.calls.append(("create", config.name))
+        if self.create_error:
+            raise RuntimeError_(self.create_error)
+        cid = f"c{next(self._ids):063d}"
+        self.containers[cid] = ContainerState(id=cid, name=config.name, labels=dict(config.labels),
+                                              status="created", running=False)
+        self.configs[cid] = config
+        self._exited[cid] = asyncio.Event()
+        return cid
+
+    async def start(self, container_id: str) -> None:
+        self.calls.append(("start", container_id))
+        if self.start_error:
+            raise RuntimeError_(self.start_error)
+        state = self._get(container_id)
+        state.running, state.status, state.pid = True, "running", next(self._pids)
+        state.started_at = time.time()
+
+    async def wait(self, container_id: str) -> ContainerState:
+        self._get(container_id)
+        await self._exited[container_id].wait()
+        return self._get(container_id)
+
+    async def stop(self, container_id: str, signal: str, grace_period: float) -> None:
+        self.calls.append(("stop", container_id))
+        self.stops.append((container_id, signal, grace_period))
+        if self._get(container_id).running:
+            self.exit(container_id, 143)
+
+    async def remove(self, container_id: str) -> None:
+        self.calls.append(("remove", container_id))
+        state = self.containers.pop(container_id, None)
+        if state is not None and state.running:
+            state.running = False
+            self._exited[container_id].set()
+
+    async def inspect(self, container_id: str) -> ContainerState:
+        return self._get(container_id)
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerState]:
+        return [c for c in self.containers.values()
+                if all(c.labels.get(k) == v for k, v in labels.items())]
+
+    async def logs(self, container_id: str, tail: int = -1,  # type: ignore[override]
+                   follow: bool = False) -> AsyncIterator[LogLine]:
+        lines = self.output.get(container_id, [])
+        for line in lines[-tail:] if tail >= 0 else lines:
+            yield line
+        if follow:
+            await self._exited[container_id].wait()
+
+    def _get(self, cid: str) -> ContainerState:
+        if cid not in self.containers:
+            raise ContainerNotFound(f"no such container: {cid}")
+        return self.containers[cid]
+
+
+def make_task(task_id: str = "t1", *, slot: int = 1, desired: int = pb.RUNNING,
+              state: int = pb.ASSIGNED, node_id: str = "node1", image: str = "busybox") -> pb.Task:
+    """A task of service "web" assigned to `node_id`."""
+    task = pb.Task(id=task_id, service_id="svc1", service_name="web", slot=slot, node_id=node_id,
+                   desired_state=desired)
+    task.annotations.name = f"web.{slot}"
+    task.status.state = state
+    task.spec.container.image = image
+    return task
