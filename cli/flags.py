@@ -1,0 +1,144 @@
+"""The option sets of `service create` and `service update`, declared once.
+
+Owns the argparse declarations the two commands share (Docker's flag names,
+short forms and help texts) and the few that differ: create takes lists
+(`--env`, `--publish`, ...), update takes `--*-add`/`--*-rm` pairs. Values are
+kept as typed; `cli.specs` parses and validates them, so every mistake is
+reported the same way (one line, exit 1).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Sequence
+
+from cli.parsing import parse_bool
+
+# Boolean flags that Docker also accepts as --flag=false.
+BOOL_FLAGS = ("tty", "read-only", "init", "detach", "quiet", "no-healthcheck", "force",
+              "rollback", "no-trunc", "no-resolve", "pretty", "follow", "timestamps",
+              "no-task-ids")
+_BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
+
+# (flag, short, help) for single-valued options both commands take.
+_COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
+    ("--replicas", None, "Number of tasks"),
+    ("--user", "-u", "Username or UID (format: <name|uid>[:<group|gid>])"),
+    ("--workdir", "-w", "Working directory inside the container"),
+    ("--hostname", None, "Container hostname"),
+    ("--entrypoint", None, "Overwrite the default ENTRYPOINT of the image"),
+    ("--stop-signal", None, "Signal to stop the container"),
+    ("--stop-grace-period", None, "Time to wait before force killing a container (ns|us|ms|s|m|h)"),
+    ("--limit-cpu", None, "Limit CPUs"),
+    ("--limit-memory", None, "Limit Memory"),
+    ("--reserve-cpu", None, "Reserve CPUs"),
+    ("--reserve-memory", None, "Reserve Memory"),
+    ("--restart-condition", None, 'Restart when condition is met ("none"|"on-failure"|"any")'),
+    ("--restart-delay", None, "Delay between restart attempts (ns|us|ms|s|m|h)"),
+    ("--restart-max-attempts", None, "Maximum number of restarts before giving up"),
+    ("--restart-window", None, "Window used to evaluate the restart policy (ns|us|ms|s|m|h)"),
+    ("--replicas-max-per-node", None, "Maximum number of tasks per node (default 0 = unlimited)"),
+    ("--update-parallelism", None, "Maximum number of tasks updated simultaneously (0 to update all at once)"),
+    ("--update-delay", None, "Delay between updates (ns|us|ms|s|m|h)"),
+    ("--update-failure-action", None, 'Action on update failure ("pause"|"continue"|"rollback")'),
+    ("--update-monitor", None, "Duration after each task update to monitor for failure (ns|us|ms|s|m|h)"),
+    ("--update-max-failure-ratio", None, "Failure rate to tolerate during an update"),
+    ("--update-order", None, 'Update order ("start-first"|"stop-first")'),
+    ("--rollback-parallelism", None, "Maximum number of tasks rolled back simultaneously (0 to roll back all at once)"),
+    ("--rollback-delay", None, "Delay between task rollbacks (ns|us|ms|s|m|h)"),
+    ("--rollback-failure-action", None, 'Action on rollback failure ("pause"|"continue")'),
+    ("--rollback-monitor", None, "Duration after each task rollback to monitor for failure (ns|us|ms|s|m|h)"),
+    ("--rollback-max-failure-ratio", None, "Failure rate to tolerate during a rollback"),
+    ("--rollback-order", None, 'Rollback order ("start-first"|"stop-first")'),
+    ("--endpoint-mode", None, "Endpoint mode (vip or dnsrr)"),
+    ("--health-cmd", None, "Command to run to check health"),
+    ("--health-interval", None, "Time between running the check (ms|s|m|h)"),
+    ("--health-retries", None, "Consecutive failures needed to report unhealthy"),
+    ("--health-timeout", None, "Maximum time to allow one check to run (ms|s|m|h)"),
+    ("--health-start-period", None, "Start period for the container to initialize before counting retries towards unstable (ms|s|m|h)"),
+)
+
+# Repeatable options: create name, update add/rm names, help.
+_LIST_FLAGS: tuple[tuple[str, str | None, str], ...] = (
+    ("env", "-e", "Set environment variables"),
+    ("label", "-l", "Service labels"),
+    ("container-label", None, "Container labels"),
+    ("constraint", None, "Placement constraints"),
+    ("placement-pref", None, "Add a placement preference"),
+    ("publish", "-p", "Publish a port as a node port"),
+    ("network", None, "Network attachments"),
+    ("dns", None, "Set custom DNS servers"),
+    ("dns-search", None, "Set custom DNS search domains"),
+    ("dns-option", None, "Set DNS options"),
+    ("secret", None, "Specify secrets to expose to the service"),
+    ("config", None, "Specify configurations to expose to the service"),
+)
+
+
+def bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None,
+              help_text: str) -> None:
+    """Declares a boolean flag that takes `--name`, `-s` and `--name=false` (dest holds
+    None when absent, else the text "true"/"false"; read it with `is_on`)."""
+    dest = name.lstrip("-").replace("-", "_")
+    names = [name] + ([short] if short else [])
+    parser.add_argument(*names, dest=dest, action="store_const", const="true", default=None,
+                        help=help_text)
+    parser.add_argument(f"{name}-value", dest=dest, default=None, help=argparse.SUPPRESS)
+
+
+def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
+    """Declares the options of `service create` (update=False) or `service update`."""
+    for flag, short, help_text in _COMMON_VALUE_FLAGS:
+        names = [flag] + ([short] if short else [])
+        parser.add_argument(*names, default=None, help=help_text)
+    bool_flag(parser, "--init", None, "Use an init inside each service container")
+    bool_flag(parser, "--tty", "-t", "Allocate a pseudo-TTY")
+    bool_flag(parser, "--read-only", None, "Mount the container's root filesystem as read only")
+    bool_flag(parser, "--no-healthcheck", None, "Disable any container-specified HEALTHCHECK")
+    bool_flag(parser, "--detach", "-d", "Exit immediately instead of waiting for the service to converge")
+    bool_flag(parser, "--quiet", "-q", "Suppress progress output")
+    if not update:
+        parser.add_argument("--name", default=None, help="Service name")
+        parser.add_argument("--mode", default=None, help='Service mode ("replicated" or "global")')
+        for name, short, help_text in _LIST_FLAGS:
+            names = [f"--{name}"] + ([short] if short else [])
+            parser.add_argument(*names, dest=name.replace("-", "_"), action="append",
+                                default=[], help=help_text)
+        parser.add_argument("image", metavar="IMAGE")
+        parser.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER,
+                            help="Command and arguments (given to the image's entrypoint)")
+        return
+    for name, _short, help_text in _LIST_FLAGS:
+        base = name.replace("-", "_")
+        parser.add_argument(f"--{name}-add", dest=f"{base}_add", action="append", default=[],
+                            help=f"{help_text}: add or update")
+        parser.add_argument(f"--{name}-rm", dest=f"{base}_rm", action="append", default=[],
+                            help=f"{help_text}: remove")
+    parser.add_argument("--image", default=None, help="Service image tag")
+    parser.add_argument("--args", default=None, help="Service command args")
+    bool_flag(parser, "--force", None, "Force update even if no changes require it")
+    bool_flag(parser, "--rollback", None, "Rollback to previous specification")
+    parser.add_argument("service", metavar="SERVICE")
+
+
+def is_on(value: str | None, flag: str = "flag") -> bool:
+    """True when a `bool_flag` was given and not set to false."""
+    return value is not None and parse_bool(value, flag)
+
+
+def rewrite_bool_assignments(argv: Sequence[str]) -> list[str]:
+    """Turns Docker's `--tty=false` spelling into the hidden `--tty-value false`.
+
+    Stops at `--`, after which everything belongs to the container command.
+    """
+    out: list[str] = []
+    for index, token in enumerate(argv):
+        if token == "--":
+            out.extend(argv[index:])
+            break
+        m = _BOOL_ASSIGN.match(token)
+        if m:
+            out.extend([f"--{m.group(1)}-value", m.group(2)])
+        else:
+            out.append(token)
+    return out

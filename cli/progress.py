@@ -1,0 +1,229 @@
+"""Waiting for a service to converge, with Docker's progress display.
+
+Owns what `service create|update|scale` print after the change is accepted
+(unless `-d`): "overall progress: N out of M tasks", one line per slot (or
+per node for a global service) with a 50-character bar on a terminal, plain
+lines when stdout is not one, and "verify: Service <id> converged" at the end.
+
+`compute_progress` is pure (service + tasks -> what to show); `Waiter` polls
+GetService/ListTasks about every 100 ms until converged or the deadline.
+A task counts for the current spec when its spec_version is the service's
+or its TaskSpec equals the service's (a scale changes the spec version but
+keeps the running tasks).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, TextIO
+
+from cli.format import truncate_id
+from proto import control_pb2 as cpb
+from proto import model
+from proto import objects_pb2 as pb
+
+POLL_INTERVAL = 0.1
+BAR_WIDTH = 50
+_STATE_STEPS = {pb.NEW: 1, pb.PENDING: 3, pb.ASSIGNED: 4, pb.ACCEPTED: 5, pb.PREPARING: 6,
+                pb.READY: 7, pb.STARTING: 8, pb.RUNNING: 9}
+_MAX_STEP = 9
+_STATE_WIDTH = len("preparing")
+_FAILED = (pb.FAILED, pb.REJECTED)
+EMPTY_GLOBAL_SETTLE = 3.0  # seconds a global service may have no tasks before that counts as done
+
+
+@dataclass
+class SlotLine:
+    """One line under "overall progress": a slot (1/3) or a node of a global service."""
+
+    label: str
+    state: Optional[int] = None
+    error: str = ""
+
+    def text(self, bar: bool) -> str:
+        if self.error and self.state in _FAILED:
+            return f"{self.label}: {self.error}"
+        if self.state is None:
+            return f"{self.label}: "
+        name = pb.TaskState.Name(self.state).lower()
+        if not bar:
+            return f"{self.label}: {name}"
+        step = _STATE_STEPS.get(self.state, _MAX_STEP)
+        filled = min(BAR_WIDTH, int(step / _MAX_STEP * 100) // 2)
+        return (f"{self.label}: {name:<{_STATE_WIDTH}} "
+                f"[{'=' * filled}>{' ' * (BAR_WIDTH - filled)}]")
+
+
+@dataclass
+class Progress:
+    """What the display shows at one moment."""
+
+    done: int
+    total: int
+    lines: list[SlotLine]
+    converged: bool
+    failures: dict[str, tuple[int, str]] = field(default_factory=dict)  # label -> (count, error)
+
+    def header(self) -> str:
+        return f"overall progress: {self.done} out of {self.total} tasks"
+
+
+def is_current(task: pb.Task, service: pb.Service) -> bool:
+    """True when the task was made from the service's current spec."""
+    return task.spec_version == service.spec_version or task.spec == service.spec.task
+
+
+def _newest(tasks: Iterable[pb.Task]) -> Optional[pb.Task]:
+    tasks = list(tasks)
+    if not tasks:
+        return None
+    return max(tasks, key=lambda t: (model.ts_seconds(t.meta.created_at), t.meta.version))
+
+
+def compute_progress(service: pb.Service, tasks: Iterable[pb.Task],
+                     waited: float = 0.0) -> Progress:
+    """The progress of `service` towards its spec, from its tasks (pure)."""
+    tasks = [t for t in tasks if t.service_id == service.id]
+    current = [t for t in tasks if is_current(t, service)]
+    live = [t for t in tasks if t.desired_state == pb.RUNNING and not model.is_terminal(t.status.state)]
+    failures: dict[str, tuple[int, str]] = {}
+    lines: list[SlotLine] = []
+    done = 0
+    is_global = service.spec.WhichOneof("mode") == "global"
+    if is_global:
+        node_ids = sorted({t.node_id for t in current if t.desired_state == pb.RUNNING})
+        groups = {n: [t for t in current if t.node_id == n] for n in node_ids}
+        total = len(node_ids)
+        labels = {n: truncate_id(n) for n in node_ids}
+    else:
+        total = service.spec.replicated.replicas
+        groups = {s: [t for t in current if t.slot == s] for s in range(1, total + 1)}
+        labels = {s: f"{s}/{total}" for s in groups}
+    for key, group in groups.items():
+        line = SlotLine(labels[key])
+        wanted = _newest(t for t in group if t.desired_state == pb.RUNNING) or _newest(group)
+        failed = [t for t in group if t.status.state in _FAILED]
+        if failed:
+            last = _newest(failed)
+            failures[line.label] = (len(failed), last.status.err or last.status.message)
+        if wanted is not None:
+            line.state = wanted.status.state
+            if wanted.status.state in _FAILED:
+                line.error = wanted.status.err or wanted.status.message
+            if wanted.status.state == pb.RUNNING and wanted.desired_state == pb.RUNNING:
+                done += 1
+        lines.append(line)
+    stale = [t for t in live if not is_current(t, service)
+             or (not is_global and not 1 <= t.slot <= total)]
+    converged = done == total and not stale and len(live) == total
+    if is_global and total == 0:
+        converged = converged and waited >= EMPTY_GLOBAL_SETTLE
+    return Progress(done, total, lines, converged, failures)
+
+
+class Display:
+    """Writes progress: redrawn in place on a terminal, changed lines otherwise."""
+
+    def __init__(self, out: TextIO, tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self._drawn = 0
+        self._last_header = ""
+        self._last_lines: dict[str, str] = {}
+        self._reported: dict[str, int] = {}
+
+    def show(self, progress: Progress) -> None:
+        if self.tty:
+            self._redraw(progress)
+        else:
+            self._append(progress)
+        self._report_failures(progress)
+        self.out.flush()
+
+    def _redraw(self, progress: Progress) -> None:
+        lines = [progress.header()] + [line.text(bar=True) for line in progress.lines]
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}A")
+        for line in lines:
+            self.out.write("\x1b[2K" + line + "\n")
+        self._drawn = len(lines)
+
+    def _append(self, progress: Progress) -> None:
+        header = progress.header()
+        if header != self._last_header:
+            self.out.write(header + "\n")
+            self._last_header = header
+        for line in progress.lines:
+            text = line.text(bar=False)
+            if line.state is not None and self._last_lines.get(line.label) != text:
+                self.out.write(text + "\n")
+                self._last_lines[line.label] = text
+
+    def _report_failures(self, progress: Progress) -> None:
+        for label, (count, err) in progress.failures.items():
+            if count >= 2 and count > self._reported.get(label, 0):
+                self._reported[label] = count
+                message = f"task {label} has failed {count} times: {err or 'no error reported'}"
+                if self.tty:
+                    self.out.write("\x1b[2K" + message + "\n")
+                    self._drawn = 0  # keep the failure line; redraw below it
+                else:
+                    self.out.write(message + "\n")
+
+    def finish(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def deadline_for(service: pb.Service, minimum: float = 120.0) -> float:
+    """Seconds to wait: two minutes, or longer when a rolling update needs more."""
+    spec = service.spec
+    replicas = spec.replicated.replicas if spec.WhichOneof("mode") == "replicated" else 1
+    cfg = spec.update
+    parallelism = cfg.parallelism or max(replicas, 1)
+    batches = -(-max(replicas, 1) // parallelism)
+    per_batch = model.seconds(cfg.delay) + model.seconds(cfg.monitor) + 30.0
+    return max(minimum, batches * per_batch)
+
+
+class Timeout(Exception):
+    """The service did not converge before the deadline."""
+
+
+class Waiter:
+    """Polls the manager until a service converges; see the module docstring."""
+
+    def __init__(self, call: Callable, out: TextIO, tty: bool,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.call = call
+        self.display = Display(out, tty)
+        self.clock = clock
+        self.sleep = sleep
+
+    def _read(self, service_id: str) -> tuple[pb.Service, list[pb.Task]]:
+        service = self.call("GetService", cpb.GetServiceRequest(service_id=service_id)).service
+        filters = cpb.ListFilters(service_ids=[service.id])
+        tasks = self.call("ListTasks", cpb.ListTasksRequest(filters=filters)).tasks
+        return service, list(tasks)
+
+    def wait(self, service_id: str, timeout: Optional[float] = None) -> Progress:
+        """Shows progress until converged; raises Timeout with the last errors."""
+        start = self.clock()
+        service, tasks = self._read(service_id)
+        limit = timeout if timeout is not None else deadline_for(service)
+        while True:
+            progress = compute_progress(service, tasks, self.clock() - start)
+            self.display.show(progress)
+            if progress.converged:
+                self.display.finish(f"verify: Service {service.id} converged")
+                return progress
+            if self.clock() - start >= limit:
+                errors = "; ".join(f"{label}: {err}" for label, (_, err)
+                                   in sorted(progress.failures.items()) if err)
+                raise Timeout(
+                    f"service {service.spec.annotations.name} did not converge within "
+                    f"{int(limit)}s ({progress.done} out of {progress.total} tasks running)"
+                    + (f"; task errors: {errors}" if errors else ""))
+            self.sleep(POLL_INTERVAL)
+            service, tasks = self._read(service.id)

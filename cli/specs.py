@@ -1,0 +1,300 @@
+"""Building service specs from `swarm service create|update` arguments.
+
+Owns the translation of an argparse namespace (declared in `cli.flags`) into
+a `ServiceSpec`: `create_spec(ns)` starts from Docker's defaults,
+`update_spec(current, ns)` edits a copy of the spec read from the manager.
+Pure functions: every malformed value raises `UsageError` before any call.
+As in Docker, the COMMAND after IMAGE becomes ContainerSpec.args and
+--entrypoint becomes ContainerSpec.command.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Callable, Iterable, Optional
+
+from cli.flags import is_on
+from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
+                         parse_kv, parse_network, parse_placement_pref, parse_publish,
+                         parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
+                         validate_constraint)
+from proto import objects_pb2 as pb
+
+_RESTART_CONDITIONS = {"any": pb.RestartPolicy.ANY, "none": pb.RestartPolicy.NONE,
+                       "on-failure": pb.RestartPolicy.ON_FAILURE}
+_FAILURE_ACTIONS = {"pause": pb.UpdateConfig.PAUSE, "continue": pb.UpdateConfig.CONTINUE,
+                    "rollback": pb.UpdateConfig.ROLLBACK}
+_ORDERS = {"stop-first": pb.UpdateConfig.STOP_FIRST, "start-first": pb.UpdateConfig.START_FIRST}
+_ENDPOINT_MODES = {"vip": pb.EndpointSpec.VIP, "dnsrr": pb.EndpointSpec.DNSRR}
+DEFAULT_MONITOR_NS = 5 * 10**9
+
+
+def _get(ns: argparse.Namespace, name: str):
+    return getattr(ns, name, None)
+
+
+def _choice(value: str, choices: dict, flag: str) -> int:
+    key = value.strip().lower()
+    if key not in choices:
+        raise UsageError(f'invalid value "{value}" for {flag}: expected '
+                         + " or ".join(f'"{c}"' for c in choices))
+    return choices[key]
+
+
+def default_update_config() -> pb.UpdateConfig:
+    """Docker's defaults: one task at a time, pause on failure, 5s monitor, stop-first."""
+    return pb.UpdateConfig(parallelism=1, failure_action=pb.UpdateConfig.PAUSE,
+                           monitor=pb.Duration(nanos=DEFAULT_MONITOR_NS),
+                           order=pb.UpdateConfig.STOP_FIRST)
+
+
+def _apply_update_config(cfg: pb.UpdateConfig, ns: argparse.Namespace, prefix: str) -> None:
+    flag = f"--{prefix}"
+    value = _get(ns, f"{prefix}_parallelism")
+    if value is not None:
+        cfg.parallelism = parse_uint(value, f"{flag}-parallelism", "parallelism")
+    value = _get(ns, f"{prefix}_delay")
+    if value is not None:
+        cfg.delay.nanos = parse_duration(value, f"{flag}-delay")
+    value = _get(ns, f"{prefix}_failure_action")
+    if value is not None:
+        actions = dict(_FAILURE_ACTIONS)
+        if prefix == "rollback":
+            actions.pop("rollback")
+        cfg.failure_action = _choice(value, actions, f"{flag}-failure-action")
+    value = _get(ns, f"{prefix}_monitor")
+    if value is not None:
+        cfg.monitor.nanos = parse_duration(value, f"{flag}-monitor")
+    value = _get(ns, f"{prefix}_max_failure_ratio")
+    if value is not None:
+        cfg.max_failure_ratio = parse_ratio(value, f"{flag}-max-failure-ratio")
+    value = _get(ns, f"{prefix}_order")
+    if value is not None:
+        cfg.order = _choice(value, _ORDERS, f"{flag}-order")
+
+
+def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
+    given = {k: _get(ns, f"health_{k}") for k in ("cmd", "interval", "retries", "timeout",
+                                                   "start_period")}
+    if is_on(_get(ns, "no_healthcheck"), "--no-healthcheck"):
+        if any(v is not None for v in given.values()):
+            raise UsageError("--no-healthcheck conflicts with --health-* options")
+        c.healthcheck.Clear()
+        c.healthcheck.test.append("NONE")
+        return
+    if all(v is None for v in given.values()):
+        return
+    h = c.healthcheck
+    if given["cmd"] is not None:
+        del h.test[:]
+        if given["cmd"]:
+            h.test.extend(["CMD-SHELL", given["cmd"]])
+    elif list(h.test) == ["NONE"]:
+        del h.test[:]
+    for key in ("interval", "timeout", "start_period"):
+        if given[key] is not None:
+            getattr(h, key).nanos = parse_duration(given[key], "--health-" + key.replace("_", "-"))
+    if given["retries"] is not None:
+        h.retries = parse_uint(given["retries"], "--health-retries", "retries")
+
+
+def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
+    """Applies the single-valued options `create` and `update` share."""
+    task = spec.task
+    c = task.container
+    replicas = _get(ns, "replicas")
+    if replicas is not None:
+        count = parse_replicas(replicas)
+        if spec.WhichOneof("mode") == "global":
+            raise UsageError("replicas can only be used with replicated mode")
+        spec.replicated.replicas = count
+    for attr, field in (("user", "user"), ("workdir", "dir"), ("hostname", "hostname"),
+                        ("stop_signal", "stop_signal")):
+        value = _get(ns, attr)
+        if value is not None:
+            setattr(c, field, value)
+    if _get(ns, "entrypoint") is not None:
+        del c.command[:]
+        c.command.extend(_split(ns.entrypoint, "--entrypoint"))
+    if _get(ns, "stop_grace_period") is not None:
+        c.stop_grace_period.nanos = parse_duration(ns.stop_grace_period, "--stop-grace-period")
+    for attr, flag in (("init", "--init"), ("tty", "--tty"), ("read_only", "--read-only")):
+        if _get(ns, attr) is not None:
+            setattr(c, attr, is_on(_get(ns, attr), flag))
+    _apply_health(c, ns)
+
+    res = task.resources
+    for attr, target, parse in (("limit_cpu", res.limits, parse_cpus),
+                                ("reserve_cpu", res.reservations, parse_cpus)):
+        if _get(ns, attr) is not None:
+            target.nano_cpus = parse(_get(ns, attr), "--" + attr.replace("_", "-"))
+    for attr, target in (("limit_memory", res.limits), ("reserve_memory", res.reservations)):
+        if _get(ns, attr) is not None:
+            target.memory_bytes = parse_size(_get(ns, attr), "--" + attr.replace("_", "-"))
+
+    r = task.restart
+    if _get(ns, "restart_condition") is not None:
+        r.condition = _choice(ns.restart_condition, _RESTART_CONDITIONS, "--restart-condition")
+    if _get(ns, "restart_delay") is not None:
+        r.delay.nanos = parse_duration(ns.restart_delay, "--restart-delay")
+        r.has_delay = True
+    if _get(ns, "restart_max_attempts") is not None:
+        r.max_attempts = parse_uint(ns.restart_max_attempts, "--restart-max-attempts",
+                                    "max attempts")
+    if _get(ns, "restart_window") is not None:
+        r.window.nanos = parse_duration(ns.restart_window, "--restart-window")
+
+    if _get(ns, "replicas_max_per_node") is not None:
+        task.placement.max_replicas = parse_uint(ns.replicas_max_per_node,
+                                                 "--replicas-max-per-node", "value")
+    _apply_update_config(spec.update, ns, "update")
+    _apply_update_config(spec.rollback, ns, "rollback")
+    if _get(ns, "endpoint_mode") is not None:
+        spec.endpoint.mode = _choice(ns.endpoint_mode, _ENDPOINT_MODES, "--endpoint-mode")
+
+
+def _split(text: str, flag: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f'invalid {flag} "{text}": {exc}') from None
+
+
+def _ports(items: Iterable[str]) -> list[pb.PortConfig]:
+    return [port for item in items for port in parse_publish(item)]
+
+
+def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
+    """The spec `service create` sends, from its parsed arguments."""
+    spec = pb.ServiceSpec()
+    if ns.name:
+        spec.annotations.name = ns.name
+    mode = (ns.mode or "replicated").strip().lower()
+    if mode == "global":
+        getattr(spec, "global").SetInParent()
+    elif mode == "replicated":
+        spec.replicated.replicas = 1
+    else:
+        raise UsageError(f'invalid mode "{ns.mode}": expected "replicated" or "global"')
+    if not ns.image or not ns.image.strip():
+        raise UsageError('"swarm service create" requires at least 1 argument: IMAGE')
+    spec.annotations.labels.update(dict(parse_kv(i, "--label") for i in ns.label))
+    c = spec.task.container
+    c.image = ns.image
+    c.args.extend(ns.command)
+    c.env.extend(expand_env(e) for e in ns.env)
+    c.labels.update(dict(parse_kv(i, "--container-label") for i in ns.container_label))
+    c.dns_nameservers.extend(ns.dns)
+    c.dns_search.extend(ns.dns_search)
+    c.dns_options.extend(ns.dns_option)
+    c.secrets.extend(parse_secret_ref(s) for s in ns.secret)
+    c.configs.extend(parse_config_ref(s) for s in ns.config)
+    spec.task.placement.constraints.extend(validate_constraint(x) for x in ns.constraint)
+    spec.task.placement.preferences.extend(parse_placement_pref(x) for x in ns.placement_pref)
+    spec.task.networks.extend(parse_network(n) for n in ns.network)
+    spec.endpoint.ports.extend(_ports(ns.publish))
+    spec.update.CopyFrom(default_update_config())
+    spec.rollback.CopyFrom(default_update_config())
+    _apply_common(spec, ns)
+    if mode == "global" and spec.task.placement.max_replicas:
+        raise UsageError("--replicas-max-per-node can only be used with replicated mode")
+    return spec
+
+
+def _remove_where(container, pred: Callable) -> None:
+    keep = [item for item in container if not pred(item)]
+    del container[:]
+    container.extend(keep)
+
+
+def _update_list(values, add: Iterable[str], rm: Iterable[str],
+                 parse: Optional[Callable[[str], str]] = None) -> None:
+    """Strings: remove the --*-rm ones, then append the --*-add ones not yet present."""
+    removed = set(rm)
+    _remove_where(values, lambda v: v in removed)
+    for item in add:
+        item = parse(item) if parse else item
+        if item not in values:
+            values.append(item)
+
+
+def _env_key(entry: str) -> str:
+    return entry.split("=", 1)[0]
+
+
+def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSpec:
+    """A copy of `current` with the changes `service update` asks for."""
+    spec = pb.ServiceSpec()
+    spec.CopyFrom(current)
+    task = spec.task
+    c = task.container
+    if ns.image is not None:
+        if not ns.image.strip():
+            raise UsageError("--image must not be empty")
+        c.image = ns.image
+    if ns.args is not None:
+        del c.args[:]
+        c.args.extend(_split(ns.args, "--args"))
+
+    env_add = [expand_env(e) for e in ns.env_add]
+    drop = set(ns.env_rm) | {_env_key(e) for e in env_add}
+    _remove_where(c.env, lambda e: _env_key(e) in drop)
+    c.env.extend(env_add)
+
+    for labels, add, rm, flag in ((spec.annotations.labels, ns.label_add, ns.label_rm, "--label-add"),
+                                  (c.labels, ns.container_label_add, ns.container_label_rm,
+                                   "--container-label-add")):
+        for key in rm:
+            labels.pop(key, None)
+        labels.update(dict(parse_kv(item, flag) for item in add))
+
+    _update_list(task.placement.constraints, ns.constraint_add, ns.constraint_rm,
+                 validate_constraint)
+    pref_rm = {parse_placement_pref(p).spread for p in ns.placement_pref_rm}
+    _remove_where(task.placement.preferences, lambda p: p.spread in pref_rm)
+    task.placement.preferences.extend(parse_placement_pref(p) for p in ns.placement_pref_add)
+    _update_list(c.dns_nameservers, ns.dns_add, ns.dns_rm)
+    _update_list(c.dns_search, ns.dns_search_add, ns.dns_search_rm)
+    _update_list(c.dns_options, ns.dns_option_add, ns.dns_option_rm)
+
+    secret_rm = set(ns.secret_rm)
+    _remove_where(c.secrets, lambda s: s.secret_name in secret_rm or s.secret_id in secret_rm)
+    for ref in map(parse_secret_ref, ns.secret_add):
+        _remove_where(c.secrets, lambda s, r=ref: s.target == r.target)
+        c.secrets.append(ref)
+    config_rm = set(ns.config_rm)
+    _remove_where(c.configs, lambda s: s.config_name in config_rm or s.config_id in config_rm)
+    for ref in map(parse_config_ref, ns.config_add):
+        _remove_where(c.configs, lambda s, r=ref: s.target == r.target)
+        c.configs.append(ref)
+
+    net_rm = set(ns.network_rm)
+    _remove_where(task.networks, lambda n: n.target in net_rm)
+    for net in map(parse_network, ns.network_add):
+        _remove_where(task.networks, lambda n, t=net.target: n.target == t)
+        task.networks.append(net)
+
+    _update_ports(spec.endpoint, ns.publish_add, ns.publish_rm)
+    _apply_common(spec, ns)
+    if spec.WhichOneof("mode") == "global" and task.placement.max_replicas:
+        raise UsageError("--replicas-max-per-node can only be used with replicated mode")
+    if is_on(ns.force, "--force"):
+        task.force_update += 1
+    return spec
+
+
+def _parse_port_rm(item: str) -> list[tuple[int, int]]:
+    """--publish-rm takes TARGET[/PROTOCOL] or any --publish form; returns (target, proto)."""
+    return [(p.target_port, p.protocol) for p in parse_publish(item)]
+
+
+def _update_ports(endpoint: pb.EndpointSpec, add: Iterable[str], rm: Iterable[str]) -> None:
+    remove = {key for item in rm for key in _parse_port_rm(item)}
+    _remove_where(endpoint.ports, lambda p: (p.target_port, p.protocol) in remove)
+    for port in _ports(add):
+        _remove_where(endpoint.ports, lambda p, q=port: (
+            (q.published_port and p.published_port == q.published_port
+             and p.protocol == q.protocol)
+            or (p.target_port == q.target_port and p.protocol == q.protocol
+                and p.published_port == q.published_port)))
+        endpoint.ports.append(port)

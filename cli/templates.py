@@ -1,0 +1,188 @@
+"""`--format` for list commands: Docker's table, `json` and Go-template subset.
+
+Owns rendering a list of rows (dicts keyed by Docker's field names, e.g.
+`ID`, `Name`, `CurrentState`) through a format string:
+
+* `None`/`""`/`"table"`: the command's default columns, as a table;
+* `"json"`: one compact JSON object per row, keys sorted (as `docker ... --format json`);
+* `"table {{.ID}}\\t{{.Name}}"`: a header made of the fields' column names, then rows,
+  aligned like Go's tabwriter;
+* any other text: the template applied to each row, one line per row.
+
+The template language is a small subset of Go's text/template: `{{.Field}}`,
+`{{.}}`, `{{json .}}`, `{{json .Field}}`, `{{lower .F}}`, `{{upper .F}}`,
+`{{title .F}}`, `{{truncate .F N}}`, `{{println}}`, string literals and pipes
+(`{{.Field | lower}}`). Literal `\\t` and `\\n` in the format become tab and
+newline, as Docker does.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from cli.parsing import UsageError
+
+Row = Mapping[str, Any]
+
+_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.DOTALL)
+_WORD_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def header_of(field: str) -> str:
+    """Docker's column title for a field: DesiredState -> "DESIRED STATE"."""
+    if field == "ID":
+        return "ID"
+    return _WORD_SPLIT.sub(" ", field).upper()
+
+
+def tabulate(rows: Sequence[Sequence[str]], minwidth: int = 10, padding: int = 3) -> str:
+    """Aligns cells like Go's tabwriter(minwidth=10, padding=3), as Docker's tables.
+
+    The last cell of every line is not padded; trailing blanks are removed.
+    """
+    if not rows:
+        return ""
+    ncols = max(len(r) for r in rows)
+    widths = [0] * ncols
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell) + padding, minwidth)
+    lines = []
+    for row in rows:
+        parts = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        parts.append(row[-1] if row else "")
+        lines.append("".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _unescape(fmt: str) -> str:
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<no value>"
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{_as_text(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_as_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _truncate(value: Any, length: Any) -> str:
+    return _as_text(value)[: int(length)]
+
+
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "json": _json,
+    "lower": lambda v: _as_text(v).lower(),
+    "upper": lambda v: _as_text(v).upper(),
+    "title": lambda v: _as_text(v).title(),
+    "truncate": _truncate,
+    "println": lambda *v: " ".join(_as_text(x) for x in v) + "\n",
+    "print": lambda *v: "".join(_as_text(x) for x in v),
+}
+
+
+class Template:
+    """A parsed format template; `render(row)` applies it to one row."""
+
+    def __init__(self, text: str, fields: Iterable[str]) -> None:
+        self.text = _unescape(text)
+        self.fields = tuple(fields)
+        self._parts: list[tuple[str, Any]] = []
+        pos = 0
+        for m in _ACTION.finditer(self.text):
+            if m.start() > pos:
+                self._parts.append(("text", self.text[pos:m.start()]))
+            self._parts.append(("action", self._parse_pipeline(m.group(1))))
+            pos = m.end()
+        if "{{" in self.text[pos:] or "}}" in self.text[pos:]:
+            raise UsageError(f'invalid --format "{text}": unbalanced "{{{{" and "}}}}"')
+        if pos < len(self.text):
+            self._parts.append(("text", self.text[pos:]))
+
+    def _parse_pipeline(self, body: str) -> list[list[str]]:
+        commands = []
+        for command in body.split("|"):
+            try:
+                words = shlex.split(command.strip(), posix=False)
+            except ValueError:
+                raise UsageError(f'invalid --format action "{{{{{body}}}}}"') from None
+            if not words:
+                raise UsageError(f'invalid --format action "{{{{{body}}}}}": empty command')
+            for word in words:
+                if word.startswith(".") and word != "." and word[1:] not in self.fields:
+                    raise UsageError(
+                        f'invalid --format: unknown field "{word}"; fields are '
+                        + ", ".join("." + f for f in self.fields))
+                if not word.startswith((".", '"', "'")) and not word.lstrip("-").isdigit() \
+                        and word not in _FUNCS:
+                    raise UsageError(f'invalid --format: unknown function "{word}"; known are '
+                                     + ", ".join(sorted(_FUNCS)))
+            commands.append(words)
+        return commands
+
+    @staticmethod
+    def _arg(word: str, row: Row) -> Any:
+        if word == ".":
+            return dict(row)
+        if word.startswith("."):
+            return row.get(word[1:])
+        if word[0] in "\"'" and word[-1] == word[0] and len(word) >= 2:
+            return _unescape(word[1:-1])
+        return int(word)
+
+    def _run(self, commands: list[list[str]], row: Row) -> Any:
+        value: Any = None
+        for index, words in enumerate(commands):
+            head, rest = words[0], words[1:]
+            args = [self._arg(w, row) for w in rest]
+            if index > 0:
+                args.append(value)
+            if head in _FUNCS:
+                value = _FUNCS[head](*args)
+            else:
+                if args:
+                    raise UsageError(f'invalid --format: "{head}" is not a function')
+                value = self._arg(head, row)
+        return value
+
+    def render(self, row: Row) -> str:
+        out = []
+        for kind, part in self._parts:
+            out.append(part if kind == "text" else _as_text(self._run(part, row)))
+        return "".join(out)
+
+
+def render(fmt: str | None, rows: Sequence[Row], columns: Sequence[str],
+           fields: Sequence[str], table: Callable[[Sequence[Row]], str] | None = None) -> str:
+    """Renders rows through a --format value; returns the text without a final newline.
+
+    `columns` are the default table's fields, `fields` all known ones; `table`
+    (if given) renders the default table itself (e.g. `node ls`' "ID *").
+    """
+    if fmt is None or fmt.strip() in ("", "table"):
+        if table is not None:
+            return table(rows)
+        body = [[header_of(c) for c in columns]]
+        body += [[_as_text(r.get(c, "")) for c in columns] for r in rows]
+        return tabulate(body)
+    if fmt.strip() == "json":
+        return "\n".join(_json(dict(r)) for r in rows)
+    if fmt.startswith("table"):
+        spec = fmt[len("table"):].strip(" ")
+        tpl = Template(spec, fields)
+        header_row = {f: header_of(f) for f in fields}
+        lines = [tpl.render(header_row)] + [tpl.render(r) for r in rows]
+        return tabulate([line.split("\t") for line in "\n".join(lines).split("\n")])
+    tpl = Template(fmt, fields)
+    return "\n".join(tpl.render(r) for r in rows)
