@@ -176,8 +176,7 @@ class Agent:
         finally:
             stopper.cancel()
             job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+            await asyncio.gather(job, return_exceptions=True)
             self.connected.clear()
             await self._logs.reset()
             await channel.close()
