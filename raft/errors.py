@@ -1,0 +1,33 @@
+"""Errors the store raises to its callers.
+
+Every error is a `StoreError`; callers that only care whether a write went
+through catch that.  The subclasses say what to do next:
+
+- `Conflict`: the transaction was rejected as a whole (a stale version, a
+  duplicate ID or name, a missing object).  Nothing was applied; re-read and
+  retry.
+- `NotLeader`: the operation needs the raft leader and this node is not it.
+- `Unavailable`: no quorum, no leader, or the deadline passed.  The write may
+  or may not have been applied when the message says its outcome is unknown.
+"""
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every store error."""
+
+
+class Conflict(StoreError):
+    """A transaction failed its checks; nothing of it was applied."""
+
+
+class NotLeader(StoreError):
+    """The operation must run on the raft leader."""
+
+    def __init__(self, message: str, leader: str | None = None) -> None:
+        super().__init__(message)
+        self.leader = leader
+
+
+class Unavailable(StoreError):
+    """The store could not complete the operation (no quorum, timeout, stopped)."""

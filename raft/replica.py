@@ -1,0 +1,266 @@
+"""pysyncobj underneath the store: its configuration, tick thread, journal and snapshots.
+
+`Replica` is the one `SyncObj` of a store.  It owns:
+
+- the configuration (tuned for commit latency: entries are sent as soon as
+  they are proposed, not batched on a timer; see `RaftTuning`);
+- the tick thread (pysyncobj's `autoTick` is off, so the thread's lifetime is
+  the store's, not that of whichever thread built it);
+- the journal: `raft.journal.DiskJournal` instead of pysyncobj's unsynced
+  mmap journal;
+- snapshots (pysyncobj's "full dump"): the store state is dumped through the
+  store's callbacks, so it is encrypted like every raft payload;
+- the single replicated method, `apply_payload`, whose argument is one
+  encrypted, serialised StoreTransaction.
+
+Transactions, versions and watches live in raft/store.py and raft/state.py.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import pysyncobj.syncobj as _syncobj_module
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.syncobj import SyncObjException
+
+from raft.journal import DiskJournal
+
+# The journal factory is swapped while a Replica's SyncObj initialises; the
+# lock keeps two stores built at once from seeing each other's journal.
+_JOURNAL_HOOK_LOCK = threading.Lock()
+
+ApplyFn = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class RaftTuning:
+    """Raft timing and disk settings (seconds unless named otherwise)."""
+
+    tick: float = 0.05  # longest wait of the tick thread for a socket event
+    heartbeat: float = 0.1  # append_entries period when idle
+    election_min: float = 0.5  # follower waits this ..
+    election_max: float = 1.5  # .. to this long without a leader, then runs
+    connection_timeout: float = 3.5  # a silent peer connection is dropped
+    reconnect: float = 1.0  # delay between connection attempts to a peer
+    leader_fallback: float = 3.0  # a leader cut off from a majority steps down
+    compaction_entries: int = 5000  # snapshot and trim the journal after this many entries
+    compaction_seconds: float = 300.0  # .. or this long after the last snapshot
+    fsync: bool = True  # fdatasync each journal entry before going on
+
+
+class Replica(SyncObj):
+    """The pysyncobj node of one store."""
+
+    def __init__(
+        self,
+        self_addr: str,
+        bind_addr: str,
+        peers: list[str],
+        raft_dir: str,
+        tuning: RaftTuning,
+        apply_fn: ApplyFn,
+        dump_fn: Callable[[], bytes],
+        load_fn: Callable[[bytes], None],
+        password: Optional[str],
+        log: logging.LoggerAdapter,
+    ) -> None:
+        os.makedirs(raft_dir, mode=0o700, exist_ok=True)
+        self._apply_fn = apply_fn
+        self._dump_fn = dump_fn
+        self._load_fn = load_fn
+        self._log = log
+        self._tuning = tuning
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._after_tick: list[Callable[[], None]] = []
+        self.fatal: Optional[BaseException] = None  # set when the replica cannot go on
+        self.journal = DiskJournal(os.path.join(raft_dir, "journal"), fsync=tuning.fsync)
+        conf = SyncObjConf(
+            autoTick=False,
+            appendEntriesUseBatch=False,
+            commandsWaitLeader=True,
+            dynamicMembershipChange=True,
+            raftMinTimeout=tuning.election_min,
+            raftMaxTimeout=tuning.election_max,
+            appendEntriesPeriod=tuning.heartbeat,
+            connectionTimeout=tuning.connection_timeout,
+            connectionRetryTime=tuning.reconnect,
+            leaderFallbackTimeout=tuning.leader_fallback,
+            logCompactionMinEntries=tuning.compaction_entries,
+            logCompactionMinTime=tuning.compaction_seconds,
+            journalFile=self.journal_path,
+            fullDumpFile=os.path.join(raft_dir, "snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            bindAddress=bind_addr,
+            maxBindRetries=1,
+            password=password,
+        )
+        opened = []
+
+        def journal_factory(path: Optional[str]) -> DiskJournal:
+            opened.append(path)
+            return self.journal
+
+        with _JOURNAL_HOOK_LOCK:
+            original = _syncobj_module.createJournal
+            _syncobj_module.createJournal = journal_factory
+            try:
+                super().__init__(self_addr, [p for p in peers if p != self_addr], conf)
+            except SyncObjException as e:
+                self.journal._destroy()
+                raise OSError(f"cannot listen for raft on {bind_addr}: {e.errorCode}") from None
+            finally:
+                _syncobj_module.createJournal = original
+        if not opened:
+            raise RuntimeError("pysyncobj did not take the store's journal; unsupported pysyncobj version")
+        self._seen_index = self._last_index()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._poller.subscribe(self._wake_r, self._drain_wake, POLL_EVENT_TYPE.READ)
+        self.addOnTickCallback(self._before_poll)
+
+    @property
+    def journal_path(self) -> str:
+        return self.journal._path
+
+    # ----------------------------------------------------------- thread ----
+
+    def start(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def add_tick_hook(self, fn: Callable[[], None]) -> None:
+        """Runs `fn` on the raft thread after every tick."""
+        self._after_tick.append(fn)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set() and self.fatal is None:
+                try:
+                    self.doTick(self._tuning.tick)
+                except Exception:
+                    self._log.exception("raft tick failed")
+                    time.sleep(self._tuning.tick)
+                for fn in self._after_tick:
+                    try:
+                        fn()
+                    except Exception:
+                        self._log.exception("raft tick hook failed")
+        finally:
+            try:
+                self._doDestroy()
+            except Exception:
+                self._log.exception("closing raft failed")
+            self._poller.unsubscribe(self._wake_r)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _before_poll(self) -> None:
+        """pysyncobj tick callback, run just before the tick sleeps in poll().
+
+        Within a tick pysyncobj applies committed entries first and appends
+        new proposals after; on a single node (or with a follower's answer
+        already in) the new entry could commit at once, but the tick would
+        sleep first.  When this tick appended or left entries to apply, wake
+        the poller so that the next tick runs immediately.
+        """
+        index = self._last_index()
+        if index != self._seen_index or self.raftCommitIndex > self.raftLastApplied:
+            self._seen_index = index
+            try:
+                os.write(self._wake_w, b"!")
+            except BlockingIOError:
+                pass
+
+    def _drain_wake(self, fd: int, events: int) -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _last_index(self) -> int:
+        return self.journal[-1][1] if len(self.journal) else 0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------- replicated ----
+
+    @replicated
+    def apply_payload(self, payload: bytes) -> Any:
+        """Applies one store transaction (runs on every replica, in log order)."""
+        if self.fatal is not None:
+            raise RuntimeError(f"raft replica stopped: {self.fatal}")
+        return self._apply_fn(payload)
+
+    def propose(self, payload: bytes, callback: Callable[[Any, int], None]) -> None:
+        """Queues `payload` for the log; `callback(result, fail_reason)` runs on the raft thread."""
+        self.apply_payload(payload, callback=callback)
+
+    # -------------------------------------------------------- snapshots ----
+
+    def _write_snapshot(self, path: str, raft_data: tuple) -> None:
+        """pysyncobj serializer: raft bookkeeping plus the store state, fsynced."""
+        blob = pickle.dumps((raft_data, self._dump_fn()), protocol=4)
+        with open(path, "wb") as f:
+            f.write(blob)
+            f.flush()
+            if self._tuning.fsync:
+                os.fsync(f.fileno())
+
+    def _read_snapshot(self, path: str) -> tuple:
+        """pysyncobj deserializer: restores the store state, returns raft bookkeeping."""
+        try:
+            with open(path, "rb") as f:
+                raft_data, state_blob = pickle.loads(f.read())
+            last_entry, prev_entry = raft_data[0], raft_data[1]
+            self.journal.align_to_snapshot(prev_entry, last_entry)
+            self._load_fn(state_blob)
+            return raft_data
+        except BaseException as e:
+            # pysyncobj would log this and carry on from the journal alone,
+            # with an empty state: stop the replica instead.
+            self.fatal = e
+            self._log.error("cannot load raft snapshot %s: %s", path, e)
+            raise
+
+    # --------------------------------------------------------- queries ----
+
+    def leader_addr(self) -> Optional[str]:
+        leader = self._getLeader()
+        return None if leader is None else leader.address
+
+    def leadership_established(self) -> bool:
+        """Leader, and an entry of its own term is committed and applied.
+
+        Only then does a new leader's state hold every committed write, so
+        only then may leader-only components act on it.
+        """
+        if not self._isLeader():
+            return False
+        commit = self.raftCommitIndex
+        if self.raftLastApplied < commit:
+            return False
+        try:
+            first = self.journal[0][1]
+            return self.journal[commit - first][2] == self.raftCurrentTerm
+        except IndexError:
+            return False
+
+    def members(self) -> list[str]:
+        return sorted([self.selfNode.address] + [n.address for n in self.otherNodes])

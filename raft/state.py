@@ -1,0 +1,259 @@
+"""The store's state machine: the object tables and how a transaction changes them.
+
+Pure and deterministic: no raft, no I/O, no clock.  Every replica feeds the
+same transactions in the same order into `StoreState.apply` and ends up with
+the same tables and the same version.  The caller (raft/store.py) serialises
+access with its own lock.
+
+- Tables are plain dicts, one per kind, shared copy-on-write with snapshots:
+  `snapshot()` marks every table as shared (O(number of kinds)); the next
+  write to a shared table copies it first.
+- `apply` checks every action of a transaction against the state as left by
+  the actions before it; the first failed check raises `Conflict` and
+  nothing is changed.
+- `dump`/`load` turn the whole state into bytes (for raft snapshots).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Optional
+
+from google.protobuf.message import Message
+
+from proto import model
+from proto import objects_pb2 as pb
+from proto import store_pb2, watch_pb2
+from raft.errors import Conflict
+from raft.view import StoreView
+
+# Kinds whose objects have a user-chosen name that must be unique.
+UNIQUE_NAME_KINDS = frozenset({"service", "network", "secret", "config", "cluster"})
+
+_ACTION_TO_EVENT = {
+    store_pb2.StoreAction.CREATE: watch_pb2.WatchEvent.CREATE,
+    store_pb2.StoreAction.UPDATE: watch_pb2.WatchEvent.UPDATE,
+    store_pb2.StoreAction.REMOVE: watch_pb2.WatchEvent.REMOVE,
+}
+_DUMP_MAGIC = b"SHOALST1"
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one applied transaction did."""
+
+    version: int
+    events: list  # list[watch_pb2.WatchEvent]
+
+
+class StoreState:
+    """In-memory tables of every kind, the name indexes and the version counter."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._tables: dict[str, dict[str, Message]] = {kind: {} for kind in model.KINDS}
+        self._shared: set[str] = set()
+        self._names: dict[str, dict[str, str]] = {kind: {} for kind in UNIQUE_NAME_KINDS}
+
+    # ------------------------------------------------------------ reads ----
+
+    def get(self, kind: str, obj_id: str) -> Optional[Message]:
+        return self._table(kind).get(obj_id)
+
+    def list(self, kind: str) -> list:
+        return list(self._table(kind).values())
+
+    def by_name(self, kind: str, name: str) -> Optional[Message]:
+        if kind in UNIQUE_NAME_KINDS:
+            obj_id = self._names[kind].get(name)
+            return None if obj_id is None else self._tables[kind].get(obj_id)
+        for obj in self._table(kind).values():
+            if model.object_name(obj) == name:
+                return obj
+        return None
+
+    def snapshot(self) -> StoreView:
+        """A read-only view that later writes do not change (copy-on-write)."""
+        self._shared.update(self._tables)
+        return StoreView(
+            version=self.version,
+            **{kind + "s": MappingProxyType(table) for kind, table in self._tables.items()},
+        )
+
+    def _table(self, kind: str) -> dict:
+        try:
+            return self._tables[kind]
+        except KeyError:
+            raise ValueError(f"unknown kind {kind!r}; one of {', '.join(model.KINDS)}") from None
+
+    def _writable(self, kind: str) -> dict:
+        if kind in self._shared:
+            self._tables[kind] = dict(self._tables[kind])
+            self._shared.discard(kind)
+        return self._tables[kind]
+
+    # ----------------------------------------------------------- writes ----
+
+    def apply(self, txn: store_pb2.StoreTransaction) -> Applied:
+        """Applies a whole transaction or, raising Conflict, nothing of it.
+
+        `txn` is owned by the state afterwards: its objects become the stored
+        objects (with meta filled in) and must not be touched by the caller.
+        """
+        version = self.version + 1
+        at = model.timestamp(txn.proposed_at)
+        staged: dict[tuple[str, str], Optional[Message]] = {}
+        names: dict[tuple[str, str], Optional[str]] = {}
+        events: list[watch_pb2.WatchEvent] = []
+
+        def current(kind: str, obj_id: str) -> Optional[Message]:
+            key = (kind, obj_id)
+            return staged[key] if key in staged else self._tables[kind].get(obj_id)
+
+        def owner(kind: str, name: str) -> Optional[str]:
+            key = (kind, name)
+            return names[key] if key in names else self._names[kind].get(name)
+
+        for n, action in enumerate(txn.actions):
+            kind = action.object.WhichOneof("object")
+            if kind is None:
+                raise Conflict(f"action {n + 1} of the transaction carries no object")
+            obj = getattr(action.object, kind)
+            if not obj.id:
+                raise Conflict(f"action {n + 1} of the transaction: {kind} has no ID")
+            old = current(kind, obj.id)
+            label = _label(kind, old if old is not None else obj)
+            name_before = model.object_name(old) if old is not None else ""
+
+            if action.kind == store_pb2.StoreAction.CREATE:
+                if old is not None:
+                    raise Conflict(f"{label} already exists")
+                obj.meta.created_at.CopyFrom(at)
+            elif action.kind == store_pb2.StoreAction.UPDATE:
+                if old is None:
+                    raise Conflict(f"{label} does not exist (it may have been removed)")
+                if old.meta.version != action.expected_version:
+                    raise Conflict(
+                        f"{label} was changed by someone else: update is based on version "
+                        f"{action.expected_version}, the store has version {old.meta.version}"
+                    )
+                obj.meta.created_at.CopyFrom(old.meta.created_at)
+            elif action.kind == store_pb2.StoreAction.REMOVE:
+                if old is None:
+                    raise Conflict(f"{label} does not exist")
+                if action.expected_version and old.meta.version != action.expected_version:
+                    raise Conflict(
+                        f"{label} was changed by someone else: remove is based on version "
+                        f"{action.expected_version}, the store has version {old.meta.version}"
+                    )
+            else:
+                raise Conflict(f"action {n + 1} of the transaction has unknown kind {action.kind}")
+
+            if kind in UNIQUE_NAME_KINDS:
+                name_after = "" if action.kind == store_pb2.StoreAction.REMOVE else model.object_name(obj)
+                if name_after != name_before:
+                    if name_after:
+                        holder = owner(kind, name_after)
+                        if holder is not None and holder != obj.id:
+                            raise Conflict(f'{kind} name "{name_after}" is already in use by {kind} {holder}')
+                        names[(kind, name_after)] = obj.id
+                    if name_before and owner(kind, name_before) == obj.id:
+                        names[(kind, name_before)] = None
+
+            event = watch_pb2.WatchEvent(action=_ACTION_TO_EVENT[action.kind], version=version)
+            if action.kind == store_pb2.StoreAction.REMOVE:
+                staged[(kind, obj.id)] = None
+                event.object.CopyFrom(model.wrap(old))
+            else:
+                obj.meta.version = version
+                obj.meta.updated_at.CopyFrom(at)
+                staged[(kind, obj.id)] = obj
+                event.object.CopyFrom(action.object)
+                if old is not None:
+                    event.old_object.CopyFrom(model.wrap(old))
+            events.append(event)
+
+        for (kind, obj_id), obj in staged.items():
+            table = self._writable(kind)
+            if obj is None:
+                table.pop(obj_id, None)
+            else:
+                table[obj_id] = obj
+        for (kind, name), obj_id in names.items():
+            if obj_id is None:
+                self._names[kind].pop(name, None)
+            else:
+                self._names[kind][name] = obj_id
+        self.version = version
+        return Applied(version=version, events=events)
+
+    # ---------------------------------------------------------- dumping ----
+
+    def dump(self) -> bytes:
+        """Serialises the version and every object (for a raft snapshot)."""
+        return dump_view(self.snapshot())
+
+    @classmethod
+    def load(cls, data: bytes) -> "StoreState":
+        """The state `dump` wrote."""
+        if data[: len(_DUMP_MAGIC)] != _DUMP_MAGIC:
+            raise ValueError("not a Shoal store snapshot (wrong key, or corrupt)")
+        state = cls()
+        pos = len(_DUMP_MAGIC)
+        (state.version,) = _U64.unpack_from(data, pos)
+        pos += _U64.size
+        while pos < len(data):
+            (size,) = _U32.unpack_from(data, pos)
+            pos += _U32.size
+            wrapped = pb.StoreObject.FromString(data[pos : pos + size])
+            pos += size
+            kind = wrapped.WhichOneof("object")
+            obj = getattr(wrapped, kind)
+            state._tables[kind][obj.id] = obj
+            name = model.object_name(obj)
+            if kind in UNIQUE_NAME_KINDS and name:
+                state._names[kind][name] = obj.id
+        return state
+
+    def diff(self, newer: "StoreState") -> list:
+        """Watch events that turn this state into `newer` (after a snapshot install)."""
+        events = []
+        for kind in model.KINDS:
+            mine, theirs = self._tables[kind], newer._tables[kind]
+            for obj_id, obj in theirs.items():
+                old = mine.get(obj_id)
+                if old is None or old.meta.version != obj.meta.version:
+                    event = watch_pb2.WatchEvent(
+                        action=watch_pb2.WatchEvent.CREATE if old is None else watch_pb2.WatchEvent.UPDATE,
+                        version=obj.meta.version,
+                    )
+                    event.object.CopyFrom(model.wrap(obj))
+                    if old is not None:
+                        event.old_object.CopyFrom(model.wrap(old))
+                    events.append(event)
+            for obj_id, old in mine.items():
+                if obj_id not in theirs:
+                    event = watch_pb2.WatchEvent(action=watch_pb2.WatchEvent.REMOVE, version=newer.version)
+                    event.object.CopyFrom(model.wrap(old))
+                    events.append(event)
+        return events
+
+
+def _label(kind: str, obj: Message) -> str:
+    name = model.object_name(obj)
+    return f'{kind} "{name}" ({obj.id})' if name else f"{kind} {obj.id}"
+
+
+
+def dump_view(view: StoreView) -> bytes:
+    """Serialises a snapshot: what `StoreState.load` reads back."""
+    parts = [_DUMP_MAGIC, _U64.pack(view.version)]
+    for kind in model.KINDS:
+        for obj in view.table(kind).values():
+            blob = model.wrap(obj).SerializeToString()
+            parts.append(_U32.pack(len(blob)))
+            parts.append(blob)
+    return b"".join(parts)

@@ -1,0 +1,414 @@
+"""The replicated object store: the API managers use to read and change cluster state.
+
+`Store` joins the pure state machine (raft/state.py) to pysyncobj
+(raft/replica.py):
+
+- reads are local and lock-protected (`get`, `list`, `by_name`, `snapshot`);
+- a write is one transaction = one raft entry (`commit`, `acommit`); the
+  entry's payload is the serialised StoreTransaction passed through the
+  store's `encrypt` (and `decrypt` on apply), so journal, snapshots and raft
+  traffic only hold what `encrypt` returns;
+- a write returns once its entry is committed *and applied on this node*, so
+  the caller reads its own write, also on a follower (pysyncobj forwards the
+  entry to the leader and reports back when the local replica applies it);
+- subscribers see every applied transaction as watch events, in order;
+- raft membership helpers for adding and removing managers.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from google.protobuf.message import Message
+from pysyncobj import FAIL_REASON
+
+from proto import store_pb2
+from raft.errors import Conflict, StoreError, Unavailable
+from raft.replica import RaftTuning, Replica
+from raft.state import StoreState, dump_view
+from raft.view import StoreView
+from raft.watch import WatchStream
+
+DEFAULT_RAFT_PORT = 2378
+
+Cipher = Callable[[bytes], bytes]
+Subscriber = Callable[[list, int], None]
+LeaderCallback = Callable[[bool, Optional[str]], None]
+
+_CLOSED = -1  # our own fail reason: the store was closed while a write waited
+_FAILURES = {
+    FAIL_REASON.QUEUE_FULL: "too many writes are waiting for raft",
+    FAIL_REASON.MISSING_LEADER: "the cluster has no raft leader",
+    FAIL_REASON.DISCARDED: "the entry was overwritten by a new leader; it was not applied",
+    FAIL_REASON.NOT_LEADER: "the node it was sent to is no longer the raft leader; it was not applied",
+    FAIL_REASON.LEADER_CHANGED: "the raft leader changed; the write may or may not have been applied",
+    FAIL_REASON.REQUEST_DENIED: "raft refused the request",
+    FAIL_REASON.UNKNOWN_OUTCOME: "the outcome of the write is unknown (leader changed or restarted)",
+    _CLOSED: "the store was closed",
+}
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def with_default_port(addr: str, port: int = DEFAULT_RAFT_PORT) -> str:
+    """'10.0.0.1' -> '10.0.0.1:2378'; an address with a port is returned as is."""
+    return addr if ":" in addr else f"{addr}:{port}"
+
+
+class Store:
+    """One manager's replica of the cluster store."""
+
+    def __init__(
+        self,
+        node_id: str,
+        data_dir: str,
+        bind_addr: str,
+        peers: Iterable[str] = (),
+        *,
+        advertise_addr: Optional[str] = None,
+        encrypt: Cipher = _identity,
+        decrypt: Cipher = _identity,
+        tuning: RaftTuning = RaftTuning(),
+        password: Optional[str] = None,
+    ) -> None:
+        self.node_id = node_id
+        self.bind_addr = with_default_port(bind_addr)
+        self.raft_addr = with_default_port(advertise_addr or bind_addr)
+        self.peers = [with_default_port(p) for p in peers]
+        self.raft_dir = os.path.join(data_dir, "raft")
+        self._encrypt = encrypt
+        self._decrypt = decrypt
+        self._tuning = tuning
+        self._password = password
+        self._log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        self._lock = threading.RLock()
+        self._state = StoreState()
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._leader_callbacks: list[LeaderCallback] = []
+        self._leader_state: tuple[bool, Optional[str]] = (False, None)
+        self._ready = threading.Event()
+        self._pending: dict[int, Callable[[Any, int], None]] = {}
+        self._pending_seq = 0
+        self._replica: Optional[Replica] = None
+        self._closed = False
+
+    # -------------------------------------------------------- lifecycle ----
+
+    def start(self) -> None:
+        """Opens the journal, binds the raft port and starts the raft thread."""
+        if self._replica is not None:
+            return
+        self._replica = Replica(
+            self.raft_addr,
+            self.bind_addr,
+            self.peers,
+            self.raft_dir,
+            self._tuning,
+            apply_fn=self._apply,
+            dump_fn=self._dump,
+            load_fn=self._load,
+            password=self._password,
+            log=self._log,
+        )
+        self._replica.add_tick_hook(self._after_tick)
+        self._replica.start(name=f"raft-{self.node_id[:12]}")
+        self._log.info("raft store on %s (peers: %s), data in %s",
+                       self.raft_addr, ", ".join(self.peers) or "none", self.raft_dir)
+
+    def close(self) -> None:
+        """Stops raft and fails the writes still waiting (Unavailable)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._replica is not None:
+            self._replica.stop()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for callback in pending.values():
+            callback(None, _CLOSED)
+        self._ready.clear()
+
+    def __enter__(self) -> "Store":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Waits until a leader is known and this replica has caught up with it."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            self._check_running()
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"raft store not ready after {timeout:g}s: no leader reachable "
+                                  f"(peers: {', '.join(self.peers) or 'none'})")
+
+    def is_leader(self) -> bool:
+        """True once this node leads and has applied every committed entry."""
+        return self._leader_state[0]
+
+    def leader(self) -> Optional[str]:
+        """Raft address of the current leader, if one is known."""
+        return self._leader_state[1]
+
+    def on_leader_change(self, callback: LeaderCallback) -> None:
+        """`callback(is_leader, leader_addr)` runs on the raft thread at every change."""
+        self._leader_callbacks.append(callback)
+
+    def _check_running(self) -> Replica:
+        replica = self._replica
+        if replica is None or self._closed:
+            raise Unavailable("the store is not running")
+        if replica.fatal is not None:
+            raise Unavailable(f"the raft replica stopped: {replica.fatal}")
+        if not replica.alive():
+            raise Unavailable("the raft thread is not running")
+        return replica
+
+    def _after_tick(self) -> None:
+        """Raft thread, after every tick: leadership and readiness."""
+        replica = self._replica
+        established = replica.leadership_established()
+        leader = replica.leader_addr()
+        if established or (leader is not None and leader != self.raft_addr and replica.isReady()):
+            self._ready.set()
+        else:
+            self._ready.clear()
+        state = (established, leader if leader is not None and (established or leader != self.raft_addr) else None)
+        if state != self._leader_state:
+            self._leader_state = state
+            self._log.info("raft leader is now %s%s", state[1] or "unknown",
+                           " (this node)" if state[0] else "")
+            for callback in list(self._leader_callbacks):
+                try:
+                    callback(*state)
+                except Exception:
+                    self._log.exception("leader change callback failed")
+
+    # ------------------------------------------------------------ reads ----
+
+    @property
+    def version(self) -> int:
+        """Number of transactions applied on this replica."""
+        return self._state.version
+
+    def get(self, kind: str, obj_id: str) -> Optional[Message]:
+        with self._lock:
+            return self._state.get(kind, obj_id)
+
+    def list(self, kind: str) -> list:
+        with self._lock:
+            return self._state.list(kind)
+
+    def by_name(self, kind: str, name: str) -> Optional[Message]:
+        with self._lock:
+            return self._state.by_name(kind, name)
+
+    def snapshot(self) -> StoreView:
+        with self._lock:
+            return self._state.snapshot()
+
+    # ----------------------------------------------------------- writes ----
+
+    def commit(self, actions: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
+        """Commits one transaction; returns the store version it produced."""
+        if not actions:
+            return self.version
+        replica = self._check_running()
+        if threading.current_thread() is replica._thread:
+            raise StoreError("commit() on the raft thread would deadlock; hand the work to another thread")
+        done = threading.Event()
+        outcome: list = []
+
+        def settle(result: Any, reason: int) -> None:
+            outcome.append((result, reason))
+            done.set()
+
+        self._propose(replica, actions, settle)
+        if not done.wait(timeout):
+            raise self._timeout(timeout)
+        return self._outcome(*outcome[0])
+
+    async def acommit(self, actions: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
+        """`commit` for asyncio: waits without blocking the loop."""
+        if not actions:
+            return self.version
+        replica = self._check_running()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+
+        def resolve(result: Any, reason: int) -> None:
+            if not future.done():
+                future.set_result((result, reason))
+
+        def settle(result: Any, reason: int) -> None:
+            try:
+                loop.call_soon_threadsafe(resolve, result, reason)
+            except RuntimeError:  # loop closed; nobody waits any more
+                pass
+
+        self._propose(replica, actions, settle)
+        try:
+            result, reason = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise self._timeout(timeout) from None
+        return self._outcome(result, reason)
+
+    def _propose(self, replica: Replica, actions: Sequence[store_pb2.StoreAction],
+                 settle: Callable[[Any, int], None]) -> None:
+        txn = store_pb2.StoreTransaction(proposer=self.node_id, proposed_at=time.time())
+        txn.actions.extend(actions)
+        payload = self._encrypt(txn.SerializeToString())
+        with self._lock:
+            self._pending_seq += 1
+            key = self._pending_seq
+            fired = []
+
+            def once(result: Any, reason: int) -> None:
+                with self._lock:
+                    if fired:
+                        return
+                    fired.append(True)
+                    self._pending.pop(key, None)
+                settle(result, reason)
+
+            self._pending[key] = once
+        replica.propose(payload, once)
+
+    def _timeout(self, timeout: float) -> Unavailable:
+        leader = self.leader()
+        where = f"leader {leader}" if leader else "no leader known"
+        return Unavailable(f"the write was not committed within {timeout:g}s ({where}); "
+                           "it may still be applied later")
+
+    @staticmethod
+    def _outcome(result: Any, reason: int) -> int:
+        if reason != FAIL_REASON.SUCCESS:
+            raise Unavailable(f"write failed: {_FAILURES.get(reason, f'raft error {reason}')}")
+        status, value = result
+        if status == "ok":
+            return value
+        if status == "conflict":
+            raise Conflict(value)
+        raise StoreError(value)
+
+    def _apply(self, payload: bytes) -> tuple[str, Any]:
+        """Raft thread: applies one committed transaction (every replica, log order)."""
+        try:
+            txn = store_pb2.StoreTransaction.FromString(self._decrypt(payload))
+        except Exception as e:
+            self._log.error("cannot decode a raft entry: %s", e)
+            return ("error", f"cannot decode the transaction: {e}")
+        with self._lock:
+            try:
+                applied = self._state.apply(txn)
+            except Conflict as e:
+                return ("conflict", str(e))
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(applied.events, applied.version)
+                except Exception:
+                    self._log.exception("store subscriber failed")
+        return ("ok", applied.version)
+
+    # ---------------------------------------------------------- watches ----
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """`callback(events, version)` runs on the raft thread after every applied
+        transaction, under the store lock: keep it short, hand work off.
+        Returns a function that unsubscribes."""
+        return self.subscribe_with_view(callback)[1]
+
+    def subscribe_with_view(self, callback: Subscriber) -> tuple[StoreView, Callable[[], None]]:
+        """Subscribes and snapshots atomically: events start right after the view."""
+        with self._lock:
+            self._subscribers = self._subscribers + (callback,)
+            view = self._state.snapshot()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return view, unsubscribe
+
+    def watch_async(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> WatchStream:
+        """An async iterator of event batches; `.view` is the state it starts from."""
+        return WatchStream(loop or asyncio.get_running_loop(), self.subscribe_with_view)
+
+    # -------------------------------------------------------- snapshots ----
+
+    def _dump(self) -> bytes:
+        """Raft thread: the state for a raft snapshot, encrypted."""
+        with self._lock:
+            view = self._state.snapshot()
+        return self._encrypt(dump_view(view))
+
+    def _load(self, blob: bytes) -> None:
+        """Raft thread: replaces the state with a snapshot's (restart or install)."""
+        newer = StoreState.load(self._decrypt(blob))
+        with self._lock:
+            events = self._state.diff(newer)
+            self._state = newer
+            if events:
+                for subscriber in self._subscribers:
+                    try:
+                        subscriber(events, newer.version)
+                    except Exception:
+                        self._log.exception("store subscriber failed")
+        self._log.info("loaded raft snapshot at store version %d", newer.version)
+
+    # ------------------------------------------------------- membership ----
+
+    def members(self) -> list[str]:
+        """Raft addresses of every voting member, this node included."""
+        return self._check_running().members()
+
+    def add_member(self, raft_addr: str, timeout: float = 10.0) -> None:
+        """Adds a manager to the raft group (one change at a time)."""
+        replica = self._check_running()
+        self._membership(replica.addNodeToCluster, with_default_port(raft_addr), timeout)
+
+    def remove_member(self, raft_addr: str, timeout: float = 10.0) -> None:
+        """Removes a manager from the raft group (not the leader itself)."""
+        replica = self._check_running()
+        self._membership(replica.removeNodeFromCluster, with_default_port(raft_addr), timeout)
+
+    def _membership(self, change: Callable[..., None], addr: str, timeout: float) -> None:
+        done = threading.Event()
+        outcome: list = []
+
+        def settle(result: Any, reason: int) -> None:
+            outcome.append(reason)
+            done.set()
+
+        change(addr, callback=settle)
+        if not done.wait(timeout):
+            raise self._timeout(timeout)
+        if outcome[0] == FAIL_REASON.REQUEST_DENIED:
+            raise StoreError(f"raft refused the membership change for {addr}: another change is "
+                             "still in progress, the node is already (not) a member, or it is the leader")
+        if outcome[0] != FAIL_REASON.SUCCESS:
+            raise Unavailable(f"membership change for {addr} failed: "
+                              f"{_FAILURES.get(outcome[0], outcome[0])}")
+
+    def status(self) -> dict:
+        """Raft bookkeeping for diagnostics."""
+        replica = self._check_running()
+        return {
+            "raft_addr": self.raft_addr,
+            "leader": self.leader(),
+            "is_leader": self.is_leader(),
+            "term": replica.raftCurrentTerm,
+            "commit_index": replica.raftCommitIndex,
+            "last_applied": replica.raftLastApplied,
+            "journal_entries": len(replica.journal),
+            "store_version": self.version,
+            "members": replica.members(),
+        }
