@@ -1,0 +1,94 @@
+"""What the scheduler knows about each node while it places tasks.
+
+`NodeInfo` accumulates the load on one node: reserved CPU and memory, active
+task counts (overall and per service) and host-mode ports in use.  It is
+built from the tasks already in the store and updated as the scheduler places
+more tasks in the same call, so one call never overfills a node.
+
+Counting rules (as Swarm's scheduler): a task occupies resources and ports
+while its observed state has not reached a terminal state; it counts towards
+spreading and max-replicas only while its desired state is RUNNING or less.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional
+
+from proto import objects_pb2 as pb
+from proto.model import is_terminal
+
+Port = tuple[int, int]  # (protocol, published port)
+
+
+def host_ports(task: pb.Task, services: Mapping[str, pb.Service]) -> frozenset[Port]:
+    """Host-mode published ports a task needs on its node.
+
+    Taken from the task's own endpoint when it has one (what it was made
+    with), else from its service's spec.  Port 0 (dynamic) never conflicts.
+    """
+    ports: Iterable[pb.PortConfig] = task.endpoint.ports or task.endpoint.spec.ports
+    if not ports:
+        svc = services.get(task.service_id)
+        ports = svc.spec.endpoint.ports if svc is not None else ()
+    return frozenset(
+        (p.protocol, p.published_port)
+        for p in ports
+        if p.publish_mode == pb.PortConfig.HOST and p.published_port
+    )
+
+
+@dataclass
+class NodeInfo:
+    """Mutable load summary of one node during one scheduling call."""
+
+    node: pb.Node
+    cpu_reserved: int = 0
+    mem_reserved: int = 0
+    active: int = 0
+    by_service: dict[str, int] = field(default_factory=dict)
+    ports: set[Port] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    def cpu_free(self) -> int:
+        return self.node.description.resources.nano_cpus - self.cpu_reserved
+
+    def mem_free(self) -> int:
+        return self.node.description.resources.memory_bytes - self.mem_reserved
+
+    def add(self, task: pb.Task, ports: frozenset[Port]) -> None:
+        """Accounts for `task` running on this node."""
+        if is_terminal(task.status.state):
+            return
+        res = task.spec.resources.reservations
+        self.cpu_reserved += res.nano_cpus
+        self.mem_reserved += res.memory_bytes
+        self.ports.update(ports)
+        if task.desired_state <= pb.RUNNING:
+            self.active += 1
+            self.by_service[task.service_id] = self.by_service.get(task.service_id, 0) + 1
+
+    def service_count(self, service_id: str) -> int:
+        return self.by_service.get(service_id, 0)
+
+
+def build(
+    nodes: Iterable[pb.Node],
+    tasks: Iterable[pb.Task],
+    services: Mapping[str, pb.Service],
+    skip: Optional[set[str]] = None,
+) -> dict[str, NodeInfo]:
+    """NodeInfo for every node, loaded with the tasks assigned to it.
+
+    `skip` names task IDs to leave out (the ones being scheduled now).
+    """
+    infos = {n.id: NodeInfo(node=n) for n in nodes}
+    for t in tasks:
+        if not t.node_id or (skip and t.id in skip):
+            continue
+        info = infos.get(t.node_id)
+        if info is not None:
+            info.add(t, host_ports(t, services))
+    return infos
