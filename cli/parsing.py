@@ -317,7 +317,10 @@ def validate_constraint(expr: str) -> str:
         try:
             parser(expr)
         except ValueError as exc:
-            raise UsageError(f'invalid constraint "{expr}": {exc}') from None
+            message = str(exc)
+            if "constraint" not in message:
+                message = f'invalid constraint "{expr}": {message}'
+            raise UsageError(message) from None
         return expr
     return validate_constraint_locally(expr)
 

@@ -1,0 +1,323 @@
+"""`swarm service ...`: create, ls, ps, inspect, update, scale, rm, logs.
+
+Owns the service verbs' behaviour on top of the Control API: which calls
+they make, in which order, what they print and their exit codes. Updates
+read the service, edit a copy of its spec and send it back with the version
+they read. Spec building lives in `cli.specs`, tables in `cli.format`,
+progress in `cli.progress`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+
+import grpc
+
+from cli import format as fmt
+from cli import pretty, specs
+from cli.client import CLIError, describe_rpc_error
+from cli.context import Context
+from cli.flags import is_on
+from cli.parsing import UsageError, filter_values, parse_filters, parse_replicas
+from cli.progress import Timeout, Waiter
+from cli.templates import render
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+SERVICE_FILTERS = ("id", "name", "label", "mode")
+TASK_FILTERS = ("id", "name", "node", "desired-state", "service")
+_SCALE_ARG = re.compile(r"^([^=]+)=(.*)$")
+
+
+def _wait(ctx: Context, service_id: str, quiet: bool) -> int:
+    """Waits for convergence (progress on stdout unless quiet); returns the exit code."""
+    out = ctx.out if not quiet else _NullStream()
+    waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet)
+    try:
+        waiter.wait(service_id)
+    except Timeout as exc:
+        ctx.warn(f"Error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        ctx.warn("Operation continuing in background.\n"
+                 f"Use `swarm service ps {service_id}` to check progress.")
+        return 130
+    return 0
+
+
+class _NullStream:
+    """Swallows progress output for --quiet."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+# ---------------------------------------------------------------- create ----
+
+def create(ctx: Context, ns: argparse.Namespace) -> int:
+    spec = specs.create_spec(ns)
+    ctx.resolve_references(spec)
+    service = ctx.call("CreateService", cpb.CreateServiceRequest(spec=spec)).service
+    ctx.print(service.id)
+    ctx.out.flush()
+    if is_on(ns.detach, "--detach"):
+        return 0
+    return _wait(ctx, service.id, is_on(ns.quiet, "--quiet"))
+
+
+# ---------------------------------------------------------------- update ----
+
+def update(ctx: Context, ns: argparse.Namespace) -> int:
+    service = ctx.get_service(ns.service)
+    request = cpb.UpdateServiceRequest(service_id=service.id,
+                                       service_version=service.meta.version)
+    if is_on(ns.rollback, "--rollback"):
+        request.rollback = True
+        request.spec.CopyFrom(service.spec)
+    else:
+        new_spec = specs.update_spec(service.spec, ns)
+        ctx.resolve_references(new_spec)
+        request.spec.CopyFrom(new_spec)
+    ctx.call("UpdateService", request)
+    ctx.print(ns.service)
+    ctx.out.flush()
+    if is_on(ns.detach, "--detach"):
+        return 0
+    if request.rollback and not is_on(ns.quiet, "--quiet"):
+        ctx.print("rollback: manually requested rollback")
+    return _wait(ctx, service.id, is_on(ns.quiet, "--quiet"))
+
+
+def scale(ctx: Context, ns: argparse.Namespace) -> int:
+    wanted: list[tuple[str, int]] = []
+    for arg in ns.pairs:
+        m = _SCALE_ARG.match(arg)
+        if not m:
+            raise UsageError(f"invalid scale specifier '{arg}': expected <service>=<replicas>, "
+                             "e.g. web=5")
+        wanted.append((m.group(1), parse_replicas(m.group(2))))
+    status = 0
+    for name, replicas in wanted:
+        try:
+            service = ctx.get_service(name)
+            if service.spec.WhichOneof("mode") != "replicated":
+                raise CLIError(f"{name}: scale can only be used with replicated mode")
+            spec = pb.ServiceSpec()
+            spec.CopyFrom(service.spec)
+            spec.replicated.replicas = replicas
+            ctx.call("UpdateService", cpb.UpdateServiceRequest(
+                service_id=service.id, service_version=service.meta.version, spec=spec))
+        except grpc.RpcError as exc:
+            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            status = 1
+            continue
+        except CLIError as exc:
+            ctx.warn(exc.message)
+            status = 1
+            continue
+        ctx.print(f"{name} scaled to {replicas}")
+        ctx.out.flush()
+        if not is_on(ns.detach, "--detach"):
+            status = _wait(ctx, service.id, False) or status
+    return status
+
+
+def remove(ctx: Context, ns: argparse.Namespace) -> int:
+    status = 0
+    for name in ns.services:
+        try:
+            service = ctx.get_service(name)
+            ctx.call("RemoveService", cpb.RemoveServiceRequest(service_id=service.id))
+        except grpc.RpcError as exc:
+            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            status = 1
+            continue
+        ctx.print(name)
+    return status
+
+
+# ------------------------------------------------------------------ read ----
+
+def _matches_service(service: pb.Service, filters) -> bool:
+    name = service.spec.annotations.name
+    labels = dict(service.spec.annotations.labels)
+    for f in filters:
+        if f.key == "name" and not name.startswith(f.value):
+            return False
+        if f.key == "id" and not service.id.startswith(f.value):
+            return False
+        if f.key == "mode" and fmt.mode_of(service.spec) != f.value.lower():
+            return False
+        if f.key == "label":
+            key, sep, value = f.value.partition("=")
+            if key not in labels or (sep and labels[key] != value):
+                return False
+    return True
+
+
+def ls(ctx: Context, ns: argparse.Namespace) -> int:
+    filters = parse_filters(ns.filter, SERVICE_FILTERS)
+    request = cpb.ListFilters(name_prefixes=filter_values(filters, "name"),
+                              id_prefixes=filter_values(filters, "id"))
+    services = ctx.call("ListServices", cpb.ListServicesRequest(filters=request)).services
+    services = sorted((s for s in services if _matches_service(s, filters)),
+                      key=lambda s: s.spec.annotations.name)
+    if ns.quiet:
+        for s in services:
+            ctx.print(fmt.truncate_id(s.id))
+        return 0
+    tasks: list[pb.Task] = []
+    down: list[str] = []
+    if services:
+        task_filter = cpb.ListFilters(service_ids=[s.id for s in services],
+                                      desired_states=[pb.RUNNING])
+        tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
+        down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
+    rows = [fmt.service_row(s, tasks, down) for s in services]
+    text = render(ns.format, rows, fmt.SERVICE_FIELDS, fmt.SERVICE_FIELDS)
+    if text:
+        ctx.print(text)
+    return 0
+
+
+def _desired_state_matches(task: pb.Task, wanted: list[str]) -> bool:
+    if not wanted:
+        return True
+    for value in wanted:
+        v = value.lower()
+        if v == "running" and task.desired_state in (pb.RUNNING, pb.READY):
+            return True
+        if v == "shutdown" and task.desired_state >= pb.COMPLETE:
+            return True
+        if v == "accepted" and task.desired_state == pb.ACCEPTED:
+            return True
+        if v not in ("running", "shutdown", "accepted"):
+            raise UsageError(f'invalid desired-state filter "{value}": expected running, '
+                             "shutdown or accepted")
+    return False
+
+
+def filter_tasks(tasks, filters, node_names: dict[str, str]) -> list[pb.Task]:
+    """Applies `service ps`/`node ps` filters client-side."""
+    states = filter_values(filters, "desired-state")
+    kept = []
+    for task in tasks:
+        if not _desired_state_matches(task, states):
+            continue
+        ok = True
+        for f in filters:
+            if f.key == "id" and not task.id.startswith(f.value):
+                ok = False
+            elif f.key == "name" and not fmt.task_base_name(task).startswith(f.value):
+                ok = False
+            elif f.key == "node" and f.value not in (task.node_id,
+                                                     node_names.get(task.node_id)):
+                ok = False
+        if ok:
+            kept.append(task)
+    return kept
+
+
+def print_tasks(ctx: Context, tasks, ns: argparse.Namespace, node_names: dict[str, str]) -> None:
+    """`service ps`/`node ps` output for already filtered tasks."""
+    trunc = not ns.no_trunc
+    if ns.quiet:
+        for task in fmt.sort_tasks(tasks):
+            ctx.print(fmt.truncate_id(task.id) if trunc else task.id)
+        return
+    names = {} if ns.no_resolve else node_names
+    rows = fmt.task_rows(tasks, names, trunc=trunc)
+    text = render(ns.format, rows, fmt.TASK_FIELDS, fmt.TASK_FIELDS)
+    if text:
+        ctx.print(text)
+
+
+def ps(ctx: Context, ns: argparse.Namespace) -> int:
+    filters = parse_filters(ns.filter, TASK_FILTERS)
+    services = [ctx.get_service(ref) for ref in ns.services]
+    for value in filter_values(filters, "service"):
+        services.append(ctx.get_service(value))
+    node_names = ctx.node_names()
+    task_filter = cpb.ListFilters(service_ids=sorted({s.id for s in services}))
+    tasks = ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks
+    ids = {s.id for s in services}
+    tasks = filter_tasks([t for t in tasks if t.service_id in ids], filters, node_names)
+    print_tasks(ctx, tasks, ns, node_names)
+    return 0
+
+
+def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    services = []
+    status = 0
+    for ref in ns.services:
+        try:
+            services.append(ctx.get_service(ref))
+        except grpc.RpcError as exc:
+            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            status = 1
+    if ns.pretty:
+        ctx.print("\n\n".join(pretty.service_text(s) for s in services))
+    elif services or not status:
+        ctx.print(fmt.inspect_json(services))
+    return status
+
+
+# ------------------------------------------------------------------ logs ----
+
+def _timestamp(seconds: float) -> str:
+    at = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    nanos = int(round((seconds - int(seconds)) * 1e9)) % 1_000_000_000
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+
+
+def log_line(message: cpb.LogMessage, node_names: dict[str, str], ns: argparse.Namespace) -> str:
+    """One `service logs` line: [timestamp] web.1.abc123def456@node1    | text."""
+    context = message.task_name or message.task_id
+    if not ns.no_task_ids:
+        context += "." + (message.task_id if ns.no_trunc else fmt.truncate_id(message.task_id))
+    context += "@" + node_names.get(message.node_id, message.node_id)
+    text = message.data.decode("utf-8", errors="replace")
+    prefix = f"{_timestamp(message.timestamp)} " if ns.timestamps else ""
+    return f"{prefix}{context}    | {text}"
+
+
+def _parse_tail(value: str) -> int:
+    if value == "all":
+        return -1
+    try:
+        tail = int(value)
+    except ValueError:
+        tail = -2
+    if tail < -1:
+        raise UsageError(f'invalid --tail "{value}": expected a number of lines or "all"')
+    return tail
+
+
+def logs(ctx: Context, ns: argparse.Namespace) -> int:
+    tail = _parse_tail(ns.tail)
+    service = ctx.get_service(ns.service)
+    node_names = ctx.node_names()
+    request = cpb.ServiceLogsRequest(service_id=service.id, follow=bool(ns.follow), tail=tail,
+                                     timestamps=bool(ns.timestamps))
+    stream = ctx.client.stream("ServiceLogs", request,
+                               timeout=None if ns.follow else 60.0)
+    try:
+        for response in stream:
+            for message in response.messages:
+                if message.node_id not in node_names:
+                    node_names = ctx.node_names()
+                target = ctx.err if message.stream == cpb.LogMessage.STDERR else ctx.out
+                target.write(log_line(message, node_names, ns) + "\n")
+                target.flush()
+    except KeyboardInterrupt:
+        stream.cancel()
+        return 0
+    return 0
+

@@ -1,0 +1,61 @@
+"""`swarm info` and `swarm version`.
+
+Owns the node-wide summaries: the client's own version (from the installed
+distribution) and what the node reports through Info.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from importlib import metadata
+
+import grpc
+
+from cli import pretty
+from cli.client import describe_rpc_error
+from cli.context import Context
+from cli.templates import Template
+from proto import control_pb2 as cpb
+
+API_VERSION = "shoal.v1"
+
+
+def client_version() -> str:
+    try:
+        return metadata.version("shoal")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def info(ctx: Context, ns: argparse.Namespace) -> int:
+    response = ctx.call("Info", cpb.InfoRequest())
+    if ns.format:
+        fields = pretty.info_fields(response, ctx.host)
+        if ns.format.strip() == "json":
+            ctx.print(Template("{{json .}}", fields).render(fields))
+        else:
+            ctx.print(Template(ns.format, fields).render(fields))
+        return 0
+    ctx.print(pretty.info_text(response, ctx.host, client_version()))
+    return 0
+
+
+def version(ctx: Context, ns: argparse.Namespace) -> int:
+    lines = ["Client:",
+             f" Version:         {client_version()}",
+             f" API version:     {API_VERSION}",
+             f" Python version:  {platform.python_version()}",
+             f" OS/Arch:         {sys.platform}/{platform.machine()}"]
+    ctx.print("\n".join(lines))
+    try:
+        response = ctx.call("Info", cpb.InfoRequest())
+    except grpc.RpcError as exc:
+        ctx.out.flush()
+        ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+        return 1
+    ctx.print("\nServer:\n"
+              f" Version:         {response.version}\n"
+              f" API version:     {API_VERSION}\n"
+              f" Node ID:         {response.node_id}")
+    return 0

@@ -1,0 +1,125 @@
+"""What every client command works with: the node it talks to and where it writes.
+
+Owns `Context` (host, output streams, the lazily opened `Client`) and the
+look-ups several commands share: the node this CLI is talking to, node IDs to
+hostnames, a node named by ID, ID prefix, hostname or "self", a service named
+by ID, ID prefix or name (resolved by the manager's GetService), and the
+secret/config/network references of a spec (names resolved to IDs, as
+Docker's CLI does).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional, TextIO
+
+import grpc
+
+from cli.client import CLIError, Client, is_not_found
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+
+@dataclass
+class Context:
+    """The state of one `swarm` invocation."""
+
+    host: str
+    debug: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _client: Optional[Client] = None
+    _info: Optional[cpb.InfoResponse] = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.host)
+        return self._client
+
+    def call(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
+        return self.client.call(method, request, timeout)
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def warn(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def is_tty(self) -> bool:
+        return bool(getattr(self.out, "isatty", lambda: False)())
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # ------------------------------------------------------------ lookups ----
+
+    def info(self) -> cpb.InfoResponse:
+        if self._info is None:
+            self._info = self.call("Info", cpb.InfoRequest())
+        return self._info
+
+    def nodes(self) -> list[pb.Node]:
+        return list(self.call("ListNodes", cpb.ListNodesRequest()).nodes)
+
+    def node_names(self) -> dict[str, str]:
+        return {n.id: n.description.hostname or n.id for n in self.nodes()}
+
+    def resolve_node(self, ref: str) -> pb.Node:
+        """A node by ID, hostname, unique ID prefix or "self"."""
+        if ref == "self":
+            ref = self.info().node_id
+        try:
+            return self.call("GetNode", cpb.GetNodeRequest(node_id=ref)).node
+        except grpc.RpcError as exc:
+            if not is_not_found(exc):
+                raise
+        nodes = self.nodes()
+        for candidates in ([n for n in nodes if n.id == ref],
+                           [n for n in nodes if n.description.hostname == ref],
+                           [n for n in nodes if n.id.startswith(ref)]):
+            if len(candidates) == 1:
+                return candidates[0]
+            if len(candidates) > 1:
+                raise CLIError(f"Error: node {ref} is ambiguous ({len(candidates)} matches)")
+        raise CLIError(f"Error: No such node: {ref}")
+
+    def get_service(self, ref: str) -> pb.Service:
+        """A service by ID, unique ID prefix or exact name (the manager resolves it)."""
+        return self.call("GetService", cpb.GetServiceRequest(service_id=ref)).service
+
+    def resolve_references(self, spec: pb.ServiceSpec) -> None:
+        """Fills secret and config IDs from their names; names networks by ID."""
+        c = spec.task.container
+        for ref in c.secrets:
+            if not ref.secret_id:
+                try:
+                    secret = self.call("GetSecret", cpb.GetSecretRequest(secret_id=ref.secret_name))
+                except grpc.RpcError as exc:
+                    if is_not_found(exc):
+                        raise CLIError(f"Error: secret not found: {ref.secret_name}") from None
+                    raise
+                ref.secret_id = secret.secret.id
+                ref.secret_name = secret.secret.spec.annotations.name
+        for cref in c.configs:
+            if not cref.config_id:
+                try:
+                    config = self.call("GetConfig", cpb.GetConfigRequest(config_id=cref.config_name))
+                except grpc.RpcError as exc:
+                    if is_not_found(exc):
+                        raise CLIError(f"Error: config not found: {cref.config_name}") from None
+                    raise
+                cref.config_id = config.config.id
+                cref.config_name = config.config.spec.annotations.name
+        for net in spec.task.networks:
+            try:
+                found = self.call("GetNetwork", cpb.GetNetworkRequest(network_id=net.target))
+            except grpc.RpcError as exc:
+                if is_not_found(exc):
+                    raise CLIError(f"Error: network {net.target} not found") from None
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    continue
+                raise
+            net.target = found.network.id
