@@ -63,7 +63,6 @@ class _NullStream:
 
 def create(ctx: Context, ns: argparse.Namespace) -> int:
     spec = specs.create_spec(ns)
-    ctx.resolve_references(spec)
     service = ctx.call("CreateService", cpb.CreateServiceRequest(spec=spec)).service
     ctx.print(service.id)
     ctx.out.flush()
@@ -83,7 +82,6 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
         request.spec.CopyFrom(service.spec)
     else:
         new_spec = specs.update_spec(service.spec, ns)
-        ctx.resolve_references(new_spec)
         request.spec.CopyFrom(new_spec)
     ctx.call("UpdateService", request)
     ctx.print(ns.service)

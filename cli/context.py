@@ -89,37 +89,3 @@ class Context:
     def get_service(self, ref: str) -> pb.Service:
         """A service by ID, unique ID prefix or exact name (the manager resolves it)."""
         return self.call("GetService", cpb.GetServiceRequest(service_id=ref)).service
-
-    def resolve_references(self, spec: pb.ServiceSpec) -> None:
-        """Fills secret and config IDs from their names; names networks by ID."""
-        c = spec.task.container
-        for ref in c.secrets:
-            if not ref.secret_id:
-                try:
-                    secret = self.call("GetSecret", cpb.GetSecretRequest(secret_id=ref.secret_name))
-                except grpc.RpcError as exc:
-                    if is_not_found(exc):
-                        raise CLIError(f"Error: secret not found: {ref.secret_name}") from None
-                    raise
-                ref.secret_id = secret.secret.id
-                ref.secret_name = secret.secret.spec.annotations.name
-        for cref in c.configs:
-            if not cref.config_id:
-                try:
-                    config = self.call("GetConfig", cpb.GetConfigRequest(config_id=cref.config_name))
-                except grpc.RpcError as exc:
-                    if is_not_found(exc):
-                        raise CLIError(f"Error: config not found: {cref.config_name}") from None
-                    raise
-                cref.config_id = config.config.id
-                cref.config_name = config.config.spec.annotations.name
-        for net in spec.task.networks:
-            try:
-                found = self.call("GetNetwork", cpb.GetNetworkRequest(network_id=net.target))
-            except grpc.RpcError as exc:
-                if is_not_found(exc):
-                    raise CLIError(f"Error: network {net.target} not found") from None
-                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    continue
-                raise
-            net.target = found.network.id

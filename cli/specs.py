@@ -36,8 +36,8 @@ def _get(ns: argparse.Namespace, name: str):
 def _choice(value: str, choices: dict, flag: str) -> int:
     key = value.strip().lower()
     if key not in choices:
-        raise UsageError(f'invalid value "{value}" for {flag}: expected '
-                         + " or ".join(f'"{c}"' for c in choices))
+        raise UsageError(f'invalid value "{value}" for {flag}: expected one of '
+                         + ", ".join(f'"{c}"' for c in choices))
     return choices[key]
 
 
