@@ -26,6 +26,10 @@ class ConnectError(HTTPError):
     """Nothing accepted a connection on the socket (missing file or refused)."""
 
 
+class ConnectionLost(HTTPError):
+    """A fresh connection broke before any response arrived (the server went away)."""
+
+
 @dataclass
 class _Conn:
     reader: asyncio.StreamReader
@@ -198,6 +202,7 @@ class UnixHTTPClient:
                 return await asyncio.wait_for(self._exchange(conn, payload), timeout)
             except _StaleConnection:
                 conn.close()
+                await self.close()            # the other idle ones are likely dead too
                 if attempt == 1:
                     raise HTTPError(f"{method} {path}: connection closed by the service")
             except asyncio.TimeoutError:
@@ -216,7 +221,7 @@ class UnixHTTPClient:
         except (ConnectionError, asyncio.IncompleteReadError) as err:
             if conn.reused:
                 raise _StaleConnection() from err   # idle connection the server closed
-            raise HTTPError(f"connection lost: {err!r}") from err
+            raise ConnectionLost(f"connection lost: {err!r}") from err
         try:
             version, status, *reason = status_line.decode("latin-1").split(" ", 2)
             code = int(status)

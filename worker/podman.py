@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
-from worker.http_unix import ConnectError, HTTPError, Response, UnixHTTPClient
+from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
+                              UnixHTTPClient)
 from worker.podman_wire import (LogDemuxer, container_spec, error_message, json_stream,
                                 maybe_json, parse_time, signal_name, signal_number)
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState,
@@ -81,7 +82,7 @@ class PodmanRuntime(Runtime):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.state_dir / "podman-service.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if _sync_ping(self.socket_path):
+            if _sync_ping(self.socket_path, timeout=5.0):
                 return
             try:
                 os.unlink(self.socket_path)
@@ -134,7 +135,7 @@ class PodmanRuntime(Runtime):
             try:
                 return await self._client.request(method, API + path, params=params,
                                                   json_body=json_body, timeout=timeout)
-            except ConnectError as err:
+            except (ConnectError, ConnectionLost) as err:
                 if attempt == 1:
                     raise RuntimeError_(f"podman service unreachable: {err}") from err
                 self.log.warning("podman service not answering (%s); restarting it", err)

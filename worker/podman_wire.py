@@ -144,6 +144,10 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
         spec["mounts"] = [{"destination": m.target, "type": "bind", "source": m.source,
                            "options": ["rbind", "ro" if m.read_only else "rw"]}
                           for m in config.mounts]
+    # podman gives a netns of mode "none" no /etc/resolv.conf at all (its CLI even
+    # refuses --dns there): DNS settings only apply to a joined namespace.
+    if not config.network_ns:
+        return spec
     if config.dns_servers:
         spec["dns_server"] = list(config.dns_servers)
     if config.dns_search:

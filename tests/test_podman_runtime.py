@@ -1,0 +1,365 @@
+"""PodmanRuntime against real podman: images, container life cycle, config, stop, logs.
+
+Every container a test makes carries this run's label and is removed (through
+the podman CLI, independent of the code under test) when the test ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Callable, Iterator
+
+import pytest
+import pytest_asyncio
+
+from worker.podman import PodmanRuntime
+from worker.runtime import (ContainerConfig, ContainerNotFound, ImagePullError, Mount,
+                            RuntimeError_)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+RUN_LABEL = "com.shoal.test.run"
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True,
+                          check=check, timeout=60)
+
+
+def kill_service(state_dir: Path) -> None:
+    """Ends the podman service a runtime started in state_dir (by its recorded PID)."""
+    pid_file = state_dir / "podman-service.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One state dir (so one podman service) shared by the tests of this module."""
+    path = tmp_path_factory.mktemp("podman-runtime")
+    yield path
+    kill_service(path)
+
+
+@pytest_asyncio.fixture
+async def runtime(service_dir: Path) -> AsyncIterator[PodmanRuntime]:
+    rt = PodmanRuntime(str(service_dir), node_id="test")
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A label value for this test's containers; they are all removed afterwards."""
+    value = uuid.uuid4().hex[:12]
+    yield value
+    ids = podman("ps", "-aq", "--filter", f"label={RUN_LABEL}={value}", check=False).stdout.split()
+    if ids:
+        podman("rm", "-f", "-t", "0", *ids, check=False)
+
+
+@pytest.fixture
+def make_config(demo_image: str, run_id: str) -> Callable[..., ContainerConfig]:
+    counter = iter(range(1000))
+
+    def make(**kwargs: object) -> ContainerConfig:
+        labels = {RUN_LABEL: run_id, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
+        name = f"shoaltest.{run_id}.{next(counter)}"
+        return ContainerConfig(name=name, image=demo_image, labels=labels, **kwargs)  # type: ignore[arg-type]
+    return make
+
+
+async def run_to_end(rt: PodmanRuntime, config: ContainerConfig) -> tuple[int, list[str]]:
+    """Creates, starts and waits for a container; returns its exit code and stdout lines."""
+    await rt.ensure_image(config.image)
+    cid = await rt.create(config)
+    await rt.start(cid)
+    state = await asyncio.wait_for(rt.wait(cid), 30)
+    lines = [line.data.decode() async for line in rt.logs(cid)]
+    return state.exit_code, lines
+
+
+async def wait_for_output(rt: PodmanRuntime, cid: str, text: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in [line.data.decode() async for line in rt.logs(cid)]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the logs of {cid}")
+
+
+async def test_version(runtime: PodmanRuntime) -> None:
+    assert (await runtime.version()).startswith("podman 4.")
+
+
+async def test_pull_missing_image(runtime: PodmanRuntime, demo_image: str) -> None:
+    reference = demo_image.rsplit(":", 1)[0] + ":pulltest"
+    podman("tag", demo_image, reference)
+    podman("push", "--tls-verify=false", reference)
+    podman("untag", reference)
+    try:
+        assert not await runtime.image_present(reference)
+        await runtime.ensure_image(reference)
+        assert await runtime.image_present(reference)
+        await runtime.ensure_image(reference)          # cached: no second pull
+    finally:
+        podman("untag", reference, check=False)
+
+
+async def test_pull_failure_reports_reason(runtime: PodmanRuntime, demo_image: str) -> None:
+    missing = demo_image.rsplit("/", 1)[0] + "/no-such-image:latest"
+    with pytest.raises(ImagePullError) as caught:
+        await runtime.ensure_image(missing)
+    assert "no-such-image" in str(caught.value)
+    assert "manifest unknown" in str(caught.value) or "not found" in str(caught.value)
+    with pytest.raises(ImagePullError) as caught:
+        await runtime.ensure_image("127.0.0.1:5999/nothing/here:1")
+    assert "connection refused" in str(caught.value)
+
+
+async def test_exit_codes_and_states(runtime: PodmanRuntime,
+                                     make_config: Callable[..., ContainerConfig]) -> None:
+    for code in (0, 7):
+        config = make_config(command=["sh", "-c", f"exit {code}"])
+        await runtime.ensure_image(config.image)
+        cid = await runtime.create(config)
+        created = await runtime.inspect(cid)
+        assert created.status in ("created", "configured") and not created.running
+        assert created.name == config.name and created.labels == config.labels
+        await runtime.start(cid)
+        final = await asyncio.wait_for(runtime.wait(cid), 30)
+        assert (final.status, final.running, final.exit_code) == ("exited", False, code)
+        assert final.started_at > 0 and final.finished_at > 0
+        assert abs(final.finished_at - time.time()) < 60
+
+
+async def test_start_failure_is_a_readable_error(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    config = make_config(command=["/no/such/binary"])
+    await runtime.ensure_image(config.image)
+    cid = await runtime.create(config)
+    with pytest.raises(RuntimeError_) as caught:
+        await asyncio.wait_for(runtime.start(cid), 30)
+    assert "/no/such/binary" in str(caught.value)
+    state = await runtime.inspect(cid)
+    assert not state.running
+
+
+async def test_config_is_honoured(runtime: PodmanRuntime,
+                                  make_config: Callable[..., ContainerConfig]) -> None:
+    script = 'echo "foo=$FOO bar=$BAR"; id -un; pwd; hostname'
+    code, lines = await run_to_end(runtime, make_config(
+        command=["sh", "-c"], args=[script], env=["FOO=1", "BAR=two words"],
+        user="nobody", workdir="/tmp", hostname="shoal-host"))
+    assert code == 0
+    assert lines == ["foo=1 bar=two words", "nobody", "/tmp", "shoal-host"]
+
+
+async def test_command_and_args_semantics(runtime: PodmanRuntime,
+                                          make_config: Callable[..., ContainerConfig]) -> None:
+    # command replaces the entrypoint and drops the image's CMD (["sh"]), as in Docker
+    _, lines = await run_to_end(runtime, make_config(command=["echo", "only-command"]))
+    assert lines == ["only-command"]
+    # args alone replace the image's CMD
+    _, lines = await run_to_end(runtime, make_config(args=["echo", "only", "args"]))
+    assert lines == ["only args"]
+
+
+async def test_limits_visible_in_inspect(runtime: PodmanRuntime,
+                                         make_config: Callable[..., ContainerConfig]) -> None:
+    probe = ("cat /sys/fs/cgroup/memory.max 2>/dev/null"
+             " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    config = make_config(command=["sh", "-c", probe], memory_bytes=64 * 1024 * 1024,
+                         nano_cpus=500_000_000)
+    code, lines = await run_to_end(runtime, config)
+    assert code == 0 and lines == [str(64 * 1024 * 1024)]
+    (state,) = await runtime.list({RUN_LABEL: config.labels[RUN_LABEL]})
+    host = (await runtime.inspect_raw(state.id))["HostConfig"]
+    assert host["Memory"] == 64 * 1024 * 1024
+    assert host["CpuQuota"] * 1_000_000_000 // host["CpuPeriod"] == 500_000_000
+
+
+async def test_network_namespaces_and_dns(runtime: PodmanRuntime,
+                                          make_config: Callable[..., ContainerConfig]) -> None:
+    _, lines = await run_to_end(runtime, make_config(command=["ip", "-o", "link"]))
+    assert len(lines) == 1 and ": lo:" in lines[0]    # own netns, loopback only
+    name = f"shoaltest-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "addr", "add", "10.99.7.7/32", "dev", "lo"], check=True)
+        script = "ip -o addr show dev lo; grep -E '^(nameserver|search|options)' /etc/resolv.conf"
+        code, lines = await run_to_end(runtime, make_config(
+            command=["sh", "-c", script], network_ns=f"/run/netns/{name}",
+            dns_servers=["10.0.0.53"], dns_search=["shoal.test"], dns_options=["ndots:2"]))
+        assert code == 0
+        assert any("10.99.7.7/32" in line for line in lines)
+        assert {"nameserver 10.0.0.53", "search shoal.test", "options ndots:2"} <= set(lines)
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+async def test_read_only_bind_mount(runtime: PodmanRuntime, tmp_path: Path,
+                                    make_config: Callable[..., ContainerConfig]) -> None:
+    (tmp_path / "secret").write_text("s3cret\n")
+    script = "cat /run/secrets/secret; touch /run/secrets/x 2>/dev/null || echo read-only"
+    code, lines = await run_to_end(runtime, make_config(
+        command=["sh", "-c", script], mounts=[Mount(str(tmp_path), "/run/secrets", True)]))
+    assert code == 0 and lines == ["s3cret", "read-only"]
+    assert not (tmp_path / "x").exists()
+
+
+async def test_stop_sends_signal_then_kills_after_grace(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    stubborn = "trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done"
+    config = make_config(command=["sh", "-c", stubborn])
+    await runtime.ensure_image(config.image)
+    cid = await runtime.create(config)
+    await runtime.start(cid)
+    await wait_for_output(runtime, cid, "ready")
+    started = time.monotonic()
+    await runtime.stop(cid, "", 1.5)
+    elapsed = time.monotonic() - started
+    state = await runtime.inspect(cid)
+    assert not state.running and state.exit_code == 137
+    assert 1.5 <= elapsed < 10, elapsed
+    assert "got TERM" in [line.data.decode() async for line in runtime.logs(cid)]
+    await runtime.stop(cid, "", 1.0)                  # stopping a stopped container: no-op
+
+
+async def test_stop_with_custom_signal_returns_early(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    polite = "trap 'exit 42' USR1; echo ready; while :; do sleep 0.1; done"
+    config = make_config(command=["sh", "-c", polite], stop_signal="SIGUSR1")
+    await runtime.ensure_image(config.image)
+    cid = await runtime.create(config)
+    assert (await runtime.inspect_raw(cid))["Config"]["StopSignal"] in ("SIGUSR1", 10)
+    await runtime.start(cid)
+    await wait_for_output(runtime, cid, "ready")
+    started = time.monotonic()
+    await runtime.stop(cid, "USR1", 20)
+    assert time.monotonic() - started < 5
+    assert (await runtime.inspect(cid)).exit_code == 42
+
+
+async def test_list_by_labels(runtime: PodmanRuntime, run_id: str,
+                              make_config: Callable[..., ContainerConfig]) -> None:
+    configs = [make_config(command=["true"], labels={"tier": tier})
+               for tier in ("web", "web", "db")]
+    await runtime.ensure_image(configs[0].image)
+    ids = [await runtime.create(config) for config in configs]
+    await runtime.start(ids[0])
+    web = await runtime.list({RUN_LABEL: run_id, "tier": "web"})
+    assert sorted(s.id for s in web) == sorted(ids[:2])
+    assert {s.name for s in web} == {configs[0].name, configs[1].name}
+    everything = await runtime.list({RUN_LABEL: run_id})
+    assert sorted(s.id for s in everything) == sorted(ids)
+    assert all(s.labels[RUN_LABEL] == run_id for s in everything)
+    assert await runtime.list({RUN_LABEL: run_id, "tier": "cache"}) == []
+
+
+async def test_logs_tail_streams_and_follow(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    config = make_config(command=["sh", "-c", "for i in 1 2 3 4 5; do echo $i; done; "
+                                  "echo oops >&2; printf partial"])
+    await run_to_end(runtime, config)
+    (state,) = await runtime.list({RUN_LABEL: config.labels[RUN_LABEL]})
+    lines = [line async for line in runtime.logs(state.id)]
+    # the two streams are separate pipes: their relative order is not kept
+    assert [line.data for line in lines if line.stream == "stdout"] == \
+        [b"1", b"2", b"3", b"4", b"5", b"partial"]
+    assert [line.data for line in lines if line.stream == "stderr"] == [b"oops"]
+
+    counted = make_config(command=["sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"])
+    await run_to_end(runtime, counted)
+    (state,) = [s for s in await runtime.list({RUN_LABEL: config.labels[RUN_LABEL]})
+                if s.name == counted.name]
+    assert [line.data async for line in runtime.logs(state.id, tail=2)] == [b"4", b"5"]
+    assert [line.data async for line in runtime.logs(state.id, tail=0)] == []
+
+    slow = make_config(command=["sh", "-c", "echo ready; for i in a b c; do sleep 0.3;"
+                                " echo $i; done"])
+    cid = await runtime.create(slow)
+    await runtime.start(cid)
+    await wait_for_output(runtime, cid, "ready")
+
+    async def follow() -> list[tuple[bytes, float]]:
+        return [(line.data, time.time()) async for line in runtime.logs(cid, follow=True)]
+    followed = await asyncio.wait_for(follow(), 30)
+    assert [data for data, _ in followed] == [b"ready", b"a", b"b", b"c"]
+    assert followed[-1][1] - followed[0][1] > 0.3     # arrived while the container ran
+    assert all(abs(line.timestamp - time.time()) < 60
+               for line in [line async for line in runtime.logs(cid)])
+
+
+async def test_missing_containers(runtime: PodmanRuntime) -> None:
+    with pytest.raises(ContainerNotFound):
+        await runtime.inspect("shoaltest-does-not-exist")
+    with pytest.raises(ContainerNotFound):
+        await runtime.start("shoaltest-does-not-exist")
+    with pytest.raises(ContainerNotFound):
+        [line async for line in runtime.logs("shoaltest-does-not-exist")]
+    await runtime.remove("shoaltest-does-not-exist")
+
+
+async def test_remove_running_container(runtime: PodmanRuntime,
+                                        make_config: Callable[..., ContainerConfig]) -> None:
+    config = make_config(command=["sleep", "600"])
+    await runtime.ensure_image(config.image)
+    cid = await runtime.create(config)
+    await runtime.start(cid)
+    assert (await runtime.inspect(cid)).running
+    started = time.monotonic()
+    await runtime.remove(cid)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ContainerNotFound):
+        await runtime.inspect(cid)
+
+
+async def test_service_socket_is_reused_and_restarted(tmp_path: Path) -> None:
+    first = PodmanRuntime(str(tmp_path), node_id="test")
+    try:
+        await first.version()
+        pid = first.service_pid
+        assert pid is not None and alive(pid)
+        assert os.getsid(pid) == pid                  # own session: survives the agent
+        await first.close()
+        del first
+
+        second = PodmanRuntime(str(tmp_path), node_id="test")
+        assert (await second.version()).startswith("podman")
+        assert second.service_pid == pid and alive(pid)
+
+        os.kill(pid, signal.SIGKILL)                  # the service dies: next call restarts it
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert (await second.version()).startswith("podman")
+        assert second.service_pid not in (None, pid) and alive(second.service_pid or 0)
+        await second.close()
+    finally:
+        kill_service(tmp_path)
