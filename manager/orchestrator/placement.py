@@ -1,0 +1,48 @@
+"""Placement: hands pending tasks to the scheduler and records its decisions.
+
+A task is pending when the orchestrator wants it running and it has not been
+assigned yet (observed NEW or PENDING).  A placed task gets its node and
+observed state ASSIGNED; an unplaceable one becomes PENDING with the
+scheduler's reason in `scheduling_message`, written only when it changes so a
+stuck task does not churn the store.
+"""
+from __future__ import annotations
+
+from proto import model
+from proto import objects_pb2 as pb
+from manager.orchestrator.plan import Work
+from scheduler import schedule
+
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+PENDING_MESSAGE = "pending task scheduling"
+
+
+def place(work: Work) -> None:
+    """Schedules every pending task of the pass in one scheduler call."""
+    pending = sorted(
+        (t for t in work.tasks.values()
+         if t.desired_state <= pb.RUNNING and t.status.state <= pb.PENDING
+         and t.service_id in work.services),
+        key=lambda t: t.id,
+    )
+    if not pending:
+        return
+    stamp = model.timestamp(work.now)
+    for decision in schedule(work.nodes, work.tasks.values(), pending, work.services):
+        task = work.tasks[decision.task_id]
+        if decision.node_id is not None:
+            t = work.edit_task(task.id)
+            t.node_id = decision.node_id
+            t.status.state = pb.ASSIGNED
+            t.status.message = ASSIGNED_MESSAGE
+            t.status.timestamp.CopyFrom(stamp)
+            t.scheduling_message = ""
+            continue
+        if task.status.state == pb.PENDING and task.scheduling_message == decision.message:
+            continue
+        t = work.edit_task(task.id)
+        if t.status.state != pb.PENDING:
+            t.status.state = pb.PENDING
+            t.status.message = PENDING_MESSAGE
+            t.status.timestamp.CopyFrom(stamp)
+        t.scheduling_message = decision.message

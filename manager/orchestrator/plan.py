@@ -1,0 +1,137 @@
+"""The plan a reconcile pass returns, and the working state it is built in.
+
+`Work` is a copy-on-write overlay on a `StoreView`: the rules edit, create and
+delete tasks (and edit services) through it, later rules see earlier rules'
+changes, and `Work.plan()` turns the net difference into store actions.  That
+is where the plan's invariants live: one action per object, updates carry the
+version read from the view, an edit that ends up equal to the stored object
+produces nothing, and a task created then deleted in the same pass vanishes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from google.protobuf.message import Message
+
+from proto import model
+from proto import objects_pb2 as pb
+from proto import store_pb2
+from raft.view import StoreView
+
+try:  # the store's own builders, when present
+    from raft.actions import create as _create
+    from raft.actions import remove as _remove
+    from raft.actions import update as _update
+except ImportError:  # pragma: no cover - same semantics, for a checkout without raft.actions
+    def _create(obj: Message) -> store_pb2.StoreAction:
+        return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, object=model.wrap(obj))
+
+    def _update(obj: Message) -> store_pb2.StoreAction:
+        return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, object=model.wrap(obj),
+                                     expected_version=obj.meta.version)
+
+    def _remove(obj: Message) -> store_pb2.StoreAction:
+        return store_pb2.StoreAction(kind=store_pb2.StoreAction.REMOVE,
+                                     object=model.wrap(type(obj)(id=obj.id)),
+                                     expected_version=obj.meta.version)
+
+
+@dataclass
+class Plan:
+    """What one reconcile pass wants: store actions (one transaction) and when
+    to run again even if nothing changes (a restart delay or update delay)."""
+
+    actions: list[store_pb2.StoreAction] = field(default_factory=list)
+    wake_at: Optional[float] = None
+
+
+class Work:
+    """Copy-on-write working state of one reconcile pass over a view."""
+
+    def __init__(self, view: StoreView, now: float, new_id: Callable[[], str] = model.new_id):
+        self.view = view
+        self.now = now
+        self.new_id = new_id
+        self.nodes = view.nodes
+        self.cluster = view.cluster
+        self.tasks: dict[str, pb.Task] = dict(view.tasks)
+        self.services: dict[str, pb.Service] = dict(view.services)
+        self._by_service: dict[str, dict[str, None]] = {}
+        for t in self.tasks.values():
+            self._by_service.setdefault(t.service_id, {})[t.id] = None
+        self._edited_tasks: set[str] = set()
+        self._created: dict[str, None] = {}
+        self._deleted: set[str] = set()
+        self._edited_services: set[str] = set()
+        self.wake_at: Optional[float] = None
+
+    # ------------------------------------------------------------- tasks --
+    def service_tasks(self, service_id: str) -> list[pb.Task]:
+        """Current tasks of a service (including ones created in this pass)."""
+        return [self.tasks[i] for i in self._by_service.get(service_id, ())]
+
+    def is_new(self, task_id: str) -> bool:
+        return task_id in self._created
+
+    def edit_task(self, task_id: str) -> pb.Task:
+        """A private, mutable copy of the task (made once per pass)."""
+        if task_id in self._created or task_id in self._edited_tasks:
+            return self.tasks[task_id]
+        copy = pb.Task()
+        copy.CopyFrom(self.tasks[task_id])
+        self.tasks[task_id] = copy
+        self._edited_tasks.add(task_id)
+        return copy
+
+    def set_desired(self, task: pb.Task, state: int) -> None:
+        """Raises the task's desired state to `state` (desired states never go back)."""
+        if task.desired_state < state:
+            self.edit_task(task.id).desired_state = state
+
+    def add_task(self, task: pb.Task) -> None:
+        self.tasks[task.id] = task
+        self._created[task.id] = None
+        self._by_service.setdefault(task.service_id, {})[task.id] = None
+
+    def delete_task(self, task_id: str) -> None:
+        task = self.tasks.pop(task_id)
+        self._by_service.get(task.service_id, {}).pop(task_id, None)
+        if task_id in self._created:
+            del self._created[task_id]
+        else:
+            self._edited_tasks.discard(task_id)
+            self._deleted.add(task_id)
+
+    # ---------------------------------------------------------- services --
+    def edit_service(self, service_id: str) -> pb.Service:
+        if service_id in self._edited_services:
+            return self.services[service_id]
+        copy = pb.Service()
+        copy.CopyFrom(self.services[service_id])
+        self.services[service_id] = copy
+        self._edited_services.add(service_id)
+        return copy
+
+    # -------------------------------------------------------------- misc --
+    def wake(self, at: float) -> None:
+        """Asks to be run again at `at` (ignored unless in the future)."""
+        if at > self.now and (self.wake_at is None or at < self.wake_at):
+            self.wake_at = at
+
+    def plan(self) -> Plan:
+        """The net changes as store actions: creates, then updates, then removes."""
+        actions: list[store_pb2.StoreAction] = [_create(self.tasks[i]) for i in self._created]
+        actions += _updates(self._edited_services, self.services, self.view.services)
+        actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
+        actions += [_remove(self.view.tasks[i]) for i in sorted(self._deleted)]
+        return Plan(actions=actions, wake_at=self.wake_at)
+
+
+def _updates(ids: Iterable[str], current: dict, original) -> list[store_pb2.StoreAction]:
+    out = []
+    for i in sorted(ids):
+        obj = current[i]
+        if obj != original[i]:
+            out.append(_update(obj))
+    return out

@@ -1,0 +1,55 @@
+"""The task reaper: deleting tasks nobody needs any more.
+
+- A task whose desired state is REMOVE (scaled away, or its service is gone)
+  is deleted once it can no longer be running: its observed state is
+  terminal, it never reached a node, or its node is down or gone.
+- Each slot keeps at most `task_history_retention_limit` tasks (cluster
+  setting; 0/unset means 5, negative means keep everything).  The oldest
+  history goes first; only tasks we no longer want running and that have
+  stopped (by the same test) are deleted, and never a slot's newest task.
+"""
+from __future__ import annotations
+
+from proto import model
+from proto import objects_pb2 as pb
+from manager.orchestrator.plan import Work
+from manager.orchestrator.slots import group
+
+DEFAULT_HISTORY = 5
+
+
+def history_limit(work: Work) -> int:
+    """Tasks kept per slot; negative means unlimited."""
+    cluster = work.cluster
+    limit = cluster.spec.orchestration.task_history_retention_limit if cluster else 0
+    return limit or DEFAULT_HISTORY
+
+
+def stopped(work: Work, task: pb.Task) -> bool:
+    """Nothing can be running for this task any more."""
+    if model.is_terminal(task.status.state) or task.status.state < pb.ASSIGNED:
+        return True
+    if not task.node_id:
+        return True
+    node = work.nodes.get(task.node_id)
+    return node is None or node.status.state == pb.NodeStatus.DOWN
+
+
+def reap(work: Work) -> None:
+    """Deletes removable tasks and history beyond the retention limit."""
+    for task in sorted(work.tasks.values(), key=lambda t: t.id):
+        if task.desired_state >= pb.REMOVE and stopped(work, task):
+            work.delete_task(task.id)
+    limit = history_limit(work)
+    if limit < 0:
+        return
+    for sid in sorted(work.services):
+        service = work.services[sid]
+        for tasks in group(service, work.service_tasks(sid), work).values():
+            excess = len(tasks) - limit
+            for t in tasks[:-1]:
+                if excess <= 0:
+                    break
+                if t.desired_state > pb.RUNNING and stopped(work, t):
+                    work.delete_task(t.id)
+                    excess -= 1

@@ -1,0 +1,54 @@
+"""One reconcile pass: from a store snapshot and the time to a plan.
+
+The order of the rules matters and is fixed here:
+
+1. tasks of services that no longer exist get desired state REMOVE;
+2. each service (by ID): update failure check (may pause or roll back), then
+   its mode's slots (replicated or global: scaling, moves off bad nodes,
+   restart policy), then the rolling update's next batch and status;
+3. every pending task is scheduled in one scheduler call;
+4. the reaper deletes what is no longer needed.
+
+Pure and deterministic apart from new task IDs (`new_id`, injectable).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from proto import model
+from proto import objects_pb2 as pb
+from raft.view import StoreView
+from manager.orchestrator import update
+from manager.orchestrator.global_ import eligible, reconcile_global
+from manager.orchestrator.placement import place
+from manager.orchestrator.plan import Plan, Work
+from manager.orchestrator.reaper import reap
+from manager.orchestrator.replicated import reconcile_replicated
+from manager.orchestrator.slots import is_global
+
+
+def reconcile(view: StoreView, now: float, *,
+              new_id: Callable[[], str] = model.new_id) -> Plan:
+    """Everything the cluster should change now to converge, as one plan."""
+    work = Work(view, now, new_id)
+    for task in sorted(view.tasks.values(), key=lambda t: t.id):
+        if task.service_id not in work.services:
+            work.set_desired(task, pb.REMOVE)
+    for sid in sorted(view.services):
+        service = update.check_failures(work, work.services[sid])
+        if is_global(service):
+            reconcile_global(work, service)
+            update.advance(work, service, _global_updatable(work, service))
+        else:
+            reconcile_replicated(work, service)
+            update.advance(work, service)
+    place(work)
+    reap(work)
+    return work.plan()
+
+
+def _global_updatable(work: Work, service: pb.Service) -> Callable[[object], bool]:
+    def updatable(node_id: object) -> bool:
+        node = work.nodes.get(str(node_id))
+        return node is not None and eligible(service, node)
+    return updatable

@@ -1,0 +1,175 @@
+"""Rolling updates: replacing out-of-date tasks batch by batch.
+
+A task is out of date ("dirty") when it was made from a task spec the service
+no longer has.  While the service's update status is UPDATING (or
+ROLLBACK_STARTED, using `rollback_config`):
+
+- a batch of `parallelism` dirty slots (0 = all) is replaced at a time, lowest
+  slot (or node ID) first.  stop-first: the old task gets desired SHUTDOWN and
+  the new one is created in the same pass; start-first: only the new one is
+  created, and the slot retires the old one once the new one is RUNNING;
+- the next batch starts only when no up-to-date task is still on its way to
+  RUNNING and the newest start is at least `delay` old (the pass asks to be
+  woken then);
+- failures: up-to-date tasks that FAILED or were REJECTED, counted per slot;
+  above `max_failure_ratio` the failure action applies: pause (status PAUSED),
+  continue, or rollback (spec and previous spec swap, spec version bumps,
+  status ROLLBACK_STARTED).  Failures during a rollback pause it;
+- when nothing is dirty and nothing is on its way, the status becomes
+  COMPLETED "update completed" (or ROLLBACK_COMPLETED "rollback completed").
+
+Everything is derived from the store, so the update survives leader changes.
+The monitor period is not waited for: a failure any time during the update
+counts.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from proto import model
+from proto import objects_pb2 as pb
+from manager.orchestrator.plan import Work
+from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_task, slot_key
+
+US = pb.UpdateStatus
+_ACTIVE = (US.UPDATING, US.ROLLBACK_STARTED)
+_ONGOING = (US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED)
+_FAILED = (pb.FAILED, pb.REJECTED)
+
+
+def _config(service: pb.Service) -> pb.UpdateConfig:
+    if service.update_status.state in (US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED):
+        return service.spec.rollback
+    return service.spec.update
+
+
+def _set_status(work: Work, service_id: str, state: int, message: str,
+                started: bool = False, completed: bool = False) -> pb.Service:
+    svc = work.edit_service(service_id)
+    svc.update_status.state = state
+    svc.update_status.message = message
+    if started:
+        svc.update_status.started_at.CopyFrom(model.timestamp(work.now))
+        svc.update_status.ClearField("completed_at")
+    if completed:
+        svc.update_status.completed_at.CopyFrom(model.timestamp(work.now))
+    return svc
+
+
+def check_failures(work: Work, service: pb.Service) -> pb.Service:
+    """Applies the failure action if the running update has failed too often.
+
+    Runs before the slots are reconciled, so a rollback's spec is what the
+    rest of the pass builds.  Returns the service as it now is.
+    """
+    state = service.update_status.state
+    cfg = _config(service)
+    if state not in _ACTIVE or cfg.failure_action == pb.UpdateConfig.CONTINUE:
+        return service
+    tasks = work.service_tasks(service.id)
+    failed = sorted((t for t in tasks
+                     if t.spec_version == service.spec_version and t.status.state in _FAILED),
+                    key=lambda t: (model.ts_seconds(t.status.timestamp), t.id))
+    if not failed:
+        return service
+    slots = {slot_key(service, t) for t in tasks if is_live(t)} | {
+        slot_key(service, t) for t in failed}
+    ratio = len({slot_key(service, t) for t in failed}) / max(1, len(slots))
+    if ratio <= cfg.max_failure_ratio:
+        return service
+    culprit = failed[0].id
+    if (state == US.UPDATING and cfg.failure_action == pb.UpdateConfig.ROLLBACK
+            and service.HasField("previous_spec")):
+        svc = _set_status(work, service.id, US.ROLLBACK_STARTED,
+                          f"update rolled back due to failure or early termination of task "
+                          f"{culprit}", started=True)
+        current = pb.ServiceSpec()
+        current.CopyFrom(svc.spec)
+        svc.spec.CopyFrom(svc.previous_spec)
+        svc.previous_spec.CopyFrom(current)
+        svc.spec_version += 1
+        return svc
+    what, paused = ("update", US.PAUSED) if state == US.UPDATING else ("rollback",
+                                                                       US.ROLLBACK_PAUSED)
+    return _set_status(work, service.id, paused,
+                       f"{what} paused due to failure or early termination of task {culprit}")
+
+
+def advance(work: Work, service: pb.Service,
+            updatable: Callable[[SlotKey], bool] = lambda key: True) -> None:
+    """Starts the next batch when due and records start and completion.
+
+    `updatable(key)` excludes slots that cannot take a new task now (a global
+    service's paused node); they are neither replaced nor waited for.
+    """
+    slots = group(service, work.service_tasks(service.id), work)
+    dirty = _dirty_slots(service, slots, updatable)
+    in_flight = _in_flight(service, slots)
+    state = service.update_status.state
+    if dirty and state not in _ONGOING:
+        service = _set_status(work, service.id, US.UPDATING, "update in progress", started=True)
+        state = US.UPDATING
+    if state not in _ACTIVE:
+        return
+    cfg = _config(service)
+    if dirty and not in_flight:
+        due = _cooling_until(service, slots, model.seconds(cfg.delay))
+        if due > work.now:
+            work.wake(due)
+        else:
+            batch = dirty if cfg.parallelism == 0 else dirty[: cfg.parallelism]
+            for key in batch:
+                _replace(work, service, key, slots[key], cfg.order)
+            return
+    if not dirty and not in_flight and not _old_alive(service, slots, updatable):
+        if state == US.UPDATING:
+            _set_status(work, service.id, US.COMPLETED, "update completed", completed=True)
+        else:
+            _set_status(work, service.id, US.ROLLBACK_COMPLETED, "rollback completed",
+                        completed=True)
+
+
+def _dirty_slots(service: pb.Service, slots: dict[SlotKey, list[pb.Task]],
+                 updatable: Callable[[SlotKey], bool]) -> list[SlotKey]:
+    """Slots whose live tasks are all out of date (none replaced yet)."""
+    out = []
+    for key in sorted(slots):
+        live = [t for t in slots[key] if is_live(t)]
+        if live and updatable(key) and all(is_dirty(t, service) for t in live):
+            out.append(key)
+    return out
+
+
+def _in_flight(service: pb.Service, slots: dict[SlotKey, list[pb.Task]]) -> bool:
+    """Some up-to-date task has not reached RUNNING yet."""
+    return any(is_live(t) and not is_dirty(t, service) and t.status.state < pb.RUNNING
+               for tasks in slots.values() for t in tasks)
+
+
+def _old_alive(service: pb.Service, slots: dict[SlotKey, list[pb.Task]],
+               updatable: Callable[[SlotKey], bool]) -> bool:
+    """An out-of-date task is still live in an updatable slot (start-first)."""
+    return any(is_live(t) and is_dirty(t, service)
+               for key, tasks in slots.items() if updatable(key) for t in tasks)
+
+
+def _cooling_until(service: pb.Service, slots: dict[SlotKey, list[pb.Task]],
+                   delay: float) -> float:
+    """When the delay after the most recent up-to-date task start has passed."""
+    if delay <= 0:
+        return 0.0
+    starts = [model.ts_seconds(t.status.timestamp)
+              for tasks in slots.values() for t in tasks
+              if is_live(t) and not is_dirty(t, service) and t.status.state == pb.RUNNING
+              and t.spec_version == service.spec_version]
+    return max(starts, default=-delay) + delay
+
+
+def _replace(work: Work, service: pb.Service, key: SlotKey, tasks: Sequence[pb.Task],
+             order: int) -> None:
+    live = [t for t in tasks if is_live(t)]
+    start_first = order == pb.UpdateConfig.START_FIRST
+    if not (start_first and any(not model.is_terminal(t.status.state) for t in live)):
+        for t in live:
+            work.set_desired(t, pb.SHUTDOWN)
+    make_task(work, service, key)
