@@ -89,8 +89,9 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
             ctx.warn(exc.message)
             status = 1
     if ns.pretty:
-        ctx.print("\n\n".join(pretty.node_text(n) for n in nodes))
-    elif nodes or not status:
+        if nodes:
+            ctx.print("\n\n".join(pretty.node_text(n) for n in nodes))
+    else:
         ctx.print(fmt.inspect_json(nodes))
     return status
 

@@ -261,8 +261,9 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
     if ns.pretty:
-        ctx.print("\n\n".join(pretty.service_text(s) for s in services))
-    elif services or not status:
+        if services:
+            ctx.print("\n\n".join(pretty.service_text(s) for s in services))
+    else:
         ctx.print(fmt.inspect_json(services))
     return status
 

@@ -238,8 +238,12 @@ def to_dict(message: Message) -> dict:
 
     Zero values are kept (availability ACTIVE, role WORKER are zeros).
     """
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    options = {"preserving_proto_field_name": True,
+               "always_print_fields_with_no_presence": True}
+    try:
+        return json_format.MessageToDict(message, unquote_int64_if_possible=True, **options)
+    except TypeError:  # protobuf releases without that option print 64-bit ints as strings
+        return json_format.MessageToDict(message, **options)
 
 
 def inspect_json(messages: Iterable[Message]) -> str:

@@ -187,11 +187,21 @@ def deadline_for(service: pb.Service, minimum: float = 120.0) -> float:
 
 
 class Timeout(Exception):
-    """The service did not converge before the deadline."""
+    """The service did not converge: deadline passed, update paused or rolled back."""
+
+
+_PAUSED = (pb.UpdateStatus.PAUSED, pb.UpdateStatus.ROLLBACK_PAUSED)
+_ROLLED_BACK = (pb.UpdateStatus.ROLLBACK_STARTED, pb.UpdateStatus.ROLLBACK_COMPLETED)
 
 
 class Waiter:
-    """Polls the manager until a service converges; see the module docstring."""
+    """Polls the manager until a service converges; see the module docstring.
+
+    Changes of the service's update status while waiting are reported as
+    Docker does: a paused update ends the wait with an error; an automatic
+    rollback prints "rollback: ..." and the wait ends with an error once the
+    rolled-back spec has converged.
+    """
 
     def __init__(self, call: Callable, out: TextIO, tty: bool,
                  clock: Callable[[], float] = time.monotonic,
@@ -208,15 +218,28 @@ class Waiter:
         return service, list(tasks)
 
     def wait(self, service_id: str, timeout: Optional[float] = None) -> Progress:
-        """Shows progress until converged; raises Timeout with the last errors."""
+        """Shows progress until converged; raises Timeout saying why it stopped."""
         start = self.clock()
         service, tasks = self._read(service_id)
+        initial = pb.UpdateStatus()
+        initial.CopyFrom(service.update_status)
+        rolled_back = ""
         limit = timeout if timeout is not None else deadline_for(service)
         while True:
+            status = service.update_status
+            if status != initial:
+                if status.state in _PAUSED:
+                    raise Timeout(f"update paused: {status.message or 'a task failed'}")
+                if (status.state in _ROLLED_BACK and not rolled_back
+                        and initial.state == pb.UpdateStatus.UPDATING):
+                    rolled_back = status.message or "update rolled back due to a task failure"
+                    self.display.finish(f"rollback: {rolled_back}")
             progress = compute_progress(service, tasks, self.clock() - start)
             self.display.show(progress)
             if progress.converged:
                 self.display.finish(f"verify: Service {service.id} converged")
+                if rolled_back:
+                    raise Timeout(f"service rolled back: {rolled_back}")
                 return progress
             if self.clock() - start >= limit:
                 errors = "; ".join(f"{label}: {err}" for label, (_, err)

@@ -714,3 +714,52 @@ def test_parser_has_node_starting_commands() -> None:
     assert ns.bootstrap == "cmd_init" and ns.task_history_limit == 3
     assert ns.default_addr_pool == ["10.20.0.0/16"]
     assert parse(["daemon", "--data-dir", "/d", "--foreground"]).bootstrap == "cmd_daemon"
+
+
+class ScriptedServices(FakeControl):
+    """FakeControl whose service changes along a script too."""
+
+    def __init__(self, services: list[pb.Service], script: list[list[pb.Task]]) -> None:
+        super().__init__(services[0], script)
+        self.services = services
+        self.gets = 0
+
+    def __call__(self, method: str, request, timeout=None):
+        if method == "GetService":
+            svc = self.services[min(self.gets, len(self.services) - 1)]
+            self.gets += 1
+            return cpb.GetServiceResponse(service=svc)
+        return super().__call__(method, request, timeout)
+
+
+def with_status(svc: pb.Service, state: int, message: str = "") -> pb.Service:
+    copy = pb.Service()
+    copy.CopyFrom(svc)
+    copy.update_status.state = state
+    copy.update_status.message = message
+    return copy
+
+
+def test_waiter_stops_on_paused_update() -> None:
+    svc = make_service(replicas=1, spec_version=2)
+    old = [make_task(svc, 1, pb.RUNNING, spec_version=1)]
+    services = [with_status(svc, pb.UpdateStatus.UPDATING),
+                with_status(svc, pb.UpdateStatus.PAUSED, "task web.1 failed")]
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [old]), out, False, clock=clock, sleep=clock.sleep)
+    with pytest.raises(Timeout, match="update paused: task web.1 failed"):
+        waiter.wait(svc.id)
+
+
+def test_waiter_reports_automatic_rollback() -> None:
+    svc = make_service(replicas=1, spec_version=3)
+    tasks = [make_task(svc, 1, pb.RUNNING)]
+    services = [with_status(svc, pb.UpdateStatus.UPDATING),
+                with_status(svc, pb.UpdateStatus.ROLLBACK_COMPLETED, "update rolled back")]
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [[], tasks]), out, False, clock=clock,
+                    sleep=clock.sleep)
+    with pytest.raises(Timeout, match="service rolled back: update rolled back"):
+        waiter.wait(svc.id)
+    assert "rollback: update rolled back" in out.getvalue()
+    assert "converged" in out.getvalue()
