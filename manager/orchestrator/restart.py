@@ -14,6 +14,9 @@ that nobody asked for).  The policy (`TaskSpec.restart`) decides:
 
 The decision depends only on the task and `now`, so repeated passes agree.
 The ended task is kept as history with desired state SHUTDOWN.
+
+`supervise` applies this to one slot, together with moving running tasks off
+nodes they must leave (immediate, not counted as a restart attempt).
 """
 from __future__ import annotations
 
