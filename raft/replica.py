@@ -29,6 +29,7 @@ import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
+from pysyncobj.transport import TCPTransport
 
 from raft.journal import DiskJournal
 
@@ -53,6 +54,13 @@ class RaftTuning:
     compaction_entries: int = 5000  # snapshot and trim the journal after this many entries
     compaction_seconds: float = 300.0  # .. or this long after the last snapshot
     fsync: bool = True  # fdatasync each journal entry before going on
+
+
+class _InspectingTransport(TCPTransport):
+    """pysyncobj's TCP transport, letting the replica adjust a message before raft handles it."""
+
+    def _onMessageReceived(self, node, message):  # noqa: N802 (pysyncobj's name)
+        super()._onMessageReceived(node, self._syncObj.inspect_message(message))
 
 
 class Replica(SyncObj):
@@ -113,7 +121,8 @@ class Replica(SyncObj):
             original = _syncobj_module.createJournal
             _syncobj_module.createJournal = journal_factory
             try:
-                super().__init__(self_addr, [p for p in peers if p != self_addr], conf)
+                super().__init__(self_addr, [p for p in peers if p != self_addr], conf,
+                                 transportClass=_InspectingTransport)
             except SyncObjException as e:
                 self.journal._destroy()
                 raise OSError(f"cannot listen for raft on {bind_addr}: {e.errorCode}") from None
@@ -211,6 +220,50 @@ class Replica(SyncObj):
     def propose(self, payload: bytes, callback: Callable[[Any, int], None]) -> None:
         """Queues `payload` for the log; `callback(result, fail_reason)` runs on the raft thread."""
         self.apply_payload(payload, callback=callback)
+
+    def inspect_message(self, message: dict) -> dict:
+        """Raft thread: keeps a follower from dropping entries it already holds.
+
+        With entries sent as soon as they are proposed, several append_entries
+        are in flight per follower, and an acknowledgement of an older one
+        moves the leader's nextIndex back: the leader re-sends entries the
+        follower already has.  pysyncobj then truncates the follower's log
+        after the message's entries, contrary to raft (only a conflicting
+        entry may be deleted): entries the follower had acknowledged, maybe
+        counted for a commit, vanish until re-sent.  So entries this log
+        already holds (same index and term, hence the same entry) are cut off
+        the front of the message; when that leaves none and the log ends in
+        the leader's term (all of it came from this leader), the message
+        becomes a heartbeat at the end of the log, and the follower
+        acknowledges what it really holds.
+        """
+        if message.get("type") != "append_entries" or "prevLogIdx" not in message:
+            return message
+        entries = message.get("entries")
+        if not entries or message.get("transmission") is not None:
+            return message
+        journal = self.journal
+        if not len(journal):
+            return message
+        first = journal[0][1]
+        held = 0  # leading entries of the message this log already holds
+        for _, idx, term in entries:
+            pos = idx - first
+            if pos < 0 or pos >= len(journal) or journal[pos][2] != term:
+                break
+            held += 1
+        if held == 0:
+            return message
+        adjusted = dict(message)
+        if held < len(entries):  # append (or resolve a conflict) after what we hold
+            _, prev_idx, prev_term = entries[held - 1]
+            adjusted.update(prevLogIdx=prev_idx, prevLogTerm=prev_term, entries=entries[held:])
+            return adjusted
+        _, last_idx, last_term = journal[-1]
+        if last_term != message["term"]:
+            return message
+        adjusted.update(prevLogIdx=last_idx, prevLogTerm=last_term, entries=[])
+        return adjusted
 
     # -------------------------------------------------------- snapshots ----
 

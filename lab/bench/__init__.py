@@ -1,0 +1,1 @@
+"""Benchmarks: run by hand, one figure per line."""
