@@ -416,3 +416,22 @@ def test_membership_add_node(tmp_path, cluster):
         joined.close()
     leader.remove_member(addr)
     assert addr not in leader.members()
+
+
+def test_follower_keeps_entries_it_already_holds(store):
+    """A re-sent append_entries must not truncate entries the log holds (see Replica.inspect_message)."""
+    for i in range(5):
+        store.commit([actions.create(service(f"held-{i}"))])
+    replica = store._replica
+    journal = list(replica.journal)
+    term = journal[-1][2]
+    resent = {"type": "append_entries", "term": term, "commit_index": 1,
+              "prevLogIdx": journal[1][1], "prevLogTerm": journal[1][2], "entries": journal[2:4]}
+    adjusted = replica.inspect_message(resent)
+    assert adjusted["entries"] == [] and adjusted["prevLogIdx"] == journal[-1][1]
+    extra = (b"new", journal[-1][1] + 1, term)
+    overlapping = dict(resent, entries=journal[2:] + [extra])
+    adjusted = replica.inspect_message(overlapping)
+    assert adjusted["entries"] == [extra] and adjusted["prevLogIdx"] == journal[-1][1]
+    conflicting = dict(resent, entries=[(b"x", journal[2][1], term + 1)])
+    assert replica.inspect_message(conflicting) is conflicting
