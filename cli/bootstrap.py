@@ -37,6 +37,7 @@ class NodeState:
     raft_addr: str                 # ip:port of the raft endpoint
     created_at: float = field(default_factory=time.time)
     init: dict = field(default_factory=dict)   # cluster settings given to `swarm init`
+    creates_cluster: bool = False              # this node ran `swarm init`
 
     @classmethod
     def load(cls, data_dir: Path) -> "NodeState":
@@ -107,7 +108,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     state = NodeState(node_id=model.new_id(), role="manager",
                       advertise_addr=f"{adv_host}:{adv_port}",
                       listen_addr=f"{listen_host}:{listen_port}",
-                      raft_addr=f"{adv_host}:{adv_port + 1}", init=settings)
+                      raft_addr=f"{adv_host}:{adv_port + 1}", init=settings,
+                      creates_cluster=True)
     state.save(data_dir)
     if args.foreground:
         print(f"Swarm initialized: current node ({state.node_id}) is now a manager.", flush=True)

@@ -99,10 +99,8 @@ class Node:
         self.store = Store(self.state.node_id, str(self.data_dir), self.state.raft_addr, [])
         self.store.start()
         loop = asyncio.get_running_loop()
-        ready = await loop.run_in_executor(None, self.store.wait_ready, 30.0)
-        if not ready:
-            raise errors.Unavailable("the raft store did not become ready within 30s")
-        if self.state.init:
+        await loop.run_in_executor(None, self.store.wait_ready, 30.0)
+        if self.state.creates_cluster:
             for _ in range(100):
                 try:
                     await self._bootstrap_cluster()
@@ -152,6 +150,10 @@ class Node:
         agent = Agent(self.state.node_id, runtime, f"unix://{socket_path(self.data_dir)}",
                       hostname=socket.gethostname())
         agent_task = loop.create_task(agent.run())
+        try:
+            await asyncio.wait_for(agent.connected.wait(), 20.0)
+        except asyncio.TimeoutError:
+            self.log.warning("the agent has no session yet; serving anyway")
         (self.data_dir / "ready").write_text(str(os.getpid()))
         self.log.info("node ready: serving on %s", socket_path(self.data_dir))
         await stop.wait()

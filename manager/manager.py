@@ -100,7 +100,7 @@ class Manager:
         self.store.on_leader_change(self._leader_changed)
         await self._apply_leadership(self.store.is_leader())
 
-    def _leader_changed(self, leading: bool) -> None:
+    def _leader_changed(self, leading: bool, leader_addr: Optional[str] = None) -> None:
         """Called on the raft thread."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(

@@ -494,16 +494,22 @@ def test_rolling_update_one_at_a_time(sim: Sim):
     plan = sim.step()
     assert kinds(plan) == {"CREATE": 1, "UPDATE": 1}
     assert images(sim) == {"busybox:1": 2, "busybox:2": 1}
-    assert sim.reconcile().actions == []  # waits for the new task to run
+    # stop-first: the new task is held at READY while the old one still runs
+    new = [t for t in sim.live("web") if t.spec.container.image == "busybox:2"][0]
+    old = [t for t in sim.tables["task"].values()
+           if t.slot == new.slot and t.id != new.id][0]
+    assert new.desired_state == pb.READY and old.desired_state == pb.SHUTDOWN
+    assert sim.reconcile().actions == []  # waits for the old task to stop
     sim.agent()
     seen = []
-    for _ in range(10):
+    for _ in range(20):
         sim.step()
         sim.agent()
         seen.append(images(sim)["busybox:2"])
         if sim.service("web").update_status.state == US.COMPLETED:
             break
-    assert seen[:2] == [2, 3]
+    # one slot at a time: the count of new tasks never jumps by more than one
+    assert all(b - a in (0, 1) for a, b in zip([1] + seen, seen)) and seen[-1] == 3
     st = sim.service("web").update_status
     assert st.state == US.COMPLETED and st.message == "update completed"
     assert images(sim) == {"busybox:2": 3}
@@ -528,6 +534,8 @@ def test_update_delay_between_batches(sim: Sim):
     sim.settle()
     sim.update_service("web", image="busybox:2")
     sim.step()
+    sim.agent()   # the old task stops
+    sim.step()    # the new one may run now
     sim.agent()
     started = sim.now
     plan = sim.reconcile()

@@ -36,6 +36,7 @@ def reconcile(view: StoreView, now: float, *,
             work.set_desired(task, pb.REMOVE)
     for sid in sorted(view.services):
         service = update.check_failures(work, work.services[sid])
+        update.promote_ready(work, service)
         if is_global(service):
             reconcile_global(work, service)
             update.advance(work, service, _global_updatable(work, service))

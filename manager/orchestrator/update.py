@@ -6,7 +6,8 @@ ROLLBACK_STARTED, using `rollback_config`):
 
 - a batch of `parallelism` dirty slots (0 = all) is replaced at a time, lowest
   slot (or node ID) first.  stop-first: the old task gets desired SHUTDOWN and
-  the new one is created in the same pass; start-first: only the new one is
+  the new one is created in the same pass with desired READY, raised to RUNNING
+  once the old one has stopped; start-first: only the new one is
   created, and the slot retires the old one once the new one is RUNNING;
 - the next batch starts only when no up-to-date task is still on its way to
   RUNNING and the newest start is at least `delay` old (the pass asks to be
@@ -29,6 +30,7 @@ from typing import Callable, Sequence
 from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
+from manager.orchestrator.reaper import stopped
 from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_task, slot_key
 
 US = pb.UpdateStatus
@@ -169,7 +171,24 @@ def _replace(work: Work, service: pb.Service, key: SlotKey, tasks: Sequence[pb.T
              order: int) -> None:
     live = [t for t in tasks if is_live(t)]
     start_first = order == pb.UpdateConfig.START_FIRST
-    if not (start_first and any(not model.is_terminal(t.status.state) for t in live)):
-        for t in live:
-            work.set_desired(t, pb.SHUTDOWN)
-    make_task(work, service, key)
+    if start_first and any(not model.is_terminal(t.status.state) for t in live):
+        make_task(work, service, key)
+        return
+    for t in live:
+        work.set_desired(t, pb.SHUTDOWN)
+    new = make_task(work, service, key)
+    if any(not stopped(work, t) for t in live):
+        # stop-first: the agent may prepare the new task, but starts it only
+        # once the old one has stopped (see promote_ready)
+        new.desired_state = pb.READY
+
+
+def promote_ready(work: Work, service: pb.Service) -> None:
+    """Lets a task held at desired READY run once nothing else in its slot can."""
+    slots = group(service, work.service_tasks(service.id), work)
+    for tasks in slots.values():
+        for t in tasks:
+            if t.desired_state != pb.READY:
+                continue
+            if all(o.id == t.id or stopped(work, o) for o in tasks):
+                work.edit_task(t.id).desired_state = pb.RUNNING
