@@ -66,6 +66,7 @@ class PodmanRuntime(Runtime):
         self._service_checked = False
         self._images: set[str] = set()
         self._pulls: dict[str, asyncio.Future[None]] = {}
+        self._version: str | None = None
 
     # ---- the service process ----------------------------------------------------
 
@@ -176,11 +177,16 @@ class PodmanRuntime(Runtime):
     # ---- Runtime ----------------------------------------------------------------
 
     async def version(self) -> str:
-        _, data = await self._call("GET", "/version")
-        for component in (data or {}).get("Components") or []:
-            if component.get("Name") == "Podman Engine":
-                return f"podman {component.get('Version', '')}".strip()
-        return f"podman {(data or {}).get('Version', 'unknown')}"
+        """Asked once per runtime object: podman answers in ~0.5 s (it runs conmon
+        and crun to learn their versions)."""
+        if self._version is None:
+            _, data = await self._call("GET", "/version")
+            found = f"podman {(data or {}).get('Version', 'unknown')}"
+            for component in (data or {}).get("Components") or []:
+                if component.get("Name") == "Podman Engine":
+                    found = f"podman {component.get('Version', '')}".strip()
+            self._version = found
+        return self._version
 
     async def image_present(self, image: str) -> bool:
         """Whether podman's storage holds the image (asks podman, ignores the cache)."""
