@@ -100,7 +100,7 @@ step "podman info" check_podman
 make_venv() {
     cd "$REPO" || return 1
     [ -x .venv/bin/python ] || python3 -m venv .venv || return 1
-    .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'
+    .venv/bin/pip install -q -e '.[test]'
 }
 step "python venv at $REPO/.venv with shoal[test]" make_venv
 
