@@ -1,6 +1,8 @@
-"""Test harness for end-to-end tests on one host: a real node started with
-`swarm init`, driven through the real `swarm` CLI and the gRPC API, and torn
-down completely (daemon, podman service, containers) even when a test fails.
+"""One real node on this host, for end-to-end tests and benchmarks.
+
+A node started with `swarm init` in its own data directory, driven through the
+real `swarm` CLI and the gRPC API, and torn down completely (daemon, podman
+service, containers) by `destroy()`, also after a failure.
 """
 from __future__ import annotations
 
