@@ -251,8 +251,10 @@ async def test_stop_sends_signal_then_kills_after_grace(
     await runtime.stop(cid, "", 1.0)                  # stopping a stopped container: no-op
 
 
+@pytest.mark.parametrize("signal_arg", ["", "USR1"])   # "" = the configured stop signal
 async def test_stop_with_custom_signal_returns_early(
-        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig],
+        signal_arg: str) -> None:
     polite = "trap 'exit 42' USR1; echo ready; while :; do sleep 0.1; done"
     config = make_config(command=["sh", "-c", polite], stop_signal="SIGUSR1")
     await runtime.ensure_image(config.image)
@@ -261,7 +263,7 @@ async def test_stop_with_custom_signal_returns_early(
     await runtime.start(cid)
     await wait_for_output(runtime, cid, "ready")
     started = time.monotonic()
-    await runtime.stop(cid, "USR1", 20)
+    await runtime.stop(cid, signal_arg, 20)
     assert time.monotonic() - started < 5
     assert (await runtime.inspect(cid)).exit_code == 42
 

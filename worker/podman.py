@@ -290,10 +290,13 @@ class PodmanRuntime(Runtime):
 
     async def stop(self, container_id: str, signal: str = "",
                    grace_period: float = 10.0) -> None:
-        state = await self.inspect(container_id)
+        """`signal` "" means the container's own stop signal (SIGTERM unless configured)."""
+        data = await self.inspect_raw(container_id)
+        state = _state(data, container_id)
         if not state.running:
             return
-        first = signal_name(signal_number(signal))
+        configured = str((data.get("Config") or {}).get("StopSignal") or "")
+        first = signal_name(signal_number(signal or configured))
         if not await self._kill(container_id, first):
             return
         if await self._wait_for(container_id, max(grace_period, 0.0)):
@@ -314,19 +317,7 @@ class PodmanRuntime(Runtime):
         return data
 
     async def inspect(self, container_id: str) -> ContainerState:
-        data = await self.inspect_raw(container_id)
-        st = data.get("State") or {}
-        error = st.get("Error") or ""
-        if st.get("OOMKilled") and not error:
-            error = "container killed: out of memory"
-        running = bool(st.get("Running"))
-        return ContainerState(
-            id=data.get("Id", container_id), name=data.get("Name", ""),
-            labels=dict((data.get("Config") or {}).get("Labels") or {}),
-            status=st.get("Status") or "unknown", running=running,
-            exit_code=int(st.get("ExitCode") or 0), pid=int(st.get("Pid") or 0),
-            error=error, started_at=parse_time(st.get("StartedAt", "")),
-            finished_at=0.0 if running else parse_time(st.get("FinishedAt", "")))
+        return _state(await self.inspect_raw(container_id), container_id)
 
     async def list(self, labels: dict[str, str]) -> list[ContainerState]:
         filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]} if labels else {}
@@ -374,3 +365,17 @@ class PodmanRuntime(Runtime):
         await self._client.close()
 
 
+def _state(data: dict[str, Any], container_id: str) -> ContainerState:
+    """ContainerState from podman's inspect document."""
+    st = data.get("State") or {}
+    error = st.get("Error") or ""
+    if st.get("OOMKilled") and not error:
+        error = "container killed: out of memory"
+    running = bool(st.get("Running"))
+    return ContainerState(
+        id=data.get("Id", container_id), name=data.get("Name", ""),
+        labels=dict((data.get("Config") or {}).get("Labels") or {}),
+        status=st.get("Status") or "unknown", running=running,
+        exit_code=int(st.get("ExitCode") or 0), pid=int(st.get("Pid") or 0),
+        error=error, started_at=parse_time(st.get("StartedAt", "")),
+        finished_at=0.0 if running else parse_time(st.get("FinishedAt", "")))
