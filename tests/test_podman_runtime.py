@@ -6,9 +6,11 @@ the podman CLI, independent of the code under test) when the test ends.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -118,17 +120,25 @@ async def test_version(runtime: PodmanRuntime) -> None:
 
 
 async def test_pull_missing_image(runtime: PodmanRuntime, demo_image: str) -> None:
-    reference = demo_image.rsplit(":", 1)[0] + ":pulltest"
-    podman("tag", demo_image, reference)
+    # A separate tiny image: pulling another tag of the demo image's own ID would
+    # move podman's name for it (the demo tag ends up dangling).
+    reference = demo_image.rsplit("/", 1)[0] + "/pulltest:latest"
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("pulltest")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"shoal\n"))
+    subprocess.run(["podman", "import", "-", reference], input=layer.getvalue(),
+                   check=True, capture_output=True, timeout=60)
     podman("push", "--tls-verify=false", reference)
-    podman("untag", reference)
+    podman("rmi", reference)
     try:
         assert not await runtime.image_present(reference)
         await runtime.ensure_image(reference)
         assert await runtime.image_present(reference)
         await runtime.ensure_image(reference)          # cached: no second pull
     finally:
-        podman("untag", reference, check=False)
+        podman("rmi", reference, check=False)
 
 
 async def test_pull_failure_reports_reason(runtime: PodmanRuntime, demo_image: str) -> None:
