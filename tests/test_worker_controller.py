@@ -329,3 +329,18 @@ async def test_many_tasks_start_in_parallel() -> None:
     assert len({c.name for c in rt.containers.values()}) == 40
     for ctrl in ctrls:
         await ctrl.cancel()
+
+
+def test_templates_expand_in_env_hostname_and_labels() -> None:
+    from worker import taskspec
+    task = make_task("t1", slot=3)
+    task.service_name = "web"
+    task.annotations.name = "web.3"
+    task.spec.container.env.extend(["SLOT={{.Task.Slot}}", "WHERE={{ .Node.Hostname }}",
+                                    "KEEP={{.Unknown}}"])
+    task.spec.container.hostname = "{{.Service.Name}}-{{.Task.Slot}}"
+    task.spec.container.labels["who"] = "{{.Node.ID}}"
+    cfg = taskspec.container_config(task, "node9", node_hostname="box1")
+    assert cfg.env == ["SLOT=3", "WHERE=box1", "KEEP={{.Unknown}}"]
+    assert cfg.hostname == "web-3"
+    assert cfg.labels["who"] == "node9"

@@ -350,7 +350,8 @@ class Agent:
             return
         container = self._claim(task.id)
         ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
-                              cluster_id=self.cluster_id, container=container, log=self.log)
+                              cluster_id=self.cluster_id, node_hostname=self.hostname,
+                              container=container, log=self.log)
         self._controllers[task.id] = ctrl
         ctrl.start().add_done_callback(lambda job, c=ctrl: self._controller_done(c, job))
 

@@ -47,6 +47,7 @@ class TaskController:
         *,
         node_id: str,
         cluster_id: str = "",
+        node_hostname: str = "",
         container: ContainerState | None = None,
         log: logging.LoggerAdapter | None = None,
     ) -> None:
@@ -54,6 +55,7 @@ class TaskController:
         self.task.CopyFrom(task)
         self.runtime = runtime
         self.node_id = node_id
+        self.node_hostname = node_hostname
         self.cluster_id = cluster_id
         self._report_fn = report
         self._last = task.status.state
@@ -198,7 +200,8 @@ class TaskController:
 
     async def _prepare(self) -> bool:
         """ACCEPTED → PREPARING → READY: pulls the image and creates the container."""
-        config = taskspec.container_config(self.task, self.node_id, self.cluster_id)
+        config = taskspec.container_config(self.task, self.node_id, self.cluster_id,
+                                              self.node_hostname)
         self._report(pb.ACCEPTED, "accepted")
         self._report(pb.PREPARING, "preparing")
         try:

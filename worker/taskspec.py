@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from proto import model
 from proto import objects_pb2 as pb
+from worker import templates
 from worker.runtime import ContainerConfig
 
 LABEL_CLUSTER_ID = "com.shoal.cluster.id"
@@ -54,20 +55,29 @@ def stop_grace_period(task: pb.Task) -> float:
     return DEFAULT_STOP_GRACE
 
 
-def container_config(task: pb.Task, node_id: str, cluster_id: str = "") -> ContainerConfig:
-    """Everything the runtime needs to create the container of `task`."""
+def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
+                     node_hostname: str = "") -> ContainerConfig:
+    """Everything the runtime needs to create the container of `task`.
+
+    Docker-style templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) in the
+    environment, hostname and container labels are expanded here.
+    """
     spec = task.spec.container
     limits = task.spec.resources.limits
+    values = templates.context(task, node_id, node_hostname)
+
+    def x(text: str) -> str:
+        return templates.expand(text, values)
     return ContainerConfig(
         name=container_name(task, node_id),
         image=spec.image,
         command=list(spec.command),
         args=list(spec.args),
-        env=list(spec.env),
-        labels=container_labels(task, node_id, cluster_id),
+        env=[x(e) for e in spec.env],
+        labels={k: x(v) for k, v in container_labels(task, node_id, cluster_id).items()},
         user=spec.user,
         workdir=spec.dir,
-        hostname=spec.hostname,
+        hostname=x(spec.hostname),
         stop_signal=spec.stop_signal,
         stop_grace_period=stop_grace_period(task),
         nano_cpus=limits.nano_cpus,
