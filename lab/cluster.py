@@ -1,0 +1,415 @@
+"""A multi-node Shoal cluster on one host: the `Lab` behind `swarm-lab`.
+
+Owns the lab's nodes: a data directory per node (`<lab-dir>/nodes/<name>`),
+its daemon started inside the node's network namespace and in a fresh UTS
+namespace whose hostname is the node's name (`nsenter --net=… unshare --uts`;
+not `ip netns exec`, which remounts /sys and hides the cgroups podman needs),
+and their teardown: daemons, containers labelled with the lab's node IDs,
+the podman services of the lab's data directories, then the network
+(`lab.netlab`), then the data directories. What a node is, is written to the
+state file before it is made, so `down` works after any crash.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from lab.localnode import LABEL_NODE, wait_for
+from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
+from lab.state import StateFile, lab_dir
+
+REPO = Path(__file__).resolve().parent.parent
+MANAGER_PORT = 2377
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+FIELDS = ("Name", "Role", "IP", "DataDir", "Pid", "Host", "Underlay")
+JOIN_MISSING = ("swarm join is not available yet in this checkout (swarm join-token is "
+                "missing): only a one-node lab can be brought up (--managers 1 --workers 0)")
+
+__all__ = ["Lab", "LabError", "NodeInfo", "wait_for", "FIELDS"]
+
+
+class LabError(Exception):
+    """A lab command cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class NodeInfo:
+    """One row of `swarm-lab status`."""
+    name: str
+    role: str
+    ip: str
+    data_dir: str
+    pid: Optional[int]
+    host: str
+    underlay: str
+
+    def row(self) -> dict[str, Any]:
+        return {"Name": self.name, "Role": self.role, "IP": self.ip, "DataDir": self.data_dir,
+                "Pid": self.pid or "", "Host": self.host, "Underlay": self.underlay}
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _pids_using(path: str) -> list[int]:
+    """PIDs whose command line names `path` as an argument or a directory in it."""
+    needles = (path.encode() + b"\0", path.encode() + b"/")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(int(entry))
+    return found
+
+
+def _is_swarm(pid: int) -> bool:
+    try:
+        return b"cli.main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class Lab:
+    """The nodes of one lab; every method reads the state file afresh."""
+
+    def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None) -> None:
+        self.root = Path(root) if root else lab_dir()
+        self.state = StateFile(self.root / "lab.json")
+        if underlay_index is None:
+            underlay_index = int(os.environ.get("SHOAL_LAB_INDEX", "0"))
+        self.net = NetLab(self.state, Underlay.indexed(underlay_index))
+        self.python = sys.executable
+        bindir = str(Path(sys.executable).parent)
+        self.env = dict(os.environ, PYTHONPATH=str(REPO),
+                        PATH=f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+
+    # ---- queries
+
+    def _nodes(self) -> dict[str, dict[str, Any]]:
+        return dict(self.state.read().get("nodes", {}))
+
+    def is_up(self) -> bool:
+        return self.net.created()
+
+    def _require_up(self) -> None:
+        if not self.is_up():
+            raise LabError(f"the lab is not up (no state in {self.state.path}); "
+                           "run 'swarm-lab up' first")
+
+    def _node(self, name: str) -> dict[str, Any]:
+        self._require_up()
+        node = self._nodes().get(name)
+        if node is None:
+            known = ", ".join(sorted(self._nodes(), key=_natural)) or "none"
+            raise LabError(f"unknown node {name!r} (lab nodes: {known})")
+        return node
+
+    def names(self) -> list[str]:
+        return sorted(self._nodes(), key=_natural)
+
+    def data_dir(self, name: str) -> Path:
+        return Path(self._node(name)["data_dir"])
+
+    def ip(self, name: str) -> str:
+        self._node(name)
+        return self.net.ip(name)
+
+    def host(self, name: str) -> str:
+        """The SWARM_HOST value that reaches this node's control API."""
+        return f"unix://{self.data_dir(name)}/swarm.sock"
+
+    def role(self, name: str) -> str:
+        node = self._node(name)
+        try:
+            return json.loads((Path(node["data_dir"]) / "node.json").read_text())["role"]
+        except (OSError, ValueError, KeyError):
+            return node["role"]
+
+    def node_id(self, name: str) -> str:
+        try:
+            return json.loads((self.data_dir(name) / "node.json").read_text())["node_id"]
+        except (OSError, ValueError, KeyError):
+            return ""
+
+    def pid(self, name: str) -> Optional[int]:
+        """PID of the node's running daemon, or None."""
+        data_dir = self.data_dir(name)
+        try:
+            pid = int((data_dir / "daemon.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if str(data_dir).encode() + b"\0" not in cmdline or not process_alive(pid):
+            return None
+        return pid
+
+    def nodes(self) -> list[NodeInfo]:
+        self._require_up()
+        return [NodeInfo(n, self.role(n), self.ip(n), str(self.data_dir(n)), self.pid(n),
+                         self.host(n), self.net.underlay.bridge) for n in self.names()]
+
+    # ---- running things inside a node
+
+    def _swarm_argv(self, *args: str) -> list[str]:
+        return [self.python, "-m", "cli.main", *args]
+
+    def _with_hostname(self, name: str, argv: Sequence[str]) -> list[str]:
+        """argv run in the node's netns and a new UTS namespace named after the node."""
+        return ["nsenter", f"--net={self.net.netns_path(name)}", "unshare", "--uts", "--",
+                "sh", "-c", 'hostname "$0" && exec "$@"', name, *argv]
+
+    def exec_argv(self, name: str, cmd: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run cmd inside the node."""
+        self._node(name)
+        argv = ["nsenter", f"--net={self.net.netns_path(name)}"]
+        pid = self.pid(name)
+        if pid is not None:
+            argv.append(f"--uts=/proc/{pid}/ns/uts")
+        return [*argv, "--", *cmd], dict(self.env, SWARM_HOST=self.host(name))
+
+    def exec(self, name: str, *cmd: str, check: bool = False, timeout: float = 120,
+             input: Optional[str] = None) -> subprocess.CompletedProcess:
+        """Runs cmd in the node's namespaces with SWARM_HOST set; captures its output."""
+        argv, env = self.exec_argv(name, cmd)
+        res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                             input=input, cwd=str(REPO))
+        if check and res.returncode != 0:
+            raise LabError(f"{' '.join(cmd)} on {name} failed ({res.returncode}):\n"
+                           f"{res.stdout}{res.stderr}")
+        return res
+
+    def swarm(self, name: str, *args: str, check: bool = True,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+        """Runs the `swarm` CLI inside the node against its own daemon."""
+        return self.exec(name, *self._swarm_argv(*args), check=check, timeout=timeout)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.data_dir(name) / "daemon.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _run_node_starter(self, name: str, *args: str) -> None:
+        res = subprocess.run(self._with_hostname(name, self._swarm_argv(*args)), env=self.env,
+                             capture_output=True, text=True, timeout=120, cwd=str(REPO))
+        if res.returncode != 0:
+            raise LabError(f"swarm {args[0]} on {name} failed ({res.returncode}): "
+                           f"{(res.stderr or res.stdout).strip()}\n"
+                           f"--- daemon log tail:\n{self.log_tail(name)}")
+
+    # ---- lifecycle
+
+    def join_available(self) -> bool:
+        """Whether this checkout's `swarm` can join nodes (join and join-token exist)."""
+        for cmd in (("join", "--help"), ("join-token", "--help")):
+            res = subprocess.run(self._swarm_argv(*cmd), env=self.env, capture_output=True,
+                                 text=True, timeout=60, cwd=str(REPO))
+            if res.returncode != 0:
+                return False
+        return True
+
+    def up(self, managers: int = 1, workers: int = 0) -> list[NodeInfo]:
+        """Creates the underlay and nodes manager1..N, worker1..M; tears down on failure."""
+        if managers < 1 or workers < 0:
+            raise LabError("a lab needs at least one manager and no negative worker count")
+        if self.state.read():
+            raise LabError(f"a lab is already up (state in {self.state.path}); "
+                           "run 'swarm-lab down' first")
+        if managers + workers > 1 and not self.join_available():
+            raise LabError(JOIN_MISSING)
+        try:
+            self.net.create()
+        except NetLabError as err:
+            self.down(missing_ok=True)
+            raise LabError(str(err)) from None
+        try:
+            self._new_node("manager1", "manager", create_cluster=True)
+            for i in range(2, managers + 1):
+                self._new_node(f"manager{i}", "manager")
+            for i in range(1, workers + 1):
+                self._new_node(f"worker{i}", "worker")
+        except BaseException:
+            self.down(missing_ok=True)
+            raise
+        return self.nodes()
+
+    def _new_node(self, name: str, role: str, create_cluster: bool = False,
+                  token: Optional[str] = None) -> None:
+        if not NAME_RE.match(name):
+            raise LabError(f"invalid node name {name!r}: use lowercase letters, digits and "
+                           "'-' (at most 31 characters)")
+        data_dir = self.root / "nodes" / name
+        with self.state.edit() as doc:
+            if name in doc.get("nodes", {}):
+                raise LabError(f"node {name!r} already exists")
+            doc.setdefault("nodes", {})[name] = {"role": role, "data_dir": str(data_dir)}
+        try:
+            ip = self.net.add_node(name)
+            shutil.rmtree(data_dir, ignore_errors=True)
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            addr = f"{ip}:{MANAGER_PORT}"
+            if create_cluster:
+                self._run_node_starter(name, "init", "--data-dir", str(data_dir),
+                                       "--listen-addr", addr, "--advertise-addr", addr)
+                return
+            if token is None:
+                token = self.join_token(role)
+            self._run_node_starter(name, "join", "--token", token, "--data-dir", str(data_dir),
+                                   "--listen-addr", addr, "--advertise-addr", addr,
+                                   f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
+        except BaseException:
+            self._teardown_node(name)
+            raise
+
+    def _live_manager(self) -> str:
+        for name in self.names():
+            if self.role(name) == "manager" and self.pid(name) is not None:
+                return name
+        raise LabError("no manager of the lab is running (start one with 'swarm-lab start')")
+
+    def join_token(self, role: str) -> str:
+        """The current join token for role, asked from a running manager."""
+        if not self.join_available():
+            raise LabError(JOIN_MISSING)
+        res = self.swarm(self._live_manager(), "join-token", "-q", role)
+        return res.stdout.strip()
+
+    def add(self, name: str, manager: bool = False, token: Optional[str] = None) -> NodeInfo:
+        """Joins a new node to the lab's cluster (with token, or a fresh one of its role)."""
+        self._require_up()
+        if not self.join_available():
+            raise LabError(JOIN_MISSING)
+        self._new_node(name, "manager" if manager else "worker", token=token)
+        return next(n for n in self.nodes() if n.name == name)
+
+    def kill(self, name: str) -> int:
+        """SIGKILLs the node's daemon (its podman service and containers stay); returns its pid."""
+        pid = self.pid(name)
+        if pid is None:
+            raise LabError(f"node {name!r} has no running daemon")
+        kill_and_wait([pid])
+        return pid
+
+    def start(self, name: str) -> int:
+        """Starts `swarm daemon` on the node's data dir inside its namespaces; returns the pid."""
+        if self.pid(name) is not None:
+            raise LabError(f"node {name!r} is already running (pid {self.pid(name)})")
+        self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)))
+        pid = self.pid(name)
+        if pid is None:
+            raise LabError(f"the daemon of {name!r} exited after starting:\n{self.log_tail(name)}")
+        return pid
+
+    def remove(self, name: str) -> None:
+        """Removes a node as if its machine vanished: the cluster sees it go Down."""
+        self._node(name)
+        problems = self._teardown_node(name)
+        if problems:
+            raise LabError(f"removing {name}: " + "; ".join(problems))
+
+    def partition(self, group: Sequence[str], others: Sequence[str]) -> None:
+        """Drops traffic between the two groups of nodes, both ways (host still reaches all)."""
+        for name in [*group, *others]:
+            self._node(name)
+        try:
+            self.net.partition(group, others)
+        except NetLabError as err:
+            raise LabError(str(err)) from None
+
+    def heal(self) -> None:
+        self._require_up()
+        self.net.heal()
+
+    # ---- teardown
+
+    def _stop_node_processes(self, node: dict[str, Any]) -> list[str]:
+        """Kills the daemon, removes its containers, kills its podman service."""
+        data_dir = Path(node["data_dir"])
+        kill_and_wait(p for p in _pids_using(str(data_dir)) if _is_swarm(p))
+        problems = []
+        try:
+            node_id = json.loads((data_dir / "node.json").read_text())["node_id"]
+        except (OSError, ValueError, KeyError):
+            node_id = ""
+        if node_id and shutil.which("podman"):
+            ids = subprocess.run(["podman", "ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}"],
+                                 capture_output=True, text=True, timeout=120).stdout.split()
+            if ids:
+                res = subprocess.run(["podman", "rm", "-f", "-t", "0", *ids],
+                                     capture_output=True, text=True, timeout=300)
+                if res.returncode != 0:
+                    problems.append(f"podman rm: {res.stderr.strip()}")
+        kill_and_wait(_pids_using(str(data_dir)))
+        return problems
+
+    def _teardown_node(self, name: str) -> list[str]:
+        with self.state.edit() as doc:
+            node = doc.get("nodes", {}).get(name)
+            if node is None:
+                return []
+            problems = self._stop_node_processes(node)
+            try:
+                if name in self.net.nodes():
+                    self.net.remove_node(name)
+            except (NetLabError, OSError) as err:
+                problems.append(str(err))
+            shutil.rmtree(node["data_dir"], ignore_errors=True)
+            if not problems:
+                del doc["nodes"][name]
+            return problems
+
+    def down(self, missing_ok: bool = False) -> None:
+        """Removes everything the lab made: processes, containers, network, data dirs."""
+        if not self.state.read():
+            if missing_ok:
+                return
+            raise LabError(f"the lab is not up (no state in {self.state.path})")
+        problems: list[str] = []
+        with self.state.edit() as doc:
+            nodes = doc.get("nodes", {})
+            for node in nodes.values():
+                problems += self._stop_node_processes(node)
+            try:
+                problems += self.net.destroy()
+            except (NetLabError, OSError) as err:
+                problems.append(str(err))
+            if problems:
+                raise LabError("down left things behind (run it again): " + "; ".join(problems))
+            for node in nodes.values():
+                shutil.rmtree(node["data_dir"], ignore_errors=True)
+            doc.clear()
+
+    # ---- helpers for tests and benchmarks
+
+    @staticmethod
+    def wait_for(cond: Callable[[], Any], timeout: float, what: str,
+                 interval: float = 0.05) -> Any:
+        """Polls cond() until truthy; AssertionError naming `what` at the deadline."""
+        return wait_for(cond, timeout, what, interval)
+
+    def wait_running(self, name: str, timeout: float = 30.0) -> int:
+        """Waits until the node's daemon answers `swarm node ls`; returns its pid."""
+        def ready() -> Optional[int]:
+            pid = self.pid(name)
+            if pid is None or self.swarm(name, "node", "ls", "-q", check=False).returncode:
+                return None
+            return pid
+        return self.wait_for(ready, timeout, f"{name}'s daemon to answer")
+

@@ -1,0 +1,129 @@
+"""The `swarm-lab` command: argument parsing and output for `lab.cluster.Lab`.
+
+Owns the command tree (up, down, status, ip, host, exec, kill, start, add,
+remove, partition, heal), `status --format` rendering (Docker's table, json,
+Go-template subset via `cli.templates`) and turning lab failures into one
+`Error: …` line on stderr with exit code 1 (usage errors exit 2). The lab's
+directory is $SHOAL_LAB_DIR (default /var/lib/shoal-lab); $SHOAL_LAB_INDEX
+picks another underlay (bridge shoallab<k>, 10.99.<k>.0/24) at `up`.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+from lab.cluster import FIELDS, Lab, LabError
+from lab.netlab import NetLabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarm-lab", description="Many Shoal nodes on this host, one network namespace each")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("up", help="Create the underlay and start a cluster")
+    p.add_argument("--managers", type=int, default=1, help="Number of managers (default 1)")
+    p.add_argument("--workers", type=int, default=0, help="Number of workers (default 0)")
+    sub.add_parser("down", help="Remove everything the lab made (also after a crash)")
+    p = sub.add_parser("status", help="List the lab's nodes")
+    p.add_argument("--format", default=None,
+                   help='"table" (default), "json", or a Go template such as {{.IP}}')
+    for name, text in (("ip", "Print a node's underlay IP"),
+                       ("host", "Print the SWARM_HOST value of a node"),
+                       ("kill", "SIGKILL a node's daemon"),
+                       ("start", "Start a node's daemon again (swarm daemon)"),
+                       ("remove", "Remove a node and everything it runs")):
+        sub.add_parser(name, help=text).add_argument("node", metavar="NODE")
+    p = sub.add_parser("exec", help="Run a command inside a node (SWARM_HOST set)")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+    p = sub.add_parser("add", help="Join a new node to the lab's cluster")
+    p.add_argument("node", metavar="NAME")
+    p.add_argument("--manager", action="store_true", help="Join as a manager")
+    p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
+    p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p.add_argument("--from", dest="others", nargs="+", required=True, metavar="NODE")
+    sub.add_parser("heal", help="Remove every partition")
+    return parser
+
+
+def _status(lab: Lab, fmt: Optional[str]) -> int:
+    from cli.parsing import UsageError
+    from cli.templates import render
+
+    rows = [n.row() for n in lab.nodes()]
+    try:
+        text = render(fmt, rows, FIELDS, FIELDS)
+    except UsageError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    if rows or text:
+        print(text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    lab = Lab()
+    cmd = args.command
+    if cmd == "up":
+        for node in lab.up(args.managers, args.workers):
+            print(f"{node.name}\t{node.role}\t{node.ip}")
+        return 0
+    if cmd == "down":
+        lab.down()
+        return 0
+    if cmd == "status":
+        return _status(lab, args.format)
+    if cmd == "ip":
+        print(lab.ip(args.node))
+        return 0
+    if cmd == "host":
+        print(lab.host(args.node))
+        return 0
+    if cmd == "exec":
+        command = list(args.cmd)
+        if command and command[0] == "--":
+            command = command[1:]
+        if not command:
+            print("Error: exec needs a command: swarm-lab exec NODE -- CMD...", file=sys.stderr)
+            return 2
+        argv, env = lab.exec_argv(args.node, command)
+        return subprocess.call(argv, env=env)
+    if cmd == "kill":
+        lab.kill(args.node)
+        return 0
+    if cmd == "start":
+        lab.start(args.node)
+        return 0
+    if cmd == "add":
+        node = lab.add(args.node, manager=args.manager, token=args.token)
+        print(f"{node.name}\t{node.role}\t{node.ip}")
+        return 0
+    if cmd == "remove":
+        lab.remove(args.node)
+        return 0
+    if cmd == "partition":
+        lab.partition(args.nodes, args.others)
+        return 0
+    if cmd == "heal":
+        lab.heal()
+        return 0
+    raise AssertionError(f"unhandled command {cmd}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (LabError, NetLabError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
