@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pki.ca import load_certificates
+from proto import objects_pb2
 
 TOKEN_PREFIX = "SWMTKN"
 TOKEN_VERSION = "1"
@@ -84,6 +85,11 @@ def generate(root_ca_pem: bytes) -> str:
     """A new join token for the cluster whose root CA is ``root_ca_pem``."""
     secret = to_base36(secrets.randbits(SECRET_BITS), SECRET_LEN)
     return str(JoinToken(ca_digest(root_ca_pem), secret))
+
+
+def new_join_tokens(root_ca_pem: bytes) -> objects_pb2.JoinTokens:
+    """A fresh worker and manager token pair for the cluster object."""
+    return objects_pb2.JoinTokens(worker=generate(root_ca_pem), manager=generate(root_ca_pem))
 
 
 def _bad(what: str) -> ValueError:

@@ -283,6 +283,13 @@ def test_token_round_trip_and_widths(root: RootCA) -> None:
     assert tokens.parse(f"  {token}\n") == (digest, secret)
 
 
+def test_new_join_tokens_for_the_cluster_object(root: RootCA) -> None:
+    pair = tokens.new_join_tokens(root.cert_pem)
+    assert pair.worker != pair.manager
+    assert tokens.ca_matches(pair.worker, root.cert_pem) and tokens.ca_matches(pair.manager, root.cert_pem)
+    assert tokens.role_for_token(pair.manager, pair.worker, pair.manager) == "manager"
+
+
 def test_base36_is_fixed_width() -> None:
     assert tokens.to_base36(0, 5) == "00000"
     assert tokens.to_base36(35, 2) == "0z"
