@@ -20,6 +20,7 @@ Processes still inside a namespace are killed before the namespace goes.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import shutil
@@ -129,6 +130,15 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _delete_link(ipr: IPRoute, index: int) -> None:
+    """Deletes a link; one that vanished meanwhile (a veth whose peer's netns went) is fine."""
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as err:
+        if err.code != errno.ENODEV:
+            raise
 
 
 class NetLab:
@@ -264,7 +274,7 @@ class NetLab:
             netns.remove(entry["netns"])
         with IPRoute() as ipr:
             for link in ipr.link_lookup(ifname=entry["veth"]):
-                ipr.link("del", index=link)
+                _delete_link(ipr, link)
 
     # ---- partitions
 
@@ -330,7 +340,7 @@ class NetLab:
                         break
             with IPRoute() as ipr:
                 for link in ipr.link_lookup(ifname=self.underlay.bridge):
-                    ipr.link("del", index=link)
+                    _delete_link(ipr, link)
             if problems:
                 return problems
             del doc["net"]

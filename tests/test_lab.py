@@ -265,3 +265,20 @@ def test_multi_node_up_needs_join(tmp_path: Path) -> None:
     assert not probe.state.exists()
     with IPRoute() as ipr:
         assert not ipr.link_lookup(ifname="shoallab99")
+
+
+def test_remove_takes_the_node_and_its_containers_away(lab: Lab, demo_image: str) -> None:
+    node_id = lab.node_id("manager1")
+    lab.swarm("manager1", "service", "create", "--name", "gone", "--detach",
+              demo_image, "sleep", "600")
+    Lab.wait_for(lambda: podman("ps", "-q", "--filter", f"label={LABEL_NODE}={node_id}")
+                 .stdout.split(), 30, "the service's container to run")
+    netns_name = lab.net.netns_name("manager1")
+    res = swarm_lab(lab, "remove", "manager1")
+    assert res.returncode == 0, res.stderr
+    assert not (NETNS_DIR / netns_name).exists()
+    assert podman("ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}").stdout == ""
+    assert not (lab.root / "nodes" / "manager1").exists()
+    assert swarm_lab(lab, "status", "--format", "{{.Name}}").stdout.strip() == ""
+    res = swarm_lab(lab, "kill", "manager1")
+    assert res.returncode == 1 and "unknown node 'manager1'" in res.stderr
