@@ -413,3 +413,12 @@ class Lab:
             return pid
         return self.wait_for(ready, timeout, f"{name}'s daemon to answer")
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Waits until a running manager lists every lab node as Ready (by hostname)."""
+        def all_ready() -> bool:
+            res = self.swarm(self._live_manager(), "node", "ls", "--format",
+                             "{{.Hostname}} {{.Status}}", check=False)
+            ready = {line.split()[0] for line in res.stdout.splitlines()
+                     if line.endswith(" Ready")}
+            return res.returncode == 0 and set(self.names()) <= ready
+        self.wait_for(all_ready, timeout, f"nodes {', '.join(self.names())} to be Ready")

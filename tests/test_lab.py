@@ -121,6 +121,7 @@ def test_daemon_runs_in_its_namespace_with_its_hostname(shared_lab: Lab) -> None
 
 
 def test_status_ip_and_host(shared_lab: Lab) -> None:
+    shared_lab.wait_ready()
     res = swarm_lab(shared_lab, "status", "--format", "json")
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)
@@ -252,6 +253,7 @@ def test_multi_node_up_needs_join(tmp_path: Path) -> None:
     probe = Lab(tmp_path, underlay_index=99)
     if probe.join_available():
         with lab_cluster(managers=1, workers=1) as two:
+            two.wait_ready()
             assert [n.name for n in two.nodes()] == ["manager1", "worker1"]
             out = two.swarm("manager1", "node", "ls", "--format", "{{.Hostname}}").stdout
             assert sorted(out.split()) == ["manager1", "worker1"]
