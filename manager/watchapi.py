@@ -46,7 +46,10 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
             if sel.kind and sel.kind not in model.KINDS:
                 await context.abort(
                     3, f"unknown kind {sel.kind!r}: use one of {', '.join(model.KINDS)}")
-        async for events in self.store.watch_async(asyncio.get_running_loop()):
+        stream = self.store.watch_async(asyncio.get_running_loop())
+        # headers go out at once: the caller knows from then on that no change is missed
+        await context.send_initial_metadata(())
+        async for events in stream:
             out = []
             for ev in events:
                 if selected(ev, list(request.selectors)):
