@@ -38,6 +38,9 @@ class NodeState:
     created_at: float = field(default_factory=time.time)
     init: dict = field(default_factory=dict)   # cluster settings given to `swarm init`
     creates_cluster: bool = False              # this node ran `swarm init`
+    cluster_id: str = ""
+    managers: list = field(default_factory=list)    # manager endpoints (ip:port) the agent uses
+    raft_peers: list = field(default_factory=list)  # other managers' raft endpoints at join
 
     @classmethod
     def load(cls, data_dir: Path) -> "NodeState":
@@ -109,7 +112,11 @@ def cmd_init(args: argparse.Namespace) -> int:
                       advertise_addr=f"{adv_host}:{adv_port}",
                       listen_addr=f"{listen_host}:{listen_port}",
                       raft_addr=f"{adv_host}:{adv_port + 1}", init=settings,
-                      creates_cluster=True)
+                      creates_cluster=True, cluster_id=model.new_id(),
+                      managers=[f"{adv_host}:{adv_port}"])
+    from cli import credentials
+    credentials.create_cluster_pki(data_dir, state.node_id, state.cluster_id,
+                                   state.advertise_addr)
     state.save(data_dir)
     if args.foreground:
         print(f"Swarm initialized: current node ({state.node_id}) is now a manager.", flush=True)
@@ -120,6 +127,92 @@ def cmd_init(args: argparse.Namespace) -> int:
         return rc
     print(f"Swarm initialized: current node ({state.node_id}) is now a manager.")
     return 0
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from cli import credentials
+
+    data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
+    if (data_dir / STATE_FILE).exists():
+        print(f"Error: {ALREADY}", file=sys.stderr)
+        return 1
+    try:
+        remote_host, remote_port = split_addr(args.remote, DEFAULT_PORT)
+        listen_host, listen_port = split_addr(args.listen_addr or f"0.0.0.0:{DEFAULT_PORT}",
+                                              DEFAULT_PORT)
+        if args.advertise_addr:
+            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
+        else:
+            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
+            adv_port = listen_port
+        joined = credentials.join(
+            data_dir, remote_host, remote_port, args.token,
+            advertise_addr=f"{adv_host}:{adv_port}", raft_addr=f"{adv_host}:{adv_port + 1}",
+            availability=getattr(args, "availability", None) or "active")
+    except credentials.JoinError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    state = NodeState(node_id=joined.node_id, role=joined.role,
+                      advertise_addr=f"{adv_host}:{adv_port}",
+                      listen_addr=f"{listen_host}:{listen_port}",
+                      raft_addr=f"{adv_host}:{adv_port + 1}", cluster_id=joined.cluster_id,
+                      managers=joined.managers, raft_peers=joined.raft_peers)
+    state.save(data_dir)
+    message = f"This node joined a swarm as a {joined.role}."
+    if args.foreground:
+        print(message, flush=True)
+        return run_daemon(data_dir)
+    rc = spawn_daemon(data_dir)
+    if rc != 0:
+        return rc
+    print(message)
+    return 0
+
+
+def cmd_leave(args: argparse.Namespace) -> int:
+    from cli import credentials
+
+    data_dir = Path(getattr(args, "data_dir", None) or DEFAULT_DATA_DIR)
+    if not (data_dir / STATE_FILE).exists():
+        print("Error: This node is not part of a swarm", file=sys.stderr)
+        return 1
+    state = NodeState.load(data_dir)
+    if state.role == "manager" and not args.force:
+        print("Error: You are attempting to leave the swarm on a node that is participating "
+              "as a manager. Removing the last manager erases all current state of the swarm, "
+              "and removing a manager can cost the swarm its quorum. Use `--force` to ignore "
+              "this message.", file=sys.stderr)
+        return 1
+    if state.role == "manager":
+        credentials.leave_raft(data_dir, state.managers, state.raft_addr)
+    stop_daemon(data_dir)
+    credentials.forget(data_dir)
+    (data_dir / STATE_FILE).unlink(missing_ok=True)
+    print("Node left the swarm.")
+    return 0
+
+
+def stop_daemon(data_dir: Path, timeout: float = 20.0) -> None:
+    """SIGTERMs the node's daemon and waits for it to exit."""
+    import signal as _signal
+    try:
+        pid = int((data_dir / "daemon.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    if not _locked(data_dir):
+        return
+    try:
+        os.kill(pid, _signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _locked(data_dir):
+        time.sleep(0.05)
+    if _locked(data_dir):
+        os.kill(pid, _signal.SIGKILL)
 
 
 def spawn_daemon(data_dir: Path, timeout: float = 30.0) -> int:

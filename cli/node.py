@@ -1,8 +1,13 @@
-"""One running node: store, manager components, gRPC server and agent, wired together.
+"""One running node: store, manager components, gRPC servers and agent, wired together.
 
 This is the node-starting half of the CLI (DESIGN §1): the only code outside
 `lab/` and `tests/` that imports both `manager` and `worker`, which otherwise
 meet over gRPC only, even inside one process.
+
+Every node serves its unix socket `<data-dir>/swarm.sock` (local root). A
+manager also serves its endpoint P (mutual TLS, authorization by certificate
+role) and the join port P+2 (TLS, certificate issuing only); raft uses P+1.
+A worker's socket answers control calls with Swarm's "not a manager" message.
 """
 from __future__ import annotations
 
@@ -18,41 +23,38 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cli.bootstrap import NodeState, socket_path
-from proto import control_pb2, dispatcher_pb2, model, watch_pb2
+from cli import credentials
+from cli.bootstrap import NodeState, socket_path, split_addr
+from cli.parsing import parse_duration
+from pki import node as pkinode
+from pki import tls, tokens
+from proto import ca_pb2, control_pb2, dispatcher_pb2, model, watch_pb2
 from proto import objects_pb2 as pb
 from raft import actions, errors
 from raft.store import Store
 
 DEFAULT_HISTORY = 5
-DEFAULT_HEARTBEAT = 5.0
+DEFAULT_HEARTBEAT = "5s"
+NOT_A_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used to view or "
+                 "modify cluster state. Please run this command on a manager node or promote "
+                 "the current node to a manager.")
 
 
-def parse_seconds(text: str) -> float:
-    """Accepts Go-style durations ("5s", "500ms", "1m30s") or plain seconds."""
-    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    text = str(text).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = text[i:i + 2] if text[i:i + 2] in units else ch
-        if unit not in units or not num:
-            raise ValueError(f"invalid duration {text!r}: use e.g. 5s, 500ms or 1m30s")
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        raise ValueError(f"invalid duration {text!r}: missing unit (e.g. 5s)")
-    return total
+def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
+    """A handler that answers every method of a service with NOT_A_MANAGER."""
+    async def refuse(request, context):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_A_MANAGER)
+
+    handlers = {}
+    for method in service_descriptor.methods:
+        if method.server_streaming:
+            async def stream(request, context):
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_A_MANAGER)
+                yield  # pragma: no cover - abort raises
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(stream)
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(refuse)
+    return grpc.method_handlers_generic_handler(service_descriptor.full_name, handlers)
 
 
 class Node:
@@ -63,10 +65,17 @@ class Node:
         self.data_dir = data_dir
         self.store: Optional[Store] = None
         self.server: Optional[grpc.aio.Server] = None
+        self.creds = pkinode.load(data_dir)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
+
+    @property
+    def is_manager(self) -> bool:
+        return self.state.role == "manager"
 
     def _addr(self) -> str:
         return self.state.advertise_addr.rsplit(":", 1)[0]
+
+    # ------------------------------------------------------------ manager --
 
     async def _bootstrap_cluster(self) -> None:
         """On the node that ran `swarm init`: creates the cluster and node objects once."""
@@ -74,15 +83,17 @@ class Node:
         if self.store.list("cluster"):
             return
         init = self.state.init
-        cluster = pb.Cluster(id=model.new_id())
+        cluster = pb.Cluster(id=self.state.cluster_id or model.new_id())
         cluster.spec.annotations.name = "default"
         cluster.spec.orchestration.task_history_retention_limit = int(
             init.get("task_history_limit", DEFAULT_HISTORY))
-        heartbeat = parse_seconds(init.get("dispatcher_heartbeat", DEFAULT_HEARTBEAT))
-        cluster.spec.dispatcher.heartbeat_period.CopyFrom(model.duration(heartbeat))
+        heartbeat = parse_duration(str(init.get("dispatcher_heartbeat", DEFAULT_HEARTBEAT)))
+        cluster.spec.dispatcher.heartbeat_period.nanos = heartbeat
         pool = init.get("default_addr_pool")
         if pool:
             cluster.spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
+        cluster.root_ca_cert = self.creds.ca_pem
+        cluster.join_tokens.CopyFrom(tokens.new_join_tokens(self.creds.ca_pem))
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
         me.spec.availability = pb.NodeSpec.ACTIVE
         me.spec.desired_role = pb.MANAGER
@@ -96,10 +107,14 @@ class Node:
         self.log.info("cluster %s created", cluster.id)
 
     async def _start_store(self) -> None:
-        self.store = Store(self.state.node_id, str(self.data_dir), self.state.raft_addr, [])
+        listen_host, _ = split_addr(self.state.listen_addr, 2377)
+        raft_port = split_addr(self.state.raft_addr, 2378)[1]
+        self.store = Store(self.state.node_id, str(self.data_dir), f"{listen_host}:{raft_port}",
+                           self.state.raft_peers, advertise_addr=self.state.raft_addr,
+                           password=credentials.raft_key(self.data_dir).decode())
         self.store.start()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.store.wait_ready, 30.0)
+        await loop.run_in_executor(None, self.store.wait_ready, 60.0)
         if self.state.creates_cluster:
             for _ in range(100):
                 try:
@@ -108,30 +123,80 @@ class Node:
                 except (errors.NotLeader, errors.Unavailable):
                     await asyncio.sleep(0.1)
 
-    async def _start_server(self, manager: Any) -> None:
+    def _register_manager(self, server: grpc.aio.Server) -> Any:
+        from manager.ca import NodeCAServicer, RaftMembershipServicer
+        from manager.manager import Manager
+        from proto import ca_pb2_grpc
+
+        assert self.store is not None
+        manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
+        manager.register(server)
+        root = credentials.root_ca(self.data_dir)
+        ca_pb2_grpc.add_NodeCAServicer_to_server(
+            NodeCAServicer(self.store, self.state.node_id, root), server)
+        ca_pb2_grpc.add_RaftMembershipServicer_to_server(
+            RaftMembershipServicer(self.store, self.state.node_id,
+                                   credentials.raft_key(self.data_dir), root,
+                                   self.store.is_leader), server)
+        return manager
+
+    def _cluster_id(self) -> str:
+        return self.state.cluster_id
+
+    def _node_known(self, node_id: str) -> bool:
+        return self.store is not None and self.store.get("node", node_id) is not None
+
+    # ------------------------------------------------------------ servers --
+
+    async def _start_server(self) -> Optional[Any]:
+        from manager.authz import AuthzInterceptor
+
         sock = socket_path(self.data_dir)
         sock.unlink(missing_ok=True)
-        self.server = grpc.aio.server()
-        manager.register(self.server)
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
+        self.server = grpc.aio.server(interceptors=[
+            AuthzInterceptor(self._cluster_id, self._node_known if self.is_manager else None)])
         names = [control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
                  dispatcher_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name,
-                 watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name]
+                 watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name,
+                 ca_pb2.DESCRIPTOR.services_by_name["NodeCA"].full_name]
+        manager = None
+        if self.is_manager:
+            manager = self._register_manager(self.server)
+        else:
+            self.server.add_generic_rpc_handlers((
+                _refuse_all(control_pb2.DESCRIPTOR.services_by_name["Control"]),
+                _refuse_all(watch_pb2.DESCRIPTOR.services_by_name["Watch"])))
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME],
                                             self.server)
         old_umask = os.umask(0o177)
         try:
             self.server.add_insecure_port(f"unix://{sock}")
-            await self.server.start()
         finally:
             os.umask(old_umask)
+        if self.is_manager:
+            host, port = split_addr(self.state.listen_addr, 2377)
+            self.server.add_secure_port(f"{host}:{port}",
+                                        tls.server_credentials(self.creds, True))
+            self.server.add_secure_port(f"{host}:{port + credentials.JOIN_PORT_OFFSET}",
+                                        tls.server_credentials(self.creds, False))
+        await self.server.start()
         os.chmod(sock, 0o600)
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return manager
+
+    # ---------------------------------------------------------------- run --
+
+    def _agent_targets(self) -> list[str]:
+        managers = list(self.state.managers)
+        if self.is_manager and self.state.advertise_addr in managers:
+            managers.remove(self.state.advertise_addr)
+            managers.insert(0, self.state.advertise_addr)
+        return managers or [self.state.advertise_addr]
 
     async def run(self) -> None:
-        from manager.manager import Manager
         from worker.agent import Agent
         from worker.podman import PodmanRuntime
 
@@ -140,29 +205,32 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         (self.data_dir / "ready").unlink(missing_ok=True)
-        await self._start_store()
-        assert self.store is not None
-        manager = Manager(self.store, self.state.node_id, str(self.data_dir),
-                          lambda: self._addr())
-        await self._start_server(manager)
-        await manager.start()
-        runtime = PodmanRuntime(str(self.data_dir / "podman"))
-        agent = Agent(self.state.node_id, runtime, f"unix://{socket_path(self.data_dir)}",
-                      hostname=socket.gethostname())
+        if self.is_manager:
+            await self._start_store()
+        manager = await self._start_server()
+        if manager is not None:
+            await manager.start()
+        runtime = PodmanRuntime(str(self.data_dir / "podman"), node_id=self.state.node_id)
+        agent = Agent(self.state.node_id, runtime, self._agent_targets(),
+                      hostname=socket.gethostname(),
+                      credentials=tls.client_credentials(self.creds),
+                      cluster_id=self.state.cluster_id)
         agent_task = loop.create_task(agent.run())
         try:
-            await asyncio.wait_for(agent.connected.wait(), 20.0)
+            await asyncio.wait_for(agent.connected.wait(), 30.0)
         except asyncio.TimeoutError:
             self.log.warning("the agent has no session yet; serving anyway")
         (self.data_dir / "ready").write_text(str(os.getpid()))
-        self.log.info("node ready: serving on %s", socket_path(self.data_dir))
+        self.log.info("node ready (%s): serving on %s", self.state.role, socket_path(self.data_dir))
         await stop.wait()
         self.log.info("stopping")
         (self.data_dir / "ready").unlink(missing_ok=True)
         await agent.stop()
         agent_task.cancel()
         await asyncio.gather(agent_task, return_exceptions=True)
-        await manager.stop()
+        if manager is not None:
+            await manager.stop()
         await self.server.stop(1.0)
         await runtime.close()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()

@@ -12,6 +12,7 @@ import grpc
 
 from manager import lookup, validation
 from manager.logbroker import LogBroker
+from pki import tokens
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import model
@@ -395,6 +396,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         new = _copy(cluster)
         new.spec.CopyFrom(spec)
         new.spec.annotations.name = cluster.spec.annotations.name
+        if request.rotate_worker_token:
+            new.join_tokens.worker = tokens.generate(cluster.root_ca_cert)
+        if request.rotate_manager_token:
+            new.join_tokens.manager = tokens.generate(cluster.root_ca_cert)
         await self._commit(context, [actions.update(new)])
         return cpb.UpdateClusterResponse(cluster=self.store.get("cluster", cluster.id))
 

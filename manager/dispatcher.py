@@ -16,6 +16,7 @@ from typing import Any, Optional
 import grpc
 
 from manager.logbroker import LogBroker
+from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
 from proto import model
@@ -143,7 +144,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         raise errors.Unavailable(f"could not register node {node_id}: too many conflicts")
 
     async def Session(self, request, context):
-        node_id = request.node_id
+        ident = tls.peer_identity(context)
+        node_id = ident.node_id if ident is not None else request.node_id
         if not node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node ID missing")
         old = self.sessions.get(node_id)

@@ -23,6 +23,9 @@ def _copy(obj: Any) -> Any:
     return new
 
 
+MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
+
+
 class LeaderLoop:
     """Runs orchestration, scheduling and reaping on the leader."""
 
@@ -37,7 +40,8 @@ class LeaderLoop:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._dirty.set()
-        self._tasks = [loop.create_task(self._watch()), loop.create_task(self._run())]
+        self._tasks = [loop.create_task(self._watch()), loop.create_task(self._run()),
+                       loop.create_task(self._watch_managers())]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -50,21 +54,31 @@ class LeaderLoop:
             self._dirty.set()
 
     async def _mark_leader(self) -> None:
-        """Records in the node objects that this manager is the leader."""
+        """Records in the manager nodes who leads and which managers raft reaches."""
+        reachable = self.store.reachable_members()
         acts = []
         for node in self.store.list("node"):
             if node.role != pb.MANAGER:
                 continue
             leader = node.id == self.node_id
-            if node.manager_status.leader != leader or (
-                    leader and node.manager_status.reachability != pb.ManagerStatus.REACHABLE):
+            reach = (pb.ManagerStatus.REACHABLE if leader or
+                     node.manager_status.raft_addr in reachable
+                     else pb.ManagerStatus.UNREACHABLE)
+            if node.manager_status.leader != leader or node.manager_status.reachability != reach:
                 new = _copy(node)
                 new.manager_status.leader = leader
-                if leader:
-                    new.manager_status.reachability = pb.ManagerStatus.REACHABLE
+                new.manager_status.reachability = reach
                 acts.append(actions.update(new))
         if acts:
             await self.store.acommit(acts)
+
+    async def _watch_managers(self) -> None:
+        while True:
+            await asyncio.sleep(MANAGER_CHECK_PERIOD)
+            try:
+                await self._mark_leader()
+            except errors.StoreError as exc:
+                self.log.debug("manager status not recorded: %s", exc)
 
     async def _run(self) -> None:
         wake_at: Optional[float] = None

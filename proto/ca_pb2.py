@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import objects_pb2 as proto_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eproto/ca.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"\xcb\x01\n\x1bIssueNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x35\n\x0c\x61vailability\x18\x03 \x01(\x0e\x32\x1f.shoal.v1.NodeSpec.Availability\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\x12\x11\n\traft_addr\x18\x05 \x01(\t\x12.\n\x0b\x64\x65scription\x18\x06 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\"\xa2\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\x0f\n\x07root_ca\x18\x03 \x01(\x0c\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.shoal.v1.NodeRole\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x15\n\rmanager_addrs\x18\x06 \x03(\t\"*\n\x1bRenewNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\"$\n\x0fJoinRaftRequest\x12\x11\n\traft_addr\x18\x01 \x01(\t\"5\n\x10JoinRaftResponse\x12\x0f\n\x07members\x18\x01 \x03(\t\x12\x10\n\x08raft_key\x18\x02 \x01(\x0c\"%\n\x10LeaveRaftRequest\x12\x11\n\traft_addr\x18\x01 \x01(\t\"\x13\n\x11LeaveRaftResponse2\xbd\x02\n\x06NodeCA\x12\x65\n\x14GetRootCACertificate\x12%.shoal.v1.GetRootCACertificateRequest\x1a&.shoal.v1.GetRootCACertificateResponse\x12\x65\n\x14IssueNodeCertificate\x12%.shoal.v1.IssueNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse\x12\x65\n\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse2\x99\x01\n\x0eRaftMembership\x12\x41\n\x08JoinRaft\x12\x19.shoal.v1.JoinRaftRequest\x1a\x1a.shoal.v1.JoinRaftResponse\x12\x44\n\tLeaveRaft\x12\x1a.shoal.v1.LeaveRaftRequest\x1a\x1b.shoal.v1.LeaveRaftResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eproto/ca.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"\xcb\x01\n\x1bIssueNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x35\n\x0c\x61vailability\x18\x03 \x01(\x0e\x32\x1f.shoal.v1.NodeSpec.Availability\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\x12\x11\n\traft_addr\x18\x05 \x01(\t\x12.\n\x0b\x64\x65scription\x18\x06 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\"\xa2\x01\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\x0f\n\x07root_ca\x18\x03 \x01(\x0c\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.shoal.v1.NodeRole\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x15\n\rmanager_addrs\x18\x06 \x03(\t\"*\n\x1bRenewNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\"$\n\x0fJoinRaftRequest\x12\x11\n\traft_addr\x18\x01 \x01(\t\"J\n\x10JoinRaftResponse\x12\x0f\n\x07members\x18\x01 \x03(\t\x12\x10\n\x08raft_key\x18\x02 \x01(\x0c\x12\x13\n\x0broot_ca_key\x18\x03 \x01(\x0c\"%\n\x10LeaveRaftRequest\x12\x11\n\traft_addr\x18\x01 \x01(\t\"\x13\n\x11LeaveRaftResponse2\xbd\x02\n\x06NodeCA\x12\x65\n\x14GetRootCACertificate\x12%.shoal.v1.GetRootCACertificateRequest\x1a&.shoal.v1.GetRootCACertificateResponse\x12\x65\n\x14IssueNodeCertificate\x12%.shoal.v1.IssueNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse\x12\x65\n\x14RenewNodeCertificate\x12%.shoal.v1.RenewNodeCertificateRequest\x1a&.shoal.v1.IssueNodeCertificateResponse2\x99\x01\n\x0eRaftMembership\x12\x41\n\x08JoinRaft\x12\x19.shoal.v1.JoinRaftRequest\x1a\x1a.shoal.v1.JoinRaftResponse\x12\x44\n\tLeaveRaft\x12\x1a.shoal.v1.LeaveRaftRequest\x1a\x1b.shoal.v1.LeaveRaftResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,13 +45,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOINRAFTREQUEST']._serialized_start=548
   _globals['_JOINRAFTREQUEST']._serialized_end=584
   _globals['_JOINRAFTRESPONSE']._serialized_start=586
-  _globals['_JOINRAFTRESPONSE']._serialized_end=639
-  _globals['_LEAVERAFTREQUEST']._serialized_start=641
-  _globals['_LEAVERAFTREQUEST']._serialized_end=678
-  _globals['_LEAVERAFTRESPONSE']._serialized_start=680
-  _globals['_LEAVERAFTRESPONSE']._serialized_end=699
-  _globals['_NODECA']._serialized_start=702
-  _globals['_NODECA']._serialized_end=1019
-  _globals['_RAFTMEMBERSHIP']._serialized_start=1022
-  _globals['_RAFTMEMBERSHIP']._serialized_end=1175
+  _globals['_JOINRAFTRESPONSE']._serialized_end=660
+  _globals['_LEAVERAFTREQUEST']._serialized_start=662
+  _globals['_LEAVERAFTREQUEST']._serialized_end=699
+  _globals['_LEAVERAFTRESPONSE']._serialized_start=701
+  _globals['_LEAVERAFTRESPONSE']._serialized_end=720
+  _globals['_NODECA']._serialized_start=723
+  _globals['_NODECA']._serialized_end=1040
+  _globals['_RAFTMEMBERSHIP']._serialized_start=1043
+  _globals['_RAFTMEMBERSHIP']._serialized_end=1196
 # @@protoc_insertion_point(module_scope)

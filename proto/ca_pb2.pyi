@@ -62,12 +62,14 @@ class JoinRaftRequest(_message.Message):
     def __init__(self, raft_addr: _Optional[str] = ...) -> None: ...
 
 class JoinRaftResponse(_message.Message):
-    __slots__ = ("members", "raft_key")
+    __slots__ = ("members", "raft_key", "root_ca_key")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     RAFT_KEY_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CA_KEY_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedScalarFieldContainer[str]
     raft_key: bytes
-    def __init__(self, members: _Optional[_Iterable[str]] = ..., raft_key: _Optional[bytes] = ...) -> None: ...
+    root_ca_key: bytes
+    def __init__(self, members: _Optional[_Iterable[str]] = ..., raft_key: _Optional[bytes] = ..., root_ca_key: _Optional[bytes] = ...) -> None: ...
 
 class LeaveRaftRequest(_message.Message):
     __slots__ = ("raft_addr",)

@@ -398,6 +398,13 @@ class Store:
             raise Unavailable(f"membership change for {addr} failed: "
                               f"{_FAILURES.get(outcome[0], outcome[0])}")
 
+    def reachable_members(self) -> set[str]:
+        """Raft endpoints this replica is connected to right now, itself included."""
+        status = self._check_running().getStatus()
+        prefix = "partner_node_status_server_"
+        return {self.raft_addr} | {key[len(prefix):] for key, value in status.items()
+                                   if key.startswith(prefix) and value == 2}
+
     def status(self) -> dict:
         """Raft bookkeeping for diagnostics."""
         replica = self._check_running()

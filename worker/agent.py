@@ -18,6 +18,8 @@ from typing import Any, Coroutine, Sequence
 
 import grpc
 
+from pki import tls
+
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc as dgrpc
 from proto import model
@@ -162,7 +164,8 @@ class Agent:
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         if self.credentials is not None:
-            return grpc.aio.secure_channel(target, self.credentials)
+            return grpc.aio.secure_channel(target, self.credentials,
+                                           options=tls.channel_options())
         return grpc.aio.insecure_channel(target)
 
     async def _attempt(self, target: str) -> bool:

@@ -1,0 +1,157 @@
+"""A node's cluster credentials on disk, and the join handshake.
+
+`create_cluster_pki` makes the root CA, the raft key and the first manager's
+certificate at `swarm init`. `join` pins the CA with the token's digest, asks
+a manager to sign a CSR with the token, and, for managers, enters the raft
+group. Ports: the manager endpoint P (2377, mutual TLS), raft P+1, join P+2
+(TLS without client certificates: only the certificate-issuing calls).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from pki import node as pkinode
+from pki import tls, tokens
+from pki.ca import RootCA, write_file
+from proto import ca_pb2 as capb
+from proto import ca_pb2_grpc
+from proto import objects_pb2 as pb
+
+RAFT_KEY_FILE = "raft.key"
+JOIN_PORT_OFFSET = 2
+RAFT_PORT_OFFSET = 1
+
+
+class JoinError(Exception):
+    """The join failed; the message says why and what to do."""
+
+
+@dataclass
+class Joined:
+    node_id: str
+    role: str
+    cluster_id: str
+    managers: list[str] = field(default_factory=list)
+    raft_peers: list[str] = field(default_factory=list)
+
+
+def cert_dir(data_dir: Path) -> Path:
+    return pkinode.cert_dir(data_dir)
+
+
+def raft_key(data_dir: Path) -> bytes:
+    return (cert_dir(data_dir) / RAFT_KEY_FILE).read_bytes()
+
+
+def root_ca(data_dir: Path) -> RootCA:
+    """The root CA with its key (managers only)."""
+    return RootCA.load(cert_dir(data_dir))
+
+
+def create_cluster_pki(data_dir: Path, node_id: str, cluster_id: str, addr: str) -> None:
+    """Root CA, raft key and this manager's certificate for a new cluster."""
+    root = RootCA.create()
+    root.save(cert_dir(data_dir))
+    key, csr = pkinode.new_key_and_csr(node_id)
+    cert = root.issue(csr, node_id, "manager", cluster_id, ip_addresses=[addr.rsplit(":", 1)[0]])
+    pkinode.save(data_dir, pkinode.NodeCredentials(key, cert, root.cert_pem))
+    write_file(cert_dir(data_dir) / RAFT_KEY_FILE, os.urandom(32).hex().encode(), 0o600)
+
+
+def _rpc_error(exc: grpc.RpcError, where: str) -> JoinError:
+    code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return JoinError(f"cannot reach the manager at {where}: {exc.details()}")
+    return JoinError(exc.details() or str(code))
+
+
+def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: str,
+         raft_addr: str, availability: str = "active") -> Joined:
+    """Joins the swarm of the manager at host:port; writes the credentials."""
+    try:
+        tokens.parse(token)
+    except ValueError as exc:
+        raise JoinError(str(exc)) from None
+    join_port = port + JOIN_PORT_OFFSET
+    where = f"{host}:{port}"
+    try:
+        ca_pem = tls.fetch_and_pin_ca(host, join_port, token)
+    except tls.CAPinError as exc:
+        raise JoinError(str(exc)) from None
+    key, csr = pkinode.new_key_and_csr()
+    req = capb.IssueNodeCertificateRequest(
+        csr=csr, token=token, advertise_addr=advertise_addr, raft_addr=raft_addr,
+        availability=pb.NodeSpec.Availability.Value(availability.upper()))
+    req.description.hostname = socket.gethostname()
+    with grpc.secure_channel(f"{host}:{join_port}", tls.join_credentials(ca_pem),
+                             options=tls.channel_options()) as ch:
+        try:
+            resp = ca_pb2_grpc.NodeCAStub(ch).IssueNodeCertificate(req, timeout=15)
+        except grpc.RpcError as exc:
+            raise _rpc_error(exc, where) from None
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    creds = pkinode.NodeCredentials(key, resp.certificate, resp.root_ca)
+    pkinode.save(data_dir, creds)
+    role = "manager" if resp.role == pb.MANAGER else "worker"
+    managers = list(resp.manager_addrs) or [where]
+    joined = Joined(resp.node_id, role, resp.cluster_id, managers)
+    if role == "manager":
+        members = enter_raft(data_dir, creds, managers, raft_addr)
+        joined.raft_peers = [m for m in members if m != raft_addr]
+        joined.managers = sorted(set(managers) | {advertise_addr})
+    return joined
+
+
+def _leader_call(creds: pkinode.NodeCredentials, managers: list[str], call) -> object:
+    """Tries `call(stub)` on each manager until the leader answers."""
+    errors = []
+    for _ in range(3):
+        for addr in managers:
+            with tls_channel(addr, creds) as ch:
+                try:
+                    return call(ca_pb2_grpc.RaftMembershipStub(ch))
+                except grpc.RpcError as exc:
+                    errors.append(f"{addr}: {exc.details()}")
+    raise JoinError("no manager could change the raft group: " + "; ".join(errors[-3:]))
+
+
+def tls_channel(addr: str, creds: pkinode.NodeCredentials) -> grpc.Channel:
+    return grpc.secure_channel(addr, tls.client_credentials(creds), options=tls.channel_options())
+
+
+def enter_raft(data_dir: Path, creds: pkinode.NodeCredentials, managers: list[str],
+               raft_addr: str) -> list[str]:
+    resp = _leader_call(creds, managers, lambda stub: stub.JoinRaft(
+        capb.JoinRaftRequest(raft_addr=raft_addr), timeout=15))
+    d = cert_dir(data_dir)
+    write_file(d / RAFT_KEY_FILE, resp.raft_key, 0o600)
+    root = RootCA.from_pem(creds.ca_pem, resp.root_ca_key)
+    root.save(d)
+    return list(resp.members)
+
+
+def leave_raft(data_dir: Path, managers: list[str], raft_addr: str) -> None:
+    creds = pkinode.load(data_dir)
+    others = [m for m in managers]
+    try:
+        _leader_call(creds, others, lambda stub: stub.LeaveRaft(
+            capb.LeaveRaftRequest(raft_addr=raft_addr), timeout=15))
+    except JoinError:
+        pass  # forced leave: the others will see this manager unreachable
+
+
+def forget(data_dir: Path) -> None:
+    """Removes the node's certificates and raft state (leave)."""
+    shutil.rmtree(cert_dir(data_dir), ignore_errors=True)
+    shutil.rmtree(data_dir / "raft", ignore_errors=True)
+
+
+def renewal_due(creds: pkinode.NodeCredentials) -> datetime.datetime:
+    return pkinode.renewal_time(creds.cert_pem)
