@@ -3,7 +3,7 @@
 Owns the command tree (`swarm [-H HOST] [--debug] COMMAND ...`), choosing the
 node to talk to (-H/--host, then $SWARM_HOST, then the default control
 socket) and turning failures into one line on stderr with a non-zero exit.
-Node-starting commands (`init`, `join`, `daemon`) are dispatched to
+Node-starting commands (`init`, `join`, `daemon`, `leave`) are dispatched to
 `cli.bootstrap`, imported only when one of them runs; every other command is
 a Control API client in `cli.commands_*`.
 """
@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 
-from cli import commands_node, commands_service, commands_system
+from cli import commands_node, commands_service, commands_swarm, commands_system
 from cli.client import CLIError, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, rewrite_bool_assignments
@@ -85,6 +85,36 @@ def _add_daemon(sub) -> None:
     p.add_argument("--foreground", action="store_true",
                    help="Run the node in this process instead of detaching")
     _node_starting(p, "cmd_daemon")
+
+
+def _add_leave(sub) -> None:
+    p = sub.add_parser("leave", help="Leave the swarm")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="Force this node to leave the swarm, ignoring warnings")
+    p.add_argument("--data-dir", default=None,
+                   help="Node data directory (default /var/lib/shoal)")
+    _node_starting(p, "cmd_leave")
+
+
+def _add_join_token(sub) -> None:
+    p = sub.add_parser("join-token", help="Manage join tokens",
+                       usage="swarm join-token [OPTIONS] (worker|manager)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display token")
+    p.add_argument("--rotate", action="store_true", help="Rotate join token")
+    p.add_argument("role", metavar="(worker|manager)")
+    _client(p, commands_swarm.join_token)
+
+
+def _add_update(sub) -> None:
+    p = sub.add_parser("update", help="Update the swarm")
+    p.add_argument("--dispatcher-heartbeat", default=None,
+                   help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
+    p.add_argument("--task-history-limit", default=None,
+                   help="Task history retention limit (default 5)")
+    p.add_argument("--cert-expiry", default=None,
+                   help="Validity period for node certificates (ns|us|ms|s|m|h) "
+                        "(default 2160h0m0s)")
+    _client(p, commands_swarm.update)
 
 
 def _add_service(sub) -> None:
@@ -197,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(sub)
     _add_join(sub)
     _add_daemon(sub)
+    _add_leave(sub)
+    _add_join_token(sub)
+    _add_update(sub)
     p = sub.add_parser("info", help="Display information about the node and its swarm")
     p.add_argument("-f", "--format", default=None, help="Format output using a template "
                                                         '("json" or {{.Field}})')

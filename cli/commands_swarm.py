@@ -1,0 +1,153 @@
+"""`swarm join-token` and `swarm update`: the cluster object on the Control API.
+
+Owns showing and rotating the join tokens (with the `swarm join` command a
+new node runs, naming the manager this CLI talks to) and changing the
+cluster-wide settings: the dispatcher heartbeat, the task history kept per
+slot and the lifetime of node certificates. Changes read the cluster, edit a
+copy of its spec and send it with the version read. Arguments are checked
+before anything is sent, by pure functions that tests call directly.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Optional
+
+from cli.client import CLIError
+from cli.context import Context
+from cli.parsing import UsageError, format_duration, parse_duration
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+ROLES = ("worker", "manager")
+MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
+MIN_CERT_EXPIRY_NS = 3600 * 10**9  # as SwarmKit: at least one hour
+UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry")
+
+
+# ------------------------------------------------------------ join-token ----
+
+def check_role(role: str) -> str:
+    """The role named on the command line, or UsageError."""
+    if role not in ROLES:
+        raise UsageError(f'unknown role "{role}": expected worker or manager')
+    return role
+
+
+def token_for(cluster: pb.Cluster, role: str) -> str:
+    return cluster.join_tokens.manager if role == "manager" else cluster.join_tokens.worker
+
+
+def join_command_text(role: str, token: str, addr: str) -> str:
+    """What `swarm join-token ROLE` prints (Docker's wording)."""
+    return (f"To add a {role} to this swarm, run the following command:\n\n"
+            f"    swarm join --token {token} {addr}\n")
+
+
+def rotated_text(role: str) -> str:
+    return f"Successfully rotated {role} join token.\n"
+
+
+def manager_addr(node: pb.Node) -> str:
+    """The address other nodes reach this manager at, or CLIError."""
+    addr = node.manager_status.addr or node.manager_status.raft_addr
+    if not addr:
+        raise CLIError(f"Error: node {node.id} has no manager address; run this command "
+                       "against a manager of the swarm")
+    return addr
+
+
+def _get_cluster(ctx: Context) -> pb.Cluster:
+    return ctx.call("GetCluster", cpb.GetClusterRequest(cluster_id="")).cluster
+
+
+def rotate_request(cluster: pb.Cluster, role: str) -> cpb.UpdateClusterRequest:
+    """An UpdateCluster that keeps the spec and replaces ROLE's join token."""
+    return cpb.UpdateClusterRequest(cluster_id=cluster.id, cluster_version=cluster.meta.version,
+                                    spec=cluster.spec,
+                                    rotate_worker_token=role == "worker",
+                                    rotate_manager_token=role == "manager")
+
+
+def join_token(ctx: Context, ns: argparse.Namespace) -> int:
+    role = check_role(ns.role)
+    cluster = _get_cluster(ctx)
+    if ns.rotate:
+        ctx.call("UpdateCluster", rotate_request(cluster, role))
+        if not ns.quiet:
+            ctx.print(rotated_text(role))
+        cluster = _get_cluster(ctx)
+    token = token_for(cluster, role)
+    if ns.quiet:
+        ctx.print(token)
+        return 0
+    node = ctx.call("GetNode", cpb.GetNodeRequest(node_id=ctx.info().node_id)).node
+    ctx.out.write(join_command_text(role, token, manager_addr(node)))
+    return 0
+
+
+# ---------------------------------------------------------------- update ----
+
+@dataclass(frozen=True)
+class ClusterChanges:
+    """The settings `swarm update` was asked to change (None: leave as is)."""
+
+    heartbeat_ns: Optional[int] = None
+    task_history_limit: Optional[int] = None
+    cert_expiry_ns: Optional[int] = None
+
+    def empty(self) -> bool:
+        return (self.heartbeat_ns is None and self.task_history_limit is None
+                and self.cert_expiry_ns is None)
+
+
+def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
+    """Checks `swarm update`'s flags; UsageError names the bad one."""
+    heartbeat = expiry = limit = None
+    if ns.dispatcher_heartbeat is not None:
+        heartbeat = parse_duration(ns.dispatcher_heartbeat, "--dispatcher-heartbeat")
+        if heartbeat < MIN_HEARTBEAT_NS:
+            raise UsageError(f'invalid value "{ns.dispatcher_heartbeat}" for '
+                             "--dispatcher-heartbeat: the period must be at least "
+                             f"{format_duration(MIN_HEARTBEAT_NS)}")
+    if ns.task_history_limit is not None:
+        try:
+            limit = int(ns.task_history_limit.strip())
+        except ValueError:
+            raise UsageError(f'invalid value "{ns.task_history_limit}" for '
+                             "--task-history-limit: expected an integer number of tasks "
+                             "(negative keeps every task)") from None
+    if ns.cert_expiry is not None:
+        expiry = parse_duration(ns.cert_expiry, "--cert-expiry")
+        if expiry < MIN_CERT_EXPIRY_NS:
+            raise UsageError(f'invalid value "{ns.cert_expiry}" for --cert-expiry: '
+                             "node certificates must be valid for at least "
+                             f"{format_duration(MIN_CERT_EXPIRY_NS)}")
+    changes = ClusterChanges(heartbeat, limit, expiry)
+    if changes.empty():
+        raise UsageError("at least one of the flags " + ", ".join(UPDATE_FLAGS)
+                         + " must be given (see swarm update --help)")
+    return changes
+
+
+def apply_changes(spec: pb.ClusterSpec, changes: ClusterChanges) -> pb.ClusterSpec:
+    """A copy of SPEC with CHANGES made; SPEC itself is left alone."""
+    new = pb.ClusterSpec()
+    new.CopyFrom(spec)
+    if changes.heartbeat_ns is not None:
+        new.dispatcher.heartbeat_period.nanos = changes.heartbeat_ns
+    if changes.task_history_limit is not None:
+        new.orchestration.task_history_retention_limit = changes.task_history_limit
+    if changes.cert_expiry_ns is not None:
+        new.ca_config.node_cert_expiry.nanos = changes.cert_expiry_ns
+    return new
+
+
+def update(ctx: Context, ns: argparse.Namespace) -> int:
+    changes = parse_changes(ns)
+    cluster = _get_cluster(ctx)
+    ctx.call("UpdateCluster", cpb.UpdateClusterRequest(
+        cluster_id=cluster.id, cluster_version=cluster.meta.version,
+        spec=apply_changes(cluster.spec, changes)))
+    ctx.print("Swarm updated.")
+    return 0
