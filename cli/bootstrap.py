@@ -308,4 +308,8 @@ def run_daemon(data_dir: Path) -> int:
         asyncio.run(node.run())
     except KeyboardInterrupt:
         pass
+    if node.restart_requested:  # a role change: start again as the new role
+        lock.close()
+        os.execv(sys.executable, [sys.executable, "-m", "cli.main", "daemon", "--foreground",
+                                  "--data-dir", str(data_dir)])
     return 0

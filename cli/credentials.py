@@ -137,11 +137,36 @@ def enter_raft(data_dir: Path, creds: pkinode.NodeCredentials, managers: list[st
     return list(resp.members)
 
 
+def renew(data_dir: Path, creds: pkinode.NodeCredentials,
+          managers: list[str]) -> pkinode.NodeCredentials:
+    """A new key and certificate for this node's current desired role, saved."""
+    key, csr = pkinode.new_key_and_csr()
+    errors = []
+    for addr in managers:
+        with tls_channel(addr, creds) as ch:
+            try:
+                resp = ca_pb2_grpc.NodeCAStub(ch).RenewNodeCertificate(
+                    capb.RenewNodeCertificateRequest(csr=csr), timeout=15)
+            except grpc.RpcError as exc:
+                errors.append(f"{addr}: {exc.details()}")
+                continue
+        new = pkinode.NodeCredentials(key, resp.certificate, resp.root_ca)
+        pkinode.save(data_dir, new)
+        return new
+    raise JoinError("no manager renewed the certificate: " + "; ".join(errors))
+
+
+def forget_raft(data_dir: Path) -> None:
+    """Removes the raft state and the manager-only keys (demotion)."""
+    shutil.rmtree(data_dir / "raft", ignore_errors=True)
+    for name in (RAFT_KEY_FILE, "swarm-root-ca.key"):
+        (cert_dir(data_dir) / name).unlink(missing_ok=True)
+
+
 def leave_raft(data_dir: Path, managers: list[str], raft_addr: str) -> None:
     creds = pkinode.load(data_dir)
-    others = [m for m in managers]
     try:
-        _leader_call(creds, others, lambda stub: stub.LeaveRaft(
+        _leader_call(creds, managers, lambda stub: stub.LeaveRaft(
             capb.LeaveRaftRequest(raft_addr=raft_addr), timeout=15))
     except JoinError:
         pass  # forced leave: the others will see this manager unreachable

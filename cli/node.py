@@ -66,6 +66,9 @@ class Node:
         self.store: Optional[Store] = None
         self.server: Optional[grpc.aio.Server] = None
         self.creds = pkinode.load(data_dir)
+        self.restart_requested = False
+        self._role_change: Optional[asyncio.Task] = None
+        self._stop = asyncio.Event()
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
 
     @property
@@ -115,13 +118,30 @@ class Node:
         self.store.start()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.wait_ready, 60.0)
-        if self.state.creates_cluster:
-            for _ in range(100):
-                try:
+        for _ in range(100):
+            try:
+                if self.state.creates_cluster:
                     await self._bootstrap_cluster()
-                    break
-                except (errors.NotLeader, errors.Unavailable):
-                    await asyncio.sleep(0.1)
+                await self._record_manager()
+                break
+            except (errors.NotLeader, errors.Unavailable, errors.Conflict):
+                await asyncio.sleep(0.1)
+
+    async def _record_manager(self) -> None:
+        """Makes this node's object say manager, with its endpoints (after a promotion)."""
+        assert self.store is not None
+        node = self.store.get("node", self.state.node_id)
+        if node is None or (node.role == pb.MANAGER
+                            and node.manager_status.addr == self.state.advertise_addr
+                            and node.manager_status.raft_addr == self.state.raft_addr):
+            return
+        new = pb.Node()
+        new.CopyFrom(node)
+        new.role = pb.MANAGER
+        new.manager_status.addr = self.state.advertise_addr
+        new.manager_status.raft_addr = self.state.raft_addr
+        await self.store.acommit([actions.update(new)])
+        self.log.info("recorded this node as a manager")
 
     def _register_manager(self, server: grpc.aio.Server) -> Any:
         from manager.ca import NodeCAServicer, RaftMembershipServicer
@@ -189,6 +209,49 @@ class Node:
 
     # ---------------------------------------------------------------- run --
 
+    # -------------------------------------------------------- role change --
+
+    def _session_message(self, message: Any) -> None:
+        """Agent hook: keeps the manager list and follows role changes of this node."""
+        managers = sorted(m.addr for m in message.managers if m.addr)
+        if managers and managers != sorted(self.state.managers):
+            self.state.managers = managers
+            self.state.save(self.data_dir)
+        if not message.HasField("node") or self._role_change is not None:
+            return
+        node = message.node
+        want = "manager" if node.spec.desired_role == pb.MANAGER else "worker"
+        if want == self.state.role:
+            return
+        if want == "worker" and node.role != pb.WORKER:
+            return  # the leader has not taken it out of raft yet
+        self._role_change = asyncio.get_running_loop().create_task(self._change_role(want))
+
+    async def _change_role(self, role: str) -> None:
+        self.log.info("changing role to %s: renewing the certificate", role)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._renew_for_role, role)
+        except Exception:
+            self.log.exception("role change to %s failed; will retry on the next update", role)
+            self._role_change = None
+            return
+        self.restart_requested = True
+        self._stop.set()
+
+    def _renew_for_role(self, role: str) -> None:
+        """Blocking: new certificate, raft entry or exit, node.json; then a restart."""
+        creds = credentials.renew(self.data_dir, self.creds, self.state.managers)
+        if role == "manager":
+            members = credentials.enter_raft(self.data_dir, creds, self.state.managers,
+                                             self.state.raft_addr)
+            self.state.raft_peers = [m for m in members if m != self.state.raft_addr]
+        else:
+            self.state.raft_peers = []
+            credentials.forget_raft(self.data_dir)
+        self.state.role = role
+        self.state.save(self.data_dir)
+
     def _agent_targets(self) -> list[str]:
         managers = list(self.state.managers)
         if self.is_manager and self.state.advertise_addr in managers:
@@ -200,7 +263,7 @@ class Node:
         from worker.agent import Agent
         from worker.podman import PodmanRuntime
 
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -214,7 +277,8 @@ class Node:
         agent = Agent(self.state.node_id, runtime, self._agent_targets(),
                       hostname=socket.gethostname(),
                       credentials=tls.client_credentials(self.creds),
-                      cluster_id=self.state.cluster_id)
+                      cluster_id=self.state.cluster_id,
+                      on_session_message=self._session_message)
         agent_task = loop.create_task(agent.run())
         try:
             await asyncio.wait_for(agent.connected.wait(), 30.0)

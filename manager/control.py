@@ -5,12 +5,13 @@ a rejected request changes nothing. Reads are served from the local store.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Callable, Optional
 
 import grpc
 
-from manager import lookup, validation
+from manager import lookup, roles, validation
 from manager.logbroker import LogBroker
 from pki import tokens
 from proto import control_pb2 as cpb
@@ -109,8 +110,32 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 await self._invalid(context, "node label keys must not be empty")
         new = _copy(node)
         new.spec.CopyFrom(request.spec)
+        if node.role == pb.MANAGER and request.spec.desired_role == pb.WORKER:
+            await self._demote(context, node, new)
         await self._commit(context, [actions.update(new)])
         return cpb.UpdateNodeResponse(node=self.store.get("node", node.id))
+
+    async def _demote(self, context, node: pb.Node, new: pb.Node) -> None:
+        """Takes a manager out of the raft group; the node then restarts as a worker."""
+        managers = [n for n in self.store.list("node") if n.role == pb.MANAGER]
+        problem = roles.quorum_problem(managers, node.id)
+        if problem:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"can't demote node {node.id}: {problem}")
+        if node.id == self.node_id or node.manager_status.leader:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"can't demote node {node.id}: it is the leader; demote it from another manager "
+                "once another leader is elected (e.g. after 'swarm leave --force' or a restart)")
+        if node.manager_status.raft_addr in self.store.members():
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.store.remove_member, node.manager_status.raft_addr)
+            except errors.StoreError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                    f"can't demote node {node.id}: {exc}")
+        new.role = pb.WORKER
+        new.ClearField("manager_status")
 
     async def RemoveNode(self, request, context):
         node = await self._find(context, "node", request.node_id)

@@ -44,6 +44,7 @@ class _Session:
     assignments: Optional[asyncio.Queue] = None
     stream_closed_at: Optional[float] = None
     ended: bool = False
+    node: Optional[pb.Node] = None  # a changed node object to send on the next message
 
 
 class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
@@ -169,7 +170,9 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 sess.wake.clear()
                 if sess.ended:
                     break
-                yield dpb.SessionMessage(session_id=sess.id, managers=self._managers(),
+                node_update, sess.node = sess.node, None
+                yield dpb.SessionMessage(session_id=sess.id, node=node_update,
+                                         managers=self._managers(),
                                          log_subscriptions=self.logs.subscriptions_for(node_id))
         finally:
             if not sess.ended:
@@ -232,10 +235,15 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     task = ev.object.task
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
-                elif kind == "node" and ev.action == wpb.WatchEvent.REMOVE:
+                elif kind == "node":
                     sess = self.sessions.get(ev.object.node.id)
-                    if sess is not None:
+                    if sess is None:
+                        continue
+                    if ev.action == wpb.WatchEvent.REMOVE:
                         self._end(sess)
+                    else:
+                        sess.node = ev.object.node
+                        sess.wake.set()
             for node_id, batch in per_node.items():
                 sess = self.sessions.get(node_id)
                 if sess is not None and sess.assignments is not None:

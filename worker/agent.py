@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import platform
-from typing import Any, Coroutine, Sequence
+from typing import Any, Callable, Coroutine, Sequence
 
 import grpc
 
@@ -93,8 +93,10 @@ class Agent:
         credentials: grpc.ChannelCredentials | None = None,
         engine_labels: dict[str, str] | None = None,
         cluster_id: str = "",
+        on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
     ) -> None:
         self.node_id = node_id
+        self.on_session_message = on_session_message
         self.runtime = runtime
         self.targets = parse_targets(target)
         self.hostname = hostname
@@ -251,6 +253,12 @@ class Agent:
 
     def _apply_session_message(self, message: dpb.SessionMessage, stub: dgrpc.DispatcherStub) -> None:
         self._logs.update(list(message.log_subscriptions), self._session_id, stub.PublishLogs)
+        managers = [m.addr for m in message.managers if m.addr]
+        if managers and sorted(managers) != sorted(self.targets):
+            self.log.info("managers are now %s", ", ".join(managers))
+            self.targets = managers
+        if self.on_session_message is not None:
+            self.on_session_message(message)
 
     async def _heartbeat(self, stub: dgrpc.DispatcherStub, session_id: str) -> None:
         period = DEFAULT_HEARTBEAT_PERIOD
