@@ -281,7 +281,7 @@ class Node:
                       on_session_message=self._session_message)
         agent_task = loop.create_task(agent.run())
         try:
-            await asyncio.wait_for(agent.connected.wait(), 30.0)
+            await asyncio.wait_for(agent.connected.wait(), 10.0)
         except asyncio.TimeoutError:
             self.log.warning("the agent has no session yet; serving anyway")
         (self.data_dir / "ready").write_text(str(os.getpid()))

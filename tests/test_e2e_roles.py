@@ -1,0 +1,68 @@
+"""End to end on a lab: promote, demote, leave and remove, with Docker's refusals."""
+from __future__ import annotations
+
+import pytest
+
+from lab import images
+from lab.cluster import Lab
+from tests.labfixtures import lab_cluster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lab():
+    images.ensure_demo_image()
+    with lab_cluster(1, 2) as lab:
+        yield lab
+
+
+def _row(lab: Lab, name: str) -> str:
+    out = lab.swarm("manager1", "node", "ls").stdout
+    return next((l for l in out.splitlines() if f" {name} " in f" {l} "), "")
+
+
+def test_promote_then_demote(lab: Lab) -> None:
+    lab.swarm("manager1", "node", "promote", "worker1")
+    lab.wait_for(lambda: "Reachable" in _row(lab, "worker1"), 30, "worker1 a reachable manager")
+    # the promoted node now serves the control API itself, with the same data
+    ls = lab.swarm("worker1", "node", "ls").stdout
+    assert "manager1" in ls and "worker2" in ls
+    refused = lab.swarm("manager1", "node", "demote", "manager1", check=False)
+    assert refused.returncode != 0 and "leader" in refused.stderr
+    lab.swarm("manager1", "node", "demote", "worker1")
+    lab.wait_for(lambda: "not a swarm manager" in
+                 lab.swarm("worker1", "node", "ls", check=False).stderr, 30,
+                 "worker1 back to a worker")
+    row = _row(lab, "worker1")
+    assert "Ready" in row and "Reachable" not in row and "Leader" not in row
+    # writes still work with the one manager left
+    lab.swarm("manager1", "service", "create", "-d", "--name", "afterdemote", "--replicas", "0",
+              images.ensure_demo_image())
+    lab.swarm("manager1", "service", "rm", "afterdemote")
+
+
+def test_last_manager_cannot_be_demoted_or_leave_without_force(lab: Lab) -> None:
+    res = lab.swarm("manager1", "node", "demote", "manager1", check=False)
+    assert res.returncode != 0
+    assert "last manager" in res.stderr or "leader" in res.stderr
+    res = lab.swarm("manager1", "leave", "--data-dir", str(lab.data_dir("manager1")),
+                    check=False)
+    assert res.returncode != 0 and "--force" in res.stderr
+    assert "Leader" in _row(lab, "manager1")
+
+
+def test_removed_worker_is_refused_for_good(lab: Lab) -> None:
+    node_id = lab.node_id("worker2")
+    res = lab.swarm("manager1", "node", "rm", "worker2", check=False)
+    assert res.returncode != 0 and "--force" in res.stderr      # it is not down
+    lab.swarm("manager1", "node", "rm", "--force", "worker2")
+    lab.wait_for(lambda: node_id not in lab.swarm("manager1", "node", "ls").stdout, 10,
+                 "worker2 gone from node ls")
+    lab.kill("worker2")
+    lab.start("worker2")
+    # its certificate is still valid in date, but the swarm refuses it at once
+    lab.wait_for(lambda: "not a member of this swarm" in
+                 (lab.data_dir("worker2") / "daemon.log").read_text(errors="replace"),
+                 30, "the restarted worker's requests refused")
+    assert node_id not in lab.swarm("manager1", "node", "ls").stdout
