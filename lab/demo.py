@@ -1,83 +1,82 @@
-"""The demo: a one-node Shoal cluster running a web service you can reach.
+"""The demo: a lab cluster (3 managers, 2 workers) with a web service you can reach.
 
-`python -m lab.demo up` starts a node in /var/lib/shoal-demo (replacing an
-earlier demo), creates `web` — 3 replicas of busybox httpd from the lab
-registry — waits for it, shows `service ls` / `service ps`, and fetches the
-page from inside each task's network namespace. `python -m lab.demo down`
-removes everything the demo made.
+`python -m lab.demo up` brings up a `swarm-lab` cluster on this host (one
+network namespace per node on an underlay bridge), creates `web` — a global
+busybox httpd service on each node's network (`--network host`) that names the
+node it runs on — and fetches it from the host at every node's underlay IP.
+`python -m lab.demo down` removes everything.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
+import urllib.request
 
+from lab.cluster import Lab
 from lab.images import ensure_demo_image
-from lab.localnode import SingleNode, wait_for
 
-DEMO_DIR = Path(os.environ.get("SHOAL_DEMO_DIR", "/var/lib/shoal-demo"))
-PAGE_CMD = ('mkdir -p /www && echo "hello from $(hostname), task $TASK" > /www/index.html '
+PAGE_CMD = ('mkdir -p /www && echo "hello from $NODE (task $TASK)" > /www/index.html '
             '&& exec httpd -f -p 8080 -h /www')
 
 
-def _node() -> SingleNode:
-    node = SingleNode(DEMO_DIR)
-    state = DEMO_DIR / "node" / "node.json"
-    if state.exists():
-        node.node_id = json.loads(state.read_text())["node_id"]
-    return node
-
-
 def down() -> None:
-    node = _node()
-    node.destroy()
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    lab = Lab()
+    if lab.is_up():
+        lab.down()
 
 
-def _fetch(pid: int) -> str:
-    res = subprocess.run(["nsenter", "-t", str(pid), "-n", "busybox", "wget", "-qO-",
-                          "http://127.0.0.1:8080/"], capture_output=True, text=True, timeout=10)
-    return (res.stdout or res.stderr).strip()
+def _fetch(ip: str) -> str:
+    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as resp:
+        return resp.read().decode().strip()
 
 
-def up() -> int:
+def up(managers: int, workers: int) -> int:
     image = ensure_demo_image()
     down()
-    node = _node()
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    print(node.init().stdout.strip())
-    print(f"\n$ export SWARM_HOST={node.env['SWARM_HOST']}")
+    lab = Lab()
+    print(f"$ swarm-lab up --managers {managers} --workers {workers}")
+    for info in lab.up(managers, workers):
+        print(f"  {info.name:<10} {info.role:<8} {info.ip}")
+    lab.wait_ready()
     steps = [
-        ["service", "create", "--name", "web", "--replicas", "3", "--env", "TASK={{.Task.Slot}}",
-         image, "sh", "-c", PAGE_CMD],
+        ["node", "ls"],
+        ["service", "create", "--name", "web", "--mode", "global", "--network", "host",
+         "--env", "NODE={{.Node.Hostname}}", "--env", "TASK={{.Task.ID}}",
+         "--stop-grace-period", "1s", image, "sh", "-c", PAGE_CMD],
         ["service", "ls"],
         ["service", "ps", "web"],
     ]
     for args in steps:
-        print(f"\n$ swarm {' '.join(args)}")
-        print(node.swarm(*args).stdout.rstrip())
-    wait_for(lambda: len(node.running("web")) == 3, 30, "3 running tasks")
-    print("\nThe web service answering, fetched inside each task's network namespace:")
-    for task in sorted(node.running("web"), key=lambda t: t.slot):
-        pid = task.status.container_status.pid
-        print(f"  {task.annotations.name} (pid {pid}): {_fetch(pid)}")
-    print(f"\nTry: SWARM_HOST={node.env['SWARM_HOST']} swarm service scale web=5")
-    print("Remove the demo with: python -m lab.demo down")
+        print(f"\n$ swarm-lab exec manager1 -- swarm {' '.join(args)}")
+        print(lab.swarm("manager1", *args).stdout.rstrip())
+    print("\nThe web service answering the host on every node's underlay address:")
+    for name in lab.names():
+        ip = lab.ip(name)
+        text = lab.wait_for(lambda: _try(ip), 30, f"{name} answering")
+        print(f"  http://{ip}:8080/  ->  {text}")
+    print("\nTry: swarm-lab exec manager1 -- swarm service ps web ; swarm-lab kill worker1")
+    print("Remove the demo with: python -m lab.demo down   (or: swarm-lab down)")
     return 0
 
 
+def _try(ip: str) -> str:
+    try:
+        return _fetch(ip)
+    except OSError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lab.demo",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down"], nargs="?", default="up")
+    parser.add_argument("--managers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     opts = parser.parse_args(argv)
     if opts.action == "down":
         down()
         return 0
-    return up()
+    return up(opts.managers, opts.workers)
 
 
 if __name__ == "__main__":

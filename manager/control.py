@@ -20,6 +20,7 @@ from proto import model
 from proto import objects_pb2 as pb
 from raft import actions, errors
 
+HOST_NETWORK = "host"  # Docker's predefined network: tasks share their node's network stack
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are "
              "online. Make sure more than half of the managers are online.")
 
@@ -167,6 +168,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def _service_refs(self, context, spec: pb.ServiceSpec, own_id: str = "") -> None:
         """Resolves names to IDs (networks, secrets, configs); checks published ports."""
         for att in spec.task.networks:
+            if att.target == HOST_NETWORK:
+                if len(spec.task.networks) > 1:
+                    await self._invalid(context, "a service on the host network can't be "
+                                        "attached to other networks")
+                if spec.endpoint.ports and any(p.publish_mode == pb.PortConfig.INGRESS
+                                               for p in spec.endpoint.ports):
+                    await self._invalid(context, "ingress-published ports need an overlay "
+                                        "network; with --network host publish mode=host")
+                continue
             net = await self._find(context, "network", att.target)
             att.target = net.id
         for ref in spec.task.container.secrets:

@@ -66,3 +66,26 @@ def test_removed_worker_is_refused_for_good(lab: Lab) -> None:
                  (lab.data_dir("worker2") / "daemon.log").read_text(errors="replace"),
                  30, "the restarted worker's requests refused")
     assert node_id not in lab.swarm("manager1", "node", "ls").stdout
+
+
+def test_host_network_service_answers_on_every_node(lab: Lab) -> None:
+    import urllib.request
+
+    def fetch(ip: str) -> str:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:18080/", timeout=2) as resp:
+                return resp.read().decode().strip()
+        except OSError:
+            return ""
+
+    cmd = ('mkdir -p /w && echo "node $N" > /w/index.html && exec httpd -f -p 18080 -h /w')
+    lab.swarm("manager1", "service", "create", "--name", "hostweb", "--mode", "global",
+              "--network", "host", "--env", "N={{.Node.Hostname}}", "--stop-grace-period",
+              "1s", images.ensure_demo_image(), "sh", "-c", cmd)
+    members = lab.swarm("manager1", "node", "ls", "-q").stdout.split()
+    serving = [n for n in lab.names() if lab.node_id(n)[:12] in " ".join(members)]
+    assert len(serving) >= 2
+    for name in serving:
+        answer = lab.wait_for(lambda: fetch(lab.ip(name)), 20, f"{name} answering")
+        assert answer == f"node {name}"
+    lab.swarm("manager1", "service", "rm", "hostweb")

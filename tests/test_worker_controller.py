@@ -344,3 +344,12 @@ def test_templates_expand_in_env_hostname_and_labels() -> None:
     assert cfg.env == ["SLOT=3", "WHERE=box1", "KEEP={{.Unknown}}"]
     assert cfg.hostname == "web-3"
     assert cfg.labels["who"] == "node9"
+
+
+def test_host_network_shares_the_node_namespace() -> None:
+    from worker import taskspec
+    from worker.runtime import HOST_NETWORK
+    task = make_task("t1")
+    assert taskspec.container_config(task, "n").network_ns == ""
+    task.spec.networks.add(target="host")
+    assert taskspec.container_config(task, "n").network_ns == HOST_NETWORK

@@ -13,7 +13,7 @@ import signal as signal_module
 from calendar import timegm
 from typing import Any
 
-from worker.runtime import ContainerConfig, LogLine, RuntimeError_
+from worker.runtime import HOST_NETWORK, ContainerConfig, LogLine, RuntimeError_
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _TIME_RE = re.compile(
@@ -115,8 +115,7 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
         "stop_signal": signal_number(config.stop_signal),
         "stop_timeout": max(0, math.ceil(config.stop_grace_period)),
         "log_configuration": {"driver": "k8s-file"},
-        "netns": ({"nsmode": "path", "value": config.network_ns} if config.network_ns
-                  else {"nsmode": "none"}),
+        "netns": _netns(config.network_ns),
     }
     if config.command:
         spec["entrypoint"] = list(config.command)
@@ -155,6 +154,15 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
     if config.dns_options:
         spec["dns_option"] = list(config.dns_options)
     return spec
+
+
+def _netns(network_ns: str) -> dict[str, str]:
+    """"" = own namespace with loopback only; "host" = the node's; else a netns path."""
+    if not network_ns:
+        return {"nsmode": "none"}
+    if network_ns == HOST_NETWORK:
+        return {"nsmode": "host"}
+    return {"nsmode": "path", "value": network_ns}
 
 
 def maybe_json(raw: bytes) -> Any:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 
+HOST_NETWORK = "host"  # ContainerConfig.network_ns value: share the node's network namespace
+
+
 class RuntimeError_(Exception):
     """A runtime operation failed; the message is fit for a task's error field."""
 
@@ -46,7 +49,7 @@ class ContainerConfig:
     stop_grace_period: float = 10.0  # seconds before SIGKILL
     nano_cpus: int = 0               # CPU limit, 1e9 = one core; 0 = none
     memory_bytes: int = 0            # memory limit; 0 = none
-    network_ns: str = ""             # path of a netns to join; "" = own netns with loopback only
+    network_ns: str = ""             # netns path to join; "host" = the node's; "" = loopback only
     mounts: list[Mount] = field(default_factory=list)
     dns_servers: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)

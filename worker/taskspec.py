@@ -10,7 +10,7 @@ from __future__ import annotations
 from proto import model
 from proto import objects_pb2 as pb
 from worker import templates
-from worker.runtime import ContainerConfig
+from worker.runtime import HOST_NETWORK, ContainerConfig
 
 LABEL_CLUSTER_ID = "com.shoal.cluster.id"
 LABEL_NODE_ID = "com.shoal.node.id"
@@ -78,6 +78,8 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         user=spec.user,
         workdir=spec.dir,
         hostname=x(spec.hostname),
+        network_ns=HOST_NETWORK if any(n.target == HOST_NETWORK
+                                       for n in task.spec.networks) else "",
         stop_signal=spec.stop_signal,
         stop_grace_period=stop_grace_period(task),
         nano_cpus=limits.nano_cpus,
