@@ -33,7 +33,10 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return self.manager.dispatcher if self.manager.leading else None
 
     async def _refuse(self, context) -> None:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER_DISPATCH)
+        leader = next((n.manager_status.addr for n in self.manager.store.list("node")
+                       if n.manager_status.leader and n.manager_status.addr), "")
+        hint = f"; the leader is at {leader}" if leader else ""
+        await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER_DISPATCH + hint)
 
     async def Session(self, request, context):
         d = self._target()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import platform
+import re
 from typing import Any, Callable, Coroutine, Sequence
 
 import grpc
@@ -48,6 +49,9 @@ def heartbeat_delay(period: float) -> float:
 
 def next_backoff(current: float) -> float:
     return min(BACKOFF_MAX, current * 2)
+
+
+LEADER_HINT = re.compile(r"the leader is at (\S+:\d+)")
 
 
 def parse_targets(target: str | Sequence[str]) -> list[str]:
@@ -117,6 +121,7 @@ class Agent:
         self._done = asyncio.Event()
         self._running = False
         self.connected = asyncio.Event()  # set while a session is open
+        self._redirect = ""  # the leader's address, when a follower named it
 
     # ---------------------------------------------------------------- API --
 
@@ -145,7 +150,8 @@ class Agent:
         attempt = 0
         try:
             while not self._stopped.is_set():
-                target = self.targets[attempt % len(self.targets)]
+                target = self._redirect or self.targets[attempt % len(self.targets)]
+                self._redirect = ""
                 established = await self._attempt(target)
                 if self._stopped.is_set():
                     break
@@ -153,6 +159,8 @@ class Agent:
                     backoff = BACKOFF_MIN
                 else:
                     attempt += 1
+                if self._redirect:
+                    continue  # a follower named the leader: go there at once
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), backoff)
                 if not established:
@@ -190,6 +198,9 @@ class Agent:
         exc = job.exception()
         if isinstance(exc, grpc.aio.AioRpcError):
             reason = f"{exc.code().name}: {exc.details()}"
+            leader = LEADER_HINT.search(exc.details() or "")
+            if not established.is_set() and leader and leader.group(1) != target:
+                self._redirect = leader.group(1)
         else:
             reason = str(exc) or type(exc).__name__
         if established.is_set():
