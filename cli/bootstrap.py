@@ -87,6 +87,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     from proto import model
 
     data_dir = Path(args.data_dir or DEFAULT_DATA_DIR)
+    if getattr(args, "force_new_cluster", False):
+        return force_new_cluster(args, data_dir)
     if (data_dir / STATE_FILE).exists():
         print(f"Error: {ALREADY}", file=sys.stderr)
         return 1
@@ -126,6 +128,106 @@ def cmd_init(args: argparse.Namespace) -> int:
         (data_dir / STATE_FILE).unlink(missing_ok=True)
         return rc
     print(f"Swarm initialized: current node ({state.node_id}) is now a manager.")
+    return 0
+
+
+def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
+    """`swarm init --force-new-cluster`: a one-manager cluster from a manager's data directory.
+
+    The data directory is a (stopped, or then stopped here) manager's, or a
+    copy of one restored from a backup.  Every object is kept with its ID
+    (services, tasks, networks, secrets, configs, nodes, the cluster object
+    with its CA and join tokens); this node becomes the only raft member and
+    the leader, the other managers are demoted to workers in the store (see
+    raft/recovery.py).  `--listen-addr`/`--advertise-addr` move the node
+    (restore onto another host); without them it keeps its addresses.  The
+    node keeps its certificates and raft key; the old raft directory stays
+    as `<data-dir>/raft.old-<time>`.
+    """
+    from cli import credentials
+    from raft import recovery
+
+    refused = [flag for flag, key in (("--task-history-limit", "task_history_limit"),
+                                      ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
+                                      ("--default-addr-pool", "default_addr_pool"))
+               if getattr(args, key, None) is not None]
+    if refused:
+        print(f"Error: {', '.join(refused)} cannot be combined with --force-new-cluster: the "
+              "cluster keeps its settings; change them with 'swarm update' afterwards",
+              file=sys.stderr)
+        return 1
+    no_state = (f"Error: {data_dir} holds no manager state to recover: --force-new-cluster "
+                "needs the data directory of a manager (node.json and raft/)")
+    if not (data_dir / STATE_FILE).exists():
+        print(no_state, file=sys.stderr)
+        return 1
+    try:
+        state = NodeState.load(data_dir)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"Error: cannot read {data_dir / STATE_FILE}: {exc}", file=sys.stderr)
+        return 1
+    if state.role != "manager":
+        print(f"{no_state}; this one is a worker's, which holds no cluster state",
+              file=sys.stderr)
+        return 1
+    try:
+        password = credentials.raft_key(data_dir).decode()
+        credentials.root_ca(data_dir)
+    except (OSError, ValueError) as exc:
+        print(f"Error: the manager credentials in {credentials.cert_dir(data_dir)} are "
+              f"missing or unreadable ({exc}); restore them with the data directory",
+              file=sys.stderr)
+        return 1
+    try:
+        listen_host, listen_port = split_addr(args.listen_addr or state.listen_addr,
+                                              DEFAULT_PORT)
+        if args.advertise_addr:
+            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
+        elif args.listen_addr:
+            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
+            adv_port = listen_port
+        else:
+            adv_host, adv_port = split_addr(state.advertise_addr, DEFAULT_PORT)
+        socket.inet_aton(adv_host)
+    except (ValueError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    advertise, raft_addr = f"{adv_host}:{adv_port}", f"{adv_host}:{adv_port + 1}"
+    if _locked(data_dir):  # as Docker does on a running node: stop it, then rebuild
+        stop_daemon(data_dir)
+    try:
+        rebuilt = recovery.force_new_cluster(
+            data_dir, state.node_id, bind_addr=f"{listen_host}:{adv_port + 1}",  # as Node binds
+            raft_addr=raft_addr, manager_addr=advertise, password=password)
+    except recovery.NoManagerState as exc:
+        print(f"{no_state} ({exc})", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - any failure leaves raft/ as it was
+        print(f"Error: cannot start a new cluster from {data_dir}: {exc}; "
+              f"{data_dir / 'raft'} is unchanged", file=sys.stderr)
+        return 1
+    state.listen_addr = f"{listen_host}:{listen_port}"
+    state.advertise_addr = advertise
+    state.raft_addr = raft_addr
+    state.raft_peers = []
+    state.managers = [advertise]
+    state.creates_cluster = False
+    state.save(data_dir)
+    local = rebuilt.local
+    print(f"Recovered {rebuilt.objects} objects (store version {local.state.version}, raft "
+          f"index {local.last_index}); the previous raft state is kept in "
+          f"{rebuilt.old_raft_dir}", file=sys.stderr)
+    for reason in local.skipped:
+        print(f"Warning: raft entry skipped as the store did: {reason}", file=sys.stderr)
+    message = f"Swarm initialized: current node ({state.node_id}) is now a manager."
+    (data_dir / "ready").unlink(missing_ok=True)
+    if args.foreground:
+        print(message, flush=True)
+        return run_daemon(data_dir)
+    rc = spawn_daemon(data_dir)
+    if rc != 0:
+        return rc
+    print(message)
     return 0
 
 

@@ -62,6 +62,9 @@ def _add_init(sub) -> None:
                    help="Task history retention limit (default 5)")
     p.add_argument("--dispatcher-heartbeat", default=None,
                    help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
+    p.add_argument("--force-new-cluster", action="store_true",
+                   help="Force create a new cluster from current state: a one-manager cluster "
+                        "from this (stopped) manager's data directory, every object kept")
     _node_starting(p, "cmd_init")
 
 

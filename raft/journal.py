@@ -60,17 +60,7 @@ class DiskJournal:
             os.pwrite(fd, _MAGIC, 0)
             self._sync(fd)
         else:
-            while end + _RECORD.size <= len(data):
-                length, crc, idx, term = _RECORD.unpack_from(data, end)
-                body_end = end + _RECORD.size + length
-                if body_end > len(data):
-                    break
-                command = data[end + _RECORD.size : body_end]
-                if zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term))) != crc:
-                    break
-                self._entries.append((command, idx, term))
-                self._offsets.append(end)
-                end = body_end
+            self._entries, self._offsets, end = _parse(data)
             if end != len(data):  # torn or corrupt tail: never acknowledged
                 os.ftruncate(fd, end)
                 self._sync(fd)
@@ -232,6 +222,43 @@ class DiskJournal:
                 if entry == want and nxt[1] == last_entry[1] and nxt[2] == last_entry[2]:
                     self.deleteEntriesTo(pos)
                 return
+
+
+def _parse(data: bytes) -> tuple[list, list, int]:
+    """Entries, their record offsets, and where the intact records end (magic checked by the caller)."""
+    entries: list[Entry] = []
+    offsets: list[int] = []
+    end = len(_MAGIC)
+    while end + _RECORD.size <= len(data):
+        length, crc, idx, term = _RECORD.unpack_from(data, end)
+        body_end = end + _RECORD.size + length
+        if body_end > len(data):
+            break
+        command = data[end + _RECORD.size : body_end]
+        if zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term))) != crc:
+            break
+        entries.append((command, idx, term))
+        offsets.append(end)
+        end = body_end
+    return entries, offsets, end
+
+
+def read_entries(path: str) -> list:
+    """The intact entries of a journal file, read without changing it (offline use).
+
+    A missing or empty file holds no entries; a torn or corrupt tail is left
+    out, as `DiskJournal` would cut it off on open.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    if not data:
+        return []
+    if data[: len(_MAGIC)] != _MAGIC[: len(data)]:
+        raise ValueError(f"{path} is not a Shoal raft journal")
+    return _parse(data)[0]
 
 
 def _read_all(fd: int) -> bytes:

@@ -56,6 +56,14 @@ class RaftTuning:
     fsync: bool = True  # fdatasync each journal entry before going on
 
 
+def read_snapshot_file(path: str) -> tuple:
+    """A snapshot file as `(raft_data, state_blob)`: raft_data is pysyncobj's
+    `(last_entry, prev_entry, cluster_nodes)`, state_blob the store's (encrypted) dump."""
+    with open(path, "rb") as f:
+        raft_data, state_blob = pickle.loads(f.read())
+    return raft_data, state_blob
+
+
 class _InspectingTransport(TCPTransport):
     """pysyncobj's TCP transport, letting the replica adjust a message before raft handles it."""
 
@@ -279,8 +287,7 @@ class Replica(SyncObj):
     def _read_snapshot(self, path: str) -> tuple:
         """pysyncobj deserializer: restores the store state, returns raft bookkeeping."""
         try:
-            with open(path, "rb") as f:
-                raft_data, state_blob = pickle.loads(f.read())
+            raft_data, state_blob = read_snapshot_file(path)
             last_entry, prev_entry = raft_data[0], raft_data[1]
             self.journal.align_to_snapshot(prev_entry, last_entry)
             self._load_fn(state_blob)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -28,7 +29,7 @@ from pysyncobj import FAIL_REASON
 
 from proto import store_pb2
 from raft.errors import Conflict, StoreError, Unavailable
-from raft.replica import RaftTuning, Replica
+from raft.replica import RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
 from raft.view import StoreView
 from raft.watch import WatchStream
@@ -120,6 +121,39 @@ class Store:
         self._replica.start(name=f"raft-{self.node_id[:12]}")
         self._log.info("raft store on %s (peers: %s), data in %s",
                        self.raft_addr, ", ".join(self.peers) or "none", self.raft_dir)
+
+    def seed(self, state: StoreState) -> None:
+        """Before `start`, on an empty raft directory: begin from `state` instead
+        of an empty store (`swarm init --force-new-cluster`). The state is not in
+        the log: call `write_snapshot` once running, or a restart loses it."""
+        if self._replica is not None:
+            raise StoreError("seed() must come before start()")
+        if os.path.exists(os.path.join(self.raft_dir, "snapshot")) or \
+                os.path.exists(os.path.join(self.raft_dir, "journal")):
+            raise StoreError(f"seed() needs an empty raft directory; {self.raft_dir} holds raft state")
+        with self._lock:
+            self._state = state
+
+    def write_snapshot(self, timeout: float = 30.0) -> int:
+        """Writes a raft snapshot of everything applied so far and waits until it
+        is on disk; returns the raft index it covers."""
+        replica = self._check_running()
+        target = replica.raftLastApplied
+        path = os.path.join(self.raft_dir, "snapshot")
+        deadline = time.monotonic() + timeout
+        while True:
+            replica.forceLogCompaction()
+            try:
+                covered = read_snapshot_file(path)[0][0][1]
+            except (OSError, EOFError, ValueError, IndexError, TypeError, pickle.UnpicklingError):
+                covered = 0
+            if covered >= target:
+                return covered
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"no raft snapshot up to index {target} was written "
+                                  f"within {timeout:g}s")
+            self._check_running()
+            time.sleep(0.05)
 
     def close(self) -> None:
         """Stops raft and fails the writes still waiting (Unavailable)."""
