@@ -1,10 +1,13 @@
 """End to end on a lab: promote, demote, leave and remove, with Docker's refusals."""
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from lab import images
 from lab.cluster import Lab
+from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
 from tests.labfixtures import lab_cluster
 
 pytestmark = pytest.mark.e2e
@@ -89,3 +92,30 @@ def test_host_network_service_answers_on_every_node(lab: Lab) -> None:
         answer = lab.wait_for(lambda: fetch(lab.ip(name)), 20, f"{name} answering")
         assert answer == f"node {name}"
     lab.swarm("manager1", "service", "rm", "hostweb")
+
+
+def test_worker_leaves_and_is_seen_down(lab: Lab) -> None:
+    out = lab.swarm("worker1", "leave", "--data-dir", str(lab.data_dir("worker1"))).stdout
+    assert "Node left the swarm." in out
+    assert not (lab.data_dir("worker1") / "node.json").exists()
+    lab.wait_for(lambda: "Down" in _row(lab, "worker1"), 15, "worker1 Down on the manager")
+    res = lab.swarm("worker1", "leave", "--data-dir", str(lab.data_dir("worker1")),
+                    check=False)
+    assert res.returncode != 0 and "not part of a swarm" in res.stderr
+
+
+def test_swarm_update_changes_the_cluster_spec(lab: Lab) -> None:
+    out = lab.swarm("manager1", "update", "--dispatcher-heartbeat", "2s",
+                    "--task-history-limit", "3").stdout
+    assert "Swarm updated." in out
+    info = lab.swarm("manager1", "info").stdout
+    cluster_id = next(l.split(":", 1)[1].strip() for l in info.splitlines()
+                      if "ClusterID" in l)
+    assert cluster_id
+    with grpc.insecure_channel(lab.host("manager1")) as ch:
+        cluster = control_pb2_grpc.ControlStub(ch).GetCluster(
+            cpb.GetClusterRequest(), timeout=10).cluster
+    assert cluster.spec.dispatcher.heartbeat_period.nanos == 2_000_000_000
+    assert cluster.spec.orchestration.task_history_retention_limit == 3
+    bad = lab.swarm("manager1", "update", "--dispatcher-heartbeat", "soon", check=False)
+    assert bad.returncode != 0 and "soon" in bad.stderr
