@@ -81,6 +81,52 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / "swarm.sock"
 
 
+def node_addresses(listen_addr: str | None, advertise_addr: str | None,
+                   default_listen: str = f"0.0.0.0:{DEFAULT_PORT}",
+                   default_advertise: str | None = None) -> tuple[str, str]:
+    """("listen ip:port", "advertise ip:port") from the flags, as Docker picks them.
+
+    Without --advertise-addr: the listen IP unless it is a wildcard, then
+    `default_advertise` (when the listen address was not given either), then the
+    IP of the default route. Raises ValueError with a readable reason.
+    """
+    listen_host, listen_port = split_addr(listen_addr or default_listen, DEFAULT_PORT)
+    if advertise_addr:
+        adv_host, adv_port = split_addr(advertise_addr, listen_port)
+    elif default_advertise and not listen_addr:
+        adv_host, adv_port = split_addr(default_advertise, DEFAULT_PORT)
+    else:
+        adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
+        adv_port = listen_port
+    try:
+        socket.inet_aton(adv_host)
+    except OSError:
+        raise ValueError(f"invalid advertise address {adv_host!r}: expected an IPv4 address")
+    return f"{listen_host}:{listen_port}", f"{adv_host}:{adv_port}"
+
+
+def raft_addr_of(advertise: str) -> str:
+    """The raft endpoint: the manager port + 1 on the advertised IP."""
+    host, port = split_addr(advertise, DEFAULT_PORT)
+    return f"{host}:{port + 1}"
+
+
+def raft_bind_addr(listen: str, raft_addr: str) -> str:
+    """Where the raft endpoint binds: the listen IP with the raft port."""
+    return f"{split_addr(listen, DEFAULT_PORT)[0]}:{split_addr(raft_addr, DEFAULT_PORT)[1]}"
+
+
+def start_and_announce(data_dir: Path, foreground: bool, message: str) -> int:
+    """Starts the daemon (detached unless foreground) and prints `message` once it serves."""
+    if foreground:
+        print(message, flush=True)
+        return run_daemon(data_dir)
+    rc = spawn_daemon(data_dir)
+    if rc == 0:
+        print(message)
+    return rc
+
+
 # ------------------------------------------------------------------- init --
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -93,15 +139,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"Error: {ALREADY}", file=sys.stderr)
         return 1
     try:
-        listen_host, listen_port = split_addr(args.listen_addr or f"0.0.0.0:{DEFAULT_PORT}",
-                                              DEFAULT_PORT)
-        if args.advertise_addr:
-            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
-        else:
-            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
-            adv_port = listen_port
-        socket.inet_aton(adv_host)
-    except (ValueError, OSError) as exc:
+        listen, advertise = node_addresses(args.listen_addr, args.advertise_addr)
+    except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -110,25 +149,18 @@ def cmd_init(args: argparse.Namespace) -> int:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
-    state = NodeState(node_id=model.new_id(), role="manager",
-                      advertise_addr=f"{adv_host}:{adv_port}",
-                      listen_addr=f"{listen_host}:{listen_port}",
-                      raft_addr=f"{adv_host}:{adv_port + 1}", init=settings,
-                      creates_cluster=True, cluster_id=model.new_id(),
-                      managers=[f"{adv_host}:{adv_port}"])
+    state = NodeState(node_id=model.new_id(), role="manager", advertise_addr=advertise,
+                      listen_addr=listen, raft_addr=raft_addr_of(advertise), init=settings,
+                      creates_cluster=True, cluster_id=model.new_id(), managers=[advertise])
     from cli import credentials
     credentials.create_cluster_pki(data_dir, state.node_id, state.cluster_id,
                                    state.advertise_addr)
     state.save(data_dir)
-    if args.foreground:
-        print(f"Swarm initialized: current node ({state.node_id}) is now a manager.", flush=True)
-        return run_daemon(data_dir)
-    rc = spawn_daemon(data_dir)
+    rc = start_and_announce(data_dir, args.foreground,
+                            f"Swarm initialized: current node ({state.node_id}) is now a manager.")
     if rc != 0:
         (data_dir / STATE_FILE).unlink(missing_ok=True)
-        return rc
-    print(f"Swarm initialized: current node ({state.node_id}) is now a manager.")
-    return 0
+    return rc
 
 
 def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
@@ -179,25 +211,18 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
               file=sys.stderr)
         return 1
     try:
-        listen_host, listen_port = split_addr(args.listen_addr or state.listen_addr,
-                                              DEFAULT_PORT)
-        if args.advertise_addr:
-            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
-        elif args.listen_addr:
-            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
-            adv_port = listen_port
-        else:
-            adv_host, adv_port = split_addr(state.advertise_addr, DEFAULT_PORT)
-        socket.inet_aton(adv_host)
-    except (ValueError, OSError) as exc:
+        listen, advertise = node_addresses(args.listen_addr, args.advertise_addr,
+                                           default_listen=state.listen_addr,
+                                           default_advertise=state.advertise_addr)
+    except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    advertise, raft_addr = f"{adv_host}:{adv_port}", f"{adv_host}:{adv_port + 1}"
+    raft_addr = raft_addr_of(advertise)
     if _locked(data_dir):  # as Docker does on a running node: stop it, then rebuild
         stop_daemon(data_dir)
     try:
         rebuilt = recovery.force_new_cluster(
-            data_dir, state.node_id, bind_addr=f"{listen_host}:{adv_port + 1}",  # as Node binds
+            data_dir, state.node_id, bind_addr=raft_bind_addr(listen, raft_addr),
             raft_addr=raft_addr, manager_addr=advertise, password=password)
     except recovery.NoManagerState as exc:
         print(f"{no_state} ({exc})", file=sys.stderr)
@@ -206,7 +231,7 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"Error: cannot start a new cluster from {data_dir}: {exc}; "
               f"{data_dir / 'raft'} is unchanged", file=sys.stderr)
         return 1
-    state.listen_addr = f"{listen_host}:{listen_port}"
+    state.listen_addr = listen
     state.advertise_addr = advertise
     state.raft_addr = raft_addr
     state.raft_peers = []
@@ -219,16 +244,9 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
           f"{rebuilt.old_raft_dir}", file=sys.stderr)
     for reason in local.skipped:
         print(f"Warning: raft entry skipped as the store did: {reason}", file=sys.stderr)
-    message = f"Swarm initialized: current node ({state.node_id}) is now a manager."
     (data_dir / "ready").unlink(missing_ok=True)
-    if args.foreground:
-        print(message, flush=True)
-        return run_daemon(data_dir)
-    rc = spawn_daemon(data_dir)
-    if rc != 0:
-        return rc
-    print(message)
-    return 0
+    return start_and_announce(data_dir, args.foreground,
+                              f"Swarm initialized: current node ({state.node_id}) is now a manager.")
 
 
 def cmd_join(args: argparse.Namespace) -> int:
@@ -240,38 +258,21 @@ def cmd_join(args: argparse.Namespace) -> int:
         return 1
     try:
         remote_host, remote_port = split_addr(args.remote, DEFAULT_PORT)
-        listen_host, listen_port = split_addr(args.listen_addr or f"0.0.0.0:{DEFAULT_PORT}",
-                                              DEFAULT_PORT)
-        if args.advertise_addr:
-            adv_host, adv_port = split_addr(args.advertise_addr, listen_port)
-        else:
-            adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
-            adv_port = listen_port
+        listen, advertise = node_addresses(args.listen_addr, args.advertise_addr)
         joined = credentials.join(
-            data_dir, remote_host, remote_port, args.token,
-            advertise_addr=f"{adv_host}:{adv_port}", raft_addr=f"{adv_host}:{adv_port + 1}",
+            data_dir, remote_host, remote_port, args.token, advertise_addr=advertise,
+            raft_addr=raft_addr_of(advertise),
             availability=getattr(args, "availability", None) or "active")
-    except credentials.JoinError as exc:
+    except (credentials.JoinError, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    state = NodeState(node_id=joined.node_id, role=joined.role,
-                      advertise_addr=f"{adv_host}:{adv_port}",
-                      listen_addr=f"{listen_host}:{listen_port}",
-                      raft_addr=f"{adv_host}:{adv_port + 1}", cluster_id=joined.cluster_id,
-                      managers=joined.managers, raft_peers=joined.raft_peers)
+    state = NodeState(node_id=joined.node_id, role=joined.role, advertise_addr=advertise,
+                      listen_addr=listen, raft_addr=raft_addr_of(advertise),
+                      cluster_id=joined.cluster_id, managers=joined.managers,
+                      raft_peers=joined.raft_peers)
     state.save(data_dir)
-    message = f"This node joined a swarm as a {joined.role}."
-    if args.foreground:
-        print(message, flush=True)
-        return run_daemon(data_dir)
-    rc = spawn_daemon(data_dir)
-    if rc != 0:
-        return rc
-    print(message)
-    return 0
+    return start_and_announce(data_dir, args.foreground,
+                              f"This node joined a swarm as a {joined.role}.")
 
 
 def cmd_leave(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cli import credentials
-from cli.bootstrap import NodeState, socket_path, split_addr
+from cli.bootstrap import NodeState, raft_bind_addr, socket_path, split_addr
 from cli.parsing import parse_duration
 from pki import node as pkinode
 from pki import tls, tokens
@@ -110,9 +110,8 @@ class Node:
         self.log.info("cluster %s created", cluster.id)
 
     async def _start_store(self) -> None:
-        listen_host, _ = split_addr(self.state.listen_addr, 2377)
-        raft_port = split_addr(self.state.raft_addr, 2378)[1]
-        self.store = Store(self.state.node_id, str(self.data_dir), f"{listen_host}:{raft_port}",
+        self.store = Store(self.state.node_id, str(self.data_dir),
+                           raft_bind_addr(self.state.listen_addr, self.state.raft_addr),
                            self.state.raft_peers, advertise_addr=self.state.raft_addr,
                            password=credentials.raft_key(self.data_dir).decode())
         self.store.start()
