@@ -40,6 +40,7 @@ Cipher = Callable[[bytes], bytes]
 Subscriber = Callable[[list, int], None]
 LeaderCallback = Callable[[bool, Optional[str]], None]
 
+_POLL = 0.1  # seconds between checks for a lost leader while a write waits
 _CLOSED = -1  # our own fail reason: the store was closed while a write waited
 _FAILURES = {
     FAIL_REASON.QUEUE_FULL: "too many writes are waiting for raft",
@@ -93,6 +94,8 @@ class Store:
         self._subscribers: tuple[Subscriber, ...] = ()
         self._leader_callbacks: list[LeaderCallback] = []
         self._leader_state: tuple[bool, Optional[str]] = (False, None)
+        # monotonic time since which raft has known no leader (None: a leader is known)
+        self._leaderless_since: Optional[float] = time.monotonic()
         self._ready = threading.Event()
         self._pending: dict[int, Callable[[Any, int], None]] = {}
         self._pending_seq = 0
@@ -215,6 +218,11 @@ class Store:
             self._ready.set()
         else:
             self._ready.clear()
+        if leader is None:
+            if self._leaderless_since is None:
+                self._leaderless_since = time.monotonic()
+        else:
+            self._leaderless_since = None
         state = (established, leader if leader is not None and (established or leader != self.raft_addr) else None)
         if state != self._leader_state:
             self._leader_state = state
@@ -251,6 +259,23 @@ class Store:
 
     # ----------------------------------------------------------- writes ----
 
+    def _leaderless(self) -> bool:
+        """True once raft has known no leader for longer than an election takes.
+
+        pysyncobj keeps a write proposed without a leader queued until one
+        appears, which never happens on a minority: such writes would hang for
+        their whole timeout. A write is refused instead, and a waiting one
+        given up, when no leader has been known for `election_max` seconds
+        (a partitioned follower gets there within ~2 election timeouts, a
+        leader cut off from the majority `leader_fallback` seconds later).
+        """
+        since = self._leaderless_since
+        return since is not None and time.monotonic() - since > self._tuning.election_max
+
+    def _no_leader(self, proposed: bool) -> Unavailable:
+        return Unavailable("write failed: the cluster has no raft leader" +
+                           ("; it may still be applied if a leader appears" if proposed else ""))
+
     def commit(self, actions: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
         """Commits one transaction; returns the store version it produced."""
         if not actions:
@@ -258,6 +283,8 @@ class Store:
         replica = self._check_running()
         if threading.current_thread() is replica._thread:
             raise StoreError("commit() on the raft thread would deadlock; hand the work to another thread")
+        if self._leaderless():
+            raise self._no_leader(proposed=False)
         done = threading.Event()
         outcome: list = []
 
@@ -266,8 +293,12 @@ class Store:
             done.set()
 
         self._propose(replica, actions, settle)
-        if not done.wait(timeout):
-            raise self._timeout(timeout)
+        deadline = time.monotonic() + timeout
+        while not done.wait(max(0.0, min(_POLL, deadline - time.monotonic()))):
+            if self._leaderless():
+                raise self._no_leader(proposed=True)
+            if time.monotonic() >= deadline:
+                raise self._timeout(timeout)
         return self._outcome(*outcome[0])
 
     async def acommit(self, actions: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
@@ -275,6 +306,8 @@ class Store:
         if not actions:
             return self.version
         replica = self._check_running()
+        if self._leaderless():
+            raise self._no_leader(proposed=False)
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
 
@@ -289,10 +322,18 @@ class Store:
                 pass
 
         self._propose(replica, actions, settle)
-        try:
-            result, reason = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise self._timeout(timeout) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
+            if done:
+                break
+            if self._leaderless():
+                future.cancel()
+                raise self._no_leader(proposed=True)
+            if time.monotonic() >= deadline:
+                future.cancel()
+                raise self._timeout(timeout)
+        result, reason = future.result()
         return self._outcome(result, reason)
 
     def _propose(self, replica: Replica, actions: Sequence[store_pb2.StoreAction],
