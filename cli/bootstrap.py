@@ -292,10 +292,20 @@ def cmd_leave(args: argparse.Namespace) -> int:
     if state.role == "manager":
         credentials.leave_raft(data_dir, state.managers, state.raft_addr)
     stop_daemon(data_dir)
+    remove_task_containers(state.node_id)
     credentials.forget(data_dir)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     print("Node left the swarm.")
     return 0
+
+
+def remove_task_containers(node_id: str) -> None:
+    """Removes the containers of this node's tasks, as leaving the swarm does."""
+    found = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.shoal.node.id={node_id}"],
+                           capture_output=True, text=True, timeout=60)
+    ids = found.stdout.split()
+    if ids:
+        subprocess.run(["podman", "rm", "-f", "-t", "10", *ids], capture_output=True, timeout=120)
 
 
 def stop_daemon(data_dir: Path, timeout: float = 20.0) -> None:

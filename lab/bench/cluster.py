@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 
-from lab.bench.podman_floor import floor_rest
+from lab.bench.podman_floor import floor_rest_once
 from lab.cluster import Lab
 from lab.images import ensure_demo_image
 from lab.localnode import podman
@@ -32,7 +32,6 @@ from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
 from tests.labfixtures import lab_cluster
-from worker.podman import PodmanRuntime
 
 MANAGERS = ("manager1", "manager2", "manager3")
 
@@ -151,12 +150,6 @@ class Bench:
         return elapsed
 
 
-async def _floor(image: str, count: int, state_dir: str) -> float:
-    runtime = PodmanRuntime(state_dir, node_id="bench-floor")
-    try:
-        return await floor_rest(runtime, image, count)
-    finally:
-        await runtime.close()
 
 
 def _line(what: str, samples: Sequence[float]) -> str:
@@ -186,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         converge = _runs(opts.runs, lambda: bench.converge(opts.replicas))
         print(_line(f"converge {opts.replicas} replicas on 5 nodes", converge), flush=True)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
-        floors = [asyncio.run(_floor(image, opts.replicas, str(Path(tmp) / "floor")))
+        floors = [asyncio.run(floor_rest_once(image, opts.replicas, str(Path(tmp) / "floor")))
                   for _ in range(opts.runs)]
     print(_line(f"podman floor, {opts.replicas} containers via REST", floors), flush=True)
     print(f"ratio converge/floor (best/best): {min(converge) / min(floors):.2f} (target <= 1.2)")

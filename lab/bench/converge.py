@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from lab.bench.podman_floor import floor_rest
+from lab.bench.podman_floor import floor_rest_once
 from lab.images import ensure_demo_image
 from lab.localnode import SingleNode, wait_for
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
-from worker.podman import PodmanRuntime
 
 
 def _spec(name: str, image: str, replicas: int) -> pb.ServiceSpec:
@@ -61,12 +60,6 @@ def converge_once(node: SingleNode, image: str, replicas: int, run: int) -> floa
     return elapsed
 
 
-async def _floor(image: str, replicas: int, state_dir: str) -> float:
-    runtime = PodmanRuntime(state_dir, node_id="bench-floor")
-    try:
-        return await floor_rest(runtime, image, replicas)
-    finally:
-        await runtime.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        for run in range(opts.runs)]
         finally:
             node.destroy()
-        floors = [asyncio.run(_floor(image, opts.replicas, str(Path(tmp) / "floor")))
+        floors = [asyncio.run(floor_rest_once(image, opts.replicas, str(Path(tmp) / "floor")))
                   for _ in range(opts.runs)]
     best, floor = min(samples), min(floors)
     print(f"converge {opts.replicas} replicas (best of {opts.runs}): {best:.2f} s  "

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +59,19 @@ async def floor_rest(runtime: PodmanRuntime, image: str, count: int,
         return elapsed
     finally:
         await remove_labelled(runtime, run)
+
+
+async def floor_rest_once(image: str, count: int, state_dir: str) -> float:
+    """floor_rest with a podman service of its own, stopped afterwards (no leftovers)."""
+    runtime = PodmanRuntime(state_dir, node_id="bench-floor")
+    try:
+        return await floor_rest(runtime, image, count)
+    finally:
+        pid = runtime.service_pid
+        await runtime.close()
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
 
 
 async def remove_labelled(runtime: PodmanRuntime, run: str) -> None:
