@@ -74,6 +74,29 @@ async def floor_rest_once(image: str, count: int, state_dir: str) -> float:
                 os.kill(pid, signal.SIGTERM)
 
 
+async def floor_rest_per_node(image: str, count: int, services: int, state_dir: str) -> float:
+    """The lab-shaped floor: `services` podman services on one host (one per lab node,
+    sharing its container storage) each start count/services containers, all at once.
+    Returns the slowest service's time; every service is stopped afterwards."""
+    runtimes = [PodmanRuntime(f"{state_dir}/node{i}", node_id=f"bench-floor{i}")
+                for i in range(services)]
+    try:
+        for runtime in runtimes:                       # services up, image present: not timed
+            await runtime.ensure_image(image)
+        shares = [count // services + (1 if i < count % services else 0)
+                  for i in range(services)]
+        times = await asyncio.gather(*(floor_rest(rt, image, n)
+                                       for rt, n in zip(runtimes, shares)))
+        return max(times)
+    finally:
+        for runtime in runtimes:
+            pid = runtime.service_pid
+            await runtime.close()
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+
+
 async def remove_labelled(runtime: PodmanRuntime, run: str) -> None:
     """Removes every container of one benchmark run, in parallel."""
     states = await runtime.list({BENCH_LABEL: run})
