@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-import grpc
-
 from cli import format as fmt
 from cli import pretty
-from cli.client import CLIError, describe_rpc_error
+from cli.client import CLIError
 from cli.commands_service import TASK_FILTERS, filter_tasks, print_tasks
 from cli.context import Context
 from cli.parsing import UsageError, filter_values, parse_filters, parse_kv
@@ -80,13 +78,7 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     nodes = []
     status = 0
     for ref in ns.nodes or ["self"]:
-        try:
-            nodes.append(ctx.resolve_node(ref))
-        except grpc.RpcError as exc:
-            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
-            status = 1
-        except CLIError as exc:
-            ctx.warn(exc.message)
+        if not ctx.attempt(lambda: nodes.append(ctx.resolve_node(ref))):
             status = 1
     if ns.pretty:
         if nodes:
@@ -135,30 +127,26 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
 
 def _change_role(ctx: Context, refs: list[str], role: int) -> int:
     status = 0
+    word = "manager" if role == pb.MANAGER else "worker"
     for ref in refs:
-        try:
+        said: list[str] = []
+
+        def change() -> None:
             node = ctx.resolve_node(ref)
             name = node.description.hostname or ref
             if node.spec.desired_role == role:
-                word = "manager" if role == pb.MANAGER else "worker"
-                ctx.print(f"Node {name} is already a {word}.")
-                continue
+                said.append(f"Node {name} is already a {word}.")
+                return
             spec = pb.NodeSpec()
             spec.CopyFrom(node.spec)
             spec.desired_role = role
             _send_spec(ctx, node, spec)
-        except grpc.RpcError as exc:
-            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            said.append(f"Node {name} promoted to a manager in the swarm." if role == pb.MANAGER
+                        else f"Manager {name} demoted in the swarm.")
+        if not ctx.attempt(change):
             status = 1
-            continue
-        except CLIError as exc:
-            ctx.warn(exc.message)
-            status = 1
-            continue
-        if role == pb.MANAGER:
-            ctx.print(f"Node {name} promoted to a manager in the swarm.")
-        else:
-            ctx.print(f"Manager {name} demoted in the swarm.")
+        for line in said:
+            ctx.print(line)
     return status
 
 
@@ -173,15 +161,10 @@ def demote(ctx: Context, ns: argparse.Namespace) -> int:
 def remove(ctx: Context, ns: argparse.Namespace) -> int:
     status = 0
     for ref in ns.nodes:
-        try:
+        def rm() -> None:
             node = ctx.resolve_node(ref)
             ctx.call("RemoveNode", cpb.RemoveNodeRequest(node_id=node.id, force=bool(ns.force)))
-        except grpc.RpcError as exc:
-            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
-            status = 1
-            continue
-        except CLIError as exc:
-            ctx.warn(exc.message)
+        if not ctx.attempt(rm):
             status = 1
             continue
         ctx.print(ref)

@@ -103,7 +103,9 @@ def scale(ctx: Context, ns: argparse.Namespace) -> int:
         wanted.append((m.group(1), parse_replicas(m.group(2))))
     status = 0
     for name, replicas in wanted:
-        try:
+        found: list[pb.Service] = []
+
+        def scale_one() -> None:
             service = ctx.get_service(name)
             if service.spec.WhichOneof("mode") != "replicated":
                 raise CLIError(f"{name}: scale can only be used with replicated mode")
@@ -112,14 +114,11 @@ def scale(ctx: Context, ns: argparse.Namespace) -> int:
             spec.replicated.replicas = replicas
             ctx.call("UpdateService", cpb.UpdateServiceRequest(
                 service_id=service.id, service_version=service.meta.version, spec=spec))
-        except grpc.RpcError as exc:
-            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            found.append(service)
+        if not ctx.attempt(scale_one):
             status = 1
             continue
-        except CLIError as exc:
-            ctx.warn(exc.message)
-            status = 1
-            continue
+        service = found[0]
         ctx.print(f"{name} scaled to {replicas}")
         ctx.out.flush()
         if not is_on(ns.detach, "--detach"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 import grpc
 
@@ -46,6 +46,19 @@ class Context:
     def warn(self, text: str) -> None:
         self.err.write(text + "\n")
         self.err.flush()
+
+    def attempt(self, action: Callable[[], Any]) -> bool:
+        """Runs one item of a multi-item command; on failure prints why and returns False
+        (the command goes on with the next item and exits non-zero at the end)."""
+        from cli.client import describe_rpc_error
+        try:
+            action()
+            return True
+        except grpc.RpcError as exc:
+            self.warn(describe_rpc_error(exc, self.host, self.debug))
+        except CLIError as exc:
+            self.warn(exc.message)
+        return False
 
     def is_tty(self) -> bool:
         return bool(getattr(self.out, "isatty", lambda: False)())

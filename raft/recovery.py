@@ -119,7 +119,7 @@ def read_local_state(data_dir: PathLike, decrypt: Cipher = _identity) -> LocalSt
     if has_snapshot:
         try:
             raft_data, blob = read_snapshot_file(str(snapshot_path))
-            last_entry, _prev_entry, cluster = raft_data[0], raft_data[1], raft_data[2]
+            last_entry, cluster = raft_data[0], raft_data[2]
         except Exception as exc:
             raise RecoveryError(f"cannot read the raft snapshot {snapshot_path}: {exc}") from None
         try:
