@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from typing import Any, Iterator, Optional
@@ -74,7 +73,7 @@ def restore(lab: Lab) -> None:
             lab.start(name)
     for name in MANAGERS:
         lab.wait_running(name, timeout=30)
-    wait_one_leader(lab, timeout=30)
+    wait_one_leader(lab, timeout=60)
     lab.wait_ready(timeout=30)
 
 
@@ -138,6 +137,8 @@ def leaders(lab: Lab, node: str) -> list[str]:
 
 def wait_one_leader(lab: Lab, timeout: float) -> str:
     """Waits until every running manager names the same single leader and it accepts a write."""
+    views: dict[str, object] = {}
+
     def agreed() -> Optional[str]:
         seen = set()
         for name in MANAGERS:
@@ -145,8 +146,10 @@ def wait_one_leader(lab: Lab, timeout: float) -> str:
                 continue
             try:
                 found = leaders(lab, name)
-            except grpc.RpcError:
+            except grpc.RpcError as exc:
+                views[name] = exc.code().name
                 return None
+            views[name] = found
             if len(found) != 1:
                 return None
             seen.add(found[0])
@@ -154,7 +157,12 @@ def wait_one_leader(lab: Lab, timeout: float) -> str:
             return None
         leader = seen.pop()
         return leader if try_create(lab, leader, f"probe-{next(_names)}", 3) else None
-    return wait(agreed, timeout, "one leader that all managers agree on and that accepts writes")
+    try:
+        return wait(agreed, timeout, "one leader that all managers agree on and that accepts "
+                    "writes")
+    except AssertionError as exc:
+        logs = {name: lab.log_tail(name, 15) for name in MANAGERS}
+        raise AssertionError(f"{exc}; leaders seen per manager: {views}; log tails: {logs}")
 
 
 def leader_name(lab: Lab) -> str:
@@ -324,7 +332,7 @@ def test_two_of_three_managers_killed_reads_work_writes_fail(healthy: Lab) -> No
     assert cli.returncode != 0 and "does not have a leader" in cli.stderr, cli
     lab.start("manager2")
     lab.start("manager3")
-    wait_one_leader(lab, timeout=30)
+    wait_one_leader(lab, timeout=60)
     for name in MANAGERS:
         assert set(keep) <= set(wait(lambda: services(lab, name), 10, f"{name} to answer"))
     create(lab, "manager3", f"quorum-back-{next(_names)}", timeout=10)
@@ -411,7 +419,7 @@ def test_concurrent_writers_lose_and_reorder_nothing(healthy: Lab) -> None:
     for w in writers:
         assert w.error is None, f"{w.name} crashed: {w.error!r}"
         assert not w.is_alive(), f"{w.name} did not stop"
-    wait_one_leader(lab, timeout=30)
+    wait_one_leader(lab, timeout=60)
     total = sum(len(w.acked) for w in writers)
     for manager in MANAGERS:
         have = wait(lambda: (lambda s: s if all(n in s for w in writers for n, _ in w.acked)
