@@ -20,6 +20,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from lab.cluster import Lab, LabError
+from lab.images import ensure_demo_image
 from lab.state import lab_dir
 
 FIRST_INDEX = 100      # underlays 100..199 are for test labs; 0 is the hand-made lab
@@ -71,3 +72,23 @@ def lab(request: Any) -> Iterator[Lab]:
     size = getattr(request, "param", None) or {}
     with lab_cluster(**size) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The demo image reference (built and pushed to the lab registry once)."""
+    return ensure_demo_image()
+
+
+def module_lab(managers: int, workers: int, ready_timeout: float = 30.0) -> Any:
+    """A module-scoped `lab` fixture of this size, every node Ready before the first test.
+
+    Use as `lab = module_lab(3, 2)` at module level of a test file.
+    """
+    @pytest.fixture(scope="module", name="lab")
+    def _lab() -> Iterator[Lab]:
+        ensure_demo_image()
+        with lab_cluster(managers, workers) as running:
+            running.wait_ready(timeout=ready_timeout)
+            yield running
+    return _lab

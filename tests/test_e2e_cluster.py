@@ -25,14 +25,13 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from lab import images
 from lab.cluster import REPO, Lab, LabError
 from lab.localnode import podman
 from pki import node as pkinode
@@ -40,7 +39,7 @@ from pki import tls, tokens
 from pki.ca import RootCA, cert_pem
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
-from tests.labfixtures import lab_cluster
+from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -54,16 +53,7 @@ POLL = 0.2
 
 # ------------------------------------------------------------------ fixtures --
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    return images.ensure_demo_image()
-
-
-@pytest.fixture(scope="module")
-def lab(image: str) -> Iterator[Lab]:
-    with lab_cluster(3, 2) as running:
-        running.wait_ready(timeout=30)
-        yield running
+lab = module_lab(3, 2)
 
 
 # ------------------------------------------------------------------- helpers --

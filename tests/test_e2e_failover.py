@@ -34,7 +34,7 @@ from manager.control import NO_LEADER
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
-from tests.labfixtures import lab_cluster
+from tests.labfixtures import module_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -46,16 +46,7 @@ _names = itertools.count(1)
 
 # ------------------------------------------------------------------ fixtures --
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    return images.ensure_demo_image()
-
-
-@pytest.fixture(scope="module")
-def lab(image: str) -> Iterator[Lab]:
-    with lab_cluster(3, 2) as running:
-        running.wait_ready(timeout=30)
-        yield running
+lab = module_lab(3, 2)
 
 
 @pytest.fixture
