@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,24 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float
         time.sleep(interval)
 
 
-def free_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(span: int = 3) -> int:
+    """A port P such that P .. P+span-1 are free on 127.0.0.1 (a node uses P for its
+    manager endpoint, P+1 for raft and P+2 for joins). Chosen below the kernel's
+    ephemeral range, so outgoing connections cannot take P+1 or P+2 meanwhile."""
+    for _ in range(500):
+        base = random.randrange(20000, 32000 - span)
+        if all(_bindable(base + i) for i in range(span)):
+            return base
+    raise RuntimeError("no free block of ports between 20000 and 32000 on 127.0.0.1")
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:

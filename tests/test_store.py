@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from typing import Callable
 
@@ -16,6 +15,7 @@ from raft import actions
 from raft.errors import Conflict, Unavailable
 from raft.replica import RaftTuning
 from raft.state import StoreState
+from lab.localnode import free_port as lab_free_port
 from raft.store import Store
 
 FAST = RaftTuning(heartbeat=0.05, election_min=0.2, election_max=0.4,
@@ -23,9 +23,8 @@ FAST = RaftTuning(heartbeat=0.05, election_min=0.2, election_max=0.4,
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One free port for a raft endpoint (outside the ephemeral range)."""
+    return lab_free_port(span=1)
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
