@@ -124,6 +124,22 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             manager_addrs=manager_addrs(self.store))
 
 
+def raft_addr_problem(addr: str) -> str | None:
+    """Why `addr` is not a usable raft endpoint (HOST:PORT), or None when it is."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 \
+            or any(c.isspace() for c in host):
+        return (f"invalid raft address {addr!r}: expected HOST:PORT, for example "
+                "10.0.0.2:2378")
+    return None
+
+
+async def _check_raft_addr(addr: str, context: grpc.aio.ServicerContext) -> None:
+    problem = raft_addr_problem(addr)
+    if problem is not None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+
+
 class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
     """Adds and removes managers' raft endpoints (on the leader)."""
 
@@ -137,6 +153,7 @@ class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
 
     async def JoinRaft(self, request, context):
         ident = await tls.require_role(context, "manager")
+        await _check_raft_addr(request.raft_addr, context)
         if not self.is_leader():
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"not the leader; the leader's raft endpoint is {self.store.leader()}")
@@ -159,6 +176,7 @@ class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
 
     async def LeaveRaft(self, request, context):
         await tls.require_role(context, "manager")
+        await _check_raft_addr(request.raft_addr, context)
         if not self.is_leader():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "not the leader")
         if request.raft_addr in self.store.members():
