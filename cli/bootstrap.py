@@ -300,12 +300,15 @@ def cmd_leave(args: argparse.Namespace) -> int:
 
 
 def remove_task_containers(node_id: str) -> None:
-    """Removes the containers of this node's tasks, as leaving the swarm does."""
+    """Removes the containers of this node's tasks and their secret/config tmpfs, as
+    leaving the swarm does."""
     found = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.shoal.node.id={node_id}"],
                            capture_output=True, text=True, timeout=60)
     ids = found.stdout.split()
     if ids:
         subprocess.run(["podman", "rm", "-f", "-t", "10", *ids], capture_output=True, timeout=120)
+    from worker.taskfiles import TaskFiles, default_root
+    TaskFiles(default_root(node_id)).cleanup(keep=())  # their secret/config tmpfs
 
 
 def stop_daemon(data_dir: Path, timeout: float = 20.0) -> None:

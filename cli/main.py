@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 
-from cli import commands_node, commands_service, commands_swarm, commands_system
+from cli import commands_node, commands_secret, commands_service, commands_swarm, commands_system
 from cli.client import CLIError, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, rewrite_bool_assignments
@@ -241,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     _client(p, commands_system.version)
     _add_service(sub)
     _add_node(sub)
+    for kind in ("secret", "config"):
+        commands_secret.add_commands(sub, kind, _client, _list_flags)
     return parser
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Sequence
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.state import StateFile, lab_dir
+from worker.taskfiles import TaskFiles, default_root
 
 REPO = Path(__file__).resolve().parent.parent
 MANAGER_PORT = 2377
@@ -356,6 +357,10 @@ class Lab:
                                      capture_output=True, text=True, timeout=300)
                 if res.returncode != 0:
                     problems.append(f"podman rm: {res.stderr.strip()}")
+        if node_id:
+            files = TaskFiles(default_root(node_id))
+            files.cleanup(keep=())
+            shutil.rmtree(Path(files.root).parent, ignore_errors=True)
         kill_and_wait(_pids_using(str(data_dir)))
         return problems
 

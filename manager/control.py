@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import grpc
 
-from manager import lookup, roles, validation
+from manager import lookup, roles, secretrefs, validation
 from manager.logbroker import LogBroker
 from pki import tokens
 from proto import control_pb2 as cpb
@@ -179,14 +179,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 continue
             net = await self._find(context, "network", att.target)
             att.target = net.id
-        for ref in spec.task.container.secrets:
-            sec = await self._find(context, "secret", ref.secret_id or ref.secret_name)
-            ref.secret_id, ref.secret_name = sec.id, sec.spec.annotations.name
-            ref.target = ref.target or ref.secret_name
-        for ref in spec.task.container.configs:
-            cfg = await self._find(context, "config", ref.config_id or ref.config_name)
-            ref.config_id, ref.config_name = cfg.id, cfg.spec.annotations.name
-            ref.target = ref.target or "/" + ref.config_name
+        try:
+            secretrefs.resolve(spec.task.container, self.store.list("secret"),
+                               self.store.list("config"))
+        except secretrefs.RefError as exc:
+            await self._invalid(context, str(exc))
         wanted = {(p.published_port, p.protocol) for p in spec.endpoint.ports
                   if p.published_port and p.publish_mode == pb.PortConfig.INGRESS}
         for other in self.store.list("service"):
@@ -354,8 +351,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return out
 
     async def CreateSecret(self, request, context):
-        if not request.spec.data:
-            await self._invalid(context, "secret data must not be empty")
+        try:
+            secretrefs.check_data("secret", request.spec.data)
+        except secretrefs.RefError as exc:
+            await self._invalid(context, str(exc))
         sec = await self._create_named(context, "secret", pb.Secret(spec=request.spec))
         return cpb.CreateSecretResponse(secret=self._redacted(sec))
 
@@ -384,6 +383,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return cpb.RemoveSecretResponse()
 
     async def CreateConfig(self, request, context):
+        try:
+            secretrefs.check_data("config", request.spec.data)
+        except secretrefs.RefError as exc:
+            await self._invalid(context, str(exc))
         cfg = await self._create_named(context, "config", pb.Config(spec=request.spec))
         return cpb.CreateConfigResponse(config=cfg)
 

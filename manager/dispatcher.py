@@ -2,7 +2,7 @@
 
 It keeps each node's session (heartbeats, node status), streams the node its
 task assignments (a complete set, then incremental changes driven by store
-watches), and folds the agents' status reports into batched store
+watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
 transactions. Nodes whose heartbeats stop are marked down.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import grpc
 
+from manager import secretrefs
 from manager.logbroker import LogBroker
 from pki import tls
 from proto import dispatcher_pb2 as dpb
@@ -192,6 +193,30 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         change.assignment.task.CopyFrom(task)
         return change
 
+    def _file_changes(self, held: dict[str, pb.Task], given: dict[str, set[str]]
+                      ) -> tuple[list[dpb.AssignmentChange], list[dpb.AssignmentChange]]:
+        """(additions, withdrawals) that bring the node's secrets and configs in line with
+        the tasks it holds; `given` (kind -> IDs the node has) is brought up to date."""
+        secret_ids, config_ids = secretrefs.wanted(held.values())
+        adds: list[dpb.AssignmentChange] = []
+        drops: list[dpb.AssignmentChange] = []
+        for kind, want in (("secret", secret_ids), ("config", config_ids)):
+            have = given[kind]
+            for obj_id in sorted(want - have):
+                obj = self.store.get(kind, obj_id)
+                if obj is None:
+                    continue  # removed meanwhile: the agent rejects the task that needs it
+                change = dpb.AssignmentChange(action=dpb.AssignmentChange.UPDATE)
+                getattr(change.assignment, kind).CopyFrom(obj)
+                adds.append(change)
+                have.add(obj_id)
+            for obj_id in sorted(have - want):
+                change = dpb.AssignmentChange(action=dpb.AssignmentChange.REMOVE)
+                getattr(change.assignment, kind).id = obj_id
+                drops.append(change)
+                have.discard(obj_id)
+        return adds, drops
+
     async def Assignments(self, request, context):
         sess = await self._session_or_abort(context, request.session_id)
         queue: asyncio.Queue = asyncio.Queue()
@@ -199,12 +224,17 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             sess.assignments.put_nowait(None)
         sess.assignments = queue
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
+        held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
+        given: dict[str, set[str]] = {"secret": set(), "config": set()}
         tasks = [t for t in self.store.list("task") if t.node_id == sess.node_id]
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
+            held[t.id] = t
+        adds, _ = self._file_changes(held, given)
+        # Secrets and configs come before the tasks that use them, and leave after them.
         yield dpb.AssignmentsMessage(
             type=dpb.AssignmentsMessage.COMPLETE,
-            changes=[self._assignment(t, dpb.AssignmentChange.UPDATE) for t in tasks])
+            changes=adds + [self._assignment(t, dpb.AssignmentChange.UPDATE) for t in tasks])
         while True:
             batch = await queue.get()
             if batch is None:
@@ -213,15 +243,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             for action, task in batch:
                 known = sent.get(task.id)
                 if action == wpb.WatchEvent.REMOVE:
+                    held.pop(task.id, None)
                     if known is not None:
                         del sent[task.id]
                         changes.append(self._assignment(task, dpb.AssignmentChange.REMOVE))
                     continue
+                held[task.id] = task
                 key = (task.desired_state, task.spec_version, task.spec.force_update)
                 if known is not None and (task.meta.version <= known[0] or known[1:] == key):
                     continue
                 sent[task.id] = (task.meta.version, *key)
                 changes.append(self._assignment(task, dpb.AssignmentChange.UPDATE))
+            adds, drops = self._file_changes(held, given)
+            changes = adds + changes + drops
             if changes:
                 yield dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.INCREMENTAL,
                                              changes=changes)

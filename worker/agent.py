@@ -30,6 +30,7 @@ from worker.controller import TaskController
 from worker.logs import LocalTask, LogPublisher
 from worker.runtime import ContainerState, Runtime, RuntimeError_
 from worker.status import StatusReporter
+from worker.taskfiles import TaskFiles, default_root
 
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
@@ -98,6 +99,7 @@ class Agent:
         engine_labels: dict[str, str] | None = None,
         cluster_id: str = "",
         on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
+        files_root: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.on_session_message = on_session_message
@@ -109,8 +111,10 @@ class Agent:
         self.cluster_id = cluster_id
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         self.reporter = StatusReporter()
-        self.secrets: dict[str, pb.Secret] = {}
-        self.configs: dict[str, pb.Config] = {}
+        # Secrets and configs live in memory only; tasks get them on a tmpfs of their own.
+        self.files = TaskFiles(files_root or default_root(node_id), self.log)
+        self.secrets = self.files.secrets
+        self.configs = self.files.configs
         self._controllers: dict[str, TaskController] = {}
         self._logs = LogPublisher(runtime, node_id, self._local_task, self.log)
         self._unclaimed: dict[str, list[ContainerState]] | None = None  # None: not scanned yet
@@ -320,7 +324,10 @@ class Agent:
                 secrets[item.secret.id] = item.secret
             elif kind == "config":
                 configs[item.config.id] = item.config
-        self.secrets, self.configs = secrets, configs
+        self.secrets.clear()
+        self.secrets.update(secrets)
+        self.configs.clear()
+        self.configs.update(configs)
         for task_id, ctrl in list(self._controllers.items()):
             if task_id not in tasks and not ctrl.removing:
                 self.log.info("task %s no longer assigned", task_id)
@@ -329,6 +336,9 @@ class Agent:
             self._upsert(task)
         if self._adopting:
             self._adopting = False
+            live = {t.id for t in tasks.values() if not model.is_terminal(t.status.state)}
+            for task_id in self.files.cleanup(keep=live):
+                self.log.info("removed the secret/config tmpfs of unassigned task %s", task_id)
             leftovers = self._unclaimed or {}
             self._unclaimed = {}
             for task_id, containers in leftovers.items():
@@ -373,7 +383,7 @@ class Agent:
         container = self._claim(task.id)
         ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
                               cluster_id=self.cluster_id, node_hostname=self.hostname,
-                              container=container, log=self.log)
+                              container=container, log=self.log, files=self.files)
         self._controllers[task.id] = ctrl
         ctrl.start().add_done_callback(lambda job, c=ctrl: self._controller_done(c, job))
 

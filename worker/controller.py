@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from proto import model
 from proto import objects_pb2 as pb
 from worker import taskspec
+from worker.taskfiles import FileError, TaskFiles
 from worker.runtime import ContainerNotFound, ContainerState, Runtime, RuntimeError_
 from worker.status import make_status, moves_forward
 
@@ -50,6 +51,7 @@ class TaskController:
         node_hostname: str = "",
         container: ContainerState | None = None,
         log: logging.LoggerAdapter | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self.task = pb.Task()
         self.task.CopyFrom(task)
@@ -62,6 +64,7 @@ class TaskController:
         self._adopted = container
         self._container_id = container.id if container else ""
         self._removed = False
+        self._files = files
         self._changed = asyncio.Event()
         self._job: asyncio.Task[None] | None = None
         self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
@@ -155,6 +158,7 @@ class TaskController:
             # The managers consider this task over: a live container would be a duplicate.
             self.log.info("task %s: ended per the managers, stopping its leftover container", self.task.id)
             await self._stop_container()
+            await self._release_files()
         driven = False
         while True:
             self._changed.clear()
@@ -169,10 +173,11 @@ class TaskController:
                 try:
                     await self._drive()
                 except _Interrupted:
-                    pass
+                    continue  # the stop path above stops the container and releases the files
                 except Exception as exc:  # a bug or an unexpected runtime answer
                     self.log.exception("task %s: controller error", self.task.id)
                     self._report(pb.FAILED, "failed", err=f"task: {exc}")
+                await self._release_files()  # the container no longer runs
                 continue
             await self._changed.wait()
 
@@ -211,6 +216,12 @@ class TaskController:
             return False
         if self._stop_wanted():
             return False
+        if self._files is not None:
+            try:
+                config.mounts.extend(await self._files.prepare(self.task))
+            except FileError as exc:
+                self._report(pb.REJECTED, "preparing", err=str(exc))
+                return False
         try:
             self._container_id = await self.runtime.create(config)
         except RuntimeError_ as exc:
@@ -275,9 +286,15 @@ class TaskController:
         except RuntimeError_ as exc:
             self.log.warning("task %s: stopping container failed: %s", self.task.id, exc)
 
+    async def _release_files(self) -> None:
+        """Removes the task's secret/config tmpfs (once its container no longer runs)."""
+        if self._files is not None:
+            await self._files.finish(self.task.id)
+
     async def _shut_down(self) -> None:
         """Stops the container and reports SHUTDOWN unless the task already ended."""
         await self._stop_container()
+        await self._release_files()
         if not model.is_terminal(self._last):
             self._report(pb.SHUTDOWN, "shutdown")
 
