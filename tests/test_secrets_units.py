@@ -10,6 +10,7 @@ import stat
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 from cli import commands_secret
@@ -17,10 +18,13 @@ from manager import secretrefs
 from manager.dispatcher import Dispatcher
 from manager.logbroker import LogBroker
 from proto import dispatcher_pb2 as dpb
+from proto import dispatcher_pb2_grpc as dgrpc
 from proto import model
 from proto import objects_pb2 as pb
+from tests.test_worker_agent import FakeDispatcher, until
 from tests.test_worker_fakes import FakeRuntime, make_task
 from worker import taskfiles
+from worker.agent import Agent
 from worker.controller import TaskController
 from worker.taskfiles import FileError, TaskFiles
 
@@ -325,3 +329,64 @@ def test_cli_rows_and_inspect_never_show_secret_data() -> None:
     assert "Driver" not in commands_secret.row(cfg, now)
     assert commands_secret.table([], commands_secret.CONFIG_COLUMNS).split() == \
         ["ID", "NAME", "CREATED", "UPDATED"]
+
+
+# ------------------------------------------------------------------ agent --
+
+async def test_agent_holds_sent_secrets_in_memory_and_cleans_leftovers(tmp_path: Path) -> None:
+    class WithFiles(FakeDispatcher):
+        """Sends a secret and a config ahead of the tasks in the first (complete) set."""
+
+        async def Assignments(self, request, context):  # noqa: N802
+            first = True
+            async for message in super().Assignments(request, context):
+                if first:   # the files come before the tasks that use them
+                    files = [dpb.AssignmentChange(assignment=dpb.Assignment(secret=secret(
+                        "s1", "db_pass", b"hunter2\n"))),
+                        dpb.AssignmentChange(assignment=dpb.Assignment(config=config(
+                            "c1", "app.conf", b"port=80\n")))]
+                    message.changes.insert(0, files[1])
+                    message.changes.insert(0, files[0])
+                    first = False
+                yield message
+
+    root = str(tmp_path / "tasks")
+    leftover = TaskFiles(root)
+    leftover.secrets["s1"] = secret("s1", "db_pass")
+    await leftover.prepare(_with_secret("old"))
+    dispatcher = WithFiles()
+    dispatcher.tasks = {"t1": full_task("t1")}
+    server = grpc.aio.server()
+    dgrpc.add_DispatcherServicer_to_server(dispatcher, server)
+    address = f"unix://{tmp_path}/d.sock"
+    server.add_insecure_port(address)
+    await server.start()
+    runtime = FakeRuntime()
+    agent = Agent("node1", runtime, address, hostname="h", files_root=root)
+    job = asyncio.create_task(agent.run())
+    try:
+        await until(lambda: dispatcher.state("t1") == pb.RUNNING)
+        assert agent.files.leftovers() == ["t1"]          # "old" was not assigned: removed
+        assert set(agent.secrets) == {"s1"} and set(agent.configs) == {"c1"}
+        cid = runtime.by_task("t1")[0].id
+        source = next(m.source for m in runtime.configs[cid].mounts
+                      if m.target == "/run/secrets/db")
+        assert Path(source).read_bytes() == b"hunter2\n"
+        await dispatcher.changes.put([
+            dpb.AssignmentChange(assignment=dpb.Assignment(task=full_task("t1")),
+                                 action=dpb.AssignmentChange.REMOVE),
+            dpb.AssignmentChange(assignment=dpb.Assignment(secret=pb.Secret(id="s1")),
+                                 action=dpb.AssignmentChange.REMOVE)])
+        await until(lambda: agent.files.leftovers() == [] and not agent.secrets)
+    finally:
+        await asyncio.wait_for(agent.stop(), 5)
+        await server.stop(0)
+        await asyncio.gather(job, return_exceptions=True)
+        TaskFiles(root).cleanup(keep=())
+
+
+def _with_secret(task_id: str) -> pb.Task:
+    task = make_task(task_id)
+    task.spec.container.secrets.append(pb.SecretReference(secret_id="s1", secret_name="db_pass",
+                                                          target="db_pass"))
+    return task
