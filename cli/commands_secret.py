@@ -32,6 +32,7 @@ SECRET_COLUMNS = ("ID", "Name", "Driver", "CreatedAt", "UpdatedAt")
 CONFIG_FIELDS = ("ID", "Name", "CreatedAt", "UpdatedAt", "Labels")
 CONFIG_COLUMNS = ("ID", "Name", "CreatedAt", "UpdatedAt")
 _HEADERS = {"CreatedAt": "CREATED", "UpdatedAt": "UPDATED"}
+LIMITS = {"secret": 500 * 1024, "config": 1000 * 1024}  # as the manager's (swarmkit's)
 _RPC = {"secret": ("Secret", "Secrets", "secret_id", "secret_version"),
         "config": ("Config", "Configs", "config_id", "config_version")}
 
@@ -127,6 +128,9 @@ def create(ctx: Context, ns: argparse.Namespace) -> int:
     data = _read_data(ns.file, kind)
     if not data:
         raise CLIError(f"Error: {kind} data is empty: give a non-empty file or standard input")
+    if len(data) > LIMITS[kind]:
+        raise CLIError(f"Error: {kind} data is {len(data)} bytes; the limit is "
+                       f"{LIMITS[kind] // 1024} KiB")
     spec_type = pb.SecretSpec if kind == "secret" else pb.ConfigSpec
     spec = spec_type(annotations=pb.Annotations(name=ns.name, labels=labels), data=data)
     single = _RPC[kind][0]

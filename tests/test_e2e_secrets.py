@@ -4,7 +4,9 @@ A secret created from standard input reaches a task of a service that uses
 it, at /run/secrets/<name>, on a tmpfs; a task of another service cannot see
 it; removing a secret in use is refused; a config lands at its target with
 its mode; `--secret-add`/`--secret-rm` give the service a new task with the
-new files; after the service is removed its tmpfs is gone from the node. The
+new files; a restarted worker keeps the files of the task it adopts and drops
+those of a task removed while it was down; after the service is removed its
+tmpfs is gone from the node. The
 value is searched for in the task container's storage (its upper layer and
 podman's per-container directory) and in the worker's data directory, and
 never found there (the managers' encrypted store is tested with encryption at rest).
@@ -218,6 +220,33 @@ def test_secret_add_and_rm_give_a_new_task_with_the_new_files(lab: Lab) -> None:
     # No service uses db_pass any more: it can be removed now.
     assert sw(lab, "secret", "rm", "db_pass").stdout.strip() == "db_pass"
     assert "db_pass" not in sw(lab, "secret", "ls").stdout
+
+
+def test_a_restarted_worker_keeps_the_files_of_its_running_task(lab: Lab) -> None:
+    box = running_container(lab, "sa")
+    assert box is not None
+    task_dir = worker_root(lab) / task_id_of(box)
+    lab.kill("worker1")
+    lab.start("worker1")
+    adopted = f"task {task_id_of(box)}: adopted running container"
+    wait(lambda: adopted in lab.log_tail("worker1", 200), 40, "the agent to adopt sa's task")
+    assert running_container(lab, "sa")["Id"] == box["Id"]
+    assert any(m[1] == str(task_dir) and m[2] == "tmpfs" for m in host_mounts())
+    assert in_task(box, "cat", "/run/secrets/key").stdout == API_VALUE
+
+
+def test_files_of_a_task_removed_while_the_worker_was_down_go_at_its_start(
+        lab: Lab, image: str) -> None:
+    box = start_service(lab, "sc", image, "--secret", "api_key")
+    task_dir = worker_root(lab) / task_id_of(box)
+    assert task_dir.exists()
+    lab.kill("worker1")
+    sw(lab, "service", "rm", "sc")
+    lab.start("worker1")
+    wait(lambda: not task_dir.exists(), 40, "the leftover tmpfs of sc's task to go")
+    wait(lambda: running_container(lab, "sc") is None, 40, "sc's leftover container to go")
+    assert not any(m[1] == str(task_dir) for m in host_mounts())
+    lab.wait_ready(timeout=40)
 
 
 def test_after_service_rm_the_files_are_gone_from_the_node(lab: Lab) -> None:
