@@ -1,4 +1,6 @@
-"""The Watch gRPC service: streams store changes that match the caller's selectors."""
+"""The Watch gRPC service: streams store changes that match the caller's selectors.
+
+Secrets' data never leaves through it (as the control API, it is redacted)."""
 from __future__ import annotations
 
 import asyncio
@@ -35,6 +37,23 @@ def selected(event: wpb.WatchEvent, selectors: list[wpb.WatchSelector]) -> bool:
     return False
 
 
+def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
+    """The event as a watcher gets it: without the old object unless asked, and never
+    with a secret's data (the store's event objects are shared: copies are changed)."""
+    secret = event.object.WhichOneof("object") == "secret"
+    drop_old = not include_old and event.HasField("old_object")
+    if not secret and not drop_old:
+        return event
+    out = wpb.WatchEvent(action=event.action, object=event.object, version=event.version)
+    if not drop_old and event.HasField("old_object"):
+        out.old_object.CopyFrom(event.old_object)
+    if secret:
+        out.object.secret.spec.data = b""
+        if out.HasField("old_object"):
+            out.old_object.secret.spec.data = b""
+    return out
+
+
 class WatchServicer(watch_pb2_grpc.WatchServicer):
     """Serves Watch on one manager from its local store."""
 
@@ -53,9 +72,6 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
             out = []
             for ev in events:
                 if selected(ev, list(request.selectors)):
-                    if not request.include_old_object and ev.HasField("old_object"):
-                        ev = wpb.WatchEvent(action=ev.action, object=ev.object,
-                                            version=ev.version)
-                    out.append(ev)
+                    out.append(outgoing(ev, request.include_old_object))
             if out:
                 yield wpb.WatchMessage(events=out)

@@ -390,3 +390,23 @@ def _with_secret(task_id: str) -> pb.Task:
     task.spec.container.secrets.append(pb.SecretReference(secret_id="s1", secret_name="db_pass",
                                                           target="db_pass"))
     return task
+
+
+# ------------------------------------------------------------------ watch --
+
+def test_watch_events_never_carry_secret_data() -> None:
+    from manager.watchapi import outgoing
+    from proto import watch_pb2 as wpb
+
+    event = wpb.WatchEvent(action=wpb.WatchEvent.UPDATE, version=7)
+    event.object.secret.CopyFrom(secret("s1", "db_pass", b"hunter2"))
+    event.old_object.secret.CopyFrom(secret("s1", "db_pass", b"hunter2"))
+    for include_old in (True, False):
+        out = outgoing(event, include_old)
+        assert out.object.secret.id == "s1" and out.object.secret.spec.data == b""
+        assert out.version == 7 and out.HasField("old_object") == include_old
+        assert b"hunter2" not in out.SerializeToString()
+    assert event.object.secret.spec.data == b"hunter2"        # the store's copy is untouched
+    plain = wpb.WatchEvent(action=wpb.WatchEvent.CREATE)
+    plain.object.config.CopyFrom(config("c1", "app.conf", b"port=80\n"))
+    assert outgoing(plain, False) is plain                   # configs are not secret
