@@ -73,15 +73,110 @@ class AssignmentsRequest(_message.Message):
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
+class NetworkEndpoint(_message.Message):
+    __slots__ = ("task_id", "task_name", "service_id", "service_name", "node_id", "node_addr", "addr", "mac", "aliases", "running")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    task_name: str
+    service_id: str
+    service_name: str
+    node_id: str
+    node_addr: str
+    addr: str
+    mac: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    running: bool
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., service_id: _Optional[str] = ..., service_name: _Optional[str] = ..., node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., addr: _Optional[str] = ..., mac: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., running: _Optional[bool] = ...) -> None: ...
+
+class NetworkPeer(_message.Message):
+    __slots__ = ("node_id", "node_addr", "addr", "mac")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    node_addr: str
+    addr: str
+    mac: str
+    def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., addr: _Optional[str] = ..., mac: _Optional[str] = ...) -> None: ...
+
+class NetworkServiceView(_message.Message):
+    __slots__ = ("service_id", "name", "aliases", "endpoint_mode", "vip", "backend_addrs", "ports")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_MODE_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_ADDRS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    service_id: str
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    endpoint_mode: _objects_pb2.EndpointSpec.ResolutionMode
+    vip: str
+    backend_addrs: _containers.RepeatedScalarFieldContainer[str]
+    ports: _containers.RepeatedCompositeFieldContainer[_objects_pb2.PortConfig]
+    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[_Union[_objects_pb2.EndpointSpec.ResolutionMode, str]] = ..., vip: _Optional[str] = ..., backend_addrs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[_objects_pb2.PortConfig, _Mapping]]] = ...) -> None: ...
+
+class NetworkView(_message.Message):
+    __slots__ = ("network_id", "name", "vni", "subnet", "gateway", "encrypted", "ingress", "internal", "attachable", "driver_options", "local_addr", "peers", "endpoints", "services")
+    class DriverOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    ATTACHABLE_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ADDR_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    name: str
+    vni: int
+    subnet: str
+    gateway: str
+    encrypted: bool
+    ingress: bool
+    internal: bool
+    attachable: bool
+    driver_options: _containers.ScalarMap[str, str]
+    local_addr: str
+    peers: _containers.RepeatedCompositeFieldContainer[NetworkPeer]
+    endpoints: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
+    services: _containers.RepeatedCompositeFieldContainer[NetworkServiceView]
+    def __init__(self, network_id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., encrypted: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., local_addr: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[NetworkServiceView, _Mapping]]] = ...) -> None: ...
+
 class Assignment(_message.Message):
-    __slots__ = ("task", "secret", "config")
+    __slots__ = ("task", "secret", "config", "network")
     TASK_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
     task: _objects_pb2.Task
     secret: _objects_pb2.Secret
     config: _objects_pb2.Config
-    def __init__(self, task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ..., config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
+    network: NetworkView
+    def __init__(self, task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ..., config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ..., network: _Optional[_Union[NetworkView, _Mapping]] = ...) -> None: ...
 
 class AssignmentChange(_message.Message):
     __slots__ = ("assignment", "action")

@@ -102,3 +102,22 @@ def timestamp(at: float | None = None) -> timestamp_pb2.Timestamp:
 
 def ts_seconds(ts: timestamp_pb2.Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
+
+
+def node_addr(node: pb.Node) -> str:
+    """The IPv4 address other nodes reach `node` at (its overlay tunnel end).
+
+    A manager's advertised address; otherwise the address its dispatcher
+    session comes from (status.addr, as gRPC names a peer: "ipv4:10.1.0.3:40112")."""
+    if node.manager_status.addr:
+        return node.manager_status.addr.rsplit(":", 1)[0]
+    addr = node.status.addr
+    if addr.startswith("ipv4:"):
+        addr = addr[len("ipv4:"):]
+    return addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+
+
+def mac_for(addr: str) -> str:
+    """Docker's MAC for an IPv4 address ("10.0.1.3" or "10.0.1.3/24"): 02:42 + its bytes."""
+    octets = addr.split("/", 1)[0].split(".")
+    return "02:42:" + ":".join(f"{int(o):02x}" for o in octets)
