@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import grpc
 
 from manager import lookup, roles, secretrefs, validation
+from manager.allocator import assign, ipam, networks, ports
 from manager.logbroker import LogBroker
 from pki import tokens
 from proto import control_pb2 as cpb
@@ -178,25 +179,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                                         "network; with --network host publish mode=host")
                 continue
             net = await self._find(context, "network", att.target)
+            if net.spec.ingress:
+                await self._invalid(context, "service cannot be explicitly attached to the "
+                                    f"ingress network \"{net.spec.annotations.name}\": publish "
+                                    "a port (-p) to use the routing mesh")
             att.target = net.id
         try:
             secretrefs.resolve(spec.task.container, self.store.list("secret"),
                                self.store.list("config"))
         except secretrefs.RefError as exc:
             await self._invalid(context, str(exc))
-        wanted = {(p.published_port, p.protocol) for p in spec.endpoint.ports
-                  if p.published_port and p.publish_mode == pb.PortConfig.INGRESS}
-        for other in self.store.list("service"):
-            if other.id == own_id:
-                continue
-            for p in other.spec.endpoint.ports:
-                if p.publish_mode == pb.PortConfig.INGRESS and \
-                        (p.published_port, p.protocol) in wanted:
-                    name = pb.PortConfig.Protocol.Name(p.protocol).lower()
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"port '{p.published_port}/{name}' is already in use by service "
-                        f"'{other.spec.annotations.name}' ({other.id}) as an ingress port")
+        conflict = ports.first_conflict(spec.endpoint, self.store.list("service"), own_id)
+        if conflict:
+            await self._invalid(context, conflict)
 
     async def _validated(self, context, spec: pb.ServiceSpec, own_id: str = "") -> pb.ServiceSpec:
         spec = _copy(spec)
@@ -250,7 +245,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if spec != svc.spec:
             new.previous_spec.CopyFrom(svc.spec)
             new.spec.CopyFrom(spec)
-            if spec.task != svc.spec.task:
+            if spec.task != svc.spec.task or spec.endpoint != svc.spec.endpoint:
                 new.spec_version = svc.spec_version + 1
                 state = (pb.UpdateStatus.ROLLBACK_STARTED if request.rollback
                          else pb.UpdateStatus.UPDATING)
@@ -259,9 +254,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 new.update_status.started_at.CopyFrom(model.timestamp())
                 new.update_status.message = ("manually requested rollback" if request.rollback
                                              else "update in progress")
+            # ports as allocated and VIPs are the allocator's (it keeps assigned ports)
             new.endpoint.spec.CopyFrom(spec.endpoint)
-            del new.endpoint.ports[:]
-            new.endpoint.ports.extend(spec.endpoint.ports)
             await self._commit(context, [actions.update(new)])
             self.log.info("service %s updated (spec version %d)", spec.annotations.name,
                           new.spec_version)
@@ -323,12 +317,16 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         await self._commit(context, [actions.remove(obj)])
 
     async def CreateNetwork(self, request, context):
-        spec = _copy(request.spec)
-        spec.driver = spec.driver or "overlay"
-        if spec.driver != "overlay":
-            await self._invalid(context, f"network driver {spec.driver!r} is not supported: "
-                                "use overlay")
-        net = await self._create_named(context, "network", pb.Network(spec=spec))
+        try:
+            validation.check_name("network", request.spec.annotations.name)
+            clusters = self.store.list("cluster")
+            net = networks.new_network(request.spec, self.store.list("network"),
+                                       clusters[0] if clusters else None)
+        except (validation.InvalidSpec, ipam.AllocationError) as exc:
+            await self._invalid(context, str(exc))
+        net = await self._create_named(context, "network", net)
+        self.log.info("network %s (%s) created: subnet %s, VNI %d", net.spec.annotations.name,
+                      net.id, net.ipam[0].subnet, net.vni)
         return cpb.CreateNetworkResponse(network=net)
 
     async def GetNetwork(self, request, context):
@@ -340,8 +338,33 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return cpb.ListNetworksResponse(networks=self._list("network", f))
 
     async def RemoveNetwork(self, request, context):
-        await self._remove_unused(context, "network", request.network_id,
-                                  lambda s: [a.target for a in s.spec.task.networks])
+        net = await self._find(context, "network", request.network_id)
+        name = net.spec.annotations.name
+        if net.spec.ingress:
+            users = sorted(s.spec.annotations.name for s in self.store.list("service")
+                           if ports.ingress(s.spec.endpoint.ports))
+            if users:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"ingress network '{name}' cannot be removed because service(s) "
+                    f"{', '.join(users)} publish ports on it; remove them or their "
+                    "published ports first")
+        users = self._in_use(lambda s: [a.target for a in s.spec.task.networks], net.id)
+        if users:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"network '{name}' is in use by the following "
+                f"service{'s' if len(users) > 1 else ''}: {', '.join(users)}")
+        holders = sorted(t.annotations.name or t.id for t in self.store.list("task")
+                         if not assign.releases(t)
+                         and any(a.network_id == net.id for a in t.networks))
+        if holders:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"network '{name}' is still in use by task(s) {', '.join(holders[:5])} that "
+                "are stopping; retry in a moment")
+        await self._commit(context, [actions.remove(net)])
+        self.log.info("network %s (%s) removed", name, net.id)
         return cpb.RemoveNetworkResponse()
 
     @staticmethod

@@ -8,6 +8,8 @@ stuck task does not churn the store.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
@@ -17,17 +19,24 @@ ASSIGNED_MESSAGE = "scheduler assigned task to node"
 PENDING_MESSAGE = "pending task scheduling"
 
 
-def place(work: Work) -> None:
-    """Schedules every pending task of the pass in one scheduler call."""
-    pending = sorted(
-        (t for t in work.tasks.values()
-         if t.desired_state <= pb.RUNNING and t.status.state <= pb.PENDING
-         and t.service_id in work.services),
-        key=lambda t: t.id,
-    )
+def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
+    """Schedules every pending task of the pass in one scheduler call.
+
+    `blocked` tasks (the allocator could not give them their networks or
+    ports) stay PENDING with the allocator's reason."""
+    blocked = blocked or {}
+    stamp = model.timestamp(work.now)
+    pending = []
+    for t in sorted(work.tasks.values(), key=lambda t: t.id):
+        if t.desired_state > pb.RUNNING or t.status.state > pb.PENDING or \
+                t.service_id not in work.services:
+            continue
+        if t.id in blocked:
+            _hold(work, t, blocked[t.id], stamp)
+        else:
+            pending.append(t)
     if not pending:
         return
-    stamp = model.timestamp(work.now)
     for decision in schedule(work.nodes, work.tasks.values(), pending, work.services):
         task = work.tasks[decision.task_id]
         if decision.node_id is not None:
@@ -38,11 +47,16 @@ def place(work: Work) -> None:
             t.status.timestamp.CopyFrom(stamp)
             t.scheduling_message = ""
             continue
-        if task.status.state == pb.PENDING and task.scheduling_message == decision.message:
-            continue
-        t = work.edit_task(task.id)
-        if t.status.state != pb.PENDING:
-            t.status.state = pb.PENDING
-            t.status.message = PENDING_MESSAGE
-            t.status.timestamp.CopyFrom(stamp)
-        t.scheduling_message = decision.message
+        _hold(work, task, decision.message, stamp)
+
+
+def _hold(work: Work, task: pb.Task, message: str, stamp) -> None:
+    """Leaves the task PENDING with `message` (written only when it changes)."""
+    if task.status.state == pb.PENDING and task.scheduling_message == message:
+        return
+    t = work.edit_task(task.id)
+    if t.status.state != pb.PENDING:
+        t.status.state = pb.PENDING
+        t.status.message = PENDING_MESSAGE
+        t.status.timestamp.CopyFrom(stamp)
+    t.scheduling_message = message

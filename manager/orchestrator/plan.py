@@ -53,7 +53,7 @@ class Work:
         self.view = view
         self.now = now
         self.new_id = new_id
-        self.nodes = view.nodes
+        self.nodes: dict[str, pb.Node] = dict(view.nodes)
         self.cluster = view.cluster
         self.tasks: dict[str, pb.Task] = dict(view.tasks)
         self.services: dict[str, pb.Service] = dict(view.services)
@@ -64,6 +64,7 @@ class Work:
         self._created: dict[str, None] = {}
         self._deleted: set[str] = set()
         self._edited_services: set[str] = set()
+        self._edited_nodes: set[str] = set()
         self.wake_at: Optional[float] = None
 
     # ------------------------------------------------------------- tasks --
@@ -113,6 +114,17 @@ class Work:
         self._edited_services.add(service_id)
         return copy
 
+    # ------------------------------------------------------------- nodes --
+    def edit_node(self, node_id: str) -> pb.Node:
+        """A private, mutable copy of the node (the allocator's node attachments)."""
+        if node_id in self._edited_nodes:
+            return self.nodes[node_id]
+        copy = pb.Node()
+        copy.CopyFrom(self.nodes[node_id])
+        self.nodes[node_id] = copy
+        self._edited_nodes.add(node_id)
+        return copy
+
     # -------------------------------------------------------------- misc --
     def wake(self, at: float) -> None:
         """Asks to be run again at `at` (ignored unless in the future)."""
@@ -123,6 +135,7 @@ class Work:
         """The net changes as store actions: creates, then updates, then removes."""
         actions: list[store_pb2.StoreAction] = [_create(self.tasks[i]) for i in self._created]
         actions += _updates(self._edited_services, self.services, self.view.services)
+        actions += _updates(self._edited_nodes, self.nodes, self.view.nodes)
         actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
         actions += [_remove(self.view.tasks[i]) for i in sorted(self._deleted)]
         return Plan(actions=actions, wake_at=self.wake_at)

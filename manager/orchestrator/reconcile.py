@@ -6,8 +6,11 @@ The order of the rules matters and is fixed here:
 2. each service (by ID): update failure check (may pause or roll back), then
    its mode's slots (replicated or global: scaling, moves off bad nodes,
    restart policy), then the rolling update's next batch and status;
-3. every pending task is scheduled in one scheduler call;
-4. the reaper deletes what is no longer needed.
+3. the allocator gives services their VIPs and published ports and pending
+   tasks their network addresses (manager/allocator);
+4. every pending task the allocator did not hold back is scheduled in one
+   scheduler call;
+5. the reaper deletes what is no longer needed.
 
 Pure and deterministic apart from new task IDs (`new_id`, injectable).
 """
@@ -18,6 +21,7 @@ from typing import Callable
 from proto import model
 from proto import objects_pb2 as pb
 from raft.view import StoreView
+from manager.allocator import allocate
 from manager.orchestrator import update
 from manager.orchestrator.global_ import eligible, reconcile_global
 from manager.orchestrator.placement import place
@@ -43,7 +47,8 @@ def reconcile(view: StoreView, now: float, *,
         else:
             reconcile_replicated(work, service)
             update.advance(work, service)
-    place(work)
+    blocked = allocate(work)
+    place(work, blocked)
     reap(work)
     return work.plan()
 

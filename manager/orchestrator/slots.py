@@ -50,8 +50,10 @@ def newest(work: Work, tasks: Sequence[pb.Task]) -> pb.Task:
 
 
 def is_dirty(task: pb.Task, service: pb.Service) -> bool:
-    """The task was made from a task spec the service no longer has."""
-    return task.spec_version != service.spec_version and task.spec != service.spec.task
+    """The task was made from a task spec (or endpoint spec: published ports and
+    endpoint mode decide its networks) the service no longer has."""
+    return task.spec_version != service.spec_version and (
+        task.spec != service.spec.task or task.endpoint.spec != service.spec.endpoint)
 
 
 def make_task(work: Work, service: pb.Service, key: SlotKey,

@@ -1,0 +1,141 @@
+"""Address arithmetic for overlay networks: pools, subnets, addresses, VNIs, MACs.
+
+Pure functions over plain values (no store, no I/O), shared by the control API
+(network creation) and the leader's allocator pass. Docker's defaults: the
+pool 10.0.0.0/8 carved into /24 subnets, VNIs from 4096, the gateway is the
+subnet's first address, and a task's MAC is 02:42 followed by its IPv4 bytes.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable, Optional, Sequence
+
+from proto import model
+
+DEFAULT_POOL = "10.0.0.0/8"
+DEFAULT_SUBNET_SIZE = 24
+FIRST_VNI = 4096
+MAX_VNI = (1 << 24) - 1
+INGRESS_NAME = "ingress"
+
+Net = ipaddress.IPv4Network
+
+
+class AllocationError(ValueError):
+    """An allocation request that cannot be met; the text says why and what to do."""
+
+
+def parse_subnet(text: str, what: str = "subnet") -> Net:
+    """An IPv4 CIDR with its host bits clear, or AllocationError."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise AllocationError(f"invalid {what} {text!r}: expected an IPv4 CIDR such as "
+                              "10.10.0.0/24") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise AllocationError(f"invalid {what} {text!r}: only IPv4 is supported")
+    if str(net) != text.strip():
+        raise AllocationError(f"invalid {what} {text!r}: it should be {net}")
+    if net.prefixlen > 29:
+        raise AllocationError(f"invalid {what} {text!r}: the prefix must be /29 or shorter "
+                              "(room for a gateway, a VIP and tasks)")
+    return net
+
+
+def parse_pools(pools: Sequence[str], subnet_size: int) -> list[Net]:
+    """The cluster's address pools (default 10.0.0.0/8), checked against the subnet size."""
+    size = subnet_size or DEFAULT_SUBNET_SIZE
+    result = []
+    for text in pools or [DEFAULT_POOL]:
+        try:
+            net = ipaddress.ip_network(text.strip(), strict=True)
+        except ValueError:
+            raise AllocationError(f"invalid default address pool {text!r}: expected an IPv4 "
+                                  "CIDR such as 10.0.0.0/8") from None
+        if not isinstance(net, ipaddress.IPv4Network):
+            raise AllocationError(f"invalid default address pool {text!r}: only IPv4 is "
+                                  "supported")
+        if net.prefixlen > size:
+            raise AllocationError(f"default address pool {text} is smaller than the subnet "
+                                  f"size /{size}")
+        result.append(net)
+    if not 8 <= size <= 29:
+        raise AllocationError(f"invalid subnet size /{size}: expected 8 to 29")
+    return result
+
+
+def overlapping(net: Net, used: Iterable[Net]) -> Optional[Net]:
+    """The first of `used` that overlaps `net`, or None."""
+    for other in used:
+        if net.overlaps(other):
+            return other
+    return None
+
+
+def next_subnet(pools: Sequence[Net], subnet_size: int, used: Iterable[Net]) -> Net:
+    """The first /subnet_size of the pools (in order) that overlaps nothing in use."""
+    taken = sorted(used, key=lambda n: (int(n.network_address), n.prefixlen))
+    size = subnet_size or DEFAULT_SUBNET_SIZE
+    for pool in pools:
+        step = 1 << (32 - size)
+        candidate = int(pool.network_address)
+        end = int(pool.broadcast_address)
+        while candidate + step - 1 <= end:
+            net = ipaddress.IPv4Network((candidate, size))
+            clash = overlapping(net, taken)
+            if clash is None:
+                return net
+            # skip past the clashing network (it may be larger than a subnet)
+            clash_end = int(clash.broadcast_address) + 1
+            candidate = max(candidate + step, (clash_end + step - 1) // step * step)
+    raise AllocationError("the default address pools are exhausted: remove unused networks "
+                          "or give --subnet explicitly")
+
+
+def gateway_of(net: Net) -> str:
+    """The subnet's first address (Docker's default gateway)."""
+    return str(net.network_address + 1)
+
+
+def next_vni(used: Iterable[int]) -> int:
+    """The lowest VNI from 4096 that is not in use."""
+    taken = set(used)
+    vni = FIRST_VNI
+    while vni in taken:
+        vni += 1
+    if vni > MAX_VNI:
+        raise AllocationError("no VXLAN ID left: remove unused networks")
+    return vni
+
+
+def bare(addr: str) -> str:
+    """"10.0.1.3/24" -> "10.0.1.3"."""
+    return addr.split("/", 1)[0]
+
+
+def with_prefix(ip: ipaddress.IPv4Address, net: Net) -> str:
+    return f"{ip}/{net.prefixlen}"
+
+
+def allocate_address(net: Net, gateway: str, used: Iterable[str]) -> str:
+    """The lowest free host address of `net` (never the gateway), with its prefix.
+
+    `used` holds addresses in use (bare or with prefix)."""
+    taken = {bare(a) for a in used}
+    taken.add(gateway)
+    for ip in net.hosts():
+        if str(ip) not in taken:
+            return with_prefix(ip, net)
+    raise AllocationError(f"no address left in subnet {net}")
+
+
+def mac_of(addr: str) -> str:
+    """Docker's MAC for an IPv4 address: 02:42 and the four address bytes."""
+    return model.mac_for(str(ipaddress.IPv4Address(bare(addr))))
+
+
+def in_subnet(addr: str, net: Net) -> bool:
+    try:
+        return ipaddress.IPv4Address(bare(addr)) in net
+    except ValueError:
+        return False

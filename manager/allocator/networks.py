@@ -1,0 +1,106 @@
+"""Network objects at creation: validation, subnet and VNI allocation, the ingress network.
+
+`new_network(spec, existing, cluster)` is what the control API calls for
+`network create`; `ingress_network(cluster, existing)` is what `swarm init`
+stores. Both are pure: they read the networks already stored and return a
+`pb.Network` (without ID) or raise `AllocationError` with a message for the
+user. Subnets come from the cluster's default address pool (Docker's
+10.0.0.0/8 in /24s unless `swarm init --default-addr-pool` said otherwise) in
+order, skipping every subnet already in use; a subnet given with `--subnet`
+must not overlap one in use either.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable, Optional
+
+from manager.allocator import ipam
+from manager.allocator.ipam import AllocationError
+from proto import objects_pb2 as pb
+
+OVERLAY = "overlay"
+ENCRYPTED = "encrypted"
+
+
+def subnet_of(network: pb.Network) -> Optional[ipam.Net]:
+    """The allocated subnet of a stored network, or None (not allocated)."""
+    for conf in network.ipam:
+        if conf.subnet:
+            try:
+                return ipaddress.IPv4Network(conf.subnet)
+            except ValueError:
+                return None
+    return None
+
+
+def gateway(network: pb.Network) -> str:
+    for conf in network.ipam:
+        if conf.gateway:
+            return conf.gateway
+    return ""
+
+
+def is_encrypted(spec: pb.NetworkSpec) -> bool:
+    return ENCRYPTED in spec.driver_options
+
+
+def _pools(cluster: Optional[pb.Cluster]) -> tuple[list[ipam.Net], int]:
+    spec = cluster.spec if cluster is not None else pb.ClusterSpec()
+    size = spec.subnet_size or ipam.DEFAULT_SUBNET_SIZE
+    return ipam.parse_pools(list(spec.default_addr_pool), size), size
+
+
+def _check_gateway(text: str, net: ipam.Net) -> str:
+    try:
+        gw = ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        raise AllocationError(f"invalid gateway {text!r}: expected an IPv4 address") from None
+    if gw not in net or gw in (net.network_address, net.broadcast_address):
+        raise AllocationError(f"gateway {gw} is not a host address of subnet {net}")
+    return str(gw)
+
+
+def new_network(spec: pb.NetworkSpec, existing: Iterable[pb.Network],
+                cluster: Optional[pb.Cluster]) -> pb.Network:
+    """A network for `spec` with its subnet, gateway and VNI allocated (no ID yet)."""
+    existing = list(existing)
+    driver = spec.driver or OVERLAY
+    if driver != OVERLAY:
+        raise AllocationError(f"network driver {driver!r} is not supported: Shoal has only "
+                              "swarm-scoped overlay networks (use -d overlay)")
+    if spec.ingress and any(n.spec.ingress for n in existing):
+        name = next(n.spec.annotations.name for n in existing if n.spec.ingress)
+        raise AllocationError(f"an ingress network already exists ({name}): remove it first, "
+                              "there can be only one")
+    if len(spec.ipam) > 1:
+        raise AllocationError("only one subnet per network is supported")
+    used = [s for s in (subnet_of(n) for n in existing) if s is not None]
+    conf = spec.ipam[0] if spec.ipam else pb.IPAMConfig()
+    if conf.range:
+        raise AllocationError("--ip-range is not supported: give --subnet only")
+    if conf.subnet:
+        net = ipam.parse_subnet(conf.subnet)
+        clash = ipam.overlapping(net, used)
+        if clash is not None:
+            owner = next(n.spec.annotations.name for n in existing if subnet_of(n) == clash)
+            raise AllocationError(f"invalid pool request: subnet {net} overlaps with subnet "
+                                  f"{clash} of network {owner}")
+    else:
+        if conf.gateway:
+            raise AllocationError("--gateway needs --subnet: give the subnet the gateway "
+                                  "belongs to")
+        pools, size = _pools(cluster)
+        net = ipam.next_subnet(pools, size, used)
+    gw = _check_gateway(conf.gateway, net) if conf.gateway else ipam.gateway_of(net)
+    out = pb.Network(spec=spec, vni=ipam.next_vni(n.vni for n in existing))
+    out.spec.driver = OVERLAY
+    out.ipam.add(subnet=str(net), gateway=gw)
+    return out
+
+
+def ingress_network(cluster: Optional[pb.Cluster],
+                    existing: Iterable[pb.Network] = ()) -> pb.Network:
+    """The `ingress` network `swarm init` creates (Docker: 10.0.0.0/24, VNI 4096)."""
+    spec = pb.NetworkSpec(driver=OVERLAY, ingress=True)
+    spec.annotations.name = ipam.INGRESS_NAME
+    return new_network(spec, existing, cluster)
