@@ -17,6 +17,7 @@ import grpc
 
 from manager import secretrefs
 from manager.logbroker import LogBroker
+from manager.netview import NetIndex
 from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
@@ -62,6 +63,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._flush_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
+        self._netindex: Optional[NetIndex] = None
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
 
@@ -231,10 +233,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
             held[t.id] = t
         adds, _ = self._file_changes(held, given)
-        # Secrets and configs come before the tasks that use them, and leave after them.
+        nets: dict[str, tuple[bytes, str]] = {}  # network views sent (network ID -> mark)
+        net_adds, _ = self._net_index().changes(sess.node_id, nets)
+        # Secrets, configs and network views come before the tasks that use them, and
+        # leave after them.
         yield dpb.AssignmentsMessage(
             type=dpb.AssignmentsMessage.COMPLETE,
-            changes=adds + [self._assignment(t, dpb.AssignmentChange.UPDATE) for t in tasks])
+            changes=net_adds + adds + [self._assignment(t, dpb.AssignmentChange.UPDATE)
+                                       for t in tasks])
         while True:
             batch = await queue.get()
             if batch is None:
@@ -255,14 +261,41 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 sent[task.id] = (task.meta.version, *key)
                 changes.append(self._assignment(task, dpb.AssignmentChange.UPDATE))
             adds, drops = self._file_changes(held, given)
-            changes = adds + changes + drops
+            net_adds, net_drops = self._net_index().changes(sess.node_id, nets)
+            changes = net_adds + adds + changes + drops + net_drops
             if changes:
                 yield dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.INCREMENTAL,
                                              changes=changes)
 
+    def _net_index(self) -> NetIndex:
+        """The cluster's network views at the store's current version (built once per
+        version, shared by every session)."""
+        if self._netindex is None or self._netindex.version != self.store.version:
+            self._netindex = NetIndex(self.store.snapshot())
+        return self._netindex
+
+    def _touches_networks(self, ev: Any) -> bool:
+        """Whether a store event may change some node's network views."""
+        kind = ev.object.WhichOneof("object")
+        if kind == "network":
+            return True
+        if kind == "task":
+            return bool(ev.object.task.networks)
+        if kind == "service":
+            svc = ev.object.service
+            return bool(svc.spec.task.networks or svc.endpoint.virtual_ips
+                        or svc.spec.endpoint.ports or svc.endpoint.ports)
+        if kind == "node":
+            index = self._netindex
+            return bool(ev.object.node.attachments) or (
+                index is not None and (bool(index.mesh_id) or ev.object.node.id in index.members))
+        return False
+
     async def _watch_store(self) -> None:
         async for events in self.store.watch_async(asyncio.get_running_loop()):
             per_node: dict[str, list] = {}
+            if any(self._touches_networks(ev) for ev in events):
+                per_node = {node_id: [] for node_id in self.sessions}
             for ev in events:
                 kind = ev.object.WhichOneof("object")
                 if kind == "task":

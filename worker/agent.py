@@ -28,6 +28,7 @@ from proto import objects_pb2 as pb
 from worker import taskspec
 from worker.controller import TaskController
 from worker.logs import LocalTask, LogPublisher
+from worker.netviews import NetworkViews
 from worker.runtime import ContainerState, Runtime, RuntimeError_
 from worker.status import StatusReporter
 from worker.taskfiles import TaskFiles, default_root
@@ -100,6 +101,7 @@ class Agent:
         cluster_id: str = "",
         on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
         files_root: str | None = None,
+        network_dump: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.on_session_message = on_session_message
@@ -115,6 +117,8 @@ class Agent:
         self.files = TaskFiles(files_root or default_root(node_id), self.log)
         self.secrets = self.files.secrets
         self.configs = self.files.configs
+        # The overlay networks this node takes part in (see worker/netviews.py).
+        self.networks = NetworkViews(node_id, network_dump, self.log)
         self._controllers: dict[str, TaskController] = {}
         self._logs = LogPublisher(runtime, node_id, self._local_task, self.log)
         self._unclaimed: dict[str, list[ContainerState]] | None = None  # None: not scanned yet
@@ -313,6 +317,7 @@ class Agent:
         tasks: dict[str, pb.Task] = {}
         secrets: dict[str, pb.Secret] = {}
         configs: dict[str, pb.Config] = {}
+        networks: list[dpb.NetworkView] = []
         for change in changes:
             if change.action != dpb.AssignmentChange.UPDATE:
                 continue
@@ -324,6 +329,10 @@ class Agent:
                 secrets[item.secret.id] = item.secret
             elif kind == "config":
                 configs[item.config.id] = item.config
+            elif kind == "network":
+                networks.append(item.network)
+        for view in networks:  # before the tasks that use them
+            self.networks.update(view)
         self.secrets.clear()
         self.secrets.update(secrets)
         self.configs.clear()
@@ -334,6 +343,7 @@ class Agent:
                 ctrl.remove()
         for task in tasks.values():
             self._upsert(task)
+        self.networks.retain(v.network_id for v in networks)
         if self._adopting:
             self._adopting = False
             live = {t.id for t in tasks.values() if not model.is_terminal(t.status.state)}
@@ -371,6 +381,11 @@ class Agent:
                     self.configs[item.config.id] = item.config
                 else:
                     self.configs.pop(item.config.id, None)
+            elif kind == "network":
+                if update:
+                    self.networks.update(item.network)
+                else:
+                    self.networks.remove(item.network.network_id)
 
     def _upsert(self, task: pb.Task) -> None:
         ctrl = self._controllers.get(task.id)
@@ -450,4 +465,5 @@ class Agent:
         for job in list(self._background):
             job.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.networks.close()
         self.log.info("agent stopped")

@@ -1,0 +1,61 @@
+"""Unit tests for worker/netviews.py: the node's network views, listeners and JSON dump."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from proto import dispatcher_pb2 as dpb
+from worker.netviews import NetworkViews
+
+
+def _view(nid: str, name: str, endpoints: int = 1) -> dpb.NetworkView:
+    view = dpb.NetworkView(network_id=nid, name=name, vni=4097, subnet="10.0.1.0/24",
+                           gateway="10.0.1.1")
+    for i in range(endpoints):
+        view.endpoints.add(task_id=f"t{i}", addr=f"10.0.1.{3 + i}/24")
+    return view
+
+
+def test_updates_removals_listeners_and_dump(tmp_path: Path):
+    dump = tmp_path / "network-views.json"
+    views = NetworkViews("node1", str(dump))
+    seen: list[tuple[str, object]] = []
+    views.add_listener(lambda nid, v: seen.append((nid, v.name if v else None)))
+    views.replace([_view("a", "back"), _view("b", "front")])
+    assert sorted(views.views) == ["a", "b"]
+    views.update(_view("a", "back"))  # unchanged: no notification
+    views.update(_view("a", "back", endpoints=2))
+    views.retain(["a"])
+    assert seen == [("a", "back"), ("b", "front"), ("a", "back"), ("b", None)]
+    data = json.loads(dump.read_text())
+    assert data["node_id"] == "node1"
+    assert [n["name"] for n in data["networks"]] == ["back"]
+    assert [e["addr"] for e in data["networks"][0]["endpoints"]] == ["10.0.1.3/24",
+                                                                     "10.0.1.4/24"]
+
+
+def test_dump_written_off_the_event_loop(tmp_path: Path):
+    dump = tmp_path / "views.json"
+
+    async def scenario() -> dict:
+        views = NetworkViews("node1", str(dump))
+        views.update(_view("a", "back"))
+        views.remove("a")
+        views.update(_view("c", "third"))
+        await views.close()
+        return json.loads(dump.read_text())
+
+    data = asyncio.run(scenario())
+    assert [n["name"] for n in data["networks"]] == ["third"]
+
+
+def test_broken_listener_does_not_stop_updates():
+    views = NetworkViews("node1")
+
+    def broken(nid, view):
+        raise RuntimeError("boom")
+
+    views.add_listener(broken)
+    views.update(_view("a", "back"))
+    assert "a" in views.views
