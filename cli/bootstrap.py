@@ -140,12 +140,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 1
     try:
         listen, advertise = node_addresses(args.listen_addr, args.advertise_addr)
+        from manager.allocator import ipam  # AllocationError is a ValueError
+        ipam.parse_pools(args.default_addr_pool or [],
+                         getattr(args, "default_addr_pool_mask_length", None) or 0)
     except ValueError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings = {}
-    for key in ("task_history_limit", "dispatcher_heartbeat", "default_addr_pool"):
+    for key in ("task_history_limit", "dispatcher_heartbeat", "default_addr_pool",
+                "default_addr_pool_mask_length"):
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
@@ -181,7 +185,9 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
 
     refused = [flag for flag, key in (("--task-history-limit", "task_history_limit"),
                                       ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
-                                      ("--default-addr-pool", "default_addr_pool"))
+                                      ("--default-addr-pool", "default_addr_pool"),
+                                      ("--default-addr-pool-mask-length",
+                                       "default_addr_pool_mask_length"))
                if getattr(args, key, None) is not None]
     if refused:
         print(f"Error: {', '.join(refused)} cannot be combined with --force-new-cluster: the "

@@ -16,7 +16,8 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 
-from cli import commands_node, commands_secret, commands_service, commands_swarm, commands_system
+from cli import (commands_network, commands_node, commands_secret, commands_service,
+                 commands_swarm, commands_system)
 from cli.client import CLIError, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, rewrite_bool_assignments
@@ -57,7 +58,9 @@ def _add_init(sub) -> None:
     p.add_argument("--foreground", action="store_true",
                    help="Run the node in this process instead of detaching")
     p.add_argument("--default-addr-pool", action="append", default=None,
-                   help="Default address pool in CIDR format (repeatable)")
+                   help="Default address pool in CIDR format (repeatable) (default 10.0.0.0/8)")
+    p.add_argument("--default-addr-pool-mask-length", type=int, default=None,
+                   help="Subnet mask length for default address pool (default 24)")
     p.add_argument("--task-history-limit", type=int, default=None,
                    help="Task history retention limit (default 5)")
     p.add_argument("--dispatcher-heartbeat", default=None,
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node(sub)
     for kind in ("secret", "config"):
         commands_secret.add_commands(sub, kind, _client, _list_flags)
+    commands_network.add_parser(sub, _client)
     return parser
 
 

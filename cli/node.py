@@ -95,6 +95,7 @@ class Node:
         pool = init.get("default_addr_pool")
         if pool:
             cluster.spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
+        cluster.spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
         cluster.root_ca_cert = self.creds.ca_pem
         cluster.join_tokens.CopyFrom(tokens.new_join_tokens(self.creds.ca_pem))
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
@@ -106,7 +107,11 @@ class Node:
         me.manager_status.addr = self.state.advertise_addr
         me.manager_status.leader = True
         me.manager_status.reachability = pb.ManagerStatus.REACHABLE
-        await self.store.acommit([actions.create(cluster), actions.create(me)])
+        from manager.allocator.networks import ingress_network  # Docker's `ingress`
+        ingress = ingress_network(cluster)
+        ingress.id = model.new_id()
+        await self.store.acommit([actions.create(cluster), actions.create(me),
+                                  actions.create(ingress)])
         self.log.info("cluster %s created", cluster.id)
 
     async def _start_store(self) -> None:
@@ -277,7 +282,8 @@ class Node:
                       hostname=socket.gethostname(),
                       credentials=tls.client_credentials(self.creds),
                       cluster_id=self.state.cluster_id,
-                      on_session_message=self._session_message)
+                      on_session_message=self._session_message,
+                      network_dump=str(self.data_dir / "network-views.json"))
         agent_task = loop.create_task(agent.run())
         try:
             await asyncio.wait_for(agent.connected.wait(), 10.0)

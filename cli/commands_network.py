@@ -1,0 +1,304 @@
+"""`swarm network ...`: create, ls, inspect, rm.
+
+Owns the network verbs on top of the Control API, with Docker's flags,
+columns (`NETWORK ID  NAME  DRIVER  SCOPE`) and `network inspect` JSON
+shape. Shoal has only swarm-scoped overlay networks, so Docker's local
+`bridge`, `host` and `none` networks are not listed (`--network host` on a
+service is still accepted, as a keyword). `inspect` shows, cluster-wide, the
+tasks attached (under "Containers", keyed by task ID, with their node) and
+the services with their VIPs (Docker shows these with `--verbose`). Pure
+helpers build the request and the output; handlers do the calls.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+from typing import Iterable, Mapping, Sequence
+
+import grpc
+
+from cli import format as fmt
+from cli.client import describe_rpc_error
+from cli.context import Context
+from cli.parsing import UsageError, filter_values, parse_filters
+from cli.templates import render, tabulate
+from proto import control_pb2 as cpb
+from proto import model
+from proto import objects_pb2 as pb
+
+NETWORK_FIELDS = ("ID", "Name", "Driver", "Scope")
+NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type")
+VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+ENCRYPTED = "encrypted"
+
+
+# ----------------------------------------------------------------- create ----
+
+def _key_values(items: Iterable[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f'invalid {flag} "{item}": expected key=value')
+        out[key] = value if sep else ""
+    return out
+
+
+def create_spec(ns: argparse.Namespace) -> pb.NetworkSpec:
+    """The NetworkSpec `network create` sends, or UsageError."""
+    driver = ns.driver or "overlay"
+    if driver != "overlay":
+        raise UsageError(f'network driver "{driver}" is not supported: Shoal has only '
+                         "swarm-scoped overlay networks (-d overlay)")
+    subnets = list(ns.subnet or [])
+    gateways = list(ns.gateway or [])
+    if len(subnets) > 1:
+        raise UsageError("only one --subnet per network is supported")
+    if gateways and not subnets:
+        raise UsageError("--gateway needs --subnet: give the subnet the gateway belongs to")
+    if len(gateways) > 1:
+        raise UsageError("only one --gateway per network is supported")
+    spec = pb.NetworkSpec(driver="overlay", attachable=bool(ns.attachable),
+                          ingress=bool(ns.ingress), internal=bool(ns.internal))
+    spec.annotations.name = ns.name
+    spec.annotations.labels.update(_key_values(ns.label, "--label"))
+    spec.driver_options.update(_key_values(ns.opt, "--opt"))
+    if ns.ingress and ns.attachable:
+        raise UsageError("ingress network cannot be attachable")
+    for subnet in subnets:
+        try:
+            net = ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise UsageError(f'invalid --subnet "{subnet}": expected a CIDR such as '
+                             "10.10.0.0/24") from None
+        if net.version != 4:
+            raise UsageError(f'invalid --subnet "{subnet}": only IPv4 is supported')
+        conf = spec.ipam.add(subnet=subnet)
+        if gateways:
+            conf.gateway = gateways[0]
+    return spec
+
+
+def create(ctx: Context, ns: argparse.Namespace) -> int:
+    spec = create_spec(ns)
+    network = ctx.call("CreateNetwork", cpb.CreateNetworkRequest(spec=spec)).network
+    ctx.print(network.id)
+    return 0
+
+
+# --------------------------------------------------------------------- ls ----
+
+def network_row(network: pb.Network, trunc: bool = True) -> dict[str, str]:
+    return {"ID": fmt.truncate_id(network.id) if trunc else network.id,
+            "Name": network.spec.annotations.name,
+            "Driver": network.spec.driver or "overlay",
+            "Scope": "swarm"}
+
+
+def network_table(rows: Sequence[Mapping[str, str]]) -> str:
+    """`network ls`' default table, headed NETWORK ID as Docker's."""
+    body = [["NETWORK ID", "NAME", "DRIVER", "SCOPE"]]
+    body += [[r[f] for f in NETWORK_FIELDS] for r in rows]
+    return tabulate(body)
+
+
+def matches(network: pb.Network, filters) -> bool:
+    labels = dict(network.spec.annotations.labels)
+    for f in filters:
+        if f.key == "name" and f.value not in network.spec.annotations.name:
+            return False
+        if f.key == "id" and not network.id.startswith(f.value):
+            return False
+        if f.key == "driver" and f.value != (network.spec.driver or "overlay"):
+            return False
+        if f.key == "scope" and f.value != "swarm":
+            return False
+        if f.key == "type" and f.value not in ("custom", "builtin"):
+            raise UsageError(f'invalid filter "type={f.value}": expected custom or builtin')
+        if f.key == "type" and f.value == "builtin":
+            return False  # Shoal has no predefined networks (Docker's bridge, host, none)
+        if f.key == "label":
+            key, sep, value = f.value.partition("=")
+            if key not in labels or (sep and labels[key] != value):
+                return False
+    return True
+
+
+def ls(ctx: Context, ns: argparse.Namespace) -> int:
+    filters = parse_filters(ns.filter, NETWORK_FILTERS)
+    request = cpb.ListFilters(id_prefixes=filter_values(filters, "id"))
+    networks = ctx.call("ListNetworks", cpb.ListNetworksRequest(filters=request)).networks
+    networks = sorted((n for n in networks if matches(n, filters)),
+                      key=lambda n: n.spec.annotations.name)
+    trunc = not ns.no_trunc
+    if ns.quiet:
+        for n in networks:
+            ctx.print(fmt.truncate_id(n.id) if trunc else n.id)
+        return 0
+    rows = [network_row(n, trunc) for n in networks]
+    text = render(ns.format, rows, NETWORK_FIELDS, NETWORK_FIELDS, table=network_table)
+    if text:
+        ctx.print(text)
+    return 0
+
+
+# ---------------------------------------------------------------- inspect ----
+
+def _created(network: pb.Network) -> str:
+    ts = network.meta.created_at
+    return ts.ToJsonString() if ts.seconds or ts.nanos else ""
+
+
+def inspect_dict(network: pb.Network, tasks: Sequence[pb.Task],
+                 services: Sequence[pb.Service], nodes: Mapping[str, pb.Node]) -> dict:
+    """Docker's `network inspect` object for one network, with its tasks and services."""
+    containers: dict[str, dict] = {}
+    peers: dict[str, dict] = {}
+    by_service: dict[str, list[dict]] = {}
+    for task in sorted(tasks, key=lambda t: t.annotations.name):
+        if model.is_terminal(task.status.state):
+            continue
+        for att in task.networks:
+            if att.network_id != network.id or not att.addresses:
+                continue
+            node = nodes.get(task.node_id)
+            host = model.node_addr(node) if node is not None else ""
+            addr = att.addresses[0]
+            containers[task.id] = {
+                "Name": f"{task.annotations.name}.{task.id}",
+                "EndpointID": "",
+                "MacAddress": model.mac_for(addr),
+                "IPv4Address": addr,
+                "IPv6Address": "",
+                "Node": node.description.hostname if node is not None else task.node_id,
+                "State": model.state_name(task.status.state),
+            }
+            by_service.setdefault(task.service_id, []).append({
+                "Name": f"{task.annotations.name}.{task.id}",
+                "EndpointIP": addr.split("/", 1)[0],
+                "Info": {"Host IP": host}})
+            if node is not None:
+                peers[node.id] = {"Name": node.description.hostname or node.id, "IP": host}
+    service_info: dict[str, dict] = {}
+    for svc in sorted(services, key=lambda s: s.spec.annotations.name):
+        vip = next((v.addr for v in svc.endpoint.virtual_ips if v.network_id == network.id), "")
+        attached = any(a.target == network.id for a in svc.spec.task.networks)
+        if not (vip or attached or svc.id in by_service):
+            continue
+        service_info[svc.spec.annotations.name] = {
+            "VIP": vip.split("/", 1)[0],
+            "Ports": [fmt.ports_column([p]) for p in svc.endpoint.ports
+                      if network.spec.ingress],
+            "Tasks": by_service.get(svc.id, []),
+        }
+    options = dict(network.spec.driver_options)
+    options[VXLAN_OPTION] = str(network.vni)
+    return {
+        "Name": network.spec.annotations.name,
+        "Id": network.id,
+        "Created": _created(network),
+        "Scope": "swarm",
+        "Driver": network.spec.driver or "overlay",
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None,
+                 "Config": [{"Subnet": c.subnet, "Gateway": c.gateway} for c in network.ipam]},
+        "Internal": network.spec.internal,
+        "Attachable": network.spec.attachable,
+        "Ingress": network.spec.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": options,
+        "Labels": dict(network.spec.annotations.labels),
+        "Peers": [peers[k] for k in sorted(peers)],
+        "Services": service_info,
+    }
+
+
+def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    found: list[pb.Network] = []
+    status = 0
+    for ref in ns.networks:
+        try:
+            found.append(ctx.call("GetNetwork", cpb.GetNetworkRequest(network_id=ref)).network)
+        except grpc.RpcError as exc:
+            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            status = 1
+    if found:
+        tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest()).tasks)
+        services = list(ctx.call("ListServices", cpb.ListServicesRequest()).services)
+        nodes = {n.id: n for n in ctx.nodes()}
+        data = [inspect_dict(n, tasks, services, nodes) for n in found]
+        if ns.format:
+            text = render(ns.format, data, (), tuple(data[0]))
+            if text:
+                ctx.print(text)
+        else:
+            ctx.print(json.dumps(data, indent=4, ensure_ascii=False))
+    elif status == 0:
+        ctx.print("[]")
+    return status
+
+
+# --------------------------------------------------------------------- rm ----
+
+def remove(ctx: Context, ns: argparse.Namespace) -> int:
+    status = 0
+    for ref in ns.networks:
+        def remove_one(ref: str = ref) -> None:
+            ctx.call("RemoveNetwork", cpb.RemoveNetworkRequest(network_id=ref))
+        if ctx.attempt(remove_one):
+            ctx.print(ref)
+        else:
+            status = 1
+    return status
+
+
+# ---------------------------------------------------------------- parser ----
+
+def add_parser(sub, client) -> None:
+    """Adds `swarm network ...` to the command tree; `client(parser, handler)` binds one."""
+    network = sub.add_parser("network", help="Manage networks")
+    nsub = network.add_subparsers(dest="subcommand", metavar="COMMAND")
+    nsub.required = True
+
+    p = nsub.add_parser("create", help="Create a network")
+    p.add_argument("-d", "--driver", default="overlay",
+                   help='Driver to manage the Network (default "overlay")')
+    p.add_argument("--subnet", action="append", default=[],
+                   help="Subnet in CIDR format that represents a network segment")
+    p.add_argument("--gateway", action="append", default=[],
+                   help="IPv4 Gateway for the master subnet")
+    p.add_argument("--attachable", action="store_true",
+                   help="Enable manual container attachment")
+    p.add_argument("--ingress", action="store_true",
+                   help="Create swarm routing-mesh network")
+    p.add_argument("--internal", action="store_true",
+                   help="Restrict external access to the network")
+    p.add_argument("-o", "--opt", action="append", default=[],
+                   help="Set driver specific options (e.g. encrypted)")
+    p.add_argument("--label", action="append", default=[],
+                   help="Set metadata on a network")
+    p.add_argument("name", metavar="NETWORK")
+    client(p, create)
+
+    p = nsub.add_parser("ls", aliases=["list"], help="List networks")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display network IDs")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="Provide filter values (e.g. 'driver=overlay')")
+    p.add_argument("--format", default=None,
+                   help='Format output: "table" (default), "json", or a Go template')
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate the output")
+    client(p, ls)
+
+    p = nsub.add_parser("inspect", help="Display detailed information on one or more networks")
+    p.add_argument("-f", "--format", default=None, help="Format output using a template")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Verbose output for diagnostics (services and tasks are always shown)")
+    p.add_argument("networks", nargs="+", metavar="NETWORK")
+    client(p, inspect)
+
+    p = nsub.add_parser("rm", aliases=["remove"], help="Remove one or more networks")
+    p.add_argument("networks", nargs="+", metavar="NETWORK")
+    client(p, remove)
