@@ -399,3 +399,24 @@ def test_ingress_view_on_every_node_with_its_own_address(sim: NetSim):
         assert svc.ports[0].published_port == 8080 and svc.vip
         assert len(view.peers) == 3 and all(p.addr for p in view.peers)
     assert len(locals_) == 3
+
+
+def test_publishing_later_rolls_tasks_onto_ingress(sim: NetSim):
+    sim.network("back")
+    sim.put(svc_on("web", 2, "net-back"))
+    sim.settle()
+    old = {t.id for t in sim.live("web")}
+    s = pb.Service()
+    s.CopyFrom(sim.service("web"))
+    s.previous_spec.CopyFrom(s.spec)
+    s.spec.endpoint.ports.add(published_port=8080, target_port=80)
+    s.spec_version += 1  # as the control API does for an endpoint change
+    s.update_status.state = pb.UpdateStatus.UPDATING
+    sim.put(s)
+    sim.settle()
+    live = sim.live("web")
+    assert len(live) == 2 and not old & {t.id for t in live}
+    for t in live:
+        assert [a.network_id for a in t.networks] == ["net-ingress", "net-back"]
+    assert [v.network_id for v in sim.service("web").endpoint.virtual_ips] == [
+        "net-ingress", "net-back"]

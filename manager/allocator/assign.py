@@ -26,6 +26,7 @@ Returns the tasks that must not be placed yet, with the reason shown in
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Optional
 
 from manager.allocator import ipam, ports
@@ -79,6 +80,8 @@ class _Pools:
     def __init__(self, networks: dict[str, pb.Network]) -> None:
         self.networks = networks
         self.used: dict[str, set[str]] = {nid: set() for nid in networks}
+        self._cursor: dict[str, int] = {}
+        self._full: dict[str, str] = {}
 
     def hold(self, network_id: str, addr: str) -> None:
         if network_id in self.used:
@@ -92,8 +95,17 @@ class _Pools:
         subnet = subnet_of(net) if net is not None else None
         if net is None or subnet is None:
             raise AllocationError(f"network {network_id} does not exist or has no subnet")
-        addr = ipam.allocate_address(subnet, gateway(net), self.used[network_id])
+        if network_id in self._full:
+            raise AllocationError(self._full[network_id])
+        # addresses below the last one taken in this pass are all in use
+        try:
+            addr = ipam.allocate_address(subnet, gateway(net), self.used[network_id],
+                                         start=self._cursor.get(network_id, 0))
+        except AllocationError as exc:
+            self._full[network_id] = str(exc)  # nothing is freed during a pass
+            raise
         self.used[network_id].add(ipam.bare(addr))
+        self._cursor[network_id] = int(ipaddress.IPv4Address(ipam.bare(addr))) + 1
         return addr
 
     def valid(self, network_id: str, addr: str) -> bool:

@@ -117,15 +117,18 @@ def with_prefix(ip: ipaddress.IPv4Address, net: Net) -> str:
     return f"{ip}/{net.prefixlen}"
 
 
-def allocate_address(net: Net, gateway: str, used: Iterable[str]) -> str:
+def allocate_address(net: Net, gateway: str, used: Iterable[str], start: int = 0) -> str:
     """The lowest free host address of `net` (never the gateway), with its prefix.
 
-    `used` holds addresses in use (bare or with prefix)."""
-    taken = {bare(a) for a in used}
-    taken.add(gateway)
-    for ip in net.hosts():
-        if str(ip) not in taken:
-            return with_prefix(ip, net)
+    `used` holds addresses in use (bare or with prefix); `start` (an address as an
+    integer) skips the addresses below it, for callers that know they are taken."""
+    taken = used if isinstance(used, (set, frozenset)) else {bare(a) for a in used}
+    first = int(net.network_address) + 1
+    last = int(net.broadcast_address) - 1
+    for value in range(max(first, start), last + 1):
+        text = str(ipaddress.IPv4Address(value))
+        if text != gateway and text not in taken and f"{text}/{net.prefixlen}" not in taken:
+            return f"{text}/{net.prefixlen}"
     raise AllocationError(f"no address left in subnet {net}")
 
 
