@@ -16,12 +16,12 @@ from typing import Optional
 from cli.client import CLIError
 from cli.context import Context
 from cli.parsing import UsageError, format_duration, parse_duration
+from pki.ca import min_cert_expiry
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
 ROLES = ("worker", "manager")
 MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
-MIN_CERT_EXPIRY_NS = 3600 * 10**9  # as SwarmKit: at least one hour
 UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry")
 
 
@@ -119,10 +119,11 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
                              "(negative keeps every task)") from None
     if ns.cert_expiry is not None:
         expiry = parse_duration(ns.cert_expiry, "--cert-expiry")
-        if expiry < MIN_CERT_EXPIRY_NS:
+        minimum = int(min_cert_expiry().total_seconds() * 10**9)
+        if expiry < minimum:
             raise UsageError(f'invalid value "{ns.cert_expiry}" for --cert-expiry: '
                              "node certificates must be valid for at least "
-                             f"{format_duration(MIN_CERT_EXPIRY_NS)}")
+                             f"{format_duration(minimum)}")
     changes = ClusterChanges(heartbeat, limit, expiry)
     if changes.empty():
         raise UsageError("at least one of the flags " + ", ".join(UPDATE_FLAGS)

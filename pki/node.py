@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pki.ca import load_certificates, role_for_ou, write_file
+from pki.ca import BACKDATE, load_certificates, role_for_ou, write_file
 
 CERT_DIR = "certificates"
 KEY_FILE = "swarm-node.key"
@@ -230,8 +230,11 @@ def load(data_dir: str | os.PathLike[str]) -> NodeCredentials:
 
 def renewal_time(cert_pem: bytes, rng: random.Random | None = None) -> _dt.datetime:
     """When to renew: a uniformly random instant between 50% and 80% of the
-    certificate's life (from not-before to not-after), in UTC."""
+    certificate's life, in UTC. The life starts at issuance: not-before plus
+    the CA's backdating (without that, a certificate shorter than the
+    backdating would be due at once, again and again)."""
     info = parse_certificate(cert_pem)
-    life = info.not_after - info.not_before
+    start = min(info.not_before + BACKDATE, info.not_after)
+    life = info.not_after - start
     fraction = (rng or random.Random()).uniform(RENEW_FROM, RENEW_UNTIL)
-    return info.not_before + life * fraction
+    return start + life * fraction

@@ -36,7 +36,7 @@ import hmac
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import grpc
 from cryptography import x509
@@ -44,6 +44,9 @@ from cryptography import x509
 from pki import tokens
 from pki.ca import MANAGER_OU, cert_pem, load_certificates
 from pki.node import Identity, NodeCredentials, chains_to, identity_of
+
+if TYPE_CHECKING:
+    from pki.holder import CredentialsHolder
 
 TARGET_NAME = MANAGER_OU  # "swarm-manager": the name every manager certificate holds
 
@@ -79,6 +82,31 @@ def server_credentials(creds: NodeCredentials, require_client_auth: bool) -> grp
         root_certificates=creds.ca_pem,
         require_client_auth=require_client_auth,
     )
+
+
+def _certificate_configuration(creds: NodeCredentials) -> object:
+    return grpc.ssl_server_certificate_configuration(
+        [(creds.key_pem, _server_chain(creds))], root_certificates=creds.ca_pem)
+
+
+def dynamic_server_credentials(holder: "CredentialsHolder",
+                               require_client_auth: bool) -> grpc.ServerCredentials:
+    """Like ``server_credentials``, but every new connection uses the holder's
+    current credentials: a renewed certificate or a new set of trusted roots
+    takes effect without restarting the server (connections already open keep
+    the certificate they started with)."""
+    served = [holder.version]
+
+    def fetch() -> object:
+        version, creds = holder.versioned()
+        if version == served[0]:
+            return None  # unchanged: gRPC keeps the current configuration
+        served[0] = version
+        return _certificate_configuration(creds)
+
+    return grpc.dynamic_ssl_server_credentials(
+        _certificate_configuration(holder.current()), fetch,
+        require_client_authentication=require_client_auth)
 
 
 def client_credentials(creds: NodeCredentials) -> grpc.ChannelCredentials:
@@ -229,7 +257,8 @@ def describe_certificate(pem: bytes) -> str:
 
 
 __all__ = [
-    "CAPinError", "TARGET_NAME", "server_credentials", "client_credentials",
+    "CAPinError", "TARGET_NAME", "server_credentials", "dynamic_server_credentials",
+    "client_credentials",
     "join_credentials", "channel_options", "secure_channel", "fetch_server_chain",
     "pin_ca", "fetch_and_pin_ca", "fetch_and_pin_ca_async", "peer_identity",
     "require_role", "describe_certificate",

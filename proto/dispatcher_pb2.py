@@ -26,7 +26,7 @@ from proto import objects_pb2 as proto_dot_objects__pb2
 from proto import control_pb2 as proto_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16proto/dispatcher.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\x1a\x13proto/control.proto\"e\n\x0eSessionRequest\x12.\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x05\"\\\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x03\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xa2\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1c\n\x04node\x18\x02 \x01(\x0b\x32\x0e.shoal.v1.Node\x12(\n\x08managers\x18\x03 \x03(\x0b\x32\x16.shoal.v1.WeightedPeer\x12\x34\n\x11log_subscriptions\x18\x04 \x03(\x0b\x32\x19.shoal.v1.LogSubscription\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"7\n\x11HeartbeatResponse\x12\"\n\x06period\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Duration\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc0\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x12\n\nservice_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_name\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x11\n\tnode_addr\x18\x06 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x07 \x01(\t\x12\x0b\n\x03mac\x18\x08 \x01(\t\x12\x0f\n\x07\x61liases\x18\t \x03(\t\x12\x0f\n\x07running\x18\n \x01(\x08\"L\n\x0bNetworkPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_addr\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xce\x01\n\x12NetworkServiceView\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12<\n\rendpoint_mode\x18\x04 \x01(\x0e\x32%.shoal.v1.EndpointSpec.ResolutionMode\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12\x15\n\rbackend_addrs\x18\x06 \x03(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.shoal.v1.PortConfig\"\xb7\x03\n\x0bNetworkView\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03vni\x18\x03 \x01(\r\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x11\n\tencrypted\x18\x06 \x01(\x08\x12\x0f\n\x07ingress\x18\x07 \x01(\x08\x12\x10\n\x08internal\x18\x08 \x01(\x08\x12\x12\n\nattachable\x18\t \x01(\x08\x12@\n\x0e\x64river_options\x18\n \x03(\x0b\x32(.shoal.v1.NetworkView.DriverOptionsEntry\x12\x12\n\nlocal_addr\x18\x0b \x01(\t\x12$\n\x05peers\x18\x0c \x03(\x0b\x32\x15.shoal.v1.NetworkPeer\x12,\n\tendpoints\x18\r \x03(\x0b\x32\x19.shoal.v1.NetworkEndpoint\x12.\n\x08services\x18\x0e \x03(\x0b\x32\x1c.shoal.v1.NetworkServiceView\x1a\x34\n\x12\x44riverOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\nAssignment\x12\x1e\n\x04task\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.TaskH\x00\x12\"\n\x06secret\x18\x02 \x01(\x0b\x32\x10.shoal.v1.SecretH\x00\x12\"\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x10.shoal.v1.ConfigH\x00\x12(\n\x07network\x18\x04 \x01(\x0b\x32\x15.shoal.v1.NetworkViewH\x00\x42\x06\n\x04item\"\x91\x01\n\x10\x41ssignmentChange\x12(\n\nassignment\x18\x01 \x01(\x0b\x32\x14.shoal.v1.Assignment\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32!.shoal.v1.AssignmentChange.Action\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x99\x01\n\x12\x41ssignmentsMessage\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.shoal.v1.AssignmentsMessage.Type\x12+\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"I\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.shoal.v1.TaskStatus\"Z\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"x\n\x12PublishLogsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.shoal.v1.LogMessage\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x89\x03\n\nDispatcher\x12?\n\x07Session\x12\x18.shoal.v1.SessionRequest\x1a\x18.shoal.v1.SessionMessage0\x01\x12\x44\n\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12K\n\x0b\x41ssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01\x12Y\n\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12L\n\x0bPublishLogs\x12\x1c.shoal.v1.PublishLogsRequest\x1a\x1d.shoal.v1.PublishLogsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16proto/dispatcher.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\x1a\x13proto/control.proto\"e\n\x0eSessionRequest\x12.\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x05\"\\\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x03\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xc7\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1c\n\x04node\x18\x02 \x01(\x0b\x32\x0e.shoal.v1.Node\x12(\n\x08managers\x18\x03 \x03(\x0b\x32\x16.shoal.v1.WeightedPeer\x12\x34\n\x11log_subscriptions\x18\x04 \x03(\x0b\x32\x19.shoal.v1.LogSubscription\x12\x0f\n\x07root_ca\x18\x05 \x01(\x0c\x12\x12\n\nissuing_ca\x18\x06 \x01(\x0c\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"7\n\x11HeartbeatResponse\x12\"\n\x06period\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Duration\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc0\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x12\n\nservice_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_name\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x11\n\tnode_addr\x18\x06 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x07 \x01(\t\x12\x0b\n\x03mac\x18\x08 \x01(\t\x12\x0f\n\x07\x61liases\x18\t \x03(\t\x12\x0f\n\x07running\x18\n \x01(\x08\"L\n\x0bNetworkPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_addr\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xce\x01\n\x12NetworkServiceView\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12<\n\rendpoint_mode\x18\x04 \x01(\x0e\x32%.shoal.v1.EndpointSpec.ResolutionMode\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12\x15\n\rbackend_addrs\x18\x06 \x03(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.shoal.v1.PortConfig\"\xb7\x03\n\x0bNetworkView\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03vni\x18\x03 \x01(\r\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x11\n\tencrypted\x18\x06 \x01(\x08\x12\x0f\n\x07ingress\x18\x07 \x01(\x08\x12\x10\n\x08internal\x18\x08 \x01(\x08\x12\x12\n\nattachable\x18\t \x01(\x08\x12@\n\x0e\x64river_options\x18\n \x03(\x0b\x32(.shoal.v1.NetworkView.DriverOptionsEntry\x12\x12\n\nlocal_addr\x18\x0b \x01(\t\x12$\n\x05peers\x18\x0c \x03(\x0b\x32\x15.shoal.v1.NetworkPeer\x12,\n\tendpoints\x18\r \x03(\x0b\x32\x19.shoal.v1.NetworkEndpoint\x12.\n\x08services\x18\x0e \x03(\x0b\x32\x1c.shoal.v1.NetworkServiceView\x1a\x34\n\x12\x44riverOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\nAssignment\x12\x1e\n\x04task\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.TaskH\x00\x12\"\n\x06secret\x18\x02 \x01(\x0b\x32\x10.shoal.v1.SecretH\x00\x12\"\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x10.shoal.v1.ConfigH\x00\x12(\n\x07network\x18\x04 \x01(\x0b\x32\x15.shoal.v1.NetworkViewH\x00\x42\x06\n\x04item\"\x91\x01\n\x10\x41ssignmentChange\x12(\n\nassignment\x18\x01 \x01(\x0b\x32\x14.shoal.v1.Assignment\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32!.shoal.v1.AssignmentChange.Action\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x99\x01\n\x12\x41ssignmentsMessage\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.shoal.v1.AssignmentsMessage.Type\x12+\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"I\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.shoal.v1.TaskStatus\"Z\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"x\n\x12PublishLogsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.shoal.v1.LogMessage\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x89\x03\n\nDispatcher\x12?\n\x07Session\x12\x18.shoal.v1.SessionRequest\x1a\x18.shoal.v1.SessionMessage0\x01\x12\x44\n\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12K\n\x0b\x41ssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01\x12Y\n\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12L\n\x0bPublishLogs\x12\x1c.shoal.v1.PublishLogsRequest\x1a\x1d.shoal.v1.PublishLogsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,43 +42,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGSUBSCRIPTION']._serialized_start=244
   _globals['_LOGSUBSCRIPTION']._serialized_end=336
   _globals['_SESSIONMESSAGE']._serialized_start=339
-  _globals['_SESSIONMESSAGE']._serialized_end=501
-  _globals['_HEARTBEATREQUEST']._serialized_start=503
-  _globals['_HEARTBEATREQUEST']._serialized_end=541
-  _globals['_HEARTBEATRESPONSE']._serialized_start=543
-  _globals['_HEARTBEATRESPONSE']._serialized_end=598
-  _globals['_ASSIGNMENTSREQUEST']._serialized_start=600
-  _globals['_ASSIGNMENTSREQUEST']._serialized_end=640
-  _globals['_NETWORKENDPOINT']._serialized_start=643
-  _globals['_NETWORKENDPOINT']._serialized_end=835
-  _globals['_NETWORKPEER']._serialized_start=837
-  _globals['_NETWORKPEER']._serialized_end=913
-  _globals['_NETWORKSERVICEVIEW']._serialized_start=916
-  _globals['_NETWORKSERVICEVIEW']._serialized_end=1122
-  _globals['_NETWORKVIEW']._serialized_start=1125
-  _globals['_NETWORKVIEW']._serialized_end=1564
-  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_start=1512
-  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_end=1564
-  _globals['_ASSIGNMENT']._serialized_start=1567
-  _globals['_ASSIGNMENT']._serialized_end=1733
-  _globals['_ASSIGNMENTCHANGE']._serialized_start=1736
-  _globals['_ASSIGNMENTCHANGE']._serialized_end=1881
-  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_start=1849
-  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_end=1881
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=1884
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=2037
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=2000
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=2037
-  _globals['_TASKSTATUSUPDATE']._serialized_start=2039
-  _globals['_TASKSTATUSUPDATE']._serialized_end=2112
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=2114
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=2204
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=2206
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=2232
-  _globals['_PUBLISHLOGSREQUEST']._serialized_start=2234
-  _globals['_PUBLISHLOGSREQUEST']._serialized_end=2354
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=2356
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=2377
-  _globals['_DISPATCHER']._serialized_start=2380
-  _globals['_DISPATCHER']._serialized_end=2773
+  _globals['_SESSIONMESSAGE']._serialized_end=538
+  _globals['_HEARTBEATREQUEST']._serialized_start=540
+  _globals['_HEARTBEATREQUEST']._serialized_end=578
+  _globals['_HEARTBEATRESPONSE']._serialized_start=580
+  _globals['_HEARTBEATRESPONSE']._serialized_end=635
+  _globals['_ASSIGNMENTSREQUEST']._serialized_start=637
+  _globals['_ASSIGNMENTSREQUEST']._serialized_end=677
+  _globals['_NETWORKENDPOINT']._serialized_start=680
+  _globals['_NETWORKENDPOINT']._serialized_end=872
+  _globals['_NETWORKPEER']._serialized_start=874
+  _globals['_NETWORKPEER']._serialized_end=950
+  _globals['_NETWORKSERVICEVIEW']._serialized_start=953
+  _globals['_NETWORKSERVICEVIEW']._serialized_end=1159
+  _globals['_NETWORKVIEW']._serialized_start=1162
+  _globals['_NETWORKVIEW']._serialized_end=1601
+  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_start=1549
+  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_end=1601
+  _globals['_ASSIGNMENT']._serialized_start=1604
+  _globals['_ASSIGNMENT']._serialized_end=1770
+  _globals['_ASSIGNMENTCHANGE']._serialized_start=1773
+  _globals['_ASSIGNMENTCHANGE']._serialized_end=1918
+  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_start=1886
+  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_end=1918
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=1921
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=2074
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=2037
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=2074
+  _globals['_TASKSTATUSUPDATE']._serialized_start=2076
+  _globals['_TASKSTATUSUPDATE']._serialized_end=2149
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=2151
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=2241
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=2243
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=2269
+  _globals['_PUBLISHLOGSREQUEST']._serialized_start=2271
+  _globals['_PUBLISHLOGSREQUEST']._serialized_end=2391
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=2393
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=2414
+  _globals['_DISPATCHER']._serialized_start=2417
+  _globals['_DISPATCHER']._serialized_end=2810
 # @@protoc_insertion_point(module_scope)

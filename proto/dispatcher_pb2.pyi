@@ -44,16 +44,20 @@ class LogSubscription(_message.Message):
     def __init__(self, id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., close: _Optional[bool] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("session_id", "node", "managers", "log_subscriptions")
+    __slots__ = ("session_id", "node", "managers", "log_subscriptions", "root_ca", "issuing_ca")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MANAGERS_FIELD_NUMBER: _ClassVar[int]
     LOG_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CA_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_CA_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node: _objects_pb2.Node
     managers: _containers.RepeatedCompositeFieldContainer[WeightedPeer]
     log_subscriptions: _containers.RepeatedCompositeFieldContainer[LogSubscription]
-    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., managers: _Optional[_Iterable[_Union[WeightedPeer, _Mapping]]] = ..., log_subscriptions: _Optional[_Iterable[_Union[LogSubscription, _Mapping]]] = ...) -> None: ...
+    root_ca: bytes
+    issuing_ca: bytes
+    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., managers: _Optional[_Iterable[_Union[WeightedPeer, _Mapping]]] = ..., log_subscriptions: _Optional[_Iterable[_Union[LogSubscription, _Mapping]]] = ..., root_ca: _Optional[bytes] = ..., issuing_ca: _Optional[bytes] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("session_id",)

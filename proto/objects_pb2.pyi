@@ -108,7 +108,7 @@ class Resources(_message.Message):
     def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
-    __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels")
+    __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels", "tls_info")
     class EngineLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -121,12 +121,24 @@ class NodeDescription(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENGINE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    TLS_INFO_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     platform: Platform
     resources: Resources
     engine_version: str
     engine_labels: _containers.ScalarMap[str, str]
-    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine_version: _Optional[str] = ..., engine_labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tls_info: NodeTLSInfo
+    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine_version: _Optional[str] = ..., engine_labels: _Optional[_Mapping[str, str]] = ..., tls_info: _Optional[_Union[NodeTLSInfo, _Mapping]] = ...) -> None: ...
+
+class NodeTLSInfo(_message.Message):
+    __slots__ = ("trust_root", "cert_issuer_subject", "cert_issuer_public_key")
+    TRUST_ROOT_FIELD_NUMBER: _ClassVar[int]
+    CERT_ISSUER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CERT_ISSUER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    trust_root: bytes
+    cert_issuer_subject: bytes
+    cert_issuer_public_key: bytes
+    def __init__(self, trust_root: _Optional[bytes] = ..., cert_issuer_subject: _Optional[bytes] = ..., cert_issuer_public_key: _Optional[bytes] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("state", "message", "addr")
@@ -703,12 +715,14 @@ class DispatcherConfig(_message.Message):
     def __init__(self, heartbeat_period: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class CAConfig(_message.Message):
-    __slots__ = ("node_cert_expiry", "external_ca_urls")
+    __slots__ = ("node_cert_expiry", "external_ca_urls", "force_rotate")
     NODE_CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_CA_URLS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_ROTATE_FIELD_NUMBER: _ClassVar[int]
     node_cert_expiry: Duration
     external_ca_urls: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ...) -> None: ...
+    force_rotate: int
+    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ..., force_rotate: _Optional[int] = ...) -> None: ...
 
 class EncryptionConfig(_message.Message):
     __slots__ = ("auto_lock_managers",)
@@ -757,18 +771,32 @@ class JoinTokens(_message.Message):
     def __init__(self, worker: _Optional[str] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert")
+    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert", "root_rotation", "root_ca_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     JOIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    ROOT_ROTATION_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CA_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
     join_tokens: JoinTokens
     root_ca_cert: bytes
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ...) -> None: ...
+    root_rotation: RootRotation
+    root_ca_key: bytes
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., root_ca_key: _Optional[bytes] = ...) -> None: ...
+
+class RootRotation(_message.Message):
+    __slots__ = ("ca_cert", "ca_key", "cross_signed_ca_cert")
+    CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    CA_KEY_FIELD_NUMBER: _ClassVar[int]
+    CROSS_SIGNED_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    ca_cert: bytes
+    ca_key: bytes
+    cross_signed_ca_cert: bytes
+    def __init__(self, ca_cert: _Optional[bytes] = ..., ca_key: _Optional[bytes] = ..., cross_signed_ca_cert: _Optional[bytes] = ...) -> None: ...
 
 class StoreObject(_message.Message):
     __slots__ = ("node", "service", "task", "network", "secret", "config", "cluster")

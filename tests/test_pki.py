@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from pki import node, tls, tokens
-from pki.ca import CAError, RootCA, load_certificates
+from pki.ca import BACKDATE, CAError, RootCA, load_certificates
 
 CLUSTER = "c" * 25
 
@@ -261,12 +261,21 @@ def test_load_finishes_a_renewal_interrupted_between_renames(tmp_path, root: Roo
 def test_renewal_time_is_between_50_and_80_percent_of_life(root: RootCA) -> None:
     creds = credentials(root, "w1", "worker", expiry=dt.timedelta(hours=10))
     info = creds.info
-    life = info.not_after - info.not_before
+    issued = info.not_before + BACKDATE  # the CA backdates not-before
+    life = info.not_after - issued
     rng = random.Random(7)
-    fractions = [(node.renewal_time(creds.cert_pem, rng) - info.not_before) / life for _ in range(2000)]
+    fractions = [(node.renewal_time(creds.cert_pem, rng) - issued) / life for _ in range(2000)]
     assert all(0.5 <= f <= 0.8 for f in fractions)
     assert min(fractions) < 0.52 and max(fractions) > 0.78  # spread over the whole window
     assert info.not_before < node.renewal_time(creds.cert_pem) < info.not_after
+
+
+def test_renewal_of_a_short_certificate_is_not_due_at_issuance(root: RootCA) -> None:
+    """A certificate shorter than the CA's backdating is due 50-80% into its real life."""
+    creds = credentials(root, "w1", "worker", expiry=dt.timedelta(seconds=30))
+    now = dt.datetime.now(dt.timezone.utc)
+    due = node.renewal_time(creds.cert_pem)
+    assert now + dt.timedelta(seconds=13) < due < now + dt.timedelta(seconds=25)
 
 
 # ------------------------------------------------------------- join tokens --
