@@ -19,7 +19,7 @@ import grpc
 
 from pki import node as pkinode
 from pki import tls, tokens
-from pki.ca import RootCA, write_file
+from pki.ca import RootCA, cert_pem, load_certificates, write_file
 from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
 from proto import objects_pb2 as pb
@@ -132,9 +132,19 @@ def enter_raft(data_dir: Path, creds: pkinode.NodeCredentials, managers: list[st
         capb.JoinRaftRequest(raft_addr=raft_addr), timeout=15))
     d = cert_dir(data_dir)
     write_file(d / RAFT_KEY_FILE, resp.raft_key, 0o600)
-    root = RootCA.from_pem(creds.ca_pem, resp.root_ca_key)
+    root = _root_for_key(creds.ca_pem, resp.root_ca_key)
     root.save(d)
     return list(resp.members)
+
+
+def _root_for_key(ca_pem: bytes, key_pem: bytes) -> RootCA:
+    """The trusted root the CA key belongs to (two are trusted during a rotation)."""
+    for cert in load_certificates(ca_pem):
+        try:
+            return RootCA.from_pem(cert_pem(cert), key_pem)
+        except ValueError:
+            continue
+    raise JoinError("the root CA key from the leader matches none of the trusted roots")
 
 
 def renew(data_dir: Path, creds: pkinode.NodeCredentials,

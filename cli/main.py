@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence
 
 import grpc
 
-from cli import (commands_network, commands_node, commands_secret, commands_service,
-                 commands_swarm, commands_system)
+from cli import (commands_ca, commands_network, commands_node, commands_secret,
+                 commands_service, commands_swarm, commands_system)
 from cli.client import CLIError, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, rewrite_bool_assignments
@@ -109,6 +109,19 @@ def _add_join_token(sub) -> None:
     p.add_argument("--rotate", action="store_true", help="Rotate join token")
     p.add_argument("role", metavar="(worker|manager)")
     _client(p, commands_swarm.join_token)
+
+
+def _add_ca(sub) -> None:
+    p = sub.add_parser("ca", help="Display and rotate the root CA")
+    p.add_argument("--rotate", action="store_true",
+                   help="Rotate the swarm CA: a new root certificate and key are generated")
+    p.add_argument("--cert-expiry", default=None,
+                   help="Validity period for node certificates (ns|us|ms|s|m|h) "
+                        "(default 2160h0m0s)")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="Exit immediately instead of waiting for the root rotation to converge")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress progress output")
+    _client(p, commands_ca.ca)
 
 
 def _add_update(sub) -> None:
@@ -235,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_daemon(sub)
     _add_leave(sub)
     _add_join_token(sub)
+    _add_ca(sub)
     _add_update(sub)
     p = sub.add_parser("info", help="Display information about the node and its swarm")
     p.add_argument("-f", "--format", default=None, help="Format output using a template "

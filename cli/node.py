@@ -23,11 +23,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cli import credentials
+from cli import credentials, renewal
+from cli.renewal import CertRenewer
 from cli.bootstrap import NodeState, raft_bind_addr, socket_path, split_addr
 from cli.parsing import parse_duration
 from pki import node as pkinode
 from pki import tls, tokens
+from pki.holder import CredentialsHolder
 from proto import ca_pb2, control_pb2, dispatcher_pb2, model, watch_pb2
 from proto import objects_pb2 as pb
 from raft import actions, errors
@@ -65,11 +67,18 @@ class Node:
         self.data_dir = data_dir
         self.store: Optional[Store] = None
         self.server: Optional[grpc.aio.Server] = None
-        self.creds = pkinode.load(data_dir)
+        # The current credentials: renewals replace them while the node runs
+        # (servers and channels read them from here; see cli.renewal).
+        self.credentials_holder = CredentialsHolder(pkinode.load(data_dir))
+        self.renewer: Optional[CertRenewer] = None
         self.restart_requested = False
         self._role_change: Optional[asyncio.Task] = None
         self._stop = asyncio.Event()
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
+
+    @property
+    def creds(self) -> pkinode.NodeCredentials:
+        return self.credentials_holder.current()
 
     @property
     def is_manager(self) -> bool:
@@ -201,10 +210,11 @@ class Node:
             os.umask(old_umask)
         if self.is_manager:
             host, port = split_addr(self.state.listen_addr, 2377)
-            self.server.add_secure_port(f"{host}:{port}",
-                                        tls.server_credentials(self.creds, True))
-            self.server.add_secure_port(f"{host}:{port + credentials.JOIN_PORT_OFFSET}",
-                                        tls.server_credentials(self.creds, False))
+            self.server.add_secure_port(
+                f"{host}:{port}", tls.dynamic_server_credentials(self.credentials_holder, True))
+            self.server.add_secure_port(
+                f"{host}:{port + credentials.JOIN_PORT_OFFSET}",
+                tls.dynamic_server_credentials(self.credentials_holder, False))
         await self.server.start()
         os.chmod(sock, 0o600)
         for name in names:
@@ -216,7 +226,10 @@ class Node:
     # -------------------------------------------------------- role change --
 
     def _session_message(self, message: Any) -> None:
-        """Agent hook: keeps the manager list and follows role changes of this node."""
+        """Agent hook: keeps the manager list, follows the cluster's root CA and
+        role changes of this node."""
+        if self.renewer is not None:
+            self.renewer.roots_changed(message.root_ca, message.issuing_ca)
         managers = sorted(m.addr for m in message.managers if m.addr)
         if managers and managers != sorted(self.state.managers):
             self.state.managers = managers
@@ -283,7 +296,13 @@ class Node:
                       credentials=tls.client_credentials(self.creds),
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
-                      network_dump=str(self.data_dir / "network-views.json"))
+                      network_dump=str(self.data_dir / "network-views.json"),
+                      tls_info=lambda: renewal.tls_info(self.creds))
+        self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
+            agent.set_credentials, tls.client_credentials(new)))
+        self.renewer = CertRenewer(self.data_dir, self.credentials_holder,
+                                   lambda: self._agent_targets(), self.state.node_id, self.store)
+        renew_task = loop.create_task(self.renewer.run())
         agent_task = loop.create_task(agent.run())
         try:
             await asyncio.wait_for(agent.connected.wait(), 10.0)
@@ -294,6 +313,8 @@ class Node:
         await stop.wait()
         self.log.info("stopping")
         (self.data_dir / "ready").unlink(missing_ok=True)
+        renew_task.cancel()
+        await asyncio.gather(renew_task, return_exceptions=True)
         await agent.stop()
         agent_task.cancel()
         await asyncio.gather(agent_task, return_exceptions=True)

@@ -1,10 +1,20 @@
-"""The NodeCA and RaftMembership gRPC services of a manager.
+"""The NodeCA and RaftMembership gRPC services of a manager, and root rotation.
 
 NodeCA issues node certificates: to a joining node that presents a valid join
 token (the token's secret decides the role), and to a node renewing its own
 certificate over mutual TLS (the node object's desired role decides).
 RaftMembership lets a node holding a manager certificate enter or leave the
 managers' raft group.
+
+Root CA rotation (``swarm ca --rotate``) lives in the cluster object:
+``start_rotation`` puts a new root, its key and the old root's cross-signature
+in ``cluster.root_rotation``; from then on every manager signs with the new
+key (``signing_root``) and answers with both roots (``trusted_roots``); the
+dispatcher tells nodes the roots so they renew; ``RotationReconciler`` (on the
+leader) finishes the rotation once every node reports a certificate from the
+new root: the new root becomes ``root_ca_cert`` (its key ``root_ca_key``), the
+join tokens get its digest, and nodes drop the old root. API answers never
+carry the keys (``redacted``).
 """
 from __future__ import annotations
 
@@ -14,7 +24,7 @@ from typing import Any, Callable
 
 import grpc
 
-from pki import tls, tokens
+from pki import rotation, tls, tokens
 from pki.ca import RootCA
 from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
@@ -38,6 +48,134 @@ def cert_expiry(store: Any) -> float:
     if cluster is not None and cluster.spec.ca_config.node_cert_expiry.nanos > 0:
         return model.seconds(cluster.spec.ca_config.node_cert_expiry)
     return DEFAULT_EXPIRY_S
+
+
+def cluster_of(store: Any) -> pb.Cluster | None:
+    return next(iter(store.list("cluster")), None)
+
+
+def current_root(cluster: pb.Cluster | None, disk_root: RootCA) -> RootCA:
+    """The cluster's root CA with its key: the one a rotation replaced it with
+    (kept in the store), else the one on this manager's disk."""
+    if cluster is not None and cluster.root_ca_key:
+        return RootCA.from_pem(cluster.root_ca_cert, cluster.root_ca_key)
+    return disk_root
+
+
+def signing_root(cluster: pb.Cluster | None, disk_root: RootCA) -> RootCA:
+    """The CA that signs node certificates now (the new key during a rotation)."""
+    if cluster is not None and cluster.HasField("root_rotation"):
+        rot = cluster.root_rotation
+        return rotation.issuing_ca(rot.ca_cert, rot.ca_key, rot.cross_signed_ca_cert)
+    return current_root(cluster, disk_root)
+
+
+def trusted_roots(cluster: pb.Cluster | None, disk_root: RootCA) -> bytes:
+    """Every root nodes trust: the cluster's, plus the new one during a rotation."""
+    if cluster is None:
+        return disk_root.cert_pem
+    new = cluster.root_rotation.ca_cert if cluster.HasField("root_rotation") else b""
+    return rotation.trust_bundle(cluster.root_ca_cert or disk_root.cert_pem, new)
+
+
+def issuing_cert(cluster: pb.Cluster) -> bytes:
+    """The root certificate whose key signs now."""
+    if cluster.HasField("root_rotation"):
+        return cluster.root_rotation.ca_cert
+    return cluster.root_ca_cert
+
+
+def start_rotation(cluster: pb.Cluster, disk_root: RootCA) -> pb.RootRotation:
+    """A new root, cross-signed by the cluster's current root (a rotation
+    already in progress is replaced: its root was never the cluster's)."""
+    rot = rotation.begin(current_root(cluster, disk_root))
+    return pb.RootRotation(ca_cert=rot.new_root.cert_pem, ca_key=rot.new_root.key_pem,
+                           cross_signed_ca_cert=rot.cross_signed_pem)
+
+
+def finished_rotation(cluster: pb.Cluster) -> pb.Cluster:
+    """The cluster object once its rotation is over: the new root alone, and
+    join tokens that keep their secrets but name the new root's digest."""
+    new = _copy(cluster)
+    rot = cluster.root_rotation
+    new.root_ca_cert = rot.ca_cert
+    new.root_ca_key = rot.ca_key
+    new.ClearField("root_rotation")
+    for role in ("worker", "manager"):
+        old = getattr(cluster.join_tokens, role)
+        if old:
+            parsed = tokens.parse(old)
+            setattr(new.join_tokens, role, str(tokens.JoinToken(
+                tokens.ca_digest(rot.ca_cert), parsed.secret)))
+    return new
+
+
+def tls_info_of(node: pb.Node) -> rotation.TLSInfo:
+    info = node.description.tls_info
+    return rotation.TLSInfo(info.trust_root, info.cert_issuer_subject, info.cert_issuer_public_key)
+
+
+def rotation_progress(cluster: pb.Cluster, nodes: list[pb.Node]) -> tuple[int, int]:
+    """(nodes holding a certificate from the new root, nodes) of a rotation."""
+    return rotation.progress([tls_info_of(n) for n in nodes], cluster.root_rotation.ca_cert)
+
+
+def redacted(cluster: pb.Cluster) -> pb.Cluster:
+    """A copy without the root keys, for API answers."""
+    out = _copy(cluster)
+    out.ClearField("root_ca_key")
+    if out.HasField("root_rotation"):
+        out.root_rotation.ClearField("ca_key")
+    return out
+
+
+class RotationReconciler:
+    """On the leader: finishes a root rotation once every node has rotated."""
+
+    def __init__(self, store: Any, node_id: str) -> None:
+        self.store = store
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        self._task: asyncio.Task | None = None
+        self._last: tuple[int, int] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        await self.check()
+        async for events in self.store.watch_async(asyncio.get_running_loop()):
+            if any(ev.object.WhichOneof("object") in ("node", "cluster") for ev in events):
+                await self.check()
+
+    async def check(self) -> bool:
+        """Finishes the rotation when it is complete; True when it did."""
+        for _ in range(20):
+            cluster = cluster_of(self.store)
+            if cluster is None or not cluster.HasField("root_rotation"):
+                return False
+            done, total = rotation_progress(cluster, self.store.list("node"))
+            if (done, total) != self._last:
+                self._last = (done, total)
+                self.log.info("root rotation: %d of %d nodes hold a certificate from the new root",
+                              done, total)
+            if total == 0 or done < total:
+                return False
+            try:
+                await self.store.acommit([actions.update(finished_rotation(cluster))])
+            except errors.Conflict:
+                continue
+            except (errors.NotLeader, errors.Unavailable) as exc:
+                self.log.warning("cannot finish the root rotation yet: %s", exc)
+                return False
+            self.log.info("root rotation finished: the new root is the cluster's only root")
+            return True
+        return False
 
 
 def manager_addrs(store: Any) -> list[str]:
@@ -66,12 +204,19 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
 
     def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str, addr: str) -> bytes:
         import datetime
-        return self.root.issue(csr, node_id, role, cluster_id,
-                               expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
-                               ip_addresses=_ip_of(addr) if role == "manager" else ())
+        signer = signing_root(cluster_of(self.store), self.root)
+        return signer.issue(csr, node_id, role, cluster_id,
+                            expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
+                            ip_addresses=_ip_of(addr) if role == "manager" else ())
+
+    def _roots(self) -> bytes:
+        return trusted_roots(cluster_of(self.store), self.root)
 
     async def GetRootCACertificate(self, request, context):
-        return capb.GetRootCACertificateResponse(certificate=self.root.cert_pem)
+        cluster = cluster_of(self.store)
+        return capb.GetRootCACertificateResponse(
+            certificate=cluster.root_ca_cert if cluster is not None and cluster.root_ca_cert
+            else self.root.cert_pem)
 
     async def IssueNodeCertificate(self, request, context):
         cluster = self._cluster()
@@ -103,7 +248,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         self.log.info("node %s (%s) joined as a %s", node_id, request.description.hostname, role)
         return capb.IssueNodeCertificateResponse(
-            node_id=node_id, certificate=cert, root_ca=self.root.cert_pem,
+            node_id=node_id, certificate=cert, root_ca=self._roots(),
             role=node.role, cluster_id=cluster.id, manager_addrs=manager_addrs(self.store))
 
     async def RenewNodeCertificate(self, request, context):
@@ -119,7 +264,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
         return capb.IssueNodeCertificateResponse(
-            node_id=node.id, certificate=cert, root_ca=self.root.cert_pem,
+            node_id=node.id, certificate=cert, root_ca=self._roots(),
             role=pb.MANAGER if role == "manager" else pb.WORKER, cluster_id=ident.cluster_id,
             manager_addrs=manager_addrs(self.store))
 
@@ -171,8 +316,9 @@ class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
             self.log.info("manager %s enters the raft group at %s", ident.node_id,
                           request.raft_addr)
         members.add(request.raft_addr)
+        root = current_root(cluster_of(self.store), self.root)
         return capb.JoinRaftResponse(members=sorted(members), raft_key=self.raft_key,
-                                     root_ca_key=self.root.key_pem)
+                                     root_ca_key=root.key_pem)
 
     async def LeaveRaft(self, request, context):
         await tls.require_role(context, "manager")

@@ -14,7 +14,10 @@ import grpc
 from manager import lookup, roles, secretrefs, validation
 from manager.allocator import assign, ipam, networks, ports
 from manager.logbroker import LogBroker
+from manager import ca
+from pki import node as pkinode
 from pki import tokens
+from pki.ca import RootCA, min_cert_expiry
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import model
@@ -439,11 +442,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     # ------------------------------------------------------------ cluster --
 
     async def GetCluster(self, request, context):
-        return cpb.GetClusterResponse(
-            cluster=await self._find(context, "cluster", request.cluster_id or "default"))
+        return cpb.GetClusterResponse(cluster=ca.redacted(
+            await self._find(context, "cluster", request.cluster_id or "default")))
 
     async def ListClusters(self, request, context):
-        return cpb.ListClustersResponse(clusters=self.store.list("cluster"))
+        return cpb.ListClustersResponse(clusters=[ca.redacted(c) for c in self.store.list("cluster")])
 
     async def UpdateCluster(self, request, context):
         cluster = await self._find(context, "cluster", request.cluster_id or "default")
@@ -454,6 +457,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if spec.dispatcher.heartbeat_period.nanos and \
                 spec.dispatcher.heartbeat_period.nanos < 100_000_000:
             await self._invalid(context, "dispatcher heartbeat period must be at least 100ms")
+        expiry = spec.ca_config.node_cert_expiry.nanos
+        if expiry != cluster.spec.ca_config.node_cert_expiry.nanos and expiry and \
+                expiry < min_cert_expiry().total_seconds() * 1e9:
+            await self._invalid(context, "node certificate expiry must be at least "
+                                f"{min_cert_expiry()} (--cert-expiry)")
         new = _copy(cluster)
         new.spec.CopyFrom(spec)
         new.spec.annotations.name = cluster.spec.annotations.name
@@ -461,6 +469,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             new.join_tokens.worker = tokens.generate(cluster.root_ca_cert)
         if request.rotate_manager_token:
             new.join_tokens.manager = tokens.generate(cluster.root_ca_cert)
+        if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
+            new.root_rotation.CopyFrom(ca.start_rotation(cluster, self._disk_root()))
+            self.log.info("root CA rotation started")
         await self._commit(context, [actions.update(new)])
-        return cpb.UpdateClusterResponse(cluster=self.store.get("cluster", cluster.id))
+        return cpb.UpdateClusterResponse(cluster=ca.redacted(self.store.get("cluster", cluster.id)))
+
+    def _disk_root(self) -> RootCA:
+        return RootCA.load(pkinode.cert_dir(self.data_dir))
 

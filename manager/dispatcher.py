@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import grpc
 
-from manager import secretrefs
+from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
 from pki import tls
@@ -64,6 +64,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
+        self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
 
@@ -124,6 +125,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return [dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
                 for n in self.store.list("node") if n.role == pb.MANAGER]
 
+    def _roots(self) -> dict[str, bytes]:
+        """The roots nodes must trust and the one that signs now (see manager.ca)."""
+        cluster = next(iter(self.store.list("cluster")), None)
+        if cluster is None or not cluster.root_ca_cert:
+            return {}
+        return {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]
+                "issuing_ca": ca.issuing_cert(cluster)}
+
     async def _register_node(self, node_id: str, request: dpb.SessionRequest,
                              peer: str) -> pb.Node:
         for _ in range(20):
@@ -167,7 +176,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                       request.description.hostname, sess.id)
         try:
             yield dpb.SessionMessage(session_id=sess.id, node=node, managers=self._managers(),
-                                     log_subscriptions=self.logs.subscriptions_for(node_id))
+                                     log_subscriptions=self.logs.subscriptions_for(node_id),
+                                     **self._roots())
             while not sess.ended:
                 await sess.wake.wait()
                 sess.wake.clear()
@@ -176,7 +186,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 node_update, sess.node = sess.node, None
                 yield dpb.SessionMessage(session_id=sess.id, node=node_update,
                                          managers=self._managers(),
-                                         log_subscriptions=self.logs.subscriptions_for(node_id))
+                                         log_subscriptions=self.logs.subscriptions_for(node_id),
+                                         **self._roots())
         finally:
             if not sess.ended:
                 sess.stream_closed_at = time.monotonic()
@@ -302,6 +313,12 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     task = ev.object.task
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
+                elif kind == "cluster":
+                    roots = self._roots()
+                    if roots != self._last_roots:
+                        self._last_roots = roots
+                        for sess in self.sessions.values():
+                            sess.wake.set()  # tell every node the new roots
                 elif kind == "node":
                     sess = self.sessions.get(ev.object.node.id)
                     if sess is None:

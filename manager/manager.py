@@ -14,6 +14,7 @@ import grpc
 
 from manager.control import ControlServicer
 from manager.dispatcher import Dispatcher
+from manager.ca import RotationReconciler
 from manager.leader import LeaderLoop
 from manager.logbroker import LogBroker
 from manager.watchapi import WatchServicer
@@ -88,6 +89,7 @@ class Manager:
         self.control = ControlServicer(store, node_id, data_dir, self.logs, node_addr)
         self.dispatcher: Optional[Dispatcher] = None
         self.leader_loop: Optional[LeaderLoop] = None
+        self.rotation: Optional[RotationReconciler] = None
         self.leading = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._transition = asyncio.Lock()
@@ -121,11 +123,16 @@ class Manager:
                 self.dispatcher.start()
                 self.leader_loop = LeaderLoop(self.store, self.node_id)
                 self.leader_loop.start()
+                self.rotation = RotationReconciler(self.store, self.node_id)
+                self.rotation.start()
             else:
                 self.log.info("lost the lead: stopping dispatcher and orchestrators")
                 await self._stop_leader_parts()
 
     async def _stop_leader_parts(self) -> None:
+        if self.rotation is not None:
+            await self.rotation.stop()
+            self.rotation = None
         if self.leader_loop is not None:
             await self.leader_loop.stop()
             self.leader_loop = None

@@ -102,9 +102,11 @@ class Agent:
         on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
         files_root: str | None = None,
         network_dump: str | None = None,
+        tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
     ) -> None:
         self.node_id = node_id
         self.on_session_message = on_session_message
+        self.tls_info = tls_info
         self.runtime = runtime
         self.targets = parse_targets(target)
         self.hostname = hostname
@@ -130,6 +132,7 @@ class Agent:
         self._running = False
         self.connected = asyncio.Event()  # set while a session is open
         self._redirect = ""  # the leader's address, when a follower named it
+        self._reconnect = asyncio.Event()  # new credentials: open a new session with them
 
     # ---------------------------------------------------------------- API --
 
@@ -144,6 +147,12 @@ class Agent:
     def container_of(self, task_id: str) -> str:
         ctrl = self._controllers.get(task_id)
         return ctrl.container_id if ctrl else ""
+
+    def set_credentials(self, credentials: grpc.ChannelCredentials) -> None:
+        """Uses new channel credentials (a renewed certificate) from now on: the
+        session is reopened with them; tasks keep running."""
+        self.credentials = credentials
+        self._reconnect.set()
 
     async def stop(self) -> None:
         """Ends the session and abandons the controllers; containers keep running."""
@@ -189,19 +198,25 @@ class Agent:
     async def _attempt(self, target: str) -> bool:
         """One session with `target`, until it breaks or stop(); True if it was established."""
         established = asyncio.Event()
+        self._reconnect.clear()
         channel = self._channel(target)
         job = asyncio.create_task(self._session(dgrpc.DispatcherStub(channel), established))
         stopper = asyncio.create_task(self._stopped.wait())
+        renewed = asyncio.create_task(self._reconnect.wait())
         try:
-            await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({job, stopper, renewed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
+            renewed.cancel()
             job.cancel()
             await asyncio.gather(job, return_exceptions=True)
             self.connected.clear()
             await self._logs.reset()
             await channel.close()
         if job.cancelled():
+            if self._reconnect.is_set() and not self._stopped.is_set():
+                self.log.info("new credentials: reopening the session")
+                self._redirect = target  # reconnect at once, to the same manager
             return established.is_set()
         exc = job.exception()
         if isinstance(exc, grpc.aio.AioRpcError):
@@ -261,6 +276,7 @@ class Agent:
                                    memory_bytes=memory),
             engine_version=version,
             engine_labels=self.engine_labels,
+            tls_info=self.tls_info() if self.tls_info is not None else None,
         )
 
     async def _read_session(self, call: grpc.aio.UnaryStreamCall, stub: dgrpc.DispatcherStub) -> None:

@@ -1,0 +1,118 @@
+"""`swarm ca`: show the cluster's root CA certificate, or rotate it.
+
+Without flags it prints the root certificate (PEM). `--rotate` raises the
+cluster spec's force_rotate counter: the leader makes a new root cross-signed
+by the old one, every node renews, and once all have a certificate from the
+new root it replaces the old one. Unless `-d`, the command follows that with
+Docker's two progress bars (TLS certificates rotated N/M nodes; CA certificate
+rotated 0/1 then 1/1) and prints the new root at the end. `--cert-expiry`
+changes the node certificate lifetime (with or without a rotation).
+
+`rotation_status` is pure (cluster + nodes -> counts); `render` formats them.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from cli.commands_swarm import ClusterChanges, _get_cluster, apply_changes, parse_changes
+from cli.context import Context
+from cli.parsing import UsageError
+from pki import rotation
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+POLL_INTERVAL = 0.2
+BAR_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class RotationStatus:
+    nodes_done: int
+    nodes: int
+    root_done: bool
+
+
+def rotation_status(cluster: pb.Cluster, nodes: list[pb.Node], new_root: bytes) -> RotationStatus:
+    """How far the rotation to ``new_root`` has come."""
+    if not cluster.HasField("root_rotation") and cluster.root_ca_cert == new_root:
+        return RotationStatus(len(nodes), len(nodes), True)
+    target = cluster.root_rotation.ca_cert if cluster.HasField("root_rotation") else new_root
+    infos = [rotation.TLSInfo(n.description.tls_info.trust_root,
+                              n.description.tls_info.cert_issuer_subject,
+                              n.description.tls_info.cert_issuer_public_key) for n in nodes]
+    done, total = rotation.progress(infos, target)
+    return RotationStatus(done, total, False)
+
+
+def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """`[=====>      ]`: Docker's progress bar."""
+    if total <= 0:
+        return "[" + " " * width + "]"
+    filled = min(width, done * width // total)
+    head = ">" if filled < width else ""
+    return "[" + "=" * filled + head + " " * (width - filled - len(head)) + "]"
+
+
+def render(status: RotationStatus) -> list[str]:
+    return [f"rotated TLS certificates:  {bar(status.nodes_done, status.nodes)} "
+            f"{status.nodes_done}/{status.nodes} nodes",
+            f"rotated CA certificates:   {bar(int(status.root_done), 1)} "
+            f"{int(status.root_done)}/1"]
+
+
+def parse_ca_flags(ns: argparse.Namespace) -> Optional[int]:
+    """The new certificate lifetime in ns when --cert-expiry was given; UsageError when bad."""
+    if ns.cert_expiry is None:
+        return None
+    update_ns = argparse.Namespace(dispatcher_heartbeat=None, task_history_limit=None,
+                                   cert_expiry=ns.cert_expiry)
+    return parse_changes(update_ns).cert_expiry_ns
+
+
+def ca(ctx: Context, ns: argparse.Namespace) -> int:
+    expiry = parse_ca_flags(ns)
+    if ns.detach and not ns.rotate:
+        raise UsageError("--detach only applies to --rotate")
+    cluster = _get_cluster(ctx)
+    if not ns.rotate and expiry is None:
+        ctx.out.write(cluster.root_ca_cert.decode())
+        return 0
+    spec = apply_changes(cluster.spec, ClusterChanges(cert_expiry_ns=expiry))
+    if ns.rotate:
+        spec.ca_config.force_rotate += 1
+    updated = ctx.call("UpdateCluster", cpb.UpdateClusterRequest(
+        cluster_id=cluster.id, cluster_version=cluster.meta.version, spec=spec)).cluster
+    if not ns.rotate:
+        ctx.out.write(updated.root_ca_cert.decode())
+        return 0
+    if ns.detach:
+        return 0
+    new_root = updated.root_rotation.ca_cert or updated.root_ca_cert
+    wait_for_rotation(ctx, new_root, quiet=ns.quiet)
+    ctx.out.write(_get_cluster(ctx).root_ca_cert.decode())
+    return 0
+
+
+def wait_for_rotation(ctx: Context, new_root: bytes, quiet: bool = False,
+                      sleep: Callable[[float], None] = time.sleep) -> None:
+    """Polls until every node rotated and the new root is the cluster's; shows progress."""
+    shown: list[str] = []
+    tty = ctx.is_tty()
+    while True:
+        cluster = _get_cluster(ctx)
+        nodes = list(ctx.call("ListNodes", cpb.ListNodesRequest()).nodes)
+        status = rotation_status(cluster, nodes, new_root)
+        lines = render(status)
+        if not quiet and lines != shown:
+            if tty and shown:
+                ctx.out.write(f"\x1b[{len(shown)}A")
+            for line in lines:
+                ctx.out.write(("\x1b[2K" if tty else "") + line + "\n")
+            ctx.out.flush()
+            shown = lines
+        if status.root_done:
+            return
+        sleep(POLL_INTERVAL)

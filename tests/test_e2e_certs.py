@@ -1,0 +1,245 @@
+"""Certificates on a real lab: root CA rotation, automatic renewal, manager token rotation.
+
+Covers issue 4's certificate acceptance points on a 2-manager + 2-worker lab:
+`swarm ca --rotate` while a worker is offline (the others get certificates
+from the new root at once, services keep their tasks and containers, writes
+work; the offline worker comes back with its old certificate, is renewed and
+the rotation completes; port 2377 then presents a chain to the new root
+only), `join-token --rotate manager`, and certificates with a short lifetime
+being renewed before they expire while every node stays Ready.
+
+The daemons get SHOAL_MIN_CERT_EXPIRY=10s (the test hook that lowers the one
+hour minimum of --cert-expiry). Every wait polls a condition with a deadline.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import Counter
+from typing import Any, Iterator
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from lab.cluster import Lab, LabError
+from lab.localnode import podman
+from pki import node as pkinode
+from pki import tls, tokens
+from pki.ca import MIN_EXPIRY_ENV, load_certificates
+from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
+from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+MANAGERS = ("manager1", "manager2")
+WORKERS = ("worker1", "worker2")
+PORT = 2377
+POLL = 0.3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_expiry_allowed() -> Iterator[None]:
+    """Lets the lab's daemons (started after this) accept a 30 s --cert-expiry."""
+    old = os.environ.get(MIN_EXPIRY_ENV)
+    os.environ[MIN_EXPIRY_ENV] = "10s"
+    yield
+    if old is None:
+        os.environ.pop(MIN_EXPIRY_ENV, None)
+    else:
+        os.environ[MIN_EXPIRY_ENV] = old
+
+
+lab = module_lab(2, 2, ready_timeout=60)
+
+
+# ------------------------------------------------------------------- helpers --
+
+def sw(lab: Lab, *args: str, node: str = "manager1", check: bool = True) -> Any:
+    return lab.swarm(node, *args, check=check)
+
+
+def wait(cond: Any, timeout: float, what: str) -> Any:
+    return Lab.wait_for(cond, timeout, what, interval=POLL)
+
+
+def disk(lab: Lab, name: str) -> pkinode.NodeCredentials:
+    """A node's credentials as on disk, read without touching the files (pkinode.load
+    would finish a save the daemon is in the middle of)."""
+    d = pkinode.cert_dir(lab.data_dir(name))
+    return pkinode.NodeCredentials((d / pkinode.KEY_FILE).read_bytes(),
+                                   (d / pkinode.CERT_FILE).read_bytes(),
+                                   (d / pkinode.ROOT_CA_FILE).read_bytes())
+
+
+def cluster(lab: Lab, via: str = "manager2") -> Any:
+    """The cluster object, read over mutual TLS with a manager's current certificate
+    (retried: the key and certificate files are replaced one after the other)."""
+    def read() -> Any:
+        creds = disk(lab, via)
+        with grpc.secure_channel(f"{lab.ip(via)}:{PORT}", tls.client_credentials(creds),
+                                 options=tls.channel_options()) as ch:
+            try:
+                return control_pb2_grpc.ControlStub(ch).GetCluster(
+                    cpb.GetClusterRequest(), timeout=10).cluster
+            except grpc.RpcError:
+                return None
+    return wait(read, 30, f"the cluster object from {via}")
+
+
+def leaf_issued_by(pem_chain: bytes, root_pem: bytes) -> bool:
+    leaf = load_certificates(pem_chain)[0]
+    root = load_certificates(root_pem)[0]
+    try:
+        leaf.verify_directly_issued_by(root)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not issued by"
+        return False
+
+
+def presented(lab: Lab, name: str) -> list[x509.Certificate]:
+    return tls.fetch_server_chain(lab.ip(name), PORT)
+
+
+def ready_rows(lab: Lab) -> dict[str, str]:
+    out = sw(lab, "node", "ls", "--format", "{{.Hostname}} {{.Status}}").stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def running_tasks(lab: Lab, service: str) -> dict[str, str]:
+    """Task ID -> node of the running tasks of a service."""
+    rows = [json.loads(line) for line in
+            sw(lab, "service", "ps", service, "--format", "json").stdout.splitlines() if line]
+    return {r["ID"]: r["Node"] for r in rows
+            if r["DesiredState"] == "Running" and r["CurrentState"].startswith("Running")}
+
+
+def containers(lab: Lab, service: str) -> set[str]:
+    out = podman("ps", "--format", "json", "--filter",
+                 f"label=com.shoal.service.name={service}")
+    return {c["Id"] for c in json.loads(out.stdout or "[]")}
+
+
+def serial(lab: Lab, name: str) -> int:
+    return load_certificates(disk(lab, name).cert_pem)[0].serial_number
+
+
+# --------------------------------------------------------------------- tests --
+
+def test_root_rotation_with_an_offline_worker(lab: Lab, image: str) -> None:  # noqa: F811
+    old_root = sw(lab, "ca").stdout.encode()
+    assert load_certificates(old_root)[0] == load_certificates(cluster(lab).root_ca_cert)[0]
+    sw(lab, "service", "create", "-d", "--name", "rot", "--replicas", "3",
+       "--constraint", "node.hostname!=worker2", "--stop-grace-period", "1s",
+       image, "sleep", "3600")
+    wait(lambda: len(running_tasks(lab, "rot")) == 3, 60, "3 running tasks of rot")
+    tasks_before = running_tasks(lab, "rot")
+    containers_before = containers(lab, "rot")
+    assert len(containers_before) == 3
+    old_worker2_cert = disk(lab, "worker2").cert_pem
+
+    lab.kill("worker2")
+    wait(lambda: ready_rows(lab).get("worker2") == "Down", 30, "worker2 to be Down")
+    assert sw(lab, "ca", "--rotate", "-d").stdout == ""
+    rot = cluster(lab).root_rotation
+    assert rot.ca_cert and not rot.ca_key  # the key never leaves the managers
+    new_root = rot.ca_cert
+    assert load_certificates(new_root)[0] != load_certificates(old_root)[0]
+
+    online = (*MANAGERS, "worker1")
+    wait(lambda: all(leaf_issued_by(disk(lab, n).cert_pem, new_root)
+                     for n in online), 60, "the online nodes to hold certificates from the new root")
+    for name in MANAGERS:
+        wait(lambda: leaf_issued_by(presented(lab, name)[0].public_bytes(Encoding.PEM), new_root),
+             30, f"{name} to present a certificate from the new root")
+    # the rotation waits for the offline worker
+    assert cluster(lab).HasField("root_rotation")
+    progress = sw(lab, "ca").stdout.encode()
+    assert load_certificates(progress)[0] == load_certificates(old_root)[0]
+    # writes work during the transition; tasks and containers are untouched
+    sw(lab, "service", "create", "-d", "--name", "during", "--constraint",
+       "node.hostname!=worker2", image, "sleep", "3600")
+    wait(lambda: len(running_tasks(lab, "during")) == 1, 60, "the task of a service made mid-rotation")
+    assert running_tasks(lab, "rot") == tasks_before
+    assert containers(lab, "rot") == containers_before
+
+    # the offline worker comes back with its old certificate and is renewed
+    assert disk(lab, "worker2").cert_pem == old_worker2_cert
+    lab.start("worker2")
+    wait(lambda: ready_rows(lab).get("worker2") == "Ready", 60, "worker2 to be Ready again")
+    wait(lambda: leaf_issued_by(disk(lab, "worker2").cert_pem, new_root),
+         60, "worker2 to hold a certificate from the new root")
+    wait(lambda: not cluster(lab).HasField("root_rotation"), 60, "the rotation to finish")
+    final = cluster(lab)
+    assert load_certificates(final.root_ca_cert) == load_certificates(new_root)
+    assert load_certificates(sw(lab, "ca").stdout.encode()) == load_certificates(new_root)
+    assert tokens.parse(final.join_tokens.worker).digest == tokens.ca_digest(new_root)
+
+    old_cert = load_certificates(old_root)[0]
+    new_cert = load_certificates(new_root)[0]
+    for name in (*MANAGERS, *WORKERS):
+        wait(lambda: load_certificates(disk(lab, name).ca_pem) == [new_cert],
+             30, f"{name} to trust the new root only")
+    for name in MANAGERS:
+        def new_only() -> bool:
+            chain = presented(lab, name)
+            return (old_cert not in chain and new_cert in chain
+                    and pkinode.chains_to(chain, [new_cert])
+                    and not pkinode.chains_to(chain, [old_cert]))
+        wait(new_only, 30, f"{name} to present a chain to the new root only")
+    assert running_tasks(lab, "rot") == tasks_before
+    assert containers(lab, "rot") == containers_before
+    assert set(ready_rows(lab).values()) == {"Ready"}
+
+
+def test_rotated_manager_token_refuses_the_old_one(lab: Lab) -> None:
+    old = lab.join_token("manager")
+    out = sw(lab, "join-token", "--rotate", "manager").stdout
+    assert "Successfully rotated manager join token." in out
+    new = lab.join_token("manager")
+    assert new != old
+    with pytest.raises(LabError) as err:
+        lab.add("mgrold", manager=True, token=old)
+    assert "does not grant access to this swarm" in str(err.value)
+    lab.add("manager3", manager=True, token=new)
+    assert lab.role("manager3") == "manager"
+    lab.wait_ready(timeout=60)
+    # the manager that joined after the rotation signs with the new root
+    root = cluster(lab).root_ca_cert
+    assert leaf_issued_by(disk(lab, "manager3").cert_pem, root)
+
+
+def test_short_lived_certificates_are_renewed_before_they_expire(lab: Lab) -> None:
+    out = sw(lab, "update", "--cert-expiry", "30s")
+    assert "Swarm updated." in out.stdout
+    refused = sw(lab, "update", "--cert-expiry", "5s", check=False)
+    assert refused.returncode != 0 and "at least" in refused.stderr
+    # a rotation with -q waits for the end (every node renewed with the 30 s lifetime)
+    sw(lab, "ca", "--rotate", "-q", check=True)
+    names = lab.names()
+    for name in names:
+        creds = disk(lab, name)
+        life = creds.info.not_after - creds.info.not_before
+        assert life.total_seconds() < 30 + 6 * 60, (name, life)  # 30 s + the CA's backdating
+    # every node replaces its certificate before it expires, twice, and stays Ready
+    first = {n: disk(lab, n).info for n in names}
+    seen: dict[str, set[int]] = {n: {serial(lab, n)} for n in names}
+
+    def renewed_twice() -> bool:
+        for n in names:
+            info = disk(lab, n).info
+            assert info.not_after > dt.datetime.now(dt.timezone.utc), \
+                f"{n} let its certificate expire"
+            seen[n].add(serial(lab, n))
+        return all(len(s) >= 3 for s in seen.values())
+    wait(renewed_twice, 90, "every node to renew its 30 s certificate twice")
+    assert all(disk(lab, n).info.not_after > first[n].not_after for n in names)
+    wait(lambda: set(ready_rows(lab).values()) == {"Ready"} and
+         Counter(ready_rows(lab).values())["Ready"] == len(names), 30, "every node Ready")
+    # the manager port presents the renewed certificate
+    leaf = presented(lab, "manager1")[0]
+    assert leaf.serial_number == serial(lab, "manager1") or \
+        leaf.not_valid_after_utc > first["manager1"].not_after
