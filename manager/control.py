@@ -441,12 +441,22 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     # ------------------------------------------------------------ cluster --
 
+    @staticmethod
+    def _cluster_out(cluster: pb.Cluster) -> pb.Cluster:
+        """The cluster as the API returns it: without the overlay encryption keys."""
+        if not cluster.network_keys:
+            return cluster
+        out = _copy(cluster)
+        del out.network_keys[:]
+        return out
+
     async def GetCluster(self, request, context):
-        return cpb.GetClusterResponse(cluster=ca.redacted(
-            await self._find(context, "cluster", request.cluster_id or "default")))
+        cluster = await self._find(context, "cluster", request.cluster_id or "default")
+        return cpb.GetClusterResponse(cluster=self._cluster_out(ca.redacted(cluster)))
 
     async def ListClusters(self, request, context):
-        return cpb.ListClustersResponse(clusters=[ca.redacted(c) for c in self.store.list("cluster")])
+        return cpb.ListClustersResponse(
+            clusters=[self._cluster_out(ca.redacted(c)) for c in self.store.list("cluster")])
 
     async def UpdateCluster(self, request, context):
         cluster = await self._find(context, "cluster", request.cluster_id or "default")
@@ -473,7 +483,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             new.root_rotation.CopyFrom(ca.start_rotation(cluster, self._disk_root()))
             self.log.info("root CA rotation started")
         await self._commit(context, [actions.update(new)])
-        return cpb.UpdateClusterResponse(cluster=ca.redacted(self.store.get("cluster", cluster.id)))
+        return cpb.UpdateClusterResponse(
+            cluster=self._cluster_out(ca.redacted(self.store.get("cluster", cluster.id))))
 
     def _disk_root(self) -> RootCA:
         return RootCA.load(pkinode.cert_dir(self.data_dir))

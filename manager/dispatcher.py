@@ -290,6 +290,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         kind = ev.object.WhichOneof("object")
         if kind == "network":
             return True
+        if kind == "cluster":
+            return bool(ev.object.cluster.network_keys)
         if kind == "task":
             return bool(ev.object.task.networks)
         if kind == "service":

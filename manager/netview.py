@@ -4,8 +4,9 @@
 cluster, the `NetworkView` of every overlay network (see dispatcher.proto):
 its VNI, subnet and options, its endpoints (live tasks with an address, the
 underlay address of their node, a MAC derived from the address), its peers,
-and its services with VIP, aliases, endpoint mode, published ports and the
-addresses of the tasks that are RUNNING and still wanted (the backends).
+its services with VIP, aliases, endpoint mode, published ports and the
+addresses of the tasks that are RUNNING and still wanted (the backends), and,
+for encrypted networks, the cluster's overlay keys.
 `index.for_node(node_id)` then gives the views that node must hold: every
 network it has a live task on, and the ingress network on every node as soon
 as any service publishes an ingress port (the routing mesh answers on every
@@ -45,6 +46,8 @@ class NetIndex:
                 encrypted=is_encrypted(net.spec), ingress=net.spec.ingress,
                 internal=net.spec.internal, attachable=net.spec.attachable,
                 driver_options=dict(net.spec.driver_options))
+            if self.views[nid].encrypted and view.cluster is not None:
+                self.views[nid].keys.extend(view.cluster.network_keys)
         ingress_id = next((n for n in sorted(self.views) if self.views[n].ingress), "")
         if ingress_id and any(ingress_ports(s.spec.endpoint.ports)
                               for s in view.services.values()):

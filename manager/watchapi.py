@@ -39,10 +39,13 @@ def selected(event: wpb.WatchEvent, selectors: list[wpb.WatchSelector]) -> bool:
 
 def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
     """The event as a watcher gets it: without the old object unless asked, and never
-    with a secret's data (the store's event objects are shared: copies are changed)."""
+    with a secret's data or the overlay encryption keys (the store's event objects are
+    shared: copies are changed)."""
     secret = event.object.WhichOneof("object") == "secret"
+    keys = event.object.WhichOneof("object") == "cluster" and (
+        bool(event.object.cluster.network_keys) or bool(event.old_object.cluster.network_keys))
     drop_old = not include_old and event.HasField("old_object")
-    if not secret and not drop_old:
+    if not secret and not keys and not drop_old:
         return event
     out = wpb.WatchEvent(action=event.action, object=event.object, version=event.version)
     if not drop_old and event.HasField("old_object"):
@@ -51,6 +54,10 @@ def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
         out.object.secret.spec.data = b""
         if out.HasField("old_object"):
             out.old_object.secret.spec.data = b""
+    if keys:  # overlay encryption keys go to nodes in network views only
+        del out.object.cluster.network_keys[:]
+        if out.HasField("old_object"):
+            del out.old_object.cluster.network_keys[:]
     return out
 
 

@@ -132,7 +132,7 @@ class NetworkServiceView(_message.Message):
     def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[_Union[_objects_pb2.EndpointSpec.ResolutionMode, str]] = ..., vip: _Optional[str] = ..., backend_addrs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[_objects_pb2.PortConfig, _Mapping]]] = ...) -> None: ...
 
 class NetworkView(_message.Message):
-    __slots__ = ("network_id", "name", "vni", "subnet", "gateway", "encrypted", "ingress", "internal", "attachable", "driver_options", "local_addr", "peers", "endpoints", "services")
+    __slots__ = ("network_id", "name", "vni", "subnet", "gateway", "encrypted", "ingress", "internal", "attachable", "driver_options", "local_addr", "peers", "endpoints", "services", "keys")
     class DriverOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class NetworkView(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
     network_id: str
     name: str
     vni: int
@@ -168,7 +169,8 @@ class NetworkView(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[NetworkPeer]
     endpoints: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     services: _containers.RepeatedCompositeFieldContainer[NetworkServiceView]
-    def __init__(self, network_id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., encrypted: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., local_addr: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[NetworkServiceView, _Mapping]]] = ...) -> None: ...
+    keys: _containers.RepeatedCompositeFieldContainer[_objects_pb2.NetworkKey]
+    def __init__(self, network_id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., encrypted: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., local_addr: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[NetworkServiceView, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[_objects_pb2.NetworkKey, _Mapping]]] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("task", "secret", "config", "network")

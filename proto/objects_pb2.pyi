@@ -762,6 +762,18 @@ class ClusterSpec(_message.Message):
     subnet_size: int
     def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., orchestration: _Optional[_Union[OrchestrationConfig, _Mapping]] = ..., dispatcher: _Optional[_Union[DispatcherConfig, _Mapping]] = ..., ca_config: _Optional[_Union[CAConfig, _Mapping]] = ..., encryption: _Optional[_Union[EncryptionConfig, _Mapping]] = ..., raft: _Optional[_Union[RaftConfig, _Mapping]] = ..., default_addr_pool: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ...) -> None: ...
 
+class NetworkKey(_message.Message):
+    __slots__ = ("id", "key", "created_at", "primary")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    key: bytes
+    created_at: float
+    primary: bool
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[bytes] = ..., created_at: _Optional[float] = ..., primary: _Optional[bool] = ...) -> None: ...
+
 class JoinTokens(_message.Message):
     __slots__ = ("worker", "manager")
     WORKER_FIELD_NUMBER: _ClassVar[int]
@@ -771,7 +783,7 @@ class JoinTokens(_message.Message):
     def __init__(self, worker: _Optional[str] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert", "root_rotation", "root_ca_key")
+    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert", "root_rotation", "root_ca_key", "network_keys")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -779,6 +791,7 @@ class Cluster(_message.Message):
     ROOT_CA_CERT_FIELD_NUMBER: _ClassVar[int]
     ROOT_ROTATION_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_KEY_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_KEYS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
@@ -786,7 +799,8 @@ class Cluster(_message.Message):
     root_ca_cert: bytes
     root_rotation: RootRotation
     root_ca_key: bytes
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., root_ca_key: _Optional[bytes] = ...) -> None: ...
+    network_keys: _containers.RepeatedCompositeFieldContainer[NetworkKey]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., root_ca_key: _Optional[bytes] = ..., network_keys: _Optional[_Iterable[_Union[NetworkKey, _Mapping]]] = ...) -> None: ...
 
 class RootRotation(_message.Message):
     __slots__ = ("ca_cert", "ca_key", "cross_signed_ca_cert")

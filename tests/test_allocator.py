@@ -420,3 +420,66 @@ def test_publishing_later_rolls_tasks_onto_ingress(sim: NetSim):
         assert [a.network_id for a in t.networks] == ["net-ingress", "net-back"]
     assert [v.network_id for v in sim.service("web").endpoint.virtual_ips] == [
         "net-ingress", "net-back"]
+
+
+# ----------------------------------------------------------------- keys ----
+
+def test_keys_made_rotated_promoted_and_kept():
+    from manager.allocator import keys as k
+    counter = iter(range(100))
+
+    def new_key() -> bytes:
+        return bytes([next(counter)]) * 32
+
+    held, wake = k.next_keys([], 1000.0, needed=False, new_key=new_key)
+    assert held == [] and wake is None
+    held, wake = k.next_keys([], 1000.0, needed=True, new_key=new_key)
+    assert [(x.id, x.primary) for x in held] == [(1, True)] and wake == 1000 + k.ROTATION
+    assert k.next_keys(held, 2000.0, True, new_key) == (held, 1000 + k.ROTATION)
+    t = 1000 + k.ROTATION
+    held, wake = k.next_keys(held, t, True, new_key)
+    assert [(x.id, x.primary) for x in held] == [(1, True), (2, False)]
+    assert wake == t + k.PROMOTE_AFTER and held[1].key != held[0].key
+    held, wake = k.next_keys(held, t + k.PROMOTE_AFTER, True, new_key)
+    assert [(x.id, x.primary) for x in held] == [(1, False), (2, True)]
+    for i in range(3):
+        t += k.ROTATION
+        held, _ = k.next_keys(held, t, True, new_key)
+        held, _ = k.next_keys(held, t + k.PROMOTE_AFTER, True, new_key)
+    assert [x.id for x in held] == [3, 4, 5] and held[-1].primary
+
+
+def test_encrypted_network_views_carry_keys_others_not(sim: NetSim):
+    cluster = pb.Cluster(id="c1")
+    cluster.spec.annotations.name = "default"
+    sim.put(cluster)
+    sim.network("secret", encrypted=True)
+    sim.network("plain")
+    sim.put(svc_on("web", 1, "net-secret", "net-plain"))
+    plan = sim.step()
+    assert any(a.object.WhichOneof("object") == "cluster" for a in plan.actions)
+    sim.settle()
+    stored = sim.tables["cluster"]["c1"]
+    assert len(stored.network_keys) == 1 and stored.network_keys[0].primary
+    assert len(stored.network_keys[0].key) == 32
+    index = NetIndex(sim.view())
+    assert list(index.views["net-secret"].keys) == list(stored.network_keys)
+    assert not index.views["net-plain"].keys
+
+
+def test_keys_never_leave_through_the_control_and_watch_apis():
+    from manager.control import ControlServicer
+    from manager.watchapi import outgoing
+    from proto import watch_pb2 as wpb
+    cluster = pb.Cluster(id="c1")
+    cluster.network_keys.add(id=1, key=b"k" * 32, primary=True)
+    assert not ControlServicer._cluster_out(cluster).network_keys
+    assert cluster.network_keys  # the stored object is not touched
+    event = wpb.WatchEvent(action=wpb.WatchEvent.UPDATE)
+    event.object.cluster.CopyFrom(cluster)
+    event.old_object.cluster.CopyFrom(cluster)
+    for include_old in (True, False):
+        out = outgoing(event, include_old)
+        assert not out.object.cluster.network_keys
+        assert not out.old_object.cluster.network_keys
+    assert event.object.cluster.network_keys

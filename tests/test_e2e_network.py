@@ -102,7 +102,8 @@ def test_network_create_ls_inspect_rm(lab: Lab):
 
 
 def test_service_on_overlay_addresses_vip_and_node_views(lab: Lab, image: str):
-    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.77.0.0/24", "back")
+    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.77.0.0/24", "--opt",
+       "encrypted", "back")
     try:
         sw(lab, "service", "create", "-d", "--name", "web", "--replicas", "2", *GRACE,
            "--constraint", "node.role==worker", "--network", "name=back,alias=www",
@@ -132,6 +133,9 @@ def test_service_on_overlay_addresses_vip_and_node_views(lab: Lab, image: str):
             assert view["vni"] == int(
                 data["Options"]["com.docker.network.driver.overlay.vxlanid_list"])
             assert view["subnet"] == "10.77.0.0/24" and view["gateway"] == "10.77.0.1"
+            assert view["encrypted"] is True
+            assert [(k["id"], k["primary"]) for k in view["keys"]] == [(1, True)]
+            assert "key" not in view["keys"][0]  # the dump never holds key bytes
             assert sorted(e["addr"] for e in view["endpoints"]) == addrs
             assert {e["node_addr"] for e in view["endpoints"]} == {
                 lab.ip("worker1"), lab.ip("worker2")}

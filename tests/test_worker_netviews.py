@@ -59,3 +59,15 @@ def test_broken_listener_does_not_stop_updates():
     views.add_listener(broken)
     views.update(_view("a", "back"))
     assert "a" in views.views
+
+
+def test_dump_never_holds_key_bytes(tmp_path: Path):
+    dump = tmp_path / "views.json"
+    views = NetworkViews("node1", str(dump))
+    view = _view("a", "secret")
+    view.encrypted = True
+    view.keys.add(id=7, key=b"\x01" * 32, primary=True)
+    views.update(view)
+    data = json.loads(dump.read_text())
+    assert data["networks"][0]["keys"] == [{"id": 7, "primary": True}]
+    assert views.views["a"].keys[0].key == b"\x01" * 32  # in memory for the data plane

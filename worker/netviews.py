@@ -7,7 +7,7 @@ a listener, called on the event loop with (network ID, view) after each
 change, view None when the node left the network; listeners run before the
 tasks of the same assignment message are started. For operators and tests
 the views are also written, as JSON, to a file (`dump_path`), replaced
-atomically after each change. Nothing here touches the host's networking.
+atomically after each change (encryption keys without their bytes). Nothing here touches the host's networking.
 """
 from __future__ import annotations
 
@@ -25,11 +25,18 @@ Listener = Callable[[str, Optional[dpb.NetworkView]], None]
 
 
 def views_json(node_id: str, views: Iterable[dpb.NetworkView]) -> str:
-    """The dump file's text: {"node_id": ..., "networks": [view, ...]} sorted by name."""
-    items = sorted(views, key=lambda v: (v.name, v.network_id))
-    data = {"node_id": node_id,
-            "networks": [json_format.MessageToDict(v, preserving_proto_field_name=True)
-                         for v in items]}
+    """The dump file's text: {"node_id": ..., "networks": [view, ...]} sorted by name,
+    without the bytes of encryption keys."""
+    items = []
+    for view in sorted(views, key=lambda v: (v.name, v.network_id)):
+        if view.keys:  # key bytes never reach the disk: ids and the primary flag only
+            shown = dpb.NetworkView()
+            shown.CopyFrom(view)
+            for key in shown.keys:
+                key.key = b""
+            view = shown
+        items.append(json_format.MessageToDict(view, preserving_proto_field_name=True))
+    data = {"node_id": node_id, "networks": items}
     return json.dumps(data, indent=2, sort_keys=True)
 
 

@@ -13,7 +13,8 @@ decides, from the snapshot alone (no allocator memory to rebuild):
 - each unplaced task's attachments: one address per network of its spec, plus
   `ingress` when its service publishes ingress ports;
 - each node's address on `ingress`, once any service publishes an ingress port
-  (the node's routing-mesh sandbox).
+  (the node's routing-mesh sandbox);
+- the cluster's overlay encryption keys (`keys`), once an encrypted network exists.
 
 An address is in use while something holds it: a service's VIP, a node's
 attachment, or a task that may still run (released once its observed state is
@@ -27,11 +28,11 @@ Returns the tasks that must not be placed yet, with the reason shown in
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from manager.allocator import ipam, ports
+from manager.allocator import ipam, keys, ports
 from manager.allocator.ipam import AllocationError
-from manager.allocator.networks import gateway, subnet_of
+from manager.allocator.networks import gateway, is_encrypted, subnet_of
 from proto import model
 from proto import objects_pb2 as pb
 
@@ -241,9 +242,24 @@ def _nodes(work: "Work", pools: _Pools, ingress_id: str) -> None:
             edit.attachments.add(network_id=ingress_id, addresses=[addr])
 
 
-def allocate(work: "Work") -> dict[str, str]:
+def _keys(work: "Work", networks: dict[str, pb.Network], new_key: Callable[[], bytes]) -> None:
+    cluster = work.cluster
+    if cluster is None:
+        return
+    needed = any(is_encrypted(n.spec) for n in networks.values())
+    held, wake = keys.next_keys(cluster.network_keys, work.now, needed, new_key)
+    if wake is not None:
+        work.wake(wake)
+    if held != list(cluster.network_keys):
+        edit = work.edit_cluster()
+        del edit.network_keys[:]
+        edit.network_keys.extend(held)
+
+
+def allocate(work: "Work", new_key: Callable[[], bytes] = keys.random_key) -> dict[str, str]:
     """Allocates what the pass needs; returns the task IDs that must wait, with why."""
     networks = dict(work.view.networks)
+    _keys(work, networks, new_key)
     pools = _Pools(networks)
     ingress_id = _ingress_id(networks)
     _holdings(work, pools)

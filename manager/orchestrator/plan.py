@@ -55,6 +55,7 @@ class Work:
         self.new_id = new_id
         self.nodes: dict[str, pb.Node] = dict(view.nodes)
         self.cluster = view.cluster
+        self._cluster_edited = False
         self.tasks: dict[str, pb.Task] = dict(view.tasks)
         self.services: dict[str, pb.Service] = dict(view.services)
         self._by_service: dict[str, dict[str, None]] = {}
@@ -125,6 +126,16 @@ class Work:
         self._edited_nodes.add(node_id)
         return copy
 
+    def edit_cluster(self) -> pb.Cluster:
+        """A private, mutable copy of the cluster object (the allocator's network keys)."""
+        assert self.cluster is not None
+        if not self._cluster_edited:
+            copy = pb.Cluster()
+            copy.CopyFrom(self.cluster)
+            self.cluster = copy
+            self._cluster_edited = True
+        return self.cluster
+
     # -------------------------------------------------------------- misc --
     def wake(self, at: float) -> None:
         """Asks to be run again at `at` (ignored unless in the future)."""
@@ -136,6 +147,9 @@ class Work:
         actions: list[store_pb2.StoreAction] = [_create(self.tasks[i]) for i in self._created]
         actions += _updates(self._edited_services, self.services, self.view.services)
         actions += _updates(self._edited_nodes, self.nodes, self.view.nodes)
+        if self._cluster_edited and self.cluster is not None:
+            actions += _updates([self.cluster.id], {self.cluster.id: self.cluster},
+                                self.view.clusters)
         actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
         actions += [_remove(self.view.tasks[i]) for i in sorted(self._deleted)]
         return Plan(actions=actions, wake_at=self.wake_at)
