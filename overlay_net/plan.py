@@ -1,0 +1,153 @@
+"""Pure decisions: from a `DesiredState` to what the kernel of one node must hold.
+
+Owns the names of everything the data plane creates (sandbox namespaces,
+devices) and the per-sandbox and per-task specifications that the reconciler
+compares with what it finds. No I/O here, so it is unit-tested directly.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional
+
+from overlay_net.model import DesiredState, NetworkView
+
+ZERO_MAC = "00:00:00:00:00:00"
+BRIDGE = "br0"
+VXLAN = "vxlan0"
+VXLAN_PORT = 4789
+VXLAN_OVERHEAD = 50
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Names for one node's objects; `prefix` + `node_key` keep nodes sharing a host apart."""
+    prefix: str = "shoal-"
+    node_key: str = "node"
+
+    def __post_init__(self) -> None:
+        for part, value in (("prefix", self.prefix), ("node_key", self.node_key)):
+            if not value or any(not (c.isalnum() or c in "-_.") for c in value):
+                raise ValueError(f"{part} {value!r} must be non-empty letters, digits, -_.")
+
+    @property
+    def sandbox_prefix(self) -> str:
+        return f"{self.prefix}ov-{self.node_key}-"
+
+    def sandbox(self, vni: int) -> str:
+        return f"{self.sandbox_prefix}{vni}"
+
+    def vni_of(self, sandbox: str) -> Optional[int]:
+        rest = sandbox[len(self.sandbox_prefix):] if sandbox.startswith(self.sandbox_prefix) else ""
+        return int(rest) if rest.isdigit() else None
+
+    @staticmethod
+    def vxlan_temp(vni: int) -> str:
+        """The VXLAN device's name in the node namespace, before it moves to the sandbox."""
+        return f"vx{vni}"
+
+    @staticmethod
+    def veth(task_id: str) -> str:
+        """The sandbox end of a task's veth (15 characters at most)."""
+        return "ve" + task_id[:13]
+
+    @staticmethod
+    def veth_peer_temp(task_id: str) -> str:
+        return "vp" + task_id[:13]
+
+
+@dataclass(frozen=True)
+class VethSpec:
+    """One task interface: sandbox end `name`, task end `ifname` in `netns_path`."""
+    name: str
+    task_id: str
+    netns_path: str
+    ifname: str
+    address: str
+    mac: str
+    gateway: Optional[str]          # set on the task's first interface: default route
+
+    @property
+    def tag(self) -> str:
+        """Stored as the sandbox end's ifalias, so a changed attachment is recognised."""
+        return f"{self.task_id} {self.ifname} {self.address} {self.mac} {self.netns_path}"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What one network's sandbox on this node holds."""
+    name: str
+    network_id: str
+    vni: int
+    gateway: str
+    prefixlen: int
+    veths: dict[str, VethSpec] = field(default_factory=dict)
+    fdb: frozenset[tuple[str, str]] = frozenset()      # (mac, remote node address)
+    neigh: frozenset[tuple[str, str]] = frozenset()    # (ip, mac) of remote endpoints
+
+
+def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str, SandboxSpec]:
+    """One sandbox per network with at least one local task attached, keyed by name."""
+    veths: dict[str, dict[str, VethSpec]] = {}
+    for task in desired.tasks:
+        for index, att in enumerate(task.attachments):
+            net = desired.network(att.network_id)
+            if net is None:
+                continue
+            spec = VethSpec(name=naming.veth(task.task_id), task_id=task.task_id,
+                            netns_path=task.netns_path, ifname=f"eth{index}",
+                            address=att.address, mac=att.mac,
+                            gateway=net.gateway if index == 0 else None)
+            veths.setdefault(net.id, {})[spec.name] = spec
+    result: dict[str, SandboxSpec] = {}
+    for net in desired.networks:
+        if net.id not in veths:
+            continue
+        fdb, neigh = remote_entries(net, node_addr)
+        name = naming.sandbox(net.vni)
+        result[name] = SandboxSpec(name=name, network_id=net.id, vni=net.vni,
+                                   gateway=net.gateway, prefixlen=net.network.prefixlen,
+                                   veths=veths[net.id], fdb=fdb, neigh=neigh)
+    return result
+
+
+def remote_entries(net: NetworkView, node_addr: str
+                   ) -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """FDB (mac, node) and neighbour (ip, mac) entries for the endpoints on other nodes.
+
+    Each remote node also gets an all-zeros FDB entry, so broadcast and
+    unknown-unicast frames (BUM) reach it by head-end replication.
+    """
+    fdb: set[tuple[str, str]] = set()
+    neigh: set[tuple[str, str]] = set()
+    for ep in net.endpoints:
+        if ep.node_addr == node_addr:
+            continue
+        fdb.add((ep.mac, ep.node_addr))
+        fdb.add((ZERO_MAC, ep.node_addr))
+        neigh.add((ep.ip, ep.mac))
+    return frozenset(fdb), frozenset(neigh)
+
+
+def task_vips(desired: DesiredState) -> dict[str, dict[str, tuple[str, ...]]]:
+    """netns path -> {VIP: backend IPs} for each local task, over all its networks."""
+    result: dict[str, dict[str, tuple[str, ...]]] = {}
+    for task in desired.tasks:
+        vips: dict[str, tuple[str, ...]] = {}
+        for att in task.attachments:
+            net = desired.network(att.network_id)
+            if net is None:
+                continue
+            for svc in net.services:
+                if svc.mode == "vip" and svc.vip:
+                    vips[svc.vip] = tuple(sorted(set(svc.backends), key=_ip_key))
+        result[task.netns_path] = vips
+    return result
+
+
+def _ip_key(ip: str) -> int:
+    return int(ipaddress.IPv4Address(ip))
+
+
+def vxlan_mtu(underlay_mtu: int) -> int:
+    return underlay_mtu - VXLAN_OVERHEAD
