@@ -192,3 +192,93 @@ def test_holder_notifies_listeners_once_per_change(old: RootCA) -> None:
     holder.update(a)
     holder.update(b)
     assert seen == [b] and holder.current() == b and holder.version == 2
+
+
+# ------------------------------------------- the cluster object (manager.ca) --
+
+def test_cluster_rotation_fields_sign_trust_finish_and_redact(old: RootCA) -> None:
+    from manager import ca as mca
+    from pki import tokens
+    from proto import objects_pb2 as pb
+
+    cluster = pb.Cluster(id="c", root_ca_cert=old.cert_pem)
+    cluster.join_tokens.CopyFrom(tokens.new_join_tokens(old.cert_pem))
+    disk_root = RootCA.from_pem(old.cert_pem, old.key_pem)
+    assert mca.signing_root(cluster, disk_root) is disk_root
+    assert mca.trusted_roots(cluster, disk_root) == old.cert_pem
+
+    cluster.root_rotation.CopyFrom(mca.start_rotation(cluster, disk_root))
+    new_pem = cluster.root_rotation.ca_cert
+    signer = mca.signing_root(cluster, disk_root)
+    assert signer.cert_pem == new_pem and signer.intermediates
+    assert load_certificates(mca.trusted_roots(cluster, disk_root)) == \
+        [old.cert, load_certificates(new_pem)[0]]
+    assert mca.issuing_cert(cluster) == new_pem
+    shown = mca.redacted(cluster)
+    assert shown.root_rotation.ca_cert == new_pem and not shown.root_rotation.ca_key
+
+    done = mca.finished_rotation(cluster)
+    assert done.root_ca_cert == new_pem and not done.HasField("root_rotation")
+    assert mca.signing_root(done, disk_root).cert_pem == new_pem  # the key lives in the store
+    assert mca.trusted_roots(done, disk_root) == new_pem
+    for role in ("worker", "manager"):
+        before = tokens.parse(getattr(cluster.join_tokens, role))
+        after = tokens.parse(getattr(done.join_tokens, role))
+        assert after.secret == before.secret and after.digest == tokens.ca_digest(new_pem)
+    assert not mca.redacted(done).root_ca_key and done.root_ca_key
+
+
+async def test_reconciler_finishes_once_every_node_reports_the_new_issuer(tmp_path, old: RootCA) -> None:
+    """On a real one-node raft store: the rotation ends exactly when the last node rotated."""
+    import asyncio
+
+    from lab.localnode import free_port
+    from manager import ca as mca
+    from proto import objects_pb2 as pb
+    from raft import actions
+    from raft.replica import RaftTuning
+    from raft.store import Store
+
+    tuning = RaftTuning(heartbeat=0.05, election_min=0.2, election_max=0.4,
+                        connection_timeout=1.0, reconnect=0.2, leader_fallback=1.0)
+    store = Store("n1", str(tmp_path), f"127.0.0.1:{free_port(span=1)}", tuning=tuning)
+    store.start()
+    reconciler = None
+    try:
+        await asyncio.to_thread(store.wait_ready, 10)
+        disk_root = RootCA.from_pem(old.cert_pem, old.key_pem)
+        cluster = pb.Cluster(id="c", root_ca_cert=old.cert_pem)
+        cluster.root_rotation.CopyFrom(mca.start_rotation(cluster, disk_root))
+        signer = mca.signing_root(cluster, disk_root)
+        both = mca.trusted_roots(cluster, disk_root)
+
+        def node_obj(node_id: str, creds: node.NodeCredentials) -> pb.Node:
+            info = rotation.tls_info(creds)
+            n = pb.Node(id=node_id)
+            n.description.tls_info.trust_root = info.trust_root
+            n.description.tls_info.cert_issuer_subject = info.issuer_subject
+            n.description.tls_info.cert_issuer_public_key = info.issuer_public_key
+            return n
+
+        await store.acommit([actions.create(cluster),
+                             actions.create(node_obj("a", issue(signer, "a", trust=both))),
+                             actions.create(node_obj("b", issue(old, "b")))])
+        reconciler = mca.RotationReconciler(store, "n1")
+        assert not await reconciler.check()
+        assert store.get("cluster", "c").HasField("root_rotation")
+        reconciler.start()
+        b = store.get("node", "b")
+        renewed = node_obj("b", issue(signer, "b", trust=both))
+        renewed.meta.CopyFrom(b.meta)
+        await store.acommit([actions.update(renewed)])
+        for _ in range(200):  # poll for up to 10 s
+            if not store.get("cluster", "c").HasField("root_rotation"):
+                break
+            await asyncio.sleep(0.05)
+        final = store.get("cluster", "c")
+        assert not final.HasField("root_rotation")
+        assert final.root_ca_cert == cluster.root_rotation.ca_cert and final.root_ca_key
+    finally:
+        if reconciler is not None:
+            await reconciler.stop()
+        store.close()
