@@ -73,6 +73,7 @@ class Node:
         self.renewer: Optional[CertRenewer] = None
         self.restart_requested = False
         self._role_change: Optional[asyncio.Task] = None
+        self._desired_role = state.role  # from the node object; a renewal would give this role
         self._stop = asyncio.Event()
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
 
@@ -238,6 +239,7 @@ class Node:
             return
         node = message.node
         want = "manager" if node.spec.desired_role == pb.MANAGER else "worker"
+        self._desired_role = want
         if want == self.state.role:
             return
         if want == "worker" and node.role != pb.WORKER:
@@ -301,7 +303,8 @@ class Node:
         self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
             agent.set_credentials, tls.client_credentials(new)))
         self.renewer = CertRenewer(self.data_dir, self.credentials_holder,
-                                   lambda: self._agent_targets(), self.state.node_id, self.store)
+                                   lambda: self._agent_targets(), self.state.node_id, self.store,
+                                   paused=lambda: self._desired_role != self.state.role)
         renew_task = loop.create_task(self.renewer.run())
         agent_task = loop.create_task(agent.run())
         try:

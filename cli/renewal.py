@@ -46,11 +46,15 @@ class CertRenewer:
 
     def __init__(self, data_dir: Path, holder: CredentialsHolder,
                  managers: Callable[[], list[str]], node_id: str,
-                 store: Optional[Any] = None) -> None:
+                 store: Optional[Any] = None,
+                 paused: Callable[[], bool] = lambda: False) -> None:
         self.data_dir = data_dir
         self.holder = holder
         self.managers = managers
         self.store = store  # a manager's store: to keep the root CA key on disk in step
+        # True while a role change is pending: a renewal would already carry the new
+        # role, and the role change renews (and restarts the node) by itself.
+        self.paused = paused
         self._wake = asyncio.Event()
         self._roots: tuple[bytes, bytes] = (b"", b"")  # (trusted bundle, issuing root) last told
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
@@ -85,6 +89,14 @@ class CertRenewer:
                     continue  # told something: decide again
                 except asyncio.TimeoutError:
                     action = rotation.NodeAction.RENEW
+            if self.paused():
+                self.log.info("certificate %s postponed: a role change is pending", action.value)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), RETRY_MAX)
+                    self._wake.clear()
+                except asyncio.TimeoutError:
+                    pass
+                continue
             try:
                 await asyncio.to_thread(self._apply, action)
                 retry = RETRY_MIN
