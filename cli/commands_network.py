@@ -180,6 +180,11 @@ def inspect_dict(network: pb.Network, tasks: Sequence[pb.Task],
                 "Info": {"Host IP": host}})
             if node is not None:
                 peers[node.id] = {"Name": node.description.hostname or node.id, "IP": host}
+    for node in nodes.values():  # routing-mesh sandboxes: every node with an ingress address
+        for att in node.attachments:
+            if att.network_id == network.id and att.addresses:
+                peers.setdefault(node.id, {"Name": node.description.hostname or node.id,
+                                           "IP": model.node_addr(node)})
     service_info: dict[str, dict] = {}
     for svc in sorted(services, key=lambda s: s.spec.annotations.name):
         vip = next((v.addr for v in svc.endpoint.virtual_ips if v.network_id == network.id), "")

@@ -94,6 +94,13 @@ def test_inspect_shows_subnet_vni_tasks_and_vips():
     assert data["Peers"] == [{"Name": "host1", "IP": "192.168.50.11"}]
     assert data["Services"]["web"]["VIP"] == "10.0.1.2"
     assert data["Services"]["web"]["Tasks"][0]["EndpointIP"] == "10.0.1.3"
+    other = pb.Node(id="n2")
+    other.description.hostname = "host2"
+    other.manager_status.addr = "192.168.50.12:2377"
+    other.attachments.add(network_id=net.id, addresses=["10.0.1.9/24"])
+    data = cn.inspect_dict(net, [running], [svc], {"n1": node, "n2": other})
+    assert data["Peers"] == [{"Name": "host1", "IP": "192.168.50.11"},
+                             {"Name": "host2", "IP": "192.168.50.12"}]
 
 
 def test_init_takes_pool_and_mask_length():

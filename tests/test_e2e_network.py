@@ -177,6 +177,10 @@ def test_published_ports_conflict_auto_assign_and_mesh_views(lab: Lab, image: st
         assert clash.returncode != 0
         assert "port '8080/tcp' is already in use by service 'pub'" in clash.stderr
         assert sw(lab, "service", "inspect", "pub2", check=False).returncode != 0
+        explicit = sw(lab, "service", "create", "-d", "--name", "pub3", "--network", "ingress",
+                      image, check=False)
+        assert explicit.returncode != 0
+        assert "cannot be explicitly attached to the ingress network" in explicit.stderr
         sw(lab, "service", "create", "-d", "--name", "auto", *GRACE, "-p", "80",
            image, "sleep", "3600")
 
@@ -197,11 +201,12 @@ def test_published_ports_conflict_auto_assign_and_mesh_views(lab: Lab, image: st
             return got
         got = wait(mesh, 60, "the ingress view on every node")
         assert len({v["local_addr"] for v in got.values()}) == 3
+        assert len(inspect_network(lab, "ingress")["Peers"]) == 3
         for view in got.values():
             published = sorted(p["published_port"] for s in view["services"]
                                for p in s["ports"])
             assert published == sorted([8080, port])
             assert all(s["vip"].startswith("10.0.0.") for s in view["services"])
     finally:
-        for name in ("pub", "pub2", "auto"):
+        for name in ("pub", "pub2", "pub3", "auto"):
             sw(lab, "service", "rm", name, check=False)
