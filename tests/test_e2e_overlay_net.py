@@ -30,7 +30,7 @@ from overlay_net.dnswire import build_query, parse_answer_addresses, RCODE_OK
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
                                ServiceView, mac_for_ip)
 from overlay_net.vip import TABLE, list_table
-from tests.overlayfixtures import (OverlayLab, bb, bb_background, overlay_lab, ping, wait_for)
+from lab.overlaylab import (OverlayLab, bb, bb_background, overlay_lab, ping, wait_for)
 
 pytestmark = pytest.mark.e2e
 

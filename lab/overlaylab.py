@@ -1,4 +1,4 @@
-"""Real-namespace harness for the overlay data plane tests and benchmark.
+"""Real-namespace harness for the overlay data plane tests and benchmark (lab.bench.overlay).
 
 Owns `OverlayLab`: an underlay bridge with node namespaces (lab.netlab), one
 `DataPlane` per node running in the test process against its node namespace,
