@@ -65,7 +65,8 @@ class PortView:
     """A published port of a service (ingress routing mesh)."""
     published: int
     target: int
-    protocol: str = "tcp"   # tcp | udp
+    protocol: str = "tcp"   # tcp | udp | sctp
+    mode: str = "ingress"   # ingress (routing mesh) | host
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class NetworkView:
     gateway: str                         # "10.0.1.1"
     name: str = ""
     encrypted: bool = False
+    ingress: bool = False                # the routing-mesh network
     endpoints: tuple[Endpoint, ...] = ()
     services: tuple[ServiceView, ...] = ()
 

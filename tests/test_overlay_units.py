@@ -152,3 +152,32 @@ def test_resolv_conf_generator() -> None:
     assert "options edns0 ndots:0\n" in text
     assert resolv_conf("options ndots:2\n").count("ndots") == 1
     assert upstreams_from(host) == ["10.1.1.1"]
+
+
+def test_adapter_maps_the_dispatcher_views() -> None:
+    from overlay_net.adapter import desired_state
+    from proto import dispatcher_pb2 as dpb, objects_pb2 as opb
+    view = dpb.NetworkView(network_id="netA", name="front", vni=4097, subnet="10.0.1.0/24",
+                           gateway="10.0.1.1", encrypted=False)
+    view.endpoints.add(task_id="t1", service_name="web", node_addr=NODE_A, addr="10.0.1.3/24",
+                       mac="02:42:0a:00:01:03")
+    view.endpoints.add(task_id="t2", service_name="web", node_addr=NODE_B, addr="10.0.1.4/24")
+    svc = view.services.add(name="web", aliases=["www"], vip="10.0.1.2/24",
+                            backend_addrs=["10.0.1.3", "10.0.1.4"])
+    svc.ports.add(protocol=opb.PortConfig.UDP, target_port=53, published_port=30053)
+    view.services.add(name="rr", endpoint_mode=opb.EndpointSpec.DNSRR, backend_addrs=["10.0.1.3"])
+    att = opb.NetworkAttachment(network_id="netA", addresses=["10.0.1.3/24"])
+    unknown = opb.NetworkAttachment(network_id="later", addresses=["10.0.9.3/24"])
+    desired = desired_state([view], [("t1", "/run/netns/t1", [att, unknown])])
+    desired.validate()
+    net = desired.networks[0]
+    assert (net.id, net.vni, net.gateway) == ("netA", 4097, "10.0.1.1")
+    assert net.endpoints[1].mac == mac_for_ip("10.0.1.4")
+    web, rr = net.services
+    assert (web.mode, web.vip, web.aliases, web.backends) == (
+        "vip", "10.0.1.2", ("www",), ("10.0.1.3", "10.0.1.4"))
+    assert web.ports[0].protocol == "udp" and web.ports[0].published == 30053
+    assert (rr.mode, rr.vip) == ("dnsrr", "")
+    task = desired.tasks[0]
+    assert [a.network_id for a in task.attachments] == ["netA"]
+    assert task.attachments[0].mac == "02:42:0a:00:01:03"
