@@ -14,6 +14,8 @@ node). The dispatcher sends a node its views and re-sends those that change.
 """
 from __future__ import annotations
 
+import functools
+
 from manager.allocator import ipam
 from manager.allocator.assign import releases
 from manager.allocator.networks import gateway, is_encrypted, subnet_of
@@ -22,6 +24,13 @@ from proto import dispatcher_pb2 as dpb
 from proto import model
 from proto import objects_pb2 as pb
 from raft.view import StoreView
+
+
+@functools.lru_cache(maxsize=65536)
+def _mac(addr: str) -> str:
+    """The MAC of an allocated address (cached: views are rebuilt often, addresses rarely
+    change)."""
+    return model.mac_for(addr)
 
 
 class NetIndex:
@@ -69,7 +78,7 @@ class NetIndex:
                     task_id=task.id, task_name=task.annotations.name,
                     service_id=task.service_id, service_name=task.service_name,
                     node_id=task.node_id, node_addr=node_addr, addr=addr,
-                    mac=ipam.mac_of(addr), aliases=list(att.aliases), running=running)
+                    mac=_mac(addr), aliases=list(att.aliases), running=running)
                 self.members.setdefault(task.node_id, set()).add(att.network_id)
                 peers[att.network_id].setdefault(
                     task.node_id, dpb.NetworkPeer(node_id=task.node_id, node_addr=node_addr))
@@ -89,7 +98,7 @@ class NetIndex:
                 peer = by_node[node_id]
                 own = self._node_addrs.get(node_id, {}).get(nid, "")
                 if own:
-                    peer.addr, peer.mac = own, ipam.mac_of(own)
+                    peer.addr, peer.mac = own, _mac(own)
                 self.views[nid].peers.append(peer)
         for svc in sorted(view.services.values(), key=lambda s: s.spec.annotations.name):
             self._add_service(svc, backends)
