@@ -44,6 +44,7 @@ from raft.errors import Conflict, StoreError
 from raft.journal import read_entries
 from raft.replica import RaftTuning, read_snapshot_file
 from raft.state import StoreState
+from raft.tls_transport import TransportSecurity
 from raft.view import StoreView
 
 PathLike = Union[str, os.PathLike]
@@ -248,6 +249,7 @@ def force_new_cluster(
     manager_addr: str,
     *,
     password: Optional[str] = None,
+    tls: Optional[TransportSecurity] = None,
     encrypt: Cipher = _identity,
     decrypt: Cipher = _identity,
     tuning: RaftTuning = RaftTuning(),
@@ -258,6 +260,8 @@ def force_new_cluster(
 
     `bind_addr`/`raft_addr` are this node's raft endpoints (the raft port must
     be free: the daemon must not run), `manager_addr` its manager endpoint.
+    `tls` secures the raft port while the one-member group runs (see
+    raft/tls_transport.py).
     `adjust(view)` gives the changes to commit on the recovered state; the
     default is `single_manager_actions`.
     """
@@ -274,7 +278,8 @@ def force_new_cluster(
                                           socket.gethostname())
     seeded = StoreState.load(local.state.dump())  # the store owns (and changes) its state
     store = Store(node_id, str(staging), bind_addr, [], advertise_addr=raft_addr,
-                  encrypt=encrypt, decrypt=decrypt, tuning=tuning, password=password)
+                  encrypt=encrypt, decrypt=decrypt, tuning=tuning, password=password,
+                  tls=tls)
     try:
         store.seed(seeded)
         try:

@@ -29,9 +29,9 @@ import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
-from pysyncobj.transport import TCPTransport
 
 from raft.journal import DiskJournal
+from raft.tls_transport import TlsTransport, TransportSecurity
 
 # The journal factory is swapped while a Replica's SyncObj initialises; the
 # lock keeps two stores built at once from seeing each other's journal.
@@ -64,8 +64,9 @@ def read_snapshot_file(path: str) -> tuple:
     return raft_data, state_blob
 
 
-class _InspectingTransport(TCPTransport):
-    """pysyncobj's TCP transport, letting the replica adjust a message before raft handles it."""
+class _InspectingTransport(TlsTransport):
+    """The raft transport (TLS when the replica has security), letting the
+    replica adjust a message before raft handles it."""
 
     def _onMessageReceived(self, node, message):  # noqa: N802 (pysyncobj's name)
         super()._onMessageReceived(node, self._syncObj.inspect_message(message))
@@ -86,12 +87,16 @@ class Replica(SyncObj):
         load_fn: Callable[[bytes], None],
         password: Optional[str],
         log: logging.LoggerAdapter,
+        security: Optional[TransportSecurity] = None,
     ) -> None:
+        if security is not None and password:
+            raise ValueError("raft traffic is protected by TLS or by a password, not both")
         os.makedirs(raft_dir, mode=0o700, exist_ok=True)
         self._apply_fn = apply_fn
         self._dump_fn = dump_fn
         self._load_fn = load_fn
         self._log = log
+        self._raft_security = security  # read by the transport (raft/tls_transport.py)
         self._tuning = tuning
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -144,6 +149,11 @@ class Replica(SyncObj):
         os.set_blocking(self._wake_w, False)
         self._poller.subscribe(self._wake_r, self._drain_wake, POLL_EVENT_TYPE.READ)
         self.addOnTickCallback(self._before_poll)
+
+    @property
+    def transport(self) -> _InspectingTransport:
+        """The raft transport (pysyncobj keeps it in a private attribute)."""
+        return self._SyncObj__transport  # type: ignore[attr-defined]
 
     @property
     def journal_path(self) -> str:

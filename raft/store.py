@@ -12,7 +12,10 @@
   the caller reads its own write, also on a follower (pysyncobj forwards the
   entry to the leader and reports back when the local replica applies it);
 - subscribers see every applied transaction as watch events, in order;
-- raft membership helpers for adding and removing managers.
+- raft membership helpers for adding and removing managers;
+- raft traffic between replicas is mutual TLS when a `tls` security object
+  is given (raft/tls_transport.py; the daemon passes pki/raft_tls.py's),
+  otherwise pysyncobj's plain TCP, optionally with its `password`.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from proto import store_pb2
 from raft.errors import Conflict, StoreError, Unavailable
 from raft.replica import RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
+from raft.tls_transport import TransportSecurity
 from raft.view import StoreView
 from raft.watch import WatchStream
 
@@ -78,7 +82,10 @@ class Store:
         decrypt: Cipher = _identity,
         tuning: RaftTuning = RaftTuning(),
         password: Optional[str] = None,
+        tls: Optional[TransportSecurity] = None,
     ) -> None:
+        if tls is not None and password:
+            raise ValueError("raft traffic is protected by TLS or by a password, not both")
         self.node_id = node_id
         self.bind_addr = with_default_port(bind_addr)
         self.raft_addr = with_default_port(advertise_addr or bind_addr)
@@ -88,6 +95,7 @@ class Store:
         self._decrypt = decrypt
         self._tuning = tuning
         self._password = password
+        self._tls = tls
         self._log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         self._lock = threading.RLock()
         self._state = StoreState()
@@ -119,6 +127,7 @@ class Store:
             load_fn=self._load,
             password=self._password,
             log=self._log,
+            security=self._tls,
         )
         self._replica.add_tick_hook(self._after_tick)
         self._replica.start(name=f"raft-{self.node_id[:12]}")
