@@ -181,6 +181,7 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
     as `<data-dir>/raft.old-<time>`.
     """
     from cli import credentials
+    from pki import raft_tls as pki_raft_tls
     from raft import recovery
 
     refused = [flag for flag, key in (("--task-history-limit", "task_history_limit"),
@@ -209,7 +210,7 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
               file=sys.stderr)
         return 1
     try:
-        password = credentials.raft_key(data_dir).decode()
+        raft_tls = pki_raft_tls.from_data_dir(data_dir)
         credentials.root_ca(data_dir)
     except (OSError, ValueError) as exc:
         print(f"Error: the manager credentials in {credentials.cert_dir(data_dir)} are "
@@ -229,7 +230,7 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
     try:
         rebuilt = recovery.force_new_cluster(
             data_dir, state.node_id, bind_addr=raft_bind_addr(listen, raft_addr),
-            raft_addr=raft_addr, manager_addr=advertise, password=password)
+            raft_addr=raft_addr, manager_addr=advertise, tls=raft_tls)
     except recovery.NoManagerState as exc:
         print(f"{no_state} ({exc})", file=sys.stderr)
         return 1

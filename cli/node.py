@@ -8,6 +8,8 @@ Every node serves its unix socket `<data-dir>/swarm.sock` (local root). A
 manager also serves its endpoint P (mutual TLS, authorization by certificate
 role) and the join port P+2 (TLS, certificate issuing only); raft uses P+1.
 A worker's socket answers control calls with Swarm's "not a manager" message.
+Raft between managers is mutual TLS with the node certificates (pki/raft_tls.py),
+taken from the credentials holder for each new raft connection.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from cli.renewal import CertRenewer
 from cli.bootstrap import NodeState, raft_bind_addr, socket_path, split_addr
 from cli.parsing import parse_duration
 from pki import node as pkinode
-from pki import tls, tokens
+from pki import raft_tls, tls, tokens
 from pki.holder import CredentialsHolder
 from proto import ca_pb2, control_pb2, dispatcher_pb2, model, watch_pb2
 from proto import objects_pb2 as pb
@@ -128,7 +130,7 @@ class Node:
         self.store = Store(self.state.node_id, str(self.data_dir),
                            raft_bind_addr(self.state.listen_addr, self.state.raft_addr),
                            self.state.raft_peers, advertise_addr=self.state.raft_addr,
-                           password=credentials.raft_key(self.data_dir).decode())
+                           tls=raft_tls.RaftTLS(self.credentials_holder.current))
         self.store.start()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.wait_ready, 60.0)
