@@ -19,8 +19,8 @@ events, so the tick thread never blocks on TLS:
   now is sent when it becomes writable (no wait for the next heartbeat);
 - a handshake, like an established connection, is dropped after
   `connection_timeout` seconds without incoming bytes; the transport sweeps
-  its connections every tick, so a peer that stays silent cannot hold a
-  half-open handshake;
+  its handshaking connections every tick, so a peer that stays silent
+  cannot hold a half-open handshake;
 - a failed handshake or refused peer certificate only drops that
   connection; pysyncobj reconnects after its retry delay as for any lost
   connection.  Refusals are logged (once a minute per peer and reason).
@@ -129,6 +129,7 @@ class TlsConnection:
         self.peer = peer  # "ip:port" of the other end, for logs
         self.peer_name: Optional[str] = None  # what check_peer said (node ID)
         self.peer_cert: Optional[bytes] = None  # the peer's leaf certificate (DER)
+        self.established_at: Optional[float] = None  # monotonic time of the last handshake
         self._pending_sock = sock
 
     # ----------------------------------------------- pysyncobj interface ----
@@ -235,8 +236,11 @@ class TlsConnection:
     # ------------------------------------------------------------ checks ----
 
     def check_timeout(self) -> None:
-        """Transport tick: drops the connection when the peer has been silent too long."""
-        if self._state != CONNECTION_STATE.DISCONNECTED:
+        """Transport tick: drops a connection still connecting or handshaking
+        when the peer has been silent too long.  An established connection is
+        checked as pysyncobj checks it, on its own events and sends (two
+        followers may rightly exchange nothing for a long time)."""
+        if self._tcp_pending or self._handshaking:
             self._expired()
 
     def _expired(self) -> bool:
@@ -352,6 +356,7 @@ class TlsConnection:
             return
         self._handshaking = False
         self._state = CONNECTION_STATE.CONNECTED
+        self.established_at = time.monotonic()
         self._flush()
         if self._state == CONNECTION_STATE.CONNECTED and not self._server_side and self._on_connected:
             self._on_connected()

@@ -30,6 +30,7 @@ from pki.raft_tls import DiskCredentials, RaftTLS
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
+from raft.errors import Unavailable
 from raft.store import Store
 from raft.tls_transport import TlsConnection
 from tests.test_store import FAST, free_port, wait_for
@@ -544,3 +545,63 @@ def test_tls_and_password_are_exclusive(tmp_path, root):
     with pytest.raises(ValueError, match="not both"):
         Store("n", str(tmp_path), f"127.0.0.1:{free_port()}", password="x",
               tls=RaftTLS(Holder(issue(root, "n"))))
+
+
+def test_new_manager_joins_and_catches_up_from_a_snapshot_over_tls(tmp_path, root):
+    """The join path (a member added by the leader, then started with its manager
+    certificate) works over TLS, also when the log was compacted and the newcomer
+    needs the snapshot, which travels in several chunks."""
+    from raft.replica import RaftTuning
+    tuning = RaftTuning(heartbeat=0.05, election_min=0.2, election_max=0.4, connection_timeout=1.0,
+                        reconnect=0.2, leader_fallback=1.0, compaction_entries=10)
+    addrs = sorted(f"127.0.0.1:{free_port()}" for _ in range(3))
+    stores = [Store(f"manager{i}", str(tmp_path / f"manager{i}"), a, [p for p in addrs if p != a],
+                    tuning=tuning, tls=RaftTLS(Holder(issue(root, f"manager{i}"))))
+              for i, a in enumerate(addrs)]
+    try:
+        start_all(stores)
+        leader = leader_of(stores)
+        bulky = os.urandom(3000).hex()
+        for i in range(40):
+            leader.commit([actions.create(service(f"bulk-{i}", blob=bulky))])
+        wait_for(lambda: os.path.exists(os.path.join(leader.raft_dir, "snapshot")), timeout=15,
+                 what="a raft snapshot on the leader")
+        addr = f"127.0.0.1:{free_port()}"
+        try:
+            leader.add_member(addr, timeout=0.5)
+        except Unavailable:
+            pass  # commits once the newcomer runs (as RaftMembership.JoinRaft does)
+        joined = Store("manager9", str(tmp_path / "manager9"), addr, addrs, tuning=tuning,
+                       tls=RaftTLS(Holder(issue(root, "manager9"))))
+        stores.append(joined)
+        joined.start()
+        joined.wait_ready(20)
+        wait_for(lambda: len(joined.list("service")) == 40, timeout=20, what="the newcomer to catch up")
+        assert joined.by_name("service", "bulk-39").spec.annotations.labels["blob"] == bulky
+        assert joined._replica.journal[0][1] > 1  # it started from the snapshot, not entry 1
+        wait_for(lambda: addr in leader.members(), what="the membership change to commit")
+        version = joined.commit([actions.create(service("from-the-newcomer"))])
+        wait_for(lambda: all(s.version >= version for s in stores), what="replication")
+    finally:
+        close_all(stores)
+
+
+def test_quiet_connections_between_followers_stay_up(tls_cluster):
+    """Followers exchange nothing while a leader leads; their TLS connection must
+    not be timed out and re-handshaken (only handshakes have a deadline)."""
+    stores, _ = tls_cluster
+    leader = leader_of(stores)
+    a, b = [s for s in stores if s is not leader]
+    transport = max(a, b, key=lambda s: s.raft_addr)._replica.transport  # the side that dials
+    other = min(a, b, key=lambda s: s.raft_addr).raft_addr
+
+    def connection() -> Optional[TlsConnection]:
+        conn = transport._connected_tls().get(other)
+        return conn if conn is not None and conn.established_at is not None else None
+
+    first = wait_for(connection, what="the follower-to-follower connection")
+    since = first.established_at
+    deadline = time.monotonic() + 3 * FAST.connection_timeout
+    while time.monotonic() < deadline:  # traffic flows, but only through the leader
+        leader.commit([actions.create(service(f"tick-{time.monotonic()}"))])
+    assert connection() is first and first.established_at == since
