@@ -93,3 +93,36 @@ def test_raft_membership_refuses_requests_without_an_address(lab: Lab) -> None:
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value
             assert "raft address" in err.value.details()
     assert lab.swarm("manager1", "node", "ls").stdout.count("Ready") == before.count("Ready")
+
+
+def test_the_raft_port_serves_only_managers(lab: Lab) -> None:
+    """Raft between managers is mutual TLS: a manager certificate of the cluster gets
+    raft answers, a worker's certificate or a plain-TCP raft client gets none."""
+    import socket
+
+    from cli.bootstrap import NodeState
+    from tests.test_raft_tls import frame, raw_tls_client, read_until_closed, unframe
+
+    raft_addr = NodeState.load(lab.data_dir("manager1")).raft_addr
+    manager = pkinode.load(lab.data_dir("manager1"))
+    worker = pkinode.load(lab.data_dir("worker1"))
+    with raw_tls_client(raft_addr, manager, manager.ca_pem) as conn:
+        conn.sendall(frame(["status"]))
+        got = b""
+        while not unframe(got):
+            chunk = conn.recv(65536)
+            assert chunk, "the raft port closed a manager's connection"
+            got += chunk
+        assert unframe(got)[0]["has_quorum"] is True
+    with raw_tls_client(raft_addr, worker, worker.ca_pem) as conn:
+        try:
+            conn.sendall(frame(["status"]) + frame("readonly"))
+            got, _ = read_until_closed(conn)
+        except OSError:
+            got = b""
+    assert got == b""
+    host, port = raft_addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(frame(["status"]) + frame("readonly"))
+        got, _ = read_until_closed(conn)
+    assert unframe(got) == [] and (got == b"" or got[0] == 0x15)
