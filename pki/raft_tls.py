@@ -13,9 +13,8 @@ node certificate, and a peer is accepted only when its certificate
 raft/tls_transport.TransportSecurity). It reads the credentials through a
 callable for every new connection and rebuilds its ``ssl.SSLContext``s
 when they changed, so a renewed certificate or a new trusted root applies
-to the next connection without restarting raft. `DiskCredentials` is such
-a callable for a running daemon: it re-reads ``<data-dir>/certificates``
-when the files change, whoever wrote them.
+to the next connection without restarting raft (the daemon passes
+``CredentialsHolder.current``, pki/holder.py).
 
 The private key goes to OpenSSL through an anonymous in-memory file
 (``memfd``), never through a file on disk.
@@ -26,12 +25,11 @@ import logging
 import os
 import ssl
 import threading
-from pathlib import Path
 from typing import Callable, Optional
 
 from cryptography import x509
 
-from pki.node import KEY_FILE, CERT_FILE, ROOT_CA_FILE, NodeCredentials, cert_dir, identity_of
+from pki.node import NodeCredentials, identity_of, load
 
 log = logging.getLogger(__name__)
 
@@ -128,58 +126,10 @@ def _describe(creds: NodeCredentials) -> str:
     return f"node {info.node_id}, certificate valid until {info.not_after.isoformat()}"
 
 
-class DiskCredentials:
-    """The node's credentials in ``<data-dir>/certificates``, re-read when the files change.
-
-    A set of files that does not fit together (a renewal half written) is
-    not used: the previous credentials stay until the files are consistent.
-    """
-
-    def __init__(self, data_dir: str | os.PathLike[str],
-                 initial: Optional[NodeCredentials] = None) -> None:
-        self._dir = cert_dir(data_dir)
-        self._creds = initial  # used until the files on disk read back consistently
-        self._signature: Optional[tuple] = None
-        self._lock = threading.Lock()
-
-    def _stat(self) -> tuple:
-        out = []
-        for name in (KEY_FILE, CERT_FILE, ROOT_CA_FILE):
-            try:
-                st = os.stat(self._dir / name)
-            except FileNotFoundError:
-                out.append(None)
-            else:
-                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(out)
-
-    def __call__(self) -> NodeCredentials:
-        with self._lock:
-            signature = self._stat()
-            if signature != self._signature:
-                try:
-                    creds = _read(self._dir)
-                except (OSError, ValueError) as exc:
-                    if self._creds is None:
-                        raise ValueError(f"no usable node credentials in {self._dir}: {exc}") from None
-                    log.debug("raft TLS: credentials in %s not usable yet (%s); keeping the "
-                              "previous ones", self._dir, exc)
-                else:
-                    self._creds, self._signature = creds, signature
-            assert self._creds is not None
-            return self._creds
-
-
-def _read(d: Path) -> NodeCredentials:
-    creds = NodeCredentials(key_pem=(d / KEY_FILE).read_bytes(),
-                            cert_pem=(d / CERT_FILE).read_bytes(),
-                            ca_pem=(d / ROOT_CA_FILE).read_bytes())
-    creds.check()
-    return creds
-
-
 def from_data_dir(data_dir: str | os.PathLike[str]) -> RaftTLS:
-    """Raft TLS for a node's data directory, following later renewals on disk.
-    FileNotFoundError / ValueError when the node has no usable credentials."""
-    from pki.node import load
-    return RaftTLS(DiskCredentials(data_dir, load(data_dir)))
+    """Raft TLS with the credentials saved in a node's data directory, as they
+    are now (for a short-lived process such as ``--force-new-cluster``; the
+    daemon passes its credentials holder). FileNotFoundError / ValueError when
+    the node has no usable credentials."""
+    creds = load(data_dir)
+    return RaftTLS(lambda: creds)

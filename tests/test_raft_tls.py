@@ -26,7 +26,7 @@ from cryptography import x509
 
 from pki import node as pkinode
 from pki.ca import RootCA, cert_pem
-from pki.raft_tls import DiskCredentials, RaftTLS
+from pki.raft_tls import RaftTLS, from_data_dir
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
@@ -222,21 +222,6 @@ def test_check_peer_accepts_managers_of_this_cluster_only(root):
 def serialization_der():
     from cryptography.hazmat.primitives.serialization import Encoding
     return Encoding.DER
-
-
-def test_disk_credentials_follow_renewals_and_skip_half_written_files(tmp_path, root):
-    first = issue(root, "n1")
-    pkinode.save(tmp_path, first)
-    source = DiskCredentials(tmp_path)
-    assert source() == first
-    renewed = issue(root, "n1")
-    pkinode.save(tmp_path, renewed)
-    assert source() == renewed
-    # A key without its certificate (a renewal cut short) is not used.
-    (pkinode.cert_dir(tmp_path) / pkinode.KEY_FILE).write_bytes(pkinode.generate_key())
-    assert source() == renewed
-    with pytest.raises(ValueError, match="no usable node credentials"):
-        DiskCredentials(tmp_path / "nowhere")()
 
 
 # ------------------------------------------------------------ replication ----
@@ -539,6 +524,15 @@ def test_every_trusted_root_counts_during_a_rotation(tmp_path, root):
             wait_for(lambda s=s, e=expected: tls_peers(s) == e, what=f"TLS peers of {s.node_id}")
     finally:
         close_all(stores)
+
+
+def test_credentials_from_a_data_dir(tmp_path, root):
+    creds = issue(root, "saved")
+    pkinode.save(tmp_path, creds)
+    assert from_data_dir(tmp_path).client_context() is not None
+    assert from_data_dir(tmp_path).cluster_id == CLUSTER
+    with pytest.raises(FileNotFoundError):
+        from_data_dir(tmp_path / "nowhere")
 
 
 def test_tls_and_password_are_exclusive(tmp_path, root):
