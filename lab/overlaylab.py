@@ -115,10 +115,11 @@ def overlay_lab(nodes: tuple[str, ...] = ("n1", "n2")) -> Iterator[OverlayLab]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def bb(path: str, *args: str, timeout: float = 20.0,
+def bb(path: Optional[str], *args: str, timeout: float = 20.0,
        input: Optional[str] = None) -> subprocess.CompletedProcess:
-    """Runs busybox <args> inside the namespace at path."""
-    return subprocess.run(["nsenter", f"--net={path}", BUSYBOX, *args], capture_output=True,
+    """Runs busybox <args> inside the namespace at path (None: the host's)."""
+    prefix = ["nsenter", f"--net={path}"] if path else []
+    return subprocess.run([*prefix, BUSYBOX, *args], capture_output=True,
                           text=True, timeout=timeout, input=input)
 
 

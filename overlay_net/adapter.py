@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
-                               PortView, ServiceView, mac_for_ip)
+                               Peer, PortView, ServiceView, mac_for_ip)
 from proto import dispatcher_pb2, objects_pb2
 
 _PROTOCOLS = {objects_pb2.PortConfig.TCP: "tcp", objects_pb2.PortConfig.UDP: "udp",
@@ -41,8 +41,12 @@ def network_view(view: dispatcher_pb2.NetworkView) -> NetworkView:
                                  else "ingress")
                         for p in svc.ports))
         for svc in view.services)
+    peers = tuple(Peer(node_addr=p.node_addr, ip=_bare(p.addr),
+                       mac=(p.mac or mac_for_ip(_bare(p.addr))) if p.addr else "")
+                  for p in view.peers if p.node_addr)
     return NetworkView(id=view.network_id, name=view.name, vni=view.vni, subnet=view.subnet,
                        gateway=view.gateway, encrypted=view.encrypted, ingress=view.ingress,
+                       local_addr=view.local_addr, peers=peers,
                        endpoints=endpoints, services=services)
 
 

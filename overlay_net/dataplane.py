@@ -2,8 +2,9 @@
 
 Owns reconciling the kernel of one node with a `DesiredState`: sandboxes
 (bridge + VXLAN + veths + FDB/neighbour entries, see `sandbox`) for every
-network with a local task, nothing for the others, and the VIP rules in each
-task namespace (see `vip`). It finds what exists by listing the namespaces that
+network with a local task (and the ingress network whenever this node has a
+routing-mesh address, see `ingress`), nothing for the others, and the VIP
+rules in each task namespace (see `vip`). It finds what exists by listing the namespaces that
 carry this node's sandbox prefix, so it also cleans up after a restart.
 
 `apply()` blocks (netlink, nft); an asyncio caller runs it in a thread
@@ -17,6 +18,7 @@ from dataclasses import replace
 from typing import Optional
 
 from overlay_net import netns, plan, sandbox
+from overlay_net.ingress import Ingress
 from overlay_net.model import ApplyResult, DesiredState
 from overlay_net.vip import VipBalancer
 
@@ -39,6 +41,8 @@ class DataPlane:
         self.node_netns = node_netns
         self.node = node or naming.node_key
         self.vips = VipBalancer(self.node)
+        self.ingress = Ingress(self.node)
+        self._mesh_may_exist = True         # until the first apply has looked
         self._mtu: Optional[int] = None
         self._lock = threading.Lock()
 
@@ -70,14 +74,22 @@ class DataPlane:
                         result.removed.append(f"sandbox {name}")
                     except Exception as err:  # noqa: BLE001 - reported, others go on
                         result.errors.append(f"removing sandbox {name}: {err}")
-            failed_tasks: set[str] = set()
+            mesh = False
             for name, spec in sorted(specs.items()):
                 try:
                     result.created += sandbox.ensure(spec, self.naming, self.node_addr,
                                                      self.node_netns, self.mtu)
+                    if spec.ingress is not None:
+                        self.ingress.ensure(spec, self.node_netns, result.created)
+                        mesh = True
                 except Exception as err:  # noqa: BLE001 - reported, others go on
                     result.errors.append(f"network {spec.network_id} (sandbox {name}): {err}")
-                    failed_tasks.update(v.task_id for v in spec.veths.values())
+            if not mesh and self._mesh_may_exist:
+                try:
+                    self.ingress.remove(self.node_netns, result.removed)
+                except Exception as err:  # noqa: BLE001 - reported
+                    result.errors.append(str(err))
+            self._mesh_may_exist = mesh
             wanted = {path: vips for path, vips in plan.task_vips(desired).items()}
             self.vips.apply(wanted, result.created, result.errors)
         for line in result.created:

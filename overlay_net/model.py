@@ -61,6 +61,14 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """A node on a network; `ip`/`mac` is its own address there (ingress only, else empty)."""
+    node_addr: str
+    ip: str = ""
+    mac: str = ""
+
+
+@dataclass(frozen=True)
 class PortView:
     """A published port of a service (ingress routing mesh)."""
     published: int
@@ -90,6 +98,8 @@ class NetworkView:
     name: str = ""
     encrypted: bool = False
     ingress: bool = False                # the routing-mesh network
+    local_addr: str = ""                 # ingress: this node's address there, "10.0.0.3/24"
+    peers: tuple[Peer, ...] = ()         # ingress: every node's address there
     endpoints: tuple[Endpoint, ...] = ()
     services: tuple[ServiceView, ...] = ()
 
@@ -158,6 +168,20 @@ class DesiredState:
                                             f"is outside {net.subnet}")
                 _check_mac(ep.mac, f"{what} endpoint {ep.task_id}")
                 _check_ip(ep.node_addr, f"{what} endpoint {ep.task_id} node address")
+            if net.local_addr:
+                try:
+                    local = ipaddress.IPv4Interface(net.local_addr)
+                except ValueError:
+                    raise OverlayInputError(f"{what}: local address {net.local_addr!r} is not "
+                                            "a.b.c.d/n") from None
+                if local.network != subnet:
+                    raise OverlayInputError(f"{what}: local address {net.local_addr} is "
+                                            f"outside {net.subnet}")
+            for peer in net.peers:
+                _check_ip(peer.node_addr, f"{what} peer")
+                if peer.ip:
+                    _check_ip(peer.ip, f"{what} peer {peer.node_addr}")
+                    _check_mac(peer.mac, f"{what} peer {peer.node_addr}")
             for svc in net.services:
                 if svc.mode not in SERVICE_MODES:
                     raise OverlayInputError(f"{what} service {svc.name}: mode {svc.mode!r} "

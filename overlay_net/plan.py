@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from overlay_net.model import DesiredState, NetworkView
+from overlay_net.model import DesiredState, NetworkView, mac_for_ip
 
 ZERO_MAC = "00:00:00:00:00:00"
 BRIDGE = "br0"
@@ -74,6 +74,19 @@ class VethSpec:
 
 
 @dataclass(frozen=True)
+class IngressSpec:
+    """The routing mesh on this node: its address on the ingress network and the ports.
+
+    ports: (protocol, published port) -> (target port, backend IPs on ingress).
+    """
+    local_ip: str
+    prefixlen: int
+    mac: str
+    subnet: str
+    ports: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     """What one network's sandbox on this node holds."""
     name: str
@@ -84,6 +97,7 @@ class SandboxSpec:
     veths: dict[str, VethSpec] = field(default_factory=dict)
     fdb: frozenset[tuple[str, str]] = frozenset()      # (mac, remote node address)
     neigh: frozenset[tuple[str, str]] = frozenset()    # (ip, mac) of remote endpoints
+    ingress: Optional[IngressSpec] = None
 
 
 def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str, SandboxSpec]:
@@ -101,14 +115,31 @@ def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str
             veths.setdefault(net.id, {})[spec.name] = spec
     result: dict[str, SandboxSpec] = {}
     for net in desired.networks:
-        if net.id not in veths:
+        ingress = ingress_spec(net)
+        if net.id not in veths and ingress is None:
             continue
         fdb, neigh = remote_entries(net, node_addr)
         name = naming.sandbox(net.vni)
         result[name] = SandboxSpec(name=name, network_id=net.id, vni=net.vni,
                                    gateway=net.gateway, prefixlen=net.network.prefixlen,
-                                   veths=veths[net.id], fdb=fdb, neigh=neigh)
+                                   veths=veths.get(net.id, {}), fdb=fdb, neigh=neigh,
+                                   ingress=ingress)
     return result
+
+
+def ingress_spec(net: NetworkView) -> Optional[IngressSpec]:
+    """The routing mesh of the ingress network (None for other networks or without address)."""
+    if not net.ingress or not net.local_addr:
+        return None
+    local = ipaddress.IPv4Interface(net.local_addr)
+    ports: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
+    for svc in net.services:
+        backends = tuple(sorted(set(svc.backends), key=_ip_key))
+        for port in svc.ports:
+            if port.mode == "ingress" and port.published and port.protocol in ("tcp", "udp"):
+                ports[(port.protocol, port.published)] = (port.target, backends)
+    return IngressSpec(local_ip=str(local.ip), prefixlen=local.network.prefixlen,
+                       mac=mac_for_ip(str(local.ip)), subnet=net.subnet, ports=ports)
 
 
 def remote_entries(net: NetworkView, node_addr: str
@@ -126,6 +157,12 @@ def remote_entries(net: NetworkView, node_addr: str
         fdb.add((ep.mac, ep.node_addr))
         fdb.add((ZERO_MAC, ep.node_addr))
         neigh.add((ep.ip, ep.mac))
+    for peer in net.peers:               # ingress: the other nodes' mesh addresses
+        if peer.node_addr == node_addr or not peer.ip:
+            continue
+        fdb.add((peer.mac, peer.node_addr))
+        fdb.add((ZERO_MAC, peer.node_addr))
+        neigh.add((peer.ip, peer.mac))
     return frozenset(fdb), frozenset(neigh)
 
 

@@ -27,8 +27,9 @@ from pyroute2 import IPRoute
 from overlay_net import netns
 from overlay_net.dns import DnsServer
 from overlay_net.dnswire import build_query, parse_answer_addresses, RCODE_OK
+from overlay_net.ingress import NODE_LINK, TABLE as INGRESS_TABLE
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
-                               ServiceView, mac_for_ip)
+                               Peer, PortView, ServiceView, mac_for_ip)
 from overlay_net.vip import TABLE, list_table
 from lab.overlaylab import (OverlayLab, bb, bb_background, overlay_lab, ping, wait_for)
 
@@ -49,6 +50,7 @@ class Scenario:
         self.networks: dict[str, NetworkView] = {}
         self.placed: dict[str, tuple[str, LocalTask]] = {}   # task -> (node, task)
         self.services: dict[str, dict[str, ServiceView]] = collections.defaultdict(dict)
+        self.mesh: dict[str, int] = {}                       # node -> host part on ingress
 
     def network(self, net_id: str, vni: int, third_octet: int) -> None:
         self.networks[net_id] = NetworkView(id=net_id, name=net_id, vni=vni,
@@ -79,8 +81,15 @@ class Scenario:
                         svc = next((s.name for s in self.services[net.id].values()
                                     if att.ip in s.backends), "")
                         eps.append(Endpoint(att.ip, att.mac, self.lab.node_ip(where), name, svc))
+            extra: dict[str, Any] = {}
+            if net.ingress:
+                extra["peers"] = tuple(Peer(self.lab.node_ip(n), self.ip(net.id, h),
+                                            mac_for_ip(self.ip(net.id, h)))
+                                       for n, h in self.mesh.items())
+                if node in self.mesh:
+                    extra["local_addr"] = f"{self.ip(net.id, self.mesh[node])}/24"
             nets.append(replace(net, endpoints=tuple(eps),
-                                services=tuple(self.services[net.id].values())))
+                                services=tuple(self.services[net.id].values()), **extra))
         tasks = tuple(t for where, t in self.placed.values() if where == node)
         return DesiredState(networks=tuple(nets), tasks=tasks)
 
@@ -273,9 +282,9 @@ def _serve_name(lab: OverlayLab, path: str, name: str, root: Path) -> Any:
     return bb_background(path, "httpd", "-f", "-p", "80", "-h", str(www))
 
 
-def http_get(path: str, ip: str) -> tuple[int, str]:
+def http_get(path: str | None, ip: str, port: int = 80) -> tuple[int, str]:
     """(exit code, body) of GET / with busybox nc (busybox wget is broken in the static build)."""
-    res = bb(path, "nc", "-w", "3", ip, "80", input="GET / HTTP/1.0\r\n\r\n", timeout=15)
+    res = bb(path, "nc", "-w", "3", ip, str(port), input="GET / HTTP/1.0\r\n\r\n", timeout=15)
     head, sep, body = res.stdout.replace("\r", "").partition("\n\n")
     body = body.strip() if sep and head.startswith("HTTP/1.") and " 200 " in head else ""
     return (res.returncode if body else (res.returncode or 1)), body
@@ -360,3 +369,52 @@ def test_encrypted_network_is_refused_not_plaintext(olab: OverlayLab) -> None:
     assert any("encrypted" in err for err in result.errors)
     assert olab.sandboxes() == []
     assert "eth0" not in bb(a1, "ip", "link").stdout
+
+
+def test_ingress_routing_mesh(olab: OverlayLab) -> None:
+    """A published port answers on every node, also one without a task, spread over backends."""
+    sc = Scenario(olab)
+    sc.network("ingress", 7601, 0)
+    sc.networks["ingress"] = replace(sc.networks["ingress"], ingress=True)
+    sc.mesh = {"n1": 2, "n2": 3, "n3": 4}
+    backends = {"s1": ("n1", 11), "s2": ("n2", 12)}
+    paths = {name: sc.task(name, node, ("ingress", host)) for name, (node, host) in backends.items()}
+    ips = tuple(sc.ip("ingress", host) for _, host in backends.values())
+    sc.service("ingress", ServiceView("web", vip=sc.ip("ingress", 100), backends=ips,
+                                      ports=(PortView(published=30080, target=80),)))
+    sc.apply_all()
+    assert f"{olab.prefix}ov-n3-7601" in olab.sandboxes(), "no mesh sandbox on the taskless node"
+    root = Path(tempfile.mkdtemp(prefix="shoal-ovl-www-"))
+    servers = [_serve_name(olab, paths[name], name, root) for name in backends]
+    try:
+        n1, n3 = olab.node_ip("n1"), olab.node_ip("n3")
+        wait_for(lambda: http_get(None, n3, 30080)[1] in backends, timeout=15,
+                 what="the published port answering on n3 (no task there)")
+        seen = collections.Counter(http_get(None, n3, 30080)[1] for _ in range(20))
+        assert set(seen) == set(backends), f"20 connections through n3 reached {seen}"
+        # from another node over the underlay, and from the node itself
+        assert http_get(olab.net.netns_path("n3"), n1, 30080)[1] in backends
+        assert http_get(olab.net.netns_path("n3"), n3, 30080)[1] in backends
+        # s1 leaves the service: the mesh sends nothing to it any more
+        sc.service("ingress", ServiceView("web", vip=sc.ip("ingress", 100), backends=ips[1:],
+                                          ports=(PortView(published=30080, target=80),)))
+        sc.apply_all()
+        seen = collections.Counter(http_get(None, n3, 30080)[1] for _ in range(10))
+        assert set(seen) == {"s2"}, seen
+        # unpublished: refused on every node
+        sc.service("ingress", ServiceView("web", vip=sc.ip("ingress", 100), backends=ips[1:]))
+        sc.apply_all()
+        assert http_get(None, n3, 30080)[1] == ""
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+    # nobody publishes and no task is left: the mesh is gone from every node
+    sc.placed.clear()
+    sc.mesh = {}
+    sc.apply_all()
+    assert olab.sandboxes() == []
+    for node in olab.planes:
+        path = olab.net.netns_path(node)
+        assert list_table(path, table=INGRESS_TABLE) is None
+        assert NODE_LINK not in bb(path, "ip", "link").stdout

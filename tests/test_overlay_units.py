@@ -2,6 +2,8 @@
 scripts, DNS wire format and records, resolv.conf generation."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from overlay_net import plan
@@ -181,3 +183,31 @@ def test_adapter_maps_the_dispatcher_views() -> None:
     task = desired.tasks[0]
     assert [a.network_id for a in task.attachments] == ["netA"]
     assert task.attachments[0].mac == "02:42:0a:00:01:03"
+
+
+def test_ingress_plan_and_rules() -> None:
+    from overlay_net.ingress import node_script, sandbox_script
+    from overlay_net.model import Peer, PortView
+    ingress = NetworkView(
+        id="ing", vni=4096, subnet="10.0.0.0/24", gateway="10.0.0.1", ingress=True,
+        local_addr="10.0.0.2/24",
+        peers=(Peer(NODE_A, "10.0.0.2", mac_for_ip("10.0.0.2")),
+               Peer(NODE_B, "10.0.0.3", mac_for_ip("10.0.0.3"))),
+        services=(ServiceView("web", vip="10.0.0.50", backends=("10.0.0.8", "10.0.0.7"),
+                              ports=(PortView(30080, 80), PortView(30053, 53, "udp"),
+                                     PortView(8080, 80, mode="host"))),))
+    desired = DesiredState(networks=(ingress,))
+    desired.validate()
+    specs = plan.sandboxes(desired, plan.Naming(), NODE_A)     # no local task, still a sandbox
+    spec = specs[plan.Naming().sandbox(4096)]
+    assert spec.ingress is not None and spec.ingress.local_ip == "10.0.0.2"
+    assert spec.ingress.ports == {("tcp", 30080): (80, ("10.0.0.7", "10.0.0.8")),
+                                  ("udp", 30053): (53, ("10.0.0.7", "10.0.0.8"))}
+    assert spec.neigh == {("10.0.0.3", mac_for_ip("10.0.0.3"))}      # the other node's mesh address
+    rules = node_script(spec.ingress.ports)
+    assert "tcp . 30080 : jump p_tcp_30080" in rules
+    assert "dnat to numgen random mod 2 map { 0 : 10.0.0.7, 1 : 10.0.0.8 }:80" in rules
+    assert "snat to 10.0.0.2" in sandbox_script(spec.ingress)
+    assert "reject" in node_script({("tcp", 1): (1, ())})
+    without_addr = DesiredState(networks=(replace(ingress, local_addr=""),))
+    assert plan.sandboxes(without_addr, plan.Naming(), NODE_A) == {}
