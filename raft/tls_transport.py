@@ -551,6 +551,27 @@ class TlsTransport(TCPTransport):
         """Raft address -> leaf certificate (DER) every connected peer presented."""
         return {addr: conn.peer_cert or b"" for addr, conn in self._connected_tls().items()}
 
+    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:  # noqa: N802
+        """The first message of an incoming connection names the peer's raft address.
+
+        With TLS, pysyncobj's admin commands ("status", "add", "remove", ...)
+        and read-only replicas are refused: Shoal uses neither, and both would
+        let any holder of a manager certificate (a removed manager's, until it
+        expires) change the membership or read the log without being a member."""
+        if self._security is not None and isinstance(conn, TlsConnection):
+            reason = None
+            if isinstance(message, list):
+                reason = "pysyncobj admin commands are not served"
+            elif message == "readonly":
+                reason = "read-only raft replicas are not served"
+            elif not isinstance(message, str) or message not in self._nodeAddrToNode:
+                reason = f"{conn.peer_name or 'the peer'} is not a raft member here (it says {message!r:.80})"
+            if reason is not None:
+                self._unknownConnections.discard(conn)
+                conn._drop(reason)
+                return
+        super()._onIncomingMessageReceived(conn, message)
+
     def _onTick(self) -> None:  # noqa: N802
         super()._onTick()
         if self._security is None:
