@@ -148,8 +148,10 @@ class RotationReconciler:
             self._task = None
 
     async def _run(self) -> None:
+        # Subscribe before the first check, so a node that rotates in between is not missed.
+        stream = self.store.watch_async(asyncio.get_running_loop())
         await self.check()
-        async for events in self.store.watch_async(asyncio.get_running_loop()):
+        async for events in stream:
             if any(ev.object.WhichOneof("object") in ("node", "cluster") for ev in events):
                 await self.check()
 
