@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
-                               Peer, PortView, ServiceView, mac_for_ip)
+                               NetworkKey, Peer, PortView, ServiceView, mac_for_ip)
 from proto import dispatcher_pb2, objects_pb2
 
 _PROTOCOLS = {objects_pb2.PortConfig.TCP: "tcp", objects_pb2.PortConfig.UDP: "udp",
@@ -47,6 +47,8 @@ def network_view(view: dispatcher_pb2.NetworkView) -> NetworkView:
     return NetworkView(id=view.network_id, name=view.name, vni=view.vni, subnet=view.subnet,
                        gateway=view.gateway, encrypted=view.encrypted, ingress=view.ingress,
                        local_addr=view.local_addr, peers=peers,
+                       keys=tuple(NetworkKey(id=k.id, key=bytes(k.key), primary=k.primary)
+                                  for k in view.keys),
                        endpoints=endpoints, services=services)
 
 

@@ -20,6 +20,7 @@ from typing import Optional
 from overlay_net import netns, plan, sandbox
 from overlay_net.ingress import Ingress
 from overlay_net.model import ApplyResult, DesiredState
+from overlay_net.secure import OVERHEAD as SECURE_OVERHEAD, SecureTunnel
 from overlay_net.vip import VipBalancer
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class DataPlane:
         self.vips = VipBalancer(self.node)
         self.ingress = Ingress(self.node)
         self._mesh_may_exist = True         # until the first apply has looked
+        self._tunnel: Optional[SecureTunnel] = None
         self._mtu: Optional[int] = None
         self._lock = threading.Lock()
 
@@ -65,11 +67,14 @@ class DataPlane:
         desired.validate()
         result = ApplyResult()
         with self._lock:
-            desired = self._refuse_encrypted(desired, result)
+            desired = self._refuse_keyless(desired, result)
             specs = plan.sandboxes(desired, self.naming, self.node_addr)
             for name in self.sandboxes():
                 if name not in specs:
                     try:
+                        vni = self.naming.vni_of(name)
+                        if self._tunnel is not None and vni is not None:
+                            self._tunnel.detach(vni)
                         sandbox.destroy(name)
                         result.removed.append(f"sandbox {name}")
                     except Exception as err:  # noqa: BLE001 - reported, others go on
@@ -77,8 +82,11 @@ class DataPlane:
             mesh = False
             for name, spec in sorted(specs.items()):
                 try:
+                    mtu = self.secure_mtu if spec.encrypted else self.mtu
                     result.created += sandbox.ensure(spec, self.naming, self.node_addr,
-                                                     self.node_netns, self.mtu)
+                                                     self.node_netns, mtu)
+                    if spec.encrypted:
+                        self.tunnel.ensure(spec, spec.keys, mtu, result.created)
                     if spec.ingress is not None:
                         self.ingress.ensure(spec, self.node_netns, result.created)
                         mesh = True
@@ -100,14 +108,14 @@ class DataPlane:
             log.error("[%s] overlay: %s", self.node, line)
         return result
 
-    def _refuse_encrypted(self, desired: DesiredState, result: ApplyResult) -> DesiredState:
-        """Encrypted overlays are not carried by this data plane yet: never in plaintext."""
-        refused = {n.id for n in desired.networks if n.encrypted}
+    def _refuse_keyless(self, desired: DesiredState, result: ApplyResult) -> DesiredState:
+        """An encrypted network without keys is not attached at all: never in plaintext."""
+        refused = {n.id for n in desired.networks if n.encrypted and not n.keys}
         if not refused:
             return desired
         for net_id in sorted(refused):
-            result.errors.append(f"network {net_id}: encrypted overlays are not supported by "
-                                 "this node's data plane yet; its tasks are not attached "
+            result.errors.append(f"network {net_id}: encrypted, but no overlay keys have "
+                                 "arrived yet; its tasks are not attached "
                                  "(no plaintext fallback)")
         tasks = tuple(replace(t, attachments=tuple(a for a in t.attachments
                                                    if a.network_id not in refused))
@@ -115,6 +123,20 @@ class DataPlane:
         return DesiredState(networks=tuple(n for n in desired.networks if n.id not in refused),
                             tasks=tasks)
 
+    @property
+    def tunnel(self) -> SecureTunnel:
+        if self._tunnel is None:
+            self._tunnel = SecureTunnel(self.node_addr, self.node_netns, self.node)
+        return self._tunnel
+
+    @property
+    def secure_mtu(self) -> int:
+        return self.mtu + plan.VXLAN_OVERHEAD - SECURE_OVERHEAD
+
     def teardown(self) -> ApplyResult:
-        """Removes every sandbox and VIP table of this node."""
-        return self.apply(DesiredState())
+        """Removes every sandbox, VIP table and the mesh of this node; stops the tunnel."""
+        result = self.apply(DesiredState())
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+        return result

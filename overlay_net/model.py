@@ -69,6 +69,14 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class NetworkKey:
+    """An overlay encryption key (AES-256-GCM); `id` travels in every packet."""
+    id: int
+    key: bytes
+    primary: bool = False
+
+
+@dataclass(frozen=True)
 class PortView:
     """A published port of a service (ingress routing mesh)."""
     published: int
@@ -100,6 +108,7 @@ class NetworkView:
     ingress: bool = False                # the routing-mesh network
     local_addr: str = ""                 # ingress: this node's address there, "10.0.0.3/24"
     peers: tuple[Peer, ...] = ()         # ingress: every node's address there
+    keys: tuple[NetworkKey, ...] = ()    # encrypted: the cluster's overlay keys
     endpoints: tuple[Endpoint, ...] = ()
     services: tuple[ServiceView, ...] = ()
 
@@ -177,6 +186,10 @@ class DesiredState:
                 if local.network != subnet:
                     raise OverlayInputError(f"{what}: local address {net.local_addr} is "
                                             f"outside {net.subnet}")
+            for key in net.keys:
+                if len(key.key) not in (16, 24, 32):
+                    raise OverlayInputError(f"{what}: key {key.id} is {len(key.key)} bytes "
+                                            "(AES-GCM needs 16, 24 or 32)")
             for peer in net.peers:
                 _check_ip(peer.node_addr, f"{what} peer")
                 if peer.ip:

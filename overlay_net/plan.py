@@ -98,6 +98,8 @@ class SandboxSpec:
     fdb: frozenset[tuple[str, str]] = frozenset()      # (mac, remote node address)
     neigh: frozenset[tuple[str, str]] = frozenset()    # (ip, mac) of remote endpoints
     ingress: Optional[IngressSpec] = None
+    encrypted: bool = False
+    keys: tuple[tuple[int, bytes, bool], ...] = ()      # (id, key, primary)
 
 
 def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str, SandboxSpec]:
@@ -123,7 +125,8 @@ def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str
         result[name] = SandboxSpec(name=name, network_id=net.id, vni=net.vni,
                                    gateway=net.gateway, prefixlen=net.network.prefixlen,
                                    veths=veths.get(net.id, {}), fdb=fdb, neigh=neigh,
-                                   ingress=ingress)
+                                   ingress=ingress, encrypted=net.encrypted,
+                                   keys=tuple((k.id, k.key, k.primary) for k in net.keys))
     return result
 
 

@@ -75,11 +75,12 @@ def ensure(spec: SandboxSpec, naming: Naming, node_addr: str, node_netns: Option
         netns.create(spec.name)
         changes.append(f"sandbox {spec.name}")
     need_vxlan = netns.run_in_netns(path, lambda: _ensure_bridge(spec, mtu, changes))
-    if need_vxlan:
+    if need_vxlan and not spec.encrypted:       # encrypted: secure.SecureTunnel's TAP instead
         _create_vxlan(spec, naming, node_addr, node_netns, mtu, path)
         changes.append(f"vxlan vni {spec.vni} in {spec.name}")
     netns.run_in_netns(path, lambda: _ensure_veths(spec, mtu, changes))
-    netns.run_in_netns(path, lambda: _ensure_remote(spec, changes))
+    if not spec.encrypted:
+        netns.run_in_netns(path, lambda: _ensure_remote(spec, changes))
     return changes
 
 

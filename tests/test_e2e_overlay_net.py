@@ -360,15 +360,98 @@ def test_nothing_left_after_last_task(olab: OverlayLab) -> None:
         assert not [n for n in names if n.startswith(("vx", "br", "ve", "vp"))], names
 
 
-def test_encrypted_network_is_refused_not_plaintext(olab: OverlayLab) -> None:
+def test_encrypted_network_without_keys_is_refused(olab: OverlayLab) -> None:
     sc = Scenario(olab)
     sc.network("secure", 7501, 1)
     sc.networks["secure"] = replace(sc.networks["secure"], encrypted=True)
     a1 = sc.task("a1", "n1", ("secure", 2))
     result = olab.planes["n1"].apply(sc.desired("n1"))
-    assert any("encrypted" in err for err in result.errors)
+    assert any("encrypted" in err and "no plaintext" in err for err in result.errors)
     assert olab.sandboxes() == []
     assert "eth0" not in bb(a1, "ip", "link").stdout
+
+
+class Capture:
+    """Every frame through one underlay device (a bridge port), read with AF_PACKET."""
+
+    def __init__(self, bridge: str) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self.sock.bind((bridge, 0))
+        self.sock.settimeout(0.2)
+        self.frames: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.frames.append(self.sock.recv(65536))
+            except (socket.timeout, OSError):
+                continue
+
+    def close(self) -> list[bytes]:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+        return self.frames
+
+
+def _udp_dports(frames: list[bytes]) -> collections.Counter:
+    ports: collections.Counter = collections.Counter()
+    for frame in frames:
+        if len(frame) > 38 and frame[12:14] == b"\x08\x00" and frame[23] == 17:
+            ihl = (frame[14] & 0x0F) * 4
+            ports[struct.unpack("!H", frame[14 + ihl + 2:14 + ihl + 4])[0]] += 1
+    return ports
+
+
+def test_encrypted_overlay_carries_only_ciphertext(olab: OverlayLab) -> None:
+    from overlay_net.model import NetworkKey
+    sc = Scenario(olab)
+    sc.network("secure", 7701, 1)
+    key1 = NetworkKey(1, bytes(range(32)), primary=True)
+    sc.networks["secure"] = replace(sc.networks["secure"], encrypted=True, keys=(key1,))
+    a1 = sc.task("a1", "n1", ("secure", 2))
+    a2 = sc.task("a2", "n2", ("secure", 3))
+    sc.apply_all()
+    capture = Capture(olab.net.nodes()["n1"]["veth"])      # n1's port on the underlay
+    marker = "PLAINTEXT-MARKER-" * 20
+    try:
+        assert ping(a1, sc.ip("secure", 3)), "a1 cannot ping a2 over the encrypted overlay"
+        assert ping(a2, sc.ip("secure", 2))
+        server = bb_background(a2, "sh", "-c", f"echo {marker} | nc -l -p 8080")
+        try:
+            wait_for(lambda: marker in bb(a1, "nc", "-w", "2", sc.ip("secure", 3), "8080",
+                                          input="").stdout,
+                     what="the marker over the encrypted overlay")
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        frames = capture.close()
+    ports = _udp_dports(frames)
+    assert ports[4790] > 0, f"no tunnel packets seen on the underlay: {ports}"
+    assert ports[4789] == 0, "VXLAN (plaintext) packets on the underlay"
+    assert not any(b"PLAINTEXT-MARKER" in f for f in frames), "plaintext on the underlay"
+    # rotation: a new primary key; the old one still decrypts meanwhile
+    key2 = NetworkKey(2, bytes(range(100, 132)), primary=True)
+    sc.networks["secure"] = replace(sc.networks["secure"],
+                                    keys=(replace(key1, primary=False), key2))
+    sc.apply_all()
+    assert ping(a1, sc.ip("secure", 3)), "no traffic after the key rotation"
+    # a node with a different key cannot talk: nothing falls back to plaintext
+    other = NetworkKey(3, bytes(32), primary=True)
+    desired_n2 = sc.desired("n2")
+    bad = replace(desired_n2, networks=tuple(replace(n, keys=(other,))
+                                             for n in desired_n2.networks))
+    assert not olab.planes["n2"].apply(bad).errors
+    assert not ping(a1, sc.ip("secure", 3)), "traffic passed between nodes with different keys"
+    # teardown of the last task removes the TAP with the sandbox
+    sc.placed.clear()
+    sc.apply_all()
+    assert olab.sandboxes() == []
+    assert olab.planes["n1"].tunnel.vnis() == []
 
 
 def test_ingress_routing_mesh(olab: OverlayLab) -> None:

@@ -211,3 +211,20 @@ def test_ingress_plan_and_rules() -> None:
     assert "reject" in node_script({("tcp", 1): (1, ())})
     without_addr = DesiredState(networks=(replace(ingress, local_addr=""),))
     assert plan.sandboxes(without_addr, plan.Naming(), NODE_A) == {}
+
+
+def test_keys_validated_and_mapped() -> None:
+    from overlay_net.adapter import network_view
+    from overlay_net.model import NetworkKey
+    from proto import dispatcher_pb2 as dpb
+    with pytest.raises(OverlayInputError, match="key 4 is 5 bytes"):
+        DesiredState(networks=(net(encrypted=True, keys=(NetworkKey(4, b"short"),)),)).validate()
+    view = dpb.NetworkView(network_id="s", vni=5000, subnet="10.0.5.0/24", gateway="10.0.5.1",
+                           encrypted=True)
+    view.keys.add(id=7, key=b"k" * 32, primary=True)
+    mapped = network_view(view)
+    assert mapped.encrypted and mapped.keys == (NetworkKey(7, b"k" * 32, True),)
+    desired = DesiredState(networks=(mapped,), tasks=(
+        LocalTask("t", "/p", (Attachment("s", "10.0.5.2/24", mac_for_ip("10.0.5.2")),)),))
+    spec = plan.sandboxes(desired, plan.Naming(), NODE_A)[plan.Naming().sandbox(5000)]
+    assert spec.encrypted and spec.keys == ((7, b"k" * 32, True),)
