@@ -116,8 +116,21 @@ def raft_bind_addr(listen: str, raft_addr: str) -> str:
     return f"{split_addr(listen, DEFAULT_PORT)[0]}:{split_addr(raft_addr, DEFAULT_PORT)[1]}"
 
 
+def podman_env_error() -> str:
+    """Why $SHOAL_PODMAN_* cannot be used ("" when they can, or are unset)."""
+    from worker.podman import PodmanOptions
+    try:
+        PodmanOptions.from_env()
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
 def start_and_announce(data_dir: Path, foreground: bool, message: str) -> int:
     """Starts the daemon (detached unless foreground) and prints `message` once it serves."""
+    if podman_env_error():
+        print(f"Error: {podman_env_error()}", file=sys.stderr)
+        return 1
     if foreground:
         print(message, flush=True)
         return run_daemon(data_dir)
@@ -308,12 +321,20 @@ def cmd_leave(args: argparse.Namespace) -> int:
 
 def remove_task_containers(node_id: str) -> None:
     """Removes the containers of this node's tasks and their secret/config tmpfs, as
-    leaving the swarm does."""
-    found = subprocess.run(["podman", "ps", "-aq", "--filter", f"label=com.shoal.node.id={node_id}"],
-                           capture_output=True, text=True, timeout=60)
+    leaving the swarm does (containers in the podman storage the node's daemon uses:
+    $SHOAL_PODMAN_*, else the host's)."""
+    from worker.podman import PodmanOptions
+    try:
+        options = PodmanOptions.from_env()
+    except ValueError:
+        options = PodmanOptions()
+    podman, env = options.command(), options.environ()
+    found = subprocess.run([*podman, "ps", "-aq", "--filter", f"label=com.shoal.node.id={node_id}"],
+                           capture_output=True, text=True, timeout=60, env=env)
     ids = found.stdout.split()
     if ids:
-        subprocess.run(["podman", "rm", "-f", "-t", "10", *ids], capture_output=True, timeout=120)
+        subprocess.run([*podman, "rm", "-f", "-t", "10", *ids], capture_output=True, timeout=120,
+                       env=env)
     from worker.taskfiles import TaskFiles, default_root
     TaskFiles(default_root(node_id)).cleanup(keep=())  # their secret/config tmpfs
 
@@ -372,6 +393,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     if not (data_dir / STATE_FILE).exists():
         print(f"Error: {data_dir} holds no node: run 'swarm init' or 'swarm join' first",
               file=sys.stderr)
+        return 1
+    if podman_env_error():
+        print(f"Error: {podman_env_error()}", file=sys.stderr)
         return 1
     if args.foreground:
         return run_daemon(data_dir)

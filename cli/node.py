@@ -282,7 +282,7 @@ class Node:
 
     async def run(self) -> None:
         from worker.agent import Agent
-        from worker.podman import PodmanRuntime
+        from worker.podman import PodmanOptions, PodmanRuntime
 
         stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -294,7 +294,8 @@ class Node:
         manager = await self._start_server()
         if manager is not None:
             await manager.start()
-        runtime = PodmanRuntime(str(self.data_dir / "podman"), node_id=self.state.node_id)
+        runtime = PodmanRuntime(str(self.data_dir / "podman"), node_id=self.state.node_id,
+                                options=PodmanOptions.from_env())
         agent = Agent(self.state.node_id, runtime, self._agent_targets(),
                       hostname=socket.gethostname(),
                       credentials=tls.client_credentials(self.creds),

@@ -1,13 +1,16 @@
 """A multi-node Shoal cluster on one host: the `Lab` behind `swarm-lab`.
 
 Owns the lab's nodes: a data directory per node (`<lab-dir>/nodes/<name>`),
-its daemon started inside the node's network namespace and in a fresh UTS
-namespace whose hostname is the node's name (`nsenter --net=… unshare --uts`;
-not `ip netns exec`, which remounts /sys and hides the cgroups podman needs),
-and their teardown: daemons, containers labelled with the lab's node IDs,
-the podman services of the lab's data directories, then the network
-(`lab.netlab`), then the data directories. What a node is, is written to the
-state file before it is made, so `down` works after any crash.
+podman storage of its own (`<lab-dir>/podman/<name>`, see `lab.podstore`:
+nodes share no images and pull from the lab registry through their
+namespace), its daemon started inside the node's network namespace and in a
+fresh UTS namespace whose hostname is the node's name (`nsenter --net=…
+unshare --uts`; not `ip netns exec`, which remounts /sys and hides the cgroups
+podman needs), and their teardown: daemons, containers labelled with the
+lab's node IDs, the podman services of the lab's data directories, then the
+network (`lab.netlab`), then the nodes' podman storage and data directories.
+What a node is, is written to the state file before it is made, so `down`
+works after any crash.
 """
 from __future__ import annotations
 
@@ -23,11 +26,13 @@ from typing import Any, Callable, Optional, Sequence
 
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
+from lab.podstore import NodeStorage, pids_using
 from lab.state import StateFile, lab_dir
 from worker.taskfiles import TaskFiles, default_root
 
 REPO = Path(__file__).resolve().parent.parent
 MANAGER_PORT = 2377
+REGISTRY_PORT = 5000
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 FIELDS = ("Name", "Role", "IP", "DataDir", "Pid", "Host", "Underlay")
 JOIN_MISSING = ("swarm join is not available yet in this checkout (swarm join-token is "
@@ -60,20 +65,7 @@ def _natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
-def _pids_using(path: str) -> list[int]:
-    """PIDs whose command line names `path` as an argument or a directory in it."""
-    needles = (path.encode() + b"\0", path.encode() + b"/")
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if any(n in cmdline for n in needles):
-            found.append(int(entry))
-    return found
+_pids_using = pids_using
 
 
 def _is_swarm(pid: int) -> bool:
@@ -127,6 +119,16 @@ class Lab:
     def ip(self, name: str) -> str:
         self._node(name)
         return self.net.ip(name)
+
+    def storage(self, name: str) -> Optional[NodeStorage]:
+        """The node's own podman storage (None for a node made before labs had it)."""
+        path = self._node(name).get("podman_dir")
+        return NodeStorage(Path(path)) if path else None
+
+    def node_env(self, name: str) -> dict[str, str]:
+        """The environment of the node's processes: the lab's, with the node's podman storage."""
+        storage = self.storage(name)
+        return dict(self.env, **(storage.options.to_env() if storage else {}))
 
     def host(self, name: str) -> str:
         """The SWARM_HOST value that reaches this node's control API."""
@@ -182,7 +184,7 @@ class Lab:
         pid = self.pid(name)
         if pid is not None:
             argv.append(f"--uts=/proc/{pid}/ns/uts")
-        return [*argv, "--", *cmd], dict(self.env, SWARM_HOST=self.host(name))
+        return [*argv, "--", *cmd], dict(self.node_env(name), SWARM_HOST=self.host(name))
 
     def exec(self, name: str, *cmd: str, check: bool = False, timeout: float = 120,
              input: Optional[str] = None) -> subprocess.CompletedProcess:
@@ -200,6 +202,25 @@ class Lab:
         """Runs the `swarm` CLI inside the node against its own daemon."""
         return self.exec(name, *self._swarm_argv(*args), check=check, timeout=timeout)
 
+    def podman_argv(self, name: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of `podman ARGS` on the node's own storage,
+        inside the node's network namespace (so pulls go the way the node's do)."""
+        storage = self.storage(name)
+        command = storage.command() if storage else ["podman"]
+        argv, env = self.exec_argv(name, [*command, *args])
+        return argv, storage.environ(env) if storage else env
+
+    def podman(self, name: str, *args: str, check: bool = False,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+        """Runs `podman ARGS` as the node sees it (its storage, its registry view)."""
+        argv, env = self.podman_argv(name, args)
+        res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                             cwd=str(REPO))
+        if check and res.returncode != 0:
+            raise LabError(f"podman {' '.join(args)} on {name} failed ({res.returncode}): "
+                           f"{res.stderr.strip()}")
+        return res
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.data_dir(name) / "daemon.log"
         try:
@@ -208,7 +229,8 @@ class Lab:
             return ""
 
     def _run_node_starter(self, name: str, *args: str) -> None:
-        res = subprocess.run(self._with_hostname(name, self._swarm_argv(*args)), env=self.env,
+        res = subprocess.run(self._with_hostname(name, self._swarm_argv(*args)),
+                             env=self.node_env(name),
                              capture_output=True, text=True, timeout=120, cwd=str(REPO))
         if res.returncode != 0:
             raise LabError(f"swarm {args[0]} on {name} failed ({res.returncode}): "
@@ -257,14 +279,21 @@ class Lab:
             raise LabError(f"invalid node name {name!r}: use lowercase letters, digits and "
                            "'-' (at most 31 characters)")
         data_dir = self.root / "nodes" / name
+        podman_dir = self.root / "podman" / name
         with self.state.edit() as doc:
             if name in doc.get("nodes", {}):
                 raise LabError(f"node {name!r} already exists")
-            doc.setdefault("nodes", {})[name] = {"role": role, "data_dir": str(data_dir)}
+            doc.setdefault("nodes", {})[name] = {"role": role, "data_dir": str(data_dir),
+                                                 "podman_dir": str(podman_dir)}
         try:
             ip = self.net.add_node(name)
             shutil.rmtree(data_dir, ignore_errors=True)
             data_dir.parent.mkdir(parents=True, exist_ok=True)
+            storage = NodeStorage(podman_dir)
+            problems = storage.remove()          # a leftover of an earlier node of that name
+            if problems:
+                raise LabError(f"node {name!r}: old podman storage left: {'; '.join(problems)}")
+            storage.prepare(f"{self.net.underlay.host_ip}:{REGISTRY_PORT}")
             addr = f"{ip}:{MANAGER_PORT}"
             if create_cluster:
                 self._run_node_starter(name, "init", "--data-dir", str(data_dir),
@@ -349,11 +378,16 @@ class Lab:
             node_id = json.loads((data_dir / "node.json").read_text())["node_id"]
         except (OSError, ValueError, KeyError):
             node_id = ""
+        storage = NodeStorage(Path(node["podman_dir"])) if node.get("podman_dir") else None
+        if storage is not None and not storage.base.exists():
+            node_id = ""                      # never prepared: no container can be there
+        podman = storage.command() if storage else ["podman"]
+        env = storage.environ() if storage else None
         if node_id and shutil.which("podman"):
-            ids = subprocess.run(["podman", "ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}"],
-                                 capture_output=True, text=True, timeout=120).stdout.split()
+            ids = subprocess.run([*podman, "ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}"],
+                                 capture_output=True, text=True, timeout=120, env=env).stdout.split()
             if ids:
-                res = subprocess.run(["podman", "rm", "-f", "-t", "0", *ids],
+                res = subprocess.run([*podman, "rm", "-f", "-t", "0", *ids], env=env,
                                      capture_output=True, text=True, timeout=300)
                 if res.returncode != 0:
                     problems.append(f"podman rm: {res.stderr.strip()}")
@@ -363,6 +397,13 @@ class Lab:
             shutil.rmtree(Path(files.root).parent, ignore_errors=True)
         kill_and_wait(_pids_using(str(data_dir)))
         return problems
+
+    @staticmethod
+    def _remove_storage(node: dict[str, Any]) -> list[str]:
+        """Removes the node's podman storage (after its processes were stopped)."""
+        if not node.get("podman_dir"):
+            return []
+        return NodeStorage(Path(node["podman_dir"])).remove()
 
     def _teardown_node(self, name: str) -> list[str]:
         with self.state.edit() as doc:
@@ -375,6 +416,7 @@ class Lab:
                     self.net.remove_node(name)
             except (NetLabError, OSError) as err:
                 problems.append(str(err))
+            problems += self._remove_storage(node)
             shutil.rmtree(node["data_dir"], ignore_errors=True)
             if not problems:
                 del doc["nodes"][name]
@@ -395,6 +437,8 @@ class Lab:
                 problems += self.net.destroy()
             except (NetLabError, OSError) as err:
                 problems.append(str(err))
+            for node in nodes.values():
+                problems += self._remove_storage(node)
             if problems:
                 raise LabError("down left things behind (run it again): " + "; ".join(problems))
             for node in nodes.values():

@@ -1,8 +1,12 @@
 """The lab's local registry and demo images.
 
-Owns: a Debian `docker-registry` process on 127.0.0.1:5000 (own config and
-storage under /var/lib/shoal-lab/registry, detached, started once), and the
-demo image `127.0.0.1:5000/shoal/busybox:latest`, built from the host's
+Owns: a Debian `docker-registry` process on port 5000 (own config and
+storage under /var/lib/shoal-lab/registry, detached, started once; restarted
+once if an older one listens on loopback only), reached by the host as
+127.0.0.1:5000 and by lab nodes at the host's underlay address (their
+127.0.0.1 is their own; see lab/podstore.py), with the nftables table
+`inet shoal_registry` letting port 5000 be reached only from loopback and the
+lab bridges (`shoallab*`); and the demo image `127.0.0.1:5000/shoal/busybox:latest`, built from the host's
 busybox-static (busybox plus its applet symlinks, /etc/passwd with root and
 nobody, /tmp) with `podman import` and pushed there over plain HTTP.
 
@@ -15,6 +19,7 @@ import contextlib
 import fcntl
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -25,6 +30,9 @@ from pathlib import Path
 from typing import Iterator
 
 REGISTRY_ADDR = "127.0.0.1:5000"
+REGISTRY_PORT = 5000
+REGISTRY_LISTEN = f"0.0.0.0:{REGISTRY_PORT}"   # loopback for the host, the bridges for lab nodes
+GUARD_TABLE = "shoal_registry"
 LAB_DIR = Path(os.environ.get("SHOAL_LAB_DIR", "/var/lib/shoal-lab"))
 REGISTRY_DIR = LAB_DIR / "registry"
 DEMO_REPO = "shoal/busybox"
@@ -41,7 +49,8 @@ _MANIFEST_TYPES = ", ".join([
 ])
 
 _REGISTRY_CONFIG = """\
-# Written by lab/images.py: the Shoal lab's registry (no auth, plain HTTP, loopback only)
+# Written by lab/images.py: the Shoal lab's registry (no auth, plain HTTP; reachable
+# from loopback and the lab bridges only: nftables table inet shoal_registry)
 version: 0.1
 log:
   level: warn
@@ -96,17 +105,69 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _configured_listen() -> str:
+    """The listen address in the registry's config file ("" when there is none)."""
+    try:
+        text = (REGISTRY_DIR / "config.yml").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.strip().startswith("addr:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _guard_port() -> None:
+    """Lets the registry's port be reached from loopback and the lab bridges only."""
+    if subprocess.run(["nft", "list", "table", "inet", GUARD_TABLE], capture_output=True,
+                      timeout=30).returncode == 0:
+        return
+    rules = (f"table inet {GUARD_TABLE} {{\n"
+             "  chain input {\n"
+             "    type filter hook input priority -5; policy accept;\n"
+             f'    tcp dport {REGISTRY_PORT} iifname "lo" accept\n'
+             f'    tcp dport {REGISTRY_PORT} iifname "shoallab*" accept\n'
+             f"    tcp dport {REGISTRY_PORT} drop\n"
+             "  }\n}\n")
+    done = subprocess.run(["nft", "-f", "-"], input=rules, capture_output=True, text=True,
+                          timeout=30)
+    if done.returncode != 0:
+        raise LabImageError(f"cannot install the registry's nftables guard: {done.stderr.strip()}")
+
+
+def _stop_old_registry(timeout: float = 10.0) -> None:
+    """Stops a registry this module started with another listen address."""
+    try:
+        pid = int((REGISTRY_DIR / "registry.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        pid, cmdline = 0, b""
+    if REGISTRY_BINARY.encode() not in cmdline:
+        raise LabImageError(f"a registry answers on {REGISTRY_ADDR} but was not started by "
+                            f"lab/images.py (no live pid in {REGISTRY_DIR / 'registry.pid'}); "
+                            f"stop it so the lab can start one listening on {REGISTRY_LISTEN}")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and registry_alive():
+        time.sleep(0.05)
+
+
 def ensure_registry(timeout: float = 20.0) -> str:
-    """Starts the lab registry unless one answers already; returns its address."""
-    if registry_alive():
+    """Starts the lab registry unless it answers already; returns the host's address of it."""
+    if registry_alive() and _configured_listen() == REGISTRY_LISTEN:
+        _guard_port()
         return REGISTRY_ADDR
     with _lock(REGISTRY_DIR / ".lock"):
         if registry_alive():
-            return REGISTRY_ADDR
+            if _configured_listen() == REGISTRY_LISTEN:
+                _guard_port()
+                return REGISTRY_ADDR
+            _stop_old_registry()
+        _guard_port()
         storage = REGISTRY_DIR / "storage"
         storage.mkdir(parents=True, exist_ok=True)
         config = REGISTRY_DIR / "config.yml"
-        config.write_text(_REGISTRY_CONFIG.format(storage=storage, addr=REGISTRY_ADDR))
+        config.write_text(_REGISTRY_CONFIG.format(storage=storage, addr=REGISTRY_LISTEN))
         log_path = REGISTRY_DIR / "registry.log"
         try:
             with open(log_path, "ab") as log, open(os.devnull, "rb") as null:

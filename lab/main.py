@@ -1,7 +1,7 @@
 """The `swarm-lab` command: argument parsing and output for `lab.cluster.Lab`.
 
-Owns the command tree (up, down, status, ip, host, exec, kill, start, add,
-remove, partition, heal), `status --format` rendering (Docker's table, json,
+Owns the command tree (up, down, status, ip, host, exec, podman, kill, start,
+add, remove, partition, heal), `status --format` rendering (Docker's table, json,
 Go-template subset via `cli.templates`) and turning lab failures into one
 `Error: …` line on stderr with exit code 1 (usage errors exit 2). The lab's
 directory is $SHOAL_LAB_DIR (default /var/lib/shoal-lab); $SHOAL_LAB_INDEX
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("exec", help="Run a command inside a node (SWARM_HOST set)")
     p.add_argument("node", metavar="NODE")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+    p = sub.add_parser("podman", help="Run podman on a node's own storage, inside the node")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
     p = sub.add_parser("add", help="Join a new node to the lab's cluster")
     p.add_argument("node", metavar="NAME")
     p.add_argument("--manager", action="store_true", help="Join as a manager")
@@ -91,6 +94,16 @@ def _run(args: argparse.Namespace) -> int:
             print("Error: exec needs a command: swarm-lab exec NODE -- CMD...", file=sys.stderr)
             return 2
         argv, env = lab.exec_argv(args.node, command)
+        return subprocess.call(argv, env=env)
+    if cmd == "podman":
+        podman_args = list(args.args)
+        if podman_args and podman_args[0] == "--":
+            podman_args = podman_args[1:]
+        if not podman_args:
+            print("Error: podman needs arguments: swarm-lab podman NODE -- ps -a",
+                  file=sys.stderr)
+            return 2
+        argv, env = lab.podman_argv(args.node, podman_args)
         return subprocess.call(argv, env=env)
     if cmd == "kill":
         lab.kill(args.node)

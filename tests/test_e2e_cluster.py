@@ -33,7 +33,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from lab.cluster import REPO, Lab, LabError
-from lab.localnode import podman
 from pki import node as pkinode
 from pki import tls, tokens
 from pki.ca import RootCA, cert_pem
@@ -95,11 +94,16 @@ def cluster_id(lab: Lab) -> str:
 
 
 def containers_per_node(lab: Lab, service: str) -> Counter:
-    """Running podman containers of `service` in this lab's cluster, per node hostname."""
-    ids = {lab.node_id(name): name for name in lab.names()}
-    out = podman("ps", "--format", "json", "--filter", f"label=com.shoal.service.name={service}",
-                 "--filter", f"label=com.shoal.cluster.id={cluster_id(lab)}")
-    found = json.loads(out.stdout or "[]")
+    """Running podman containers of `service` in this lab's cluster, per node hostname
+    (found in each node's own podman storage, counted by the node label they carry)."""
+    names = lab.names()
+    ids = {lab.node_id(name): name for name in names}
+    found = []
+    for name in names:
+        out = lab.podman(name, "ps", "--format", "json", "--filter",
+                         f"label=com.shoal.service.name={service}",
+                         "--filter", f"label=com.shoal.cluster.id={cluster_id(lab)}")
+        found += json.loads(out.stdout or "[]")
     return Counter(ids.get((c.get("Labels") or {}).get("com.shoal.node.id", ""), "?")
                    for c in found)
 

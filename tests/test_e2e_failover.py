@@ -28,7 +28,6 @@ import pytest
 
 from lab import images
 from lab.cluster import Lab
-from lab.localnode import podman
 from lab.netlab import process_alive
 from manager.control import NO_LEADER
 from proto import control_pb2 as cpb
@@ -193,10 +192,14 @@ def running_tasks(lab: Lab, node: str, service_id: str) -> list[pb.Task]:
     return [t for t in tasks if t.desired_state == pb.RUNNING and t.status.state == pb.RUNNING]
 
 
-def service_containers(service: str) -> list[dict]:
-    out = podman("ps", "--format", "json", "--filter",
-                 f"label=com.shoal.service.name={service}").stdout.strip()
-    return json.loads(out) if out else []
+def service_containers(lab: Lab, service: str) -> list[dict]:
+    """Running containers of `service` over every node's own podman storage."""
+    found = []
+    for name in lab.names():
+        out = lab.podman(name, "ps", "--format", "json", "--filter",
+                         f"label=com.shoal.service.name={service}").stdout.strip()
+        found += json.loads(out) if out else []
+    return found
 
 
 def log_tails(lab: Lab) -> str:
@@ -250,17 +253,17 @@ def test_worker_kill_reschedules_and_no_duplicates_on_return(healthy: Lab) -> No
         # the killed daemon left its container running; the returning agent must stop it
         lab.start("worker1")
         lab.wait_ready(timeout=30)
-        wait(lambda: len(service_containers(name)) == 5, 20,
+        wait(lambda: len(service_containers(lab, name)) == 5, 20,
              f"exactly 5 running containers of {name} after worker1 returned")
         # and it stays so: the store and podman agree, nothing runs twice
         tasks = running_tasks(lab, leader, svc.id)
         slots = [t.slot for t in tasks]
         assert len(tasks) == 5 and len(set(slots)) == 5, slots
         assert all(t.node_id != victim for t in tasks)
-        assert len(service_containers(name)) == 5
+        assert len(service_containers(lab, name)) == 5
     finally:
         api(lab, leader).RemoveService(cpb.RemoveServiceRequest(service_id=svc.id), timeout=10)
-        wait(lambda: not service_containers(name), 30, f"{name}'s containers removed")
+        wait(lambda: not service_containers(lab, name), 30, f"{name}'s containers removed")
 
 
 def test_partitioned_minority_refuses_writes_and_catches_up(healthy: Lab) -> None:

@@ -1,7 +1,6 @@
 """End to end on a lab: promote, demote, leave and remove, with Docker's refusals."""
 from __future__ import annotations
 
-import subprocess
 
 import grpc
 import pytest
@@ -102,10 +101,9 @@ def test_worker_leaves_and_is_seen_down(lab: Lab) -> None:
     out = lab.swarm("worker1", "leave", "--data-dir", str(lab.data_dir("worker1"))).stdout
     assert "Node left the swarm." in out
     assert not (lab.data_dir("worker1") / "node.json").exists()
-    left = subprocess.run(["podman", "ps", "-aq", "--filter",
-                           f"label=com.shoal.node.id={node_id}"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    assert left == []   # its task containers went with it
+    left = lab.podman("worker1", "ps", "-aq", "--filter", f"label=com.shoal.node.id={node_id}",
+                      check=True).stdout.split()
+    assert left == []   # its task containers went with it (from the node's own storage)
     lab.wait_for(lambda: "Down" in _row(lab, "worker1"), 15, "worker1 Down on the manager")
     res = lab.swarm("worker1", "leave", "--data-dir", str(lab.data_dir("worker1")),
                     check=False)

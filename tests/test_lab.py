@@ -20,6 +20,7 @@ from pyroute2 import IPRoute
 from lab.cluster import Lab
 from lab.localnode import LABEL_NODE, podman
 from lab.netlab import NETNS_DIR, NetLab, Underlay, pids_in_netns, process_alive
+from lab.podstore import mounts_under, pids_using
 from lab.state import StateFile
 from tests.labfixtures import bridge_exists, lab, lab_cluster, new_lab_root  # noqa: F401
 
@@ -93,6 +94,9 @@ def leftovers(lab_: Lab, names: list[str], bridge: str, table: str) -> list[str]
             continue
     if (lab_.root / "nodes").exists() and any((lab_.root / "nodes").iterdir()):
         found.append(f"data dirs in {lab_.root / 'nodes'}")
+    if (lab_.root / "podman").exists() and any((lab_.root / "podman").iterdir()):
+        found.append(f"podman storage in {lab_.root / 'podman'}")
+    found += [f"mount {point}" for point in mounts_under(lab_.root)]
     if lab_.state.exists():
         found.append(f"state file {lab_.state.path}")
     return found
@@ -170,8 +174,8 @@ def test_service_runs_and_node_survives_kill_and_start(shared_lab: Lab, demo_ima
                      demo_image, "sleep", "600")
 
     def running_containers() -> list[str]:
-        return podman("ps", "-q", "--filter", f"label={LABEL_NODE}={node_id}",
-                      "--filter", "label=com.shoal.service.name=labsvc").stdout.split()
+        return shared_lab.podman("manager1", "ps", "-q", "--filter", f"label={LABEL_NODE}={node_id}",
+                                 "--filter", "label=com.shoal.service.name=labsvc").stdout.split()
 
     first = Lab.wait_for(running_containers, 30, "the service's container to run")
     old_pid = shared_lab.pid("manager1")
@@ -232,10 +236,14 @@ def test_partition_and_heal_between_bare_namespaces() -> None:
 
 def test_down_after_daemons_were_killed_leaves_nothing(lab: Lab, demo_image: str) -> None:
     node_id = lab.node_id("manager1")
+    storage = lab.storage("manager1")
+    assert storage is not None
     lab.swarm("manager1", "service", "create", "--name", "crashsvc", "--detach",
               demo_image, "sleep", "600")
-    Lab.wait_for(lambda: podman("ps", "-q", "--filter", f"label={LABEL_NODE}={node_id}")
-                 .stdout.split(), 30, "the service's container to run")
+    Lab.wait_for(lambda: lab.podman("manager1", "ps", "-q", "--filter",
+                                    f"label={LABEL_NODE}={node_id}").stdout.split(),
+                 30, "the service's container to run")
+    assert mounts_under(storage.base), "a running container has its overlay mounted"
     pid = lab.pid("manager1")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -243,9 +251,54 @@ def test_down_after_daemons_were_killed_leaves_nothing(lab: Lab, demo_image: str
     res = swarm_lab(lab, "down")
     assert res.returncode == 0, res.stderr
     assert leftovers(lab, ["manager1"], bridge, table) == []
+    assert not storage.base.exists()
     assert podman("ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}").stdout == ""
     res = swarm_lab(lab, "down")
     assert res.returncode == 1 and "not up" in res.stderr
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_nodes_have_their_own_storage_and_pull_through_their_namespace(
+        demo_image: str) -> None:
+    with lab_cluster(managers=1, workers=1) as two:
+        two.wait_ready()
+        mine, other = two.storage("manager1"), two.storage("worker1")
+        assert mine is not None and other is not None and mine.base != other.base
+        for name, storage in (("manager1", mine), ("worker1", other)):
+            # container storage lives next to the data directory, never inside it
+            assert two.data_dir(name) not in storage.base.parents
+            service = [pid for pid in pids_in_netns(two.net.netns_name(name))
+                       if "system service" in _cmdline(pid)]
+            assert service, f"{name}'s podman service runs in its namespace"
+            assert f"--root {storage.options.root} " in _cmdline(service[0])
+        # a fresh node holds no image; 127.0.0.1:5000 is not the registry in its namespace
+        for name in ("manager1", "worker1"):
+            assert two.podman(name, "image", "exists", demo_image).returncode == 1
+        assert not probe_from(two.net.netns_path("manager1"), "127.0.0.1", 5000)
+        # so this pull went through the node's namespace to the registry's underlay address
+        two.podman("manager1", "pull", "--quiet", demo_image, check=True)
+        assert two.podman("manager1", "image", "exists", demo_image).returncode == 0
+        assert two.podman("worker1", "image", "exists", demo_image).returncode == 1, \
+            "an image pulled on one node is not on another"
+        # the daemon of a node pulls by itself when a task needs the image
+        two.swarm("manager1", "service", "create", "--name", "pinned", "--detach",
+                  "--constraint", "node.hostname==worker1", demo_image, "sleep", "600")
+        worker_id = two.node_id("worker1")
+        running = Lab.wait_for(
+            lambda: two.podman("worker1", "ps", "-q", "--filter",
+                               f"label={LABEL_NODE}={worker_id}").stdout.split(),
+            60, "the pinned task's container running on worker1")
+        assert two.podman("worker1", "image", "exists", demo_image).returncode == 0
+        assert running[0] not in two.podman("manager1", "ps", "-aq").stdout
+        assert podman("ps", "-aq", "--filter", f"label={LABEL_NODE}={worker_id}").stdout == "", \
+            "the host's storage holds none of the lab's containers"
+    assert not mine.base.exists() and not other.base.exists()
 
 
 def test_multi_node_up_needs_join(tmp_path: Path) -> None:
@@ -270,15 +323,19 @@ def test_multi_node_up_needs_join(tmp_path: Path) -> None:
 
 def test_remove_takes_the_node_and_its_containers_away(lab: Lab, demo_image: str) -> None:
     node_id = lab.node_id("manager1")
+    storage = lab.storage("manager1")
+    assert storage is not None
     lab.swarm("manager1", "service", "create", "--name", "gone", "--detach",
               demo_image, "sleep", "600")
-    Lab.wait_for(lambda: podman("ps", "-q", "--filter", f"label={LABEL_NODE}={node_id}")
-                 .stdout.split(), 30, "the service's container to run")
+    Lab.wait_for(lambda: lab.podman("manager1", "ps", "-q", "--filter",
+                                    f"label={LABEL_NODE}={node_id}").stdout.split(),
+                 30, "the service's container to run")
     netns_name = lab.net.netns_name("manager1")
     res = swarm_lab(lab, "remove", "manager1")
     assert res.returncode == 0, res.stderr
     assert not (NETNS_DIR / netns_name).exists()
-    assert podman("ps", "-aq", "--filter", f"label={LABEL_NODE}={node_id}").stdout == ""
+    assert not storage.base.exists() and mounts_under(storage.base) == []
+    assert pids_using(str(storage.base)) == [], "no conmon or podman of the node is left"
     assert not (lab.root / "nodes" / "manager1").exists()
     assert swarm_lab(lab, "status", "--format", "{{.Name}}").stdout.strip() == ""
     res = swarm_lab(lab, "kill", "manager1")

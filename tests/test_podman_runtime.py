@@ -375,3 +375,36 @@ async def test_service_socket_is_reused_and_restarted(tmp_path: Path) -> None:
         await second.close()
     finally:
         kill_service(tmp_path)
+
+
+async def test_own_storage_holds_the_runtimes_images_and_containers(
+        tmp_path: Path, demo_image: str, run_id: str) -> None:
+    """PodmanOptions: the service runs on the given storage, the host's storage is untouched."""
+    from lab.podstore import NodeStorage
+    from worker.podman import PodmanOptions
+
+    storage = NodeStorage(tmp_path / "storage")
+    options = PodmanOptions(root=storage.options.root, run_root=storage.options.run_root)
+    state_dir = tmp_path / "state"
+    rt = PodmanRuntime(str(state_dir), node_id="test", options=options)
+    try:
+        assert not await rt.image_present(demo_image)      # a new storage holds nothing
+        await rt.ensure_image(demo_image)
+        assert await rt.image_present(demo_image)
+        pid = rt.service_pid
+        assert pid is not None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert [b"--root", options.root.encode()] == cmdline[1:3]
+        cid = await rt.create(ContainerConfig(name=f"shoaltest.{run_id}.own", image=demo_image,
+                                              command=["sleep", "600"],
+                                              labels={RUN_LABEL: run_id}))
+        await rt.start(cid)
+        on_storage = subprocess.run([*options.command(), "ps", "-q", "--no-trunc"],
+                                    capture_output=True, text=True, check=True).stdout.split()
+        assert on_storage == [cid]
+        assert podman("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}").stdout == ""
+        await rt.close()
+    finally:
+        kill_service(state_dir)
+        assert storage.remove() == []
+    assert not storage.base.exists()

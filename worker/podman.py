@@ -2,7 +2,9 @@
 
 Owns the `podman system service` process of a node (started on first use, in
 its own session so it outlives an agent killed with -9; an already-live socket
-is reused), the translation of `ContainerConfig` into libpod's SpecGenerator,
+is reused), where that podman keeps its containers and reads its registry
+configuration (`PodmanOptions`: the host's defaults unless the node's
+environment names its own storage, as the lab's nodes do), the translation of `ContainerConfig` into libpod's SpecGenerator,
 image presence (pull when missing, remembered once seen), and the mapping of
 podman's answers and failures onto `worker.runtime` types. Every call is
 bounded by a timeout except the ones that wait for a container by design
@@ -18,8 +20,9 @@ import os
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 from urllib.parse import quote
 
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
@@ -30,6 +33,67 @@ from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState,
                             ImagePullError, LogLine, Runtime, RuntimeError_)
 
 API = "/v4.0.0/libpod"
+ENV_ROOT = "SHOAL_PODMAN_ROOT"
+ENV_RUNROOT = "SHOAL_PODMAN_RUNROOT"
+ENV_HOME = "SHOAL_PODMAN_HOME"
+
+
+@dataclass(frozen=True)
+class PodmanOptions:
+    """Where a node's podman keeps its state; empty fields mean podman's defaults.
+
+    `root`/`run_root` are podman's `--root`/`--runroot` (graph root and run root
+    of its container storage: images, layers, containers). `home` is the HOME
+    of the podman processes: a `.config/containers/registries.conf` there
+    replaces the host's registry configuration, drop-ins included.
+    """
+    root: str = ""
+    run_root: str = ""
+    home: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PodmanOptions":
+        """Reads $SHOAL_PODMAN_ROOT, $SHOAL_PODMAN_RUNROOT and $SHOAL_PODMAN_HOME.
+
+        Raises ValueError naming the variable when a value is not an absolute path.
+        """
+        env = os.environ if environ is None else environ
+        values = {}
+        for field_name, var in (("root", ENV_ROOT), ("run_root", ENV_RUNROOT),
+                                ("home", ENV_HOME)):
+            value = env.get(var, "")
+            if value and not os.path.isabs(value):
+                raise ValueError(f"{var} must be an absolute path, got {value!r} "
+                                 "(unset it to use the host's podman storage)")
+            values[field_name] = value
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make `from_env` give these options back."""
+        pairs = ((ENV_ROOT, self.root), (ENV_RUNROOT, self.run_root), (ENV_HOME, self.home))
+        return {var: value for var, value in pairs if value}
+
+    def global_args(self) -> list[str]:
+        """podman's global options for this storage (before the subcommand)."""
+        args = []
+        if self.root:
+            args += ["--root", self.root]
+        if self.run_root:
+            args += ["--runroot", self.run_root]
+        return args
+
+    def command(self, podman: str = "podman") -> list[str]:
+        """argv prefix of a podman CLI call on this storage."""
+        return [podman, *self.global_args()]
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a podman process using these options."""
+        env = dict(os.environ if base is None else base)
+        if self.home:
+            env["HOME"] = self.home
+        return env
+
+
 def _is_local_registry(image: str) -> bool:
     host = image.split("/", 1)[0] if "/" in image else ""
     return host.split(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
@@ -49,12 +113,15 @@ def _sync_ping(socket_path: str, timeout: float = 1.0) -> bool:
 
 
 class PodmanRuntime(Runtime):
-    """`Runtime` backed by `podman system service` on `<state_dir>/podman.sock`."""
+    """`Runtime` backed by `podman system service` on `<state_dir>/podman.sock`,
+    started with `options` (default: the host's podman storage and configuration)."""
 
     def __init__(self, state_dir: str, node_id: str = "", *, max_idle: int = 16,
                  request_timeout: float = 60.0, pull_timeout: float = 600.0,
-                 service_start_timeout: float = 20.0, podman: str = "podman") -> None:
+                 service_start_timeout: float = 20.0, podman: str = "podman",
+                 options: PodmanOptions | None = None) -> None:
         self.state_dir = Path(state_dir)
+        self.options = options or PodmanOptions()
         self.socket_path = str(self.state_dir / "podman.sock")
         self.request_timeout = request_timeout
         self.pull_timeout = pull_timeout
@@ -93,15 +160,16 @@ class PodmanRuntime(Runtime):
             with open(log_path, "ab") as out, open(os.devnull, "rb") as null:
                 try:
                     process = subprocess.Popen(
-                        [self.podman, "system", "service", "--time=0",
-                         f"unix://{self.socket_path}"],
+                        [*self.options.command(self.podman), "system", "service",
+                         "--time=0", f"unix://{self.socket_path}"],
                         stdin=null, stdout=out, stderr=out, close_fds=True,
-                        start_new_session=True)
+                        start_new_session=True, env=self.options.environ())
                 except OSError as err:
                     raise RuntimeError_(f"cannot start podman system service: {err}") from err
             (self.state_dir / "podman-service.pid").write_text(f"{process.pid}\n")
-            self.log.info("started podman system service pid=%d on %s",
-                          process.pid, self.socket_path)
+            self.log.info("started podman system service pid=%d on %s (storage %s)",
+                          process.pid, self.socket_path,
+                          self.options.root or "the host's default")
             deadline = time.monotonic() + self.service_start_timeout
             while time.monotonic() < deadline:
                 if _sync_ping(self.socket_path):

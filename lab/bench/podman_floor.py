@@ -20,10 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Sequence
 
 from lab.images import ensure_demo_image
-from worker.podman import PodmanRuntime
+from lab.podstore import NodeStorage
+from worker.podman import PodmanOptions, PodmanRuntime
 from worker.runtime import ContainerConfig
 
 BENCH_LABEL = "com.shoal.bench.run"
@@ -76,10 +78,14 @@ async def floor_rest_once(image: str, count: int, state_dir: str) -> float:
 
 async def floor_rest_per_node(image: str, count: int, services: int, state_dir: str) -> float:
     """The lab-shaped floor: `services` podman services on one host (one per lab node,
-    sharing its container storage) each start count/services containers, all at once.
-    Returns the slowest service's time; every service is stopped afterwards."""
-    runtimes = [PodmanRuntime(f"{state_dir}/node{i}", node_id=f"bench-floor{i}")
-                for i in range(services)]
+    each with container storage of its own, as lab nodes have) each start
+    count/services containers, all at once. Returns the slowest service's time;
+    every service and its storage is removed afterwards."""
+    storages = [NodeStorage(Path(state_dir) / f"storage{i}") for i in range(services)]
+    runtimes = [PodmanRuntime(f"{state_dir}/node{i}", node_id=f"bench-floor{i}",
+                              options=PodmanOptions(root=s.options.root,
+                                                    run_root=s.options.run_root))
+                for i, s in enumerate(storages)]
     try:
         for runtime in runtimes:                       # services up, image present: not timed
             await runtime.ensure_image(image)
@@ -95,6 +101,9 @@ async def floor_rest_per_node(image: str, count: int, services: int, state_dir: 
             if pid:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
+        problems = [p for storage in storages for p in storage.remove()]
+        if problems:
+            raise RuntimeError("floor storage left behind: " + "; ".join(problems))
 
 
 async def remove_labelled(runtime: PodmanRuntime, run: str) -> None:
