@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -147,16 +148,36 @@ class Bench:
         self.remove(leader, svc.id, name)
         return elapsed
 
-    def converge(self, replicas: int) -> float:
+    def converge(self, replicas: int, timeline: bool = False) -> float:
         leader = self.leader()
         spec = self.spec(replicas)
-        started = time.monotonic()
+        load = os.getloadavg()[0]
+        wall, started = time.time(), time.monotonic()
         svc = self.api(leader).CreateService(cpb.CreateServiceRequest(spec=spec), timeout=10).service
+        # polled every 20 ms: a finer poll costs the leader (serving ListTasks) and the
+        # 2-core host more CPU than the resolution it buys
         self.lab.wait_for(lambda: len(self.running(leader, svc.id)) >= replicas, 120,
-                          f"{replicas} replicas running", interval=0.005)
+                          f"{replicas} replicas running", interval=0.02)
         elapsed = time.monotonic() - started
+        if timeline:
+            print(f"  {elapsed:.2f} s (load {load:.1f}): "
+                  f"{self.timeline(leader, svc.id, wall)}", flush=True)
         self.remove(leader, svc.id, spec.annotations.name)
         return elapsed
+
+    def timeline(self, leader: str, service_id: str, wall: float) -> str:
+        """When the tasks were created and, per node, when its last one was reported RUNNING
+        (seconds after CreateService was sent; one host, one clock)."""
+        tasks = self.running(leader, service_id)
+        hostnames = {self.lab.node_id(n): n for n in self.lab.names()}
+        created = max(t.meta.created_at.ToNanoseconds() for t in tasks) / 1e9 - wall
+        per_node: dict[str, list[float]] = {}
+        for t in tasks:
+            per_node.setdefault(hostnames.get(t.node_id, t.node_id[:8]), []).append(
+                t.status.timestamp.ToNanoseconds() / 1e9 - wall)
+        nodes = ", ".join(f"{n} {len(ts)} by +{max(ts):.2f}"
+                          for n, ts in sorted(per_node.items()))
+        return f"tasks created by +{created:.2f} s; running: {nodes}"
 
 
 
@@ -183,12 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.pull_everywhere()
         # convergence first, on a cluster no fault has touched yet
         bench.converge(5)   # warm-up: image present on every node's podman, sessions open
-        converge = _runs(opts.runs, lambda: bench.converge(opts.replicas))
+        converge = _runs(opts.runs, lambda: bench.converge(opts.replicas, timeline=True))
         print(_line(f"converge {opts.replicas} replicas on 5 nodes", converge), flush=True)
         print(_line("failover (kill -9 leader -> write accepted)", _runs(opts.runs, bench.failover)),
               flush=True)
         print(_line("reschedule (kill -9 worker -> its replicas running elsewhere)",
                     _runs(opts.runs, bench.reschedule)), flush=True)
+    print(f"load average before the floor: {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         floors = [asyncio.run(floor_rest_once(image, opts.replicas, str(Path(tmp) / "floor")))
                   for _ in range(opts.runs)]
