@@ -210,6 +210,20 @@ class Lab:
         argv, env = self.exec_argv(name, [*command, *args])
         return argv, storage.environ(env) if storage else env
 
+    def containers(self, *filters: str, all_states: bool = False) -> list[dict[str, Any]]:
+        """`podman ps --format json` over every node's storage (each `--filter` value in
+        filters); each entry gets "LabNode", the node whose storage holds it."""
+        found = []
+        for name in self.names():
+            args = ["ps", "--format", "json", *(f"--filter={f}" for f in filters)]
+            if all_states:
+                args.insert(1, "-a")
+            res = self.podman(name, *args, check=True)
+            for entry in json.loads(res.stdout or "[]"):
+                entry["LabNode"] = name
+                found.append(entry)
+        return found
+
     def podman(self, name: str, *args: str, check: bool = False,
                timeout: float = 120) -> subprocess.CompletedProcess:
         """Runs `podman ARGS` as the node sees it (its storage, its registry view)."""

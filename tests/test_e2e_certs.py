@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from lab.cluster import Lab, LabError
-from lab.localnode import podman
 from pki import node as pkinode
 from pki import tls, tokens
 from pki.ca import MIN_EXPIRY_ENV, load_certificates
@@ -118,9 +117,7 @@ def running_tasks(lab: Lab, service: str) -> dict[str, str]:
 
 
 def containers(lab: Lab, service: str) -> set[str]:
-    out = podman("ps", "--format", "json", "--filter",
-                 f"label=com.shoal.service.name={service}")
-    return {c["Id"] for c in json.loads(out.stdout or "[]")}
+    return {c["Id"] for c in lab.containers(f"label=com.shoal.service.name={service}")}
 
 
 def serial(lab: Lab, name: str) -> int:

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from lab.cluster import Lab
-from lab.localnode import podman
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 from worker.taskfiles import default_root
 
@@ -63,15 +62,22 @@ def wait(cond: Any, timeout: float, what: str) -> Any:
 def running_container(lab: Lab, service: str) -> dict[str, Any] | None:
     """The one running podman container of `service` in this lab, or None."""
     node_ids = {lab.node_id(n) for n in lab.names()}
-    out = podman("ps", "--format", "json", "--filter",
-                 f"label=com.shoal.service.name={service}").stdout
-    found = [c for c in json.loads(out or "[]")
+    found = [c for c in lab.containers(f"label=com.shoal.service.name={service}")
              if (c.get("Labels") or {}).get("com.shoal.node.id") in node_ids]
-    return found[0] if len(found) == 1 else None
+    if len(found) != 1:
+        return None
+    found[0]["podman"] = lab.podman_argv(found[0]["LabNode"], [])   # its node's podman
+    return found[0]
+
+
+def node_podman(container: dict[str, Any], *args: str) -> subprocess.CompletedProcess:
+    """podman ARGS on the storage of the node that runs the container."""
+    argv, env = container["podman"]
+    return subprocess.run([*argv, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def in_task(container: dict[str, Any], *cmd: str) -> subprocess.CompletedProcess:
-    return podman("exec", container["Id"], *cmd, check=False)
+    return node_podman(container, "exec", container["Id"], *cmd)
 
 
 def task_id_of(container: dict[str, Any]) -> str:
@@ -189,7 +195,7 @@ def test_rm_of_a_secret_in_use_is_refused(lab: Lab) -> None:
 def test_the_value_is_not_in_container_storage_nor_the_data_dir(lab: Lab) -> None:
     box = running_container(lab, "sa")
     assert box is not None
-    info = json.loads(podman("inspect", box["Id"]).stdout)[0]
+    info = json.loads(node_podman(box, "inspect", box["Id"]).stdout)[0]
     # The managers' store (raft journal, snapshots) is encryption at rest's business,
     # searched by its own tests; here: the task's storage and the worker's data directory.
     roots = [Path(info["GraphDriver"]["Data"]["UpperDir"]), Path(info["StaticDir"]),
@@ -199,7 +205,7 @@ def test_the_value_is_not_in_container_storage_nor_the_data_dir(lab: Lab) -> Non
     assert in_task(box, "cat", "/run/secrets/db_pass").stdout == SECRET_VALUE
     # ... yet nothing on disk holds the value.
     assert files_containing(roots, SECRET_VALUE.encode()) == []
-    assert SECRET_VALUE not in podman("inspect", box["Id"]).stdout
+    assert SECRET_VALUE not in node_podman(box, "inspect", box["Id"]).stdout
 
 
 def test_secret_add_and_rm_give_a_new_task_with_the_new_files(lab: Lab) -> None:
