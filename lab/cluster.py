@@ -207,7 +207,9 @@ class Lab:
         inside the node's network namespace (so pulls go the way the node's do)."""
         storage = self.storage(name)
         command = storage.command() if storage else ["podman"]
-        argv, env = self.exec_argv(name, [*command, *args])
+        # the network namespace only: the argv stays valid across daemon restarts
+        argv = ["nsenter", f"--net={self.net.netns_path(name)}", "--", *command, *args]
+        env = self.node_env(name)
         return argv, storage.environ(env) if storage else env
 
     def containers(self, *filters: str, all_states: bool = False) -> list[dict[str, Any]]:

@@ -238,7 +238,8 @@ def test_a_restarted_worker_keeps_the_files_of_its_running_task(lab: Lab) -> Non
     wait(lambda: adopted in lab.log_tail("worker1", 200), 40, "the agent to adopt sa's task")
     assert running_container(lab, "sa")["Id"] == box["Id"]
     assert any(m[1] == str(task_dir) and m[2] == "tmpfs" for m in host_mounts())
-    assert in_task(box, "cat", "/run/secrets/key").stdout == API_VALUE
+    res = in_task(box, "cat", "/run/secrets/key")
+    assert res.stdout == API_VALUE, res.stderr
 
 
 def test_files_of_a_task_removed_while_the_worker_was_down_go_at_its_start(
