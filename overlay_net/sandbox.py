@@ -78,9 +78,12 @@ def ensure(spec: SandboxSpec, naming: Naming, node_addr: str, node_netns: Option
     if need_vxlan and not spec.encrypted:       # encrypted: secure.SecureTunnel's TAP instead
         _create_vxlan(spec, naming, node_addr, node_netns, mtu, path)
         changes.append(f"vxlan vni {spec.vni} in {spec.name}")
-    netns.run_in_netns(path, lambda: _ensure_veths(spec, mtu, changes))
+    problems: list[str] = []
+    netns.run_in_netns(path, lambda: _ensure_veths(spec, mtu, changes, problems))
     if not spec.encrypted:
         netns.run_in_netns(path, lambda: _ensure_remote(spec, changes))
+    if problems:      # the other tasks and the remote entries are in place already
+        raise SandboxError("; ".join(problems))
     return changes
 
 
@@ -136,7 +139,8 @@ def _create_vxlan(spec: SandboxSpec, naming: Naming, node_addr: str,
     netns.run_in_netns(sandbox_path, in_sandbox)
 
 
-def _ensure_veths(spec: SandboxSpec, mtu: int, changes: list[str]) -> None:
+def _ensure_veths(spec: SandboxSpec, mtu: int, changes: list[str],
+                  problems: list[str]) -> None:
     with IPRoute() as ipr:
         present: dict[str, tuple[int, str]] = {}
         for link in ipr.get_links():
@@ -154,25 +158,35 @@ def _ensure_veths(spec: SandboxSpec, mtu: int, changes: list[str]) -> None:
             if name in present and present[name][1] == want.tag:
                 continue
             if not netns.exists(want.netns_path):
-                raise SandboxError(f"task {want.task_id}: network namespace "
-                                   f"{want.netns_path} does not exist")
-            peer = Naming.veth_peer_temp(want.task_id)
-            stale = _lookup(ipr, peer)
-            if stale is not None:
-                _del_link(ipr, stale)
-            ipr.link("add", ifname=name, kind="veth", peer=peer)
-            idx = _lookup(ipr, name)
-            ipr.link("set", index=idx, mtu=mtu, ifalias=want.tag)
-            peer_idx = _lookup(ipr, peer)
-            ipr.link("set", index=peer_idx, mtu=mtu)
-            ipr.link("set", index=peer_idx, net_ns_fd=netns.netns_path(want.netns_path))
+                problems.append(f"task {want.task_id}: network namespace "
+                                f"{want.netns_path} does not exist")
+                continue
             try:
-                netns.run_in_netns(want.netns_path, lambda w=want, p=peer: _task_end(w, p))
-            except Exception:
-                _del_link(ipr, idx)
-                raise
-            ipr.link("set", index=idx, master=br, state="up")
+                _add_veth(ipr, want, mtu, br)
+            except Exception as err:  # noqa: BLE001 - reported, the other tasks go on
+                problems.append(f"task {want.task_id}: {err}")
+                continue
             changes.append(f"veth {want.ifname} of task {want.task_id} in {spec.name}")
+
+
+def _add_veth(ipr: IPRoute, want: VethSpec, mtu: int, br: Optional[int]) -> None:
+    """Creates the task's veth, moves its end into the task and puts this end on br0."""
+    peer = Naming.veth_peer_temp(want.task_id)
+    stale = _lookup(ipr, peer)
+    if stale is not None:
+        _del_link(ipr, stale)
+    ipr.link("add", ifname=want.name, kind="veth", peer=peer)
+    idx = _lookup(ipr, want.name)
+    ipr.link("set", index=idx, mtu=mtu, ifalias=want.tag)
+    peer_idx = _lookup(ipr, peer)
+    ipr.link("set", index=peer_idx, mtu=mtu)
+    try:
+        ipr.link("set", index=peer_idx, net_ns_fd=netns.netns_path(want.netns_path))
+        netns.run_in_netns(want.netns_path, lambda: _task_end(want, peer))
+    except Exception:
+        _del_link(ipr, idx)
+        raise
+    ipr.link("set", index=idx, master=br, state="up")
 
 
 def _task_end(want: VethSpec, temp: str) -> None:

@@ -501,3 +501,16 @@ def test_ingress_routing_mesh(olab: OverlayLab) -> None:
         path = olab.net.netns_path(node)
         assert list_table(path, table=INGRESS_TABLE) is None
         assert NODE_LINK not in bb(path, "ip", "link").stdout
+
+
+def test_a_missing_task_namespace_does_not_block_the_others(olab: OverlayLab) -> None:
+    sc = Scenario(olab)
+    sc.network("front", 7801, 1)
+    a1 = sc.task("a1", "n1", ("front", 2))
+    sc.task("a2", "n2", ("front", 3))
+    sc.task("gone", "n1", ("front", 4))
+    netns.remove(f"{olab.prefix}task-gone")
+    result = olab.planes["n1"].apply(sc.desired("n1"))
+    assert any("gone" in err and "does not exist" in err for err in result.errors), result
+    assert not olab.planes["n2"].apply(sc.desired("n2")).errors
+    assert ping(a1, sc.ip("front", 3)), "the healthy task lost connectivity"
