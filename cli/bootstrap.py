@@ -81,6 +81,26 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / "swarm.sock"
 
 
+def log_path(data_dir: Path) -> Path:
+    """The detached daemon's log, `<data-dir>.log` next to the data directory.
+
+    Logs name services, tasks and containers; nothing in the data directory
+    may (DESIGN §2), so they live beside it, like Docker's journal.
+    """
+    return data_dir.parent / f"{data_dir.name}.log"
+
+
+def podman_log_path(data_dir: Path) -> Path:
+    """The log of the node's `podman system service`, beside the data directory."""
+    return data_dir.parent / f"{data_dir.name}.podman.log"
+
+
+def locked(data_dir: Path) -> bool:
+    """Whether the node's daemon runs locked, waiting for `swarm unlock`."""
+    from cli.lockedmode import LOCKED_FILE
+    return (data_dir / LOCKED_FILE).exists() and socket_path(data_dir).exists()
+
+
 def node_addresses(listen_addr: str | None, advertise_addr: str | None,
                    default_listen: str = f"0.0.0.0:{DEFAULT_PORT}",
                    default_advertise: str | None = None) -> tuple[str, str]:
@@ -166,6 +186,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
+    if getattr(args, "autolock", None) is not None:
+        from cli.flags import is_on
+        if is_on(args.autolock, "--autolock"):
+            settings["autolock"] = True
     state = NodeState(node_id=model.new_id(), role="manager", advertise_addr=advertise,
                       listen_addr=listen, raft_addr=raft_addr_of(advertise), init=settings,
                       creates_cluster=True, cluster_id=model.new_id(), managers=[advertise])
@@ -173,11 +197,59 @@ def cmd_init(args: argparse.Namespace) -> int:
     credentials.create_cluster_pki(data_dir, state.node_id, state.cluster_id,
                                    state.advertise_addr)
     state.save(data_dir)
-    rc = start_and_announce(data_dir, args.foreground,
-                            f"Swarm initialized: current node ({state.node_id}) is now a manager.")
+    message = f"Swarm initialized: current node ({state.node_id}) is now a manager."
+    if settings.get("autolock") and args.foreground:
+        _print_unlock_key_when_served(data_dir)
+    rc = start_and_announce(data_dir, args.foreground, message)
     if rc != 0:
         (data_dir / STATE_FILE).unlink(missing_ok=True)
+    elif settings.get("autolock"):
+        rc = _print_unlock_key(data_dir)
     return rc
+
+
+def _fetch_unlock_key(data_dir: Path, timeout: float = 30.0) -> str:
+    """The unlock key, asked from the node's own socket once its cluster exists."""
+    import grpc
+
+    from proto import control_pb2 as cpb
+    from proto import control_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"unix://{socket_path(data_dir)}") as channel:
+        stub = control_pb2_grpc.ControlStub(channel)
+        while True:
+            try:
+                key = stub.GetUnlockKey(cpb.GetUnlockKeyRequest(), timeout=5).unlock_key
+                if key:
+                    return key
+            except grpc.RpcError:
+                pass
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the node did not report its unlock key within {timeout:g}s")
+            time.sleep(0.1)
+
+
+def _print_unlock_key(data_dir: Path) -> int:
+    from cli.commands_swarm import unlock_key_text
+
+    try:
+        key = _fetch_unlock_key(data_dir)
+    except TimeoutError as exc:
+        print(f"Error: {exc}; run 'swarm unlock-key' to see it", file=sys.stderr)
+        return 1
+    print()
+    print(unlock_key_text(key), end="", flush=True)
+    return 0
+
+
+def _print_unlock_key_when_served(data_dir: Path) -> None:
+    """`init --autolock --foreground`: prints the key from a thread once the
+    daemon (this process) serves it."""
+    import threading
+
+    threading.Thread(target=_print_unlock_key, args=(data_dir,), daemon=True,
+                     name="print-unlock-key").start()
 
 
 def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
@@ -201,7 +273,8 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
                                       ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
                                       ("--default-addr-pool", "default_addr_pool"),
                                       ("--default-addr-pool-mask-length",
-                                       "default_addr_pool_mask_length"))
+                                       "default_addr_pool_mask_length"),
+                                      ("--autolock", "autolock"))
                if getattr(args, key, None) is not None]
     if refused:
         print(f"Error: {', '.join(refused)} cannot be combined with --force-new-cluster: the "
@@ -222,10 +295,20 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"{no_state}; this one is a worker's, which holds no cluster state",
               file=sys.stderr)
         return 1
+    from pki import keystore, tokens
+
     try:
-        raft_tls = pki_raft_tls.from_data_dir(data_dir)
-        credentials.root_ca(data_dir)
-    except (OSError, ValueError) as exc:
+        try:
+            dek = credentials.open_manager_keys(data_dir)
+        except keystore.LockedError:
+            dek = credentials.open_manager_keys(data_dir, read_unlock_key())
+        raft_tls = pki_raft_tls.from_data_dir(data_dir, kek=keystore.private_key_passphrase(dek))
+        credentials.root_ca(data_dir, dek)
+    except keystore.InvalidUnlockKey as exc:
+        print(f"Error: swarm could not be unlocked: invalid key provided ({exc})",
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError, keystore.KeyStoreError) as exc:
         print(f"Error: the manager credentials in {credentials.cert_dir(data_dir)} are "
               f"missing or unreadable ({exc}); restore them with the data directory",
               file=sys.stderr)
@@ -243,7 +326,8 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
     try:
         rebuilt = recovery.force_new_cluster(
             data_dir, state.node_id, bind_addr=raft_bind_addr(listen, raft_addr),
-            raft_addr=raft_addr, manager_addr=advertise, tls=raft_tls)
+            raft_addr=raft_addr, manager_addr=advertise, tls=raft_tls,
+            encrypt=tokens.DataCipher(dek).encrypt, decrypt=tokens.DataCipher(dek).decrypt)
     except recovery.NoManagerState as exc:
         print(f"{no_state} ({exc})", file=sys.stderr)
         return 1
@@ -319,6 +403,14 @@ def cmd_leave(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_unlock_key(prompt: str = "Please enter unlock key: ") -> str:
+    """The unlock key from a prompt without echo (terminal) or one line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+        return getpass.getpass(prompt).strip()
+    return sys.stdin.readline().strip()
+
+
 def remove_task_containers(node_id: str) -> None:
     """Removes the containers of this node's tasks and their secret/config tmpfs, as
     leaving the swarm does (containers in the podman storage the node's daemon uses:
@@ -361,8 +453,8 @@ def stop_daemon(data_dir: Path, timeout: float = 20.0) -> None:
 
 def spawn_daemon(data_dir: Path, timeout: float = 30.0) -> int:
     """Starts `swarm daemon --foreground` detached; waits until it serves."""
-    log_path = data_dir / "daemon.log"
-    with open(log_path, "ab") as log:
+    log_file = log_path(data_dir)
+    with open(log_file, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "daemon", "--foreground",
              "--data-dir", str(data_dir)],
@@ -371,13 +463,17 @@ def spawn_daemon(data_dir: Path, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            print(f"Error: the daemon exited with code {proc.returncode}; see {log_path}",
+            print(f"Error: the daemon exited with code {proc.returncode}; see {log_file}",
                   file=sys.stderr)
             return 1
         if _serving(data_dir):
             return 0
+        if locked(data_dir):
+            from cli.lockedmode import LOCKED
+            print(f"The node started locked. {LOCKED}", file=sys.stderr)
+            return 0
         time.sleep(0.05)
-    print(f"Error: the daemon did not become ready within {timeout:.0f}s; see {log_path}",
+    print(f"Error: the daemon did not become ready within {timeout:.0f}s; see {log_file}",
           file=sys.stderr)
     return 1
 
@@ -403,6 +499,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         print(f"Error: a daemon is already running on {data_dir}", file=sys.stderr)
         return 1
     (data_dir / "ready").unlink(missing_ok=True)
+    (data_dir / "locked").unlink(missing_ok=True)
     return spawn_daemon(data_dir)
 
 

@@ -1,28 +1,38 @@
-"""`swarm join-token` and `swarm update`: the cluster object on the Control API.
+"""`swarm join-token`, `swarm update`, `swarm unlock-key` and `swarm unlock`.
 
 Owns showing and rotating the join tokens (with the `swarm join` command a
-new node runs, naming the manager this CLI talks to) and changing the
-cluster-wide settings: the dispatcher heartbeat, the task history kept per
-slot and the lifetime of node certificates. Changes read the cluster, edit a
+new node runs, naming the manager this CLI talks to), changing the
+cluster-wide settings (the dispatcher heartbeat, the task history kept per
+slot, the lifetime of node certificates, autolock), showing and rotating the
+manager unlock key, and unlocking a locked manager through its socket. Changes read the cluster, edit a
 copy of its spec and send it with the version read. Arguments are checked
 before anything is sent, by pure functions that tests call directly.
 """
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
+
+import grpc
 
 from cli.client import CLIError
 from cli.context import Context
-from cli.parsing import UsageError, format_duration, parse_duration
+from cli.parsing import UsageError, format_duration, parse_bool, parse_duration
 from pki.ca import min_cert_expiry
 from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
 
 ROLES = ("worker", "manager")
 MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
-UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry")
+UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry", "--autolock")
+NO_UNLOCK_KEY = "Error: no unlock key is set"
+CANNOT_ROTATE = "Error: cannot rotate because autolock is not turned on"
+NOT_LOCKED = "Error: swarm is not locked"
+UNLOCK_WAIT = 60.0  # seconds an unlocked node may take to serve again
 
 
 # ------------------------------------------------------------ join-token ----
@@ -95,10 +105,11 @@ class ClusterChanges:
     heartbeat_ns: Optional[int] = None
     task_history_limit: Optional[int] = None
     cert_expiry_ns: Optional[int] = None
+    autolock: Optional[bool] = None
 
     def empty(self) -> bool:
         return (self.heartbeat_ns is None and self.task_history_limit is None
-                and self.cert_expiry_ns is None)
+                and self.cert_expiry_ns is None and self.autolock is None)
 
 
 def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
@@ -124,7 +135,10 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
             raise UsageError(f'invalid value "{ns.cert_expiry}" for --cert-expiry: '
                              "node certificates must be valid for at least "
                              f"{format_duration(minimum)}")
-    changes = ClusterChanges(heartbeat, limit, expiry)
+    autolock = None
+    if getattr(ns, "autolock", None) is not None:
+        autolock = parse_bool(ns.autolock, "--autolock")
+    changes = ClusterChanges(heartbeat, limit, expiry, autolock)
     if changes.empty():
         raise UsageError("at least one of the flags " + ", ".join(UPDATE_FLAGS)
                          + " must be given (see swarm update --help)")
@@ -141,6 +155,8 @@ def apply_changes(spec: pb.ClusterSpec, changes: ClusterChanges) -> pb.ClusterSp
         new.orchestration.task_history_retention_limit = changes.task_history_limit
     if changes.cert_expiry_ns is not None:
         new.ca_config.node_cert_expiry.nanos = changes.cert_expiry_ns
+    if changes.autolock is not None:
+        new.encryption.auto_lock_managers = changes.autolock
     return new
 
 
@@ -151,4 +167,81 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
         cluster_id=cluster.id, cluster_version=cluster.meta.version,
         spec=apply_changes(cluster.spec, changes)))
     ctx.print("Swarm updated.")
+    if changes.autolock and not cluster.spec.encryption.auto_lock_managers:
+        key = ctx.call("GetUnlockKey", cpb.GetUnlockKeyRequest()).unlock_key
+        if key:
+            ctx.out.write(unlock_key_text(key))
     return 0
+
+
+# ------------------------------------------------------- unlock key, unlock --
+
+def unlock_key_text(key: str) -> str:
+    """How Docker shows an unlock key (init --autolock, update, unlock-key)."""
+    return ("To unlock a swarm manager after it restarts, run the `swarm unlock`\n"
+            f"command and provide the following key:\n\n    {key}\n\n"
+            "Please remember to store this key in a password manager, since without it you\n"
+            "will not be able to restart the manager.\n")
+
+
+def unlock_key(ctx: Context, ns: argparse.Namespace) -> int:
+    if ns.rotate:
+        cluster = _get_cluster(ctx)
+        if not cluster.spec.encryption.auto_lock_managers:
+            raise CLIError(CANNOT_ROTATE)
+        ctx.call("UpdateCluster", cpb.UpdateClusterRequest(
+            cluster_id=cluster.id, cluster_version=cluster.meta.version, spec=cluster.spec,
+            rotate_manager_unlock_key=True))
+        if not ns.quiet:
+            ctx.print("Successfully rotated manager unlock key.\n")
+    key = ctx.call("GetUnlockKey", cpb.GetUnlockKeyRequest()).unlock_key
+    if not key:
+        raise CLIError(NO_UNLOCK_KEY)
+    if ns.quiet:
+        ctx.print(key)
+    else:
+        ctx.out.write(unlock_key_text(key))
+    return 0
+
+
+def read_key(prompt: str = "Please enter unlock key: ") -> str:
+    """The key from a prompt without echo on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+        return getpass.getpass(prompt)
+    return sys.stdin.readline()
+
+
+def unlock(ctx: Context, ns: argparse.Namespace,
+           read: Callable[[], str] = read_key) -> int:
+    """`swarm unlock`: only on the node's own socket, only when it is locked."""
+    stub = control_pb2_grpc.LocalNodeStub(ctx.client._channel)
+    if not ctx.client.target.is_unix:
+        raise CLIError("Error: swarm unlock works on the node's own socket only: run it on "
+                       "the locked manager (-H unix:///path/swarm.sock)")
+    if not stub.GetLockState(cpb.GetLockStateRequest(), timeout=10).locked:
+        raise CLIError(NOT_LOCKED)
+    key = read().strip()
+    if not key:
+        raise CLIError("Error: no unlock key given: type it at the prompt or pass it on "
+                       "standard input")
+    stub.Unlock(cpb.UnlockRequest(unlock_key=key), timeout=30)
+    _wait_unlocked(ctx)
+    return 0
+
+
+def _wait_unlocked(ctx: Context, timeout: float = UNLOCK_WAIT) -> None:
+    """Waits until the unlocked node serves its Control API again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ctx.client.close()
+        ctx._client = None
+        try:
+            ctx.call("Info", cpb.InfoRequest(), timeout=5)
+            return
+        except grpc.RpcError as exc:
+            last = exc.details()
+        if time.monotonic() >= deadline:
+            raise CLIError(f"Error: the node was unlocked but does not serve yet after "
+                           f"{timeout:g}s ({last}); see its log")
+        time.sleep(0.2)

@@ -1,7 +1,10 @@
 """A node's cluster credentials on disk, and the join handshake.
 
-`create_cluster_pki` makes the root CA, the raft key and the first manager's
-certificate at `swarm init`. `join` pins the CA with the token's digest, asks
+`create_cluster_pki` makes the root CA, the cluster's data key (DEK) and the
+first manager's certificate at `swarm init`. On a manager the DEK is kept
+wrapped (pki.keystore) and the private keys (node key, root CA key) are
+PEM-encrypted with a passphrase derived from it: `open_manager_keys` and
+`load_node_credentials` read them back. `join` pins the CA with the token's digest, asks
 a manager to sign a CSR with the token, and, for managers, enters the raft
 group. Ports: the manager endpoint P (2377, mutual TLS), raft P+1, join P+2
 (TLS without client certificates: only the certificate-issuing calls).
@@ -9,7 +12,6 @@ group. Ports: the manager endpoint P (2377, mutual TLS), raft P+1, join P+2
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -17,14 +19,14 @@ from pathlib import Path
 
 import grpc
 
+from pki import keystore
 from pki import node as pkinode
 from pki import tls, tokens
-from pki.ca import RootCA, cert_pem, load_certificates, write_file
+from pki.ca import RootCA, cert_pem, load_certificates
 from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
 from proto import objects_pb2 as pb
 
-RAFT_KEY_FILE = "raft.key"
 JOIN_PORT_OFFSET = 2
 RAFT_PORT_OFFSET = 1
 
@@ -46,23 +48,48 @@ def cert_dir(data_dir: Path) -> Path:
     return pkinode.cert_dir(data_dir)
 
 
-def raft_key(data_dir: Path) -> bytes:
-    return (cert_dir(data_dir) / RAFT_KEY_FILE).read_bytes()
+def open_manager_keys(data_dir: Path, unlock_key: str | None = None) -> bytes:
+    """A manager's DEK (keystore.LockedError when autolock is on and no key
+    was given, keystore.InvalidUnlockKey when the key is wrong)."""
+    return keystore.ManagerKeys(data_dir).open(unlock_key)
 
 
-def root_ca(data_dir: Path) -> RootCA:
-    """The root CA with its key (managers only)."""
-    return RootCA.load(cert_dir(data_dir))
+def root_ca(data_dir: Path, dek: bytes | None = None) -> RootCA:
+    """The root CA with its key (managers only; the key needs the DEK)."""
+    kek = keystore.private_key_passphrase(dek) if dek is not None else None
+    return RootCA.load(cert_dir(data_dir), kek=kek)
+
+
+def load_node_credentials(data_dir: Path, dek: bytes | None = None) -> pkinode.NodeCredentials:
+    """The node's credentials. On a manager without `dek`, the DEK is opened
+    with the local KEK (keystore.LockedError when autolock is on)."""
+    if dek is None and pkinode.key_encrypted(data_dir):
+        dek = open_manager_keys(data_dir)
+    kek = keystore.private_key_passphrase(dek) if dek is not None else None
+    return pkinode.load(data_dir, kek=kek)
+
+
+def protect_manager_keys(data_dir: Path, dek: bytes, creds: pkinode.NodeCredentials) -> None:
+    """Rewrites plaintext private keys of a manager encrypted (after a promotion,
+    or a data directory from an older version)."""
+    kek = keystore.private_key_passphrase(dek)
+    if not pkinode.key_encrypted(data_dir):
+        pkinode.save(data_dir, creds, kek=kek)
+    key_path = cert_dir(data_dir) / "swarm-root-ca.key"
+    if key_path.exists() and b"ENCRYPTED" not in key_path.read_bytes():
+        RootCA.load(cert_dir(data_dir)).save(cert_dir(data_dir), kek=kek)
 
 
 def create_cluster_pki(data_dir: Path, node_id: str, cluster_id: str, addr: str) -> None:
-    """Root CA, raft key and this manager's certificate for a new cluster."""
+    """Root CA, data key and this manager's certificate for a new cluster."""
+    dek = tokens.new_key()
+    keystore.ManagerKeys(data_dir).store(dek)
+    kek = keystore.private_key_passphrase(dek)
     root = RootCA.create()
-    root.save(cert_dir(data_dir))
+    root.save(cert_dir(data_dir), kek=kek)
     key, csr = pkinode.new_key_and_csr(node_id)
     cert = root.issue(csr, node_id, "manager", cluster_id, ip_addresses=[addr.rsplit(":", 1)[0]])
-    pkinode.save(data_dir, pkinode.NodeCredentials(key, cert, root.cert_pem))
-    write_file(cert_dir(data_dir) / RAFT_KEY_FILE, os.urandom(32).hex().encode(), 0o600)
+    pkinode.save(data_dir, pkinode.NodeCredentials(key, cert, root.cert_pem), kek=kek)
 
 
 def _rpc_error(exc: grpc.RpcError, where: str) -> JoinError:
@@ -131,9 +158,12 @@ def enter_raft(data_dir: Path, creds: pkinode.NodeCredentials, managers: list[st
     resp = _leader_call(creds, managers, lambda stub: stub.JoinRaft(
         capb.JoinRaftRequest(raft_addr=raft_addr), timeout=15))
     d = cert_dir(data_dir)
-    write_file(d / RAFT_KEY_FILE, resp.raft_key, 0o600)
+    dek = keystore.dek_from_raft_key(resp.raft_key)
+    keystore.ManagerKeys(data_dir).store(dek)  # a local KEK; the daemon applies autolock
+    kek = keystore.private_key_passphrase(dek)
     root = _root_for_key(creds.ca_pem, resp.root_ca_key)
-    root.save(d)
+    root.save(d, kek=kek)
+    pkinode.save(data_dir, creds, kek=kek)
     return list(resp.members)
 
 
@@ -148,8 +178,9 @@ def _root_for_key(ca_pem: bytes, key_pem: bytes) -> RootCA:
 
 
 def renew(data_dir: Path, creds: pkinode.NodeCredentials,
-          managers: list[str]) -> pkinode.NodeCredentials:
-    """A new key and certificate for this node's current desired role, saved."""
+          managers: list[str], kek: bytes | None = None) -> pkinode.NodeCredentials:
+    """A new key and certificate for this node's current desired role, saved
+    (the key encrypted with `kek` when given: a manager's key passphrase)."""
     key, csr = pkinode.new_key_and_csr()
     errors = []
     for addr in managers:
@@ -161,7 +192,7 @@ def renew(data_dir: Path, creds: pkinode.NodeCredentials,
                 errors.append(f"{addr}: {exc.details()}")
                 continue
         new = pkinode.NodeCredentials(key, resp.certificate, resp.root_ca)
-        pkinode.save(data_dir, new)
+        pkinode.save(data_dir, new, kek=kek)
         return new
     raise JoinError("no manager renewed the certificate: " + "; ".join(errors))
 
@@ -169,12 +200,15 @@ def renew(data_dir: Path, creds: pkinode.NodeCredentials,
 def forget_raft(data_dir: Path) -> None:
     """Removes the raft state and the manager-only keys (demotion)."""
     shutil.rmtree(data_dir / "raft", ignore_errors=True)
-    for name in (RAFT_KEY_FILE, "swarm-root-ca.key"):
-        (cert_dir(data_dir) / name).unlink(missing_ok=True)
+    keystore.ManagerKeys(data_dir).remove()
+    (cert_dir(data_dir) / "swarm-root-ca.key").unlink(missing_ok=True)
 
 
 def leave_raft(data_dir: Path, managers: list[str], raft_addr: str) -> None:
-    creds = pkinode.load(data_dir)
+    try:
+        creds = load_node_credentials(data_dir)
+    except keystore.KeyStoreError:
+        return  # locked (autolock): a forced leave; the others see it unreachable
     try:
         _leader_call(creds, managers, lambda stub: stub.LeaveRaft(
             capb.LeaveRaftRequest(raft_addr=raft_addr), timeout=15))

@@ -15,7 +15,8 @@ from typing import Sequence
 from cli.parsing import parse_bool
 
 # Boolean flags that Docker also accepts as --flag=false.
-BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "rollback")
+BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "rollback",
+              "autolock")
 _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
 
 # (flag, short, help) for single-valued options both commands take.

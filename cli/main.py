@@ -65,6 +65,8 @@ def _add_init(sub) -> None:
                    help="Task history retention limit (default 5)")
     p.add_argument("--dispatcher-heartbeat", default=None,
                    help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
+    bool_flag(p, "--autolock", None, "Enable manager autolocking (requiring an unlock key "
+                                     "to start a stopped manager)")
     p.add_argument("--force-new-cluster", action="store_true",
                    help="Force create a new cluster from current state: a one-manager cluster "
                         "from this (stopped) manager's data directory, every object kept")
@@ -133,7 +135,18 @@ def _add_update(sub) -> None:
     p.add_argument("--cert-expiry", default=None,
                    help="Validity period for node certificates (ns|us|ms|s|m|h) "
                         "(default 2160h0m0s)")
+    bool_flag(p, "--autolock", None, "Change manager autolocking setting (true|false)")
     _client(p, commands_swarm.update)
+
+
+def _add_unlock(sub) -> None:
+    p = sub.add_parser("unlock-key", help="Manage the unlock key")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display token")
+    p.add_argument("--rotate", action="store_true", help="Rotate unlock key")
+    _client(p, commands_swarm.unlock_key)
+    p = sub.add_parser("unlock", help="Unlock swarm (the key is read from a prompt or "
+                                      "standard input)")
+    _client(p, commands_swarm.unlock)
 
 
 def _add_service(sub) -> None:
@@ -250,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_join_token(sub)
     _add_ca(sub)
     _add_update(sub)
+    _add_unlock(sub)
     p = sub.add_parser("info", help="Display information about the node and its swarm")
     p.add_argument("-f", "--format", default=None, help="Format output using a template "
                                                         '("json" or {{.Field}})')

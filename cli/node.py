@@ -10,6 +10,13 @@ role) and the join port P+2 (TLS, certificate issuing only); raft uses P+1.
 A worker's socket answers control calls with Swarm's "not a manager" message.
 Raft between managers is mutual TLS with the node certificates (pki/raft_tls.py),
 taken from the credentials holder for each new raft connection.
+
+A manager opens its data key (pki.keystore) before anything else: the store
+encrypts every raft payload and snapshot with it, and its private keys are
+encrypted with a passphrase derived from it. With autolock on, the key needs
+the unlock key: the node serves only its unix socket in locked mode
+(cli/lockedmode.py) until `swarm unlock`. Once running, it re-wraps the data
+key whenever the cluster object's autolock setting or unlock key changes.
 """
 from __future__ import annotations
 
@@ -25,18 +32,22 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cli import credentials, renewal
+from cli import credentials, lockedmode, renewal
+from cli.bootstrap import (NodeState, podman_log_path, raft_bind_addr, socket_path,
+                           split_addr)
 from cli.renewal import CertRenewer
-from cli.bootstrap import NodeState, raft_bind_addr, socket_path, split_addr
 from cli.parsing import parse_duration
+from pki import keystore
 from pki import node as pkinode
 from pki import raft_tls, tls, tokens
 from pki.holder import CredentialsHolder
-from proto import ca_pb2, control_pb2, dispatcher_pb2, model, watch_pb2
+from proto import ca_pb2, control_pb2, control_pb2_grpc, dispatcher_pb2, model, watch_pb2
 from proto import objects_pb2 as pb
 from raft import actions, errors
+from raft.replica import RaftTuning
 from raft.store import Store
 
+SNAPSHOT_ENTRIES_ENV = "SHOAL_RAFT_SNAPSHOT_ENTRIES"
 DEFAULT_HISTORY = 5
 DEFAULT_HEARTBEAT = "5s"
 NOT_A_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used to view or "
@@ -46,19 +57,16 @@ NOT_A_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used t
 
 def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
     """A handler that answers every method of a service with NOT_A_MANAGER."""
-    async def refuse(request, context):
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_A_MANAGER)
+    return lockedmode.refuse_all(service_descriptor, NOT_A_MANAGER)
 
-    handlers = {}
-    for method in service_descriptor.methods:
-        if method.server_streaming:
-            async def stream(request, context):
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_A_MANAGER)
-                yield  # pragma: no cover - abort raises
-            handlers[method.name] = grpc.unary_stream_rpc_method_handler(stream)
-        else:
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(refuse)
-    return grpc.method_handlers_generic_handler(service_descriptor.full_name, handlers)
+
+def _raft_tuning() -> RaftTuning:
+    """Raft settings; $SHOAL_RAFT_SNAPSHOT_ENTRIES lowers the journal length that
+    triggers a snapshot (tests use it to get snapshots written quickly)."""
+    entries = os.environ.get(SNAPSHOT_ENTRIES_ENV, "").strip()
+    if entries.isdigit() and int(entries) > 0:
+        return RaftTuning(compaction_entries=int(entries))
+    return RaftTuning()
 
 
 class Node:
@@ -70,9 +78,13 @@ class Node:
         self.store: Optional[Store] = None
         self.server: Optional[grpc.aio.Server] = None
         # The current credentials: renewals replace them while the node runs
-        # (servers and channels read them from here; see cli.renewal).
-        self.credentials_holder = CredentialsHolder(pkinode.load(data_dir))
+        # (servers and channels read them from here; see cli.renewal). Read in
+        # run(): a manager's private key needs its data key first.
+        self.credentials_holder: Optional[CredentialsHolder] = None
         self.renewer: Optional[CertRenewer] = None
+        self.keys = keystore.ManagerKeys(data_dir)
+        self.dek: Optional[bytes] = None  # the cluster data key (managers)
+        self._keys_changed: Optional[asyncio.Event] = None
         self.restart_requested = False
         self._role_change: Optional[asyncio.Task] = None
         self._desired_role = state.role  # from the node object; a renewal would give this role
@@ -81,6 +93,7 @@ class Node:
 
     @property
     def creds(self) -> pkinode.NodeCredentials:
+        assert self.credentials_holder is not None, "credentials are read in run()"
         return self.credentials_holder.current()
 
     @property
@@ -110,6 +123,9 @@ class Node:
         cluster.spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
         cluster.root_ca_cert = self.creds.ca_pem
         cluster.join_tokens.CopyFrom(tokens.new_join_tokens(self.creds.ca_pem))
+        if init.get("autolock"):
+            cluster.spec.encryption.auto_lock_managers = True
+            cluster.unlock_key = tokens.generate_unlock_key()
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
         me.spec.availability = pb.NodeSpec.ACTIVE
         me.spec.desired_role = pb.MANAGER
@@ -126,10 +142,78 @@ class Node:
                                   actions.create(ingress)])
         self.log.info("cluster %s created", cluster.id)
 
+    @property
+    def key_passphrase(self) -> Optional[bytes]:
+        """What a manager's private keys are encrypted with (None on a worker):
+        pass it as `kek` to pkinode.save / RootCA.save."""
+        return keystore.private_key_passphrase(self.dek) if self.dek is not None else None
+
+    async def _open_keys(self) -> bool:
+        """Opens the data key, in locked mode until `swarm unlock` when autolock
+        is on; False when the node was stopped while locked."""
+        try:
+            self.dek = self.keys.open()
+            return True
+        except keystore.LockedError:
+            pass
+
+        def open_with(key: str) -> bytes:
+            tokens.parse_unlock_key(key)  # ValueError: not an unlock key at all
+            try:
+                return self.keys.open(key)
+            except keystore.InvalidUnlockKey as exc:
+                self.log.warning("unlock refused: %s", exc)
+                raise lockedmode.InvalidKey(str(exc)) from None
+
+        self.dek = await lockedmode.serve_locked(socket_path(self.data_dir), self.data_dir,
+                                                 open_with, self._stop, self.log)
+        return self.dek is not None
+
+    def _sync_keys(self) -> None:
+        """Blocking: wraps the data key as the cluster object asks (autolock
+        on: by its unlock key; off: by a local key)."""
+        assert self.store is not None and self.dek is not None
+        cluster = next(iter(self.store.list("cluster")), None)
+        if cluster is None:
+            return
+        want = cluster.unlock_key if cluster.spec.encryption.auto_lock_managers else ""
+        if self.keys.wrapped_by(want or None):
+            return
+        self.keys.store(self.dek, want or None)
+        self.log.info("data key re-wrapped: autolock %s", "on" if want else "off")
+
+    async def _follow_keys(self) -> None:
+        """Re-wraps the data key at start and after every change of the cluster object."""
+        assert self.store is not None
+        changed = self._keys_changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_events(events: list, version: int) -> None:
+            if any(e.object.WhichOneof("object") == "cluster" for e in events):
+                loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = self.store.subscribe(on_events)
+        changed.set()
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                try:
+                    await loop.run_in_executor(None, self._sync_keys)
+                except Exception:
+                    self.log.exception("cannot re-wrap the data key; will retry on the next "
+                                       "cluster change")
+        finally:
+            unsubscribe()
+
     async def _start_store(self) -> None:
+        assert self.dek is not None
+        cipher = tokens.DataCipher(self.dek)
         self.store = Store(self.state.node_id, str(self.data_dir),
                            raft_bind_addr(self.state.listen_addr, self.state.raft_addr),
                            self.state.raft_peers, advertise_addr=self.state.raft_addr,
+                           encrypt=cipher.encrypt, decrypt=cipher.decrypt,
+                           tuning=_raft_tuning(),
                            tls=raft_tls.RaftTLS(self.credentials_holder.current))
         self.store.start()
         loop = asyncio.get_running_loop()
@@ -166,13 +250,14 @@ class Node:
 
         assert self.store is not None
         manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
+        manager.control.key_passphrase = self.key_passphrase  # reads the root CA key on disk
         manager.register(server)
-        root = credentials.root_ca(self.data_dir)
+        root = credentials.root_ca(self.data_dir, self.dek)
         ca_pb2_grpc.add_NodeCAServicer_to_server(
             NodeCAServicer(self.store, self.state.node_id, root), server)
         ca_pb2_grpc.add_RaftMembershipServicer_to_server(
             RaftMembershipServicer(self.store, self.state.node_id,
-                                   credentials.raft_key(self.data_dir), root,
+                                   keystore.raft_key_of(self.dek), root,
                                    self.store.is_leader), server)
         return manager
 
@@ -202,6 +287,8 @@ class Node:
             self.server.add_generic_rpc_handlers((
                 _refuse_all(control_pb2.DESCRIPTOR.services_by_name["Control"]),
                 _refuse_all(watch_pb2.DESCRIPTOR.services_by_name["Watch"])))
+        control_pb2_grpc.add_LocalNodeServicer_to_server(lockedmode.LocalNodeServicer(),
+                                                         self.server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME],
@@ -289,13 +376,25 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         (self.data_dir / "ready").unlink(missing_ok=True)
+        (self.data_dir / lockedmode.LOCKED_FILE).unlink(missing_ok=True)
+        keys_task = None
         if self.is_manager:
+            if not await self._open_keys():
+                self.log.info("stopped while locked")
+                return
+            creds = credentials.load_node_credentials(self.data_dir, self.dek)
+            credentials.protect_manager_keys(self.data_dir, self.dek, creds)
+            self.credentials_holder = CredentialsHolder(creds)
             await self._start_store()
+            keys_task = loop.create_task(self._follow_keys())
+        else:
+            self.credentials_holder = CredentialsHolder(pkinode.load(self.data_dir))
         manager = await self._start_server()
         if manager is not None:
             await manager.start()
         runtime = PodmanRuntime(str(self.data_dir / "podman"), node_id=self.state.node_id,
-                                options=PodmanOptions.from_env())
+                                options=PodmanOptions.from_env(),
+                                log_path=str(podman_log_path(self.data_dir)))
         agent = Agent(self.state.node_id, runtime, self._agent_targets(),
                       hostname=socket.gethostname(),
                       credentials=tls.client_credentials(self.creds),
@@ -307,7 +406,8 @@ class Node:
             agent.set_credentials, tls.client_credentials(new)))
         self.renewer = CertRenewer(self.data_dir, self.credentials_holder,
                                    lambda: self._agent_targets(), self.state.node_id, self.store,
-                                   paused=lambda: self._desired_role != self.state.role)
+                                   paused=lambda: self._desired_role != self.state.role,
+                                   kek=self.key_passphrase)
         renew_task = loop.create_task(self.renewer.run())
         agent_task = loop.create_task(agent.run())
         try:
@@ -324,6 +424,9 @@ class Node:
         await agent.stop()
         agent_task.cancel()
         await asyncio.gather(agent_task, return_exceptions=True)
+        if keys_task is not None:
+            keys_task.cancel()
+            await asyncio.gather(keys_task, return_exceptions=True)
         if manager is not None:
             await manager.stop()
         await self.server.stop(1.0)

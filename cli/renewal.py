@@ -47,8 +47,10 @@ class CertRenewer:
     def __init__(self, data_dir: Path, holder: CredentialsHolder,
                  managers: Callable[[], list[str]], node_id: str,
                  store: Optional[Any] = None,
-                 paused: Callable[[], bool] = lambda: False) -> None:
+                 paused: Callable[[], bool] = lambda: False,
+                 kek: Optional[bytes] = None) -> None:
         self.data_dir = data_dir
+        self.kek = kek  # a manager's private-key passphrase (pki.keystore); None on workers
         self.holder = holder
         self.managers = managers
         self.store = store  # a manager's store: to keep the root CA key on disk in step
@@ -115,17 +117,17 @@ class CertRenewer:
         creds = self.holder.current()
         if action is rotation.NodeAction.RETRUST:
             new = rotation.retrusted(creds, self._roots[0])
-            pkinode.save(self.data_dir, new)
+            pkinode.save(self.data_dir, new, kek=self.kek)
             self.log.info("now trusting %d root CA certificate(s)",
                           new.ca_pem.count(b"-----BEGIN CERTIFICATE-----"))
         else:
-            new = credentials.renew(self.data_dir, creds, self.managers())
+            new = credentials.renew(self.data_dir, creds, self.managers(), kek=self.kek)
             info = new.info
             self.log.info("certificate renewed: valid until %s", info.not_after.isoformat())
             if self._roots[0] and rotation.node_action(new, *self._roots) \
                     is rotation.NodeAction.RETRUST:
                 new = rotation.retrusted(new, self._roots[0])
-                pkinode.save(self.data_dir, new)
+                pkinode.save(self.data_dir, new, kek=self.kek)
         self.holder.update(new)
         self._sync_root_key()
 
@@ -138,9 +140,9 @@ class CertRenewer:
             return
         d = pkinode.cert_dir(self.data_dir)
         try:
-            if RootCA.load(d).cert_pem == cluster.root_ca_cert:
+            if RootCA.load(d, kek=self.kek).cert_pem == cluster.root_ca_cert:
                 return
         except (OSError, ValueError):
             pass
-        RootCA.from_pem(cluster.root_ca_cert, cluster.root_ca_key).save(d)
+        RootCA.from_pem(cluster.root_ca_cert, cluster.root_ca_key).save(d, kek=self.kek)
         self.log.info("root CA key replaced after the root rotation")

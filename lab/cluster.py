@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from cli.bootstrap import locked, log_path, podman_log_path
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.podstore import NodeStorage, pids_using
@@ -66,6 +67,13 @@ def _natural(name: str) -> tuple:
 
 
 _pids_using = pids_using
+
+
+def _remove_data_dir(data_dir: Path) -> None:
+    """Removes a node's data directory and the logs kept beside it."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    for path in (log_path(data_dir), podman_log_path(data_dir)):
+        path.unlink(missing_ok=True)
 
 
 def _is_swarm(pid: int) -> bool:
@@ -237,8 +245,16 @@ class Lab:
                            f"{res.stderr.strip()}")
         return res
 
+    def log_path(self, name: str) -> Path:
+        """The node daemon's log (beside its data directory, see cli.bootstrap.log_path)."""
+        return log_path(self.data_dir(name))
+
+    def locked(self, name: str) -> bool:
+        """Whether the node's daemon runs locked, waiting for `swarm unlock`."""
+        return self.pid(name) is not None and locked(self.data_dir(name))
+
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.data_dir(name) / "daemon.log"
+        path = self.log_path(name)
         try:
             return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -303,7 +319,7 @@ class Lab:
                                                  "podman_dir": str(podman_dir)}
         try:
             ip = self.net.add_node(name)
-            shutil.rmtree(data_dir, ignore_errors=True)
+            _remove_data_dir(data_dir)
             data_dir.parent.mkdir(parents=True, exist_ok=True)
             storage = NodeStorage(podman_dir)
             problems = storage.remove()          # a leftover of an earlier node of that name
@@ -326,7 +342,8 @@ class Lab:
 
     def _live_manager(self) -> str:
         for name in self.names():
-            if self.role(name) == "manager" and self.pid(name) is not None:
+            if self.role(name) == "manager" and self.pid(name) is not None \
+                    and not self.locked(name):
                 return name
         raise LabError("no manager of the lab is running (start one with 'swarm-lab start')")
 
@@ -354,7 +371,8 @@ class Lab:
         return pid
 
     def start(self, name: str) -> int:
-        """Starts `swarm daemon` on the node's data dir inside its namespaces; returns the pid."""
+        """Starts `swarm daemon` on the node's data dir inside its namespaces; returns the pid
+        once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
         if self.pid(name) is not None:
             raise LabError(f"node {name!r} is already running (pid {self.pid(name)})")
         self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)))
@@ -433,7 +451,7 @@ class Lab:
             except (NetLabError, OSError) as err:
                 problems.append(str(err))
             problems += self._remove_storage(node)
-            shutil.rmtree(node["data_dir"], ignore_errors=True)
+            _remove_data_dir(Path(node["data_dir"]))
             if not problems:
                 del doc["nodes"][name]
             return problems
@@ -458,7 +476,7 @@ class Lab:
             if problems:
                 raise LabError("down left things behind (run it again): " + "; ".join(problems))
             for node in nodes.values():
-                shutil.rmtree(node["data_dir"], ignore_errors=True)
+                _remove_data_dir(Path(node["data_dir"]))
             doc.clear()
 
     # ---- helpers for tests and benchmarks

@@ -47,6 +47,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.data_dir = data_dir
         self.logs = logs
         self.node_addr = node_addr
+        self.key_passphrase: Optional[bytes] = None  # a manager's private-key passphrase
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     # ------------------------------------------------------------ helpers --
@@ -443,11 +444,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @staticmethod
     def _cluster_out(cluster: pb.Cluster) -> pb.Cluster:
-        """The cluster as the API returns it: without the overlay encryption keys."""
-        if not cluster.network_keys:
+        """The cluster as the API returns it: without the overlay encryption keys
+        and without the unlock key (only GetUnlockKey returns it)."""
+        if not cluster.network_keys and not cluster.unlock_key:
             return cluster
         out = _copy(cluster)
         del out.network_keys[:]
+        out.unlock_key = ""
         return out
 
     async def GetCluster(self, request, context):
@@ -457,6 +460,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ListClusters(self, request, context):
         return cpb.ListClustersResponse(
             clusters=[self._cluster_out(ca.redacted(c)) for c in self.store.list("cluster")])
+
+    async def GetUnlockKey(self, request, context):
+        cluster = await self._find(context, "cluster", "default")
+        key = cluster.unlock_key if cluster.spec.encryption.auto_lock_managers else ""
+        return cpb.GetUnlockKeyResponse(unlock_key=key)
 
     async def UpdateCluster(self, request, context):
         cluster = await self._find(context, "cluster", request.cluster_id or "default")
@@ -482,10 +490,20 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
             new.root_rotation.CopyFrom(ca.start_rotation(cluster, self._disk_root()))
             self.log.info("root CA rotation started")
+        if new.spec.encryption.auto_lock_managers:
+            if request.rotate_manager_unlock_key or not new.unlock_key:
+                new.unlock_key = tokens.generate_unlock_key()
+        elif request.rotate_manager_unlock_key:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "cannot rotate because autolock is not turned on")
+        else:
+            new.unlock_key = ""
         await self._commit(context, [actions.update(new)])
         return cpb.UpdateClusterResponse(
             cluster=self._cluster_out(ca.redacted(self.store.get("cluster", cluster.id))))
 
     def _disk_root(self) -> RootCA:
-        return RootCA.load(pkinode.cert_dir(self.data_dir))
+        """This manager's root CA from disk; its key is encrypted with the key
+        passphrase the node sets (pki.keystore)."""
+        return RootCA.load(pkinode.cert_dir(self.data_dir), kek=self.key_passphrase)
 

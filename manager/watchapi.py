@@ -43,7 +43,8 @@ def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
     shared: copies are changed)."""
     secret = event.object.WhichOneof("object") == "secret"
     keys = event.object.WhichOneof("object") == "cluster" and (
-        bool(event.object.cluster.network_keys) or bool(event.old_object.cluster.network_keys))
+        bool(event.object.cluster.network_keys) or bool(event.old_object.cluster.network_keys)
+        or bool(event.object.cluster.unlock_key) or bool(event.old_object.cluster.unlock_key))
     drop_old = not include_old and event.HasField("old_object")
     if not secret and not keys and not drop_old:
         return event
@@ -54,10 +55,13 @@ def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
         out.object.secret.spec.data = b""
         if out.HasField("old_object"):
             out.old_object.secret.spec.data = b""
-    if keys:  # overlay encryption keys go to nodes in network views only
+    if keys:  # overlay encryption keys go to nodes in network views only; the
+        # unlock key through Control.GetUnlockKey only
         del out.object.cluster.network_keys[:]
+        out.object.cluster.unlock_key = ""
         if out.HasField("old_object"):
             del out.old_object.cluster.network_keys[:]
+            out.old_object.cluster.unlock_key = ""
     return out
 
 

@@ -171,21 +171,38 @@ class RootCA:
         return cls(cert=cert, key=key, intermediates=inter)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> "RootCA":
+    def load(cls, directory: str | os.PathLike[str], kek: bytes | None = None) -> "RootCA":
         """Loads ``swarm-root-ca.crt`` (and ``swarm-root-ca.key`` when present)
-        from a directory written by ``save``."""
+        from a directory written by ``save``. An encrypted key needs ``kek``,
+        the passphrase it was saved with (CAError otherwise)."""
         d = Path(directory)
         key_path = d / CA_KEY_FILE
         key_pem = key_path.read_bytes() if key_path.exists() else None
+        if key_pem is not None and b"ENCRYPTED" in key_pem:
+            if kek is None:
+                raise CAError(f"{key_path} is encrypted: the manager's data key is needed "
+                              "to read it")
+            try:
+                key = serialization.load_pem_private_key(key_pem, password=kek)
+            except (ValueError, TypeError):
+                raise CAError(f"{key_path} does not decrypt with this manager's data key") \
+                    from None
+            key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
         return cls.from_pem((d / CA_CERT_FILE).read_bytes(), key_pem)
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Writes the certificate and, when held, the key (mode 0600) to a directory."""
+    def save(self, directory: str | os.PathLike[str], kek: bytes | None = None) -> None:
+        """Writes the certificate and, when held, the key (mode 0600) to a
+        directory; with ``kek`` the key is encrypted with that passphrase."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(d / CA_CERT_FILE, self.cert_pem, 0o644)
         if self.key is not None:
-            write_file(d / CA_KEY_FILE, self.key_pem, 0o600)
+            key_pem = self.key_pem if kek is None else self.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(kek))
+            write_file(d / CA_KEY_FILE, key_pem, 0o600)
 
     # ---------------------------------------------------------- properties --
 

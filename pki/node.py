@@ -174,9 +174,46 @@ def cert_dir(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / CERT_DIR
 
 
-def save(data_dir: str | os.PathLike[str], creds: NodeCredentials) -> None:
+def encrypt_key_pem(key_pem: bytes, kek: bytes | None) -> bytes:
+    """``key_pem`` as PKCS#8 PEM encrypted with the passphrase ``kek`` (as is
+    when ``kek`` is None)."""
+    if kek is None:
+        return key_pem
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.BestAvailableEncryption(kek))
+
+
+def decrypt_key_pem(key_pem: bytes, kek: bytes | None, where: str = "the private key") -> bytes:
+    """An encrypted or plain PEM private key as unencrypted PKCS#8 PEM.
+    KeyLockedError when it is encrypted and ``kek`` is None or does not open it."""
+    if not is_encrypted_pem(key_pem):
+        return key_pem
+    if kek is None:
+        raise KeyLockedError(f"{where} is encrypted: the node's data key is needed to read it")
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=kek)
+    except (ValueError, TypeError):
+        raise KeyLockedError(f"{where} does not decrypt with this node's data key") from None
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def is_encrypted_pem(key_pem: bytes) -> bool:
+    """Whether a PEM private key is passphrase-protected."""
+    return b"ENCRYPTED" in key_pem.split(b"\n", 1)[0] or b"Proc-Type: 4,ENCRYPTED" in key_pem
+
+
+class KeyLockedError(ValueError):
+    """A private key on disk is encrypted and the passphrase is missing or wrong."""
+
+
+def save(data_dir: str | os.PathLike[str], creds: NodeCredentials,
+         kek: bytes | None = None) -> None:
     """Writes the credentials: key 0600, certificates 0644, directory 0700.
 
+    With ``kek`` (a manager's key passphrase, see pki.keystore) the private key
+    is written encrypted with it; without, in plain PEM (workers).
     Key and certificate must change together, so both are first written in
     full (fsynced) as ``*.new`` files and then renamed into place; ``load``
     finishes the renames when a crash interrupted them.
@@ -185,7 +222,7 @@ def save(data_dir: str | os.PathLike[str], creds: NodeCredentials) -> None:
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(d, 0o700)
     write_file(d / ROOT_CA_FILE, creds.ca_pem, 0o644)
-    write_file(d / (KEY_FILE + _PENDING), creds.key_pem, 0o600)
+    write_file(d / (KEY_FILE + _PENDING), encrypt_key_pem(creds.key_pem, kek), 0o600)
     write_file(d / (CERT_FILE + _PENDING), creds.cert_pem, 0o644)
     _finish_pending(d)
 
@@ -214,13 +251,22 @@ def exists(data_dir: str | os.PathLike[str]) -> bool:
     return all((d / f).is_file() for f in (KEY_FILE, CERT_FILE, ROOT_CA_FILE))
 
 
-def load(data_dir: str | os.PathLike[str]) -> NodeCredentials:
-    """Reads and checks the credentials; FileNotFoundError when missing,
+def key_encrypted(data_dir: str | os.PathLike[str]) -> bool:
+    """Whether the node's private key on disk is passphrase-protected."""
+    d = cert_dir(data_dir)
+    _finish_pending(d)
+    return is_encrypted_pem((d / KEY_FILE).read_bytes())
+
+
+def load(data_dir: str | os.PathLike[str], kek: bytes | None = None) -> NodeCredentials:
+    """Reads and checks the credentials (the key comes back unencrypted, whether
+    or not it is encrypted on disk); FileNotFoundError when missing,
+    KeyLockedError when the key is encrypted and ``kek`` does not open it,
     ValueError when they do not fit together."""
     d = cert_dir(data_dir)
     _finish_pending(d)
     creds = NodeCredentials(
-        key_pem=(d / KEY_FILE).read_bytes(),
+        key_pem=decrypt_key_pem((d / KEY_FILE).read_bytes(), kek, str(d / KEY_FILE)),
         cert_pem=(d / CERT_FILE).read_bytes(),
         ca_pem=(d / ROOT_CA_FILE).read_bytes(),
     )

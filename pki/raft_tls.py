@@ -126,10 +126,11 @@ def _describe(creds: NodeCredentials) -> str:
     return f"node {info.node_id}, certificate valid until {info.not_after.isoformat()}"
 
 
-def from_data_dir(data_dir: str | os.PathLike[str]) -> RaftTLS:
+def from_data_dir(data_dir: str | os.PathLike[str], kek: bytes | None = None) -> RaftTLS:
     """Raft TLS with the credentials saved in a node's data directory, as they
     are now (for a short-lived process such as ``--force-new-cluster``; the
-    daemon passes its credentials holder). FileNotFoundError / ValueError when
-    the node has no usable credentials."""
-    creds = load(data_dir)
+    daemon passes its credentials holder). ``kek`` opens a manager's encrypted
+    key (pki.keystore). FileNotFoundError / ValueError when the node has no
+    usable credentials."""
+    creds = load(data_dir, kek=kek)
     return RaftTLS(lambda: creds)

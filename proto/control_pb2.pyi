@@ -370,24 +370,36 @@ class ListClustersResponse(_message.Message):
     def __init__(self, clusters: _Optional[_Iterable[_Union[_objects_pb2.Cluster, _Mapping]]] = ...) -> None: ...
 
 class UpdateClusterRequest(_message.Message):
-    __slots__ = ("cluster_id", "cluster_version", "spec", "rotate_worker_token", "rotate_manager_token")
+    __slots__ = ("cluster_id", "cluster_version", "spec", "rotate_worker_token", "rotate_manager_token", "rotate_manager_unlock_key")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ROTATE_WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ROTATE_MANAGER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_MANAGER_UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     cluster_id: str
     cluster_version: int
     spec: _objects_pb2.ClusterSpec
     rotate_worker_token: bool
     rotate_manager_token: bool
-    def __init__(self, cluster_id: _Optional[str] = ..., cluster_version: _Optional[int] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., rotate_worker_token: _Optional[bool] = ..., rotate_manager_token: _Optional[bool] = ...) -> None: ...
+    rotate_manager_unlock_key: bool
+    def __init__(self, cluster_id: _Optional[str] = ..., cluster_version: _Optional[int] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., rotate_worker_token: _Optional[bool] = ..., rotate_manager_token: _Optional[bool] = ..., rotate_manager_unlock_key: _Optional[bool] = ...) -> None: ...
 
 class UpdateClusterResponse(_message.Message):
     __slots__ = ("cluster",)
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     cluster: _objects_pb2.Cluster
     def __init__(self, cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ...) -> None: ...
+
+class GetUnlockKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetUnlockKeyResponse(_message.Message):
+    __slots__ = ("unlock_key",)
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
 
 class ServiceLogsRequest(_message.Message):
     __slots__ = ("service_id", "follow", "tail", "timestamps", "task_ids")
@@ -462,3 +474,23 @@ class InfoResponse(_message.Message):
     services: int
     tasks_running: int
     def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ...) -> None: ...
+
+class GetLockStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetLockStateResponse(_message.Message):
+    __slots__ = ("locked",)
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    locked: bool
+    def __init__(self, locked: _Optional[bool] = ...) -> None: ...
+
+class UnlockRequest(_message.Message):
+    __slots__ = ("unlock_key",)
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
+
+class UnlockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -184,6 +184,11 @@ class ControlStub:
                 request_serializer=proto_dot_control__pb2.UpdateClusterRequest.SerializeToString,
                 response_deserializer=proto_dot_control__pb2.UpdateClusterResponse.FromString,
                 _registered_method=True)
+        self.GetUnlockKey = channel.unary_unary(
+                '/shoal.v1.Control/GetUnlockKey',
+                request_serializer=proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -369,6 +374,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUnlockKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -521,6 +532,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.UpdateCluster,
                     request_deserializer=proto_dot_control__pb2.UpdateClusterRequest.FromString,
                     response_serializer=proto_dot_control__pb2.UpdateClusterResponse.SerializeToString,
+            ),
+            'GetUnlockKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnlockKey,
+                    request_deserializer=proto_dot_control__pb2.GetUnlockKeyRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.GetUnlockKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1333,6 +1349,162 @@ class Control:
             '/shoal.v1.Control/UpdateCluster',
             proto_dot_control__pb2.UpdateClusterRequest.SerializeToString,
             proto_dot_control__pb2.UpdateClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnlockKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/GetUnlockKey',
+            proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
+            proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LocalNodeStub:
+    """LocalNode: calls a node answers on its own unix socket only (the
+    authorization table does not open it to remote callers). A locked manager
+    serves only this service and answers every other call with Swarm's
+    "Swarm is encrypted and needs to be unlocked" message.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetLockState = channel.unary_unary(
+                '/shoal.v1.LocalNode/GetLockState',
+                request_serializer=proto_dot_control__pb2.GetLockStateRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.GetLockStateResponse.FromString,
+                _registered_method=True)
+        self.Unlock = channel.unary_unary(
+                '/shoal.v1.LocalNode/Unlock',
+                request_serializer=proto_dot_control__pb2.UnlockRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.UnlockResponse.FromString,
+                _registered_method=True)
+
+
+class LocalNodeServicer:
+    """LocalNode: calls a node answers on its own unix socket only (the
+    authorization table does not open it to remote callers). A locked manager
+    serves only this service and answers every other call with Swarm's
+    "Swarm is encrypted and needs to be unlocked" message.
+    """
+
+    def GetLockState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unlock(self, request, context):
+        """Unlock starts a locked manager with its unlock key. PERMISSION_DENIED
+        when the key is wrong, FAILED_PRECONDITION when the node is not locked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LocalNodeServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetLockState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLockState,
+                    request_deserializer=proto_dot_control__pb2.GetLockStateRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.GetLockStateResponse.SerializeToString,
+            ),
+            'Unlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unlock,
+                    request_deserializer=proto_dot_control__pb2.UnlockRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.UnlockResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'shoal.v1.LocalNode', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('shoal.v1.LocalNode', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LocalNode:
+    """LocalNode: calls a node answers on its own unix socket only (the
+    authorization table does not open it to remote callers). A locked manager
+    serves only this service and answers every other call with Swarm's
+    "Swarm is encrypted and needs to be unlocked" message.
+    """
+
+    @staticmethod
+    def GetLockState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.LocalNode/GetLockState',
+            proto_dot_control__pb2.GetLockStateRequest.SerializeToString,
+            proto_dot_control__pb2.GetLockStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.LocalNode/Unlock',
+            proto_dot_control__pb2.UnlockRequest.SerializeToString,
+            proto_dot_control__pb2.UnlockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -783,7 +783,7 @@ class JoinTokens(_message.Message):
     def __init__(self, worker: _Optional[str] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert", "root_rotation", "root_ca_key", "network_keys")
+    __slots__ = ("id", "meta", "spec", "join_tokens", "root_ca_cert", "root_rotation", "root_ca_key", "network_keys", "unlock_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -792,6 +792,7 @@ class Cluster(_message.Message):
     ROOT_ROTATION_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_KEYS_FIELD_NUMBER: _ClassVar[int]
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
@@ -800,7 +801,8 @@ class Cluster(_message.Message):
     root_rotation: RootRotation
     root_ca_key: bytes
     network_keys: _containers.RepeatedCompositeFieldContainer[NetworkKey]
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., root_ca_key: _Optional[bytes] = ..., network_keys: _Optional[_Iterable[_Union[NetworkKey, _Mapping]]] = ...) -> None: ...
+    unlock_key: str
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_ca_cert: _Optional[bytes] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., root_ca_key: _Optional[bytes] = ..., network_keys: _Optional[_Iterable[_Union[NetworkKey, _Mapping]]] = ..., unlock_key: _Optional[str] = ...) -> None: ...
 
 class RootRotation(_message.Message):
     __slots__ = ("ca_cert", "ca_key", "cross_signed_ca_cert")

@@ -242,9 +242,15 @@ def test_update_errors_exit_1_before_connecting(capsys) -> None:
     assert 'invalid duration "soon" for --cert-expiry' in err and "Cannot connect" not in err
 
 
-def test_update_has_no_autolock() -> None:
-    with pytest.raises(SystemExit):
-        parse(["update", "--autolock"])
+def test_update_autolock_spellings() -> None:
+    from cli.commands_swarm import apply_changes, parse_changes
+    for argv, want in ((["update", "--autolock"], True), (["update", "--autolock=true"], True),
+                       (["update", "--autolock=false"], False)):
+        changes = parse_changes(parse(argv))
+        assert changes.autolock is want
+        assert apply_changes(pb.ClusterSpec(), changes).encryption.auto_lock_managers is want
+    with pytest.raises(UsageError):
+        parse_changes(parse(["update", "--autolock=maybe"]))
 
 
 # ----------------------------------------------------------------- leave ----

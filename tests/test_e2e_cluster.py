@@ -32,6 +32,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from cli import credentials
 from lab.cluster import REPO, Lab, LabError
 from pki import node as pkinode
 from pki import tls, tokens
@@ -90,7 +91,7 @@ def running_per_node(lab: Lab, service: str) -> Counter:
 
 
 def cluster_id(lab: Lab) -> str:
-    return pkinode.load(lab.data_dir("manager1")).identity.cluster_id
+    return credentials.load_node_credentials(lab.data_dir("manager1")).identity.cluster_id
 
 
 def containers_per_node(lab: Lab, service: str) -> Counter:
@@ -136,7 +137,7 @@ def certificate_subject(pem: bytes) -> dict[str, str]:
 
 
 def node_certificate(lab: Lab, name: str) -> bytes:
-    return pkinode.load(lab.data_dir(name)).cert_pem
+    return credentials.load_node_credentials(lab.data_dir(name)).cert_pem
 
 
 def control_call(target: str, credentials: grpc.ChannelCredentials) -> grpc.RpcError:
@@ -187,7 +188,7 @@ def test_worker_certificate_cannot_call_the_control_api(lab: Lab) -> None:
     err = control_call(f"{lab.ip('manager1')}:{PORT}", tls.client_credentials(creds))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err
     assert "role worker" in err.details()
-    manager = pkinode.load(lab.data_dir("manager2"))
+    manager = credentials.load_node_credentials(lab.data_dir("manager2"))
     target = f"{lab.ip('manager1')}:{PORT}"
     with grpc.secure_channel(target, tls.client_credentials(manager),
                              options=tls.channel_options()) as channel:

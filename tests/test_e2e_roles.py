@@ -67,7 +67,7 @@ def test_removed_worker_is_refused_for_good(lab: Lab) -> None:
     lab.start("worker2")
     # its certificate is still valid in date, but the swarm refuses it at once
     lab.wait_for(lambda: "not a member of this swarm" in
-                 (lab.data_dir("worker2") / "daemon.log").read_text(errors="replace"),
+                 lab.log_path("worker2").read_text(errors="replace"),
                  30, "the restarted worker's requests refused")
     assert node_id not in lab.swarm("manager1", "node", "ls").stdout
 

@@ -119,9 +119,12 @@ class PodmanRuntime(Runtime):
     def __init__(self, state_dir: str, node_id: str = "", *, max_idle: int = 16,
                  request_timeout: float = 60.0, pull_timeout: float = 600.0,
                  service_start_timeout: float = 20.0, podman: str = "podman",
-                 options: PodmanOptions | None = None) -> None:
+                 options: PodmanOptions | None = None,
+                 log_path: str | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.options = options or PodmanOptions()
+        # the service's own log may name containers: callers keep it out of data dirs
+        self.log_path = Path(log_path) if log_path else self.state_dir / "podman-service.log"
         self.socket_path = str(self.state_dir / "podman.sock")
         self.request_timeout = request_timeout
         self.pull_timeout = pull_timeout
@@ -156,7 +159,7 @@ class PodmanRuntime(Runtime):
                 os.unlink(self.socket_path)
             except FileNotFoundError:
                 pass
-            log_path = self.state_dir / "podman-service.log"
+            log_path = self.log_path
             with open(log_path, "ab") as out, open(os.devnull, "rb") as null:
                 try:
                     process = subprocess.Popen(
