@@ -261,3 +261,72 @@ def test_leave_parser_dispatches_to_bootstrap() -> None:
     ns = parse(["leave", "--force", "--data-dir", "/tmp/n1"])
     assert (ns.force, ns.data_dir) == (True, "/tmp/n1")
     assert parse(["leave", "-f"]).force
+
+
+# ------------------------------------------------------ autolock, unlock-key ----
+
+KEY1 = "SWMKEY-1-" + "A" * 43
+KEY2 = "SWMKEY-1-" + "B" * 43
+
+
+class LockingClient(FakeClient):
+    """FakeClient plus the manager's unlock-key behaviour."""
+
+    def call(self, method: str, request, timeout=None):
+        if method == "GetUnlockKey":
+            self.calls.append((method, request))
+            on = self.cluster.spec.encryption.auto_lock_managers
+            return cpb.GetUnlockKeyResponse(unlock_key=self.cluster.unlock_key if on else "")
+        response = super().call(method, request, timeout)
+        if method == "UpdateCluster":
+            if self.cluster.spec.encryption.auto_lock_managers:
+                if request.rotate_manager_unlock_key:
+                    self.cluster.unlock_key = KEY2
+                elif not self.cluster.unlock_key:
+                    self.cluster.unlock_key = KEY1
+            else:
+                self.cluster.unlock_key = ""
+        return response
+
+
+def test_unlock_key_text_matches_docker() -> None:
+    assert sw.unlock_key_text(KEY1) == (
+        "To unlock a swarm manager after it restarts, run the `swarm unlock`\n"
+        f"command and provide the following key:\n\n    {KEY1}\n\n"
+        "Please remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager.\n")
+
+
+def test_update_autolock_on_prints_the_key_once() -> None:
+    client = LockingClient(make_cluster())
+    rc, out = run(sw.update, ["update", "--autolock=true"], client)
+    assert rc == 0 and out == "Swarm updated.\n" + sw.unlock_key_text(KEY1)
+    rc, out = run(sw.update, ["update", "--autolock"], client)      # already on: no key
+    assert rc == 0 and out == "Swarm updated.\n"
+    rc, out = run(sw.update, ["update", "--autolock=false"], client)
+    assert rc == 0 and out == "Swarm updated.\n"
+    assert not client.cluster.spec.encryption.auto_lock_managers
+
+
+def test_unlock_key_quiet_rotate_and_refusals() -> None:
+    client = LockingClient(make_cluster())
+    with pytest.raises(CLIError, match="^Error: no unlock key is set$"):
+        run(sw.unlock_key, ["unlock-key"], client)
+    with pytest.raises(CLIError, match="cannot rotate because autolock is not turned on"):
+        run(sw.unlock_key, ["unlock-key", "--rotate"], client)
+    assert "UpdateCluster" not in client.methods()
+    run(sw.update, ["update", "--autolock=true"], client)
+    assert run(sw.unlock_key, ["unlock-key", "-q"], client) == (0, KEY1 + "\n")
+    rc, out = run(sw.unlock_key, ["unlock-key", "--rotate"], client)
+    assert rc == 0 and out == ("Successfully rotated manager unlock key.\n\n"
+                               + sw.unlock_key_text(KEY2))
+    assert client.calls[-2][1].rotate_manager_unlock_key
+    assert run(sw.unlock_key, ["unlock-key", "--rotate", "-q"], client)[1] == KEY2 + "\n"
+
+
+def test_unlock_parses() -> None:
+    assert parse(["unlock"]).handler is sw.unlock
+    ns = parse(["unlock-key", "-q", "--rotate"])
+    assert ns.quiet and ns.rotate and ns.handler is sw.unlock_key
+    assert parse(["init", "--autolock"]).autolock == "true"
+    assert parse(["init"]).autolock is None

@@ -188,3 +188,37 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
     lab.start("manager3")
     assert not lab.locked("manager3")
     wait_back(lab, "manager3")
+
+
+def test_init_autolock_restart_needs_the_key(tmp_path: Path) -> None:
+    """`swarm init --autolock` on one node: the key is printed once, the node
+    restarts locked (`swarm daemon` says so and returns), `swarm unlock`
+    reads the key from standard input."""
+    from tests.cluster import SingleNode
+
+    node = SingleNode(tmp_path)
+    try:
+        res = node.init("--autolock")
+        assert res.stdout.startswith("Swarm initialized: current node (")
+        assert "To unlock a swarm manager after it restarts, run the `swarm unlock`" in res.stdout
+        assert "Please remember to store this key in a password manager" in res.stdout
+        key = KEY_RE.search(res.stdout).group(0)
+        assert node.swarm("unlock-key", "-q").stdout.strip() == key
+        keys = keystore.ManagerKeys(node.data_dir)
+        wait_for_wrapped = lambda: keys.wrapped_by(key)  # noqa: E731
+        from lab.localnode import wait_for
+        wait_for(wait_for_wrapped, 30, "the data key wrapped by the unlock key")
+        assert key.encode() not in b"".join(p.read_bytes() for p in all_files(node.data_dir))
+        node.kill9()
+        started = node.swarm("daemon", "--data-dir", str(node.data_dir))
+        assert LOCKED in started.stderr
+        locked = node.swarm("service", "ls", check=False)
+        assert locked.returncode == 1 and locked.stderr.strip() == (
+            "Error response from daemon: " + LOCKED + ' Please use "swarm unlock" to unlock it.')
+        wrong = node.swarm("unlock", check=False, input="SWMKEY-1-" + "B" * 43 + "\n")
+        assert wrong.returncode == 1
+        assert "swarm could not be unlocked: invalid key provided" in wrong.stderr
+        node.swarm("unlock", input=key + "\n")
+        assert node.swarm("node", "ls", "-q").stdout.strip()
+    finally:
+        node.destroy()
