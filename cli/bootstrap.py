@@ -95,6 +95,11 @@ def podman_log_path(data_dir: Path) -> Path:
     return data_dir.parent / f"{data_dir.name}.podman.log"
 
 
+def network_views_path(data_dir: Path) -> Path:
+    """Where the agent dumps its network views (they name networks and services)."""
+    return data_dir.parent / f"{data_dir.name}.network-views.json"
+
+
 def locked(data_dir: Path) -> bool:
     """Whether the node's daemon runs locked, waiting for `swarm unlock`."""
     from cli.lockedmode import LOCKED_FILE

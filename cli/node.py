@@ -33,8 +33,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cli import credentials, lockedmode, renewal
-from cli.bootstrap import (NodeState, podman_log_path, raft_bind_addr, socket_path,
-                           split_addr)
+from cli.bootstrap import (NodeState, network_views_path, podman_log_path, raft_bind_addr,
+                           socket_path, split_addr)
 from cli.renewal import CertRenewer
 from cli.parsing import parse_duration
 from pki import keystore
@@ -400,7 +400,7 @@ class Node:
                       credentials=tls.client_credentials(self.creds),
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
-                      network_dump=str(self.data_dir / "network-views.json"),
+                      network_dump=str(network_views_path(self.data_dir)),
                       tls_info=lambda: renewal.tls_info(self.creds))
         self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
             agent.set_credentials, tls.client_credentials(new)))

@@ -34,6 +34,8 @@ TAG = secrets.token_hex(4)
 SERVICE = f"zebra-atrest-{TAG}"
 LABEL_VALUE = f"quokka-label-{TAG}"
 SECRET_VALUE = f"pangolin-secret-{TAG}".encode()
+SECRET_NAME = f"okapi-pw-{TAG}"
+NETWORK = f"narwhal-net-{TAG}"
 KEY_RE = re.compile(r"SWMKEY-1-[A-Za-z0-9+/]+")
 
 
@@ -114,14 +116,16 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
     for name in MANAGERS:
         assert not keys_of(lab, name).kek_path.exists()
 
-    # ---- data: a service with a label, a secret, enough writes for a raft snapshot
+    # ---- data: a service with a label, a network and a secret; enough writes for a snapshot
+    secret = lab.exec("manager1", *lab._swarm_argv("secret", "create", SECRET_NAME, "-"),
+                      input=SECRET_VALUE.decode())
+    assert secret.returncode == 0, secret.stderr
+    lab.swarm("manager1", "network", "create", "--driver", "overlay", NETWORK)
     lab.swarm("manager1", "service", "create", "-d", "--name", SERVICE, "--label",
-              f"tier={LABEL_VALUE}", "--replicas", "2", images.ensure_demo_image())
+              f"tier={LABEL_VALUE}", "--replicas", "2", "--network", NETWORK,
+              "--secret", SECRET_NAME, images.ensure_demo_image())
     channel, stub = control(lab, "manager1")
     with channel:
-        spec = pb.SecretSpec(data=SECRET_VALUE)
-        spec.annotations.name = f"pw-{TAG}"
-        stub.CreateSecret(cpb.CreateSecretRequest(spec=spec), timeout=30)
         for i in range(60):
             filler = pb.ConfigSpec(data=b"x")
             filler.annotations.name = f"filler-{TAG}-{i}"
@@ -135,7 +139,8 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
                  "the service running")
 
     # ---- nothing in any data directory names them
-    needles = (SERVICE.encode(), LABEL_VALUE.encode(), SECRET_VALUE)
+    needles = (SERVICE.encode(), LABEL_VALUE.encode(), SECRET_VALUE, SECRET_NAME.encode(),
+               NETWORK.encode())
     scanned = 0
     for name in lab.names():
         for path in all_files(lab.data_dir(name)):
