@@ -84,7 +84,6 @@ class Node:
         self.renewer: Optional[CertRenewer] = None
         self.keys = keystore.ManagerKeys(data_dir)
         self.dek: Optional[bytes] = None  # the cluster data key (managers)
-        self._keys_changed: Optional[asyncio.Event] = None
         self.restart_requested = False
         self._role_change: Optional[asyncio.Task] = None
         self._desired_role = state.role  # from the node object; a renewal would give this role
@@ -185,7 +184,7 @@ class Node:
     async def _follow_keys(self) -> None:
         """Re-wraps the data key at start and after every change of the cluster object."""
         assert self.store is not None
-        changed = self._keys_changed = asyncio.Event()
+        changed = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def on_events(events: list, version: int) -> None:
