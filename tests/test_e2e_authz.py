@@ -11,6 +11,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from cli import credentials
 from cli.credentials import JOIN_PORT_OFFSET
 from lab.cluster import Lab
 from pki import node as pkinode
@@ -29,7 +30,7 @@ lab = module_lab(1, 1)
 
 def _channels(lab: Lab) -> dict[str, grpc.Channel]:
     ip = lab.ip("manager1")
-    manager = pkinode.load(lab.data_dir("manager1"))
+    manager = credentials.load_node_credentials(lab.data_dir("manager1"))
     worker = pkinode.load(lab.data_dir("worker1"))
     return {
         MANAGER: grpc.secure_channel(f"{ip}:{PORT}", tls.client_credentials(manager),
@@ -69,7 +70,7 @@ def test_every_rpc_with_each_kind_of_caller(lab: Lab) -> None:
 
 
 def test_the_mutual_tls_port_refuses_a_caller_without_certificate(lab: Lab) -> None:
-    ca_pem = pkinode.load(lab.data_dir("manager1")).ca_pem
+    ca_pem = credentials.load_node_credentials(lab.data_dir("manager1")).ca_pem
     with grpc.secure_channel(f"{lab.ip('manager1')}:{PORT}", tls.join_credentials(ca_pem),
                              options=tls.channel_options()) as channel:
         with pytest.raises(grpc.RpcError) as err:
@@ -80,7 +81,7 @@ def test_the_mutual_tls_port_refuses_a_caller_without_certificate(lab: Lab) -> N
 
 
 def test_raft_membership_refuses_requests_without_an_address(lab: Lab) -> None:
-    manager = pkinode.load(lab.data_dir("manager1"))
+    manager = credentials.load_node_credentials(lab.data_dir("manager1"))
     before = lab.swarm("manager1", "node", "ls").stdout
     with grpc.secure_channel(f"{lab.ip('manager1')}:{PORT}", tls.client_credentials(manager),
                              options=tls.channel_options()) as channel:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from lab.cluster import Lab, LabError
 from pki import node as pkinode
-from pki import tls, tokens
+from pki import keystore, tls, tokens
 from pki.ca import MIN_EXPIRY_ENV, load_certificates
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
@@ -69,7 +69,11 @@ def disk(lab: Lab, name: str) -> pkinode.NodeCredentials:
     """A node's credentials as on disk, read without touching the files (pkinode.load
     would finish a save the daemon is in the middle of)."""
     d = pkinode.cert_dir(lab.data_dir(name))
-    return pkinode.NodeCredentials((d / pkinode.KEY_FILE).read_bytes(),
+    key = (d / pkinode.KEY_FILE).read_bytes()
+    if pkinode.is_encrypted_pem(key):  # a manager's key (pki.keystore)
+        dek = keystore.ManagerKeys(lab.data_dir(name)).open()
+        key = pkinode.decrypt_key_pem(key, keystore.private_key_passphrase(dek))
+    return pkinode.NodeCredentials(key,
                                    (d / pkinode.CERT_FILE).read_bytes(),
                                    (d / pkinode.ROOT_CA_FILE).read_bytes())
 
