@@ -106,7 +106,7 @@ def test_the_raft_port_serves_only_managers(lab: Lab) -> None:
     from tests.test_raft_tls import frame, raw_tls_client, read_until_closed, unframe
 
     raft_addr = NodeState.load(lab.data_dir("manager1")).raft_addr
-    manager = pkinode.load(lab.data_dir("manager1"))
+    manager = credentials.load_node_credentials(lab.data_dir("manager1"))
     worker = pkinode.load(lab.data_dir("worker1"))
     with raw_tls_client(raft_addr, manager, manager.ca_pem) as conn:
         conn.settimeout(1.0)
