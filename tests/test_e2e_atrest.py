@@ -123,7 +123,7 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
     lab.swarm("manager1", "network", "create", "--driver", "overlay", NETWORK)
     lab.swarm("manager1", "service", "create", "-d", "--name", SERVICE, "--label",
               f"tier={LABEL_VALUE}", "--replicas", "2", "--network", NETWORK,
-              "--secret", SECRET_NAME, images.ensure_demo_image())
+              "--secret", SECRET_NAME, images.ensure_demo_image(), "sleep", "3600")
     channel, stub = control(lab, "manager1")
     with channel:
         for i in range(60):
@@ -135,8 +135,13 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
                      f"a raft snapshot on {name}")
     lab.swarm("manager1", "service", "update", "-d", "--label-add", f"later={LABEL_VALUE}",
               SERVICE)
-    lab.wait_for(lambda: "2/2" in lab.swarm("manager1", "service", "ls").stdout, 60,
-                 "the service running")
+    try:
+        lab.wait_for(lambda: "2/2" in lab.swarm("manager1", "service", "ls").stdout, 90,
+                     "the service running")
+    except AssertionError as exc:
+        ps = lab.swarm("manager1", "service", "ps", "--no-trunc", SERVICE, check=False)
+        raise AssertionError(f"{exc}\n{ps.stdout}{ps.stderr}\n"
+                             + "\n".join(lab.log_tail(n, 20) for n in lab.names())) from None
 
     # ---- nothing in any data directory names them
     needles = (SERVICE.encode(), LABEL_VALUE.encode(), SECRET_VALUE, SECRET_NAME.encode(),
