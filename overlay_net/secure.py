@@ -59,6 +59,7 @@ class _Network:
     nodes: tuple[str, ...]               # every remote node of the network
     stop: threading.Event = field(default_factory=threading.Event)
     thread: Optional[threading.Thread] = None
+    fd_lock: threading.Lock = field(default_factory=threading.Lock)   # receiver vs. close
 
 
 def _open_tap() -> int:
@@ -152,7 +153,8 @@ class SecureTunnel:
         net.stop.set()
         if net.thread is not None:
             net.thread.join(5)
-        os.close(net.fd)                     # a non-persistent TAP goes with its fd
+        with net.fd_lock:                    # never write to a closed (or reused) fd
+            os.close(net.fd)                 # a non-persistent TAP goes with its fd
 
     def close(self) -> None:
         for vni in list(self._nets):
@@ -214,10 +216,13 @@ class SecureTunnel:
             except InvalidTag:
                 self.dropped += 1
                 continue
-            try:
-                os.write(net.fd, frame)
-            except OSError:
-                pass
+            with net.fd_lock:
+                if net.stop.is_set():
+                    continue
+                try:
+                    os.write(net.fd, frame)
+                except OSError:
+                    pass
 
 
 def _tap_up(mtu: int) -> None:
