@@ -306,7 +306,8 @@ def force_new_cluster(args: argparse.Namespace, data_dir: Path) -> int:
         try:
             dek = credentials.open_manager_keys(data_dir)
         except keystore.LockedError:
-            dek = credentials.open_manager_keys(data_dir, read_unlock_key())
+            from cli.commands_swarm import read_key  # the cluster is locked: ask for its key
+            dek = credentials.open_manager_keys(data_dir, read_key().strip())
         raft_tls = pki_raft_tls.from_data_dir(data_dir, kek=keystore.private_key_passphrase(dek))
         credentials.root_ca(data_dir, dek)
     except keystore.InvalidUnlockKey as exc:
@@ -406,14 +407,6 @@ def cmd_leave(args: argparse.Namespace) -> int:
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     print("Node left the swarm.")
     return 0
-
-
-def read_unlock_key(prompt: str = "Please enter unlock key: ") -> str:
-    """The unlock key from a prompt without echo (terminal) or one line of stdin."""
-    if sys.stdin.isatty():
-        import getpass
-        return getpass.getpass(prompt).strip()
-    return sys.stdin.readline().strip()
 
 
 def remove_task_containers(node_id: str) -> None:

@@ -232,3 +232,29 @@ def test_init_autolock_restart_needs_the_key(tmp_path: Path) -> None:
         assert node.swarm("node", "ls", "-q").stdout.strip()
     finally:
         node.destroy()
+
+
+def test_force_new_cluster_of_a_locked_manager_needs_the_key(tmp_path: Path) -> None:
+    """`swarm init --force-new-cluster` on an autolocked manager's data directory
+    reads the unlock key from standard input: a wrong one changes nothing."""
+    from lab.localnode import wait_for
+    from tests.cluster import SingleNode
+
+    node = SingleNode(tmp_path)
+    try:
+        key = KEY_RE.search(node.init("--autolock").stdout).group(0)
+        node.swarm("service", "create", "-d", "--name", f"kept-{TAG}", "--replicas", "0",
+                   images.ensure_demo_image())
+        keys = keystore.ManagerKeys(node.data_dir)
+        wait_for(lambda: keys.wrapped_by(key), 30, "the data key wrapped by the unlock key")
+        node.kill9()
+        argv = ("init", "--force-new-cluster", "--data-dir", str(node.data_dir))
+        wrong = node.swarm(*argv, check=False, input="SWMKEY-1-" + "C" * 43 + "\n")
+        assert wrong.returncode == 1 and "invalid key provided" in wrong.stderr, wrong.stderr
+        assert not list(node.data_dir.glob("raft.old-*"))      # nothing was changed
+        res = node.swarm(*argv, input=key + "\n")
+        assert "Swarm initialized" in res.stdout and LOCKED in res.stderr  # still autolocked
+        node.swarm("unlock", input=key + "\n")
+        assert f"kept-{TAG}" in node.swarm("service", "ls").stdout
+    finally:
+        node.destroy()
