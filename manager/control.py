@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import grpc
 
-from manager import lookup, roles, secretrefs, validation
+from manager import lookup, redact, roles, secretrefs, validation
 from manager.allocator import assign, ipam, networks, ports
 from manager.logbroker import LogBroker
 from manager import ca
@@ -373,9 +373,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @staticmethod
     def _redacted(secret: pb.Secret) -> pb.Secret:
-        out = _copy(secret)
-        out.spec.data = b""
-        return out
+        return redact.secret(secret)
 
     async def CreateSecret(self, request, context):
         try:
@@ -444,22 +442,17 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @staticmethod
     def _cluster_out(cluster: pb.Cluster) -> pb.Cluster:
-        """The cluster as the API returns it: without the overlay encryption keys
-        and without the unlock key (only GetUnlockKey returns it)."""
-        if not cluster.network_keys and not cluster.unlock_key:
-            return cluster
-        out = _copy(cluster)
-        del out.network_keys[:]
-        out.unlock_key = ""
-        return out
+        """The cluster as the API returns it: without root, overlay or unlock keys
+        (only GetUnlockKey returns the unlock key)."""
+        return redact.cluster(cluster)
 
     async def GetCluster(self, request, context):
         cluster = await self._find(context, "cluster", request.cluster_id or "default")
-        return cpb.GetClusterResponse(cluster=self._cluster_out(ca.redacted(cluster)))
+        return cpb.GetClusterResponse(cluster=self._cluster_out(cluster))
 
     async def ListClusters(self, request, context):
         return cpb.ListClustersResponse(
-            clusters=[self._cluster_out(ca.redacted(c)) for c in self.store.list("cluster")])
+            clusters=[self._cluster_out(c) for c in self.store.list("cluster")])
 
     async def GetUnlockKey(self, request, context):
         cluster = await self._find(context, "cluster", "default")
@@ -500,7 +493,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             new.unlock_key = ""
         await self._commit(context, [actions.update(new)])
         return cpb.UpdateClusterResponse(
-            cluster=self._cluster_out(ca.redacted(self.store.get("cluster", cluster.id))))
+            cluster=self._cluster_out(self.store.get("cluster", cluster.id)))
 
     def _disk_root(self) -> RootCA:
         """This manager's root CA from disk; its key is encrypted with the key

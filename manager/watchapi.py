@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from manager import redact
 from proto import model
 from proto import watch_pb2 as wpb
 from proto import watch_pb2_grpc
@@ -38,31 +39,8 @@ def selected(event: wpb.WatchEvent, selectors: list[wpb.WatchSelector]) -> bool:
 
 
 def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
-    """The event as a watcher gets it: without the old object unless asked, and never
-    with a secret's data or the overlay encryption keys (the store's event objects are
-    shared: copies are changed)."""
-    secret = event.object.WhichOneof("object") == "secret"
-    keys = event.object.WhichOneof("object") == "cluster" and (
-        bool(event.object.cluster.network_keys) or bool(event.old_object.cluster.network_keys)
-        or bool(event.object.cluster.unlock_key) or bool(event.old_object.cluster.unlock_key))
-    drop_old = not include_old and event.HasField("old_object")
-    if not secret and not keys and not drop_old:
-        return event
-    out = wpb.WatchEvent(action=event.action, object=event.object, version=event.version)
-    if not drop_old and event.HasField("old_object"):
-        out.old_object.CopyFrom(event.old_object)
-    if secret:
-        out.object.secret.spec.data = b""
-        if out.HasField("old_object"):
-            out.old_object.secret.spec.data = b""
-    if keys:  # overlay encryption keys go to nodes in network views only; the
-        # unlock key through Control.GetUnlockKey only
-        del out.object.cluster.network_keys[:]
-        out.object.cluster.unlock_key = ""
-        if out.HasField("old_object"):
-            del out.old_object.cluster.network_keys[:]
-            out.old_object.cluster.unlock_key = ""
-    return out
+    """The event as a watcher gets it (manager/redact.py: no secret data, no keys)."""
+    return redact.event(event, include_old)
 
 
 class WatchServicer(watch_pb2_grpc.WatchServicer):

@@ -1,0 +1,74 @@
+"""What never leaves a manager through its APIs: the one place that strips it.
+
+Secret data, root CA keys (also the next root's during a rotation), the overlay
+encryption keys and the autolock unlock key live in the store (encrypted at
+rest) but are not answers: the control API and the Watch API both pass objects
+through these functions. Secrets reach workers through the dispatcher, overlay
+keys through network views, the unlock key through Control.GetUnlockKey only.
+"""
+from __future__ import annotations
+
+from proto import objects_pb2 as pb
+from proto import watch_pb2 as wpb
+
+
+def cluster_has_keys(cluster: pb.Cluster) -> bool:
+    """Whether `cluster` carries anything `cluster` below would strip."""
+    return bool(cluster.root_ca_key or cluster.network_keys or cluster.unlock_key
+                or (cluster.HasField("root_rotation") and cluster.root_rotation.ca_key))
+
+
+def strip_cluster(cluster: pb.Cluster) -> None:
+    """Removes the keys from `cluster` in place (callers pass a copy)."""
+    cluster.ClearField("root_ca_key")
+    if cluster.HasField("root_rotation"):
+        cluster.root_rotation.ClearField("ca_key")
+    del cluster.network_keys[:]
+    cluster.unlock_key = ""
+
+
+def cluster(obj: pb.Cluster) -> pb.Cluster:
+    """The cluster as an API answer: a copy without keys (or `obj` when it has none)."""
+    if not cluster_has_keys(obj):
+        return obj
+    out = pb.Cluster()
+    out.CopyFrom(obj)
+    strip_cluster(out)
+    return out
+
+
+def secret(obj: pb.Secret) -> pb.Secret:
+    """The secret as an API answer: a copy without its data."""
+    out = pb.Secret()
+    out.CopyFrom(obj)
+    out.spec.data = b""
+    return out
+
+
+def _strip_object(obj: pb.StoreObject) -> None:
+    kind = obj.WhichOneof("object")
+    if kind == "secret":
+        obj.secret.spec.data = b""
+    elif kind == "cluster":
+        strip_cluster(obj.cluster)
+
+
+def _needs_stripping(obj: pb.StoreObject) -> bool:
+    kind = obj.WhichOneof("object")
+    return kind == "secret" or (kind == "cluster" and cluster_has_keys(obj.cluster))
+
+
+def event(ev: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
+    """The event as a watcher gets it: without the old object unless asked, and with
+    the object(s) stripped as above (store events are shared, so changes go to a copy)."""
+    keep_old = include_old and ev.HasField("old_object")
+    dirty = _needs_stripping(ev.object) or (keep_old and _needs_stripping(ev.old_object))
+    if not dirty and (keep_old or not ev.HasField("old_object")):
+        return ev
+    out = wpb.WatchEvent(action=ev.action, object=ev.object, version=ev.version)
+    if keep_old:
+        out.old_object.CopyFrom(ev.old_object)
+    _strip_object(out.object)
+    if keep_old:
+        _strip_object(out.old_object)
+    return out
