@@ -403,6 +403,9 @@ def cmd_leave(args: argparse.Namespace) -> int:
         credentials.leave_raft(data_dir, state.managers, state.raft_addr)
     stop_daemon(data_dir)
     remove_task_containers(state.node_id)
+    from worker.overlay import cleanup_node
+    for problem in cleanup_node(state.node_id, state.advertise_addr.rsplit(":", 1)[0]):
+        print(f"Warning: overlay cleanup: {problem}", file=sys.stderr)
     credentials.forget(data_dir)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     print("Node left the swarm.")

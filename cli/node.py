@@ -400,7 +400,8 @@ class Node:
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
                       network_dump=str(network_views_path(self.data_dir)),
-                      tls_info=lambda: renewal.tls_info(self.creds))
+                      tls_info=lambda: renewal.tls_info(self.creds),
+                      node_addr=self._addr())
         self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
             agent.set_credentials, tls.client_credentials(new)))
         self.renewer = CertRenewer(self.data_dir, self.credentials_holder,

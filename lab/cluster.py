@@ -29,6 +29,7 @@ from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.podstore import NodeStorage, pids_using
 from lab.state import StateFile, lab_dir
+from worker.overlay import cleanup_node
 from worker.taskfiles import TaskFiles, default_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -426,6 +427,8 @@ class Lab:
                 if res.returncode != 0:
                     problems.append(f"podman rm: {res.stderr.strip()}")
         if node_id:
+            # overlay sandboxes and task namespaces live under /run/netns, beside the node's
+            problems += cleanup_node(node_id, mesh=False)
             files = TaskFiles(default_root(node_id))
             files.cleanup(keep=())
             shutil.rmtree(Path(files.root).parent, ignore_errors=True)

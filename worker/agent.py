@@ -29,6 +29,7 @@ from worker import taskspec
 from worker.controller import TaskController
 from worker.logs import LocalTask, LogPublisher
 from worker.netviews import NetworkViews
+from worker.overlay import Networking
 from worker.runtime import ContainerState, Runtime, RuntimeError_
 from worker.status import StatusReporter
 from worker.taskfiles import TaskFiles, default_root
@@ -103,6 +104,7 @@ class Agent:
         files_root: str | None = None,
         network_dump: str | None = None,
         tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
+        node_addr: str = "",
     ) -> None:
         self.node_id = node_id
         self.on_session_message = on_session_message
@@ -121,6 +123,9 @@ class Agent:
         self.configs = self.files.configs
         # The overlay networks this node takes part in (see worker/netviews.py).
         self.networks = NetworkViews(node_id, network_dump, self.log)
+        # Tasks on overlays get namespaces and interfaces (needs the node's underlay address).
+        self.networking = Networking(node_id, node_addr, self.networks, self.log) \
+            if node_addr else None
         self._controllers: dict[str, TaskController] = {}
         self._logs = LogPublisher(runtime, node_id, self._local_task, self.log)
         self._unclaimed: dict[str, list[ContainerState]] | None = None  # None: not scanned yet
@@ -365,6 +370,8 @@ class Agent:
             live = {t.id for t in tasks.values() if not model.is_terminal(t.status.state)}
             for task_id in self.files.cleanup(keep=live):
                 self.log.info("removed the secret/config tmpfs of unassigned task %s", task_id)
+            if self.networking is not None:
+                self._spawn(self._clean_namespaces(live))
             leftovers = self._unclaimed or {}
             self._unclaimed = {}
             for task_id, containers in leftovers.items():
@@ -412,9 +419,12 @@ class Agent:
                 ctrl.update(task)
             return
         container = self._claim(task.id)
+        if container is not None and self.networking is not None:
+            self.networking.register(task)  # its namespace and interfaces are still there
         ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
                               cluster_id=self.cluster_id, node_hostname=self.hostname,
-                              container=container, log=self.log, files=self.files)
+                              container=container, log=self.log, files=self.files,
+                              network=self.networking)
         self._controllers[task.id] = ctrl
         ctrl.start().add_done_callback(lambda job, c=ctrl: self._controller_done(c, job))
 
@@ -454,6 +464,12 @@ class Agent:
             await self.runtime.stop(container.id, "", taskspec.DEFAULT_STOP_GRACE)
         await self.runtime.remove(container.id)
 
+    async def _clean_namespaces(self, live: set[str]) -> None:
+        assert self.networking is not None
+        for name in await self.networking.cleanup(keep=live):
+            self.log.info("removed namespace %s of an unassigned task", name)
+        self.networking.schedule()
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         job = asyncio.create_task(coro)
         self._background.add(job)
@@ -482,4 +498,6 @@ class Agent:
             job.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.networks.close()
+        if self.networking is not None:
+            await self.networking.close()
         self.log.info("agent stopped")

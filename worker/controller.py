@@ -17,7 +17,8 @@ from proto import model
 from proto import objects_pb2 as pb
 from worker import taskspec
 from worker.taskfiles import FileError, TaskFiles
-from worker.runtime import ContainerNotFound, ContainerState, Runtime, RuntimeError_
+from worker.overlay import Networking, TaskNetworkError, needs_netns
+from worker.runtime import ContainerNotFound, ContainerState, Mount, Runtime, RuntimeError_
 from worker.status import make_status, moves_forward
 
 ReportFn = Callable[[str, pb.TaskStatus], None]
@@ -52,6 +53,7 @@ class TaskController:
         container: ContainerState | None = None,
         log: logging.LoggerAdapter | None = None,
         files: TaskFiles | None = None,
+        network: Networking | None = None,
     ) -> None:
         self.task = pb.Task()
         self.task.CopyFrom(task)
@@ -65,6 +67,7 @@ class TaskController:
         self._container_id = container.id if container else ""
         self._removed = False
         self._files = files
+        self._network = network
         self._changed = asyncio.Event()
         self._job: asyncio.Task[None] | None = None
         self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
@@ -166,6 +169,7 @@ class TaskController:
                 await self._shut_down()
                 if self._remove_wanted():
                     await self._remove_container()
+                    await self._release_network()
                 if self._removed:
                     return
             elif not driven and not model.is_terminal(self._last):
@@ -222,10 +226,21 @@ class TaskController:
             except FileError as exc:
                 self._report(pb.REJECTED, "preparing", err=str(exc))
                 return False
+        if self._network is not None and needs_netns(self.task):
+            try:
+                path, resolv = await self._interruptible(self._network.attach(self.task))
+            except TaskNetworkError as exc:
+                self._report(pb.REJECTED, "preparing", err=str(exc))
+                return False
+            config.network_ns = path
+            # the embedded DNS answers in the task's namespace; --dns* are in this file
+            config.mounts.append(Mount(source=resolv, target="/etc/resolv.conf", read_only=True))
+            config.dns_servers, config.dns_search, config.dns_options = [], [], []
         try:
             self._container_id = await self.runtime.create(config)
         except RuntimeError_ as exc:
             self._report(pb.REJECTED, "preparing", err=str(exc) or "container create failed")
+            await self._release_network()
             return False
         self._report(pb.READY, "prepared")
         return True
@@ -287,9 +302,17 @@ class TaskController:
             self.log.warning("task %s: stopping container failed: %s", self.task.id, exc)
 
     async def _release_files(self) -> None:
-        """Removes the task's secret/config tmpfs (once its container no longer runs)."""
+        """Removes the task's secret/config tmpfs and its overlay interfaces (once its
+        container no longer runs)."""
         if self._files is not None:
             await self._files.finish(self.task.id)
+        if self._network is not None:
+            await self._network.detach(self.task.id)
+
+    async def _release_network(self) -> None:
+        """Removes the task's namespace (after its container was removed)."""
+        if self._network is not None and not self._container_id:
+            await self._network.release(self.task.id)
 
     async def _shut_down(self) -> None:
         """Stops the container and reports SHUTDOWN unless the task already ended."""
