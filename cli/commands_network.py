@@ -21,7 +21,7 @@ import grpc
 from cli import format as fmt
 from cli.client import describe_rpc_error
 from cli.context import Context
-from cli.parsing import UsageError, filter_values, parse_filters
+from cli.parsing import UsageError, filter_values, label_matches, parse_filters
 from cli.templates import render, tabulate
 from proto import control_pb2 as cpb
 from proto import model
@@ -118,10 +118,8 @@ def matches(network: pb.Network, filters) -> bool:
             raise UsageError(f'invalid filter "type={f.value}": expected custom or builtin')
         if f.key == "type" and f.value == "builtin":
             return False  # Shoal has no predefined networks (Docker's bridge, host, none)
-        if f.key == "label":
-            key, sep, value = f.value.partition("=")
-            if key not in labels or (sep and labels[key] != value):
-                return False
+        if f.key == "label" and not label_matches(labels, f.value):
+            return False
     return True
 
 

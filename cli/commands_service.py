@@ -19,7 +19,8 @@ from cli import pretty, specs
 from cli.client import CLIError, describe_rpc_error
 from cli.context import Context
 from cli.flags import is_on
-from cli.parsing import UsageError, filter_values, parse_filters, parse_replicas
+from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
+                         parse_replicas)
 from cli.progress import Timeout, Waiter
 from cli.templates import render
 from proto import control_pb2 as cpb
@@ -152,10 +153,8 @@ def _matches_service(service: pb.Service, filters) -> bool:
             return False
         if f.key == "mode" and fmt.mode_of(service.spec) != f.value.lower():
             return False
-        if f.key == "label":
-            key, sep, value = f.value.partition("=")
-            if key not in labels or (sep and labels[key] != value):
-                return False
+        if f.key == "label" and not label_matches(labels, f.value):
+            return False
     return True
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from proto import objects_pb2 as pb
 
@@ -442,3 +442,9 @@ def parse_filters(items: Iterable[str] | None, allowed: Iterable[str]) -> list[F
 def filter_values(filters: Iterable[Filter], key: str) -> list[str]:
     """The values given for one filter key."""
     return [f.value for f in filters if f.key == key]
+
+
+def label_matches(labels: Mapping[str, str], wanted: str) -> bool:
+    """Whether `labels` satisfy a `label=KEY` or `label=KEY=VALUE` filter value."""
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)

@@ -763,3 +763,12 @@ def test_waiter_reports_automatic_rollback() -> None:
         waiter.wait(svc.id)
     assert "rollback: update rolled back" in out.getvalue()
     assert "converged" in out.getvalue()
+
+
+def test_label_filter_values() -> None:
+    labels = {"team": "db", "tier": ""}
+    assert parsing.label_matches(labels, "team")
+    assert parsing.label_matches(labels, "team=db")
+    assert not parsing.label_matches(labels, "team=web")
+    assert parsing.label_matches(labels, "tier=")
+    assert not parsing.label_matches(labels, "zone")
