@@ -163,7 +163,9 @@ async def test_exit_codes_and_states(runtime: PodmanRuntime,
         assert created.name == config.name and created.labels == config.labels
         await runtime.start(cid)
         final = await asyncio.wait_for(runtime.wait(cid), 30)
-        assert (final.status, final.running, final.exit_code) == ("exited", False, code)
+        # "stopped": exit code recorded, podman's cleanup not finished yet; "exited": both
+        assert final.status in ("stopped", "exited")
+        assert (final.running, final.exit_code) == (False, code)
         assert final.started_at > 0 and final.finished_at > 0
         assert abs(final.finished_at - time.time()) < 60
 
@@ -408,3 +410,66 @@ async def test_own_storage_holds_the_runtimes_images_and_containers(
         kill_service(state_dir)
         assert storage.remove() == []
     assert not storage.base.exists()
+
+
+async def test_concurrent_waits_share_one_event_stream(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    """Many waits, one subscription; exit codes exact (137 after kill -9), exits seen promptly."""
+    commands = {"exit3": ["sh", "-c", "exit 3"], "short": ["sleep", "0.5"],
+                "killed": ["sleep", "300"], "long": ["sleep", "300"]}
+    await runtime.ensure_image(make_config().image)
+    ids = {}
+    for key, command in commands.items():
+        ids[key] = await runtime.create(make_config(command=command))
+        await runtime.start(ids[key])
+    seen_running: list[int] = []
+    waits = {key: asyncio.ensure_future(runtime.wait(cid, on_running=lambda s: seen_running.append(s.pid)))
+             for key, cid in ids.items()}
+    try:
+        done_at: dict[str, float] = {}
+        for key in ("exit3", "short"):
+            final = await asyncio.wait_for(waits[key], 30)
+            done_at[key] = time.time()
+            assert final.exit_code == {"exit3": 3, "short": 0}[key] and not final.running
+            assert done_at[key] - final.finished_at < 1.0, (key, done_at[key] - final.finished_at)
+        podman("kill", "--signal", "KILL", ids["killed"])
+        killed = await asyncio.wait_for(waits["killed"], 30)
+        assert killed.status in ("stopped", "exited") and killed.exit_code == 137
+        assert time.time() - killed.finished_at < 1.0
+        assert not waits["long"].done()
+        assert len([pid for pid in seen_running if pid > 0]) >= 2   # killed and long ran
+        assert runtime._exits.subscriptions == 1
+        await runtime.stop(ids["long"], "", 0.0)
+        assert (await asyncio.wait_for(waits["long"], 30)).exit_code == 137
+    finally:
+        for job in waits.values():
+            job.cancel()
+
+
+async def test_wait_survives_a_service_restart_and_an_exit_while_unsubscribed(
+        tmp_path: Path, make_config: Callable[..., ContainerConfig]) -> None:
+    """The service dies while a container is waited for and the container exits meanwhile:
+    the runtime resubscribes (restarting the service) and still reports the exact exit code."""
+    rt = PodmanRuntime(str(tmp_path), node_id="test")
+    rt._exits._pidfd_ok = False          # events and the reconciling inspect only
+    try:
+        config = make_config(command=["sleep", "300"])
+        await rt.ensure_image(config.image)
+        cid = await rt.create(config)
+        await rt.start(cid)
+        waiting = asyncio.ensure_future(rt.wait(cid))
+        deadline = time.monotonic() + 20
+        while rt._exits.subscriptions < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        pid = rt.service_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        podman("kill", "--signal", "KILL", cid)      # exits while nobody is subscribed
+        final = await asyncio.wait_for(waiting, 60)
+        assert final.status in ("stopped", "exited") and final.exit_code == 137
+        assert rt._exits.subscriptions >= 2
+        assert rt.service_pid not in (None, pid) and alive(rt.service_pid or 0)
+    finally:
+        await rt.close()
+        kill_service(tmp_path)

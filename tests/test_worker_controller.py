@@ -183,12 +183,24 @@ class Harness:
             await asyncio.sleep(0.005)
         raise AssertionError(f"never reached {model.state_name(state)}: {self.states}")
 
+    async def until_pid(self, timeout: float = 2.0) -> pb.TaskStatus:
+        """The RUNNING report that carries the container's PID (it follows the first RUNNING)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for status in self.reports:
+                if status.state == pb.RUNNING and status.container_status.pid > 0:
+                    return status
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"RUNNING never reported a PID: {self.reports}")
+
 
 async def test_task_runs_then_completes() -> None:
     h = Harness(make_task())
-    running = await h.until(pb.RUNNING)
-    assert h.states == [pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING]
-    assert running.message == "started" and running.container_status.pid > 0
+    first = await h.until(pb.RUNNING)
+    assert first.container_status.pid == 0      # reported before anything asked for the PID
+    running = await h.until_pid()
+    assert h.states == [pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING, pb.RUNNING]
+    assert running.message == "started" and running.container_status.container_id
     cid = running.container_status.container_id
     assert h.runtime.containers[cid].name == "web.1.t1"
     h.runtime.exit(cid, 0)
@@ -286,8 +298,8 @@ async def test_desired_ready_holds_before_start() -> None:
 async def test_never_reports_below_the_known_state() -> None:
     # The store already says READY (a previous agent created the container, now gone).
     h = Harness(make_task(state=pb.READY))
-    await h.until(pb.RUNNING)
-    assert h.states == [pb.STARTING, pb.RUNNING]
+    await h.until_pid()
+    assert h.states == [pb.STARTING, pb.RUNNING, pb.RUNNING]
     # Known RUNNING but no container any more: the task failed.
     h2 = Harness(make_task("t2", state=pb.RUNNING))
     failed = await h2.until(pb.FAILED)

@@ -44,11 +44,17 @@ async def test_controller_runs_and_reports_a_killed_container(tmp_path: Path, de
     ctrl = TaskController(task, runtime, lambda tid, st: reports.append(st), node_id=node_id)
     job = ctrl.start()
     try:
-        running = await wait_state(reports, pb.RUNNING, 90)
+        await wait_state(reports, pb.RUNNING, 90)
+        deadline = time.monotonic() + 30      # the PID follows in a second RUNNING report
+        while not any(s.state == pb.RUNNING and s.container_status.pid > 0 for s in reports):
+            assert time.monotonic() < deadline, reports
+            await asyncio.sleep(0.05)
         assert [s.state for s in reports] == [pb.ACCEPTED, pb.PREPARING, pb.READY,
-                                              pb.STARTING, pb.RUNNING]
+                                              pb.STARTING, pb.RUNNING, pb.RUNNING]
+        running = reports[-1]
         cid = running.container_status.container_id
         assert cid and running.container_status.pid > 0
+        assert Path(f"/proc/{running.container_status.pid}").exists()
         state = await runtime.inspect(cid)
         assert state.name == f"web.1.{task.id}"
         assert state.labels["com.shoal.node.id"] == node_id

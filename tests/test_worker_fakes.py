@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from proto import objects_pb2 as pb
 from worker.runtime import (
@@ -87,8 +87,11 @@ class FakeRuntime(Runtime):
         state.running, state.status, state.pid = True, "running", next(self._pids)
         state.started_at = time.time()
 
-    async def wait(self, container_id: str) -> ContainerState:
-        self._get(container_id)
+    async def wait(self, container_id: str,
+                   on_running: Callable[[ContainerState], None] | None = None) -> ContainerState:
+        state = self._get(container_id)
+        if on_running is not None and state.running:
+            on_running(state)
         await self._exited[container_id].wait()
         return self._get(container_id)
 

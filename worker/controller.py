@@ -263,16 +263,20 @@ class TaskController:
         except RuntimeError_ as exc:
             self._report(pb.FAILED, "starting", err=str(exc) or "container start failed")
             return
-        pid = 0
-        with contextlib.suppress(RuntimeError_):
-            pid = (await self.runtime.inspect(self._container_id)).pid
-        self._report(pb.RUNNING, "started", pid=pid)
-        await self._watch()
+        # RUNNING goes out at once; the PID follows when the wait first inspects the
+        # container (an inspect here would delay every start by a podman round trip).
+        self._report(pb.RUNNING, "started")
+        await self._watch(report_pid=True)
 
-    async def _watch(self) -> None:
+    async def _watch(self, report_pid: bool = False) -> None:
         """Waits for the container to exit and reports how it ended."""
+        def running(state: ContainerState) -> None:
+            if state.pid and self._last == pb.RUNNING:
+                self._report(pb.RUNNING, "started", allow_same=True, pid=state.pid)
+
         try:
-            final = await self._interruptible(self.runtime.wait(self._container_id))
+            final = await self._interruptible(
+                self.runtime.wait(self._container_id, on_running=running if report_pid else None))
         except ContainerNotFound:
             self._report(pb.FAILED, "failed", err="task: container removed behind the agent's back")
             return

@@ -13,6 +13,7 @@ bounded by a timeout except the ones that wait for a container by design
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -22,11 +23,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 from urllib.parse import quote
 
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
+from worker.podman_exits import ExitWatcher
 from worker.podman_wire import (LogDemuxer, container_spec, error_message, json_stream,
                                 maybe_json, parse_time, signal_name, signal_number)
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState,
@@ -137,6 +139,7 @@ class PodmanRuntime(Runtime):
         self._images: set[str] = set()
         self._pulls: dict[str, asyncio.Future[None]] = {}
         self._version: str | None = None
+        self._exits = ExitWatcher(self._subscribe_events, self.log)
 
     # ---- the service process ----------------------------------------------------
 
@@ -324,18 +327,40 @@ class PodmanRuntime(Runtime):
         except RuntimeError_ as err:
             raise RuntimeError_(f"start: {err}") from err
 
-    async def wait(self, container_id: str) -> ContainerState:
-        response = await self._request(
-            "POST", f"/containers/{container_id}/wait",
-            params=[("condition", "stopped"), ("condition", "exited"), ("interval", "50ms")],
-            timeout=None)
-        raw = await self._body(response, timeout=None)
-        if response.status == 404:
-            raise ContainerNotFound(f"no such container: {container_id}")
-        if response.status != 200:
-            message = error_message(maybe_json(raw), response.status, response.reason)
-            raise RuntimeError_(f"wait: {message}")
-        return await self.inspect(container_id)
+    async def _subscribe_events(self, params: dict[str, Any]) -> Response:
+        """Opens podman's event stream (the headers arrive once it is subscribed)."""
+        return await self._request("GET", "/events", params=params)
+
+    async def wait(self, container_id: str,
+                   on_running: Callable[[ContainerState], None] | None = None) -> ContainerState:
+        """No long-poll per container: the runtime's one event stream (and a pidfd on the
+        container's process) wake this wait, an inspect decides."""
+        pid_gone_at = 0.0
+        delay = 0.005
+        while True:
+            waiter = await self._exits.register(container_id)
+            try:
+                state = await self.inspect(container_id)
+                if not state.running:
+                    return state
+                if on_running is not None:
+                    on_running(state)
+                    on_running = None
+                if not pid_gone_at:
+                    self._exits.watch_pid(waiter, state.pid)
+                    await waiter.woken.wait()
+                    if waiter.by_pid:
+                        pid_gone_at = time.monotonic()
+                elif time.monotonic() - pid_gone_at < 2.0:
+                    # the process ended, podman has not noticed yet (conmon reaps, then
+                    # writes the exit file): look again soon, or on an event
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(waiter.woken.wait(), delay)
+                    delay = min(delay * 2, 0.25)
+                else:
+                    await waiter.woken.wait()
+            finally:
+                self._exits.unregister(waiter)
 
     async def _kill(self, container_id: str, signal: str) -> bool:
         """Sends a signal; False when the container is not running (nothing to do)."""
@@ -432,7 +457,9 @@ class PodmanRuntime(Runtime):
             yield line
 
     async def close(self) -> None:
-        """Closes idle connections; the service process keeps running for the next agent."""
+        """Ends the event stream and closes idle connections; the service process keeps
+        running for the next agent."""
+        await self._exits.close()
         await self._client.close()
 
 

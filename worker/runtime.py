@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 
 HOST_NETWORK = "host"  # ContainerConfig.network_ns value: share the node's network namespace
@@ -102,8 +102,13 @@ class Runtime(abc.ABC):
         """Starts a created container."""
 
     @abc.abstractmethod
-    async def wait(self, container_id: str) -> ContainerState:
-        """Blocks until the container is no longer running; returns its final state."""
+    async def wait(self, container_id: str,
+                   on_running: Callable[[ContainerState], None] | None = None) -> ContainerState:
+        """Blocks until the container is no longer running; returns its final state.
+
+        `on_running`, if given, is called once with the container's state when the
+        wait first sees it running (its PID, without an inspect of the caller's own).
+        """
 
     @abc.abstractmethod
     async def stop(self, container_id: str, signal: str, grace_period: float) -> None:
