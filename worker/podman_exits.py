@@ -16,7 +16,7 @@ Correctness rules:
 
 The pidfd path (Linux ≥ 5.3, the agent sharing podman's PID namespace) makes
 exit detection immediate: podman's file events backend is read by polling
-(≈ 0.1-0.25 s late), the pidfd fires the moment the process ends.
+(0.17-0.28 s late here), the pidfd fires the moment the process ends.
 """
 from __future__ import annotations
 
