@@ -91,6 +91,7 @@ class DataPlane:
                         self.ingress.ensure(spec, self.node_netns, result.created)
                         mesh = True
                 except Exception as err:  # noqa: BLE001 - reported, others go on
+                    log.warning("[%s] overlay: %s failed", self.node, name, exc_info=True)
                     result.errors.append(f"network {spec.network_id} (sandbox {name}): {err}")
             if not mesh and self._mesh_may_exist:
                 try:

@@ -18,6 +18,7 @@ A published port without backends is rejected at once.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from overlay_net import netns
 from overlay_net.plan import BRIDGE, IngressSpec, SandboxSpec
@@ -124,8 +126,12 @@ class Ingress:
                 ipr.link("set", index=br, address=ing.mac)
             have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=br, family=2)}
             if ing.local_ip not in have:
-                ipr.addr("add", index=br, address=ing.local_ip, prefixlen=ing.prefixlen)
-                changes.append(f"ingress address {ing.local_ip}")
+                try:
+                    ipr.addr("add", index=br, address=ing.local_ip, prefixlen=ing.prefixlen)
+                    changes.append(f"ingress address {ing.local_ip}")
+                except NetlinkError as err:
+                    if err.code != errno.EEXIST:   # listed undecoded: it is there already
+                        raise
             _forwarding_on()
             return _lookup(ipr, SBOX_LINK) is not None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 from typing import Any, Optional
 
 from pyroute2 import IPRoute
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 NUD_PERMANENT = ndmsg.states["permanent"]
 NUD_NOARP = ndmsg.states["noarp"]
 NTF_SELF = ndmsg.flags["self"]
+
+
+MESH_LINK = "ing0"    # = ingress.SBOX_LINK
 
 
 class SandboxError(Exception):
@@ -149,6 +153,8 @@ def _ensure_veths(spec: SandboxSpec, mtu: int, changes: list[str],
             if info is not None and info.get_attr("IFLA_INFO_KIND") == "veth":
                 present[name] = (link["index"], _attr(link, "IFLA_IFALIAS") or "")
         for name, (index, alias) in present.items():
+            if name == MESH_LINK:
+                continue                  # the routing mesh's link (ingress.py), not a task's
             want = spec.veths.get(name)
             if want is None or want.tag != alias:
                 _del_link(ipr, index)
@@ -208,6 +214,13 @@ def _task_end(want: VethSpec, temp: str) -> None:
             ipr.route("replace", dst="0.0.0.0/0", gateway=want.gateway, oif=idx)
 
 
+def _ip_text(value: Any) -> str:
+    """An IPv4 address as text; pyroute2 leaves some NDA_DST values undecoded (bytes)."""
+    if isinstance(value, (bytes, bytearray)):
+        return socket.inet_ntoa(bytes(value)) if len(value) == 4 else ""
+    return value or ""
+
+
 def _ensure_remote(spec: SandboxSpec, changes: list[str]) -> None:
     with IPRoute() as ipr:
         vx = _lookup(ipr, VXLAN)
@@ -215,7 +228,7 @@ def _ensure_remote(spec: SandboxSpec, changes: list[str]) -> None:
             raise SandboxError(f"{spec.name} has no {VXLAN}")
         fdb_now: set[tuple[str, str]] = set()
         for entry in ipr.fdb("dump", ifindex=vx):
-            dst = _attr(entry, "NDA_DST")
+            dst = _ip_text(_attr(entry, "NDA_DST"))
             if entry["ifindex"] == vx and dst:
                 fdb_now.add((_attr(entry, "NDA_LLADDR"), dst))
         for mac, dst in fdb_now - spec.fdb:
@@ -224,8 +237,9 @@ def _ensure_remote(spec: SandboxSpec, changes: list[str]) -> None:
             ipr.fdb("append", ifindex=vx, lladdr=mac, dst=dst)
         neigh_now: set[tuple[str, str]] = set()
         for entry in ipr.get_neighbours(family=2, ifindex=vx):
-            if entry["ifindex"] == vx and _attr(entry, "NDA_LLADDR"):
-                neigh_now.add((_attr(entry, "NDA_DST"), _attr(entry, "NDA_LLADDR")))
+            ip = _ip_text(_attr(entry, "NDA_DST"))
+            if entry["ifindex"] == vx and _attr(entry, "NDA_LLADDR") and ip:
+                neigh_now.add((ip, _attr(entry, "NDA_LLADDR")))
         for ip, mac in neigh_now - spec.neigh:
             ipr.neigh("del", ifindex=vx, dst=ip, lladdr=mac)
         for ip, mac in sorted(spec.neigh - neigh_now):

@@ -59,7 +59,13 @@ def containers(lab: Lab, service: str) -> list[tuple[str, str]]:
 def start(lab: Lab, name: str, *args: str, replicas: int = 1) -> list[tuple[str, str]]:
     sw(lab, "service", "create", "-d", "--name", name, "--replicas", str(replicas), *GRACE,
        *args)
-    wait(lambda: running_tasks(lab, name, replicas), 90, f"{replicas} task(s) of {name} running")
+    try:
+        wait(lambda: running_tasks(lab, name, replicas), 90,
+             f"{replicas} task(s) of {name} running")
+    except AssertionError as err:
+        ps = sw(lab, "service", "ps", "--no-trunc", name, check=False).stdout
+        logs = "\n".join(lab.log_tail(node, 40) for node in lab.names())
+        raise AssertionError(f"{err}\n{ps}\n{logs}") from None
     return wait(lambda: (lambda got: got if len(got) == replicas else None)(
         containers(lab, name)), 30, f"the containers of {name}")
 
@@ -141,3 +147,152 @@ def test_tasks_talk_over_the_overlay_dns_and_vip(lab: Lab, image: str):
         assert set(answers) == hostnames
     finally:
         remove_all(lab, services, networks)
+
+
+def fetch(ip: str, port: int, payload: bytes = b"") -> Optional[str]:
+    """What a TCP server at ip:port answers (None when the connection is refused)."""
+    try:
+        with socket.create_connection((ip, port), timeout=5) as conn:
+            if payload:
+                conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return data.decode(errors="replace").strip()
+                data += chunk
+    except OSError:
+        return None
+
+
+def node_netns(lab: Lab, node: str, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net={lab.net.netns_path(node)}", "--", *cmd],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_published_ports_mesh_and_host_mode(lab: Lab, image: str):
+    services = ("meshed", "hosted", "clash")
+    try:
+        (meshed,) = start(lab, "meshed", "-p", "8080:80", "--constraint",
+                          "node.hostname==worker1", image, *ECHO)
+        (hosted,) = start(lab, "hosted", "--publish", "published=8081,target=80,mode=host",
+                          "--constraint", "node.hostname==worker2", image, *ECHO)
+        assert meshed[0] == "worker1" and hosted[0] == "worker2"
+        meshed_name = cexec(lab, meshed, "hostname").stdout.strip()
+        hosted_name = cexec(lab, hosted, "hostname").stdout.strip()
+        # the routing mesh: the underlay address of every node answers
+        for node in lab.names():
+            got = wait(lambda: fetch(lab.ip(node), 8080), 30, f"port 8080 on {node}")
+            assert got == meshed_name, node
+        # host mode: only where the task runs
+        assert wait(lambda: fetch(lab.ip("worker2"), 8081), 30, "8081 on worker2") == hosted_name
+        for node in ("manager1", "worker1"):
+            assert fetch(lab.ip(node), 8081) is None, node
+        clash = sw(lab, "service", "create", "-d", "--name", "clash", "-p", "8080:80", image,
+                   "sleep", "3600", check=False)
+        assert clash.returncode != 0 and "already in use by service 'meshed'" in clash.stderr
+        assert sw(lab, "service", "inspect", "clash", check=False).returncode != 0
+    finally:
+        for name in services:
+            sw(lab, "service", "rm", name, check=False)
+    # no service publishes any more: the mesh leaves every node
+    for node in lab.names():
+        wait(lambda: "shoal_ingress" not in node_netns(lab, node, "nft", "list", "tables").stdout
+             and fetch(lab.ip(node), 8080) is None, 60, f"the routing mesh gone from {node}")
+    assert fetch(lab.ip("worker2"), 8081) is None
+
+
+class Capture:
+    """Frames seen on the lab's underlay bridge (raw AF_PACKET socket) while running."""
+
+    def __init__(self, bridge: str) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.bridge = bridge    # bound to no device: the bridge's ports (veths) are seen too
+        self.frames: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.sock], [], [], 0.2)
+            if ready:
+                self.frames.append(self.sock.recv(65535))
+
+    def stop(self) -> list[bytes]:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+        return self.frames
+
+
+def udp_between(frame: bytes, a: str, b: str) -> Optional[int]:
+    """The UDP destination port of an IPv4 frame between a and b (either way), else None."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return None
+    src, dst = socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34])
+    if {src, dst} != {a, b}:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    return int.from_bytes(frame[14 + ihl + 2:14 + ihl + 4], "big")
+
+
+def test_encrypted_overlay_carries_no_plaintext(lab: Lab, image: str):
+    sw(lab, "network", "create", "-d", "overlay", "--opt", "encrypted", "--subnet",
+       "10.82.0.0/24", "sealed")
+    try:
+        sealed = start(lab, "sealed", "--constraint", "node.role==worker", "--network",
+                       "sealed", image, *ECHO, replicas=2)
+        assert sorted(node for node, _ in sealed) == list(WORKERS)
+        a, b = sealed
+        ip_b = eth0_ip(lab, b)
+        name_b = cexec(lab, b, "hostname").stdout.strip()
+        marker = "SHOAL-PLAINTEXT-MARKER-0123456789"
+        capture = Capture(lab.net.underlay.bridge)
+        try:
+            pong = ping(lab, a, ip_b, count=3)
+            got = cexec(lab, a, "sh", "-c",
+                        f"for i in $(seq 5); do yes {marker} | head -n 50 | nc -w 3 {ip_b} 80; "
+                        "done")
+        finally:
+            frames = capture.stop()
+        assert pong.returncode == 0, pong.stdout + pong.stderr
+        assert got.stdout.split() == [name_b] * 5, got
+        between = [udp_between(f, lab.ip("worker1"), lab.ip("worker2")) for f in frames]
+        tunnel = [port for port in between if port is not None]
+        assert tunnel and set(tunnel) == {4790}, set(tunnel)   # the encrypted tunnel, no VXLAN
+        blob = b"".join(frames)
+        assert marker.encode() not in blob and name_b.encode() not in blob
+        assert len(frames) > 10
+    finally:
+        remove_all(lab, ("sealed",), ("sealed",))
+
+
+def test_network_rm_refused_in_use_and_node_cleaned_after_last_task(lab: Lab, image: str):
+    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.83.0.0/24", "brief")
+    try:
+        (task,) = start(lab, "brief", "--network", "brief", "--constraint",
+                        "node.hostname==worker1", image, "sleep", "3600")
+        vni = json.loads(sw(lab, "network", "inspect", "brief").stdout)[0][
+            "Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        node_id = lab.node_id("worker1")
+        sandbox = overlay.naming(node_id).sandbox(int(vni))
+        task_prefix = overlay.task_netns_prefix(node_id)
+        assert os.path.exists(f"/run/netns/{sandbox}")
+        links = subprocess.run(["ip", "-n", sandbox, "-o", "link"], capture_output=True,
+                               text=True, timeout=30).stdout
+        assert " br0:" in links and " vxlan0" in links
+        assert [n for n in os.listdir("/run/netns") if n.startswith(task_prefix)]
+        refused = sw(lab, "network", "rm", "brief", check=False)
+        assert refused.returncode != 0 and "in use" in refused.stderr
+        sw(lab, "service", "rm", "brief")
+        wait(lambda: not os.path.exists(f"/run/netns/{sandbox}") and not [
+            n for n in os.listdir("/run/netns") if n.startswith(task_prefix)], 60,
+            "the sandbox and the task namespace removed")
+        assert f"vx{vni}" not in node_netns(lab, "worker1", "ip", "-o", "link").stdout
+        assert not overlay.resolv_dir(node_id).exists() or not list(
+            overlay.resolv_dir(node_id).iterdir())
+        assert lab.containers("label=com.shoal.service.name=brief", all_states=True) == []
+    finally:
+        remove_all(lab, ("brief",), ("brief",))
