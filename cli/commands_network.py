@@ -31,6 +31,8 @@ NETWORK_FIELDS = ("ID", "Name", "Driver", "Scope")
 NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type")
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 ENCRYPTED = "encrypted"
+# The one path encrypted overlays take here (no ESP/xfrm in these kernels): worker/overlay_net.
+ENCRYPTION_PATH = "userspace tunnel: AES-256-GCM over UDP 4790 (no IPsec ESP)"
 
 
 # ----------------------------------------------------------------- create ----
@@ -216,6 +218,7 @@ def inspect_dict(network: pb.Network, tasks: Sequence[pb.Task],
         "Labels": dict(network.spec.annotations.labels),
         "Peers": [peers[k] for k in sorted(peers)],
         "Services": service_info,
+        **({"Encryption": ENCRYPTION_PATH} if ENCRYPTED in network.spec.driver_options else {}),
     }
 
 

@@ -242,6 +242,8 @@ def test_encrypted_overlay_carries_no_plaintext(lab: Lab, image: str):
     sw(lab, "network", "create", "-d", "overlay", "--opt", "encrypted", "--subnet",
        "10.82.0.0/24", "sealed")
     try:
+        info = json.loads(sw(lab, "network", "inspect", "sealed").stdout)[0]
+        assert "AES-256-GCM over UDP 4790" in info["Encryption"]
         sealed = start(lab, "sealed", "--constraint", "node.role==worker", "--network",
                        "sealed", image, *ECHO, replicas=2)
         assert sorted(node for node, _ in sealed) == list(WORKERS)
@@ -296,3 +298,25 @@ def test_network_rm_refused_in_use_and_node_cleaned_after_last_task(lab: Lab, im
         assert lab.containers("label=com.shoal.service.name=brief", all_states=True) == []
     finally:
         remove_all(lab, ("brief",), ("brief",))
+
+
+def test_swarm_leave_removes_the_nodes_overlay_state(lab: Lab, image: str):
+    """Last in this module: worker2 leaves the swarm for good."""
+    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.84.0.0/24", "parting")
+    try:
+        start(lab, "parting", "--network", "parting", "-p", "8090:80", "--constraint",
+              "node.hostname==worker2", image, *ECHO)
+        node_id = lab.node_id("worker2")
+        mine = (overlay.naming(node_id).sandbox_prefix, overlay.task_netns_prefix(node_id))
+        present = [n for n in os.listdir("/run/netns") if n.startswith(mine)]
+        assert len(present) == 3, present          # parting + ingress sandboxes, the task's
+        wait(lambda: "shoal_ingress" in node_netns(lab, "worker2", "nft", "list",
+                                                   "tables").stdout, 30, "the mesh on worker2")
+        left = lab.swarm("worker2", "leave", "--data-dir", str(lab.data_dir("worker2")),
+                         check=False)
+        assert left.returncode == 0, left.stderr
+        assert [n for n in os.listdir("/run/netns") if n.startswith(mine)] == []
+        assert "shoal_ingress" not in node_netns(lab, "worker2", "nft", "list", "tables").stdout
+        assert "shoal-ing0" not in node_netns(lab, "worker2", "ip", "-o", "link").stdout
+    finally:
+        remove_all(lab, ("parting",), ("parting",))
