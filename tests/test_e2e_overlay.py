@@ -300,6 +300,25 @@ def test_network_rm_refused_in_use_and_node_cleaned_after_last_task(lab: Lab, im
         remove_all(lab, ("brief",), ("brief",))
 
 
+def test_restarted_daemon_keeps_its_tasks_networking(lab: Lab, image: str):
+    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.85.0.0/24", "steady")
+    try:
+        pair = start(lab, "steady", "--constraint", "node.role==worker", "--network", "steady",
+                     image, *ECHO, replicas=2)
+        a = next(w for w in pair if w[0] == "worker1")
+        b = next(w for w in pair if w[0] == "worker2")
+        ip_b, name_b = eth0_ip(lab, b), cexec(lab, b, "hostname").stdout.strip()
+        lab.kill("worker1")
+        lab.start("worker1")
+        lab.wait_ready(timeout=60)
+        # the adopted task keeps its interface, and its DNS answers again
+        assert cexec(lab, a, "nc", "-w", "3", ip_b, "80").stdout.strip() == name_b
+        wait(lambda: lookup(lab, a, "tasks.steady") == sorted([eth0_ip(lab, a), ip_b]), 30,
+             "the embedded DNS back after the restart")
+        assert running_tasks(lab, "steady", 2)
+    finally:
+        remove_all(lab, ("steady",), ("steady",))
+
 def test_swarm_leave_removes_the_nodes_overlay_state(lab: Lab, image: str):
     """Last in this module: worker2 leaves the swarm for good."""
     sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.84.0.0/24", "parting")
