@@ -183,10 +183,10 @@ def test_published_ports_mesh_and_host_mode(lab: Lab, image: str):
         hosted_name = cexec(lab, hosted, "hostname").stdout.strip()
         # the routing mesh: the underlay address of every node answers
         for node in lab.names():
-            got = wait(lambda: fetch(lab.ip(node), 8080), 30, f"port 8080 on {node}")
+            got = wait(lambda: fetch(lab.ip(node), 8080), 60, f"port 8080 on {node}")
             assert got == meshed_name, node
         # host mode: only where the task runs
-        assert wait(lambda: fetch(lab.ip("worker2"), 8081), 30, "8081 on worker2") == hosted_name
+        assert wait(lambda: fetch(lab.ip("worker2"), 8081), 60, "8081 on worker2") == hosted_name
         for node in ("manager1", "worker1"):
             assert fetch(lab.ip(node), 8081) is None, node
         clash = sw(lab, "service", "create", "-d", "--name", "clash", "-p", "8080:80", image,

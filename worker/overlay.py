@@ -39,6 +39,7 @@ from worker.taskfiles import RUN_ROOT
 
 PREFIX = "shoal-"
 VIEW_WAIT = 15.0      # how long a task waits for the views of its networks
+RETRY_MIN, RETRY_MAX = 1.0, 30.0   # a reconciliation with errors is retried after this
 
 
 class TaskNetworkError(Exception):
@@ -114,6 +115,8 @@ class Networking:
         self._paths: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._queued: Optional[asyncio.Task[None]] = None
+        self._retry: Optional[asyncio.Task[None]] = None
+        self._backoff = RETRY_MIN
         self._closed = False
         self.last: ApplyResult = ApplyResult()
         views.add_listener(lambda _nid, _view: self.schedule())
@@ -134,10 +137,21 @@ class Networking:
     async def _scheduled(self) -> None:
         await asyncio.sleep(0)           # let the rest of an assignment message land first
         self._queued = None
+        failed = True
         try:
-            await self.reconcile()
-        except Exception:  # noqa: BLE001 - logged; the next change retries
+            failed = bool((await self.reconcile()).errors)
+        except Exception:  # noqa: BLE001 - logged; retried below
             self.log.exception("overlay reconciliation failed")
+        if not failed:
+            self._backoff = RETRY_MIN
+        elif not self._closed and (self._retry is None or self._retry.done()):
+            self._retry = asyncio.get_running_loop().create_task(self._retry_later())
+
+    async def _retry_later(self) -> None:
+        """A pass with errors is retried (backing off) even when nothing else changes."""
+        delay, self._backoff = self._backoff, min(RETRY_MAX, self._backoff * 2)
+        await asyncio.sleep(delay)
+        self.schedule()
 
     def desired(self) -> DesiredState:
         return desired_state(self.views.views.values(),
@@ -255,9 +269,10 @@ class Networking:
     async def close(self) -> None:
         """Agent stop: closes in-process listeners; the kernel state stays for the tasks."""
         self._closed = True
-        if self._queued is not None:
-            self._queued.cancel()
-            await asyncio.gather(self._queued, return_exceptions=True)
+        for job in (self._queued, self._retry):
+            if job is not None:
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
         async with self._lock:
             await self.dns.close()
             await self.ports.close()
