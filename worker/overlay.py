@@ -323,4 +323,8 @@ def cleanup_node(node_id: str, node_addr: str = "127.0.0.1", mesh: bool = True) 
         except OSError as err:
             problems.append(f"namespace {name}: {err}")
     shutil.rmtree(resolv_dir(node_id), ignore_errors=True)
+    try:
+        resolv_dir(node_id).parent.rmdir()      # /run/shoal/<node id>, once nothing else is in it
+    except OSError:
+        pass
     return problems
