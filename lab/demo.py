@@ -3,8 +3,10 @@
 `python -m lab.demo up` brings up a `swarm-lab` cluster on this host (one
 network namespace per node on an underlay bridge), creates `web` — a global
 busybox httpd service on each node's network (`--network host`) that names the
-node it runs on — and fetches it from the host at every node's underlay IP.
-`python -m lab.demo down` removes everything.
+node it runs on — and `mesh`, two replicas published with `-p 8081:8080` on the
+ingress routing mesh, and fetches both from the host at every node's underlay IP
+(`mesh` answers on all five nodes though it runs on two). `python -m lab.demo
+down` removes everything.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ def down() -> None:
         lab.down()
 
 
-def _fetch(ip: str) -> str:
-    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as resp:
+def _fetch(ip: str, port: int = 8080) -> str:
+    with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=5) as resp:
         return resp.read().decode().strip()
 
 
@@ -43,8 +45,12 @@ def up(managers: int, workers: int) -> int:
         ["service", "create", "--name", "web", "--mode", "global", "--network", "host",
          "--env", "NODE={{.Node.Hostname}}", "--env", "TASK={{.Task.ID}}",
          "--stop-grace-period", "1s", image, "sh", "-c", PAGE_CMD],
+        ["service", "create", "--name", "mesh", "--replicas", "2", "-p", "8081:8080",
+         "--env", "NODE={{.Node.Hostname}} via the routing mesh", "--env", "TASK={{.Task.ID}}",
+         "--stop-grace-period", "1s", image, "sh", "-c", PAGE_CMD],
         ["service", "ls"],
         ["service", "ps", "web"],
+        ["service", "ps", "mesh"],
     ]
     for args in steps:
         print(f"\n$ swarm-lab exec manager1 -- swarm {' '.join(args)}")
@@ -54,14 +60,19 @@ def up(managers: int, workers: int) -> int:
         ip = lab.ip(name)
         text = lab.wait_for(lambda: _try(ip), 30, f"{name} answering")
         print(f"  http://{ip}:8080/  ->  {text}")
+    print("\nThe mesh service (2 tasks) answering on every node's port 8081:")
+    for name in lab.names():
+        ip = lab.ip(name)
+        text = lab.wait_for(lambda: _try(ip, 8081), 30, f"{name} answering on 8081")
+        print(f"  http://{ip}:8081/  ->  {text}")
     print("\nTry: swarm-lab exec manager1 -- swarm service ps web ; swarm-lab kill worker1")
     print("Remove the demo with: python -m lab.demo down   (or: swarm-lab down)")
     return 0
 
 
-def _try(ip: str) -> str:
+def _try(ip: str, port: int = 8080) -> str:
     try:
-        return _fetch(ip)
+        return _fetch(ip, port)
     except OSError:
         return ""
 
