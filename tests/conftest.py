@@ -17,3 +17,63 @@ def demo_image() -> str:
     """
     from lab.images import ensure_demo_image
     return ensure_demo_image()
+
+
+# ---------------------------------------------------------------------------
+# Daemon logs of a failed lab test (owner: tests/labfixtures.py, lab/cluster.py)
+# ---------------------------------------------------------------------------
+# CI shows only the end of the output, so a failed test that used a lab gets
+# its nodes' daemon logs copied under /tmp/shoal-test-logs and a few telling
+# lines per node (raft, leadership, warnings) printed in the final summary.
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+LOG_KEEP = Path("/tmp/shoal-test-logs")
+_TELLING = re.compile(r"raft|leader|lead:|WARNING|ERROR|CRITICAL")
+_failed_labs: list[tuple[str, Path, dict[str, list[str]]]] = []
+
+
+def _labs_of(item: Any) -> list[Any]:
+    from lab.cluster import Lab
+    return [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Lab)]
+
+
+def _keep_lab_logs(nodeid: str, lab: Any) -> None:
+    dest = LOG_KEEP / f"{int(time.time())}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', nodeid)[-120:]}"
+    lines: dict[str, list[str]] = {}
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in lab.names():
+            path = lab.log_path(name)
+            if not path.exists():
+                continue
+            shutil.copy(path, dest / f"{name}.log")
+            text = path.read_text(errors="replace").splitlines()
+            lines[name] = [line[:200] for line in text if _TELLING.search(line)][-6:]
+    except Exception as exc:  # diagnostics must never hide the real failure
+        lines["(logs)"] = [f"could not keep the logs: {exc}"]
+    _failed_labs.append((nodeid, dest, lines))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when in ("call", "teardown"):
+        for lab in _labs_of(item):
+            _keep_lab_logs(item.nodeid, lab)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _failed_labs:
+        return
+    terminalreporter.section("daemon logs of failed lab tests")
+    for nodeid, dest, lines in _failed_labs[-3:]:
+        terminalreporter.write_line(f"{nodeid}: full logs in {dest}")
+        for name, tail in lines.items():
+            for line in tail:
+                terminalreporter.write_line(f"  {name}: {line}")

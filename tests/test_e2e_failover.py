@@ -28,6 +28,7 @@ import pytest
 
 from lab import images
 from lab.cluster import Lab
+from lab.leadership import agreed_leader, named_leaders
 from lab.netlab import process_alive
 from manager.control import NO_LEADER
 from proto import control_pb2 as cpb
@@ -121,8 +122,7 @@ def services(lab: Lab, node: str) -> dict[str, pb.Service]:
 
 
 def leaders(lab: Lab, node: str) -> list[str]:
-    nodes = api(lab, node).ListNodes(cpb.ListNodesRequest(), timeout=5).nodes
-    return sorted(n.description.hostname for n in nodes if n.manager_status.leader)
+    return named_leaders(api(lab, node))
 
 
 def wait_one_leader(lab: Lab, timeout: float) -> str:
@@ -130,23 +130,8 @@ def wait_one_leader(lab: Lab, timeout: float) -> str:
     views: dict[str, object] = {}
 
     def agreed() -> Optional[str]:
-        seen = set()
-        for name in MANAGERS:
-            if lab.pid(name) is None:
-                continue
-            try:
-                found = leaders(lab, name)
-            except grpc.RpcError as exc:
-                views[name] = exc.code().name
-                return None
-            views[name] = found
-            if len(found) != 1:
-                return None
-            seen.add(found[0])
-        if len(seen) != 1:
-            return None
-        leader = seen.pop()
-        return leader if try_create(lab, leader, f"probe-{next(_names)}", 3) else None
+        return agreed_leader(lab, MANAGERS, lambda n: api(lab, n),
+                             lambda n: bool(try_create(lab, n, f"probe-{next(_names)}", 3)), views)
     try:
         return wait(agreed, timeout, "one leader that all managers agree on and that accepts "
                     "writes")
@@ -354,11 +339,12 @@ def test_all_managers_killed_at_once_keep_acknowledged_writes(healthy: Lab) -> N
 
 
 class Writer(threading.Thread):
-    """Creates services w<i>-00001, w<i>-00002, ... on its manager, recording what was acknowledged."""
+    """Creates services w<i>-<k>-00001, w<i>-<k>-00002, ... on its manager, recording what was acknowledged."""
 
     def __init__(self, lab: Lab, index: int, stop: threading.Event) -> None:
         super().__init__(daemon=True, name=f"writer{index}")
         self.lab, self.index, self.stop = lab, index, stop
+        self.prefix = f"w{index}-{next(_names)}"  # fresh names however often the test runs
         self.acked: list[tuple[str, int]] = []     # (name, store version), in ack order
         self.failures = 0
         self.error: Optional[BaseException] = None
@@ -369,7 +355,7 @@ class Writer(threading.Thread):
             for n in itertools.count(1):
                 if self.stop.is_set():
                     return
-                name = f"w{self.index}-{n:05d}"
+                name = f"{self.prefix}-{n:05d}"
                 node = MANAGERS[target % 3]
                 try:
                     svc = create(self.lab, node, name, timeout=6)

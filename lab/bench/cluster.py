@@ -30,6 +30,7 @@ import grpc
 from lab.bench.podman_floor import floor_rest_once, floor_rest_per_node
 from lab.cluster import Lab
 from lab.images import ensure_demo_image
+from lab.leadership import agreed_leader
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
@@ -72,24 +73,9 @@ class Bench:
 
     def leader(self, timeout: float = 30) -> str:
         """The manager every running manager names as leader, once it accepts a write."""
-        def agreed() -> Optional[str]:
-            seen = set()
-            for name in MANAGERS:
-                if self.lab.pid(name) is None:
-                    continue
-                try:
-                    nodes = self.api(name).ListNodes(cpb.ListNodesRequest(), timeout=5).nodes
-                except grpc.RpcError:
-                    return None
-                found = [n.description.hostname for n in nodes if n.manager_status.leader]
-                if len(found) != 1:
-                    return None
-                seen.add(found[0])
-            if len(seen) != 1:
-                return None
-            leader = seen.pop()
-            return leader if self.try_write(leader, 3) else None
-        return self.lab.wait_for(agreed, timeout, "one agreed leader")
+        return self.lab.wait_for(
+            lambda: agreed_leader(self.lab, MANAGERS, self.api, lambda n: self.try_write(n, 3)),
+            timeout, "one agreed leader")
 
     def running(self, node: str, service_id: str) -> list[pb.Task]:
         req = cpb.ListTasksRequest(filters=cpb.ListFilters(service_ids=[service_id]))
