@@ -34,7 +34,7 @@ from typing import Any
 
 LOG_KEEP = Path("/tmp/shoal-test-logs")
 _TELLING = re.compile(r"raft|leader|lead:|WARNING|ERROR|CRITICAL")
-_failed_labs: list[tuple[str, Path, dict[str, list[str]]]] = []
+_failed_labs: list[tuple[str, Path, dict[str, list[str]], str]] = []
 
 
 def _labs_of(item: Any) -> list[Any]:
@@ -42,7 +42,7 @@ def _labs_of(item: Any) -> list[Any]:
     return [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Lab)]
 
 
-def _keep_lab_logs(nodeid: str, lab: Any) -> None:
+def _keep_lab_logs(nodeid: str, lab: Any, message: str) -> None:
     dest = LOG_KEEP / f"{int(time.time())}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', nodeid)[-120:]}"
     lines: dict[str, list[str]] = {}
     try:
@@ -56,7 +56,7 @@ def _keep_lab_logs(nodeid: str, lab: Any) -> None:
             lines[name] = [line[:200] for line in text if _TELLING.search(line)][-6:]
     except Exception as exc:  # diagnostics must never hide the real failure
         lines["(logs)"] = [f"could not keep the logs: {exc}"]
-    _failed_labs.append((nodeid, dest, lines))
+    _failed_labs.append((nodeid, dest, lines, message))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -64,16 +64,20 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.when in ("call", "teardown"):
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = (getattr(crash, "message", "") or "")[:1200]
         for lab in _labs_of(item):
-            _keep_lab_logs(item.nodeid, lab)
+            _keep_lab_logs(item.nodeid, lab, message)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _failed_labs:
         return
     terminalreporter.section("daemon logs of failed lab tests")
-    for nodeid, dest, lines in _failed_labs[-3:]:
+    for nodeid, dest, lines, message in _failed_labs[-3:]:
         terminalreporter.write_line(f"{nodeid}: full logs in {dest}")
+        if message:
+            terminalreporter.write_line(f"  failure: {message}")
         for name, tail in lines.items():
             for line in tail:
                 terminalreporter.write_line(f"  {name}: {line}")
