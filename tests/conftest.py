@@ -2,6 +2,12 @@
 add new fixtures in a section of your own."""
 from __future__ import annotations
 
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 
@@ -25,12 +31,6 @@ def demo_image() -> str:
 # CI shows only the end of the output, so a failed test that used a lab gets
 # its nodes' daemon logs copied under /tmp/shoal-test-logs and a few telling
 # lines per node (raft, leadership, warnings) printed in the final summary.
-
-import re
-import shutil
-import time
-from pathlib import Path
-from typing import Any
 
 LOG_KEEP = Path("/tmp/shoal-test-logs")
 _TELLING = re.compile(r"raft|leader|lead:|WARNING|ERROR|CRITICAL")
