@@ -399,7 +399,7 @@ class Node:
                       credentials=tls.client_credentials(self.creds),
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
-                      network_dump=str(network_views_path(self.data_dir)),
+                      network_dump=str(network_views_path(self.state.node_id)),
                       tls_info=lambda: renewal.tls_info(self.creds),
                       node_addr=self._addr())
         self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(

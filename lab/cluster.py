@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from cli.bootstrap import locked, log_path, network_views_path, podman_log_path
+from cli.bootstrap import locked, log_path, podman_log_path
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.podstore import NodeStorage, pids_using
@@ -73,7 +73,7 @@ _pids_using = pids_using
 def _remove_data_dir(data_dir: Path) -> None:
     """Removes a node's data directory and the logs kept beside it."""
     shutil.rmtree(data_dir, ignore_errors=True)
-    for path in (log_path(data_dir), podman_log_path(data_dir), network_views_path(data_dir)):
+    for path in (log_path(data_dir), podman_log_path(data_dir)):
         path.unlink(missing_ok=True)
 
 

@@ -6,7 +6,7 @@ service on an overlay getting distinct task addresses and a VIP visible in
 `service inspect` and `network inspect`; `network rm` refused while a service
 uses the network; published-port conflicts and auto-assignment; and the
 per-node network view reaching exactly the agents of the nodes that run the
-tasks (read from each node's `<data-dir>.network-views.json`, which the agent rewrites
+tasks (read from each node's `/run/shoal/<node id>/network-views.json`, which the agent rewrites
 on every change). Tasks still run in loopback-only namespaces: programming
 the overlay is the data plane's job. Every wait polls with a deadline.
 """
@@ -50,7 +50,7 @@ def inspect_service(lab: Lab, name: str) -> dict[str, Any]:
 
 def views(lab: Lab, node: str) -> dict[str, dict[str, Any]]:
     """The node agent's current network views by network name."""
-    path = network_views_path(lab.data_dir(node))
+    path = network_views_path(lab.node_id(node))
     if not path.exists():
         return {}
     return {n["name"]: n for n in json.loads(path.read_text())["networks"]}

@@ -125,7 +125,9 @@ class NetworkViews:
         assert self.dump_path is not None
         tmp = f"{self.dump_path}.tmp"
         try:
-            with open(tmp, "w", encoding="utf-8") as out:
+            os.makedirs(os.path.dirname(self.dump_path) or ".", mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(tmp, self.dump_path)
         except OSError as exc:
