@@ -1,14 +1,18 @@
 """End to end on a lab: promote, demote, leave and remove, with Docker's refusals."""
 from __future__ import annotations
 
+import datetime as dt
 
 import grpc
 import pytest
 
 from lab import images
 from lab.cluster import Lab
+from pki import node as pkinode
+from pki import tls
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from tests.authz_matrix import call, methods
 from tests.labfixtures import lab_cluster
 
 pytestmark = pytest.mark.e2e
@@ -19,6 +23,11 @@ def lab():
     images.ensure_demo_image()
     with lab_cluster(1, 2) as lab:
         yield lab
+
+
+def method_of(path: str):
+    """The descriptor of the RPC at `path`."""
+    return dict(methods())[path]
 
 
 def _row(lab: Lab, name: str) -> str:
@@ -69,6 +78,25 @@ def test_removed_worker_is_refused_for_good(lab: Lab) -> None:
     lab.wait_for(lambda: "not a member of this swarm" in
                  lab.log_path("worker2").read_text(errors="replace"),
                  30, "the restarted worker's requests refused")
+    assert node_id not in lab.swarm("manager1", "node", "ls").stdout
+    # the same certificate, used directly: every node RPC is refused, by name
+    creds = pkinode.load(lab.data_dir("worker2"))
+    assert creds.info.not_after > dt.datetime.now(dt.timezone.utc)
+    with grpc.secure_channel(f"{lab.ip('manager1')}:2377", tls.client_credentials(creds),
+                             options=tls.channel_options()) as channel:
+        for path in ("/shoal.v1.Dispatcher/Session", "/shoal.v1.Dispatcher/Heartbeat",
+                     "/shoal.v1.Dispatcher/UpdateTaskStatus",
+                     "/shoal.v1.NodeCA/RenewNodeCertificate"):
+            err = call(channel, path, method_of(path))
+            assert err is not None and err.code() == grpc.StatusCode.PERMISSION_DENIED, \
+                (path, err)
+            assert f"node {node_id} is not a member of this swarm" in err.details(), \
+                (path, err.details())
+    # and while its daemon keeps trying, it never comes back: a later heartbeat
+    # period's refusal is logged and the node is still not listed
+    refusals = lab.log_path("worker2").read_text(errors="replace").count("not a member")
+    lab.wait_for(lambda: lab.log_path("worker2").read_text(errors="replace")
+                 .count("not a member") > refusals, 60, "the worker's next attempt refused")
     assert node_id not in lab.swarm("manager1", "node", "ls").stdout
 
 
