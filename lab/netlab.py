@@ -17,12 +17,15 @@ Owns, on this host:
 All of it is written to the `net` section of the lab's state file before it
 is made, so `destroy()` removes what exists of it, even after a crash.
 Processes still inside a namespace are killed before the namespace goes.
+A numbered underlay (the tests') first sweeps what a killed owner left
+behind (`sweep_orphans`).
 """
 from __future__ import annotations
 
 import errno
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -141,6 +144,37 @@ def _delete_link(ipr: IPRoute, index: int) -> None:
             raise
 
 
+def sweep_orphans(u: Underlay) -> list[str]:
+    """Removes what a lab on underlay `u` left when its owner was killed before
+    `destroy()`: namespaces named with its prefix (and what runs in them), host
+    veth ends named after its bridge, and its nft tables. Called only while the
+    bridge is absent, i.e. no lab owns the underlay; returns what was removed.
+    Not used for underlay 0, whose `shoal-` prefix is too generic to sweep."""
+    removed: list[str] = []
+    names = sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.is_dir() else []
+    for name in names:
+        if name.startswith(u.ns_prefix):
+            kill_and_wait(pids_in_netns(name))
+            netns.remove(name)
+            removed.append(f"netns {name}")
+    veth = re.compile(re.escape(u.bridge) + r"[vn]\d+$")
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            ifname = link.get_attr("IFLA_IFNAME") or ""
+            if veth.match(ifname):
+                _delete_link(ipr, link["index"])
+                removed.append(f"link {ifname}")
+    for family in ("inet", "bridge"):
+        if run("nft", "list", "table", family, u.table, check=False).returncode == 0:
+            run("nft", "delete", "table", family, u.table)
+            removed.append(f"nft table {family} {u.table}")
+    rule = ["FORWARD", "-i", u.bridge, "-o", u.bridge, "-j", "ACCEPT"]
+    while shutil.which("iptables") and run("iptables", "-C", *rule, check=False).returncode == 0:
+        run("iptables", "-D", *rule)
+        removed.append("iptables " + " ".join(rule))
+    return removed
+
+
 class NetLab:
     """The underlay and node namespaces recorded in one state file."""
 
@@ -185,6 +219,8 @@ class NetLab:
             if ipr.link_lookup(ifname=u.bridge):
                 raise NetLabError(f"bridge {u.bridge} already exists: another lab is up "
                                   "(run 'swarm-lab down' first)")
+        if u.ns_prefix != Underlay.indexed(0).ns_prefix:
+            sweep_orphans(u)
         with self.state.edit() as doc:
             doc["net"] = {"underlay": asdict(u), "namespaces": {}, "partitions": [],
                           "iptables": [], "tables": [f"inet {u.table}", f"bridge {u.table}"]}

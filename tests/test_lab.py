@@ -234,6 +234,44 @@ def test_partition_and_heal_between_bare_namespaces() -> None:
     shutil.rmtree(root)
 
 
+def test_a_new_lab_sweeps_what_a_killed_owner_left_on_its_underlay() -> None:
+    """A lab whose owner died before `destroy()` (its state file gone with its
+    temporary directory) leaves namespaces, veths, a process and nft tables; the
+    next lab on that underlay removes them and comes up."""
+    index = next(i for i in range(200, 256) if not bridge_exists(f"shoallab{i}"))
+    first_root, second_root = new_lab_root(), new_lab_root()
+    old = NetLab(StateFile(first_root / "lab.json"), Underlay.indexed(index))
+    old.create()
+    new = NetLab(StateFile(second_root / "lab.json"), Underlay.indexed(index))
+    listener = None
+    try:
+        ips = {name: old.add_node(name) for name in ("a", "b")}
+        listener = listen_in(old.netns_path("a"), ips["a"], 7004)
+        orphan_pid = listener.pid
+        with IPRoute() as ipr:   # the owner is gone: its bridge went, the rest stayed
+            ipr.link("del", index=ipr.link_lookup(ifname=old.underlay.bridge)[0])
+        shutil.rmtree(first_root)
+        assert (NETNS_DIR / old.netns_name("a")).exists()
+        new.create()
+        listener.wait(timeout=10)
+        assert not process_alive(orphan_pid)
+        for name in ("a", "b"):
+            assert not (NETNS_DIR / old.netns_name(name)).exists()
+        assert new.add_node("a") == ips["a"]   # the names the orphans held are free again
+    finally:
+        if listener is not None and listener.poll() is None:
+            listener.kill()
+            listener.wait()
+        assert new.destroy() == []
+        shutil.rmtree(first_root, ignore_errors=True)
+        shutil.rmtree(second_root, ignore_errors=True)
+    with IPRoute() as ipr:
+        assert not [link for link in ipr.get_links()
+                    if link.get_attr("IFLA_IFNAME").startswith(new.underlay.bridge)]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert new.underlay.table not in tables.split()
+
+
 def test_down_after_daemons_were_killed_leaves_nothing(lab: Lab, demo_image: str) -> None:
     node_id = lab.node_id("manager1")
     storage = lab.storage("manager1")
