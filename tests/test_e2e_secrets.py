@@ -212,14 +212,15 @@ def test_secret_add_and_rm_give_a_new_task_with_the_new_files(lab: Lab) -> None:
     before = running_container(lab, "sa")
     assert before is not None
     sw(lab, "service", "update", "-d", "--secret-rm", "db_pass",
-       "--secret-add", "source=api_key,target=key,mode=0400", "sa")
+       "--secret-add", "source=api_key,target=key,uid=1234,gid=5678,mode=0400", "sa")
 
     def replaced() -> dict[str, Any] | None:
         box = running_container(lab, "sa")
         return box if box is not None and box["Id"] != before["Id"] else None
     after = wait(replaced, 60, "a new task of sa")
     assert in_task(after, "cat", "/run/secrets/key").stdout == API_VALUE
-    assert in_task(after, "stat", "-c", "%a", "/run/secrets/key").stdout.strip() == "400"
+    assert in_task(after, "stat", "-c", "%a %u %g", "/run/secrets/key").stdout.split() == \
+        ["400", "1234", "5678"]
     assert in_task(after, "cat", "/run/secrets/db_pass").returncode != 0
     old_dir = worker_root(lab) / task_id_of(before)
     wait(lambda: not old_dir.exists(), 20, "the old task's tmpfs to go")
