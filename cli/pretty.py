@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from typing import Sequence
 
-from cli.format import manager_status_text, mode_of, pretty_enum
+from cli.format import human_duration, manager_status_text, mode_of, pretty_enum
 from cli.parsing import format_duration, format_size
 from cli.templates import tabulate
 from proto import control_pb2 as cpb
@@ -173,7 +173,8 @@ def node_text(node: pb.Node) -> str:
 
 
 INFO_FIELDS = ("NodeID", "NodeAddr", "IsManager", "ClusterID", "Managers", "Nodes", "Version",
-               "RaftLeaderID", "DataDir", "Services", "TasksRunning", "Host")
+               "RaftLeaderID", "DataDir", "Services", "TasksRunning", "Host",
+               "AutoLockManagers", "NodeCertExpiry", "RootRotationInProgress")
 
 
 def info_fields(info: cpb.InfoResponse, host: str) -> dict:
@@ -182,7 +183,14 @@ def info_fields(info: cpb.InfoResponse, host: str) -> dict:
             "ClusterID": info.cluster_id, "Managers": info.managers, "Nodes": info.nodes,
             "Version": info.version, "RaftLeaderID": info.raft_leader_id,
             "DataDir": info.data_dir, "Services": info.services,
-            "TasksRunning": info.tasks_running, "Host": host}
+            "TasksRunning": info.tasks_running, "Host": host,
+            "AutoLockManagers": info.autolock_managers,
+            "NodeCertExpiry": info.cert_expiry.nanos,   # nanoseconds, as Docker's API
+            "RootRotationInProgress": info.root_rotation_in_progress}
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def info_text(info: cpb.InfoResponse, host: str, client_version: str) -> str:
@@ -196,7 +204,11 @@ def info_text(info: cpb.InfoResponse, host: str, client_version: str) -> str:
         lines.append(["  ClusterID:", info.cluster_id])
     if info.is_manager:
         lines += [["  Managers:", str(info.managers)], ["  Nodes:", str(info.nodes)],
-                  ["  Raft Leader:", info.raft_leader_id]]
+                  ["  Raft Leader:", info.raft_leader_id],
+                  ["  CA Configuration:"],
+                  ["   Expiry Duration:", human_duration(info.cert_expiry.nanos / 1e9)],
+                  ["  Autolock Managers:", _bool(info.autolock_managers)],
+                  ["  Root Rotation In Progress:", _bool(info.root_rotation_in_progress)]]
     lines += [["  Node Address:", info.node_addr]]
     if info.is_manager:
         lines += [[" Services:", str(info.services)], [" Tasks Running:", str(info.tasks_running)]]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import grpc
 
@@ -43,11 +43,15 @@ def _copy(obj: Any) -> Any:
     return new
 
 
-def cert_expiry(store: Any) -> float:
-    cluster = next(iter(store.list("cluster")), None)
+def cluster_cert_expiry(cluster: Optional[pb.Cluster]) -> float:
+    """Seconds of life for the node certificates this cluster issues."""
     if cluster is not None and cluster.spec.ca_config.node_cert_expiry.nanos > 0:
         return model.seconds(cluster.spec.ca_config.node_cert_expiry)
     return DEFAULT_EXPIRY_S
+
+
+def cert_expiry(store: Any) -> float:
+    return cluster_cert_expiry(next(iter(store.list("cluster")), None))
 
 
 def cluster_of(store: Any) -> pb.Cluster | None:

@@ -37,6 +37,14 @@ def _copy(obj: Any) -> Any:
     return new
 
 
+def _security_info(cluster: Optional[pb.Cluster]) -> dict[str, Any]:
+    """The InfoResponse fields that describe the cluster's security settings."""
+    expiry = ca.cluster_cert_expiry(cluster)
+    return {"autolock_managers": bool(cluster and cluster.spec.encryption.auto_lock_managers),
+            "cert_expiry": pb.Duration(nanos=int(expiry * 1e9)),
+            "root_rotation_in_progress": bool(cluster and cluster.HasField("root_rotation"))}
+
+
 class ControlServicer(control_pb2_grpc.ControlServicer):
     """Serves the Control API of one manager."""
 
@@ -97,7 +105,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             cluster_id=clusters[0].id if clusters else "",
             managers=sum(1 for n in nodes if n.role == pb.MANAGER), nodes=len(nodes),
             version=VERSION, raft_leader_id=leader, data_dir=self.data_dir,
-            services=len(self.store.list("service")), tasks_running=running)
+            services=len(self.store.list("service")), tasks_running=running,
+            **_security_info(clusters[0] if clusters else None))
 
     # -------------------------------------------------------------- nodes --
 

@@ -450,7 +450,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("node_id", "node_addr", "is_manager", "cluster_id", "managers", "nodes", "version", "raft_leader_id", "data_dir", "services", "tasks_running")
+    __slots__ = ("node_id", "node_addr", "is_manager", "cluster_id", "managers", "nodes", "version", "raft_leader_id", "data_dir", "services", "tasks_running", "autolock_managers", "cert_expiry", "root_rotation_in_progress")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
     IS_MANAGER_FIELD_NUMBER: _ClassVar[int]
@@ -462,6 +462,9 @@ class InfoResponse(_message.Message):
     DATA_DIR_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     TASKS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    AUTOLOCK_MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    ROOT_ROTATION_IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     node_addr: str
     is_manager: bool
@@ -473,7 +476,10 @@ class InfoResponse(_message.Message):
     data_dir: str
     services: int
     tasks_running: int
-    def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ...) -> None: ...
+    autolock_managers: bool
+    cert_expiry: _objects_pb2.Duration
+    root_rotation_in_progress: bool
+    def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ..., autolock_managers: _Optional[bool] = ..., cert_expiry: _Optional[_Union[_objects_pb2.Duration, _Mapping]] = ..., root_rotation_in_progress: _Optional[bool] = ...) -> None: ...
 
 class GetLockStateRequest(_message.Message):
     __slots__ = ()

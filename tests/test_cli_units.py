@@ -526,6 +526,15 @@ def test_pretty_texts() -> None:
     assert "Hostname:" in node_text and "Leader:" in node_text and "Yes" in node_text
     info = cpb.InfoResponse(node_id="n", is_manager=True, cluster_id="c", managers=1, nodes=3)
     assert "Is Manager:" in pretty.info_text(info, "unix:///x", "0.1.0")
+    info.autolock_managers = True
+    info.cert_expiry.nanos = 90 * 24 * 3600 * 10**9
+    lines = [line.split(":", 1) for line in
+             pretty.info_text(info, "unix:///x", "0.1.0").splitlines() if ":" in line]
+    fields = {key.strip(): value.strip() for key, value in lines}
+    assert fields["Expiry Duration"] == "3 months"
+    assert fields["Autolock Managers"] == "true"
+    assert fields["Root Rotation In Progress"] == "false"
+    assert pretty.info_fields(info, "h")["NodeCertExpiry"] == 90 * 24 * 3600 * 10**9
 
 
 def test_log_line() -> None:

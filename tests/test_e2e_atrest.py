@@ -70,6 +70,15 @@ def unlock(lab: Lab, name: str, key: str):
     return lab.exec(name, *argv, input=key + "\n", timeout=120)
 
 
+def autolock_shown(lab: Lab, name: str) -> str:
+    """What `swarm info` on `name` says of autolock ("Autolock Managers: ...")."""
+    text = lab.swarm(name, "info").stdout
+    line = next(line for line in text.splitlines() if "Autolock Managers:" in line)
+    assert lab.swarm(name, "info", "--format", "{{.AutoLockManagers}}").stdout.strip() == \
+        line.split(":", 1)[1].strip()
+    return line.split(":", 1)[1].strip()
+
+
 def keys_of(lab: Lab, name: str) -> keystore.ManagerKeys:
     return keystore.ManagerKeys(lab.data_dir(name))
 
@@ -112,6 +121,7 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
     assert res.stdout.startswith("Swarm updated.\n") and "swarm unlock" in res.stdout, res.stdout
     key = KEY_RE.search(res.stdout).group(0)
     assert lab.swarm("manager2", "unlock-key", "-q").stdout.strip() == key
+    assert autolock_shown(lab, "manager3") == "true"
     wait_wrapped(lab, key)
     for name in MANAGERS:
         assert not keys_of(lab, name).kek_path.exists()
@@ -189,6 +199,7 @@ def test_autolock_and_nothing_in_plaintext(lab: Lab) -> None:
     # ---- autolock off: a manager restarts without a key
     res = lab.swarm("manager1", "update", "--autolock=false")
     assert res.stdout.strip() == "Swarm updated."
+    assert autolock_shown(lab, "manager2") == "false"
     wait_wrapped(lab, None)
     none = lab.swarm("manager1", "unlock-key", check=False)
     assert none.returncode != 0 and "no unlock key is set" in none.stderr
