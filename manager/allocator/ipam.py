@@ -25,15 +25,21 @@ class AllocationError(ValueError):
     """An allocation request that cannot be met; the text says why and what to do."""
 
 
-def parse_subnet(text: str, what: str = "subnet") -> Net:
-    """An IPv4 CIDR with its host bits clear, or AllocationError."""
+def _ipv4_network(text: str, what: str, example: str, strict: bool) -> Net:
+    """`text` as an IPv4 network, or AllocationError naming `what` and an example."""
     try:
-        net = ipaddress.ip_network(text.strip(), strict=False)
+        net = ipaddress.ip_network(text.strip(), strict=strict)
     except ValueError:
         raise AllocationError(f"invalid {what} {text!r}: expected an IPv4 CIDR such as "
-                              "10.10.0.0/24") from None
+                              f"{example}") from None
     if not isinstance(net, ipaddress.IPv4Network):
         raise AllocationError(f"invalid {what} {text!r}: only IPv4 is supported")
+    return net
+
+
+def parse_subnet(text: str, what: str = "subnet") -> Net:
+    """An IPv4 CIDR with its host bits clear, or AllocationError."""
+    net = _ipv4_network(text, what, "10.10.0.0/24", strict=False)
     if str(net) != text.strip():
         raise AllocationError(f"invalid {what} {text!r}: it should be {net}")
     if net.prefixlen > 29:
@@ -47,14 +53,7 @@ def parse_pools(pools: Sequence[str], subnet_size: int) -> list[Net]:
     size = subnet_size or DEFAULT_SUBNET_SIZE
     result = []
     for text in pools or [DEFAULT_POOL]:
-        try:
-            net = ipaddress.ip_network(text.strip(), strict=True)
-        except ValueError:
-            raise AllocationError(f"invalid default address pool {text!r}: expected an IPv4 "
-                                  "CIDR such as 10.0.0.0/8") from None
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise AllocationError(f"invalid default address pool {text!r}: only IPv4 is "
-                                  "supported")
+        net = _ipv4_network(text, "default address pool", "10.0.0.0/8", strict=True)
         if net.prefixlen > size:
             raise AllocationError(f"default address pool {text} is smaller than the subnet "
                                   f"size /{size}")
