@@ -213,4 +213,6 @@ def info_text(info: cpb.InfoResponse, host: str, client_version: str) -> str:
     if info.is_manager:
         lines += [[" Services:", str(info.services)], [" Tasks Running:", str(info.tasks_running)]]
     lines.append([" Data Dir:", info.data_dir])
-    return _aligned(lines)
+    # Docker's layout: one space after each key, no column alignment
+    return "\n".join(" ".join(part for part in line if part) if len(line) > 1 else line[0]
+                     for line in lines)

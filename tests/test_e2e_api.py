@@ -76,7 +76,7 @@ def test_watch_streams_service_events(node: SingleNode) -> None:
 def test_version_info_and_node_commands(node: SingleNode) -> None:
     assert "0.1.0" in node.swarm("version").stdout
     info = node.swarm("info").stdout
-    assert node.node_id in info and "Is Manager:    true" in info
+    assert node.node_id in info and "Is Manager: true" in info
     ls = node.swarm("node", "ls").stdout
     row = next(l for l in ls.splitlines() if node.node_id in l)
     assert "*" in row and "Ready" in row and "Active" in row and "Leader" in row

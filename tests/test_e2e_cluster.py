@@ -174,7 +174,7 @@ def test_manager_port_presents_a_manager_certificate(lab: Lab) -> None:
     assert der
     subject = certificate_subject(cert_pem(x509.load_der_x509_certificate(der)))
     info = sw(lab, "info").stdout
-    assert f"ClusterID:     {subject['O']}" in info
+    assert f"ClusterID: {subject['O']}" in info
     assert subject == {"O": cluster_id(lab), "OU": "swarm-manager",
                        "CN": lab.node_id("manager1")}
     worker = certificate_subject(node_certificate(lab, "worker1"))
