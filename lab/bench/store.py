@@ -7,12 +7,15 @@ second when batched (100 tasks per transaction), the same latency on a
 concurrent writes from asyncio (one loop, many writers in flight).
 Journal entries are fdatasync'd, as in production.  `--raft-security`
 picks how the 3 nodes talk: mutual TLS with manager certificates (as the
-daemon does), pysyncobj's password encryption, or plain TCP.
+daemon does), pysyncobj's password encryption, or plain TCP. Payloads are
+encrypted with a data key (AES-256-GCM), as a manager's store is, unless
+`--data-key off` (to see what encryption at rest costs).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import tempfile
@@ -22,6 +25,7 @@ from typing import Sequence
 from pki import node as pkinode
 from pki.ca import RootCA
 from pki.raft_tls import RaftTLS
+from pki.tokens import DataCipher
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
@@ -109,10 +113,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="tasks per transaction")
     parser.add_argument("--raft-security", choices=("tls", "password", "plain"), default="tls",
                         help="transport between the 3 nodes (default: tls, as the daemon)")
+    parser.add_argument("--data-key", choices=("on", "off"), default="on",
+                        help="encrypt payloads with a data key, as managers do (default: on)")
     args = parser.parse_args()
+    cipher: dict = {}
+    if args.data_key == "on":
+        data_key = DataCipher(os.urandom(32))
+        cipher = {"encrypt": data_key.encrypt, "decrypt": data_key.decrypt}
+    print(f"payload encryption at rest: {args.data_key}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store("bench", tmp, f"127.0.0.1:{_port()}")
+        store = Store("bench", tmp, f"127.0.0.1:{_port()}", **cipher)
         store.start()
         store.wait_ready(10)
         lat = _latency(store, args.writes)
@@ -129,7 +140,7 @@ def main() -> None:
         addrs = [f"127.0.0.1:{_port()}" for _ in range(3)]
         root = RootCA.create()
         stores = [Store(f"bench{i}", f"{tmp}/n{i}", a, peers=[p for p in addrs if p != a],
-                        **_security(args.raft_security, root, f"bench{i}"))
+                        **_security(args.raft_security, root, f"bench{i}"), **cipher)
                   for i, a in enumerate(addrs)]
         print(f"3 nodes raft transport: {args.raft_security}", flush=True)
         for s in stores:
