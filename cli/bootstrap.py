@@ -95,14 +95,6 @@ def podman_log_path(data_dir: Path) -> Path:
     return data_dir.parent / f"{data_dir.name}.podman.log"
 
 
-def network_views_path(node_id: str) -> Path:
-    """Where the agent dumps its network views: they name networks and services, so
-    they live in the node's runtime directory (`/run`, memory backed, gone at reboot),
-    never on disk."""
-    from worker.taskfiles import node_run_dir
-    return Path(node_run_dir(node_id)) / "network-views.json"
-
-
 def locked(data_dir: Path) -> bool:
     """Whether the node's daemon runs locked, waiting for `swarm unlock`."""
     from cli.lockedmode import LOCKED_FILE
@@ -406,7 +398,6 @@ def cmd_leave(args: argparse.Namespace) -> int:
         credentials.leave_raft(data_dir, state.managers, state.raft_addr)
     stop_daemon(data_dir)
     remove_task_containers(state.node_id)
-    network_views_path(state.node_id).unlink(missing_ok=True)
     from worker.overlay import cleanup_node
     for problem in cleanup_node(state.node_id, state.advertise_addr.rsplit(":", 1)[0]):
         print(f"Warning: overlay cleanup: {problem}", file=sys.stderr)

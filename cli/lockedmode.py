@@ -60,8 +60,14 @@ def refuse_all(service_descriptor: Any, message: str,
 class LocalNodeServicer(control_pb2_grpc.LocalNodeServicer):
     """`swarm unlock`'s service. `unlocker` is None on a node that is not locked."""
 
-    def __init__(self, unlocker: Optional[Unlocker] = None) -> None:
+    def __init__(self, unlocker: Optional[Unlocker] = None,
+                 network_views: Optional[Callable[[], str]] = None) -> None:
         self.unlocker = unlocker
+        self.network_views = network_views
+
+    async def GetNetworkViews(self, request, context):
+        text = self.network_views() if self.network_views is not None else ""
+        return control_pb2.GetNetworkViewsResponse(views_json=text)
 
     async def GetLockState(self, request, context):
         return control_pb2.GetLockStateResponse(locked=self.unlocker is not None)

@@ -33,8 +33,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cli import credentials, lockedmode, renewal
-from cli.bootstrap import (NodeState, network_views_path, podman_log_path, raft_bind_addr,
-                           socket_path, split_addr)
+from cli.bootstrap import (NodeState, podman_log_path, raft_bind_addr, socket_path,
+                           split_addr)
 from cli.renewal import CertRenewer
 from cli.parsing import parse_duration
 from pki import keystore
@@ -82,6 +82,7 @@ class Node:
         # run(): a manager's private key needs its data key first.
         self.credentials_holder: Optional[CredentialsHolder] = None
         self.renewer: Optional[CertRenewer] = None
+        self._agent: Any = None  # the worker.agent.Agent, once run() made it
         self.keys = keystore.ManagerKeys(data_dir)
         self.dek: Optional[bytes] = None  # the cluster data key (managers)
         self.restart_requested = False
@@ -89,6 +90,10 @@ class Node:
         self._desired_role = state.role  # from the node object; a renewal would give this role
         self._stop = asyncio.Event()
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
+
+    def _network_views(self) -> str:
+        """The agent's network views as JSON (LocalNode.GetNetworkViews); "" before it runs."""
+        return self._agent.networks.as_json() if self._agent is not None else ""
 
     @property
     def creds(self) -> pkinode.NodeCredentials:
@@ -286,8 +291,8 @@ class Node:
             self.server.add_generic_rpc_handlers((
                 _refuse_all(control_pb2.DESCRIPTOR.services_by_name["Control"]),
                 _refuse_all(watch_pb2.DESCRIPTOR.services_by_name["Watch"])))
-        control_pb2_grpc.add_LocalNodeServicer_to_server(lockedmode.LocalNodeServicer(),
-                                                         self.server)
+        control_pb2_grpc.add_LocalNodeServicer_to_server(
+            lockedmode.LocalNodeServicer(network_views=self._network_views), self.server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME],
@@ -399,7 +404,6 @@ class Node:
                       credentials=tls.client_credentials(self.creds),
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
-                      network_dump=str(network_views_path(self.state.node_id)),
                       tls_info=lambda: renewal.tls_info(self.creds),
                       node_addr=self._addr())
         self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
@@ -409,6 +413,7 @@ class Node:
                                    paused=lambda: self._desired_role != self.state.role,
                                    kek=self.key_passphrase)
         renew_task = loop.create_task(self.renewer.run())
+        self._agent = agent
         agent_task = loop.create_task(agent.run())
         try:
             await asyncio.wait_for(agent.connected.wait(), 10.0)

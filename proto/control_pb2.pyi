@@ -500,3 +500,13 @@ class UnlockRequest(_message.Message):
 class UnlockResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetNetworkViewsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetNetworkViewsResponse(_message.Message):
+    __slots__ = ("views_json",)
+    VIEWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    views_json: str
+    def __init__(self, views_json: _Optional[str] = ...) -> None: ...

@@ -1410,6 +1410,11 @@ class LocalNodeStub:
                 request_serializer=proto_dot_control__pb2.UnlockRequest.SerializeToString,
                 response_deserializer=proto_dot_control__pb2.UnlockResponse.FromString,
                 _registered_method=True)
+        self.GetNetworkViews = channel.unary_unary(
+                '/shoal.v1.LocalNode/GetNetworkViews',
+                request_serializer=proto_dot_control__pb2.GetNetworkViewsRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.GetNetworkViewsResponse.FromString,
+                _registered_method=True)
 
 
 class LocalNodeServicer:
@@ -1433,6 +1438,15 @@ class LocalNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNetworkViews(self, request, context):
+        """GetNetworkViews: the overlay network views the node's agent was last sent
+        (what its data plane programs), for operators and tests. They name
+        networks and services, so the node keeps them in memory only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1445,6 +1459,11 @@ def add_LocalNodeServicer_to_server(servicer, server):
                     servicer.Unlock,
                     request_deserializer=proto_dot_control__pb2.UnlockRequest.FromString,
                     response_serializer=proto_dot_control__pb2.UnlockResponse.SerializeToString,
+            ),
+            'GetNetworkViews': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetworkViews,
+                    request_deserializer=proto_dot_control__pb2.GetNetworkViewsRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.GetNetworkViewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1505,6 +1524,33 @@ class LocalNode:
             '/shoal.v1.LocalNode/Unlock',
             proto_dot_control__pb2.UnlockRequest.SerializeToString,
             proto_dot_control__pb2.UnlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetworkViews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.LocalNode/GetNetworkViews',
+            proto_dot_control__pb2.GetNetworkViewsRequest.SerializeToString,
+            proto_dot_control__pb2.GetNetworkViewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

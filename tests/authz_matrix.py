@@ -40,6 +40,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "/grpc.health.v1.Health/Watch": ALL,
     "/grpc.health.v1.Health/List": ALL,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": MANAGERS,
+    # the node's own unix socket only: nobody over TCP
+    "/shoal.v1.LocalNode/GetLockState": frozenset(),
+    "/shoal.v1.LocalNode/Unlock": frozenset(),
+    "/shoal.v1.LocalNode/GetNetworkViews": frozenset(),
 }
 
 # Texts of the refusals that come from authorization (manager/authz.py and
@@ -50,7 +54,8 @@ AUTHZ_REFUSALS = ("this call needs role", "needs a node certificate",
 
 def services() -> Iterator[Any]:
     """Descriptors of every service on a manager's TCP endpoint."""
-    for module, name in ((control_pb2, "Control"), (watch_pb2, "Watch"),
+    for module, name in ((control_pb2, "Control"), (control_pb2, "LocalNode"),
+                         (watch_pb2, "Watch"),
                          (dispatcher_pb2, "Dispatcher"), (ca_pb2, "NodeCA"),
                          (ca_pb2, "RaftMembership"), (health_pb2, "Health"),
                          (reflection_pb2, "ServerReflection")):

@@ -6,9 +6,10 @@ service on an overlay getting distinct task addresses and a VIP visible in
 `service inspect` and `network inspect`; `network rm` refused while a service
 uses the network; published-port conflicts and auto-assignment; and the
 per-node network view reaching exactly the agents of the nodes that run the
-tasks (read from each node's `/run/shoal/<node id>/network-views.json`, which the agent rewrites
-on every change). Tasks still run in loopback-only namespaces: programming
-the overlay is the data plane's job. Every wait polls with a deadline.
+tasks (asked of each node's agent over its unix socket with
+LocalNode.GetNetworkViews). Tasks still run in loopback-only namespaces:
+programming the overlay is the data plane's job. Every wait polls with a
+deadline.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import json
 import subprocess
 from typing import Any, Optional
 
+import grpc
 import pytest
 
-from cli.bootstrap import network_views_path
 from lab.cluster import Lab
+from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -50,10 +53,10 @@ def inspect_service(lab: Lab, name: str) -> dict[str, Any]:
 
 def views(lab: Lab, node: str) -> dict[str, dict[str, Any]]:
     """The node agent's current network views by network name."""
-    path = network_views_path(lab.node_id(node))
-    if not path.exists():
-        return {}
-    return {n["name"]: n for n in json.loads(path.read_text())["networks"]}
+    with grpc.insecure_channel(f"unix://{lab.data_dir(node)}/swarm.sock") as channel:
+        text = control_pb2_grpc.LocalNodeStub(channel).GetNetworkViews(
+            cpb.GetNetworkViewsRequest(), timeout=10).views_json
+    return {n["name"]: n for n in json.loads(text)["networks"]} if text else {}
 
 
 def running(lab: Lab, service: str, count: int) -> Optional[list[dict[str, Any]]]:

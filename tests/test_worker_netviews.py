@@ -1,9 +1,7 @@
-"""Unit tests for worker/netviews.py: the node's network views, listeners and JSON dump."""
+"""Unit tests for worker/netviews.py: the node's network views, listeners and their JSON."""
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
 
 from proto import dispatcher_pb2 as dpb
 from worker.netviews import NetworkViews
@@ -17,37 +15,22 @@ def _view(nid: str, name: str, endpoints: int = 1) -> dpb.NetworkView:
     return view
 
 
-def test_updates_removals_listeners_and_dump(tmp_path: Path):
-    dump = tmp_path / "network-views.json"
-    views = NetworkViews("node1", str(dump))
+def test_updates_removals_listeners_and_json():
+    views = NetworkViews("node1")
     seen: list[tuple[str, object]] = []
     views.add_listener(lambda nid, v: seen.append((nid, v.name if v else None)))
     views.replace([_view("a", "back"), _view("b", "front")])
     assert sorted(views.views) == ["a", "b"]
+    assert [n["name"] for n in json.loads(views.as_json())["networks"]] == ["back", "front"]
     views.update(_view("a", "back"))  # unchanged: no notification
     views.update(_view("a", "back", endpoints=2))
     views.retain(["a"])
     assert seen == [("a", "back"), ("b", "front"), ("a", "back"), ("b", None)]
-    data = json.loads(dump.read_text())
+    data = json.loads(views.as_json())
     assert data["node_id"] == "node1"
     assert [n["name"] for n in data["networks"]] == ["back"]
     assert [e["addr"] for e in data["networks"][0]["endpoints"]] == ["10.0.1.3/24",
                                                                      "10.0.1.4/24"]
-
-
-def test_dump_written_off_the_event_loop(tmp_path: Path):
-    dump = tmp_path / "views.json"
-
-    async def scenario() -> dict:
-        views = NetworkViews("node1", str(dump))
-        views.update(_view("a", "back"))
-        views.remove("a")
-        views.update(_view("c", "third"))
-        await views.close()
-        return json.loads(dump.read_text())
-
-    data = asyncio.run(scenario())
-    assert [n["name"] for n in data["networks"]] == ["third"]
 
 
 def test_broken_listener_does_not_stop_updates():
@@ -61,13 +44,12 @@ def test_broken_listener_does_not_stop_updates():
     assert "a" in views.views
 
 
-def test_dump_never_holds_key_bytes(tmp_path: Path):
-    dump = tmp_path / "views.json"
-    views = NetworkViews("node1", str(dump))
+def test_json_never_holds_key_bytes():
+    views = NetworkViews("node1")
     view = _view("a", "secret")
     view.encrypted = True
     view.keys.add(id=7, key=b"\x01" * 32, primary=True)
     views.update(view)
-    data = json.loads(dump.read_text())
+    data = json.loads(views.as_json())
     assert data["networks"][0]["keys"] == [{"id": 7, "primary": True}]
     assert views.views["a"].keys[0].key == b"\x01" * 32  # in memory for the data plane

@@ -102,7 +102,6 @@ class Agent:
         cluster_id: str = "",
         on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
         files_root: str | None = None,
-        network_dump: str | None = None,
         tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
         node_addr: str = "",
     ) -> None:
@@ -122,7 +121,7 @@ class Agent:
         self.secrets = self.files.secrets
         self.configs = self.files.configs
         # The overlay networks this node takes part in (see worker/netviews.py).
-        self.networks = NetworkViews(node_id, network_dump, self.log)
+        self.networks = NetworkViews(node_id, self.log)
         # Tasks on overlays get namespaces and interfaces (needs the node's underlay address).
         self.networking = Networking(node_id, node_addr, self.networks, self.log) \
             if node_addr else None
@@ -497,7 +496,6 @@ class Agent:
         for job in list(self._background):
             job.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.networks.close()
         if self.networking is not None:
             await self.networking.close()
         self.log.info("agent stopped")

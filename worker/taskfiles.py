@@ -59,14 +59,9 @@ class FileEntry:
     mode: int
 
 
-def node_run_dir(node_id: str) -> str:
-    """The node's runtime directory on the host (under /run: memory, never disk)."""
-    return os.path.join(RUN_ROOT, node_id)
-
-
 def default_root(node_id: str) -> str:
     """Where this node's task tmpfs live on the host."""
-    return os.path.join(node_run_dir(node_id), "tasks")
+    return os.path.join(RUN_ROOT, node_id, "tasks")
 
 
 def _secret_target(target: str) -> str:
