@@ -7,6 +7,7 @@ store (removed) or of another cluster is refused at once.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Optional
 
 import grpc
@@ -48,6 +49,14 @@ def _wrap(handler: grpc.RpcMethodHandler, check: Callable[[Any], Any]) -> grpc.R
             return await handler.unary_unary(request, context)
         return grpc.unary_unary_rpc_method_handler(
             uu, handler.request_deserializer, handler.response_serializer)
+    # A streaming handler either yields its responses (an async generator) or writes
+    # them with context.write() (a coroutine, as grpc_health's Watch); keep its shape.
+    if handler.unary_stream and not inspect.isasyncgenfunction(handler.unary_stream):
+        async def us_writes(request, context):
+            await check(context)
+            return await handler.unary_stream(request, context)
+        return grpc.unary_stream_rpc_method_handler(
+            us_writes, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream:
         async def us(request, context):
             await check(context)
@@ -61,6 +70,13 @@ def _wrap(handler: grpc.RpcMethodHandler, check: Callable[[Any], Any]) -> grpc.R
             return await handler.stream_unary(request_iterator, context)
         return grpc.stream_unary_rpc_method_handler(
             su, handler.request_deserializer, handler.response_serializer)
+
+    if not inspect.isasyncgenfunction(handler.stream_stream):
+        async def ss_writes(request_iterator, context):
+            await check(context)
+            return await handler.stream_stream(request_iterator, context)
+        return grpc.stream_stream_rpc_method_handler(
+            ss_writes, handler.request_deserializer, handler.response_serializer)
 
     async def ss(request_iterator, context):
         await check(context)
