@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from cli.flags import is_on
 from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
@@ -222,6 +222,21 @@ def _env_key(entry: str) -> str:
     return entry.split("=", 1)[0]
 
 
+def _add_file_ref(refs: Any, ref: Any, kind: str, names_of: Callable[[Any], tuple[str, str]]
+                  ) -> None:
+    """`--secret-add`/`--config-add`: the same secret (by name or ID) at the same target
+    replaces its reference (new uid, gid or mode); another one already there is refused,
+    as the daemon would refuse two files at one path."""
+    name = names_of(ref)[0]
+    for old in refs:
+        if old.target == ref.target and name not in names_of(old):
+            raise UsageError(f"{kind} {name!r} would be mounted where {kind} "
+                             f"{names_of(old)[0]!r} is ({old.target}): remove that one with "
+                             f"--{kind}-rm in the same update, or choose another target")
+    _remove_where(refs, lambda old: old.target == ref.target)
+    refs.append(ref)
+
+
 def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSpec:
     """A copy of `current` with the changes `service update` asks for."""
     spec = pb.ServiceSpec()
@@ -260,13 +275,11 @@ def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSp
     secret_rm = set(ns.secret_rm)
     _remove_where(c.secrets, lambda s: s.secret_name in secret_rm or s.secret_id in secret_rm)
     for ref in map(parse_secret_ref, ns.secret_add):
-        _remove_where(c.secrets, lambda s, r=ref: s.target == r.target)
-        c.secrets.append(ref)
+        _add_file_ref(c.secrets, ref, "secret", lambda s: (s.secret_name, s.secret_id))
     config_rm = set(ns.config_rm)
     _remove_where(c.configs, lambda s: s.config_name in config_rm or s.config_id in config_rm)
     for ref in map(parse_config_ref, ns.config_add):
-        _remove_where(c.configs, lambda s, r=ref: s.target == r.target)
-        c.configs.append(ref)
+        _add_file_ref(c.configs, ref, "config", lambda s: (s.config_name, s.config_id))
 
     net_rm = set(ns.network_rm)
     _remove_where(task.networks, lambda n: n.target in net_rm)

@@ -335,6 +335,26 @@ def test_update_secret_and_network_add_rm() -> None:
     assert [(n.target, list(n.aliases)) for n in new.task.networks] == [("back", ["db"])]
 
 
+def test_secret_and_config_add_never_replace_another_at_the_same_target() -> None:
+    spec = create(["--secret", "pw", "--config", "source=app,target=/etc/app", "busybox"])
+    spec.task.container.secrets[0].secret_id = "id-of-pw"   # as the manager resolves it
+    with pytest.raises(UsageError, match="secret 'other' would be mounted where secret 'pw'"):
+        update(spec, ["--secret-add", "source=other,target=pw"])
+    with pytest.raises(UsageError, match="--config-rm"):
+        update(spec, ["--config-add", "source=app2,target=/etc/app"])
+    assert [s.secret_name for s in spec.task.container.secrets] == ["pw"]   # untouched
+    # the same secret again (by name or ID) updates its reference; rm then add swaps
+    new = update(spec, ["--secret-add", "source=pw,target=pw,mode=0400"])
+    assert [(s.secret_name, s.mode) for s in new.task.container.secrets] == [("pw", 0o400)]
+    new = update(spec, ["--secret-add", "source=id-of-pw,target=pw,uid=7"])
+    assert [(s.secret_name, s.uid) for s in new.task.container.secrets] == [("id-of-pw", 7)]
+    new = update(spec, ["--secret-rm", "pw", "--secret-add", "source=other,target=pw",
+                        "--config-rm", "app", "--config-add", "source=app2,target=/etc/app"])
+    assert [(s.secret_name, s.target) for s in new.task.container.secrets] == [("other", "pw")]
+    assert [(c.config_name, c.target) for c in new.task.container.configs] == \
+        [("app2", "/etc/app")]
+
+
 # --------------------------------------------------------------- templates ----
 
 def test_tabulate_like_go_tabwriter() -> None:
