@@ -104,3 +104,35 @@ async def test_register_fails_when_subscribing_fails() -> None:
     assert watcher.subscriptions == 1
     watcher.unregister(waiter)
     await watcher.close()
+
+
+async def test_inspect_asks_again_when_it_races_the_exit(tmp_path) -> None:
+    """podman's inspect of a container whose process just ended can fail with
+    "no such process"; the runtime asks again (a bounded number of times) and
+    passes any other failure through at once."""
+    from worker import podman
+
+    runtime = podman.PodmanRuntime(str(tmp_path))
+    answers: list[Any] = [RuntimeError_("read /proc/4242/cgroup: no such process")] * 2 + \
+        [{"Id": "c1", "State": {"Running": False, "ExitCode": 3}}]
+    calls: list[str] = []
+
+    async def scripted(method: str, path: str, **_: Any) -> tuple[int, Any]:
+        calls.append(path)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return 200, answer
+
+    runtime._call = scripted  # type: ignore[method-assign]
+    assert (await runtime.inspect_raw("c1"))["State"]["ExitCode"] == 3
+    assert calls == ["/containers/c1/json"] * 3
+
+    answers[:] = [RuntimeError_("read /proc/1/cgroup: no such process")] * podman.INSPECT_ATTEMPTS
+    with pytest.raises(RuntimeError_, match="no such process"):
+        await runtime.inspect_raw("c1")
+    assert answers == []
+    answers[:] = [RuntimeError_("boom"), {"Id": "c1"}]
+    with pytest.raises(RuntimeError_, match="boom"):
+        await runtime.inspect_raw("c1")
+    assert answers == [{"Id": "c1"}]          # not asked again

@@ -114,6 +114,9 @@ def _sync_ping(socket_path: str, timeout: float = 1.0) -> bool:
         return False
 
 
+INSPECT_ATTEMPTS = 6   # inspects racing an exit (podman's "no such process"), 0.31 s at most
+
+
 class PodmanRuntime(Runtime):
     """`Runtime` backed by `podman system service` on `<state_dir>/podman.sock`,
     started with `options` (default: the host's podman storage and configuration)."""
@@ -407,10 +410,23 @@ class PodmanRuntime(Runtime):
                          params={"force": True, "v": True, "timeout": 0})
 
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
-        """podman's full inspect document (HostConfig, Config, State ...)."""
-        _, data = await self._call("GET", f"/containers/{container_id}/json",
-                                   container=container_id)
-        return data
+        """podman's full inspect document (HostConfig, Config, State ...).
+
+        An inspect racing the container's exit can fail in podman itself ("read
+        /proc/<pid>/cgroup: no such process"): it is asked again, a few times."""
+        delay = 0.01
+        for attempt in range(INSPECT_ATTEMPTS):
+            try:
+                _, data = await self._call("GET", f"/containers/{container_id}/json",
+                                           container=container_id)
+                return data
+            except RuntimeError_ as err:
+                if attempt + 1 == INSPECT_ATTEMPTS or "no such process" not in str(err):
+                    raise
+                self.log.debug("inspect of %s raced its exit (%s); again", container_id, err)
+            await asyncio.sleep(delay)   # back-off before asking podman again
+            delay *= 2
+        raise AssertionError("unreachable")
 
     async def inspect(self, container_id: str) -> ContainerState:
         return _state(await self.inspect_raw(container_id), container_id)
