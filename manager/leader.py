@@ -79,6 +79,8 @@ class LeaderLoop:
                 await self._mark_leader()
             except errors.StoreError as exc:
                 self.log.debug("manager status not recorded: %s", exc)
+            except Exception:  # the marks must keep coming: log it and try again
+                self.log.exception("recording the managers' status failed")
 
     async def _run(self) -> None:
         wake_at: Optional[float] = None
@@ -91,6 +93,9 @@ class LeaderLoop:
             except (errors.NotLeader, errors.Unavailable) as exc:
                 self.log.warning("cannot record leadership yet: %s", exc)
                 await asyncio.sleep(0.2)
+            except Exception:  # not fatal: _watch_managers records it again soon
+                self.log.exception("recording leadership failed")
+                break
         while True:
             timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             try:
