@@ -96,6 +96,7 @@ class Replica(SyncObj):
         self._dump_fn = dump_fn
         self._load_fn = load_fn
         self._log = log
+        self._rewound_to: Optional[tuple[int, int]] = None  # (term, commit) last logged
         self._raft_security = security  # read by the transport (raft/tls_transport.py)
         self._tuning = tuning
         self._stop = threading.Event()
@@ -257,11 +258,16 @@ class Replica(SyncObj):
         """
         if message.get("type") != "append_entries" or "prevLogIdx" not in message:
             return message
-        entries = message.get("entries")
-        if not entries or message.get("transmission") is not None:
+        if message.get("transmission") is not None:
             return message
         journal = self.journal
         if not len(journal):
+            return message
+        rewound = self._rewind_to_commit(message, journal)
+        if rewound is not None:
+            return rewound
+        entries = message.get("entries")
+        if not entries:
             return message
         first = journal[0][1]
         held = 0  # leading entries of the message this log already holds
@@ -282,6 +288,42 @@ class Replica(SyncObj):
             return message
         adjusted.update(prevLogIdx=last_idx, prevLogTerm=last_term, entries=[])
         return adjusted
+
+    def _rewind_to_commit(self, message: dict, journal: Any) -> Optional[dict]:
+        """A message this log will refuse, while its uncommitted tail did not come
+        from the sender: the refusal is made to ask for what follows the commit index.
+
+        pysyncobj refuses an append_entries either because its prevLogIdx lies
+        past this log's end (answer: "send from my last index + 1") or because
+        the terms differ there (answer: "send from prevLogIdx", one step back).
+        A former leader that was cut off holds uncommitted entries of its own
+        term at indices the new leader filled differently. The new leader keeps
+        several messages in flight, so a "last index + 1" answer to a later one
+        overtakes every step back and points past the conflict again: the
+        follower never catches up (seen after a partition heals). Entries up to
+        this log's commit index are in every later leader's log, so the answer
+        becomes "send from commit index + 1": the message is turned into a
+        heartbeat whose prevLogIdx is that index with a term no entry has, which
+        pysyncobj refuses with exactly that index. Every refusal then names the
+        same point; the leader's next message starts there, matches, and
+        replaces the tail.
+        """
+        _, last_idx, last_term = journal[-1]
+        if last_term == message["term"]:
+            return None          # all of this log came through the sender
+        commit = self.raftCommitIndex
+        first = journal[0][1]
+        if last_idx <= commit or commit + 1 < first:
+            return None          # no uncommitted tail: a gap is only a lag
+        pos = message["prevLogIdx"] - first
+        if 0 <= pos < len(journal) and journal[pos][2] == message["prevLogTerm"]:
+            return None          # accepted: pysyncobj drops the tail itself
+        if getattr(self, "_rewound_to", None) != (message["term"], commit):
+            self._rewound_to = (message["term"], commit)
+            self._log.info("raft: entries %d-%d of term %d are not the leader's (term %d): "
+                           "asking for its log after index %d", commit + 1, last_idx, last_term,
+                           message["term"], commit)
+        return dict(message, prevLogIdx=commit + 1, prevLogTerm=-1, entries=[])
 
     # -------------------------------------------------------- snapshots ----
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from typing import Callable
@@ -434,3 +435,40 @@ def test_follower_keeps_entries_it_already_holds(store):
     assert adjusted["entries"] == [extra] and adjusted["prevLogIdx"] == journal[-1][1]
     conflicting = dict(resent, entries=[(b"x", journal[2][1], term + 1)])
     assert replica.inspect_message(conflicting) is conflicting
+
+
+def test_a_cut_off_leader_is_rewound_to_its_commit_index():
+    """A former leader's uncommitted tail (term 3) conflicts with the new leader's
+    log (term 4 from index 364): every refusal asks for commit index + 1, so replies
+    that overtake one another cannot point past the conflict (Replica._rewind_to_commit)."""
+    from types import SimpleNamespace
+
+    from raft.replica import Replica
+
+    journal = [(b"e", i, 1 if i <= 300 else 3) for i in range(1, 367)]     # 1..366
+    follower = SimpleNamespace(journal=journal, raftCommitIndex=363,
+                               _log=logging.LoggerAdapter(logging.getLogger("test"), {}))
+    follower._rewind_to_commit = Replica._rewind_to_commit.__get__(follower)
+
+    def seen(prev_idx: int, prev_term: int, entries=()) -> dict:
+        message = {"type": "append_entries", "term": 7, "commit_index": 660,
+                   "prevLogIdx": prev_idx, "prevLogTerm": prev_term, "entries": list(entries)}
+        return Replica.inspect_message(follower, message)
+
+    rewound = {"prevLogIdx": 364, "prevLogTerm": -1, "entries": []}
+    for prev_idx, prev_term in ((660, 7), (366, 4), (365, 4), (364, 4)):   # all refused
+        got = seen(prev_idx, prev_term, [(b"n", prev_idx + 1, 7)])
+        assert {k: got[k] for k in rewound} == rewound, (prev_idx, got)
+    # the leader's next message starts after the commit index: it matches, and goes
+    # through untouched so that pysyncobj replaces the tail
+    fixing = {"type": "append_entries", "term": 7, "commit_index": 660, "prevLogIdx": 363,
+              "prevLogTerm": 3, "entries": [(b"n", 364, 4), (b"n", 365, 4)]}
+    assert Replica.inspect_message(follower, fixing) is fixing
+    # nothing uncommitted, or a tail from the sender's own term: pysyncobj decides
+    follower.raftCommitIndex = 366
+    lagging = {"type": "append_entries", "term": 7, "commit_index": 660, "prevLogIdx": 660,
+               "prevLogTerm": 7, "entries": []}
+    assert Replica.inspect_message(follower, lagging) is lagging
+    follower.raftCommitIndex = 363
+    same_term = dict(lagging, term=3)
+    assert Replica.inspect_message(follower, same_term) is same_term
