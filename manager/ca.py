@@ -51,7 +51,7 @@ def cluster_cert_expiry(cluster: Optional[pb.Cluster]) -> float:
 
 
 def cert_expiry(store: Any) -> float:
-    return cluster_cert_expiry(next(iter(store.list("cluster")), None))
+    return cluster_cert_expiry(cluster_of(store))
 
 
 def cluster_of(store: Any) -> pb.Cluster | None:

@@ -414,19 +414,18 @@ class PodmanRuntime(Runtime):
 
         An inspect racing the container's exit can fail in podman itself ("read
         /proc/<pid>/cgroup: no such process"): it is asked again, a few times."""
+        path = f"/containers/{container_id}/json"
         delay = 0.01
-        for attempt in range(INSPECT_ATTEMPTS):
+        for _ in range(INSPECT_ATTEMPTS - 1):
             try:
-                _, data = await self._call("GET", f"/containers/{container_id}/json",
-                                           container=container_id)
-                return data
+                return (await self._call("GET", path, container=container_id))[1]
             except RuntimeError_ as err:
-                if attempt + 1 == INSPECT_ATTEMPTS or "no such process" not in str(err):
+                if "no such process" not in str(err):
                     raise
                 self.log.debug("inspect of %s raced its exit (%s); again", container_id, err)
             await asyncio.sleep(delay)   # back-off before asking podman again
             delay *= 2
-        raise AssertionError("unreachable")
+        return (await self._call("GET", path, container=container_id))[1]
 
     async def inspect(self, container_id: str) -> ContainerState:
         return _state(await self.inspect_raw(container_id), container_id)

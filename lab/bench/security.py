@@ -17,7 +17,7 @@ import argparse
 import re
 import statistics
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import grpc
 
@@ -35,16 +35,15 @@ KEY_RE = re.compile(r"SWMKEY-1-[A-Za-z0-9+/]+")
 POLL = 0.02
 
 
+_STUBS: dict[str, control_pb2_grpc.ControlStub] = {}
+
+
 def _control(lab: Lab, node: str) -> control_pb2_grpc.ControlStub:
-    channel = grpc.insecure_channel(f"unix://{lab.data_dir(node)}/swarm.sock")
-    return control_pb2_grpc.ControlStub(channel)
-
-
-def _until(cond: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until cond() holds (polled every POLL), or AssertionError."""
-    start = time.perf_counter()
-    Lab.wait_for(cond, timeout, what, interval=POLL)
-    return time.perf_counter() - start
+    """One channel per node's local socket, kept for every poll."""
+    path = f"unix://{lab.data_dir(node)}/swarm.sock"
+    if path not in _STUBS:
+        _STUBS[path] = control_pb2_grpc.ControlStub(grpc.insecure_channel(path))
+    return _STUBS[path]
 
 
 def rotation(lab: Lab) -> float:
@@ -96,7 +95,7 @@ def unlock(lab: Lab, key: str, name: str = "manager3") -> tuple[float, float]:
     lab.start(name)
     if not lab.locked(name):
         raise AssertionError(f"{name} did not restart locked")
-    _until(lambda: not reachable(lab, name), 60, f"{name} Unreachable")
+    Lab.wait_for(lambda: not reachable(lab, name), 60, f"{name} Unreachable", interval=POLL)
     start = time.perf_counter()
     res = lab.exec(name, *lab._swarm_argv("unlock"), input=key + "\n", timeout=120)
     cli = time.perf_counter() - start
@@ -121,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report("root CA rotation, 5 nodes (ca --rotate -d -> finished)",
                 [rotation(lab) for _ in range(opts.runs)])
         rewraps, clis, unlocks = [], [], []
-        for run in range(opts.runs):
+        for _ in range(opts.runs):
             rewraps.append(rewrap(lab))
             key = lab.swarm("manager1", "unlock-key", "-q").stdout.strip()
             cli, total = unlock(lab, key)
