@@ -11,6 +11,7 @@ set. The concrete implementation is `raft.store.Store`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from typing import Callable, Optional, Protocol, Sequence
 
 from google.protobuf.message import Message
@@ -63,7 +64,7 @@ class ObjectStore(Protocol):
 
     def on_leader_change(self, callback: LeaderCallback) -> None: ...
 
-    def members(self) -> list[str]: ...
+    def members(self) -> builtins.list[str]: ...
 
     def add_member(self, raft_addr: str, timeout: float = 10.0) -> None: ...
 
