@@ -123,7 +123,8 @@ class TaskController:
     def _remove_wanted(self) -> bool:
         return self._removed or self.task.desired_state == pb.REMOVE
 
-    def _report(self, state: pb.TaskState, message: str, *, allow_same: bool = False, **fields: Any) -> None:
+    def _report(self, state: pb.TaskState, message: str, *, allow_same: bool = False,
+                **fields: Any) -> None:
         if not moves_forward(self._last, state, allow_same=allow_same):
             self.log.debug("task %s: not reporting %s after %s", self.task.id,
                            model.state_name(state), model.state_name(self._last))
