@@ -210,8 +210,8 @@ class DesiredState:
             task_ids.add(task.task_id)
             seen: set[str] = set()
             for att in task.attachments:
-                net = self.network(att.network_id)
-                if net is None:
+                attached = self.network(att.network_id)
+                if attached is None:
                     raise OverlayInputError(f"task {task.task_id}: attached to unknown network "
                                             f"{att.network_id}")
                 if att.network_id in seen:
@@ -223,9 +223,9 @@ class DesiredState:
                 except ValueError:
                     raise OverlayInputError(f"task {task.task_id}: address {att.address!r} is "
                                             "not a.b.c.d/n") from None
-                if iface.network != net.network:
+                if iface.network != attached.network:
                     raise OverlayInputError(f"task {task.task_id}: address {att.address} is "
-                                            f"not in network {net.subnet}")
+                                            f"not in network {attached.subnet}")
                 _check_mac(att.mac, f"task {task.task_id}")
 
 

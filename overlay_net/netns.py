@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
+from pyroute2 import IPRoute
+
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -109,7 +111,6 @@ def create(name: str) -> str:
 
 
 def _loopback_up() -> None:
-    from pyroute2 import IPRoute
     with IPRoute() as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 

@@ -50,6 +50,14 @@ def _lookup(ipr: IPRoute, ifname: str) -> Optional[int]:
     return found[0] if found else None
 
 
+def _created(ipr: IPRoute, ifname: str) -> int:
+    """The index of a link just added here; SandboxError if the kernel does not list it."""
+    index = _lookup(ipr, ifname)
+    if index is None:
+        raise SandboxError(f"link {ifname} is missing right after it was created")
+    return index
+
+
 def _del_link(ipr: IPRoute, index: int) -> None:
     try:
         ipr.link("del", index=index)
@@ -182,9 +190,9 @@ def _add_veth(ipr: IPRoute, want: VethSpec, mtu: int, br: Optional[int]) -> None
     if stale is not None:
         _del_link(ipr, stale)
     ipr.link("add", ifname=want.name, kind="veth", peer=peer)
-    idx = _lookup(ipr, want.name)
+    idx = _created(ipr, want.name)
     ipr.link("set", index=idx, mtu=mtu, ifalias=want.tag)
-    peer_idx = _lookup(ipr, peer)
+    peer_idx = _created(ipr, peer)
     ipr.link("set", index=peer_idx, mtu=mtu)
     try:
         ipr.link("set", index=peer_idx, net_ns_fd=netns.netns_path(want.netns_path))

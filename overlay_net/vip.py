@@ -109,8 +109,8 @@ class VipBalancer:
     def apply(self, wanted: dict[str, VipMap], changes: list[str], errors: list[str]) -> None:
         """wanted: netns path -> {VIP: backends}; namespaces not listed lose their table."""
         for path in sorted(set(self._applied) - set(wanted)):
-            old = self._applied.pop(path)
-            if old and netns.exists(path):
+            gone = self._applied.pop(path)
+            if gone and netns.exists(path):
                 try:
                     run_nft(f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n", path)
                     changes.append(f"removed VIP table in {path}")

@@ -275,7 +275,7 @@ class RootCA:
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.cert.subject)
-            .public_key(public_key)  # type: ignore[arg-type]
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
             .not_valid_after(not_after)
@@ -288,7 +288,7 @@ class RootCA:
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),  # type: ignore[arg-type]
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
                            critical=False)
             .add_extension(self._authority_key_id(), critical=False)
             .sign(self.key, hashes.SHA256())
@@ -307,13 +307,13 @@ class RootCA:
             x509.CertificateBuilder()
             .subject_name(new.subject)
             .issuer_name(self.cert.subject)
-            .public_key(new.public_key())  # type: ignore[arg-type]
+            .public_key(new.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
             .not_valid_after(min(new.not_valid_after_utc, self.cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_ca_key_usage(), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(new.public_key()),  # type: ignore[arg-type]
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(new.public_key()),
                            critical=False)
             .add_extension(self._authority_key_id(), critical=False)
             .sign(self.key, hashes.SHA256())
@@ -321,7 +321,7 @@ class RootCA:
         return cert_pem(cert)
 
     def _authority_key_id(self) -> x509.AuthorityKeyIdentifier:
-        ski = x509.SubjectKeyIdentifier.from_public_key(self.cert.public_key())  # type: ignore[arg-type]
+        ski = x509.SubjectKeyIdentifier.from_public_key(self.cert.public_key())
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 

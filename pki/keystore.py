@@ -139,13 +139,13 @@ class ManagerKeys:
             self._write(dek, kek, autolock=True)
             self.kek_path.unlink(missing_ok=True)
         else:
-            kek = self._kek_in_use()
-            if kek is None:
+            local_kek = self._kek_in_use()
+            if local_kek is None:
                 # A new KEK goes down first: until the DEK file is replaced,
                 # the old wrapping (by the unlock key) still opens it.
-                kek = new_key()
-                write_file(self.kek_path, kek, 0o600)
-            self._write(dek, kek, autolock=False)
+                local_kek = new_key()
+                write_file(self.kek_path, local_kek, 0o600)
+            self._write(dek, local_kek, autolock=False)
         (self.dir / LEGACY_KEY_FILE).unlink(missing_ok=True)
 
     def _kek_in_use(self) -> Optional[bytes]:

@@ -36,17 +36,15 @@ import hmac
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import grpc
 from cryptography import x509
 
 from pki import tokens
 from pki.ca import MANAGER_OU, cert_pem, load_certificates
+from pki.holder import CredentialsHolder
 from pki.node import Identity, NodeCredentials, chains_to, identity_of
-
-if TYPE_CHECKING:
-    from pki.holder import CredentialsHolder
 
 TARGET_NAME = MANAGER_OU  # "swarm-manager": the name every manager certificate holds
 
@@ -89,7 +87,7 @@ def _certificate_configuration(creds: NodeCredentials) -> object:
         [(creds.key_pem, _server_chain(creds))], root_certificates=creds.ca_pem)
 
 
-def dynamic_server_credentials(holder: "CredentialsHolder",
+def dynamic_server_credentials(holder: CredentialsHolder,
                                require_client_auth: bool) -> grpc.ServerCredentials:
     """Like ``server_credentials``, but every new connection uses the holder's
     current credentials: a renewed certificate or a new set of trusted roots

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -425,7 +426,7 @@ class Agent:
                               container=container, log=self.log, files=self.files,
                               network=self.networking)
         self._controllers[task.id] = ctrl
-        ctrl.start().add_done_callback(lambda job, c=ctrl: self._controller_done(c, job))
+        ctrl.start().add_done_callback(functools.partial(self._controller_done, ctrl))
 
     def _controller_done(self, ctrl: TaskController, job: asyncio.Task[None]) -> None:
         if self._controllers.get(ctrl.task_id) is ctrl:

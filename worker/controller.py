@@ -29,7 +29,7 @@ class _Interrupted(Exception):
     """A stop was requested while the controller waited on the runtime."""
 
 
-def exit_status(state: ContainerState) -> tuple[int, str, str]:
+def exit_status(state: ContainerState) -> tuple[pb.TaskState, str, str]:
     """(task state, message, err) for a container that is no longer running."""
     if state.exit_code == 0 and not state.error:
         return pb.COMPLETE, "finished", ""
@@ -123,7 +123,8 @@ class TaskController:
     def _remove_wanted(self) -> bool:
         return self._removed or self.task.desired_state == pb.REMOVE
 
-    def _report(self, state: int, message: str, *, allow_same: bool = False, **fields: Any) -> None:
+    def _report(self, state: pb.TaskState, message: str, *, allow_same: bool = False,
+                **fields: Any) -> None:
         if not moves_forward(self._last, state, allow_same=allow_same):
             self.log.debug("task %s: not reporting %s after %s", self.task.id,
                            model.state_name(state), model.state_name(self._last))

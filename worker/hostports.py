@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class HostPorts:
                 continue
             try:
                 server = await asyncio.start_server(
-                    lambda r, w, t=target: self._client(t, r, w), host="0.0.0.0", port=key[1],
+                    functools.partial(self._client, target), host="0.0.0.0", port=key[1],
                     reuse_address=True)
             except OSError as err:
                 errors.append(f"task {target.task_id}: host-mode port {key[1]}/tcp: {err}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
@@ -67,7 +68,7 @@ class LogPublisher:
                 continue
             job = asyncio.create_task(self._serve(sub, session_id, publish), name=f"logs-{sub.id}")
             self._jobs[sub.id] = job
-            job.add_done_callback(lambda j, sid=sub.id: self._job_done(sid, j))
+            job.add_done_callback(functools.partial(self._job_done, sub.id))
 
     def _job_done(self, sid: str, job: asyncio.Task[None]) -> None:
         if self._jobs.get(sid) is job:

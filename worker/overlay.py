@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Optional
 
 from overlay_net import netns, sandbox
 from overlay_net.adapter import desired_state
@@ -256,7 +256,7 @@ class Networking:
             self.log.warning("task %s: cannot remove namespace %s: %s", task_id, name, err)
         (resolv_dir(self.node_id) / f"{task_id}.conf").unlink(missing_ok=True)
 
-    async def cleanup(self, keep: Sequence[str]) -> list[str]:
+    async def cleanup(self, keep: Iterable[str]) -> list[str]:
         """Removes the namespaces of tasks not in keep (left by an earlier run)."""
         keep_names = {task_netns_name(self.node_id, t) for t in keep}
         removed = []

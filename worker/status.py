@@ -24,7 +24,7 @@ def moves_forward(last: int, new: int, *, allow_same: bool = False) -> bool:
 
 
 def make_status(
-    state: int,
+    state: pb.TaskState,
     message: str,
     *,
     err: str = "",
