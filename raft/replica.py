@@ -154,7 +154,7 @@ class Replica(SyncObj):
     @property
     def transport(self) -> _InspectingTransport:
         """The raft transport (pysyncobj keeps it in a private attribute)."""
-        return self._SyncObj__transport  # type: ignore[attr-defined]
+        return self._SyncObj__transport
 
     @property
     def journal_path(self) -> str:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import pickle
@@ -221,6 +222,8 @@ class Store:
     def _after_tick(self) -> None:
         """Raft thread, after every tick: leadership and readiness."""
         replica = self._replica
+        if replica is None:  # the hook is added by start(), after the replica exists
+            return
         established = replica.leadership_established()
         leader = replica.leader_addr()
         if established or (leader is not None and leader != self.raft_addr and replica.isReady()):
@@ -353,7 +356,7 @@ class Store:
         with self._lock:
             self._pending_seq += 1
             key = self._pending_seq
-            fired = []
+            fired: list[bool] = []
 
             def once(result: Any, reason: int) -> None:
                 with self._lock:
@@ -450,7 +453,7 @@ class Store:
 
     # ------------------------------------------------------- membership ----
 
-    def members(self) -> list[str]:
+    def members(self) -> builtins.list[str]:
         """Raft addresses of every voting member, this node included."""
         return self._check_running().members()
 
