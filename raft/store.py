@@ -32,6 +32,7 @@ from google.protobuf.message import Message
 from pysyncobj import FAIL_REASON
 
 from proto import store_pb2
+from raft.api import LeaderCallback, ObjectStore, Subscriber
 from raft.errors import Conflict, StoreError, Unavailable
 from raft.replica import RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
@@ -42,8 +43,6 @@ from raft.watch import WatchStream
 DEFAULT_RAFT_PORT = 2378
 
 Cipher = Callable[[bytes], bytes]
-Subscriber = Callable[[list, int], None]
-LeaderCallback = Callable[[bool, Optional[str]], None]
 
 _POLL = 0.1  # seconds between checks for a lost leader while a write waits
 _CLOSED = -1  # our own fail reason: the store was closed while a write waited
@@ -506,3 +505,7 @@ class Store:
             "store_version": self.version,
             "members": replica.members(),
         }
+
+
+# mypy checks here that Store implements the interface the rest of Shoal uses.
+_STORE_IMPLEMENTS: type[ObjectStore] = Store
