@@ -52,6 +52,7 @@ def remove(obj: Message, expected_version: int | None = None) -> store_pb2.Store
 
 def _stored(obj: Message) -> StoredObject:
     """`obj` as one of the stored kinds, checked to carry an ID."""
+    # the classes of proto.model.StoredObject, spelled out so that mypy narrows to it
     if not isinstance(obj, (pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config,
                             pb.Cluster)):
         raise ValueError(f"{type(obj).__name__} is not a kind the store holds "
