@@ -11,12 +11,14 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from proto import model
+from proto import objects_pb2 as pb
 from proto import store_pb2
+from proto.model import StoredObject
 
 
 def create(obj: Message) -> store_pb2.StoreAction:
     """Creates `obj`; rejected if its ID, or its name for named kinds, exists."""
-    _require_id(obj)
+    _stored(obj)
     return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, object=model.wrap(obj))
 
 
@@ -26,8 +28,8 @@ def update(obj: Message, expected_version: int | None = None) -> store_pb2.Store
     Rejected unless the stored version equals `expected_version`, which
     defaults to `obj.meta.version` (the version the caller read).
     """
-    _require_id(obj)
-    version = obj.meta.version if expected_version is None else expected_version
+    stored = _stored(obj)
+    version = stored.meta.version if expected_version is None else expected_version
     return store_pb2.StoreAction(
         kind=store_pb2.StoreAction.UPDATE, object=model.wrap(obj), expected_version=version
     )
@@ -40,14 +42,21 @@ def remove(obj: Message, expected_version: int | None = None) -> store_pb2.Store
     (default `obj.meta.version`; 0 accepts any version).  Only the kind and
     the ID travel through raft.
     """
-    _require_id(obj)
-    version = obj.meta.version if expected_version is None else expected_version
-    slim = type(obj)(id=obj.id)
+    stored = _stored(obj)
+    version = stored.meta.version if expected_version is None else expected_version
+    slim = type(stored)(id=stored.id)
     return store_pb2.StoreAction(
         kind=store_pb2.StoreAction.REMOVE, object=model.wrap(slim), expected_version=version
     )
 
 
-def _require_id(obj: Message) -> None:
-    if not getattr(obj, "id", ""):
+def _stored(obj: Message) -> StoredObject:
+    """`obj` as one of the stored kinds, checked to carry an ID."""
+    # the classes of proto.model.StoredObject, spelled out so that mypy narrows to it
+    if not isinstance(obj, (pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config,
+                            pb.Cluster)):
+        raise ValueError(f"{type(obj).__name__} is not a kind the store holds "
+                         f"({', '.join(model.KINDS)})")
+    if not obj.id:
         raise ValueError(f"{model.kind_of(obj)} has no ID; set one with proto.model.new_id()")
+    return obj

@@ -44,6 +44,7 @@ from raft.errors import Conflict, StoreError
 from raft.journal import read_entries
 from raft.replica import RaftTuning, read_snapshot_file
 from raft.state import StoreState
+from raft.store import Store
 from raft.tls_transport import TransportSecurity
 from raft.view import StoreView
 
@@ -161,9 +162,10 @@ def _replay(local: LocalState, members: set, command: bytes, idx: int, decrypt: 
     if kind != _REGULAR:
         return  # no-op or code version: no store data
     try:
-        call = pickle.loads(command[1:])
-        args = call[1] if isinstance(call, tuple) and len(call) >= 2 else ()
-        payload = args[0]
+        call = pickle.loads(command[1:])  # (method ID, args) as pysyncobj's @replicated writes it
+        if not (isinstance(call, tuple) and len(call) >= 2 and call[1]):
+            raise ValueError("not a replicated call with an argument")
+        payload = call[1][0]
         txn = store_pb2.StoreTransaction.FromString(decrypt(payload))
     except Exception as exc:
         local.skipped.append(f"index {idx}: cannot decode the transaction: {exc}")
@@ -265,8 +267,6 @@ def force_new_cluster(
     `adjust(view)` gives the changes to commit on the recovered state; the
     default is `single_manager_actions`.
     """
-    from raft.store import Store  # here: raft.store imports pysyncobj's runtime pieces
-
     data_dir = Path(data_dir)
     local = read_local_state(data_dir, decrypt)
     staging = data_dir / STAGING_DIR

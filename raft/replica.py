@@ -14,6 +14,9 @@
   encrypted, serialised StoreTransaction.
 
 Transactions, versions and watches live in raft/store.py and raft/state.py.
+Each way this module adapts pysyncobj is described in design/internals.md
+("pysyncobj underneath the store"); tests/test_raft_pysyncobj_contract.py
+checks every pysyncobj internal it relies on against the pinned version.
 """
 from __future__ import annotations
 
@@ -154,7 +157,7 @@ class Replica(SyncObj):
     @property
     def transport(self) -> _InspectingTransport:
         """The raft transport (pysyncobj keeps it in a private attribute)."""
-        return self._SyncObj__transport  # type: ignore[attr-defined]
+        return self._SyncObj__transport
 
     @property
     def journal_path(self) -> str:

@@ -15,15 +15,15 @@ access with its own lock.
 """
 from __future__ import annotations
 
+import builtins
 import struct
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Optional
-
-from google.protobuf.message import Message
+from typing import Any, Mapping, Optional
 
 from proto import model
 from proto import objects_pb2 as pb
+from proto.model import StoredObject
 from proto import store_pb2, watch_pb2
 from raft.errors import Conflict
 from raft.view import StoreView
@@ -54,19 +54,19 @@ class StoreState:
 
     def __init__(self) -> None:
         self.version = 0
-        self._tables: dict[str, dict[str, Message]] = {kind: {} for kind in model.KINDS}
+        self._tables: dict[str, dict[str, StoredObject]] = {kind: {} for kind in model.KINDS}
         self._shared: set[str] = set()
         self._names: dict[str, dict[str, str]] = {kind: {} for kind in UNIQUE_NAME_KINDS}
 
     # ------------------------------------------------------------ reads ----
 
-    def get(self, kind: str, obj_id: str) -> Optional[Message]:
+    def get(self, kind: str, obj_id: str) -> Optional[StoredObject]:
         return self._table(kind).get(obj_id)
 
-    def list(self, kind: str) -> list:
+    def list(self, kind: str) -> list[StoredObject]:
         return list(self._table(kind).values())
 
-    def by_name(self, kind: str, name: str) -> Optional[Message]:
+    def by_name(self, kind: str, name: str) -> Optional[StoredObject]:
         if kind in UNIQUE_NAME_KINDS:
             obj_id = self._names[kind].get(name)
             return None if obj_id is None else self._tables[kind].get(obj_id)
@@ -78,18 +78,18 @@ class StoreState:
     def snapshot(self) -> StoreView:
         """A read-only view that later writes do not change (copy-on-write)."""
         self._shared.update(self._tables)
-        return StoreView(
-            version=self.version,
-            **{kind + "s": MappingProxyType(table) for kind, table in self._tables.items()},
-        )
+        # Each table holds the message class of its kind (the view's field types).
+        tables: dict[str, Mapping[str, Any]] = {
+            kind + "s": MappingProxyType(table) for kind, table in self._tables.items()}
+        return StoreView(version=self.version, **tables)
 
-    def _table(self, kind: str) -> dict:
+    def _table(self, kind: str) -> dict[str, StoredObject]:
         try:
             return self._tables[kind]
         except KeyError:
             raise ValueError(f"unknown kind {kind!r}; one of {', '.join(model.KINDS)}") from None
 
-    def _writable(self, kind: str) -> dict:
+    def _writable(self, kind: str) -> dict[str, StoredObject]:
         if kind in self._shared:
             self._tables[kind] = dict(self._tables[kind])
             self._shared.discard(kind)
@@ -105,11 +105,11 @@ class StoreState:
         """
         version = self.version + 1
         at = model.timestamp(txn.proposed_at)
-        staged: dict[tuple[str, str], Optional[Message]] = {}
+        staged: dict[tuple[str, str], Optional[StoredObject]] = {}
         names: dict[tuple[str, str], Optional[str]] = {}
         events: list[watch_pb2.WatchEvent] = []
 
-        def current(kind: str, obj_id: str) -> Optional[Message]:
+        def current(kind: str, obj_id: str) -> Optional[StoredObject]:
             key = (kind, obj_id)
             return staged[key] if key in staged else self._tables[kind].get(obj_id)
 
@@ -166,6 +166,7 @@ class StoreState:
             event = watch_pb2.WatchEvent(action=_ACTION_TO_EVENT[action.kind], version=version)
             if action.kind == store_pb2.StoreAction.REMOVE:
                 staged[(kind, obj.id)] = None
+                assert old is not None  # removing a missing object is a Conflict (above)
                 event.object.CopyFrom(model.wrap(old))
             else:
                 obj.meta.version = version
@@ -182,11 +183,11 @@ class StoreState:
                 table.pop(obj_id, None)
             else:
                 table[obj_id] = obj
-        for (kind, name), obj_id in names.items():
-            if obj_id is None:
+        for (kind, name), holder_id in names.items():
+            if holder_id is None:
                 self._names[kind].pop(name, None)
             else:
-                self._names[kind][name] = obj_id
+                self._names[kind][name] = holder_id
         self.version = version
         return Applied(version=version, events=events)
 
@@ -218,7 +219,7 @@ class StoreState:
                 state._names[kind][name] = obj.id
         return state
 
-    def diff(self, newer: "StoreState") -> list:
+    def diff(self, newer: "StoreState") -> builtins.list[watch_pb2.WatchEvent]:
         """Watch events that turn this state into `newer` (after a snapshot install)."""
         events = []
         for kind in model.KINDS:
@@ -242,7 +243,7 @@ class StoreState:
         return events
 
 
-def _label(kind: str, obj: Message) -> str:
+def _label(kind: str, obj: StoredObject) -> str:
     name = model.object_name(obj)
     return f'{kind} "{name}" ({obj.id})' if name else f"{kind} {obj.id}"
 

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import pickle
@@ -31,6 +32,7 @@ from google.protobuf.message import Message
 from pysyncobj import FAIL_REASON
 
 from proto import store_pb2
+from raft.api import LeaderCallback, ObjectStore, Subscriber
 from raft.errors import Conflict, StoreError, Unavailable
 from raft.replica import RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
@@ -41,8 +43,6 @@ from raft.watch import WatchStream
 DEFAULT_RAFT_PORT = 2378
 
 Cipher = Callable[[bytes], bytes]
-Subscriber = Callable[[list, int], None]
-LeaderCallback = Callable[[bool, Optional[str]], None]
 
 _POLL = 0.1  # seconds between checks for a lost leader while a write waits
 _CLOSED = -1  # our own fail reason: the store was closed while a write waited
@@ -221,6 +221,8 @@ class Store:
     def _after_tick(self) -> None:
         """Raft thread, after every tick: leadership and readiness."""
         replica = self._replica
+        if replica is None:  # the hook is added by start(), after the replica exists
+            return
         established = replica.leadership_established()
         leader = replica.leader_addr()
         if established or (leader is not None and leader != self.raft_addr and replica.isReady()):
@@ -353,7 +355,7 @@ class Store:
         with self._lock:
             self._pending_seq += 1
             key = self._pending_seq
-            fired = []
+            fired: list[bool] = []
 
             def once(result: Any, reason: int) -> None:
                 with self._lock:
@@ -450,7 +452,7 @@ class Store:
 
     # ------------------------------------------------------- membership ----
 
-    def members(self) -> list[str]:
+    def members(self) -> builtins.list[str]:
         """Raft addresses of every voting member, this node included."""
         return self._check_running().members()
 
@@ -503,3 +505,7 @@ class Store:
             "store_version": self.version,
             "members": replica.members(),
         }
+
+
+# mypy checks here that Store implements the interface the rest of Shoal uses.
+_STORE_IMPLEMENTS: type[ObjectStore] = Store
