@@ -11,6 +11,7 @@ before anything is sent, by pure functions that tests call directly.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from typing import Callable, Optional
 import grpc
 
 from cli.client import CLIError
+from cli import environment
 from cli.context import Context
 from cli.parsing import UsageError, format_duration, parse_bool, parse_duration
-from pki.ca import min_cert_expiry
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
@@ -130,7 +131,7 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
                              "(negative keeps every task)") from None
     if ns.cert_expiry is not None:
         expiry = parse_duration(ns.cert_expiry, "--cert-expiry")
-        minimum = int(min_cert_expiry().total_seconds() * 10**9)
+        minimum = int(environment.min_cert_expiry().total_seconds() * 10**9)
         if expiry < minimum:
             raise UsageError(f'invalid value "{ns.cert_expiry}" for --cert-expiry: '
                              "node certificates must be valid for at least "
@@ -207,7 +208,6 @@ def unlock_key(ctx: Context, ns: argparse.Namespace) -> int:
 def read_key(prompt: str = "Please enter unlock key: ") -> str:
     """The key from a prompt without echo on a terminal, else one line of stdin."""
     if sys.stdin.isatty():
-        import getpass
         return getpass.getpass(prompt)
     return sys.stdin.readline()
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, TextIO
 
 import grpc
 
-from cli.client import CLIError, Client, is_not_found
+from cli.client import CLIError, Client, describe_rpc_error, is_not_found
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -50,7 +50,6 @@ class Context:
     def attempt(self, action: Callable[[], Any]) -> bool:
         """Runs one item of a multi-item command; on failure prints why and returns False
         (the command goes on with the next item and exits non-zero at the end)."""
-        from cli.client import describe_rpc_error
         try:
             action()
             return True

@@ -4,7 +4,7 @@ Owns the command tree (`swarm [-H HOST] [--debug] COMMAND ...`), choosing the
 node to talk to (-H/--host, then $SWARM_HOST, then the default control
 socket) and turning failures into one line on stderr with a non-zero exit.
 Node-starting commands (`init`, `join`, `daemon`, `leave`) are dispatched to
-`cli.bootstrap`, imported only when one of them runs; every other command is
+`cli.commands_daemon`, imported only when one of them runs; every other command is
 a Control API client in `cli.commands_*`.
 """
 from __future__ import annotations
@@ -281,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_bootstrap(name: str, ns: argparse.Namespace) -> int:
     if getattr(ns, "dispatcher_heartbeat", None) is not None:
         parse_duration(ns.dispatcher_heartbeat, "--dispatcher-heartbeat")
-    from cli import bootstrap  # lazily: pulls in the manager and worker packages
+    from cli import commands_daemon  # lazily: pulls in node/, manager/ and worker/
 
-    command = getattr(bootstrap, name, None)
+    command = getattr(commands_daemon, name, None)
     if command is None:
         raise CLIError(f"Error: swarm {ns.command} is not available in this build")
     return int(command(ns) or 0)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from cli.bootstrap import locked, log_path, podman_log_path
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.podstore import NodeStorage, pids_using
 from lab.state import StateFile, lab_dir
+from node.state import locked, log_path, podman_log_path
 from worker.overlay import cleanup_node
 from worker.taskfiles import TaskFiles, default_root
 
@@ -247,7 +247,7 @@ class Lab:
         return res
 
     def log_path(self, name: str) -> Path:
-        """The node daemon's log (beside its data directory, see cli.bootstrap.log_path)."""
+        """The node daemon's log (beside its data directory, see node.state.log_path)."""
         return log_path(self.data_dir(name))
 
     def locked(self, name: str) -> bool:

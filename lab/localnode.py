@@ -111,7 +111,7 @@ class SingleNode:
         return res
 
     def log_tail(self, lines: int = 40) -> str:
-        path = self.data_dir.parent / f"{self.data_dir.name}.log"  # cli.bootstrap.log_path
+        path = self.data_dir.parent / f"{self.data_dir.name}.log"  # node.state.log_path
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
+from cli.parsing import UsageError
+from cli.templates import render
 from lab.cluster import FIELDS, Lab, LabError
 from lab.netlab import NetLabError
 
@@ -54,9 +56,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _status(lab: Lab, fmt: Optional[str]) -> int:
-    from cli.parsing import UsageError
-    from cli.templates import render
-
     rows = [n.row() for n in lab.nodes()]
     try:
         text = render(fmt, rows, FIELDS, FIELDS)

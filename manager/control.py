@@ -17,7 +17,7 @@ from manager.logbroker import LogBroker
 from manager import ca
 from pki import node as pkinode
 from pki import tokens
-from pki.ca import RootCA, min_cert_expiry
+from pki.ca import POLICY_MIN_EXPIRY, RootCA
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import model
@@ -56,6 +56,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.logs = logs
         self.node_addr = node_addr
         self.key_passphrase: Optional[bytes] = None  # a manager's private-key passphrase
+        self.min_cert_expiry = POLICY_MIN_EXPIRY  # shortest --cert-expiry (node config)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     # ------------------------------------------------------------ helpers --
@@ -479,9 +480,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             await self._invalid(context, "dispatcher heartbeat period must be at least 100ms")
         expiry = spec.ca_config.node_cert_expiry.nanos
         if expiry != cluster.spec.ca_config.node_cert_expiry.nanos and expiry and \
-                expiry < min_cert_expiry().total_seconds() * 1e9:
+                expiry < self.min_cert_expiry.total_seconds() * 1e9:
             await self._invalid(context, "node certificate expiry must be at least "
-                                f"{min_cert_expiry()} (--cert-expiry)")
+                                f"{self.min_cert_expiry} (--cert-expiry)")
         new = _copy(cluster)
         new.spec.CopyFrom(spec)
         new.spec.annotations.name = cluster.spec.annotations.name

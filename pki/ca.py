@@ -38,10 +38,9 @@ ROOT_COMMON_NAME = "swarm-ca"
 ROOT_VALIDITY = _dt.timedelta(days=20 * 365)
 DEFAULT_NODE_EXPIRY = _dt.timedelta(days=90)
 # The shortest lifetime the CA signs at all; the cluster setting has a higher
-# floor (``min_cert_expiry``) that tests may lower.
+# floor (``parse_min_cert_expiry``) that tests may lower.
 MIN_NODE_EXPIRY = _dt.timedelta(seconds=10)
 POLICY_MIN_EXPIRY = _dt.timedelta(hours=1)  # as Docker: `--cert-expiry` of at least 1h
-MIN_EXPIRY_ENV = "SHOAL_MIN_CERT_EXPIRY"
 # Certificates start a little in the past so that peers whose clocks lag a bit
 # accept them at once.
 BACKDATE = _dt.timedelta(minutes=5)
@@ -72,14 +71,15 @@ def role_for_ou(ou: str) -> str | None:
     return _ROLE_OF_OU.get(ou)
 
 
-def min_cert_expiry() -> _dt.timedelta:
-    """The shortest ``--cert-expiry`` accepted: one hour, as in Docker.
+def parse_min_cert_expiry(raw: str) -> _dt.timedelta:
+    """The shortest ``--cert-expiry`` accepted, from an operator's setting.
 
-    Test hook: the environment variable SHOAL_MIN_CERT_EXPIRY (seconds, or a
-    number followed by s, m or h), read by the daemon and the CLI, lowers it
-    so that tests can watch certificates being renewed within seconds. It can
-    never go below the CA's own floor of 10 seconds."""
-    raw = os.environ.get(MIN_EXPIRY_ENV, "").strip()
+    One hour, as in Docker, when `raw` is empty or unreadable. A value (seconds,
+    or a number followed by s, m or h) lowers it so that tests can watch
+    certificates being renewed within seconds; it never goes below the CA's own
+    floor of 10 seconds. The CLI reads the setting ($SHOAL_MIN_CERT_EXPIRY) and
+    the daemon gets the result in its config."""
+    raw = raw.strip()
     if not raw:
         return POLICY_MIN_EXPIRY
     unit = {"s": 1, "m": 60, "h": 3600}.get(raw[-1], 0)

@@ -17,7 +17,7 @@ from typing import Iterator
 import grpc
 import pytest
 
-from cli.node import SNAPSHOT_ENTRIES_ENV
+from cli.environment import SNAPSHOT_ENTRIES_ENV
 from lab import images
 from lab.cluster import Lab
 from pki import keystore

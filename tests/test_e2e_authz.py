@@ -11,8 +11,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cli import credentials
-from cli.credentials import JOIN_PORT_OFFSET
+from node import credentials
+from node.credentials import JOIN_PORT_OFFSET
 from lab.cluster import Lab
 from pki import node as pkinode
 from pki import tls
@@ -107,7 +107,7 @@ def test_the_raft_port_serves_only_managers(lab: Lab) -> None:
     client is cut off with nothing sent; admin commands are not served to anyone."""
     import socket
 
-    from cli.bootstrap import NodeState
+    from node.state import NodeState
     from tests.test_raft_tls import frame, raw_tls_client, read_until_closed, unframe
 
     raft_addr = NodeState.load(lab.data_dir("manager1")).raft_addr

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lab.cluster import Lab, LabError
 from pki import node as pkinode
 from pki import keystore, tls, tokens
-from pki.ca import MIN_EXPIRY_ENV, load_certificates
+from cli.environment import MIN_EXPIRY_ENV
+from pki.ca import load_certificates
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)

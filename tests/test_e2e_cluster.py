@@ -32,7 +32,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cli import credentials
+from node import credentials
 from lab.cluster import REPO, Lab, LabError
 from pki import node as pkinode
 from pki import tls, tokens

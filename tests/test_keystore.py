@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import credentials
+from node import credentials
 from lab.localnode import free_port
 from pki import keystore, tokens
 from pki import node as pkinode

@@ -1,4 +1,4 @@
-"""Locked mode of a manager (cli/lockedmode.py): a real gRPC server on a unix socket."""
+"""Locked mode of a manager (node/lockedmode.py): a real gRPC server on a unix socket."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli import lockedmode
+from node import lockedmode
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import dispatcher_pb2, dispatcher_pb2_grpc

@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.x509 import verification as v
 
 from pki import node, rotation, tls
-from pki.ca import MIN_EXPIRY_ENV, RootCA, load_certificates, min_cert_expiry
+from cli.environment import MIN_EXPIRY_ENV, min_cert_expiry
+from pki.ca import RootCA, load_certificates
 from pki.holder import CredentialsHolder
 from pki.rotation import NodeAction
 

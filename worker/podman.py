@@ -4,7 +4,8 @@ Owns the `podman system service` process of a node (started on first use, in
 its own session so it outlives an agent killed with -9; an already-live socket
 is reused), where that podman keeps its containers and reads its registry
 configuration (`PodmanOptions`: the host's defaults unless the node's
-environment names its own storage, as the lab's nodes do), the translation of `ContainerConfig` into libpod's SpecGenerator,
+config names its own storage, as the lab's nodes do), the translation of
+`ContainerConfig` into libpod's SpecGenerator,
 image presence (pull when missing, remembered once seen), and the mapping of
 podman's answers and failures onto `worker.runtime` types. Every call is
 bounded by a timeout except the ones that wait for a container by design
@@ -54,12 +55,13 @@ class PodmanOptions:
     home: str = ""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PodmanOptions":
-        """Reads $SHOAL_PODMAN_ROOT, $SHOAL_PODMAN_RUNROOT and $SHOAL_PODMAN_HOME.
+    def from_env(cls, environ: Mapping[str, str]) -> "PodmanOptions":
+        """The options SHOAL_PODMAN_ROOT, SHOAL_PODMAN_RUNROOT and SHOAL_PODMAN_HOME
+        name in `environ` (the CLI passes its environment; nothing else reads it).
 
         Raises ValueError naming the variable when a value is not an absolute path.
         """
-        env = os.environ if environ is None else environ
+        env = environ
         values = {}
         for field_name, var in (("root", ENV_ROOT), ("run_root", ENV_RUNROOT),
                                 ("home", ENV_HOME)):

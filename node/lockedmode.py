@@ -21,9 +21,9 @@ from typing import Any, Callable, Optional
 
 import grpc
 
+from node.state import LOCKED_FILE
 from proto import ca_pb2, control_pb2, control_pb2_grpc, dispatcher_pb2, watch_pb2
 
-LOCKED_FILE = "locked"
 LOCKED = ('Swarm is encrypted and needs to be unlocked before it can be used. '
           'Please use "swarm unlock" to unlock it.')
 INVALID_KEY = "swarm could not be unlocked: invalid key provided"
@@ -73,10 +73,12 @@ class LocalNodeServicer(control_pb2_grpc.LocalNodeServicer):
         return control_pb2.GetLockStateResponse(locked=self.unlocker is not None)
 
     async def Unlock(self, request, context):
-        if self.unlocker is None:
+        unlocker = self.unlocker
+        if unlocker is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_LOCKED)
+            return control_pb2.UnlockResponse()  # not reached: abort raises
         try:
-            self.unlocker(request.unlock_key)
+            unlocker(request.unlock_key)
         except InvalidKey:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, INVALID_KEY)
         except ValueError as exc:

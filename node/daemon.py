@@ -1,8 +1,10 @@
 """One running node: store, manager components, gRPC servers and agent, wired together.
 
-This is the node-starting half of the CLI (DESIGN §1): the only code outside
-`lab/` and `tests/` that imports both `manager` and `worker`, which otherwise
-meet over gRPC only, even inside one process.
+The composition root (DESIGN §1): with the rest of `node/`, the only code
+outside `lab/` and `tests/` that imports both `manager` and `worker`, which
+otherwise meet over gRPC only, even inside one process. The node is given a
+`NodeConfig` and a runtime factory (node/runtimes.py); the agent knows
+containers only through that `worker.runtime.Runtime`.
 
 Every node serves its unix socket `<data-dir>/swarm.sock` (local root). A
 manager also serves its endpoint P (mutual TLS, authorization by certificate
@@ -15,41 +17,46 @@ A manager opens its data key (pki.keystore) before anything else: the store
 encrypts every raft payload and snapshot with it, and its private keys are
 encrypted with a passphrase derived from it. With autolock on, the key needs
 the unlock key: the node serves only its unix socket in locked mode
-(cli/lockedmode.py) until `swarm unlock`. Once running, it re-wraps the data
+(node/lockedmode.py) until `swarm unlock`. Once running, it re-wraps the data
 key whenever the cluster object's autolock setting or unlock key changes.
 """
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import socket
-from pathlib import Path
-from typing import Any, Optional
+import sys
+from typing import Any, Optional, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cli import credentials, lockedmode, renewal
-from cli.bootstrap import (NodeState, podman_log_path, raft_bind_addr, socket_path,
-                           split_addr)
-from cli.renewal import CertRenewer
-from cli.parsing import parse_duration
+from manager.allocator.networks import ingress_network
+from manager.authz import AuthzInterceptor
+from manager.ca import NodeCAServicer, RaftMembershipServicer
+from manager.manager import Manager
+from node import credentials, lockedmode, renewal
+from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
+from node.renewal import CertRenewer
+from node.runtimes import RuntimeFactory
+from node.state import (DEFAULT_PORT, LOCKED_FILE, PID_FILE, READY_FILE, NodeState,
+                        raft_bind_addr, socket_path, split_addr)
 from pki import keystore
 from pki import node as pkinode
 from pki import raft_tls, tls, tokens
 from pki.holder import CredentialsHolder
-from proto import ca_pb2, control_pb2, control_pb2_grpc, dispatcher_pb2, model, watch_pb2
+from proto import (ca_pb2, ca_pb2_grpc, control_pb2, control_pb2_grpc, dispatcher_pb2, model,
+                   watch_pb2)
 from proto import objects_pb2 as pb
 from raft import actions, errors
 from raft.replica import RaftTuning
 from raft.store import Store
+from worker.agent import Agent
 
-SNAPSHOT_ENTRIES_ENV = "SHOAL_RAFT_SNAPSHOT_ENTRIES"
-DEFAULT_HISTORY = 5
-DEFAULT_HEARTBEAT = "5s"
 NOT_A_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used to view or "
                  "modify cluster state. Please run this command on a manager node or promote "
                  "the current node to a manager.")
@@ -60,30 +67,32 @@ def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
     return lockedmode.refuse_all(service_descriptor, NOT_A_MANAGER)
 
 
-def _raft_tuning() -> RaftTuning:
-    """Raft settings; $SHOAL_RAFT_SNAPSHOT_ENTRIES lowers the journal length that
-    triggers a snapshot (tests use it to get snapshots written quickly)."""
-    entries = os.environ.get(SNAPSHOT_ENTRIES_ENV, "").strip()
-    if entries.isdigit() and int(entries) > 0:
-        return RaftTuning(compaction_entries=int(entries))
+def _raft_tuning(config: NodeConfig) -> RaftTuning:
+    """Raft settings; `raft_snapshot_entries` lowers the journal length that triggers
+    a snapshot (tests use it to get snapshots written quickly)."""
+    if config.raft_snapshot_entries > 0:
+        return RaftTuning(compaction_entries=config.raft_snapshot_entries)
     return RaftTuning()
 
 
 class Node:
     """Runs everything one node runs until it is told to stop."""
 
-    def __init__(self, state: NodeState, data_dir: Path) -> None:
+    def __init__(self, state: NodeState, config: NodeConfig,
+                 make_runtime: RuntimeFactory) -> None:
         self.state = state
-        self.data_dir = data_dir
+        self.config = config
+        self.data_dir = config.data_dir
+        self.make_runtime = make_runtime
         self.store: Optional[Store] = None
         self.server: Optional[grpc.aio.Server] = None
         # The current credentials: renewals replace them while the node runs
-        # (servers and channels read them from here; see cli.renewal). Read in
+        # (servers and channels read them from here; see node.renewal). Read in
         # run(): a manager's private key needs its data key first.
         self.credentials_holder: Optional[CredentialsHolder] = None
         self.renewer: Optional[CertRenewer] = None
         self._agent: Any = None  # the worker.agent.Agent, once run() made it
-        self.keys = keystore.ManagerKeys(data_dir)
+        self.keys = keystore.ManagerKeys(self.data_dir)
         self.dek: Optional[bytes] = None  # the cluster data key (managers)
         self.restart_requested = False
         self._role_change: Optional[asyncio.Task] = None
@@ -96,9 +105,13 @@ class Node:
         return self._agent.networks.as_json() if self._agent is not None else ""
 
     @property
-    def creds(self) -> pkinode.NodeCredentials:
+    def holder(self) -> CredentialsHolder:
         assert self.credentials_holder is not None, "credentials are read in run()"
-        return self.credentials_holder.current()
+        return self.credentials_holder
+
+    @property
+    def creds(self) -> pkinode.NodeCredentials:
+        return self.holder.current()
 
     @property
     def is_manager(self) -> bool:
@@ -119,7 +132,7 @@ class Node:
         cluster.spec.annotations.name = "default"
         cluster.spec.orchestration.task_history_retention_limit = int(
             init.get("task_history_limit", DEFAULT_HISTORY))
-        heartbeat = parse_duration(str(init.get("dispatcher_heartbeat", DEFAULT_HEARTBEAT)))
+        heartbeat = int(init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
         cluster.spec.dispatcher.heartbeat_period.nanos = heartbeat
         pool = init.get("default_addr_pool")
         if pool:
@@ -139,8 +152,7 @@ class Node:
         me.manager_status.addr = self.state.advertise_addr
         me.manager_status.leader = True
         me.manager_status.reachability = pb.ManagerStatus.REACHABLE
-        from manager.allocator.networks import ingress_network  # Docker's `ingress`
-        ingress = ingress_network(cluster)
+        ingress = ingress_network(cluster)  # Docker's `ingress`
         ingress.id = model.new_id()
         await self.store.acommit([actions.create(cluster), actions.create(me),
                                   actions.create(ingress)])
@@ -217,8 +229,8 @@ class Node:
                            raft_bind_addr(self.state.listen_addr, self.state.raft_addr),
                            self.state.raft_peers, advertise_addr=self.state.raft_addr,
                            encrypt=cipher.encrypt, decrypt=cipher.decrypt,
-                           tuning=_raft_tuning(),
-                           tls=raft_tls.RaftTLS(self.credentials_holder.current))
+                           tuning=_raft_tuning(self.config),
+                           tls=raft_tls.RaftTLS(self.holder.current))
         self.store.start()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.wait_ready, 60.0)
@@ -234,7 +246,7 @@ class Node:
     async def _record_manager(self) -> None:
         """Makes this node's object say manager, with its endpoints (after a promotion)."""
         assert self.store is not None
-        node = self.store.get("node", self.state.node_id)
+        node = cast(Optional[pb.Node], self.store.get("node", self.state.node_id))
         if node is None or (node.role == pb.MANAGER
                             and node.manager_status.addr == self.state.advertise_addr
                             and node.manager_status.raft_addr == self.state.raft_addr):
@@ -247,14 +259,11 @@ class Node:
         await self.store.acommit([actions.update(new)])
         self.log.info("recorded this node as a manager")
 
-    def _register_manager(self, server: grpc.aio.Server) -> Any:
-        from manager.ca import NodeCAServicer, RaftMembershipServicer
-        from manager.manager import Manager
-        from proto import ca_pb2_grpc
-
-        assert self.store is not None
+    def _register_manager(self, server: grpc.aio.Server) -> Manager:
+        assert self.store is not None and self.dek is not None
         manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
         manager.control.key_passphrase = self.key_passphrase  # reads the root CA key on disk
+        manager.control.min_cert_expiry = self.config.min_cert_expiry
         manager.register(server)
         root = credentials.root_ca(self.data_dir, self.dek)
         ca_pb2_grpc.add_NodeCAServicer_to_server(
@@ -273,9 +282,7 @@ class Node:
 
     # ------------------------------------------------------------ servers --
 
-    async def _start_server(self) -> Optional[Any]:
-        from manager.authz import AuthzInterceptor
-
+    async def _start_server(self) -> Optional[Manager]:
         sock = socket_path(self.data_dir)
         sock.unlink(missing_ok=True)
         self.server = grpc.aio.server(interceptors=[
@@ -284,7 +291,7 @@ class Node:
                  dispatcher_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name,
                  watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name,
                  ca_pb2.DESCRIPTOR.services_by_name["NodeCA"].full_name]
-        manager = None
+        manager: Optional[Manager] = None
         if self.is_manager:
             manager = self._register_manager(self.server)
         else:
@@ -303,12 +310,12 @@ class Node:
         finally:
             os.umask(old_umask)
         if self.is_manager:
-            host, port = split_addr(self.state.listen_addr, 2377)
+            host, port = split_addr(self.state.listen_addr, DEFAULT_PORT)
             self.server.add_secure_port(
-                f"{host}:{port}", tls.dynamic_server_credentials(self.credentials_holder, True))
+                f"{host}:{port}", tls.dynamic_server_credentials(self.holder, True))
             self.server.add_secure_port(
                 f"{host}:{port + credentials.JOIN_PORT_OFFSET}",
-                tls.dynamic_server_credentials(self.credentials_holder, False))
+                tls.dynamic_server_credentials(self.holder, False))
         await self.server.start()
         os.chmod(sock, 0o600)
         for name in names:
@@ -372,20 +379,18 @@ class Node:
         return managers or [self.state.advertise_addr]
 
     async def run(self) -> None:
-        from worker.agent import Agent
-        from worker.podman import PodmanOptions, PodmanRuntime
-
         stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        (self.data_dir / "ready").unlink(missing_ok=True)
-        (self.data_dir / lockedmode.LOCKED_FILE).unlink(missing_ok=True)
+        (self.data_dir / READY_FILE).unlink(missing_ok=True)
+        (self.data_dir / LOCKED_FILE).unlink(missing_ok=True)
         keys_task = None
         if self.is_manager:
             if not await self._open_keys():
                 self.log.info("stopped while locked")
                 return
+            assert self.dek is not None  # _open_keys() opened it
             creds = credentials.load_node_credentials(self.data_dir, self.dek)
             credentials.protect_manager_keys(self.data_dir, self.dek, creds)
             self.credentials_holder = CredentialsHolder(creds)
@@ -396,9 +401,7 @@ class Node:
         manager = await self._start_server()
         if manager is not None:
             await manager.start()
-        runtime = PodmanRuntime(str(self.data_dir / "podman"), node_id=self.state.node_id,
-                                options=PodmanOptions.from_env(),
-                                log_path=str(podman_log_path(self.data_dir)))
+        runtime = self.make_runtime(self.state.node_id)
         agent = Agent(self.state.node_id, runtime, self._agent_targets(),
                       hostname=socket.gethostname(),
                       credentials=tls.client_credentials(self.creds),
@@ -406,8 +409,11 @@ class Node:
                       on_session_message=self._session_message,
                       tls_info=lambda: renewal.tls_info(self.creds),
                       node_addr=self._addr())
-        self.credentials_holder.subscribe(lambda new: loop.call_soon_threadsafe(
-            agent.set_credentials, tls.client_credentials(new)))
+
+        def follow_credentials(new: pkinode.NodeCredentials) -> None:
+            loop.call_soon_threadsafe(agent.set_credentials, tls.client_credentials(new))
+
+        self.holder.subscribe(follow_credentials)
         self.renewer = CertRenewer(self.data_dir, self.credentials_holder,
                                    lambda: self._agent_targets(), self.state.node_id, self.store,
                                    paused=lambda: self._desired_role != self.state.role,
@@ -419,11 +425,11 @@ class Node:
             await asyncio.wait_for(agent.connected.wait(), 10.0)
         except asyncio.TimeoutError:
             self.log.warning("the agent has no session yet; serving anyway")
-        (self.data_dir / "ready").write_text(str(os.getpid()))
+        (self.data_dir / READY_FILE).write_text(str(os.getpid()))
         self.log.info("node ready (%s): serving on %s", self.state.role, socket_path(self.data_dir))
         await stop.wait()
         self.log.info("stopping")
-        (self.data_dir / "ready").unlink(missing_ok=True)
+        (self.data_dir / READY_FILE).unlink(missing_ok=True)
         renew_task.cancel()
         await asyncio.gather(renew_task, return_exceptions=True)
         await agent.stop()
@@ -434,7 +440,63 @@ class Node:
             await asyncio.gather(keys_task, return_exceptions=True)
         if manager is not None:
             await manager.stop()
+        assert self.server is not None
         await self.server.stop(1.0)
         await runtime.close()
         if self.store is not None:
             self.store.close()
+
+
+# ------------------------------------------------------------ the process --
+
+class _NodeFilter(logging.Filter):
+    """Gives records without a node a "-" so that the format always works."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "node"):
+            record.node = "-"
+        return True
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_NodeFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s node=%(node)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+
+
+class AlreadyRunning(Exception):
+    """Another daemon holds the data directory."""
+
+
+def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
+    """Runs the node kept in `config.data_dir` in this process until SIGTERM/SIGINT.
+
+    After a role change the process replaces itself with `config.daemon_command`
+    to start again in its new role. Raises AlreadyRunning.
+    """
+    data_dir = config.data_dir
+    setup_logging(logging.DEBUG if config.debug else logging.INFO)
+    lock = open(data_dir / PID_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise AlreadyRunning(f"a daemon is already running on {data_dir}") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    node = Node(NodeState.load(data_dir), config, make_runtime)
+    try:
+        asyncio.run(node.run())
+    except KeyboardInterrupt:
+        pass
+    if node.restart_requested and config.daemon_command:  # a role change: start again
+        lock.close()
+        sys.stdout.flush()
+        os.execv(config.daemon_command[0], list(config.daemon_command))

@@ -16,9 +16,11 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar, cast
 
 import grpc
 
+from node.state import JOIN_PORT_OFFSET
 from pki import keystore
 from pki import node as pkinode
 from pki import tls, tokens
@@ -27,8 +29,7 @@ from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
 from proto import objects_pb2 as pb
 
-JOIN_PORT_OFFSET = 2
-RAFT_PORT_OFFSET = 1
+T = TypeVar("T")
 
 
 class JoinError(Exception):
@@ -92,11 +93,16 @@ def create_cluster_pki(data_dir: Path, node_id: str, cluster_id: str, addr: str)
     pkinode.save(data_dir, pkinode.NodeCredentials(key, cert, root.cert_pem), kek=kek)
 
 
+def _details(exc: grpc.RpcError) -> str:
+    """The status details of a failed call (a sync channel's errors are grpc.Call too)."""
+    return cast(grpc.Call, exc).details() or ""
+
+
 def _rpc_error(exc: grpc.RpcError, where: str) -> JoinError:
-    code = exc.code()
+    code = cast(grpc.Call, exc).code()
     if code == grpc.StatusCode.UNAVAILABLE:
-        return JoinError(f"cannot reach the manager at {where}: {exc.details()}")
-    return JoinError(exc.details() or str(code))
+        return JoinError(f"cannot reach the manager at {where}: {_details(exc)}")
+    return JoinError(_details(exc) or str(code))
 
 
 def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: str,
@@ -115,7 +121,8 @@ def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: st
     key, csr = pkinode.new_key_and_csr()
     req = capb.IssueNodeCertificateRequest(
         csr=csr, token=token, advertise_addr=advertise_addr, raft_addr=raft_addr,
-        availability=pb.NodeSpec.Availability.Value(availability.upper()))
+        availability=pb.NodeSpec.Availability.Name(
+            pb.NodeSpec.Availability.Value(availability.upper())))
     req.description.hostname = socket.gethostname()
     with grpc.secure_channel(f"{host}:{join_port}", tls.join_credentials(ca_pem),
                              options=tls.channel_options()) as ch:
@@ -136,7 +143,8 @@ def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: st
     return joined
 
 
-def _leader_call(creds: pkinode.NodeCredentials, managers: list[str], call) -> object:
+def _leader_call(creds: pkinode.NodeCredentials, managers: list[str],
+                 call: Callable[[ca_pb2_grpc.RaftMembershipStub], T]) -> T:
     """Tries `call(stub)` on each manager until the leader answers."""
     errors = []
     for _ in range(3):
@@ -145,7 +153,7 @@ def _leader_call(creds: pkinode.NodeCredentials, managers: list[str], call) -> o
                 try:
                     return call(ca_pb2_grpc.RaftMembershipStub(ch))
                 except grpc.RpcError as exc:
-                    errors.append(f"{addr}: {exc.details()}")
+                    errors.append(f"{addr}: {_details(exc)}")
     raise JoinError("no manager could change the raft group: " + "; ".join(errors[-3:]))
 
 
@@ -189,7 +197,7 @@ def renew(data_dir: Path, creds: pkinode.NodeCredentials,
                 resp = ca_pb2_grpc.NodeCAStub(ch).RenewNodeCertificate(
                     capb.RenewNodeCertificateRequest(csr=csr), timeout=15)
             except grpc.RpcError as exc:
-                errors.append(f"{addr}: {exc.details()}")
+                errors.append(f"{addr}: {_details(exc)}")
                 continue
         new = pkinode.NodeCredentials(key, resp.certificate, resp.root_ca)
         pkinode.save(data_dir, new, kek=kek)

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from cli import credentials
+from node import credentials
 from pki import node as pkinode
 from pki import rotation
 from pki.ca import RootCA

@@ -1,0 +1,55 @@
+"""The typed configuration of a node, built by the CLI and read by `node/`.
+
+`NodeConfig` holds everything a node process is told from outside its data
+directory: where the data directory is, the flags of `init`/`join`, and the
+operator options that the CLI reads from its environment (podman storage, the
+certificate expiry floor, the raft snapshot threshold, debug logging).
+`ClusterSettings` are the cluster-wide settings `swarm init` starts a cluster
+with. Nothing in `node/` reads environment variables; the CLI does, in one
+place (cli/environment.py).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from pki.ca import POLICY_MIN_EXPIRY
+from worker.podman import PodmanOptions  # re-exported: cli/ names it through node/
+
+DEFAULT_HISTORY = 5                    # tasks kept per slot
+DEFAULT_HEARTBEAT_NS = 5_000_000_000   # the dispatcher's heartbeat period (5s)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What `swarm init` was asked for the new cluster (None: the default)."""
+    task_history_limit: Optional[int] = None
+    dispatcher_heartbeat_ns: Optional[int] = None
+    default_addr_pool: Optional[list[str]] = None
+    default_addr_pool_mask_length: Optional[int] = None
+    autolock: bool = False
+
+    def as_init(self) -> dict[str, Any]:
+        """The settings given, as kept in node.json's `init` until the cluster exists."""
+        return {key: value for key, value in asdict(self).items()
+                if value is not None and value is not False}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One node process's configuration (see the module docstring)."""
+    data_dir: Path
+    listen_addr: Optional[str] = None      # --listen-addr (None: default or kept)
+    advertise_addr: Optional[str] = None   # --advertise-addr (None: derived or kept)
+    foreground: bool = False               # run in this process instead of detaching
+    # The argv that runs this node's daemon in the foreground: `swarm daemon
+    # --foreground --data-dir DIR`. Used to detach and to restart on a role change.
+    daemon_command: tuple[str, ...] = ()
+    podman: PodmanOptions = field(default_factory=PodmanOptions)
+    # The shortest node certificate lifetime `swarm update --cert-expiry` may set.
+    min_cert_expiry: _dt.timedelta = POLICY_MIN_EXPIRY
+    # Journal entries that trigger a raft snapshot (0: the store's default).
+    raft_snapshot_entries: int = 0
+    debug: bool = False                    # log at DEBUG level

@@ -1,0 +1,159 @@
+"""What a node keeps in its data directory, and where its files and addresses are.
+
+Owns `NodeState` (`<data-dir>/node.json`, no secrets), the paths of a node's
+socket, logs and marker files, whether its daemon runs (the flock on
+`daemon.pid`), serves (`ready`) or waits locked (`locked`), and the address
+rules: "ip[:port]" parsing, Docker's choice of listen and advertise
+addresses, and the raft endpoint (the manager port + 1).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+DEFAULT_DATA_DIR = "/var/lib/shoal"
+DEFAULT_PORT = 2377
+RAFT_PORT_OFFSET = 1   # raft listens on the manager port + 1
+JOIN_PORT_OFFSET = 2   # certificate issuing (TLS without client certificates) on + 2
+STATE_FILE = "node.json"
+PID_FILE = "daemon.pid"
+READY_FILE = "ready"
+LOCKED_FILE = "locked"   # kept while a manager waits for `swarm unlock` (node.lockedmode)
+
+
+@dataclass
+class NodeState:
+    """What a node keeps in `<data-dir>/node.json` (no secrets)."""
+    node_id: str
+    role: str                      # manager | worker
+    advertise_addr: str            # ip:port of the manager endpoint
+    listen_addr: str               # ip:port to bind
+    raft_addr: str                 # ip:port of the raft endpoint
+    created_at: float = field(default_factory=time.time)
+    init: dict[str, Any] = field(default_factory=dict)  # cluster settings of `swarm init`
+    creates_cluster: bool = False              # this node ran `swarm init`
+    cluster_id: str = ""
+    managers: list[str] = field(default_factory=list)    # manager endpoints the agent uses
+    raft_peers: list[str] = field(default_factory=list)  # other managers' raft endpoints
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "NodeState":
+        return cls(**json.loads((data_dir / STATE_FILE).read_text()))
+
+    @staticmethod
+    def exists(data_dir: Path) -> bool:
+        return (data_dir / STATE_FILE).exists()
+
+    def save(self, data_dir: Path) -> None:
+        tmp = data_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, data_dir / STATE_FILE)
+
+
+# ------------------------------------------------------------------ paths --
+
+def socket_path(data_dir: Path) -> Path:
+    return data_dir / "swarm.sock"
+
+
+def log_path(data_dir: Path) -> Path:
+    """The detached daemon's log, `<data-dir>.log` next to the data directory.
+
+    Logs name services, tasks and containers; nothing in the data directory
+    may (DESIGN §2), so they live beside it, like Docker's journal.
+    """
+    return data_dir.parent / f"{data_dir.name}.log"
+
+
+def podman_log_path(data_dir: Path) -> Path:
+    """The log of the node's `podman system service`, beside the data directory."""
+    return data_dir.parent / f"{data_dir.name}.podman.log"
+
+
+def daemon_running(data_dir: Path) -> bool:
+    """Whether a daemon holds the lock on `<data-dir>/daemon.pid`."""
+    try:
+        with open(data_dir / PID_FILE, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except BlockingIOError:
+        return True
+
+
+def serving(data_dir: Path) -> bool:
+    """Whether the node's daemon is up and serving its socket."""
+    return (data_dir / READY_FILE).exists() and socket_path(data_dir).exists()
+
+
+def locked(data_dir: Path) -> bool:
+    """Whether the node's daemon runs locked, waiting for `swarm unlock`."""
+    return (data_dir / LOCKED_FILE).exists() and socket_path(data_dir).exists()
+
+
+# -------------------------------------------------------------- addresses --
+
+def split_addr(addr: str, default_port: int) -> tuple[str, int]:
+    """Parses "ip", "ip:port" or ":port"; raises ValueError with a readable reason."""
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        host, port = addr, str(default_port)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {addr!r}: expected IP[:PORT] with a port 1-65535")
+    return host.strip("[]"), int(port)
+
+
+def default_ip() -> str:
+    """The IPv4 address of the interface of the default route (no packet is sent)."""
+    try:
+        with IPRoute() as ipr:
+            for route in ipr.route("get", dst="192.0.2.1"):
+                src = route.get_attr("RTA_PREFSRC")
+                if src:
+                    return str(src)
+    except Exception:  # noqa: BLE001 - no route, no netlink: fall back to loopback
+        pass
+    return "127.0.0.1"
+
+
+def node_addresses(listen_addr: str | None, advertise_addr: str | None,
+                   default_listen: str = f"0.0.0.0:{DEFAULT_PORT}",
+                   default_advertise: str | None = None) -> tuple[str, str]:
+    """("listen ip:port", "advertise ip:port") from the flags, as Docker picks them.
+
+    Without --advertise-addr: the listen IP unless it is a wildcard, then
+    `default_advertise` (when the listen address was not given either), then the
+    IP of the default route. Raises ValueError with a readable reason.
+    """
+    listen_host, listen_port = split_addr(listen_addr or default_listen, DEFAULT_PORT)
+    if advertise_addr:
+        adv_host, adv_port = split_addr(advertise_addr, listen_port)
+    elif default_advertise and not listen_addr:
+        adv_host, adv_port = split_addr(default_advertise, DEFAULT_PORT)
+    else:
+        adv_host = listen_host if listen_host not in ("0.0.0.0", "") else default_ip()
+        adv_port = listen_port
+    try:
+        socket.inet_aton(adv_host)
+    except OSError:
+        raise ValueError(f"invalid advertise address {adv_host!r}: expected an IPv4 address")
+    return f"{listen_host}:{listen_port}", f"{adv_host}:{adv_port}"
+
+
+def raft_addr_of(advertise: str) -> str:
+    """The raft endpoint: the manager port + 1 on the advertised IP."""
+    host, port = split_addr(advertise, DEFAULT_PORT)
+    return f"{host}:{port + RAFT_PORT_OFFSET}"
+
+
+def raft_bind_addr(listen: str, raft_addr: str) -> str:
+    """Where the raft endpoint binds: the listen IP with the raft port."""
+    return f"{split_addr(listen, DEFAULT_PORT)[0]}:{split_addr(raft_addr, DEFAULT_PORT)[1]}"

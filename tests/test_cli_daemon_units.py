@@ -1,0 +1,78 @@
+"""cli/commands_daemon.py and cli/environment.py: the node config built from flags and
+the environment (no daemon is started)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from cli import commands_daemon, environment
+from cli.main import build_parser
+from cli.parsing import UsageError
+from node.config import ClusterSettings, PodmanOptions
+
+
+def _ns(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_the_config_comes_from_the_flags_and_the_given_environment() -> None:
+    ns = _ns("init", "--data-dir", "/srv/n1", "--listen-addr", "10.0.0.1:2377",
+             "--foreground")
+    env = {"SHOAL_PODMAN_ROOT": "/s/root", "SHOAL_PODMAN_HOME": "/s/home",
+           "SHOAL_MIN_CERT_EXPIRY": "30s", "SHOAL_RAFT_SNAPSHOT_ENTRIES": "50",
+           "SWARM_DEBUG": "1", "SHOAL_OTHER": "ignored"}
+    config = commands_daemon.node_config(ns, env)
+    assert config.data_dir == Path("/srv/n1")
+    assert (config.listen_addr, config.advertise_addr, config.foreground) == \
+        ("10.0.0.1:2377", None, True)
+    assert config.podman == PodmanOptions(root="/s/root", home="/s/home")
+    assert config.min_cert_expiry == dt.timedelta(seconds=30)
+    assert (config.raft_snapshot_entries, config.debug) == (50, True)
+    assert config.daemon_command[-4:] == ("daemon", "--foreground", "--data-dir", "/srv/n1")
+
+
+def test_an_empty_environment_gives_the_defaults() -> None:
+    config = commands_daemon.node_config(_ns("daemon"), {})
+    assert config.data_dir == Path("/var/lib/shoal")
+    assert config.podman == PodmanOptions()
+    assert config.min_cert_expiry == dt.timedelta(hours=1)
+    assert (config.raft_snapshot_entries, config.debug) == (0, False)
+
+
+def test_a_relative_podman_path_is_refused_with_the_variable_named() -> None:
+    with pytest.raises(ValueError, match="SHOAL_PODMAN_RUNROOT"):
+        commands_daemon.node_config(_ns("daemon"), {"SHOAL_PODMAN_RUNROOT": "run"})
+
+
+def test_only_positive_snapshot_thresholds_count() -> None:
+    for raw in ("0", "-3", "many", ""):
+        assert environment.raft_snapshot_entries({"SHOAL_RAFT_SNAPSHOT_ENTRIES": raw}) == 0
+
+
+def test_init_flags_become_cluster_settings() -> None:
+    ns = _ns("init", "--dispatcher-heartbeat", "2s", "--task-history-limit", "3",
+             "--default-addr-pool", "10.20.0.0/16", "--autolock")
+    settings = commands_daemon.cluster_settings(ns)
+    assert settings == ClusterSettings(task_history_limit=3,
+                                       dispatcher_heartbeat_ns=2_000_000_000,
+                                       default_addr_pool=["10.20.0.0/16"], autolock=True)
+    assert settings.as_init() == {"task_history_limit": 3,
+                                  "dispatcher_heartbeat_ns": 2_000_000_000,
+                                  "default_addr_pool": ["10.20.0.0/16"], "autolock": True}
+    assert commands_daemon.cluster_settings(_ns("init")).as_init() == {}
+    with pytest.raises(UsageError, match="--dispatcher-heartbeat"):
+        commands_daemon.cluster_settings(_ns("init", "--dispatcher-heartbeat", "soon"))
+
+
+def test_init_refuses_a_second_cluster_in_the_same_directory(tmp_path: Path, capsys) -> None:
+    (tmp_path / "node.json").write_text("{}")
+    assert commands_daemon.cmd_init(_ns("init", "--data-dir", str(tmp_path))) == 1
+    assert "already part of a swarm" in capsys.readouterr().err
+
+
+def test_leave_outside_a_swarm_says_so(tmp_path: Path, capsys) -> None:
+    assert commands_daemon.cmd_leave(_ns("leave", "--data-dir", str(tmp_path))) == 1
+    assert capsys.readouterr().err == "Error: This node is not part of a swarm\n"
