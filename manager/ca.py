@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 
 import grpc
 
+from manager.objects import copy
 from pki import rotation, tls, tokens
 from pki.ca import RootCA
 from proto import ca_pb2 as capb
@@ -35,12 +36,6 @@ from raft import actions, errors
 DEFAULT_EXPIRY_S = 90 * 24 * 3600
 BAD_TOKEN = ("invalid join token: the token does not grant access to this swarm; "
              "get a current one with 'swarm join-token worker|manager' on a manager")
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
 
 
 def cluster_cert_expiry(cluster: Optional[pb.Cluster]) -> float:
@@ -100,7 +95,7 @@ def start_rotation(cluster: pb.Cluster, disk_root: RootCA) -> pb.RootRotation:
 def finished_rotation(cluster: pb.Cluster) -> pb.Cluster:
     """The cluster object once its rotation is over: the new root alone, and
     join tokens that keep their secrets but name the new root's digest."""
-    new = _copy(cluster)
+    new = copy(cluster)
     rot = cluster.root_rotation
     new.root_ca_cert = rot.ca_cert
     new.root_ca_key = rot.ca_key
@@ -126,7 +121,7 @@ def rotation_progress(cluster: pb.Cluster, nodes: list[pb.Node]) -> tuple[int, i
 
 def redacted(cluster: pb.Cluster) -> pb.Cluster:
     """A copy without the root keys, for API answers."""
-    out = _copy(cluster)
+    out = copy(cluster)
     out.ClearField("root_ca_key")
     if out.HasField("root_rotation"):
         out.root_rotation.ClearField("ca_key")

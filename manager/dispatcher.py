@@ -18,6 +18,7 @@ import grpc
 from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
+from manager.objects import copy
 from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
@@ -29,12 +30,6 @@ from raft import actions, errors
 DEFAULT_HEARTBEAT = 5.0
 FLUSH_WINDOW = 0.005   # seconds status reports wait to share one transaction
 CLOSED_GRACE = 3.0     # seconds a node whose stream closed has to come back
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
 
 
 @dataclass
@@ -143,7 +138,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 new.spec.desired_role = pb.WORKER
                 act = actions.create
             else:
-                new = _copy(node)
+                new = copy(node)
                 act = actions.update
             new.description.CopyFrom(request.description)
             new.status.state = pb.NodeStatus.READY
@@ -358,7 +353,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 continue
             if status.state < task.status.state or status == task.status:
                 continue
-            new = _copy(task)
+            new = copy(task)
             new.status.CopyFrom(status)
             acts.append(actions.update(new))
         return acts
@@ -419,7 +414,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 if node is None or node.id in self.sessions or \
                         node.status.state == pb.NodeStatus.DOWN:
                     continue
-                new = _copy(node)
+                new = copy(node)
                 new.status.state = pb.NodeStatus.DOWN
                 new.status.message = why
                 acts.append(actions.update(new))

@@ -13,14 +13,9 @@ import time
 from typing import Any, Optional
 
 from manager import orchestrator
+from manager.objects import copy
 from proto import objects_pb2 as pb
 from raft import actions, errors
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
 
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
@@ -65,7 +60,7 @@ class LeaderLoop:
                      node.manager_status.raft_addr in reachable
                      else pb.ManagerStatus.UNREACHABLE)
             if node.manager_status.leader != leader or node.manager_status.reachability != reach:
-                new = _copy(node)
+                new = copy(node)
                 new.manager_status.leader = leader
                 new.manager_status.reachability = reach
                 acts.append(actions.update(new))
