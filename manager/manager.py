@@ -1,8 +1,9 @@
 """The manager role of a node: its gRPC services and its leader-only components.
 
 `Manager` registers the Control, Dispatcher and Watch services on the node's
-gRPC server and starts the dispatcher loops and the reconciliation loop when
-this manager becomes the raft leader (stopping them when it loses the lead).
+gRPC server. It starts the leader-only parts when this manager becomes the
+raft leader (dispatcher, reconciliation loop, root rotation reconciler, role
+manager) and stops them when it loses the lead.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any, Callable, Optional
 
 import grpc
 
-from manager.control import ControlServicer
+from manager.controlapi.server import ControlServicer
 from manager.dispatcher import Dispatcher
 from manager.ca import RotationReconciler
 from manager.leader import LeaderLoop
 from manager.logbroker import LogBroker
+from manager.rolemanager import RoleManager
 from manager.watchapi import WatchServicer
 from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from proto import dispatcher_pb2 as dpb
@@ -85,11 +87,13 @@ class Manager:
                  node_addr: Callable[[], str]) -> None:
         self.store = store
         self.node_id = node_id
+        self.data_dir = data_dir
         self.logs = LogBroker(node_id)
         self.control = ControlServicer(store, node_id, data_dir, self.logs, node_addr)
         self.dispatcher: Optional[Dispatcher] = None
         self.leader_loop: Optional[LeaderLoop] = None
         self.rotation: Optional[RotationReconciler] = None
+        self.roles: Optional[RoleManager] = None
         self.leading = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._transition = asyncio.Lock()
@@ -125,11 +129,16 @@ class Manager:
                 self.leader_loop.start()
                 self.rotation = RotationReconciler(self.store, self.node_id)
                 self.rotation.start()
+                self.roles = RoleManager(self.store, self.node_id, self.data_dir)
+                self.roles.start()
             else:
                 self.log.info("lost the lead: stopping dispatcher and orchestrators")
                 await self._stop_leader_parts()
 
     async def _stop_leader_parts(self) -> None:
+        if self.roles is not None:
+            await self.roles.stop()
+            self.roles = None
         if self.rotation is not None:
             await self.rotation.stop()
             self.rotation = None
