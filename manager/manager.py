@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 import grpc
 
@@ -22,6 +22,7 @@ from manager.rolemanager import RoleManager
 from manager.watchapi import WatchServicer
 from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from proto import dispatcher_pb2 as dpb
+from raft.api import ObjectStore
 
 NOT_LEADER_DISPATCH = "this manager is not the leader: connect to the leader's dispatcher"
 
@@ -35,11 +36,12 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     def _target(self) -> Optional[Dispatcher]:
         return self.manager.dispatcher if self.manager.leading else None
 
-    async def _refuse(self, context) -> None:
+    async def _refuse(self, context: grpc.aio.ServicerContext) -> NoReturn:
         leader = next((n.manager_status.addr for n in self.manager.store.list("node")
                        if n.manager_status.leader and n.manager_status.addr), "")
         hint = f"; the leader is at {leader}" if leader else ""
         await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER_DISPATCH + hint)
+        raise AssertionError("unreachable: abort raises")
 
     async def Session(self, request, context):
         d = self._target()
@@ -71,19 +73,20 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         d = self._target()
         if d is None:
             await self._refuse(context)
-        sess = None
+        node_id: Optional[str] = None
         async for req in request_iterator:
-            sess = sess or d.session_node(req.session_id)
-            if sess is None:
+            node_id = node_id or d.session_node(req.session_id)
+            if node_id is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "session invalid")
-            self.manager.logs.publish(sess, req)
+                raise AssertionError("unreachable: abort raises")
+            self.manager.logs.publish(node_id, req)
         return dpb.PublishLogsResponse()
 
 
 class Manager:
     """Everything a manager node serves and runs."""
 
-    def __init__(self, store: Any, node_id: str, data_dir: str,
+    def __init__(self, store: ObjectStore, node_id: str, data_dir: str,
                  node_addr: Callable[[], str]) -> None:
         self.store = store
         self.node_id = node_id
@@ -111,9 +114,10 @@ class Manager:
 
     def _leader_changed(self, leading: bool, leader_addr: Optional[str] = None) -> None:
         """Called on the raft thread."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(
-                lambda: self._loop.create_task(self._apply_leadership(leading)))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(
+                lambda: loop.create_task(self._apply_leadership(leading)))
 
     async def _apply_leadership(self, leading: bool) -> None:
         async with self._transition:
