@@ -33,6 +33,7 @@ from raft import actions, errors
 from raft.api import ObjectStore
 
 RETRY_PERIOD = 1.0  # seconds between passes while a demotion waits (quorum, a failed step)
+MAX_STEPS_PER_CHECK = 8  # passes of one check; a demotion takes two
 FAULT_AFTER_RAFT_REMOVAL = "test-hook-exit-after-raft-removal"
 FAULT_EXIT_CODE = 70
 
@@ -87,24 +88,35 @@ class RoleManager:
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def check(self) -> bool:
-        """One pass over the pending demotions; True while some remain."""
-        steps = roles.demotion_steps(self.store.list("node"), self.store.members(),
-                                     self.node_id)
-        for demotion in steps:
-            node = demotion.node
-            if demotion.step is roles.Step.WAIT:
-                if self._waiting.get(node.id) != demotion.reason:
-                    self._waiting[node.id] = demotion.reason
-                    self.log.warning("demotion of node %s waits: %s", node.id, demotion.reason)
-                continue
-            self._waiting.pop(node.id, None)
-            if demotion.step is roles.Step.REMOVE_MEMBER:
-                await self._remove_member(node.id, node.manager_status.raft_addr)
-            else:
-                await self._record_worker(node)
-        return bool(steps)
+        """Carries pending demotions as far as they go now; True while some remain.
 
-    async def _remove_member(self, node_id: str, raft_addr: str) -> None:
+        After a step succeeds the steps are decided again on a fresh read, so
+        step 2 follows step 1 at once.
+        """
+        for _ in range(MAX_STEPS_PER_CHECK):
+            steps = roles.demotion_steps(self.store.list("node"), self.store.members(),
+                                         self.node_id)
+            progressed = False
+            for demotion in steps:
+                progressed |= await self._take(demotion)
+            if not progressed:
+                return bool(steps)
+        return True
+
+    async def _take(self, demotion: roles.Demotion) -> bool:
+        """Takes one step of one demotion; True when it succeeded."""
+        node = demotion.node
+        if demotion.step is roles.Step.WAIT:
+            if self._waiting.get(node.id) != demotion.reason:
+                self._waiting[node.id] = demotion.reason
+                self.log.warning("demotion of node %s waits: %s", node.id, demotion.reason)
+            return False
+        self._waiting.pop(node.id, None)
+        if demotion.step is roles.Step.REMOVE_MEMBER:
+            return await self._remove_member(node.id, node.manager_status.raft_addr)
+        return await self._record_worker(node)
+
+    async def _remove_member(self, node_id: str, raft_addr: str) -> bool:
         """Step 1: the node's raft endpoint leaves the raft group."""
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -112,18 +124,20 @@ class RoleManager:
         except errors.StoreError as exc:
             self.log.warning("demotion of node %s: raft removal of %s failed (%s); will retry",
                              node_id, raft_addr, exc)
-            return
+            return False
         self.log.info("demotion of node %s: %s left the raft group", node_id, raft_addr)
         self._fault_after_raft_removal()
+        return True
 
-    async def _record_worker(self, node: pb.Node) -> None:
+    async def _record_worker(self, node: pb.Node) -> bool:
         """Step 2: the store records the node a worker (its daemon then restarts as one)."""
         try:
             await self.store.acommit([actions.update(roles.as_worker(node))])
         except errors.StoreError as exc:
             self.log.info("demotion of node %s not recorded yet (%s); will retry", node.id, exc)
-            return
+            return False
         self.log.info("demotion of node %s: recorded as a worker", node.id)
+        return True
 
     def _fault_after_raft_removal(self) -> None:
         """The test hook (module docstring): exit between the two steps."""
