@@ -1,6 +1,7 @@
 """The role manager's order of a demotion, against an in-memory store (no raft, no timers)."""
 from __future__ import annotations
 
+import builtins
 from typing import Sequence
 
 from manager.rolemanager import RoleManager
@@ -23,7 +24,7 @@ class FakeStore:
         assert kind == "node"
         return list(self.nodes.values())
 
-    def members(self) -> list[str]:
+    def members(self) -> builtins.list[str]:
         return list(self.raft)
 
     def remove_member(self, raft_addr: str, timeout: float = 10.0) -> None:
