@@ -42,7 +42,9 @@ def allowed_roles(method: str) -> frozenset[str]:
     return frozenset()
 
 
-def _wrap(handler: grpc.RpcMethodHandler, check: Callable[[Any], Any]) -> grpc.RpcMethodHandler:
+def _wrap(handler: Any, check: Callable[[Any], Any]) -> grpc.RpcMethodHandler:
+    """`handler` with `check(context)` awaited first. The handler is typed Any: grpc's
+    type stubs leave out the attributes of RpcMethodHandler (unary_unary, ...)."""
     if handler.unary_unary:
         async def uu(request, context):
             await check(context)

@@ -19,11 +19,14 @@ carry the keys (``redacted``).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import grpc
 
+from manager import objects
+from manager.objects import copy
 from pki import rotation, tls, tokens
 from pki.ca import RootCA
 from proto import ca_pb2 as capb
@@ -31,16 +34,11 @@ from proto import ca_pb2_grpc
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions, errors
+from raft.api import ObjectStore
 
 DEFAULT_EXPIRY_S = 90 * 24 * 3600
 BAD_TOKEN = ("invalid join token: the token does not grant access to this swarm; "
              "get a current one with 'swarm join-token worker|manager' on a manager")
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
 
 
 def cluster_cert_expiry(cluster: Optional[pb.Cluster]) -> float:
@@ -50,11 +48,11 @@ def cluster_cert_expiry(cluster: Optional[pb.Cluster]) -> float:
     return DEFAULT_EXPIRY_S
 
 
-def cert_expiry(store: Any) -> float:
+def cert_expiry(store: ObjectStore) -> float:
     return cluster_cert_expiry(cluster_of(store))
 
 
-def cluster_of(store: Any) -> pb.Cluster | None:
+def cluster_of(store: ObjectStore) -> pb.Cluster | None:
     return next(iter(store.list("cluster")), None)
 
 
@@ -100,7 +98,7 @@ def start_rotation(cluster: pb.Cluster, disk_root: RootCA) -> pb.RootRotation:
 def finished_rotation(cluster: pb.Cluster) -> pb.Cluster:
     """The cluster object once its rotation is over: the new root alone, and
     join tokens that keep their secrets but name the new root's digest."""
-    new = _copy(cluster)
+    new = copy(cluster)
     rot = cluster.root_rotation
     new.root_ca_cert = rot.ca_cert
     new.root_ca_key = rot.ca_key
@@ -126,7 +124,7 @@ def rotation_progress(cluster: pb.Cluster, nodes: list[pb.Node]) -> tuple[int, i
 
 def redacted(cluster: pb.Cluster) -> pb.Cluster:
     """A copy without the root keys, for API answers."""
-    out = _copy(cluster)
+    out = copy(cluster)
     out.ClearField("root_ca_key")
     if out.HasField("root_rotation"):
         out.root_rotation.ClearField("ca_key")
@@ -136,7 +134,7 @@ def redacted(cluster: pb.Cluster) -> pb.Cluster:
 class RotationReconciler:
     """On the leader: finishes a root rotation once every node has rotated."""
 
-    def __init__(self, store: Any, node_id: str) -> None:
+    def __init__(self, store: ObjectStore, node_id: str) -> None:
         self.store = store
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         self._task: asyncio.Task | None = None
@@ -184,7 +182,7 @@ class RotationReconciler:
         return False
 
 
-def manager_addrs(store: Any) -> list[str]:
+def manager_addrs(store: ObjectStore) -> list[str]:
     return sorted(n.manager_status.addr for n in store.list("node")
                   if n.role == pb.MANAGER and n.manager_status.addr)
 
@@ -197,7 +195,7 @@ def _ip_of(addr: str) -> list[str]:
 class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
     """Signs node certificates with the cluster's root CA."""
 
-    def __init__(self, store: Any, node_id: str, root: RootCA) -> None:
+    def __init__(self, store: ObjectStore, node_id: str, root: RootCA) -> None:
         self.store = store
         self.root = root
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
@@ -209,7 +207,6 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
         return cluster
 
     def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str, addr: str) -> bytes:
-        import datetime
         signer = signing_root(cluster_of(self.store), self.root)
         return signer.issue(csr, node_id, role, cluster_id,
                             expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
@@ -234,6 +231,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
                                      cluster.join_tokens.manager)
         if role is None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, BAD_TOKEN)
+            raise AssertionError("unreachable: abort raises")
         node_id = model.new_id()
         try:
             cert = self._sign(request.csr, node_id, role, cluster.id, request.advertise_addr)
@@ -259,10 +257,11 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
 
     async def RenewNodeCertificate(self, request, context):
         ident = await tls.require_role(context, "worker", "manager")
-        node = self.store.get("node", ident.node_id)
+        node = objects.get(self.store, pb.Node, ident.node_id)
         if node is None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                 f"node {ident.node_id} was removed from the swarm")
+            raise AssertionError("unreachable: abort raises")
         role = "manager" if node.spec.desired_role == pb.MANAGER else "worker"
         try:
             cert = self._sign(request.csr, node.id, role, ident.cluster_id,
@@ -294,7 +293,7 @@ async def _check_raft_addr(addr: str, context: grpc.aio.ServicerContext) -> None
 class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
     """Adds and removes managers' raft endpoints (on the leader)."""
 
-    def __init__(self, store: Any, node_id: str, raft_key: bytes, root: RootCA,
+    def __init__(self, store: ObjectStore, node_id: str, raft_key: bytes, root: RootCA,
                  is_leader: Callable[[], bool]) -> None:
         self.store = store
         self.raft_key = raft_key

@@ -18,6 +18,8 @@ import grpc
 from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
+from manager import objects
+from manager.objects import copy
 from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
@@ -25,16 +27,11 @@ from proto import model
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
 from raft import actions, errors
+from raft.api import ObjectStore
 
 DEFAULT_HEARTBEAT = 5.0
 FLUSH_WINDOW = 0.005   # seconds status reports wait to share one transaction
 CLOSED_GRACE = 3.0     # seconds a node whose stream closed has to come back
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
 
 
 @dataclass
@@ -52,7 +49,7 @@ class _Session:
 class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     """Serves the Dispatcher API while this manager leads."""
 
-    def __init__(self, store: Any, node_id: str, logs: LogBroker) -> None:
+    def __init__(self, store: ObjectStore, node_id: str, logs: LogBroker) -> None:
         self.store = store
         self.node_id = node_id
         self.logs = logs
@@ -111,10 +108,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     async def _session_or_abort(self, context, session_id: str) -> _Session:
         sess = self._by_id.get(session_id)
-        if sess is None or sess.ended:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                "session invalid: open a new session")
-        return sess
+        if sess is not None and not sess.ended:
+            return sess
+        await context.abort(grpc.StatusCode.NOT_FOUND, "session invalid: open a new session")
+        raise AssertionError("unreachable: abort raises")
 
     def session_node(self, session_id: str) -> Optional[str]:
         """The node ID of a live session, or None."""
@@ -134,16 +131,18 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 "issuing_ca": ca.issuing_cert(cluster)}
 
     async def _register_node(self, node_id: str, request: dpb.SessionRequest,
-                             peer: str) -> pb.Node:
+                             peer: str) -> Optional[pb.Node]:
+        """Records the node ready (creating it on its first session); the node object
+        as stored, or None if it was removed meanwhile."""
         for _ in range(20):
-            node = self.store.get("node", node_id)
+            node = objects.get(self.store, pb.Node, node_id)
             if node is None:
                 new = pb.Node(id=node_id, role=pb.WORKER)
                 new.spec.availability = pb.NodeSpec.ACTIVE
                 new.spec.desired_role = pb.WORKER
                 act = actions.create
             else:
-                new = _copy(node)
+                new = copy(node)
                 act = actions.update
             new.description.CopyFrom(request.description)
             new.status.state = pb.NodeStatus.READY
@@ -151,7 +150,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             new.status.addr = peer
             try:
                 await self.store.acommit([act(new)])
-                return self.store.get("node", node_id)
+                return objects.get(self.store, pb.Node, node_id)
             except errors.Conflict:
                 continue
         raise errors.Unavailable(f"could not register node {node_id}: too many conflicts")
@@ -201,7 +200,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     # -------------------------------------------------------- assignments --
 
     @staticmethod
-    def _assignment(task: pb.Task, action: int) -> dpb.AssignmentChange:
+    def _assignment(task: pb.Task, action: dpb.AssignmentChange.Action) -> dpb.AssignmentChange:
         change = dpb.AssignmentChange(action=action)
         change.assignment.task.CopyFrom(task)
         return change
@@ -322,18 +321,18 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         for sess in self.sessions.values():
                             sess.wake.set()  # tell every node the new roots
                 elif kind == "node":
-                    sess = self.sessions.get(ev.object.node.id)
-                    if sess is None:
+                    changed = self.sessions.get(ev.object.node.id)
+                    if changed is None:
                         continue
                     if ev.action == wpb.WatchEvent.REMOVE:
-                        self._end(sess)
+                        self._end(changed)
                     else:
-                        sess.node = ev.object.node
-                        sess.wake.set()
+                        changed.node = ev.object.node
+                        changed.wake.set()
             for node_id, batch in per_node.items():
-                sess = self.sessions.get(node_id)
-                if sess is not None and sess.assignments is not None:
-                    sess.assignments.put_nowait(batch)
+                target = self.sessions.get(node_id)
+                if target is not None and target.assignments is not None:
+                    target.assignments.put_nowait(batch)
 
     # ------------------------------------------------------- task status --
 
@@ -353,12 +352,12 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     def _status_actions(self, pending: dict[str, tuple[str, pb.TaskStatus]]) -> list:
         acts = []
         for task_id, (node_id, status) in pending.items():
-            task = self.store.get("task", task_id)
+            task = objects.get(self.store, pb.Task, task_id)
             if task is None or task.node_id != node_id:
                 continue
             if status.state < task.status.state or status == task.status:
                 continue
-            new = _copy(task)
+            new = copy(task)
             new.status.CopyFrom(status)
             acts.append(actions.update(new))
         return acts
@@ -415,11 +414,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         for _ in range(20):
             acts = []
             for node_id, why in down:
-                node = self.store.get("node", node_id)
+                node = objects.get(self.store, pb.Node, node_id)
                 if node is None or node.id in self.sessions or \
                         node.status.state == pb.NodeStatus.DOWN:
                     continue
-                new = _copy(node)
+                new = copy(node)
                 new.status.state = pb.NodeStatus.DOWN
                 new.status.message = why
                 acts.append(actions.update(new))

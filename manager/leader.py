@@ -10,17 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from manager import orchestrator
+from manager.objects import copy
 from proto import objects_pb2 as pb
 from raft import actions, errors
-
-
-def _copy(obj: Any) -> Any:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
+from raft.api import ObjectStore
 
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
@@ -29,7 +25,7 @@ MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the manager
 class LeaderLoop:
     """Runs orchestration, scheduling and reaping on the leader."""
 
-    def __init__(self, store: Any, node_id: str) -> None:
+    def __init__(self, store: ObjectStore, node_id: str) -> None:
         self.store = store
         self.node_id = node_id
         self._dirty = asyncio.Event()
@@ -65,7 +61,7 @@ class LeaderLoop:
                      node.manager_status.raft_addr in reachable
                      else pb.ManagerStatus.UNREACHABLE)
             if node.manager_status.leader != leader or node.manager_status.reachability != reach:
-                new = _copy(node)
+                new = copy(node)
                 new.manager_status.leader = leader
                 new.manager_status.reachability = reach
                 acts.append(actions.update(new))

@@ -5,7 +5,7 @@ name, then a unique ID prefix — as Docker resolves `docker service inspect web
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from proto import control_pb2 as cpb
 from proto import model
@@ -20,7 +20,7 @@ class Ambiguous(LookupError):
     """An ID prefix matched several objects."""
 
 
-def resolve(objects: Iterable, kind: str, ref: str) -> object:
+def resolve(objects: Iterable[Any], kind: str, ref: str) -> Any:
     """Returns the one object of `objects` that `ref` names, or raises."""
     objs = list(objects)
     if not ref:
@@ -47,13 +47,13 @@ def _labels_match(have: dict, want: dict) -> bool:
     return True
 
 
-def _labels_of(obj: object) -> dict:
+def _labels_of(obj: Any) -> dict:
     if isinstance(obj, pb.Task):
         return dict(obj.annotations.labels)
     return dict(obj.spec.annotations.labels)
 
 
-def matches(obj: object, f: Optional[cpb.ListFilters]) -> bool:
+def matches(obj: Any, f: Optional[cpb.ListFilters]) -> bool:
     """True when obj passes every non-empty filter field."""
     if f is None:
         return True

@@ -1,25 +1,28 @@
 """The manager role of a node: its gRPC services and its leader-only components.
 
 `Manager` registers the Control, Dispatcher and Watch services on the node's
-gRPC server and starts the dispatcher loops and the reconciliation loop when
-this manager becomes the raft leader (stopping them when it loses the lead).
+gRPC server. It starts the leader-only parts when this manager becomes the
+raft leader (dispatcher, reconciliation loop, root rotation reconciler, role
+manager) and stops them when it loses the lead.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 import grpc
 
-from manager.control import ControlServicer
+from manager.controlapi.server import ControlServicer
 from manager.dispatcher import Dispatcher
 from manager.ca import RotationReconciler
 from manager.leader import LeaderLoop
 from manager.logbroker import LogBroker
+from manager.rolemanager import RoleManager
 from manager.watchapi import WatchServicer
 from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from proto import dispatcher_pb2 as dpb
+from raft.api import ObjectStore
 
 NOT_LEADER_DISPATCH = "this manager is not the leader: connect to the leader's dispatcher"
 
@@ -33,11 +36,12 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     def _target(self) -> Optional[Dispatcher]:
         return self.manager.dispatcher if self.manager.leading else None
 
-    async def _refuse(self, context) -> None:
+    async def _refuse(self, context: grpc.aio.ServicerContext) -> NoReturn:
         leader = next((n.manager_status.addr for n in self.manager.store.list("node")
                        if n.manager_status.leader and n.manager_status.addr), "")
         hint = f"; the leader is at {leader}" if leader else ""
         await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER_DISPATCH + hint)
+        raise AssertionError("unreachable: abort raises")
 
     async def Session(self, request, context):
         d = self._target()
@@ -69,27 +73,30 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         d = self._target()
         if d is None:
             await self._refuse(context)
-        sess = None
+        node_id: Optional[str] = None
         async for req in request_iterator:
-            sess = sess or d.session_node(req.session_id)
-            if sess is None:
+            node_id = node_id or d.session_node(req.session_id)
+            if node_id is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "session invalid")
-            self.manager.logs.publish(sess, req)
+                raise AssertionError("unreachable: abort raises")
+            self.manager.logs.publish(node_id, req)
         return dpb.PublishLogsResponse()
 
 
 class Manager:
     """Everything a manager node serves and runs."""
 
-    def __init__(self, store: Any, node_id: str, data_dir: str,
+    def __init__(self, store: ObjectStore, node_id: str, data_dir: str,
                  node_addr: Callable[[], str]) -> None:
         self.store = store
         self.node_id = node_id
+        self.data_dir = data_dir
         self.logs = LogBroker(node_id)
         self.control = ControlServicer(store, node_id, data_dir, self.logs, node_addr)
         self.dispatcher: Optional[Dispatcher] = None
         self.leader_loop: Optional[LeaderLoop] = None
         self.rotation: Optional[RotationReconciler] = None
+        self.roles: Optional[RoleManager] = None
         self.leading = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._transition = asyncio.Lock()
@@ -107,9 +114,10 @@ class Manager:
 
     def _leader_changed(self, leading: bool, leader_addr: Optional[str] = None) -> None:
         """Called on the raft thread."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(
-                lambda: self._loop.create_task(self._apply_leadership(leading)))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(
+                lambda: loop.create_task(self._apply_leadership(leading)))
 
     async def _apply_leadership(self, leading: bool) -> None:
         async with self._transition:
@@ -125,11 +133,16 @@ class Manager:
                 self.leader_loop.start()
                 self.rotation = RotationReconciler(self.store, self.node_id)
                 self.rotation.start()
+                self.roles = RoleManager(self.store, self.node_id, self.data_dir)
+                self.roles.start()
             else:
                 self.log.info("lost the lead: stopping dispatcher and orchestrators")
                 await self._stop_leader_parts()
 
     async def _stop_leader_parts(self) -> None:
+        if self.roles is not None:
+            await self.roles.stop()
+            self.roles = None
         if self.rotation is not None:
             await self.rotation.stop()
             self.rotation = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Iterable
 
 from proto import objects_pb2 as pb
 from scheduler import constraints as constraint_parser
@@ -91,9 +92,9 @@ def check_placement(p: pb.Placement) -> None:
                 "spread=node.labels.<label> or spread=engine.labels.<label>")
 
 
-def check_ports(ports: list[pb.PortConfig] | object) -> None:
+def check_ports(ports: Iterable[pb.PortConfig]) -> None:
     seen: set[tuple[int, int]] = set()
-    for port in ports:  # type: ignore[attr-defined]
+    for port in ports:
         if not 1 <= port.target_port <= 65535:
             raise InvalidSpec(f"invalid target port {port.target_port}: must be 1-65535")
         if port.published_port > 65535:

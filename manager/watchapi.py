@@ -4,12 +4,12 @@ Secrets' data never leaves through it (as the control API, it is redacted)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from manager import redact
 from proto import model
 from proto import watch_pb2 as wpb
 from proto import watch_pb2_grpc
+from raft.api import ObjectStore
 
 _ACTIONS = {"create": wpb.WatchEvent.CREATE, "update": wpb.WatchEvent.UPDATE,
             "remove": wpb.WatchEvent.REMOVE}
@@ -46,7 +46,7 @@ def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
 class WatchServicer(watch_pb2_grpc.WatchServicer):
     """Serves Watch on one manager from its local store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     async def Watch(self, request, context):

@@ -468,7 +468,7 @@ def test_encrypted_network_views_carry_keys_others_not(sim: NetSim):
 
 
 def test_keys_never_leave_through_the_control_and_watch_apis():
-    from manager.control import ControlServicer
+    from manager.controlapi.server import ControlServicer
     from manager.watchapi import outgoing
     from proto import watch_pb2 as wpb
     cluster = pb.Cluster(id="c1")

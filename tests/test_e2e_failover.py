@@ -30,7 +30,7 @@ from lab import images
 from lab.cluster import Lab
 from lab.leadership import agreed_leader, named_leaders
 from lab.netlab import process_alive
-from manager.control import NO_LEADER
+from manager.controlapi.server import NO_LEADER
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb

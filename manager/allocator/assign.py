@@ -28,16 +28,38 @@ Returns the tasks that must not be placed yet, with the reason shown in
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from manager.allocator import ipam, keys, ports
 from manager.allocator.ipam import AllocationError
 from manager.allocator.networks import gateway, is_encrypted, subnet_of
 from proto import model
 from proto import objects_pb2 as pb
+from raft.view import StoreView
 
-if TYPE_CHECKING:  # the orchestrator's working state; imported for types only
-    from manager.orchestrator.plan import Work
+
+class Work(Protocol):
+    """What the allocator uses of the orchestrator's working state
+    (manager.orchestrator.plan.Work, which calls the allocator: a Protocol here
+    keeps the import one way)."""
+
+    view: StoreView
+    now: float
+    nodes: dict[str, pb.Node]
+    tasks: dict[str, pb.Task]
+    services: dict[str, pb.Service]
+    cluster: Optional[pb.Cluster]
+
+    def edit_task(self, task_id: str) -> pb.Task: ...
+
+    def edit_service(self, service_id: str) -> pb.Service: ...
+
+    def edit_node(self, node_id: str) -> pb.Node: ...
+
+    def edit_cluster(self) -> pb.Cluster: ...
+
+    def wake(self, at: float) -> None: ...
+
 
 HOST_NETWORK = "host"
 
@@ -119,7 +141,7 @@ def _ingress_id(networks: dict[str, pb.Network]) -> str:
     return next((nid for nid in sorted(networks) if networks[nid].spec.ingress), "")
 
 
-def _holdings(work: "Work", pools: _Pools) -> None:
+def _holdings(work: Work, pools: _Pools) -> None:
     for task in work.tasks.values():
         if not releases(task):
             for att in task.networks:
@@ -134,7 +156,7 @@ def _holdings(work: "Work", pools: _Pools) -> None:
                 pools.hold(att.network_id, addr)
 
 
-def _services(work: "Work", pools: _Pools, ingress_id: str) -> dict[str, str]:
+def _services(work: Work, pools: _Pools, ingress_id: str) -> dict[str, str]:
     """Allocates endpoints; returns the blocked services (ID -> reason)."""
     order = sorted(work.services.values(),
                    key=lambda s: (model.ts_seconds(s.meta.created_at), s.id))
@@ -183,7 +205,7 @@ def _vips(svc: pb.Service, pools: _Pools, ingress_id: str) -> list[pb.VirtualIP]
     return out
 
 
-def _tasks(work: "Work", pools: _Pools, ingress_id: str,
+def _tasks(work: Work, pools: _Pools, ingress_id: str,
            blocked_services: dict[str, str]) -> dict[str, str]:
     blocked: dict[str, str] = {}
     for task in sorted(work.tasks.values(), key=lambda t: t.id):
@@ -221,7 +243,7 @@ def _tasks(work: "Work", pools: _Pools, ingress_id: str,
     return blocked
 
 
-def _nodes(work: "Work", pools: _Pools, ingress_id: str) -> None:
+def _nodes(work: Work, pools: _Pools, ingress_id: str) -> None:
     mesh = bool(ingress_id) and any(needs_ingress(s.spec.endpoint)
                                     for s in work.services.values())
     for node_id in sorted(work.nodes):
@@ -242,7 +264,7 @@ def _nodes(work: "Work", pools: _Pools, ingress_id: str) -> None:
             edit.attachments.add(network_id=ingress_id, addresses=[addr])
 
 
-def _keys(work: "Work", networks: dict[str, pb.Network], new_key: Callable[[], bytes]) -> None:
+def _keys(work: Work, networks: dict[str, pb.Network], new_key: Callable[[], bytes]) -> None:
     cluster = work.cluster
     if cluster is None:
         return
@@ -256,7 +278,7 @@ def _keys(work: "Work", networks: dict[str, pb.Network], new_key: Callable[[], b
         edit.network_keys.extend(held)
 
 
-def allocate(work: "Work", new_key: Callable[[], bytes] = keys.random_key) -> dict[str, str]:
+def allocate(work: Work, new_key: Callable[[], bytes] = keys.random_key) -> dict[str, str]:
     """Allocates what the pass needs; returns the task IDs that must wait, with why."""
     networks = dict(work.view.networks)
     _keys(work, networks, new_key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from typing import Callable, Optional, Sequence
 
+from manager.objects import copy
 from proto import objects_pb2 as pb
 
 ROTATION = 12 * 3600.0
@@ -29,7 +30,7 @@ def next_keys(keys: Sequence[pb.NetworkKey], now: float, needed: bool,
               new_key: Callable[[], bytes] = random_key
               ) -> tuple[list[pb.NetworkKey], Optional[float]]:
     """(the keys to hold, oldest first; the next time they change, or None)."""
-    out = [_copy(k) for k in sorted(keys, key=lambda k: k.id)]
+    out = [copy(k) for k in sorted(keys, key=lambda k: k.id)]
     if not out:
         if not needed:
             return [], None
@@ -52,8 +53,3 @@ def next_keys(keys: Sequence[pb.NetworkKey], now: float, needed: bool,
         k.primary = k.id == primary
     return out, wake
 
-
-def _copy(key: pb.NetworkKey) -> pb.NetworkKey:
-    new = pb.NetworkKey()
-    new.CopyFrom(key)
-    return new

@@ -51,7 +51,7 @@ def reconcile_global(work: Work, service: pb.Service) -> None:
     slots = group(service, work.service_tasks(service.id), work)
     for node_id in sorted(slots):
         tasks = slots[node_id]
-        node = work.nodes.get(node_id)
+        node = work.nodes.get(str(node_id))  # a global slot is its node ID
         if node is None:
             for t in tasks:
                 work.set_desired(t, pb.REMOVE)

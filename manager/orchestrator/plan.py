@@ -12,29 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from google.protobuf.message import Message
-
 from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
+from raft import actions as store_actions
 from raft.view import StoreView
-
-try:  # the store's own builders, when present
-    from raft.actions import create as _create
-    from raft.actions import remove as _remove
-    from raft.actions import update as _update
-except ImportError:  # pragma: no cover - same semantics, for a checkout without raft.actions
-    def _create(obj: Message) -> store_pb2.StoreAction:
-        return store_pb2.StoreAction(kind=store_pb2.StoreAction.CREATE, object=model.wrap(obj))
-
-    def _update(obj: Message) -> store_pb2.StoreAction:
-        return store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE, object=model.wrap(obj),
-                                     expected_version=obj.meta.version)
-
-    def _remove(obj: Message) -> store_pb2.StoreAction:
-        return store_pb2.StoreAction(kind=store_pb2.StoreAction.REMOVE,
-                                     object=model.wrap(type(obj)(id=obj.id)),
-                                     expected_version=obj.meta.version)
 
 
 @dataclass
@@ -86,7 +68,7 @@ class Work:
         self._edited_tasks.add(task_id)
         return copy
 
-    def set_desired(self, task: pb.Task, state: int) -> None:
+    def set_desired(self, task: pb.Task, state: pb.TaskState) -> None:
         """Raises the task's desired state to `state` (desired states never go back)."""
         if task.desired_state < state:
             self.edit_task(task.id).desired_state = state
@@ -144,14 +126,15 @@ class Work:
 
     def plan(self) -> Plan:
         """The net changes as store actions: creates, then updates, then removes."""
-        actions: list[store_pb2.StoreAction] = [_create(self.tasks[i]) for i in self._created]
+        actions: list[store_pb2.StoreAction] = [store_actions.create(self.tasks[i])
+                                                for i in self._created]
         actions += _updates(self._edited_services, self.services, self.view.services)
         actions += _updates(self._edited_nodes, self.nodes, self.view.nodes)
         if self._cluster_edited and self.cluster is not None:
             actions += _updates([self.cluster.id], {self.cluster.id: self.cluster},
                                 self.view.clusters)
         actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
-        actions += [_remove(self.view.tasks[i]) for i in sorted(self._deleted)]
+        actions += [store_actions.remove(self.view.tasks[i]) for i in sorted(self._deleted)]
         return Plan(actions=actions, wake_at=self.wake_at)
 
 
@@ -160,5 +143,5 @@ def _updates(ids: Iterable[str], current: dict, original) -> list[store_pb2.Stor
     for i in sorted(ids):
         obj = current[i]
         if obj != original[i]:
-            out.append(_update(obj))
+            out.append(store_actions.update(obj))
     return out

@@ -32,7 +32,7 @@ def reconcile_replicated(work: Work, service: pb.Service) -> None:
     slots = group(service, work.service_tasks(service.id), work)
 
     for slot in sorted(slots, reverse=True):
-        if slot > want or slot < 1:
+        if int(slot) > want or int(slot) < 1:  # a replicated slot is its number
             for t in slots[slot]:
                 work.set_desired(t, pb.REMOVE)
 

@@ -45,7 +45,7 @@ def _config(service: pb.Service) -> pb.UpdateConfig:
     return service.spec.update
 
 
-def _set_status(work: Work, service_id: str, state: int, message: str,
+def _set_status(work: Work, service_id: str, state: pb.UpdateStatus.State, message: str,
                 started: bool = False, completed: bool = False) -> pb.Service:
     svc = work.edit_service(service_id)
     svc.update_status.state = state

@@ -1,0 +1,10 @@
+"""The Control API, split by resource as swarmkit's controlapi is.
+
+* `common`: the `Refusal` a rule raises (a gRPC-agnostic code and the exact
+  message), object look-up and list order;
+* `nodes`, `services`, `tasks`, `networks`, `secrets` (secrets and configs),
+  `cluster`: the pure rules of each resource, from (current objects, request)
+  to the objects to write or a refusal; no I/O, no gRPC, no store access;
+* `server`: the thin `ControlServicer` that reads the store, calls a rule,
+  commits its actions and maps refusals to gRPC status codes.
+"""

@@ -1,0 +1,353 @@
+"""The Control gRPC service: reads from the local store, writes through the rules.
+
+Thin by design: each RPC reads what its rule needs from the store, calls the
+pure rule of its resource module (nodes, services, tasks, networks, secrets
+and configs, cluster), commits the actions the rule returned as one
+transaction, and answers. A `Refusal` from a rule, a look-up or the commit
+becomes a gRPC status here (`STATUS`); a refused request changes nothing.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, TypeAlias, TypeVar
+
+import grpc
+
+from manager import redact
+from manager.controlapi import cluster as clusterrules
+from manager.controlapi import networks, nodes, secrets, services, tasks
+from manager.controlapi.common import Code, Refusal, find, listed
+from manager.logbroker import LogBroker
+from manager import ca
+from pki import node as pkinode
+from pki.ca import POLICY_MIN_EXPIRY, RootCA
+from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
+from proto import objects_pb2 as pb
+from proto import store_pb2
+from raft import actions, errors
+from raft.api import ObjectStore
+
+NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are "
+             "online. Make sure more than half of the managers are online.")
+VERSION = "0.1.0"
+
+STATUS = {
+    Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Code.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Code.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    Code.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+R = TypeVar("R")
+Handler = Callable[[Any, Any, Context], Awaitable[R]]
+
+
+def refusals(handler: Handler[R]) -> Handler[R]:
+    """Answers a `Refusal` raised inside a unary RPC with its gRPC status and message."""
+    @functools.wraps(handler)
+    async def serve(self: Any, request: Any, context: Context) -> R:
+        try:
+            return await handler(self, request, context)
+        except Refusal as refusal:
+            await context.abort(STATUS[refusal.code], refusal.message)
+            raise  # abort raises; this line is never reached
+    return serve
+
+
+def _filters(request: Any) -> Optional[cpb.ListFilters]:
+    return request.filters if request.HasField("filters") else None
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    """Serves the Control API of one manager."""
+
+    def __init__(self, store: ObjectStore, node_id: str, data_dir: str, logs: LogBroker,
+                 node_addr: Callable[[], str]) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.data_dir = data_dir
+        self.logs = logs
+        self.node_addr = node_addr
+        self.key_passphrase: Optional[bytes] = None  # a manager's private-key passphrase
+        self.min_cert_expiry = POLICY_MIN_EXPIRY  # shortest --cert-expiry (node config)
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+
+    # ------------------------------------------------------------ helpers --
+
+    def _find(self, kind: str, ref: str) -> Any:
+        return find(self.store.list(kind), kind, ref)
+
+    def _get(self, kind: str, obj_id: str) -> Any:
+        """The stored object after a commit (read-your-writes on this manager)."""
+        return self.store.get(kind, obj_id)
+
+    async def _commit(self, acts: Sequence[store_pb2.StoreAction]) -> int:
+        try:
+            return await self.store.acommit(acts)
+        except errors.Conflict as exc:
+            raise Refusal(Code.FAILED_PRECONDITION,
+                          f"update out of sequence: {exc}; read the object again and retry"
+                          ) from None
+        except (errors.NotLeader, errors.Unavailable):
+            raise Refusal(Code.UNAVAILABLE, NO_LEADER) from None
+
+    def _cluster(self) -> Optional[pb.Cluster]:
+        return next(iter(self.store.list("cluster")), None)
+
+    def _refs(self) -> services.Refs:
+        return services.Refs(networks=self.store.list("network"),
+                             secrets=self.store.list("secret"),
+                             configs=self.store.list("config"),
+                             services=self.store.list("service"))
+
+    # --------------------------------------------------------------- info --
+
+    async def Info(self, request: cpb.InfoRequest, context: Context) -> cpb.InfoResponse:
+        all_nodes = self.store.list("node")
+        cluster = self._cluster()
+        leader = next((n.id for n in all_nodes if n.manager_status.leader), "")
+        running = sum(1 for t in self.store.list("task") if t.status.state == pb.RUNNING)
+        return cpb.InfoResponse(
+            node_id=self.node_id, node_addr=self.node_addr(), is_manager=True,
+            cluster_id=cluster.id if cluster else "",
+            managers=sum(1 for n in all_nodes if n.role == pb.MANAGER), nodes=len(all_nodes),
+            version=VERSION, raft_leader_id=leader, data_dir=self.data_dir,
+            services=len(self.store.list("service")), tasks_running=running,
+            **clusterrules.security_info(cluster))
+
+    # -------------------------------------------------------------- nodes --
+
+    @refusals
+    async def GetNode(self, request: cpb.GetNodeRequest, context: Context) -> cpb.GetNodeResponse:
+        return cpb.GetNodeResponse(node=self._find("node", request.node_id))
+
+    async def ListNodes(self, request: cpb.ListNodesRequest,
+                        context: Context) -> cpb.ListNodesResponse:
+        return cpb.ListNodesResponse(nodes=listed(self.store.list("node"), _filters(request)))
+
+    @refusals
+    async def UpdateNode(self, request: cpb.UpdateNodeRequest,
+                         context: Context) -> cpb.UpdateNodeResponse:
+        node = self._find("node", request.node_id)
+        managers = [n for n in self.store.list("node") if n.role == pb.MANAGER]
+        new = nodes.updated_node(node, request, managers, self.node_id)
+        await self._commit([actions.update(new)])
+        if new.spec.desired_role != node.spec.desired_role and new.spec.desired_role == pb.WORKER:
+            self.log.info("node %s is to be demoted: the leader's role manager takes it out "
+                          "of raft", node.id)
+        return cpb.UpdateNodeResponse(node=self._get("node", node.id))
+
+    @refusals
+    async def RemoveNode(self, request: cpb.RemoveNodeRequest,
+                         context: Context) -> cpb.RemoveNodeResponse:
+        node = self._find("node", request.node_id)
+        acts = nodes.removal(node, self.store.list("task"), request.force, self.node_id)
+        await self._commit(acts)
+        return cpb.RemoveNodeResponse()
+
+    # ----------------------------------------------------------- services --
+
+    @refusals
+    async def CreateService(self, request: cpb.CreateServiceRequest,
+                            context: Context) -> cpb.CreateServiceResponse:
+        svc = services.new_service(request, self._refs())
+        await self._commit([actions.create(svc)])
+        self.log.info("service %s (%s) created", svc.spec.annotations.name, svc.id)
+        return cpb.CreateServiceResponse(service=self._get("service", svc.id))
+
+    @refusals
+    async def GetService(self, request: cpb.GetServiceRequest,
+                         context: Context) -> cpb.GetServiceResponse:
+        return cpb.GetServiceResponse(service=self._find("service", request.service_id))
+
+    async def ListServices(self, request: cpb.ListServicesRequest,
+                           context: Context) -> cpb.ListServicesResponse:
+        return cpb.ListServicesResponse(
+            services=listed(self.store.list("service"), _filters(request)))
+
+    @refusals
+    async def UpdateService(self, request: cpb.UpdateServiceRequest,
+                            context: Context) -> cpb.UpdateServiceResponse:
+        svc = self._find("service", request.service_id)
+        new = services.updated_service(svc, request, self._refs())
+        if new is not None:
+            await self._commit([actions.update(new)])
+            self.log.info("service %s updated (spec version %d)", new.spec.annotations.name,
+                          new.spec_version)
+        return cpb.UpdateServiceResponse(service=self._get("service", svc.id))
+
+    @refusals
+    async def RemoveService(self, request: cpb.RemoveServiceRequest,
+                            context: Context) -> cpb.RemoveServiceResponse:
+        svc = self._find("service", request.service_id)
+        await self._commit([actions.remove(svc)])
+        self.log.info("service %s (%s) removed", svc.spec.annotations.name, svc.id)
+        return cpb.RemoveServiceResponse()
+
+    async def ServiceLogs(self, request: cpb.ServiceLogsRequest,
+                          context: Context) -> AsyncIterator[cpb.ServiceLogsResponse]:
+        try:
+            svc = self._find("service", request.service_id)
+        except Refusal as refusal:
+            await context.abort(STATUS[refusal.code], refusal.message)
+            return
+        chosen = services.log_tasks(svc, self.store.list("task"), list(request.task_ids))
+        async for batch in self.logs.subscribe(chosen, follow=request.follow, tail=request.tail):
+            yield cpb.ServiceLogsResponse(messages=batch)
+
+    # -------------------------------------------------------------- tasks --
+
+    @refusals
+    async def GetTask(self, request: cpb.GetTaskRequest, context: Context) -> cpb.GetTaskResponse:
+        return cpb.GetTaskResponse(task=self._find("task", request.task_id))
+
+    async def ListTasks(self, request: cpb.ListTasksRequest,
+                        context: Context) -> cpb.ListTasksResponse:
+        return cpb.ListTasksResponse(tasks=tasks.listed(self.store.list("task"),
+                                                        _filters(request)))
+
+    # ----------------------------------------------------------- networks --
+
+    @refusals
+    async def CreateNetwork(self, request: cpb.CreateNetworkRequest,
+                            context: Context) -> cpb.CreateNetworkResponse:
+        net = networks.new_network(request, self.store.list("network"), self._cluster())
+        await self._commit([actions.create(net)])
+        self.log.info("network %s (%s) created: subnet %s, VNI %d", net.spec.annotations.name,
+                      net.id, net.ipam[0].subnet, net.vni)
+        return cpb.CreateNetworkResponse(network=self._get("network", net.id))
+
+    @refusals
+    async def GetNetwork(self, request: cpb.GetNetworkRequest,
+                         context: Context) -> cpb.GetNetworkResponse:
+        return cpb.GetNetworkResponse(network=self._find("network", request.network_id))
+
+    async def ListNetworks(self, request: cpb.ListNetworksRequest,
+                           context: Context) -> cpb.ListNetworksResponse:
+        return cpb.ListNetworksResponse(
+            networks=listed(self.store.list("network"), _filters(request)))
+
+    @refusals
+    async def RemoveNetwork(self, request: cpb.RemoveNetworkRequest,
+                            context: Context) -> cpb.RemoveNetworkResponse:
+        net = self._find("network", request.network_id)
+        networks.check_removable(net, self.store.list("service"), self.store.list("task"))
+        await self._commit([actions.remove(net)])
+        self.log.info("network %s (%s) removed", net.spec.annotations.name, net.id)
+        return cpb.RemoveNetworkResponse()
+
+    # ---------------------------------------------------- secrets, configs --
+
+    @refusals
+    async def CreateSecret(self, request: cpb.CreateSecretRequest,
+                           context: Context) -> cpb.CreateSecretResponse:
+        sec = secrets.new_object("secret", pb.Secret(spec=request.spec), self.store.list("secret"))
+        await self._commit([actions.create(sec)])
+        return cpb.CreateSecretResponse(secret=redact.secret(self._get("secret", sec.id)))
+
+    @refusals
+    async def GetSecret(self, request: cpb.GetSecretRequest,
+                        context: Context) -> cpb.GetSecretResponse:
+        return cpb.GetSecretResponse(
+            secret=redact.secret(self._find("secret", request.secret_id)))
+
+    async def ListSecrets(self, request: cpb.ListSecretsRequest,
+                          context: Context) -> cpb.ListSecretsResponse:
+        return cpb.ListSecretsResponse(secrets=[
+            redact.secret(s) for s in listed(self.store.list("secret"), _filters(request))])
+
+    @refusals
+    async def UpdateSecret(self, request: cpb.UpdateSecretRequest,
+                           context: Context) -> cpb.UpdateSecretResponse:
+        sec = self._find("secret", request.secret_id)
+        new = secrets.relabelled("secret", sec, request.spec, request.secret_version)
+        await self._commit([actions.update(new)])
+        return cpb.UpdateSecretResponse(secret=redact.secret(self._get("secret", sec.id)))
+
+    @refusals
+    async def RemoveSecret(self, request: cpb.RemoveSecretRequest,
+                           context: Context) -> cpb.RemoveSecretResponse:
+        sec = self._find("secret", request.secret_id)
+        secrets.check_unused("secret", sec, self.store.list("service"))
+        await self._commit([actions.remove(sec)])
+        return cpb.RemoveSecretResponse()
+
+    @refusals
+    async def CreateConfig(self, request: cpb.CreateConfigRequest,
+                           context: Context) -> cpb.CreateConfigResponse:
+        cfg = secrets.new_object("config", pb.Config(spec=request.spec), self.store.list("config"))
+        await self._commit([actions.create(cfg)])
+        return cpb.CreateConfigResponse(config=self._get("config", cfg.id))
+
+    @refusals
+    async def GetConfig(self, request: cpb.GetConfigRequest,
+                        context: Context) -> cpb.GetConfigResponse:
+        return cpb.GetConfigResponse(config=self._find("config", request.config_id))
+
+    async def ListConfigs(self, request: cpb.ListConfigsRequest,
+                          context: Context) -> cpb.ListConfigsResponse:
+        return cpb.ListConfigsResponse(
+            configs=listed(self.store.list("config"), _filters(request)))
+
+    @refusals
+    async def UpdateConfig(self, request: cpb.UpdateConfigRequest,
+                           context: Context) -> cpb.UpdateConfigResponse:
+        cfg = self._find("config", request.config_id)
+        new = secrets.relabelled("config", cfg, request.spec, request.config_version)
+        await self._commit([actions.update(new)])
+        return cpb.UpdateConfigResponse(config=self._get("config", cfg.id))
+
+    @refusals
+    async def RemoveConfig(self, request: cpb.RemoveConfigRequest,
+                           context: Context) -> cpb.RemoveConfigResponse:
+        cfg = self._find("config", request.config_id)
+        secrets.check_unused("config", cfg, self.store.list("service"))
+        await self._commit([actions.remove(cfg)])
+        return cpb.RemoveConfigResponse()
+
+    # ------------------------------------------------------------ cluster --
+
+    @staticmethod
+    def _cluster_out(cluster: pb.Cluster) -> pb.Cluster:
+        """The cluster as the API returns it: without root, overlay or unlock keys
+        (only GetUnlockKey returns the unlock key)."""
+        return redact.cluster(cluster)
+
+    @refusals
+    async def GetCluster(self, request: cpb.GetClusterRequest,
+                         context: Context) -> cpb.GetClusterResponse:
+        cluster = self._find("cluster", request.cluster_id or "default")
+        return cpb.GetClusterResponse(cluster=self._cluster_out(cluster))
+
+    async def ListClusters(self, request: cpb.ListClustersRequest,
+                           context: Context) -> cpb.ListClustersResponse:
+        return cpb.ListClustersResponse(
+            clusters=[self._cluster_out(c) for c in self.store.list("cluster")])
+
+    @refusals
+    async def GetUnlockKey(self, request: cpb.GetUnlockKeyRequest,
+                           context: Context) -> cpb.GetUnlockKeyResponse:
+        cluster = self._find("cluster", "default")
+        return cpb.GetUnlockKeyResponse(unlock_key=clusterrules.unlock_key(cluster))
+
+    @refusals
+    async def UpdateCluster(self, request: cpb.UpdateClusterRequest,
+                            context: Context) -> cpb.UpdateClusterResponse:
+        cluster = self._find("cluster", request.cluster_id or "default")
+        new = clusterrules.updated_cluster(cluster, request, self._start_rotation,
+                                             self.min_cert_expiry)
+        await self._commit([actions.update(new)])
+        return cpb.UpdateClusterResponse(
+            cluster=self._cluster_out(self._get("cluster", cluster.id)))
+
+    def _start_rotation(self, cluster: pb.Cluster) -> pb.RootRotation:
+        """A new root CA cross-signed by this manager's root CA from disk (its key is
+        encrypted with the key passphrase the node sets, pki.keystore)."""
+        disk_root = RootCA.load(pkinode.cert_dir(self.data_dir), kek=self.key_passphrase)
+        rotation = ca.start_rotation(cluster, disk_root)
+        self.log.info("root CA rotation started")
+        return rotation
