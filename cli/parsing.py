@@ -298,30 +298,14 @@ _CONSTRAINT_KEY = re.compile(
     r"|node\.labels\.[^\s=!]+|engine\.labels\.[^\s=!]+)$", re.IGNORECASE)
 
 
-def _scheduler_parser():  # pragma: no cover - depends on the scheduler package
-    try:
-        from scheduler import constraints  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(constraints, "parse", None)
-
-
 def validate_constraint(expr: str) -> str:
-    """Checks a placement constraint; returns it unchanged or raises UsageError.
+    """Checks a placement constraint's grammar; returns it unchanged or raises UsageError.
 
-    Uses the scheduler's own parser when that package provides one, so the
-    CLI and the manager accept exactly the same expressions.
+    The CLI keeps its own check of the grammar (key==value / key!=value with a
+    known key) so that it needs no scheduler code (DESIGN §1: cli imports proto,
+    pki and node); the manager checks every constraint again with the
+    scheduler's parser and refuses the spec with that parser's message.
     """
-    parser = _scheduler_parser()
-    if parser is not None:
-        try:
-            parser(expr)
-        except ValueError as exc:
-            message = str(exc)
-            if "constraint" not in message:
-                message = f'invalid constraint "{expr}": {message}'
-            raise UsageError(message) from None
-        return expr
     return validate_constraint_locally(expr)
 
 

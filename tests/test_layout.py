@@ -53,9 +53,6 @@ EXCEPTIONS: Mapping[tuple[str, str], str] = {
         "imported when a node-starting command runs, so that client commands do not load "
         "node/, manager/ and worker/ (the CLI dispatch is being reworked to import "
         "command modules through importlib)",
-    ("cli.parsing", "scheduler.constraints"):
-        "the CLI checks --constraint with the scheduler's parser; §1 lets cli import "
-        "proto, pki and node only (pending: widen the table or keep a CLI-side grammar)",
 }
 
 
