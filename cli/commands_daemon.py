@@ -1,0 +1,69 @@
+"""The arguments of `swarm init`, `join`, `daemon` and `leave`.
+
+Owns the declarations of the commands that start or stop this host's node.
+They run in the node package (the module `cli.main` names for them), which
+pulls in the manager, worker and store code; declaring their arguments here
+keeps that code out of every other command's start-up. Each parser records
+the name of the function that runs it in `bootstrap`.
+"""
+from __future__ import annotations
+
+import argparse
+
+from cli.flags import bool_flag
+
+_DATA_DIR_HELP = "Node data directory (default /var/lib/shoal)"
+_FOREGROUND_HELP = "Run the node in this process instead of detaching"
+
+
+def declare_init(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm init`'s options on `parser`."""
+    p = parser
+    p.add_argument("--advertise-addr", help="Advertised address (format: <ip|interface>[:port])")
+    p.add_argument("--listen-addr", help="Listen address (format: <ip|interface>[:port]) "
+                                         "(default 0.0.0.0:2377)")
+    p.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    p.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
+    p.add_argument("--default-addr-pool", action="append", default=None,
+                   help="Default address pool in CIDR format (repeatable) (default 10.0.0.0/8)")
+    p.add_argument("--default-addr-pool-mask-length", type=int, default=None,
+                   help="Subnet mask length for default address pool (default 24)")
+    p.add_argument("--task-history-limit", type=int, default=None,
+                   help="Task history retention limit (default 5)")
+    p.add_argument("--dispatcher-heartbeat", default=None,
+                   help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
+    bool_flag(p, "--autolock", None, "Enable manager autolocking (requiring an unlock key "
+                                     "to start a stopped manager)")
+    p.add_argument("--force-new-cluster", action="store_true",
+                   help="Force create a new cluster from current state: a one-manager cluster "
+                        "from this (stopped) manager's data directory, every object kept")
+    p.set_defaults(bootstrap="cmd_init")
+
+
+def declare_join(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm join --token T HOST:PORT`'s arguments on `parser`."""
+    p = parser
+    p.add_argument("--token", required=True, help="Token for entry into the swarm")
+    p.add_argument("--advertise-addr", help="Advertised address (format: <ip|interface>[:port])")
+    p.add_argument("--listen-addr", help="Listen address (format: <ip|interface>[:port])")
+    p.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    p.add_argument("--availability", default=None,
+                   help='Availability of the node ("active"|"pause"|"drain")')
+    p.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
+    p.add_argument("remote", metavar="HOST:PORT", help="Address of a manager")
+    p.set_defaults(bootstrap="cmd_join")
+
+
+def declare_daemon(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm daemon [--data-dir DIR] [--foreground]` on `parser`."""
+    parser.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    parser.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
+    parser.set_defaults(bootstrap="cmd_daemon")
+
+
+def declare_leave(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm leave [-f] [--data-dir DIR]` on `parser`."""
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="Force this node to leave the swarm, ignoring warnings")
+    parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    parser.set_defaults(bootstrap="cmd_leave")
