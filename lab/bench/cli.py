@@ -7,7 +7,8 @@ imports what the command needs, makes its Control API calls over the node's
 unix socket, prints the table and exits. In the same run, interleaved with the
 commands so that load on the machine affects all alike, it times two floors:
 `python -c pass` (interpreter start-up) and `python -c "import grpc"` (start-up
-plus the gRPC runtime every client command needs). Every timed interpreter
+plus the gRPC runtime every client command needs); a third line adds the
+Control API's generated messages and stub, what any gRPC client of Shoal loads. Every timed interpreter
 may write and read bytecode caches (in a directory of its own under the run's
 temporary directory), as an installed `swarm` has them, even where the
 environment sets PYTHONDONTWRITEBYTECODE; the warm-up run fills them. Prints one
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import grpc'": [sys.executable, "-c", "import grpc"],
+        "python -c 'import grpc, proto.control_pb2_grpc'":
+            [sys.executable, "-c", "import grpc, proto.control_pb2_grpc"],
         "swarm node ls": [*swarm, "node", "ls"],
         "swarm service ls": [*swarm, "service", "ls"],
     }
