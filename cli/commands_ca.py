@@ -116,3 +116,17 @@ def wait_for_rotation(ctx: Context, new_root: bytes, quiet: bool = False,
         if status.root_done:
             return
         sleep(POLL_INTERVAL)
+
+
+def declare_ca(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm ca [--rotate] [--cert-expiry D] [-d] [-q]` on `parser`."""
+    parser.add_argument("--rotate", action="store_true",
+                        help="Rotate the swarm CA: a new root certificate and key are generated")
+    parser.add_argument("--cert-expiry", default=None,
+                        help="Validity period for node certificates (ns|us|ms|s|m|h) "
+                             "(default 2160h0m0s)")
+    parser.add_argument("-d", "--detach", action="store_true",
+                        help="Exit immediately instead of waiting for the root rotation "
+                             "to converge")
+    parser.add_argument("-q", "--quiet", action="store_true", help="Suppress progress output")
+    parser.set_defaults(handler=ca)

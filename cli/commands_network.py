@@ -263,10 +263,9 @@ def remove(ctx: Context, ns: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser ----
 
-def add_parser(sub, client) -> None:
-    """Adds `swarm network ...` to the command tree; `client(parser, handler)` binds one."""
-    network = sub.add_parser("network", help="Manage networks")
-    nsub = network.add_subparsers(dest="subcommand", metavar="COMMAND")
+def declare_network(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm network create|ls|inspect|rm` on `parser`."""
+    nsub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     nsub.required = True
 
     p = nsub.add_parser("create", help="Create a network")
@@ -287,7 +286,7 @@ def add_parser(sub, client) -> None:
     p.add_argument("--label", action="append", default=[],
                    help="Set metadata on a network")
     p.add_argument("name", metavar="NETWORK")
-    client(p, create)
+    p.set_defaults(handler=create)
 
     p = nsub.add_parser("ls", aliases=["list"], help="List networks")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display network IDs")
@@ -296,15 +295,15 @@ def add_parser(sub, client) -> None:
     p.add_argument("--format", default=None,
                    help='Format output: "table" (default), "json", or a Go template')
     p.add_argument("--no-trunc", action="store_true", help="Do not truncate the output")
-    client(p, ls)
+    p.set_defaults(handler=ls)
 
     p = nsub.add_parser("inspect", help="Display detailed information on one or more networks")
     p.add_argument("-f", "--format", default=None, help="Format output using a template")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Verbose output for diagnostics (services and tasks are always shown)")
     p.add_argument("networks", nargs="+", metavar="NETWORK")
-    client(p, inspect)
+    p.set_defaults(handler=inspect)
 
     p = nsub.add_parser("rm", aliases=["remove"], help="Remove one or more networks")
     p.add_argument("networks", nargs="+", metavar="NETWORK")
-    client(p, remove)
+    p.set_defaults(handler=remove)

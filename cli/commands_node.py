@@ -13,6 +13,7 @@ from cli import pretty
 from cli.client import CLIError
 from cli.commands_service import TASK_FILTERS, filter_tasks, print_tasks
 from cli.context import Context
+from cli.flags import list_flags, task_list_flags
 from cli.parsing import UsageError, filter_values, parse_filters, parse_kv
 from cli.templates import render
 from proto import control_pb2 as cpb
@@ -185,3 +186,49 @@ def ps(ctx: Context, ns: argparse.Namespace) -> int:
         tasks = [t for t in tasks if t.service_id in wanted]
     print_tasks(ctx, filter_tasks(tasks, filters, node_names), ns, node_names)
     return 0
+
+
+def declare_node(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm node ls|inspect|update|ps|rm|promote|demote` on `parser`."""
+    nsub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+    nsub.required = True
+
+    p = nsub.add_parser("ls", aliases=["list"], help="List nodes in the swarm")
+    list_flags(p, "Only display IDs")
+    p.set_defaults(handler=ls)
+
+    p = nsub.add_parser("inspect", help="Display detailed information on one or more nodes")
+    p.add_argument("--pretty", action="store_true", help="Print the information in a human "
+                                                         "friendly format")
+    p.add_argument("nodes", nargs="*", metavar="NODE", help='Node ID, hostname or "self"')
+    p.set_defaults(handler=inspect)
+
+    p = nsub.add_parser("update", help="Update a node")
+    p.add_argument("--availability", default=None,
+                   help='Availability of the node ("active"|"pause"|"drain")')
+    p.add_argument("--role", default=None, help='Role of the node ("worker"|"manager")')
+    p.add_argument("--label-add", action="append", default=[],
+                   help="Add or update a node label (key=value)")
+    p.add_argument("--label-rm", action="append", default=[], help="Remove a node label if exists")
+    p.add_argument("node", metavar="NODE")
+    p.set_defaults(handler=update)
+
+    p = nsub.add_parser("ps", help="List tasks running on one or more nodes, defaults to "
+                                   "current node")
+    task_list_flags(p)
+    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.set_defaults(handler=ps)
+
+    p = nsub.add_parser("rm", aliases=["remove"], help="Remove one or more nodes from the swarm")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="Force remove a node from the swarm")
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p.set_defaults(handler=remove)
+
+    for verb, handler, text in (("promote", promote, "Promote one or more nodes "
+                                 "to manager in the swarm"),
+                                ("demote", demote, "Demote one or more nodes "
+                                 "from manager in the swarm")):
+        p = nsub.add_parser(verb, help=text)
+        p.add_argument("nodes", nargs="+", metavar="NODE")
+        p.set_defaults(handler=handler)

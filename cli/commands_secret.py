@@ -20,6 +20,7 @@ from typing import Any
 from cli import format as fmt
 from cli.client import CLIError
 from cli.context import Context
+from cli.flags import list_flags
 from cli.parsing import UsageError, filter_values, parse_filters, parse_labels
 from cli.templates import render
 from proto import control_pb2 as cpb
@@ -195,11 +196,19 @@ def remove(ctx: Context, ns: argparse.Namespace) -> int:
     return status
 
 
-def add_commands(sub: Any, kind: str, client: Any, list_flags: Any) -> None:
-    """`swarm secret|config create|ls|inspect|rm` on the top-level subparsers `sub`."""
+def declare_secret(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm secret create|ls|inspect|rm` on `parser`."""
+    _declare(parser, "secret")
+
+
+def declare_config(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm config create|ls|inspect|rm` on `parser`."""
+    _declare(parser, "config")
+
+
+def _declare(parser: argparse.ArgumentParser, kind: str) -> None:
     word = kind.capitalize()
-    group = sub.add_parser(kind, help=f"Manage {kind}s")
-    gsub = group.add_subparsers(dest="subcommand", metavar="COMMAND")
+    gsub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     gsub.required = True
 
     p = gsub.add_parser("create", help=f"Create a {kind} from a file or STDIN as content",
@@ -208,22 +217,22 @@ def add_commands(sub: Any, kind: str, client: Any, list_flags: Any) -> None:
     p.add_argument("name", metavar=kind.upper())
     p.add_argument("file", metavar="file|-", nargs="?", default=None)
     p.set_defaults(kind=kind)
-    client(p, create)
+    p.set_defaults(handler=create)
 
     p = gsub.add_parser("ls", aliases=["list"], help=f"List {kind}s")
     list_flags(p, "Only display IDs")
     p.set_defaults(kind=kind)
-    client(p, ls)
+    p.set_defaults(handler=ls)
 
     p = gsub.add_parser("inspect", help=f"Display detailed information on one or more {kind}s")
     p.add_argument("--pretty", action="store_true",
                    help="Print the information in a human friendly format")
     p.add_argument("names", nargs="+", metavar=kind.upper())
     p.set_defaults(kind=kind)
-    client(p, inspect)
+    p.set_defaults(handler=inspect)
 
     p = gsub.add_parser("rm", aliases=["remove"], help=f"Remove one or more {kind}s")
     p.add_argument("names", nargs="+", metavar=kind.upper())
     p.set_defaults(kind=kind)
-    client(p, remove)
+    p.set_defaults(handler=remove)
 

@@ -18,7 +18,7 @@ from cli import format as fmt
 from cli import pretty, specs
 from cli.client import CLIError, describe_rpc_error
 from cli.context import Context
-from cli.flags import is_on
+from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
 from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
                          parse_replicas)
 from cli.progress import Timeout, Waiter
@@ -318,3 +318,53 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
         return 0
     return 0
 
+
+def declare_service(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm service create|update|ls|ps|inspect|scale|rm|logs` on `parser`."""
+    ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+    ssub.required = True
+
+    p = ssub.add_parser("create", help="Create a new service",
+                        usage="swarm service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+    add_service_flags(p, update=False)
+    p.set_defaults(handler=create)
+
+    p = ssub.add_parser("update", help="Update a service")
+    add_service_flags(p, update=True)
+    p.set_defaults(handler=update)
+
+    p = ssub.add_parser("ls", aliases=["list"], help="List services")
+    list_flags(p, "Only display IDs")
+    p.set_defaults(handler=ls)
+
+    p = ssub.add_parser("ps", help="List the tasks of one or more services")
+    task_list_flags(p)
+    p.add_argument("services", nargs="+", metavar="SERVICE")
+    p.set_defaults(handler=ps)
+
+    p = ssub.add_parser("inspect", help="Display detailed information on one or more services")
+    p.add_argument("--pretty", action="store_true", help="Print the information in a human "
+                                                         "friendly format")
+    p.add_argument("services", nargs="+", metavar="SERVICE")
+    p.set_defaults(handler=inspect)
+
+    p = ssub.add_parser("scale", help="Scale one or multiple replicated services",
+                        usage="swarm service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]")
+    bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the service "
+                                   "to converge")
+    p.add_argument("pairs", nargs="+", metavar="SERVICE=REPLICAS")
+    p.set_defaults(handler=scale)
+
+    p = ssub.add_parser("rm", aliases=["remove"], help="Remove one or more services")
+    p.add_argument("services", nargs="+", metavar="SERVICE")
+    p.set_defaults(handler=remove)
+
+    p = ssub.add_parser("logs", help="Fetch the logs of a service")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
+    p.add_argument("-n", "--tail", default="all",
+                   help='Number of lines to show from the end of the logs (default "all")')
+    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("--no-task-ids", action="store_true", help="Do not include task IDs in output")
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    p.add_argument("service", metavar="SERVICE")
+    p.set_defaults(handler=logs)

@@ -22,6 +22,7 @@ import grpc
 from cli.client import CLIError
 from cli import environment
 from cli.context import Context
+from cli.flags import bool_flag
 from cli.parsing import UsageError, format_duration, parse_bool, parse_duration
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
@@ -245,3 +246,37 @@ def _wait_unlocked(ctx: Context, timeout: float = UNLOCK_WAIT) -> None:
             raise CLIError(f"Error: the node was unlocked but does not serve yet after "
                            f"{timeout:g}s ({last}); see its log")
         time.sleep(0.2)
+
+
+def declare_join_token(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm join-token [-q] [--rotate] (worker|manager)` on `parser`."""
+    parser.usage = "swarm join-token [OPTIONS] (worker|manager)"
+    parser.add_argument("-q", "--quiet", action="store_true", help="Only display token")
+    parser.add_argument("--rotate", action="store_true", help="Rotate join token")
+    parser.add_argument("role", metavar="(worker|manager)")
+    parser.set_defaults(handler=join_token)
+
+
+def declare_update(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm update`'s cluster settings on `parser`."""
+    parser.add_argument("--dispatcher-heartbeat", default=None,
+                        help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
+    parser.add_argument("--task-history-limit", default=None,
+                        help="Task history retention limit (default 5)")
+    parser.add_argument("--cert-expiry", default=None,
+                        help="Validity period for node certificates (ns|us|ms|s|m|h) "
+                             "(default 2160h0m0s)")
+    bool_flag(parser, "--autolock", None, "Change manager autolocking setting (true|false)")
+    parser.set_defaults(handler=update)
+
+
+def declare_unlock_key(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm unlock-key [-q] [--rotate]` on `parser`."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="Only display token")
+    parser.add_argument("--rotate", action="store_true", help="Rotate unlock key")
+    parser.set_defaults(handler=unlock_key)
+
+
+def declare_unlock(parser: argparse.ArgumentParser) -> None:
+    """`swarm unlock` takes no arguments (the key comes from a prompt or stdin)."""
+    parser.set_defaults(handler=unlock)

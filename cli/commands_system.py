@@ -59,3 +59,15 @@ def version(ctx: Context, ns: argparse.Namespace) -> int:
               f" API version:     {API_VERSION}\n"
               f" Node ID:         {response.node_id}")
     return 0
+
+
+def declare_info(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm info [-f FORMAT]` on `parser`."""
+    parser.add_argument("-f", "--format", default=None, help="Format output using a template "
+                                                             '("json" or {{.Field}})')
+    parser.set_defaults(handler=info)
+
+
+def declare_version(parser: argparse.ArgumentParser) -> None:
+    """`swarm version` takes no arguments."""
+    parser.set_defaults(handler=version)

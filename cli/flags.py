@@ -1,7 +1,8 @@
-"""The option sets of `service create` and `service update`, declared once.
+"""Option sets several commands share, declared once.
 
-Owns the argparse declarations the two commands share (Docker's flag names,
-short forms and help texts) and the few that differ: create takes lists
+Owns the options of every `ls` and `ps`, and the argparse declarations that
+`service create` and `service update` share (Docker's flag names, short forms
+and help texts) and the few that differ: create takes lists
 (`--env`, `--publish`, ...), update takes `--*-add`/`--*-rm` pairs. Values are
 kept as typed; `cli.specs` parses and validates them, so every mistake is
 reported the same way (one line, exit 1).
@@ -83,6 +84,23 @@ def bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None,
     parser.add_argument(*names, dest=dest, action="store_const", const="true", default=None,
                         help=help_text)
     parser.add_argument(f"{name}-value", dest=dest, default=None, help=argparse.SUPPRESS)
+
+
+def list_flags(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    """Declares the options every `ls` takes: -q, -f/--filter (repeatable), --format."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    parser.add_argument("-f", "--filter", action="append", default=[],
+                        help="Filter output based on conditions provided (key=value)")
+    parser.add_argument("--format", default=None,
+                        help='Format output: "table" (default), "json", or a Go template')
+
+
+def task_list_flags(parser: argparse.ArgumentParser) -> None:
+    """Declares the options of `service ps` and `node ps`."""
+    list_flags(parser, "Only display task IDs")
+    parser.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    parser.add_argument("--no-resolve", action="store_true",
+                        help="Do not map IDs to Names")
 
 
 def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional
 
 from pyroute2 import IPRoute
 
-from lab.netlab import NetLab, NetLabError, Underlay
+from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, pids_in_netns
 from lab.state import StateFile
 from overlay_net import netns
 from overlay_net.dataplane import DataPlane
@@ -82,7 +82,6 @@ class OverlayLab:
 
 
 def _kill_netns_processes(name: str) -> None:
-    from lab.netlab import kill_and_wait, pids_in_netns
     kill_and_wait(pids_in_netns(name))
 
 

@@ -5,7 +5,7 @@ modules.
 """
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from typing import Union
 
@@ -38,7 +38,7 @@ TERMINAL_STATES = frozenset(
 
 def new_id() -> str:
     """Returns a new object ID: 128 random bits as 25 lowercase base36 characters."""
-    n = secrets.randbits(128)
+    n = int.from_bytes(os.urandom(16), "big")
     chars = []
     for _ in range(ID_LENGTH):
         n, r = divmod(n, 36)

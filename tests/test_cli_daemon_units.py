@@ -1,4 +1,4 @@
-"""cli/commands_daemon.py and cli/environment.py: the node config built from flags and
+"""cli/node_commands.py and cli/environment.py: the node config built from flags and
 the environment (no daemon is started)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import commands_daemon, environment
+from cli import environment, node_commands
 from cli.main import build_parser
 from cli.parsing import UsageError
 from node.config import ClusterSettings, PodmanOptions
@@ -24,7 +24,7 @@ def test_the_config_comes_from_the_flags_and_the_given_environment() -> None:
     env = {"SHOAL_PODMAN_ROOT": "/s/root", "SHOAL_PODMAN_HOME": "/s/home",
            "SHOAL_MIN_CERT_EXPIRY": "30s", "SHOAL_RAFT_SNAPSHOT_ENTRIES": "50",
            "SWARM_DEBUG": "1", "SHOAL_OTHER": "ignored"}
-    config = commands_daemon.node_config(ns, env)
+    config = node_commands.node_config(ns, env)
     assert config.data_dir == Path("/srv/n1")
     assert (config.listen_addr, config.advertise_addr, config.foreground) == \
         ("10.0.0.1:2377", None, True)
@@ -35,7 +35,7 @@ def test_the_config_comes_from_the_flags_and_the_given_environment() -> None:
 
 
 def test_an_empty_environment_gives_the_defaults() -> None:
-    config = commands_daemon.node_config(_ns("daemon"), {})
+    config = node_commands.node_config(_ns("daemon"), {})
     assert config.data_dir == Path("/var/lib/shoal")
     assert config.podman == PodmanOptions()
     assert config.min_cert_expiry == dt.timedelta(hours=1)
@@ -44,7 +44,7 @@ def test_an_empty_environment_gives_the_defaults() -> None:
 
 def test_a_relative_podman_path_is_refused_with_the_variable_named() -> None:
     with pytest.raises(ValueError, match="SHOAL_PODMAN_RUNROOT"):
-        commands_daemon.node_config(_ns("daemon"), {"SHOAL_PODMAN_RUNROOT": "run"})
+        node_commands.node_config(_ns("daemon"), {"SHOAL_PODMAN_RUNROOT": "run"})
 
 
 def test_only_positive_snapshot_thresholds_count() -> None:
@@ -55,24 +55,24 @@ def test_only_positive_snapshot_thresholds_count() -> None:
 def test_init_flags_become_cluster_settings() -> None:
     ns = _ns("init", "--dispatcher-heartbeat", "2s", "--task-history-limit", "3",
              "--default-addr-pool", "10.20.0.0/16", "--autolock")
-    settings = commands_daemon.cluster_settings(ns)
+    settings = node_commands.cluster_settings(ns)
     assert settings == ClusterSettings(task_history_limit=3,
                                        dispatcher_heartbeat_ns=2_000_000_000,
                                        default_addr_pool=["10.20.0.0/16"], autolock=True)
     assert settings.as_init() == {"task_history_limit": 3,
                                   "dispatcher_heartbeat_ns": 2_000_000_000,
                                   "default_addr_pool": ["10.20.0.0/16"], "autolock": True}
-    assert commands_daemon.cluster_settings(_ns("init")).as_init() == {}
+    assert node_commands.cluster_settings(_ns("init")).as_init() == {}
     with pytest.raises(UsageError, match="--dispatcher-heartbeat"):
-        commands_daemon.cluster_settings(_ns("init", "--dispatcher-heartbeat", "soon"))
+        node_commands.cluster_settings(_ns("init", "--dispatcher-heartbeat", "soon"))
 
 
 def test_init_refuses_a_second_cluster_in_the_same_directory(tmp_path: Path, capsys) -> None:
     (tmp_path / "node.json").write_text("{}")
-    assert commands_daemon.cmd_init(_ns("init", "--data-dir", str(tmp_path))) == 1
+    assert node_commands.cmd_init(_ns("init", "--data-dir", str(tmp_path))) == 1
     assert "already part of a swarm" in capsys.readouterr().err
 
 
 def test_leave_outside_a_swarm_says_so(tmp_path: Path, capsys) -> None:
-    assert commands_daemon.cmd_leave(_ns("leave", "--data-dir", str(tmp_path))) == 1
+    assert node_commands.cmd_leave(_ns("leave", "--data-dir", str(tmp_path))) == 1
     assert capsys.readouterr().err == "Error: This node is not part of a swarm\n"

@@ -1,0 +1,198 @@
+"""`swarm init`, `join`, `daemon` and `leave` at work: the commands that make and start a node.
+
+Their arguments are declared in cli/commands_daemon.py (cheap to import);
+this module, which imports node/ and so the manager, worker and store code,
+is imported only when one of them runs (cli/main.py, `NODE_COMMANDS`).
+
+Each builds a `node.config.NodeConfig` from its flags and the environment
+(cli/environment.py), calls `node/` to do the work, and prints the outcome in
+Docker's words. The node runs detached (`swarm daemon --foreground` started
+in a new session) unless `--foreground` is given. Its tasks run on podman with
+the storage the config names (node/runtimes.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Mapping, Optional
+
+from cli import environment
+from cli.commands_swarm import read_key, unlock_key_text
+from cli.flags import is_on
+from cli.parsing import parse_duration
+from node import bootstrap, daemon, runtimes
+from node.bootstrap import NodeError
+from node.config import ClusterSettings, NodeConfig, PodmanOptions
+from node.lockedmode import LOCKED
+from node.state import DEFAULT_DATA_DIR
+
+INIT_ONLY_FLAGS = (("--task-history-limit", "task_history_limit"),
+                   ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
+                   ("--default-addr-pool", "default_addr_pool"),
+                   ("--default-addr-pool-mask-length", "default_addr_pool_mask_length"),
+                   ("--autolock", "autolock"))
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def daemon_command(data_dir: Path) -> tuple[str, ...]:
+    """The command that runs the node in `data_dir` in the foreground (this CLI)."""
+    return (sys.executable, "-m", "cli.main", "daemon", "--foreground",
+            "--data-dir", str(data_dir))
+
+
+def node_config(args: argparse.Namespace,
+                environ: Optional[Mapping[str, str]] = None) -> NodeConfig:
+    """The node's config from the command's flags and the environment (os.environ
+    unless `environ` is given); ValueError when a variable cannot be used."""
+    data_dir = Path(getattr(args, "data_dir", None) or DEFAULT_DATA_DIR)
+    return NodeConfig(
+        data_dir=data_dir, listen_addr=getattr(args, "listen_addr", None),
+        advertise_addr=getattr(args, "advertise_addr", None),
+        foreground=bool(getattr(args, "foreground", False)),
+        daemon_command=daemon_command(data_dir),
+        podman=PodmanOptions.from_env(environment.podman_variables(environ)),
+        min_cert_expiry=environment.min_cert_expiry(environ),
+        raft_snapshot_entries=environment.raft_snapshot_entries(environ),
+        debug=environment.debug(environ))
+
+
+def _start(config: NodeConfig, message: str) -> int:
+    """Runs the node (in this process with --foreground) and prints `message` once it serves."""
+    make_runtime = runtimes.podman_factory(config)
+    if config.foreground:
+        print(message, flush=True)
+        try:
+            daemon.run_daemon(config, make_runtime)
+        except daemon.AlreadyRunning as exc:
+            _err(f"Error: {exc}")
+            return 1
+        return 0
+    try:
+        started_locked = bootstrap.spawn_daemon(config)
+    except NodeError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    if started_locked:
+        _err(f"The node started locked. {LOCKED}")
+    print(message)
+    return 0
+
+
+# ------------------------------------------------------------------- init --
+
+def cluster_settings(args: argparse.Namespace) -> ClusterSettings:
+    """`swarm init`'s cluster-wide flags (UsageError names a bad one)."""
+    heartbeat = None
+    if args.dispatcher_heartbeat is not None:
+        heartbeat = parse_duration(args.dispatcher_heartbeat, "--dispatcher-heartbeat")
+    return ClusterSettings(
+        task_history_limit=args.task_history_limit, dispatcher_heartbeat_ns=heartbeat,
+        default_addr_pool=args.default_addr_pool,
+        default_addr_pool_mask_length=args.default_addr_pool_mask_length,
+        autolock=is_on(getattr(args, "autolock", None), "--autolock"))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    if getattr(args, "force_new_cluster", False):
+        return cmd_force_new_cluster(args)
+    settings = cluster_settings(args)
+    try:
+        config = node_config(args)
+        state = bootstrap.init_cluster(config, settings)
+    except (ValueError, NodeError) as exc:
+        _err(f"Error: {exc}")
+        return 1
+    message = f"Swarm initialized: current node ({state.node_id}) is now a manager."
+    if settings.autolock and config.foreground:  # printed once this process serves it
+        threading.Thread(target=_print_unlock_key, args=(config.data_dir,), daemon=True,
+                         name="print-unlock-key").start()
+    rc = _start(config, message)
+    if rc != 0:
+        bootstrap.forget_state(config.data_dir)
+    elif settings.autolock:
+        rc = _print_unlock_key(config.data_dir)
+    return rc
+
+
+def _print_unlock_key(data_dir: Path) -> int:
+    try:
+        key = bootstrap.fetch_unlock_key(data_dir)
+    except TimeoutError as exc:
+        _err(f"Error: {exc}; run 'swarm unlock-key' to see it")
+        return 1
+    print()
+    print(unlock_key_text(key), end="", flush=True)
+    return 0
+
+
+def cmd_force_new_cluster(args: argparse.Namespace) -> int:
+    """`swarm init --force-new-cluster` (see node.bootstrap.force_new_cluster)."""
+    refused = [flag for flag, key in INIT_ONLY_FLAGS if getattr(args, key, None) is not None]
+    if refused:
+        _err(f"Error: {', '.join(refused)} cannot be combined with --force-new-cluster: the "
+             "cluster keeps its settings; change them with 'swarm update' afterwards")
+        return 1
+    try:
+        config = node_config(args)
+        state = bootstrap.force_new_cluster(config, read_key, _err)
+    except (ValueError, NodeError) as exc:
+        _err(f"Error: {exc}")
+        return 1
+    return _start(config, f"Swarm initialized: current node ({state.node_id}) is now a manager.")
+
+
+# ------------------------------------------------------------ join, daemon --
+
+def cmd_join(args: argparse.Namespace) -> int:
+    try:
+        config = node_config(args)
+        state = bootstrap.join_cluster(config, args.remote, args.token,
+                                       availability=args.availability or "active")
+    except (ValueError, NodeError) as exc:
+        _err(f"Error: {exc}")
+        return 1
+    return _start(config, f"This node joined a swarm as a {state.role}.")
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    try:
+        config = node_config(args)
+        bootstrap.prepare_resume(config)
+    except (ValueError, NodeError) as exc:
+        _err(f"Error: {exc}")
+        return 1
+    if config.foreground:
+        try:
+            daemon.run_daemon(config, runtimes.podman_factory(config))
+        except daemon.AlreadyRunning as exc:
+            _err(f"Error: {exc}")
+            return 1
+        return 0
+    try:
+        if bootstrap.spawn_daemon(config):
+            _err(f"The node started locked. {LOCKED}")
+    except NodeError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------ leave --
+
+def cmd_leave(args: argparse.Namespace) -> int:
+    try:
+        config = node_config(args)
+    except ValueError:  # unusable $SHOAL_PODMAN_*: clean up the host's podman storage
+        config = NodeConfig(data_dir=Path(args.data_dir or DEFAULT_DATA_DIR))
+    try:
+        bootstrap.leave(config, args.force, _err)
+    except NodeError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    print("Node left the swarm.")
+    return 0
