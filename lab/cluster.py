@@ -206,10 +206,11 @@ class Lab:
                            f"{res.stdout}{res.stderr}")
         return res
 
-    def swarm(self, name: str, *args: str, check: bool = True,
-              timeout: float = 120) -> subprocess.CompletedProcess:
-        """Runs the `swarm` CLI inside the node against its own daemon."""
-        return self.exec(name, *self._swarm_argv(*args), check=check, timeout=timeout)
+    def swarm(self, name: str, *args: str, check: bool = True, timeout: float = 120,
+              input: Optional[str] = None) -> subprocess.CompletedProcess:
+        """Runs the `swarm` CLI inside the node against its own daemon (`input` on stdin)."""
+        return self.exec(name, *self._swarm_argv(*args), check=check, timeout=timeout,
+                         input=input)
 
     def podman_argv(self, name: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         """The command line and environment of `podman ARGS` on the node's own storage,

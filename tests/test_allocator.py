@@ -16,18 +16,11 @@ from manager.allocator.ipam import AllocationError
 from manager.netview import NetIndex
 from proto import dispatcher_pb2 as dpb
 from proto import objects_pb2 as pb
-from raft.view import StoreView
 from tests.test_orchestrator import Sim, mk_node, mk_service
 
 
 class NetSim(Sim):
-    """The orchestrator test store, with networks in its views."""
-
-    def view(self) -> StoreView:
-        t = self.tables
-        return StoreView(version=self.version, nodes=dict(t["node"]),
-                         services=dict(t["service"]), tasks=dict(t["task"]),
-                         networks=dict(t["network"]), clusters=dict(t["cluster"]))
+    """The orchestrator test store, with a helper that makes networks as the control API does."""
 
     def network(self, name: str, subnet: str = "", gateway: str = "",
                 ingress: bool = False, encrypted: bool = False) -> pb.Network:

@@ -13,7 +13,8 @@ from lab import images
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
 from proto import watch_pb2_grpc
-from tests.cluster import SingleNode, wait_for
+from tests.cluster import SingleNode
+from tests.helpers import wait
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +62,13 @@ def test_watch_streams_service_events(node: SingleNode) -> None:
         reader = threading.Thread(target=consume, daemon=True)
         reader.start()
         # the stream is open once the server has sent its headers
-        wait_for(lambda: call.initial_metadata() is not None, 5, "watch stream open")
+        wait(lambda: call.initial_metadata() is not None, 5, "watch stream open")
         node.swarm("service", "create", "-d", "--name", "watched", "--replicas", "0",
                    images.ensure_demo_image())
         node.swarm("service", "rm", "watched")
-        wait_for(lambda: [e.action for e in events] == [wpb.WatchEvent.CREATE,
-                                                        wpb.WatchEvent.REMOVE],
-                 10, "a create and a remove event for the service, nothing else")
+        wait(lambda: [e.action for e in events] == [wpb.WatchEvent.CREATE,
+                                                    wpb.WatchEvent.REMOVE],
+             10, "a create and a remove event for the service, nothing else")
         assert all(e.object.service.spec.annotations.name == "watched" for e in events)
         call.cancel()
         reader.join(5)
@@ -93,23 +94,23 @@ def test_constraints_pending_reason_and_drain(node: SingleNode) -> None:
     node.swarm("node", "update", "--label-add", "zone=a", "self")
     node.swarm("service", "create", "-d", "--name", "picky", "--stop-grace-period", "1s",
                "--constraint", "node.labels.zone==b", image, "sleep", "3600")
-    task = wait_for(lambda: [t for t in node.tasks("picky") if t.scheduling_message], 10,
-                    "a pending reason")[0]
+    task = wait(lambda: [t for t in node.tasks("picky") if t.scheduling_message], 10,
+                "a pending reason")[0]
     assert task.status.state == pb.PENDING
     assert "constraint" in task.scheduling_message and "1 node" in task.scheduling_message
     assert "no suitable node" in node.swarm("service", "ps", "--no-trunc", "picky").stdout
     node.swarm("node", "update", "--label-add", "zone=b", "self")
-    wait_for(lambda: node.running("picky"), 20, "the task placed once the label matches")
+    wait(lambda: node.running("picky"), 20, "the task placed once the label matches")
 
     node.swarm("node", "update", "--availability", "drain", "self")
     try:
-        wait_for(lambda: not node.containers("picky"), 15, "the drained node's task stopped")
-        pending = wait_for(lambda: [t for t in node.tasks("picky")
-                                    if t.desired_state == pb.RUNNING
-                                    and t.status.state == pb.PENDING], 10, "a pending task")
+        wait(lambda: not node.containers("picky"), 15, "the drained node's task stopped")
+        pending = wait(lambda: [t for t in node.tasks("picky")
+                                if t.desired_state == pb.RUNNING
+                                and t.status.state == pb.PENDING], 10, "a pending task")
         assert "drain" in pending[0].scheduling_message or \
             "not available" in pending[0].scheduling_message
     finally:
         node.swarm("node", "update", "--availability", "active", "self")
-    wait_for(lambda: node.running("picky"), 20, "running again once active")
+    wait(lambda: node.running("picky"), 20, "running again once active")
     node.swarm("service", "rm", "picky")

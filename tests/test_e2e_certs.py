@@ -31,6 +31,7 @@ from cli.environment import MIN_EXPIRY_ENV
 from pki.ca import load_certificates
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from tests.helpers import sw, wait
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -38,7 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 MANAGERS = ("manager1", "manager2")
 WORKERS = ("worker1", "worker2")
 PORT = 2377
-POLL = 0.3
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,14 +57,6 @@ lab = module_lab(2, 2, ready_timeout=60)
 
 
 # ------------------------------------------------------------------- helpers --
-
-def sw(lab: Lab, *args: str, node: str = "manager1", check: bool = True) -> Any:
-    return lab.swarm(node, *args, check=check)
-
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=POLL)
-
 
 def disk(lab: Lab, name: str) -> pkinode.NodeCredentials:
     """A node's credentials as on disk, read without touching the files (pkinode.load

@@ -39,6 +39,7 @@ from pki import tls, tokens
 from pki.ca import RootCA, cert_pem
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from tests.helpers import sw, wait
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -57,16 +58,6 @@ lab = module_lab(3, 2)
 
 
 # ------------------------------------------------------------------- helpers --
-
-def sw(lab: Lab, *args: str, node: str = "manager1", check: bool = True
-       ) -> subprocess.CompletedProcess:
-    """The swarm CLI inside `node` (manager1 by default) against its own daemon."""
-    return lab.swarm(node, *args, check=check)
-
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=POLL)
-
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]

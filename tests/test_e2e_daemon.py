@@ -6,7 +6,8 @@ import pytest
 from lab import images
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
-from tests.cluster import SingleNode, wait_for
+from tests.cluster import SingleNode
+from tests.helpers import wait
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +46,12 @@ def test_kill9_and_restart_keeps_services_tasks_and_containers(node: SingleNode)
     def settled():
         running = node.running("steady")
         return running if len(running) == 3 else None
-    running = wait_for(settled, 20, "3 running tasks after restart")
+    running = wait(settled, 20, "3 running tasks after restart")
     assert {t.id: t.slot for t in running} == before_tasks  # adopted, not replaced
     # once the restarted agent demonstrably runs new work, the old containers are
     # still the only ones of the service: adopted, with no duplicates
     node.swarm("service", "create", "--name", "probe", image, "sleep", "3600")
-    wait_for(lambda: node.running("probe"), 20, "a new service running after restart")
+    wait(lambda: node.running("probe"), 20, "a new service running after restart")
     assert {c["Id"] for c in node.containers("steady", all_states=True)} == before_containers
     tasks = node.api().ListTasks(cpb.ListTasksRequest()).tasks
     assert sum(1 for t in tasks if t.service_name == "steady"

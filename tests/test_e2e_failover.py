@@ -34,13 +34,14 @@ from manager.controlapi.server import NO_LEADER
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
+from tests.helpers import wait
 from tests.labfixtures import module_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 MANAGERS = ("manager1", "manager2", "manager3")
 WORKERS = ("worker1", "worker2")
-POLL = 0.05
+POLL = 0.05     # between two looks: these conditions are cheap gRPC calls
 _names = itertools.count(1)
 
 
@@ -69,10 +70,6 @@ def restore(lab: Lab) -> None:
 
 
 # ------------------------------------------------------------------- helpers --
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=POLL)
-
 
 _channels: dict[str, grpc.Channel] = {}
 
@@ -134,7 +131,7 @@ def wait_one_leader(lab: Lab, timeout: float) -> str:
                              lambda n: bool(try_create(lab, n, f"probe-{next(_names)}", 3)), views)
     try:
         return wait(agreed, timeout, "one leader that all managers agree on and that accepts "
-                    "writes")
+                    "writes", interval=POLL)
     except AssertionError as exc:
         logs = {name: lab.log_tail(name, 15) for name in MANAGERS}
         raise AssertionError(f"{exc}; leaders seen per manager: {views}; log tails: {logs}")
@@ -150,7 +147,7 @@ def kill_all(lab: Lab, names: tuple[str, ...]) -> None:
     assert all(pids), f"not all of {names} are running: {pids}"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    wait(lambda: not any(process_alive(p) for p in pids), 10, f"{names} to die")
+    wait(lambda: not any(process_alive(p) for p in pids), 10, f"{names} to die", interval=POLL)
 
 
 def start_together(lab: Lab, names: tuple[str, ...]) -> None:
@@ -208,7 +205,8 @@ def test_leader_kill_another_manager_writable_within_3s(healthy: Lab) -> None:
                 return True
         return False
 
-    wait(writable, 3.0, f"a write accepted by {' or '.join(others)} after killing {old}")
+    wait(writable, 3.0, f"a write accepted by {' or '.join(others)} after killing {old}",
+         interval=POLL)
     node, elapsed = accepted[0]
     assert elapsed <= 3.0, f"write accepted {elapsed:.2f}s after the kill\n{log_tails(lab)}"
     # the new leader is another manager, and every survivor agrees on it
@@ -222,7 +220,8 @@ def test_worker_kill_reschedules_and_no_duplicates_on_return(healthy: Lab) -> No
     svc = api(lab, leader).CreateService(
         cpb.CreateServiceRequest(spec=web_spec(name, 5)), timeout=10).service
     try:
-        wait(lambda: len(running_tasks(lab, leader, svc.id)) == 5, 60, f"5 tasks of {name} running")
+        wait(lambda: len(running_tasks(lab, leader, svc.id)) == 5, 60, f"5 tasks of {name} running",
+             interval=POLL)
         victim = lab.node_id("worker1")
         on_victim = [t for t in running_tasks(lab, leader, svc.id) if t.node_id == victim]
         assert on_victim, "the spread put no task on worker1"
@@ -233,13 +232,13 @@ def test_worker_kill_reschedules_and_no_duplicates_on_return(healthy: Lab) -> No
             tasks = running_tasks(lab, leader, svc.id)
             return len(tasks) == 5 and all(t.node_id != victim for t in tasks)
 
-        wait(elsewhere, 10.0, f"worker1's tasks of {name} running on other nodes")
+        wait(elsewhere, 10.0, f"worker1's tasks of {name} running on other nodes", interval=POLL)
         print(f"reschedule: {time.monotonic() - killed_at:.2f} s")
         # the killed daemon left its container running; the returning agent must stop it
         lab.start("worker1")
         lab.wait_ready(timeout=30)
         wait(lambda: len(service_containers(lab, name)) == 5, 20,
-             f"exactly 5 running containers of {name} after worker1 returned")
+             f"exactly 5 running containers of {name} after worker1 returned", interval=POLL)
         # and it stays so: the store and podman agree, nothing runs twice
         tasks = running_tasks(lab, leader, svc.id)
         slots = [t.slot for t in tasks]
@@ -248,7 +247,8 @@ def test_worker_kill_reschedules_and_no_duplicates_on_return(healthy: Lab) -> No
         assert len(service_containers(lab, name)) == 5
     finally:
         api(lab, leader).RemoveService(cpb.RemoveServiceRequest(service_id=svc.id), timeout=10)
-        wait(lambda: not service_containers(lab, name), 30, f"{name}'s containers removed")
+        wait(lambda: not service_containers(lab, name), 30, f"{name}'s containers removed",
+             interval=POLL)
 
 
 def test_partitioned_minority_refuses_writes_and_catches_up(healthy: Lab) -> None:
@@ -279,7 +279,7 @@ def test_partitioned_minority_refuses_writes_and_catches_up(healthy: Lab) -> Non
         create(lab, ("manager1", "manager2")[i % 2], name, timeout=10)
     lab.heal()
     wait(lambda: set(during) <= set(services(lab, "manager3")), 15,
-         "manager3 to see the writes made during the partition")
+         "manager3 to see the writes made during the partition", interval=POLL)
     create(lab, "manager3", f"part-after-{next(_names)}", timeout=10)
 
 
@@ -304,7 +304,7 @@ def test_two_of_three_managers_killed_reads_work_writes_fail(healthy: Lab) -> No
             return True
         return False
 
-    wait(refused, 10.0, "a write on the survivor to fail")
+    wait(refused, 10.0, "a write on the survivor to fail", interval=POLL)
     assert time.monotonic() - killed_at <= 10.0
     cli = lab.swarm(survivor, "service", "create", "-d", "--name", "noquorum-cli", "--replicas",
                     "0", images.ensure_demo_image(), check=False, timeout=30)
@@ -313,7 +313,8 @@ def test_two_of_three_managers_killed_reads_work_writes_fail(healthy: Lab) -> No
     lab.start("manager3")
     wait_one_leader(lab, timeout=60)
     for name in MANAGERS:
-        assert set(keep) <= set(wait(lambda: services(lab, name), 10, f"{name} to answer"))
+        assert set(keep) <= set(wait(lambda: services(lab, name), 10, f"{name} to answer",
+                                     interval=POLL))
     create(lab, "manager3", f"quorum-back-{next(_names)}", timeout=10)
 
 
@@ -329,7 +330,7 @@ def test_all_managers_killed_at_once_keep_acknowledged_writes(healthy: Lab) -> N
     leader = wait_one_leader(lab, timeout=30)
     assert leader in MANAGERS
     for name in MANAGERS:
-        have = wait(lambda: services(lab, name), 10, f"{name} to answer")
+        have = wait(lambda: services(lab, name), 10, f"{name} to answer", interval=POLL)
         lost = [n for n, _ in acked if n not in have]
         assert not lost, f"{name} lost acknowledged writes {lost}\n{log_tails(lab)}"
         assert [have[n].meta.version for n, _ in acked] == [v for _, v in acked]
@@ -380,18 +381,20 @@ def test_concurrent_writers_lose_and_reorder_nothing(healthy: Lab) -> None:
         return lambda: all(len(w.acked) >= m + count for w, m in zip(writers, marks))
 
     try:
-        wait(progress(5), 30, "every writer to get 5 writes acknowledged")
+        wait(progress(5), 30, "every writer to get 5 writes acknowledged", interval=POLL)
         old = leader_name(lab)
         lab.kill(old)
-        wait(progress(5), 30, f"every writer to make progress after killing the leader {old}")
+        wait(progress(5), 30, f"every writer to make progress after killing the leader {old}",
+             interval=POLL)
         lab.start(old)
         lab.wait_running(old, timeout=30)
-        wait(progress(5), 30, f"every writer to make progress after {old} returned")
+        wait(progress(5), 30, f"every writer to make progress after {old} returned", interval=POLL)
         cut = leader_name(lab)
         lab.partition([cut], [n for n in lab.names() if n != cut])
-        wait(progress(5), 30, f"every writer to make progress with the leader {cut} cut off")
+        wait(progress(5), 30, f"every writer to make progress with the leader {cut} cut off",
+             interval=POLL)
         lab.heal()
-        wait(progress(5), 30, "every writer to make progress after heal")
+        wait(progress(5), 30, "every writer to make progress after heal", interval=POLL)
     finally:
         stop.set()
         for w in writers:
@@ -404,7 +407,7 @@ def test_concurrent_writers_lose_and_reorder_nothing(healthy: Lab) -> None:
     for manager in MANAGERS:
         have = wait(lambda: (lambda s: s if all(n in s for w in writers for n, _ in w.acked)
                              else None)(services(lab, manager)),
-                    15, f"{manager} to hold all {total} acknowledged writes")
+                    15, f"{manager} to hold all {total} acknowledged writes", interval=POLL)
         for w in writers:
             versions = [have[n].meta.version for n, _ in w.acked]
             assert versions == [v for _, v in w.acked], f"{w.name}: versions differ on {manager}"

@@ -14,7 +14,6 @@ deadline.
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any, Optional
 
 import grpc
@@ -23,6 +22,7 @@ import pytest
 from lab.cluster import Lab
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from tests.helpers import sw, wait
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -31,14 +31,6 @@ NODES = ("manager1", "worker1", "worker2")
 GRACE = ("--stop-grace-period", "1s")
 
 lab = module_lab(1, 2)
-
-
-def sw(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return lab.swarm("manager1", *args, check=check)
-
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=0.2)
 
 
 def inspect_network(lab: Lab, name: str) -> dict[str, Any]:

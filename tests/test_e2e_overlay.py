@@ -22,6 +22,7 @@ from typing import Any, Optional
 import pytest
 
 from lab.cluster import Lab
+from tests.helpers import sw, wait
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 from worker import overlay
 
@@ -32,14 +33,6 @@ WORKERS = ("worker1", "worker2")
 ECHO = ("nc", "-ll", "-p", "80", "-e", "hostname")   # answers each connection with its hostname
 
 lab = module_lab(1, 2)
-
-
-def sw(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return lab.swarm("manager1", *args, check=check)
-
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=0.3)
 
 
 def running_tasks(lab: Lab, service: str, count: int) -> Optional[list[dict[str, Any]]]:

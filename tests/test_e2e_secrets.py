@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 
 from lab.cluster import Lab
+from tests.helpers import sw, wait
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 from worker.taskfiles import default_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-POLL = 0.2
 SECRET_VALUE = "shoal-" + random_secrets.token_hex(16)   # unique: any hit is this test's
 API_VALUE = "api-" + random_secrets.token_hex(16)
 CONFIG_TEXT = "listen=8080\n"
@@ -42,22 +42,6 @@ lab = module_lab(1, 1)
 
 
 # ------------------------------------------------------------------- helpers --
-
-def sw(lab: Lab, *args: str, check: bool = True, input: str | None = None
-       ) -> subprocess.CompletedProcess:
-    """The swarm CLI on manager1."""
-    res = lab.exec("manager1", lab.python, "-m", "cli.main", *args, input=input)
-    if check and res.returncode != 0:
-        raise AssertionError(f"swarm {' '.join(args)} failed ({res.returncode}):\n"
-                             f"{res.stdout}{res.stderr}\n--- manager log:\n"
-                             f"{lab.log_tail('manager1')}\n--- worker log:\n"
-                             f"{lab.log_tail('worker1')}")
-    return res
-
-
-def wait(cond: Any, timeout: float, what: str) -> Any:
-    return Lab.wait_for(cond, timeout, what, interval=POLL)
-
 
 def running_container(lab: Lab, service: str) -> dict[str, Any] | None:
     """The one running podman container of `service` in this lab, or None."""

@@ -15,7 +15,8 @@ import pytest
 from lab import images
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
-from tests.cluster import SingleNode, podman, wait_for
+from tests.cluster import SingleNode, podman
+from tests.helpers import wait
 
 pytestmark = pytest.mark.e2e
 
@@ -57,8 +58,8 @@ def test_create_scale_and_remove(node: SingleNode, image: str) -> None:
     assert "verify: Service" in out.stdout and "converged" in out.stdout
     svc = node.service("web")
     assert svc.id in out.stdout
-    containers = wait_for(lambda: len(node.containers("web")) == 3 and node.containers("web"),
-                          15, "3 running containers")
+    containers = wait(lambda: len(node.containers("web")) == 3 and node.containers("web"),
+                      15, "3 running containers")
     slots = set()
     for c in containers:
         m = NAME_RE.match(c["Names"][0])
@@ -77,16 +78,16 @@ def test_create_scale_and_remove(node: SingleNode, image: str) -> None:
         assert "Running" in row
 
     node.swarm("service", "scale", "web=5")
-    wait_for(lambda: len(node.containers("web")) == 5, 15, "5 running containers")
+    wait(lambda: len(node.containers("web")) == 5, 15, "5 running containers")
     assert "5/5" in node.swarm("service", "ls", "--filter", "name=web").stdout
     node.swarm("service", "scale", "web=2")
-    wait_for(lambda: len(node.containers("web")) == 2, 15, "2 running containers")
+    wait(lambda: len(node.containers("web")) == 2, 15, "2 running containers")
     assert {NAME_RE.match(c["Names"][0])["slot"] for c in node.containers("web")} == {"1", "2"}
 
     started = time.monotonic()
     node.swarm("service", "rm", "web")
-    wait_for(lambda: not node.containers("web", all_states=True), 2 + 5,
-             "every container of web removed within grace + 5s")
+    wait(lambda: not node.containers("web", all_states=True), 2 + 5,
+         "every container of web removed within grace + 5s")
     assert time.monotonic() - started < 7
     res = node.swarm("service", "ps", "web", check=False)
     assert res.returncode != 0 and "No such service" in res.stderr
@@ -95,7 +96,7 @@ def test_create_scale_and_remove(node: SingleNode, image: str) -> None:
 def test_killed_container_is_replaced_in_its_slot(node: SingleNode, image: str) -> None:
     node.swarm("service", "create", "-d", "--name", "phoenix", "--restart-delay", "1s",
                "--stop-grace-period", "1s", image, "sleep", "3600")
-    first = wait_for(lambda: node.running("phoenix"), 20, "phoenix running")[0]
+    first = wait(lambda: node.running("phoenix"), 20, "phoenix running")[0]
     podman("kill", "--signal", "KILL", first.status.container_status.container_id)
     killed_at = time.monotonic()
 
@@ -105,7 +106,7 @@ def test_killed_container_is_replaced_in_its_slot(node: SingleNode, image: str) 
         old = [t for t in tasks if t.id == first.id and t.status.state == pb.FAILED]
         return (new, old) if new and old else None
 
-    new, old = wait_for(replaced, 1 + 5, "a replacement within delay + 5s")
+    new, old = wait(replaced, 1 + 5, "a replacement within delay + 5s")
     assert time.monotonic() - killed_at < 6
     assert new[0].slot == first.slot == 1
     assert old[0].status.container_status.exit_code == 137
@@ -123,7 +124,7 @@ def _settled(node: SingleNode, name: str, count: int):
         if len(tasks) == count and all(t.desired_state != pb.RUNNING for t in tasks):
             return tasks
         return None
-    return wait_for(done, 30, f"{name}: {count} tasks, none desired running")
+    return wait(done, 30, f"{name}: {count} tasks, none desired running")
 
 
 def test_restart_condition_none(node: SingleNode, image: str) -> None:
@@ -168,21 +169,21 @@ def test_rolling_update_image_and_env(node: SingleNode, image: str, image_v2: st
                "--stop-grace-period", "1s", image, "sleep", "3600")
     node.swarm("service", "update", "--image", image_v2, "roll")
     svc = node.service("roll")
-    running = wait_for(lambda: len([t for t in node.running("roll")
-                                    if t.spec_version == svc.spec_version]) == 3
-                       and node.running("roll"), 60, "3 tasks on the new image")
+    running = wait(lambda: len([t for t in node.running("roll")
+                                if t.spec_version == svc.spec_version]) == 3
+                   and node.running("roll"), 60, "3 tasks on the new image")
     assert all(t.spec.container.image == image_v2 for t in running)
     _replaced_one_at_a_time(node.tasks("roll"), svc.spec_version)
     assert {c["Image"] for c in node.containers("roll")} == {image_v2}
 
     node.swarm("service", "update", "--env-add", "COLOUR=teal", "roll")
     svc = node.service("roll")
-    wait_for(lambda: len([t for t in node.running("roll")
-                          if t.spec_version == svc.spec_version]) == 3, 60,
-             "3 tasks with the new environment")
+    wait(lambda: len([t for t in node.running("roll")
+                      if t.spec_version == svc.spec_version]) == 3, 60,
+         "3 tasks with the new environment")
     _replaced_one_at_a_time(node.tasks("roll"), svc.spec_version)
-    containers = wait_for(lambda: len(node.containers("roll")) == 3 and node.containers("roll"),
-                          15, "old containers stopped")
+    containers = wait(lambda: len(node.containers("roll")) == 3 and node.containers("roll"),
+                      15, "old containers stopped")
     for c in containers:
         env = podman("inspect", "--format", "{{json .Config.Env}}", c["Id"]).stdout
         assert "COLOUR=teal" in env
@@ -197,7 +198,7 @@ def test_logs_are_prefixed_with_task_names(node: SingleNode, image: str) -> None
         out = node.swarm("service", "logs", "chatty").stdout
         got = [l for l in out.splitlines() if "hello-from-" in l]
         return got if len(got) == 2 else None
-    got = wait_for(lines, 20, "a hello line from each task")
+    got = wait(lines, 20, "a hello line from each task")
     for line in got:
         assert re.match(r"^chatty\.[12]\.[0-9a-z]+@\S+\s+\|\s+hello-from-", line), line
     tail = node.swarm("service", "logs", "--tail", "1", "chatty").stdout
@@ -217,7 +218,7 @@ def test_logs_are_prefixed_with_task_names(node: SingleNode, image: str) -> None
 def test_global_service_gets_one_task(node: SingleNode, image: str) -> None:
     node.swarm("service", "create", "--name", "everywhere", "--mode", "global",
                "--stop-grace-period", "1s", image, "sleep", "3600")
-    running = wait_for(lambda: node.running("everywhere"), 20, "the global task")
+    running = wait(lambda: node.running("everywhere"), 20, "the global task")
     assert len(running) == 1 and running[0].node_id == node.node_id
     assert "1/1" in node.swarm("service", "ls", "--filter", "name=everywhere").stdout
     assert len(node.containers("everywhere")) == 1
@@ -257,8 +258,8 @@ def test_unpullable_image_is_rejected_with_reason(node: SingleNode) -> None:
     missing = f"{images.REGISTRY_ADDR}/shoal/does-not-exist:1"
     node.swarm("service", "create", "-d", "--name", "ghost", "--restart-condition", "none",
                missing)
-    task = wait_for(lambda: [t for t in node.tasks("ghost") if t.status.state == pb.REJECTED],
-                    30, "the task rejected")[0]
+    task = wait(lambda: [t for t in node.tasks("ghost") if t.status.state == pb.REJECTED],
+                30, "the task rejected")[0]
     assert task.status.err
     ps = node.swarm("service", "ps", "--no-trunc", "ghost").stdout
     row = next(l for l in ps.splitlines() if "Rejected" in l)

@@ -218,7 +218,8 @@ def _copy_data_dir(src: Path, dst: Path) -> None:
 def test_e2e_force_new_cluster_from_a_copy(tmp_path: Path) -> None:
     from lab import images
     from proto import control_pb2 as cpb
-    from tests.cluster import SingleNode, wait_for
+    from tests.cluster import SingleNode
+    from tests.helpers import wait
 
     image = images.ensure_demo_image()
     node = SingleNode(tmp_path)
@@ -234,7 +235,7 @@ def test_e2e_force_new_cluster_from_a_copy(tmp_path: Path) -> None:
         sec_spec = pb.SecretSpec(data=b"hunter2")
         sec_spec.annotations.name = "db-password"
         secret = node.api().CreateSecret(cpb.CreateSecretRequest(spec=sec_spec), timeout=10).secret
-        wait_for(lambda: len(node.running("web")) == 2, 30, "2 running web tasks")
+        wait(lambda: len(node.running("web")) == 2, 30, "2 running web tasks")
         services = {s.id: s.spec.annotations.name for s in
                     node.api().ListServices(cpb.ListServicesRequest(), timeout=10).services}
         cluster = node.api().ListClusters(cpb.ListClustersRequest(), timeout=10).clusters[0]
@@ -264,8 +265,8 @@ def test_e2e_force_new_cluster_from_a_copy(tmp_path: Path) -> None:
         assert after.join_tokens == cluster.join_tokens
         ls = restored.swarm("node", "ls", "--format", "{{.ID}} {{.ManagerStatus}}").stdout
         assert node.node_id in ls and "Leader" in ls
-        wait_for(lambda: len(restored.running("web")) == 2 and
-                 len(restored.containers("web")) == 2, 60, "web running again after the restore")
+        wait(lambda: len(restored.running("web")) == 2 and
+             len(restored.containers("web")) == 2, 60, "web running again after the restore")
         # and it is a working cluster: new writes are accepted
         restored.swarm("service", "create", "-d", "--name", "after", "--replicas", "0", image)
     finally:

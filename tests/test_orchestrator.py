@@ -1,19 +1,23 @@
 """Unit tests for manager/orchestrator/: reconcile passes applied to an in-memory store.
 
-`Sim` is a test-only store (versions, optimistic checks, one action per object
-per plan) plus a scripted agent that moves tasks through their observed states.
+`Sim` applies every write as a transaction through the store's own pure state
+machine (raft/state.py: a version per transaction, optimistic version checks,
+unique names), plus a scripted agent that moves tasks through their observed states.
 """
 from __future__ import annotations
 
 import itertools
 from collections import Counter
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import pytest
 
 from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
+from raft import actions
+from raft.errors import Conflict
+from raft.state import StoreState
 from raft.view import StoreView
 from manager.orchestrator import Plan, reconcile
 
@@ -22,60 +26,61 @@ US = pb.UpdateStatus
 
 
 class Sim:
-    """An in-memory store and a scripted agent."""
+    """The store's own state machine (raft/state.py) fed transactions, and a scripted agent."""
 
     def __init__(self) -> None:
-        self.version = 0
-        self.tables: dict[str, dict[str, object]] = {k: {} for k in model.KINDS}
+        self.state = StoreState()
         self._ids = itertools.count(1)
         self.now = 1000.0
 
     # ------------------------------------------------------------ store --
-    def _stamp(self, obj, created: bool) -> None:
-        self.version += 1
-        obj.meta.version = self.version
-        if created:
-            obj.meta.created_at.CopyFrom(model.timestamp(self.now))
-        obj.meta.updated_at.CopyFrom(model.timestamp(self.now))
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    @property
+    def tables(self) -> dict[str, Mapping[str, Any]]:
+        """Read-only tables of every kind, as of now."""
+        view = self.state.snapshot()
+        return {kind: view.table(kind) for kind in model.KINDS}
+
+    def commit(self, txn_actions: Iterable[store_pb2.StoreAction]) -> int:
+        """Applies one transaction the way every replica does: the bytes raft carries,
+        through StoreState.apply (a failed version or name check raises Conflict)."""
+        txn = store_pb2.StoreTransaction(proposer="sim", proposed_at=self.now)
+        txn.actions.extend(txn_actions)
+        return self.state.apply(store_pb2.StoreTransaction.FromString(txn.SerializeToString())).version
 
     def put(self, obj):
-        """Creates or replaces an object (test setup, like a control API write)."""
-        table = self.tables[model.kind_of(obj)]
-        copy = type(obj)()
-        copy.CopyFrom(obj)
-        self._stamp(copy, created=obj.id not in table)
-        if obj.id in table:
-            copy.meta.created_at.CopyFrom(table[obj.id].meta.created_at)
-        table[obj.id] = copy
-        return copy
+        """Creates or replaces an object in a transaction of its own (test setup, like a
+        control API write). A fresh object (no version) replaces the stored one whatever its
+        version; a copy of a stored object must still be current."""
+        current = self.state.get(model.kind_of(obj), obj.id)
+        if current is None:
+            self.commit([actions.create(obj)])
+        else:
+            self.commit([actions.update(obj, obj.meta.version or current.meta.version)])
+        return self.state.get(model.kind_of(obj), obj.id)
 
     def delete(self, kind: str, oid: str) -> None:
-        del self.tables[kind][oid]
+        self.commit([actions.remove(self.state.get(kind, oid), expected_version=0)])
 
     def view(self) -> StoreView:
-        t = self.tables
-        return StoreView(version=self.version, nodes=dict(t["node"]), services=dict(t["service"]),
-                         tasks=dict(t["task"]), clusters=dict(t["cluster"]))
+        return self.state.snapshot()
 
     def apply(self, plan: Plan) -> None:
+        """Commits a plan as one transaction, after checking what the store does not:
+        one action per object and no update that changes nothing."""
         seen = set()
         for action in plan.actions:
             obj = model.unwrap(action.object)
             kind = model.kind_of(obj)
             assert (kind, obj.id) not in seen, f"two actions on {kind} {obj.id}"
             seen.add((kind, obj.id))
-            table = self.tables[kind]
-            if action.kind == A.CREATE:
-                assert obj.id and obj.id not in table
-                self.put(obj)
-            elif action.kind == A.UPDATE:
-                assert table[obj.id].meta.version == action.expected_version, "stale update"
-                assert table[obj.id] != obj, "no-op update"
-                self.put(obj)
-            else:
-                assert table[obj.id].meta.version == action.expected_version, "stale remove"
-                del table[obj.id]
-                self.version += 1
+            if action.kind == A.UPDATE:
+                assert self.state.get(kind, obj.id) != obj, "no-op update"
+        if plan.actions:
+            self.commit(plan.actions)
 
     def reconcile(self) -> Plan:
         return reconcile(self.view(), self.now, new_id=lambda: f"t{next(self._ids):04d}")
@@ -735,3 +740,16 @@ def test_large_service_in_one_pass():
     assert set(Counter(t.node_id for t in sim.tasks("web")).values()) == {10}
     sim.agent()
     assert sim.reconcile().actions == []
+
+
+def test_sim_commits_like_the_store(sim: Sim):
+    # One plan is one transaction: one version for all it changes; names stay unique.
+    sim.put(mk_service("web", 3))
+    before = sim.version
+    sim.step()
+    assert sim.version == before + 1
+    assert {t.meta.version for t in sim.tasks("web")} == {before + 1}
+    twin = mk_service("web2", 1)
+    twin.spec.annotations.name = "web"
+    with pytest.raises(Conflict, match='service name "web" is already in use'):
+        sim.put(twin)

@@ -33,7 +33,8 @@ from raft import actions
 from raft.errors import Unavailable
 from raft.store import Store
 from raft.tls_transport import TlsConnection
-from tests.test_store import FAST, free_port, wait_for
+from tests.helpers import wait
+from tests.test_store import FAST, POLL, free_port
 
 CLUSTER = "cluster-7f3a"
 
@@ -97,8 +98,8 @@ def service(name: str, **labels: str) -> pb.Service:
 
 
 def leader_of(stores: list[Store]) -> Store:
-    return wait_for(lambda: next((s for s in stores if s.is_leader()), None), timeout=15,
-                    what="a raft leader")
+    return wait(lambda: next((s for s in stores if s.is_leader()), None), 15, "a raft leader",
+                interval=POLL)
 
 
 def tls_peers(store: Store) -> dict[str, str]:
@@ -232,13 +233,15 @@ def test_three_managers_replicate_over_mutual_tls(tls_cluster):
     followers = [s for s in stores if s is not leader]
     svc = service("over-tls")
     leader.commit([actions.create(svc)])
-    wait_for(lambda: all(f.get("service", svc.id) for f in followers), what="replication")
+    wait(lambda: all(f.get("service", svc.id) for f in followers), 10, "replication", interval=POLL)
     version = followers[0].commit([actions.create(service("from-a-follower"))])
-    wait_for(lambda: all(s.version >= version for s in stores), what="forwarded write everywhere")
+    wait(lambda: all(s.version >= version for s in stores), 10, "forwarded write everywhere",
+         interval=POLL)
     # Every raft connection is TLS, and each side knows the other's node ID.
     for s in stores:
         expected = {o.raft_addr: o.node_id for o in stores if o is not s}
-        wait_for(lambda s=s, e=expected: tls_peers(s) == e, what=f"TLS peers of {s.node_id}")
+        wait(lambda s=s, e=expected: tls_peers(s) == e, 10, f"TLS peers of {s.node_id}",
+             interval=POLL)
 
 
 @pytest.mark.parametrize("kind", ["worker", "other-ca", "plain"])
@@ -266,18 +269,18 @@ def test_intruder_member_gets_no_connection_and_no_data(tmp_path, root, refusals
         leader.add_member(intruder_addr)
         intruder.start()
         for reason in reasons:
-            wait_for(lambda r=reason: refusals.matching(*r), timeout=15,
-                     what=f"a manager to refuse the intruder ({' '.join(reason)})")
+            wait(lambda r=reason: refusals.matching(*r), 15,
+                 f"a manager to refuse the intruder ({' '.join(reason)})", interval=POLL)
         seen_connected = set()
         for i in range(10):  # the cluster keeps working, with the intruder knocking
             version = managers[i % 3].commit([actions.create(service(f"after-{i}"))])
             for m in managers:
                 seen_connected |= m.reachable_members()
                 seen_connected |= set(tls_peers(m))
-        wait_for(lambda: all(m.version >= version for m in managers), what="replication")
+        wait(lambda: all(m.version >= version for m in managers), 10, "replication", interval=POLL)
         # Let the intruder retry past its reconnect delay, then look again.
         tries = len(refusals.lines)
-        wait_for(lambda: len(refusals.lines) >= tries + 2, timeout=15, what="further refusals")
+        wait(lambda: len(refusals.lines) >= tries + 2, 15, "further refusals", interval=POLL)
         for m in managers:
             seen_connected |= m.reachable_members()
             seen_connected |= set(tls_peers(m))
@@ -314,7 +317,7 @@ def test_raw_clients_get_nothing_from_the_raft_port(tls_cluster, root, refusals)
             s.sendall(frame(message))
             got, _ = read_until_closed(s)
         assert got == b"", f"{message!r} was answered"
-        wait_for(lambda r=reason: refusals.matching(r), what=f"refusal: {reason}")
+        wait(lambda r=reason: refusals.matching(r), 10, f"refusal: {reason}", interval=POLL)
     assert leader.members() == sorted(st.raft_addr for st in stores)
 
     def attempt(creds, trust=root.cert_pem):
@@ -447,7 +450,8 @@ def test_wire_carries_no_plaintext(tmp_path, root, secure):
         leader = leader_of(stores)
         svc = service(marker, password=marker)
         leader.commit([actions.create(svc)])
-        wait_for(lambda: all(s.get("service", svc.id) for s in stores), what="replication")
+        wait(lambda: all(s.get("service", svc.id) for s in stores), 10, "replication",
+             interval=POLL)
         streams = [s for r in relays for s in r.captured() if s]
         assert streams, "nothing went through the relays"
         wire = b"".join(streams)
@@ -479,7 +483,8 @@ def test_renewed_certificate_is_used_for_new_connections_without_restart(tmp_pat
         renewing, other = stores[0], stores[1]
         thread = renewing._replica._thread
         old_der = _leaf_der(holders[0].creds)
-        wait_for(lambda: _peer_cert(other, renewing.raft_addr) == old_der, what="first connection")
+        wait(lambda: _peer_cert(other, renewing.raft_addr) == old_der, 10, "first connection",
+             interval=POLL)
 
         holders[0].creds = issue(root, "manager0")  # renewal: new key and certificate
         new_der = _leaf_der(holders[0].creds)
@@ -490,11 +495,11 @@ def test_renewed_certificate_is_used_for_new_connections_without_restart(tmp_pat
         stores[1] = restarted
         restarted.start()
         restarted.wait_ready(15)
-        wait_for(lambda: _peer_cert(restarted, renewing.raft_addr) == new_der, timeout=15,
-                 what="the renewed certificate on a new connection")
+        wait(lambda: _peer_cert(restarted, renewing.raft_addr) == new_der, 15,
+             "the renewed certificate on a new connection", interval=POLL)
         assert renewing._replica._thread is thread and renewing._replica.alive()
         version = renewing.commit([actions.create(service("after-renewal"))])
-        wait_for(lambda: restarted.version >= version, what="replication after renewal")
+        wait(lambda: restarted.version >= version, 10, "replication after renewal", interval=POLL)
     finally:
         close_all(stores)
 
@@ -525,10 +530,11 @@ def test_every_trusted_root_counts_during_a_rotation(tmp_path, root):
         start_all(stores)
         leader = leader_of(stores)
         version = leader.commit([actions.create(service("rotating"))])
-        wait_for(lambda: all(s.version >= version for s in stores), what="replication")
+        wait(lambda: all(s.version >= version for s in stores), 10, "replication", interval=POLL)
         for s in stores:
             expected = {o.raft_addr: o.node_id for o in stores if o is not s}
-            wait_for(lambda s=s, e=expected: tls_peers(s) == e, what=f"TLS peers of {s.node_id}")
+            wait(lambda s=s, e=expected: tls_peers(s) == e, 10, f"TLS peers of {s.node_id}",
+                 interval=POLL)
     finally:
         close_all(stores)
 
@@ -565,8 +571,8 @@ def test_new_manager_joins_and_catches_up_from_a_snapshot_over_tls(tmp_path, roo
         bulky = os.urandom(3000).hex()
         for i in range(40):
             leader.commit([actions.create(service(f"bulk-{i}", blob=bulky))])
-        wait_for(lambda: os.path.exists(os.path.join(leader.raft_dir, "snapshot")), timeout=15,
-                 what="a raft snapshot on the leader")
+        wait(lambda: os.path.exists(os.path.join(leader.raft_dir, "snapshot")), 15,
+             "a raft snapshot on the leader", interval=POLL)
         addr = f"127.0.0.1:{free_port()}"
         try:
             leader.add_member(addr, timeout=0.5)
@@ -577,12 +583,13 @@ def test_new_manager_joins_and_catches_up_from_a_snapshot_over_tls(tmp_path, roo
         stores.append(joined)
         joined.start()
         joined.wait_ready(20)
-        wait_for(lambda: len(joined.list("service")) == 40, timeout=20, what="the newcomer to catch up")
+        wait(lambda: len(joined.list("service")) == 40, 20, "the newcomer to catch up",
+             interval=POLL)
         assert joined.by_name("service", "bulk-39").spec.annotations.labels["blob"] == bulky
         assert joined._replica.journal[0][1] > 1  # it started from the snapshot, not entry 1
-        wait_for(lambda: addr in leader.members(), what="the membership change to commit")
+        wait(lambda: addr in leader.members(), 10, "the membership change to commit", interval=POLL)
         version = joined.commit([actions.create(service("from-the-newcomer"))])
-        wait_for(lambda: all(s.version >= version for s in stores), what="replication")
+        wait(lambda: all(s.version >= version for s in stores), 10, "replication", interval=POLL)
     finally:
         close_all(stores)
 
@@ -604,7 +611,7 @@ def test_quiet_connections_between_followers_stay_up(tls_cluster):
             conn = transport._connected_tls().get(other)
             return conn if conn is not None and conn.established_at is not None else None
 
-        first = wait_for(connection, what="the follower-to-follower connection")
+        first = wait(connection, 10, "the follower-to-follower connection", interval=POLL)
         since = first.established_at
         terms = [s._replica.raftCurrentTerm for s in stores]
         deadline = time.monotonic() + 3 * FAST.connection_timeout

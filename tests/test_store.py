@@ -5,7 +5,6 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Callable
 
 import pytest
 
@@ -18,24 +17,16 @@ from raft.replica import RaftTuning
 from raft.state import StoreState
 from lab.localnode import free_port as lab_free_port
 from raft.store import Store
+from tests.helpers import wait
 
 FAST = RaftTuning(heartbeat=0.05, election_min=0.2, election_max=0.4,
                   connection_timeout=1.0, reconnect=0.2, leader_fallback=1.0)
+POLL = 0.01     # between two looks at in-process replicas
 
 
 def free_port() -> int:
     """One free port for a raft endpoint (outside the ephemeral range)."""
     return lab_free_port(span=1)
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def service(name: str) -> pb.Service:
@@ -290,7 +281,7 @@ def test_restart_from_journal_and_snapshot(tmp_path):
         svc = service(f"secret-name-{i}")
         ids.append(svc.id)
         s.commit([actions.create(svc)])
-    wait_for(lambda: (tmp_path / "raft" / "snapshot").exists(), what="raft snapshot")
+    wait(lambda: (tmp_path / "raft" / "snapshot").exists(), 10, "raft snapshot", interval=POLL)
     for i in range(3):  # entries after the snapshot, in the journal only
         svc = service(f"secret-name-late-{i}")
         ids.append(svc.id)
@@ -346,10 +337,12 @@ def cluster(tmp_path):
 
 
 def test_three_nodes_replicate_and_forward(cluster):
-    leader = wait_for(lambda: next((s for s in cluster if s.is_leader()), None), what="a leader")
+    leader = wait(lambda: next((s for s in cluster if s.is_leader()), None), 10, "a leader",
+                  interval=POLL)
     assert sum(s.is_leader() for s in cluster) == 1
     followers = [s for s in cluster if s is not leader]
-    wait_for(lambda: all(f.leader() == leader.raft_addr for f in followers), what="followers to see the leader")
+    wait(lambda: all(f.leader() == leader.raft_addr for f in followers), 10, "followers to see the leader",
+         interval=POLL)
     assert sorted(leader.members()) == sorted(s.raft_addr for s in cluster)
 
     changes = []
@@ -358,7 +351,7 @@ def test_three_nodes_replicate_and_forward(cluster):
     # Written on the leader, replicated to the followers.
     svc = service("from-leader")
     assert leader.commit([actions.create(svc)]) == 1
-    wait_for(lambda: all(f.get("service", svc.id) for f in followers), what="replication")
+    wait(lambda: all(f.get("service", svc.id) for f in followers), 10, "replication", interval=POLL)
 
     # Written on a follower: forwarded, and visible there when commit returns.
     follower = followers[0]
@@ -377,30 +370,36 @@ def test_three_nodes_replicate_and_forward(cluster):
 
     version = asyncio.run(follower_async())
     assert followers[1].by_name("service", "async-follower") is not None
-    wait_for(lambda: all(s.version == version for s in cluster), what="all replicas at the same version")
+    wait(lambda: all(s.version == version for s in cluster), 10, "all replicas at the same version",
+         interval=POLL)
     views = [s.snapshot() for s in cluster]
     assert len({tuple(sorted((k, v.meta.version) for k, v in view.tasks.items())) for view in views}) == 1
 
 
 def test_three_nodes_leader_loss(cluster):
-    leader = wait_for(lambda: next((s for s in cluster if s.is_leader()), None), what="a leader")
+    leader = wait(lambda: next((s for s in cluster if s.is_leader()), None), 10, "a leader",
+                  interval=POLL)
     leader.commit([actions.create(service("before"))])
     rest = [s for s in cluster if s is not leader]
     events = []
     for s in rest:
         s.on_leader_change(lambda is_leader, addr, s=s: events.append((s.raft_addr, is_leader, addr)))
     leader.close()
-    new = wait_for(lambda: next((s for s in rest if s.is_leader()), None), timeout=15, what="a new leader")
+    new = wait(lambda: next((s for s in rest if s.is_leader()), None), 15, "a new leader",
+               interval=POLL)
     assert any(is_leader for _, is_leader, _ in events)
     other = next(s for s in rest if s is not new)
-    wait_for(lambda: other.leader() == new.raft_addr, what="the follower to follow the new leader")
+    wait(lambda: other.leader() == new.raft_addr, 10, "the follower to follow the new leader",
+         interval=POLL)
     other.commit([actions.create(service("after"))])
     assert new.by_name("service", "before") is not None
-    wait_for(lambda: new.by_name("service", "after") is not None, what="replication to the new leader")
+    wait(lambda: new.by_name("service", "after") is not None, 10, "replication to the new leader",
+         interval=POLL)
 
 
 def test_membership_add_node(tmp_path, cluster):
-    leader = wait_for(lambda: next((s for s in cluster if s.is_leader()), None), what="a leader")
+    leader = wait(lambda: next((s for s in cluster if s.is_leader()), None), 10, "a leader",
+                  interval=POLL)
     leader.commit([actions.create(service("old"))])
     addr = f"127.0.0.1:{free_port()}"
     leader.add_member(addr)
@@ -408,7 +407,8 @@ def test_membership_add_node(tmp_path, cluster):
     joined.start()
     try:
         joined.wait_ready(15)
-        wait_for(lambda: joined.by_name("service", "old") is not None, what="the new member to catch up")
+        wait(lambda: joined.by_name("service", "old") is not None, 10, "the new member to catch up",
+             interval=POLL)
         assert addr in leader.members()
         joined.commit([actions.create(service("new"))])
         assert joined.by_name("service", "new") is not None

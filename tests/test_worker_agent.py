@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator
 
 import grpc
 import pytest
@@ -16,9 +15,10 @@ from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc as dgrpc
 from proto import model
 from proto import objects_pb2 as pb
-from tests.test_worker_fakes import FakeRuntime, make_task
+from tests.test_worker_fakes import FakeClock, FakeRuntime, make_task, until
 from worker import taskspec
 from worker.agent import Agent, heartbeat_delay, next_backoff, parse_targets, pick_container
+from worker.clock import REAL_CLOCK, Clock
 from worker.runtime import ContainerState, LogLine
 
 NODE = "node1"
@@ -86,27 +86,20 @@ class FakeDispatcher(dgrpc.DispatcherServicer):
         return self.statuses[task_id][-1].state if task_id in self.statuses else -1
 
 
-async def until(predicate: Callable[[], object], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 class Setup:
-    def __init__(self, tmp_path: Path, runtime: FakeRuntime | None = None) -> None:
+    def __init__(self, tmp_path: Path, runtime: FakeRuntime | None = None,
+                 clock: Clock = REAL_CLOCK) -> None:
         self.dispatcher = FakeDispatcher()
         self.runtime = runtime or FakeRuntime()
         self.socket = f"unix://{tmp_path}/d.sock"
         self.server = grpc.aio.server()
         dgrpc.add_DispatcherServicer_to_server(self.dispatcher, self.server)
-        self.server.add_insecure_port(self.socket)
         self.agent = Agent(NODE, self.runtime, self.socket, hostname="host-a",
-                           engine_labels={"disk": "ssd"}, cluster_id="cl1")
+                           engine_labels={"disk": "ssd"}, cluster_id="cl1", clock=clock)
         self.job: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "Setup":
+        self.server.add_insecure_port(self.socket)  # the socket exists from here on
         await self.server.start()
         return self
 
@@ -177,13 +170,32 @@ async def test_reconnects_and_resends_unacknowledged_status(setup: Setup) -> Non
 
 
 async def test_agent_retries_until_the_dispatcher_comes_up(tmp_path: Path) -> None:
-    s = Setup(tmp_path)
+    clock = FakeClock()
+    s = Setup(tmp_path, clock=clock)
     s.dispatcher.tasks = {"a": make_task("a")}
     s.run()
-    await asyncio.sleep(0.4)  # a few failed attempts
+    for _ in range(3):  # a few failed attempts, each followed by a longer pause
+        await until(clock.pending, what="the agent to pause after a failed attempt")
+        clock.advance(clock.pending()[0])
+    assert clock.requested[:3] == pytest.approx([0.1, 0.2, 0.4])
     assert not s.agent.connected.is_set()
     async with s:
+        await until(clock.pending, what="the agent to pause before its next attempt")
+        clock.advance(clock.pending()[0])
         await until(lambda: s.dispatcher.state("a") == pb.RUNNING, timeout=5)
+
+
+async def test_heartbeats_at_the_period_the_dispatcher_gives(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with Setup(tmp_path, clock=clock) as s:
+        d = s.dispatcher
+        s.run()
+        await until(lambda: d.heartbeats == 1 and clock.pending(), what="the first heartbeat")
+        for n in (2, 3):
+            assert clock.pending() == pytest.approx([heartbeat_delay(0.1)])  # the period: 0.1 s
+            clock.advance(heartbeat_delay(0.1))
+            await until(lambda: d.heartbeats == n and clock.pending(), what=f"heartbeat {n}")
+        assert clock.requested == pytest.approx([heartbeat_delay(0.1)] * 3)
 
 
 async def test_restart_adopts_containers_of_a_previous_run(tmp_path: Path) -> None:

@@ -3,14 +3,13 @@ batching) and the task state machine against an in-memory runtime."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from proto import dispatcher_pb2 as dpb
 from proto import model
 from proto import objects_pb2 as pb
-from tests.test_worker_fakes import FakeRuntime, make_task
+from tests.test_worker_fakes import FakeClock, FakeRuntime, make_task, until
 from worker import taskspec
 from worker.controller import TaskController, exit_status
 from worker.runtime import ContainerState
@@ -126,21 +125,27 @@ def test_reporter_take_limit_and_restore_keeps_newer() -> None:
 
 
 async def test_reporter_batches_within_the_delay() -> None:
-    rep = StatusReporter(max_delay=0.05, max_batch=100)
+    clock = FakeClock()
+    rep = StatusReporter(max_delay=0.05, max_batch=100, clock=clock)
     sent: list[list[dpb.TaskStatusUpdate]] = []
 
     async def send(batch: list[dpb.TaskStatusUpdate]) -> None:
         sent.append(batch)
 
     runner = asyncio.create_task(rep.run(send))
-    for i in range(5):
+    for i in range(5):  # one update every 5 ms: all within the 50 ms the first one waits
         rep.report(f"t{i}", make_status(pb.ACCEPTED, ""))
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.1)
+        await until(clock.pending, what="the reporter to wait for more updates")
+        clock.advance(0.005)
+    assert sent == []
+    clock.advance(0.1)
+    await until(lambda: sent, what="the first batch")
     assert [len(b) for b in sent] == [5]
-    for i in range(230):
+    for i in range(230):  # full batches go at once, the rest after the delay
         rep.report(f"u{i}", make_status(pb.ACCEPTED, ""))
-    await asyncio.sleep(0.1)
+    await until(lambda: len(sent) == 3 and clock.pending(), what="two full batches sent")
+    clock.advance(0.1)
+    await until(lambda: len(sent) == 4, what="the last batch")
     assert [len(b) for b in sent[1:]] == [100, 100, 30]
     runner.cancel()
 
@@ -174,24 +179,20 @@ class Harness:
     def states(self) -> list[int]:
         return [s.state for s in self.reports]
 
+    def first(self, state: int, with_pid: bool = False) -> pb.TaskStatus | None:
+        return next((s for s in self.reports if s.state == state
+                     and (not with_pid or s.container_status.pid > 0)), None)
+
     async def until(self, state: int, timeout: float = 2.0) -> pb.TaskStatus:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for status in self.reports:
-                if status.state == state:
-                    return status
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"never reached {model.state_name(state)}: {self.states}")
+        await until(lambda: self.first(state), timeout,
+                    f"{model.state_name(state)} (reported: {self.states})")
+        return self.first(state)  # type: ignore[return-value]
 
     async def until_pid(self, timeout: float = 2.0) -> pb.TaskStatus:
         """The RUNNING report that carries the container's PID (it follows the first RUNNING)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for status in self.reports:
-                if status.state == pb.RUNNING and status.container_status.pid > 0:
-                    return status
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"RUNNING never reported a PID: {self.reports}")
+        await until(lambda: self.first(pb.RUNNING, with_pid=True), timeout,
+                    f"a RUNNING report with a PID (reported: {self.states})")
+        return self.first(pb.RUNNING, with_pid=True)  # type: ignore[return-value]
 
 
 async def test_task_runs_then_completes() -> None:
@@ -259,11 +260,7 @@ async def test_desired_remove_removes_the_container() -> None:
     task = make_task(desired=pb.REMOVE)
     h.ctrl.update(task)
     await h.until(pb.SHUTDOWN)
-    for _ in range(100):
-        if cid not in h.runtime.containers:
-            break
-        await asyncio.sleep(0.01)
-    assert cid not in h.runtime.containers
+    await until(lambda: cid not in h.runtime.containers, 1.0, "the container removed")
 
 
 async def test_exited_task_keeps_its_state_on_shutdown() -> None:
@@ -278,7 +275,7 @@ async def test_exited_task_keeps_its_state_on_shutdown() -> None:
 
 
 async def test_shutdown_during_pull_never_creates() -> None:
-    rt = FakeRuntime(pull_delay=5)
+    rt = FakeRuntime(pull_gate=asyncio.Event())  # the pull never finishes
     h = Harness(make_task(), rt)
     await h.until(pb.PREPARING)
     h.ctrl.update(make_task(desired=pb.SHUTDOWN))
@@ -289,7 +286,7 @@ async def test_shutdown_during_pull_never_creates() -> None:
 async def test_desired_ready_holds_before_start() -> None:
     h = Harness(make_task(desired=pb.READY))
     await h.until(pb.READY)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(h.ctrl.idle.wait(), 2)  # parked until the task changes
     assert h.states[-1] == pb.READY and h.runtime.count("start") == 0
     h.ctrl.update(make_task(desired=pb.RUNNING))
     await h.until(pb.RUNNING)
@@ -328,16 +325,18 @@ async def test_adopts_an_exited_container_as_complete() -> None:
 
 
 async def test_many_tasks_start_in_parallel() -> None:
-    rt = FakeRuntime(pull_delay=0.2)
+    gate = asyncio.Event()
+    rt = FakeRuntime(pull_gate=gate)
     reports: dict[str, int] = {}
     ctrls = [TaskController(make_task(f"t{i}"), rt, lambda tid, st: reports.__setitem__(tid, st.state),
                             node_id="node1") for i in range(40)]
-    started = time.monotonic()
     for ctrl in ctrls:
         ctrl.start()
-    while len([s for s in reports.values() if s == pb.RUNNING]) < 40:
-        assert time.monotonic() - started < 1.5, "controllers ran one after another"
-        await asyncio.sleep(0.01)
+    # every pull is under way while none has finished: the controllers do not wait for each other
+    await until(lambda: rt.count("pull") == 40, 1.5, "all 40 pulls under way at once")
+    gate.set()
+    await until(lambda: len([s for s in reports.values() if s == pb.RUNNING]) == 40, 1.5,
+                "40 running tasks")
     assert len({c.name for c in rt.containers.values()}) == 40
     for ctrl in ctrls:
         await ctrl.cancel()

@@ -1,12 +1,13 @@
 """Shared helpers of the worker tests (no tests here): an in-memory Runtime whose
-containers are records and whose exits the test triggers, and a task factory.
+containers are records and whose exits the test triggers, a clock the test moves
+by hand, waiting for a condition, and a task factory.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Optional
 
 from proto import objects_pb2 as pb
 from worker.runtime import (
@@ -15,11 +16,67 @@ from worker.runtime import (
 )
 
 
-class FakeRuntime(Runtime):
-    """Records every call; `exit(cid, code)` ends a running container."""
+async def until(predicate: Callable[[], object], timeout: float = 3.0,
+                what: str = "the condition") -> None:
+    """Waits until predicate() is true, looking every few milliseconds; AssertionError
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.005)
 
-    def __init__(self, *, pull_delay: float = 0.0) -> None:
-        self.pull_delay = pull_delay
+
+class FakeClock:
+    """A worker.clock.Clock whose time moves only when the test calls `advance`."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self.requested: list[float] = []  # every sleep and wait timeout asked for, in order
+
+    def now(self) -> float:
+        return self._now
+
+    def pending(self) -> list[float]:
+        """How long each current sleeper still has to sleep (empty: nobody waits)."""
+        return [round(at - self._now, 9) for at, fut in self._sleepers if not fut.done()]
+
+    def advance(self, seconds: float) -> None:
+        """Moves time on and wakes every sleeper whose time has come."""
+        self._now += seconds
+        for at, fut in self._sleepers:
+            if at <= self._now + 1e-9 and not fut.done():
+                fut.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        self.requested.append(seconds)
+        entry = (self._now + seconds, asyncio.get_running_loop().create_future())
+        self._sleepers.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._sleepers.remove(entry)
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        timer = asyncio.ensure_future(self.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            timer.cancel()
+        return event.is_set()
+
+
+class FakeRuntime(Runtime):
+    """Records every call; `exit(cid, code)` ends a running container. With `pull_gate`,
+    every image pull waits until the test sets the event."""
+
+    def __init__(self, *, pull_gate: Optional[asyncio.Event] = None) -> None:
+        self.pull_gate = pull_gate
         self.pull_errors: dict[str, str] = {}
         self.create_error = ""
         self.start_error = ""
@@ -64,7 +121,8 @@ class FakeRuntime(Runtime):
 
     async def ensure_image(self, image: str) -> None:
         self.calls.append(("pull", image))
-        await asyncio.sleep(self.pull_delay)
+        if self.pull_gate is not None:
+            await self.pull_gate.wait()
         if image in self.pull_errors:
             raise ImagePullError(self.pull_errors[image])
 

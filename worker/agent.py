@@ -10,7 +10,6 @@ previous agent process left on this node, so a restart never duplicates tasks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -27,6 +26,7 @@ from proto import dispatcher_pb2_grpc as dgrpc
 from proto import model
 from proto import objects_pb2 as pb
 from worker import taskspec
+from worker.clock import REAL_CLOCK, Clock
 from worker.controller import TaskController
 from worker.logs import LocalTask, LogPublisher
 from worker.netviews import NetworkViews
@@ -105,8 +105,10 @@ class Agent:
         files_root: str | None = None,
         tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
         node_addr: str = "",
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.node_id = node_id
+        self.clock = clock  # times the reconnect back-off and the heartbeats
         self.on_session_message = on_session_message
         self.tls_info = tls_info
         self.runtime = runtime
@@ -183,8 +185,7 @@ class Agent:
                     attempt += 1
                 if self._redirect:
                     continue  # a follower named the leader: go there at once
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), backoff)
+                await self.clock.wait(self._stopped, backoff)
                 if not established:
                     backoff = next_backoff(backoff)
         finally:
@@ -306,7 +307,7 @@ class Agent:
             response = await stub.Heartbeat(dpb.HeartbeatRequest(session_id=session_id),
                                             timeout=max(1.0, period))
             period = model.seconds(response.period) or DEFAULT_HEARTBEAT_PERIOD
-            await asyncio.sleep(heartbeat_delay(period))
+            await self.clock.sleep(heartbeat_delay(period))
 
     async def _send_statuses(self, stub: dgrpc.DispatcherStub, session_id: str) -> None:
         async def send(batch: list[dpb.TaskStatusUpdate]) -> None:

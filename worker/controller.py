@@ -69,6 +69,9 @@ class TaskController:
         self._files = files
         self._network = network
         self._changed = asyncio.Event()
+        # Set while the controller has nothing to do until the task changes (a prepared task
+        # held at READY, or after the container ended): tests and diagnostics wait on it.
+        self.idle = asyncio.Event()
         self._job: asyncio.Task[None] | None = None
         self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
@@ -184,7 +187,7 @@ class TaskController:
                     self._report(pb.FAILED, "failed", err=f"task: {exc}")
                 await self._release_files()  # the container no longer runs
                 continue
-            await self._changed.wait()
+            await self._await_change()
 
     async def _drive(self) -> None:
         """Takes the task from its current state to RUNNING and watches it until it exits."""
@@ -254,7 +257,15 @@ class TaskController:
                 raise _Interrupted()
             if self.task.desired_state >= pb.RUNNING:
                 return
+            await self._await_change()
+
+    async def _await_change(self) -> None:
+        """Waits for update() or remove(), with `idle` set meanwhile."""
+        self.idle.set()
+        try:
             await self._changed.wait()
+        finally:
+            self.idle.clear()
 
     async def _start(self) -> None:
         """STARTING → RUNNING, then watches the container."""

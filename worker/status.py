@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 from proto import dispatcher_pb2 as dpb
 from proto import model
 from proto import objects_pb2 as pb
+from worker.clock import REAL_CLOCK, Clock
 
 SendFn = Callable[[list[dpb.TaskStatusUpdate]], Awaitable[None]]
 
@@ -47,9 +48,11 @@ def make_status(
 class StatusReporter:
     """Queue of not-yet-acknowledged task statuses, newest per task."""
 
-    def __init__(self, *, max_delay: float = 0.01, max_batch: int = 100) -> None:
+    def __init__(self, *, max_delay: float = 0.01, max_batch: int = 100,
+                 clock: Clock = REAL_CLOCK) -> None:
         self.max_delay = max_delay
         self.max_batch = max_batch
+        self.clock = clock
         self._pending: dict[str, pb.TaskStatus] = {}
         self._changed = asyncio.Event()
 
@@ -90,17 +93,13 @@ class StatusReporter:
         while not self._pending:
             self._changed.clear()
             await self._changed.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_delay
+        deadline = self.clock.now() + self.max_delay
         while len(self._pending) < self.max_batch:
-            remaining = deadline - loop.time()
+            remaining = deadline - self.clock.now()
             if remaining <= 0:
                 return
             self._changed.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._changed.wait()
-            except TimeoutError:
+            if not await self.clock.wait(self._changed, remaining):
                 return
 
     async def run(self, send: SendFn) -> None:
