@@ -192,7 +192,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     def _cluster(self) -> pb.Cluster:
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = cluster_of(self.store)
         if cluster is None:
             raise errors.Unavailable("the cluster is not initialised yet")
         return cluster
