@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import grpc
 
@@ -38,10 +38,10 @@ class Target:
     is_unix: bool
 
 
-def resolve_host(flag_value: Optional[str], env: Optional[dict[str, str]] = None) -> str:
+def resolve_host(flag_value: Optional[str], env: Optional[Mapping[str, str]] = None) -> str:
     """-H/--host wins, then $SWARM_HOST, then the default control socket."""
-    env = os.environ if env is None else env
-    return flag_value or env.get(HOST_ENV) or DEFAULT_HOST
+    environ = os.environ if env is None else env
+    return flag_value or environ.get(HOST_ENV) or DEFAULT_HOST
 
 
 def parse_target(host: str) -> Target:

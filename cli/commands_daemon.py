@@ -1,10 +1,11 @@
 """The arguments of `swarm init`, `join`, `daemon` and `leave`.
 
 Owns the declarations of the commands that start or stop this host's node.
-They run in the node package (the module `cli.main` names for them), which
-pulls in the manager, worker and store code; declaring their arguments here
-keeps that code out of every other command's start-up. Each parser records
-the name of the function that runs it in `bootstrap`.
+They run in cli/node_commands.py (the runner `cli.main` names for them),
+which imports `node/` and so the manager, worker and store code; declaring
+their arguments here keeps that code out of every other command's start-up.
+Each parser records the name of the `cmd_*` function that runs it in the
+namespace attribute `bootstrap`.
 """
 from __future__ import annotations
 

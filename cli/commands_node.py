@@ -126,7 +126,7 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _change_role(ctx: Context, refs: list[str], role: int) -> int:
+def _change_role(ctx: Context, refs: list[str], role: pb.NodeRole) -> int:
     status = 0
     word = "manager" if role == pb.MANAGER else "worker"
     for ref in refs:

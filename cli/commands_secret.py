@@ -15,7 +15,7 @@ import datetime
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from cli import format as fmt
 from cli.client import CLIError
@@ -63,7 +63,7 @@ def row(obj: Any, now: float) -> dict[str, str]:
     return out
 
 
-def table(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
+def table(rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
     body = [[_HEADERS.get(c, c.upper()) for c in columns]]
     body += [[r.get(c, "") for c in columns] for r in rows]
     return fmt.tabulate(body)
@@ -170,7 +170,7 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     found: list[Any] = []
     status = 0
     for ref in ns.names:
-        if not ctx.attempt(lambda ref=ref: found.append(_get(ctx, ns.kind, ref))):
+        if not ctx.attempt(lambda: found.append(_get(ctx, ns.kind, ref))):  # runs at once
             status = 1
     if ns.pretty:
         if found:

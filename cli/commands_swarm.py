@@ -15,7 +15,7 @@ import getpass
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 import grpc
 
@@ -241,7 +241,7 @@ def _wait_unlocked(ctx: Context, timeout: float = UNLOCK_WAIT) -> None:
             ctx.call("Info", cpb.InfoRequest(), timeout=5)
             return
         except grpc.RpcError as exc:
-            last = exc.details()
+            last = cast(grpc.Call, exc).details()
         if time.monotonic() >= deadline:
             raise CLIError(f"Error: the node was unlocked but does not serve yet after "
                            f"{timeout:g}s ({last}); see its log")

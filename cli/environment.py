@@ -1,10 +1,10 @@
 """The environment variables the node-starting commands read, in one place.
 
 `swarm init`, `join`, `daemon` and `leave` build a `node.config.NodeConfig`
-from their flags and these variables (cli/commands_daemon.py); nothing under
+from their flags and these variables (cli/node_commands.py); nothing under
 `node/`, `manager/` or `worker/` reads the environment. Only the standard
-library and `pki.ca` are imported here, so client commands stay quick to start. The variables (README, "Operator and test
-settings"):
+library and `pki.ca` are imported here, so client commands stay quick to
+start. The variables (README, "Operator and test settings"):
 
 - SHOAL_PODMAN_ROOT, SHOAL_PODMAN_RUNROOT, SHOAL_PODMAN_HOME: the podman
   storage (`--root`, `--runroot`) and HOME (registries.conf) of the node's

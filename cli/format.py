@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -238,7 +238,7 @@ def to_dict(message: Message) -> dict:
 
     Zero values are kept (availability ACTIVE, role WORKER are zeros).
     """
-    options = {"preserving_proto_field_name": True,
+    options: dict[str, Any] = {"preserving_proto_field_name": True,
                "always_print_fields_with_no_presence": True}
     try:
         return json_format.MessageToDict(message, unquote_int64_if_possible=True, **options)

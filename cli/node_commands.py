@@ -61,13 +61,14 @@ def node_config(args: argparse.Namespace,
         debug=environment.debug(environ))
 
 
-def _start(config: NodeConfig, message: str) -> int:
-    """Runs the node (in this process with --foreground) and prints `message` once it serves."""
-    make_runtime = runtimes.podman_factory(config)
+def _start(config: NodeConfig, message: Optional[str] = None) -> int:
+    """Runs the node (in this process with --foreground, else detached) and prints
+    `message`, if any: before serving in the foreground, once it serves when detached."""
     if config.foreground:
-        print(message, flush=True)
+        if message is not None:
+            print(message, flush=True)
         try:
-            daemon.run_daemon(config, make_runtime)
+            daemon.run_daemon(config, runtimes.podman_factory(config))
         except daemon.AlreadyRunning as exc:
             _err(f"Error: {exc}")
             return 1
@@ -79,7 +80,8 @@ def _start(config: NodeConfig, message: str) -> int:
         return 1
     if started_locked:
         _err(f"The node started locked. {LOCKED}")
-    print(message)
+    if message is not None:
+        print(message)
     return 0
 
 
@@ -166,20 +168,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     except (ValueError, NodeError) as exc:
         _err(f"Error: {exc}")
         return 1
-    if config.foreground:
-        try:
-            daemon.run_daemon(config, runtimes.podman_factory(config))
-        except daemon.AlreadyRunning as exc:
-            _err(f"Error: {exc}")
-            return 1
-        return 0
-    try:
-        if bootstrap.spawn_daemon(config):
-            _err(f"The node started locked. {LOCKED}")
-    except NodeError as exc:
-        _err(f"Error: {exc}")
-        return 1
-    return 0
+    return _start(config)
 
 
 # ------------------------------------------------------------------ leave --

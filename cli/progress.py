@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, TextIO
+from typing import Any, Callable, Iterable, Optional, Protocol
 
 from cli.format import truncate_id
 from proto import control_pb2 as cpb
@@ -32,12 +32,20 @@ _FAILED = (pb.FAILED, pb.REJECTED)
 EMPTY_GLOBAL_SETTLE = 3.0  # seconds a global service may have no tasks before that counts as done
 
 
+class Stream(Protocol):
+    """Where progress is written: a text stream (stdout), or one that drops it (--quiet)."""
+
+    def write(self, text: str) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 @dataclass
 class SlotLine:
     """One line under "overall progress": a slot (1/3) or a node of a global service."""
 
     label: str
-    state: Optional[int] = None
+    state: Optional[pb.TaskState] = None
     error: str = ""
 
     def text(self, bar: bool) -> str:
@@ -90,6 +98,8 @@ def compute_progress(service: pb.Service, tasks: Iterable[pb.Task],
     lines: list[SlotLine] = []
     done = 0
     is_global = service.spec.WhichOneof("mode") == "global"
+    groups: dict[Any, list[pb.Task]]  # by node ID (global) or slot (replicated)
+    labels: dict[Any, str]
     if is_global:
         node_ids = sorted({t.node_id for t in current if t.desired_state == pb.RUNNING})
         groups = {n: [t for t in current if t.node_id == n] for n in node_ids}
@@ -105,6 +115,7 @@ def compute_progress(service: pb.Service, tasks: Iterable[pb.Task],
         failed = [t for t in group if t.status.state in _FAILED]
         if failed:
             last = _newest(failed)
+            assert last is not None  # failed is not empty
             failures[line.label] = (len(failed), last.status.err or last.status.message)
         if wanted is not None:
             line.state = wanted.status.state
@@ -124,7 +135,7 @@ def compute_progress(service: pb.Service, tasks: Iterable[pb.Task],
 class Display:
     """Writes progress: redrawn in place on a terminal, changed lines otherwise."""
 
-    def __init__(self, out: TextIO, tty: bool) -> None:
+    def __init__(self, out: Stream, tty: bool) -> None:
         self.out = out
         self.tty = tty
         self._drawn = 0
@@ -203,7 +214,7 @@ class Waiter:
     rolled-back spec has converged.
     """
 
-    def __init__(self, call: Callable, out: TextIO, tty: bool,
+    def __init__(self, call: Callable, out: Stream, tty: bool,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.call = call

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from cli.flags import is_on
 from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
@@ -19,6 +19,8 @@ from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, p
                          parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
                          validate_constraint)
 from proto import objects_pb2 as pb
+
+T = TypeVar("T")
 
 _RESTART_CONDITIONS = {"any": pb.RestartPolicy.ANY, "none": pb.RestartPolicy.NONE,
                        "on-failure": pb.RestartPolicy.ON_FAILURE}
@@ -33,7 +35,7 @@ def _get(ns: argparse.Namespace, name: str):
     return getattr(ns, name, None)
 
 
-def _choice(value: str, choices: dict, flag: str) -> int:
+def _choice(value: str, choices: Mapping[str, T], flag: str) -> T:
     key = value.strip().lower()
     if key not in choices:
         raise UsageError(f'invalid value "{value}" for {flag}: expected one of '
@@ -278,8 +280,8 @@ def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSp
         _add_file_ref(c.secrets, ref, "secret", lambda s: (s.secret_name, s.secret_id))
     config_rm = set(ns.config_rm)
     _remove_where(c.configs, lambda s: s.config_name in config_rm or s.config_id in config_rm)
-    for ref in map(parse_config_ref, ns.config_add):
-        _add_file_ref(c.configs, ref, "config", lambda s: (s.config_name, s.config_id))
+    for cfg_ref in map(parse_config_ref, ns.config_add):
+        _add_file_ref(c.configs, cfg_ref, "config", lambda s: (s.config_name, s.config_id))
 
     net_rm = set(ns.network_rm)
     _remove_where(task.networks, lambda n: n.target in net_rm)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import grpc
 
+from node.state import log_path
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
@@ -111,7 +112,7 @@ class SingleNode:
         return res
 
     def log_tail(self, lines: int = 40) -> str:
-        path = self.data_dir.parent / f"{self.data_dir.name}.log"  # node.state.log_path
+        path = log_path(self.data_dir)
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import grpc
 
 from manager import objects
+from manager.background import LeaderTask
 from manager.objects import copy
 from pki import rotation, tls, tokens
 from pki.ca import RootCA
@@ -131,23 +132,13 @@ def redacted(cluster: pb.Cluster) -> pb.Cluster:
     return out
 
 
-class RotationReconciler:
+class RotationReconciler(LeaderTask):
     """On the leader: finishes a root rotation once every node has rotated."""
 
     def __init__(self, store: ObjectStore, node_id: str) -> None:
         self.store = store
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
-        self._task: asyncio.Task | None = None
         self._last: tuple[int, int] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         # Subscribe before the first check, so a node that rotates in between is not missed.
@@ -201,7 +192,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     def _cluster(self) -> pb.Cluster:
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = cluster_of(self.store)
         if cluster is None:
             raise errors.Unavailable("the cluster is not initialised yet")
         return cluster

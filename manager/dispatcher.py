@@ -84,7 +84,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             self._end(sess)
 
     def heartbeat_period(self) -> float:
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = ca.cluster_of(self.store)
         if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
             return model.seconds(cluster.spec.dispatcher.heartbeat_period)
         return DEFAULT_HEARTBEAT
@@ -124,7 +124,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     def _roots(self) -> dict[str, bytes]:
         """The roots nodes must trust and the one that signs now (see manager.ca)."""
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = ca.cluster_of(self.store)
         if cluster is None or not cluster.root_ca_cert:
             return {}
         return {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]

@@ -12,14 +12,10 @@ from typing import Optional, TypeVar
 
 from google.protobuf.message import Message
 
-from proto import objects_pb2 as pb
+from proto import model
 from raft.api import ObjectStore
 
 M = TypeVar("M", bound=Message)
-
-KINDS: dict[type, str] = {pb.Node: "node", pb.Task: "task", pb.Service: "service",
-                          pb.Network: "network", pb.Secret: "secret", pb.Config: "config",
-                          pb.Cluster: "cluster"}
 
 
 def copy(obj: M) -> M:
@@ -31,9 +27,10 @@ def copy(obj: M) -> M:
 
 def get(store: ObjectStore, cls: type[M], obj_id: str) -> Optional[M]:
     """The stored object of class `cls` (pb.Node, pb.Task, ...) with this ID, or None."""
-    obj = store.get(KINDS[cls], obj_id)
+    kind = model.kind_of_class(cls)
+    obj = store.get(kind, obj_id)
     if obj is None:
         return None
     if not isinstance(obj, cls):
-        raise TypeError(f"the store's {KINDS[cls]} table holds a {type(obj).__name__}")
+        raise TypeError(f"the store's {kind} table holds a {type(obj).__name__}")
     return obj

@@ -25,9 +25,9 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
 from manager import roles
+from manager.background import LeaderTask
 from proto import objects_pb2 as pb
 from raft import actions, errors
 from raft.api import ObjectStore
@@ -38,25 +38,15 @@ FAULT_AFTER_RAFT_REMOVAL = "test-hook-exit-after-raft-removal"
 FAULT_EXIT_CODE = 70
 
 
-class RoleManager:
+class RoleManager(LeaderTask):
     """On the leader: finishes pending demotions (raft removal first, then the store)."""
 
     def __init__(self, store: ObjectStore, node_id: str, data_dir: str) -> None:
         self.store = store
         self.node_id = node_id
         self.data_dir = Path(data_dir)
-        self._task: Optional[asyncio.Task] = None
         self._waiting: dict[str, str] = {}  # node ID -> why its demotion waits (logged once)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         changed = asyncio.Event()

@@ -29,7 +29,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -37,14 +37,15 @@ from grpc_reflection.v1alpha import reflection
 
 from manager.allocator.networks import ingress_network
 from manager.authz import AuthzInterceptor
-from manager.ca import NodeCAServicer, RaftMembershipServicer
+from manager import objects
+from manager.ca import NodeCAServicer, RaftMembershipServicer, cluster_of
 from manager.manager import Manager
 from node import credentials, lockedmode, renewal
 from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
 from node.renewal import CertRenewer
 from node.runtimes import RuntimeFactory
-from node.state import (DEFAULT_PORT, LOCKED_FILE, PID_FILE, READY_FILE, NodeState,
-                        raft_bind_addr, socket_path, split_addr)
+from node.state import (DEFAULT_PORT, JOIN_PORT_OFFSET, LOCKED_FILE, PID_FILE, READY_FILE,
+                        NodeState, raft_bind_addr, socket_path, split_addr)
 from pki import keystore
 from pki import node as pkinode
 from pki import raft_tls, tls, tokens
@@ -91,7 +92,7 @@ class Node:
         # run(): a manager's private key needs its data key first.
         self.credentials_holder: Optional[CredentialsHolder] = None
         self.renewer: Optional[CertRenewer] = None
-        self._agent: Any = None  # the worker.agent.Agent, once run() made it
+        self._agent: Optional[Agent] = None  # once run() made it
         self.keys = keystore.ManagerKeys(self.data_dir)
         self.dek: Optional[bytes] = None  # the cluster data key (managers)
         self.restart_requested = False
@@ -189,7 +190,7 @@ class Node:
         """Blocking: wraps the data key as the cluster object asks (autolock
         on: by its unlock key; off: by a local key)."""
         assert self.store is not None and self.dek is not None
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = cluster_of(self.store)
         if cluster is None:
             return
         want = cluster.unlock_key if cluster.spec.encryption.auto_lock_managers else ""
@@ -246,13 +247,12 @@ class Node:
     async def _record_manager(self) -> None:
         """Makes this node's object say manager, with its endpoints (after a promotion)."""
         assert self.store is not None
-        node = cast(Optional[pb.Node], self.store.get("node", self.state.node_id))
+        node = objects.get(self.store, pb.Node, self.state.node_id)
         if node is None or (node.role == pb.MANAGER
                             and node.manager_status.addr == self.state.advertise_addr
                             and node.manager_status.raft_addr == self.state.raft_addr):
             return
-        new = pb.Node()
-        new.CopyFrom(node)
+        new = objects.copy(node)
         new.role = pb.MANAGER
         new.manager_status.addr = self.state.advertise_addr
         new.manager_status.raft_addr = self.state.raft_addr
@@ -314,15 +314,13 @@ class Node:
             self.server.add_secure_port(
                 f"{host}:{port}", tls.dynamic_server_credentials(self.holder, True))
             self.server.add_secure_port(
-                f"{host}:{port + credentials.JOIN_PORT_OFFSET}",
+                f"{host}:{port + JOIN_PORT_OFFSET}",
                 tls.dynamic_server_credentials(self.holder, False))
         await self.server.start()
         os.chmod(sock, 0o600)
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         return manager
-
-    # ---------------------------------------------------------------- run --
 
     # -------------------------------------------------------- role change --
 
@@ -378,6 +376,8 @@ class Node:
             managers.insert(0, self.state.advertise_addr)
         return managers or [self.state.advertise_addr]
 
+    # ---------------------------------------------------------------- run --
+
     async def run(self) -> None:
         stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -415,7 +415,7 @@ class Node:
 
         self.holder.subscribe(follow_credentials)
         self.renewer = CertRenewer(self.data_dir, self.credentials_holder,
-                                   lambda: self._agent_targets(), self.state.node_id, self.store,
+                                   self._agent_targets, self.state.node_id, self.store,
                                    paused=lambda: self._desired_role != self.state.role,
                                    kek=self.key_passphrase)
         renew_task = loop.create_task(self.renewer.run())

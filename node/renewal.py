@@ -17,14 +17,16 @@ import asyncio
 import datetime as _dt
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
+from manager.ca import cluster_of
 from node import credentials
 from pki import node as pkinode
 from pki import rotation
 from pki.ca import RootCA
 from pki.holder import CredentialsHolder
 from proto import objects_pb2 as pb
+from raft.api import ObjectStore
 
 RETRY_MIN = 1.0   # seconds between failed renewals, doubling...
 RETRY_MAX = 30.0  # ...up to this
@@ -46,7 +48,7 @@ class CertRenewer:
 
     def __init__(self, data_dir: Path, holder: CredentialsHolder,
                  managers: Callable[[], list[str]], node_id: str,
-                 store: Optional[Any] = None,
+                 store: Optional[ObjectStore] = None,
                  paused: Callable[[], bool] = lambda: False,
                  kek: Optional[bytes] = None) -> None:
         self.data_dir = data_dir
@@ -135,7 +137,7 @@ class CertRenewer:
         """On a manager: after a rotation, the new root and its key on disk."""
         if self.store is None:
             return
-        cluster = next(iter(self.store.list("cluster")), None)
+        cluster = cluster_of(self.store)
         if cluster is None or not cluster.root_ca_key:
             return
         d = pkinode.cert_dir(self.data_dir)

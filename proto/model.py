@@ -48,7 +48,12 @@ def new_id() -> str:
 
 def kind_of(obj: Message) -> str:
     """Returns the kind name ("service", "task", ...) of a stored object."""
-    return _KIND_OF_CLASS[type(obj)]
+    return kind_of_class(type(obj))
+
+
+def kind_of_class(cls: type[Message]) -> str:
+    """Returns the kind name of a stored object's class (pb.Node -> "node", ...)."""
+    return _KIND_OF_CLASS[cls]
 
 
 def wrap(obj: Message) -> pb.StoreObject:

@@ -95,8 +95,22 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         except (errors.NotLeader, errors.Unavailable):
             raise Refusal(Code.UNAVAILABLE, NO_LEADER) from None
 
-    def _cluster(self) -> Optional[pb.Cluster]:
-        return next(iter(self.store.list("cluster")), None)
+    async def _created(self, kind: str, obj: Any) -> Any:
+        """Commits a new object; the stored object after."""
+        await self._commit([actions.create(obj)])
+        return self._get(kind, obj.id)
+
+    async def _relabelled(self, kind: str, ref: str, spec: Any, version: int) -> Any:
+        """Commits the new labels of a secret or config; the stored object after."""
+        obj = self._find(kind, ref)
+        await self._commit([actions.update(secrets.relabelled(kind, obj, spec, version))])
+        return self._get(kind, obj.id)
+
+    async def _remove_unused(self, kind: str, ref: str) -> None:
+        """Removes a secret or config that no service uses."""
+        obj = self._find(kind, ref)
+        secrets.check_unused(kind, obj, self.store.list("service"))
+        await self._commit([actions.remove(obj)])
 
     def _refs(self) -> services.Refs:
         return services.Refs(networks=self.store.list("network"),
@@ -108,7 +122,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     async def Info(self, request: cpb.InfoRequest, context: Context) -> cpb.InfoResponse:
         all_nodes = self.store.list("node")
-        cluster = self._cluster()
+        cluster = ca.cluster_of(self.store)
         leader = next((n.id for n in all_nodes if n.manager_status.leader), "")
         running = sum(1 for t in self.store.list("task") if t.status.state == pb.RUNNING)
         return cpb.InfoResponse(
@@ -155,9 +169,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def CreateService(self, request: cpb.CreateServiceRequest,
                             context: Context) -> cpb.CreateServiceResponse:
         svc = services.new_service(request, self._refs())
-        await self._commit([actions.create(svc)])
+        stored = await self._created("service", svc)
         self.log.info("service %s (%s) created", svc.spec.annotations.name, svc.id)
-        return cpb.CreateServiceResponse(service=self._get("service", svc.id))
+        return cpb.CreateServiceResponse(service=stored)
 
     @refusals
     async def GetService(self, request: cpb.GetServiceRequest,
@@ -215,11 +229,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @refusals
     async def CreateNetwork(self, request: cpb.CreateNetworkRequest,
                             context: Context) -> cpb.CreateNetworkResponse:
-        net = networks.new_network(request, self.store.list("network"), self._cluster())
-        await self._commit([actions.create(net)])
+        net = networks.new_network(request, self.store.list("network"), ca.cluster_of(self.store))
+        stored = await self._created("network", net)
         self.log.info("network %s (%s) created: subnet %s, VNI %d", net.spec.annotations.name,
                       net.id, net.ipam[0].subnet, net.vni)
-        return cpb.CreateNetworkResponse(network=self._get("network", net.id))
+        return cpb.CreateNetworkResponse(network=stored)
 
     @refusals
     async def GetNetwork(self, request: cpb.GetNetworkRequest,
@@ -246,8 +260,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def CreateSecret(self, request: cpb.CreateSecretRequest,
                            context: Context) -> cpb.CreateSecretResponse:
         sec = secrets.new_object("secret", pb.Secret(spec=request.spec), self.store.list("secret"))
-        await self._commit([actions.create(sec)])
-        return cpb.CreateSecretResponse(secret=redact.secret(self._get("secret", sec.id)))
+        return cpb.CreateSecretResponse(secret=redact.secret(await self._created("secret", sec)))
 
     @refusals
     async def GetSecret(self, request: cpb.GetSecretRequest,
@@ -263,25 +276,21 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @refusals
     async def UpdateSecret(self, request: cpb.UpdateSecretRequest,
                            context: Context) -> cpb.UpdateSecretResponse:
-        sec = self._find("secret", request.secret_id)
-        new = secrets.relabelled("secret", sec, request.spec, request.secret_version)
-        await self._commit([actions.update(new)])
-        return cpb.UpdateSecretResponse(secret=redact.secret(self._get("secret", sec.id)))
+        sec = await self._relabelled("secret", request.secret_id, request.spec,
+                                     request.secret_version)
+        return cpb.UpdateSecretResponse(secret=redact.secret(sec))
 
     @refusals
     async def RemoveSecret(self, request: cpb.RemoveSecretRequest,
                            context: Context) -> cpb.RemoveSecretResponse:
-        sec = self._find("secret", request.secret_id)
-        secrets.check_unused("secret", sec, self.store.list("service"))
-        await self._commit([actions.remove(sec)])
+        await self._remove_unused("secret", request.secret_id)
         return cpb.RemoveSecretResponse()
 
     @refusals
     async def CreateConfig(self, request: cpb.CreateConfigRequest,
                            context: Context) -> cpb.CreateConfigResponse:
         cfg = secrets.new_object("config", pb.Config(spec=request.spec), self.store.list("config"))
-        await self._commit([actions.create(cfg)])
-        return cpb.CreateConfigResponse(config=self._get("config", cfg.id))
+        return cpb.CreateConfigResponse(config=await self._created("config", cfg))
 
     @refusals
     async def GetConfig(self, request: cpb.GetConfigRequest,
@@ -296,17 +305,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     @refusals
     async def UpdateConfig(self, request: cpb.UpdateConfigRequest,
                            context: Context) -> cpb.UpdateConfigResponse:
-        cfg = self._find("config", request.config_id)
-        new = secrets.relabelled("config", cfg, request.spec, request.config_version)
-        await self._commit([actions.update(new)])
-        return cpb.UpdateConfigResponse(config=self._get("config", cfg.id))
+        cfg = await self._relabelled("config", request.config_id, request.spec,
+                                     request.config_version)
+        return cpb.UpdateConfigResponse(config=cfg)
 
     @refusals
     async def RemoveConfig(self, request: cpb.RemoveConfigRequest,
                            context: Context) -> cpb.RemoveConfigResponse:
-        cfg = self._find("config", request.config_id)
-        secrets.check_unused("config", cfg, self.store.list("service"))
-        await self._commit([actions.remove(cfg)])
+        await self._remove_unused("config", request.config_id)
         return cpb.RemoveConfigResponse()
 
     # ------------------------------------------------------------ cluster --
