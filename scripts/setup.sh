@@ -100,7 +100,9 @@ step "podman info" check_podman
 make_venv() {
     cd "$REPO" || return 1
     [ -x .venv/bin/python ] || python3 -m venv .venv || return 1
-    .venv/bin/pip install -q -e '.[test]'
+    # compat mode: a plain path entry, not an import hook (the hook imports pathlib and
+    # friends at every interpreter start: ~10 ms on each swarm command)
+    .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
 }
 step "python venv at $REPO/.venv with shoal[test]" make_venv
 
