@@ -45,7 +45,7 @@ def refuse_all(service_descriptor: Any, message: str,
     async def refuse(request, context):
         await context.abort(code, message)
 
-    handlers = {}
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in service_descriptor.methods:
         if method.server_streaming:
             async def stream(request, context):

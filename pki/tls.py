@@ -36,7 +36,7 @@ import hmac
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import grpc
 from cryptography import x509
@@ -82,7 +82,7 @@ def server_credentials(creds: NodeCredentials, require_client_auth: bool) -> grp
     )
 
 
-def _certificate_configuration(creds: NodeCredentials) -> object:
+def _certificate_configuration(creds: NodeCredentials) -> grpc.ServerCertificateConfiguration:
     return grpc.ssl_server_certificate_configuration(
         [(creds.key_pem, _server_chain(creds))], root_certificates=creds.ca_pem)
 
@@ -95,15 +95,17 @@ def dynamic_server_credentials(holder: CredentialsHolder,
     the certificate they started with)."""
     served = [holder.version]
 
-    def fetch() -> object:
+    def fetch() -> Optional[grpc.ServerCertificateConfiguration]:
         version, creds = holder.versioned()
         if version == served[0]:
             return None  # unchanged: gRPC keeps the current configuration
         served[0] = version
         return _certificate_configuration(creds)
 
+    # gRPC documents None from `fetch` as "keep the current configuration"; the
+    # type stubs (types-grpcio) leave None out of the callback's return type.
     return grpc.dynamic_ssl_server_credentials(
-        _certificate_configuration(holder.current()), fetch,
+        _certificate_configuration(holder.current()), fetch,  # type: ignore[arg-type]
         require_client_authentication=require_client_auth)
 
 
@@ -205,8 +207,8 @@ async def fetch_and_pin_ca_async(host: str, port: int, token: str, timeout: floa
 
 def _peer(context: grpc.aio.ServicerContext) -> _Peer:
     auth = context.auth_context() or {}
-    pems = auth.get("x509_pem_cert") or []
-    names = auth.get("x509_common_name") or []
+    pems = list(auth.get("x509_pem_cert") or [])
+    names = list(auth.get("x509_common_name") or [])
     return _Peer(pems[0] if pems else None, names[0].decode() if names else None)
 
 

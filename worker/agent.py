@@ -290,6 +290,7 @@ class Agent:
             message = await call.read()
             if message is grpc.aio.EOF:
                 raise SessionEnded("the dispatcher closed the session")
+            assert isinstance(message, dpb.SessionMessage)
             self._apply_session_message(message, stub)
 
     def _apply_session_message(self, message: dpb.SessionMessage, stub: dgrpc.DispatcherStub) -> None:
