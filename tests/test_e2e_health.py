@@ -99,3 +99,34 @@ def test_unhealthy_task_fails_and_is_replaced(node: SingleNode, image: str) -> N
     ps = node.swarm("service", "ps", "flip").stdout
     assert "unhealthy container" in ps, ps
     node.swarm("service", "rm", "flip")
+
+
+def test_bad_healthcheck_input_is_refused_and_changes_nothing(node: SingleNode, image: str) -> None:
+    node.swarm("service", "create", "-d", "--name", "steady", "--stop-grace-period", "1s",
+               *CHECK, image, "sh", "-c", "touch /tmp/ok; exec sleep 3600")
+    before = node.service("steady")
+    listing = node.swarm("service", "ls", "-q").stdout
+    cases = [
+        (["service", "create", "--name", "neg", "--health-interval", "-1s", image],
+         'invalid duration "-1s" for --health-interval: must not be negative'),
+        (["service", "create", "--name", "neg", "--health-timeout=-1s", image],
+         "--health-timeout: must not be negative"),
+        (["service", "create", "--name", "neg", "--health-start-period", "-2s", image],
+         "--health-start-period: must not be negative"),
+        (["service", "create", "--name", "neg", "--health-retries", "-1", image],
+         "invalid retries -1 for --health-retries"),
+        (["service", "create", "--name", "neg", "--no-healthcheck", "--health-cmd", "true",
+          image], "--no-healthcheck conflicts with --health-* options"),
+        (["service", "update", "--health-interval", "-1s", "steady"], "must not be negative"),
+        (["service", "update", "--health-retries", "-1", "steady"], "--health-retries"),
+        (["service", "update", "--no-healthcheck", "--health-cmd", "x", "steady"], "conflicts"),
+    ]
+    for args, needle in cases:
+        res = node.swarm(*args, check=False)
+        assert res.returncode != 0, (args, res.stdout)
+        assert needle in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr and "usage:" not in res.stderr, res.stderr
+    assert node.swarm("service", "ls", "-q").stdout == listing
+    after = node.service("steady")
+    assert after.meta.version == before.meta.version and after.spec == before.spec
+    node.swarm("service", "rm", "steady")
