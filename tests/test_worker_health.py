@@ -13,7 +13,7 @@ from worker import health
 from worker.controller import TaskController
 from worker.health import (HEALTHY, STARTING, UNHEALTHY, HealthCheck, HealthMonitor,
                            HealthState, ProbeResult, health_check)
-from worker.runtime import ExecResult
+from worker.runtime import ExecResult, RuntimeError_
 
 S = 10**9
 
@@ -254,6 +254,40 @@ async def test_the_check_ends_with_its_container() -> None:
     await h.until(pb.COMPLETE)
     await until(lambda: h.clock.pending() == [], what="the monitor to end")
     await h.close()
+
+
+async def test_a_check_that_cannot_run_because_the_container_ended_is_no_failure() -> None:
+    h = Harness(healthchecked_task(interval=1, retries=1))
+    await h.probe(1)
+    await h.until(pb.RUNNING)
+
+    def ended_meanwhile(cid: str, argv: list[str]) -> ExecResult:
+        h.runtime.exit(cid, 0)
+        raise RuntimeError_("container state improper")
+    h.runtime.exec_result = ended_meanwhile
+    await h.probe(1)
+    done = await h.until(pb.COMPLETE)
+    assert done.err == "" and pb.FAILED not in h.states
+    await h.close()
+
+
+async def test_adopted_starting_task_becomes_running_only_once_healthy() -> None:
+    task = healthchecked_task(interval=1)
+    task.status.state = pb.STARTING
+    runtime = FakeRuntime()
+    container = runtime.add({"com.shoal.task.id": "t1"}, running=True)
+    clock, reports = FakeClock(), []
+    ctrl = TaskController(task, runtime, lambda tid, st: reports.append(st), node_id="node1",
+                          container=container, clock=clock)
+    job = ctrl.start()
+    await until(lambda: 1 in clock.pending(), what="the check scheduled")
+    assert reports == []
+    clock.advance(1)
+    await until(lambda: reports, what="a report")
+    assert [s.state for s in reports] == [pb.RUNNING]
+    assert reports[0].container_status.pid == container.pid
+    ctrl.remove()
+    await asyncio.wait_for(job, 3)
 
 
 async def test_without_a_healthcheck_running_is_reported_at_once_and_nothing_runs() -> None:

@@ -151,6 +151,8 @@ class HealthMonitor:
             await self.clock.sleep(self.check.interval)
             before = self.state.status
             result = await self.probe()
+            if result is None:
+                continue   # the container is no longer running: its exit is the news
             after = self.state.record(result)
             if after == UNHEALTHY or result.exit_code != 0:
                 self.log.info("task %s: health check failed (exit %d, streak %d): %s",
@@ -162,8 +164,9 @@ class HealthMonitor:
             if after == UNHEALTHY:
                 return self.state
 
-    async def probe(self) -> ProbeResult:
-        """Runs the check once, bounded by its timeout (on this monitor's clock)."""
+    async def probe(self) -> ProbeResult | None:
+        """Runs the check once, bounded by its timeout (on this monitor's clock); None
+        when it could not run because the container no longer runs."""
         start = self.clock.now()
         self.in_flight += 1
         self.probes += 1
@@ -181,6 +184,8 @@ class HealthMonitor:
             try:
                 outcome = job.result()
             except RuntimeError_ as exc:
+                if not await self._container_running():
+                    return None
                 return ProbeResult(start, self.clock.now(), -1, f"health check: {exc}")
         finally:
             self.in_flight -= 1
@@ -190,3 +195,9 @@ class HealthMonitor:
             return ProbeResult(start, self.clock.now(), -1,
                                f"Health check exceeded timeout ({self.check.timeout:g}s)")
         return ProbeResult(start, self.clock.now(), outcome.exit_code, _text(outcome))
+
+    async def _container_running(self) -> bool:
+        try:
+            return (await self.runtime.inspect(self.container_id)).running
+        except RuntimeError_:
+            return False
