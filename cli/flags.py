@@ -20,6 +20,13 @@ BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "
               "autolock")
 _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
 
+# Value flags whose value can look like an option ("-1s"): argparse would take it
+# for one and say only "expected one argument"; joined as --flag=-1s, the value
+# reaches the parser that explains what is wrong with it.
+DASH_VALUE_FLAGS = ("--health-interval", "--health-timeout", "--health-start-period",
+                    "--health-retries")
+_DASH_VALUE = re.compile(r"^-\d")
+
 # (flag, short, help) for single-valued options both commands take.
 _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--replicas", None, "Number of tasks"),
@@ -144,18 +151,27 @@ def is_on(value: str | None, flag: str = "flag") -> bool:
 
 
 def rewrite_bool_assignments(argv: Sequence[str]) -> list[str]:
-    """Turns Docker's `--tty=false` spelling into the hidden `--tty-value false`.
+    """Turns Docker's `--tty=false` spelling into the hidden `--tty-value false`, and
+    `--health-interval -1s` (a value starting with a dash) into `--health-interval=-1s`.
 
     Stops at `--`, after which everything belongs to the container command.
     """
     out: list[str] = []
+    joined = False
     for index, token in enumerate(argv):
+        if joined:
+            joined = False
+            continue
         if token == "--":
             out.extend(argv[index:])
             break
         m = _BOOL_ASSIGN.match(token)
         if m:
             out.extend([f"--{m.group(1)}-value", m.group(2)])
+        elif (token in DASH_VALUE_FLAGS and index + 1 < len(argv)
+              and _DASH_VALUE.match(argv[index + 1])):
+            out.append(f"{token}={argv[index + 1]}")
+            joined = True
         else:
             out.append(token)
     return out

@@ -35,6 +35,10 @@ def parse_duration(text: str, flag: str = "duration") -> int:
     s = text.strip()
     if s == "0":
         return 0
+    if s.startswith("-"):
+        raise UsageError(
+            f'invalid duration "{text}" for {flag}: must not be negative; expected a number '
+            "with a unit (ns, us, ms, s, m, h), e.g. 10s, 1m30s or 500ms")
     pos = 0
     total = 0.0
     while pos < len(s):

@@ -378,6 +378,28 @@ def test_stopped_task_leaves_backends_at_once_and_view_is_withdrawn(sim: NetSim)
         (dpb.AssignmentChange.REMOVE, "net-back")]
 
 
+def test_a_task_not_yet_healthy_or_unhealthy_is_no_backend(sim: NetSim):
+    # A task with a healthcheck is STARTING until its first healthy result: its
+    # address is an endpoint but not a backend of the VIP, tasks.<svc> or the mesh.
+    sim.network("back")
+    sim.put(svc_on("web", 2, "net-back", publish=((8080, 80),)))
+    sim.settle()
+    a, b = sim.tasks("web")
+    for state in (pb.STARTING, pb.FAILED):
+        t = pb.Task()
+        t.CopyFrom(sim.tables["task"][b.id])
+        t.status.state = state
+        sim.put(t)
+        index = NetIndex(sim.view())
+        for net_id in ("net-back", "net-ingress"):
+            (svc,) = index.views[net_id].services
+            mine = next(att for att in a.networks if att.network_id == net_id)
+            assert list(svc.backend_addrs) == [ipam.bare(mine.addresses[0])], (state, net_id)
+        if state == pb.STARTING:
+            starting = [e for e in index.views["net-back"].endpoints if e.task_id == b.id]
+            assert len(starting) == 1 and not starting[0].running
+
+
 def test_ingress_view_on_every_node_with_its_own_address(sim: NetSim):
     sim.put(svc_on("web", 1, publish=((8080, 80),)))
     sim.settle()

@@ -278,6 +278,42 @@ def test_bool_flags_accept_false() -> None:
         "--tty-value", "false", "--", "--tty=false"]
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--health-interval", "-1s", "busybox"],
+     'invalid duration "-1s" for --health-interval: must not be negative'),
+    (["--health-interval=-1s", "busybox"], "--health-interval: must not be negative"),
+    (["--health-timeout", "-2s", "busybox"], "--health-timeout: must not be negative"),
+    (["--health-start-period", "-500ms", "busybox"],
+     "--health-start-period: must not be negative"),
+    (["--health-retries", "-1", "busybox"],
+     "invalid retries -1 for --health-retries: must be a non-negative integer"),
+    (["--health-retries=-1", "busybox"], "invalid retries -1 for --health-retries"),
+    (["--no-healthcheck", "--health-cmd", "true", "busybox"],
+     "--no-healthcheck conflicts with --health-\\* options"),
+    (["--no-healthcheck", "--health-interval", "1s", "busybox"], "conflicts"),
+])
+def test_bad_healthcheck_options_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        create(argv)
+
+
+def test_bad_healthcheck_options_are_refused_on_update() -> None:
+    spec = create(["--health-cmd", "true", "busybox"])
+    for argv in (["--health-interval", "-1s"], ["--health-retries", "-1"],
+                 ["--no-healthcheck", "--health-cmd", "x"]):
+        with pytest.raises(UsageError):
+            update(spec, argv)
+
+
+def test_a_dash_value_is_joined_only_for_health_flags_and_before_double_dash() -> None:
+    assert rewrite_bool_assignments(["--health-timeout", "-1s", "img"]) == [
+        "--health-timeout=-1s", "img"]
+    assert rewrite_bool_assignments(["--health-timeout", "-x", "img"]) == [
+        "--health-timeout", "-x", "img"]
+    assert rewrite_bool_assignments(["--", "--health-timeout", "-1s"]) == [
+        "--", "--health-timeout", "-1s"]
+
+
 def test_no_healthcheck() -> None:
     assert list(create(["--no-healthcheck", "busybox"]).task.container.healthcheck.test) == ["NONE"]
 

@@ -260,6 +260,23 @@ def test_an_invalid_service_spec_is_refused() -> None:
             lambda: services.new_service(create(spec(image=" ")), services.Refs()))
 
 
+@pytest.mark.parametrize("field,message", [
+    ("interval", "health interval must not be negative"),
+    ("timeout", "health timeout must not be negative"),
+    ("start_period", "health start period must not be negative"),
+    ("retries", "health retries must not be negative"),
+])
+def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> None:
+    s = spec()
+    s.task.container.healthcheck.test.extend(["CMD", "true"])
+    if field == "retries":
+        s.task.container.healthcheck.retries = -1
+    else:
+        getattr(s.task.container.healthcheck, field).nanos = -10**9
+    refused(Code.INVALID_ARGUMENT, message,
+            lambda: services.new_service(create(s), services.Refs()))
+
+
 def test_a_service_secret_must_exist() -> None:
     s = spec()
     s.task.container.secrets.add(secret_name="db")

@@ -473,3 +473,31 @@ async def test_wait_survives_a_service_restart_and_an_exit_while_unsubscribed(
     finally:
         await rt.close()
         kill_service(tmp_path)
+
+
+async def test_exec_runs_in_the_container_and_reports_exit_and_output(
+        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
+    config = make_config(args=["sh", "-c", "echo ready > /tmp/mark; exec sleep 300"])
+    await runtime.ensure_image(config.image)
+    cid = await runtime.create(config)
+    await runtime.start(cid)
+    try:
+        ok = await runtime.exec(cid, ["cat", "/tmp/mark"], timeout=10)
+        assert (ok.exit_code, ok.output, ok.timed_out) == (0, b"ready\n", False)
+        failed = await runtime.exec(cid, ["/bin/sh", "-c", "echo oops >&2; exit 3"], timeout=10)
+        assert (failed.exit_code, failed.output) == (3, b"oops\n")
+        big = await runtime.exec(cid, ["/bin/sh", "-c", "head -c 10000 /dev/zero"], timeout=10,
+                                 max_output=4096)
+        assert big.exit_code == 0 and len(big.output) == 4096
+        started = time.monotonic()
+        slow = await runtime.exec(cid, ["sleep", "37"], timeout=1)
+        assert slow.timed_out and slow.exit_code == -1
+        assert time.monotonic() - started < 5
+        # the abandoned session was killed: no sleep 37 is left in the container
+        procs = await runtime.exec(cid, ["ps"], timeout=10)
+        assert b"sleep 37" not in procs.output, procs.output.decode()
+        assert (await runtime.inspect(cid)).running
+    finally:
+        await runtime.remove(cid)
+    with pytest.raises(ContainerNotFound):
+        await runtime.exec(cid, ["true"], timeout=5)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import AsyncIterator, Callable, Optional
+from typing import AsyncIterator, Callable, Optional, Sequence
 
 from proto import objects_pb2 as pb
 from worker.runtime import (
-    ContainerConfig, ContainerNotFound, ContainerState, ImagePullError, LogLine, Runtime,
-    RuntimeError_,
+    ContainerConfig, ContainerNotFound, ContainerState, ExecResult, ImagePullError, LogLine,
+    Runtime, RuntimeError_,
 )
 
 
@@ -85,6 +85,13 @@ class FakeRuntime(Runtime):
         self.output: dict[str, list[LogLine]] = {}
         self.calls: list[tuple[str, str]] = []
         self.stops: list[tuple[str, str, float]] = []
+        # exec: what each command run in a container returns; None makes it hang until
+        # cancelled (a check that never ends). Default: success, no output.
+        self.exec_result: Callable[[str, list[str]], Optional[ExecResult]] = \
+            lambda cid, argv: ExecResult(0)
+        self.execs: list[tuple[str, list[str]]] = []
+        self.exec_in_flight = 0
+        self.exec_max_in_flight = 0
         self._exited: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._pids = itertools.count(1000)
@@ -180,6 +187,23 @@ class FakeRuntime(Runtime):
             yield line
         if follow:
             await self._exited[container_id].wait()
+
+    async def exec(self, container_id: str, argv: Sequence[str], timeout: float,
+                   max_output: int = 4096) -> ExecResult:
+        self.calls.append(("exec", container_id))
+        self.execs.append((container_id, list(argv)))
+        if not self._get(container_id).running:
+            raise RuntimeError_(f"container {container_id} is not running")
+        self.exec_in_flight += 1
+        self.exec_max_in_flight = max(self.exec_max_in_flight, self.exec_in_flight)
+        try:
+            result = self.exec_result(container_id, list(argv))
+            if result is None:
+                await asyncio.Event().wait()   # hangs until cancelled
+                raise AssertionError("unreachable")
+            return ExecResult(result.exit_code, result.output[:max_output], result.timed_out)
+        finally:
+            self.exec_in_flight -= 1
 
     def _get(self, cid: str) -> ContainerState:
         if cid not in self.containers:

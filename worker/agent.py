@@ -426,7 +426,7 @@ class Agent:
         ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
                               cluster_id=self.cluster_id, node_hostname=self.hostname,
                               container=container, log=self.log, files=self.files,
-                              network=self.networking)
+                              network=self.networking, clock=self.clock)
         self._controllers[task.id] = ctrl
         ctrl.start().add_done_callback(functools.partial(self._controller_done, ctrl))
 

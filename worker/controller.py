@@ -5,6 +5,11 @@ task, drives the runtime (pull, create, start, wait, stop, remove) and reports
 every observed state through a callback, never moving backwards. The agent
 feeds it the task's newest version (`update`) and tells it when the task left
 the assignment set (`remove`); the controller ends only after that.
+
+A task whose spec has a healthcheck stays STARTING after its container
+started, until its first healthy result (`worker.health`); only then is it
+RUNNING. When the check finds the container unhealthy, the task FAILS with
+"unhealthy container" and its container is stopped.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from proto import model
 from proto import objects_pb2 as pb
-from worker import taskspec
+from worker import health, taskspec
+from worker.clock import REAL_CLOCK, Clock
 from worker.taskfiles import FileError, TaskFiles
 from worker.overlay import Networking, TaskNetworkError, needs_netns
 from worker.runtime import ContainerNotFound, ContainerState, Mount, Runtime, RuntimeError_
@@ -54,6 +60,7 @@ class TaskController:
         log: logging.LoggerAdapter | None = None,
         files: TaskFiles | None = None,
         network: Networking | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.task = pb.Task()
         self.task.CopyFrom(task)
@@ -68,6 +75,10 @@ class TaskController:
         self._removed = False
         self._files = files
         self._network = network
+        self.clock = clock  # times the healthcheck
+        self._pid = 0
+        self._unhealthy = False
+        self.health: health.HealthMonitor | None = None  # the running check, if any
         self._changed = asyncio.Event()
         # Set while the controller has nothing to do until the task changes (a prepared task
         # held at READY, or after the container ended): tests and diagnostics wait on it.
@@ -194,7 +205,10 @@ class TaskController:
         adopted, self._adopted = self._adopted, None
         if adopted is not None:
             if adopted.running:
-                self._report(pb.RUNNING, "started", allow_same=True, pid=adopted.pid)
+                # with a healthcheck, a task not yet RUNNING stays STARTING until healthy
+                if self._last >= pb.RUNNING or self._health_check() is None:
+                    self._report(pb.RUNNING, "started", allow_same=True, pid=adopted.pid)
+                self._pid = adopted.pid
                 self.log.info("task %s: adopted running container %s", self.task.id, adopted.id[:12])
                 await self._watch()
                 return
@@ -275,17 +289,43 @@ class TaskController:
         except RuntimeError_ as exc:
             self._report(pb.FAILED, "starting", err=str(exc) or "container start failed")
             return
-        # RUNNING goes out at once; the PID follows when the wait first inspects the
-        # container (an inspect here would delay every start by a podman round trip).
-        self._report(pb.RUNNING, "started")
+        # RUNNING goes out at once (or, with a healthcheck, on its first healthy result);
+        # the PID follows when the wait first inspects the container (an inspect here
+        # would delay every start by a podman round trip).
+        if self._health_check() is None:
+            self._report(pb.RUNNING, "started")
         await self._watch(report_pid=True)
+
+    def _health_check(self) -> health.HealthCheck | None:
+        return health.health_check(self.task.spec.container)
+
+    def _health_changed(self, status: str, state: health.HealthState) -> None:
+        if status == health.HEALTHY:
+            self._report(pb.RUNNING, "started", pid=self._pid)
+        elif status == health.UNHEALTHY:
+            self._unhealthy = True
+            last = state.log[-1].output.strip() if state.log else ""
+            self.log.warning("task %s: unhealthy container (last check: %s)", self.task.id,
+                             last[:200])
+            self._report(pb.FAILED, "unhealthy", err="unhealthy container")
+
+    async def _monitor_health(self, check: health.HealthCheck) -> None:
+        """Runs the healthcheck; stops the container once it is unhealthy."""
+        self.health = health.HealthMonitor(check, self.runtime, self._container_id,
+                                           self._health_changed, clock=self.clock,
+                                           log=self.log, task_id=self.task.id)
+        await self.health.run()
+        await self._stop_container()
 
     async def _watch(self, report_pid: bool = False) -> None:
         """Waits for the container to exit and reports how it ended."""
         def running(state: ContainerState) -> None:
+            self._pid = state.pid
             if state.pid and self._last == pb.RUNNING:
                 self._report(pb.RUNNING, "started", allow_same=True, pid=state.pid)
 
+        check = self._health_check()
+        monitor = asyncio.create_task(self._monitor_health(check)) if check else None
         try:
             final = await self._interruptible(
                 self.runtime.wait(self._container_id, on_running=running if report_pid else None))
@@ -295,7 +335,21 @@ class TaskController:
         except RuntimeError_ as exc:
             self._report(pb.FAILED, "failed", err=str(exc) or "container wait failed")
             return
+        finally:
+            if monitor is not None:
+                await self._end_monitor(monitor)
         self._report_exit(final)
+
+    async def _end_monitor(self, monitor: asyncio.Task[None]) -> None:
+        """Cancels the healthcheck (the container ended or is being stopped); a stop it
+        started for an unhealthy container is let finish."""
+        if not monitor.done() and not self._unhealthy:
+            monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await monitor
+            except Exception:  # a bug in the monitor must not hide how the task ended
+                self.log.exception("task %s: healthcheck error", self.task.id)
 
     def _report_exit(self, final: ContainerState) -> None:
         state, message, err = exit_status(final)

@@ -24,15 +24,16 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 from urllib.parse import quote
 
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
 from worker.podman_exits import ExitWatcher
-from worker.podman_wire import (LogDemuxer, container_spec, error_message, json_stream,
-                                maybe_json, parse_time, signal_name, signal_number)
-from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState,
+from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
+                                json_stream, maybe_json, parse_time, signal_name,
+                                signal_number)
+from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
                             ImagePullError, LogLine, Runtime, RuntimeError_)
 
 API = "/v4.0.0/libpod"
@@ -472,6 +473,62 @@ class PodmanRuntime(Runtime):
             response.close()
         for line in demux.flush():
             yield line
+
+    async def exec(self, container_id: str, argv: Sequence[str], timeout: float,
+                   max_output: int = 4096) -> ExecResult:
+        """Creates an exec session, runs it attached (its output ends when the command
+        ends) and inspects it for the exit code. Past `timeout` the session's process
+        is killed (podman has no call for that: by its PID, when this agent may) and
+        the result is a time-out."""
+        _, data = await self._call("POST", f"/containers/{container_id}/exec", ok=(201, 200),
+                                   json_body={"Cmd": list(argv), "AttachStdout": True,
+                                              "AttachStderr": True, "AttachStdin": False,
+                                              "Tty": False},
+                                   container=container_id)
+        exec_id = str((data or {}).get("Id", ""))
+        if not exec_id:
+            raise RuntimeError_(f"exec in {container_id[:12]}: no session ID in {data!r}")
+        output = ExecOutput(max_output)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._request("POST", f"/exec/{exec_id}/start",
+                                               json_body={"Detach": False, "Tty": False},
+                                               timeout=None)
+                if response.status != 200:
+                    raw = await self._body(response)
+                    if response.status == 404:
+                        raise ContainerNotFound(f"no such container: {container_id}")
+                    message = error_message(maybe_json(raw), response.status, response.reason)
+                    raise RuntimeError_(f"exec start: {message}")
+                try:
+                    async for chunk in response.iter_chunks():
+                        output.feed(chunk)
+                except HTTPError as err:
+                    raise RuntimeError_(f"exec output: {err}") from err
+                return ExecResult(await self._exec_exit_code(exec_id), output.data())
+        except TimeoutError:
+            await self._exec_kill(exec_id)
+            return ExecResult(-1, output.data(), timed_out=True)
+
+    async def _exec_exit_code(self, exec_id: str) -> int:
+        """The session's exit code, once podman has recorded that it ended."""
+        delay = 0.005
+        while True:
+            _, data = await self._call("GET", f"/exec/{exec_id}/json")
+            if not (data or {}).get("Running"):
+                return int((data or {}).get("ExitCode") or 0)
+            await asyncio.sleep(delay)   # the output ended, the exit is not recorded yet
+            delay = min(delay * 2, 0.1)
+
+    async def _exec_kill(self, exec_id: str) -> None:
+        """Kills a session's process that outlived its timeout (best effort)."""
+        try:
+            _, data = await self._call("GET", f"/exec/{exec_id}/json")
+            pid = int((data or {}).get("Pid") or 0)
+            if pid > 0 and (data or {}).get("Running"):
+                os.kill(pid, 9)
+        except (RuntimeError_, OSError, ValueError) as err:
+            self.log.info("exec %s: could not kill it after its timeout: %s", exec_id[:12], err)
 
     async def close(self) -> None:
         """Ends the event stream and closes idle connections; the service process keeps

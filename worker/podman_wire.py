@@ -102,6 +102,34 @@ class LogDemuxer:
         return left
 
 
+class ExecOutput:
+    """Collects an attached exec session's output, at most `limit` bytes.
+
+    Without a TTY the stream is framed as the logs are (8-byte header, payload),
+    but the payloads carry no timestamp; stdout and stderr are kept in the order
+    they came.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+        self._data = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while len(self._buffer) >= 8:
+            size = int.from_bytes(self._buffer[4:8], "big")
+            if len(self._buffer) < 8 + size:
+                break
+            room = self.limit - len(self._data)
+            if room > 0:
+                self._data += self._buffer[8:8 + min(size, room)]
+            del self._buffer[:8 + size]
+
+    def data(self) -> bytes:
+        return bytes(self._data)
+
+
 def container_spec(config: ContainerConfig) -> dict[str, Any]:
     """libpod's SpecGenerator JSON for a ContainerConfig."""
     env = dict(item.split("=", 1) for item in config.env if "=" in item)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Sequence
 
 
 HOST_NETWORK = "host"  # ContainerConfig.network_ns value: share the node's network namespace
@@ -76,6 +76,14 @@ class ContainerState:
 
 
 @dataclass
+class ExecResult:
+    """How one command run inside a container (`Runtime.exec`) ended."""
+    exit_code: int         # the command's exit code; -1 when it did not finish
+    output: bytes = b""    # stdout and stderr as they came, capped by the runtime
+    timed_out: bool = False
+
+
+@dataclass
 class LogLine:
     stream: str    # "stdout" | "stderr"
     data: bytes    # one line, no trailing newline
@@ -129,6 +137,16 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def logs(self, container_id: str, tail: int = -1, follow: bool = False) -> AsyncIterator[LogLine]:
         """Yields the container's output lines; with follow, until it exits."""
+
+    @abc.abstractmethod
+    async def exec(self, container_id: str, argv: Sequence[str], timeout: float,
+                   max_output: int = 4096) -> ExecResult:
+        """Runs `argv` inside the running container and waits for it to end.
+
+        The command is abandoned (and killed where the engine allows) after `timeout`
+        seconds: the result then has `timed_out` and exit code -1. Output beyond
+        `max_output` bytes is dropped. Raises ContainerNotFound, RuntimeError_.
+        """
 
     async def close(self) -> None:
         """Releases connections and helper processes."""

@@ -1,0 +1,203 @@
+"""Container healthchecks run by the agent: what a task's check is, how results add
+up to a health status, and the loop that runs the check inside the container.
+
+`health_check` turns the task's `HealthConfig` into a `HealthCheck` (Docker's
+defaults for unset values; None when there is nothing to run). `HealthState` is
+the pure decision part: fed probe results with their times, it says whether the
+container is starting, healthy or unhealthy, honouring the start period and the
+retries. `HealthMonitor` runs one probe at a time through `Runtime.exec`, on an
+injectable clock, and tells its owner (the task controller) about each change
+of status. Image HEALTHCHECKs are not read here.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Deque
+
+from proto import objects_pb2 as pb
+from worker.clock import REAL_CLOCK, Clock
+from worker.runtime import ExecResult, Runtime, RuntimeError_
+
+DEFAULT_INTERVAL = 30.0      # seconds, as Docker's engine
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_START_PERIOD = 0.0
+KEEP_RESULTS = 5             # results kept per task
+MAX_OUTPUT = 4096            # bytes of output kept per result
+EXEC_GRACE = 5.0             # beyond the timeout, before the monitor gives up on the runtime
+
+STARTING = "starting"
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One task's check, with every duration in seconds."""
+    argv: tuple[str, ...]
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    start_period: float = DEFAULT_START_PERIOD
+
+
+def _seconds(d: pb.Duration, default: float) -> float:
+    return d.nanos / 1e9 if d.nanos > 0 else default
+
+
+def health_check(container: pb.ContainerSpec) -> HealthCheck | None:
+    """The check to run for a container spec; None for no check (none given, NONE,
+    or a test form other than CMD and CMD-SHELL)."""
+    if not container.HasField("healthcheck"):
+        return None
+    h = container.healthcheck
+    test = list(h.test)
+    if not test:
+        return None
+    kind = test[0].upper()
+    if kind == "CMD" and len(test) > 1:
+        argv: tuple[str, ...] = tuple(test[1:])
+    elif kind == "CMD-SHELL" and len(test) > 1:
+        argv = ("/bin/sh", "-c", " ".join(test[1:]))
+    else:
+        return None
+    return HealthCheck(argv=argv, interval=_seconds(h.interval, DEFAULT_INTERVAL),
+                       timeout=_seconds(h.timeout, DEFAULT_TIMEOUT),
+                       retries=h.retries if h.retries > 0 else DEFAULT_RETRIES,
+                       start_period=_seconds(h.start_period, DEFAULT_START_PERIOD))
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One run of the check: when it started and ended (clock seconds), its exit code
+    (0 healthy, anything else a failure) and its output (capped)."""
+    start: float
+    end: float
+    exit_code: int
+    output: str = ""
+
+
+@dataclass
+class HealthState:
+    """The health of one container, decided from its probe results.
+
+    A success makes it healthy and clears the failing streak. A failure adds to
+    the streak unless the container has never been healthy and the probe started
+    within the start period (counted from `started_at`); once the streak reaches
+    `retries`, it is unhealthy. Unhealthy is final here: the task fails.
+    """
+    retries: int
+    start_period: float
+    started_at: float
+    status: str = STARTING
+    failing_streak: int = 0
+    log: Deque[ProbeResult] = field(default_factory=lambda: collections.deque(maxlen=KEEP_RESULTS))
+
+    def record(self, result: ProbeResult) -> str:
+        """Takes one result and returns the status after it."""
+        self.log.append(result)
+        if self.status == UNHEALTHY:
+            return self.status
+        if result.exit_code == 0:
+            self.failing_streak = 0
+            self.status = HEALTHY
+            return self.status
+        in_start_period = result.start - self.started_at < self.start_period
+        if self.status == STARTING and in_start_period:
+            return self.status
+        self.failing_streak += 1
+        if self.failing_streak >= max(self.retries, 1):
+            self.status = UNHEALTHY
+        return self.status
+
+
+def _text(result: ExecResult) -> str:
+    return result.output[:MAX_OUTPUT].decode(errors="replace")
+
+
+class HealthMonitor:
+    """Runs a task's check in its container every `interval` until it is unhealthy.
+
+    Exactly one probe is in flight at a time. A probe that outlives its timeout
+    counts as a failure. `on_change(status, state)` is called on every change of
+    status (healthy after starting, unhealthy ...); `run` returns once the
+    container is unhealthy (the owner then stops it) and is otherwise cancelled
+    by its owner.
+    """
+
+    def __init__(self, check: HealthCheck, runtime: Runtime, container_id: str,
+                 on_change: Callable[[str, HealthState], None], *,
+                 clock: Clock = REAL_CLOCK, started_at: float | None = None,
+                 log: logging.LoggerAdapter | None = None, task_id: str = "") -> None:
+        self.check = check
+        self.runtime = runtime
+        self.container_id = container_id
+        self.on_change = on_change
+        self.clock = clock
+        self.task_id = task_id
+        self.state = HealthState(retries=check.retries, start_period=check.start_period,
+                                 started_at=clock.now() if started_at is None else started_at)
+        self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": "?"})
+        self.in_flight = 0   # probes running now (0 or 1)
+        self.probes = 0      # probes started in all
+
+    async def run(self) -> HealthState:
+        """Probes until the container is unhealthy; returns the final state."""
+        while True:
+            await self.clock.sleep(self.check.interval)
+            before = self.state.status
+            result = await self.probe()
+            if result is None:
+                continue   # the container is no longer running: its exit is the news
+            after = self.state.record(result)
+            if after == UNHEALTHY or result.exit_code != 0:
+                self.log.info("task %s: health check failed (exit %d, streak %d): %s",
+                              self.task_id, result.exit_code, self.state.failing_streak,
+                              result.output.strip()[:200])
+            if after != before:
+                self.log.info("task %s: container %s", self.task_id, after)
+                self.on_change(after, self.state)
+            if after == UNHEALTHY:
+                return self.state
+
+    async def probe(self) -> ProbeResult | None:
+        """Runs the check once, bounded by its timeout (on this monitor's clock); None
+        when it could not run because the container no longer runs."""
+        start = self.clock.now()
+        self.in_flight += 1
+        self.probes += 1
+        job = asyncio.ensure_future(self.runtime.exec(self.container_id, list(self.check.argv),
+                                                      self.check.timeout, MAX_OUTPUT))
+        finished = asyncio.Event()
+        job.add_done_callback(lambda _job: finished.set())
+        try:
+            if not await self.clock.wait(finished, self.check.timeout + EXEC_GRACE):
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job
+                return ProbeResult(start, self.clock.now(), -1,
+                                   f"Health check exceeded timeout ({self.check.timeout:g}s)")
+            try:
+                outcome = job.result()
+            except RuntimeError_ as exc:
+                if not await self._container_running():
+                    return None
+                return ProbeResult(start, self.clock.now(), -1, f"health check: {exc}")
+        finally:
+            self.in_flight -= 1
+            if not job.done():
+                job.cancel()
+        if outcome.timed_out:
+            return ProbeResult(start, self.clock.now(), -1,
+                               f"Health check exceeded timeout ({self.check.timeout:g}s)")
+        return ProbeResult(start, self.clock.now(), outcome.exit_code, _text(outcome))
+
+    async def _container_running(self) -> bool:
+        try:
+            return (await self.runtime.inspect(self.container_id)).running
+        except RuntimeError_:
+            return False
