@@ -251,7 +251,8 @@ class Waiter:
             status = service.update_status
             if status != initial:
                 if status.state in _PAUSED:
-                    raise Timeout(f"update paused: {status.message or 'a task failed'}")
+                    why = status.message or "a task failed"
+                    raise Timeout(why if "paused" in why else f"update paused: {why}")
                 if (status.state in _ROLLED_BACK and not rolled_back
                         and initial.state == pb.UpdateStatus.UPDATING):
                     rolled_back = status.message or "update rolled back due to a task failure"

@@ -868,7 +868,7 @@ def test_waiter_reports_a_paused_update_with_the_task_error() -> None:
     out, clock = io.StringIO(), FakeClock()
     waiter = Waiter(ScriptedServices(services, [tasks]), out, False, clock=clock,
                     sleep=clock.sleep)
-    with pytest.raises(Timeout, match="update paused: .*t1: unhealthy container"):
+    with pytest.raises(Timeout, match="^update paused due to .*t1: unhealthy container$"):
         waiter.wait(svc.id, initial=initial)
 
 
