@@ -1,4 +1,4 @@
-"""`swarm service ...`: create, ls, ps, inspect, update, scale, rm, logs.
+"""`swarm service ...`: create, ls, ps, inspect, update, rollback, scale, rm, logs.
 
 Owns the service verbs' behaviour on top of the Control API: which calls
 they make, in which order, what they print and their exit codes. Updates
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
+from typing import Optional
 
 import grpc
 
@@ -31,12 +32,13 @@ TASK_FILTERS = ("id", "name", "node", "desired-state", "service")
 _SCALE_ARG = re.compile(r"^([^=]+)=(.*)$")
 
 
-def _wait(ctx: Context, service_id: str, quiet: bool) -> int:
+def _wait(ctx: Context, service_id: str, quiet: bool,
+          initial: Optional[pb.UpdateStatus] = None) -> int:
     """Waits for convergence (progress on stdout unless quiet); returns the exit code."""
     out = ctx.out if not quiet else _NullStream()
     waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet)
     try:
-        waiter.wait(service_id)
+        waiter.wait(service_id, initial=initial)
     except Timeout as exc:
         ctx.warn(f"Error: {exc}")
         return 1
@@ -74,24 +76,51 @@ def create(ctx: Context, ns: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- update ----
 
+# what `--rollback` may be combined with (besides the service and global options)
+_ROLLBACK_COMPANIONS = {"host", "debug", "command", "subcommand", "handler", "service",
+                        "rollback", "detach", "quiet"}
+
+
+def rollback_conflicts(ns: argparse.Namespace) -> list[str]:
+    """The flags given along with `--rollback` that it cannot take (all but -d, -q)."""
+    return sorted("--" + name.replace("_", "-") for name, value in vars(ns).items()
+                  if name not in _ROLLBACK_COMPANIONS and value not in (None, [], False))
+
+
 def update(ctx: Context, ns: argparse.Namespace) -> int:
+    if is_on(ns.rollback, "--rollback"):
+        conflicts = rollback_conflicts(ns)
+        if conflicts:
+            raise UsageError("other flags may not be combined with --rollback: "
+                             + ", ".join(conflicts))
+        return rollback(ctx, ns)
     service = ctx.get_service(ns.service)
     request = cpb.UpdateServiceRequest(service_id=service.id,
                                        service_version=service.meta.version)
-    if is_on(ns.rollback, "--rollback"):
-        request.rollback = True
-        request.spec.CopyFrom(service.spec)
-    else:
-        new_spec = specs.update_spec(service.spec, ns)
-        request.spec.CopyFrom(new_spec)
-    ctx.call("UpdateService", request)
+    request.spec.CopyFrom(specs.update_spec(service.spec, ns))
+    return _send_update(ctx, ns, request)
+
+
+def rollback(ctx: Context, ns: argparse.Namespace) -> int:
+    """`service rollback` (and `service update --rollback`): the spec and the previous
+    spec swap, so a second rollback goes forward again."""
+    service = ctx.get_service(ns.service)
+    request = cpb.UpdateServiceRequest(service_id=service.id, rollback=True,
+                                       service_version=service.meta.version)
+    request.spec.CopyFrom(service.spec)
+    return _send_update(ctx, ns, request)
+
+
+def _send_update(ctx: Context, ns: argparse.Namespace,
+                 request: cpb.UpdateServiceRequest) -> int:
+    updated = ctx.call("UpdateService", request).service
     ctx.print(ns.service)
     ctx.out.flush()
     if is_on(ns.detach, "--detach"):
         return 0
     if request.rollback and not is_on(ns.quiet, "--quiet"):
         ctx.print("rollback: manually requested rollback")
-    return _wait(ctx, service.id, is_on(ns.quiet, "--quiet"))
+    return _wait(ctx, request.service_id, is_on(ns.quiet, "--quiet"), updated.update_status)
 
 
 def scale(ctx: Context, ns: argparse.Namespace) -> int:
@@ -320,7 +349,7 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
 
 
 def declare_service(parser: argparse.ArgumentParser) -> None:
-    """Declares `swarm service create|update|ls|ps|inspect|scale|rm|logs` on `parser`."""
+    """Declares `swarm service create|update|rollback|ls|ps|inspect|scale|rm|logs` on `parser`."""
     ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     ssub.required = True
 
@@ -332,6 +361,13 @@ def declare_service(parser: argparse.ArgumentParser) -> None:
     p = ssub.add_parser("update", help="Update a service")
     add_service_flags(p, update=True)
     p.set_defaults(handler=update)
+
+    p = ssub.add_parser("rollback", help="Revert changes to a service's configuration")
+    bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the service "
+                                   "to converge")
+    bool_flag(p, "--quiet", "-q", "Suppress progress output")
+    p.add_argument("service", metavar="SERVICE")
+    p.set_defaults(handler=rollback)
 
     p = ssub.add_parser("ls", aliases=["list"], help="List services")
     list_flags(p, "Only display IDs")

@@ -203,15 +203,19 @@ class Timeout(Exception):
 
 _PAUSED = (pb.UpdateStatus.PAUSED, pb.UpdateStatus.ROLLBACK_PAUSED)
 _ROLLED_BACK = (pb.UpdateStatus.ROLLBACK_STARTED, pb.UpdateStatus.ROLLBACK_COMPLETED)
+# still replacing tasks or watching new ones for the monitor period
+_UNDER_WAY = (pb.UpdateStatus.UPDATING, pb.UpdateStatus.ROLLBACK_STARTED)
 
 
 class Waiter:
     """Polls the manager until a service converges; see the module docstring.
 
-    Changes of the service's update status while waiting are reported as
-    Docker does: a paused update ends the wait with an error; an automatic
-    rollback prints "rollback: ..." and the wait ends with an error once the
-    rolled-back spec has converged.
+    Converged also means the update is no longer under way (its monitor
+    period has passed).  Changes of the service's update status while
+    waiting are reported: a paused update ends the wait with an error naming
+    the failed task and its error; an automatic rollback prints "rollback:
+    ..." and the wait ends with an error once the rolled-back spec has
+    converged (Docker exits 0 there, so a script cannot tell).
     """
 
     def __init__(self, call: Callable, out: Stream, tty: bool,
@@ -228,26 +232,34 @@ class Waiter:
         tasks = self.call("ListTasks", cpb.ListTasksRequest(filters=filters)).tasks
         return service, list(tasks)
 
-    def wait(self, service_id: str, timeout: Optional[float] = None) -> Progress:
-        """Shows progress until converged; raises Timeout saying why it stopped."""
+    def wait(self, service_id: str, timeout: Optional[float] = None,
+             initial: Optional[pb.UpdateStatus] = None) -> Progress:
+        """Shows progress until converged; raises Timeout saying why it stopped.
+
+        `initial` is the update status the change left (from UpdateService's
+        answer), so that a rollback that happened before the first read is
+        still seen as one; by default the first read's status.
+        """
         start = self.clock()
         service, tasks = self._read(service_id)
-        initial = pb.UpdateStatus()
-        initial.CopyFrom(service.update_status)
+        if initial is None:
+            initial = pb.UpdateStatus()
+            initial.CopyFrom(service.update_status)
         rolled_back = ""
         limit = timeout if timeout is not None else deadline_for(service)
         while True:
             status = service.update_status
             if status != initial:
                 if status.state in _PAUSED:
-                    raise Timeout(f"update paused: {status.message or 'a task failed'}")
+                    why = status.message or "a task failed"
+                    raise Timeout(why if "paused" in why else f"update paused: {why}")
                 if (status.state in _ROLLED_BACK and not rolled_back
                         and initial.state == pb.UpdateStatus.UPDATING):
                     rolled_back = status.message or "update rolled back due to a task failure"
                     self.display.finish(f"rollback: {rolled_back}")
             progress = compute_progress(service, tasks, self.clock() - start)
             self.display.show(progress)
-            if progress.converged:
+            if progress.converged and status.state not in _UNDER_WAY:
                 self.display.finish(f"verify: Service {service.id} converged")
                 if rolled_back:
                     raise Timeout(f"service rolled back: {rolled_back}")

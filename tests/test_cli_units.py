@@ -11,7 +11,7 @@ import pytest
 from cli import format as fmt
 from cli import parsing, pretty, specs
 from cli.client import CLIError, describe_rpc_error, parse_target, resolve_host
-from cli.commands_service import filter_tasks, log_line
+from cli.commands_service import filter_tasks, log_line, rollback_conflicts
 from cli.flags import rewrite_bool_assignments
 from cli.main import build_parser, main
 from cli.parsing import UsageError
@@ -828,6 +828,75 @@ def test_waiter_reports_automatic_rollback() -> None:
         waiter.wait(svc.id)
     assert "rollback: update rolled back" in out.getvalue()
     assert "converged" in out.getvalue()
+
+
+def test_waiter_waits_for_the_monitor_period() -> None:
+    """Tasks all RUNNING but the update still watching them: not converged yet."""
+    svc = make_service(replicas=1)
+    tasks = [make_task(svc, 1, pb.RUNNING)]
+    services = [with_status(svc, pb.UpdateStatus.UPDATING, "update in progress")] * 3 + [
+        with_status(svc, pb.UpdateStatus.COMPLETED, "update completed")]
+    out, clock = io.StringIO(), FakeClock()
+    control = ScriptedServices(services, [tasks])
+    Waiter(control, out, False, clock=clock, sleep=clock.sleep).wait(svc.id)
+    assert control.gets == 4
+    assert out.getvalue().splitlines()[-1] == f"verify: Service {svc.id} converged"
+
+
+def test_waiter_sees_a_rollback_that_came_before_its_first_read() -> None:
+    svc = make_service(replicas=1, spec_version=3)
+    tasks = [make_task(svc, 1, pb.RUNNING)]
+    why = ("update rolled back due to failure or early termination of task t1: "
+           "unhealthy container")
+    services = [with_status(svc, pb.UpdateStatus.ROLLBACK_COMPLETED, why)]
+    initial = pb.UpdateStatus(state=pb.UpdateStatus.UPDATING, message="update in progress")
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [tasks]), out, False, clock=clock,
+                    sleep=clock.sleep)
+    with pytest.raises(Timeout, match="service rolled back: .*t1: unhealthy container"):
+        waiter.wait(svc.id, initial=initial)
+    assert f"rollback: {why}" in out.getvalue()
+
+
+def test_waiter_reports_a_paused_update_with_the_task_error() -> None:
+    svc = make_service(replicas=2, spec_version=2)
+    tasks = [make_task(svc, 1, pb.FAILED, err="unhealthy container"),
+             make_task(svc, 2, pb.RUNNING, spec_version=1)]
+    why = "update paused due to failure or early termination of task t1: unhealthy container"
+    services = [with_status(svc, pb.UpdateStatus.PAUSED, why)]
+    initial = pb.UpdateStatus(state=pb.UpdateStatus.UPDATING)
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [tasks]), out, False, clock=clock,
+                    sleep=clock.sleep)
+    with pytest.raises(Timeout, match="^update paused due to .*t1: unhealthy container$"):
+        waiter.wait(svc.id, initial=initial)
+
+
+def test_a_manual_rollback_that_converges_succeeds() -> None:
+    svc = make_service(replicas=1, spec_version=3)
+    tasks = [make_task(svc, 1, pb.RUNNING)]
+    services = [with_status(svc, pb.UpdateStatus.ROLLBACK_STARTED, "manually requested rollback"),
+                with_status(svc, pb.UpdateStatus.ROLLBACK_COMPLETED, "rollback completed")]
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [tasks]), out, False, clock=clock,
+                    sleep=clock.sleep)
+    waiter.wait(svc.id, initial=services[0].update_status)
+    assert "converged" in out.getvalue()
+
+
+def test_rollback_takes_only_detach_and_quiet() -> None:
+    assert rollback_conflicts(parse(["service", "update", "--rollback", "-d", "-q", "web"])) == []
+    assert rollback_conflicts(parse(["service", "update", "--rollback", "--image", "x:2",
+                                     "--env-add", "A=1", "web"])) == ["--env-add", "--image"]
+    ns = parse(["service", "rollback", "-d", "web"])
+    assert ns.handler.__name__ == "rollback" and ns.service == "web" and ns.detach == "true"
+
+
+def test_main_refuses_rollback_with_other_flags(capsys) -> None:
+    host = ["-H", "unix:///nonexistent/dir/swarm.sock"]
+    assert main([*host, "service", "update", "--rollback", "--replicas", "2", "web"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "Error: other flags may not be combined with --rollback: --replicas")
 
 
 def test_label_filter_values() -> None:

@@ -303,9 +303,30 @@ def test_a_service_name_is_taken_once() -> None:
 
 
 def test_a_rollback_needs_a_previous_spec() -> None:
-    refused(Code.FAILED_PRECONDITION, "service web has no previous spec to roll back to",
+    refused(Code.FAILED_PRECONDITION, "service web does not have a previous spec",
             lambda: services.updated_service(
                 service("web"), cpb.UpdateServiceRequest(rollback=True), services.Refs()))
+
+
+def test_rollbacks_swap_the_spec_and_the_previous_spec() -> None:
+    svc = service("web")
+    forward = services.updated_service(
+        svc, cpb.UpdateServiceRequest(service_version=3, spec=spec("web", "busybox:2")),
+        services.Refs())
+    assert forward is not None and forward.update_status.state == pb.UpdateStatus.UPDATING
+    back = services.updated_service(forward, cpb.UpdateServiceRequest(
+        service_version=forward.meta.version, rollback=True), services.Refs())
+    assert back is not None
+    assert back.spec.task.container.image == "busybox:latest"
+    assert back.previous_spec.task.container.image == "busybox:2"
+    assert back.update_status.state == pb.UpdateStatus.ROLLBACK_STARTED
+    assert back.update_status.message == "manually requested rollback"
+    assert back.spec_version == forward.spec_version + 1
+    again = services.updated_service(back, cpb.UpdateServiceRequest(
+        service_version=back.meta.version, rollback=True), services.Refs())
+    assert again is not None
+    assert again.spec.task.container.image == "busybox:2"
+    assert again.previous_spec.task.container.image == "busybox:latest"
 
 
 def test_a_service_cannot_be_renamed() -> None:

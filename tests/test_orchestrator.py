@@ -171,8 +171,8 @@ def mk_service(sid: str = "web", replicas: Optional[int] = 3, *, image: str = "b
                condition: int = pb.RestartPolicy.ANY, delay: Optional[float] = None,
                max_attempts: int = 0, window: float = 0, parallelism: int = 1,
                update_delay: float = 0, order: int = pb.UpdateConfig.STOP_FIRST,
-               failure_action: int = pb.UpdateConfig.PAUSE,
-               constraints: Iterable[str] = ()) -> pb.Service:
+               failure_action: int = pb.UpdateConfig.PAUSE, monitor: float = 0,
+               max_failure_ratio: float = 0, constraints: Iterable[str] = ()) -> pb.Service:
     s = pb.Service(id=sid, spec_version=1)
     s.spec.annotations.name = sid
     if replicas is None:
@@ -194,6 +194,8 @@ def mk_service(sid: str = "web", replicas: Optional[int] = 3, *, image: str = "b
     u.delay.CopyFrom(model.duration(update_delay))
     u.order = order
     u.failure_action = failure_action
+    u.monitor.CopyFrom(model.duration(monitor))
+    u.max_failure_ratio = max_failure_ratio
     s.spec.rollback.parallelism = 0
     return s
 
@@ -576,7 +578,8 @@ def test_update_pauses_on_failure(sim: Sim):
     sim.step()
     st = sim.service("web").update_status
     assert st.state == US.PAUSED
-    assert st.message == f"update paused due to failure or early termination of task {new.id}"
+    assert st.message == (f"update paused due to failure or early termination of task "
+                          f"{new.id}: exit code 1")
     sim.settle()
     assert images(sim) == {"busybox:1": 2, "broken": 1}
 
@@ -597,6 +600,157 @@ def test_update_rolls_back_on_failure(sim: Sim):
     assert images(sim) == {"busybox:1": 2}
     st = sim.service("web").update_status
     assert st.state == US.ROLLBACK_COMPLETED and st.message == "rollback completed"
+
+
+def fail_with(sim: Sim, task: pb.Task, state: int, err: str) -> None:
+    t = pb.Task()
+    t.CopyFrom(sim.tables["task"][task.id])
+    t.status.state = state
+    t.status.err = err
+    t.status.timestamp.CopyFrom(model.timestamp(sim.now))
+    sim.put(t)
+
+
+def new_tasks(sim: Sim, image: str, sid: str = "web") -> list[pb.Task]:
+    return [t for t in sim.tasks(sid) if t.spec.container.image == image]
+
+
+def test_unhealthy_new_task_rolls_back_after_one_slot(sim: Sim):
+    """parallelism 1: the first new task never becomes healthy; only its slot was touched."""
+    sim.put(mk_service("web", 4, delay=0, failure_action=pb.UpdateConfig.ROLLBACK, monitor=3))
+    sim.settle()
+    sim.update_service("web", image="sick")
+    sim.step()
+    sim.agent()          # the old task of slot 1 stops
+    sim.step()           # its replacement may start
+    (new,) = new_tasks(sim, "sick")
+    sim.set_state(new.id, pb.STARTING)
+    assert sim.reconcile().actions == []    # the next batch waits for RUNNING
+    fail_with(sim, new, pb.FAILED, "unhealthy container")
+    sim.step()
+    svc = sim.service("web")
+    assert svc.update_status.state == US.ROLLBACK_STARTED
+    assert svc.update_status.message == ("update rolled back due to failure or early "
+                                         f"termination of task {new.id}: unhealthy container")
+    assert svc.spec.task.container.image == "busybox:1"
+    sim.settle()
+    assert len(new_tasks(sim, "sick")) == 1
+    assert images(sim) == {"busybox:1": 4}
+    assert len(sim.running("web")) == 4
+    # the rollback's own monitor period (0 here) has passed: completed
+    assert sim.service("web").update_status.state == US.ROLLBACK_COMPLETED
+
+
+def test_failures_are_measured_against_tasks_updated_so_far(sim: Sim):
+    """1 failure of 4 slots is 0.25, but of the 1 slot updated so far it is 1.0 > 0.3."""
+    sim.put(mk_service("web", 4, delay=0, max_failure_ratio=0.3))
+    sim.settle()
+    sim.update_service("web", image="broken")
+    sim.step()
+    (new,) = new_tasks(sim, "broken")
+    fail_with(sim, new, pb.REJECTED, "no such image")
+    sim.step()
+    st = sim.service("web").update_status
+    assert st.state == US.PAUSED and st.message.endswith(f"task {new.id}: no such image")
+
+
+def test_failure_ratio_tolerates_few_failures(sim: Sim):
+    sim.put(mk_service("web", 4, delay=0, max_failure_ratio=0.5, parallelism=0))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.step()
+    sim.agent()
+    sim.step()
+    first = new_tasks(sim, "busybox:2")[0]
+    fail_with(sim, first, pb.FAILED, "oops")   # 1 of 4 updated slots: tolerated
+    sim.settle()
+    assert sim.service("web").update_status.state == US.COMPLETED
+    assert images(sim) == {"busybox:2": 4}
+
+
+def test_exit_within_monitor_counts_and_completion_waits_for_monitor(sim: Sim):
+    sim.put(mk_service("web", 1, delay=0, monitor=5))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.settle()
+    (new,) = new_tasks(sim, "busybox:2")
+    plan = sim.reconcile()
+    assert sim.service("web").update_status.state == US.UPDATING
+    assert plan.actions == [] and plan.wake_at == sim.now + 5
+    sim.now += 2
+    fail(sim, new, pb.COMPLETE, 0)     # exits 0 two seconds after it started
+    sim.step()
+    st = sim.service("web").update_status
+    assert st.state == US.PAUSED
+    assert st.message == ("update paused due to failure or early termination of task "
+                          f"{new.id}: exit code 0")
+
+
+def test_update_completes_after_monitor_period(sim: Sim):
+    sim.put(mk_service("web", 2, delay=0, monitor=5))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.settle()
+    assert sim.service("web").update_status.state == US.UPDATING
+    sim.now += 5
+    sim.step()
+    st = sim.service("web").update_status
+    assert st.state == US.COMPLETED and st.message == "update completed"
+
+
+def test_failed_rollback_pauses_and_is_never_rolled_back(sim: Sim):
+    svc = mk_service("web", 2, delay=0, failure_action=pb.UpdateConfig.ROLLBACK)
+    svc.spec.rollback.failure_action = pb.UpdateConfig.ROLLBACK   # ignored during a rollback
+    sim.put(svc)
+    sim.settle()
+    sim.update_service("web", image="broken")
+    sim.step()
+    (new,) = new_tasks(sim, "broken")
+    fail(sim, new)
+    sim.step()
+    assert sim.service("web").update_status.state == US.ROLLBACK_STARTED
+    rolled = [t for t in sim.live("web") if t.spec_version == sim.service("web").spec_version]
+    assert rolled
+    fail_with(sim, rolled[0], pb.FAILED, "disk full")
+    sim.step()
+    after = sim.service("web")
+    assert after.update_status.state == US.ROLLBACK_PAUSED
+    assert after.update_status.message == ("rollback paused due to failure or early "
+                                           f"termination of task {rolled[0].id}: disk full")
+    assert after.spec.task.container.image == "busybox:1"
+    assert after.previous_spec.task.container.image == "broken"
+
+
+def test_paused_update_stays_paused_until_a_new_spec(sim: Sim):
+    sim.put(mk_service("web", 3, delay=0))
+    sim.settle()
+    sim.update_service("web", image="broken")
+    sim.step()
+    (new,) = new_tasks(sim, "broken")
+    fail(sim, new)
+    sim.step()
+    assert sim.service("web").update_status.state == US.PAUSED
+    sim.now += 100
+    sim.settle()
+    assert sim.service("web").update_status.state == US.PAUSED
+    assert images(sim)["busybox:1"] == 2
+    sim.update_service("web", image="busybox:3")   # a new spec restarts the update
+    sim.settle()
+    assert sim.service("web").update_status.state == US.COMPLETED
+    assert images(sim) == {"busybox:3": 3}
+
+
+def test_new_spec_during_update_replaces_it(sim: Sim):
+    sim.put(mk_service("web", 3, delay=0))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.step()
+    sim.agent()
+    sim.step()
+    sim.update_service("web", image="busybox:3")
+    sim.settle()
+    assert images(sim) == {"busybox:3": 3}
+    assert sim.service("web").update_status.state == US.COMPLETED
 
 
 def test_update_status_without_work_completes(sim: Sim):

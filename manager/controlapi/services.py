@@ -87,8 +87,8 @@ def updated_service(svc: pb.Service, request: cpb.UpdateServiceRequest,
     check_version("service", svc, request.service_version)
     if request.rollback:
         if not svc.HasField("previous_spec"):
-            raise precondition(f"service {svc.spec.annotations.name} has no previous spec "
-                               "to roll back to")
+            raise precondition(f"service {svc.spec.annotations.name} does not have a "
+                               "previous spec")
         wanted = svc.previous_spec
     else:
         wanted = request.spec

@@ -12,16 +12,25 @@ ROLLBACK_STARTED, using `rollback_config`):
 - the next batch starts only when no up-to-date task is still on its way to
   RUNNING and the newest start is at least `delay` old (the pass asks to be
   woken then);
-- failures: up-to-date tasks that FAILED or were REJECTED, counted per slot;
-  above `max_failure_ratio` the failure action applies: pause (status PAUSED),
+- failures: up-to-date tasks that FAILED, were REJECTED or exited (COMPLETE),
+  counted per slot, against the number of slots updated so far; above
+  `max_failure_ratio` the failure action applies: pause (status PAUSED),
   continue, or rollback (spec and previous spec swap, spec version bumps,
-  status ROLLBACK_STARTED).  Failures during a rollback pause it;
-- when nothing is dirty and nothing is on its way, the status becomes
-  COMPLETED "update completed" (or ROLLBACK_COMPLETED "rollback completed").
+  status ROLLBACK_STARTED, the rollback uses `rollback_config`).  Failures
+  during a rollback pause it (ROLLBACK_PAUSED): a rollback is never rolled
+  back.  The message names the first failed task and its error;
+- a paused update stays paused until a new spec is submitted (the control
+  API then restarts the status); a new spec during an update replaces it;
+- when nothing is dirty and nothing is on its way, and the newest up-to-date
+  task has been RUNNING for the `monitor` period (the pass asks to be woken
+  then), the status becomes COMPLETED "update completed" (or
+  ROLLBACK_COMPLETED "rollback completed").
 
 Everything is derived from the store, so the update survives leader changes.
-The monitor period is not waited for: a failure any time during the update
-counts.
+The monitor period: a failure counts while the update is active, and the
+update stays active until its last task has been RUNNING for `monitor`.  The
+store does not keep when a task that has since failed began running, so a
+task of an earlier batch that fails later in the same update counts too.
 """
 from __future__ import annotations
 
@@ -36,7 +45,7 @@ from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_t
 US = pb.UpdateStatus
 _ACTIVE = (US.UPDATING, US.ROLLBACK_STARTED)
 _ONGOING = (US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED)
-_FAILED = (pb.FAILED, pb.REJECTED)
+_FAILED = (pb.COMPLETE, pb.FAILED, pb.REJECTED)
 
 
 def _config(service: pb.Service) -> pb.UpdateConfig:
@@ -69,32 +78,40 @@ def check_failures(work: Work, service: pb.Service) -> pb.Service:
     if state not in _ACTIVE or cfg.failure_action == pb.UpdateConfig.CONTINUE:
         return service
     tasks = work.service_tasks(service.id)
-    failed = sorted((t for t in tasks
-                     if t.spec_version == service.spec_version and t.status.state in _FAILED),
+    current = [t for t in tasks if t.spec_version == service.spec_version]
+    failed = sorted((t for t in current if t.status.state in _FAILED),
                     key=lambda t: (model.ts_seconds(t.status.timestamp), t.id))
     if not failed:
         return service
-    slots = {slot_key(service, t) for t in tasks if is_live(t)} | {
-        slot_key(service, t) for t in failed}
-    ratio = len({slot_key(service, t) for t in failed}) / max(1, len(slots))
+    updated = {slot_key(service, t) for t in current}
+    ratio = len({slot_key(service, t) for t in failed}) / max(1, len(updated))
     if ratio <= cfg.max_failure_ratio:
         return service
-    culprit = failed[0].id
+    culprit = _describe(failed[0])
     if (state == US.UPDATING and cfg.failure_action == pb.UpdateConfig.ROLLBACK
             and service.HasField("previous_spec")):
         svc = _set_status(work, service.id, US.ROLLBACK_STARTED,
                           f"update rolled back due to failure or early termination of task "
                           f"{culprit}", started=True)
-        current = pb.ServiceSpec()
-        current.CopyFrom(svc.spec)
+        spec = pb.ServiceSpec()
+        spec.CopyFrom(svc.spec)
         svc.spec.CopyFrom(svc.previous_spec)
-        svc.previous_spec.CopyFrom(current)
+        svc.previous_spec.CopyFrom(spec)
         svc.spec_version += 1
         return svc
     what, paused = ("update", US.PAUSED) if state == US.UPDATING else ("rollback",
                                                                        US.ROLLBACK_PAUSED)
     return _set_status(work, service.id, paused,
                        f"{what} paused due to failure or early termination of task {culprit}")
+
+
+def _describe(task: pb.Task) -> str:
+    """The failed task and why: its error, else its message or exit code."""
+    st = task.status
+    why = st.err or (f"exit code {st.container_status.exit_code}"
+                     if st.state == pb.COMPLETE or st.container_status.exit_code
+                     else st.message)
+    return f"{task.id}: {why}" if why else task.id
 
 
 def advance(work: Work, service: pb.Service,
@@ -124,6 +141,10 @@ def advance(work: Work, service: pb.Service,
                 _replace(work, service, key, slots[key], cfg.order)
             return
     if not dirty and not in_flight and not _old_alive(service, slots, updatable):
+        settled = _cooling_until(service, slots, model.seconds(cfg.monitor))
+        if settled > work.now:
+            work.wake(settled)
+            return
         if state == US.UPDATING:
             _set_status(work, service.id, US.COMPLETED, "update completed", completed=True)
         else:
@@ -157,7 +178,7 @@ def _old_alive(service: pb.Service, slots: dict[SlotKey, list[pb.Task]],
 
 def _cooling_until(service: pb.Service, slots: dict[SlotKey, list[pb.Task]],
                    delay: float) -> float:
-    """When the delay after the most recent up-to-date task start has passed."""
+    """When `delay` after the most recent up-to-date task start has passed."""
     if delay <= 0:
         return 0.0
     starts = [model.ts_seconds(t.status.timestamp)
