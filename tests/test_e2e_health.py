@@ -3,10 +3,13 @@
 A task with a healthcheck stays STARTING until its first passing check (failures
 in the start period do not count) and is RUNNING only then; a task whose check
 starts failing becomes FAILED "unhealthy container", its container is stopped and
-the restart policy replaces it.
+the restart policy replaces it. The health (status, failing streak, the last
+results with their output) is visible in `swarm inspect TASK` and in
+`service ps --format '{{json .}}'`.
 """
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -85,6 +88,7 @@ def test_unhealthy_task_fails_and_is_replaced(node: SingleNode, image: str) -> N
     old = wait(failed, 15, "the unhealthy task FAILED")
     failed_after = time.monotonic() - broken_at
     assert old.status.err == "unhealthy container", old.status
+    assert_unhealthy_is_visible(node, old.id)
 
     def replaced():
         new = [t for t in node.running("flip") if t.id != first.id]
@@ -99,6 +103,50 @@ def test_unhealthy_task_fails_and_is_replaced(node: SingleNode, image: str) -> N
     ps = node.swarm("service", "ps", "flip").stdout
     assert "unhealthy container" in ps, ps
     node.swarm("service", "rm", "flip")
+
+
+def assert_unhealthy_is_visible(node: SingleNode, task_id: str) -> None:
+    """`swarm inspect TASK` and `service ps --format '{{json .}}'` show the task's health
+    after its check failed: unhealthy, the failing streak and the checks' output."""
+    (task,) = json.loads(node.swarm("inspect", task_id).stdout)
+    health = task["status"]["health"]
+    assert health["status"] == "unhealthy" and health["failing_streak"] == 2, health
+    failures = [r for r in health["log"] if r["exit_code"] != 0]
+    assert len(failures) >= 2, health
+    assert all(r["start"] and r["end"] for r in health["log"]), health
+    # the shell's test prints nothing: a failed check has an empty output and exit 1
+    assert failures[-1]["exit_code"] == 1 and failures[-1]["output"] == "", health
+    assert [r["exit_code"] for r in health["log"]][0] == 0, "the first check passed"
+    rows = [json.loads(line) for line in node.swarm(
+        "service", "ps", "--no-trunc", "--format", "{{json .}}", "flip").stdout.splitlines()]
+    row = next(r for r in rows if r["ID"] == task_id)
+    assert row["Health"]["Status"] == "unhealthy" and row["Health"]["FailingStreak"] == 2, row
+    assert [r["ExitCode"] for r in row["Health"]["Log"]][-2:] == [1, 1], row
+    shown = node.swarm("service", "ps", "--no-trunc", "--format",
+                       "{{.ID}} {{.Health.Status}}", "flip").stdout
+    assert f"{task_id} unhealthy" in shown, shown
+
+
+def test_a_failing_check_is_visible_with_its_output(node: SingleNode, image: str) -> None:
+    node.swarm("service", "create", "-d", "--name", "noisy", "--stop-grace-period", "1s",
+               "--health-cmd", "echo checking; cat /tmp/ok", "--health-interval", "1s",
+               "--health-retries", "3", image, "sh", "-c", "echo up > /tmp/ok; exec sleep 3600")
+    first = wait(lambda: node.running("noisy"), 30, "noisy running")[0]
+    podman("exec", first.status.container_status.container_id, "rm", "/tmp/ok")
+
+    def failing():
+        (task,) = json.loads(node.swarm("inspect", "--type", "task", first.id).stdout)
+        health = task["status"].get("health", {})
+        return health if health.get("failing_streak", 0) >= 1 else None
+
+    # a failed check is reported while the task still runs: streak 1 (of 3), healthy
+    health = wait(failing, 15, "a failed check visible", interval=0.2)
+    assert health["status"] in ("healthy", "unhealthy"), health
+    last = health["log"][-1]
+    assert last["exit_code"] == 1 and "checking" in last["output"], last
+    assert "No such file" in last["output"] or "can't open" in last["output"], last
+    assert any(r["exit_code"] == 0 and r["output"] == "checking\nup\n" for r in health["log"])
+    node.swarm("service", "rm", "noisy")
 
 
 def test_bad_healthcheck_input_is_refused_and_changes_nothing(node: SingleNode, image: str) -> None:

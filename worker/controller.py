@@ -9,7 +9,9 @@ the assignment set (`remove`); the controller ends only after that.
 A task whose spec has a healthcheck stays STARTING after its container
 started, until its first healthy result (`worker.health`); only then is it
 RUNNING. When the check finds the container unhealthy, the task FAILS with
-"unhealthy container" and its container is stopped.
+"unhealthy container" and its container is stopped. Every status reported
+while a check runs carries the container's health (status, failing streak, last
+results); a failed check is reported too, with the task's state unchanged.
 """
 from __future__ import annotations
 
@@ -145,6 +147,7 @@ class TaskController:
             return
         self._last = state
         fields.setdefault("container_id", self._container_id)
+        fields.setdefault("health", self._health_status(state))
         self._report_fn(self.task.id, make_status(state, message, **fields))
         self.log.debug("task %s: %s (%s)", self.task.id, model.state_name(state), message)
 
@@ -299,9 +302,19 @@ class TaskController:
     def _health_check(self) -> health.HealthCheck | None:
         return health.health_check(self.task.spec.container)
 
+    def _health_status(self, state: pb.TaskState) -> pb.TaskHealth | None:
+        """The health to report with `state`: the monitor's, "starting" before the first
+        result, None for a task without a check."""
+        if self.health is not None:
+            return health.health_proto(self.health.state)
+        if state == pb.STARTING and self._health_check() is not None:
+            return pb.TaskHealth(status=health.STARTING)
+        return None
+
     def _health_changed(self, status: str, state: health.HealthState) -> None:
         if status == health.HEALTHY:
-            self._report(pb.RUNNING, "started", pid=self._pid)
+            # RUNNING, or again RUNNING with the new health (an adopted task, a streak ended)
+            self._report(pb.RUNNING, "started", allow_same=True, pid=self._pid)
         elif status == health.UNHEALTHY:
             self._unhealthy = True
             last = state.log[-1].output.strip() if state.log else ""
@@ -309,10 +322,19 @@ class TaskController:
                              last[:200])
             self._report(pb.FAILED, "unhealthy", err="unhealthy container")
 
+    def _health_result(self, state: health.HealthState) -> None:
+        """A failed check (or a streak cleared) without a change of health status: the
+        task's state stays, its status shows the new health."""
+        if self._last == pb.RUNNING:
+            self._report(pb.RUNNING, "started", allow_same=True, pid=self._pid)
+        elif self._last == pb.STARTING:
+            self._report(pb.STARTING, "starting", allow_same=True)
+
     async def _monitor_health(self, check: health.HealthCheck) -> None:
         """Runs the healthcheck; stops the container once it is unhealthy."""
         self.health = health.HealthMonitor(check, self.runtime, self._container_id,
-                                           self._health_changed, clock=self.clock,
+                                           self._health_changed, on_result=self._health_result,
+                                           clock=self.clock,
                                            log=self.log, task_id=self.task.id)
         await self.health.run()
         await self._stop_container()
