@@ -5,7 +5,8 @@ in the start period do not count) and is RUNNING only then; a task whose check
 starts failing becomes FAILED "unhealthy container", its container is stopped and
 the restart policy replaces it. The health (status, failing streak, the last
 results with their output) is visible in `swarm inspect TASK` and in
-`service ps --format '{{json .}}'`.
+`service ps --format '{{json .}}'`. An image's own HEALTHCHECK gates its tasks
+the same way unless the service says `--no-healthcheck`.
 """
 from __future__ import annotations
 
@@ -147,6 +148,46 @@ def test_a_failing_check_is_visible_with_its_output(node: SingleNode, image: str
     assert "No such file" in last["output"] or "can't open" in last["output"], last
     assert any(r["exit_code"] == 0 and r["output"] == "checking\nup\n" for r in health["log"])
     node.swarm("service", "rm", "noisy")
+
+
+def test_the_image_healthcheck_gates_running_and_no_healthcheck_disables_it(
+        node: SingleNode) -> None:
+    sick = images.ensure_unhealthy_image()   # HEALTHCHECK every 1 s, 2 retries: /tmp/healthy
+    common = ["service", "create", "-d", "--stop-grace-period", "1s", "--restart-delay", "1s"]
+    node.swarm(*common, "--name", "imgsick", sick, "sleep", "3600")
+    node.swarm(*common, "--name", "imgwell", sick, "sh", "-c",
+               "touch /tmp/healthy; exec sleep 3600")
+    node.swarm(*common, "--name", "imgoff", "--no-healthcheck", sick, "sleep", "3600")
+
+    def two_failed():
+        tasks = node.tasks("imgsick")
+        assert not [t for t in tasks if t.status.state == pb.RUNNING], "a sick task RUNNING"
+        failed = [t for t in tasks if t.status.state == pb.FAILED]
+        return failed if len(failed) >= 2 else None
+
+    # the image's own check fails: the task fails from STARTING, and so does its replacement
+    failed = wait(two_failed, 40, "two imgsick tasks FAILED", interval=0.2)
+    for t in failed:
+        assert t.status.err == "unhealthy container", t.status
+        assert t.status.health.status == "unhealthy" and t.status.health.failing_streak == 2
+        assert "image healthcheck: /tmp/healthy is missing" in t.status.health.log[-1].output
+    # the same check passes once the file exists: RUNNING and healthy
+    well = wait(lambda: node.running("imgwell"), 30, "imgwell RUNNING")[0]
+    assert well.status.health.status == "healthy", well.status
+    # --no-healthcheck: RUNNING at once, no health, and it stays so past the image's retries
+    off = wait(lambda: node.running("imgoff"), 30, "imgoff RUNNING")[0]
+    assert not off.status.HasField("health"), off.status
+    since = time.monotonic()
+
+    def still_running_later():
+        (now,) = [t for t in node.tasks("imgoff") if t.id == off.id]
+        assert now.status.state == pb.RUNNING, now.status
+        return time.monotonic() - since > 4 or None
+
+    wait(still_running_later, 10, "imgoff still RUNNING 4 s later", interval=0.5)
+    assert [t.id for t in node.tasks("imgoff")] == [off.id]
+    for name in ("imgsick", "imgwell", "imgoff"):
+        node.swarm("service", "rm", name)
 
 
 def test_bad_healthcheck_input_is_refused_and_changes_nothing(node: SingleNode, image: str) -> None:

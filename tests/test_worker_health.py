@@ -162,9 +162,9 @@ async def test_monitor_reports_each_change_and_caps_output() -> None:
 class Harness:
     """A controller on a FakeRuntime and a FakeClock, recording every status."""
 
-    def __init__(self, task: pb.Task) -> None:
+    def __init__(self, task: pb.Task, runtime: FakeRuntime | None = None) -> None:
         self.clock = FakeClock()
-        self.runtime = FakeRuntime()
+        self.runtime = runtime or FakeRuntime()
         self.reports: list[pb.TaskStatus] = []
         self.ctrl = TaskController(task, self.runtime, lambda tid, st: self.reports.append(st),
                                    node_id="node1", clock=self.clock)

@@ -6,7 +6,8 @@ every observed state through a callback, never moving backwards. The agent
 feeds it the task's newest version (`update`) and tells it when the task left
 the assignment set (`remove`); the controller ends only after that.
 
-A task whose spec has a healthcheck stays STARTING after its container
+A task whose spec (or image: its own HEALTHCHECK, read once the image is
+present) has a healthcheck stays STARTING after its container
 started, until its first healthy result (`worker.health`); only then is it
 RUNNING. When the check finds the container unhealthy, the task FAILS with
 "unhealthy container" and its container is stopped. Every status reported
@@ -26,7 +27,8 @@ from worker import health, taskspec
 from worker.clock import REAL_CLOCK, Clock
 from worker.taskfiles import FileError, TaskFiles
 from worker.overlay import Networking, TaskNetworkError, needs_netns
-from worker.runtime import ContainerNotFound, ContainerState, Mount, Runtime, RuntimeError_
+from worker.runtime import (ContainerNotFound, ContainerState, ImageHealth, Mount, Runtime,
+                            RuntimeError_)
 from worker.status import make_status, moves_forward
 
 ReportFn = Callable[[str, pb.TaskStatus], None]
@@ -80,6 +82,7 @@ class TaskController:
         self.clock = clock  # times the healthcheck
         self._pid = 0
         self._unhealthy = False
+        self._image_health: ImageHealth | None = None   # the image's own HEALTHCHECK
         self.health: health.HealthMonitor | None = None  # the running check, if any
         self._changed = asyncio.Event()
         # Set while the controller has nothing to do until the task changes (a prepared task
@@ -207,6 +210,7 @@ class TaskController:
         """Takes the task from its current state to RUNNING and watches it until it exits."""
         adopted, self._adopted = self._adopted, None
         if adopted is not None:
+            await self._load_image_health()
             if adopted.running:
                 # with a healthcheck, a task not yet RUNNING stays STARTING until healthy
                 if self._last >= pb.RUNNING or self._health_check() is None:
@@ -240,6 +244,11 @@ class TaskController:
             self._report(pb.REJECTED, "preparing", err=str(exc) or "image pull failed")
             return False
         if self._stop_wanted():
+            return False
+        try:
+            self._image_health = await self.runtime.image_health(config.image)
+        except RuntimeError_ as exc:
+            self._report(pb.REJECTED, "preparing", err=f"image inspect: {exc}")
             return False
         if self._files is not None:
             try:
@@ -300,7 +309,15 @@ class TaskController:
         await self._watch(report_pid=True)
 
     def _health_check(self) -> health.HealthCheck | None:
-        return health.health_check(self.task.spec.container)
+        return health.health_check(self.task.spec.container, self._image_health)
+
+    async def _load_image_health(self) -> None:
+        """Reads the image's HEALTHCHECK for an adopted container (its image is present);
+        a failure leaves only the spec's check, with a warning."""
+        try:
+            self._image_health = await self.runtime.image_health(self.task.spec.container.image)
+        except RuntimeError_ as exc:
+            self.log.warning("task %s: cannot read the image's healthcheck: %s", self.task.id, exc)
 
     def _health_status(self, state: pb.TaskState) -> pb.TaskHealth | None:
         """The health to report with `state`: the monitor's, "starting" before the first

@@ -1,14 +1,17 @@
 """Container healthchecks run by the agent: what a task's check is, how results add
 up to a health status, and the loop that runs the check inside the container.
 
-`health_check` turns the task's `HealthConfig` into a `HealthCheck` (Docker's
-defaults for unset values; None when there is nothing to run). `HealthState` is
+`health_check` turns the task's `HealthConfig`, merged with the image's own
+HEALTHCHECK as Docker merges them (each setting the spec leaves unset comes from
+the image; `--no-healthcheck`'s ["NONE"] disables both), into a `HealthCheck`
+(Docker's defaults for what neither sets; None when there is nothing to run). `HealthState` is
 the pure decision part: fed probe results with their times, it says whether the
 container is starting, healthy or unhealthy, honouring the start period and the
 retries. `HealthMonitor` runs one probe at a time through `Runtime.exec`, on an
 injectable clock, and tells its owner (the task controller) about each change
 of status and of each failed probe. `health_proto` is what the task's status
-carries for `inspect` (Docker's State.Health). Image HEALTHCHECKs are not read here.
+carries for `inspect` (Docker's State.Health). The image's HEALTHCHECK is read
+by the runtime (`Runtime.image_health`); this module only merges it.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Callable, Deque
 from proto import model
 from proto import objects_pb2 as pb
 from worker.clock import REAL_CLOCK, Clock
-from worker.runtime import ExecResult, Runtime, RuntimeError_
+from worker.runtime import ExecResult, ImageHealth, Runtime, RuntimeError_
 
 DEFAULT_INTERVAL = 30.0      # seconds, as Docker's engine
 DEFAULT_TIMEOUT = 30.0
@@ -52,13 +55,13 @@ def _seconds(d: pb.Duration, default: float) -> float:
     return d.nanos / 1e9 if d.nanos > 0 else default
 
 
-def health_check(container: pb.ContainerSpec) -> HealthCheck | None:
-    """The check to run for a container spec; None for no check (none given, NONE,
-    or a test form other than CMD and CMD-SHELL)."""
-    if not container.HasField("healthcheck"):
-        return None
-    h = container.healthcheck
-    test = list(h.test)
+def health_check(container: pb.ContainerSpec,
+                 image: ImageHealth | None = None) -> HealthCheck | None:
+    """The check to run for a container spec and its image's HEALTHCHECK; None for no
+    check (none given, NONE, or a test form other than CMD and CMD-SHELL)."""
+    h = container.healthcheck if container.HasField("healthcheck") else pb.HealthConfig()
+    image = image or ImageHealth()
+    test = list(h.test) or list(image.test)
     if not test:
         return None
     kind = test[0].upper()
@@ -68,10 +71,12 @@ def health_check(container: pb.ContainerSpec) -> HealthCheck | None:
         argv = ("/bin/sh", "-c", " ".join(test[1:]))
     else:
         return None
-    return HealthCheck(argv=argv, interval=_seconds(h.interval, DEFAULT_INTERVAL),
-                       timeout=_seconds(h.timeout, DEFAULT_TIMEOUT),
-                       retries=h.retries if h.retries > 0 else DEFAULT_RETRIES,
-                       start_period=_seconds(h.start_period, DEFAULT_START_PERIOD))
+    return HealthCheck(argv=argv,
+                       interval=_seconds(h.interval, image.interval or DEFAULT_INTERVAL),
+                       timeout=_seconds(h.timeout, image.timeout or DEFAULT_TIMEOUT),
+                       retries=h.retries if h.retries > 0 else image.retries or DEFAULT_RETRIES,
+                       start_period=_seconds(h.start_period,
+                                             image.start_period or DEFAULT_START_PERIOD))
 
 
 @dataclass(frozen=True)
