@@ -207,18 +207,20 @@ class Duration(_message.Message):
     def __init__(self, nanos: _Optional[int] = ...) -> None: ...
 
 class HealthConfig(_message.Message):
-    __slots__ = ("test", "interval", "timeout", "retries", "start_period")
+    __slots__ = ("test", "interval", "timeout", "retries", "start_period", "start_interval")
     TEST_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     START_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    START_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     test: _containers.RepeatedScalarFieldContainer[str]
     interval: Duration
     timeout: Duration
     retries: int
     start_period: Duration
-    def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
+    start_interval: Duration
+    def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ..., start_interval: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
     __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init")

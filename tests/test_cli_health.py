@@ -1,21 +1,24 @@
 """A task's health in the CLI: `service ps --format` (Docker's State.Health under
 `Health`, nested fields in templates) and `swarm inspect TASK` (pure, no daemon:
-the Control API is a stub)."""
+the Control API is a stub); `--health-start-interval` on create and update."""
 from __future__ import annotations
 
 import argparse
 import json
 
 import grpc
+import pytest
 
 from cli import format as fmt
 from cli.client import CLIError
 from cli.commands_inspect import inspect
 from cli.main import build_parser
+from cli.parsing import UsageError
 from cli.templates import render
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
+from tests.test_cli_units import create, update
 
 NOW = 1_700_000_000.0
 
@@ -132,3 +135,17 @@ def test_inspect_falls_back_to_services_and_reports_what_is_missing() -> None:
     ctx = StubContext()
     assert run_inspect(ctx, "--type", "node", "web") == 1
     assert ctx.errors == ["Error: No such node: web"] and json.loads(ctx.out[0]) == []
+
+
+def test_health_start_interval_is_stored_by_create_and_update() -> None:
+    spec = create(["--name", "web", "--health-cmd", "true", "--health-start-period", "10s",
+                   "--health-start-interval", "500ms", "busybox"])
+    assert spec.task.container.healthcheck.start_interval.nanos == 10**9 // 2
+    spec = update(spec, ["--health-start-interval", "2s"])
+    assert spec.task.container.healthcheck.start_interval.nanos == 2 * 10**9
+    assert list(spec.task.container.healthcheck.test) == ["CMD-SHELL", "true"]
+
+
+def test_a_negative_health_start_interval_is_refused() -> None:
+    with pytest.raises(UsageError, match="--health-start-interval: must not be negative"):
+        create(["--name", "web", "--health-start-interval", "-1s", "busybox"])

@@ -49,6 +49,15 @@ class HealthCheck:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     start_period: float = DEFAULT_START_PERIOD
+    start_interval: float = 0.0   # between checks in the start period; 0: the interval
+
+    def next_interval(self, state: "HealthState", now: float) -> float:
+        """How long to wait before the next check: the start interval while the
+        container is still starting within its start period, else the interval."""
+        if (self.start_interval > 0 and state.status == STARTING
+                and now - state.started_at < self.start_period):
+            return self.start_interval
+        return self.interval
 
 
 def _seconds(d: pb.Duration, default: float) -> float:
@@ -76,7 +85,8 @@ def health_check(container: pb.ContainerSpec,
                        timeout=_seconds(h.timeout, image.timeout or DEFAULT_TIMEOUT),
                        retries=h.retries if h.retries > 0 else image.retries or DEFAULT_RETRIES,
                        start_period=_seconds(h.start_period,
-                                             image.start_period or DEFAULT_START_PERIOD))
+                                             image.start_period or DEFAULT_START_PERIOD),
+                       start_interval=_seconds(h.start_interval, image.start_interval))
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,7 @@ class HealthMonitor:
     async def run(self) -> HealthState:
         """Probes until the container is unhealthy; returns the final state."""
         while True:
-            await self.clock.sleep(self.check.interval)
+            await self.clock.sleep(self.check.next_interval(self.state, self.clock.now()))
             before, streak = self.state.status, self.state.failing_streak
             result = await self.probe()
             if result is None:
