@@ -259,7 +259,7 @@ def print_tasks(ctx: Context, tasks, ns: argparse.Namespace, node_names: dict[st
         return
     names = {} if ns.no_resolve else node_names
     rows = fmt.task_rows(tasks, names, trunc=trunc)
-    text = render(ns.format, rows, fmt.TASK_FIELDS, fmt.TASK_FIELDS)
+    text = render(ns.format, rows, fmt.TASK_FIELDS, fmt.TASK_TEMPLATE_FIELDS)
     if text:
         ctx.print(text)
 

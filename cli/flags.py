@@ -24,7 +24,7 @@ _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(
 # for one and say only "expected one argument"; joined as --flag=-1s, the value
 # reaches the parser that explains what is wrong with it.
 DASH_VALUE_FLAGS = ("--health-interval", "--health-timeout", "--health-start-period",
-                    "--health-retries")
+                    "--health-start-interval", "--health-retries")
 _DASH_VALUE = re.compile(r"^-\d")
 
 # (flag, short, help) for single-valued options both commands take.
@@ -63,6 +63,7 @@ _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--health-retries", None, "Consecutive failures needed to report unhealthy"),
     ("--health-timeout", None, "Maximum time to allow one check to run (ms|s|m|h)"),
     ("--health-start-period", None, "Start period for the container to initialize before counting retries towards unstable (ms|s|m|h)"),
+    ("--health-start-interval", None, "Time between running the check during the start period (ms|s|m|h)"),
 )
 
 # Repeatable options: create name, update add/rm names, help.

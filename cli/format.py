@@ -22,6 +22,7 @@ from proto import objects_pb2 as pb
 
 SERVICE_FIELDS = ("ID", "Name", "Mode", "Replicas", "Image", "Ports")
 TASK_FIELDS = ("ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error", "Ports")
+TASK_TEMPLATE_FIELDS = TASK_FIELDS + ("Health",)   # Health: only through --format
 NODE_FIELDS = ("ID", "Hostname", "Status", "Availability", "ManagerStatus", "EngineVersion",
                "Self")
 NODE_COLUMNS = NODE_FIELDS[:-1]
@@ -176,11 +177,27 @@ def task_error(task: pb.Task, trunc: bool) -> str:
     return f'"{err}"' if err else ""
 
 
+def _iso(ts: Any) -> str:
+    """A protobuf Timestamp as Docker prints times in JSON (RFC 3339, UTC)."""
+    return ts.ToJsonString() if ts.seconds or ts.nanos else ""
+
+
+def task_health(task: pb.Task) -> Optional[dict[str, Any]]:
+    """The task container's health as Docker's State.Health (None without a check)."""
+    if not task.status.HasField("health"):
+        return None
+    h = task.status.health
+    return {"Status": h.status, "FailingStreak": h.failing_streak,
+            "Log": [{"Start": _iso(r.start), "End": _iso(r.end), "ExitCode": r.exit_code,
+                     "Output": r.output} for r in h.log]}
+
+
 def task_rows(tasks: Iterable[pb.Task], node_names: Mapping[str, str], now: Optional[float] = None,
-              trunc: bool = True) -> list[dict[str, str]]:
-    """Rows for `service ps`/`node ps`, sorted, with history rows indented as Docker."""
+              trunc: bool = True) -> list[dict[str, Any]]:
+    """Rows for `service ps`/`node ps`, sorted, with history rows indented as Docker;
+    a task with a healthcheck has its health under "Health"."""
     now = time.time() if now is None else now
-    rows = []
+    rows: list[dict[str, Any]] = []
     previous = None
     for task in sort_tasks(tasks):
         name = task_base_name(task)
@@ -197,6 +214,9 @@ def task_rows(tasks: Iterable[pb.Task], node_names: Mapping[str, str], now: Opti
             "Error": task_error(task, trunc),
             "Ports": ports_column(task.status.ports, ingress_only=False),
         })
+        health = task_health(task)
+        if health is not None:
+            rows[-1]["Health"] = health
     return rows
 
 

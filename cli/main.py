@@ -71,6 +71,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("secret", "Manage secrets", "cli.commands_secret"),
     Command("config", "Manage configs", "cli.commands_secret"),
     Command("network", "Manage networks", "cli.commands_network"),
+    Command("inspect", "Return low-level information on tasks, services and nodes",
+            "cli.commands_inspect"),
 )
 _BY_NAME = {command.name: command for command in COMMANDS}
 

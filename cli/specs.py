@@ -77,7 +77,7 @@ def _apply_update_config(cfg: pb.UpdateConfig, ns: argparse.Namespace, prefix: s
 
 def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
     given = {k: _get(ns, f"health_{k}") for k in ("cmd", "interval", "retries", "timeout",
-                                                   "start_period")}
+                                                   "start_period", "start_interval")}
     if is_on(_get(ns, "no_healthcheck"), "--no-healthcheck"):
         if any(v is not None for v in given.values()):
             raise UsageError("--no-healthcheck conflicts with --health-* options")
@@ -93,7 +93,7 @@ def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
             h.test.extend(["CMD-SHELL", given["cmd"]])
     elif list(h.test) == ["NONE"]:
         del h.test[:]
-    for key in ("interval", "timeout", "start_period"):
+    for key in ("interval", "timeout", "start_period", "start_interval"):
         if given[key] is not None:
             getattr(h, key).nanos = parse_duration(given[key], "--health-" + key.replace("_", "-"))
     if given["retries"] is not None:

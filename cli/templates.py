@@ -10,7 +10,7 @@ Owns rendering a list of rows (dicts keyed by Docker's field names, e.g.
 * any other text: the template applied to each row, one line per row.
 
 The template language is a small subset of Go's text/template: `{{.Field}}`,
-`{{.}}`, `{{json .}}`, `{{json .Field}}`, `{{lower .F}}`, `{{upper .F}}`,
+`{{.Field.Key}}` (into a field that holds a map, e.g. `{{.Health.Status}}`), `{{.}}`, `{{json .}}`, `{{json .Field}}`, `{{lower .F}}`, `{{upper .F}}`,
 `{{title .F}}`, `{{truncate .F N}}`, `{{println}}`, string literals and pipes
 (`{{.Field | lower}}`). Literal `\\t` and `\\n` in the format become tab and
 newline, as Docker does.
@@ -120,7 +120,8 @@ class Template:
             if not words:
                 raise UsageError(f'invalid --format action "{{{{{body}}}}}": empty command')
             for word in words:
-                if word.startswith(".") and word != "." and word[1:] not in self.fields:
+                if word.startswith(".") and word != "." \
+                        and word[1:].split(".")[0] not in self.fields:
                     raise UsageError(
                         f'invalid --format: unknown field "{word}"; fields are '
                         + ", ".join("." + f for f in self.fields))
@@ -136,7 +137,10 @@ class Template:
         if word == ".":
             return dict(row)
         if word.startswith("."):
-            return row.get(word[1:])
+            value: Any = row
+            for key in word[1:].split("."):
+                value = value.get(key) if isinstance(value, Mapping) else None
+            return value
         if word[0] in "\"'" and word[-1] == word[0] and len(word) >= 2:
             return _unescape(word[1:-1])
         return int(word)

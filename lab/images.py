@@ -8,7 +8,10 @@ once if an older one listens on loopback only), reached by the host as
 `inet shoal_registry` letting port 5000 be reached only from loopback and the
 lab bridges (`shoallab*`); and the demo image `127.0.0.1:5000/shoal/busybox:latest`, built from the host's
 busybox-static (busybox plus its applet symlinks, /etc/passwd with root and
-nobody, /tmp) with `podman import` and pushed there over plain HTTP.
+nobody, /tmp) with `podman import` and pushed there over plain HTTP; and
+`127.0.0.1:5000/shoal/busybox-unhealthy:latest`, the demo image with its own
+HEALTHCHECK (every second, 2 retries, failing until /tmp/healthy exists), built
+with `podman build --format docker` (OCI images have no HEALTHCHECK).
 
 Both steps are idempotent and cheap once done (two HTTP requests). Run
 `python -m lab.images` to prepare them by hand.
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +42,10 @@ REGISTRY_DIR = LAB_DIR / "registry"
 DEMO_REPO = "shoal/busybox"
 DEMO_TAG = "latest"
 DEMO_IMAGE = f"{REGISTRY_ADDR}/{DEMO_REPO}:{DEMO_TAG}"
+UNHEALTHY_REPO = "shoal/busybox-unhealthy"
+UNHEALTHY_IMAGE = f"{REGISTRY_ADDR}/{UNHEALTHY_REPO}:{DEMO_TAG}"
+UNHEALTHY_CHECK = ("test -f /tmp/healthy || "
+                   "{ echo 'image healthcheck: /tmp/healthy is missing'; exit 1; }")
 BUSYBOX = "/bin/busybox"
 REGISTRY_BINARY = "docker-registry"
 
@@ -275,16 +283,41 @@ def ensure_demo_image() -> str:
     return DEMO_IMAGE
 
 
+def build_and_push_unhealthy(reference: str = UNHEALTHY_IMAGE) -> str:
+    """Builds the demo image with a failing HEALTHCHECK (Docker format) and pushes it."""
+    containerfile = (f"FROM {DEMO_IMAGE}\n"
+                     f"HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD {UNHEALTHY_CHECK}\n")
+    with tempfile.TemporaryDirectory(prefix="shoal-image-") as context:
+        (Path(context) / "Containerfile").write_text(containerfile)
+        _podman(["build", "--format", "docker", "--tls-verify=false", "--pull=missing",
+                 "--quiet", "-t", reference, context])
+    _podman(["push", "--tls-verify=false", reference])
+    return reference
+
+
+def ensure_unhealthy_image() -> str:
+    """Makes sure the registry holds the image whose own HEALTHCHECK fails; returns it."""
+    ensure_demo_image()
+    if image_in_registry(UNHEALTHY_REPO, DEMO_TAG):
+        return UNHEALTHY_IMAGE
+    with _lock(REGISTRY_DIR / ".build.lock"):
+        if not image_in_registry(UNHEALTHY_REPO, DEMO_TAG):
+            build_and_push_unhealthy(UNHEALTHY_IMAGE)
+    return UNHEALTHY_IMAGE
+
+
 def main() -> int:
     """`python -m lab.images`: prepare the registry and the demo image, print the reference."""
     try:
         started = time.monotonic()
         reference = ensure_demo_image()
+        unhealthy = ensure_unhealthy_image()
     except (LabImageError, subprocess.CalledProcessError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"registry  http://{REGISTRY_ADDR}/v2/")
-    print(f"image     {reference}  ({time.monotonic() - started:.2f}s)")
+    print(f"image     {reference}")
+    print(f"image     {unhealthy}  ({time.monotonic() - started:.2f}s)")
     return 0
 
 

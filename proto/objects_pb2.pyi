@@ -207,18 +207,20 @@ class Duration(_message.Message):
     def __init__(self, nanos: _Optional[int] = ...) -> None: ...
 
 class HealthConfig(_message.Message):
-    __slots__ = ("test", "interval", "timeout", "retries", "start_period")
+    __slots__ = ("test", "interval", "timeout", "retries", "start_period", "start_interval")
     TEST_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     START_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    START_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     test: _containers.RepeatedScalarFieldContainer[str]
     interval: Duration
     timeout: Duration
     retries: int
     start_period: Duration
-    def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
+    start_interval: Duration
+    def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ..., start_interval: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
     __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init")
@@ -526,20 +528,44 @@ class ContainerStatus(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("timestamp", "state", "message", "err", "container_status", "ports")
+    __slots__ = ("timestamp", "state", "message", "err", "container_status", "ports", "health")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ERR_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_STATUS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     state: TaskState
     message: str
     err: str
     container_status: ContainerStatus
     ports: _containers.RepeatedCompositeFieldContainer[PortConfig]
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., message: _Optional[str] = ..., err: _Optional[str] = ..., container_status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ...) -> None: ...
+    health: TaskHealth
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., message: _Optional[str] = ..., err: _Optional[str] = ..., container_status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ..., health: _Optional[_Union[TaskHealth, _Mapping]] = ...) -> None: ...
+
+class HealthResult(_message.Message):
+    __slots__ = ("start", "end", "exit_code", "output")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    exit_code: int
+    output: str
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., output: _Optional[str] = ...) -> None: ...
+
+class TaskHealth(_message.Message):
+    __slots__ = ("status", "failing_streak", "log")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FAILING_STREAK_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    failing_streak: int
+    log: _containers.RepeatedCompositeFieldContainer[HealthResult]
+    def __init__(self, status: _Optional[str] = ..., failing_streak: _Optional[int] = ..., log: _Optional[_Iterable[_Union[HealthResult, _Mapping]]] = ...) -> None: ...
 
 class NetworkAttachment(_message.Message):
     __slots__ = ("network_id", "addresses", "aliases")

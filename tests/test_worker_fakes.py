@@ -11,8 +11,8 @@ from typing import AsyncIterator, Callable, Optional, Sequence
 
 from proto import objects_pb2 as pb
 from worker.runtime import (
-    ContainerConfig, ContainerNotFound, ContainerState, ExecResult, ImagePullError, LogLine,
-    Runtime, RuntimeError_,
+    ContainerConfig, ContainerNotFound, ContainerState, ExecResult, ImageHealth, ImagePullError,
+    LogLine, Runtime, RuntimeError_,
 )
 
 
@@ -92,6 +92,7 @@ class FakeRuntime(Runtime):
         self.execs: list[tuple[str, list[str]]] = []
         self.exec_in_flight = 0
         self.exec_max_in_flight = 0
+        self.image_healths: dict[str, ImageHealth] = {}   # images' own HEALTHCHECKs
         self._exited: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._pids = itertools.count(1000)
@@ -132,6 +133,9 @@ class FakeRuntime(Runtime):
             await self.pull_gate.wait()
         if image in self.pull_errors:
             raise ImagePullError(self.pull_errors[image])
+
+    async def image_health(self, image: str) -> ImageHealth | None:
+        return self.image_healths.get(image)
 
     async def create(self, config: ContainerConfig) -> str:
         self.calls.append(("create", config.name))

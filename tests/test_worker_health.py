@@ -162,9 +162,9 @@ async def test_monitor_reports_each_change_and_caps_output() -> None:
 class Harness:
     """A controller on a FakeRuntime and a FakeClock, recording every status."""
 
-    def __init__(self, task: pb.Task) -> None:
+    def __init__(self, task: pb.Task, runtime: FakeRuntime | None = None) -> None:
         self.clock = FakeClock()
-        self.runtime = FakeRuntime()
+        self.runtime = runtime or FakeRuntime()
         self.reports: list[pb.TaskStatus] = []
         self.ctrl = TaskController(task, self.runtime, lambda tid, st: self.reports.append(st),
                                    node_id="node1", clock=self.clock)
@@ -296,4 +296,72 @@ async def test_without_a_healthcheck_running_is_reported_at_once_and_nothing_run
     h = Harness(task)
     await h.until(pb.RUNNING)
     assert h.runtime.execs == [] and h.ctrl.health is None
+    await h.close()
+
+
+# ----------------------------------------------------- visible health --
+
+def test_health_proto_has_status_streak_and_the_last_results() -> None:
+    state = HealthState(retries=3, start_period=0, started_at=0)
+    state.record(ProbeResult(1, 2, 0, "fine", 1000.5, 1001.25))
+    state.record(ProbeResult(3, 4, 1, "broken", 1002.0, 1002.5))
+    shown = health.health_proto(state)
+    assert shown.status == HEALTHY and shown.failing_streak == 1
+    assert [(r.exit_code, r.output) for r in shown.log] == [(0, "fine"), (1, "broken")]
+    assert model.ts_seconds(shown.log[0].start) == 1000.5
+    assert model.ts_seconds(shown.log[0].end) == 1001.25
+
+
+async def test_every_status_carries_the_health_and_failures_are_reported() -> None:
+    h = Harness(healthchecked_task(interval=1, retries=3))
+    starting = await h.until(pb.STARTING)
+    assert starting.health.status == STARTING and not starting.health.log
+    await until(lambda: h.runtime.count("start") == 1)
+    codes = iter([0, 0, 1, 1, 0, 1, 1, 1])
+    h.runtime.exec_result = lambda c, argv: ExecResult(next(codes), b"output %d" % len(h.runtime.execs))
+    await h.probe(1)
+    running = await h.until(pb.RUNNING)
+    assert running.health.status == HEALTHY and running.health.failing_streak == 0
+    assert [r.output for r in running.health.log] == ["output 1"]
+    count = len(h.reports)
+    await h.probe(1)      # a success after a success is no news
+    await until(lambda: h.ctrl.health.in_flight == 0 and len(h.ctrl.health.state.log) == 2)
+    assert len(h.reports) == count
+    await h.probe(1)      # a failure: still RUNNING (healthy), streak 1, reported
+    await until(lambda: len(h.reports) > count, what="the failure reported")
+    latest = h.reports[-1]
+    assert latest.state == pb.RUNNING and latest.health.status == HEALTHY
+    assert latest.health.failing_streak == 1 and latest.health.log[-1].exit_code == 1
+    assert latest.health.log[-1].output == "output 3" and latest.container_status.pid > 0
+    await h.probe(1)
+    await until(lambda: h.reports[-1].health.failing_streak == 2, what="streak 2")
+    await h.probe(1)      # a success clears the streak
+    await until(lambda: h.reports[-1].health.failing_streak == 0, what="streak cleared")
+    assert h.reports[-1].state == pb.RUNNING
+    for _ in range(3):
+        await h.probe(1)
+    failed = await h.until(pb.FAILED)
+    assert failed.health.status == UNHEALTHY and failed.health.failing_streak == 3
+    assert len(failed.health.log) == health.KEEP_RESULTS
+    assert [r.output for r in failed.health.log][-1] == "output 8"
+    assert all(r.end.seconds >= r.start.seconds > 0 for r in failed.health.log)
+    await h.close()
+
+
+async def test_a_failure_while_starting_is_reported_as_starting() -> None:
+    h = Harness(healthchecked_task(interval=1, retries=2))
+    await until(lambda: h.runtime.count("start") == 1)
+    h.runtime.exec_result = lambda c, argv: ExecResult(1, b"not yet")
+    await h.probe(1)
+    await until(lambda: h.reports[-1].health.failing_streak == 1, what="the failure reported")
+    assert h.reports[-1].state == pb.STARTING and h.reports[-1].health.status == STARTING
+    assert h.reports[-1].health.log[-1].output == "not yet"
+    await h.close()
+
+
+async def test_a_task_without_a_check_reports_no_health() -> None:
+    h = Harness(make_task())
+    running = await h.until(pb.RUNNING)
+    assert not running.HasField("health")
+    assert not any(s.HasField("health") for s in h.reports)
     await h.close()

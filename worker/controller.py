@@ -6,10 +6,13 @@ every observed state through a callback, never moving backwards. The agent
 feeds it the task's newest version (`update`) and tells it when the task left
 the assignment set (`remove`); the controller ends only after that.
 
-A task whose spec has a healthcheck stays STARTING after its container
+A task whose spec (or image: its own HEALTHCHECK, read once the image is
+present) has a healthcheck stays STARTING after its container
 started, until its first healthy result (`worker.health`); only then is it
 RUNNING. When the check finds the container unhealthy, the task FAILS with
-"unhealthy container" and its container is stopped.
+"unhealthy container" and its container is stopped. Every status reported
+while a check runs carries the container's health (status, failing streak, last
+results); a failed check is reported too, with the task's state unchanged.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from worker import health, taskspec
 from worker.clock import REAL_CLOCK, Clock
 from worker.taskfiles import FileError, TaskFiles
 from worker.overlay import Networking, TaskNetworkError, needs_netns
-from worker.runtime import ContainerNotFound, ContainerState, Mount, Runtime, RuntimeError_
+from worker.runtime import (ContainerNotFound, ContainerState, ImageHealth, Mount, Runtime,
+                            RuntimeError_)
 from worker.status import make_status, moves_forward
 
 ReportFn = Callable[[str, pb.TaskStatus], None]
@@ -78,6 +82,7 @@ class TaskController:
         self.clock = clock  # times the healthcheck
         self._pid = 0
         self._unhealthy = False
+        self._image_health: ImageHealth | None = None   # the image's own HEALTHCHECK
         self.health: health.HealthMonitor | None = None  # the running check, if any
         self._changed = asyncio.Event()
         # Set while the controller has nothing to do until the task changes (a prepared task
@@ -145,6 +150,7 @@ class TaskController:
             return
         self._last = state
         fields.setdefault("container_id", self._container_id)
+        fields.setdefault("health", self._health_status(state))
         self._report_fn(self.task.id, make_status(state, message, **fields))
         self.log.debug("task %s: %s (%s)", self.task.id, model.state_name(state), message)
 
@@ -204,6 +210,7 @@ class TaskController:
         """Takes the task from its current state to RUNNING and watches it until it exits."""
         adopted, self._adopted = self._adopted, None
         if adopted is not None:
+            await self._load_image_health()
             if adopted.running:
                 # with a healthcheck, a task not yet RUNNING stays STARTING until healthy
                 if self._last >= pb.RUNNING or self._health_check() is None:
@@ -237,6 +244,11 @@ class TaskController:
             self._report(pb.REJECTED, "preparing", err=str(exc) or "image pull failed")
             return False
         if self._stop_wanted():
+            return False
+        try:
+            self._image_health = await self.runtime.image_health(config.image)
+        except RuntimeError_ as exc:
+            self._report(pb.REJECTED, "preparing", err=f"image inspect: {exc}")
             return False
         if self._files is not None:
             try:
@@ -297,11 +309,29 @@ class TaskController:
         await self._watch(report_pid=True)
 
     def _health_check(self) -> health.HealthCheck | None:
-        return health.health_check(self.task.spec.container)
+        return health.health_check(self.task.spec.container, self._image_health)
+
+    async def _load_image_health(self) -> None:
+        """Reads the image's HEALTHCHECK for an adopted container (its image is present);
+        a failure leaves only the spec's check, with a warning."""
+        try:
+            self._image_health = await self.runtime.image_health(self.task.spec.container.image)
+        except RuntimeError_ as exc:
+            self.log.warning("task %s: cannot read the image's healthcheck: %s", self.task.id, exc)
+
+    def _health_status(self, state: pb.TaskState) -> pb.TaskHealth | None:
+        """The health to report with `state`: the monitor's, "starting" before the first
+        result, None for a task without a check."""
+        if self.health is not None:
+            return health.health_proto(self.health.state)
+        if state == pb.STARTING and self._health_check() is not None:
+            return pb.TaskHealth(status=health.STARTING)
+        return None
 
     def _health_changed(self, status: str, state: health.HealthState) -> None:
         if status == health.HEALTHY:
-            self._report(pb.RUNNING, "started", pid=self._pid)
+            # RUNNING, or again RUNNING with the new health (an adopted task, a streak ended)
+            self._report(pb.RUNNING, "started", allow_same=True, pid=self._pid)
         elif status == health.UNHEALTHY:
             self._unhealthy = True
             last = state.log[-1].output.strip() if state.log else ""
@@ -309,10 +339,19 @@ class TaskController:
                              last[:200])
             self._report(pb.FAILED, "unhealthy", err="unhealthy container")
 
+    def _health_result(self, state: health.HealthState) -> None:
+        """A failed check (or a streak cleared) without a change of health status: the
+        task's state stays, its status shows the new health."""
+        if self._last == pb.RUNNING:
+            self._report(pb.RUNNING, "started", allow_same=True, pid=self._pid)
+        elif self._last == pb.STARTING:
+            self._report(pb.STARTING, "starting", allow_same=True)
+
     async def _monitor_health(self, check: health.HealthCheck) -> None:
         """Runs the healthcheck; stops the container once it is unhealthy."""
         self.health = health.HealthMonitor(check, self.runtime, self._container_id,
-                                           self._health_changed, clock=self.clock,
+                                           self._health_changed, on_result=self._health_result,
+                                           clock=self.clock,
                                            log=self.log, task_id=self.task.id)
         await self.health.run()
         await self._stop_container()

@@ -33,8 +33,9 @@ from worker.podman_exits import ExitWatcher
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number)
+from worker.podman_wire import image_health as wire_image_health
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
-                            ImagePullError, LogLine, Runtime, RuntimeError_)
+                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
 
 API = "/v4.0.0/libpod"
 ENV_ROOT = "SHOAL_PODMAN_ROOT"
@@ -143,6 +144,7 @@ class PodmanRuntime(Runtime):
         self._service_lock = asyncio.Lock()
         self._service_checked = False
         self._images: set[str] = set()
+        self._image_health: dict[str, ImageHealth | None] = {}   # by image reference
         self._pulls: dict[str, asyncio.Future[None]] = {}
         self._version: str | None = None
         self._exits = ExitWatcher(self._subscribe_events, self.log)
@@ -288,6 +290,13 @@ class PodmanRuntime(Runtime):
         if not await self.image_present(image):
             await self._pull(image)
         self._images.add(image)
+
+    async def image_health(self, image: str) -> ImageHealth | None:
+        """The image's HEALTHCHECK from podman's image inspect (remembered per reference)."""
+        if image not in self._image_health:
+            _, data = await self._call("GET", f"/images/{quote(image, safe='/:@')}/json")
+            self._image_health[image] = wire_image_health(data or {})
+        return self._image_health[image]
 
     async def _pull(self, image: str) -> None:
         params: dict[str, Any] = {"reference": image, "quiet": True}

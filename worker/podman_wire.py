@@ -2,7 +2,8 @@
 
 Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`), the log
 stream framing (`LogDemuxer`), podman's timestamps and signal names, and the
-decoding of error bodies and pull progress streams. Pure functions, no I/O.
+decoding of error bodies and pull progress streams, an image's HEALTHCHECK
+(`image_health`). Pure functions, no I/O.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import math
 import re
 import signal as signal_module
 from calendar import timegm
-from typing import Any
+from typing import Any, Mapping
 
-from worker.runtime import HOST_NETWORK, ContainerConfig, LogLine, RuntimeError_
+from worker.runtime import HOST_NETWORK, ContainerConfig, ImageHealth, LogLine, RuntimeError_
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _TIME_RE = re.compile(
@@ -128,6 +129,23 @@ class ExecOutput:
 
     def data(self) -> bytes:
         return bytes(self._data)
+
+
+def image_health(data: Mapping[str, Any]) -> ImageHealth | None:
+    """The HEALTHCHECK in libpod's image inspect document (top-level "Healthcheck",
+    or the Docker config's), None when the image has none."""
+    raw = data.get("Healthcheck") or data.get("HealthCheck") \
+        or (data.get("Config") or {}).get("Healthcheck")
+    if not isinstance(raw, Mapping) or not raw.get("Test"):
+        return None
+
+    def seconds(key: str) -> float:
+        return max(0, int(raw.get(key) or 0)) / 1e9
+
+    return ImageHealth(test=tuple(str(t) for t in raw["Test"]), interval=seconds("Interval"),
+                       timeout=seconds("Timeout"), start_period=seconds("StartPeriod"),
+                       start_interval=seconds("StartInterval"),
+                       retries=max(0, int(raw.get("Retries") or 0)))
 
 
 def container_spec(config: ContainerConfig) -> dict[str, Any]:

@@ -83,6 +83,18 @@ class ExecResult:
     timed_out: bool = False
 
 
+@dataclass(frozen=True)
+class ImageHealth:
+    """An image's own HEALTHCHECK: its test (["CMD", ...], ["CMD-SHELL", "..."] or
+    ["NONE"]) and settings, durations in seconds; 0 means not set."""
+    test: tuple[str, ...] = ()
+    interval: float = 0.0
+    timeout: float = 0.0
+    start_period: float = 0.0
+    start_interval: float = 0.0
+    retries: int = 0
+
+
 @dataclass
 class LogLine:
     stream: str    # "stdout" | "stderr"
@@ -147,6 +159,11 @@ class Runtime(abc.ABC):
         seconds: the result then has `timed_out` and exit code -1. Output beyond
         `max_output` bytes is dropped. Raises ContainerNotFound, RuntimeError_.
         """
+
+    async def image_health(self, image: str) -> ImageHealth | None:
+        """The HEALTHCHECK the (present) image declares, None when it declares none.
+        Engines that cannot tell keep this default."""
+        return None
 
     async def close(self) -> None:
         """Releases connections and helper processes."""

@@ -33,11 +33,15 @@ def make_status(
     pid: int = 0,
     exit_code: int = 0,
     at: float | None = None,
+    health: pb.TaskHealth | None = None,
 ) -> pb.TaskStatus:
-    """A TaskStatus stamped with the current time (or `at`)."""
+    """A TaskStatus stamped with the current time (or `at`), with the container's
+    health when it has a healthcheck."""
     status = pb.TaskStatus(
         timestamp=model.timestamp(at), state=state, message=message, err=err
     )
+    if health is not None:
+        status.health.CopyFrom(health)
     if container_id:
         status.container_status.CopyFrom(
             pb.ContainerStatus(container_id=container_id, pid=pid, exit_code=exit_code)

@@ -1,0 +1,75 @@
+"""`swarm inspect`: any cluster object by ID, ID prefix or name, as JSON.
+
+Docker's top-level `inspect` for swarm objects: each reference is looked up as a
+task, then a service, then a node (or only as `--type`), and the objects found
+are printed as one JSON list, as the `inspect` of their own command prints them.
+A task's status carries its container's health (status, failing streak and the
+last check results with their output) when it has a healthcheck.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import grpc
+from google.protobuf.message import Message
+
+from cli import format as fmt
+from cli.client import CLIError, describe_rpc_error
+from cli.context import Context
+from proto import control_pb2 as cpb
+
+Lookup = Callable[[Context, str], Message]
+
+
+def _task(ctx: Context, ref: str) -> Message:
+    return ctx.call("GetTask", cpb.GetTaskRequest(task_id=ref)).task
+
+
+def _service(ctx: Context, ref: str) -> Message:
+    return ctx.get_service(ref)
+
+
+def _node(ctx: Context, ref: str) -> Message:
+    return ctx.resolve_node(ref)
+
+
+LOOKUPS: dict[str, Lookup] = {"task": _task, "service": _service, "node": _node}
+
+
+def _lookup(ctx: Context, ref: str, kinds: list[str]) -> tuple[Message | None, str]:
+    """The first object of `kinds` that `ref` names, or None with the last error."""
+    error = f"Error: No such object: {ref}"
+    for kind in kinds:
+        try:
+            return LOOKUPS[kind](ctx, ref), ""
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                return None, describe_rpc_error(exc, ctx.host, ctx.debug)
+        except CLIError as exc:  # no such node (or an ambiguous name)
+            if len(kinds) == 1:
+                error = exc.message
+    return None, error
+
+
+def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    kinds = [ns.type] if ns.type else list(LOOKUPS)
+    found: list[Any] = []
+    status = 0
+    for ref in ns.objects:
+        obj, error = _lookup(ctx, ref, kinds)
+        if obj is None:
+            ctx.warn(error)
+            status = 1
+        else:
+            found.append(obj)
+    ctx.print(fmt.inspect_json(found))
+    return status
+
+
+def declare_inspect(parser: argparse.ArgumentParser) -> None:
+    """Declares `swarm inspect [--type task|service|node] OBJECT...` on `parser`."""
+    parser.add_argument("--type", choices=sorted(LOOKUPS), default=None,
+                        help="Only look up objects of this type")
+    parser.add_argument("objects", nargs="+", metavar="OBJECT")
+    parser.set_defaults(handler=inspect)
