@@ -180,7 +180,7 @@ def _matches_service(service: pb.Service, filters) -> bool:
             return False
         if f.key == "id" and not service.id.startswith(f.value):
             return False
-        if f.key == "mode" and fmt.mode_of(service.spec) != f.value.lower():
+        if f.key == "mode" and fmt.mode_of(service.spec).replace(" ", "-") != f.value.lower():
             return False
         if f.key == "label" and not label_matches(labels, f.value):
             return False
