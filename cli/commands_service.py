@@ -201,8 +201,9 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     tasks: list[pb.Task] = []
     down: list[str] = []
     if services:
+        # a job's completed tasks have desired state COMPLETE (its REPLICAS counts them)
         task_filter = cpb.ListFilters(service_ids=[s.id for s in services],
-                                      desired_states=[pb.RUNNING])
+                                      desired_states=[pb.RUNNING, pb.COMPLETE])
         tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
         down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
     rows = [fmt.service_row(s, tasks, down) for s in services]
