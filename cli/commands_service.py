@@ -137,11 +137,18 @@ def scale(ctx: Context, ns: argparse.Namespace) -> int:
 
         def scale_one() -> None:
             service = ctx.get_service(name)
-            if service.spec.WhichOneof("mode") != "replicated":
+            mode = service.spec.WhichOneof("mode")
+            if mode == "global_job":
+                raise CLIError(f"{name}: scale can only be used with replicated or "
+                               "replicated-job mode")
+            if mode not in ("replicated", "replicated_job"):
                 raise CLIError(f"{name}: scale can only be used with replicated mode")
             spec = pb.ServiceSpec()
             spec.CopyFrom(service.spec)
-            spec.replicated.replicas = replicas
+            if mode == "replicated_job":  # as Docker: the number of completions (a re-run)
+                spec.replicated_job.total_completions = replicas
+            else:
+                spec.replicated.replicas = replicas
             ctx.call("UpdateService", cpb.UpdateServiceRequest(
                 service_id=service.id, service_version=service.meta.version, spec=spec))
             found.append(service)

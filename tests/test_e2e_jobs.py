@@ -81,6 +81,9 @@ def test_progress_ends_when_the_job_completes(node: SingleNode, image: str) -> N
     assert "job progress: 2 out of 2 complete" in out.stdout, out.stdout
     assert "verify: Job" in out.stdout and "complete" in out.stdout
     assert len(_complete(node, "quick", 1)) == 2
+    out = node.swarm("service", "scale", "quick=3")  # as Docker: 3 completions, a re-run
+    assert "job progress: 3 out of 3 complete" in out.stdout, out.stdout
+    assert len(_complete(node, "quick", 2)) == 3
     node.swarm("service", "rm", "quick")
 
 

@@ -182,3 +182,20 @@ def test_update_reruns_a_global_job(sim: Sim):
     rerun(sim, "once")
     sim.settle()
     assert sorted(t.node_id for t in active(sim, "once")) == ["n0", "n1", "n2"]
+
+
+def test_reruns_keep_a_bounded_history_with_the_newest_completion(sim: Sim):
+    sim.put(mk_job("job", 2))
+    for _ in range(8):
+        sim.settle()
+        complete_running(sim, "job")
+        sim.settle()
+        rerun(sim, "job")
+    sim.settle()
+    complete_running(sim, "job")
+    sim.settle()
+    version = sim.service("job").spec_version
+    for slot in (1, 2):
+        tasks = [t for t in sim.tasks("job") if t.slot == slot]
+        assert len(tasks) == 5  # the default task history retention limit
+        assert any(t.spec_version == version and t.status.state == pb.COMPLETE for t in tasks)
