@@ -137,11 +137,18 @@ def scale(ctx: Context, ns: argparse.Namespace) -> int:
 
         def scale_one() -> None:
             service = ctx.get_service(name)
-            if service.spec.WhichOneof("mode") != "replicated":
+            mode = service.spec.WhichOneof("mode")
+            if mode == "global_job":
+                raise CLIError(f"{name}: scale can only be used with replicated or "
+                               "replicated-job mode")
+            if mode not in ("replicated", "replicated_job"):
                 raise CLIError(f"{name}: scale can only be used with replicated mode")
             spec = pb.ServiceSpec()
             spec.CopyFrom(service.spec)
-            spec.replicated.replicas = replicas
+            if mode == "replicated_job":  # as Docker: the number of completions (a re-run)
+                spec.replicated_job.total_completions = replicas
+            else:
+                spec.replicated.replicas = replicas
             ctx.call("UpdateService", cpb.UpdateServiceRequest(
                 service_id=service.id, service_version=service.meta.version, spec=spec))
             found.append(service)
@@ -180,7 +187,7 @@ def _matches_service(service: pb.Service, filters) -> bool:
             return False
         if f.key == "id" and not service.id.startswith(f.value):
             return False
-        if f.key == "mode" and fmt.mode_of(service.spec) != f.value.lower():
+        if f.key == "mode" and fmt.mode_of(service.spec).replace(" ", "-") != f.value.lower():
             return False
         if f.key == "label" and not label_matches(labels, f.value):
             return False
@@ -201,8 +208,9 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     tasks: list[pb.Task] = []
     down: list[str] = []
     if services:
+        # a job's completed tasks have desired state COMPLETE (its REPLICAS counts them)
         task_filter = cpb.ListFilters(service_ids=[s.id for s in services],
-                                      desired_states=[pb.RUNNING])
+                                      desired_states=[pb.RUNNING, pb.COMPLETE])
         tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
         down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
     rows = [fmt.service_row(s, tasks, down) for s in services]

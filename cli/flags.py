@@ -24,12 +24,14 @@ _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(
 # for one and say only "expected one argument"; joined as --flag=-1s, the value
 # reaches the parser that explains what is wrong with it.
 DASH_VALUE_FLAGS = ("--health-interval", "--health-timeout", "--health-start-period",
-                    "--health-start-interval", "--health-retries")
+                    "--health-start-interval", "--health-retries", "--replicas",
+                    "--max-concurrent")
 _DASH_VALUE = re.compile(r"^-\d")
 
 # (flag, short, help) for single-valued options both commands take.
 _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
-    ("--replicas", None, "Number of tasks"),
+    ("--replicas", None, "Number of tasks (of completions for a replicated job)"),
+    ("--max-concurrent", None, "Number of job tasks to run concurrently (default equal to --replicas)"),
     ("--user", "-u", "Username or UID (format: <name|uid>[:<group|gid>])"),
     ("--workdir", "-w", "Working directory inside the container"),
     ("--hostname", None, "Container hostname"),
@@ -124,7 +126,7 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
     bool_flag(parser, "--quiet", "-q", "Suppress progress output")
     if not update:
         parser.add_argument("--name", default=None, help="Service name")
-        parser.add_argument("--mode", default=None, help='Service mode ("replicated" or "global")')
+        parser.add_argument("--mode", default=None, help='Service mode ("replicated", "global", "replicated-job" or "global-job")')
         for name, short, help_text in _LIST_FLAGS:
             names = [f"--{name}"] + ([short] if short else [])
             parser.add_argument(*names, dest=name.replace("-", "_"), action="append",

@@ -72,8 +72,13 @@ def state_age(state: int, since: float, now: float) -> str:
     return f"{model.state_name(state)} {human_duration(max(0.0, now - since)).lower()} ago"
 
 
+_MODE_NAMES = {"global": "global", "replicated_job": "replicated job",
+               "global_job": "global job"}
+
+
 def mode_of(spec: pb.ServiceSpec) -> str:
-    return "global" if spec.WhichOneof("mode") == "global" else "replicated"
+    """The MODE column: replicated, global, replicated job or global job."""
+    return _MODE_NAMES.get(spec.WhichOneof("mode") or "", "replicated")
 
 
 def ports_column(ports: Iterable[pb.PortConfig], ingress_only: bool = True) -> str:
@@ -131,15 +136,45 @@ def replicas_column(service: pb.Service, running: int, desired: int) -> str:
     return text
 
 
+def job_replicas_column(service: pb.Service, tasks: Iterable[pb.Task],
+                        down_nodes: Iterable[str] = ()) -> str:
+    """Docker's REPLICAS for a job: "running/desired (completed/total completed)".
+
+    Only the job's current iteration counts.  A replicated job desires
+    max-concurrent tasks, fewer once fewer completions remain; a global job
+    desires one task per node it runs on that has not completed.
+    """
+    down = set(down_nodes)
+    current = [t for t in tasks
+               if t.service_id == service.id and t.spec_version == service.spec_version]
+    running = sum(1 for t in current if t.desired_state == pb.RUNNING
+                  and t.status.state == pb.RUNNING and t.node_id not in down)
+    completed = len({t.slot if t.slot else t.node_id for t in current
+                     if t.status.state == pb.COMPLETE})
+    if service.spec.WhichOneof("mode") == "replicated_job":
+        job = service.spec.replicated_job
+        total = job.total_completions
+        desired = min(job.max_concurrent or total, max(0, total - completed))
+    else:
+        total = len({t.node_id for t in current
+                     if t.desired_state == pb.RUNNING or t.status.state == pb.COMPLETE})
+        desired = total - completed
+    return f"{running}/{desired} ({completed}/{total} completed)"
+
+
 def service_row(service: pb.Service, tasks: Sequence[pb.Task],
                 down_nodes: Iterable[str] = ()) -> dict[str, str]:
     running, desired = replica_counts(service, tasks, down_nodes)
+    if mode_of(service.spec).endswith(" job"):
+        replicas = job_replicas_column(service, tasks, down_nodes)
+    else:
+        replicas = replicas_column(service, running, desired)
     ports = service.endpoint.ports or service.spec.endpoint.ports
     return {
         "ID": truncate_id(service.id),
         "Name": service.spec.annotations.name,
         "Mode": mode_of(service.spec),
-        "Replicas": replicas_column(service, running, desired),
+        "Replicas": replicas,
         "Image": service.spec.task.container.image,
         "Ports": ports_column(ports),
     }

@@ -69,6 +69,13 @@ def service_text(service: pb.Service) -> str:
         lines += [[f" {k}={v}"] for k, v in sorted(spec.annotations.labels.items())]
     if mode_of(spec) == "global":
         lines.append(["Service Mode:", "Global"])
+    elif mode_of(spec) == "global job":
+        lines.append(["Service Mode:", "Global job"])
+    elif mode_of(spec) == "replicated job":
+        job = spec.replicated_job
+        lines += [["Service Mode:", "Replicated job"],
+                  [" Max Concurrent:", str(job.max_concurrent or job.total_completions)],
+                  [" Total Completions:", str(job.total_completions)]]
     else:
         lines += [["Service Mode:", "Replicated"], [" Replicas:", str(spec.replicated.replicas)]]
     status = service.update_status

@@ -71,8 +71,12 @@ class Progress:
     lines: list[SlotLine]
     converged: bool
     failures: dict[str, tuple[int, str]] = field(default_factory=dict)  # label -> (count, error)
+    job: bool = False
+    cannot_finish: str = ""  # a job slot the restart policy gave up on, and why
 
     def header(self) -> str:
+        if self.job:
+            return f"job progress: {self.done} out of {self.total} complete"
         return f"overall progress: {self.done} out of {self.total} tasks"
 
 
@@ -88,9 +92,65 @@ def _newest(tasks: Iterable[pb.Task]) -> Optional[pb.Task]:
     return max(tasks, key=lambda t: (model.ts_seconds(t.meta.created_at), t.meta.version))
 
 
+def is_job(service: pb.Service) -> bool:
+    return service.spec.WhichOneof("mode") in ("replicated_job", "global_job")
+
+
+def compute_job_progress(service: pb.Service, tasks: Iterable[pb.Task],
+                         waited: float = 0.0) -> Progress:
+    """A job's progress towards completing its current iteration (pure).
+
+    One line per slot (replicated job) or node (global job); done when every
+    one has a COMPLETE task.  A slot whose newest task ended without success
+    and that the orchestrator no longer wants running (the restart policy
+    gave up) means the job cannot complete.
+    """
+    current = [t for t in tasks
+               if t.service_id == service.id and t.spec_version == service.spec_version]
+    groups: dict[Any, list[pb.Task]]
+    if service.spec.WhichOneof("mode") == "replicated_job":
+        total = service.spec.replicated_job.total_completions
+        groups = {s: [t for t in current if t.slot == s] for s in range(1, total + 1)}
+        labels = {s: f"{s}/{total}" for s in groups}
+    else:
+        node_ids = sorted({t.node_id for t in current})
+        groups = {n: [t for t in current if t.node_id == n] for n in node_ids}
+        total = len(node_ids)
+        labels = {n: truncate_id(n) for n in node_ids}
+    lines: list[SlotLine] = []
+    failures: dict[str, tuple[int, str]] = {}
+    done = 0
+    cannot = ""
+    for key, group in groups.items():
+        line = SlotLine(labels[key])
+        newest = _newest(group)
+        failed = [t for t in group if t.status.state in _FAILED]
+        if failed:
+            last = _newest(failed)
+            assert last is not None  # failed is not empty
+            failures[line.label] = (len(failed), last.status.err or last.status.message)
+        if any(t.status.state == pb.COMPLETE for t in group):
+            line.state = pb.COMPLETE
+            done += 1
+        elif newest is not None:
+            line.state = newest.status.state
+            if newest.status.state in _FAILED:
+                line.error = newest.status.err or newest.status.message
+            if (model.is_terminal(newest.status.state)
+                    and newest.desired_state > pb.RUNNING and not cannot):
+                cannot = (f"job cannot complete: task {line.label} "
+                          f"{pb.TaskState.Name(newest.status.state).lower()}: "
+                          f"{newest.status.err or newest.status.message or 'no error reported'}")
+        lines.append(line)
+    converged = done == total and (total > 0 or waited >= EMPTY_GLOBAL_SETTLE)
+    return Progress(done, total, lines, converged, failures, job=True, cannot_finish=cannot)
+
+
 def compute_progress(service: pb.Service, tasks: Iterable[pb.Task],
                      waited: float = 0.0) -> Progress:
     """The progress of `service` towards its spec, from its tasks (pure)."""
+    if is_job(service):
+        return compute_job_progress(service, tasks, waited)
     tasks = [t for t in tasks if t.service_id == service.id]
     current = [t for t in tasks if is_current(t, service)]
     live = [t for t in tasks if t.desired_state == pb.RUNNING and not model.is_terminal(t.status.state)]
@@ -187,8 +247,11 @@ class Display:
 
 
 def deadline_for(service: pb.Service, minimum: float = 120.0) -> float:
-    """Seconds to wait: two minutes, or longer when a rolling update needs more."""
+    """Seconds to wait: two minutes, or longer when a rolling update needs more;
+    a job is waited for until it completes (or cannot), as Docker does."""
     spec = service.spec
+    if is_job(service):
+        return float("inf")
     replicas = spec.replicated.replicas if spec.WhichOneof("mode") == "replicated" else 1
     cfg = spec.update
     parallelism = cfg.parallelism or max(replicas, 1)
@@ -259,6 +322,11 @@ class Waiter:
                     self.display.finish(f"rollback: {rolled_back}")
             progress = compute_progress(service, tasks, self.clock() - start)
             self.display.show(progress)
+            if progress.cannot_finish:
+                raise Timeout(progress.cannot_finish)
+            if progress.converged and progress.job:
+                self.display.finish(f"verify: Job {service.id} complete")
+                return progress
             if progress.converged and status.state not in _UNDER_WAY:
                 self.display.finish(f"verify: Service {service.id} converged")
                 if rolled_back:

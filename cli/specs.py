@@ -104,12 +104,24 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     """Applies the single-valued options `create` and `update` share."""
     task = spec.task
     c = task.container
+    mode = spec.WhichOneof("mode")
     replicas = _get(ns, "replicas")
     if replicas is not None:
         count = parse_replicas(replicas)
-        if spec.WhichOneof("mode") == "global":
+        if mode == "replicated_job":
+            spec.replicated_job.total_completions = count
+        elif mode == "global":
             raise UsageError("replicas can only be used with replicated mode")
-        spec.replicated.replicas = count
+        elif mode == "global_job":
+            raise UsageError("replicas can only be used with replicated or replicated-job mode")
+        else:
+            spec.replicated.replicas = count
+    max_concurrent = _get(ns, "max_concurrent")
+    if max_concurrent is not None:
+        value = parse_uint(max_concurrent, "--max-concurrent", "max-concurrent value")
+        if mode != "replicated_job":
+            raise UsageError("max-concurrent can only be used with replicated-job mode")
+        spec.replicated_job.max_concurrent = value
     for attr, field in (("user", "user"), ("workdir", "dir"), ("hostname", "hostname"),
                         ("stop_signal", "stop_signal")):
         value = _get(ns, attr)
@@ -176,8 +188,15 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
         getattr(spec, "global").SetInParent()
     elif mode == "replicated":
         spec.replicated.replicas = 1
+    elif mode == "replicated-job":
+        spec.replicated_job.total_completions = 1
+    elif mode == "global-job":
+        spec.global_job.SetInParent()
     else:
-        raise UsageError(f'invalid mode "{ns.mode}": expected "replicated" or "global"')
+        raise UsageError(f'invalid mode "{ns.mode}": expected "replicated", "global", '
+                         '"replicated-job" or "global-job"')
+    if mode.endswith("-job"):  # Docker's default for jobs; --restart-condition overrides it
+        spec.task.restart.condition = pb.RestartPolicy.ON_FAILURE
     if not ns.image or not ns.image.strip():
         raise UsageError('"swarm service create" requires at least 1 argument: IMAGE')
     spec.annotations.labels.update(dict(parse_kv(i, "--label") for i in ns.label))
@@ -198,7 +217,7 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
     spec.update.CopyFrom(default_update_config())
     spec.rollback.CopyFrom(default_update_config())
     _apply_common(spec, ns)
-    if mode == "global" and spec.task.placement.max_replicas:
+    if mode in ("global", "global-job") and spec.task.placement.max_replicas:
         raise UsageError("--replicas-max-per-node can only be used with replicated mode")
     return spec
 
@@ -291,7 +310,7 @@ def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSp
 
     _update_ports(spec.endpoint, ns.publish_add, ns.publish_rm)
     _apply_common(spec, ns)
-    if spec.WhichOneof("mode") == "global" and task.placement.max_replicas:
+    if spec.WhichOneof("mode") in ("global", "global_job") and task.placement.max_replicas:
         raise UsageError("--replicas-max-per-node can only be used with replicated mode")
     if is_on(ns.force, "--force"):
         task.force_update += 1

@@ -125,7 +125,7 @@ def check_service_spec(spec: pb.ServiceSpec) -> None:
     _check_duration("restart delay", r.delay)
     _check_duration("restart window", r.window)
     check_placement(task.placement)
-    if spec.WhichOneof("mode") == "global" and task.placement.max_replicas:
+    if spec.WhichOneof("mode") in ("global", "global_job") and task.placement.max_replicas:
         raise InvalidSpec("max replicas per node applies to replicated services only")
     check_ports(spec.endpoint.ports)
     if spec.endpoint.mode == pb.EndpointSpec.DNSRR:

@@ -364,6 +364,18 @@ class GlobalService(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ReplicatedJob(_message.Message):
+    __slots__ = ("max_concurrent", "total_completions")
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    max_concurrent: int
+    total_completions: int
+    def __init__(self, max_concurrent: _Optional[int] = ..., total_completions: _Optional[int] = ...) -> None: ...
+
+class GlobalJob(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class UpdateConfig(_message.Message):
     __slots__ = ("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order")
     class FailureAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -437,21 +449,25 @@ class EndpointSpec(_message.Message):
     def __init__(self, mode: _Optional[_Union[EndpointSpec.ResolutionMode, str]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("annotations", "task", "replicated", "update", "rollback", "endpoint")
+    __slots__ = ("annotations", "task", "replicated", "replicated_job", "global_job", "update", "rollback", "endpoint")
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     REPLICATED_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_FIELD_NUMBER: _ClassVar[int]
+    REPLICATED_JOB_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_JOB_FIELD_NUMBER: _ClassVar[int]
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     annotations: Annotations
     task: TaskSpec
     replicated: ReplicatedService
+    replicated_job: ReplicatedJob
+    global_job: GlobalJob
     update: UpdateConfig
     rollback: UpdateConfig
     endpoint: EndpointSpec
-    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., replicated: _Optional[_Union[ReplicatedService, _Mapping]] = ..., update: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback: _Optional[_Union[UpdateConfig, _Mapping]] = ..., endpoint: _Optional[_Union[EndpointSpec, _Mapping]] = ..., **kwargs) -> None: ...
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., replicated: _Optional[_Union[ReplicatedService, _Mapping]] = ..., replicated_job: _Optional[_Union[ReplicatedJob, _Mapping]] = ..., global_job: _Optional[_Union[GlobalJob, _Mapping]] = ..., update: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback: _Optional[_Union[UpdateConfig, _Mapping]] = ..., endpoint: _Optional[_Union[EndpointSpec, _Mapping]] = ..., **kwargs) -> None: ...
 
 class VirtualIP(_message.Message):
     __slots__ = ("network_id", "addr")

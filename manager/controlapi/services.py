@@ -81,6 +81,9 @@ def new_service(request: cpb.CreateServiceRequest, refs: Refs) -> pb.Service:
     return svc
 
 
+_JOB_MODES = ("replicated_job", "global_job")
+
+
 def updated_service(svc: pb.Service, request: cpb.UpdateServiceRequest,
                     refs: Refs) -> Optional[pb.Service]:
     """The service with the new spec (or its previous one on rollback); None if unchanged."""
@@ -97,6 +100,16 @@ def updated_service(svc: pb.Service, request: cpb.UpdateServiceRequest,
         raise invalid("renaming a service is not supported")
     if spec.WhichOneof("mode") != svc.spec.WhichOneof("mode"):
         raise invalid("service mode change is not allowed")
+    if spec.WhichOneof("mode") in _JOB_MODES:
+        # every update of a job re-runs it (Docker bumps its job iteration): the
+        # spec version is the job's iteration, see manager/orchestrator/jobs.py
+        new = copy(svc)
+        if spec != svc.spec:
+            new.previous_spec.CopyFrom(svc.spec)
+            new.spec.CopyFrom(spec)
+        new.spec_version = svc.spec_version + 1
+        new.endpoint.spec.CopyFrom(spec.endpoint)
+        return new
     if spec == svc.spec:
         return None
     new = copy(svc)

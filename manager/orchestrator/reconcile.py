@@ -3,7 +3,8 @@
 The order of the rules matters and is fixed here:
 
 1. tasks of services that no longer exist get desired state REMOVE;
-2. each service (by ID): update failure check (may pause or roll back), then
+2. each service (by ID): a job (replicated or global, manager/orchestrator/jobs)
+   runs its current iteration to completion; any other service: update failure check (may pause or roll back), then
    its mode's slots (replicated or global: scaling, moves off bad nodes,
    restart policy), then the rolling update's next batch and status;
 3. the allocator gives services their VIPs and published ports and pending
@@ -24,6 +25,7 @@ from raft.view import StoreView
 from manager.allocator import allocate
 from manager.orchestrator import update
 from manager.orchestrator.global_ import eligible, reconcile_global
+from manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
 from manager.orchestrator.placement import place
 from manager.orchestrator.plan import Plan, Work
 from manager.orchestrator.reaper import reap
@@ -39,6 +41,13 @@ def reconcile(view: StoreView, now: float, *,
         if task.service_id not in work.services:
             work.set_desired(task, pb.REMOVE)
     for sid in sorted(view.services):
+        mode = work.services[sid].spec.WhichOneof("mode")
+        if mode == "replicated_job":
+            reconcile_replicated_job(work, work.services[sid])
+            continue
+        if mode == "global_job":
+            reconcile_global_job(work, work.services[sid])
+            continue
         service = update.check_failures(work, work.services[sid])
         update.promote_ready(work, service)
         if is_global(service):

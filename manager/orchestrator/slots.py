@@ -26,8 +26,13 @@ def is_global(service: pb.Service) -> bool:
     return service.spec.WhichOneof("mode") == "global"
 
 
+def per_node(service: pb.Service) -> bool:
+    """Slots are nodes: a global service or a global job."""
+    return service.spec.WhichOneof("mode") in ("global", "global_job")
+
+
 def slot_key(service: pb.Service, task: pb.Task) -> SlotKey:
-    return task.node_id if is_global(service) else task.slot
+    return task.node_id if per_node(service) else task.slot
 
 
 def group(service: pb.Service, tasks: Iterable[pb.Task], work: Work) -> dict[SlotKey, list[pb.Task]]:
