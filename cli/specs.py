@@ -50,8 +50,17 @@ def default_update_config() -> pb.UpdateConfig:
                            order=pb.UpdateConfig.STOP_FIRST)
 
 
-def _apply_update_config(cfg: pb.UpdateConfig, ns: argparse.Namespace, prefix: str) -> None:
+_UPDATE_KEYS = ("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order")
+
+
+def _apply_update_config(cfg: pb.UpdateConfig, ns: argparse.Namespace, prefix: str,
+                         mode: str | None = None) -> None:
     flag = f"--{prefix}"
+    if mode in ("replicated_job", "global_job"):
+        for key in _UPDATE_KEYS:
+            if _get(ns, f"{prefix}_{key}") is not None:
+                raise UsageError(f"{flag}-{key.replace('_', '-')} cannot be used with job modes: "
+                                 "a job is run again by an update, never rolled out")
     value = _get(ns, f"{prefix}_parallelism")
     if value is not None:
         cfg.parallelism = parse_uint(value, f"{flag}-parallelism", "parallelism")
@@ -161,8 +170,8 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     if _get(ns, "replicas_max_per_node") is not None:
         task.placement.max_replicas = parse_uint(ns.replicas_max_per_node,
                                                  "--replicas-max-per-node", "value")
-    _apply_update_config(spec.update, ns, "update")
-    _apply_update_config(spec.rollback, ns, "rollback")
+    _apply_update_config(spec.update, ns, "update", mode)
+    _apply_update_config(spec.rollback, ns, "rollback", mode)
     if _get(ns, "endpoint_mode") is not None:
         spec.endpoint.mode = _choice(ns.endpoint_mode, _ENDPOINT_MODES, "--endpoint-mode")
 

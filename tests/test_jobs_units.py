@@ -54,6 +54,24 @@ def test_bad_job_input_is_refused(argv: list[str], message: str) -> None:
         create(argv)
 
 
+@pytest.mark.parametrize("argv,flag", [
+    (["--mode", "replicated-job", "--update-parallelism", "2", "busybox"], "--update-parallelism"),
+    (["--mode", "global-job", "--update-order", "start-first", "busybox"], "--update-order"),
+    (["--mode", "replicated-job", "--rollback-monitor", "3s", "busybox"], "--rollback-monitor"),
+])
+def test_update_and_rollback_flags_are_refused_for_jobs(argv: list[str], flag: str) -> None:
+    with pytest.raises(UsageError, match=f"{flag} cannot be used with job modes"):
+        create(argv)
+
+
+def test_update_flags_on_an_existing_job_are_refused() -> None:
+    job = create(["--mode", "replicated-job", "--replicas", "3", "busybox"])
+    with pytest.raises(UsageError, match="--update-delay cannot be used with job modes"):
+        update(job, ["--update-delay", "2s"])
+    replicated = create(["--replicas", "3", "busybox"])
+    assert update(replicated, ["--update-delay", "2s"]).update.delay.nanos == 2 * 10**9
+
+
 def job_service(completions: int | None, max_concurrent: int = 0) -> pb.Service:
     svc = pb.Service(id="jid", spec_version=2)
     svc.spec.annotations.name = "job"
