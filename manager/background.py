@@ -9,10 +9,11 @@ and stops them when it loses the lead.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Optional
 
 
-class LeaderTask:
+class LeaderTask(ABC):
     """A background job of the leader: `_run` in a task between `start` and `stop`."""
 
     _task: Optional[asyncio.Task] = None
@@ -26,5 +27,6 @@ class LeaderTask:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    @abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """The job itself; runs until cancelled by `stop`."""

@@ -18,6 +18,7 @@ can be seen to fail.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import ast
 import importlib
 import importlib.metadata
@@ -77,7 +78,7 @@ def _normal(code: str) -> str:
 
 
 @dataclass(frozen=True)
-class Reliance:
+class Reliance(ABC):
     """Something of pysyncobj that raft/ code relies on; `problem()` is None while it holds."""
 
     target: str  # "module:Qualified.name"
@@ -90,8 +91,9 @@ class Reliance:
             return f"is missing ({exc})"
         return self.check(obj)
 
+    @abstractmethod
     def check(self, obj: Any) -> Optional[str]:
-        raise NotImplementedError
+        """None while `obj` has the shape relied on; otherwise what is wrong."""
 
     def message(self, problem: str) -> str:
         return (f"pysyncobj {PIN or '(not pinned)'}: {self.target} {problem}; relied on by "
