@@ -141,7 +141,7 @@ class NodeTLSInfo(_message.Message):
     def __init__(self, trust_root: _Optional[bytes] = ..., cert_issuer_subject: _Optional[bytes] = ..., cert_issuer_public_key: _Optional[bytes] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("state", "message", "addr")
+    __slots__ = ("state", "message", "addr", "volumes")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[NodeStatus.State]
@@ -155,10 +155,12 @@ class NodeStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
     state: NodeStatus.State
     message: str
     addr: str
-    def __init__(self, state: _Optional[_Union[NodeStatus.State, str]] = ..., message: _Optional[str] = ..., addr: _Optional[str] = ...) -> None: ...
+    volumes: _containers.RepeatedCompositeFieldContainer[NodeVolume]
+    def __init__(self, state: _Optional[_Union[NodeStatus.State, str]] = ..., message: _Optional[str] = ..., addr: _Optional[str] = ..., volumes: _Optional[_Iterable[_Union[NodeVolume, _Mapping]]] = ...) -> None: ...
 
 class ManagerStatus(_message.Message):
     __slots__ = ("raft_addr", "leader", "reachability", "addr")
@@ -223,8 +225,15 @@ class HealthConfig(_message.Message):
     def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ..., start_interval: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init")
+    __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init", "mounts", "cap_add", "cap_drop", "sysctls", "ulimits", "hosts")
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SysctlsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +260,12 @@ class ContainerSpec(_message.Message):
     DNS_SEARCH_FIELD_NUMBER: _ClassVar[int]
     DNS_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     INIT_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    CAP_ADD_FIELD_NUMBER: _ClassVar[int]
+    CAP_DROP_FIELD_NUMBER: _ClassVar[int]
+    SYSCTLS_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     image: str
     labels: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -271,7 +286,116 @@ class ContainerSpec(_message.Message):
     dns_search: _containers.RepeatedScalarFieldContainer[str]
     dns_options: _containers.RepeatedScalarFieldContainer[str]
     init: bool
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., dir: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_signal: _Optional[str] = ..., stop_grace_period: _Optional[_Union[Duration, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., tty: _Optional[bool] = ..., read_only: _Optional[bool] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., dns_nameservers: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ...) -> None: ...
+    mounts: _containers.RepeatedCompositeFieldContainer[Mount]
+    cap_add: _containers.RepeatedScalarFieldContainer[str]
+    cap_drop: _containers.RepeatedScalarFieldContainer[str]
+    sysctls: _containers.ScalarMap[str, str]
+    ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., dir: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_signal: _Optional[str] = ..., stop_grace_period: _Optional[_Union[Duration, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., tty: _Optional[bool] = ..., read_only: _Optional[bool] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., dns_nameservers: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Mount(_message.Message):
+    __slots__ = ("type", "source", "target", "read_only", "bind_options", "volume_options", "tmpfs_options")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        VOLUME: _ClassVar[Mount.Type]
+        BIND: _ClassVar[Mount.Type]
+        TMPFS: _ClassVar[Mount.Type]
+    VOLUME: Mount.Type
+    BIND: Mount.Type
+    TMPFS: Mount.Type
+    class BindOptions(_message.Message):
+        __slots__ = ("propagation",)
+        PROPAGATION_FIELD_NUMBER: _ClassVar[int]
+        propagation: str
+        def __init__(self, propagation: _Optional[str] = ...) -> None: ...
+    class VolumeOptions(_message.Message):
+        __slots__ = ("no_copy", "labels", "driver", "driver_options")
+        class LabelsEntry(_message.Message):
+            __slots__ = ("key", "value")
+            KEY_FIELD_NUMBER: _ClassVar[int]
+            VALUE_FIELD_NUMBER: _ClassVar[int]
+            key: str
+            value: str
+            def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        class DriverOptionsEntry(_message.Message):
+            __slots__ = ("key", "value")
+            KEY_FIELD_NUMBER: _ClassVar[int]
+            VALUE_FIELD_NUMBER: _ClassVar[int]
+            key: str
+            value: str
+            def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        NO_COPY_FIELD_NUMBER: _ClassVar[int]
+        LABELS_FIELD_NUMBER: _ClassVar[int]
+        DRIVER_FIELD_NUMBER: _ClassVar[int]
+        DRIVER_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+        no_copy: bool
+        labels: _containers.ScalarMap[str, str]
+        driver: str
+        driver_options: _containers.ScalarMap[str, str]
+        def __init__(self, no_copy: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., driver: _Optional[str] = ..., driver_options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    class TmpfsOptions(_message.Message):
+        __slots__ = ("size_bytes", "mode")
+        SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+        MODE_FIELD_NUMBER: _ClassVar[int]
+        size_bytes: int
+        mode: int
+        def __init__(self, size_bytes: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    BIND_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    type: Mount.Type
+    source: str
+    target: str
+    read_only: bool
+    bind_options: Mount.BindOptions
+    volume_options: Mount.VolumeOptions
+    tmpfs_options: Mount.TmpfsOptions
+    def __init__(self, type: _Optional[_Union[Mount.Type, str]] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ..., bind_options: _Optional[_Union[Mount.BindOptions, _Mapping]] = ..., volume_options: _Optional[_Union[Mount.VolumeOptions, _Mapping]] = ..., tmpfs_options: _Optional[_Union[Mount.TmpfsOptions, _Mapping]] = ...) -> None: ...
+
+class Ulimit(_message.Message):
+    __slots__ = ("name", "soft", "hard")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    soft: int
+    hard: int
+    def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
+
+class NodeVolume(_message.Message):
+    __slots__ = ("name", "driver", "labels", "options", "mountpoint", "created_at")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    driver: str
+    labels: _containers.ScalarMap[str, str]
+    options: _containers.ScalarMap[str, str]
+    mountpoint: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ..., mountpoint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ResourceRequirements(_message.Message):
     __slots__ = ("limits", "reservations")
