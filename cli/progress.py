@@ -30,6 +30,7 @@ _MAX_STEP = 9
 _STATE_WIDTH = len("preparing")
 _FAILED = (pb.FAILED, pb.REJECTED)
 EMPTY_GLOBAL_SETTLE = 3.0  # seconds a global service may have no tasks before that counts as done
+DEFAULT_MONITOR = 5.0      # seconds, Docker's update monitor period
 
 
 class Stream(Protocol):
@@ -270,11 +271,48 @@ _ROLLED_BACK = (pb.UpdateStatus.ROLLBACK_STARTED, pb.UpdateStatus.ROLLBACK_COMPL
 _UNDER_WAY = (pb.UpdateStatus.UPDATING, pb.UpdateStatus.ROLLBACK_STARTED)
 
 
+def stability_window(service: pb.Service, status: pb.UpdateStatus,
+                     initial: pb.UpdateStatus) -> float:
+    """Seconds the converged tasks must stay RUNNING, unchanged, before the wait ends:
+    the service's update monitor period (Docker's 5 s by default), as Docker's CLI
+    verifies after a create or scale.  None when the updater itself has just watched
+    the new tasks for that period (an update or rollback that completed during the
+    wait), nor for a service with no tasks to watch."""
+    if status != initial and status.state in (pb.UpdateStatus.COMPLETED,
+                                              pb.UpdateStatus.ROLLBACK_COMPLETED):
+        return 0.0
+    monitor = service.spec.update.monitor
+    return model.seconds(monitor) if monitor.nanos else DEFAULT_MONITOR
+
+
+def _health_output(task: pb.Task) -> str:
+    """The last output of a task's failing healthcheck, on one line, or ""."""
+    for result in reversed(task.status.health.log):
+        if result.exit_code != 0:
+            text = " ".join(result.output.split())
+            return text[:200] + ("…" if len(text) > 200 else "")
+    return ""
+
+
+def explain(message: str, tasks: Iterable[pb.Task]) -> str:
+    """The updater's message about a failed task, with that task's last healthcheck
+    output when it has one (the task is the one whose ID the message names)."""
+    for task in tasks:
+        if task.id and task.id in message and task.status.health.log:
+            output = _health_output(task)
+            if output:
+                return f"{message} (last health check output: {output})"
+    return message
+
+
 class Waiter:
     """Polls the manager until a service converges; see the module docstring.
 
     Converged also means the update is no longer under way (its monitor
-    period has passed).  Changes of the service's update status while
+    period has passed) and that the running tasks stayed the same and
+    RUNNING for the stability window (`stability_window`): "verify: Waiting
+    N seconds to verify that tasks are stable..." is printed, and a task
+    that fails meanwhile starts the wait over.  Changes of the service's update status while
     waiting are reported: a paused update ends the wait with an error naming
     the failed task and its error; an automatic rollback prints "rollback:
     ..." and the wait ends with an error once the rolled-back spec has
@@ -310,15 +348,18 @@ class Waiter:
             initial.CopyFrom(service.update_status)
         rolled_back = ""
         limit = timeout if timeout is not None else deadline_for(service)
+        stable_since: Optional[float] = None   # when the current set of tasks was first seen
+        stable_ids: frozenset[str] = frozenset()
         while True:
             status = service.update_status
             if status != initial:
                 if status.state in _PAUSED:
-                    why = status.message or "a task failed"
+                    why = explain(status.message or "a task failed", tasks)
                     raise Timeout(why if "paused" in why else f"update paused: {why}")
                 if (status.state in _ROLLED_BACK and not rolled_back
                         and initial.state == pb.UpdateStatus.UPDATING):
-                    rolled_back = status.message or "update rolled back due to a task failure"
+                    rolled_back = explain(status.message
+                                          or "update rolled back due to a task failure", tasks)
                     self.display.finish(f"rollback: {rolled_back}")
             progress = compute_progress(service, tasks, self.clock() - start)
             self.display.show(progress)
@@ -328,10 +369,21 @@ class Waiter:
                 self.display.finish(f"verify: Job {service.id} complete")
                 return progress
             if progress.converged and status.state not in _UNDER_WAY:
-                self.display.finish(f"verify: Service {service.id} converged")
-                if rolled_back:
-                    raise Timeout(f"service rolled back: {rolled_back}")
-                return progress
+                window = stability_window(service, status, initial) if progress.total else 0.0
+                ids = frozenset(t.id for t in tasks if t.status.state == pb.RUNNING
+                                and t.desired_state == pb.RUNNING)
+                now = self.clock()
+                if window > 0 and (stable_since is None or ids != stable_ids):
+                    stable_since, stable_ids = now, ids
+                    self.display.finish(f"verify: Waiting {window:g} seconds to verify "
+                                        "that tasks are stable...")
+                if window <= 0 or (stable_since is not None and now - stable_since >= window):
+                    self.display.finish(f"verify: Service {service.id} converged")
+                    if rolled_back:
+                        raise Timeout(f"service rolled back: {rolled_back}")
+                    return progress
+            else:
+                stable_since = None
             if self.clock() - start >= limit:
                 errors = "; ".join(f"{label}: {err}" for label, (_, err)
                                    in sorted(progress.failures.items()) if err)

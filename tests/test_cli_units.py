@@ -691,7 +691,46 @@ def test_waiter_plain_output() -> None:
         "overall progress: 0 out of 2 tasks", "1/2: preparing",
         "overall progress: 1 out of 2 tasks", "1/2: running", "2/2: starting",
         "overall progress: 2 out of 2 tasks", "2/2: running",
+        "verify: Waiting 5 seconds to verify that tasks are stable...",
         f"verify: Service {svc.id} converged"]
+    assert clock.now >= 5.0, "converged before the tasks were stable for the monitor period"
+
+
+def test_waiter_starts_the_stability_window_over_when_a_task_changes() -> None:
+    svc = make_service(replicas=1)
+    svc.spec.update.monitor.nanos = 2 * 10**9
+    first = make_task(svc, 1, pb.RUNNING, created=NOW - 10)
+    failed = make_task(svc, 1, pb.FAILED, err="exit 1", created=NOW - 10)
+    failed.id = first.id
+    second = make_task(svc, 1, pb.RUNNING, created=NOW - 5)
+    second.id = "t-second"
+    # 1 s running, then the task fails and its replacement runs: 2 s more from there
+    script = [[first]] * 10 + [[failed]] + [[failed, second]] * 40
+    out, clock = io.StringIO(), FakeClock()
+    Waiter(FakeControl(svc, script), out, tty=False, clock=clock, sleep=clock.sleep).wait(svc.id)
+    lines = out.getvalue().splitlines()
+    assert lines.count("verify: Waiting 2 seconds to verify that tasks are stable...") == 2, lines
+    assert lines[-1] == f"verify: Service {svc.id} converged"
+    assert clock.now >= 1.0 + 2.0, clock.now
+
+
+def test_a_failure_message_carries_the_last_health_output() -> None:
+    svc = make_service(replicas=2, spec_version=2)
+    sick = make_task(svc, 1, pb.FAILED, err="unhealthy container")
+    sick.status.health.status = "unhealthy"
+    sick.status.health.log.add(exit_code=0, output="ok")
+    sick.status.health.log.add(exit_code=1, output="curl: (7) Failed to connect\n  port 80\n")
+    tasks = [sick, make_task(svc, 2, pb.RUNNING, spec_version=1)]
+    why = f"update paused due to failure or early termination of task {sick.id}: unhealthy container"
+    services = [with_status(svc, pb.UpdateStatus.PAUSED, why)]
+    initial = pb.UpdateStatus(state=pb.UpdateStatus.UPDATING)
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(ScriptedServices(services, [tasks]), out, False, clock=clock,
+                    sleep=clock.sleep)
+    with pytest.raises(Timeout) as caught:
+        waiter.wait(svc.id, initial=initial)
+    assert str(caught.value) == (
+        f"{why} (last health check output: curl: (7) Failed to connect port 80)")
 
 
 def test_waiter_tty_redraws_and_times_out() -> None:

@@ -19,7 +19,9 @@ from tests.helpers import wait
 pytestmark = pytest.mark.e2e
 
 US = pb.UpdateStatus
-SICK = ["--health-cmd", "false", "--health-retries", "1", "--health-interval", "1s"]
+SICK_CMD = "echo backend down >&2; false"
+SICK = ["--health-cmd", SICK_CMD, "--health-retries", "1", "--health-interval", "1s"]
+SICK_OUTPUT = "(last health check output: backend down)"
 SLEEP = ["sh", "-c", "exec sleep 3600"]
 
 
@@ -39,7 +41,7 @@ def node(tmp_path_factory, image):
 
 
 def sick(task: pb.Task) -> bool:
-    return list(task.spec.container.healthcheck.test) == ["CMD-SHELL", "false"]
+    return list(task.spec.container.healthcheck.test) == ["CMD-SHELL", SICK_CMD]
 
 
 def four_running(node: SingleNode, service: str) -> list[pb.Task] | None:
@@ -62,10 +64,11 @@ def test_failing_update_rolls_back_after_one_task(node: SingleNode, image: str) 
         in res.stdout
     assert "service rolled back" in res.stderr and "unhealthy container" in res.stderr, \
         res.stderr
+    assert SICK_OUTPUT in res.stderr, res.stderr
     svc = node.service("rb")
     assert svc.update_status.state == US.ROLLBACK_COMPLETED
     assert not svc.spec.task.container.HasField("healthcheck")
-    assert list(svc.previous_spec.task.container.healthcheck.test) == ["CMD-SHELL", "false"]
+    assert list(svc.previous_spec.task.container.healthcheck.test) == ["CMD-SHELL", SICK_CMD]
     replaced = [t for t in node.tasks("rb") if sick(t)]
     assert len(replaced) <= 1 and len({t.slot for t in replaced}) <= 1, replaced
     running = wait(lambda: four_running(node, "rb"), 30, "4 rb tasks running")
@@ -81,6 +84,7 @@ def test_failing_update_pauses(node: SingleNode, image: str) -> None:
     res = node.swarm("service", "update", *SICK, "pz", check=False, timeout=180)
     assert res.returncode != 0, res.stdout
     assert "update paused" in res.stderr and "unhealthy container" in res.stderr, res.stderr
+    assert SICK_OUTPUT in res.stderr, res.stderr
     svc = node.service("pz")
     assert svc.update_status.state == US.PAUSED
     assert "unhealthy container" in svc.update_status.message
