@@ -97,7 +97,8 @@ _LIST_DESTS = {"host": "hosts"}
 _RM_HELP = {"mount": "Remove a mount by its target path",
             "host": 'Remove a custom host-to-IP mapping ("host" or "host:ip")',
             "sysctl": "Remove a Sysctl option (by key)",
-            "ulimit": "Remove a ulimit option (by name)"}
+            "ulimit": "Remove a ulimit option (by name)",
+            "group": "Remove a previously added supplementary user group from the container"}
 
 
 def bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None,
