@@ -114,7 +114,7 @@ def parse_mount(text: str) -> pb.Mount:
                                  "have whitespace")
         key = key.lower()
         if not sep and key not in _BARE:
-            if key in FIELDS or key in _UNSUPPORTED:
+            if not key or key in FIELDS or key in _UNSUPPORTED:
                 raise UsageError(f"invalid field '{item}' must be a key=value pair")
             raise UsageError(f"unknown option '{key}' in '{item}': {FORM}")
         _apply(mount, key, value if sep else None, item, value_text, groups)

@@ -106,6 +106,7 @@ def test_volume_nocopy_takes_a_value_too() -> None:
      "unknown option 'color' in 'color=red': expected type=volume|bind|tmpfs"),
     ("source=data,target=/data,bogus", "unknown option 'bogus' in 'bogus'"),
     ("source,target=/data", "invalid field 'source' must be a key=value pair"),
+    ("source=data,,target=/data", "invalid field '' must be a key=value pair"),
     ("source=,target=/data", "invalid value for 'source': value is empty"),
     ("source=data, target=/data", "invalid option 'target' in ' target=/data': option should "
                                   "not have whitespace"),
