@@ -82,7 +82,23 @@ _LIST_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("dns-option", None, "Set DNS options"),
     ("secret", None, "Specify secrets to expose to the service"),
     ("config", None, "Specify configurations to expose to the service"),
+    ("mount", None, "Attach a filesystem mount to the service "
+                    "(type=volume|bind|tmpfs,source=...,target=/PATH,...)"),
+    ("group", None, "Set one or more supplementary user groups for the container"),
+    ("host", None, "Set one or more custom host-to-IP mappings (host:ip)"),
+    ("sysctl", None, "Sysctl options (key=value)"),
+    ("ulimit", None, "Ulimit options (name=soft[:hard])"),
 )
+
+# The create name of a list option whose dest differs from its name: the global
+# -H/--host keeps dest "host", so `service create --host` lands in "hosts".
+_LIST_DESTS = {"host": "hosts"}
+# Help of the update --*-rm options that remove by a key rather than by value.
+_RM_HELP = {"mount": "Remove a mount by its target path",
+            "host": 'Remove a custom host-to-IP mapping ("host" or "host:ip")',
+            "sysctl": "Remove a Sysctl option (by key)",
+            "ulimit": "Remove a ulimit option (by name)",
+            "group": "Remove a previously added supplementary user group from the container"}
 
 
 def bool_flag(parser: argparse.ArgumentParser, name: str, short: str | None,
@@ -129,8 +145,9 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
         parser.add_argument("--mode", default=None, help='Service mode ("replicated", "global", "replicated-job" or "global-job")')
         for name, short, help_text in _LIST_FLAGS:
             names = [f"--{name}"] + ([short] if short else [])
-            parser.add_argument(*names, dest=name.replace("-", "_"), action="append",
-                                default=[], help=help_text)
+            parser.add_argument(*names, dest=_LIST_DESTS.get(name, name.replace("-", "_")),
+                                action="append", default=[], help=help_text)
+        _capability_flags(parser)
         parser.add_argument("image", metavar="IMAGE")
         parser.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER,
                             help="Command and arguments (given to the image's entrypoint)")
@@ -140,12 +157,23 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
         parser.add_argument(f"--{name}-add", dest=f"{base}_add", action="append", default=[],
                             help=f"{help_text}: add or update")
         parser.add_argument(f"--{name}-rm", dest=f"{base}_rm", action="append", default=[],
-                            help=f"{help_text}: remove")
+                            help=_RM_HELP.get(name, f"{help_text}: remove"))
+    _capability_flags(parser)
     parser.add_argument("--image", default=None, help="Service image tag")
     parser.add_argument("--args", default=None, help="Service command args")
     bool_flag(parser, "--force", None, "Force update even if no changes require it")
     bool_flag(parser, "--rollback", None, "Rollback to previous specification")
     parser.add_argument("service", metavar="SERVICE")
+
+
+def _capability_flags(parser: argparse.ArgumentParser) -> None:
+    """--cap-add/--cap-drop: the same names on create and update (Docker's)."""
+    parser.add_argument("--cap-add", dest="cap_add", action="append", default=[],
+                        help="Add Linux capabilities (NAME, CAP_NAME or ALL"
+                             "; on update RESET clears the list)")
+    parser.add_argument("--cap-drop", dest="cap_drop", action="append", default=[],
+                        help="Drop Linux capabilities (NAME, CAP_NAME or ALL"
+                             "; on update RESET clears the list)")
 
 
 def is_on(value: str | None, flag: str = "flag") -> bool:

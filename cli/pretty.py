@@ -59,6 +59,54 @@ def _resources(res: pb.ResourceRequirements) -> list[Line]:
     return lines
 
 
+def _mount(m: pb.Mount) -> list[Line]:
+    kind = pb.Mount.Type.Name(m.type).lower()
+    lines: list[Line] = [[" Target:", m.target], ["  Source:", m.source],
+                         ["  ReadOnly:", "true" if m.read_only else "false"], ["  Type:", kind]]
+    if m.type == pb.Mount.BIND and m.bind_options.propagation:
+        lines.append(["  Propagation:", m.bind_options.propagation])
+    v = m.volume_options
+    if m.type == pb.Mount.VOLUME:
+        if v.driver:
+            lines.append(["  Volume driver:", v.driver])
+        if v.driver_options:
+            lines.append(["  Volume options:",
+                          ", ".join(f"{k}={x}" for k, x in sorted(v.driver_options.items()))])
+        if v.labels:
+            lines.append(["  Volume labels:",
+                          ", ".join(f"{k}={x}" for k, x in sorted(v.labels.items()))])
+        if v.no_copy:
+            lines.append(["  Volume nocopy:", "true"])
+    t = m.tmpfs_options
+    if m.type == pb.Mount.TMPFS and t.size_bytes:
+        lines.append(["  Size:", format_size(t.size_bytes)])
+    if m.type == pb.Mount.TMPFS and t.mode:
+        lines.append(["  Mode:", f"{t.mode:04o}"])
+    return lines
+
+
+def _container_extras(c: pb.ContainerSpec) -> list[Line]:
+    """Docker's sections after ContainerSpec: Capabilities, SysCtls, Ulimits, Mounts."""
+    lines: list[Line] = []
+    if c.cap_add or c.cap_drop:
+        lines.append(["Capabilities:"])
+        if c.cap_add:
+            lines.append([" Add:", ", ".join(c.cap_add)])
+        if c.cap_drop:
+            lines.append([" Drop:", ", ".join(c.cap_drop)])
+    if c.sysctls:
+        lines.append(["SysCtls:"])
+        lines += [[f" {k}:", v] for k, v in sorted(c.sysctls.items())]
+    if c.ulimits:
+        lines.append(["Ulimits:"])
+        lines += [[f" {u.name}:", f"{u.soft}:{u.hard}"] for u in c.ulimits]
+    if c.mounts:
+        lines.append(["Mounts:"])
+        for m in c.mounts:
+            lines += _mount(m)
+    return lines
+
+
 def service_text(service: pb.Service) -> str:
     """`service inspect --pretty`."""
     spec = service.spec
@@ -115,6 +163,7 @@ def service_text(service: pb.Service) -> str:
         lines.append([" Read Only:", "true"])
     if c.healthcheck.test:
         lines.append([" Healthcheck:", " ".join(c.healthcheck.test)])
+    lines += _container_extras(c)
     if c.secrets:
         lines.append(["Secrets:"])
         lines += [[f" Target: {s.target}", f"Source: {s.secret_name}"] for s in c.secrets]

@@ -13,7 +13,9 @@ import argparse
 import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
+from cli import containeropts as copts
 from cli.flags import is_on
+from cli.mounts import create_mounts, update_mounts
 from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
                          parse_kv, parse_network, parse_placement_pref, parse_publish,
                          parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
@@ -219,6 +221,12 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
     c.dns_options.extend(ns.dns_option)
     c.secrets.extend(parse_secret_ref(s) for s in ns.secret)
     c.configs.extend(parse_config_ref(s) for s in ns.config)
+    c.mounts.extend(create_mounts(ns.mount))
+    c.groups.extend(copts.check_group(g, "--group") for g in ns.group)
+    c.hosts.extend(dict.fromkeys(copts.parse_host(h, "--host") for h in ns.hosts))
+    c.sysctls.update(dict(copts.parse_sysctl(x, "--sysctl") for x in ns.sysctl))
+    copts.set_ulimits(c.ulimits, ns.ulimit, (), "--ulimit")
+    copts.create_capabilities(c, ns.cap_add, ns.cap_drop)
     spec.task.placement.constraints.extend(validate_constraint(x) for x in ns.constraint)
     spec.task.placement.preferences.extend(parse_placement_pref(x) for x in ns.placement_pref)
     spec.task.networks.extend(parse_network(n) for n in ns.network)
@@ -301,6 +309,14 @@ def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSp
     _update_list(c.dns_nameservers, ns.dns_add, ns.dns_rm)
     _update_list(c.dns_search, ns.dns_search_add, ns.dns_search_rm)
     _update_list(c.dns_options, ns.dns_option_add, ns.dns_option_rm)
+    _update_list(c.groups, ns.group_add, ns.group_rm,
+                 lambda g: copts.check_group(g, "--group-add"))
+    copts.update_hosts(c.hosts, ns.host_add, ns.host_rm)
+    copts.update_sysctls(c.sysctls, ns.sysctl_add, ns.sysctl_rm)
+    copts.set_ulimits(c.ulimits, ns.ulimit_add, ns.ulimit_rm, "--ulimit-add")
+    if ns.cap_add or ns.cap_drop:
+        copts.update_capabilities(c, ns.cap_add, ns.cap_drop)
+    update_mounts(c.mounts, ns.mount_add, ns.mount_rm)
 
     secret_rm = set(ns.secret_rm)
     _remove_where(c.secrets, lambda s: s.secret_name in secret_rm or s.secret_id in secret_rm)

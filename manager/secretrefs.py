@@ -5,7 +5,8 @@ Owns two pure decisions (no I/O, no store access):
 * `resolve(container, secrets, configs)`: turns the references of a service's
   container spec (a name, an ID or an ID prefix, as a person typed them) into
   full references (ID, name, target, owner, mode) and checks them: the object
-  exists, targets are sane paths and no two files land on the same path.
+  exists, targets are sane paths and no two files land on the same path, nor
+  a mount of the container on a file or inside one.
 * `wanted(tasks)`: the secret and config IDs a node must hold for the tasks
   assigned to it: those of tasks that are not over and still meant to run.
   The dispatcher sends exactly these to the node and withdraws the rest.
@@ -107,6 +108,17 @@ def resolve(container: pb.ContainerSpec, secrets: Sequence[pb.Secret],
         cref.mode = cref.mode or DEFAULT_MODE
         _check_mode("config", cref.config_name, cref.mode)
         claim(cref.target, f"config {cref.config_name}")
+    _check_mount_targets(container.mounts, paths)
+
+
+def _check_mount_targets(mounts: Iterable[pb.Mount], files: dict[str, str]) -> None:
+    """A mount cannot share its target with a secret or config file, nor lie inside one."""
+    for mount in mounts:
+        target = posixpath.normpath(mount.target) if mount.target else mount.target
+        for path, what in files.items():
+            if target == path or target.startswith(path + "/"):
+                raise RefError(f"mount target {mount.target} collides with {what} at {path}: "
+                               "give the mount or the file another target")
 
 
 def needs_files(task: pb.Task) -> bool:

@@ -2,9 +2,14 @@
 
 Pure functions: each raises `InvalidSpec` with a message that says what was
 wrong and what form is expected. The control API maps it to INVALID_ARGUMENT.
+The container's mounts, capabilities, sysctls, ulimits, extra hosts and groups
+are checked here for every caller of the API; the `swarm` CLI refuses the same
+mounts with the same words before it calls (cli/mounts.py).
 """
 from __future__ import annotations
 
+import ipaddress
+import posixpath
 import re
 import secrets
 from typing import Iterable
@@ -46,6 +51,175 @@ def _check_duration(what: str, d: pb.Duration) -> None:
         raise InvalidSpec(f"{what} must not be negative")
 
 
+# Linux capabilities by their canonical name (capability.h up to 5.9), and ALL.
+CAPABILITIES = frozenset("CAP_" + name for name in (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE"))
+ALL_CAPABILITIES = "ALL"
+# Sysctls a container may set: those of its own namespaces (Docker's list).
+NAMESPACED_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                                "kernel.shmmni", "kernel.shm_rmid_forced"})
+NAMESPACED_SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
+ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+                "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+MAX_FILE_MODE = 0o7777
+
+
+def normalize_capability(name: str) -> str:
+    """"net_admin" and "CAP_NET_ADMIN" are one capability: upper case, CAP_ prefix."""
+    cap = name.strip().upper()
+    return cap if cap == ALL_CAPABILITIES or cap.startswith("CAP_") else "CAP_" + cap
+
+
+def mount_type_name(mount: pb.Mount) -> str:
+    """"volume", "bind" or "tmpfs" (the number itself when the type is not one of them)."""
+    try:
+        return pb.Mount.Type.Name(mount.type).lower()
+    except ValueError:
+        return str(mount.type)
+
+
+def mount_target(target: str) -> str:
+    """A mount target as targets are compared: "/data/" and "/data" are one."""
+    return posixpath.normpath(target) if target else target
+
+
+def check_mount(m: pb.Mount) -> None:
+    """One mount, by the rules of Docker's daemon (and the same words as the CLI)."""
+    kind = mount_type_name(m)
+    if m.type not in (pb.Mount.VOLUME, pb.Mount.BIND, pb.Mount.TMPFS):
+        raise InvalidSpec(f"invalid mount type: {kind}: expected volume, bind or tmpfs")
+    for option, field_name in (("bind", "bind_options"), ("volume", "volume_options"),
+                               ("tmpfs", "tmpfs_options")):
+        if m.HasField(field_name) and option != kind:
+            raise InvalidSpec(f"cannot mix '{option}-*' options with mount type '{kind}' "
+                              f"(mount at {m.target or '?'})")
+    if not m.target:
+        raise InvalidSpec(f'invalid mount config for type "{kind}": field Target must not be '
+                          "empty")
+    if not m.target.startswith("/"):
+        raise InvalidSpec(f"invalid mount target, must be an absolute path: {m.target}")
+    if mount_target(m.target) == "/":
+        raise InvalidSpec(f"invalid mount config for type \"{kind}\": invalid specification: "
+                          "destination can't be '/'")
+    if m.type == pb.Mount.BIND:
+        if not m.source:
+            raise InvalidSpec('invalid mount config for type "bind": field Source must not be '
+                              "empty")
+        if not m.source.startswith("/"):
+            raise InvalidSpec(f"invalid bind mount source, must be an absolute path: "
+                              f"{m.source} (the path is the node's, not this client's)")
+        propagation = m.bind_options.propagation
+        if propagation and propagation not in PROPAGATIONS:
+            raise InvalidSpec(f'invalid mount config for type "bind": invalid propagation '
+                              f"mode: {propagation} (expected one of {', '.join(PROPAGATIONS)})")
+    elif m.type == pb.Mount.VOLUME:
+        if m.source.startswith("/"):
+            raise InvalidSpec(f"invalid volume mount source, must not be an absolute path: "
+                              f"{m.source} (for a path of the node use type=bind)")
+        if m.source and not VOLUME_NAME_RE.match(m.source):
+            raise InvalidSpec(f'invalid volume name "{m.source}": only '
+                              '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed (for a path of the '
+                              "node use type=bind with an absolute source)")
+        opts = m.volume_options
+        for what, entries in (("volume-opt", opts.driver_options), ("volume-label", opts.labels)):
+            if any(not key or any(ch.isspace() for ch in key) for key in entries):
+                raise InvalidSpec(f"invalid {what} of the volume mount at {m.target}: keys "
+                                  "must not be empty nor contain white space")
+        if any(ch.isspace() for ch in opts.driver):
+            raise InvalidSpec(f'invalid volume-driver "{opts.driver}" of the mount at '
+                              f"{m.target}")
+    else:
+        if m.source:
+            raise InvalidSpec('invalid mount config for type "tmpfs": field Source must not '
+                              "be specified")
+        if m.tmpfs_options.size_bytes < 0:
+            raise InvalidSpec(f'invalid mount config for type "tmpfs": tmpfs size must not be '
+                              f"negative: {m.tmpfs_options.size_bytes}")
+        if m.tmpfs_options.mode > MAX_FILE_MODE:
+            raise InvalidSpec(f'invalid mount config for type "tmpfs": invalid tmpfs mode '
+                              f"{oct(m.tmpfs_options.mode)}: expected permission bits up to "
+                              "0o7777")
+
+
+def check_mounts(mounts: Iterable[pb.Mount]) -> None:
+    """Each mount, and no two at one target."""
+    seen: set[str] = set()
+    for m in mounts:
+        check_mount(m)
+        target = mount_target(m.target)
+        if target in seen:
+            raise InvalidSpec(f"duplicate mount point: {m.target} (two mounts have this target)")
+        seen.add(target)
+
+
+def check_capabilities(c: pb.ContainerSpec) -> None:
+    for what, caps in (("cap_add", c.cap_add), ("cap_drop", c.cap_drop)):
+        for cap in caps:
+            if cap != ALL_CAPABILITIES and cap not in CAPABILITIES:
+                raise InvalidSpec(f'unknown capability: "{cap}" in {what}: expected a Linux '
+                                  "capability such as NET_ADMIN or SYS_PTRACE (the CAP_ prefix "
+                                  "is optional), or ALL")
+
+
+def check_sysctls(sysctls: Iterable[tuple[str, str]]) -> None:
+    for key, value in sysctls:
+        if not key or any(ch.isspace() for ch in key) or not value:
+            raise InvalidSpec(f'invalid sysctl "{key}={value}": expected KEY=VALUE such as '
+                              "net.core.somaxconn=1024")
+        if key not in NAMESPACED_SYSCTLS and not key.startswith(NAMESPACED_SYSCTL_PREFIXES):
+            raise InvalidSpec(f'sysctl "{key}" is not allowed in a container: only namespaced '
+                              "sysctls can be set (net.*, fs.mqueue.*, kernel.msgmax, "
+                              "kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, "
+                              "kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced)")
+
+
+def check_ulimits(ulimits: Iterable[pb.Ulimit]) -> None:
+    seen: set[str] = set()
+    for u in ulimits:
+        if u.name not in ULIMIT_NAMES:
+            raise InvalidSpec(f'invalid ulimit type "{u.name}": expected one of '
+                              + ", ".join(ULIMIT_NAMES))
+        if u.name in seen:
+            raise InvalidSpec(f"ulimit {u.name} is given twice")
+        seen.add(u.name)
+        if u.soft < -1 or u.hard < -1:
+            raise InvalidSpec(f"invalid ulimit {u.name}={u.soft}:{u.hard}: limits are numbers "
+                              ">= 0, or -1 for unlimited")
+        if u.hard != -1 and (u.soft == -1 or u.soft > u.hard):
+            raise InvalidSpec(f"invalid ulimit {u.name}={u.soft}:{u.hard}: the soft limit "
+                              "must be less than or equal to the hard limit")
+
+
+def check_hosts(lines: Iterable[str]) -> None:
+    for line in lines:
+        parts = line.split()
+        valid = len(parts) >= 2 and all(":" not in name for name in parts[1:])
+        if valid:
+            try:
+                ipaddress.ip_address(parts[0])
+            except ValueError:
+                valid = False
+        if not valid:
+            raise InvalidSpec(f'invalid extra host entry "{line}": expected "IP_ADDRESS '
+                              'HOSTNAME [ALIAS...]" such as "10.0.0.5 db"')
+
+
+def check_groups(groups: Iterable[str]) -> None:
+    for group in groups:
+        if not group or any(ch.isspace() for ch in group):
+            raise InvalidSpec(f'invalid supplementary group "{group}": expected a group name '
+                              "or GID")
+
+
 def check_container(c: pb.ContainerSpec) -> None:
     if not c.image.strip():
         raise InvalidSpec("no image given: a service needs an image reference, e.g. busybox:latest")
@@ -63,6 +237,12 @@ def check_container(c: pb.ContainerSpec) -> None:
             _check_duration(what, d)
         if h.retries < 0:
             raise InvalidSpec("health retries must not be negative")
+    check_mounts(c.mounts)
+    check_capabilities(c)
+    check_sysctls(c.sysctls.items())
+    check_ulimits(c.ulimits)
+    check_hosts(c.hosts)
+    check_groups(c.groups)
 
 
 def check_resources(r: pb.ResourceRequirements) -> None:
@@ -143,5 +323,10 @@ def normalise_service_spec(spec: pb.ServiceSpec) -> None:
         spec.annotations.name = random_name()
     if spec.WhichOneof("mode") is None:
         spec.replicated.replicas = 1
-    if not spec.task.container.HasField("stop_grace_period"):
-        spec.task.container.stop_grace_period.nanos = 10 * 10**9
+    c = spec.task.container
+    if not c.HasField("stop_grace_period"):
+        c.stop_grace_period.nanos = 10 * 10**9
+    for caps in (c.cap_add, c.cap_drop):  # API callers may send "net_admin", as Docker's
+        names = list(dict.fromkeys(normalize_capability(cap) for cap in caps))
+        del caps[:]
+        caps.extend(names)
