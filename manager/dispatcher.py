@@ -355,10 +355,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             task = objects.get(self.store, pb.Task, task_id)
             if task is None or task.node_id != node_id:
                 continue
-            if status.state < task.status.state or status == task.status:
+            merged = model.merged_status(task.status, status)
+            if status.state < task.status.state or merged == task.status:
                 continue
             new = copy(task)
-            new.status.CopyFrom(status)
+            new.status.CopyFrom(merged)
             acts.append(actions.update(new))
         return acts
 

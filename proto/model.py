@@ -109,6 +109,19 @@ def ts_seconds(ts: timestamp_pb2.Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
 
 
+def merged_status(stored: pb.TaskStatus, reported: pb.TaskStatus) -> pb.TaskStatus:
+    """The status to store when an agent reports `reported` for a task whose stored
+    status is `stored`: the report, with `running_since` kept from the stored status,
+    or set to the report's time when this is the first RUNNING seen."""
+    merged = pb.TaskStatus()
+    merged.CopyFrom(reported)
+    if stored.HasField("running_since"):
+        merged.running_since.CopyFrom(stored.running_since)
+    elif reported.state == pb.RUNNING:
+        merged.running_since.CopyFrom(reported.timestamp)
+    return merged
+
+
 def node_addr(node: pb.Node) -> str:
     """The IPv4 address other nodes reach `node` at (its overlay tunnel end).
 

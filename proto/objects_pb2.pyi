@@ -668,7 +668,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class TaskStatus(_message.Message):
-    __slots__ = ("timestamp", "state", "message", "err", "container_status", "ports", "health")
+    __slots__ = ("timestamp", "state", "message", "err", "container_status", "ports", "health", "running_since")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -676,6 +676,7 @@ class TaskStatus(_message.Message):
     CONTAINER_STATUS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_SINCE_FIELD_NUMBER: _ClassVar[int]
     timestamp: _timestamp_pb2.Timestamp
     state: TaskState
     message: str
@@ -683,7 +684,8 @@ class TaskStatus(_message.Message):
     container_status: ContainerStatus
     ports: _containers.RepeatedCompositeFieldContainer[PortConfig]
     health: TaskHealth
-    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., message: _Optional[str] = ..., err: _Optional[str] = ..., container_status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ..., health: _Optional[_Union[TaskHealth, _Mapping]] = ...) -> None: ...
+    running_since: _timestamp_pb2.Timestamp
+    def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., message: _Optional[str] = ..., err: _Optional[str] = ..., container_status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ..., health: _Optional[_Union[TaskHealth, _Mapping]] = ..., running_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HealthResult(_message.Message):
     __slots__ = ("start", "end", "exit_code", "output")

@@ -101,11 +101,13 @@ class Sim:
 
     # ------------------------------------------------------------ agent --
     def set_state(self, task_id: str, state: int, exit_code: int = 0) -> None:
+        """A report from the agent, stored as the dispatcher stores it."""
         t = pb.Task()
         t.CopyFrom(self.tables["task"][task_id])
-        t.status.state = state
-        t.status.timestamp.CopyFrom(model.timestamp(self.now))
-        t.status.container_status.exit_code = exit_code
+        report = pb.TaskStatus(state=state)
+        report.timestamp.CopyFrom(model.timestamp(self.now))
+        report.container_status.exit_code = exit_code
+        t.status.CopyFrom(model.merged_status(t.status, report))
         self.put(t)
 
     def agent(self) -> int:
@@ -605,9 +607,9 @@ def test_update_rolls_back_on_failure(sim: Sim):
 def fail_with(sim: Sim, task: pb.Task, state: int, err: str) -> None:
     t = pb.Task()
     t.CopyFrom(sim.tables["task"][task.id])
-    t.status.state = state
-    t.status.err = err
-    t.status.timestamp.CopyFrom(model.timestamp(sim.now))
+    report = pb.TaskStatus(state=state, err=err)
+    report.timestamp.CopyFrom(model.timestamp(sim.now))
+    t.status.CopyFrom(model.merged_status(t.status, report))
     sim.put(t)
 
 
@@ -684,6 +686,50 @@ def test_exit_within_monitor_counts_and_completion_waits_for_monitor(sim: Sim):
     assert st.state == US.PAUSED
     assert st.message == ("update paused due to failure or early termination of task "
                           f"{new.id}: exit code 0")
+
+
+def test_a_failure_after_the_tasks_own_monitor_period_does_not_fail_the_update(sim: Sim):
+    """Slot 1's new task runs 8 s (monitor 5 s) and then fails while the update waits its
+    10 s delay: the restart policy's business; the update goes on and completes."""
+    sim.put(mk_service("web", 2, delay=0, monitor=5, update_delay=10))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.step()
+    sim.agent()
+    sim.step()
+    sim.agent()
+    (first,) = [t for t in new_tasks(sim, "busybox:2") if t.status.state == pb.RUNNING]
+    assert sim.tables["task"][first.id].status.running_since == model.timestamp(sim.now)
+    sim.now += 8
+    fail_with(sim, first, pb.FAILED, "exit code 137")
+    sim.step()
+    assert sim.service("web").update_status.state == US.UPDATING
+    for _ in range(10):      # restart delay, update delay, monitor: a minute at most
+        sim.now += 5
+        sim.settle()
+        state = sim.service("web").update_status.state
+        assert state in (US.UPDATING, US.COMPLETED), sim.service("web").update_status
+        if state == US.COMPLETED:
+            break
+    assert sim.service("web").update_status.state == US.COMPLETED
+    assert len([t for t in sim.running("web") if t.spec.container.image == "busybox:2"]) == 2
+
+
+def test_a_failure_within_the_monitor_period_fails_the_update_even_in_a_later_batch(sim: Sim):
+    """The same with a failure 3 s after its start (monitor 5 s): the update pauses."""
+    sim.put(mk_service("web", 2, delay=0, monitor=5, update_delay=10))
+    sim.settle()
+    sim.update_service("web", image="busybox:2")
+    sim.step()
+    sim.agent()
+    sim.step()
+    sim.agent()
+    (first,) = [t for t in new_tasks(sim, "busybox:2") if t.status.state == pb.RUNNING]
+    sim.now += 3
+    fail_with(sim, first, pb.FAILED, "exit code 137")
+    sim.step()
+    st = sim.service("web").update_status
+    assert st.state == US.PAUSED and st.message.endswith(f"{first.id}: exit code 137")
 
 
 def test_update_completes_after_monitor_period(sim: Sim):

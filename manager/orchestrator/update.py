@@ -27,10 +27,11 @@ ROLLBACK_STARTED, using `rollback_config`):
   ROLLBACK_COMPLETED "rollback completed").
 
 Everything is derived from the store, so the update survives leader changes.
-The monitor period: a failure counts while the update is active, and the
-update stays active until its last task has been RUNNING for `monitor`.  The
-store does not keep when a task that has since failed began running, so a
-task of an earlier batch that fails later in the same update counts too.
+The monitor period: a new task's failure counts when it came before the task
+was RUNNING or within `monitor` of its first RUNNING (`TaskStatus.running_since`,
+which the dispatcher keeps); a task of an earlier batch that fails after its own
+monitor period is the restart policy's business, not the update's.  The update
+stays active until its last task has been RUNNING for `monitor`.
 """
 from __future__ import annotations
 
@@ -79,7 +80,9 @@ def check_failures(work: Work, service: pb.Service) -> pb.Service:
         return service
     tasks = work.service_tasks(service.id)
     current = [t for t in tasks if t.spec_version == service.spec_version]
-    failed = sorted((t for t in current if t.status.state in _FAILED),
+    monitor = model.seconds(cfg.monitor)
+    failed = sorted((t for t in current if t.status.state in _FAILED
+                     and _within_monitor(t, monitor)),
                     key=lambda t: (model.ts_seconds(t.status.timestamp), t.id))
     if not failed:
         return service
@@ -103,6 +106,15 @@ def check_failures(work: Work, service: pb.Service) -> pb.Service:
                                                                        US.ROLLBACK_PAUSED)
     return _set_status(work, service.id, paused,
                        f"{what} paused due to failure or early termination of task {culprit}")
+
+
+def _within_monitor(task: pb.Task, monitor: float) -> bool:
+    """True when the (ended) task never ran, or ended within `monitor` seconds of
+    first running: a failure of the update, as swarmkit counts it."""
+    if not task.status.HasField("running_since"):
+        return True
+    ran = model.ts_seconds(task.status.timestamp) - model.ts_seconds(task.status.running_since)
+    return ran <= monitor
 
 
 def _describe(task: pb.Task) -> str:
