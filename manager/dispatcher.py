@@ -3,7 +3,9 @@
 It keeps each node's session (heartbeats, node status), streams the node its
 task assignments (a complete set, then incremental changes driven by store
 watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
-transactions. Nodes whose heartbeats stop are marked down.
+transactions. Nodes whose heartbeats stop are marked down. It records the
+volumes each agent reports (only when they changed) and carries the volume
+broker's requests to the agents and their answers back.
 """
 from __future__ import annotations
 
