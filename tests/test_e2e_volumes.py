@@ -40,7 +40,8 @@ def api_create(lab: Lab, spec: pb.ServiceSpec) -> None:
 def ls_rows(lab: Lab, *args: str, node: str = "manager1") -> list[tuple[str, str, str]]:
     out = sw(lab, "volume", "ls", "--format", "{{.Node}}|{{.Name}}|{{.Services}}", *args,
              node=node).stdout
-    return sorted(tuple(line.split("|")) for line in out.splitlines() if line.strip())  # type: ignore[misc]
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    return sorted((r[0], r[1], r[2]) for r in rows)
 
 
 def running_tasks(lab: Lab, service: str) -> list[dict[str, Any]]:

@@ -3,9 +3,8 @@
 The agent owns the conversation with the managers. It opens a session
 (describing the node), heartbeats, receives task assignments and keeps one
 `TaskController` per assigned task, sends their status changes in batches and
-serves log subscriptions. It reports the node's named volumes and removes
-them at the managers' request (`worker.volumes`). When the session breaks it
-opens a new one, backing off from 0.1 s to 2 s. On its first assignment set it adopts the containers a
+serves log subscriptions. When the session breaks it opens a new one, backing
+off from 0.1 s to 2 s. On its first assignment set it adopts the containers a
 previous agent process left on this node, so a restart never duplicates tasks.
 """
 from __future__ import annotations
