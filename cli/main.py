@@ -71,6 +71,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("secret", "Manage secrets", "cli.commands_secret"),
     Command("config", "Manage configs", "cli.commands_secret"),
     Command("network", "Manage networks", "cli.commands_network"),
+    Command("volume", "Manage the named volumes of every node", "cli.commands_volume"),
     Command("inspect", "Return low-level information on tasks, services and nodes",
             "cli.commands_inspect"),
 )

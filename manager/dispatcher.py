@@ -3,7 +3,9 @@
 It keeps each node's session (heartbeats, node status), streams the node its
 task assignments (a complete set, then incremental changes driven by store
 watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
-transactions. Nodes whose heartbeats stop are marked down.
+transactions. Nodes whose heartbeats stop are marked down. It records the
+volumes each agent reports (only when they changed) and carries the volume
+broker's requests to the agents and their answers back.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import grpc
 from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
+from manager.volumebroker import VolumeBroker
 from manager import objects
 from manager.objects import copy
 from pki import tls
@@ -49,10 +52,12 @@ class _Session:
 class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     """Serves the Dispatcher API while this manager leads."""
 
-    def __init__(self, store: ObjectStore, node_id: str, logs: LogBroker) -> None:
+    def __init__(self, store: ObjectStore, node_id: str, logs: LogBroker,
+                 volumes: Optional[VolumeBroker] = None) -> None:
         self.store = store
         self.node_id = node_id
         self.logs = logs
+        self.volumes = volumes or VolumeBroker(node_id)
         self.sessions: dict[str, _Session] = {}   # by node ID
         self._by_id: dict[str, _Session] = {}
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
@@ -64,6 +69,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
+        self.volumes.attach(self._nudge, lambda n: n in self.sessions)
 
     # ---------------------------------------------------------- lifecycle --
 
@@ -176,6 +182,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         try:
             yield dpb.SessionMessage(session_id=sess.id, node=node, managers=self._managers(),
                                      log_subscriptions=self.logs.subscriptions_for(node_id),
+                                     volume_requests=self.volumes.requests_for(node_id),
                                      **self._roots())
             while not sess.ended:
                 await sess.wake.wait()
@@ -186,6 +193,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 yield dpb.SessionMessage(session_id=sess.id, node=node_update,
                                          managers=self._managers(),
                                          log_subscriptions=self.logs.subscriptions_for(node_id),
+                                         volume_requests=self.volumes.requests_for(node_id),
                                          **self._roots())
         finally:
             if not sess.ended:
@@ -386,6 +394,40 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             for fut in waiters:
                 if not fut.done():
                     fut.set_exception(error) if error else fut.set_result(None)
+
+    # ------------------------------------------------------------ volumes --
+
+    async def UpdateVolumes(self, request, context):
+        """A node's volume list: written into its status when it differs from the store's."""
+        sess = await self._session_or_abort(context, request.session_id)
+        try:
+            await self._store_volumes(sess.node_id, list(request.volumes))
+        except (errors.NotLeader, errors.Unavailable) as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return dpb.UpdateVolumesResponse()
+
+    async def _store_volumes(self, node_id: str, volumes: list[pb.NodeVolume]) -> None:
+        for _ in range(20):
+            node = objects.get(self.store, pb.Node, node_id)
+            if node is None or list(node.status.volumes) == volumes:
+                return
+            new = copy(node)
+            del new.status.volumes[:]
+            new.status.volumes.extend(volumes)
+            try:
+                await self.store.acommit([actions.update(new)])
+                self.log.info("node %s reports %d volumes", node_id, len(volumes))
+                return
+            except errors.Conflict:
+                continue
+        raise errors.Unavailable(f"could not record the volumes of node {node_id}: "
+                                 "too many conflicts")
+
+    async def VolumeResult(self, request, context):
+        """A node's answer to a volume request of its session stream."""
+        sess = await self._session_or_abort(context, request.session_id)
+        self.volumes.answer(sess.node_id, request)
+        return dpb.VolumeResultResponse()
 
     # ------------------------------------------------------------- expiry --
 

@@ -19,6 +19,7 @@ from manager.ca import RotationReconciler
 from manager.leader import LeaderLoop
 from manager.logbroker import LogBroker
 from manager.rolemanager import RoleManager
+from manager.volumebroker import VolumeBroker
 from manager.watchapi import WatchServicer
 from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from proto import dispatcher_pb2 as dpb
@@ -82,6 +83,18 @@ class _LeaderOnlyDispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             self.manager.logs.publish(node_id, req)
         return dpb.PublishLogsResponse()
 
+    async def UpdateVolumes(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        return await d.UpdateVolumes(request, context)
+
+    async def VolumeResult(self, request, context):
+        d = self._target()
+        if d is None:
+            await self._refuse(context)
+        return await d.VolumeResult(request, context)
+
 
 class Manager:
     """Everything a manager node serves and runs."""
@@ -92,7 +105,9 @@ class Manager:
         self.node_id = node_id
         self.data_dir = data_dir
         self.logs = LogBroker(node_id)
+        self.volumes = VolumeBroker(node_id)
         self.control = ControlServicer(store, node_id, data_dir, self.logs, node_addr)
+        self.control.volumes.broker = self.volumes
         self.dispatcher: Optional[Dispatcher] = None
         self.leader_loop: Optional[LeaderLoop] = None
         self.rotation: Optional[RotationReconciler] = None
@@ -127,7 +142,7 @@ class Manager:
             self.leading = leading
             if leading:
                 self.log.info("became the leader: starting dispatcher and orchestrators")
-                self.dispatcher = Dispatcher(self.store, self.node_id, self.logs)
+                self.dispatcher = Dispatcher(self.store, self.node_id, self.logs, self.volumes)
                 self.dispatcher.start()
                 self.leader_loop = LeaderLoop(self.store, self.node_id)
                 self.leader_loop.start()

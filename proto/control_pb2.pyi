@@ -445,6 +445,74 @@ class ServiceLogsResponse(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[LogMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[LogMessage, _Mapping]]] = ...) -> None: ...
 
+class VolumeFilters(_message.Message):
+    __slots__ = ("nodes", "names", "labels", "drivers", "dangling")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    DRIVERS_FIELD_NUMBER: _ClassVar[int]
+    DANGLING_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedScalarFieldContainer[str]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    drivers: _containers.RepeatedScalarFieldContainer[str]
+    dangling: str
+    def __init__(self, nodes: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., drivers: _Optional[_Iterable[str]] = ..., dangling: _Optional[str] = ...) -> None: ...
+
+class VolumeEntry(_message.Message):
+    __slots__ = ("node_id", "node_hostname", "volume", "services", "task_ids")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    node_hostname: str
+    volume: _objects_pb2.NodeVolume
+    services: _containers.RepeatedScalarFieldContainer[str]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_id: _Optional[str] = ..., node_hostname: _Optional[str] = ..., volume: _Optional[_Union[_objects_pb2.NodeVolume, _Mapping]] = ..., services: _Optional[_Iterable[str]] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListVolumesRequest(_message.Message):
+    __slots__ = ("filters",)
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    filters: VolumeFilters
+    def __init__(self, filters: _Optional[_Union[VolumeFilters, _Mapping]] = ...) -> None: ...
+
+class ListVolumesResponse(_message.Message):
+    __slots__ = ("volumes",)
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    volumes: _containers.RepeatedCompositeFieldContainer[VolumeEntry]
+    def __init__(self, volumes: _Optional[_Iterable[_Union[VolumeEntry, _Mapping]]] = ...) -> None: ...
+
+class RemoveVolumeRequest(_message.Message):
+    __slots__ = ("node", "name", "force")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    name: str
+    force: bool
+    def __init__(self, node: _Optional[str] = ..., name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class RemoveVolumeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PruneVolumesRequest(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
+
+class PruneVolumesResponse(_message.Message):
+    __slots__ = ("removed", "reclaimed_bytes")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    RECLAIMED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    reclaimed_bytes: int
+    def __init__(self, removed: _Optional[_Iterable[str]] = ..., reclaimed_bytes: _Optional[int] = ...) -> None: ...
+
 class InfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

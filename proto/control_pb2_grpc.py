@@ -189,6 +189,21 @@ class ControlStub:
                 request_serializer=proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
                 response_deserializer=proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
                 _registered_method=True)
+        self.ListVolumes = channel.unary_unary(
+                '/shoal.v1.Control/ListVolumes',
+                request_serializer=proto_dot_control__pb2.ListVolumesRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.ListVolumesResponse.FromString,
+                _registered_method=True)
+        self.RemoveVolume = channel.unary_unary(
+                '/shoal.v1.Control/RemoveVolume',
+                request_serializer=proto_dot_control__pb2.RemoveVolumeRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.RemoveVolumeResponse.FromString,
+                _registered_method=True)
+        self.PruneVolumes = channel.unary_unary(
+                '/shoal.v1.Control/PruneVolumes',
+                request_serializer=proto_dot_control__pb2.PruneVolumesRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.PruneVolumesResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -380,6 +395,31 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVolumes(self, request, context):
+        """Volumes of every node, as their agents last reported them (from the store).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVolume(self, request, context):
+        """RemoveVolume removes a volume on one node, through that node's agent:
+        FAILED_PRECONDITION "volume is in use" while a task of the node that is not
+        over mounts it (or a container uses it), NOT_FOUND for an unknown node or
+        volume, UNAVAILABLE when the node's agent is not connected or does not answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneVolumes(self, request, context):
+        """PruneVolumes removes every volume of one node that no container uses and no
+        task of the node still needs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -537,6 +577,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetUnlockKey,
                     request_deserializer=proto_dot_control__pb2.GetUnlockKeyRequest.FromString,
                     response_serializer=proto_dot_control__pb2.GetUnlockKeyResponse.SerializeToString,
+            ),
+            'ListVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVolumes,
+                    request_deserializer=proto_dot_control__pb2.ListVolumesRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.ListVolumesResponse.SerializeToString,
+            ),
+            'RemoveVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVolume,
+                    request_deserializer=proto_dot_control__pb2.RemoveVolumeRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.RemoveVolumeResponse.SerializeToString,
+            ),
+            'PruneVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneVolumes,
+                    request_deserializer=proto_dot_control__pb2.PruneVolumesRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.PruneVolumesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1376,6 +1431,87 @@ class Control:
             '/shoal.v1.Control/GetUnlockKey',
             proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
             proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/ListVolumes',
+            proto_dot_control__pb2.ListVolumesRequest.SerializeToString,
+            proto_dot_control__pb2.ListVolumesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/RemoveVolume',
+            proto_dot_control__pb2.RemoveVolumeRequest.SerializeToString,
+            proto_dot_control__pb2.RemoveVolumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/PruneVolumes',
+            proto_dot_control__pb2.PruneVolumesRequest.SerializeToString,
+            proto_dot_control__pb2.PruneVolumesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from proto import objects_pb2 as proto_dot_objects__pb2
 from proto import control_pb2 as proto_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16proto/dispatcher.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\x1a\x13proto/control.proto\"e\n\x0eSessionRequest\x12.\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x05\"\\\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x03\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xc7\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1c\n\x04node\x18\x02 \x01(\x0b\x32\x0e.shoal.v1.Node\x12(\n\x08managers\x18\x03 \x03(\x0b\x32\x16.shoal.v1.WeightedPeer\x12\x34\n\x11log_subscriptions\x18\x04 \x03(\x0b\x32\x19.shoal.v1.LogSubscription\x12\x0f\n\x07root_ca\x18\x05 \x01(\x0c\x12\x12\n\nissuing_ca\x18\x06 \x01(\x0c\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"7\n\x11HeartbeatResponse\x12\"\n\x06period\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Duration\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc0\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x12\n\nservice_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_name\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x11\n\tnode_addr\x18\x06 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x07 \x01(\t\x12\x0b\n\x03mac\x18\x08 \x01(\t\x12\x0f\n\x07\x61liases\x18\t \x03(\t\x12\x0f\n\x07running\x18\n \x01(\x08\"L\n\x0bNetworkPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_addr\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xce\x01\n\x12NetworkServiceView\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12<\n\rendpoint_mode\x18\x04 \x01(\x0e\x32%.shoal.v1.EndpointSpec.ResolutionMode\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12\x15\n\rbackend_addrs\x18\x06 \x03(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.shoal.v1.PortConfig\"\xdb\x03\n\x0bNetworkView\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03vni\x18\x03 \x01(\r\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x11\n\tencrypted\x18\x06 \x01(\x08\x12\x0f\n\x07ingress\x18\x07 \x01(\x08\x12\x10\n\x08internal\x18\x08 \x01(\x08\x12\x12\n\nattachable\x18\t \x01(\x08\x12@\n\x0e\x64river_options\x18\n \x03(\x0b\x32(.shoal.v1.NetworkView.DriverOptionsEntry\x12\x12\n\nlocal_addr\x18\x0b \x01(\t\x12$\n\x05peers\x18\x0c \x03(\x0b\x32\x15.shoal.v1.NetworkPeer\x12,\n\tendpoints\x18\r \x03(\x0b\x32\x19.shoal.v1.NetworkEndpoint\x12.\n\x08services\x18\x0e \x03(\x0b\x32\x1c.shoal.v1.NetworkServiceView\x12\"\n\x04keys\x18\x0f \x03(\x0b\x32\x14.shoal.v1.NetworkKey\x1a\x34\n\x12\x44riverOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\nAssignment\x12\x1e\n\x04task\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.TaskH\x00\x12\"\n\x06secret\x18\x02 \x01(\x0b\x32\x10.shoal.v1.SecretH\x00\x12\"\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x10.shoal.v1.ConfigH\x00\x12(\n\x07network\x18\x04 \x01(\x0b\x32\x15.shoal.v1.NetworkViewH\x00\x42\x06\n\x04item\"\x91\x01\n\x10\x41ssignmentChange\x12(\n\nassignment\x18\x01 \x01(\x0b\x32\x14.shoal.v1.Assignment\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32!.shoal.v1.AssignmentChange.Action\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x99\x01\n\x12\x41ssignmentsMessage\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.shoal.v1.AssignmentsMessage.Type\x12+\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"I\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.shoal.v1.TaskStatus\"Z\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"x\n\x12PublishLogsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.shoal.v1.LogMessage\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x89\x03\n\nDispatcher\x12?\n\x07Session\x12\x18.shoal.v1.SessionRequest\x1a\x18.shoal.v1.SessionMessage0\x01\x12\x44\n\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12K\n\x0b\x41ssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01\x12Y\n\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12L\n\x0bPublishLogs\x12\x1c.shoal.v1.PublishLogsRequest\x1a\x1d.shoal.v1.PublishLogsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16proto/dispatcher.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\x1a\x13proto/control.proto\"e\n\x0eSessionRequest\x12.\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x19.shoal.v1.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x05\"\\\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x03\x12\r\n\x05\x63lose\x18\x05 \x01(\x08\"\xf9\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1c\n\x04node\x18\x02 \x01(\x0b\x32\x0e.shoal.v1.Node\x12(\n\x08managers\x18\x03 \x03(\x0b\x32\x16.shoal.v1.WeightedPeer\x12\x34\n\x11log_subscriptions\x18\x04 \x03(\x0b\x32\x19.shoal.v1.LogSubscription\x12\x0f\n\x07root_ca\x18\x05 \x01(\x0c\x12\x12\n\nissuing_ca\x18\x06 \x01(\x0c\x12\x30\n\x0fvolume_requests\x18\x07 \x03(\x0b\x32\x17.shoal.v1.VolumeRequest\"\x8b\x01\n\rVolumeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12&\n\x02op\x18\x02 \x01(\x0e\x32\x1a.shoal.v1.VolumeRequest.Op\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x0c\n\x04keep\x18\x05 \x03(\t\"\x1b\n\x02Op\x12\n\n\x06REMOVE\x10\x00\x12\t\n\x05PRUNE\x10\x01\"Q\n\x14UpdateVolumesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12%\n\x07volumes\x18\x02 \x03(\x0b\x32\x14.shoal.v1.NodeVolume\"\x17\n\x15UpdateVolumesResponse\"\xeb\x01\n\x13VolumeResultRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x36\n\x07\x66\x61ilure\x18\x03 \x01(\x0e\x32%.shoal.v1.VolumeResultRequest.Failure\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07removed\x18\x05 \x03(\t\x12\x17\n\x0freclaimed_bytes\x18\x06 \x01(\x04\"9\n\x07\x46\x61ilure\x12\x08\n\x04NONE\x10\x00\x12\r\n\tNOT_FOUND\x10\x01\x12\n\n\x06IN_USE\x10\x02\x12\t\n\x05\x45RROR\x10\x03\"\x16\n\x14VolumeResultResponse\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"7\n\x11HeartbeatResponse\x12\"\n\x06period\x18\x01 \x01(\x0b\x32\x12.shoal.v1.Duration\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xc0\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x12\n\nservice_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_name\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x11\n\tnode_addr\x18\x06 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x07 \x01(\t\x12\x0b\n\x03mac\x18\x08 \x01(\t\x12\x0f\n\x07\x61liases\x18\t \x03(\t\x12\x0f\n\x07running\x18\n \x01(\x08\"L\n\x0bNetworkPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tnode_addr\x18\x02 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xce\x01\n\x12NetworkServiceView\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12<\n\rendpoint_mode\x18\x04 \x01(\x0e\x32%.shoal.v1.EndpointSpec.ResolutionMode\x12\x0b\n\x03vip\x18\x05 \x01(\t\x12\x15\n\rbackend_addrs\x18\x06 \x03(\t\x12#\n\x05ports\x18\x07 \x03(\x0b\x32\x14.shoal.v1.PortConfig\"\xdb\x03\n\x0bNetworkView\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03vni\x18\x03 \x01(\r\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x11\n\tencrypted\x18\x06 \x01(\x08\x12\x0f\n\x07ingress\x18\x07 \x01(\x08\x12\x10\n\x08internal\x18\x08 \x01(\x08\x12\x12\n\nattachable\x18\t \x01(\x08\x12@\n\x0e\x64river_options\x18\n \x03(\x0b\x32(.shoal.v1.NetworkView.DriverOptionsEntry\x12\x12\n\nlocal_addr\x18\x0b \x01(\t\x12$\n\x05peers\x18\x0c \x03(\x0b\x32\x15.shoal.v1.NetworkPeer\x12,\n\tendpoints\x18\r \x03(\x0b\x32\x19.shoal.v1.NetworkEndpoint\x12.\n\x08services\x18\x0e \x03(\x0b\x32\x1c.shoal.v1.NetworkServiceView\x12\"\n\x04keys\x18\x0f \x03(\x0b\x32\x14.shoal.v1.NetworkKey\x1a\x34\n\x12\x44riverOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\nAssignment\x12\x1e\n\x04task\x18\x01 \x01(\x0b\x32\x0e.shoal.v1.TaskH\x00\x12\"\n\x06secret\x18\x02 \x01(\x0b\x32\x10.shoal.v1.SecretH\x00\x12\"\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x10.shoal.v1.ConfigH\x00\x12(\n\x07network\x18\x04 \x01(\x0b\x32\x15.shoal.v1.NetworkViewH\x00\x42\x06\n\x04item\"\x91\x01\n\x10\x41ssignmentChange\x12(\n\nassignment\x18\x01 \x01(\x0b\x32\x14.shoal.v1.Assignment\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32!.shoal.v1.AssignmentChange.Action\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x99\x01\n\x12\x41ssignmentsMessage\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.shoal.v1.AssignmentsMessage.Type\x12+\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"I\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.shoal.v1.TaskStatus\"Z\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07updates\x18\x02 \x03(\x0b\x32\x1a.shoal.v1.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"x\n\x12PublishLogsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.shoal.v1.LogMessage\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"\x15\n\x13PublishLogsResponse2\xaa\x04\n\nDispatcher\x12?\n\x07Session\x12\x18.shoal.v1.SessionRequest\x1a\x18.shoal.v1.SessionMessage0\x01\x12\x44\n\tHeartbeat\x12\x1a.shoal.v1.HeartbeatRequest\x1a\x1b.shoal.v1.HeartbeatResponse\x12K\n\x0b\x41ssignments\x12\x1c.shoal.v1.AssignmentsRequest\x1a\x1c.shoal.v1.AssignmentsMessage0\x01\x12Y\n\x10UpdateTaskStatus\x12!.shoal.v1.UpdateTaskStatusRequest\x1a\".shoal.v1.UpdateTaskStatusResponse\x12L\n\x0bPublishLogs\x12\x1c.shoal.v1.PublishLogsRequest\x1a\x1d.shoal.v1.PublishLogsResponse(\x01\x12P\n\rUpdateVolumes\x12\x1e.shoal.v1.UpdateVolumesRequest\x1a\x1f.shoal.v1.UpdateVolumesResponse\x12M\n\x0cVolumeResult\x12\x1d.shoal.v1.VolumeResultRequest\x1a\x1e.shoal.v1.VolumeResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,43 +42,57 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGSUBSCRIPTION']._serialized_start=244
   _globals['_LOGSUBSCRIPTION']._serialized_end=336
   _globals['_SESSIONMESSAGE']._serialized_start=339
-  _globals['_SESSIONMESSAGE']._serialized_end=538
-  _globals['_HEARTBEATREQUEST']._serialized_start=540
-  _globals['_HEARTBEATREQUEST']._serialized_end=578
-  _globals['_HEARTBEATRESPONSE']._serialized_start=580
-  _globals['_HEARTBEATRESPONSE']._serialized_end=635
-  _globals['_ASSIGNMENTSREQUEST']._serialized_start=637
-  _globals['_ASSIGNMENTSREQUEST']._serialized_end=677
-  _globals['_NETWORKENDPOINT']._serialized_start=680
-  _globals['_NETWORKENDPOINT']._serialized_end=872
-  _globals['_NETWORKPEER']._serialized_start=874
-  _globals['_NETWORKPEER']._serialized_end=950
-  _globals['_NETWORKSERVICEVIEW']._serialized_start=953
-  _globals['_NETWORKSERVICEVIEW']._serialized_end=1159
-  _globals['_NETWORKVIEW']._serialized_start=1162
-  _globals['_NETWORKVIEW']._serialized_end=1637
-  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_start=1585
-  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_end=1637
-  _globals['_ASSIGNMENT']._serialized_start=1640
-  _globals['_ASSIGNMENT']._serialized_end=1806
-  _globals['_ASSIGNMENTCHANGE']._serialized_start=1809
-  _globals['_ASSIGNMENTCHANGE']._serialized_end=1954
-  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_start=1922
-  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_end=1954
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=1957
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=2110
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=2073
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=2110
-  _globals['_TASKSTATUSUPDATE']._serialized_start=2112
-  _globals['_TASKSTATUSUPDATE']._serialized_end=2185
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=2187
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=2277
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=2279
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=2305
-  _globals['_PUBLISHLOGSREQUEST']._serialized_start=2307
-  _globals['_PUBLISHLOGSREQUEST']._serialized_end=2427
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=2429
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=2450
-  _globals['_DISPATCHER']._serialized_start=2453
-  _globals['_DISPATCHER']._serialized_end=2846
+  _globals['_SESSIONMESSAGE']._serialized_end=588
+  _globals['_VOLUMEREQUEST']._serialized_start=591
+  _globals['_VOLUMEREQUEST']._serialized_end=730
+  _globals['_VOLUMEREQUEST_OP']._serialized_start=703
+  _globals['_VOLUMEREQUEST_OP']._serialized_end=730
+  _globals['_UPDATEVOLUMESREQUEST']._serialized_start=732
+  _globals['_UPDATEVOLUMESREQUEST']._serialized_end=813
+  _globals['_UPDATEVOLUMESRESPONSE']._serialized_start=815
+  _globals['_UPDATEVOLUMESRESPONSE']._serialized_end=838
+  _globals['_VOLUMERESULTREQUEST']._serialized_start=841
+  _globals['_VOLUMERESULTREQUEST']._serialized_end=1076
+  _globals['_VOLUMERESULTREQUEST_FAILURE']._serialized_start=1019
+  _globals['_VOLUMERESULTREQUEST_FAILURE']._serialized_end=1076
+  _globals['_VOLUMERESULTRESPONSE']._serialized_start=1078
+  _globals['_VOLUMERESULTRESPONSE']._serialized_end=1100
+  _globals['_HEARTBEATREQUEST']._serialized_start=1102
+  _globals['_HEARTBEATREQUEST']._serialized_end=1140
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1142
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1197
+  _globals['_ASSIGNMENTSREQUEST']._serialized_start=1199
+  _globals['_ASSIGNMENTSREQUEST']._serialized_end=1239
+  _globals['_NETWORKENDPOINT']._serialized_start=1242
+  _globals['_NETWORKENDPOINT']._serialized_end=1434
+  _globals['_NETWORKPEER']._serialized_start=1436
+  _globals['_NETWORKPEER']._serialized_end=1512
+  _globals['_NETWORKSERVICEVIEW']._serialized_start=1515
+  _globals['_NETWORKSERVICEVIEW']._serialized_end=1721
+  _globals['_NETWORKVIEW']._serialized_start=1724
+  _globals['_NETWORKVIEW']._serialized_end=2199
+  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_start=2147
+  _globals['_NETWORKVIEW_DRIVEROPTIONSENTRY']._serialized_end=2199
+  _globals['_ASSIGNMENT']._serialized_start=2202
+  _globals['_ASSIGNMENT']._serialized_end=2368
+  _globals['_ASSIGNMENTCHANGE']._serialized_start=2371
+  _globals['_ASSIGNMENTCHANGE']._serialized_end=2516
+  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_start=2484
+  _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_end=2516
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=2519
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=2672
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=2635
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=2672
+  _globals['_TASKSTATUSUPDATE']._serialized_start=2674
+  _globals['_TASKSTATUSUPDATE']._serialized_end=2747
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=2749
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=2839
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=2841
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=2867
+  _globals['_PUBLISHLOGSREQUEST']._serialized_start=2869
+  _globals['_PUBLISHLOGSREQUEST']._serialized_end=2989
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=2991
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=3012
+  _globals['_DISPATCHER']._serialized_start=3015
+  _globals['_DISPATCHER']._serialized_end=3569
 # @@protoc_insertion_point(module_scope)

@@ -44,20 +44,84 @@ class LogSubscription(_message.Message):
     def __init__(self, id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., close: _Optional[bool] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("session_id", "node", "managers", "log_subscriptions", "root_ca", "issuing_ca")
+    __slots__ = ("session_id", "node", "managers", "log_subscriptions", "root_ca", "issuing_ca", "volume_requests")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MANAGERS_FIELD_NUMBER: _ClassVar[int]
     LOG_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_FIELD_NUMBER: _ClassVar[int]
     ISSUING_CA_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     node: _objects_pb2.Node
     managers: _containers.RepeatedCompositeFieldContainer[WeightedPeer]
     log_subscriptions: _containers.RepeatedCompositeFieldContainer[LogSubscription]
     root_ca: bytes
     issuing_ca: bytes
-    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., managers: _Optional[_Iterable[_Union[WeightedPeer, _Mapping]]] = ..., log_subscriptions: _Optional[_Iterable[_Union[LogSubscription, _Mapping]]] = ..., root_ca: _Optional[bytes] = ..., issuing_ca: _Optional[bytes] = ...) -> None: ...
+    volume_requests: _containers.RepeatedCompositeFieldContainer[VolumeRequest]
+    def __init__(self, session_id: _Optional[str] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., managers: _Optional[_Iterable[_Union[WeightedPeer, _Mapping]]] = ..., log_subscriptions: _Optional[_Iterable[_Union[LogSubscription, _Mapping]]] = ..., root_ca: _Optional[bytes] = ..., issuing_ca: _Optional[bytes] = ..., volume_requests: _Optional[_Iterable[_Union[VolumeRequest, _Mapping]]] = ...) -> None: ...
+
+class VolumeRequest(_message.Message):
+    __slots__ = ("id", "op", "name", "force", "keep")
+    class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REMOVE: _ClassVar[VolumeRequest.Op]
+        PRUNE: _ClassVar[VolumeRequest.Op]
+    REMOVE: VolumeRequest.Op
+    PRUNE: VolumeRequest.Op
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    op: VolumeRequest.Op
+    name: str
+    force: bool
+    keep: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., op: _Optional[_Union[VolumeRequest.Op, str]] = ..., name: _Optional[str] = ..., force: _Optional[bool] = ..., keep: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateVolumesRequest(_message.Message):
+    __slots__ = ("session_id", "volumes")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    volumes: _containers.RepeatedCompositeFieldContainer[_objects_pb2.NodeVolume]
+    def __init__(self, session_id: _Optional[str] = ..., volumes: _Optional[_Iterable[_Union[_objects_pb2.NodeVolume, _Mapping]]] = ...) -> None: ...
+
+class UpdateVolumesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VolumeResultRequest(_message.Message):
+    __slots__ = ("session_id", "request_id", "failure", "message", "removed", "reclaimed_bytes")
+    class Failure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NONE: _ClassVar[VolumeResultRequest.Failure]
+        NOT_FOUND: _ClassVar[VolumeResultRequest.Failure]
+        IN_USE: _ClassVar[VolumeResultRequest.Failure]
+        ERROR: _ClassVar[VolumeResultRequest.Failure]
+    NONE: VolumeResultRequest.Failure
+    NOT_FOUND: VolumeResultRequest.Failure
+    IN_USE: VolumeResultRequest.Failure
+    ERROR: VolumeResultRequest.Failure
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    RECLAIMED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    request_id: str
+    failure: VolumeResultRequest.Failure
+    message: str
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    reclaimed_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., request_id: _Optional[str] = ..., failure: _Optional[_Union[VolumeResultRequest.Failure, str]] = ..., message: _Optional[str] = ..., removed: _Optional[_Iterable[str]] = ..., reclaimed_bytes: _Optional[int] = ...) -> None: ...
+
+class VolumeResultResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("session_id",)

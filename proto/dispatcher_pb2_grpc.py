@@ -59,6 +59,16 @@ class DispatcherStub:
                 request_serializer=proto_dot_dispatcher__pb2.PublishLogsRequest.SerializeToString,
                 response_deserializer=proto_dot_dispatcher__pb2.PublishLogsResponse.FromString,
                 _registered_method=True)
+        self.UpdateVolumes = channel.unary_unary(
+                '/shoal.v1.Dispatcher/UpdateVolumes',
+                request_serializer=proto_dot_dispatcher__pb2.UpdateVolumesRequest.SerializeToString,
+                response_deserializer=proto_dot_dispatcher__pb2.UpdateVolumesResponse.FromString,
+                _registered_method=True)
+        self.VolumeResult = channel.unary_unary(
+                '/shoal.v1.Dispatcher/VolumeResult',
+                request_serializer=proto_dot_dispatcher__pb2.VolumeResultRequest.SerializeToString,
+                response_deserializer=proto_dot_dispatcher__pb2.VolumeResultResponse.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -94,6 +104,20 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateVolumes(self, request, context):
+        """The node's named volumes (sent when the session opens and when they change).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VolumeResult(self, request, context):
+        """The outcome of a VolumeRequest of the session stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +145,16 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.PublishLogs,
                     request_deserializer=proto_dot_dispatcher__pb2.PublishLogsRequest.FromString,
                     response_serializer=proto_dot_dispatcher__pb2.PublishLogsResponse.SerializeToString,
+            ),
+            'UpdateVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateVolumes,
+                    request_deserializer=proto_dot_dispatcher__pb2.UpdateVolumesRequest.FromString,
+                    response_serializer=proto_dot_dispatcher__pb2.UpdateVolumesResponse.SerializeToString,
+            ),
+            'VolumeResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.VolumeResult,
+                    request_deserializer=proto_dot_dispatcher__pb2.VolumeResultRequest.FromString,
+                    response_serializer=proto_dot_dispatcher__pb2.VolumeResultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +292,60 @@ class Dispatcher:
             '/shoal.v1.Dispatcher/PublishLogs',
             proto_dot_dispatcher__pb2.PublishLogsRequest.SerializeToString,
             proto_dot_dispatcher__pb2.PublishLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Dispatcher/UpdateVolumes',
+            proto_dot_dispatcher__pb2.UpdateVolumesRequest.SerializeToString,
+            proto_dot_dispatcher__pb2.UpdateVolumesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VolumeResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Dispatcher/VolumeResult',
+            proto_dot_dispatcher__pb2.VolumeResultRequest.SerializeToString,
+            proto_dot_dispatcher__pb2.VolumeResultResponse.FromString,
             options,
             channel_credentials,
             insecure,

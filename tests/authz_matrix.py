@@ -33,6 +33,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "/shoal.v1.Dispatcher/Assignments": NODES,
     "/shoal.v1.Dispatcher/UpdateTaskStatus": NODES,
     "/shoal.v1.Dispatcher/PublishLogs": NODES,
+    "/shoal.v1.Dispatcher/UpdateVolumes": NODES,
+    "/shoal.v1.Dispatcher/VolumeResult": NODES,
     "/shoal.v1.NodeCA/GetRootCACertificate": ALL,
     "/shoal.v1.NodeCA/IssueNodeCertificate": ALL,
     "/shoal.v1.NodeCA/RenewNodeCertificate": NODES,

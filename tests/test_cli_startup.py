@@ -59,7 +59,7 @@ def within(modules: set[str], packages: tuple[str, ...] | list[str]) -> list[str
 @pytest.mark.parametrize("argv", [
     ["node", "ls"], ["node", "inspect", "self"], ["node", "ps"],
     ["service", "ls"], ["service", "inspect", "web"], ["service", "ps", "web"],
-    ["network", "ls"], ["secret", "ls"], ["config", "ls"], ["info"],
+    ["network", "ls"], ["secret", "ls"], ["config", "ls"], ["volume", "ls"], ["info"],
 ])
 def test_client_commands_load_no_server_code(argv: list[str]) -> None:
     code, modules, err = run_fresh([*NOWHERE, *argv])

@@ -34,6 +34,7 @@ from worker.overlay import Networking
 from worker.runtime import ContainerState, Runtime, RuntimeError_
 from worker.status import StatusReporter
 from worker.taskfiles import TaskFiles, default_root
+from worker.volumes import VolumeKeeper
 
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
@@ -128,6 +129,8 @@ class Agent:
         # Tasks on overlays get namespaces and interfaces (needs the node's underlay address).
         self.networking = Networking(node_id, node_addr, self.networks, self.log) \
             if node_addr else None
+        # The node's named volumes: reported to the managers, removed on their request.
+        self.volumes = VolumeKeeper(runtime, self.log)
         self._controllers: dict[str, TaskController] = {}
         self._logs = LogPublisher(runtime, node_id, self._local_task, self.log)
         self._unclaimed: dict[str, list[ContainerState]] | None = None  # None: not scanned yet
@@ -258,6 +261,8 @@ class Agent:
                 asyncio.create_task(self._heartbeat(stub, session_id), name="heartbeat"),
                 asyncio.create_task(self._assignments(stub, session_id), name="assignments"),
                 asyncio.create_task(self._send_statuses(stub, session_id), name="status"),
+                asyncio.create_task(self.volumes.run(
+                    functools.partial(self._send_volumes, stub, session_id)), name="volumes"),
             ]
             try:
                 done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
@@ -295,6 +300,8 @@ class Agent:
 
     def _apply_session_message(self, message: dpb.SessionMessage, stub: dgrpc.DispatcherStub) -> None:
         self._logs.update(list(message.log_subscriptions), self._session_id, stub.PublishLogs)
+        self.volumes.requests(list(message.volume_requests),
+                              functools.partial(self._answer_volume, stub, self._session_id))
         managers = [m.addr for m in message.managers if m.addr]
         if managers and sorted(managers) != sorted(self.targets):
             self.log.info("managers are now %s", ", ".join(managers))
@@ -423,7 +430,7 @@ class Agent:
         container = self._claim(task.id)
         if container is not None and self.networking is not None:
             self.networking.register(task)  # its namespace and interfaces are still there
-        ctrl = TaskController(task, self.runtime, self.reporter.report, node_id=self.node_id,
+        ctrl = TaskController(task, self.runtime, self._report, node_id=self.node_id,
                               cluster_id=self.cluster_id, node_hostname=self.hostname,
                               container=container, log=self.log, files=self.files,
                               network=self.networking, clock=self.clock)
@@ -433,6 +440,7 @@ class Agent:
     def _controller_done(self, ctrl: TaskController, job: asyncio.Task[None]) -> None:
         if self._controllers.get(ctrl.task_id) is ctrl:
             del self._controllers[ctrl.task_id]
+        self.volumes.poke()  # its container (and anonymous volumes) may be gone
         if not job.cancelled() and job.exception() is not None:
             self.log.error("controller of task %s crashed: %r", ctrl.task_id, job.exception())
 
@@ -484,6 +492,28 @@ class Agent:
                 self.log.error("container cleanup crashed: %r", j.exception())
         job.add_done_callback(finished)
 
+    # ---------------------------------------------------------- volumes ---
+
+    def _report(self, task_id: str, status: pb.TaskStatus) -> None:
+        """Queues a task's status; a container that started or ended may have
+        created or released volumes, so the volume list is looked at again."""
+        self.reporter.report(task_id, status)
+        if status.state == pb.RUNNING or model.is_terminal(status.state):
+            self.volumes.poke()
+
+    async def _send_volumes(self, stub: dgrpc.DispatcherStub, session_id: str,
+                            volumes: list[pb.NodeVolume]) -> None:
+        await stub.UpdateVolumes(dpb.UpdateVolumesRequest(session_id=session_id,
+                                                          volumes=volumes),
+                                 timeout=STATUS_RPC_TIMEOUT)
+
+    async def _answer_volume(self, stub: dgrpc.DispatcherStub, session_id: str,
+                             result: dpb.VolumeResultRequest) -> None:
+        sent = dpb.VolumeResultRequest()
+        sent.CopyFrom(result)
+        sent.session_id = session_id
+        await stub.VolumeResult(sent, timeout=STATUS_RPC_TIMEOUT)
+
     # ------------------------------------------------------------- logs ---
 
     def _local_task(self, task_id: str) -> LocalTask | None:
@@ -494,6 +524,7 @@ class Agent:
 
     async def _shutdown(self) -> None:
         await self._logs.reset()
+        await self.volumes.close()
         controllers = list(self._controllers.values())
         await asyncio.gather(*(ctrl.cancel() for ctrl in controllers), return_exceptions=True)
         for job in list(self._background):

@@ -14,6 +14,7 @@ bounded by a timeout except the ones that wait for a container by design
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fcntl
 import json
@@ -34,8 +35,10 @@ from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_me
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number)
 from worker.podman_wire import image_health as wire_image_health
+from worker import podman_volumes
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
-                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
+                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_,
+                            VolumeInfo)
 
 API = "/v4.0.0/libpod"
 ENV_ROOT = "SHOAL_PODMAN_ROOT"
@@ -538,6 +541,19 @@ class PodmanRuntime(Runtime):
                 os.kill(pid, 9)
         except (RuntimeError_, OSError, ValueError) as err:
             self.log.info("exec %s: could not kill it after its timeout: %s", exec_id[:12], err)
+
+    async def list_volumes(self) -> builtins.list[VolumeInfo]:
+        """libpod's volume list (`GET /volumes/json`), sorted by name."""
+        _, data = await self._call("GET", "/volumes/json")
+        return podman_volumes.volumes_from(data)
+
+    async def remove_volume(self, name: str) -> None:
+        """`DELETE /volumes/{name}` without force: podman refuses while a container uses it."""
+        response = await self._request("DELETE", f"/volumes/{quote(name, safe='')}")
+        raw = await self._body(response)
+        if response.status not in (200, 204):
+            raise podman_volumes.removal_error(name, response.status, maybe_json(raw),
+                                               response.reason)
 
     async def close(self) -> None:
         """Ends the event stream and closes idle connections; the service process keeps

@@ -7,6 +7,7 @@ runtime (`worker.podman`) and, later, a hollow one for scale tests.
 from __future__ import annotations
 
 import abc
+import builtins
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Sequence
 
@@ -24,6 +25,14 @@ class ImagePullError(RuntimeError_):
 
 class ContainerNotFound(RuntimeError_):
     """The container does not exist (any more)."""
+
+
+class VolumeNotFound(RuntimeError_):
+    """The engine has no volume of that name."""
+
+
+class VolumeInUse(RuntimeError_):
+    """The engine refuses to remove a volume a container uses (the message names them)."""
 
 
 @dataclass
@@ -95,6 +104,17 @@ class ImageHealth:
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class VolumeInfo:
+    """One named volume of the engine, as `Runtime.list_volumes` reports it."""
+    name: str
+    driver: str = "local"
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    mountpoint: str = ""
+    created_at: float = 0.0   # unix seconds, 0 when unknown
+
+
 @dataclass
 class LogLine:
     stream: str    # "stdout" | "stderr"
@@ -164,6 +184,15 @@ class Runtime(abc.ABC):
         """The HEALTHCHECK the (present) image declares, None when it declares none.
         Engines that cannot tell keep this default."""
         return None
+
+    async def list_volumes(self) -> builtins.list[VolumeInfo]:
+        """Every named volume the engine holds. Engines without volumes keep this default."""
+        return []
+
+    async def remove_volume(self, name: str) -> None:
+        """Removes the volume unless a container uses it; raises VolumeNotFound,
+        VolumeInUse (naming the containers) or RuntimeError_."""
+        raise VolumeNotFound(f"no such volume: {name}")
 
     async def close(self) -> None:
         """Releases connections and helper processes."""

@@ -3,8 +3,11 @@
 * `common`: the `Refusal` a rule raises (a gRPC-agnostic code and the exact
   message), object look-up and list order;
 * `nodes`, `services`, `tasks`, `networks`, `secrets` (secrets and configs),
-  `cluster`: the pure rules of each resource, from (current objects, request)
-  to the objects to write or a refusal; no I/O, no gRPC, no store access;
+  `cluster`, `volumes` (the nodes' named volumes): the pure rules of each
+  resource, from (current objects, request) to the objects to write or a
+  refusal; no I/O, no gRPC, no store access;
 * `server`: the thin `ControlServicer` that reads the store, calls a rule,
-  commits its actions and maps refusals to gRPC status codes.
+  commits its actions and maps refusals to gRPC status codes;
+* `volumecalls`: the volume calls, which reach a node's agent (through the
+  volume broker, or the leader when this manager does not lead).
 """

@@ -18,6 +18,7 @@ from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
 from manager.controlapi.common import Code, Refusal, find, listed
+from manager.controlapi.volumecalls import VolumeCalls
 from manager.logbroker import LogBroker
 from manager import ca
 from pki import node as pkinode
@@ -74,6 +75,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.node_addr = node_addr
         self.key_passphrase: Optional[bytes] = None  # a manager's private-key passphrase
         self.min_cert_expiry = POLICY_MIN_EXPIRY  # shortest --cert-expiry (node config)
+        self.volumes = VolumeCalls(store, node_id)  # the node sets its broker and leader channel
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     # ------------------------------------------------------------ helpers --
@@ -314,6 +316,23 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                            context: Context) -> cpb.RemoveConfigResponse:
         await self._remove_unused("config", request.config_id)
         return cpb.RemoveConfigResponse()
+
+    # ------------------------------------------------------------ volumes --
+
+    @refusals
+    async def ListVolumes(self, request: cpb.ListVolumesRequest,
+                          context: Context) -> cpb.ListVolumesResponse:
+        return self.volumes.list(request)
+
+    @refusals
+    async def RemoveVolume(self, request: cpb.RemoveVolumeRequest,
+                           context: Context) -> cpb.RemoveVolumeResponse:
+        return await self.volumes.remove(request, context)
+
+    @refusals
+    async def PruneVolumes(self, request: cpb.PruneVolumesRequest,
+                           context: Context) -> cpb.PruneVolumesResponse:
+        return await self.volumes.prune(request, context)
 
     # ------------------------------------------------------------ cluster --
 
