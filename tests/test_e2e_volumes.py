@@ -167,3 +167,36 @@ def _scenario(lab: Lab, image: str) -> None:
     assert not has_volume(lab, "manager1", "data") and has_volume(lab, "manager2", "data")
     wait(lambda: ls_rows(lab) == [("manager2", "data", "")], REPORT_TIMEOUT,
          "volume ls to follow the removals")
+
+
+def test_a_global_service_makes_its_volume_on_every_node(lab: Lab, image: str) -> None:
+    """No volume made by hand: each node's agent creates `shared` (with its label) for
+    its task; `volume ls` shows it once per node with the service; `rm` is refused while
+    the task runs and works once the service is gone."""
+    try:
+        sw(lab, "service", "create", "-d", "--name", "glob", "--mode", "global",
+           "--stop-grace-period", "1s", "--mount",
+           "type=volume,source=shared,target=/data,volume-label=made=by-agent",
+           image, "sh", "-c", "hostname > /data/who; exec sleep 3600")
+        wait(lambda: len(running_tasks(lab, "glob")) == 3, 90, "a glob task on every node")
+        wait(lambda: ls_rows(lab, "--filter", "name=shared") == [
+            (name, "shared", "glob") for name in NODES], REPORT_TIMEOUT,
+            "shared once per node, used by glob")
+        for name in NODES:
+            got = lab.podman(name, "volume", "inspect", "--format",
+                             "{{.Driver}} {{.Labels.made}}", "shared").stdout.split()
+            assert got == ["local", "by-agent"], (name, got)
+        refused = sw(lab, "volume", "rm", "--node", "worker1", "shared", check=False)
+        assert refused.returncode == 1 and "volume is in use" in refused.stderr, refused.stderr
+        assert has_volume(lab, "worker1", "shared")
+        sw(lab, "service", "rm", "glob")
+        wait(lambda: not lab.containers("label=com.shoal.service.name=glob", all_states=True),
+             60, "the glob containers to be removed")
+        assert all(has_volume(lab, name, "shared") for name in NODES), \
+            "a volume went with its service"
+        out = sw(lab, "volume", "rm", "--node", "worker1", "shared").stdout
+        assert out.split() == ["shared"] and not has_volume(lab, "worker1", "shared")
+    finally:
+        sw(lab, "service", "rm", "glob", check=False)
+        for name in NODES:
+            lab.podman(name, "volume", "rm", "-f", "shared")
