@@ -13,11 +13,10 @@ import datetime
 import re
 from typing import Optional
 
-import grpc
 
 from cli import format as fmt
 from cli import pretty, specs
-from cli.client import CLIError, describe_rpc_error
+from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
 from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
@@ -169,7 +168,7 @@ def remove(ctx: Context, ns: argparse.Namespace) -> int:
         try:
             service = ctx.get_service(name)
             ctx.call("RemoveService", cpb.RemoveServiceRequest(service_id=service.id))
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
             continue
@@ -292,7 +291,7 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     for ref in ns.services:
         try:
             services.append(ctx.get_service(ref))
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
     if ns.pretty:

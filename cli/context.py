@@ -13,9 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TextIO
 
-import grpc
-
-from cli.client import CLIError, Client, describe_rpc_error, is_not_found
+from cli.client import CLIError, Client, RpcFailure, describe_rpc_error, is_not_found
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -53,7 +51,7 @@ class Context:
         try:
             action()
             return True
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             self.warn(describe_rpc_error(exc, self.host, self.debug))
         except CLIError as exc:
             self.warn(exc.message)
@@ -64,6 +62,9 @@ class Context:
 
     def close(self) -> None:
         if self._client is not None:
+            if self.debug:
+                for reason in getattr(self._client, "fallbacks", ()):
+                    self.warn(f"debug: made through grpcio instead: {reason}")
             self._client.close()
 
     # ------------------------------------------------------------ lookups ----
@@ -85,7 +86,7 @@ class Context:
             ref = self.info().node_id
         try:
             return self.call("GetNode", cpb.GetNodeRequest(node_id=ref)).node
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             if not is_not_found(exc):
                 raise
         nodes = self.nodes()

@@ -25,9 +25,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import grpc
-
-from cli.client import CLIError, describe_rpc_error, resolve_host
+from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import rewrite_bool_assignments
 from cli.parsing import UsageError, parse_duration
@@ -166,7 +164,7 @@ def _run(ns: argparse.Namespace) -> int:
     except CLIError as exc:
         print(exc.message, file=sys.stderr)
         return exc.code
-    except grpc.RpcError as exc:
+    except RpcFailure as exc:
         if debug:
             traceback.print_exc()
         host = ctx.host if ctx is not None else resolve_host(ns.host)

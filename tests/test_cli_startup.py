@@ -64,7 +64,23 @@ def within(modules: set[str], packages: tuple[str, ...] | list[str]) -> list[str
 def test_client_commands_load_no_server_code(argv: list[str]) -> None:
     code, modules, err = run_fresh([*NOWHERE, *argv])
     assert code == 1 and "Cannot connect to the swarm node" in err, err
-    assert "cli.client" in modules and "grpc" in modules   # it did reach the call
+    assert "cli.client" in modules and "cli.fastcall" in modules   # it did reach the call
+    assert within(modules, SERVER_CODE) == []
+
+
+@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"]])
+def test_list_commands_load_no_grpc(argv: list[str]) -> None:
+    """Their reads go through cli.fastcall: grpc's import alone would take half their time."""
+    code, modules, err = run_fresh([*NOWHERE, *argv])
+    assert code == 1 and "Cannot connect to the swarm node" in err, err
+    assert within(modules, ["grpc", "cli.grpc_transport", "proto.control_pb2_grpc"]) == []
+
+
+def test_a_write_loads_grpc() -> None:
+    """Writes are made by grpcio (loaded when the call is made)."""
+    code, modules, err = run_fresh([*NOWHERE, "network", "create", "backend"])
+    assert code == 1 and "Cannot connect to the swarm node" in err, err
+    assert "grpc" in modules and "cli.grpc_transport" in modules
     assert within(modules, SERVER_CODE) == []
 
 
