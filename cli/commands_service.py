@@ -4,7 +4,8 @@ Owns the service verbs' behaviour on top of the Control API: which calls
 they make, in which order, what they print and their exit codes. Updates
 read the service, edit a copy of its spec and send it back with the version
 they read. Spec building lives in `cli.specs`, tables in `cli.format`,
-progress in `cli.progress`.
+progress in `cli.progress`, the task listing shared with `node ps` in
+`cli.tasklist`.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import argparse
 import datetime
 import re
 from typing import Optional
-
 
 from cli import format as fmt
 from cli import pretty, specs
@@ -22,12 +22,12 @@ from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list
 from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
                          parse_replicas)
 from cli.progress import Timeout, Waiter
+from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
 SERVICE_FILTERS = ("id", "name", "label", "mode")
-TASK_FILTERS = ("id", "name", "node", "desired-state", "service")
 _SCALE_ARG = re.compile(r"^([^=]+)=(.*)$")
 
 
@@ -217,58 +217,6 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     if text:
         ctx.print(text)
     return 0
-
-
-def _desired_state_matches(task: pb.Task, wanted: list[str]) -> bool:
-    if not wanted:
-        return True
-    for value in wanted:
-        v = value.lower()
-        if v == "running" and task.desired_state in (pb.RUNNING, pb.READY):
-            return True
-        if v == "shutdown" and task.desired_state >= pb.COMPLETE:
-            return True
-        if v == "accepted" and task.desired_state == pb.ACCEPTED:
-            return True
-        if v not in ("running", "shutdown", "accepted"):
-            raise UsageError(f'invalid desired-state filter "{value}": expected running, '
-                             "shutdown or accepted")
-    return False
-
-
-def filter_tasks(tasks, filters, node_names: dict[str, str]) -> list[pb.Task]:
-    """Applies `service ps`/`node ps` filters client-side."""
-    states = filter_values(filters, "desired-state")
-    kept = []
-    for task in tasks:
-        if not _desired_state_matches(task, states):
-            continue
-        ok = True
-        for f in filters:
-            if f.key == "id" and not task.id.startswith(f.value):
-                ok = False
-            elif f.key == "name" and not fmt.task_base_name(task).startswith(f.value):
-                ok = False
-            elif f.key == "node" and f.value not in (task.node_id,
-                                                     node_names.get(task.node_id)):
-                ok = False
-        if ok:
-            kept.append(task)
-    return kept
-
-
-def print_tasks(ctx: Context, tasks, ns: argparse.Namespace, node_names: dict[str, str]) -> None:
-    """`service ps`/`node ps` output for already filtered tasks."""
-    trunc = not ns.no_trunc
-    if ns.quiet:
-        for task in fmt.sort_tasks(tasks):
-            ctx.print(fmt.truncate_id(task.id) if trunc else task.id)
-        return
-    names = {} if ns.no_resolve else node_names
-    rows = fmt.task_rows(tasks, names, trunc=trunc)
-    text = render(ns.format, rows, fmt.TASK_FIELDS, fmt.TASK_TEMPLATE_FIELDS)
-    if text:
-        ctx.print(text)
 
 
 def ps(ctx: Context, ns: argparse.Namespace) -> int:

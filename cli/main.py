@@ -21,7 +21,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -165,8 +164,8 @@ def _run(ns: argparse.Namespace) -> int:
         print(exc.message, file=sys.stderr)
         return exc.code
     except RpcFailure as exc:
-        if debug:
-            traceback.print_exc()
+        if debug:   # the interpreter's own printer: the traceback module costs start-up time
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
         host = ctx.host if ctx is not None else resolve_host(ns.host)
         print(describe_rpc_error(exc, host, debug), file=sys.stderr)
         return 1
