@@ -18,8 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 from cli import fastcall
 from cli.fastcall import RpcFailure as RpcFailure
@@ -49,8 +48,7 @@ class CLIError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """Where the node's control API listens."""
 
     host: str        # as the user gave it (for messages)

@@ -26,7 +26,6 @@ import _socket
 import errno
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Optional
 
 from cli.hpack import Decoder, HpackError, Huffman, Text, encode_headers
@@ -162,14 +161,17 @@ def strip_padding(flags: int, payload: bytes, priority: bool = False) -> bytes:
     return payload[start:end]
 
 
-@dataclass
 class Response:
-    """What the server sent on the call's stream so far."""
+    """What the server sent on the call's stream so far (a plain class: the CLI's
+    start-up path does without the dataclasses module)."""
 
-    headers: Optional[dict[bytes, bytes]] = None
-    trailers: Optional[dict[bytes, bytes]] = None
-    data: list[bytes] = field(default_factory=list)
-    received: int = 0
+    def __init__(self, headers: Optional[dict[bytes, bytes]] = None,
+                 trailers: Optional[dict[bytes, bytes]] = None,
+                 data: Optional[list[bytes]] = None) -> None:
+        self.headers = headers
+        self.trailers = trailers
+        self.data: list[bytes] = [] if data is None else data
+        self.received = 0
 
 
 def header_dict(fields: list[tuple[Text, Text]], needed: tuple[bytes, ...]) -> dict[bytes, bytes]:

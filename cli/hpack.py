@@ -11,7 +11,6 @@ decides whether it can do without it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Union
 
 # RFC 7541 Appendix A: indices 1..61.
@@ -114,22 +113,19 @@ def entry_size(name: bytes, value: bytes) -> int:
     return len(name) + len(value) + ENTRY_OVERHEAD
 
 
-@dataclass
 class Decoder:
     """One connection's HPACK decoding context (the dynamic table survives between blocks).
 
     `max_size` is what this side announced as SETTINGS_HEADER_TABLE_SIZE: the
     encoder may shrink the table below it with size updates, never grow it past.
+    (A plain class: the CLI's start-up path does without the dataclasses module.)
     """
 
-    max_size: int = DEFAULT_TABLE_SIZE
-    table: list[tuple[Text, Text]] = field(default_factory=list)   # newest first
-    size: int = 0
-    limit: int = -1      # the table's current maximum size (set by updates)
-
-    def __post_init__(self) -> None:
-        if self.limit < 0:
-            self.limit = self.max_size
+    def __init__(self, max_size: int = DEFAULT_TABLE_SIZE) -> None:
+        self.max_size = max_size
+        self.table: list[tuple[Text, Text]] = []    # newest first
+        self.size = 0                                # RFC 7541 §4.1 sizes of the entries
+        self.limit = max_size    # the table's current maximum size (set by updates)
 
     def lookup(self, index: int) -> tuple[Text, Text]:
         if index <= 0:

@@ -21,8 +21,7 @@ import argparse
 import importlib
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host
 from cli.context import Context
@@ -30,8 +29,7 @@ from cli.flags import rewrite_bool_assignments
 from cli.parsing import UsageError, parse_duration
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One top-level command of the table."""
 
     name: str
