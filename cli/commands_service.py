@@ -303,19 +303,25 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _declare_create(parser: argparse.ArgumentParser) -> None:
+    add_service_flags(parser, update=False)
+    parser.set_defaults(handler=create)
+
+
+def _declare_update(parser: argparse.ArgumentParser) -> None:
+    add_service_flags(parser, update=True)
+    parser.set_defaults(handler=update)
+
+
 def declare_service(parser: argparse.ArgumentParser) -> None:
     """Declares `swarm service create|update|rollback|ls|ps|inspect|scale|rm|logs` on `parser`."""
     ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     ssub.required = True
 
-    p = ssub.add_parser("create", help="Create a new service",
-                        usage="swarm service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
-    add_service_flags(p, update=False)
-    p.set_defaults(handler=create)
-
-    p = ssub.add_parser("update", help="Update a service")
-    add_service_flags(p, update=True)
-    p.set_defaults(handler=update)
+    # create and update have over a hundred options: declared only when one of them runs
+    ssub.add_parser("create", help="Create a new service", declare=_declare_create,
+                    usage="swarm service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+    ssub.add_parser("update", help="Update a service", declare=_declare_update)
 
     p = ssub.add_parser("rollback", help="Revert changes to a service's configuration")
     bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the service "
