@@ -181,7 +181,7 @@ def header_dict(fields: list[tuple[Text, Text]], needed: tuple[bytes, ...]) -> d
         if isinstance(name, Huffman):
             raise Unsupported("Huffman-coded header name")
         if name in needed and isinstance(value, Huffman):
-            raise Unsupported(f"Huffman-coded value of {name.decode()}")
+            raise Unsupported(f"Huffman-coded value of {name.decode(errors='replace')}")
         out[bytes(name)] = bytes(value)
     return out
 
@@ -291,6 +291,8 @@ class Connection:
                 if not flags & ACK:
                     self.send(frame(PING, ACK, 0, payload))
             elif kind == GOAWAY and stream == 0:
+                if len(payload) < 8:
+                    raise Unsupported(f"GOAWAY frame of {len(payload)} bytes")
                 last_stream, error = struct.unpack(">II", payload[:8])
                 if error or (last_stream & MAX_WINDOW) < STREAM:
                     raise Unsupported(f"GOAWAY (error {error}) before the call ended")

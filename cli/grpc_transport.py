@@ -23,7 +23,7 @@ def failure(err: grpc.RpcError) -> RpcFailure:
     """The CLI's error for a failed grpcio call (code name and details)."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else str(err)) or ""
-    return RpcFailure(code.name, details)
+    return RpcFailure(getattr(code, "name", "UNKNOWN"), details)
 
 
 class Stream:

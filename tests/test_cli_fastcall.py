@@ -212,6 +212,16 @@ def test_a_response_in_pieces_with_padding_continuation_settings_and_ping() -> N
     peer.close()
 
 
+def test_a_graceful_goaway_lets_the_call_finish() -> None:
+    conn, peer = server_frames(
+        fc.frame(fc.GOAWAY, 0, 0, struct.pack(">II", 1, 0)),    # stream 1 still served
+        fc.frame(fc.HEADERS, fc.END_HEADERS, 1, OK_HEADERS),
+        fc.frame(fc.DATA, 0, 1, b"\0\0\0\0\x01z"),
+        fc.frame(fc.HEADERS, fc.END_HEADERS | fc.END_STREAM, 1, OK_TRAILERS))
+    assert fc.message_of(conn.exchange(1024), 1024) == b"z"
+    peer.close()
+
+
 def test_trailers_only_carries_the_status() -> None:
     block = headers_block((b":status", b"200"), (b"content-type", b"application/grpc"),
                           (b"grpc-status", b"5"), (b"grpc-message", b"No such node: x%20y"))
@@ -223,6 +233,7 @@ def test_trailers_only_carries_the_status() -> None:
 @pytest.mark.parametrize("frames, reason", [
     ([fc.frame(fc.RST_STREAM, 0, 1, b"\0\0\0\x02")], "reset"),
     ([fc.frame(fc.GOAWAY, 0, 0, b"\0\0\0\0\0\0\0\x02")], "GOAWAY"),
+    ([fc.frame(fc.GOAWAY, 0, 0, b"\0\0\0\x01")], "GOAWAY frame of 4 bytes"),
     ([fc.frame(fc.HEADERS, fc.END_HEADERS, 1, OK_HEADERS)], "closed the connection"),
     ([fc.frame(fc.HEADERS, fc.END_HEADERS, 3, OK_HEADERS)], "on stream 3"),
     ([fc.frame(fc.HEADERS, 0, 1, OK_HEADERS), fc.frame(fc.DATA, 0, 1, b"x")], "interrupted"),
