@@ -1,23 +1,42 @@
-"""The `swarm` command's gRPC plumbing: reaching a node and explaining failures.
+"""The `swarm` command's Control API client: reaching a node and explaining failures.
 
 Owns turning a host string (`unix:///var/lib/shoal/swarm.sock`, `host:port`,
-`tcp://host:port`) into a channel and a Control stub, and turning a failed
-call into the one-line message a Docker user expects. Commands never touch
-grpc directly except through `Client` and `describe_rpc_error`.
+`tcp://host:port`) into a target, making calls on it, and turning a failed
+call into the one-line message a Docker user expects. Commands call through
+`Client` only and catch one error type, `RpcFailure` (code name and details).
+
+Two paths make the calls. Idempotent reads on a unix socket (`FAST_METHODS`)
+go through `cli.fastcall`, a small HTTP/2 client of the standard library;
+everything else (TCP and TLS targets, writes, streams, the LocalNode
+service, and any read the small client hands back as `Unsupported`) goes
+through grpcio (`cli.grpc_transport`), whose module is loaded on first need:
+`import grpc` alone costs 0.06-0.09 s, more than half of what a `swarm node
+ls` may take.
 """
 from __future__ import annotations
 
+import importlib
 import os
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+import time
+from typing import Any, Mapping, NamedTuple, Optional
 
-import grpc
-
-from proto import control_pb2_grpc
+from cli import fastcall
+from cli.fastcall import RpcFailure as RpcFailure
+from proto import control_pb2 as cpb
 
 DEFAULT_HOST = "unix:///var/lib/shoal/swarm.sock"
 HOST_ENV = "SWARM_HOST"
 CALL_TIMEOUT = 30.0  # seconds, for unary calls
+MAX_MESSAGE = 64 * 1024 * 1024  # bytes, the largest response the CLI accepts
+CONTROL = cpb.DESCRIPTOR.services_by_name["Control"]
+# Control methods that only read: the ones `cli.fastcall` may make (and, after
+# anything unexpected, make again with grpcio).
+FAST_METHODS = frozenset({
+    "Info", "GetNode", "ListNodes", "GetService", "ListServices", "GetTask", "ListTasks",
+    "GetNetwork", "ListNetworks", "GetSecret", "ListSecrets", "GetConfig", "ListConfigs",
+    "GetCluster", "ListClusters", "ListVolumes",
+})
+GRPC_TRANSPORT = "cli.grpc_transport"
 
 
 class CLIError(Exception):
@@ -29,13 +48,20 @@ class CLIError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """Where the node's control API listens."""
 
     host: str        # as the user gave it (for messages)
     address: str     # what grpc dials
     is_unix: bool
+
+    @property
+    def socket_path(self) -> str:
+        """The unix socket's path (unix targets only)."""
+        for scheme in ("unix://", "unix:"):
+            if self.address.startswith(scheme):
+                return self.address[len(scheme):]
+        return self.address
 
 
 def resolve_host(flag_value: Optional[str], env: Optional[Mapping[str, str]] = None) -> str:
@@ -65,35 +91,65 @@ def parse_target(host: str) -> Target:
     return Target(host, text, False)
 
 
-def open_channel(target: Target,
-                 credentials: Optional[grpc.ChannelCredentials] = None) -> grpc.Channel:
-    """Opens a channel to the node; TCP uses `credentials` (TLS) when given."""
-    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    if credentials is not None and not target.is_unix:
-        return grpc.secure_channel(target.address, credentials, options=options)
-    return grpc.insecure_channel(target.address, options=options)
-
-
 class Client:
-    """The Control API of one node, with the CLI's default deadline on each call."""
+    """The Control API of one node, with the CLI's default deadline on each call.
 
-    def __init__(self, host: str, credentials: Optional[grpc.ChannelCredentials] = None,
+    `credentials` (a grpc.ChannelCredentials) secure TCP targets. `fast_calls`
+    counts the calls `cli.fastcall` answered, `fallbacks` says why others
+    that could have gone that way went through grpcio.
+    """
+
+    def __init__(self, host: str, credentials: Optional[Any] = None,
                  timeout: float = CALL_TIMEOUT) -> None:
         self.target = parse_target(host)
         self.timeout = timeout
-        self._channel = open_channel(self.target, credentials)
-        self.stub = control_pb2_grpc.ControlStub(self._channel)
+        self.credentials = credentials
+        self.fast_calls = 0
+        self.fallbacks: list[str] = []
+        self._grpc: Optional[Any] = None    # a cli.grpc_transport.Channel, opened on need
+
+    @property
+    def channel(self) -> Any:
+        """The grpcio channel (cli.grpc_transport.Channel), opened on first use."""
+        if self._grpc is None:
+            # By name, so that a command that never needs grpcio never loads it.
+            transport = importlib.import_module(GRPC_TRANSPORT)
+            self._grpc = transport.Channel(self.target.address, self.target.is_unix,
+                                           self.credentials)
+        return self._grpc
 
     def call(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
         """Calls a unary Control method by name, e.g. call("GetService", req)."""
-        return getattr(self.stub, method)(request, timeout=timeout or self.timeout)
+        timeout = timeout or self.timeout
+        if self.target.is_unix and method in FAST_METHODS:
+            started = time.monotonic()
+            try:
+                return self._fast_call(method, request, timeout)
+            except fastcall.Unsupported as exc:
+                self.fallbacks.append(f"{method}: {exc}")
+            timeout = max(0.001, timeout - (time.monotonic() - started))
+        return self.channel.call(self.channel.control, method, request, timeout)
+
+    def _fast_call(self, method: str, request: Any, timeout: float) -> Any:
+        rpc = CONTROL.methods_by_name[method]
+        data = fastcall.unary_call(self.target.socket_path, f"/{CONTROL.full_name}/{method}",
+                                   request.SerializeToString(), timeout, MAX_MESSAGE)
+        response = getattr(cpb, rpc.output_type.name).FromString(data)
+        self.fast_calls += 1
+        return response
+
+    def local_call(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
+        """Calls a unary LocalNode method (the node's own socket) by name."""
+        return self.channel.call(self.channel.local, method, request, timeout or self.timeout)
 
     def stream(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
-        """Calls a server-streaming Control method; returns the response iterator."""
-        return getattr(self.stub, method)(request, timeout=timeout)
+        """Calls a server-streaming Control method; iterate the result, or cancel() it."""
+        return self.channel.stream(method, request, timeout)
 
     def close(self) -> None:
-        self._channel.close()
+        if self._grpc is not None:
+            self._grpc.close()
+            self._grpc = None
 
     def __enter__(self) -> "Client":
         return self
@@ -107,26 +163,34 @@ _CONNECT_HINTS = ("failed to connect", "connection refused", "no such file",
                   "name resolution", "unreachable", "timeout occurred")
 
 
-def describe_rpc_error(err: grpc.RpcError, host: str, debug: bool = False) -> str:
-    """Turns a failed call into the line printed on stderr."""
-    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+def code_name(err: Any) -> str:
+    """The status code's name of a failed call ("NOT_FOUND"), from an RpcFailure or a
+    grpc.RpcError alike."""
+    code = err.code() if hasattr(err, "code") else "UNKNOWN"
+    return str(getattr(code, "name", code))
+
+
+def describe_rpc_error(err: Any, host: str, debug: bool = False) -> str:
+    """Turns a failed call (an RpcFailure, or anything with code() and details()) into the
+    line printed on stderr."""
+    code = code_name(err)
     details = (err.details() if hasattr(err, "details") else str(err)) or ""
     low = details.lower()
-    suffix = f" ({code.name}: {details})" if debug else ""
-    if code == grpc.StatusCode.UNAVAILABLE and "permission denied" in low:
+    suffix = f" ({code}: {details})" if debug else ""
+    if code == "UNAVAILABLE" and "permission denied" in low:
         return (f"Got permission denied while trying to connect to the swarm node at {host}: "
                 f"run the command as root or with access to the socket{suffix}")
-    if code == grpc.StatusCode.UNAVAILABLE and (not details or any(h in low for h in _CONNECT_HINTS)):
+    if code == "UNAVAILABLE" and (not details or any(h in low for h in _CONNECT_HINTS)):
         return (f"Cannot connect to the swarm node at {host}. "
                 f"Is the node running (swarm init / swarm daemon)?{suffix}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+    if code == "DEADLINE_EXCEEDED":
         return f"Error: the swarm node at {host} did not answer in time{suffix}"
-    if code == grpc.StatusCode.NOT_FOUND:
+    if code == "NOT_FOUND":
         return f"Error: {details}"
-    if code == grpc.StatusCode.UNIMPLEMENTED:
+    if code == "UNIMPLEMENTED":
         return f"Error: the swarm node at {host} does not support this command ({details})"
-    return f"Error response from daemon: {details}" + (f" [{code.name}]" if debug else "")
+    return f"Error response from daemon: {details}" + (f" [{code}]" if debug else "")
 
 
-def is_not_found(err: grpc.RpcError) -> bool:
-    return hasattr(err, "code") and err.code() == grpc.StatusCode.NOT_FOUND
+def is_not_found(err: Any) -> bool:
+    return code_name(err) == "NOT_FOUND"

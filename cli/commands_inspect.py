@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-import grpc
 from google.protobuf.message import Message
 
 from cli import format as fmt
-from cli.client import CLIError, describe_rpc_error
+from cli.client import CLIError, RpcFailure, describe_rpc_error, is_not_found
 from cli.context import Context
 from proto import control_pb2 as cpb
 
@@ -43,8 +42,8 @@ def _lookup(ctx: Context, ref: str, kinds: list[str]) -> tuple[Message | None, s
     for kind in kinds:
         try:
             return LOOKUPS[kind](ctx, ref), ""
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
+        except RpcFailure as exc:
+            if not is_not_found(exc):
                 return None, describe_rpc_error(exc, ctx.host, ctx.debug)
         except CLIError as exc:  # no such node (or an ambiguous name)
             if len(kinds) == 1:

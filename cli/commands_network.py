@@ -16,10 +16,9 @@ import ipaddress
 import json
 from typing import Iterable, Mapping, Sequence
 
-import grpc
 
 from cli import format as fmt
-from cli.client import describe_rpc_error
+from cli.client import RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.parsing import UsageError, filter_values, label_matches, parse_filters
 from cli.templates import render, tabulate
@@ -228,7 +227,7 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     for ref in ns.networks:
         try:
             found.append(ctx.call("GetNetwork", cpb.GetNetworkRequest(network_id=ref)).network)
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
     if found:

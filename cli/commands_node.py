@@ -11,10 +11,10 @@ import argparse
 from cli import format as fmt
 from cli import pretty
 from cli.client import CLIError
-from cli.commands_service import TASK_FILTERS, filter_tasks, print_tasks
 from cli.context import Context
 from cli.flags import list_flags, task_list_flags
 from cli.parsing import UsageError, filter_values, parse_filters, parse_kv
+from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb

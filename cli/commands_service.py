@@ -4,7 +4,8 @@ Owns the service verbs' behaviour on top of the Control API: which calls
 they make, in which order, what they print and their exit codes. Updates
 read the service, edit a copy of its spec and send it back with the version
 they read. Spec building lives in `cli.specs`, tables in `cli.format`,
-progress in `cli.progress`.
+progress in `cli.progress`, the task listing shared with `node ps` in
+`cli.tasklist`.
 """
 from __future__ import annotations
 
@@ -13,22 +14,20 @@ import datetime
 import re
 from typing import Optional
 
-import grpc
-
 from cli import format as fmt
 from cli import pretty, specs
-from cli.client import CLIError, describe_rpc_error
+from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
 from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
                          parse_replicas)
 from cli.progress import Timeout, Waiter
+from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
 SERVICE_FILTERS = ("id", "name", "label", "mode")
-TASK_FILTERS = ("id", "name", "node", "desired-state", "service")
 _SCALE_ARG = re.compile(r"^([^=]+)=(.*)$")
 
 
@@ -169,7 +168,7 @@ def remove(ctx: Context, ns: argparse.Namespace) -> int:
         try:
             service = ctx.get_service(name)
             ctx.call("RemoveService", cpb.RemoveServiceRequest(service_id=service.id))
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
             continue
@@ -220,58 +219,6 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _desired_state_matches(task: pb.Task, wanted: list[str]) -> bool:
-    if not wanted:
-        return True
-    for value in wanted:
-        v = value.lower()
-        if v == "running" and task.desired_state in (pb.RUNNING, pb.READY):
-            return True
-        if v == "shutdown" and task.desired_state >= pb.COMPLETE:
-            return True
-        if v == "accepted" and task.desired_state == pb.ACCEPTED:
-            return True
-        if v not in ("running", "shutdown", "accepted"):
-            raise UsageError(f'invalid desired-state filter "{value}": expected running, '
-                             "shutdown or accepted")
-    return False
-
-
-def filter_tasks(tasks, filters, node_names: dict[str, str]) -> list[pb.Task]:
-    """Applies `service ps`/`node ps` filters client-side."""
-    states = filter_values(filters, "desired-state")
-    kept = []
-    for task in tasks:
-        if not _desired_state_matches(task, states):
-            continue
-        ok = True
-        for f in filters:
-            if f.key == "id" and not task.id.startswith(f.value):
-                ok = False
-            elif f.key == "name" and not fmt.task_base_name(task).startswith(f.value):
-                ok = False
-            elif f.key == "node" and f.value not in (task.node_id,
-                                                     node_names.get(task.node_id)):
-                ok = False
-        if ok:
-            kept.append(task)
-    return kept
-
-
-def print_tasks(ctx: Context, tasks, ns: argparse.Namespace, node_names: dict[str, str]) -> None:
-    """`service ps`/`node ps` output for already filtered tasks."""
-    trunc = not ns.no_trunc
-    if ns.quiet:
-        for task in fmt.sort_tasks(tasks):
-            ctx.print(fmt.truncate_id(task.id) if trunc else task.id)
-        return
-    names = {} if ns.no_resolve else node_names
-    rows = fmt.task_rows(tasks, names, trunc=trunc)
-    text = render(ns.format, rows, fmt.TASK_FIELDS, fmt.TASK_TEMPLATE_FIELDS)
-    if text:
-        ctx.print(text)
-
-
 def ps(ctx: Context, ns: argparse.Namespace) -> int:
     filters = parse_filters(ns.filter, TASK_FILTERS)
     services = [ctx.get_service(ref) for ref in ns.services]
@@ -292,7 +239,7 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     for ref in ns.services:
         try:
             services.append(ctx.get_service(ref))
-        except grpc.RpcError as exc:
+        except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
     if ns.pretty:
@@ -356,19 +303,25 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _declare_create(parser: argparse.ArgumentParser) -> None:
+    add_service_flags(parser, update=False)
+    parser.set_defaults(handler=create)
+
+
+def _declare_update(parser: argparse.ArgumentParser) -> None:
+    add_service_flags(parser, update=True)
+    parser.set_defaults(handler=update)
+
+
 def declare_service(parser: argparse.ArgumentParser) -> None:
     """Declares `swarm service create|update|rollback|ls|ps|inspect|scale|rm|logs` on `parser`."""
     ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     ssub.required = True
 
-    p = ssub.add_parser("create", help="Create a new service",
-                        usage="swarm service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
-    add_service_flags(p, update=False)
-    p.set_defaults(handler=create)
-
-    p = ssub.add_parser("update", help="Update a service")
-    add_service_flags(p, update=True)
-    p.set_defaults(handler=update)
+    # create and update have over a hundred options: declared only when one of them runs
+    ssub.add_parser("create", help="Create a new service", declare=_declare_create,
+                    usage="swarm service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+    ssub.add_parser("update", help="Update a service", declare=_declare_update)
 
     p = ssub.add_parser("rollback", help="Revert changes to a service's configuration")
     bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the service "

@@ -15,17 +15,14 @@ import getpass
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, cast
+from typing import Callable, Optional
 
-import grpc
-
-from cli.client import CLIError
 from cli import environment
+from cli.client import CLIError, RpcFailure
 from cli.context import Context
 from cli.flags import bool_flag
 from cli.parsing import UsageError, format_duration, parse_bool, parse_duration
 from proto import control_pb2 as cpb
-from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
 
 ROLES = ("worker", "manager")
@@ -216,17 +213,16 @@ def read_key(prompt: str = "Please enter unlock key: ") -> str:
 def unlock(ctx: Context, ns: argparse.Namespace,
            read: Callable[[], str] = read_key) -> int:
     """`swarm unlock`: only on the node's own socket, only when it is locked."""
-    stub = control_pb2_grpc.LocalNodeStub(ctx.client._channel)
     if not ctx.client.target.is_unix:
         raise CLIError("Error: swarm unlock works on the node's own socket only: run it on "
                        "the locked manager (-H unix:///path/swarm.sock)")
-    if not stub.GetLockState(cpb.GetLockStateRequest(), timeout=10).locked:
+    if not ctx.client.local_call("GetLockState", cpb.GetLockStateRequest(), timeout=10).locked:
         raise CLIError(NOT_LOCKED)
     key = read().strip()
     if not key:
         raise CLIError("Error: no unlock key given: type it at the prompt or pass it on "
                        "standard input")
-    stub.Unlock(cpb.UnlockRequest(unlock_key=key), timeout=30)
+    ctx.client.local_call("Unlock", cpb.UnlockRequest(unlock_key=key), timeout=30)
     _wait_unlocked(ctx)
     return 0
 
@@ -240,8 +236,8 @@ def _wait_unlocked(ctx: Context, timeout: float = UNLOCK_WAIT) -> None:
         try:
             ctx.call("Info", cpb.InfoRequest(), timeout=5)
             return
-        except grpc.RpcError as exc:
-            last = cast(grpc.Call, exc).details()
+        except RpcFailure as exc:
+            last = exc.details()
         if time.monotonic() >= deadline:
             raise CLIError(f"Error: the node was unlocked but does not serve yet after "
                            f"{timeout:g}s ({last}); see its log")

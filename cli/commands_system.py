@@ -10,10 +10,9 @@ import platform
 import sys
 from importlib import metadata
 
-import grpc
 
 from cli import pretty
-from cli.client import describe_rpc_error
+from cli.client import RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.templates import Template
 from proto import control_pb2 as cpb
@@ -50,7 +49,7 @@ def version(ctx: Context, ns: argparse.Namespace) -> int:
     ctx.print("\n".join(lines))
     try:
         response = ctx.call("Info", cpb.InfoRequest())
-    except grpc.RpcError as exc:
+    except RpcFailure as exc:
         ctx.out.flush()
         ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
         return 1

@@ -21,20 +21,16 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-import grpc
-
-from cli.client import CLIError, describe_rpc_error, resolve_host
+from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host
 from cli.context import Context
 from cli.flags import rewrite_bool_assignments
+from cli.lazyparse import LazyParser
 from cli.parsing import UsageError, parse_duration
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One top-level command of the table."""
 
     name: str
@@ -78,37 +74,28 @@ COMMANDS: tuple[Command, ...] = (
 _BY_NAME = {command.name: command for command in COMMANDS}
 
 
-class CommandParser(argparse.ArgumentParser):
+class CommandParser(LazyParser):
     """The parser of one top-level command, declared by its module on first use.
 
     The top-level parser lists every command with its help line; a command's
     own arguments (and sub-commands) are declared only when argparse hands it
-    the rest of the command line, or when its help or usage is printed.
-    Parsers made below it (sub-commands) have no `command` and behave as plain
-    ArgumentParsers.
+    the rest of the command line, or when its help or usage is printed: then
+    the command's module is imported and its `declare_<name>` runs. Parsers
+    made below it (sub-commands) are LazyParsers (declared on use when their
+    module gives them a `declare`, plain ArgumentParsers otherwise).
     """
 
     def __init__(self, *args: Any, command: Optional[Command] = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._undeclared = command
-
-    def declare(self) -> None:
-        """Imports the command's module and lets it declare the arguments (once)."""
-        command, self._undeclared = self._undeclared, None
         if command is not None:
-            getattr(importlib.import_module(command.module), command.declarer)(self)
+            kwargs["declare"] = _declarer(command)
+        super().__init__(*args, **kwargs)
 
-    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
-        self.declare()
-        return super().parse_known_args(*args, **kwargs)
 
-    def format_usage(self) -> str:
-        self.declare()
-        return super().format_usage()
-
-    def format_help(self) -> str:
-        self.declare()
-        return super().format_help()
+def _declarer(command: Command) -> Callable[[argparse.ArgumentParser], None]:
+    """Imports the command's module (by name) and lets it declare the arguments."""
+    def declare(parser: argparse.ArgumentParser) -> None:
+        getattr(importlib.import_module(command.module), command.declarer)(parser)
+    return declare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,9 +154,9 @@ def _run(ns: argparse.Namespace) -> int:
     except CLIError as exc:
         print(exc.message, file=sys.stderr)
         return exc.code
-    except grpc.RpcError as exc:
-        if debug:
-            traceback.print_exc()
+    except RpcFailure as exc:
+        if debug:   # the interpreter's own printer: the traceback module costs start-up time
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
         host = ctx.host if ctx is not None else resolve_host(ns.host)
         print(describe_rpc_error(exc, host, debug), file=sys.stderr)
         return 1

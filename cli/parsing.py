@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from proto import objects_pb2 as pb
 
@@ -404,8 +403,7 @@ def parse_network(text: str) -> pb.NetworkAttachmentConfig:
 
 # -------------------------------------------------------------- filters ----
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     """One --filter key=value argument."""
 
     key: str

@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import grpc
 import pytest
 
 from cli import format as fmt
-from cli.client import CLIError
+from cli.client import CLIError, RpcFailure
 from cli.commands_inspect import inspect
 from cli.main import build_parser
 from cli.parsing import UsageError
@@ -66,12 +65,9 @@ def test_health_fields_in_templates_but_not_in_the_default_table() -> None:
     assert "HEALTH" not in table
 
 
-class NotFound(grpc.RpcError):
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.NOT_FOUND
-
-    def details(self) -> str:
-        return "not found"
+class NotFound(RpcFailure):
+    def __init__(self) -> None:
+        super().__init__("NOT_FOUND", "not found")
 
 
 class StubContext:

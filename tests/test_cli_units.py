@@ -11,11 +11,12 @@ import pytest
 from cli import format as fmt
 from cli import parsing, pretty, specs
 from cli.client import CLIError, describe_rpc_error, parse_target, resolve_host
-from cli.commands_service import filter_tasks, log_line, rollback_conflicts
+from cli.commands_service import log_line, rollback_conflicts
 from cli.flags import rewrite_bool_assignments
 from cli.main import build_parser, main
 from cli.parsing import UsageError
 from cli.progress import Timeout, Waiter, compute_progress, deadline_for
+from cli.tasklist import filter_tasks
 from cli.templates import Template, render, tabulate
 from proto import control_pb2 as cpb
 from proto import model

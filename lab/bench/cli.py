@@ -5,15 +5,20 @@ times whole `swarm` invocations as users run them: the venv's `swarm` console
 script as a subprocess, each one a fresh interpreter that parses its arguments,
 imports what the command needs, makes its Control API calls over the node's
 unix socket, prints the table and exits. In the same run, interleaved with the
-commands so that load on the machine affects all alike, it times two floors:
-`python -c pass` (interpreter start-up) and `python -c "import grpc"` (start-up
-plus the gRPC runtime every client command needs); a third line adds the
-Control API's generated messages and stub, what any gRPC client of Shoal loads. Every timed interpreter
+commands so that load on the machine affects all alike, it times floors:
+`python -c pass` (interpreter start-up); `python -c "import proto.control_pb2"`
+(start-up plus protobuf and the Control API's messages: what `swarm node ls`
+and `swarm service ls` load besides the CLI's own code, since their reads go
+through the CLI's small HTTP/2 client, cli.fastcall, without grpc);
+`python -c "import grpc"` (the gRPC runtime the CLI's writes and streams
+load); and grpc with the Control API's generated messages and stub, what any
+grpcio client of Shoal loads. Every timed interpreter
 may write and read bytecode caches (in a directory of its own under the run's
 temporary directory), as an installed `swarm` has them, even where the
 environment sets PYTHONDONTWRITEBYTECODE; the warm-up run fills them. Prints one
-figure per line: median and p90 per command, and each command's median over
-the grpc floor's.
+figure per line: median and p90 per command, each command's median over the
+grpc floor's, and its median minus the protobuf floor's (the CLI's own share:
+its modules, the calls, the output).
 
 Run: `python -m lab.bench.cli --runs 20`.
 """
@@ -94,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     swarm = swarm_command()
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import proto.control_pb2'": [sys.executable, "-c", "import proto.control_pb2"],
         "python -c 'import grpc'": [sys.executable, "-c", "import grpc"],
         "python -c 'import grpc, proto.control_pb2_grpc'":
             [sys.executable, "-c", "import grpc, proto.control_pb2_grpc"],
@@ -120,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             node.destroy()
     floor = statistics.median(samples["python -c 'import grpc'"])
+    messages = statistics.median(samples["python -c 'import proto.control_pb2'"])
     print(f"{opts.runs} runs each, one node with {opts.services} services, "
           f"command: {' '.join(swarm)}")
     for label, values in samples.items():
@@ -128,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         median = statistics.median(samples[label])
         print(f"ratio {label} / import grpc (medians): {median / floor:.2f} "
               f"(target median <= {TARGET:.2f} s)")
+    for label in ("swarm node ls", "swarm service ls"):
+        median = statistics.median(samples[label])
+        print(f"{label} minus import proto.control_pb2 (medians): {median - messages:.3f} s")
     return 0
 
 

@@ -1,0 +1,68 @@
+"""The CLI's grpcio path: a channel to one node and calls through grpcio's stubs.
+
+Owns opening the channel (insecure on a unix socket, TLS credentials on TCP
+when given), unary and server-streaming calls of the Control and LocalNode
+services, and turning grpc.RpcError into the CLI's `RpcFailure`. `cli.client`
+loads this module only when a call needs grpcio (TCP or TLS targets, writes,
+streams, the LocalNode service, or a fallback from `cli.fastcall`): importing
+grpc costs more than a whole `swarm node ls` may take.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+import grpc
+
+from cli.fastcall import RpcFailure
+from proto import control_pb2_grpc
+
+MAX_MESSAGE = 64 * 1024 * 1024   # bytes, the largest response the CLI accepts
+
+
+def failure(err: grpc.RpcError) -> RpcFailure:
+    """The CLI's error for a failed grpcio call (code name and details)."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = (err.details() if hasattr(err, "details") else str(err)) or ""
+    return RpcFailure(getattr(code, "name", "UNKNOWN"), details)
+
+
+class Stream:
+    """A server-streaming call's responses; failures arrive as RpcFailure."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self._call
+        except grpc.RpcError as exc:
+            raise failure(exc) from exc
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class Channel:
+    """A grpcio channel to the node with its Control and LocalNode stubs."""
+
+    def __init__(self, address: str, is_unix: bool,
+                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if credentials is not None and not is_unix:
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self.control = control_pb2_grpc.ControlStub(self._channel)
+        self.local = control_pb2_grpc.LocalNodeStub(self._channel)
+
+    def call(self, stub: Any, method: str, request: Any, timeout: Optional[float]) -> Any:
+        try:
+            return getattr(stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise failure(exc) from exc
+
+    def stream(self, method: str, request: Any, timeout: Optional[float]) -> Stream:
+        return Stream(getattr(self.control, method)(request, timeout=timeout))
+
+    def close(self) -> None:
+        self._channel.close()
