@@ -5,7 +5,8 @@ its own session so it outlives an agent killed with -9; an already-live socket
 is reused), where that podman keeps its containers and reads its registry
 configuration (`PodmanOptions`: the host's defaults unless the node's
 config names its own storage, as the lab's nodes do), the translation of
-`ContainerConfig` into libpod's SpecGenerator,
+`ContainerConfig` into libpod's SpecGenerator, the named volumes task
+mounts need (created on first use, reused, never removed here),
 image presence (pull when missing, remembered once seen), and the mapping of
 podman's answers and failures onto `worker.runtime` types. Every call is
 bounded by a timeout except the ones that wait for a container by design
@@ -32,10 +33,12 @@ from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
 from worker.podman_exits import ExitWatcher
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
-                                signal_number)
+                                signal_number, volume_create_body, volume_create_error,
+                                check_volume_driver)
 from worker.podman_wire import image_health as wire_image_health
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
-                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
+                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_,
+                            VolumeConfig)
 
 API = "/v4.0.0/libpod"
 ENV_ROOT = "SHOAL_PODMAN_ROOT"
@@ -333,6 +336,31 @@ class PodmanRuntime(Runtime):
                 raise RuntimeError_(f"create {config.name}: {err}") from err
         raise AssertionError("unreachable")
 
+    # ---- named volumes of task mounts (issue 12) ----
+
+    async def ensure_volume(self, volume: VolumeConfig) -> None:
+        """Reuses the volume when podman has it (a different driver asked for is refused),
+        creates it otherwise; a create that lost a race with another task's is a reuse."""
+        path = f"/volumes/{quote(volume.name, safe='')}/json"
+        for attempt in (0, 1):
+            status, existing = await self._call("GET", path, ok=(200, 404))
+            if status == 200:
+                check_volume_driver(volume, existing)
+                return
+            body = volume_create_body(volume, os.sysconf("SC_PAGE_SIZE"),
+                                      os.sysconf("SC_PHYS_PAGES"))
+            response = await self._request("POST", "/volumes/create", json_body=body)
+            data = maybe_json(await self._body(response))
+            if response.status in (200, 201):
+                self.log.info("created volume %s (driver %s)", volume.name, body["Driver"])
+                return
+            message = error_message(data, response.status, response.reason)
+            if "already exists" not in message or attempt == 1:
+                plugin = volume.driver not in ("", "local")   # which ones podman has
+                info = (await self._call("GET", "/info"))[1] if plugin else None
+                raise volume_create_error(volume, message, info)
+        raise AssertionError("unreachable")
+
     async def start(self, container_id: str) -> None:
         try:
             await self._call("POST", f"/containers/{container_id}/start", ok=(204, 304),
@@ -418,8 +446,10 @@ class PodmanRuntime(Runtime):
             raise RuntimeError_(f"container {state.name} still running after SIGKILL")
 
     async def remove(self, container_id: str) -> None:
+        # libpod's name for "with its anonymous volumes" is `volumes` (`v` is the
+        # Docker-compatible API's and is ignored here); named volumes always stay
         await self._call("DELETE", f"/containers/{container_id}", ok=(200, 204, 404),
-                         params={"force": True, "v": True, "timeout": 0})
+                         params={"force": True, "volumes": True, "timeout": 0})
 
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
         """podman's full inspect document (HostConfig, Config, State ...).

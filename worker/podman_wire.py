@@ -1,6 +1,8 @@
 """Translation between Shoal's runtime types and libpod's JSON.
 
-Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`), the log
+Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`: mounts,
+volumes, capabilities, sysctls, rlimits, extra hosts ...), VolumeConfig ->
+libpod volume create (`volume_create_body`), the log
 stream framing (`LogDemuxer`), podman's timestamps and signal names, and the
 decoding of error bodies and pull progress streams, an image's HEALTHCHECK
 (`image_health`). Pure functions, no I/O.
@@ -14,7 +16,8 @@ import signal as signal_module
 from calendar import timegm
 from typing import Any, Mapping
 
-from worker.runtime import HOST_NETWORK, ContainerConfig, ImageHealth, LogLine, RuntimeError_
+from worker.runtime import (HOST_NETWORK, TMPFS, VOLUME, ContainerConfig, ImageHealth, LogLine,
+                            Mount, RuntimeError_, VolumeConfig)
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _TIME_RE = re.compile(
@@ -185,10 +188,23 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
                          "quota": max(1000, config.nano_cpus * period // 1_000_000_000)}
     if limits:
         spec["resource_limits"] = limits
-    if config.mounts:
-        spec["mounts"] = [{"destination": m.target, "type": "bind", "source": m.source,
-                           "options": ["rbind", "ro" if m.read_only else "rw"]}
-                          for m in config.mounts]
+    mounts = [_mount(m) for m in config.mounts if m.type != VOLUME]
+    if mounts:
+        spec["mounts"] = mounts
+    volumes = [_volume(m) for m in config.mounts if m.type == VOLUME]
+    if volumes:
+        spec["volumes"] = volumes
+    if config.capabilities is not None:
+        # the exact set: nothing of the engine's own defaults is kept
+        spec["cap_drop"] = ["ALL"]
+        spec["cap_add"] = list(config.capabilities)
+    if config.sysctls:
+        spec["sysctl"] = dict(config.sysctls)
+    if config.ulimits:
+        spec["r_limits"] = [{"type": u.name, "soft": _rlimit(u.soft), "hard": _rlimit(u.hard)}
+                            for u in config.ulimits]
+    if config.hosts:
+        spec["hostadd"] = host_entries(config.hosts)
     # podman gives a netns of mode "none" no /etc/resolv.conf at all (its CLI even
     # refuses --dns there): DNS settings only apply to a joined namespace.
     if not config.network_ns:
@@ -200,6 +216,114 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
     if config.dns_options:
         spec["dns_option"] = list(config.dns_options)
     return spec
+
+
+RLIM_INFINITY = 2**64 - 1
+
+
+def _rlimit(value: int) -> int:
+    """-1 (Docker's "unlimited") -> the kernel's RLIM_INFINITY."""
+    return RLIM_INFINITY if value < 0 else value
+
+
+def _mount(m: Mount) -> dict[str, Any]:
+    """An OCI mount of libpod's SpecGenerator: a bind or a tmpfs (noexec, nosuid and
+    nodev, as Docker mounts a tmpfs)."""
+    if m.type == TMPFS:
+        options = ["ro" if m.read_only else "rw", "noexec", "nosuid", "nodev"]
+        if m.tmpfs_size > 0:
+            options.append(f"size={m.tmpfs_size}")
+        if m.tmpfs_mode:
+            options.append(f"mode={m.tmpfs_mode:o}")
+        return {"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                "options": options}
+    options = ["rbind", "ro" if m.read_only else "rw"]
+    if m.propagation:
+        options.append(m.propagation)
+    return {"destination": m.target, "type": "bind", "source": m.source, "options": options}
+
+
+def _volume(m: Mount) -> dict[str, Any]:
+    """A named volume of libpod's SpecGenerator; an empty name makes podman create an
+    anonymous one, which goes with the container (removal with volumes=true)."""
+    options = ["ro" if m.read_only else "rw"]
+    if m.no_copy:
+        options.append("nocopy")
+    return {"Name": m.source, "Dest": m.target, "Options": options}
+
+
+def host_entries(lines: list[str]) -> list[str]:
+    """Docker's extra hosts lines ("IP NAME [ALIAS...]") as libpod's hostadd ("NAME:IP",
+    one per name, in order)."""
+    entries: list[str] = []
+    for line in lines:
+        ip, *hostnames = line.split()
+        entries += [f"{name}:{ip}" for name in hostnames]
+    return entries
+
+
+def volume_create_body(volume: VolumeConfig, page_size: int = 4096,
+                       total_pages: int = 0) -> dict[str, Any]:
+    """libpod's volume create request for a VolumeConfig.
+
+    podman (4.x) takes a `size=` within the local driver's "o" option as a disk quota,
+    which the node's filesystem may not support, where Docker passes "o" to mount(8)
+    as it is. For a tmpfs volume the size is therefore given to the kernel as its
+    equivalent in pages (nr_blocks=), so `o=size=1m` means what it means in Docker.
+    `total_pages` (the node's RAM in pages) resolves a size given in percent.
+    """
+    options = dict(volume.options)
+    if options.get("type") == "tmpfs" and options.get("o"):
+        options["o"] = ",".join(_tmpfs_option(item, page_size, total_pages)
+                                for item in options["o"].split(","))
+    return {"Name": volume.name, "Driver": volume.driver or "local",
+            "Label": dict(volume.labels), "Options": options}
+
+
+def check_volume_driver(volume: VolumeConfig, existing: Mapping[str, Any]) -> None:
+    """Raises RuntimeError_ when the volume podman has (its inspect document) was made
+    with another driver than the one asked for ("" asks for none in particular)."""
+    found = str(existing.get("Driver") or "local")
+    if volume.driver and volume.driver != found:
+        raise RuntimeError_(f'volume "{volume.name}" exists on this node with driver '
+                            f'"{found}", not "{volume.driver}": remove it first or use '
+                            "another name")
+
+
+def volume_create_error(volume: VolumeConfig, message: str,
+                        info: Mapping[str, Any] | None) -> RuntimeError_:
+    """The error of a failed volume create; a missing driver is named with the ones
+    podman has (`info`: its /info document)."""
+    if volume.driver not in ("", "local") and "plugin" in message:
+        drivers = ((info or {}).get("plugins") or {}).get("volume") or []
+        return RuntimeError_(f'volume "{volume.name}": the volume driver "{volume.driver}" '
+                             f"is not available on this node (it has: "
+                             f"{', '.join(map(str, drivers)) or 'none'}); use the local "
+                             "driver or install the plugin")
+    return RuntimeError_(f'volume "{volume.name}": {message}')
+
+
+_SIZE_SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _tmpfs_option(item: str, page_size: int, total_pages: int) -> str:
+    """One tmpfs mount option, with "size=N[kmgt%]" as "nr_blocks=<pages>"."""
+    key, _, value = item.partition("=")
+    if key.strip().lower() != "size":
+        return item
+    text = value.strip().lower()
+    match = re.fullmatch(r"(\d+)([kmgt%]?)", text)
+    if not match:
+        raise RuntimeError_(f'invalid tmpfs volume option "{item}": expected size=<number>'
+                            "[k|m|g|t|%]")
+    number, suffix = int(match.group(1)), match.group(2)
+    if suffix == "%":
+        if total_pages <= 0:
+            raise RuntimeError_(f'tmpfs volume option "{item}": the node\'s memory size is '
+                                "unknown; give the size in bytes, k, m or g")
+        return f"nr_blocks={total_pages * number // 100}"
+    size = number * _SIZE_SUFFIX[suffix]
+    return f"nr_blocks={-(-size // page_size)}"
 
 
 def _netns(network_ns: str) -> dict[str, str]:
