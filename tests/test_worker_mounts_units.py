@@ -13,7 +13,8 @@ from tests.test_worker_controller import Harness
 from tests.test_worker_fakes import FakeRuntime, make_task
 from worker import caps, mounts, taskspec
 from worker.podman_wire import (RLIM_INFINITY, check_volume_driver, container_spec,
-                                host_entries, volume_create_body, volume_create_error)
+                                host_entries, proc_rlimits, volume_create_body,
+                                volume_create_error)
 from worker.runtime import (BIND, TMPFS, VOLUME, ContainerConfig, Mount, RuntimeError_, Ulimit,
                             VolumeConfig)
 
@@ -161,6 +162,27 @@ def test_spec_generator_carries_every_field() -> None:
     assert spec["dns_option"] == ["ndots:2"]
     assert spec["init"] is True and spec["terminal"] is True
     assert spec["read_only_filesystem"] is True
+
+
+def test_given_ulimits_keep_the_nodes_nofile_and_nproc() -> None:
+    """podman would raise nofile and nproc to 1048576 unless they are given: the node's
+    own values are given for the ones the spec leaves out."""
+    config = ContainerConfig(name="a", image="busybox", ulimits=[Ulimit("nofile", 10, 20)])
+    spec = container_spec(config, {"nofile": (1024, 4096), "nproc": (500, -1)})
+    assert spec["r_limits"] == [{"type": "nofile", "soft": 10, "hard": 20},
+                                {"type": "nproc", "soft": 500, "hard": RLIM_INFINITY}]
+    # no ulimits: no rlimits at all (the container inherits the node's)
+    assert "r_limits" not in container_spec(ContainerConfig(name="a", image="busybox"),
+                                            {"nofile": (1, 2)})
+
+
+def test_proc_limits_parsing() -> None:
+    text = ("Limit                     Soft Limit           Hard Limit           Units     \n"
+            "Max processes             32768                32768                processes \n"
+            "Max open files            1024                 unlimited            files     \n")
+    assert proc_rlimits(text) == {"nproc": (32768, 32768), "nofile": (1024, -1)}
+    with pytest.raises(ValueError):
+        proc_rlimits("Limit Soft Hard\n")
 
 
 def test_spec_generator_leaves_out_what_is_not_set() -> None:

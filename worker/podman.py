@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import time
@@ -34,7 +35,7 @@ from worker.podman_exits import ExitWatcher
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number, volume_create_body, volume_create_error,
-                                check_volume_driver)
+                                check_volume_driver, proc_rlimits)
 from worker.podman_wire import image_health as wire_image_health
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
                             ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_,
@@ -319,8 +320,17 @@ class PodmanRuntime(Runtime):
             raise ImagePullError(f"pull {image}: {reason.strip()}")
         self.log.info("pulled %s in %.2fs", image, time.monotonic() - started)
 
+    def _service_rlimits(self) -> dict[str, tuple[int, int]]:
+        """nofile and nproc of the service process, which its containers inherit (podman
+        sets its own on start); this process's own when the service's are unreadable."""
+        try:
+            return proc_rlimits(Path(f"/proc/{self.service_pid}/limits").read_text())
+        except (OSError, ValueError):
+            return {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+                    "nproc": resource.getrlimit(resource.RLIMIT_NPROC)}
+
     async def create(self, config: ContainerConfig) -> str:
-        spec = container_spec(config)
+        spec = container_spec(config, self._service_rlimits() if config.ulimits else None)
         for attempt in (0, 1):
             try:
                 _, data = await self._call("POST", "/containers/create", ok=(201, 200),

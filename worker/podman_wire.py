@@ -17,7 +17,7 @@ from calendar import timegm
 from typing import Any, Mapping
 
 from worker.runtime import (HOST_NETWORK, TMPFS, VOLUME, ContainerConfig, ImageHealth, LogLine,
-                            Mount, RuntimeError_, VolumeConfig)
+                            Mount, RuntimeError_, Ulimit, VolumeConfig)
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _TIME_RE = re.compile(
@@ -151,8 +151,15 @@ def image_health(data: Mapping[str, Any]) -> ImageHealth | None:
                        retries=max(0, int(raw.get("Retries") or 0)))
 
 
-def container_spec(config: ContainerConfig) -> dict[str, Any]:
-    """libpod's SpecGenerator JSON for a ContainerConfig."""
+def container_spec(config: ContainerConfig,
+                   inherited: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """libpod's SpecGenerator JSON for a ContainerConfig.
+
+    Without ulimits a container inherits the node's limits (the node's podman is
+    configured with no default ulimits). Given any, podman sets nofile and nproc
+    to 1048576 unless they are among them, which fails where the node's hard limits
+    are lower: `inherited` ((soft, hard) by name, -1 = unlimited) gives the node's
+    own values for those two instead."""
     env = dict(item.split("=", 1) for item in config.env if "=" in item)
     spec: dict[str, Any] = {
         "name": config.name,
@@ -201,8 +208,11 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
     if config.sysctls:
         spec["sysctl"] = dict(config.sysctls)
     if config.ulimits:
+        given = {u.name for u in config.ulimits}
+        kept = [Ulimit(name, soft, hard) for name, (soft, hard) in (inherited or {}).items()
+                if name in PODMAN_DEFAULT_RLIMITS and name not in given]
         spec["r_limits"] = [{"type": u.name, "soft": _rlimit(u.soft), "hard": _rlimit(u.hard)}
-                            for u in config.ulimits]
+                            for u in [*config.ulimits, *kept]]
     if config.hosts:
         spec["hostadd"] = host_entries(config.hosts)
     # podman gives a netns of mode "none" no /etc/resolv.conf at all (its CLI even
@@ -219,6 +229,25 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
 
 
 RLIM_INFINITY = 2**64 - 1
+PODMAN_DEFAULT_RLIMITS = ("nofile", "nproc")   # what podman raises unless told otherwise
+
+
+_PROC_LIMITS = {"Max open files": "nofile", "Max processes": "nproc"}
+
+
+def proc_rlimits(text: str) -> dict[str, tuple[int, int]]:
+    """nofile and nproc as (soft, hard) from a /proc/<pid>/limits text; -1 = unlimited.
+    Raises ValueError when they are not both there."""
+    found: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        for label, name in _PROC_LIMITS.items():
+            if line.startswith(label):
+                soft, hard = line[len(label):].split()[:2]
+                found[name] = (-1 if soft == "unlimited" else int(soft),
+                               -1 if hard == "unlimited" else int(hard))
+    if len(found) != len(_PROC_LIMITS):
+        raise ValueError("no open files or processes limit in the limits text")
+    return found
 
 
 def _rlimit(value: int) -> int:
