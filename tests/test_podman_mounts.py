@@ -323,6 +323,10 @@ async def test_net_raw_lets_root_open_a_raw_socket(runtime: PodmanRuntime, run_i
     # busybox ping opens a raw ICMP socket: "permission denied (are you root?)" without it
     task = shell_task(run_id, demo_image, "ping -c 1 -W 2 127.0.0.1 >/dev/null && echo pong")
     assert (await run_task(runtime, task))[:2] == (0, ["pong"])
+    # what users saw with podman's defaults (no NET_RAW)
+    task = shell_task(run_id, demo_image, "ping -c 1 -W 2 127.0.0.1 2>&1 | tail -1")
+    task.spec.container.cap_drop.append("CAP_NET_RAW")
+    assert (await run_task(runtime, task))[:2] == (0, ["ping: permission denied (are you root?)"])
 
 
 async def test_sysctls_ulimits_hosts_groups_init_tty(runtime: PodmanRuntime, run_id: str,
