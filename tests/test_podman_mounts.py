@@ -361,13 +361,15 @@ async def test_sysctls_ulimits_hosts_groups_init_tty(runtime: PodmanRuntime, run
                                                    + " ", "notty"]
 
 
-async def test_dns_options_in_a_task_namespace(runtime: PodmanRuntime, run_id: str,
+async def test_dns_options_and_hosts_in_a_task_namespace(runtime: PodmanRuntime, run_id: str,
                                                demo_image: str) -> None:
     name = f"shoaltest-{run_id}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        task = shell_task(run_id, demo_image, "grep -E '^options' /etc/resolv.conf")
+        task = shell_task(run_id, demo_image, "grep -E '^options' /etc/resolv.conf;"
+                                              " grep -E '^10[.]7[.]' /etc/hosts")
         task.spec.container.dns_options.extend(["ndots:3", "timeout:1"])
+        task.spec.container.hosts.append("10.7.1.1 svc")    # in a joined namespace too
         config = taskspec.container_config(task, NODE)
         config.network_ns = f"/run/netns/{name}"
         await runtime.ensure_image(config.image)
@@ -375,7 +377,8 @@ async def test_dns_options_in_a_task_namespace(runtime: PodmanRuntime, run_id: s
         await runtime.start(cid)
         state = await asyncio.wait_for(runtime.wait(cid), 60)
         lines = [line.data.decode() async for line in runtime.logs(cid)]
-        assert state.exit_code == 0 and lines == ["options ndots:3 timeout:1"]
+        assert state.exit_code == 0 and lines[0] == "options ndots:3 timeout:1"
+        assert [line.split() for line in lines[1:]] == [["10.7.1.1", "svc"]]
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
