@@ -7,6 +7,7 @@ The named volume the test makes is removed when it ends, whatever happened.
 """
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Iterator
 
@@ -34,7 +35,9 @@ def node(tmp_path) -> Iterator[SingleNode]:
 
 
 @pytest.fixture
-def volume() -> Iterator[str]:
+def volume(node: SingleNode) -> Iterator[str]:
+    """A volume name; removed after the node is destroyed (a forced volume rm would
+    remove a container still using it, without that container's anonymous volumes)."""
     name = f"shoaltest-e2e-{uuid.uuid4().hex[:10]}"
     yield name
     podman("volume", "rm", "-f", name, check=False)
@@ -113,3 +116,18 @@ def test_bind_of_a_missing_path_is_rejected_with_dockers_reason(
     assert task.status.err == ('invalid mount config for type "bind": bind source path does '
                                f"not exist: {missing}")
     assert node.containers("binder", all_states=True) == []
+
+
+def test_leave_keeps_named_volumes_and_takes_anonymous_ones(node: SingleNode,
+                                                           volume: str) -> None:
+    spec = service_spec("leaver", "echo x > /data/f; exec sleep 3600")
+    spec.task.container.mounts.add(type=pb.Mount.VOLUME, source=volume, target="/data")
+    spec.task.container.mounts.add(type=pb.Mount.VOLUME, target="/scratch")
+    create(node, spec)
+    cid = one_running(node, "leaver").status.container_status.container_id
+    mounts = json.loads(podman("inspect", cid).stdout)[0]["Mounts"]
+    (anonymous,) = [m["Name"] for m in mounts if m["Destination"] == "/scratch"]
+    node.swarm("leave", "--force", "--data-dir", str(node.data_dir))
+    assert podman("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == ""
+    assert podman("volume", "exists", volume, check=False).returncode == 0
+    assert podman("volume", "exists", anonymous, check=False).returncode != 0
