@@ -27,7 +27,7 @@ from tests.test_worker_fakes import make_task
 from worker import caps, mounts, taskspec
 from worker.controller import TaskController
 from worker.podman import PodmanRuntime
-from worker.runtime import RuntimeError_, VolumeConfig
+from worker.runtime import Mount, RuntimeError_, VolumeConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -403,3 +403,36 @@ async def test_docker_labels_on_the_container(runtime: PodmanRuntime, run_id: st
     found = await runtime.list({taskspec.LABEL_NODE_ID: NODE, RUN_LABEL: run_id})
     assert [c.id for c in found] == [cid]
 
+
+
+async def test_read_only_root_with_the_agents_own_binds(runtime: PodmanRuntime, run_id: str,
+                                                        demo_image: str, tmp_path: Path) -> None:
+    """A networked task's resolv.conf and its secrets are binds the agent adds: they work
+    on a read-only root too, beside a volume and a tmpfs of the spec."""
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.11\n")
+    (tmp_path / "secret").write_text("s3cret\n")
+    name = f"shoaltest-{run_id}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        task = shell_task(run_id, demo_image,
+                          "cat /etc/resolv.conf /run/secrets/db; echo v > /data/f && echo vol;"
+                          " echo t > /cache/f && echo tmp; touch /x 2>/dev/null || echo ro")
+        spec = task.spec.container
+        spec.read_only = True
+        spec.mounts.add(type=pb.Mount.VOLUME, source=volume_name(run_id, "ro"), target="/data")
+        spec.mounts.add(type=pb.Mount.TMPFS, target="/cache")
+        config = taskspec.container_config(task, NODE)
+        config.network_ns = f"/run/netns/{name}"
+        config.mounts += [Mount(str(tmp_path / "secret"), "/run/secrets/db"),
+                          Mount(str(tmp_path / "resolv.conf"), "/etc/resolv.conf")]
+        for volume in mounts.volumes_needed(spec):
+            await runtime.ensure_volume(volume)
+        await runtime.ensure_image(config.image)
+        cid = await runtime.create(config)
+        await runtime.start(cid)
+        state = await asyncio.wait_for(runtime.wait(cid), 60)
+        lines = [line.data.decode() async for line in runtime.logs(cid)]
+        assert (state.exit_code, lines) == (0, ["nameserver 127.0.0.11", "s3cret", "vol", "tmp",
+                                                "ro"])
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
