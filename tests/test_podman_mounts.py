@@ -114,9 +114,11 @@ async def test_named_volume_created_with_options_reused_and_kept(
     assert inspected["Driver"] == "local" and inspected["Labels"] == {"tier": "db"}
     # a later task (any service) reuses it as it is, and the removal of the container
     # that used it left it alone
-    reader = shell_task(run_id, demo_image, "cat /data/file")
-    reader.spec.container.mounts.add(type=pb.Mount.VOLUME, source=name, target="/data")
-    assert (await run_task(runtime, reader, remove=True))[:2] == (0, ["kept"])
+    reader = shell_task(run_id, demo_image,
+                        "cat /data/file; touch /data/other 2>/dev/null || echo read-only")
+    reader.spec.container.mounts.add(type=pb.Mount.VOLUME, source=name, target="/data",
+                                     read_only=True)
+    assert (await run_task(runtime, reader, remove=True))[:2] == (0, ["kept", "read-only"])
     assert volume_exists(name)
     # asking for another driver than the existing volume's is refused
     with pytest.raises(RuntimeError_) as caught:
