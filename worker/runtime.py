@@ -26,11 +26,6 @@ class ContainerNotFound(RuntimeError_):
     """The container does not exist (any more)."""
 
 
-BIND = "bind"
-VOLUME = "volume"
-TMPFS = "tmpfs"
-
-
 @dataclass
 class Mount:
     """A filesystem in the container: a node path (bind), a named volume of the engine
@@ -38,11 +33,16 @@ class Mount:
     source: str          # host path (bind), volume name (volume), unused (tmpfs)
     target: str          # path in the container
     read_only: bool = True
-    type: str = BIND     # BIND | VOLUME | TMPFS
+    type: str = "bind"   # BIND | VOLUME | TMPFS
     propagation: str = ""     # bind: "" (rprivate), private, shared, slave, r*
     no_copy: bool = False     # volume: not seeded from the image's content at target
     tmpfs_size: int = 0       # tmpfs: bytes, 0 = the engine's default
     tmpfs_mode: int = 0       # tmpfs: permission bits, 0 = the engine's default (1777)
+
+
+BIND = "bind"       # Mount.type values
+VOLUME = "volume"
+TMPFS = "tmpfs"
 
 
 @dataclass(frozen=True)
