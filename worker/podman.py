@@ -32,14 +32,14 @@ from urllib.parse import quote
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
 from worker.podman_exits import ExitWatcher
+from worker.runtime import VolumeConfig   # task mounts' named volumes (issue 12)
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number, volume_create_body, volume_create_error,
                                 check_volume_driver, proc_rlimits)
 from worker.podman_wire import image_health as wire_image_health
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
-                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_,
-                            VolumeConfig)
+                            ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
 
 API = "/v4.0.0/libpod"
 ENV_ROOT = "SHOAL_PODMAN_ROOT"
