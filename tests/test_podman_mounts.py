@@ -320,6 +320,34 @@ async def test_capabilities_are_dockers(runtime: PodmanRuntime, run_id: str,
     assert cap_eff(lines) == caps.bitmask(caps.grantable())
 
 
+async def test_non_root_processes_get_no_effective_capability_unasked(
+        runtime: PodmanRuntime, run_id: str, demo_image: str, tmp_path: Path) -> None:
+    """As in Docker, a process that is not root has no effective capability from the
+    default set (podman would make every cap_add effective for it): by the spec's user
+    or by the image's USER. What the spec adds itself is given (podman's rule)."""
+    probe = "grep -E '^Cap(Eff|Bnd):' /proc/self/status"
+    task = shell_task(run_id, demo_image, probe)
+    task.spec.container.user = "nobody"
+    code, lines, _ = await run_task(runtime, task)
+    bounding = int(lines[1].split()[1], 16)
+    assert code == 0 and cap_eff(lines) == 0
+    assert bounding and bounding & ~DOCKER_CAPEFF == 0
+    asked = shell_task(run_id, demo_image, probe)
+    asked.spec.container.user = "nobody"
+    asked.spec.container.cap_add.append("CAP_NET_BIND_SERVICE")
+    assert cap_eff((await run_task(runtime, asked))[1]) == 1 << 10
+    # an image whose USER is nobody, the spec naming no user
+    image = f"localhost/shoaltest-user-{run_id}:1"
+    (tmp_path / "Containerfile").write_text(f"FROM {demo_image}\nUSER nobody\n")
+    podman("build", "-q", "-t", image, str(tmp_path))
+    try:
+        task = shell_task(run_id, image, "id -u; " + probe)
+        code, lines, _ = await run_task(runtime, task, remove=True)
+        assert code == 0 and lines[0] == "65534" and cap_eff(lines) == 0
+    finally:
+        podman("rmi", "-f", image, check=False)
+
+
 async def test_net_raw_lets_root_open_a_raw_socket(runtime: PodmanRuntime, run_id: str,
                                                    demo_image: str) -> None:
     # busybox ping opens a raw ICMP socket: "permission denied (are you root?)" without it

@@ -12,7 +12,8 @@ from proto import objects_pb2 as pb
 from tests.test_worker_controller import Harness
 from tests.test_worker_fakes import FakeRuntime, make_task
 from worker import caps, mounts, taskspec
-from worker.podman_wire import (RLIM_INFINITY, check_volume_driver, container_spec,
+from worker.podman_wire import (RLIM_INFINITY, capability_options, check_volume_driver,
+                                container_spec, image_user,
                                 host_entries, proc_rlimits, volume_create_body,
                                 volume_create_error)
 from worker.runtime import (BIND, TMPFS, VOLUME, ContainerConfig, Mount, RuntimeError_, Ulimit,
@@ -176,6 +177,24 @@ def test_given_ulimits_keep_the_nodes_nofile_and_nproc() -> None:
                                             {"nofile": (1, 2)})
 
 
+def test_capabilities_of_root_are_exact_and_of_other_users_never_effective_unasked() -> None:
+    final = caps.effective(["NET_ADMIN"], ["MKNOD"])
+    for root in ("", "root", "0", "0:0", "root:wheel"):
+        assert capability_options(final, ["CAP_NET_ADMIN"], root) == {
+            "cap_drop": ["ALL"], "cap_add": final}
+    # podman makes a non-root process's cap_add effective: only what the spec asked for
+    others = capability_options(final, ["CAP_NET_ADMIN"], "nobody")
+    assert others["cap_add"] == ["CAP_NET_ADMIN"]
+    assert set(others["cap_drop"]) == set(caps.CAPABILITIES) - set(final)
+    assert capability_options(final, [], "1000:1000")["cap_add"] == []
+    assert capability_options(["CAP_CHOWN", "CAP_KILL"], ["ALL"], "app")["cap_add"] == [
+        "CAP_CHOWN", "CAP_KILL"]
+    assert image_user({"Config": {"User": "nobody"}}) == "nobody"
+    assert image_user({"Config": {}}) == image_user({}) == ""
+    spec = container_spec(ContainerConfig(name="a", image="b", capabilities=final), user="app")
+    assert spec["cap_add"] == []
+
+
 def test_proc_limits_parsing() -> None:
     text = ("Limit                     Soft Limit           Hard Limit           Units     \n"
             "Max processes             32768                32768                processes \n"
@@ -250,6 +269,7 @@ def test_container_config_maps_the_issue12_fields() -> None:
     config = taskspec.container_config(task, "n1", grantable_caps=caps.CAPABILITIES)
     assert config.mounts == mounts.container_mounts(spec)
     assert config.capabilities == caps.effective(["CAP_NET_ADMIN"], ["CAP_MKNOD"])
+    assert config.capabilities_requested == ["CAP_NET_ADMIN"]
     assert config.sysctls == {"net.core.somaxconn": "1024"}
     assert config.ulimits == [Ulimit("nofile", 100, 200)]
     assert config.hosts == ["10.1.1.1 api"]

@@ -36,7 +36,7 @@ from worker.runtime import VolumeConfig   # task mounts' named volumes (issue 12
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number, volume_create_body, volume_create_error,
-                                check_volume_driver, proc_rlimits)
+                                check_volume_driver, proc_rlimits, image_user)
 from worker.podman_wire import image_health as wire_image_health
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
                             ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
@@ -149,6 +149,7 @@ class PodmanRuntime(Runtime):
         self._service_checked = False
         self._images: set[str] = set()
         self._image_health: dict[str, ImageHealth | None] = {}   # by image reference
+        self._image_users: dict[str, str] = {}                   # by image reference
         self._pulls: dict[str, asyncio.Future[None]] = {}
         self._version: str | None = None
         self._exits = ExitWatcher(self._subscribe_events, self.log)
@@ -298,9 +299,19 @@ class PodmanRuntime(Runtime):
     async def image_health(self, image: str) -> ImageHealth | None:
         """The image's HEALTHCHECK from podman's image inspect (remembered per reference)."""
         if image not in self._image_health:
-            _, data = await self._call("GET", f"/images/{quote(image, safe='/:@')}/json")
-            self._image_health[image] = wire_image_health(data or {})
+            await self._inspect_image(image)
         return self._image_health[image]
+
+    async def _image_user(self, image: str) -> str:
+        """The USER the image runs as ("" = root), from the same inspect."""
+        if image not in self._image_users:
+            await self._inspect_image(image)
+        return self._image_users[image]
+
+    async def _inspect_image(self, image: str) -> None:
+        _, data = await self._call("GET", f"/images/{quote(image, safe='/:@')}/json")
+        self._image_health[image] = wire_image_health(data or {})
+        self._image_users[image] = image_user(data or {})
 
     async def _pull(self, image: str) -> None:
         params: dict[str, Any] = {"reference": image, "quiet": True}
@@ -330,7 +341,11 @@ class PodmanRuntime(Runtime):
                     "nproc": resource.getrlimit(resource.RLIMIT_NPROC)}
 
     async def create(self, config: ContainerConfig) -> str:
-        spec = container_spec(config, self._service_rlimits() if config.ulimits else None)
+        # who the process runs as decides how podman applies capabilities
+        user = config.user or (await self._image_user(config.image)
+                               if config.capabilities is not None else "")
+        spec = container_spec(config, self._service_rlimits() if config.ulimits else None,
+                              user)
         for attempt in (0, 1):
             try:
                 _, data = await self._call("POST", "/containers/create", ok=(201, 200),

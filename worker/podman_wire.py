@@ -16,6 +16,7 @@ import signal as signal_module
 from calendar import timegm
 from typing import Any, Mapping
 
+from worker import caps
 from worker.runtime import (HOST_NETWORK, TMPFS, VOLUME, ContainerConfig, ImageHealth, LogLine,
                             Mount, RuntimeError_, Ulimit, VolumeConfig)
 
@@ -152,8 +153,10 @@ def image_health(data: Mapping[str, Any]) -> ImageHealth | None:
 
 
 def container_spec(config: ContainerConfig,
-                   inherited: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
-    """libpod's SpecGenerator JSON for a ContainerConfig.
+                   inherited: Mapping[str, tuple[int, int]] | None = None,
+                   user: str = "") -> dict[str, Any]:
+    """libpod's SpecGenerator JSON for a ContainerConfig; `user` is who the process runs
+    as (the config's user, else the image's; "" = root), see `capability_options`.
 
     Without ulimits a container inherits the node's limits (the node's podman is
     configured with no default ulimits). Given any, podman sets nofile and nproc
@@ -202,9 +205,8 @@ def container_spec(config: ContainerConfig,
     if volumes:
         spec["volumes"] = volumes
     if config.capabilities is not None:
-        # the exact set: nothing of the engine's own defaults is kept
-        spec["cap_drop"] = ["ALL"]
-        spec["cap_add"] = list(config.capabilities)
+        spec.update(capability_options(config.capabilities, config.capabilities_requested,
+                                       user))
     if config.sysctls:
         spec["sysctl"] = dict(config.sysctls)
     if config.ulimits:
@@ -226,6 +228,32 @@ def container_spec(config: ContainerConfig,
     if config.dns_options:
         spec["dns_option"] = list(config.dns_options)
     return spec
+
+
+def is_root(user: str) -> bool:
+    """Whether podman runs a container's process of this user as root ("", root, 0)."""
+    return user.split(":", 1)[0] in ("", "root", "0")
+
+
+def capability_options(final: list[str], requested: list[str], user: str) -> dict[str, Any]:
+    """cap_add/cap_drop that give the container the capability set `final`.
+
+    For root the set is exact: everything dropped, the set added. podman makes every
+    cap_add of a non-root process effective (and ambient), where Docker gives such a
+    process no effective capability at all: a non-root process gets only the
+    spec's own additions (`requested`, "ALL" included) effective, and its
+    bounding set is podman's defaults less every capability `final` lacks.
+    """
+    if is_root(user):
+        return {"cap_drop": ["ALL"], "cap_add": list(final)}
+    everything = caps.ALL in requested
+    return {"cap_drop": [c for c in caps.CAPABILITIES if c not in final],
+            "cap_add": [c for c in final if everything or c in requested]}
+
+
+def image_user(data: Mapping[str, Any]) -> str:
+    """The USER of libpod's image inspect document ("" when none)."""
+    return str((data.get("Config") or {}).get("User") or data.get("User") or "")
 
 
 RLIM_INFINITY = 2**64 - 1

@@ -80,6 +80,7 @@ class ContainerConfig:
     groups: list[str] = field(default_factory=list)
     # The exact capability set (CAP_ names); None leaves the engine's default.
     capabilities: list[str] | None = None
+    capabilities_requested: list[str] = field(default_factory=list)  # the spec's cap_add
     sysctls: dict[str, str] = field(default_factory=dict)
     ulimits: list[Ulimit] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)    # extra /etc/hosts lines "IP NAME [ALIAS...]"

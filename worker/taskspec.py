@@ -120,6 +120,7 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         capabilities=caps.effective(
             spec.cap_add, spec.cap_drop,
             caps.grantable() if grantable_caps is None else grantable_caps),
+        capabilities_requested=[caps.normalize(c) for c in spec.cap_add],
         sysctls=dict(spec.sysctls),
         ulimits=[Ulimit(u.name, u.soft, u.hard) for u in spec.ulimits],
         hosts=list(spec.hosts),
