@@ -3,10 +3,10 @@
 Owns the `podman system service` process of a node (started on first use, in
 its own session so it outlives an agent killed with -9; an already-live socket
 is reused), where that podman keeps its containers and reads its registry
-configuration (`PodmanOptions`: the host's defaults unless the node's
-config names its own storage, as the lab's nodes do), the translation of
-`ContainerConfig` into libpod's SpecGenerator, the named volumes task
-mounts need (created on first use, reused, never removed here),
+configuration (`PodmanOptions`, in `worker.podman_options`: the host's
+defaults unless the node's config names its own storage, as the lab's nodes do),
+the translation of `ContainerConfig` into libpod's SpecGenerator, the named
+volumes task mounts need (created on first use, reused, never removed here),
 image presence (pull when missing, remembered once seen), and the mapping of
 podman's answers and failures onto `worker.runtime` types. Every call is
 bounded by a timeout except the ones that wait for a container by design
@@ -24,14 +24,14 @@ import resource
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote
 
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
 from worker.podman_exits import ExitWatcher
+from worker.podman_options import ENV_HOME, ENV_ROOT, ENV_RUNROOT, PodmanOptions  # re-exported
 from worker.runtime import VolumeConfig   # task mounts' named volumes (issue 12)
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
@@ -42,66 +42,6 @@ from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, 
                             ImageHealth, ImagePullError, LogLine, Runtime, RuntimeError_)
 
 API = "/v4.0.0/libpod"
-ENV_ROOT = "SHOAL_PODMAN_ROOT"
-ENV_RUNROOT = "SHOAL_PODMAN_RUNROOT"
-ENV_HOME = "SHOAL_PODMAN_HOME"
-
-
-@dataclass(frozen=True)
-class PodmanOptions:
-    """Where a node's podman keeps its state; empty fields mean podman's defaults.
-
-    `root`/`run_root` are podman's `--root`/`--runroot` (graph root and run root
-    of its container storage: images, layers, containers). `home` is the HOME
-    of the podman processes: a `.config/containers/registries.conf` there
-    replaces the host's registry configuration, drop-ins included.
-    """
-    root: str = ""
-    run_root: str = ""
-    home: str = ""
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "PodmanOptions":
-        """The options SHOAL_PODMAN_ROOT, SHOAL_PODMAN_RUNROOT and SHOAL_PODMAN_HOME
-        name in `environ` (the CLI passes its environment; nothing else reads it).
-
-        Raises ValueError naming the variable when a value is not an absolute path.
-        """
-        env = environ
-        values = {}
-        for field_name, var in (("root", ENV_ROOT), ("run_root", ENV_RUNROOT),
-                                ("home", ENV_HOME)):
-            value = env.get(var, "")
-            if value and not os.path.isabs(value):
-                raise ValueError(f"{var} must be an absolute path, got {value!r} "
-                                 "(unset it to use the host's podman storage)")
-            values[field_name] = value
-        return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        """The variables that make `from_env` give these options back."""
-        pairs = ((ENV_ROOT, self.root), (ENV_RUNROOT, self.run_root), (ENV_HOME, self.home))
-        return {var: value for var, value in pairs if value}
-
-    def global_args(self) -> list[str]:
-        """podman's global options for this storage (before the subcommand)."""
-        args = []
-        if self.root:
-            args += ["--root", self.root]
-        if self.run_root:
-            args += ["--runroot", self.run_root]
-        return args
-
-    def command(self, podman: str = "podman") -> list[str]:
-        """argv prefix of a podman CLI call on this storage."""
-        return [podman, *self.global_args()]
-
-    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a podman process using these options."""
-        env = dict(os.environ if base is None else base)
-        if self.home:
-            env["HOME"] = self.home
-        return env
 
 
 def _is_local_registry(image: str) -> bool:
