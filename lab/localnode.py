@@ -147,7 +147,7 @@ class SingleNode:
             ids = podman("ps", "-aq", "--filter", f"label={LABEL_NODE}={self.node_id}",
                          check=False).stdout.split()
             if ids:
-                podman("rm", "-f", "-t", "0", *ids, check=False)
+                podman("rm", "-f", "-v", "-t", "0", *ids, check=False)  # with anonymous volumes
         for pid in _pids_matching(str(self.data_dir / "podman")):
             try:
                 os.kill(pid, signal.SIGKILL)

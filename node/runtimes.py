@@ -3,8 +3,9 @@
 The agent knows containers only through `worker.runtime.Runtime`; the daemon
 is handed a `RuntimeFactory` (node ID -> runtime) by whoever starts it. This
 module makes the production one, podman with the config's storage options,
-and removes a node's containers from that storage when it leaves the swarm
-(the daemon is stopped by then, so this uses podman's command line).
+and removes a node's containers (with their anonymous volumes, never its named
+volumes) from that storage when it leaves the swarm (the daemon is stopped by
+then, so this uses podman's command line).
 """
 from __future__ import annotations
 
@@ -37,5 +38,7 @@ def remove_node_containers(options: PodmanOptions, node_id: str) -> None:
                            capture_output=True, text=True, timeout=60, env=env)
     ids = found.stdout.split()
     if ids:
-        subprocess.run([*podman, "rm", "-f", "-t", "10", *ids], capture_output=True, timeout=120,
-                       env=env)
+        # -v: their anonymous volumes go with them, as with any task container; named
+        # volumes are the node's and stay (Docker keeps them when a node leaves too)
+        subprocess.run([*podman, "rm", "-f", "-v", "-t", "10", *ids], capture_output=True,
+                       timeout=120, env=env)

@@ -76,6 +76,15 @@ def ping(lab: Lab, where: tuple[str, str], ip: str, count: int = 2
                       "-W", "2", ip, timeout=60)
 
 
+DOCKER_CAPEFF = "00000000a80425fb"   # Docker's default capabilities as /proc shows them
+
+
+def cap_eff(lab: Lab, where: tuple[str, str]) -> str:
+    """The CapEff of the task's main process (PID 1 in its container)."""
+    status = cexec(lab, where, "cat", "/proc/1/status").stdout
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+
+
 def eth0_ip(lab: Lab, where: tuple[str, str]) -> str:
     out = cexec(lab, where, "ip", "-o", "-4", "addr", "show", "eth0").stdout
     match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
@@ -112,7 +121,8 @@ def test_tasks_talk_over_the_overlay_dns_and_vip(lab: Lab, image: str):
         ips = {where: eth0_ip(lab, where) for where in echo}
         assert all(ip.startswith("10.80.0.") for ip in ips.values())
         a, b = echo
-        # between workers: ICMP and TCP over the overlay
+        # tasks have Docker's capabilities; between workers: ICMP and TCP over the overlay
+        assert cap_eff(lab, a) == cap_eff(lab, b) == DOCKER_CAPEFF
         pong = ping(lab, a, ips[b])
         assert pong.returncode == 0, pong.stdout + pong.stderr
         hostname_b = cexec(lab, b, "hostname").stdout.strip()

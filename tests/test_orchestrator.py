@@ -231,6 +231,18 @@ def test_create_service_makes_slots_and_assigns(sim: Sim):
     assert sorted(t.node_id for t in tasks) == ["n0", "n1", "n2"]
 
 
+def test_tasks_carry_the_stack_namespace_of_their_service(sim: Sim):
+    # the agent puts it on the task containers, as Docker does (issue 12)
+    svc = mk_service("shop_web", 2)
+    svc.spec.annotations.labels.update({"com.docker.stack.namespace": "shop", "other": "x"})
+    sim.put(svc)
+    sim.put(mk_service("plain", 1))
+    sim.step()
+    assert all(dict(t.annotations.labels) == {"com.docker.stack.namespace": "shop"}
+               for t in sim.tasks("shop_web"))
+    assert not sim.tasks("plain")[0].annotations.labels
+
+
 def test_converged_view_gives_empty_plan(sim: Sim):
     sim.put(mk_service("web", 3))
     sim.settle()

@@ -43,6 +43,13 @@ def test_labels_include_ours_and_user_labels_but_ours_win() -> None:
         "com.shoal.task.id": "t9",
         "com.shoal.task.name": "web.2",
         "com.shoal.task.slot": "2",
+        # Docker's labels (issue 12)
+        "com.docker.swarm.service.id": "svc1",
+        "com.docker.swarm.service.name": "web",
+        "com.docker.swarm.task": "",
+        "com.docker.swarm.task.id": "t9",
+        "com.docker.swarm.task.name": "web.2.t9",
+        "com.docker.swarm.node.id": "n1",
     }
     assert taskspec.LABEL_CLUSTER_ID not in taskspec.container_labels(task, "n1")
 

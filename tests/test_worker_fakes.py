@@ -12,7 +12,7 @@ from typing import AsyncIterator, Callable, Optional, Sequence
 from proto import objects_pb2 as pb
 from worker.runtime import (
     ContainerConfig, ContainerNotFound, ContainerState, ExecResult, ImageHealth, ImagePullError,
-    LogLine, Runtime, RuntimeError_,
+    LogLine, Runtime, RuntimeError_, VolumeConfig,
 )
 
 
@@ -93,6 +93,8 @@ class FakeRuntime(Runtime):
         self.exec_in_flight = 0
         self.exec_max_in_flight = 0
         self.image_healths: dict[str, ImageHealth] = {}   # images' own HEALTHCHECKs
+        self.volumes: dict[str, VolumeConfig] = {}        # named volumes, by name
+        self.volume_errors: dict[str, str] = {}           # volume name -> create error
         self._exited: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._pids = itertools.count(1000)
@@ -136,6 +138,13 @@ class FakeRuntime(Runtime):
 
     async def image_health(self, image: str) -> ImageHealth | None:
         return self.image_healths.get(image)
+
+    async def ensure_volume(self, volume: VolumeConfig) -> None:
+        """Keeps the first config of each name (an existing volume is reused as it is)."""
+        self.calls.append(("volume", volume.name))
+        if volume.name in self.volume_errors:
+            raise RuntimeError_(self.volume_errors[volume.name])
+        self.volumes.setdefault(volume.name, volume)
 
     async def create(self, config: ContainerConfig) -> str:
         self.calls.append(("create", config.name))

@@ -23,7 +23,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from proto import model
 from proto import objects_pb2 as pb
-from worker import health, taskspec
+from worker import health, mounts, taskspec
+from worker.caps import CapabilityError
 from worker.clock import REAL_CLOCK, Clock
 from worker.taskfiles import FileError, TaskFiles
 from worker.overlay import Networking, TaskNetworkError, needs_netns
@@ -233,11 +234,16 @@ class TaskController:
         await self._start()
 
     async def _prepare(self) -> bool:
-        """ACCEPTED → PREPARING → READY: pulls the image and creates the container."""
-        config = taskspec.container_config(self.task, self.node_id, self.cluster_id,
-                                              self.node_hostname)
+        """ACCEPTED → PREPARING → READY: pulls the image, checks the mounts and makes the
+        named volumes they need, creates the container."""
         self._report(pb.ACCEPTED, "accepted")
         self._report(pb.PREPARING, "preparing")
+        try:
+            config = taskspec.container_config(self.task, self.node_id, self.cluster_id,
+                                               self.node_hostname)
+        except CapabilityError as exc:
+            self._report(pb.REJECTED, "preparing", err=str(exc))
+            return False
         try:
             await self._interruptible(self.runtime.ensure_image(config.image))
         except RuntimeError_ as exc:
@@ -249,6 +255,8 @@ class TaskController:
             self._image_health = await self.runtime.image_health(config.image)
         except RuntimeError_ as exc:
             self._report(pb.REJECTED, "preparing", err=f"image inspect: {exc}")
+            return False
+        if not await self._prepare_mounts():
             return False
         if self._files is not None:
             try:
@@ -273,6 +281,19 @@ class TaskController:
             await self._release_network()
             return False
         self._report(pb.READY, "prepared")
+        return True
+
+    async def _prepare_mounts(self) -> bool:
+        """Checks the spec's mounts against this node and creates the named volumes they
+        need (existing ones are reused); reports REJECTED with the reason otherwise."""
+        spec = self.task.spec.container
+        try:
+            await asyncio.to_thread(mounts.check_node, spec)
+            for volume in mounts.volumes_needed(spec):
+                await self._interruptible(self.runtime.ensure_volume(volume))
+        except (mounts.MountError, RuntimeError_) as exc:
+            self._report(pb.REJECTED, "preparing", err=str(exc))
+            return False
         return True
 
     async def _wait_desired_running(self) -> None:

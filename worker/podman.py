@@ -3,9 +3,10 @@
 Owns the `podman system service` process of a node (started on first use, in
 its own session so it outlives an agent killed with -9; an already-live socket
 is reused), where that podman keeps its containers and reads its registry
-configuration (`PodmanOptions`: the host's defaults unless the node's
-config names its own storage, as the lab's nodes do), the translation of
-`ContainerConfig` into libpod's SpecGenerator,
+configuration (`PodmanOptions`, in `worker.podman_options`: the host's
+defaults unless the node's config names its own storage, as the lab's nodes do),
+the translation of `ContainerConfig` into libpod's SpecGenerator, the named
+volumes task mounts need (created on first use, reused, never removed here),
 image presence (pull when missing, remembered once seen), and the mapping of
 podman's answers and failures onto `worker.runtime` types. Every call is
 bounded by a timeout except the ones that wait for a container by design
@@ -20,20 +21,23 @@ import fcntl
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote
 
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
 from worker.podman_exits import ExitWatcher
+from worker.podman_options import ENV_HOME, ENV_ROOT, ENV_RUNROOT, PodmanOptions  # re-exported
+from worker.runtime import VolumeConfig   # task mounts' named volumes (issue 12)
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
-                                signal_number)
+                                signal_number, volume_create_body, volume_create_error,
+                                check_volume_driver, proc_rlimits, image_user)
 from worker.podman_wire import image_health as wire_image_health
 from worker import podman_volumes
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
@@ -41,66 +45,6 @@ from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, 
                             VolumeInfo)
 
 API = "/v4.0.0/libpod"
-ENV_ROOT = "SHOAL_PODMAN_ROOT"
-ENV_RUNROOT = "SHOAL_PODMAN_RUNROOT"
-ENV_HOME = "SHOAL_PODMAN_HOME"
-
-
-@dataclass(frozen=True)
-class PodmanOptions:
-    """Where a node's podman keeps its state; empty fields mean podman's defaults.
-
-    `root`/`run_root` are podman's `--root`/`--runroot` (graph root and run root
-    of its container storage: images, layers, containers). `home` is the HOME
-    of the podman processes: a `.config/containers/registries.conf` there
-    replaces the host's registry configuration, drop-ins included.
-    """
-    root: str = ""
-    run_root: str = ""
-    home: str = ""
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "PodmanOptions":
-        """The options SHOAL_PODMAN_ROOT, SHOAL_PODMAN_RUNROOT and SHOAL_PODMAN_HOME
-        name in `environ` (the CLI passes its environment; nothing else reads it).
-
-        Raises ValueError naming the variable when a value is not an absolute path.
-        """
-        env = environ
-        values = {}
-        for field_name, var in (("root", ENV_ROOT), ("run_root", ENV_RUNROOT),
-                                ("home", ENV_HOME)):
-            value = env.get(var, "")
-            if value and not os.path.isabs(value):
-                raise ValueError(f"{var} must be an absolute path, got {value!r} "
-                                 "(unset it to use the host's podman storage)")
-            values[field_name] = value
-        return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        """The variables that make `from_env` give these options back."""
-        pairs = ((ENV_ROOT, self.root), (ENV_RUNROOT, self.run_root), (ENV_HOME, self.home))
-        return {var: value for var, value in pairs if value}
-
-    def global_args(self) -> list[str]:
-        """podman's global options for this storage (before the subcommand)."""
-        args = []
-        if self.root:
-            args += ["--root", self.root]
-        if self.run_root:
-            args += ["--runroot", self.run_root]
-        return args
-
-    def command(self, podman: str = "podman") -> list[str]:
-        """argv prefix of a podman CLI call on this storage."""
-        return [podman, *self.global_args()]
-
-    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a podman process using these options."""
-        env = dict(os.environ if base is None else base)
-        if self.home:
-            env["HOME"] = self.home
-        return env
 
 
 def _is_local_registry(image: str) -> bool:
@@ -148,6 +92,7 @@ class PodmanRuntime(Runtime):
         self._service_checked = False
         self._images: set[str] = set()
         self._image_health: dict[str, ImageHealth | None] = {}   # by image reference
+        self._image_users: dict[str, str] = {}                   # by image reference
         self._pulls: dict[str, asyncio.Future[None]] = {}
         self._version: str | None = None
         self._exits = ExitWatcher(self._subscribe_events, self.log)
@@ -297,9 +242,19 @@ class PodmanRuntime(Runtime):
     async def image_health(self, image: str) -> ImageHealth | None:
         """The image's HEALTHCHECK from podman's image inspect (remembered per reference)."""
         if image not in self._image_health:
-            _, data = await self._call("GET", f"/images/{quote(image, safe='/:@')}/json")
-            self._image_health[image] = wire_image_health(data or {})
+            await self._inspect_image(image)
         return self._image_health[image]
+
+    async def _image_user(self, image: str) -> str:
+        """The USER the image runs as ("" = root), from the same inspect."""
+        if image not in self._image_users:
+            await self._inspect_image(image)
+        return self._image_users[image]
+
+    async def _inspect_image(self, image: str) -> None:
+        _, data = await self._call("GET", f"/images/{quote(image, safe='/:@')}/json")
+        self._image_health[image] = wire_image_health(data or {})
+        self._image_users[image] = image_user(data or {})
 
     async def _pull(self, image: str) -> None:
         params: dict[str, Any] = {"reference": image, "quiet": True}
@@ -319,8 +274,21 @@ class PodmanRuntime(Runtime):
             raise ImagePullError(f"pull {image}: {reason.strip()}")
         self.log.info("pulled %s in %.2fs", image, time.monotonic() - started)
 
+    def _service_rlimits(self) -> dict[str, tuple[int, int]]:
+        """nofile and nproc of the service process, which its containers inherit (podman
+        sets its own on start); this process's own when the service's are unreadable."""
+        try:
+            return proc_rlimits(Path(f"/proc/{self.service_pid}/limits").read_text())
+        except (OSError, ValueError):
+            return {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+                    "nproc": resource.getrlimit(resource.RLIMIT_NPROC)}
+
     async def create(self, config: ContainerConfig) -> str:
-        spec = container_spec(config)
+        # who the process runs as decides how podman applies capabilities
+        user = config.user or (await self._image_user(config.image)
+                               if config.capabilities is not None else "")
+        spec = container_spec(config, self._service_rlimits() if config.ulimits else None,
+                              user)
         for attempt in (0, 1):
             try:
                 _, data = await self._call("POST", "/containers/create", ok=(201, 200),
@@ -334,6 +302,31 @@ class PodmanRuntime(Runtime):
                     await self.ensure_image(config.image)
                     continue
                 raise RuntimeError_(f"create {config.name}: {err}") from err
+        raise AssertionError("unreachable")
+
+    # ---- named volumes of task mounts (issue 12) ----
+
+    async def ensure_volume(self, volume: VolumeConfig) -> None:
+        """Reuses the volume when podman has it (a different driver asked for is refused),
+        creates it otherwise; a create that lost a race with another task's is a reuse."""
+        path = f"/volumes/{quote(volume.name, safe='')}/json"
+        for attempt in (0, 1):
+            status, existing = await self._call("GET", path, ok=(200, 404))
+            if status == 200:
+                check_volume_driver(volume, existing)
+                return
+            body = volume_create_body(volume, os.sysconf("SC_PAGE_SIZE"),
+                                      os.sysconf("SC_PHYS_PAGES"))
+            response = await self._request("POST", "/volumes/create", json_body=body)
+            data = maybe_json(await self._body(response))
+            if response.status in (200, 201):
+                self.log.info("created volume %s (driver %s)", volume.name, body["Driver"])
+                return
+            message = error_message(data, response.status, response.reason)
+            if "already exists" not in message or attempt == 1:
+                plugin = volume.driver not in ("", "local")   # which ones podman has
+                info = (await self._call("GET", "/info"))[1] if plugin else None
+                raise volume_create_error(volume, message, info)
         raise AssertionError("unreachable")
 
     async def start(self, container_id: str) -> None:
@@ -421,8 +414,10 @@ class PodmanRuntime(Runtime):
             raise RuntimeError_(f"container {state.name} still running after SIGKILL")
 
     async def remove(self, container_id: str) -> None:
+        # libpod's name for "with its anonymous volumes" is `volumes` (`v` is the
+        # Docker-compatible API's and is ignored here); named volumes always stay
         await self._call("DELETE", f"/containers/{container_id}", ok=(200, 204, 404),
-                         params={"force": True, "v": True, "timeout": 0})
+                         params={"force": True, "volumes": True, "timeout": 0})
 
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
         """podman's full inspect document (HostConfig, Config, State ...).

@@ -1,6 +1,8 @@
 """Translation between Shoal's runtime types and libpod's JSON.
 
-Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`), the log
+Owns: ContainerConfig -> libpod SpecGenerator (`container_spec`: mounts,
+volumes, capabilities, sysctls, rlimits, extra hosts ...), VolumeConfig ->
+libpod volume create (`volume_create_body`), the log
 stream framing (`LogDemuxer`), podman's timestamps and signal names, and the
 decoding of error bodies and pull progress streams, an image's HEALTHCHECK
 (`image_health`). Pure functions, no I/O.
@@ -14,7 +16,9 @@ import signal as signal_module
 from calendar import timegm
 from typing import Any, Mapping
 
-from worker.runtime import HOST_NETWORK, ContainerConfig, ImageHealth, LogLine, RuntimeError_
+from worker import caps
+from worker.runtime import (HOST_NETWORK, TMPFS, VOLUME, ContainerConfig, ImageHealth, LogLine,
+                            Mount, RuntimeError_, Ulimit, VolumeConfig)
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _TIME_RE = re.compile(
@@ -148,8 +152,17 @@ def image_health(data: Mapping[str, Any]) -> ImageHealth | None:
                        retries=max(0, int(raw.get("Retries") or 0)))
 
 
-def container_spec(config: ContainerConfig) -> dict[str, Any]:
-    """libpod's SpecGenerator JSON for a ContainerConfig."""
+def container_spec(config: ContainerConfig,
+                   inherited: Mapping[str, tuple[int, int]] | None = None,
+                   user: str = "") -> dict[str, Any]:
+    """libpod's SpecGenerator JSON for a ContainerConfig; `user` is who the process runs
+    as (the config's user, else the image's; "" = root), see `capability_options`.
+
+    Without ulimits a container inherits the node's limits (the node's podman is
+    configured with no default ulimits). Given any, podman sets nofile and nproc
+    to 1048576 unless they are among them, which fails where the node's hard limits
+    are lower: `inherited` ((soft, hard) by name, -1 = unlimited) gives the node's
+    own values for those two instead."""
     env = dict(item.split("=", 1) for item in config.env if "=" in item)
     spec: dict[str, Any] = {
         "name": config.name,
@@ -185,10 +198,25 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
                          "quota": max(1000, config.nano_cpus * period // 1_000_000_000)}
     if limits:
         spec["resource_limits"] = limits
-    if config.mounts:
-        spec["mounts"] = [{"destination": m.target, "type": "bind", "source": m.source,
-                           "options": ["rbind", "ro" if m.read_only else "rw"]}
-                          for m in config.mounts]
+    mounts = [_mount(m) for m in config.mounts if m.type != VOLUME]
+    if mounts:
+        spec["mounts"] = mounts
+    volumes = [_volume(m) for m in config.mounts if m.type == VOLUME]
+    if volumes:
+        spec["volumes"] = volumes
+    if config.capabilities is not None:
+        spec.update(capability_options(config.capabilities, config.capabilities_requested,
+                                       user))
+    if config.sysctls:
+        spec["sysctl"] = dict(config.sysctls)
+    if config.ulimits:
+        given = {u.name for u in config.ulimits}
+        kept = [Ulimit(name, soft, hard) for name, (soft, hard) in (inherited or {}).items()
+                if name in PODMAN_DEFAULT_RLIMITS and name not in given]
+        spec["r_limits"] = [{"type": u.name, "soft": _rlimit(u.soft), "hard": _rlimit(u.hard)}
+                            for u in [*config.ulimits, *kept]]
+    if config.hosts:
+        spec["hostadd"] = host_entries(config.hosts)
     # podman gives a netns of mode "none" no /etc/resolv.conf at all (its CLI even
     # refuses --dns there): DNS settings only apply to a joined namespace.
     if not config.network_ns:
@@ -200,6 +228,159 @@ def container_spec(config: ContainerConfig) -> dict[str, Any]:
     if config.dns_options:
         spec["dns_option"] = list(config.dns_options)
     return spec
+
+
+def is_root(user: str) -> bool:
+    """Whether podman runs a container's process of this user as root ("", root, 0)."""
+    return user.split(":", 1)[0] in ("", "root", "0")
+
+
+def capability_options(final: list[str], requested: list[str], user: str) -> dict[str, Any]:
+    """cap_add/cap_drop that give the container the capability set `final`.
+
+    For root the set is exact: everything dropped, the set added. podman makes every
+    cap_add of a non-root process effective (and ambient), where Docker gives such a
+    process no effective capability at all: a non-root process gets only the
+    spec's own additions (`requested`, "ALL" included) effective, and its
+    bounding set is podman's defaults less every capability `final` lacks.
+    """
+    if is_root(user):
+        return {"cap_drop": ["ALL"], "cap_add": list(final)}
+    everything = caps.ALL in requested
+    return {"cap_drop": [c for c in caps.CAPABILITIES if c not in final],
+            "cap_add": [c for c in final if everything or c in requested]}
+
+
+def image_user(data: Mapping[str, Any]) -> str:
+    """The USER of libpod's image inspect document ("" when none)."""
+    return str((data.get("Config") or {}).get("User") or data.get("User") or "")
+
+
+RLIM_INFINITY = 2**64 - 1
+PODMAN_DEFAULT_RLIMITS = ("nofile", "nproc")   # what podman raises unless told otherwise
+
+
+_PROC_LIMITS = {"Max open files": "nofile", "Max processes": "nproc"}
+
+
+def proc_rlimits(text: str) -> dict[str, tuple[int, int]]:
+    """nofile and nproc as (soft, hard) from a /proc/<pid>/limits text; -1 = unlimited.
+    Raises ValueError when they are not both there."""
+    found: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        for label, name in _PROC_LIMITS.items():
+            if line.startswith(label):
+                soft, hard = line[len(label):].split()[:2]
+                found[name] = (-1 if soft == "unlimited" else int(soft),
+                               -1 if hard == "unlimited" else int(hard))
+    if len(found) != len(_PROC_LIMITS):
+        raise ValueError("no open files or processes limit in the limits text")
+    return found
+
+
+def _rlimit(value: int) -> int:
+    """-1 (Docker's "unlimited") -> the kernel's RLIM_INFINITY."""
+    return RLIM_INFINITY if value < 0 else value
+
+
+def _mount(m: Mount) -> dict[str, Any]:
+    """An OCI mount of libpod's SpecGenerator: a bind or a tmpfs (noexec, nosuid and
+    nodev, as Docker mounts a tmpfs)."""
+    if m.type == TMPFS:
+        options = ["ro" if m.read_only else "rw", "noexec", "nosuid", "nodev"]
+        if m.tmpfs_size > 0:
+            options.append(f"size={m.tmpfs_size}")
+        if m.tmpfs_mode:
+            options.append(f"mode={m.tmpfs_mode:o}")
+        return {"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                "options": options}
+    options = ["rbind", "ro" if m.read_only else "rw"]
+    if m.propagation:
+        options.append(m.propagation)
+    return {"destination": m.target, "type": "bind", "source": m.source, "options": options}
+
+
+def _volume(m: Mount) -> dict[str, Any]:
+    """A named volume of libpod's SpecGenerator; an empty name makes podman create an
+    anonymous one, which goes with the container (removal with volumes=true)."""
+    options = ["ro" if m.read_only else "rw"]
+    if m.no_copy:
+        options.append("nocopy")
+    return {"Name": m.source, "Dest": m.target, "Options": options}
+
+
+def host_entries(lines: list[str]) -> list[str]:
+    """Docker's extra hosts lines ("IP NAME [ALIAS...]") as libpod's hostadd ("NAME:IP",
+    one per name, in order)."""
+    entries: list[str] = []
+    for line in lines:
+        ip, *hostnames = line.split()
+        entries += [f"{name}:{ip}" for name in hostnames]
+    return entries
+
+
+def volume_create_body(volume: VolumeConfig, page_size: int = 4096,
+                       total_pages: int = 0) -> dict[str, Any]:
+    """libpod's volume create request for a VolumeConfig.
+
+    podman (4.x) takes a `size=` within the local driver's "o" option as a disk quota,
+    which the node's filesystem may not support, where Docker passes "o" to mount(8)
+    as it is. For a tmpfs volume the size is therefore given to the kernel as its
+    equivalent in pages (nr_blocks=), so `o=size=1m` means what it means in Docker.
+    `total_pages` (the node's RAM in pages) resolves a size given in percent.
+    """
+    options = dict(volume.options)
+    if options.get("type") == "tmpfs" and options.get("o"):
+        options["o"] = ",".join(_tmpfs_option(item, page_size, total_pages)
+                                for item in options["o"].split(","))
+    return {"Name": volume.name, "Driver": volume.driver or "local",
+            "Label": dict(volume.labels), "Options": options}
+
+
+def check_volume_driver(volume: VolumeConfig, existing: Mapping[str, Any]) -> None:
+    """Raises RuntimeError_ when the volume podman has (its inspect document) was made
+    with another driver than the one asked for ("" asks for none in particular)."""
+    found = str(existing.get("Driver") or "local")
+    if volume.driver and volume.driver != found:
+        raise RuntimeError_(f'volume "{volume.name}" exists on this node with driver '
+                            f'"{found}", not "{volume.driver}": remove it first or use '
+                            "another name")
+
+
+def volume_create_error(volume: VolumeConfig, message: str,
+                        info: Mapping[str, Any] | None) -> RuntimeError_:
+    """The error of a failed volume create; a missing driver is named with the ones
+    podman has (`info`: its /info document)."""
+    if volume.driver not in ("", "local") and "plugin" in message:
+        drivers = ((info or {}).get("plugins") or {}).get("volume") or []
+        return RuntimeError_(f'volume "{volume.name}": the volume driver "{volume.driver}" '
+                             f"is not available on this node (it has: "
+                             f"{', '.join(map(str, drivers)) or 'none'}); use the local "
+                             "driver or install the plugin")
+    return RuntimeError_(f'volume "{volume.name}": {message}')
+
+
+_SIZE_SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _tmpfs_option(item: str, page_size: int, total_pages: int) -> str:
+    """One tmpfs mount option, with "size=N[kmgt%]" as "nr_blocks=<pages>"."""
+    key, _, value = item.partition("=")
+    if key.strip().lower() != "size":
+        return item
+    text = value.strip().lower()
+    match = re.fullmatch(r"(\d+)([kmgt%]?)", text)
+    if not match:
+        raise RuntimeError_(f'invalid tmpfs volume option "{item}": expected size=<number>'
+                            "[k|m|g|t|%]")
+    number, suffix = int(match.group(1)), match.group(2)
+    if suffix == "%":
+        if total_pages <= 0:
+            raise RuntimeError_(f'tmpfs volume option "{item}": the node\'s memory size is '
+                                "unknown; give the size in bytes, k, m or g")
+        return f"nr_blocks={total_pages * number // 100}"
+    size = number * _SIZE_SUFFIX[suffix]
+    return f"nr_blocks={-(-size // page_size)}"
 
 
 def _netns(network_ns: str) -> dict[str, str]:

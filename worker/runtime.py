@@ -37,9 +37,29 @@ class VolumeInUse(RuntimeError_):
 
 @dataclass
 class Mount:
-    source: str          # host path
+    """A filesystem in the container: a node path (bind), a named volume of the engine
+    (volume; anonymous when `source` is "", removed with its container) or memory (tmpfs)."""
+    source: str          # host path (bind), volume name (volume), unused (tmpfs)
     target: str          # path in the container
     read_only: bool = True
+    type: str = "bind"   # BIND | VOLUME | TMPFS
+    propagation: str = ""     # bind: "" (rprivate), private, shared, slave, r*
+    no_copy: bool = False     # volume: not seeded from the image's content at target
+    tmpfs_size: int = 0       # tmpfs: bytes, 0 = the engine's default
+    tmpfs_mode: int = 0       # tmpfs: permission bits, 0 = the engine's default (1777)
+
+
+BIND = "bind"       # Mount.type values
+VOLUME = "volume"
+TMPFS = "tmpfs"
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    """A resource limit of the container's processes; -1 = unlimited."""
+    name: str            # nofile, nproc, ... (no RLIMIT_ prefix)
+    soft: int
+    hard: int
 
 
 @dataclass
@@ -67,6 +87,21 @@ class ContainerConfig:
     read_only: bool = False
     init: bool = False
     groups: list[str] = field(default_factory=list)
+    # The exact capability set (CAP_ names); None leaves the engine's default.
+    capabilities: list[str] | None = None
+    capabilities_requested: list[str] = field(default_factory=list)  # the spec's cap_add
+    sysctls: dict[str, str] = field(default_factory=dict)
+    ulimits: list[Ulimit] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)    # extra /etc/hosts lines "IP NAME [ALIAS...]"
+
+
+@dataclass
+class VolumeConfig:
+    """A named volume a task's mount needs on its node (created on first use)."""
+    name: str
+    driver: str = ""     # "" = local (and an existing volume of any driver will do)
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)   # the driver's options
 
 
 @dataclass
@@ -179,6 +214,15 @@ class Runtime(abc.ABC):
         seconds: the result then has `timed_out` and exit code -1. Output beyond
         `max_output` bytes is dropped. Raises ContainerNotFound, RuntimeError_.
         """
+
+    # ---- named volumes of task mounts (issue 12) ----
+
+    async def ensure_volume(self, volume: VolumeConfig) -> None:
+        """Creates the named volume unless the engine has it (an existing one is reused
+        as it is, never changed). Raises RuntimeError_ with the reason, e.g. a driver
+        the engine does not have. Engines without volumes keep this default."""
+        raise RuntimeError_(f"volume {volume.name}: this node's container runtime has "
+                            "no named volumes")
 
     async def image_health(self, image: str) -> ImageHealth | None:
         """The HEALTHCHECK the (present) image declares, None when it declares none.

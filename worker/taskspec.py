@@ -1,16 +1,18 @@
 """Turning a Task into the container that runs it.
 
 This module owns the naming and labelling of task containers and the mapping
-of a task's ContainerSpec onto the runtime's `ContainerConfig`. It is pure:
-no I/O, so the agent, the tests and the adoption logic all agree on names and
-labels.
+of a task's ContainerSpec onto the runtime's `ContainerConfig`. It is pure
+(no I/O but the one read of the node's capability bounding set, `caps.grantable`),
+so the agent, the tests and the adoption logic all agree on names and labels.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from proto import model
 from proto import objects_pb2 as pb
-from worker import templates
-from worker.runtime import HOST_NETWORK, ContainerConfig
+from worker import caps, mounts, templates
+from worker.runtime import HOST_NETWORK, ContainerConfig, Ulimit
 
 LABEL_CLUSTER_ID = "com.shoal.cluster.id"
 LABEL_NODE_ID = "com.shoal.node.id"
@@ -19,6 +21,15 @@ LABEL_SERVICE_NAME = "com.shoal.service.name"
 LABEL_TASK_ID = "com.shoal.task.id"
 LABEL_TASK_NAME = "com.shoal.task.name"
 LABEL_TASK_SLOT = "com.shoal.task.slot"
+
+# Docker's labels on task containers, for the tools people run beside Swarm.
+DOCKER_SERVICE_ID = "com.docker.swarm.service.id"
+DOCKER_SERVICE_NAME = "com.docker.swarm.service.name"
+DOCKER_TASK = "com.docker.swarm.task"
+DOCKER_TASK_ID = "com.docker.swarm.task.id"
+DOCKER_TASK_NAME = "com.docker.swarm.task.name"
+DOCKER_NODE_ID = "com.docker.swarm.node.id"
+STACK_NAMESPACE = "com.docker.stack.namespace"
 
 DEFAULT_STOP_GRACE = 10.0  # seconds, as Docker's
 
@@ -31,8 +42,18 @@ def container_name(task: pb.Task, node_id: str) -> str:
 
 
 def container_labels(task: pb.Task, node_id: str, cluster_id: str = "") -> dict[str, str]:
-    """The user's container labels plus ours; ours win, since adoption relies on them."""
+    """The user's container labels, then the task's own labels (the orchestrator copies a
+    stack's namespace there), then Docker's and ours; ours win, adoption relies on them."""
     labels = dict(task.spec.container.labels)
+    labels.update(task.annotations.labels)
+    labels.update({
+        DOCKER_SERVICE_ID: task.service_id,
+        DOCKER_SERVICE_NAME: task.service_name,
+        DOCKER_TASK: "",
+        DOCKER_TASK_ID: task.id,
+        DOCKER_TASK_NAME: container_name(task, node_id),
+        DOCKER_NODE_ID: node_id,
+    })
     ours = {
         LABEL_NODE_ID: node_id,
         LABEL_SERVICE_ID: task.service_id,
@@ -56,11 +77,15 @@ def stop_grace_period(task: pb.Task) -> float:
 
 
 def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
-                     node_hostname: str = "") -> ContainerConfig:
+                     node_hostname: str = "",
+                     grantable_caps: Sequence[str] | None = None) -> ContainerConfig:
     """Everything the runtime needs to create the container of `task`.
 
     Docker-style templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) in the
-    environment, hostname and container labels are expanded here.
+    environment, hostname and container labels are expanded here. The container
+    gets Docker's capabilities, changed by the spec's cap_add/cap_drop (ALL means
+    `grantable_caps`, by default what this node can grant). Raises
+    caps.CapabilityError for a capability name nobody knows.
     """
     spec = task.spec.container
     limits = task.spec.resources.limits
@@ -91,4 +116,12 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         read_only=spec.read_only,
         init=spec.init,
         groups=list(spec.groups),
+        mounts=mounts.container_mounts(spec),
+        capabilities=caps.effective(
+            spec.cap_add, spec.cap_drop,
+            caps.grantable() if grantable_caps is None else grantable_caps),
+        capabilities_requested=[caps.normalize(c) for c in spec.cap_add],
+        sysctls=dict(spec.sysctls),
+        ulimits=[Ulimit(u.name, u.soft, u.hard) for u in spec.ulimits],
+        hosts=list(spec.hosts),
     )

@@ -16,6 +16,10 @@ from manager.orchestrator.plan import Work
 
 SlotKey = Union[int, str]
 
+# A stack's services carry this label; their tasks carry it too, so that the agent
+# puts it on their containers as Docker does.
+STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+
 
 def is_live(task: pb.Task) -> bool:
     """The orchestrator still wants this task to run."""
@@ -79,6 +83,9 @@ def make_task(work: Work, service: pb.Service, key: SlotKey,
     else:
         task.slot = key
         task.annotations.name = f"{name}.{key}"
+    namespace = service.spec.annotations.labels.get(STACK_NAMESPACE_LABEL)
+    if namespace:
+        task.annotations.labels[STACK_NAMESPACE_LABEL] = namespace
     if service.HasField("endpoint"):
         task.endpoint.CopyFrom(service.endpoint)
     task.restarts.extend(restarts)
