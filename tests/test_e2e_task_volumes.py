@@ -1,7 +1,7 @@
-"""End to end on one node (issue 12, worker side): a named volume outlives its task's
-container, a replacement task, the service, and a `kill -9` of the daemon (the
-adopted container keeps it); a bind of a missing path makes the task REJECTED with
-Docker's reason. Services are created through the gRPC API with pb specs.
+"""End to end on one node (issue 12, worker side): `swarm leave` keeps the node's named
+volumes and takes its tasks' anonymous ones. The service is created through the gRPC
+API with a pb spec. (Volumes outliving tasks, services and a daemon kill, and binds
+of a missing path, are tests/test_e2e_mounts.py's, through the CLI.)
 
 The named volume the test makes is removed when it ends, whatever happened.
 """
@@ -64,58 +64,6 @@ def one_running(node: SingleNode, service: str, not_id: str = "") -> pb.Task:
         return running[0] if len(running) == 1 and running[0].status.container_status.container_id \
             else None
     return wait(found, 60, f"one running task of {service}")
-
-
-def read_log(container_id: str) -> list[str]:
-    return podman("exec", container_id, "cat", "/data/log").stdout.split()
-
-
-def test_named_volume_outlives_containers_services_and_a_daemon_kill(
-        node: SingleNode, volume: str) -> None:
-    script = "echo start >> /data/log; exec sleep 3600"
-    spec = service_spec("keeper", script)
-    spec.task.container.mounts.add(type=pb.Mount.VOLUME, source=volume, target="/data")
-    create(node, spec)
-    first = one_running(node, "keeper")
-    assert read_log(first.status.container_status.container_id) == ["start"]
-
-    # kill the container: the replacement task on this node sees the file
-    podman("kill", "--signal", "KILL", first.status.container_status.container_id)
-    second = one_running(node, "keeper", not_id=first.id)
-    cid = second.status.container_status.container_id
-    assert read_log(cid) == ["start", "start"]
-
-    # kill -9 of the daemon, restart: the container is adopted, the data is there
-    node.kill9()
-    node.restart()
-    adopted = one_running(node, "keeper")
-    assert (adopted.id, adopted.status.container_status.container_id) == (second.id, cid)
-    assert read_log(cid) == ["start", "start"]
-
-    # service rm: the container goes, the volume stays; a new service sees the data
-    node.api().RemoveService(cpb.RemoveServiceRequest(service_id="keeper"), timeout=30)
-    wait(lambda: not node.containers("keeper", all_states=True), 60, "keeper's containers gone")
-    assert podman("volume", "exists", volume, check=False).returncode == 0
-    again = service_spec("keeper2", script)
-    again.task.container.mounts.add(type=pb.Mount.VOLUME, source=volume, target="/data")
-    create(node, again)
-    third = one_running(node, "keeper2")
-    assert read_log(third.status.container_status.container_id) == ["start"] * 3
-
-
-def test_bind_of_a_missing_path_is_rejected_with_dockers_reason(
-        node: SingleNode, tmp_path) -> None:
-    missing = str(tmp_path / "no-such-dir")
-    spec = service_spec("binder", "sleep 3600")
-    spec.task.container.mounts.add(type=pb.Mount.BIND, source=missing, target="/x")
-    create(node, spec)
-
-    def rejected() -> pb.Task | None:
-        return next((t for t in node.tasks("binder") if t.status.state == pb.REJECTED), None)
-    task = wait(rejected, 60, "a REJECTED task of binder")
-    assert task.status.err == ('invalid mount config for type "bind": bind source path does '
-                               f"not exist: {missing}")
-    assert node.containers("binder", all_states=True) == []
 
 
 def test_leave_keeps_named_volumes_and_takes_anonymous_ones(node: SingleNode,
