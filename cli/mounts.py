@@ -194,6 +194,11 @@ def check_exclusive(mount: pb.Mount, groups: _Groups) -> None:
             raise UsageError(f"cannot mix '{prefix}-*' options with mount type '{kind}'")
 
 
+ANONYMOUS_WITH_OPTIONS = ("invalid mount config for type \"volume\": an anonymous volume (no "
+                          "source) cannot take volume-opt, volume-label or volume-driver "
+                          "(mount at {target}): name it with source=NAME")
+
+
 def check_mount(mount: pb.Mount) -> None:
     """The daemon's rules for one mount (the manager applies them again, same wording)."""
     kind = type_name(mount)
@@ -220,6 +225,10 @@ def check_mount(mount: pb.Mount) -> None:
             raise UsageError(f'invalid volume name "{mount.source}": only '
                              '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed (for a path of the node '
                              "use type=bind with an absolute source)")
+        if not mount.source and (mount.volume_options.driver_options
+                                 or mount.volume_options.labels
+                                 or mount.volume_options.driver not in ("", "local")):
+            raise UsageError(ANONYMOUS_WITH_OPTIONS.format(target=mount.target))
     elif mount.source:
         raise UsageError('invalid mount config for type "tmpfs": field Source must not be '
                          "specified")

@@ -92,6 +92,11 @@ def mount_target(target: str) -> str:
     return posixpath.normpath(target) if target else target
 
 
+ANONYMOUS_WITH_OPTIONS = ("invalid mount config for type \"volume\": an anonymous volume (no "
+                          "source) cannot take volume-opt, volume-label or volume-driver "
+                          "(mount at {target}): name it with source=NAME")
+
+
 def check_mount(m: pb.Mount) -> None:
     """One mount, by the rules of Docker's daemon (and the same words as the CLI)."""
     kind = mount_type_name(m)
@@ -137,6 +142,10 @@ def check_mount(m: pb.Mount) -> None:
         if any(ch.isspace() for ch in opts.driver):
             raise InvalidSpec(f'invalid volume-driver "{opts.driver}" of the mount at '
                               f"{m.target}")
+        if not m.source and (opts.driver_options or opts.labels
+                             or opts.driver not in ("", "local")):
+            # podman creates an anonymous volume only with the defaults
+            raise InvalidSpec(ANONYMOUS_WITH_OPTIONS.format(target=m.target))
     else:
         if m.source:
             raise InvalidSpec('invalid mount config for type "tmpfs": field Source must not '

@@ -123,9 +123,22 @@ def test_good_mounts_are_stored_as_sent() -> None:
     (volume(volume_options=pb.Mount.VolumeOptions(labels={"a b": "x"})),
      "invalid volume-label of the volume mount at /data: keys must not be empty nor contain "
      "white space"),
+    (volume(source="", volume_options=pb.Mount.VolumeOptions(labels={"a": "b"})),
+     'invalid mount config for type "volume": an anonymous volume (no source) cannot take '
+     "volume-opt, volume-label or volume-driver (mount at /data): name it with source=NAME"),
 ])
 def test_a_bad_mount_is_refused(mount: pb.Mount, message: str) -> None:
     refused(message, lambda: create(spec(mount)))
+
+
+def test_the_cli_refuses_an_anonymous_volume_with_options_as_the_manager_does() -> None:
+    with pytest.raises(specs.UsageError) as caught:
+        specs.create_spec(build_parser().parse_args(
+            ["service", "create", "--mount", "type=volume,target=/d,volume-opt=type=tmpfs",
+             "busybox"]))
+    assert str(caught.value) == (
+        'invalid mount config for type "volume": an anonymous volume (no source) cannot take '
+        "volume-opt, volume-label or volume-driver (mount at /d): name it with source=NAME")
 
 
 def test_a_duplicate_mount_target_is_refused() -> None:
