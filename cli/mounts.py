@@ -16,17 +16,15 @@ are the same on both sides.
 from __future__ import annotations
 
 import csv
-import posixpath
-import re
 from typing import Iterable, MutableSequence
 
 from cli.parsing import UsageError, parse_size
+from proto import mountrules
 from proto import objects_pb2 as pb
 
 TYPES = {"volume": pb.Mount.VOLUME, "bind": pb.Mount.BIND, "tmpfs": pb.Mount.TMPFS}
-PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
-VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-MAX_MODE = 0o7777
+PROPAGATIONS = mountrules.PROPAGATIONS
+MAX_MODE = mountrules.MAX_FILE_MODE
 
 FIELDS = ("type", "source", "src", "target", "dst", "destination", "readonly", "ro",
           "bind-propagation", "volume-driver", "volume-opt", "volume-label", "volume-nocopy",
@@ -51,9 +49,7 @@ def type_name(mount: pb.Mount) -> str:
     return pb.Mount.Type.Name(mount.type).lower()
 
 
-def clean_target(target: str) -> str:
-    """A target path in the form mounts are compared by ("/data/" and "/data" are one)."""
-    return posixpath.normpath(target) if target else target
+clean_target = mountrules.mount_target  # "/data/" and "/data" are one target
 
 
 class _Groups:
@@ -194,44 +190,13 @@ def check_exclusive(mount: pb.Mount, groups: _Groups) -> None:
             raise UsageError(f"cannot mix '{prefix}-*' options with mount type '{kind}'")
 
 
-ANONYMOUS_WITH_OPTIONS = ("invalid mount config for type \"volume\": an anonymous volume (no "
-                          "source) cannot take volume-opt, volume-label or volume-driver "
-                          "(mount at {target}): name it with source=NAME")
-
-
 def check_mount(mount: pb.Mount) -> None:
-    """The daemon's rules for one mount (the manager applies them again, same wording)."""
-    kind = type_name(mount)
-    if not mount.target:
-        raise UsageError(f'invalid mount config for type "{kind}": field Target must not be '
-                         "empty")
-    if not mount.target.startswith("/"):
-        raise UsageError(f"invalid mount target, must be an absolute path: {mount.target}")
-    if clean_target(mount.target) == "/":
-        raise UsageError(f"invalid mount config for type \"{kind}\": invalid specification: "
-                         "destination can't be '/'")
-    if mount.type == pb.Mount.BIND:
-        if not mount.source:
-            raise UsageError('invalid mount config for type "bind": field Source must not be '
-                             "empty")
-        if not mount.source.startswith("/"):
-            raise UsageError(f"invalid bind mount source, must be an absolute path: "
-                             f"{mount.source} (the path is the node's, not this client's)")
-    elif mount.type == pb.Mount.VOLUME:
-        if mount.source.startswith("/"):
-            raise UsageError(f"invalid volume mount source, must not be an absolute path: "
-                             f"{mount.source} (for a path of the node use type=bind)")
-        if mount.source and not VOLUME_NAME.match(mount.source):
-            raise UsageError(f'invalid volume name "{mount.source}": only '
-                             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed (for a path of the node '
-                             "use type=bind with an absolute source)")
-        if not mount.source and (mount.volume_options.driver_options
-                                 or mount.volume_options.labels
-                                 or mount.volume_options.driver not in ("", "local")):
-            raise UsageError(ANONYMOUS_WITH_OPTIONS.format(target=mount.target))
-    elif mount.source:
-        raise UsageError('invalid mount config for type "tmpfs": field Source must not be '
-                         "specified")
+    """The daemon's rules for one mount (proto.mountrules, which the manager applies
+    again), before anything is sent."""
+    try:
+        mountrules.check_mount(mount)
+    except mountrules.MountError as err:
+        raise UsageError(str(err)) from None
 
 
 def update_mounts(mounts: MutableSequence[pb.Mount], add: Iterable[str],
