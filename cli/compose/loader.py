@@ -1,7 +1,7 @@
 """Loading compose files into one validated `model.Stack`.
 
 Owns the order of a load, Docker's: for each file, parse the YAML, check the
-version (missing, "3" or "3.0" to "3.13"; every file the same), refuse the
+version (missing, "3" or "3.0" to "3.13"; every file that gives one the same), refuse the
 keys Docker refuses, drop (with Docker's warnings) the keys a swarm ignores,
 drop `x-` extension fields, substitute variables, then validate each section;
 then merge the files in order and check what only the whole stack can tell
@@ -65,10 +65,11 @@ def load(sources: Sequence[Source], env: Mapping[str, str], workdir: str,
             stack = _load_one(source, env, workdir, reader, warnings, ignored, deprecated)
         except ComposeError as exc:
             raise exc.located(source.name) from None
-        if version is not None and stack.version != version:
-            raise ComposeError(f"version mismatched between two composefiles : {version} and "
-                               f"{stack.version}", source.name, "version")
-        version = stack.version
+        if stack.version:
+            if version is not None and stack.version != version:
+                raise ComposeError(f"version mismatched between two composefiles : {version} "
+                                   f"and {stack.version}", source.name, "version")
+            version = stack.version
         origin.update({name: source.name for name in stack.services})
         stacks.append(stack)
     if ignored:
@@ -77,13 +78,17 @@ def load(sources: Sequence[Source], env: Mapping[str, str], workdir: str,
         described = "\n\n".join(sorted(f"{k}: {d}" for k, d in deprecated.items()))
         warnings.add(f"Ignoring deprecated options:\n\n{described}")
     stack = merge_stacks(stacks)
+    stack.version = version or LATEST
     _check_references(stack, origin)
     return Loaded(stack=stack, warnings=list(warnings.items))
 
 
 def _version(document: Mapping[str, Any]) -> str:
+    """The file's version, "" when it gives none (it then takes the other files' version,
+    the newest 3.x when none gives one; Docker refuses a file without version beside a
+    file with an older one)."""
     if "version" not in document:
-        return LATEST
+        return ""
     raw = document["version"]
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise v.wrong(raw, "version", 'a string such as "3.8"')
