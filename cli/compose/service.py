@@ -20,7 +20,7 @@ from cli.compose.model import (FileRef, Healthcheck, Logging, Port, Service, Ser
                                ServiceNetwork, Ulimit)
 from cli.compose.paths import absolute, read_env_file
 from cli.containeropts import ULIMIT_NAMES, normalize_capability, parse_host
-from cli.parsing import UsageError, parse_publish
+from cli.parsing import UsageError
 
 Reader = Callable[[str], str]
 
@@ -61,6 +61,8 @@ SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "la
                 "extra_hosts", "cap_add", "cap_drop", "sysctls", "ulimits", "tmpfs", "ports",
                 "networks", "secrets", "configs", "volumes", "healthcheck", "logging",
                 "deploy", "depends_on")
+PORT_FORMS = ('expected [PUBLISHED:]TARGET[/PROTOCOL] such as "8080:80" or "8080:80/udp", '
+              "or the long form {target, published, protocol, mode}")
 LOG_DRIVERS = ("json-file", "local")
 LOG_OPTIONS = ("max-size", "max-file")
 _SHORT_VOLUME_MODES = ("ro", "rw", "nocopy", "z", "Z", "rprivate", "private", "rshared",
@@ -188,19 +190,43 @@ def _ports(value: Any, path: str) -> list[Port]:
         if isinstance(item, dict):
             out.append(_long_port(item, item_path))
             continue
-        text = v.string(item, item_path, allow_numbers=True)
-        if "=" in text or not text.strip():
-            raise ComposeError(f'invalid port "{text}": expected [PUBLISHED:]TARGET[/PROTOCOL] '
-                               'such as "8080:80" or "8080:80/udp", or the long form',
-                               path=item_path)
-        try:
-            parsed = parse_publish(text)
-        except UsageError as exc:
-            raise ComposeError(str(exc).replace("--publish", "port"), path=item_path) from None
-        protocols = ("tcp", "udp", "sctp")
-        out.extend(Port(target=p.target_port, published=p.published_port or None,
-                        protocol=protocols[p.protocol]) for p in parsed)
+        out.extend(_short_port(v.string(item, item_path, allow_numbers=True), item_path))
     return out
+
+
+def _short_port(text: str, path: str) -> list[Port]:
+    """[PUBLISHED:]TARGET[/PROTOCOL], each port a number or a range (8000-8010)."""
+    ports, _, protocol = text.strip().partition("/")
+    protocol = protocol or "tcp"
+    if protocol not in ("tcp", "udp", "sctp"):
+        raise ComposeError(f'invalid protocol "{protocol}" in port "{text}": expected tcp, udp '
+                           "or sctp", path=path)
+    parts = ports.split(":")
+    if len(parts) > 2:
+        raise ComposeError(f'invalid port "{text}": a host IP cannot be given for a service '
+                           f"port (it listens on every address); {PORT_FORMS}", path=path)
+    targets = _port_range(parts[-1], text, path)
+    published = _port_range(parts[0], text, path) if len(parts) == 2 else []
+    if published and len(published) != len(targets):
+        raise ComposeError(f'invalid port "{text}": the published and target ranges differ in '
+                           "size", path=path)
+    return [Port(target=target, published=published[i] if published else None,
+                 protocol=protocol) for i, target in enumerate(targets)]
+
+
+def _port_range(part: str, text: str, path: str) -> list[int]:
+    low, dash, high = part.partition("-")
+    bounds = []
+    for bound in (low, high) if dash else (low,):
+        if not bound.isdigit():
+            raise ComposeError(f'invalid port "{text}"; {PORT_FORMS}', path=path)
+        if not 1 <= int(bound) <= 65535:
+            raise ComposeError(f'invalid port "{text}": {int(bound)} is out of range 1-65535',
+                               path=path)
+        bounds.append(int(bound))
+    if bounds[-1] < bounds[0]:
+        raise ComposeError(f'invalid port "{text}": the range {part} is empty', path=path)
+    return list(range(bounds[0], bounds[-1] + 1))
 
 
 def _long_port(item: dict[str, Any], path: str) -> Port:
