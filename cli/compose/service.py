@@ -416,7 +416,8 @@ def _healthcheck(value: Any, path: str) -> Healthcheck:
                 raise ComposeError('"CMD" needs a command after it', path=test_path)
     for key in ("interval", "timeout", "start_period", "start_interval"):
         setattr(check, key, v.optional(section, key, path, v.duration))
-    check.retries = v.optional(section, "retries", path, v.integer)
+    check.retries = v.optional(section, "retries", path,
+                               lambda x, q: v.integer(x, q, maximum=(1 << 31) - 1))
     check.disable = bool(v.optional(section, "disable", path, v.boolean))
     if check.disable and check.test is not None and check.test != ["NONE"]:
         raise ComposeError("test and disable can't be set at the same time", path=path)

@@ -74,7 +74,11 @@ def _number_text(value: float) -> str:
     return str(value)
 
 
-def integer(value: Any, path: str, minimum: Optional[int] = 0) -> int:
+INT64_MAX = (1 << 63) - 1
+
+
+def integer(value: Any, path: str, minimum: Optional[int] = 0,
+            maximum: int = INT64_MAX) -> int:
     if isinstance(value, Interpolated):
         try:
             value = int(value.strip(), 10)
@@ -84,6 +88,8 @@ def integer(value: Any, path: str, minimum: Optional[int] = 0) -> int:
         raise wrong(value, path, "an integer")
     if minimum is not None and value < minimum:
         raise ComposeError(f"must be at least {minimum}, not {value}", path=path)
+    if value > maximum:
+        raise ComposeError(f"must be at most {maximum}, not {value}", path=path)
     return value
 
 
