@@ -30,6 +30,7 @@ LATEST = "3.13"
 VERSIONS = tuple(f"3.{minor}" for minor in range(14))
 TOP_KEYS = ("version", "services", "networks", "volumes", "secrets", "configs")
 _SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
+_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _IMAGE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?"
                     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
                     r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,})?$")
@@ -133,6 +134,11 @@ def _load_one(source: Source, env: Mapping[str, str], workdir: str, reader: Read
         services[name] = kept
     for key in ("networks", "volumes", "secrets", "configs"):
         sections[key] = {name: _drop_extensions(item) for name, item in sections[key].items()}
+    for key in _SECTIONS:
+        for name in sections[key]:
+            if not _NAME.match(name):
+                raise ComposeError(f'invalid name "{name}": use letters, digits, ".", "_" and '
+                                   '"-"', path=join_path(key, name))
     clean = interpolate(sections, env, warnings)
     stack = Stack(version=version, files=[source.name])
     for name, raw in clean["services"].items():

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import yaml
 
+from cli.compose.interpolate import Interpolated
 from cli.compose.model import (Deploy, FileObject, FileRef, Healthcheck, Network, Placement,
                                Resources, RestartPolicy, Service, ServiceMount, Stack,
                                UpdateConfig, Volume)
@@ -242,6 +243,9 @@ class _Dumper(yaml.SafeDumper):
     def choose_scalar_style(self) -> Any:
         style = super().choose_scalar_style()
         return '"' if style == "'" else style
+
+
+_Dumper.add_representer(Interpolated, yaml.SafeDumper.represent_str)
 
 
 def render(stack: Stack) -> str:

@@ -101,9 +101,9 @@ def read_service(name: str, raw: Any, path: str, workdir: str, env: dict[str, st
     if "ulimits" in section:
         svc.ulimits = _ulimits(g("ulimits"), p("ulimits"))
     for item in svc.tmpfs or ():
-        if not item.startswith("/"):
-            raise ComposeError(f'tmpfs target "{item}" must be an absolute path',
-                               path=p("tmpfs"))
+        if not item.startswith("/") or ":" in item:
+            raise ComposeError(f'tmpfs target "{item}" must be an absolute path (for a size or '
+                               "mode, use a volumes entry of type tmpfs)", path=p("tmpfs"))
     svc.ports = v.optional(section, "ports", path, _ports)
     svc.networks = v.optional(section, "networks", path, _networks)
     svc.secrets = v.optional(section, "secrets", path, _file_refs)
@@ -319,7 +319,10 @@ def _mounts(value: Any, path: str, workdir: str, env: dict[str, str]) -> list[Se
                 raise ComposeError("a bind mount needs a source path", path=item_path)
             source = mount.source
             if source.startswith("~"):
-                source = env.get("HOME", "~") + source[1:]
+                if "HOME" not in env:
+                    raise ComposeError(f'cannot expand "~" in "{source}": the environment has '
+                                       "no HOME", path=item_path)
+                source = env["HOME"] + source[1:]
             mount.source = absolute(workdir, source)
         if not mount.target.startswith("/"):
             raise ComposeError(f'target "{mount.target}" must be an absolute path',
