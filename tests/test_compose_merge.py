@@ -216,3 +216,10 @@ def test_reference_checks_run_on_the_merged_stack() -> None:
     error = refused(BASE, over)
     assert error.path == "services.web.secrets[2]"
     assert 'undefined secret "missing"' in error.message
+
+
+def test_combinations_are_checked_after_the_merge() -> None:
+    over = "services:\n  web:\n    deploy:\n      mode: global\n"
+    error = refused(BASE, over)
+    assert error.path == "services.web.deploy.replicas"
+    assert error.message == "replicas can only be used with replicated or replicated-job mode"

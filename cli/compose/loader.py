@@ -191,6 +191,9 @@ def _check_references(stack: Stack, origin: Mapping[str, str]) -> None:
                                "not a valid image name such as redis:7 or "
                                "registry:5000/team/app@sha256:...", file,
                                join_path(path, "image"))
+        if svc.deploy.replicas is not None and svc.deploy.mode in ("global", "global-job"):
+            raise ComposeError("replicas can only be used with replicated or replicated-job "
+                               "mode", file, join_path(path, "deploy.replicas"))
         for network in svc.networks or {}:
             if network != "default" and network not in stack.networks:
                 raise ComposeError(f'service "{name}" references network "{network}", which '

@@ -8,6 +8,7 @@ as a number or a boolean where one is expected, as Docker casts it.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
@@ -54,8 +55,10 @@ def mapping(value: Any, path: str, allowed: Iterable[str] = (), any_key: bool = 
         if extensions and key.startswith("x-"):
             continue
         if not any_key and key not in known:
-            raise ComposeError(f'unknown key "{key}"; expected one of: '
-                               f"{', '.join(sorted(known))}", path=join_path(path, key))
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (f' (did you mean "{close[0]}"?)' if close else
+                    f"; expected one of: {', '.join(sorted(known))}")
+            raise ComposeError(f'unknown key "{key}"{hint}', path=join_path(path, key))
         out[key] = item
     return out
 
