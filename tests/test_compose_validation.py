@@ -219,6 +219,8 @@ def test_bad_top_level_values(text: str, path: str, fragment: str) -> None:
     ("1: x\n", "must be a string"),
     ("!!python/object:os.system {}\n", "invalid YAML"),
     ("a: 1\n---\nb: 2\n", "invalid YAML"),
+    ("c: !!timestamp 2001-12-14\n  - a\n", "invalid YAML"),
+    ("services: !!timestamp 2001-12-14\n", "must be a mapping, not a date"),
 ])
 def test_bad_documents(text: str, fragment: str) -> None:
     error = refused(text)

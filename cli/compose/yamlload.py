@@ -91,8 +91,9 @@ def parse_yaml(text: str, file: str) -> dict[str, Any]:
         raise exc.located(file) from None
     except yaml.YAMLError as exc:
         raise ComposeError(f"invalid YAML: {_one_line(exc)}", file) from None
-    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
-        raise ComposeError(f"invalid YAML: {exc}", file) from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors fail on bad input with
+        # plain errors too (a malformed !!timestamp raises AttributeError): all are the file's
+        raise ComposeError(f"invalid YAML: {type(exc).__name__}: {exc}", file) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
