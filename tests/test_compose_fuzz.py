@@ -13,9 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.compose.errors import ComposeError
+from cli.compose.errors import ComposeError, Warnings
+from cli.compose.interpolate import substitute
 from cli.compose.service import SERVICE_KEYS
-from tests.compose_helpers import load_texts
+from tests.compose_helpers import ATSEA, load_texts
 
 KEYS = list(SERVICE_KEYS) + [
     "services", "networks", "volumes", "secrets", "configs", "version", "web", "replicas",
@@ -91,3 +92,27 @@ def test_random_values_in_a_valid_service(key: str, value: Any, other: Any,
 @given(st.dictionaries(st.sampled_from(KEYS), TREES, max_size=6))
 def test_random_top_level(document: dict[str, Any]) -> None:
     load_or_refuse(dump(document))
+
+
+@FUZZ
+@given(st.text(alphabet="$ {}:-?+_aZ9\\", max_size=30), ENV)
+def test_random_templates(template: str, env: dict[str, str]) -> None:
+    warnings = Warnings()
+    try:
+        assert isinstance(substitute(template, env, warnings), str)
+    except ComposeError as exc:
+        assert exc.message
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_atsea_file(data: st.DataObject) -> None:
+    """Random edits (a span cut, replaced or duplicated) of a real stack file."""
+    text = ATSEA
+    for _ in range(data.draw(st.integers(1, 4))):
+        start = data.draw(st.integers(0, len(text)))
+        end = data.draw(st.integers(start, min(len(text), start + 40)))
+        replacement = data.draw(st.sampled_from(["", text[start:end] * 2, "- x\n", ": ", "{",
+                                                 "\n  ", "${A}", "&a ", "*a", "0x1"]))
+        text = text[:start] + replacement + text[end:]
+    load_or_refuse(text)
