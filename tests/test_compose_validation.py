@@ -97,6 +97,8 @@ BAD_SERVICE_VALUES = [
      '"source" is required'),
     ("    secrets:\n      - source: s\n        uid: root\n", "services.web.secrets[0].uid",
      "numeric uid"),
+    ("    secrets:\n      - source: s\n        gid: \"99999999999\"\n",
+     "services.web.secrets[0].gid", "numeric gid (0 to 4294967295)"),
     ("    secrets:\n      - source: s\n        mode: 99999\n", "services.web.secrets[0].mode",
      "out of range"),
     ("    configs: conf\n", "services.web.configs", "must be a list"),
@@ -422,6 +424,11 @@ def test_service_forms_normalized() -> None:
 def test_healthcheck_test_forms(test: str, expected: list[str]) -> None:
     web = load_texts(service(f"    healthcheck:\n      test: {test}\n")).stack.services["web"]
     assert web.healthcheck is not None and web.healthcheck.test == expected
+
+
+def test_empty_deploy_is_allowed() -> None:
+    web = load_texts(service("    deploy:\n")).stack.services["web"]
+    assert web.deploy.replicas is None and web.deploy.mode is None
 
 
 def test_healthcheck_disable() -> None:

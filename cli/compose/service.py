@@ -112,7 +112,7 @@ def read_service(name: str, raw: Any, path: str, workdir: str, env: dict[str, st
                              lambda x, q: _mounts(x, q, workdir, env))
     svc.healthcheck = v.optional(section, "healthcheck", path, _healthcheck)
     svc.logging = v.optional(section, "logging", path, _logging)
-    if "deploy" in section:
+    if g("deploy") is not None:     # `deploy:` with nothing under it is allowed (Docker)
         svc.deploy = read_deploy(g("deploy"), p("deploy"))
     if "depends_on" in section:
         value = g("depends_on")
@@ -291,9 +291,9 @@ def _file_refs(value: Any, path: str) -> list[FileRef]:
         for key in ("uid", "gid"):
             if key in section:
                 text = v.string(section[key], join_path(item_path, key), allow_numbers=True)
-                if not text.isdigit():
-                    raise ComposeError(f'must be a numeric {key}, not "{text}"',
-                                       path=join_path(item_path, key))
+                if not text.isdigit() or int(text) > 0xFFFFFFFF:
+                    raise ComposeError(f'must be a numeric {key} (0 to 4294967295), not '
+                                       f'"{text}"', path=join_path(item_path, key))
                 setattr(ref, key, text)
         if "mode" in section:
             ref.mode = v.integer(section["mode"], join_path(item_path, "mode"))
