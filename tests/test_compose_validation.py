@@ -483,7 +483,8 @@ secrets:
         "overlay", {"encrypted": ""}, True, True)
     assert enc.subnets == ["10.9.0.0/24"] and enc.labels == {"team": "a"}
     assert stack.networks["old"].external and stack.networks["old"].name == "shared-net"
-    assert stack.networks["plain"].driver is None
+    assert stack.networks["plain"].driver is None and stack.networks["plain"].name is None
+    assert stack.networks["ext"].external and stack.networks["ext"].name == "ext"
     assert stack.volumes["local"].driver_opts == {"type": "tmpfs", "device": "tmpfs",
                                                   "o": "size=1m"}
     assert stack.volumes["named"].name == "fixed-name" and stack.volumes["outside"].external

@@ -5,7 +5,8 @@ Owns their keys and forms: networks (overlay only; driver_opts such as
 volumes (driver, driver_opts, labels, external, name), and secrets and
 configs (`file:` relative to the first compose file's folder, external, name,
 labels). `external: {name: N}` is Docker's old spelling of `external: true`
-with `name: N`. A key Shoal cannot represent is refused with the reason.
+with `name: N`; an external object without a name is named by its key (as Docker
+fills it in). A key Shoal cannot represent is refused with the reason.
 """
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def read_section(raw: Any, path: str, read: Callable[[Any, str], T]) -> dict[str
     return out
 
 
+def _name(path: str) -> str:
+    """The object's key in its section (`networks.my.net` -> `my.net`)."""
+    return path.split(".", 1)[-1]
+
+
 def _external(section: dict[str, Any], path: str, warnings: Warnings,
               kind: str) -> tuple[bool, Optional[str]]:
     """(external, name) of an object, folding Docker's deprecated `external.name`."""
@@ -43,10 +49,11 @@ def _external(section: dict[str, Any], path: str, warnings: Warnings,
                 raise ComposeError(f"{kind}.external.name and {kind}.name conflict; only use "
                                    f"{kind}.name", path=path)
             name = v.string(old["name"], join_path(ext_path, "name"))
-            warnings.add(f"{kind} {path.rsplit('.', 1)[-1]}: {kind}.external.name is "
+            warnings.add(f"{kind} {_name(path)}: {kind}.external.name is "
                          f"deprecated in favor of {kind}.name")
-        return True, name
-    return v.boolean(value, ext_path), name
+        return True, name or _name(path)
+    external = v.boolean(value, ext_path)
+    return external, (name or _name(path)) if external else name
 
 
 def _conflicts_with_external(section: dict[str, Any], path: str, keys: tuple[str, ...],
@@ -54,7 +61,7 @@ def _conflicts_with_external(section: dict[str, Any], path: str, keys: tuple[str
     for key in keys:
         if key in section:
             raise ComposeError(f'conflicting parameters "external" and "{key}" specified for '
-                               f"{kind} {path.rsplit('.', 1)[-1]}", path=join_path(path, key))
+                               f"{kind} {_name(path)}", path=join_path(path, key))
 
 
 def read_network(raw: Any, path: str, warnings: Warnings) -> Network:
@@ -144,7 +151,7 @@ def read_file_object(raw: Any, path: str, warnings: Warnings, kind: str,
     if obj.external:
         if "file" in section:
             raise ComposeError(f'conflicting parameters "external" and "file" specified for '
-                               f"{kind} {path.rsplit('.', 1)[-1]}", path=join_path(path, "file"))
+                               f"{kind} {_name(path)}", path=join_path(path, "file"))
         return obj
     if "file" not in section:
         raise ComposeError(f'a {kind} needs "file" (a file of this client) or '
