@@ -8,6 +8,7 @@ import pytest
 
 from cli.main import main
 from tests.compose_helpers import ATSEA, load_texts
+from tests.test_cli_startup import NOWHERE, SERVER_CODE, run_fresh, within
 
 BASE = """\
 version: "3.8"
@@ -262,3 +263,16 @@ def test_atsea_through_stack_config(tmp_path: Path, capsys) -> None:
     assert err == ""
     assert out.startswith('version: "3.2"\nservices:\n  appserver:\n')
     assert "      encrypted: \"yes\"\n" in out
+
+
+def test_stack_config_loads_no_server_code_and_no_grpc(tmp_path: Path) -> None:
+    (tmp_path / "s.yml").write_text(ATSEA)
+    code, modules, err = run_fresh(["stack", "config", "-c", str(tmp_path / "s.yml")])
+    assert code == 0, err
+    assert "cli.compose.loader" in modules
+    assert within(modules, [*SERVER_CODE, "grpc"]) == []
+
+
+def test_other_commands_do_not_load_the_compose_loader() -> None:
+    _, modules, _ = run_fresh([*NOWHERE, "service", "ls"])
+    assert within(modules, ["cli.compose", "cli.commands_stack", "yaml"]) == []

@@ -42,8 +42,7 @@ class _Template:
                             f"{_ESCAPE_HINT}")
 
     def run(self) -> str:
-        value, pos = self.until(0, closing=False)
-        return value
+        return self.until(0, closing=False)[0]
 
     def until(self, pos: int, closing: bool) -> tuple[str, int]:
         """Substitutes from pos to the end (or to the unmatched `}` when closing)."""

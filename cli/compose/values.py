@@ -12,7 +12,7 @@ import difflib
 import math
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
-from cli.compose.errors import ComposeError, Warnings, join_path
+from cli.compose.errors import ComposeError, join_path
 from cli.compose.interpolate import Interpolated
 from cli.parsing import UsageError, parse_cpus, parse_duration, parse_size
 
@@ -26,9 +26,7 @@ def type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -230,7 +228,3 @@ def optional(section: Mapping[str, Any], key: str, path: str,
 def not_supported(key: str, path: str, why: str = "") -> ComposeError:
     more = f": {why}" if why else ""
     return ComposeError(f'"{key}" is not supported by Shoal yet{more}', path=path)
-
-
-def note_ignored(warnings: Warnings, text: str) -> None:
-    warnings.add(text)
