@@ -68,6 +68,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("config", "Manage configs", "cli.commands_secret"),
     Command("network", "Manage networks", "cli.commands_network"),
     Command("volume", "Manage the named volumes of every node", "cli.commands_volume"),
+    Command("stack", "Manage stacks declared in Compose files", "cli.commands_stack"),
     Command("inspect", "Return low-level information on tasks, services and nodes",
             "cli.commands_inspect"),
 )

@@ -1,0 +1,127 @@
+"""Validation of a service's `deploy:` section into a `model.Deploy`.
+
+Owns the modes (replicated, global, replicated-job, global-job), replicas,
+service labels, endpoint mode, resources (CPU and memory limits and
+reservations), restart policy, placement (constraints checked with the CLI's
+own grammar, spread preferences, max replicas per node), and the update and
+rollback configs, with Docker's values and messages.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from cli.compose import values as v
+from cli.compose.errors import ComposeError, join_path
+from cli.compose.model import Deploy, Placement, Resources, RestartPolicy, UpdateConfig
+from cli.parsing import UsageError, parse_placement_pref, validate_constraint
+
+MODES = ("replicated", "global", "replicated-job", "global-job")
+DEPLOY_KEYS = ("mode", "replicas", "labels", "update_config", "rollback_config", "resources",
+               "restart_policy", "placement", "endpoint_mode")
+
+
+def read_deploy(value: Any, path: str) -> Deploy:
+    section = v.mapping(value, path, DEPLOY_KEYS)
+    deploy = Deploy()
+    deploy.mode = v.optional(section, "mode", path, lambda x, q: v.choice(x, q, MODES))
+    deploy.replicas = v.optional(section, "replicas", path, v.integer)
+    if deploy.replicas is not None and deploy.mode in ("global", "global-job"):
+        raise ComposeError("replicas can only be used with replicated or replicated-job mode",
+                           path=join_path(path, "replicas"))
+    if "labels" in section:
+        deploy.labels = v.labels(section["labels"], join_path(path, "labels"))
+    deploy.endpoint_mode = v.optional(section, "endpoint_mode", path,
+                                      lambda x, q: v.choice(x, q, ("vip", "dnsrr")))
+    deploy.update_config = v.optional(section, "update_config", path,
+                                      lambda x, q: _update(x, q, rollback=False))
+    deploy.rollback_config = v.optional(section, "rollback_config", path,
+                                        lambda x, q: _update(x, q, rollback=True))
+    deploy.restart_policy = v.optional(section, "restart_policy", path, _restart)
+    deploy.placement = v.optional(section, "placement", path, _placement)
+    if "resources" in section:
+        resources_path = join_path(path, "resources")
+        resources = v.mapping(section["resources"], resources_path,
+                              ("limits", "reservations"))
+        deploy.limits = v.optional(resources, "limits", resources_path,
+                                   lambda x, q: _resources(x, q, "pids"))
+        deploy.reservations = v.optional(resources, "reservations", resources_path,
+                                         lambda x, q: _resources(x, q, "generic_resources"))
+    return deploy
+
+
+def _update(value: Any, path: str, rollback: bool) -> UpdateConfig:
+    section = v.mapping(value, path, ("parallelism", "delay", "failure_action", "monitor",
+                                      "max_failure_ratio", "order"))
+    actions = ("continue", "pause") if rollback else ("continue", "pause", "rollback")
+    config = UpdateConfig()
+    config.parallelism = v.optional(section, "parallelism", path, v.integer)
+    config.delay = v.optional(section, "delay", path, v.duration)
+    config.monitor = v.optional(section, "monitor", path, v.duration)
+    config.failure_action = v.optional(section, "failure_action", path,
+                                       lambda x, q: v.choice(x, q, actions))
+    config.order = v.optional(section, "order", path,
+                              lambda x, q: v.choice(x, q, ("stop-first", "start-first")))
+    ratio = v.optional(section, "max_failure_ratio", path, v.number)
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise ComposeError(f"must be between 0 and 1, not {ratio}",
+                           path=join_path(path, "max_failure_ratio"))
+    config.max_failure_ratio = ratio
+    return config
+
+
+def _restart(value: Any, path: str) -> RestartPolicy:
+    section = v.mapping(value, path, ("condition", "delay", "max_attempts", "window"))
+    policy = RestartPolicy()
+    policy.condition = v.optional(section, "condition", path,
+                                  lambda x, q: v.choice(x, q, ("none", "on-failure", "any")))
+    policy.delay = v.optional(section, "delay", path, v.duration)
+    policy.window = v.optional(section, "window", path, v.duration)
+    policy.max_attempts = v.optional(section, "max_attempts", path, v.integer)
+    return policy
+
+
+def _placement(value: Any, path: str) -> Placement:
+    section = v.mapping(value, path, ("constraints", "preferences", "max_replicas_per_node"))
+    placement = Placement()
+    if "constraints" in section:
+        items_path = join_path(path, "constraints")
+        placement.constraints = v.string_list(section["constraints"], items_path)
+        for index, expr in enumerate(placement.constraints):
+            try:
+                validate_constraint(expr)
+            except UsageError as exc:
+                raise ComposeError(str(exc), path=join_path(items_path, index)) from None
+    if "preferences" in section:
+        items_path = join_path(path, "preferences")
+        items = section["preferences"]
+        if not isinstance(items, list):
+            raise v.wrong(items, items_path, "a list of {spread: ...} mappings")
+        placement.preferences = []
+        for index, item in enumerate(items):
+            item_path = join_path(items_path, index)
+            pref = v.mapping(item, item_path, ("spread",), extensions=False)
+            if "spread" not in pref:
+                raise ComposeError('"spread" is required', path=join_path(item_path, "spread"))
+            spread = v.string(pref["spread"], join_path(item_path, "spread"))
+            try:
+                parse_placement_pref(f"spread={spread}")
+            except UsageError:
+                raise ComposeError(f'invalid spread "{spread}": expected node.labels.<label> '
+                                   "or engine.labels.<label>",
+                                   path=join_path(item_path, "spread")) from None
+            placement.preferences.append(spread)
+    placement.max_replicas_per_node = v.optional(section, "max_replicas_per_node", path,
+                                                 v.integer)
+    return placement
+
+
+def _resources(value: Any, path: str, unsupported: str) -> Resources:
+    section = v.mapping(value, path, ("cpus", "memory", unsupported))
+    if unsupported in section:
+        raise v.not_supported(unsupported, join_path(path, unsupported),
+                              "Shoal's resources are CPUs and memory")
+    resources = Resources()
+    if "cpus" in section:
+        resources.cpus, resources.nano_cpus = v.cpus(section["cpus"], join_path(path, "cpus"))
+    resources.memory = v.optional(section, "memory", path, v.size)
+    return resources

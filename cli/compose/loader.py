@@ -1,0 +1,212 @@
+"""Loading compose files into one validated `model.Stack`.
+
+Owns the order of a load, Docker's: for each file, parse the YAML, check the
+version (missing, "3" or "3.0" to "3.13"; every file that gives one the same), refuse the
+keys Docker refuses, drop (with Docker's warnings) the keys a swarm ignores,
+drop `x-` extension fields, substitute variables, then validate each section;
+then merge the files in order and check what only the whole stack can tell
+(every service has an image; every network, volume, secret and config a
+service names is declared). The caller reads the compose files and passes
+their text; other files (env files) are read through `reader`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from cli.compose import values as v
+from cli.compose.errors import ComposeError, Warnings, join_path
+from cli.compose.interpolate import interpolate
+from cli.compose.merge import merge_stacks
+from cli.compose.model import Stack
+from cli.compose.service import (DEPENDS_ON_WARNING, DEPRECATED, FORBIDDEN, NOT_REPRESENTABLE,
+                                 UNSUPPORTED, read_service)
+from cli.compose.toplevel import read_file_object, read_network, read_section, read_volume
+from cli.compose.yamlload import parse_yaml
+
+Reader = Callable[[str], str]
+LATEST = "3.13"
+VERSIONS = tuple(f"3.{minor}" for minor in range(14))
+TOP_KEYS = ("version", "services", "networks", "volumes", "secrets", "configs")
+_SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
+_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+_IMAGE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?"
+                    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+                    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,})?$")
+
+
+@dataclass
+class Source:
+    """One compose file: the name it is shown by (a path, or "-") and its text."""
+    name: str
+    text: str
+
+
+@dataclass
+class Loaded:
+    stack: Stack
+    warnings: list[str] = field(default_factory=list)
+
+
+def load(sources: Sequence[Source], env: Mapping[str, str], workdir: str,
+         reader: Reader, warnings: Optional[Warnings] = None) -> Loaded:
+    """The merged stack of `sources`, or ComposeError. `workdir` resolves relative paths;
+    the warnings go to `warnings` (also when the load fails) and into the result."""
+    if not sources:
+        raise ComposeError("specify a Compose file (with --compose-file)")
+    warnings = Warnings() if warnings is None else warnings
+    ignored: set[str] = set()
+    deprecated: dict[str, str] = {}
+    stacks: list[Stack] = []
+    origin: dict[str, str] = {}
+    version: Optional[str] = None
+    for source in sources:
+        try:
+            stack = _load_one(source, env, workdir, reader, warnings, ignored, deprecated)
+        except ComposeError as exc:
+            raise exc.located(source.name) from None
+        if stack.version:
+            if version is not None and stack.version != version:
+                raise ComposeError(f"version mismatched between two composefiles : {version} "
+                                   f"and {stack.version}", source.name, "version")
+            version = stack.version
+        origin.update({name: source.name for name in stack.services})
+        stacks.append(stack)
+    if ignored:
+        warnings.add(f"Ignoring unsupported options: {', '.join(sorted(ignored))}")
+    if deprecated:
+        described = "\n\n".join(sorted(f"{k}: {d}" for k, d in deprecated.items()))
+        warnings.add(f"Ignoring deprecated options:\n\n{described}")
+    stack = merge_stacks(stacks)
+    stack.version = version or LATEST
+    _check_references(stack, origin)
+    return Loaded(stack=stack, warnings=list(warnings.items))
+
+
+def _version(document: Mapping[str, Any]) -> str:
+    """The file's version, "" when it gives none (it then takes the other files' version,
+    the newest 3.x when none gives one; Docker refuses a file without version beside a
+    file with an older one)."""
+    if "version" not in document:
+        return ""
+    raw = document["version"]
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise v.wrong(raw, "version", 'a string such as "3.8"')
+    text = str(raw)
+    if text == "3":
+        return LATEST
+    if text not in VERSIONS:
+        raise ComposeError(f'unsupported Compose file version: {text}; Shoal reads the Compose '
+                           'file format 3 (version "3" or "3.0" to "3.13", or no version)',
+                           path="version")
+    return text
+
+
+def _load_one(source: Source, env: Mapping[str, str], workdir: str, reader: Reader,
+              warnings: Warnings, ignored: set[str], deprecated: dict[str, str]) -> Stack:
+    document = parse_yaml(source.text, source.name)
+    version = _version(document)
+    document = v.mapping(document, "", TOP_KEYS)
+    sections: dict[str, dict[str, Any]] = {}
+    for key in _SECTIONS:
+        raw = document.get(key)
+        sections[key] = {} if raw is None else v.mapping(raw, key, any_key=True)
+    services = sections["services"]
+    _refuse_forbidden(services)
+    for name, raw in list(services.items()):
+        if not isinstance(raw, dict):
+            continue
+        kept = {}
+        for key, item in raw.items():
+            if key.startswith("x-"):
+                continue
+            if key in UNSUPPORTED:
+                ignored.add(key)
+            elif key in DEPRECATED:
+                deprecated[key] = DEPRECATED[key]
+            elif key in NOT_REPRESENTABLE:
+                raise v.not_supported(key, f"services.{name}.{key}", NOT_REPRESENTABLE[key])
+            else:
+                if key == "depends_on":
+                    warnings.add(DEPENDS_ON_WARNING)
+                kept[key] = item
+        services[name] = kept
+    for key in ("networks", "volumes", "secrets", "configs"):
+        sections[key] = {name: _drop_extensions(item) for name, item in sections[key].items()}
+    for key in _SECTIONS:
+        for name in sections[key]:
+            if not _NAME.match(name):
+                raise ComposeError(f'invalid name "{name}": use letters, digits, ".", "_" and '
+                                   '"-"', path=join_path(key, name))
+    clean = interpolate(sections, env, warnings)
+    stack = Stack(version=version, files=[source.name])
+    for name, raw in clean["services"].items():
+        if raw is None:
+            raw = {}
+        stack.services[name] = read_service(name, raw, join_path("services", name), workdir,
+                                            dict(env), reader)
+    stack.networks = read_section(clean["networks"], "networks",
+                                  lambda x, p: read_network(x, p, warnings))
+    stack.volumes = read_section(clean["volumes"], "volumes",
+                                 lambda x, p: read_volume(x, p, warnings))
+    stack.secrets = read_section(clean["secrets"], "secrets",
+                                 lambda x, p: read_file_object(x, p, warnings, "secret", workdir))
+    stack.configs = read_section(clean["configs"], "configs",
+                                 lambda x, p: read_file_object(x, p, warnings, "config", workdir))
+    return stack
+
+
+def _drop_extensions(item: Any) -> Any:
+    if isinstance(item, dict):
+        return {k: x for k, x in item.items() if not k.startswith("x-") or k == "x-cluster-spec"}
+    return item
+
+
+def _refuse_forbidden(services: Mapping[str, Any]) -> None:
+    found: dict[str, str] = {}
+    first = ""
+    for name, raw in services.items():
+        if isinstance(raw, dict):
+            for key in raw:
+                if key in FORBIDDEN:
+                    found[key] = FORBIDDEN[key]
+                    first = first or f"services.{name}.{key}"
+    if found:
+        listed = "\n\n".join(sorted(f"{k}: {d}" for k, d in found.items()))
+        raise ComposeError(f"compose file contains unsupported options:\n\n{listed}\n",
+                           path=first)
+
+
+def _check_references(stack: Stack, origin: Mapping[str, str]) -> None:
+    """What one file cannot tell: images given, and every name a service uses declared."""
+    for name, svc in sorted(stack.services.items()):
+        path = join_path("services", name)
+        file = origin.get(name, "")
+        if not svc.image:
+            raise ComposeError(f"invalid image reference for service {name}: no image "
+                               "specified", file, join_path(path, "image"))
+        if not _IMAGE.match(svc.image):
+            raise ComposeError(f'invalid image reference for service {name}: "{svc.image}" is '
+                               "not a valid image name such as redis:7 or "
+                               "registry:5000/team/app@sha256:...", file,
+                               join_path(path, "image"))
+        if svc.deploy.replicas is not None and svc.deploy.mode in ("global", "global-job"):
+            raise ComposeError("replicas can only be used with replicated or replicated-job "
+                               "mode", file, join_path(path, "deploy.replicas"))
+        for network in svc.networks or {}:
+            if network != "default" and network not in stack.networks:
+                raise ComposeError(f'service "{name}" references network "{network}", which '
+                                   "is not declared", file, join_path(path, "networks"))
+        for kind in ("secrets", "configs"):
+            declared = getattr(stack, kind)
+            for index, ref in enumerate(getattr(svc, kind) or ()):
+                if ref.source not in declared:
+                    raise ComposeError(f'undefined {kind[:-1]} "{ref.source}": declare it in '
+                                       f"the top-level {kind}", file,
+                                       join_path(join_path(path, kind), index))
+        for index, mount in enumerate(svc.volumes or ()):
+            if mount.type == "volume" and mount.source and mount.source not in stack.volumes:
+                raise ComposeError(f'undefined volume "{mount.source}": declare it in the '
+                                   "top-level volumes", file,
+                                   join_path(join_path(path, "volumes"), index))
