@@ -98,10 +98,11 @@ def test_docker_hub_names_run_from_their_stand_ins(lab: Lab, stand_ins: dict[str
         on_manager = images(lab, "manager1")
         assert not [i for i in on_manager if i.startswith("docker.io/")], on_manager
 
-        page = wait(lambda: (lambda p: p if VOTE in p else "")(
-            fetch_from(lab, "manager1", lab.ip("worker1"), VOTE_PORT)), 30,
-            "the vote stand-in answering through the mesh")
-        assert "Shoal lab stand-in for" in page
+        def vote_page() -> str:
+            page = fetch_from(lab, "manager1", lab.ip("worker1"), VOTE_PORT)
+            return page if VOTE in page else ""
+        page = wait(vote_page, 30, "the vote stand-in answering through the mesh")
+        assert f"Shoal lab stand-in for {VOTE}" in page
 
         vote_cid = lab.podman("worker1", "ps", "-q", "--filter",
                               "label=com.shoal.service.name=vote", check=True).stdout.split()[0]
