@@ -11,16 +11,25 @@ busybox-static (busybox plus its applet symlinks, /etc/passwd with root and
 nobody, /tmp) with `podman import` and pushed there over plain HTTP; and
 `127.0.0.1:5000/shoal/busybox-unhealthy:latest`, the demo image with its own
 HEALTHCHECK (every second, 2 retries, failing until /tmp/healthy exists), built
-with `podman build --format docker` (OCI images have no HEALTHCHECK).
+with `podman build --format docker` (OCI images have no HEALTHCHECK); and the
+stand-ins: the demo image pushed under a Docker Hub name's repository
+(lab/hubnames.py: `redis:alpine` -> `127.0.0.1:5000/library/redis:alpine`)
+whose entrypoint serves a page naming the image over HTTP on given ports
+(busybox httpd) and keeps running, whatever command the service gives; lab
+nodes pull Docker Hub names from there (lab/podstore.py), so a Compose file
+naming `redis:alpine` runs unchanged in the lab.
 
-Both steps are idempotent and cheap once done (two HTTP requests). Run
-`python -m lab.images` to prepare them by hand.
+Every step is idempotent and cheap once done (two HTTP requests, three for a
+stand-in). Run `python -m lab.images [--stand-in NAME[=PORT[,PORT...]]...]` to
+prepare them by hand.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import io
+import json
 import os
 import signal
 import subprocess
@@ -31,9 +40,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
-REGISTRY_ADDR = "127.0.0.1:5000"
+from lab.hubnames import (DEFAULT_PORT, LAB_REGISTRY, HubName, ImageNameError, StandInRequest,
+                          parse_stand_in, stand_in_request)
+
+REGISTRY_ADDR = LAB_REGISTRY
 REGISTRY_PORT = 5000
 REGISTRY_LISTEN = f"0.0.0.0:{REGISTRY_PORT}"   # loopback for the host, the bridges for lab nodes
 GUARD_TABLE = "shoal_registry"
@@ -47,6 +59,7 @@ UNHEALTHY_IMAGE = f"{REGISTRY_ADDR}/{UNHEALTHY_REPO}:{DEMO_TAG}"
 UNHEALTHY_CHECK = ("test -f /tmp/healthy || "
                    "{ echo 'image healthcheck: /tmp/healthy is missing'; exit 1; }")
 BUSYBOX = "/bin/busybox"
+STAND_IN_LABEL = "com.shoal.lab.stand-in"   # "<canonical name> ports=<p,...>"
 REGISTRY_BINARY = "docker-registry"
 
 _MANIFEST_TYPES = ", ".join([
@@ -306,18 +319,140 @@ def ensure_unhealthy_image() -> str:
     return UNHEALTHY_IMAGE
 
 
-def main() -> int:
-    """`python -m lab.images`: prepare the registry and the demo image, print the reference."""
+def _stand_in_script(image: HubName, ports: Sequence[int]) -> str:
+    """The stand-in's entrypoint: httpd on every port, arguments ignored, stops on TERM."""
+    return ("#!/bin/sh\n"
+            f"# Shoal lab stand-in for {image.canonical}: serves /www over HTTP on port(s) "
+            f"{' '.join(map(str, ports))}; the service's command, if any, is ignored\n"
+            "trap 'kill $pids 2>/dev/null; exit 0' TERM INT\n"
+            "pids=\n"
+            f"for port in {' '.join(map(str, ports))}; do\n"
+            '    httpd -f -p "$port" -h /www & pids="$pids $!"\n'
+            "done\n"
+            "wait\n")
+
+
+def stand_in_label(image: HubName, ports: Sequence[int]) -> str:
+    """The label value that tells a stand-in for exactly this name and these ports."""
+    return f"{image.canonical} ports={','.join(map(str, ports))}"
+
+
+def _registry_json(url: str, accept: str = "", timeout: float = 5.0) -> dict | None:
+    """A JSON document from the registry, or None when it is missing or not JSON."""
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def registry_labels(repo: str, tag: str, addr: str = REGISTRY_ADDR) -> dict[str, str] | None:
+    """The labels in the image config of repo:tag at addr (None: no such single image)."""
+    manifest = _registry_json(f"http://{addr}/v2/{repo}/manifests/{tag}", _MANIFEST_TYPES)
+    digest = ((manifest or {}).get("config") or {}).get("digest")
+    if not digest:
+        return None
+    config = _registry_json(f"http://{addr}/v2/{repo}/blobs/{digest}")
+    if config is None:
+        return None
+    return dict((config.get("config") or {}).get("Labels") or {})
+
+
+def stand_in_present(request: StandInRequest, addr: str = REGISTRY_ADDR) -> bool:
+    """True when the registry holds the stand-in for this name with these ports."""
+    labels = registry_labels(request.image.repository, request.image.tag, addr)
+    return (labels or {}).get(STAND_IN_LABEL) == stand_in_label(request.image, request.ports)
+
+
+def build_and_push_stand_in(request: StandInRequest) -> str:
+    """Builds the stand-in on the demo image, pushes it, drops the host's local copy."""
+    image, ports = request.image, request.ports
+    page = (f"<html><body><h1>{image.canonical}</h1><p>Shoal lab stand-in for "
+            f"{image.name}</p></body></html>\n")
+    expose = " ".join(f"{port}/tcp" for port in ports)
+    containerfile = (f"FROM {DEMO_IMAGE}\n"
+                     "COPY index.html /www/index.html\n"
+                     "COPY stand-in.sh /stand-in.sh\n"
+                     f"LABEL {STAND_IN_LABEL}={json.dumps(stand_in_label(image, ports))}\n"
+                     f"EXPOSE {expose}\n"
+                     'ENTRYPOINT ["/bin/sh", "/stand-in.sh"]\n'
+                     "CMD []\n")
+    with tempfile.TemporaryDirectory(prefix="shoal-stand-in-") as context:
+        (Path(context) / "Containerfile").write_text(containerfile)
+        (Path(context) / "index.html").write_text(page)
+        (Path(context) / "stand-in.sh").write_text(_stand_in_script(image, ports))
+        _podman(["build", "--format", "docker", "--tls-verify=false", "--pull=missing",
+                 "--quiet", "-t", image.reference, context])
+    try:
+        _podman(["push", "--tls-verify=false", image.reference])
+    finally:
+        # only the registry needs it (no --force: a container or another name keeps it)
+        subprocess.run(["podman", "rmi", image.reference], capture_output=True, timeout=120)
+    return image.reference
+
+
+def ensure_stand_in(name: str, ports: int | Sequence[int] = DEFAULT_PORT) -> str:
+    """Makes sure the lab registry holds a stand-in for the image `name` (Docker Hub name
+    or 127.0.0.1:5000/...) serving HTTP on `ports`; returns its lab registry reference.
+
+    Raises ImageNameError for a name that cannot get one, LabImageError when the
+    registry or podman fails.
+    """
+    return push_stand_in(stand_in_request(name, ports))
+
+
+def push_stand_in(request: StandInRequest) -> str:
+    """`ensure_stand_in` for a parsed request."""
+    ensure_demo_image()
+    if stand_in_present(request):
+        return request.image.reference
+    with _lock(REGISTRY_DIR / ".build.lock"):
+        if not stand_in_present(request):
+            build_and_push_stand_in(request)
+    if not stand_in_present(request):
+        raise LabImageError(f"the stand-in {request.image.reference} was pushed but the "
+                            f"registry does not show it with label {STAND_IN_LABEL}")
+    return request.image.reference
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.images",
+        description="Start the lab registry, push the demo images and, with --stand-in, "
+                    "stand-ins for Docker Hub images (a busybox httpd answering on the "
+                    "given ports) so that Compose files naming them run in the lab.")
+    parser.add_argument("--stand-in", action="append", default=[], metavar="NAME[=PORT,...]",
+                        help="push a stand-in under NAME (e.g. redis:alpine=6379, "
+                             "dockersamples/examplevotingapp_vote:before=80; port 80 when "
+                             "none is given); repeatable")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m lab.images`: prepare the registry, the demo images and any stand-ins."""
+    args = _arguments(argv)
+    try:
+        requests = [parse_stand_in(arg) for arg in args.stand_in]
+    except ImageNameError as err:
+        print(f"error: --stand-in {err}", file=sys.stderr)
+        return 2
     try:
         started = time.monotonic()
         reference = ensure_demo_image()
         unhealthy = ensure_unhealthy_image()
+        stand_ins = [(request, push_stand_in(request)) for request in requests]
     except (LabImageError, subprocess.CalledProcessError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"registry  http://{REGISTRY_ADDR}/v2/")
     print(f"image     {reference}")
-    print(f"image     {unhealthy}  ({time.monotonic() - started:.2f}s)")
+    print(f"image     {unhealthy}")
+    for request, pushed in stand_ins:
+        print(f"stand-in  {request.image.name} -> {pushed} "
+              f"(http on {','.join(map(str, request.ports))})")
+    print(f"ready in {time.monotonic() - started:.2f}s")
     return 0
 
 

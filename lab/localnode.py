@@ -3,6 +3,13 @@
 A node started with `swarm init` in its own data directory, driven through the
 real `swarm` CLI and the gRPC API, and torn down completely (daemon, podman
 service, containers) by `destroy()`, also after a failure.
+
+The node uses the host's podman storage and registry configuration, except with
+`hub_stand_ins=True`: then its podman reads a registries.conf of its own
+(CONTAINERS_REGISTRIES_CONF, for this node's processes only; the host's files
+stay as they are) that pulls Docker Hub names from the lab registry, as lab
+nodes do (lab/podstore.py), and `destroy()` removes the stand-in images it
+pulled under Docker Hub names from the host's storage.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from typing import Any, Callable, Optional
 
 import grpc
 
+from lab.images import REGISTRY_ADDR, STAND_IN_LABEL
+from lab.podstore import registries_conf
 from node.state import log_path
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
@@ -26,6 +35,7 @@ from proto import objects_pb2 as pb
 
 REPO = Path(__file__).resolve().parent.parent
 LABEL_NODE = "com.shoal.node.id"
+ENV_REGISTRIES_CONF = "CONTAINERS_REGISTRIES_CONF"   # podman's override of registries.conf
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -84,12 +94,18 @@ def _pids_matching(text: str) -> list[int]:
 class SingleNode:
     """One node (manager + agent) in its own data directory."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, hub_stand_ins: bool = False) -> None:
         self.data_dir = base / "node"
         self.port = free_port()
         self.node_id = ""
         self.env = dict(os.environ, SWARM_HOST=f"unix://{self.data_dir}/swarm.sock",
                         PYTHONPATH=str(REPO))
+        self.hub_stand_ins = hub_stand_ins
+        if hub_stand_ins:
+            conf = base / "registries.conf"
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(registries_conf(REGISTRY_ADDR))
+            self.env[ENV_REGISTRIES_CONF] = str(conf)      # the daemon and its podman inherit it
         self._channel: Optional[grpc.Channel] = None
 
     # ---- process control
@@ -153,6 +169,17 @@ class SingleNode:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        if self.hub_stand_ins:
+            self._remove_hub_stand_ins()
+
+    def _remove_hub_stand_ins(self) -> None:
+        """Untags the stand-ins pulled under Docker Hub names (not forced: an image a
+        container still uses stays)."""
+        listed = podman("images", "--filter", f"label={STAND_IN_LABEL}", "--format",
+                        "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        names = [name for name in listed if name.startswith("docker.io/")]
+        if names:
+            podman("rmi", *names, check=False)
 
     # ---- API
 

@@ -9,7 +9,11 @@ inside) the node's data directory:
 * `home/.config/containers/registries.conf`: the node's registry view. Inside
   a node's network namespace 127.0.0.1 is the node's own loopback, so pulls of
   the lab registry's images (`127.0.0.1:5000/...`, names unchanged) go to the
-  registry's mirror on the underlay (the host's bridge address). A
+  registry's mirror on the underlay (the host's bridge address). Docker Hub
+  names (unqualified, or `docker.io/...`) are pulled from the lab registry as
+  if it were Docker Hub: `redis:alpine` is `docker.io/library/redis:alpine`,
+  read from the lab registry's `library/redis:alpine` (see lab/hubnames.py; a
+  stand-in pushed by `python -m lab.images --stand-in` lives there). A
   registries.conf under HOME replaces the host's, drop-ins included;
 * its teardown: every container of that storage removed, leftover processes
   using it killed, the mounts under it unmounted, the directory removed.
@@ -25,27 +29,49 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from lab.hubnames import HUB_DOMAIN, LAB_REGISTRY
 from lab.netlab import kill_and_wait
 from worker.podman import PodmanOptions
 
-LOCAL_REGISTRY = "127.0.0.1:5000"
+LOCAL_REGISTRY = LAB_REGISTRY
 RUN_ROOTS = Path("/run/shoal-lab")
 
 _REGISTRIES_CONF = """\
 # Written by lab/podstore.py: how this lab node reaches registries.
 # 127.0.0.1 is the node's own loopback inside its namespace: the lab registry
-# is pulled through its address on the underlay.
-unqualified-search-registries = []
+# is pulled through its address on the underlay. Docker Hub names are read from
+# the lab registry (docker.io/library/redis -> repository library/redis there);
+# unqualified names are Docker Hub names, resolved without a prompt.
+unqualified-search-registries = ["{hub}"]
+short-name-mode = "disabled"
+{local_table}
+[[registry]]
+prefix = "{hub}"
+location = "{mirror}"
+insecure = true
+"""
 
+_LOCAL_TABLE = """
 [[registry]]
 prefix = "{local}"
 location = "{local}"
 insecure = true
+"""
 
+_LOCAL_MIRROR = """
 [[registry.mirror]]
 location = "{mirror}"
 insecure = true
 """
+
+
+def registries_conf(registry: str) -> str:
+    """A registries.conf reaching the lab registry at `registry` (host:port): its own
+    names (127.0.0.1:5000/...) and Docker Hub names (unqualified or docker.io/...)."""
+    local = _LOCAL_TABLE.format(local=LOCAL_REGISTRY)
+    if registry != LOCAL_REGISTRY:
+        local += _LOCAL_MIRROR.format(mirror=registry)
+    return _REGISTRIES_CONF.format(hub=HUB_DOMAIN, local_table=local, mirror=registry)
 
 
 def pids_using(path: str) -> list[int]:
@@ -114,8 +140,7 @@ class NodeStorage:
         (self.base / "root").mkdir(parents=True, exist_ok=True)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.registries_conf.parent.mkdir(parents=True, exist_ok=True)
-        self.registries_conf.write_text(
-            _REGISTRIES_CONF.format(local=LOCAL_REGISTRY, mirror=registry_mirror))
+        self.registries_conf.write_text(registries_conf(registry_mirror))
 
     def command(self) -> list[str]:
         """argv prefix of a podman call on this node's storage."""
