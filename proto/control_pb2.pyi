@@ -549,6 +549,74 @@ class InfoResponse(_message.Message):
     root_rotation_in_progress: bool
     def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ..., autolock_managers: _Optional[bool] = ..., cert_expiry: _Optional[_Union[_objects_pb2.Duration, _Mapping]] = ..., root_rotation_in_progress: _Optional[bool] = ...) -> None: ...
 
+class StackChange(_message.Message):
+    __slots__ = ("action", "kind", "name", "id", "fields")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CREATE: _ClassVar[StackChange.Action]
+        UPDATE: _ClassVar[StackChange.Action]
+        REMOVE: _ClassVar[StackChange.Action]
+    CREATE: StackChange.Action
+    UPDATE: StackChange.Action
+    REMOVE: StackChange.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    action: StackChange.Action
+    kind: str
+    name: str
+    id: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, action: _Optional[_Union[StackChange.Action, str]] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeployStackRequest(_message.Message):
+    __slots__ = ("stack", "prune", "dry_run")
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    stack: _objects_pb2.StackDefinition
+    prune: bool
+    dry_run: bool
+    def __init__(self, stack: _Optional[_Union[_objects_pb2.StackDefinition, _Mapping]] = ..., prune: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class DeployStackResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
+class StackSummary(_message.Message):
+    __slots__ = ("name", "services")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    services: int
+    def __init__(self, name: _Optional[str] = ..., services: _Optional[int] = ...) -> None: ...
+
+class ListStacksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListStacksResponse(_message.Message):
+    __slots__ = ("stacks",)
+    STACKS_FIELD_NUMBER: _ClassVar[int]
+    stacks: _containers.RepeatedCompositeFieldContainer[StackSummary]
+    def __init__(self, stacks: _Optional[_Iterable[_Union[StackSummary, _Mapping]]] = ...) -> None: ...
+
+class RemoveStackRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoveStackResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
 class GetLockStateRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

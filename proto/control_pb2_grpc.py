@@ -189,6 +189,21 @@ class ControlStub:
                 request_serializer=proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
                 response_deserializer=proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
                 _registered_method=True)
+        self.DeployStack = channel.unary_unary(
+                '/shoal.v1.Control/DeployStack',
+                request_serializer=proto_dot_control__pb2.DeployStackRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.DeployStackResponse.FromString,
+                _registered_method=True)
+        self.ListStacks = channel.unary_unary(
+                '/shoal.v1.Control/ListStacks',
+                request_serializer=proto_dot_control__pb2.ListStacksRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.ListStacksResponse.FromString,
+                _registered_method=True)
+        self.RemoveStack = channel.unary_unary(
+                '/shoal.v1.Control/RemoveStack',
+                request_serializer=proto_dot_control__pb2.RemoveStackRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.RemoveStackResponse.FromString,
+                _registered_method=True)
         self.ListVolumes = channel.unary_unary(
                 '/shoal.v1.Control/ListVolumes',
                 request_serializer=proto_dot_control__pb2.ListVolumesRequest.SerializeToString,
@@ -395,9 +410,27 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListVolumes(self, request, context):
+    def DeployStack(self, request, context):
         """Volumes of every node, as their agents last reported them (from the store).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStacks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVolumes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -577,6 +610,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetUnlockKey,
                     request_deserializer=proto_dot_control__pb2.GetUnlockKeyRequest.FromString,
                     response_serializer=proto_dot_control__pb2.GetUnlockKeyResponse.SerializeToString,
+            ),
+            'DeployStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployStack,
+                    request_deserializer=proto_dot_control__pb2.DeployStackRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.DeployStackResponse.SerializeToString,
+            ),
+            'ListStacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStacks,
+                    request_deserializer=proto_dot_control__pb2.ListStacksRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.ListStacksResponse.SerializeToString,
+            ),
+            'RemoveStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveStack,
+                    request_deserializer=proto_dot_control__pb2.RemoveStackRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.RemoveStackResponse.SerializeToString,
             ),
             'ListVolumes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListVolumes,
@@ -1431,6 +1479,87 @@ class Control:
             '/shoal.v1.Control/GetUnlockKey',
             proto_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
             proto_dot_control__pb2.GetUnlockKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeployStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/DeployStack',
+            proto_dot_control__pb2.DeployStackRequest.SerializeToString,
+            proto_dot_control__pb2.DeployStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/ListStacks',
+            proto_dot_control__pb2.ListStacksRequest.SerializeToString,
+            proto_dot_control__pb2.ListStacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/RemoveStack',
+            proto_dot_control__pb2.RemoveStackRequest.SerializeToString,
+            proto_dot_control__pb2.RemoveStackResponse.FromString,
             options,
             channel_credentials,
             insecure,

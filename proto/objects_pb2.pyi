@@ -983,7 +983,7 @@ class RootRotation(_message.Message):
     def __init__(self, ca_cert: _Optional[bytes] = ..., ca_key: _Optional[bytes] = ..., cross_signed_ca_cert: _Optional[bytes] = ...) -> None: ...
 
 class StoreObject(_message.Message):
-    __slots__ = ("node", "service", "task", "network", "secret", "config", "cluster")
+    __slots__ = ("node", "service", "task", "network", "secret", "config", "cluster", "stack")
     NODE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -991,6 +991,7 @@ class StoreObject(_message.Message):
     SECRET_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
     node: Node
     service: Service
     task: Task
@@ -998,4 +999,39 @@ class StoreObject(_message.Message):
     secret: Secret
     config: Config
     cluster: Cluster
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., service: _Optional[_Union[Service, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., secret: _Optional[_Union[Secret, _Mapping]] = ..., config: _Optional[_Union[Config, _Mapping]] = ..., cluster: _Optional[_Union[Cluster, _Mapping]] = ...) -> None: ...
+    stack: Stack
+    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ..., service: _Optional[_Union[Service, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., secret: _Optional[_Union[Secret, _Mapping]] = ..., config: _Optional[_Union[Config, _Mapping]] = ..., cluster: _Optional[_Union[Cluster, _Mapping]] = ..., stack: _Optional[_Union[Stack, _Mapping]] = ...) -> None: ...
+
+class StackDefinition(_message.Message):
+    __slots__ = ("name", "services", "networks", "secrets", "configs", "external_networks", "external_secrets", "external_configs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    services: _containers.RepeatedCompositeFieldContainer[ServiceSpec]
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkSpec]
+    secrets: _containers.RepeatedCompositeFieldContainer[SecretSpec]
+    configs: _containers.RepeatedCompositeFieldContainer[ConfigSpec]
+    external_networks: _containers.RepeatedScalarFieldContainer[str]
+    external_secrets: _containers.RepeatedScalarFieldContainer[str]
+    external_configs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., services: _Optional[_Iterable[_Union[ServiceSpec, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[NetworkSpec, _Mapping]]] = ..., secrets: _Optional[_Iterable[_Union[SecretSpec, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigSpec, _Mapping]]] = ..., external_networks: _Optional[_Iterable[str]] = ..., external_secrets: _Optional[_Iterable[str]] = ..., external_configs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Stack(_message.Message):
+    __slots__ = ("id", "meta", "name", "definition", "previous_definition")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    meta: Meta
+    name: str
+    definition: StackDefinition
+    previous_definition: StackDefinition
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., name: _Optional[str] = ..., definition: _Optional[_Union[StackDefinition, _Mapping]] = ..., previous_definition: _Optional[_Union[StackDefinition, _Mapping]] = ...) -> None: ...
