@@ -26,10 +26,12 @@ KINDS: dict[str, type[Message]] = {
     "secret": pb.Secret,
     "config": pb.Config,
     "cluster": pb.Cluster,
+    "stack": pb.Stack,
 }
 _KIND_OF_CLASS = {cls: kind for kind, cls in KINDS.items()}
 
-StoredObject = Union[pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config, pb.Cluster]
+StoredObject = Union[pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config, pb.Cluster,
+                     pb.Stack]
 
 TERMINAL_STATES = frozenset(
     {pb.COMPLETE, pb.SHUTDOWN, pb.FAILED, pb.REJECTED, pb.REMOVE, pb.ORPHANED}
@@ -77,6 +79,8 @@ def object_name(obj: Message) -> str:
         return obj.description.hostname
     if isinstance(obj, pb.Task):
         return obj.annotations.name
+    if isinstance(obj, pb.Stack):
+        return obj.name
     return obj.spec.annotations.name
 
 

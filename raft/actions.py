@@ -54,7 +54,7 @@ def _stored(obj: Message) -> StoredObject:
     """`obj` as one of the stored kinds, checked to carry an ID."""
     # the classes of proto.model.StoredObject, spelled out so that mypy narrows to it
     if not isinstance(obj, (pb.Node, pb.Service, pb.Task, pb.Network, pb.Secret, pb.Config,
-                            pb.Cluster)):
+                            pb.Cluster, pb.Stack)):
         raise ValueError(f"{type(obj).__name__} is not a kind the store holds "
                          f"({', '.join(model.KINDS)})")
     if not obj.id:

@@ -29,7 +29,7 @@ from raft.errors import Conflict
 from raft.view import StoreView
 
 # Kinds whose objects have a user-chosen name that must be unique.
-UNIQUE_NAME_KINDS = frozenset({"service", "network", "secret", "config", "cluster"})
+UNIQUE_NAME_KINDS = frozenset({"service", "network", "secret", "config", "cluster", "stack"})
 
 _ACTION_TO_EVENT = {
     store_pb2.StoreAction.CREATE: watch_pb2.WatchEvent.CREATE,

@@ -22,6 +22,7 @@ class StoreView:
     secrets: Mapping[str, pb.Secret] = field(default_factory=dict)
     configs: Mapping[str, pb.Config] = field(default_factory=dict)
     clusters: Mapping[str, pb.Cluster] = field(default_factory=dict)
+    stacks: Mapping[str, pb.Stack] = field(default_factory=dict)
 
     def table(self, kind: str) -> Mapping:
         """The table of a kind name ("node", "service", ...)."""
