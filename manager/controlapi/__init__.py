@@ -8,6 +8,10 @@
   refusal; no I/O, no gRPC, no store access;
 * `server`: the thin `ControlServicer` that reads the store, calls a rule,
   commits its actions and maps refusals to gRPC status codes;
+* `stacks`: a whole stack deploy (every object, one transaction) and removal,
+  with `specdiff` (the dotted paths of the spec fields an update changes);
+  `stackcalls` runs them against the store (retries, the wait before a stack's
+  networks go);
 * `volumecalls`: the volume calls, which reach a node's agent (through the
   volume broker, or the leader when this manager does not lead).
 """

@@ -18,6 +18,9 @@ from proto import model
 
 M = TypeVar("M", bound=Message)
 
+NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are "
+             "online. Make sure more than half of the managers are online.")
+
 
 class Code(enum.Enum):
     """Why a request is refused (the servicer turns it into a gRPC status code)."""

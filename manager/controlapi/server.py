@@ -2,8 +2,9 @@
 
 Thin by design: each RPC reads what its rule needs from the store, calls the
 pure rule of its resource module (nodes, services, tasks, networks, secrets
-and configs, cluster), commits the actions the rule returned as one
-transaction, and answers. A `Refusal` from a rule, a look-up or the commit
+and configs, cluster; stacks and volumes through `stackcalls` and
+`volumecalls`), commits the actions the rule returned as one transaction, and
+answers. A `Refusal` from a rule, a look-up or the commit
 becomes a gRPC status here (`STATUS`); a refused request changes nothing.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ import grpc
 from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
-from manager.controlapi.common import Code, Refusal, find, listed
+from manager.controlapi.common import NO_LEADER, Code, Refusal, find, listed
+from manager.controlapi.stackcalls import StackCalls
 from manager.controlapi.volumecalls import VolumeCalls
 from manager.logbroker import LogBroker
 from manager import ca
@@ -30,8 +32,6 @@ from proto import store_pb2
 from raft import actions, errors
 from raft.api import ObjectStore
 
-NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are "
-             "online. Make sure more than half of the managers are online.")
 VERSION = "0.1.0"
 
 STATUS = {
@@ -76,6 +76,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.key_passphrase: Optional[bytes] = None  # a manager's private-key passphrase
         self.min_cert_expiry = POLICY_MIN_EXPIRY  # shortest --cert-expiry (node config)
         self.volumes = VolumeCalls(store, node_id)  # the node sets its broker and leader channel
+        self.stacks = StackCalls(store, node_id)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     # ------------------------------------------------------------ helpers --
@@ -316,6 +317,22 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                            context: Context) -> cpb.RemoveConfigResponse:
         await self._remove_unused("config", request.config_id)
         return cpb.RemoveConfigResponse()
+
+    # ------------------------------------------------------------- stacks --
+
+    @refusals
+    async def DeployStack(self, request: cpb.DeployStackRequest,
+                          context: Context) -> cpb.DeployStackResponse:
+        return await self.stacks.deploy(request)
+
+    async def ListStacks(self, request: cpb.ListStacksRequest,
+                         context: Context) -> cpb.ListStacksResponse:
+        return self.stacks.list()
+
+    @refusals
+    async def RemoveStack(self, request: cpb.RemoveStackRequest,
+                          context: Context) -> cpb.RemoveStackResponse:
+        return await self.stacks.remove(request)
 
     # ------------------------------------------------------------ volumes --
 

@@ -1,0 +1,391 @@
+"""Control API rules for stacks: what a deploy changes, what a removal removes.
+
+Pure functions over the objects the caller read from the store (`Current`).
+`deploy_plan` checks a whole `StackDefinition` with the rules of the
+per-resource modules (services.new_service / updated_service, networks.new_network,
+secrets.new_object / relabelled) and returns every store action of the
+deploy, to be committed as ONE transaction, with the `StackChange` list the
+response (and a dry run) shows; any problem anywhere refuses the whole
+deploy, every problem found named in the message. `removal` says what
+`stack rm` removes first (services, secrets, configs, the stack object) and
+which networks go once the stack's tasks are gone.
+
+Ownership is the label `com.docker.stack.namespace=<stack>`, as Docker's:
+an existing object of the same name without it belongs to someone else and
+is never taken over.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
+
+from manager import lookup, validation
+from manager.allocator import ports
+from manager.allocator.networks import OVERLAY
+from manager.controlapi import networks, secrets, services
+from manager.controlapi.common import Code, Refusal, invalid, precondition
+from manager.controlapi.specdiff import changed_fields
+from manager.objects import copy
+from proto import control_pb2 as cpb
+from proto import model
+from proto import objects_pb2 as pb
+from proto import store_pb2
+from raft import actions
+
+NAMESPACE = "com.docker.stack.namespace"   # Docker's label: the stack an object belongs to
+
+Change = cpb.StackChange
+Labelled = Union[pb.Service, pb.Network, pb.Secret, pb.Config]
+Stored = TypeVar("Stored", pb.Secret, pb.Config)
+SecretLike = Union[pb.SecretSpec, pb.ConfigSpec]
+
+
+@dataclass
+class Current:
+    """What the store holds that a stack deploy or removal reads."""
+    services: list[pb.Service] = field(default_factory=list)
+    networks: list[pb.Network] = field(default_factory=list)
+    secrets: list[pb.Secret] = field(default_factory=list)
+    configs: list[pb.Config] = field(default_factory=list)
+    tasks: list[pb.Task] = field(default_factory=list)
+    stacks: list[pb.Stack] = field(default_factory=list)
+    cluster: Optional[pb.Cluster] = None
+
+    def stack(self, name: str) -> Optional[pb.Stack]:
+        return next((s for s in self.stacks if s.name == name), None)
+
+
+@dataclass
+class Plan:
+    """The store actions of a deploy (one transaction) and the changes they make."""
+    actions: list[store_pb2.StoreAction] = field(default_factory=list)
+    changes: list[cpb.StackChange] = field(default_factory=list)
+
+    def add(self, act: store_pb2.StoreAction, action: int, kind: str, name: str, obj_id: str,
+            fields: Sequence[str] = ()) -> None:
+        self.actions.append(act)
+        self.changes.append(Change(action=action, kind=kind, name=name,  # type: ignore[arg-type]
+                                   id=obj_id, fields=list(fields)))
+
+
+def namespace_of(obj: Labelled) -> str:
+    """The stack an object belongs to ("" for none)."""
+    return obj.spec.annotations.labels.get(NAMESPACE, "")
+
+
+def of_stack(objects: Iterable[Labelled], stack: str) -> list:
+    """The objects labelled as belonging to `stack`, by name."""
+    return sorted((o for o in objects if namespace_of(o) == stack),
+                  key=lambda o: o.spec.annotations.name)
+
+
+def _named(objects: Iterable[Labelled], name: str) -> Optional[Labelled]:
+    return next((o for o in objects if o.spec.annotations.name == name), None)
+
+
+def _external(objects: Sequence[Labelled], kind: str, ref: str) -> Optional[Labelled]:
+    try:
+        found: Labelled = lookup.resolve(objects, kind, ref)
+    except (lookup.NotFound, lookup.Ambiguous):
+        return None
+    return found
+
+
+def missing_external(kind: str, name: str) -> Refusal:
+    """Docker's refusal of an external object that does not exist."""
+    hint = {"network": "You need to create a swarm-scoped network before the stack is "
+                       "deployed"}.get(kind, f"Create it with 'swarm {kind} create' first")
+    return Refusal(Code.NOT_FOUND,
+                   f'{kind} "{name}" is declared as external, but could not be found. {hint}')
+
+
+class _Problems:
+    """Every refusal found while checking a definition; one refusal naming them all."""
+
+    def __init__(self) -> None:
+        self.found: list[Refusal] = []
+
+    def check(self, rule: Callable[..., None], *args: Any) -> None:
+        try:
+            rule(*args)
+        except Refusal as refusal:
+            self.found.append(refusal)
+
+    def raise_any(self, stack: str) -> None:
+        if not self.found:
+            return
+        if len(self.found) == 1:
+            raise self.found[0]
+        codes = {r.code for r in self.found}
+        code = codes.pop() if len(codes) == 1 else Code.INVALID_ARGUMENT
+        lines = "\n".join(f"- {r.message}" for r in self.found)
+        raise Refusal(code, f"stack {stack} can't be deployed ({len(self.found)} problems, "
+                            f"nothing was changed):\n{lines}")
+
+
+def _check_ownership(kind: str, spec_name: str, labels: Iterable[tuple[str, str]],
+                     existing: Optional[Labelled], stack: str) -> None:
+    if dict(labels).get(NAMESPACE) != stack:
+        raise invalid(f"{kind} {spec_name} of stack {stack} must carry the label "
+                      f"{NAMESPACE}={stack}")
+    if existing is not None and namespace_of(existing) != stack:
+        owner = namespace_of(existing)
+        whose = f"it belongs to stack {owner}" if owner else "it is not part of a stack"
+        raise Refusal(Code.ALREADY_EXISTS,
+                      f"name conflicts with an existing object: {kind} {spec_name} already "
+                      f"exists and {whose}, not to stack {stack}")
+
+
+def _duplicates(kind: str, names: list[str]) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise invalid(f"the stack defines {kind} {', '.join(twice)} more than once")
+
+
+def _no_labels(spec: Union[pb.NetworkSpec, SecretLike]) -> Union[pb.NetworkSpec, SecretLike]:
+    out = copy(spec)
+    out.annotations.labels.clear()
+    return out
+
+
+# ------------------------------------------------------------------ deploy --
+
+def deploy_plan(definition: pb.StackDefinition, prune: bool, current: Current) -> Plan:
+    """Every store action of deploying `definition`, or a refusal naming every problem."""
+    stack = definition.name
+    try:
+        validation.check_name("stack", stack)
+    except validation.InvalidSpec as exc:
+        raise invalid(str(exc)) from None
+    plan = Plan()
+    problems = _Problems()
+    for kind, names in (("network", [n.annotations.name for n in definition.networks]),
+                        ("secret", [s.annotations.name for s in definition.secrets]),
+                        ("config", [c.annotations.name for c in definition.configs]),
+                        ("service", [s.annotations.name for s in definition.services])):
+        problems.check(_duplicates, kind, names)
+    nets = _plan_networks(definition, current, plan, problems)
+    secs = _plan_secrets("secret", pb.Secret, definition.secrets, definition.external_secrets,
+                         current.secrets, stack, plan, problems)
+    cfgs = _plan_secrets("config", pb.Config, definition.configs, definition.external_configs,
+                         current.configs, stack, plan, problems)
+    _plan_services(definition, prune, current, services.Refs(nets, secs, cfgs), plan, problems)
+    problems.raise_any(stack)
+    if plan.changes or current.stack(stack) is None:
+        plan.actions.append(_stack_record(definition, current.stack(stack)))
+    return plan
+
+
+def _plan_networks(definition: pb.StackDefinition, current: Current, plan: Plan,
+                   problems: _Problems) -> list[pb.Network]:
+    """Creates and relabels the stack's networks; the networks services may then use."""
+    known = list(current.networks)
+    for spec in definition.networks:
+        problems.check(_one_network, spec, definition.name, current, known, plan)
+    for ref in definition.external_networks:
+        if _external(current.networks, "network", ref) is None:
+            problems.found.append(missing_external("network", ref))
+    return known
+
+
+def _one_network(spec: pb.NetworkSpec, stack: str, current: Current, known: list[pb.Network],
+                 plan: Plan) -> None:
+    name = spec.annotations.name
+    existing = _named(current.networks, name)
+    _check_ownership("network", name, spec.annotations.labels.items(), existing, stack)
+    if isinstance(existing, pb.Network):
+        _network_update(existing, spec, stack, plan)
+        return
+    net = networks.new_network(cpb.CreateNetworkRequest(spec=spec), known, current.cluster)
+    known.append(net)
+    plan.add(actions.create(net), Change.CREATE, "network", name, net.id)
+
+
+def _network_update(net: pb.Network, spec: pb.NetworkSpec, stack: str, plan: Plan) -> None:
+    """Relabels a network of the stack; any other change is refused (networks are fixed)."""
+    wanted = copy(spec)
+    wanted.driver = wanted.driver or OVERLAY
+    differ = changed_fields(_no_labels(net.spec), _no_labels(wanted))
+    name = spec.annotations.name
+    if differ:
+        raise precondition(
+            f"network {name} of stack {stack} can't be changed ({', '.join(differ)} differ): "
+            "a network can only get new labels; remove the stack first (swarm stack rm "
+            f"{stack}) or give the network another name")
+    if dict(net.spec.annotations.labels) != dict(spec.annotations.labels):
+        new = copy(net)
+        new.spec.annotations.labels.clear()
+        new.spec.annotations.labels.update(spec.annotations.labels)
+        plan.add(actions.update(new), Change.UPDATE, "network", name, net.id,
+                 ["annotations.labels"])
+
+
+def _plan_secrets(kind: str, cls: type[Stored], specs: Sequence[SecretLike],
+                  externals: Sequence[str], existing: list[Stored], stack: str, plan: Plan,
+                  problems: _Problems) -> list[Stored]:
+    """Creates and relabels the stack's secrets (or configs); those services may use."""
+    known = list(existing)
+    for spec in specs:
+        problems.check(_one_secret, kind, cls, spec, stack, existing, known, plan)
+    for ref in externals:
+        if _external(existing, kind, ref) is None:
+            problems.found.append(missing_external(kind, ref))
+    return known
+
+
+def _one_secret(kind: str, cls: type[Stored], spec: SecretLike, stack: str,
+                existing: list[Stored], known: list[Stored], plan: Plan) -> None:
+    name = spec.annotations.name
+    found = _named(existing, name)
+    _check_ownership(kind, name, spec.annotations.labels.items(), found, stack)
+    if isinstance(found, cls):
+        if spec.data != found.spec.data:
+            raise precondition(
+                f"{kind} {name} of stack {stack} has new content: changing the data of a "
+                f"{kind} is not supported yet (only its labels); give the new content another "
+                f"{kind} name, or remove the stack first")
+        if dict(spec.annotations.labels) != dict(found.spec.annotations.labels):
+            plan.add(actions.update(secrets.relabelled(kind, found, spec, 0)), Change.UPDATE,
+                     kind, name, found.id, ["annotations.labels"])
+        return
+    obj = secrets.new_object(kind, cls(spec=spec), known)  # type: ignore[arg-type]
+    known.append(obj)
+    plan.add(actions.create(obj), Change.CREATE, kind, name, obj.id)
+
+
+def _plan_services(definition: pb.StackDefinition, prune: bool, current: Current,
+                   refs: services.Refs, plan: Plan, problems: _Problems) -> None:
+    """Creates the missing services, updates the changed ones, prunes the others if asked."""
+    stack = definition.name
+    defined = {s.annotations.name for s in definition.services}
+    # ports are checked against the services outside this deploy here, and among the
+    # stack's services (with their new specs) in _check_ports
+    refs.services = [s for s in current.services if s.spec.annotations.name not in defined]
+    planned: list[pb.Service] = []
+    for spec in definition.services:
+        problems.check(_one_service, spec, stack, current, refs, planned, plan)
+    if prune:
+        for svc in of_stack(current.services, stack):
+            if svc.spec.annotations.name not in defined:
+                plan.add(actions.remove(svc), Change.REMOVE, "service",
+                         svc.spec.annotations.name, svc.id)
+
+
+def _one_service(spec: pb.ServiceSpec, stack: str, current: Current, refs: services.Refs,
+                 planned: list[pb.Service], plan: Plan) -> None:
+    name = spec.annotations.name
+    existing = _named(current.services, name)
+    _check_ownership("service", name, spec.annotations.labels.items(), existing, stack)
+    if not isinstance(existing, pb.Service):
+        svc = services.new_service(cpb.CreateServiceRequest(spec=spec), refs)
+        _check_ports(svc, planned)
+        plan.add(actions.create(svc), Change.CREATE, "service", name, svc.id)
+        return
+    checked = services.checked_spec(spec, refs, own_id=existing.id)
+    _check_ports(pb.Service(id=existing.id, spec=checked), planned)
+    if checked == existing.spec:
+        return   # unchanged: not touched (a job is not re-run either)
+    # the path of UpdateService: previous_spec, spec version, update status
+    new = services.updated_service(
+        existing, cpb.UpdateServiceRequest(service_id=existing.id, spec=spec), refs)
+    if new is not None:
+        plan.add(actions.update(new), Change.UPDATE, "service", name, existing.id,
+                 changed_fields(existing.spec, new.spec))
+
+
+def _check_ports(svc: pb.Service, planned: list[pb.Service]) -> None:
+    """Refuses a service whose ingress ports another service of the deploy asks for."""
+    conflict = ports.first_conflict(svc.spec.endpoint, planned, svc.id)
+    if conflict:
+        raise invalid(conflict)
+    planned.append(pb.Service(id=svc.id, spec=svc.spec))
+
+
+def stored_definition(definition: pb.StackDefinition) -> pb.StackDefinition:
+    """The definition as the Stack object keeps it: without secret data (the secrets
+    hold it; the store's objects are readable through Watch, secrets' data never is)."""
+    out = copy(definition)
+    for sec in out.secrets:
+        sec.data = b""
+    return out
+
+
+def _stack_record(definition: pb.StackDefinition,
+                  old: Optional[pb.Stack]) -> store_pb2.StoreAction:
+    """The action that records the deployed definition (and keeps the one before)."""
+    if old is None:
+        return actions.create(pb.Stack(id=model.new_id(), name=definition.name,
+                                       definition=stored_definition(definition)))
+    new = copy(old)
+    new.previous_definition.CopyFrom(old.definition)
+    new.definition.CopyFrom(stored_definition(definition))
+    return actions.update(new)
+
+
+# ------------------------------------------------------------------ remove --
+
+@dataclass
+class Removal:
+    """`stack rm` in two steps: everything but networks, then the networks."""
+    actions: list[store_pb2.StoreAction] = field(default_factory=list)
+    changes: list[cpb.StackChange] = field(default_factory=list)
+    service_ids: set[str] = field(default_factory=set)
+    networks: list[pb.Network] = field(default_factory=list)
+
+
+def removal(stack: str, current: Current) -> Removal:
+    """What removing `stack` removes; refused when nothing belongs to it, or when an
+    object outside the stack still uses one of its secrets, configs or networks."""
+    record = current.stack(stack)
+    external = set(record.definition.external_networks) if record is not None else set()
+    out = Removal(networks=[n for n in of_stack(current.networks, stack)
+                            if n.spec.annotations.name not in external])
+    doomed = of_stack(current.services, stack)
+    out.service_ids = {s.id for s in doomed}
+    others = [s for s in current.services if s.id not in out.service_ids]
+    for svc in doomed:
+        out.actions.append(actions.remove(svc))
+        out.changes.append(Change(action=Change.REMOVE, kind="service",
+                                  name=svc.spec.annotations.name, id=svc.id))
+    for kind, objects in (("secret", current.secrets), ("config", current.configs)):
+        for obj in of_stack(objects, stack):
+            secrets.check_unused(kind, obj, others)
+            out.actions.append(actions.remove(obj))
+            out.changes.append(Change(action=Change.REMOVE, kind=kind,
+                                      name=obj.spec.annotations.name, id=obj.id))
+    for net in out.networks:
+        networks.check_removable(net, others, [])
+    if record is not None:
+        out.actions.append(actions.remove(record))
+    if not out.actions and not out.networks:
+        raise Refusal(Code.NOT_FOUND, f"Nothing found in stack: {stack}")
+    return out
+
+
+def stack_tasks(service_ids: set[str], tasks: Iterable[pb.Task]) -> list[pb.Task]:
+    """The tasks of the removed services still in the store (the reaper deletes them)."""
+    return [t for t in tasks if t.service_id in service_ids]
+
+
+def network_removal(nets: Iterable[pb.Network], current: Current
+                    ) -> tuple[list[store_pb2.StoreAction], list[cpb.StackChange]]:
+    """The second step of `stack rm`: the networks still there, checked to be unused."""
+    acts: list[store_pb2.StoreAction] = []
+    changes: list[cpb.StackChange] = []
+    for net in nets:
+        now = next((n for n in current.networks if n.id == net.id), None)
+        if now is None:
+            continue
+        networks.check_removable(now, current.services, current.tasks)
+        acts.append(actions.remove(now))
+        changes.append(Change(action=Change.REMOVE, kind="network",
+                              name=now.spec.annotations.name, id=now.id))
+    return acts, changes
+
+
+def summaries(current: Current) -> list[cpb.StackSummary]:
+    """`stack ls`: every stack (recorded, or named by a service's label) and its services."""
+    names = {s.name for s in current.stacks} | {
+        namespace_of(s) for s in current.services if namespace_of(s)}
+    return [cpb.StackSummary(name=n, services=len(of_stack(current.services, n)))
+            for n in sorted(names)]
