@@ -276,6 +276,15 @@ def _one_service(spec: pb.ServiceSpec, stack: str, current: Current, refs: servi
     name = spec.annotations.name
     existing = _named(current.services, name)
     _check_ownership("service", name, spec.annotations.labels.items(), existing, stack)
+    try:
+        _service_change(spec, existing, refs, planned, plan)
+    except Refusal as refusal:   # the service rules' messages do not name the service
+        raise Refusal(refusal.code, f"service {name}: {refusal.message}") from None
+
+
+def _service_change(spec: pb.ServiceSpec, existing: Optional[Labelled], refs: services.Refs,
+                    planned: list[pb.Service], plan: Plan) -> None:
+    name = spec.annotations.name
     if not isinstance(existing, pb.Service):
         svc = services.new_service(cpb.CreateServiceRequest(spec=spec), refs)
         _check_ports(svc, planned)
