@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import grpc
 import pytest
@@ -67,7 +67,7 @@ class Flow:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AsyncIterator[Store]:
+def store(tmp_path: Path) -> Iterator[Store]:
     s = Store("m1", str(tmp_path / "raft"), f"127.0.0.1:{free_port()}", tuning=FAST)
     s.start()
     s.wait_ready(10)
@@ -170,7 +170,7 @@ async def test_a_bad_definition_is_refused_whole_and_creates_nothing(flow: Flow)
     at = flow.store.version
     err = await flow.refused("DeployStack", cpb.DeployStackRequest(stack=bad))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details().splitlines() == [
+    assert (err.details() or "").splitlines() == [
         "stack app can't be deployed (2 problems, nothing was changed):",
         '- network "outside" is declared as external, but could not be found. You need to '
         "create a swarm-scoped network before the stack is deployed",
