@@ -314,8 +314,8 @@ def test_removal_takes_services_secrets_and_the_record_then_networks() -> None:
     assert out.service_ids == {store.service("app_web").id}
     store.state.apply(store_pb2.StoreTransaction(actions=out.actions))
     assert store.state.by_name("stack", "app") is None
-    acts, changes = stacks.network_removal(out.networks, store.current())
-    assert [(c.kind, c.name) for c in changes] == [("network", "app_default")]
+    second = stacks.network_removal(out.networks, store.current())
+    assert [(c.kind, c.name) for c in second.changes] == [("network", "app_default")]
 
 
 def test_removing_an_unknown_stack_is_not_found() -> None:

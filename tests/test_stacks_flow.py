@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator, Sequence
 
 import grpc
 import pytest
@@ -14,9 +14,11 @@ import pytest
 from manager.controlapi.server import ControlServicer
 from manager.controlapi.stacks import NAMESPACE
 from manager.logbroker import LogBroker
+from manager.objects import copy
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
 from proto import objects_pb2 as pb
+from proto import store_pb2
 from raft import actions
 from raft.store import Store
 from tests.test_stack_rules import definition, sec_spec, svc_spec
@@ -253,3 +255,27 @@ async def test_labels_and_namespace(flow: Flow) -> None:
     for kind in ("service", "network", "secret"):
         for obj in flow.store.list(kind):
             assert obj.spec.annotations.labels[NAMESPACE] == "app"
+
+
+async def test_a_deploy_that_meets_a_conflict_plans_again(flow: Flow,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    await flow.deploy(three())
+    real = flow.store.acommit
+    tried: list[int] = []
+
+    async def racing(acts: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
+        tried.append(len(acts))
+        if len(tried) == 1:   # someone changes app_web between the deploy's read and commit
+            web = copy(flow.service("app_web"))
+            web.spec.task.container.env.append("BY_HAND=1")
+            await real([actions.update(web)])
+        return await real(acts, timeout)
+
+    monkeypatch.setattr(flow.store, "acommit", racing)
+    changed = three()
+    changed.services[0].task.container.image = "web:2"
+    assert await flow.deploy(changed) == [
+        (UPDATE, "service", "app_web", ["task.container.image", "task.container.env"])]
+    assert len(tried) == 2
+    web = flow.service("app_web")
+    assert web.spec.task.container.image == "web:2" and list(web.spec.task.container.env) == []

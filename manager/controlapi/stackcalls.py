@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 from manager import ca
 from manager.controlapi import stacks
@@ -29,6 +29,14 @@ from raft.api import ObjectStore
 
 DEPLOY_ATTEMPTS = 5          # plans tried when the store refuses one for a conflict
 REMOVE_WAIT = 60.0           # seconds `stack rm` waits for the stack's tasks to go
+
+
+class _Planned(Protocol):
+    actions: list[store_pb2.StoreAction]
+    changes: list[cpb.StackChange]
+
+
+P = TypeVar("P", bound=_Planned)
 
 
 class StackCalls:
@@ -84,14 +92,7 @@ class StackCalls:
 
     async def remove(self, request: cpb.RemoveStackRequest) -> cpb.RemoveStackResponse:
         name = request.name
-        try:
-            plan = stacks.removal(name, self.current())
-            if plan.actions:
-                await self._commit(plan.actions)
-        except errors.Conflict as exc:
-            raise Refusal(Code.FAILED_PRECONDITION,
-                          f"stack {name} changed while it was being removed ({exc}); nothing "
-                          "was removed, run the removal again") from None
+        plan = await self._planned(name, "removed", lambda: stacks.removal(name, self.current()))
         self.log.info("stack %s: %d service(s), secret(s) and config(s) removed", name,
                       len(plan.changes))
         if not plan.networks:
@@ -103,16 +104,26 @@ class StackCalls:
                           f"were still stopping after {self.remove_wait:g}s; network(s) "
                           f"{', '.join(left)} kept: run 'swarm stack rm {name}' again to remove "
                           "them")
-        try:
-            acts, changes = stacks.network_removal(plan.networks, self.current())
-            if acts:
-                await self._commit(acts)
-        except errors.Conflict as exc:
-            raise Refusal(Code.FAILED_PRECONDITION,
-                          f"stack {name}: its networks changed while they were being removed "
-                          f"({exc}); run 'swarm stack rm {name}' again") from None
-        self.log.info("stack %s: %d network(s) removed", name, len(changes))
-        return cpb.RemoveStackResponse(changes=list(plan.changes) + changes)
+        nets = await self._planned(name, "removed (networks)", lambda: stacks.network_removal(
+            plan.networks, self.current()))
+        self.log.info("stack %s: %d network(s) removed", name, len(nets.changes))
+        return cpb.RemoveStackResponse(changes=list(plan.changes) + nets.changes)
+
+    async def _planned(self, name: str, what: str, rule: Callable[[], P]) -> P:
+        """Plans with `rule` and commits its actions; plans again after a conflict."""
+        for attempt in range(1, DEPLOY_ATTEMPTS + 1):
+            plan = rule()
+            if not plan.actions:
+                return plan
+            try:
+                await self._commit(plan.actions)
+                return plan
+            except errors.Conflict as exc:
+                self.log.info("stack %s: attempt %d to be %s met a conflict (%s); planning "
+                              "again", name, attempt, what, exc)
+        raise Refusal(Code.FAILED_PRECONDITION,
+                      f"stack {name}: its objects kept changing while it was being {what} "
+                      f"({DEPLOY_ATTEMPTS} attempts); run the removal again")
 
     async def _tasks_gone(self, service_ids: set[str]) -> bool:
         """Waits until no task of these services is in the store; False at the deadline."""

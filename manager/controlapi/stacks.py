@@ -376,20 +376,16 @@ def stack_tasks(service_ids: set[str], tasks: Iterable[pb.Task]) -> list[pb.Task
     return [t for t in tasks if t.service_id in service_ids]
 
 
-def network_removal(nets: Iterable[pb.Network], current: Current
-                    ) -> tuple[list[store_pb2.StoreAction], list[cpb.StackChange]]:
+def network_removal(nets: Iterable[pb.Network], current: Current) -> Plan:
     """The second step of `stack rm`: the networks still there, checked to be unused."""
-    acts: list[store_pb2.StoreAction] = []
-    changes: list[cpb.StackChange] = []
+    out = Plan()
     for net in nets:
         now = next((n for n in current.networks if n.id == net.id), None)
         if now is None:
             continue
         networks.check_removable(now, current.services, current.tasks)
-        acts.append(actions.remove(now))
-        changes.append(Change(action=Change.REMOVE, kind="network",
-                              name=now.spec.annotations.name, id=now.id))
-    return acts, changes
+        out.add(actions.remove(now), Change.REMOVE, "network", now.spec.annotations.name, now.id)
+    return out
 
 
 def summaries(current: Current) -> list[cpb.StackSummary]:
