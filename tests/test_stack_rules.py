@@ -220,8 +220,8 @@ def test_a_name_held_outside_the_stack_is_a_conflict() -> None:
     s = svc_spec("web", networks=())
     s.annotations.name = "other_x"
     refused(Code.ALREADY_EXISTS,
-            "name conflicts with an existing object: service other_x already exists and it "
-            "belongs to stack other, not to stack app",
+            "name conflicts with an existing object: service other_x already exists and "
+            "belongs to stack other; remove it or give stack app's service another name",
             lambda: stacks.deploy_plan(definition(s), False, store.current()))
 
 

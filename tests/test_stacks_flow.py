@@ -189,7 +189,8 @@ async def test_a_name_held_outside_the_stack_is_refused(flow: Flow) -> None:
     err = await flow.refused("DeployStack", cpb.DeployStackRequest(stack=three()))
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
     assert err.details() == ("name conflicts with an existing object: network app_default "
-                             "already exists and it is not part of a stack, not to stack app")
+                             "already exists and is not part of any stack; remove it or give "
+                             "stack app's network another name")
     assert flow.names("service") == []
 
 

@@ -130,10 +130,11 @@ def _check_ownership(kind: str, spec_name: str, labels: Iterable[tuple[str, str]
                       f"{NAMESPACE}={stack}")
     if existing is not None and namespace_of(existing) != stack:
         owner = namespace_of(existing)
-        whose = f"it belongs to stack {owner}" if owner else "it is not part of a stack"
+        where = f"belongs to stack {owner}" if owner else "is not part of any stack"
         raise Refusal(Code.ALREADY_EXISTS,
                       f"name conflicts with an existing object: {kind} {spec_name} already "
-                      f"exists and {whose}, not to stack {stack}")
+                      f"exists and {where}; remove it or give stack {stack}'s {kind} "
+                      "another name")
 
 
 def _duplicates(kind: str, names: list[str]) -> None:
