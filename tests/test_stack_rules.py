@@ -11,6 +11,8 @@ from manager.objects import copy
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 from proto import store_pb2
+from raft import actions
+from raft.errors import Conflict
 from raft.state import StoreState
 from tests.test_controlapi_rules import refused
 
@@ -326,3 +328,16 @@ def test_removing_an_unknown_stack_is_not_found() -> None:
 def test_stacks_are_listed_with_their_service_counts() -> None:
     store = deployed(svc_spec("web"), svc_spec("db"))
     assert [(s.name, s.services) for s in stacks.summaries(store.current())] == [("app", 2)]
+
+
+# ------------------------------------------------------------ the store kind --
+
+def test_the_store_holds_stacks_unique_by_name_and_in_its_dumps() -> None:
+    state = StoreState()
+    state.apply(store_pb2.StoreTransaction(actions=[actions.create(pb.Stack(id="s1", name="app"))]))
+    with pytest.raises(Conflict, match='stack name "app" is already in use'):
+        state.apply(store_pb2.StoreTransaction(
+            actions=[actions.create(pb.Stack(id="s2", name="app"))]))
+    again = StoreState.load(state.dump())
+    assert again.by_name("stack", "app") == state.get("stack", "s1")
+    assert state.snapshot().stacks["s1"].name == "app"
