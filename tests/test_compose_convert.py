@@ -7,17 +7,21 @@ same compose service and `service create` command give the same spec).
 from __future__ import annotations
 
 import argparse
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cli import specs
 from cli.compose.convert import IMAGE_LABEL, NAMESPACE_LABEL, check_stack_name, convert
 from cli.compose.errors import ComposeError
 from cli.flags import rewrite_bool_assignments
 from cli.main import build_parser
+from manager import validation
 from proto import objects_pb2 as pb
 from tests.compose_helpers import ATSEA, WORKDIR, load_texts, service
+from tests.test_compose_fuzz import FUZZ, dump
 
 NS = {NAMESPACE_LABEL: "app"}
 
@@ -306,7 +310,7 @@ services:
     deploy:
       mode: replicated
       replicas: 3
-      endpoint_mode: dnsrr
+      endpoint_mode: vip
       resources:
         limits: {cpus: "1.5", memory: 512M}
         reservations: {cpus: "0.25", memory: 128M}
@@ -347,7 +351,7 @@ FULL_AS_CREATE = [
     "--mount", "type=tmpfs,target=/run",
     "--health-cmd", "curl -f http://localhost", "--health-interval", "10s",
     "--health-timeout", "2s", "--health-retries", "4", "--health-start-period", "20s",
-    "--health-start-interval", "1s", "--endpoint-mode", "dnsrr",
+    "--health-start-interval", "1s", "--endpoint-mode", "vip",
     "--limit-cpu", "1.5", "--limit-memory", "512M", "--reserve-cpu", "0.25",
     "--reserve-memory", "128M", "--restart-condition", "on-failure", "--restart-delay", "3s",
     "--restart-max-attempts", "5", "--restart-window", "1m",
@@ -550,3 +554,99 @@ def test_atsea_converts() -> None:
     for spec in d.services:
         assert spec.annotations.labels[NAMESPACE_LABEL] == "atsea"
         assert spec.annotations.labels[IMAGE_LABEL] == spec.task.container.image
+
+
+def test_dnsrr_takes_no_ingress_port() -> None:
+    err = refused(service("    ports: ['80:80']\n    deploy: {endpoint_mode: dnsrr}\n"))
+    assert err.path == "services.web.ports" and "mode: host" in str(err)
+    spec = definition(service("    ports: [{target: 80, published: 80, mode: host}]\n"
+                              "    deploy: {endpoint_mode: dnsrr}\n")).services[0]
+    assert spec.endpoint.mode == pb.EndpointSpec.DNSRR
+
+
+# ------------------------------------------------------------------- fuzz ----
+
+# Valid values of each service key (and deploy sections to combine): random services made
+# of them reach every branch of the converter.
+VALID: dict[str, list[Any]] = {
+    "command": ["serve --port 80", ["a", "b"], ""],
+    "entrypoint": ["/e.sh -x", []],
+    "environment": [{"A": "1", "B": None}, ["A=1", "B"]],
+    "hostname": ["h"], "user": ["0:0"], "working_dir": ["/w"], "init": [True, False],
+    "read_only": [True], "tty": [True], "stop_signal": ["SIGINT"],
+    "stop_grace_period": ["1s", "0s"], "dns": ["10.0.0.1", ["1.1.1.1"]],
+    "dns_search": ["x.org"], "dns_opt": [["ndots:1"]], "group_add": [["audio", 44]],
+    "extra_hosts": [["a:1.2.3.4"], {"b": "::1"}], "cap_add": [["NET_ADMIN"], ["ALL"]],
+    "cap_drop": [["ALL"], ["chown"]],
+    "sysctls": [{"net.core.somaxconn": 10}, ["net.ipv4.ip_forward=1"]],
+    "ulimits": [{"nofile": 10}, {"nproc": {"soft": 1, "hard": 2}}],
+    "tmpfs": ["/t", ["/t1", "/t2"]],
+    "ports": [["80"], ["8080:80/udp"], [{"target": 80, "mode": "host"}],
+              ["9000-9001:90-91"]],
+    "networks": [["front"], {"front": {"aliases": ["x"]}}, ["default", "front"], ["ext"]],
+    "secrets": [["s"], [{"source": "s", "target": "/x/y", "mode": 0o400, "uid": "1"}],
+                ["ext_s"]],
+    "configs": [["c"], [{"source": "c", "target": "rel/c"}]],
+    "volumes": [["data:/d"], ["/h:/c:ro"], ["named:/n:nocopy"],
+                [{"type": "tmpfs", "target": "/tm", "tmpfs": {"size": 1000}}], ["/anon"]],
+    "healthcheck": [{"test": "true"}, {"disable": True}, {"interval": "1s"},
+                    {"test": ["CMD", "x"], "retries": 2}],
+    "logging": [{"driver": "local", "options": {"max-size": "1m"}}],
+    "labels": [{"a": "b"}, ["c=d"]],
+    "deploy": [{"mode": "global"}, {"mode": "replicated-job", "replicas": 3},
+               {"mode": "global-job"}, {"replicas": 0}, {"endpoint_mode": "dnsrr"},
+               {"resources": {"limits": {"cpus": "0.5", "memory": "10M"},
+                              "reservations": {"memory": "1M"}}},
+               {"restart_policy": {"condition": "none", "delay": "1s", "window": "1m"}},
+               {"placement": {"constraints": ["node.role==manager"],
+                              "preferences": [{"spread": "node.labels.z"}],
+                              "max_replicas_per_node": 2}},
+               {"update_config": {"parallelism": 0, "order": "start-first",
+                                  "failure_action": "rollback"}},
+               {"rollback_config": {"monitor": "1s"}}, {"labels": {"x": "y"}}],
+}
+PAIRS = [(key, value) for key, values in VALID.items() for value in values]
+TOP = {"networks": {"front": {"driver_opts": {"encrypted": ""}}, "ext": {"external": True}},
+       "volumes": {"data": {"labels": {"l": "v"}}, "named": {"name": "shared"}},
+       "secrets": {"s": {"file": "s.txt"}, "ext_s": {"external": True}},
+       "configs": {"c": {"file": "c.txt"}}}
+FUZZ_FILES = {"/stacks/app/s.txt": b"secret", "/stacks/app/c.txt": b"conf"}
+
+
+def random_service(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"image": "nginx:1"}
+    for key, value in pairs:
+        if key == "deploy":
+            body.setdefault("deploy", {}).update(value)
+        else:
+            body[key] = value
+    return body
+
+
+@FUZZ
+@given(st.lists(st.lists(st.sampled_from(PAIRS), max_size=8), min_size=1, max_size=3))
+def test_what_the_loader_accepts_converts_to_specs_the_manager_accepts(
+        services: list[list[tuple[str, Any]]]) -> None:
+    """A stack the loader accepts converts (or is refused with a ComposeError), the same
+    every time, and each service spec passes the manager's own checks."""
+    document = {"services": {f"s{i}": random_service(pairs) for i, pairs in enumerate(services)},
+                **TOP}
+    text = dump(document)
+    try:
+        loaded = load_texts(text, files={p: d.decode() for p, d in FUZZ_FILES.items()})
+    except ComposeError:
+        return
+    try:
+        converted = convert(loaded.stack, "app", reader_of(FUZZ_FILES))
+    except ComposeError as exc:
+        assert exc.message
+        return
+    again = convert(load_texts(text, files={p: d.decode() for p, d in FUZZ_FILES.items()}
+                               ).stack, "app", reader_of(FUZZ_FILES))
+    assert again == converted
+    assert len(converted.services) == len(services)
+    for spec in converted.services:
+        assert spec.annotations.labels[NAMESPACE_LABEL] == "app"
+        assert spec.task.networks, "every service is on a network"
+        validation.normalise_service_spec(spec)
+        validation.check_service_spec(spec)

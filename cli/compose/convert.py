@@ -214,6 +214,11 @@ class _Converter:
         if svc.deploy.endpoint_mode is not None:
             spec.endpoint.mode = _ENDPOINT_MODES[svc.deploy.endpoint_mode]
         spec.endpoint.ports.extend(_ports(svc.ports or ()))
+        if spec.endpoint.mode == pb.EndpointSpec.DNSRR and any(
+                p.publish_mode == pb.PortConfig.INGRESS for p in spec.endpoint.ports):
+            raise ComposeError("a port published through the routing mesh (mode ingress) "
+                               "can't be used with endpoint_mode dnsrr: publish it with "
+                               "mode: host", path=join_path(path, "ports"))
         return spec
 
     def container(self, c: pb.ContainerSpec, svc: m.Service, path: str) -> None:
