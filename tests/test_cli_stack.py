@@ -259,6 +259,15 @@ def test_deploy_waits_for_each_changed_service(capsys, fake, stack_file) -> None
     assert client.methods()[:3] == ["DeployStack", "GetService", "ListTasks"]
 
 
+def test_quiet_deploy_prints_the_changes_but_no_progress(capsys, fake, stack_file) -> None:
+    web = make_service("w" * 25, "app_web")
+    web.spec.update.monitor.nanos = 10**6
+    fake({"DeployStack": changes((Change.CREATE, "service", "app_web", web.id)),
+          **waiting_control({web.id: web}).answers})
+    code, out, err = run(capsys, "stack", "deploy", "-q", "-c", str(stack_file), "app")
+    assert (code, out, err) == (0, "Creating service app_web\n", "")
+
+
 def test_waiting_names_the_service_that_rolled_back(capsys) -> None:
     good = make_service("g" * 25, "app_db", pb.UpdateStatus.COMPLETED, "update completed")
     bad = make_service("b" * 25, "app_web", pb.UpdateStatus.ROLLBACK_COMPLETED,

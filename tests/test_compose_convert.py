@@ -153,6 +153,14 @@ def test_no_default_network_when_every_service_names_its_networks() -> None:
     assert list(d.services[0].task.networks[0].aliases) == ["www", "web"]
 
 
+def test_the_default_network_can_be_an_external_one() -> None:
+    d = definition(service("") + "networks:\n  default:\n    external: true\n"
+                   "    name: corp-net\n")
+    assert not d.networks and list(d.external_networks) == ["corp-net"]
+    assert [(n.target, list(n.aliases)) for n in d.services[0].task.networks] == [
+        ("corp-net", ["web"])]
+
+
 def test_network_options() -> None:
     d = definition(service("    networks: [secure]\n") + """\
 networks:
