@@ -34,7 +34,7 @@ CONTROL = cpb.DESCRIPTOR.services_by_name["Control"]
 FAST_METHODS = frozenset({
     "Info", "GetNode", "ListNodes", "GetService", "ListServices", "GetTask", "ListTasks",
     "GetNetwork", "ListNetworks", "GetSecret", "ListSecrets", "GetConfig", "ListConfigs",
-    "GetCluster", "ListClusters", "ListVolumes",
+    "GetCluster", "ListClusters", "ListVolumes", "ListStacks",
 })
 GRPC_TRANSPORT = "cli.grpc_transport"
 

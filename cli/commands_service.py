@@ -19,7 +19,7 @@ from cli import pretty, specs
 from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
-from cli.parsing import (UsageError, filter_values, label_matches, parse_filters,
+from cli.parsing import (Filter, UsageError, filter_values, label_matches, parse_filters,
                          parse_replicas)
 from cli.progress import Timeout, Waiter
 from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
@@ -34,7 +34,7 @@ _SCALE_ARG = re.compile(r"^([^=]+)=(.*)$")
 def _wait(ctx: Context, service_id: str, quiet: bool,
           initial: Optional[pb.UpdateStatus] = None) -> int:
     """Waits for convergence (progress on stdout unless quiet); returns the exit code."""
-    out = ctx.out if not quiet else _NullStream()
+    out = ctx.out if not quiet else NullStream()
     waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet)
     try:
         waiter.wait(service_id, initial=initial)
@@ -48,7 +48,7 @@ def _wait(ctx: Context, service_id: str, quiet: bool,
     return 0
 
 
-class _NullStream:
+class NullStream:
     """Swallows progress output for --quiet."""
 
     def write(self, text: str) -> int:
@@ -194,16 +194,28 @@ def _matches_service(service: pb.Service, filters) -> bool:
 
 
 def ls(ctx: Context, ns: argparse.Namespace) -> int:
-    filters = parse_filters(ns.filter, SERVICE_FILTERS)
+    services = list_services(ctx, parse_filters(ns.filter, SERVICE_FILTERS))
+    print_services(ctx, services, ns)
+    return 0
+
+
+def list_services(ctx: Context, filters: list[Filter],
+                  labels: Optional[dict[str, str]] = None) -> list[pb.Service]:
+    """The services that pass `filters` (and carry `labels`, e.g. a stack's), by name."""
     request = cpb.ListFilters(name_prefixes=filter_values(filters, "name"),
-                              id_prefixes=filter_values(filters, "id"))
+                              id_prefixes=filter_values(filters, "id"), labels=labels or {})
     services = ctx.call("ListServices", cpb.ListServicesRequest(filters=request)).services
-    services = sorted((s for s in services if _matches_service(s, filters)),
-                      key=lambda s: s.spec.annotations.name)
+    wanted = list(filters) + [Filter("label", f"{k}={v}") for k, v in (labels or {}).items()]
+    return sorted((s for s in services if _matches_service(s, wanted)),
+                  key=lambda s: s.spec.annotations.name)
+
+
+def print_services(ctx: Context, services: list[pb.Service], ns: argparse.Namespace) -> None:
+    """`service ls` output (-q, --format) for these services, with their task counts."""
     if ns.quiet:
         for s in services:
             ctx.print(fmt.truncate_id(s.id))
-        return 0
+        return
     tasks: list[pb.Task] = []
     down: list[str] = []
     if services:
@@ -216,7 +228,6 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     text = render(ns.format, rows, fmt.SERVICE_FIELDS, fmt.SERVICE_FIELDS)
     if text:
         ctx.print(text)
-    return 0
 
 
 def ps(ctx: Context, ns: argparse.Namespace) -> int:

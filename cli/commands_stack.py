@@ -1,27 +1,61 @@
-"""`swarm stack ...`: stacks declared in Compose files. Only `stack config` for now.
+"""`swarm stack ...`: stacks declared in Compose files.
 
 Owns the command-line side of stacks: reading the `-c` files (`-c -` reads
 standard input), the client's environment for substitution, printing the
 loader's warnings on stderr as Docker does and its errors as one message
-with a non-zero exit. `stack config` prints the merged, interpolated file.
+with a non-zero exit; then the verbs:
+
+- `config` prints the merged, interpolated file;
+- `deploy` (`up`) converts the stack (`cli.compose.convert`) and sends it in one
+  DeployStack call (the manager applies all of it or nothing), prints Docker's
+  lines for what changed ("Creating service x_web", "Updating service x_web
+  (id: ...)"), or with `--dry-run` what would change, and unless `-d` waits
+  for each changed service to converge (`cli.progress.Waiter`);
+- `ls`, `services` (as `service ls` of the stack's services), `ps` (as
+  `service ps` of them) and `rm` (`remove`, `down`).
+
 The loading itself is `cli.compose`.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import time
 from typing import Callable, Optional, Sequence, TextIO
 
-from cli.client import CLIError
+from cli import commands_service
+from cli.client import CLIError, RpcFailure, describe_rpc_error, is_not_found
+from cli.compose.convert import NAMESPACE_LABEL, check_stack_name, convert
 from cli.compose.errors import ComposeError, Warnings
 from cli.compose.loader import Loaded, Source, load
-from cli.compose.render import render
+from cli.compose.render import render as render_compose
 from cli.context import Context
+from cli.flags import bool_flag, is_on, list_flags, task_list_flags
+from cli.parsing import filter_values, parse_filters
+from cli.progress import Timeout, Waiter
+from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
+from cli.templates import render
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+STACK_FIELDS = ("Name", "Services")
+REMOVE_TIMEOUT = 300.0   # seconds: `stack rm` waits for the stack's tasks before its networks
+_ACTIONS = {cpb.StackChange.CREATE: ("Creating", "create"),
+            cpb.StackChange.UPDATE: ("Updating", "update"),
+            cpb.StackChange.REMOVE: ("Removing", "remove")}
+# Docker's order of a deploy: pruned services, networks, secrets, configs, services.
+_PHASES = {"network": 1, "secret": 2, "config": 3, "service": 4}
 
 
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
         return handle.read()
 
 
@@ -65,19 +99,240 @@ def load_stack(files: Sequence[str], stdin: TextIO, err: TextIO,
         err.flush()
 
 
+def stack_name(name: str) -> str:
+    try:
+        return check_stack_name(name)
+    except ComposeError as exc:
+        raise CLIError(f"Error: {exc.text()}") from None
+
+
 def config(ctx: Context, ns: argparse.Namespace) -> int:
     loaded = load_stack(ns.compose_file, sys.stdin, ctx.err)
-    ctx.out.write(render(loaded.stack))
+    ctx.out.write(render_compose(loaded.stack))
     return 0
 
 
+# ---------------------------------------------------------------- deploy ----
+
+def ordered(changes: Sequence[cpb.StackChange]) -> list[cpb.StackChange]:
+    """The changes in Docker's order (pruned services first, then networks, secrets,
+    configs and services; the rest after), the manager's order within each kind."""
+    def phase(change: cpb.StackChange) -> int:
+        if change.action == cpb.StackChange.REMOVE:
+            return 0 if change.kind == "service" else 5
+        return _PHASES.get(change.kind, 5)
+    return sorted(changes, key=phase)
+
+
+def change_line(change: cpb.StackChange, dry_run: bool = False) -> str:
+    """Docker's line for one change ("Creating network x_default", "Updating service
+    x_web (id: ...)", "Removing service x_old"); for a dry run what would happen, with the
+    IDs of existing objects and the fields that would change."""
+    doing, do = _ACTIONS.get(change.action, ("Changing", "change"))
+    existing = change.id and change.action != cpb.StackChange.CREATE
+    if not dry_run:
+        with_id = (f" (id: {change.id})" if existing and change.kind == "service"
+                   and change.action == cpb.StackChange.UPDATE else "")
+        return f"{doing} {change.kind} {change.name}{with_id}"
+    with_id = f" (id: {change.id})" if existing else ""
+    fields = f": {', '.join(change.fields)}" if change.fields else ""
+    return f"Would {do} {change.kind} {change.name}{with_id}{fields}"
+
+
+def rolls(change: cpb.StackChange) -> bool:
+    """Whether an update of a service replaces its tasks (its task or endpoint changed;
+    assumed when the manager lists no fields)."""
+    return not change.fields or any(
+        f.split(".", 1)[0] in ("task", "endpoint") for f in change.fields)
+
+
+def deploy(ctx: Context, ns: argparse.Namespace) -> int:
+    name = stack_name(ns.stack)
+    loaded = load_stack(ns.compose_file, sys.stdin, ctx.err)
+    try:
+        definition = convert(loaded.stack, name, _read_bytes)
+    except ComposeError as exc:
+        raise CLIError(f"Error: {exc.text()}") from None
+    request = cpb.DeployStackRequest(stack=definition, prune=bool(ns.prune),
+                                     dry_run=bool(ns.dry_run))
+    changes = ordered(ctx.call("DeployStack", request).changes)
+    for change in changes:
+        ctx.print(change_line(change, ns.dry_run))
+    if ns.dry_run:
+        ctx.print("Dry run: nothing was changed" if changes else
+                  f"Dry run: nothing to do, stack {name} is as the files define it")
+        return 0
+    if not changes:
+        ctx.print(f"Stack {name} is up to date: nothing to change")
+    ctx.out.flush()
+    if is_on(ns.detach, "--detach"):
+        return 0
+    return wait_for_services(ctx, name, changes, is_on(ns.quiet, "--quiet"))
+
+
+def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChange],
+                      quiet: bool, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> int:
+    """Waits for each created or updated service in turn; 1 if one did not converge
+    (paused, rolled back, failed or timed out), naming it."""
+    out = commands_service.NullStream() if quiet else ctx.out
+    failed: list[str] = []
+    for change in changes:
+        if change.kind != "service" or not change.id or change.action not in (
+                cpb.StackChange.CREATE, cpb.StackChange.UPDATE):
+            continue
+        initial = None
+        if change.action == cpb.StackChange.UPDATE and rolls(change):
+            # what the update left, so that a pause or rollback that happened while an
+            # earlier service was waited for still counts
+            initial = pb.UpdateStatus(state=pb.UpdateStatus.UPDATING)
+        if not quiet:
+            ctx.print(f"Waiting for service {change.name} (id: {change.id})")
+        waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet, clock=clock,
+                        sleep=sleep)
+        try:
+            waiter.wait(change.id, initial=initial)
+        except Timeout as exc:
+            ctx.warn(f"Error: service {change.name}: {exc}")
+            failed.append(change.name)
+        except KeyboardInterrupt:
+            ctx.warn("Operation continuing in background.\n"
+                     f"Use `swarm stack ps {stack}` to check progress.")
+            return 130
+    if failed:
+        ctx.warn(f"Error: stack {stack}: {len(failed)} service(s) did not converge: "
+                 + ", ".join(failed))
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------ read ----
+
+def _natural_key(text: str) -> list:
+    """Docker's natural order: "s2" before "s10"."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text) if part]
+
+
+def stack_rows(stacks: Sequence[cpb.StackSummary]) -> list[dict[str, str]]:
+    ordered_stacks = sorted(stacks, key=lambda s: _natural_key(s.name))
+    return [{"Name": s.name, "Services": str(s.services)} for s in ordered_stacks]
+
+
+def ls(ctx: Context, ns: argparse.Namespace) -> int:
+    stacks = ctx.call("ListStacks", cpb.ListStacksRequest()).stacks
+    text = render(ns.format, stack_rows(stacks), STACK_FIELDS, STACK_FIELDS)
+    if text:
+        ctx.print(text)
+    return 0
+
+
+def _stack_services(ctx: Context, name: str, filters: list) -> list[pb.Service]:
+    return commands_service.list_services(ctx, filters, {NAMESPACE_LABEL: name})
+
+
+def services(ctx: Context, ns: argparse.Namespace) -> int:
+    name = stack_name(ns.stack)
+    found = _stack_services(ctx, name, parse_filters(ns.filter,
+                                                     commands_service.SERVICE_FILTERS))
+    if not found:
+        ctx.warn(f"Nothing found in stack: {name}")
+        return 0
+    commands_service.print_services(ctx, found, ns)
+    return 0
+
+
+def ps(ctx: Context, ns: argparse.Namespace) -> int:
+    name = stack_name(ns.stack)
+    filters = parse_filters(ns.filter, TASK_FILTERS)
+    wanted = filter_values(filters, "service")
+    found = [s for s in _stack_services(ctx, name, [])
+             if not wanted or any(s.spec.annotations.name == w or s.id.startswith(w)
+                                  for w in wanted)]
+    tasks: list[pb.Task] = []
+    node_names: dict[str, str] = {}
+    if found:
+        node_names = ctx.node_names()
+        task_filter = cpb.ListFilters(service_ids=sorted(s.id for s in found))
+        ids = {s.id for s in found}
+        listed = ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks
+        tasks = filter_tasks([t for t in listed if t.service_id in ids], filters, node_names)
+    if not tasks:
+        raise CLIError(f"nothing found in stack: {name}")
+    print_tasks(ctx, tasks, ns, node_names)
+    return 0
+
+
+# ---------------------------------------------------------------- remove ----
+
+def remove(ctx: Context, ns: argparse.Namespace) -> int:
+    names = [stack_name(name) for name in ns.stacks]
+    status = 0
+    for name in names:
+        try:
+            response = ctx.call("RemoveStack", cpb.RemoveStackRequest(name=name),
+                                timeout=REMOVE_TIMEOUT)
+        except RpcFailure as exc:
+            if is_not_found(exc):
+                ctx.warn(f"Nothing found in stack: {name}")
+                continue
+            ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
+            status = 1
+            continue
+        if not response.changes:
+            ctx.warn(f"Nothing found in stack: {name}")
+            continue
+        for change in response.changes:
+            ctx.print(change_line(change))
+    return status
+
+
+# ----------------------------------------------------------------- parser ----
+
+def _compose_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--compose-file", action="append", default=[], metavar="FILE",
+                        help='Path to a Compose file, or "-" to read from stdin')
+
+
 def declare_stack(parser: argparse.ArgumentParser) -> None:
-    """Declares `swarm stack config` on `parser`."""
+    """Declares `swarm stack config|deploy|ls|services|ps|rm` on `parser`."""
     ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     ssub.required = True
     p = ssub.add_parser("config", help="Outputs the final config file, after doing merges and "
                                        "interpolations",
                         usage="swarm stack config -c FILE [-c FILE...]")
-    p.add_argument("-c", "--compose-file", action="append", default=[], metavar="FILE",
-                   help='Path to a Compose file, or "-" to read from stdin')
+    _compose_files(p)
     p.set_defaults(handler=config)
+
+    p = ssub.add_parser("deploy", aliases=["up"],
+                        help="Deploy a new stack or update an existing stack",
+                        usage="swarm stack deploy -c FILE [-c FILE...] [OPTIONS] STACK")
+    _compose_files(p)
+    p.add_argument("--prune", action="store_true",
+                   help="Prune services that are no longer referenced")
+    p.add_argument("--dry-run", action="store_true",
+                   help="Print what the deploy would change, and change nothing")
+    bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the stack "
+                                   "services to converge")
+    bool_flag(p, "--quiet", "-q", "Suppress progress output")
+    p.add_argument("stack", metavar="STACK")
+    p.set_defaults(handler=deploy)
+
+    p = ssub.add_parser("ls", aliases=["list"], help="List stacks")
+    p.add_argument("--format", default=None,
+                   help='Format output: "table" (default), "json", or a Go template')
+    p.set_defaults(handler=ls)
+
+    p = ssub.add_parser("services", help="List the services in the stack")
+    list_flags(p, "Only display IDs")
+    p.add_argument("stack", metavar="STACK")
+    p.set_defaults(handler=services)
+
+    p = ssub.add_parser("ps", help="List the tasks in the stack")
+    task_list_flags(p)
+    p.add_argument("stack", metavar="STACK")
+    p.set_defaults(handler=ps)
+
+    p = ssub.add_parser("rm", aliases=["remove", "down"], help="Remove one or more stacks")
+    p.add_argument("stacks", nargs="+", metavar="STACK")
+    p.set_defaults(handler=remove)

@@ -60,6 +60,8 @@ def within(modules: set[str], packages: tuple[str, ...] | list[str]) -> list[str
     ["node", "ls"], ["node", "inspect", "self"], ["node", "ps"],
     ["service", "ls"], ["service", "inspect", "web"], ["service", "ps", "web"],
     ["network", "ls"], ["secret", "ls"], ["config", "ls"], ["volume", "ls"], ["info"],
+    ["stack", "ls"], ["stack", "services", "app"], ["stack", "ps", "app"],
+    ["stack", "rm", "app"],
 ])
 def test_client_commands_load_no_server_code(argv: list[str]) -> None:
     code, modules, err = run_fresh([*NOWHERE, *argv])
@@ -68,7 +70,7 @@ def test_client_commands_load_no_server_code(argv: list[str]) -> None:
     assert within(modules, SERVER_CODE) == []
 
 
-@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"]])
+@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"], ["stack", "ls"]])
 def test_list_commands_load_no_grpc(argv: list[str]) -> None:
     """Their reads go through cli.fastcall: grpc's import alone would take half their time."""
     code, modules, err = run_fresh([*NOWHERE, *argv])
@@ -85,6 +87,21 @@ SLOW_STDLIB = ("dataclasses", "inspect", "socket", "traceback")
 def test_list_commands_load_no_slow_standard_module(argv: list[str]) -> None:
     _, modules, _ = run_fresh([*NOWHERE, *argv])
     assert within(modules, SLOW_STDLIB) == []
+
+
+def test_stack_deploy_loads_no_server_code(tmp_path: Path) -> None:
+    (tmp_path / "s.yml").write_text("services:\n  web: {image: 'nginx:1'}\n")
+    code, modules, err = run_fresh([*NOWHERE, "stack", "deploy", "-d", "-c",
+                                    str(tmp_path / "s.yml"), "app"])
+    assert code == 1 and "Cannot connect to the swarm node" in err, err
+    assert "cli.compose.convert" in modules
+    assert within(modules, SERVER_CODE) == []
+
+
+@pytest.mark.parametrize("argv", [["node", "ls"], ["service", "ls"]])
+def test_list_commands_load_no_compose_code(argv: list[str]) -> None:
+    _, modules, _ = run_fresh([*NOWHERE, *argv])
+    assert within(modules, ["cli.compose", "cli.commands_stack", "yaml"]) == []
 
 
 def test_a_write_loads_grpc() -> None:
