@@ -411,7 +411,9 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeployStack(self, request, context):
-        """Volumes of every node, as their agents last reported them (from the store).
+        """DeployStack creates and updates a whole stack in one store transaction
+        (dry_run: only lists the changes); RemoveStack removes its services, secrets
+        and configs, then its networks once the stack's tasks are gone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -430,7 +432,8 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListVolumes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Volumes of every node, as their agents last reported them (from the store).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
