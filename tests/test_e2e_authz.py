@@ -69,9 +69,16 @@ def test_every_rpc_with_each_kind_of_caller(lab: Lab) -> None:
         for channel in channels.values():
             channel.close()
     # the worker whose session the test borrowed is still a Ready member
-    lab.wait_for(lambda: "Ready" in next(line for line in lab.swarm(
-        "manager1", "node", "ls").stdout.splitlines() if "worker1" in line), 30,
-        "worker1 Ready again")
+    seen: list[str] = []
+
+    def worker1_ready() -> bool:
+        res = lab.swarm("manager1", "node", "ls")
+        seen[:] = [f"exit {res.returncode}", res.stdout, res.stderr]
+        return any("worker1" in line and "Ready" in line for line in res.stdout.splitlines())
+    try:
+        lab.wait_for(worker1_ready, 30, "worker1 Ready again")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last node ls: {seen}") from None
 
 
 def test_the_mutual_tls_port_refuses_a_caller_without_certificate(lab: Lab) -> None:

@@ -1,0 +1,218 @@
+"""`swarm stack` on a 1+2 lab: a Compose file in the shape of seed 001's AtSea stack.
+
+Three services on three overlay networks (one encrypted), an external secret with a
+source/target, placement on node.role, an update_config that rolls back, a published
+port; images named as on Docker Hub and served by the lab's stand-ins. The stack
+deploys unchanged; `stack ls`/`services`/`ps` show it; services reach each other by
+name only on the networks they share; an unchanged redeploy touches no task; a change
+of one service's replicas and another's image changes only those two; `--dry-run`
+writes nothing; `--prune` removes a service dropped from the file; a missing external
+secret is refused with nothing created; `stack rm` followed at once by a deploy of the
+same file works every time. Every wait polls with a deadline.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.cluster import Lab
+from lab.images import ensure_stand_in
+from tests.helpers import sw, wait
+from tests.labfixtures import module_lab
+from tests.test_e2e_overlay import lookup
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+lab = module_lab(1, 2)
+
+APP = "dockersamples/atsea_app"
+DB = "dockersamples/atsea_db"
+PAYMENT = "dockersamples/atsea_payment_gateway"
+
+SHOP = """\
+version: "3.8"
+services:
+  appserver:
+    image: {app}:{app_tag}
+    ports: ["8099:80"]
+    networks: [front-tier, back-tier, payment]
+    deploy:
+      replicas: {replicas}
+      update_config:
+        parallelism: 1
+        failure_action: rollback
+  database:
+    image: {db}
+    networks: [back-tier]
+    secrets:
+      - source: postgres_password
+        target: db_password
+    deploy:
+      placement:
+        constraints: [node.role == worker]
+{payment}networks:
+  front-tier:
+  back-tier:
+  payment:
+    driver_opts:
+      encrypted: "yes"
+secrets:
+  postgres_password:
+    external: true
+"""
+
+PAYMENT_SERVICE = """\
+  payment_gateway:
+    image: {payment}:{payment_tag}
+    networks: [payment]
+    secrets: [postgres_password]
+"""
+
+
+def shop(tmp: Path, app_tag: str = "latest", replicas: int = 2, payment_tag: str = "latest",
+         with_payment: bool = True) -> str:
+    payment = PAYMENT_SERVICE.format(payment=PAYMENT, payment_tag=payment_tag) \
+        if with_payment else ""
+    path = tmp / f"shop-{app_tag}-{replicas}-{payment_tag}-{with_payment}.yml"
+    path.write_text(SHOP.format(app=APP, app_tag=app_tag, replicas=replicas, db=DB,
+                                payment=payment))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def stand_ins() -> None:
+    for name in (f"{APP}:latest", f"{APP}:v2", f"{DB}:latest", f"{PAYMENT}:latest",
+                 f"{PAYMENT}:v2"):
+        ensure_stand_in(name, 80)
+
+
+def tasks(lab: Lab, service: str) -> list[dict[str, Any]]:
+    out = sw(lab, "service", "ps", service, "--no-trunc", "--format", "json",
+             check=False).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def running_ids(lab: Lab, service: str) -> set[str]:
+    return {r["ID"] for r in tasks(lab, service)
+            if r["DesiredState"] == "Running" and r["CurrentState"].startswith("Running")}
+
+
+def all_running(lab: Lab, wanted: dict[str, int]) -> dict[str, set[str]] | None:
+    ids = {name: running_ids(lab, name) for name in wanted}
+    return ids if all(len(ids[n]) == count for n, count in wanted.items()) else None
+
+
+def container(lab: Lab, service: str) -> tuple[str, str]:
+    found = lab.containers(f"label=com.shoal.service.name={service}")
+    assert found, f"no running container of {service}"
+    return found[0]["LabNode"], found[0]["Id"]
+
+
+def listing(lab: Lab) -> tuple[list[str], list[str], list[str]]:
+    def names(*args: str) -> list[str]:
+        return sorted(sw(lab, *args, "--format", "{{.Name}}").stdout.split())
+    return names("service", "ls"), names("network", "ls"), names("secret", "ls")
+
+
+def test_a_stack_deploys_redeploys_and_prunes(lab: Lab, stand_ins: None, tmp_path: Path) -> None:
+    sw(lab, "secret", "create", "postgres_password", "-", input="s3cret")
+    try:
+        _scenario(lab, tmp_path)
+    finally:
+        sw(lab, "stack", "rm", "shop", check=False)
+        wait(lambda: "shop_" not in sw(lab, "network", "ls").stdout, 90, "shop's networks gone")
+        sw(lab, "secret", "rm", "postgres_password", check=False)
+
+
+def _scenario(lab: Lab, tmp: Path) -> None:
+    before = listing(lab)
+    missing = tmp / "missing.yml"
+    missing.write_text(SHOP.format(app=APP, app_tag="latest", replicas=1, db=DB, payment="")
+                       .replace("postgres_password:\n    external: true",
+                                "postgres_password:\n    external: true\n"
+                                "  nowhere:\n    external: true")
+                       .replace("target: db_password", "target: db_password\n      - nowhere"))
+    refused = sw(lab, "stack", "deploy", "-d", "-c", str(missing), "shop", check=False)
+    assert refused.returncode != 0 and "nowhere" in refused.stderr, refused
+    assert listing(lab) == before, "a refused deploy created something"
+
+    out = sw(lab, "stack", "deploy", "-d", "-c", shop(tmp), "shop").stdout
+    for line in ("Creating network shop_front-tier", "Creating network shop_payment",
+                 "Creating service shop_appserver", "Creating service shop_database",
+                 "Creating service shop_payment_gateway"):
+        assert line in out, out
+    wanted = {"shop_appserver": 2, "shop_database": 1, "shop_payment_gateway": 1}
+    first = wait(lambda: all_running(lab, wanted), 120, "every shop task running")
+    db_nodes = {r["Node"] for r in tasks(lab, "shop_database") if r["DesiredState"] == "Running"}
+    assert db_nodes <= {"worker1", "worker2"}, db_nodes
+
+    assert sw(lab, "stack", "ls").stdout.split() == ["NAME", "SERVICES", "shop", "3"]
+    services = sw(lab, "stack", "services", "shop", "--format", "{{.Name}} {{.Replicas}}")
+    assert sorted(services.stdout.splitlines()) == [
+        "shop_appserver 2/2", "shop_database 1/1", "shop_payment_gateway 1/1"], services.stdout
+    ps = sw(lab, "stack", "ps", "shop", "--format", "{{.Name}}").stdout.split()
+    assert sorted(ps) == ["shop_appserver.1", "shop_appserver.2", "shop_database.1",
+                          "shop_payment_gateway.1"], ps
+    network = json.loads(sw(lab, "network", "inspect", "shop_payment").stdout)[0]
+    assert network["Options"].get("encrypted") is not None, network
+
+    # names resolve on shared networks only
+    app, payment = container(lab, "shop_appserver"), container(lab, "shop_payment_gateway")
+    wait(lambda: lookup(lab, app, "database"), 30, "appserver resolving database")
+    wait(lambda: lookup(lab, payment, "appserver"), 30, "payment_gateway resolving appserver")
+    assert lookup(lab, payment, "database") == [], "payment_gateway reached the back tier"
+
+    # unchanged: nothing to do, no task replaced; a dry run writes nothing
+    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", shop(tmp), "shop").stdout
+    assert "nothing to do" in dry.lower(), dry
+    again = sw(lab, "stack", "deploy", "-d", "-c", shop(tmp), "shop").stdout
+    assert "up to date" in again, again
+    assert all_running(lab, wanted) == first
+
+    # one service's replicas, another's image: only those two change
+    changed = shop(tmp, replicas=3, payment_tag="v2")
+    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", changed, "shop").stdout
+    assert "shop_appserver" in dry and "shop_payment_gateway" in dry, dry
+    assert "shop_database" not in dry, dry
+    assert all_running(lab, wanted) == first, "a dry run changed the stack"
+    sw(lab, "stack", "deploy", "-d", "-c", changed, "shop")
+    wanted["shop_appserver"] = 3
+    now = wait(lambda: (lambda ids: ids if ids and ids["shop_payment_gateway"] !=
+                        first["shop_payment_gateway"] else None)(all_running(lab, wanted)),
+               120, "the payment gateway updated and a third appserver")
+    assert now["shop_database"] == first["shop_database"]
+    assert first["shop_appserver"] < now["shop_appserver"], "appserver tasks were replaced"
+
+    # --prune: a service dropped from the file goes
+    sw(lab, "stack", "deploy", "-d", "--prune", "-c",
+       shop(tmp, replicas=3, with_payment=False), "shop")
+    wait(lambda: "shop_payment_gateway" not in sw(lab, "service", "ls").stdout, 60,
+         "the pruned service removed")
+    assert running_ids(lab, "shop_database") == first["shop_database"]
+
+
+TINY = """\
+services:
+  web:
+    image: {app}
+    networks: [net]
+networks:
+  net:
+"""
+
+
+def test_stack_rm_then_deploy_at_once_works_every_time(lab: Lab, stand_ins: None,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yml"
+    path.write_text(TINY.format(app=APP))
+    try:
+        for round_ in range(5):
+            sw(lab, "stack", "deploy", "-d", "-c", str(path), "tiny")
+            wait(lambda: running_ids(lab, "tiny_web"), 60, f"round {round_}: tiny_web running")
+            removed = sw(lab, "stack", "rm", "tiny").stdout
+            assert "Removing network tiny_net" in removed, removed
+    finally:
+        sw(lab, "stack", "rm", "tiny", check=False)
