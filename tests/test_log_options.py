@@ -3,13 +3,20 @@
 The rules (proto/logrules.py), the manager's refusal of what podman cannot honour
 (for every API caller), and the agent's path: task -> ContainerConfig.log_max_size ->
 libpod's `log_configuration.size`; a task whose options the engine cannot honour is
-rejected before a container is made. The real-podman behaviour is in
+rejected before a container is made. `service create`/`update` take Docker's
+`--log-driver`/`--log-opt` and refuse what the manager would. The real-podman behaviour is in
 tests/test_podman_logopts.py.
 """
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from cli import specs
+from cli.flags import rewrite_bool_assignments
+from cli.main import build_parser
+from cli.parsing import UsageError
 from manager.controlapi import services
 from manager.controlapi.common import Code, Refusal
 from proto import control_pb2 as cpb
@@ -127,3 +134,43 @@ async def test_a_task_whose_options_podman_cannot_honour_is_rejected() -> None:
     rejected = await Harness(task, runtime).until(pb.REJECTED)
     assert (rejected.message, rejected.err) == ("preparing", MAX_FILE_REFUSAL)
     assert runtime.count("create") == 0
+
+
+# -------------------------------------------------------------------- CLI --
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(rewrite_bool_assignments(list(argv)))
+
+
+def test_service_create_and_update_log_flags() -> None:
+    spec = specs.create_spec(parse("service", "create", "--log-driver", "json-file",
+                                   "--log-opt", "max-size=10m", "--log-opt", "max-file=1",
+                                   "busybox"))
+    assert dict(spec.task.log_driver_options) == {"max-size": "10m", "max-file": "1"}
+    assert not specs.create_spec(parse("service", "create", "busybox")).task.log_driver_options
+    # other flags leave them alone; --log-opt replaces them as a whole
+    kept = specs.update_spec(spec, parse("service", "update", "--replicas", "2", "web"))
+    assert dict(kept.task.log_driver_options) == {"max-size": "10m", "max-file": "1"}
+    changed = specs.update_spec(spec, parse("service", "update", "--log-opt", "max-size=1m",
+                                            "web"))
+    assert dict(changed.task.log_driver_options) == {"max-size": "1m"}
+    cleared = specs.update_spec(spec, parse("service", "update", "--log-driver", "json-file",
+                                            "web"))
+    assert dict(cleared.task.log_driver_options) == {}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--log-opt", "max-size=10m", "--log-opt", "max-file=3"], MAX_FILE_REFUSAL + " (--log-opt)"),
+    (["--log-opt", "max-size"], 'invalid --log-opt "max-size": expected KEY=VALUE such as '
+                                "max-size=10m"),
+    (["--log-driver", "syslog"], 'log driver "syslog" is not supported for --log-driver: Shoal '
+                                 "keeps every task's log in podman's own log file; use json-file "
+                                 'or local (options max-size, max-file "1")'),
+    (["--log-opt", "compress=true"], 'log option "compress" is not supported: Shoal keeps each '
+                                     "task's output in podman's log file, which takes max-size "
+                                     'and max-file "1" only (--log-opt)'),
+])
+def test_the_cli_refuses_what_the_manager_would(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        specs.create_spec(parse("service", "create", *argv, "busybox"))
+    assert str(caught.value) == message

@@ -19,7 +19,7 @@ from cli.compose.errors import ComposeError, join_path
 from cli.compose.model import (FileRef, Healthcheck, Logging, Port, Service, ServiceMount,
                                ServiceNetwork, Ulimit)
 from cli.compose.paths import absolute, read_env_file
-from cli.containeropts import ULIMIT_NAMES, normalize_capability, parse_host
+from cli.containeropts import LOG_DRIVERS, ULIMIT_NAMES, normalize_capability, parse_host
 from cli.parsing import UsageError
 from proto import logrules
 
@@ -64,7 +64,6 @@ SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "la
                 "deploy", "depends_on")
 PORT_FORMS = ('expected [PUBLISHED:]TARGET[/PROTOCOL] such as "8080:80" or "8080:80/udp", '
               "or the long form {target, published, protocol, mode}")
-LOG_DRIVERS = ("json-file", "local")
 _SHORT_VOLUME_MODES = ("ro", "rw", "nocopy", "z", "Z", "rprivate", "private", "rshared",
                        "shared", "rslave", "slave")
 
