@@ -1,11 +1,12 @@
 """Container options of services beyond the basics: capabilities, sysctls, ulimits,
-extra hosts and supplementary groups.
+extra hosts, supplementary groups and log options.
 
-Owns how `--cap-add`/`--cap-drop`, `--sysctl`, `--ulimit`, `--host` and `--group`
-of `service create`, and their update counterparts (`--cap-add`/`--cap-drop`
+Owns how `--cap-add`/`--cap-drop`, `--sysctl`, `--ulimit`, `--host`, `--group` and
+`--log-driver`/`--log-opt` of `service create`, and their update counterparts (`--cap-add`/`--cap-drop`
 again, `--sysctl-add`/`--sysctl-rm`, `--ulimit-add`/`--ulimit-rm`,
-`--host-add`/`--host-rm`, `--group-add`/`--group-rm`), land in a
-`ContainerSpec`, with Docker's spellings and its update semantics. Pure
+`--host-add`/`--host-rm`, `--group-add`/`--group-rm`, `--log-driver`/`--log-opt`),
+land in a
+`ContainerSpec` (log options in its `TaskSpec`), with Docker's spellings and its update semantics. Pure
 functions raising `UsageError`.
 
 As in Docker's CLI, capability names are only normalised here (upper case,
@@ -18,6 +19,7 @@ import ipaddress
 from typing import Iterable, MutableMapping, MutableSequence
 
 from cli.parsing import UsageError
+from proto import logrules
 from proto import objects_pb2 as pb
 
 ALL = "ALL"
@@ -26,6 +28,9 @@ RESET = "RESET"      # `service update --cap-add RESET`: forget the previous lis
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
                 "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 ULIMIT_FORM = "expected NAME=SOFT[:HARD] such as nofile=1024:2048"
+# The log drivers Shoal can stand in for: each keeps a task's output in one file on
+# its node, which podman's own log file does (options: proto/logrules.py).
+LOG_DRIVERS = ("json-file", "local")
 
 
 # ------------------------------------------------------------ capabilities ----
@@ -215,3 +220,32 @@ def check_group(text: str, flag: str) -> str:
     if not text or any(ch.isspace() for ch in text):
         raise UsageError(f'invalid value "{text}" for {flag}: expected a group name or GID')
     return text
+
+
+# ------------------------------------------------------------- log options ----
+
+def log_options(driver: str | None, opts: Iterable[str]) -> dict[str, str] | None:
+    """The task's log options that `--log-driver` and `--log-opt KEY=VALUE` ask for,
+    checked by the manager's own rules; None when neither was given.
+
+    On update, either flag replaces the options as a whole (Docker replaces the
+    driver's configuration; it ignores --log-opt without --log-driver, Shoal does not)."""
+    items = list(opts)
+    if driver is None and not items:
+        return None
+    if driver is not None and driver not in LOG_DRIVERS:
+        raise UsageError(f'log driver "{driver}" is not supported for --log-driver: Shoal '
+                         "keeps every task's log in podman's own log file; use json-file or "
+                         'local (options max-size, max-file "1")')
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f'invalid --log-opt "{item}": expected KEY=VALUE such as '
+                             "max-size=10m")
+        options[key] = value
+    try:
+        logrules.log_max_size(options)
+    except logrules.LogOptionError as exc:
+        raise UsageError(f"{exc} (--log-opt)") from None
+    return options

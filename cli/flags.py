@@ -60,6 +60,7 @@ _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--rollback-max-failure-ratio", None, "Failure rate to tolerate during a rollback"),
     ("--rollback-order", None, 'Rollback order ("start-first"|"stop-first")'),
     ("--endpoint-mode", None, "Endpoint mode (vip or dnsrr)"),
+    ("--log-driver", None, 'Logging driver for service ("json-file" or "local")'),
     ("--health-cmd", None, "Command to run to check health"),
     ("--health-interval", None, "Time between running the check (ms|s|m|h)"),
     ("--health-retries", None, "Consecutive failures needed to report unhealthy"),
@@ -140,6 +141,9 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
     bool_flag(parser, "--no-healthcheck", None, "Disable any container-specified HEALTHCHECK")
     bool_flag(parser, "--detach", "-d", "Exit immediately instead of waiting for the service to converge")
     bool_flag(parser, "--quiet", "-q", "Suppress progress output")
+    parser.add_argument("--log-opt", dest="log_opt", action="append", default=[],
+                        help="Logging driver options (max-size=SIZE, max-file=1); on update "
+                             "they replace the previous ones")
     if not update:
         parser.add_argument("--name", default=None, help="Service name")
         parser.add_argument("--mode", default=None, help='Service mode ("replicated", "global", "replicated-job" or "global-job")')

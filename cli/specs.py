@@ -176,6 +176,10 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     _apply_update_config(spec.rollback, ns, "rollback", mode)
     if _get(ns, "endpoint_mode") is not None:
         spec.endpoint.mode = _choice(ns.endpoint_mode, _ENDPOINT_MODES, "--endpoint-mode")
+    logs = copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [])
+    if logs is not None:
+        task.log_driver_options.clear()
+        task.log_driver_options.update(logs)
 
 
 def _split(text: str, flag: str) -> list[str]:

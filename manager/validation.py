@@ -2,18 +2,19 @@
 
 Pure functions: each raises `InvalidSpec` with a message that says what was
 wrong and what form is expected. The control API maps it to INVALID_ARGUMENT.
-The container's mounts, capabilities, sysctls, ulimits, extra hosts and groups
-are checked here for every caller of the API; the `swarm` CLI refuses the same
-mounts with the same words before it calls (cli/mounts.py).
+The container's mounts, capabilities, sysctls, ulimits, extra hosts and groups,
+and the task's log options (proto/logrules.py), are checked here for every caller
+of the API; the `swarm` CLI refuses the same mounts (cli/mounts.py) and the
+compose loader the same log options with the same words before they call.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import secrets
-from typing import Iterable
+from typing import Iterable, Mapping
 
-from proto import mountrules
+from proto import logrules, mountrules
 from proto import objects_pb2 as pb
 from proto.mountrules import mount_target
 from scheduler import constraints as constraint_parser
@@ -250,6 +251,15 @@ def check_service_spec(spec: pb.ServiceSpec) -> None:
                                   "dnsrr endpoint mode: use mode=host")
     check_update_config("update", spec.update)
     check_update_config("rollback", spec.rollback)
+    check_log_options(task.log_driver_options)
+
+
+def check_log_options(options: Mapping[str, str]) -> None:
+    """The task's log options, as podman can honour them (proto/logrules.py)."""
+    try:
+        logrules.log_max_size(options)
+    except logrules.LogOptionError as exc:
+        raise InvalidSpec(str(exc)) from None
 
 
 def normalise_service_spec(spec: pb.ServiceSpec) -> None:

@@ -314,7 +314,7 @@ services:
       start_interval: 1s
     logging:
       driver: json-file
-      options: {max-size: 10m, max-file: "3"}
+      options: {max-size: 10m, max-file: "1"}
     deploy:
       mode: replicated
       replicas: 3
@@ -379,7 +379,7 @@ def test_every_service_key_lands_where_service_create_puts_it(monkeypatch) -> No
     converted = definition(FULL).services[0]
     expected = stackify(created(FULL_AS_CREATE), "web", "registry:5000/team/web:2")
     # `service create` has no log options
-    expected.task.log_driver_options.update({"max-size": "10m", "max-file": "3"})
+    expected.task.log_driver_options.update({"max-size": "10m", "max-file": "1"})
     # a stack sorts what Docker's converter sorts (env, ports), so a redeploy is stable
     env = sorted(expected.task.container.env)
     del expected.task.container.env[:]

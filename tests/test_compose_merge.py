@@ -83,7 +83,7 @@ services:
     ulimits:
       nproc: {soft: 10, hard: 20}
     logging:
-      options: {max-file: "3"}
+      options: {max-file: "1"}
     healthcheck:
       test: ["CMD", "false"]
     deploy:
@@ -166,7 +166,7 @@ def test_logging_options_merge_for_the_same_driver() -> None:
     logging = merged().services["web"].logging
     assert logging is not None
     assert logging.driver == "json-file"
-    assert logging.options == {"max-size": "10m", "max-file": "3"}
+    assert logging.options == {"max-size": "10m", "max-file": "1"}
 
 
 def test_logging_with_another_driver_replaces() -> None:

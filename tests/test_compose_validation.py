@@ -119,6 +119,11 @@ BAD_SERVICE_VALUES = [
      "services.web.logging.options.max-file", "max-file must be a positive number"),
     ("    logging:\n      options: {max-size: big}\n",
      "services.web.logging.options.max-size", 'invalid size "big"'),
+    ("    logging:\n      options: {max-size: 10m, max-file: \"3\"}\n",
+     "services.web.logging.options.max-file",
+     'log option max-file "3" is not supported: podman keeps one log file per task'),
+    ("    logging:\n      options: {max-size: \"0\"}\n",
+     "services.web.logging.options.max-size", "max-size must be a positive size"),
     ("    ulimits:\n      nofiles: 10\n", "services.web.ulimits.nofiles", 'unknown ulimit "nofiles"'),
     ("    ulimits:\n      nofile: {soft: 10}\n", "services.web.ulimits.nofile.hard",
      '"hard" is required'),
@@ -363,7 +368,7 @@ def test_service_forms_normalized() -> None:
       retries: 3
     logging:
       driver: json-file
-      options: {max-size: 10m, max-file: 3}
+      options: {max-size: 10m, max-file: 1}
     stop_grace_period: 1m
     deploy:
       mode: replicated-job
@@ -404,7 +409,7 @@ def test_service_forms_normalized() -> None:
                                           interval=90 * 10**9, start_period=500 * 10**6,
                                           retries=3)
     assert web.logging is not None
-    assert web.logging.options == {"max-size": "10m", "max-file": "3"}
+    assert web.logging.options == {"max-size": "10m", "max-file": "1"}
     assert web.stop_grace_period == 60 * 10**9
     deploy = web.deploy
     assert (deploy.mode, deploy.replicas, deploy.endpoint_mode) == ("replicated-job", 3, "dnsrr")

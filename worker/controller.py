@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from proto import model
 from proto import objects_pb2 as pb
+from proto.logrules import LogOptionError
 from worker import health, mounts, taskspec
 from worker.caps import CapabilityError
 from worker.clock import REAL_CLOCK, Clock
@@ -241,7 +242,7 @@ class TaskController:
         try:
             config = taskspec.container_config(self.task, self.node_id, self.cluster_id,
                                                self.node_hostname)
-        except CapabilityError as exc:
+        except (CapabilityError, LogOptionError) as exc:
             self._report(pb.REJECTED, "preparing", err=str(exc))
             return False
         try:

@@ -176,6 +176,9 @@ def container_spec(config: ContainerConfig,
         "log_configuration": {"driver": "k8s-file"},
         "netns": _netns(config.network_ns),
     }
+    if config.log_max_size > 0:
+        # conmon's --log-size-max: the file is started afresh when a write would pass it
+        spec["log_configuration"]["size"] = int(config.log_max_size)
     if config.command:
         spec["entrypoint"] = list(config.command)
         spec["command"] = list(config.args)     # Docker semantics: image CMD dropped

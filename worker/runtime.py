@@ -93,6 +93,9 @@ class ContainerConfig:
     sysctls: dict[str, str] = field(default_factory=dict)
     ulimits: list[Ulimit] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)    # extra /etc/hosts lines "IP NAME [ALIAS...]"
+    # The log file's size limit in bytes (the task's max-size log option); the engine
+    # starts the file afresh when it would pass it. 0 = no limit.
+    log_max_size: int = 0
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from proto import model
+from proto import logrules, model
 from proto import objects_pb2 as pb
 from worker import caps, mounts, templates
 from worker.runtime import HOST_NETWORK, ContainerConfig, Ulimit
@@ -84,8 +84,10 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
     Docker-style templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) in the
     environment, hostname and container labels are expanded here. The container
     gets Docker's capabilities, changed by the spec's cap_add/cap_drop (ALL means
-    `grantable_caps`, by default what this node can grant). Raises
-    caps.CapabilityError for a capability name nobody knows.
+    `grantable_caps`, by default what this node can grant). The task's log options
+    become the log file's size limit (proto/logrules.py). Raises caps.CapabilityError
+    for a capability name nobody knows, logrules.LogOptionError for a log option the
+    engine cannot honour (the manager refuses both; a spec from elsewhere may not).
     """
     spec = task.spec.container
     limits = task.spec.resources.limits
@@ -124,4 +126,5 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         sysctls=dict(spec.sysctls),
         ulimits=[Ulimit(u.name, u.soft, u.hard) for u in spec.ulimits],
         hosts=list(spec.hosts),
+        log_max_size=logrules.log_max_size(task.spec.log_driver_options),
     )

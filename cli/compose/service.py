@@ -19,8 +19,9 @@ from cli.compose.errors import ComposeError, join_path
 from cli.compose.model import (FileRef, Healthcheck, Logging, Port, Service, ServiceMount,
                                ServiceNetwork, Ulimit)
 from cli.compose.paths import absolute, read_env_file
-from cli.containeropts import ULIMIT_NAMES, normalize_capability, parse_host
+from cli.containeropts import LOG_DRIVERS, ULIMIT_NAMES, normalize_capability, parse_host
 from cli.parsing import UsageError
+from proto import logrules
 
 Reader = Callable[[str], str]
 
@@ -63,8 +64,6 @@ SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "la
                 "deploy", "depends_on")
 PORT_FORMS = ('expected [PUBLISHED:]TARGET[/PROTOCOL] such as "8080:80" or "8080:80/udp", '
               "or the long form {target, published, protocol, mode}")
-LOG_DRIVERS = ("json-file", "local")
-LOG_OPTIONS = ("max-size", "max-file")
 _SHORT_VOLUME_MODES = ("ro", "rw", "nocopy", "z", "Z", "rprivate", "private", "rshared",
                        "shared", "rslave", "slave")
 
@@ -435,21 +434,18 @@ def _logging(value: Any, path: str) -> Logging:
         if driver not in LOG_DRIVERS:
             raise ComposeError(f'log driver "{driver}" is not supported: Shoal keeps every '
                                "task's log with podman's own log files; use json-file or "
-                               "local (options max-size, max-file)",
+                               'local (options max-size, max-file "1")',
                                path=join_path(path, "driver"))
         logging.driver = driver
     opts_path = join_path(path, "options")
     for key, item in v.mapping(section.get("options") or {}, opts_path, any_key=True,
                                extensions=False).items():
-        if key not in LOG_OPTIONS:
-            raise ComposeError(f'log option "{key}" is not supported: expected max-size or '
-                               "max-file", path=join_path(opts_path, key))
-        text = v.string(item, join_path(opts_path, key), allow_numbers=True)
-        if key == "max-size":
-            v.size(text, join_path(opts_path, key))
-        elif not text.isdigit() or int(text) < 1:
-            raise ComposeError(f'max-file must be a positive number, not "{text}"',
-                               path=join_path(opts_path, key))
+        text = "" if key not in logrules.OPTIONS else \
+            v.string(item, join_path(opts_path, key), allow_numbers=True)
+        try:    # the manager's own rules, so what loads is what it accepts
+            logrules.log_max_size({key: text})
+        except logrules.LogOptionError as exc:
+            raise ComposeError(str(exc), path=join_path(opts_path, key)) from None
         logging.options[key] = text
     return logging
 
