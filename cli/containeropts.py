@@ -244,6 +244,7 @@ def log_options(driver: str | None, opts: Iterable[str]) -> dict[str, str] | Non
             raise UsageError(f'invalid --log-opt "{item}": expected KEY=VALUE such as '
                              "max-size=10m")
         options[key] = value
+    options = logrules.with_driver_defaults(driver, options)
     try:
         logrules.log_max_size(options)
     except logrules.LogOptionError as exc:

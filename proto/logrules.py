@@ -30,6 +30,19 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
+LOCAL_MAX_SIZE = "20m"  # Docker's `local` driver keeps 20 MB files (five of them)
+
+
+def with_driver_defaults(driver: str | None, options: Mapping[str, str]) -> dict[str, str]:
+    """The options to store for `driver` (json-file, local or None): Docker's `local`
+    driver limits its files to 20 MB when no max-size is given, so `local` without
+    one gets max-size 20m (one file: podman keeps no rotated ones)."""
+    result = dict(options)
+    if driver == "local" and MAX_SIZE not in result:
+        result[MAX_SIZE] = LOCAL_MAX_SIZE
+    return result
+
+
 class LogOptionError(ValueError):
     """A log option Shoal cannot honour; the message says why and what to do."""
 

@@ -658,3 +658,20 @@ def test_what_the_loader_accepts_converts_to_specs_the_manager_accepts(
         assert spec.task.networks, "every service is on a network"
         validation.normalise_service_spec(spec)
         validation.check_service_spec(spec)
+
+
+def test_the_local_log_driver_gets_docker_s_file_limit() -> None:
+    d = definition("""
+services:
+  web:
+    image: nginx
+    logging:
+      driver: local
+  api:
+    image: nginx
+    logging:
+      driver: local
+      options: {max-size: 2m}
+""")
+    assert dict(svc(d, "app_web").task.log_driver_options) == {"max-size": "20m"}
+    assert dict(svc(d, "app_api").task.log_driver_options) == {"max-size": "2m"}

@@ -159,6 +159,19 @@ def test_service_create_and_update_log_flags() -> None:
     assert dict(cleared.task.log_driver_options) == {}
 
 
+def test_the_local_driver_limits_its_file_as_docker_s_does() -> None:
+    """Docker's `local` driver keeps 20 MB files when no max-size is given: so does
+    Shoal's (one file), from the CLI and from a Compose file's logging section."""
+    local = specs.create_spec(parse("service", "create", "--log-driver", "local", "busybox"))
+    assert dict(local.task.log_driver_options) == {"max-size": "20m"}
+    given = specs.create_spec(parse("service", "create", "--log-driver", "local",
+                                    "--log-opt", "max-size=1m", "busybox"))
+    assert dict(given.task.log_driver_options) == {"max-size": "1m"}
+    plain = specs.create_spec(parse("service", "create", "--log-driver", "json-file",
+                                    "busybox"))
+    assert dict(plain.task.log_driver_options) == {}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--log-opt", "max-size=10m", "--log-opt", "max-file=3"], MAX_FILE_REFUSAL + " (--log-opt)"),
     (["--log-opt", "max-size"], 'invalid --log-opt "max-size": expected KEY=VALUE such as '

@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from proto import model
-from proto import objects_pb2 as pb
-from tests.test_podman_runtime import RUN_LABEL, kill_service, podman
+from tests.podmanfixtures import RUN_LABEL, podman, podman_fixtures
 from tests.test_worker_fakes import make_task
 from worker import taskspec
 from worker.podman import PodmanRuntime
@@ -36,28 +33,7 @@ SCRIPT = ("pad=$(printf '%117s' '' | tr ' ' x); i=0; "
           "i=$((i+1)); done")
 
 
-@pytest.fixture(scope="module")
-def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("podman-logopts")
-    yield path
-    kill_service(path)
-
-
-@pytest_asyncio.fixture
-async def runtime(service_dir: Path) -> AsyncIterator[PodmanRuntime]:
-    rt = PodmanRuntime(str(service_dir), node_id=NODE)
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """This test's label value; its containers are removed afterwards."""
-    value = uuid.uuid4().hex[:10]
-    yield value
-    ids = podman("ps", "-aq", "--filter", f"label={RUN_LABEL}={value}", check=False).stdout.split()
-    if ids:
-        podman("rm", "-f", "-t", "0", *ids, check=False)
+service_dir, runtime, run_id = podman_fixtures(NODE, "podman-logopts")
 
 
 async def run_chatty_task(rt: PodmanRuntime, run_id: str, image: str,

@@ -15,14 +15,13 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Iterator
 
 import pytest
-import pytest_asyncio
 
 from proto import model
 from proto import objects_pb2 as pb
-from tests.test_podman_runtime import RUN_LABEL, kill_service, podman
+from tests.podmanfixtures import RUN_LABEL, podman, podman_fixtures
 from tests.test_worker_fakes import make_task
 from worker import caps, mounts, taskspec
 from worker.controller import TaskController
@@ -35,18 +34,7 @@ NODE = "mountsnode"
 DOCKER_CAPEFF = 0xA80425FB   # Docker's default set as /proc/self/status shows it
 
 
-@pytest.fixture(scope="module")
-def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("podman-mounts")
-    yield path
-    kill_service(path)
-
-
-@pytest_asyncio.fixture
-async def runtime(service_dir: Path) -> AsyncIterator[PodmanRuntime]:
-    rt = PodmanRuntime(str(service_dir), node_id=NODE)
-    yield rt
-    await rt.close()
+service_dir, runtime = podman_fixtures(NODE, "podman-mounts")[:2]
 
 
 @pytest.fixture

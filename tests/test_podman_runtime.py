@@ -14,75 +14,18 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterator
+from typing import Callable
 
 import pytest
-import pytest_asyncio
 
+from tests.podmanfixtures import RUN_LABEL, alive, kill_service, podman, podman_fixtures
 from worker.podman import PodmanRuntime
 from worker.runtime import (ContainerConfig, ContainerNotFound, ImagePullError, Mount,
                             RuntimeError_)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-RUN_LABEL = "com.shoal.test.run"
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True,
-                          check=check, timeout=60)
-
-
-def kill_service(state_dir: Path) -> None:
-    """Ends the podman service a runtime started in state_dir (by its recorded PID)."""
-    pid_file = state_dir / "podman-service.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One state dir (so one podman service) shared by the tests of this module."""
-    path = tmp_path_factory.mktemp("podman-runtime")
-    yield path
-    kill_service(path)
-
-
-@pytest_asyncio.fixture
-async def runtime(service_dir: Path) -> AsyncIterator[PodmanRuntime]:
-    rt = PodmanRuntime(str(service_dir), node_id="test")
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """A label value for this test's containers; they are all removed afterwards."""
-    value = uuid.uuid4().hex[:12]
-    yield value
-    ids = podman("ps", "-aq", "--filter", f"label={RUN_LABEL}={value}", check=False).stdout.split()
-    if ids:
-        podman("rm", "-f", "-t", "0", *ids, check=False)
+service_dir, runtime, run_id = podman_fixtures("test", "podman-runtime")
 
 
 @pytest.fixture

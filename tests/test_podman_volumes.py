@@ -12,7 +12,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.test_podman_runtime import kill_service, podman
+from tests.podmanfixtures import kill_service, podman
 from worker.podman import PodmanRuntime
 from worker.runtime import VolumeInUse, VolumeNotFound
 

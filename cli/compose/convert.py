@@ -25,7 +25,7 @@ from cli.compose import model as m
 from cli.compose.errors import ComposeError, join_path
 from cli.parsing import UsageError
 from cli.specs import default_update_config
-from proto import mountrules
+from proto import logrules, mountrules
 from proto import objects_pb2 as pb
 
 Reader = Callable[[str], bytes]
@@ -201,7 +201,8 @@ class _Converter:
         _placement(spec, svc.deploy, join_path(path, "deploy"))
         spec.task.networks.extend(self.attachments(key, svc))
         if svc.logging is not None:
-            spec.task.log_driver_options.update(svc.logging.options)
+            spec.task.log_driver_options.update(logrules.with_driver_defaults(
+                svc.logging.driver, svc.logging.options))
         spec.update.CopyFrom(_update_config(svc.deploy.update_config))
         spec.rollback.CopyFrom(_update_config(svc.deploy.rollback_config))
         job = spec.WhichOneof("mode") in ("replicated_job", "global_job")
