@@ -12,7 +12,7 @@ import difflib
 import math
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
-from cli.compose.errors import ComposeError, join_path
+from cli.compose.errors import Collector, ComposeError, join_path
 from cli.compose.interpolate import Interpolated
 from cli.parsing import UsageError, parse_cpus, parse_duration, parse_size
 
@@ -43,8 +43,10 @@ def wrong(value: Any, path: str, expected: str) -> ComposeError:
 
 
 def mapping(value: Any, path: str, allowed: Iterable[str] = (), any_key: bool = False,
-            extensions: bool = True) -> dict[str, Any]:
-    """A mapping whose keys are `allowed` (or any, with any_key); `x-` keys are dropped."""
+            extensions: bool = True, errors: Optional[Collector] = None) -> dict[str, Any]:
+    """A mapping whose keys are `allowed` (or any, with any_key); `x-` keys are dropped.
+    With `errors`, each unknown key is a problem kept there and left out of the result
+    (the other keys are still checked); without, the first one is raised."""
     if not isinstance(value, dict):
         raise wrong(value, path, "a mapping")
     known = set(allowed)
@@ -56,7 +58,11 @@ def mapping(value: Any, path: str, allowed: Iterable[str] = (), any_key: bool = 
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = (f' (did you mean "{close[0]}"?)' if close else
                     f"; expected one of: {', '.join(sorted(known))}")
-            raise ComposeError(f'unknown key "{key}"{hint}', path=join_path(path, key))
+            problem = ComposeError(f'unknown key "{key}"{hint}', path=join_path(path, key))
+            if errors is None:
+                raise problem
+            errors.add(problem)
+            continue
         out[key] = item
     return out
 
