@@ -8,10 +8,10 @@ rollback configs, with Docker's values and messages.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from cli.compose import values as v
-from cli.compose.errors import ComposeError, join_path
+from cli.compose.errors import Collector, ComposeError, join_path
 from cli.compose.model import Deploy, Placement, Resources, RestartPolicy, UpdateConfig
 from cli.parsing import UsageError, parse_placement_pref, validate_constraint
 
@@ -20,33 +20,45 @@ DEPLOY_KEYS = ("mode", "replicas", "labels", "update_config", "rollback_config",
                "restart_policy", "placement", "endpoint_mode")
 
 
-def read_deploy(value: Any, path: str) -> Deploy:
-    section = v.mapping(value, path, DEPLOY_KEYS)
+def read_deploy(value: Any, path: str, errors: Optional[Collector] = None) -> Deploy:
+    """A service's `deploy:`. Each key is checked on its own: with `errors`, every problem
+    is kept there (a key that fails stays unset); without, they are raised."""
+    own = Collector() if errors is None else errors
     deploy = Deploy()
-    deploy.mode = v.optional(section, "mode", path, lambda x, q: v.choice(x, q, MODES))
-    deploy.replicas = v.optional(section, "replicas", path, v.integer)
-    if deploy.replicas is not None and deploy.mode in ("global", "global-job"):
-        raise ComposeError("replicas can only be used with replicated or replicated-job mode",
-                           path=join_path(path, "replicas"))
-    if "labels" in section:
-        deploy.labels = v.labels(section["labels"], join_path(path, "labels"))
-    deploy.endpoint_mode = v.optional(section, "endpoint_mode", path,
-                                      lambda x, q: v.choice(x, q, ("vip", "dnsrr")))
-    deploy.update_config = v.optional(section, "update_config", path,
-                                      lambda x, q: _update(x, q, rollback=False))
-    deploy.rollback_config = v.optional(section, "rollback_config", path,
-                                        lambda x, q: _update(x, q, rollback=True))
-    deploy.restart_policy = v.optional(section, "restart_policy", path, _restart)
-    deploy.placement = v.optional(section, "placement", path, _placement)
-    if "resources" in section:
-        resources_path = join_path(path, "resources")
-        resources = v.mapping(section["resources"], resources_path,
-                              ("limits", "reservations"))
-        deploy.limits = v.optional(resources, "limits", resources_path,
-                                   lambda x, q: _resources(x, q, "pids"))
-        deploy.reservations = v.optional(resources, "reservations", resources_path,
-                                         lambda x, q: _resources(x, q, "generic_resources"))
+    with own:
+        section = v.mapping(value, path, DEPLOY_KEYS, errors=own)
+        for key, item in section.items():
+            with own:
+                _read_key(deploy, key, item, join_path(path, key))
+        if deploy.replicas is not None and deploy.mode in ("global", "global-job"):
+            own.add(ComposeError("replicas can only be used with replicated or "
+                                 "replicated-job mode", path=join_path(path, "replicas")))
+    if errors is None:
+        own.check()
     return deploy
+
+
+def _read_key(deploy: Deploy, key: str, value: Any, path: str) -> None:
+    if key == "mode":
+        deploy.mode = v.choice(value, path, MODES)
+    elif key == "replicas":
+        deploy.replicas = v.integer(value, path)
+    elif key == "labels":
+        deploy.labels = v.labels(value, path)
+    elif key == "endpoint_mode":
+        deploy.endpoint_mode = v.choice(value, path, ("vip", "dnsrr"))
+    elif key in ("update_config", "rollback_config"):
+        setattr(deploy, key, _update(value, path, rollback=key == "rollback_config"))
+    elif key == "restart_policy":
+        deploy.restart_policy = _restart(value, path)
+    elif key == "placement":
+        deploy.placement = _placement(value, path)
+    elif key == "resources":
+        resources = v.mapping(value, path, ("limits", "reservations"))
+        deploy.limits = v.optional(resources, "limits", path,
+                                   lambda x, q: _resources(x, q, "pids"))
+        deploy.reservations = v.optional(resources, "reservations", path,
+                                         lambda x, q: _resources(x, q, "generic_resources"))
 
 
 def _update(value: Any, path: str, rollback: bool) -> UpdateConfig:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from cli.compose import values as v
 from cli.compose.deploy import read_deploy
-from cli.compose.errors import ComposeError, join_path
+from cli.compose.errors import Collector, ComposeError, join_path
 from cli.compose.model import (FileRef, Healthcheck, Logging, Port, Service, ServiceMount,
                                ServiceNetwork, Ulimit)
 from cli.compose.paths import absolute, read_env_file
@@ -69,59 +69,65 @@ _SHORT_VOLUME_MODES = ("ro", "rw", "nocopy", "z", "Z", "rprivate", "private", "r
 
 
 def read_service(name: str, raw: Any, path: str, workdir: str, env: dict[str, str],
-                 reader: Reader) -> Service:
-    """One service's mapping (already interpolated; the Docker-ignored keys removed)."""
-    section = v.mapping(raw, path, SERVICE_KEYS)
+                 reader: Reader, errors: Optional[Collector] = None) -> Service:
+    """One service's mapping (already interpolated; the Docker-ignored keys removed).
+
+    Each key is checked on its own: with `errors`, every problem is kept there (a key
+    that fails stays unset) and the service is returned; without, they are raised."""
+    own = Collector() if errors is None else errors
+    section = v.mapping(raw, path, SERVICE_KEYS, errors=own)
     svc = Service(name=name)
-    g = section.get
-    p = lambda key: join_path(path, key)  # noqa: E731 - the key's path, said once
-    if "image" in section:
-        svc.image = v.string(g("image"), p("image"))
-    svc.command = v.optional(section, "command", path, _shell_command)
-    svc.entrypoint = v.optional(section, "entrypoint", path, _shell_command)
-    for key in ("hostname", "user", "working_dir", "stop_signal"):
-        if key in section:
-            setattr(svc, key, v.string(g(key), p(key)))
-    for key in ("init", "read_only", "tty"):
-        if key in section:
-            setattr(svc, key, v.boolean(g(key), p(key)))
-    svc.stop_grace_period = v.optional(section, "stop_grace_period", path, v.duration)
-    for key in ("dns", "dns_search", "dns_opt", "tmpfs"):
-        setattr(svc, key, v.optional(section, key, path, v.string_or_list))
-    svc.group_add = v.optional(section, "group_add", path,
-                               lambda x, q: v.string_list(x, q, allow_numbers=True))
-    for key in ("cap_add", "cap_drop"):
-        setattr(svc, key, v.optional(section, key, path, _capabilities))
-    if "labels" in section:
-        svc.labels = v.labels(g("labels"), p("labels"))
-    if "sysctls" in section:
-        svc.sysctls = v.labels(g("sysctls"), p("sysctls"))
-    svc.extra_hosts = v.optional(section, "extra_hosts", path, _extra_hosts)
-    if "ulimits" in section:
-        svc.ulimits = _ulimits(g("ulimits"), p("ulimits"))
-    for item in svc.tmpfs or ():
-        if not item.startswith("/") or ":" in item:
-            raise ComposeError(f'tmpfs target "{item}" must be an absolute path (for a size or '
-                               "mode, use a volumes entry of type tmpfs)", path=p("tmpfs"))
-    svc.ports = v.optional(section, "ports", path, _ports)
-    svc.networks = v.optional(section, "networks", path, _networks)
-    svc.secrets = v.optional(section, "secrets", path, _file_refs)
-    svc.configs = v.optional(section, "configs", path, _file_refs)
-    svc.volumes = v.optional(section, "volumes", path,
-                             lambda x, q: _mounts(x, q, workdir, env))
-    svc.healthcheck = v.optional(section, "healthcheck", path, _healthcheck)
-    svc.logging = v.optional(section, "logging", path, _logging)
-    if g("deploy") is not None:     # `deploy:` with nothing under it is allowed (Docker)
-        svc.deploy = read_deploy(g("deploy"), p("deploy"))
+    readers = _readers(workdir, env)
+    for key, value in section.items():
+        if key in readers:
+            with own:
+                setattr(svc, key, readers[key](value, join_path(path, key)))
+    if section.get("deploy") is not None:   # `deploy:` with nothing under it is allowed
+        svc.deploy = read_deploy(section["deploy"], join_path(path, "deploy"), own)
     if "depends_on" in section:
-        value = g("depends_on")
+        value = section["depends_on"]
         if not isinstance(value, (list, dict)):
-            raise v.wrong(value, p("depends_on"), "a list of service names or a mapping")
-    svc.env_file = v.optional(section, "env_file", path, v.string_or_list)
-    svc.environment = _environment(section, path, svc.env_file, workdir, env, reader)
+            own.add(v.wrong(value, join_path(path, "depends_on"),
+                            "a list of service names or a mapping"))
+    with own:
+        svc.env_file = v.optional(section, "env_file", path, v.string_or_list)
+    with own:
+        svc.environment = _environment(section, path, svc.env_file, workdir, env, reader)
     if svc.env_file is not None:
         svc.env_file = [absolute(workdir, item) for item in svc.env_file]
+    if errors is None:
+        own.check()
     return svc
+
+
+def _readers(workdir: str, env: dict[str, str]) -> dict[str, Callable[[Any, str], Any]]:
+    """The reader of each service key that is one field of `Service` (same name)."""
+    readers: dict[str, Callable[[Any, str], Any]] = {
+        "image": v.string, "command": _shell_command, "entrypoint": _shell_command,
+        "stop_grace_period": v.duration, "tmpfs": _tmpfs,
+        "group_add": lambda x, q: v.string_list(x, q, allow_numbers=True),
+        "labels": v.labels, "sysctls": v.labels, "extra_hosts": _extra_hosts,
+        "ulimits": _ulimits, "ports": _ports, "networks": _networks, "secrets": _file_refs,
+        "configs": _file_refs, "volumes": lambda x, q: _mounts(x, q, workdir, env),
+        "healthcheck": _healthcheck, "logging": _logging}
+    for key in ("hostname", "user", "working_dir", "stop_signal"):
+        readers[key] = v.string
+    for key in ("init", "read_only", "tty"):
+        readers[key] = v.boolean
+    for key in ("dns", "dns_search", "dns_opt"):
+        readers[key] = v.string_or_list
+    for key in ("cap_add", "cap_drop"):
+        readers[key] = _capabilities
+    return readers
+
+
+def _tmpfs(value: Any, path: str) -> list[str]:
+    items = v.string_or_list(value, path)
+    for item in items:
+        if not item.startswith("/") or ":" in item:
+            raise ComposeError(f'tmpfs target "{item}" must be an absolute path (for a size or '
+                               "mode, use a volumes entry of type tmpfs)", path=path)
+    return items
 
 
 def _shell_command(value: Any, path: str) -> list[str]:

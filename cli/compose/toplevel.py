@@ -14,18 +14,28 @@ import ipaddress
 from typing import Any, Callable, Optional, TypeVar
 
 from cli.compose import values as v
-from cli.compose.errors import ComposeError, Warnings, join_path
+from cli.compose.errors import Collector, ComposeError, Warnings, join_path
 from cli.compose.model import FileObject, Network, Volume
 from cli.compose.paths import absolute
 
 T = TypeVar("T")
 
 
-def read_section(raw: Any, path: str, read: Callable[[Any, str], T]) -> dict[str, T]:
-    """A top-level section: a mapping of names to definitions (null: all defaults)."""
+def read_section(raw: Any, path: str, read: Callable[[Any, str], T],
+                 errors: Optional[Collector] = None,
+                 placeholder: Optional[Callable[[], T]] = None) -> dict[str, T]:
+    """A top-level section: a mapping of names to definitions (null: all defaults).
+    With `errors`, each definition is checked on its own, its problems kept there and a
+    refused one stands as `placeholder()` (so that the services naming it are not also
+    refused for it); without, the first problem is raised."""
     out = {}
     for name, item in v.mapping(raw, path, any_key=True).items():
-        out[name] = read({} if item is None else item, join_path(path, name))
+        if errors is None or placeholder is None:
+            out[name] = read({} if item is None else item, join_path(path, name))
+            continue
+        out[name] = placeholder()
+        with errors:
+            out[name] = read({} if item is None else item, join_path(path, name))
     return out
 
 
