@@ -93,9 +93,9 @@ def load(sources: Sequence[Source], env: Mapping[str, str], workdir: str,
         warnings.add(f"Ignoring deprecated options:\n\n{described}")
     stack = merge_stacks(stacks)
     stack.version = version or LATEST
-    for problem in _check_references(stack, origin, unknown):
-        if not errors.failed_at(problem.path):   # not a consequence of a problem found
-            errors.add(problem)
+    problems = _check_references(stack, origin, unknown)
+    for problem in [p for p in problems if not errors.failed_at(p.path)]:
+        errors.add(problem)     # (not a consequence of a problem found in a section)
     errors.check(files)
     return Loaded(stack=stack, warnings=list(warnings.items))
 
