@@ -65,6 +65,7 @@ BAD_SERVICE_VALUES = [
     ("    ports:\n      - target: 80\n        name: http\n", "services.web.ports[0].name",
      'unknown key "name"'),
     ("    ports: 80\n", "services.web.ports", "must be a list of ports"),
+    ("    cap_add: [NET_ADMIN, \"\"]\n", "services.web.cap_add[1]", 'invalid capability ""'),
     ("    healthcheck:\n      test: [\"RUN\", \"x\"]\n", "services.web.healthcheck.test",
      'must start with "CMD", "CMD-SHELL" or "NONE"'),
     ("    healthcheck:\n      test: [\"CMD-SHELL\", \"a\", \"b\"]\n",

@@ -142,7 +142,13 @@ def _shell_command(value: Any, path: str) -> list[str]:
 
 
 def _capabilities(value: Any, path: str) -> list[str]:
-    return [normalize_capability(name) for name in v.string_list(value, path)]
+    out = []
+    for index, name in enumerate(v.string_list(value, path)):
+        try:
+            out.append(normalize_capability(name))
+        except UsageError as exc:
+            raise ComposeError(str(exc), path=join_path(path, index)) from None
+    return out
 
 
 def _extra_hosts(value: Any, path: str) -> list[str]:
