@@ -50,6 +50,11 @@ def load_or_refuse(*texts: str, env: dict[str, str] | None = None) -> None:
         load_texts(*texts, env=env, files=FILES)
     except ComposeError as exc:
         assert str(exc)
+        # every problem of the load is its own line, in a file the load was given
+        assert exc.errors and all(problem.message and problem.file for problem in exc.errors)
+        assert (exc.message, exc.file, exc.path) == (
+            exc.errors[0].message, exc.errors[0].file, exc.errors[0].path)
+        assert len(str(exc).splitlines()) >= len(exc.errors)
 
 
 def dump(value: Any) -> str:
