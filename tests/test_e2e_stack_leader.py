@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 # seconds between starting the CLI process and SIGKILLing the leader, one per round: the
 # CLI needs ≈ 0.3-0.6 s to start and send its call, so these land before, during and after
 # it (the experiment's variable, not a synchronisation: every outcome is then waited for)
-KILL_AFTER = (0.2, 0.45, 0.7, 1.0)
+KILL_AFTER = (0.2, 0.45, 0.7, 0.9, 1.1, 1.4)
 
 lab = module_lab(3, 0)
 
