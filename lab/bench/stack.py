@@ -21,16 +21,18 @@ Docker Hub (`shoalbench/web`, `shoalbench/api`). Timed, per round:
   a stack named `floor` (so with the very same specs), created object by object
   over the Control API from this process (2 CreateNetwork + 10 CreateService,
   what a client deploying object by object does, without any CLI start-up),
-  then the store polled every 0.1 s until all 40 tasks run. This is what the
-  cluster itself needs to place, pull and start these 40 tasks; the deploy's
-  ratio to it is what the stack path (CLI start-up, one transaction, the CLI's
-  per-service waiting) adds; running / floor compares the cluster's work alone.
+  then the store polled every 0.1 s until all 40 tasks run: the cluster's work
+  for these 40 tasks when they are asked for the ordinary way, one service at a
+  time. The ratio running / floor compares the stack's one transaction with it
+  (below 1 means the stack's tasks run sooner); exit / floor adds what the CLI's
+  waiting costs on top.
 
 A warm-up round (not counted) first deploys and removes the stack so that every
 node has pulled the stand-ins; then each round times the floor, removes it
 (`stack rm floor`: the floor's objects carry the stack label), times the deploy
 and the redeploy, and removes the stack. Prints one figure per line: each
-round's figures, then best and median, and the ratios deploy / floor. Docker is
+round's figures, then best and median, and the ratios running / floor and
+exit / floor. Docker is
 not installed on these machines, so no `docker stack deploy` figure is measured.
 
 Run as root: `python -m lab.bench.stack --runs 3` (under /tmp/shoal-e2e.lock on
