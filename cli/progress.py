@@ -339,13 +339,55 @@ class Waiter:
         tasks = self.call("ListTasks", cpb.ListTasksRequest(filters=filters)).tasks
         return service, list(tasks)
 
+    def _running_ids(self, service_id: str) -> frozenset[str]:
+        filters = cpb.ListFilters(service_ids=[service_id])
+        tasks = self.call("ListTasks", cpb.ListTasksRequest(filters=filters)).tasks
+        return frozenset(t.id for t in tasks
+                         if t.status.state == pb.RUNNING and t.desired_state == pb.RUNNING)
+
+    def verify_stable(self, services: dict[str, str], timeout: float = 120.0) -> None:
+        """Several converged services at once (a stack): waits until the RUNNING tasks
+        of every one of them stayed the same for the longest of their monitor periods,
+        printing Docker's "verify: Waiting N seconds..." line once; any change starts the
+        wait over. `services` maps IDs to names; raises Timeout naming the services
+        whose tasks kept changing."""
+        if not services:
+            return
+        window = max(stability_window(self.call("GetService", cpb.GetServiceRequest(
+            service_id=sid)).service, pb.UpdateStatus(), pb.UpdateStatus())
+            for sid in services)
+        if window <= 0:
+            return
+        self.display.finish(f"verify: Waiting {window:g} seconds to verify that tasks are "
+                            "stable...")
+        start = self.clock()
+        since = start
+        last: dict[str, frozenset[str]] = {}
+        changed: set[str] = set()
+        while True:
+            ids = {sid: self._running_ids(sid) for sid in services}
+            now = self.clock()
+            if last and ids != last:
+                changed |= {sid for sid in ids if ids[sid] != last.get(sid)}
+                since = now
+            last = ids
+            if now - since >= window:
+                return
+            if now - start >= timeout:
+                names = ", ".join(sorted(services[sid] for sid in changed)) or "?"
+                raise Timeout(f"the tasks of {names} did not stay running for {window:g}s "
+                              f"within {int(timeout)}s")
+            self.sleep(POLL_INTERVAL)
+
     def wait(self, service_id: str, timeout: Optional[float] = None,
-             initial: Optional[pb.UpdateStatus] = None) -> Progress:
+             initial: Optional[pb.UpdateStatus] = None, stability: bool = True) -> Progress:
         """Shows progress until converged; raises Timeout saying why it stopped.
 
         `initial` is the update status the change left (from UpdateService's
         answer), so that a rollback that happened before the first read is
-        still seen as one; by default the first read's status.
+        still seen as one; by default the first read's status. Without
+        `stability` the wait ends at convergence: the caller verifies stability
+        itself (`verify_stable`, for several services at once).
         """
         start = self.clock()
         service, tasks = self._read(service_id)
@@ -375,7 +417,8 @@ class Waiter:
                 self.display.finish(f"verify: Job {service.id} complete")
                 return progress
             if progress.converged and status.state not in _UNDER_WAY:
-                window = stability_window(service, status, initial) if progress.total else 0.0
+                window = stability_window(service, status, initial) \
+                    if progress.total and stability else 0.0
                 ids = frozenset(t.id for t in tasks if t.status.state == pb.RUNNING
                                 and t.desired_state == pb.RUNNING)
                 now = self.clock()

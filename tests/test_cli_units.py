@@ -946,3 +946,52 @@ def test_label_filter_values() -> None:
     assert not parsing.label_matches(labels, "team=web")
     assert parsing.label_matches(labels, "tier=")
     assert not parsing.label_matches(labels, "zone")
+
+
+class TwoServices:
+    """GetService/ListTasks for two services; each ListTasks answer comes from that
+    service's script (the last entry repeats)."""
+
+    def __init__(self, services: list[pb.Service], scripts: dict[str, list[list[pb.Task]]]):
+        self.services = {s.id: s for s in services}
+        self.scripts = scripts
+        self.reads: dict[str, int] = {}
+
+    def __call__(self, method: str, request, timeout=None):
+        if method == "GetService":
+            return cpb.GetServiceResponse(service=self.services[request.service_id])
+        sid = request.filters.service_ids[0]
+        count = self.reads.get(sid, 0)
+        self.reads[sid] = count + 1
+        script = self.scripts[sid]
+        return cpb.ListTasksResponse(tasks=script[min(count, len(script) - 1)])
+
+
+def test_several_services_are_verified_stable_together() -> None:
+    """One window for all (the longest monitor), started over when any service's
+    running tasks change; not one window per service in turn."""
+    a, b = make_service(replicas=1), make_service(replicas=1)
+    a.id, b.id = "svc-a", "svc-b"
+    a.spec.update.monitor.nanos = 2 * 10**9
+    b.spec.update.monitor.nanos = 3 * 10**9
+    ta, tb = make_task(a, 1, pb.RUNNING), make_task(b, 1, pb.RUNNING, tid="tb-first")
+    tb2 = make_task(b, 1, pb.RUNNING, tid="tb-second")
+    scripts = {"svc-a": [[ta]], "svc-b": [[tb]] * 10 + [[tb2]]}
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(TwoServices([a, b], scripts), out, False, clock=clock, sleep=clock.sleep)
+    waiter.verify_stable({"svc-a": "a", "svc-b": "b"})
+    assert out.getvalue().splitlines() == [
+        "verify: Waiting 3 seconds to verify that tasks are stable..."]
+    # b's task changed after 1 s: 3 s from there, not 3 s per service
+    assert 4.0 <= clock.now < 4.5, clock.now
+
+
+def test_verify_stable_names_the_service_that_keeps_changing() -> None:
+    a = make_service(replicas=1)
+    a.id = "svc-a"
+    flapping = [[make_task(a, 1, pb.RUNNING, tid=f"t{i}")] for i in range(2000)]
+    out, clock = io.StringIO(), FakeClock()
+    waiter = Waiter(TwoServices([a], {"svc-a": flapping}), out, False, clock=clock,
+                    sleep=clock.sleep)
+    with pytest.raises(Timeout, match="the tasks of web did not stay running"):
+        waiter.verify_stable({"svc-a": "web"}, timeout=10)
