@@ -416,6 +416,8 @@ def declare_stack(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=deploy)
 
     p = ssub.add_parser("rollback", help="Return a stack to its previous definition",
+                        description="Return every service, network, secret and config of "
+                                    "a stack to its previous definition, in one transaction",
                         usage="swarm stack rollback [OPTIONS] STACK")
     p.add_argument("--dry-run", action="store_true",
                    help="Print what the rollback would change, and change nothing")
