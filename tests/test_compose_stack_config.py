@@ -216,7 +216,7 @@ def test_stack_has_only_the_commands_that_work(capsys) -> None:
     with pytest.raises(SystemExit) as done:
         main(["stack", "rollback", "--help"])
     assert done.value.code == 0
-    assert "previous definition" in capsys.readouterr().out
+    assert "to its previous definition" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(SystemExit):
         main(["stack", "undo", "app"])
     assert "invalid choice: 'undo'" in capsys.readouterr().err
