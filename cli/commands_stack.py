@@ -10,7 +10,11 @@ with a non-zero exit; then the verbs:
   DeployStack call (the manager applies all of it or nothing), prints Docker's
   lines for what changed ("Creating service x_web", "Updating service x_web
   (id: ...)"), or with `--dry-run` what would change, and unless `-d` waits
-  for each changed service to converge (`cli.progress.Waiter`);
+  for each changed service to converge (`cli.progress.Waiter`); with
+  `--rollback-on-failure`, a service that does not converge makes it call
+  RollbackStack, wait for the rollback, and exit non-zero naming the service;
+- `rollback` returns the stack to its previous definition (RollbackStack: one
+  transaction on the manager), prints what changed and waits as deploy does;
 - `ls`, `services` (as `service ls` of the stack's services), `ps` (as
   `service ps` of them) and `rm` (`remove`, `down`).
 
@@ -23,6 +27,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
 from cli import commands_service
@@ -129,6 +134,8 @@ def change_line(change: cpb.StackChange, dry_run: bool = False) -> str:
     x_web (id: ...)", "Removing service x_old"); for a dry run what would happen, with the
     IDs of existing objects and the fields that would change."""
     doing, do = _ACTIONS.get(change.action, ("Changing", "change"))
+    if change.rollback and change.action == cpb.StackChange.UPDATE:
+        doing, do = "Rolling back", "roll back"
     existing = change.id and change.action != cpb.StackChange.CREATE
     if not dry_run:
         with_id = (f" (id: {change.id})" if existing and change.kind == "service"
@@ -148,6 +155,11 @@ def rolls(change: cpb.StackChange) -> bool:
 
 def deploy(ctx: Context, ns: argparse.Namespace) -> int:
     name = stack_name(ns.stack)
+    detach = is_on(ns.detach, "--detach")
+    if ns.rollback_on_failure and (detach or ns.dry_run):
+        raise CLIError("Error: --rollback-on-failure rolls the stack back when a service "
+                       "does not converge, so it waits for the services: it can't be used "
+                       f"with {'--dry-run' if ns.dry_run else '--detach (-d)'}")
     loaded = load_stack(ns.compose_file, sys.stdin, ctx.err)
     try:
         definition = convert(loaded.stack, name, _read_bytes)
@@ -165,18 +177,30 @@ def deploy(ctx: Context, ns: argparse.Namespace) -> int:
     if not changes:
         ctx.print(f"Stack {name} is up to date: nothing to change")
     ctx.out.flush()
-    if is_on(ns.detach, "--detach"):
+    if detach:
         return 0
-    return wait_for_services(ctx, name, changes, is_on(ns.quiet, "--quiet"))
+    quiet = is_on(ns.quiet, "--quiet")
+    if not ns.rollback_on_failure:
+        return wait_for_services(ctx, name, changes, quiet)
+    return wait_or_roll_back(ctx, name, changes, quiet)
 
 
-def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChange],
-                      quiet: bool, clock: Callable[[], float] = time.monotonic,
-                      sleep: Callable[[float], None] = time.sleep) -> int:
-    """Waits for each created or updated service in turn; 1 if one did not converge
-    (paused, rolled back, failed or timed out), naming it."""
+@dataclass
+class Failure:
+    """A service that did not converge, and why (the failing task's error)."""
+    service: str
+    why: str
+
+
+def wait_changes(ctx: Context, stack: str, changes: Sequence[cpb.StackChange], quiet: bool,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 first_only: bool = False) -> Optional[list[Failure]]:
+    """Waits for each created or updated service in turn; the services that did not
+    converge (paused, rolled back, failed or timed out), each named on stderr (with
+    `first_only`, stops at the first); None when interrupted (the manager carries on)."""
     out = commands_service.NullStream() if quiet else ctx.out
-    failed: list[str] = []
+    failed: list[Failure] = []
     for change in changes:
         if change.kind != "service" or not change.id or change.action not in (
                 cpb.StackChange.CREATE, cpb.StackChange.UPDATE):
@@ -185,7 +209,8 @@ def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChang
         if change.action == cpb.StackChange.UPDATE and rolls(change):
             # what the update left, so that a pause or rollback that happened while an
             # earlier service was waited for still counts
-            initial = pb.UpdateStatus(state=pb.UpdateStatus.UPDATING)
+            initial = pb.UpdateStatus(state=pb.UpdateStatus.ROLLBACK_STARTED if change.rollback
+                                      else pb.UpdateStatus.UPDATING)
         if not quiet:
             ctx.print(f"Waiting for service {change.name} (id: {change.id})")
         waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet, clock=clock,
@@ -194,16 +219,85 @@ def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChang
             waiter.wait(change.id, initial=initial)
         except Timeout as exc:
             ctx.warn(f"Error: service {change.name}: {exc}")
-            failed.append(change.name)
+            failed.append(Failure(change.name, str(exc)))
+            if first_only:
+                break
         except KeyboardInterrupt:
             ctx.warn("Operation continuing in background.\n"
                      f"Use `swarm stack ps {stack}` to check progress.")
-            return 130
+            return None
+    return failed
+
+
+def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChange],
+                      quiet: bool, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> int:
+    """Waits for each created or updated service in turn; 1 if one did not converge
+    (paused, rolled back, failed or timed out), naming it."""
+    failed = wait_changes(ctx, stack, changes, quiet, clock, sleep)
+    if failed is None:
+        return 130
     if failed:
         ctx.warn(f"Error: stack {stack}: {len(failed)} service(s) did not converge: "
-                 + ", ".join(failed))
+                 + ", ".join(f.service for f in failed))
         return 1
     return 0
+
+
+def wait_or_roll_back(ctx: Context, stack: str, changes: Sequence[cpb.StackChange],
+                      quiet: bool, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> int:
+    """`deploy --rollback-on-failure`: waits as deploy does; when a service does not
+    converge, rolls the whole stack back (RollbackStack), waits for that, and returns 1
+    naming the service and its error."""
+    failed = wait_changes(ctx, stack, changes, quiet, clock, sleep, first_only=True)
+    if failed is None:
+        return 130
+    if not failed:
+        return 0
+    names = ", ".join(f.service for f in failed)
+    ctx.warn(f"Rolling back stack {stack} to its previous definition: service(s) {names} "
+             "did not converge")
+    try:
+        back = ordered(ctx.call("RollbackStack", cpb.RollbackStackRequest(name=stack)).changes)
+    except RpcFailure as exc:
+        ctx.warn(f"Error: stack {stack}: service {failed[0].service} did not converge "
+                 f"({failed[0].why}), and the stack could not be rolled back: "
+                 + describe_rpc_error(exc, ctx.host, ctx.debug).removeprefix("Error: "))
+        return 1
+    for change in back:
+        ctx.print(change_line(change))
+    ctx.out.flush()
+    again = wait_changes(ctx, stack, back, quiet, clock, sleep)
+    if again is None:
+        return 130
+    outcome = ("the stack was rolled back to its previous definition" if not again else
+               "the stack was rolled back to its previous definition, but service(s) "
+               + ", ".join(f.service for f in again) + " did not converge after it either")
+    ctx.warn(f"Error: stack {stack}: service {failed[0].service} did not converge "
+             f"({failed[0].why}); {outcome}")
+    return 1
+
+
+def rollback(ctx: Context, ns: argparse.Namespace) -> int:
+    name = stack_name(ns.stack)
+    response = ctx.call("RollbackStack",
+                        cpb.RollbackStackRequest(name=name, dry_run=bool(ns.dry_run)))
+    changes = ordered(response.changes)
+    for change in changes:
+        ctx.print(change_line(change, ns.dry_run))
+    if ns.dry_run:
+        ctx.print("Dry run: nothing was changed" if changes else
+                  f"Dry run: nothing to do, stack {name}'s objects are as its previous "
+                  "definition")
+        return 0
+    if not changes:
+        ctx.print(f"Stack {name} rolled back: its objects were already as its previous "
+                  "definition")
+    ctx.out.flush()
+    if is_on(ns.detach, "--detach"):
+        return 0
+    return wait_for_services(ctx, name, changes, is_on(ns.quiet, "--quiet"))
 
 
 # ------------------------------------------------------------------ read ----
@@ -295,7 +389,7 @@ def _compose_files(parser: argparse.ArgumentParser) -> None:
 
 
 def declare_stack(parser: argparse.ArgumentParser) -> None:
-    """Declares `swarm stack config|deploy|ls|services|ps|rm` on `parser`."""
+    """Declares `swarm stack config|deploy|ls|services|ps|rm|rollback` on `parser`."""
     ssub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     ssub.required = True
     p = ssub.add_parser("config", help="Outputs the final config file, after doing merges and "
@@ -315,8 +409,23 @@ def declare_stack(parser: argparse.ArgumentParser) -> None:
     bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the stack "
                                    "services to converge")
     bool_flag(p, "--quiet", "-q", "Suppress progress output")
+    p.add_argument("--rollback-on-failure", action="store_true",
+                   help="When a service does not converge, roll the whole stack back to "
+                        "its previous definition (needs --detach=false)")
     p.add_argument("stack", metavar="STACK")
     p.set_defaults(handler=deploy)
+
+    p = ssub.add_parser("rollback", help="Return a stack to its previous definition",
+                        description="Return every service, network, secret and config of "
+                                    "a stack to its previous definition, in one transaction",
+                        usage="swarm stack rollback [OPTIONS] STACK")
+    p.add_argument("--dry-run", action="store_true",
+                   help="Print what the rollback would change, and change nothing")
+    bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the stack "
+                                   "services to converge")
+    bool_flag(p, "--quiet", "-q", "Suppress progress output")
+    p.add_argument("stack", metavar="STACK")
+    p.set_defaults(handler=rollback)
 
     p = ssub.add_parser("ls", aliases=["list"], help="List stacks")
     p.add_argument("--format", default=None,

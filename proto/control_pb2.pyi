@@ -550,7 +550,7 @@ class InfoResponse(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ..., autolock_managers: _Optional[bool] = ..., cert_expiry: _Optional[_Union[_objects_pb2.Duration, _Mapping]] = ..., root_rotation_in_progress: _Optional[bool] = ...) -> None: ...
 
 class StackChange(_message.Message):
-    __slots__ = ("action", "kind", "name", "id", "fields")
+    __slots__ = ("action", "kind", "name", "id", "fields", "rollback")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CREATE: _ClassVar[StackChange.Action]
@@ -564,12 +564,14 @@ class StackChange(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FIELD_NUMBER: _ClassVar[int]
     action: StackChange.Action
     kind: str
     name: str
     id: str
     fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, action: _Optional[_Union[StackChange.Action, str]] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    rollback: bool
+    def __init__(self, action: _Optional[_Union[StackChange.Action, str]] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., rollback: _Optional[bool] = ...) -> None: ...
 
 class DeployStackRequest(_message.Message):
     __slots__ = ("stack", "prune", "dry_run")
@@ -612,6 +614,20 @@ class RemoveStackRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class RemoveStackResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[StackChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[StackChange, _Mapping]]] = ...) -> None: ...
+
+class RollbackStackRequest(_message.Message):
+    __slots__ = ("name", "dry_run")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dry_run: bool
+    def __init__(self, name: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class RollbackStackResponse(_message.Message):
     __slots__ = ("changes",)
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[StackChange]

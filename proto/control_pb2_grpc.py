@@ -204,6 +204,11 @@ class ControlStub:
                 request_serializer=proto_dot_control__pb2.RemoveStackRequest.SerializeToString,
                 response_deserializer=proto_dot_control__pb2.RemoveStackResponse.FromString,
                 _registered_method=True)
+        self.RollbackStack = channel.unary_unary(
+                '/shoal.v1.Control/RollbackStack',
+                request_serializer=proto_dot_control__pb2.RollbackStackRequest.SerializeToString,
+                response_deserializer=proto_dot_control__pb2.RollbackStackResponse.FromString,
+                _registered_method=True)
         self.ListVolumes = channel.unary_unary(
                 '/shoal.v1.Control/ListVolumes',
                 request_serializer=proto_dot_control__pb2.ListVolumesRequest.SerializeToString,
@@ -431,6 +436,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackStack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListVolumes(self, request, context):
         """Volumes of every node, as their agents last reported them (from the store).
         """
@@ -628,6 +639,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RemoveStack,
                     request_deserializer=proto_dot_control__pb2.RemoveStackRequest.FromString,
                     response_serializer=proto_dot_control__pb2.RemoveStackResponse.SerializeToString,
+            ),
+            'RollbackStack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackStack,
+                    request_deserializer=proto_dot_control__pb2.RollbackStackRequest.FromString,
+                    response_serializer=proto_dot_control__pb2.RollbackStackResponse.SerializeToString,
             ),
             'ListVolumes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListVolumes,
@@ -1563,6 +1579,33 @@ class Control:
             '/shoal.v1.Control/RemoveStack',
             proto_dot_control__pb2.RemoveStackRequest.SerializeToString,
             proto_dot_control__pb2.RemoveStackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackStack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.Control/RollbackStack',
+            proto_dot_control__pb2.RollbackStackRequest.SerializeToString,
+            proto_dot_control__pb2.RollbackStackResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -209,13 +209,17 @@ def test_config_names_a_missing_file(tmp_path: Path, capsys) -> None:
 
 
 def test_stack_has_only_the_commands_that_work(capsys) -> None:
-    """`stack deploy` exists now (it reads its files first); `stack rollback` has no RPC
-    yet and is not offered."""
+    """`stack deploy` exists now (it reads its files first); `stack rollback` too, now that
+    RollbackStack exists (tests/test_cli_stack_rollback.py); an unknown verb is refused."""
     assert main(["stack", "deploy", "-c", "x.yml", "app"]) == 1
     assert "cannot read compose file x.yml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["stack", "rollback", "--help"])
+    assert done.value.code == 0
+    assert "to its previous definition" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(SystemExit):
-        main(["stack", "rollback", "app"])
-    assert "invalid choice: 'rollback'" in capsys.readouterr().err
+        main(["stack", "undo", "app"])
+    assert "invalid choice: 'undo'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ AtSea ----

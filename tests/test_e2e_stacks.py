@@ -8,7 +8,9 @@ name only on the networks they share; an unchanged redeploy touches no task; a c
 of one service's replicas and another's image changes only those two; `--dry-run`
 writes nothing; `--prune` removes a service dropped from the file; a missing external
 secret is refused with nothing created; `stack rm` followed at once by a deploy of the
-same file works every time. Every wait polls with a deadline.
+same file works every time; a redeploy whose new image fails its healthcheck, with
+`--rollback-on-failure`, exits non-zero naming the service and leaves the whole stack
+at its previous definition. Every wait polls with a deadline.
 """
 from __future__ import annotations
 
@@ -216,3 +218,78 @@ def test_stack_rm_then_deploy_at_once_works_every_time(lab: Lab, stand_ins: None
             assert "Removing network tiny_net" in removed, removed
     finally:
         sw(lab, "stack", "rm", "tiny", check=False)
+
+
+ROLLING = """\
+services:
+  web:
+    image: {app}:{tag}
+{health}    deploy:
+      replicas: 2
+      update_config:
+        parallelism: 1
+        monitor: 20s
+        failure_action: pause
+  db:
+    image: {db}
+{extra}"""
+
+FAILING_HEALTH = """\
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 1s
+      retries: 1
+"""
+
+EXTRA = """\
+  extra:
+    image: {payment}
+"""
+
+
+def inspect_spec(lab: Lab, service: str) -> dict[str, Any]:
+    (data,) = json.loads(sw(lab, "service", "inspect", service).stdout)
+    spec: dict[str, Any] = data["spec"]
+    return spec
+
+
+def test_a_failing_redeploy_rolls_the_whole_stack_back(lab: Lab, stand_ins: None,
+                                                       tmp_path: Path) -> None:
+    v1 = tmp_path / "v1.yml"
+    v1.write_text(ROLLING.format(app=APP, tag="latest", health="", db=DB, extra=""))
+    v2 = tmp_path / "v2.yml"
+    v2.write_text(ROLLING.format(app=APP, tag="v2", health=FAILING_HEALTH, db=DB,
+                                 extra=EXTRA.format(payment=PAYMENT)))
+    try:
+        sw(lab, "stack", "deploy", "-q", "-c", str(v1), "rb")
+        wanted = {"rb_web": 2, "rb_db": 1}
+        first = wait(lambda: all_running(lab, wanted), 120, "rb's tasks running")
+        specs = {name: inspect_spec(lab, name) for name in wanted}
+
+        failed = sw(lab, "stack", "deploy", "--rollback-on-failure", "-c", str(v2), "rb",
+                    check=False)
+        assert failed.returncode != 0, failed
+        last = failed.stderr.strip().splitlines()[-1]
+        assert last.startswith("Error: stack rb: service rb_web did not converge"), failed
+        assert "unhealthy" in last, failed   # the failing task's error
+        assert last.endswith("the stack was rolled back to its previous definition"), failed
+        assert "Rolling back service rb_web" in failed.stdout, failed
+        assert "Removing service rb_extra" in failed.stdout, failed
+
+        # the whole stack is at v1 again: the same specs, the service v2 added gone,
+        # the untouched service's tasks the same
+        assert {name: inspect_spec(lab, name) for name in wanted} == specs
+        assert "rb_extra" not in sw(lab, "service", "ls").stdout
+        now = wait(lambda: all_running(lab, wanted), 60, "rb at v1 again")
+        assert now["rb_db"] == first["rb_db"]
+        listed = sw(lab, "stack", "services", "rb", "--format", "{{.Name}}")
+        assert sorted(listed.stdout.split()) == ["rb_db", "rb_web"]
+
+        # a second rollback goes forward to v2 (detached: its healthcheck fails again)
+        forward = sw(lab, "stack", "rollback", "-d", "rb").stdout
+        assert "Rolling back service rb_web" in forward and "Creating service rb_extra" \
+            in forward, forward
+        assert inspect_spec(lab, "rb_web")["task"]["container"]["image"] == f"{APP}:v2"
+    finally:
+        sw(lab, "stack", "rm", "rb", check=False)
+        wait(lambda: "rb_" not in sw(lab, "network", "ls").stdout, 90, "rb's networks gone")

@@ -334,6 +334,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                           context: Context) -> cpb.RemoveStackResponse:
         return await self.stacks.remove(request)
 
+    @refusals
+    async def RollbackStack(self, request: cpb.RollbackStackRequest,
+                            context: Context) -> cpb.RollbackStackResponse:
+        return await self.stacks.rollback(request)
+
     # ------------------------------------------------------------ volumes --
 
     @refusals

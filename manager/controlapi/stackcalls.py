@@ -1,9 +1,10 @@
-"""The Control API's stack calls: DeployStack, ListStacks, RemoveStack.
+"""The Control API's stack calls: DeployStack, ListStacks, RemoveStack, RollbackStack.
 
 The I/O around the pure rules of `stacks`: read what the rules need from the
 store, commit the plan as one transaction, answer. A deploy whose
 transaction meets a store `Conflict` (someone changed one of its objects
-between the read and the commit) reads again and plans again, a few times.
+between the read and the commit) reads again and plans again, a few times;
+a rollback (the deploy of the stack's previous definition) does the same.
 `stack rm` commits its first step (services, secrets, configs, the stack
 object), then waits on the store, with a deadline, until the reaper has
 deleted the removed services' tasks, then removes the networks in a second
@@ -64,28 +65,42 @@ class StackCalls:
             raise Refusal(Code.UNAVAILABLE, NO_LEADER) from None
 
     async def deploy(self, request: cpb.DeployStackRequest) -> cpb.DeployStackResponse:
-        name = request.stack.name
+        changes = await self._applied(
+            request.stack.name, "deployed", request.dry_run,
+            lambda: stacks.deploy_plan(request.stack, request.prune, self.current()))
+        return cpb.DeployStackResponse(changes=changes)
+
+    async def rollback(self, request: cpb.RollbackStackRequest) -> cpb.RollbackStackResponse:
+        changes = await self._applied(
+            request.name, "rolled back", request.dry_run,
+            lambda: stacks.rollback_plan(request.name, self.current()))
+        return cpb.RollbackStackResponse(changes=changes)
+
+    async def _applied(self, name: str, what: str, dry_run: bool,
+                       rule: Callable[[], stacks.Plan]) -> list[cpb.StackChange]:
+        """Plans with `rule` and commits the plan as one transaction (nothing with
+        `dry_run`); plans again after a conflict. The changes made (or that would be)."""
         for attempt in range(1, DEPLOY_ATTEMPTS + 1):
-            plan = stacks.deploy_plan(request.stack, request.prune, self.current())
-            if request.dry_run:
+            plan = rule()
+            if dry_run:
                 for change in plan.changes:
                     if change.action == cpb.StackChange.CREATE:
                         change.id = ""
-                return cpb.DeployStackResponse(changes=plan.changes)
+                return plan.changes
             if not plan.actions:
-                return cpb.DeployStackResponse()
+                return []
             try:
                 version = await self._commit(plan.actions)
             except errors.Conflict as exc:
-                self.log.info("stack %s: deploy attempt %d met a conflict (%s); planning again",
-                              name, attempt, exc)
+                self.log.info("stack %s: attempt %d to be %s met a conflict (%s); planning "
+                              "again", name, attempt, what, exc)
                 continue
-            self.log.info("stack %s deployed at store version %d: %d change(s)", name, version,
+            self.log.info("stack %s %s at store version %d: %d change(s)", name, what, version,
                           len(plan.changes))
-            return cpb.DeployStackResponse(changes=plan.changes)
+            return plan.changes
         raise Refusal(Code.FAILED_PRECONDITION,
-                      f"stack {name}: its objects kept changing while it was being deployed "
-                      f"({DEPLOY_ATTEMPTS} attempts); nothing was changed, deploy it again")
+                      f"stack {name}: its objects kept changing while it was being {what} "
+                      f"({DEPLOY_ATTEMPTS} attempts); nothing was changed, try it again")
 
     def list(self) -> cpb.ListStacksResponse:
         return cpb.ListStacksResponse(stacks=stacks.summaries(self.current()))

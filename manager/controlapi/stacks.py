@@ -6,9 +6,11 @@ per-resource modules (services.new_service / updated_service, networks.new_netwo
 secrets.new_object / relabelled) and returns every store action of the
 deploy, to be committed as ONE transaction, with the `StackChange` list the
 response (and a dry run) shows; any problem anywhere refuses the whole
-deploy, every problem found named in the message. `removal` says what
-`stack rm` removes first (services, secrets, configs, the stack object) and
-which networks go once the stack's tasks are gone.
+deploy, every problem found named in the message. `rollback_plan` is the
+deploy of the stack's previous definition (with prune), its secrets' data
+taken from the secrets in the store, and the two definitions swapped.
+`removal` says what `stack rm` removes first (services, secrets, configs,
+the stack object) and which networks go once the stack's tasks are gone.
 
 Ownership is the label `com.docker.stack.namespace=<stack>`, as Docker's:
 an existing object of the same name without it belongs to someone else and
@@ -111,15 +113,19 @@ class _Problems:
         except Refusal as refusal:
             self.found.append(refusal)
 
-    def raise_any(self, stack: str) -> None:
+    def raise_any(self, stack: str, verb: str = "deployed") -> None:
         if not self.found:
             return
         if len(self.found) == 1:
-            raise self.found[0]
+            only = self.found[0]
+            if verb == "deployed":
+                raise only
+            raise Refusal(only.code, f"stack {stack} can't be {verb} (nothing was changed): "
+                                     f"{only.message}")
         codes = {r.code for r in self.found}
         code = codes.pop() if len(codes) == 1 else Code.INVALID_ARGUMENT
         lines = "\n".join(f"- {r.message}" for r in self.found)
-        raise Refusal(code, f"stack {stack} can't be deployed ({len(self.found)} problems, "
+        raise Refusal(code, f"stack {stack} can't be {verb} ({len(self.found)} problems, "
                             f"nothing was changed):\n{lines}")
 
 
@@ -151,8 +157,13 @@ def _no_labels(spec: Union[pb.NetworkSpec, SecretLike]) -> Union[pb.NetworkSpec,
 
 # ------------------------------------------------------------------ deploy --
 
-def deploy_plan(definition: pb.StackDefinition, prune: bool, current: Current) -> Plan:
-    """Every store action of deploying `definition`, or a refusal naming every problem."""
+def deploy_plan(definition: pb.StackDefinition, prune: bool, current: Current,
+                rollback: bool = False) -> Plan:
+    """Every store action of deploying `definition`, or a refusal naming every problem.
+
+    With `rollback` (see `rollback_plan`) a service whose spec returns to its
+    previous spec is rolled back as `service rollback` does (its rollback_config),
+    and the stack record is always written (its two definitions swap)."""
     stack = definition.name
     try:
         validation.check_name("stack", stack)
@@ -170,9 +181,12 @@ def deploy_plan(definition: pb.StackDefinition, prune: bool, current: Current) -
                          current.secrets, stack, plan, problems)
     cfgs = _plan_secrets("config", pb.Config, definition.configs, definition.external_configs,
                          current.configs, stack, plan, problems)
-    _plan_services(definition, prune, current, services.Refs(nets, secs, cfgs), plan, problems)
-    problems.raise_any(stack)
-    if plan.changes or current.stack(stack) is None:
+    _plan_services(definition, prune, current, services.Refs(nets, secs, cfgs), plan, problems,
+                   rollback)
+    problems.raise_any(stack, "rolled back" if rollback else "deployed")
+    if rollback:
+        _drop_unused(definition, current, plan)
+    if plan.changes or rollback or current.stack(stack) is None:
         plan.actions.append(_stack_record(definition, current.stack(stack)))
     return plan
 
@@ -255,7 +269,8 @@ def _one_secret(kind: str, cls: type[Stored], spec: SecretLike, stack: str,
 
 
 def _plan_services(definition: pb.StackDefinition, prune: bool, current: Current,
-                   refs: services.Refs, plan: Plan, problems: _Problems) -> None:
+                   refs: services.Refs, plan: Plan, problems: _Problems,
+                   rollback: bool = False) -> None:
     """Creates the missing services, updates the changed ones, prunes the others if asked."""
     stack = definition.name
     defined = {s.annotations.name for s in definition.services}
@@ -264,7 +279,7 @@ def _plan_services(definition: pb.StackDefinition, prune: bool, current: Current
     refs.services = [s for s in current.services if s.spec.annotations.name not in defined]
     planned: list[pb.Service] = []
     for spec in definition.services:
-        problems.check(_one_service, spec, stack, current, refs, planned, plan)
+        problems.check(_one_service, spec, stack, current, refs, planned, plan, rollback)
     if prune:
         for svc in of_stack(current.services, stack):
             if svc.spec.annotations.name not in defined:
@@ -273,18 +288,18 @@ def _plan_services(definition: pb.StackDefinition, prune: bool, current: Current
 
 
 def _one_service(spec: pb.ServiceSpec, stack: str, current: Current, refs: services.Refs,
-                 planned: list[pb.Service], plan: Plan) -> None:
+                 planned: list[pb.Service], plan: Plan, rollback: bool) -> None:
     name = spec.annotations.name
     existing = _named(current.services, name)
     _check_ownership("service", name, spec.annotations.labels.items(), existing, stack)
     try:
-        _service_change(spec, existing, refs, planned, plan)
+        _service_change(spec, existing, refs, planned, plan, rollback)
     except Refusal as refusal:   # the service rules' messages do not name the service
         raise Refusal(refusal.code, f"service {name}: {refusal.message}") from None
 
 
 def _service_change(spec: pb.ServiceSpec, existing: Optional[Labelled], refs: services.Refs,
-                    planned: list[pb.Service], plan: Plan) -> None:
+                    planned: list[pb.Service], plan: Plan, rollback: bool = False) -> None:
     name = spec.annotations.name
     if not isinstance(existing, pb.Service):
         svc = services.new_service(cpb.CreateServiceRequest(spec=spec), refs)
@@ -295,12 +310,16 @@ def _service_change(spec: pb.ServiceSpec, existing: Optional[Labelled], refs: se
     _check_ports(pb.Service(id=existing.id, spec=checked), planned)
     if checked == existing.spec:
         return   # unchanged: not touched (a job is not re-run either)
-    # the path of UpdateService: previous_spec, spec version, update status
+    # the path of UpdateService: previous_spec, spec version, update status; back to the
+    # previous spec in a stack rollback, the path of `service rollback` (rollback_config)
+    back = rollback and existing.HasField("previous_spec") and checked == existing.previous_spec
     new = services.updated_service(
-        existing, cpb.UpdateServiceRequest(service_id=existing.id, spec=spec), refs)
+        existing, cpb.UpdateServiceRequest(service_id=existing.id, spec=spec, rollback=back),
+        refs)
     if new is not None:
         plan.add(actions.update(new), Change.UPDATE, "service", name, existing.id,
                  changed_fields(existing.spec, new.spec))
+        plan.changes[-1].rollback = back
 
 
 def _check_ports(svc: pb.Service, planned: list[pb.Service]) -> None:
@@ -330,6 +349,67 @@ def _stack_record(definition: pb.StackDefinition,
     new.previous_definition.CopyFrom(old.definition)
     new.definition.CopyFrom(stored_definition(definition))
     return actions.update(new)
+
+
+# ---------------------------------------------------------------- rollback --
+
+def rollback_plan(stack: str, current: Current) -> Plan:
+    """The store actions returning `stack` to its previous definition, in one transaction:
+    a deploy of that definition with prune (services the last deploy added go, configs
+    only it added go once unused: `_drop_unused`) whose stack record swaps the two
+    definitions, so that a second rollback goes forward again. Refused when there is no
+    previous definition, or when a secret it needs is gone (the record keeps no secret
+    data: the data comes from the secret of that name still in the store)."""
+    record = current.stack(stack)
+    if record is None:
+        raise Refusal(Code.NOT_FOUND, f"Nothing found in stack: {stack}")
+    if not record.HasField("previous_definition"):
+        raise precondition(f"stack {stack} does not have a previous definition")
+    previous = copy(record.previous_definition)
+    gone = []
+    for sec in previous.secrets:
+        found = _named(current.secrets, sec.annotations.name)
+        if isinstance(found, pb.Secret) and namespace_of(found) == stack:
+            sec.data = found.spec.data
+        else:
+            gone.append(sec.annotations.name)
+    if gone:
+        raise precondition(
+            f"stack {stack} can't be rolled back (nothing was changed): its previous "
+            f"definition needs secret(s) {', '.join(gone)}, no longer in the store (a stack "
+            f"keeps no secret data); deploy the stack's files instead")
+    return deploy_plan(previous, True, current, rollback=True)
+
+
+def _services_after(plan: Plan, current: Current) -> list[pb.Service]:
+    """The services as they will be once `plan` is committed."""
+    removed = {a.object.service.id for a in plan.actions
+               if a.object.WhichOneof("object") == "service"
+               and a.kind == store_pb2.StoreAction.REMOVE}
+    written = {a.object.service.id: a.object.service for a in plan.actions
+               if a.object.WhichOneof("object") == "service"
+               and a.kind != store_pb2.StoreAction.REMOVE}
+    kept = [s for s in current.services if s.id not in removed and s.id not in written]
+    return kept + list(written.values())
+
+
+def _drop_unused(definition: pb.StackDefinition, current: Current, plan: Plan) -> None:
+    """Removes the stack's configs the definition does not name and no service uses after
+    the plan (those the undone deploy added; the record keeps their data, so a rollback
+    forward creates them again). Secrets the undone deploy added stay: the record keeps
+    no secret data, and a rollback forward needs them. Networks stay too: tasks being
+    replaced still use them. `stack rm` removes both."""
+    after = _services_after(plan, current)
+    named = {c.annotations.name for c in definition.configs}
+    for cfg in of_stack(current.configs, definition.name):
+        if cfg.spec.annotations.name in named:
+            continue
+        try:
+            secrets.check_unused("config", cfg, after)
+        except Refusal:
+            continue   # a service outside the stack uses it: it stays
+        plan.add(actions.remove(cfg), Change.REMOVE, "config", cfg.spec.annotations.name,
+                 cfg.id)
 
 
 # ------------------------------------------------------------------ remove --
