@@ -196,11 +196,14 @@ def wait_changes(ctx: Context, stack: str, changes: Sequence[cpb.StackChange], q
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  first_only: bool = False) -> Optional[list[Failure]]:
-    """Waits for each created or updated service in turn; the services that did not
-    converge (paused, rolled back, failed or timed out), each named on stderr (with
-    `first_only`, stops at the first); None when interrupted (the manager carries on)."""
+    """Waits for each created or updated service in turn until it has converged, then
+    for all of them together to stay stable for the monitor period (one window for the
+    stack, not one per service); the services that did not converge (paused, rolled
+    back, failed or timed out), each named on stderr (with `first_only`, stops at the
+    first); None when interrupted (the manager carries on)."""
     out = commands_service.NullStream() if quiet else ctx.out
     failed: list[Failure] = []
+    converged: dict[str, str] = {}   # service ID -> name
     for change in changes:
         if change.kind != "service" or not change.id or change.action not in (
                 cpb.StackChange.CREATE, cpb.StackChange.UPDATE):
@@ -216,12 +219,27 @@ def wait_changes(ctx: Context, stack: str, changes: Sequence[cpb.StackChange], q
         waiter = Waiter(ctx.call, out, ctx.is_tty() and not quiet, clock=clock,
                         sleep=sleep)
         try:
-            waiter.wait(change.id, initial=initial)
+            waiter.wait(change.id, initial=initial, stability=False)
+            if initial is None:
+                # a rolling update (or rollback) is COMPLETED only after the updater
+                # watched its tasks for the monitor period: nothing more to verify
+                converged[change.id] = change.name
         except Timeout as exc:
             ctx.warn(f"Error: service {change.name}: {exc}")
             failed.append(Failure(change.name, str(exc)))
             if first_only:
                 break
+        except KeyboardInterrupt:
+            ctx.warn("Operation continuing in background.\n"
+                     f"Use `swarm stack ps {stack}` to check progress.")
+            return None
+    if converged and not (failed and first_only):
+        try:
+            Waiter(ctx.call, out, ctx.is_tty() and not quiet, clock=clock,
+                   sleep=sleep).verify_stable(converged)
+        except Timeout as exc:
+            ctx.warn(f"Error: stack {stack}: {exc}")
+            failed.append(Failure(", ".join(sorted(converged.values())), str(exc)))
         except KeyboardInterrupt:
             ctx.warn("Operation continuing in background.\n"
                      f"Use `swarm stack ps {stack}` to check progress.")
@@ -232,8 +250,8 @@ def wait_changes(ctx: Context, stack: str, changes: Sequence[cpb.StackChange], q
 def wait_for_services(ctx: Context, stack: str, changes: Sequence[cpb.StackChange],
                       quiet: bool, clock: Callable[[], float] = time.monotonic,
                       sleep: Callable[[float], None] = time.sleep) -> int:
-    """Waits for each created or updated service in turn; 1 if one did not converge
-    (paused, rolled back, failed or timed out), naming it."""
+    """Waits for the created or updated services (`wait_changes`); 1 if one did not
+    converge (paused, rolled back, failed or timed out), naming it."""
     failed = wait_changes(ctx, stack, changes, quiet, clock, sleep)
     if failed is None:
         return 130
