@@ -14,10 +14,12 @@ the node is eligible again it gets a new task.
 """
 from __future__ import annotations
 
+from typing import Callable, Mapping
+
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
 from manager.orchestrator.restart import supervise, would_restart
-from manager.orchestrator.slots import group, is_dirty, is_live, make_task
+from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_task
 from scheduler import constraints as cons
 
 _OWN_END = (pb.COMPLETE, pb.FAILED, pb.REJECTED)
@@ -46,12 +48,17 @@ def keeps(service: pb.Service, node: pb.Node) -> bool:
             and _matches(service, node))
 
 
-def reconcile_global(work: Work, service: pb.Service) -> None:
-    """Brings one global service in line with the set of eligible nodes."""
-    slots = group(service, work.service_tasks(service.id), work)
+def tend_node_slots(work: Work, service: pb.Service, slots: Mapping[SlotKey, list[pb.Task]],
+                    settled: Callable[[list[pb.Task]], bool] = lambda tasks: False) -> None:
+    """The existing tasks of a global service or job, node by node (a global slot is its
+    node ID): removed with their node, shut down on a node that no longer qualifies,
+    else supervised by the restart policy; a node whose tasks `settled` says are done
+    (a completed global job) is left as it is."""
     for node_id in sorted(slots):
         tasks = slots[node_id]
-        node = work.nodes.get(str(node_id))  # a global slot is its node ID
+        if settled(tasks):
+            continue
+        node = work.nodes.get(str(node_id))
         if node is None:
             for t in tasks:
                 work.set_desired(t, pb.REMOVE)
@@ -61,6 +68,11 @@ def reconcile_global(work: Work, service: pb.Service) -> None:
                     work.set_desired(t, pb.SHUTDOWN)
         else:
             supervise(work, service, node_id, tasks, lambda t: False)
+
+
+def reconcile_global(work: Work, service: pb.Service) -> None:
+    """Brings one global service in line with the set of eligible nodes."""
+    tend_node_slots(work, service, group(service, work.service_tasks(service.id), work))
 
     slots = group(service, work.service_tasks(service.id), work)
     for node_id in sorted(work.nodes):

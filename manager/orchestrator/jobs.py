@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from proto import objects_pb2 as pb
-from manager.orchestrator.global_ import eligible, keeps
+from manager.orchestrator.global_ import eligible, tend_node_slots
 from manager.orchestrator.plan import Work
 from manager.orchestrator.replicated import node_unusable
 from manager.orchestrator.restart import supervise
@@ -97,21 +97,8 @@ def reconcile_replicated_job(work: Work, service: pb.Service) -> None:
 
 def reconcile_global_job(work: Work, service: pb.Service) -> None:
     """Runs a global job once on every eligible node (also nodes that join later)."""
-    slots = group(service, current_tasks(work, service), work)
-    for node_id in sorted(slots):
-        tasks = slots[node_id]
-        node = work.nodes.get(str(node_id))  # a global job's slot is its node ID
-        if _settle_completed(work, tasks):
-            continue
-        if node is None:
-            for t in tasks:
-                work.set_desired(t, pb.REMOVE)
-        elif not keeps(service, node):
-            for t in tasks:
-                if is_live(t):
-                    work.set_desired(t, pb.SHUTDOWN)
-        else:
-            supervise(work, service, node_id, tasks, lambda t: False)
+    tend_node_slots(work, service, group(service, current_tasks(work, service), work),
+                    settled=lambda tasks: _settle_completed(work, tasks))
 
     slots = group(service, current_tasks(work, service), work)
     for node_id in sorted(work.nodes):
