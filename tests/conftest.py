@@ -6,7 +6,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -23,6 +23,23 @@ def demo_image() -> str:
     """
     from lab.images import ensure_demo_image
     return ensure_demo_image()
+
+
+# ---------------------------------------------------------------------------
+# A single-node raft store in the test's directory (owner: raft/store.py; used by
+# the in-process flow tests of volumes and stacks)
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Any]:
+    """A started one-member `raft.store.Store` with fast timings, closed after the test."""
+    from raft.store import Store
+    from tests.test_store import FAST, free_port
+    s = Store("m1", str(tmp_path / "raft"), f"127.0.0.1:{free_port()}", tuning=FAST)
+    s.start()
+    s.wait_ready(10)
+    yield s
+    s.close()
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator, Iterator, Sequence
+from typing import AsyncIterator, Sequence
 
 import grpc
 import pytest
@@ -22,7 +22,6 @@ from proto import store_pb2
 from raft import actions
 from raft.store import Store
 from tests.test_stack_rules import definition, sec_spec, svc_spec
-from tests.test_store import FAST, free_port
 from tests.test_worker_fakes import until
 
 CREATE, UPDATE, REMOVE = cpb.StackChange.CREATE, cpb.StackChange.UPDATE, cpb.StackChange.REMOVE
@@ -66,15 +65,6 @@ class Flow:
         found = self.store.by_name("service", name)
         assert isinstance(found, pb.Service)
         return found
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store("m1", str(tmp_path / "raft"), f"127.0.0.1:{free_port()}", tuning=FAST)
-    s.start()
-    s.wait_ready(10)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import grpc
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 from tests.test_stack_rules import definition, sec_spec, svc_spec
-from tests.test_stacks_flow import Flow, flow, store, three  # noqa: F401  (fixtures)
+from tests.test_stacks_flow import Flow, flow, three  # noqa: F401  (fixtures)
 
 CREATE, UPDATE, REMOVE = cpb.StackChange.CREATE, cpb.StackChange.UPDATE, cpb.StackChange.REMOVE
 

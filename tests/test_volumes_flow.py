@@ -20,7 +20,6 @@ from proto import control_pb2_grpc, dispatcher_pb2_grpc
 from proto import objects_pb2 as pb
 from raft import actions
 from raft.store import Store
-from tests.test_store import FAST, free_port
 from tests.test_volumes_units import VolumeRuntime, mounting
 from tests.test_worker_fakes import until
 from worker.agent import Agent
@@ -69,15 +68,6 @@ class Flow:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await getattr(self.stub, method)(request, timeout=10)
         return info.value
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store("m1", str(tmp_path / "raft"), f"127.0.0.1:{free_port()}", tuning=FAST)
-    s.start()
-    s.wait_ready(10)
-    yield s
-    s.close()
 
 
 @pytest.fixture
