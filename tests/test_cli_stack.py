@@ -395,6 +395,9 @@ def test_ps_lists_the_tasks_of_the_stacks_services(capsys, fake) -> None:
     code, out, _ = run(capsys, "stack", "ps", "--format", "{{.Name}} {{.Node}}", "--filter",
                        "service=app_db", "app")
     assert out.splitlines() == ["app_db.1 node-1"]
+    code, out, _ = run(capsys, "stack", "ps", "--no-resolve", "--format",
+                       "{{.Name}} {{.Node}}", "--filter", "service=app_db", "app")
+    assert out.splitlines() == ["app_db.1 n1"], "--no-resolve shows node IDs"
 
 
 def test_ps_of_an_empty_stack_fails(capsys, fake) -> None:

@@ -367,6 +367,17 @@ def test_a_network_name_must_be_valid() -> None:
             lambda: networks.new_network(net_request("bad name"), [], a_cluster()))
 
 
+def test_only_the_network_options_the_overlay_acts_on_are_accepted() -> None:
+    req = net_request("front")
+    req.spec.driver_options["encrypted"] = ""
+    assert networks.new_network(req, [], a_cluster()).spec.driver_options["encrypted"] == ""
+    req.spec.driver_options["com.docker.network.driver.mtu"] = "1400"
+    refused(Code.INVALID_ARGUMENT,
+            "network option(s) com.docker.network.driver.mtu not supported: Shoal's overlay "
+            "driver takes only --opt encrypted (remove the others)",
+            lambda: networks.new_network(req, [], a_cluster()))
+
+
 def test_a_network_name_is_taken_once() -> None:
     existing = networks.new_network(net_request("front"), [], a_cluster())
     refused(Code.ALREADY_EXISTS, "network front already exists",

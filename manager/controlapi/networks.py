@@ -14,10 +14,17 @@ from proto import model
 from proto import objects_pb2 as pb
 
 
+HONOURED_OPTIONS = frozenset({networks.ENCRYPTED})  # what the overlay data plane acts on
+
+
 def new_network(request: cpb.CreateNetworkRequest, existing: list[pb.Network],
                 cluster: Optional[pb.Cluster]) -> pb.Network:
     """The network to create, its subnet and VNI allocated; refused on a bad or taken name."""
     name = request.spec.annotations.name
+    unknown = sorted(set(request.spec.driver_options) - HONOURED_OPTIONS)
+    if unknown:
+        raise invalid(f"network option(s) {', '.join(unknown)} not supported: Shoal's overlay "
+                      f"driver takes only --opt {networks.ENCRYPTED} (remove the others)")
     try:
         validation.check_name("network", name)
         net = networks.new_network(request.spec, existing, cluster)
