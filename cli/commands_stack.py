@@ -32,9 +32,10 @@ from typing import Callable, Optional, Sequence, TextIO
 
 from cli import commands_service
 from cli.client import CLIError, RpcFailure, describe_rpc_error, is_not_found
-from cli.compose.convert import NAMESPACE_LABEL, check_stack_name, convert
+from cli.compose.convert import NAMESPACE_LABEL, check_stack_name, convert, external_refs
 from cli.compose.errors import ComposeError, Warnings
 from cli.compose.loader import Loaded, Source, load
+from cli.compose.model import Stack
 from cli.compose.render import render as render_compose
 from cli.context import Context
 from cli.flags import bool_flag, is_on, list_flags, task_list_flags
@@ -90,18 +91,46 @@ def warning_lines(warnings: Sequence[str]) -> list[str]:
 
 
 def load_stack(files: Sequence[str], stdin: TextIO, err: TextIO,
-               env: Optional[dict[str, str]] = None) -> Loaded:
+               env: Optional[dict[str, str]] = None,
+               more: Optional[Callable[[Stack], list[ComposeError]]] = None) -> Loaded:
+    """The loaded files, or CLIError with every problem; `more` adds the problems the
+    cluster knows of (missing externals) when the files themselves have some."""
     sources, workdir = read_sources(files, stdin)
     warnings = Warnings()
     try:
         return load(sources, dict(os.environ) if env is None else env, workdir, _read_text,
                     warnings)
     except ComposeError as exc:
-        raise CLIError(f"Error: {exc.text()}") from None
+        problems = list(exc.errors)
+        if more is not None and isinstance(exc.partial, Stack):
+            problems += more(exc.partial)
+        raise CLIError(f"Error: {ComposeError.several(problems, files).text()}") from None
     finally:
         for line in warning_lines(warnings.items):
             err.write(line + "\n")
         err.flush()
+
+
+def missing_externals(ctx: Context, stack: Stack) -> list[ComposeError]:
+    """The external networks, secrets and configs the services use that the cluster does
+    not have, as the manager would refuse them (asked only when the files have problems
+    of their own, so that one run shows every problem; otherwise the manager checks)."""
+    refs = external_refs(stack)
+    known: dict[str, set[str]] = {}
+    try:
+        for kind in sorted({kind for kind, _, _ in refs}):
+            title = kind.capitalize() + "s"
+            listed = getattr(ctx.call(f"List{title}", getattr(cpb, f"List{title}Request")()),
+                             kind + "s")
+            known[kind] = {o.spec.annotations.name for o in listed} | {o.id for o in listed}
+    except RpcFailure:
+        return []          # no cluster to ask: the file's own problems are reported
+    hints = {"network": "You need to create a swarm-scoped network before the stack is "
+                        "deployed"}
+    return [ComposeError(f'{kind} "{name}" is declared as external, but could not be found. '
+                         + hints.get(kind, f"Create it with 'swarm {kind} create' first"),
+                         path=path)
+            for kind, path, name in refs if name not in known.get(kind, set())]
 
 
 def stack_name(name: str) -> str:
@@ -160,7 +189,8 @@ def deploy(ctx: Context, ns: argparse.Namespace) -> int:
         raise CLIError("Error: --rollback-on-failure rolls the stack back when a service "
                        "does not converge, so it waits for the services: it can't be used "
                        f"with {'--dry-run' if ns.dry_run else '--detach (-d)'}")
-    loaded = load_stack(ns.compose_file, sys.stdin, ctx.err)
+    loaded = load_stack(ns.compose_file, sys.stdin, ctx.err,
+                        more=lambda partial: missing_externals(ctx, partial))
     try:
         definition = convert(loaded.stack, name, _read_bytes)
     except ComposeError as exc:

@@ -173,6 +173,52 @@ def test_a_bad_file_is_refused_before_any_call(capsys, fake, tmp_path, body,
     assert client.calls == []
 
 
+BAD_AND_MISSING = """\
+services:
+  web:
+    image: nginx:1
+    colour: blue
+    secrets: [k, here]
+    networks: [outside]
+    deploy: {replicas: lots}
+networks:
+  outside: {external: true}
+secrets:
+  k: {external: true}
+  here: {external: true, name: present}
+"""
+
+
+def test_a_bad_file_also_names_the_externals_the_cluster_lacks(capsys, fake,
+                                                                tmp_path) -> None:
+    present = pb.Secret(id="s1")
+    present.spec.annotations.name = "present"
+    client = fake({"ListSecrets": cpb.ListSecretsResponse(secrets=[present]),
+                   "ListNetworks": cpb.ListNetworksResponse()})
+    path = tmp_path / "stack.yml"
+    path.write_text(BAD_AND_MISSING)
+    code, out, err = run(capsys, "stack", "deploy", "-c", str(path), "app")
+    assert (code, out) == (1, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 4, err
+    assert 'services.web.colour: unknown key "colour"' in err
+    assert "services.web.deploy.replicas: must be an integer" in err
+    assert 'secrets.k: secret "k" is declared as external, but could not be found' in err
+    assert 'networks.outside: network "outside" is declared as external' in err
+    assert '"present"' not in err
+    assert sorted(client.methods()) == ["ListNetworks", "ListSecrets"]
+
+
+def test_a_bad_file_without_a_cluster_still_gets_its_own_problems(capsys, fake,
+                                                                  tmp_path) -> None:
+    fake({"ListSecrets": RpcFailure("UNAVAILABLE", "no manager"),
+          "ListNetworks": RpcFailure("UNAVAILABLE", "no manager")})
+    path = tmp_path / "stack.yml"
+    path.write_text(BAD_AND_MISSING)
+    code, _, err = run(capsys, "stack", "deploy", "-c", str(path), "app")
+    assert code == 1 and len(err.strip().splitlines()) == 2, err
+
+
 def test_a_bad_stack_name_is_refused_before_any_call(capsys, fake, stack_file) -> None:
     client = fake({})
     code, _, err = run(capsys, "stack", "deploy", "-c", str(stack_file), "my stack")

@@ -24,7 +24,7 @@ from lab.cluster import Lab
 from lab.images import ensure_stand_in
 from tests.helpers import sw, wait
 from tests.labfixtures import module_lab
-from tests.test_e2e_overlay import lookup
+from tests.test_e2e_overlay import cexec, lookup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -139,6 +139,20 @@ def _scenario(lab: Lab, tmp: Path) -> None:
                        .replace("target: db_password", "target: db_password\n      - nowhere"))
     refused = sw(lab, "stack", "deploy", "-d", "-c", str(missing), "shop", check=False)
     assert refused.returncode != 0 and "nowhere" in refused.stderr, refused
+    assert listing(lab) == before, "a refused deploy created something"
+    # a bad key, a bad value and a missing external secret: the three, in one run
+    bad = tmp / "bad.yml"
+    bad.write_text(missing.read_text().replace("    image: " + DB, "    image: " + DB +
+                                               "\n    colour: blue")
+                   .replace("replicas: 1", "replicas: lots"))
+    refused = sw(lab, "stack", "deploy", "-d", "-c", str(bad), "shop", check=False)
+    assert refused.returncode != 0, refused
+    problems = refused.stderr.strip().splitlines()
+    assert len(problems) == 3, refused.stderr
+    assert any("services.database" in p and "colour" in p for p in problems), problems
+    assert "services.appserver.deploy.replicas" in refused.stderr, problems
+    assert 'secret "nowhere" is declared as external, but could not be found' in \
+        refused.stderr, problems
     assert listing(lab) == before, "a refused deploy created something"
 
     out = sw(lab, "stack", "deploy", "-d", "-c", shop(tmp), "shop").stdout
@@ -293,3 +307,51 @@ def test_a_failing_redeploy_rolls_the_whole_stack_back(lab: Lab, stand_ins: None
     finally:
         sw(lab, "stack", "rm", "rb", check=False)
         wait(lambda: "rb_" not in sw(lab, "network", "ls").stdout, 90, "rb's networks gone")
+
+
+SECRETIVE = """\
+services:
+  app:
+    image: {app}
+    secrets:
+      - source: pw
+        target: app_password
+    deploy:
+      replicas: 2
+      update_config:
+        parallelism: 1
+secrets:
+  pw:
+    file: ./pw.txt
+"""
+
+
+def secret_in_tasks(lab: Lab) -> set[str]:
+    """The secret file's content in each running task of sec_app."""
+    seen = set()
+    for found in lab.containers("label=com.shoal.service.name=sec_app"):
+        res = cexec(lab, (found["LabNode"], found["Id"]), "cat", "/run/secrets/app_password")
+        seen.add(res.stdout if res.returncode == 0 else f"error: {res.stderr}")
+    return seen
+
+
+def test_new_secret_file_content_rolls_to_a_new_version(lab: Lab, stand_ins: None,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "pw.txt").write_text("first")
+    path = tmp_path / "secretive.yml"
+    path.write_text(SECRETIVE.format(app=APP))
+    try:
+        sw(lab, "stack", "deploy", "-q", "-c", str(path), "sec")
+        wait(lambda: secret_in_tasks(lab) == {"first"}, 60, "both tasks with the first secret")
+        (tmp_path / "pw.txt").write_text("second")
+        out = sw(lab, "stack", "deploy", "-q", "-c", str(path), "sec").stdout
+        assert "Creating secret sec_pw.v2" in out and "Updating service sec_app" in out, out
+        wait(lambda: secret_in_tasks(lab) == {"second"} and len(running_ids(lab, "sec_app"))
+             == 2, 90, "both tasks with the new content at the same path")
+        wait(lambda: sw(lab, "secret", "ls", "--format", "{{.Name}}").stdout.split()
+             == ["sec_pw.v2"], 60, "the old version removed after the roll")
+        again = sw(lab, "stack", "deploy", "-q", "-c", str(path), "sec").stdout
+        assert "up to date" in again, again
+    finally:
+        sw(lab, "stack", "rm", "sec", check=False)
+        wait(lambda: "sec_" not in sw(lab, "secret", "ls").stdout, 60, "sec's secrets gone")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from manager import fileversions
 from manager.controlapi import stacks
 from manager.controlapi.common import Code, Refusal
 from manager.controlapi.specdiff import changed_fields
@@ -272,19 +273,70 @@ def test_a_changed_network_is_refused_but_new_labels_are_applied() -> None:
         (UPDATE, "network", ["annotations.labels"])]
 
 
-def test_changed_secret_data_is_refused_naming_the_secret_labels_may_change() -> None:
+def using(spec: pb.ServiceSpec, secret: str) -> pb.ServiceSpec:
+    spec.task.container.secrets.add(secret_name=secret)   # target: the definition's name
+    return spec
+
+
+def secret(store: Store, name: str) -> pb.Secret:
+    found = store.state.by_name("secret", name)
+    assert isinstance(found, pb.Secret), name
+    return found
+
+
+def test_new_secret_content_is_a_new_version_the_services_move_to() -> None:
+    store = deployed(using(svc_spec("web"), "app_pw"), secrets=(sec_spec("app_pw"),))
+    first = secret(store, "app_pw")
+    (ref,) = store.service("app_web").spec.task.container.secrets
+    assert (ref.secret_id, ref.target) == (first.id, "app_pw")
+
+    changed = definition(using(svc_spec("web"), "app_pw"),
+                         secrets=(sec_spec("app_pw", b"new"),))
+    assert store.deploy(changed) == [(CREATE, "secret", "app_pw.v2"),
+                                     (UPDATE, "secret", "app_pw"),
+                                     (UPDATE, "service", "app_web")]
+    second = secret(store, "app_pw.v2")
+    assert second.spec.data == b"new"
+    assert second.spec.annotations.labels[fileversions.VERSION_OF] == "app_pw"
+    assert secret(store, "app_pw").spec.annotations.labels[fileversions.SUPERSEDED] == \
+        second.id
+    (ref,) = store.service("app_web").spec.task.container.secrets
+    assert (ref.secret_id, ref.secret_name, ref.target) == (second.id, "app_pw.v2", "app_pw")
+
+    assert store.deploy(changed) == [], "the same content again changes nothing"
+    third = definition(using(svc_spec("web"), "app_pw"),
+                       secrets=(sec_spec("app_pw", b"newer"),))
+    assert store.deploy(third)[0] == (CREATE, "secret", "app_pw.v3")
+
+
+def test_content_a_superseded_version_still_holds_takes_it_back() -> None:
+    store = deployed(using(svc_spec("web"), "app_pw"), secrets=(sec_spec("app_pw"),))
+    store.deploy(definition(using(svc_spec("web"), "app_pw"),
+                            secrets=(sec_spec("app_pw", b"new"),)))
+    back = definition(using(svc_spec("web"), "app_pw"), secrets=(sec_spec("app_pw"),))
+    assert store.deploy(back) == [(UPDATE, "secret", "app_pw"),
+                                  (UPDATE, "secret", "app_pw.v2"),
+                                  (UPDATE, "service", "app_web")]
+    assert fileversions.SUPERSEDED not in secret(store, "app_pw").spec.annotations.labels
+    assert fileversions.SUPERSEDED in secret(store, "app_pw.v2").spec.annotations.labels
+    (ref,) = store.service("app_web").spec.task.container.secrets
+    assert (ref.secret_name, ref.target) == ("app_pw", "app_pw")
+
+
+def test_labels_of_a_secret_may_change_in_place() -> None:
     store = deployed(svc_spec("web"), secrets=(sec_spec("app_pw"),))
-    refused(Code.FAILED_PRECONDITION,
-            "secret app_pw of stack app has new content: changing the data of a secret is not "
-            "supported yet (only its labels); give the new content another secret name, or "
-            "remove the stack first",
-            lambda: stacks.deploy_plan(definition(svc_spec("web"),
-                                                  secrets=(sec_spec("app_pw", b"new"),)),
-                                       False, store.current()))
     relabelled = sec_spec("app_pw")
     relabelled.annotations.labels["rotated"] = "no"
     assert store.deploy(definition(svc_spec("web"), secrets=(relabelled,))) == [
         (UPDATE, "secret", "app_pw")]
+
+
+def test_a_version_name_nobody_else_has_is_taken() -> None:
+    store = deployed(svc_spec("web"), secrets=(sec_spec("app_pw"),))
+    other = sec_spec("app_pw.v2", stack="other")
+    store.apply(stacks.Plan(actions=[actions.create(pb.Secret(id="x1", spec=other))]))
+    changes = store.deploy(definition(svc_spec("web"), secrets=(sec_spec("app_pw", b"n"),)))
+    assert changes[0] == (CREATE, "secret", "app_pw.v3")
 
 
 def test_ports_are_checked_among_the_stacks_own_services() -> None:

@@ -76,6 +76,25 @@ def convert(stack: m.Stack, name: str, reader: Reader) -> pb.StackDefinition:
     return definition
 
 
+def external_refs(stack: m.Stack) -> list[tuple[str, str, str]]:
+    """(kind, key path, name) of each external network, secret and config the services
+    use. Works on a stack that failed validation too (`ComposeError.partial`), so that a
+    deploy can name the missing externals beside the file's own problems."""
+    out: set[tuple[str, str, str]] = set()
+    for svc in stack.services.values():
+        for key in svc.networks or ():
+            net = stack.networks.get(key)
+            if net is not None and net.external:
+                out.add(("network", join_path("networks", key), net.name or key))
+        for kind in ("secrets", "configs"):
+            declared = getattr(stack, kind)
+            for ref in getattr(svc, kind) or ():
+                obj = declared.get(ref.source)
+                if obj is not None and obj.external:
+                    out.add((kind[:-1], join_path(kind, ref.source), obj.name or ref.source))
+    return sorted(out)
+
+
 class _Converter:
     """One conversion: the stack, its name and the file reader."""
 

@@ -25,6 +25,9 @@ class ComposeError(ValueError):
         self.file = file
         self.path = path
         self.errors: list[ComposeError] = [self]
+        # the stack as far as it could be read, when the load found only problems
+        # that leave it whole enough to look at (set by the loader; `model.Stack`)
+        self.partial: Optional[object] = None
         super().__init__(self.text())
 
     @classmethod

@@ -98,7 +98,11 @@ def load(sources: Sequence[Source], env: Mapping[str, str], workdir: str,
     problems = _check_references(stack, origin, unknown)
     for problem in [p for p in problems if not errors.failed_at(p.path)]:
         errors.add(problem)     # (not a consequence of a problem found in a section)
-    errors.check(files)
+    try:
+        errors.check(files)
+    except ComposeError as exc:
+        exc.partial = stack     # what could be read, for checks against the cluster
+        raise
     return Loaded(stack=stack, warnings=list(warnings.items))
 
 

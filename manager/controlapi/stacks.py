@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 
-from manager import lookup, validation
+from manager import fileversions, lookup, validation
 from manager.allocator import ports
 from manager.allocator.networks import OVERLAY
 from manager.controlapi import networks, secrets, services
@@ -177,17 +177,21 @@ def deploy_plan(definition: pb.StackDefinition, prune: bool, current: Current,
                         ("service", [s.annotations.name for s in definition.services])):
         problems.check(_duplicates, kind, names)
     nets = _plan_networks(definition, current, plan, problems)
+    chosen: tuple[dict[str, str], dict[str, str]] = ({}, {})
     secs = _plan_secrets("secret", pb.Secret, definition.secrets, definition.external_secrets,
-                         current.secrets, stack, plan, problems)
+                         current.secrets, stack, plan, problems, chosen[0])
     cfgs = _plan_secrets("config", pb.Config, definition.configs, definition.external_configs,
-                         current.configs, stack, plan, problems)
-    _plan_services(definition, prune, current, services.Refs(nets, secs, cfgs), plan, problems,
+                         current.configs, stack, plan, problems, chosen[1])
+    routed = copy(definition)   # the services use the versions in use of their files
+    for svc in routed.services:
+        fileversions.renamed_refs(svc.task.container, *chosen)
+    _plan_services(routed, prune, current, services.Refs(nets, secs, cfgs), plan, problems,
                    rollback)
     problems.raise_any(stack, "rolled back" if rollback else "deployed")
     if rollback:
         _drop_unused(definition, current, plan)
     if plan.changes or rollback or current.stack(stack) is None:
-        plan.actions.append(_stack_record(definition, current.stack(stack)))
+        plan.actions.append(_stack_record(definition, current.stack(stack), chosen))
     return plan
 
 
@@ -237,11 +241,12 @@ def _network_update(net: pb.Network, spec: pb.NetworkSpec, stack: str, plan: Pla
 
 def _plan_secrets(kind: str, cls: type[Stored], specs: Sequence[SecretLike],
                   externals: Sequence[str], existing: list[Stored], stack: str, plan: Plan,
-                  problems: _Problems) -> list[Stored]:
-    """Creates and relabels the stack's secrets (or configs); those services may use."""
+                  problems: _Problems, chosen: dict[str, str]) -> list[Stored]:
+    """Creates, relabels and versions the stack's secrets (or configs); those services
+    may use. `chosen` gets, for each definition name, the version the services use."""
     known = list(existing)
     for spec in specs:
-        problems.check(_one_secret, kind, cls, spec, stack, existing, known, plan)
+        problems.check(_one_secret, kind, cls, spec, stack, existing, known, plan, chosen)
     for ref in externals:
         if _external(existing, kind, ref) is None:
             problems.found.append(missing_external(kind, ref))
@@ -249,23 +254,50 @@ def _plan_secrets(kind: str, cls: type[Stored], specs: Sequence[SecretLike],
 
 
 def _one_secret(kind: str, cls: type[Stored], spec: SecretLike, stack: str,
-                existing: list[Stored], known: list[Stored], plan: Plan) -> None:
+                existing: list[Stored], known: list[Stored], plan: Plan,
+                chosen: dict[str, str]) -> None:
+    """One secret (or config) of the definition: kept, relabelled, a superseded version
+    taken back (its content is the file's again), or a new version (new content; the
+    one in use is labelled superseded, see manager.fileversions)."""
     name = spec.annotations.name
-    found = _named(existing, name)
-    _check_ownership(kind, name, spec.annotations.labels.items(), found, stack)
-    if isinstance(found, cls):
-        if spec.data != found.spec.data:
-            raise precondition(
-                f"{kind} {name} of stack {stack} has new content: changing the data of a "
-                f"{kind} is not supported yet (only its labels); give the new content another "
-                f"{kind} name, or remove the stack first")
-        if dict(spec.annotations.labels) != dict(found.spec.annotations.labels):
-            plan.add(actions.update(secrets.relabelled(kind, found, spec, 0)), Change.UPDATE,
-                     kind, name, found.id, ["annotations.labels"])
-        return
-    obj = secrets.new_object(kind, cls(spec=spec), known)  # type: ignore[arg-type]
-    known.append(obj)
-    plan.add(actions.create(obj), Change.CREATE, kind, name, obj.id)
+    _check_ownership(kind, name, spec.annotations.labels.items(), _named(existing, name),
+                     stack)
+    versions = fileversions.family(of_stack(existing, stack), name)
+    in_use = fileversions.live(versions)
+    same = fileversions.same_content(versions, spec.data, in_use)
+    if same is None:
+        new_name = name if in_use is None and not versions else fileversions.next_name(
+            name, versions, lambda n: _named(known, n) is not None)
+        wanted = copy(spec)
+        wanted.annotations.name = new_name
+        if new_name != name:
+            wanted.annotations.labels[fileversions.VERSION_OF] = name
+        obj = secrets.new_object(kind, cls(spec=wanted), known)  # type: ignore[arg-type]
+        known.append(obj)
+        plan.add(actions.create(obj), Change.CREATE, kind, new_name, obj.id)
+        same = obj
+    elif same is not in_use or (fileversions.own_labels(same)  # type: ignore[arg-type]
+                                != dict(spec.annotations.labels)):
+        _relabel(kind, same, spec, plan, superseded_by="")
+    if in_use is not None and same is not in_use:
+        _relabel(kind, in_use, spec, plan, superseded_by=same.id)
+    chosen[name] = fileversions.name_of(same)
+
+
+def _relabel(kind: str, obj: Stored, spec: SecretLike, plan: Plan, superseded_by: str) -> None:
+    """The version with the definition's labels (and the module's own: which object it
+    is a version of, and, when replaced, by what)."""
+    new = copy(obj)
+    labels = new.spec.annotations.labels
+    keep = {k: v for k, v in labels.items() if k == fileversions.VERSION_OF}
+    labels.clear()
+    labels.update(spec.annotations.labels)
+    labels.update(keep)
+    if superseded_by:
+        labels[fileversions.SUPERSEDED] = superseded_by
+    if dict(labels) != dict(obj.spec.annotations.labels):
+        plan.add(actions.update(new), Change.UPDATE, kind, obj.spec.annotations.name, obj.id,
+                 ["annotations.labels"])
 
 
 def _plan_services(definition: pb.StackDefinition, prune: bool, current: Current,
@@ -330,24 +362,33 @@ def _check_ports(svc: pb.Service, planned: list[pb.Service]) -> None:
     planned.append(pb.Service(id=svc.id, spec=svc.spec))
 
 
-def stored_definition(definition: pb.StackDefinition) -> pb.StackDefinition:
+def stored_definition(definition: pb.StackDefinition,
+                      chosen: tuple[dict[str, str], dict[str, str]] = ({}, {})
+                      ) -> pb.StackDefinition:
     """The definition as the Stack object keeps it: without secret data (the secrets
-    hold it; the store's objects are readable through Watch, secrets' data never is)."""
+    hold it; the store's objects are readable through Watch, secrets' data never is),
+    each secret and config labelled with the version it deployed when that is not the
+    one named as the definition (for a rollback: `rollback_plan`)."""
     out = copy(definition)
     for sec in out.secrets:
         sec.data = b""
+    for specs, versions in ((out.secrets, chosen[0]), (out.configs, chosen[1])):
+        for spec in specs:
+            version = versions.get(spec.annotations.name, spec.annotations.name)
+            if version != spec.annotations.name:
+                spec.annotations.labels[fileversions.IN_USE] = version
     return out
 
 
-def _stack_record(definition: pb.StackDefinition,
-                  old: Optional[pb.Stack]) -> store_pb2.StoreAction:
+def _stack_record(definition: pb.StackDefinition, old: Optional[pb.Stack],
+                  chosen: tuple[dict[str, str], dict[str, str]]) -> store_pb2.StoreAction:
     """The action that records the deployed definition (and keeps the one before)."""
     if old is None:
         return actions.create(pb.Stack(id=model.new_id(), name=definition.name,
-                                       definition=stored_definition(definition)))
+                                       definition=stored_definition(definition, chosen)))
     new = copy(old)
     new.previous_definition.CopyFrom(old.definition)
-    new.definition.CopyFrom(stored_definition(definition))
+    new.definition.CopyFrom(stored_definition(definition, chosen))
     return actions.update(new)
 
 
@@ -366,13 +407,16 @@ def rollback_plan(stack: str, current: Current) -> Plan:
     if not record.HasField("previous_definition"):
         raise precondition(f"stack {stack} does not have a previous definition")
     previous = copy(record.previous_definition)
+    for cfg in previous.configs:
+        fileversions.take_in_use(cfg)
     gone = []
     for sec in previous.secrets:
-        found = _named(current.secrets, sec.annotations.name)
+        version = fileversions.take_in_use(sec)
+        found = _named(current.secrets, version)
         if isinstance(found, pb.Secret) and namespace_of(found) == stack:
             sec.data = found.spec.data
         else:
-            gone.append(sec.annotations.name)
+            gone.append(version)
     if gone:
         raise precondition(
             f"stack {stack} can't be rolled back (nothing was changed): its previous "
@@ -402,8 +446,9 @@ def _drop_unused(definition: pb.StackDefinition, current: Current, plan: Plan) -
     after = _services_after(plan, current)
     named = {c.annotations.name for c in definition.configs}
     for cfg in of_stack(current.configs, definition.name):
-        if cfg.spec.annotations.name in named:
-            continue
+        if ({cfg.spec.annotations.name, cfg.spec.annotations.labels.get(
+                fileversions.VERSION_OF, "")} & named):
+            continue    # a version of a config of the definition (superseded ones are swept)
         try:
             secrets.check_unused("config", cfg, after)
         except Refusal:

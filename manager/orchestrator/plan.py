@@ -49,6 +49,7 @@ class Work:
         self._edited_services: set[str] = set()
         self._edited_nodes: set[str] = set()
         self.wake_at: Optional[float] = None
+        self._removed_files: dict[str, store_pb2.StoreAction] = {}
 
     # ------------------------------------------------------------- tasks --
     def service_tasks(self, service_id: str) -> list[pb.Task]:
@@ -118,6 +119,11 @@ class Work:
             self._cluster_edited = True
         return self.cluster
 
+    # --------------------------------------------------- secrets, configs --
+    def remove_file(self, obj: pb.Secret | pb.Config) -> None:
+        """Removes a secret or config (a stack's superseded version nothing uses)."""
+        self._removed_files[obj.id] = store_actions.remove(obj)
+
     # -------------------------------------------------------------- misc --
     def wake(self, at: float) -> None:
         """Asks to be run again at `at` (ignored unless in the future)."""
@@ -135,6 +141,7 @@ class Work:
                                 self.view.clusters)
         actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
         actions += [store_actions.remove(self.view.tasks[i]) for i in sorted(self._deleted)]
+        actions += [self._removed_files[i] for i in sorted(self._removed_files)]
         return Plan(actions=actions, wake_at=self.wake_at)
 
 

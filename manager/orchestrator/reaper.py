@@ -3,6 +3,9 @@
 - A task whose desired state is REMOVE (scaled away, or its service is gone)
   is deleted once it can no longer be running: its observed state is
   terminal, it never reached a node, or its node is down or gone.
+- A stack's secret or config version that a redeploy superseded is removed
+  once no service refers to it and no task that may still be running does
+  (`sweep_versions`; the versions are manager.fileversions').
 - Each slot keeps at most `task_history_retention_limit` tasks (cluster
   setting; 0/unset means 5, negative means keep everything).  The oldest
   history goes first; only tasks we no longer want running and that have
@@ -10,6 +13,7 @@
 """
 from __future__ import annotations
 
+from manager import fileversions
 from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
@@ -53,3 +57,14 @@ def reap(work: Work) -> None:
                 if t.desired_state > pb.RUNNING and stopped(work, t):
                     work.delete_task(t.id)
                     excess -= 1
+
+
+def sweep_versions(work: Work) -> None:
+    """Removes the superseded secret and config versions nothing can use any more."""
+    services = list(work.services.values())
+    tasks = [t for t in work.tasks.values() if not stopped(work, t)]
+    secrets = [s for s in work.view.secrets.values() if isinstance(s, pb.Secret)]
+    configs = [c for c in work.view.configs.values() if isinstance(c, pb.Config)]
+    for obj in (fileversions.sweepable(secrets, fileversions.secret_ids, services, tasks)
+                + fileversions.sweepable(configs, fileversions.config_ids, services, tasks)):
+        work.remove_file(obj)

@@ -28,7 +28,7 @@ from manager.orchestrator.global_ import eligible, reconcile_global
 from manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
 from manager.orchestrator.placement import place
 from manager.orchestrator.plan import Plan, Work
-from manager.orchestrator.reaper import reap
+from manager.orchestrator.reaper import reap, sweep_versions
 from manager.orchestrator.replicated import reconcile_replicated
 from manager.orchestrator.slots import is_global
 
@@ -59,6 +59,7 @@ def reconcile(view: StoreView, now: float, *,
     blocked = allocate(work)
     place(work, blocked)
     reap(work)
+    sweep_versions(work)
     return work.plan()
 
 
