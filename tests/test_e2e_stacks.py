@@ -1,30 +1,35 @@
-"""`swarm stack` on a 1+2 lab: a Compose file in the shape of seed 001's AtSea stack.
+"""`swarm stack` on a 1+2 lab: seed 001's AtSea stack file, deployed unchanged.
 
-Three services on three overlay networks (one encrypted), an external secret with a
-source/target, placement on node.role, an update_config that rolls back, a published
-port; images named as on Docker Hub and served by the lab's stand-ins. The stack
-deploys unchanged; `stack ls`/`services`/`ps` show it; services reach each other by
-name only on the networks they share; an unchanged redeploy touches no task; a change
-of one service's replicas and another's image changes only those two; `--dry-run`
-writes nothing; `--prune` removes a service dropped from the file; a missing external
-secret is refused with nothing created; `stack rm` followed at once by a deploy of the
-same file works every time; a redeploy whose new image fails its healthcheck, with
-`--rollback-on-failure`, exits non-zero naming the service and leaves the whole stack
-at its previous definition. Every wait polls with a deadline.
+Five services on three overlay networks (one encrypted), four external secrets with
+source/target, placement on node.role and node.labels.pcidss, update_configs that roll
+back, published ports, a bind of /var/run/docker.sock; images named as on Docker Hub
+and served by the lab's stand-ins. The stack deploys unchanged; `stack
+ls`/`services`/`ps` show it; services reach each other by name only on the networks
+they share, and the published port answers through the mesh; an unchanged redeploy
+touches no task; a change of one service's replicas and another's image changes only
+those two; `--dry-run` writes nothing; `--prune` removes a service dropped from the
+file; a missing external secret is refused, and a bad key, a bad value and a missing
+external are three errors in one run, with nothing created; a changed secret file
+rolls to a new version at the same path and the old version goes; `stack rm` followed
+at once by a deploy of the same file works every time; a redeploy whose new image fails
+its healthcheck, with `--rollback-on-failure`, exits non-zero naming the service and
+leaves the whole stack at its previous definition. Every wait polls with a deadline.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from lab.cluster import Lab
 from lab.images import ensure_stand_in
+from tests.compose_helpers import ATSEA
 from tests.helpers import sw, wait
 from tests.labfixtures import module_lab
 from tests.test_e2e_overlay import cexec, lookup
+from tests.test_e2e_standins import fetch_from
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -32,55 +37,25 @@ lab = module_lab(1, 2)
 
 APP = "dockersamples/atsea_app"
 DB = "dockersamples/atsea_db"
-PAYMENT = "dockersamples/atsea_payment_gateway"
-
-SHOP = """\
-version: "3.8"
-services:
-  appserver:
-    image: {app}:{app_tag}
-    ports: ["8099:80"]
-    networks: [front-tier, back-tier, payment]
-    deploy:
-      replicas: {replicas}
-      update_config:
-        parallelism: 1
-        failure_action: rollback
-  database:
-    image: {db}
-    networks: [back-tier]
-    secrets:
-      - source: postgres_password
-        target: db_password
-    deploy:
-      placement:
-        constraints: [node.role == worker]
-{payment}networks:
-  front-tier:
-  back-tier:
-  payment:
-    driver_opts:
-      encrypted: "yes"
-secrets:
-  postgres_password:
-    external: true
-"""
-
-PAYMENT_SERVICE = """\
-  payment_gateway:
-    image: {payment}:{payment_tag}
-    networks: [payment]
-    secrets: [postgres_password]
-"""
+PAYMENT = "dockersamples/atseasampleshopapp_payment_gateway"
+PROXY = "dockersamples/atseasampleshopapp_reverse_proxy"
+VISUALIZER = "dockersamples/visualizer:stable"
+EXTERNAL_SECRETS = ("postgres_password", "staging_token", "revprox_key", "revprox_cert")
+DOCKER_SOCK = Path("/var/run/docker.sock")
 
 
-def shop(tmp: Path, app_tag: str = "latest", replicas: int = 2, payment_tag: str = "latest",
-         with_payment: bool = True) -> str:
-    payment = PAYMENT_SERVICE.format(payment=PAYMENT, payment_tag=payment_tag) \
-        if with_payment else ""
-    path = tmp / f"shop-{app_tag}-{replicas}-{payment_tag}-{with_payment}.yml"
-    path.write_text(SHOP.format(app=APP, app_tag=app_tag, replicas=replicas, db=DB,
-                                payment=payment))
+def atsea(tmp: Path, replicas: int = 2, payment_tag: str = "",
+          visualizer: bool = True) -> str:
+    """Seed 001's file as it is, or with appserver's replicas, payment_gateway's image
+    tag, or without the visualizer."""
+    text = ATSEA.replace("      replicas: 2\n", f"      replicas: {replicas}\n")
+    if payment_tag:
+        text = text.replace(f"image: {PAYMENT}\n", f"image: {PAYMENT}:{payment_tag}\n")
+    if not visualizer:
+        before, rest = text.split("  visualizer:\n", 1)
+        text = before + "  payment_gateway:\n" + rest.split("  payment_gateway:\n", 1)[1]
+    path = tmp / f"atsea-{replicas}-{payment_tag}-{visualizer}.yml"
+    path.write_text(text)
     return str(path)
 
 
@@ -89,6 +64,22 @@ def stand_ins() -> None:
     for name in (f"{APP}:latest", f"{APP}:v2", f"{DB}:latest", f"{PAYMENT}:latest",
                  f"{PAYMENT}:v2"):
         ensure_stand_in(name, 80)
+    ensure_stand_in(f"{PROXY}:latest", (80, 443))
+    ensure_stand_in(VISUALIZER, 8080)
+
+
+@pytest.fixture
+def docker_sock() -> Iterator[None]:
+    """The visualizer binds the host's /var/run/docker.sock, as on a Docker host: a
+    stand-in file where the machine has none (removed afterwards)."""
+    made = not DOCKER_SOCK.exists()
+    if made:
+        DOCKER_SOCK.touch()
+    try:
+        yield
+    finally:
+        if made:
+            DOCKER_SOCK.unlink(missing_ok=True)
 
 
 def tasks(lab: Lab, service: str) -> list[dict[str, Any]]:
@@ -119,33 +110,38 @@ def listing(lab: Lab) -> tuple[list[str], list[str], list[str]]:
     return names("service", "ls"), names("network", "ls"), names("secret", "ls")
 
 
-def test_a_stack_deploys_redeploys_and_prunes(lab: Lab, stand_ins: None, tmp_path: Path) -> None:
-    sw(lab, "secret", "create", "postgres_password", "-", input="s3cret")
+def test_atsea_deploys_unchanged_redeploys_and_prunes(lab: Lab, stand_ins: None,
+                                                      docker_sock: None,
+                                                      tmp_path: Path) -> None:
+    for name in EXTERNAL_SECRETS:
+        sw(lab, "secret", "create", name, "-", input=f"{name}-value")
+    sw(lab, "node", "update", "--label-add", "pcidss=yes", "worker2")
     try:
         _scenario(lab, tmp_path)
     finally:
-        sw(lab, "stack", "rm", "shop", check=False)
-        wait(lambda: "shop_" not in sw(lab, "network", "ls").stdout, 90, "shop's networks gone")
-        sw(lab, "secret", "rm", "postgres_password", check=False)
+        sw(lab, "stack", "rm", "atsea", check=False)
+        wait(lambda: "atsea_" not in sw(lab, "network", "ls").stdout, 90,
+             "atsea's networks gone")
+        for name in EXTERNAL_SECRETS:
+            sw(lab, "secret", "rm", name, check=False)
+        sw(lab, "node", "update", "--label-rm", "pcidss", "worker2", check=False)
 
 
-def _scenario(lab: Lab, tmp: Path) -> None:
+def _refusals(lab: Lab, tmp: Path) -> None:
     before = listing(lab)
     missing = tmp / "missing.yml"
-    missing.write_text(SHOP.format(app=APP, app_tag="latest", replicas=1, db=DB, payment="")
-                       .replace("postgres_password:\n    external: true",
-                                "postgres_password:\n    external: true\n"
-                                "  nowhere:\n    external: true")
-                       .replace("target: db_password", "target: db_password\n      - nowhere"))
-    refused = sw(lab, "stack", "deploy", "-d", "-c", str(missing), "shop", check=False)
+    missing.write_text(ATSEA.replace("      - postgres_password\n",
+                                     "      - postgres_password\n      - nowhere\n", 1)
+                       + "  nowhere:\n    external: true\n")
+    refused = sw(lab, "stack", "deploy", "-d", "-c", str(missing), "atsea", check=False)
     assert refused.returncode != 0 and "nowhere" in refused.stderr, refused
     assert listing(lab) == before, "a refused deploy created something"
     # a bad key, a bad value and a missing external secret: the three, in one run
     bad = tmp / "bad.yml"
-    bad.write_text(missing.read_text().replace("    image: " + DB, "    image: " + DB +
-                                               "\n    colour: blue")
-                   .replace("replicas: 1", "replicas: lots"))
-    refused = sw(lab, "stack", "deploy", "-d", "-c", str(bad), "shop", check=False)
+    bad.write_text(missing.read_text().replace(f"    image: {DB}\n",
+                                               f"    image: {DB}\n    colour: blue\n")
+                   .replace("replicas: 2", "replicas: lots"))
+    refused = sw(lab, "stack", "deploy", "-d", "-c", str(bad), "atsea", check=False)
     assert refused.returncode != 0, refused
     problems = refused.stderr.strip().splitlines()
     assert len(problems) == 3, refused.stderr
@@ -155,59 +151,78 @@ def _scenario(lab: Lab, tmp: Path) -> None:
         refused.stderr, problems
     assert listing(lab) == before, "a refused deploy created something"
 
-    out = sw(lab, "stack", "deploy", "-d", "-c", shop(tmp), "shop").stdout
-    for line in ("Creating network shop_front-tier", "Creating network shop_payment",
-                 "Creating service shop_appserver", "Creating service shop_database",
-                 "Creating service shop_payment_gateway"):
-        assert line in out, out
-    wanted = {"shop_appserver": 2, "shop_database": 1, "shop_payment_gateway": 1}
-    first = wait(lambda: all_running(lab, wanted), 120, "every shop task running")
-    db_nodes = {r["Node"] for r in tasks(lab, "shop_database") if r["DesiredState"] == "Running"}
-    assert db_nodes <= {"worker1", "worker2"}, db_nodes
 
-    assert sw(lab, "stack", "ls").stdout.split() == ["NAME", "SERVICES", "shop", "3"]
-    services = sw(lab, "stack", "services", "shop", "--format", "{{.Name}} {{.Replicas}}")
+def _scenario(lab: Lab, tmp: Path) -> None:
+    _refusals(lab, tmp)
+    out = sw(lab, "stack", "deploy", "-d", "-c", atsea(tmp), "atsea").stdout
+    for line in ("Creating network atsea_front-tier", "Creating network atsea_payment",
+                 "Creating network atsea_default", "Creating service atsea_appserver",
+                 "Creating service atsea_reverse_proxy", "Creating service atsea_visualizer",
+                 "Creating service atsea_database", "Creating service atsea_payment_gateway"):
+        assert line in out, out
+    wanted = {"atsea_reverse_proxy": 1, "atsea_database": 1, "atsea_appserver": 2,
+              "atsea_visualizer": 1, "atsea_payment_gateway": 1}
+    first = wait(lambda: all_running(lab, wanted), 150, "every atsea task running")
+
+    def nodes_of(service: str) -> set[str]:
+        return {r["Node"] for r in tasks(lab, service) if r["DesiredState"] == "Running"}
+    assert nodes_of("atsea_payment_gateway") == {"worker2"}
+    assert nodes_of("atsea_visualizer") == {"manager1"}
+    assert nodes_of("atsea_database") | nodes_of("atsea_appserver") <= {"worker1", "worker2"}
+
+    assert sw(lab, "stack", "ls").stdout.split() == ["NAME", "SERVICES", "atsea", "5"]
+    services = sw(lab, "stack", "services", "atsea", "--format", "{{.Name}} {{.Replicas}}")
     assert sorted(services.stdout.splitlines()) == [
-        "shop_appserver 2/2", "shop_database 1/1", "shop_payment_gateway 1/1"], services.stdout
-    ps = sw(lab, "stack", "ps", "shop", "--format", "{{.Name}}").stdout.split()
-    assert sorted(ps) == ["shop_appserver.1", "shop_appserver.2", "shop_database.1",
-                          "shop_payment_gateway.1"], ps
-    network = json.loads(sw(lab, "network", "inspect", "shop_payment").stdout)[0]
+        "atsea_appserver 2/2", "atsea_database 1/1", "atsea_payment_gateway 1/1",
+        "atsea_reverse_proxy 1/1", "atsea_visualizer 1/1"], services.stdout
+    ps = sw(lab, "stack", "ps", "atsea", "--format", "{{.Name}}").stdout.split()
+    assert sorted(ps) == ["atsea_appserver.1", "atsea_appserver.2", "atsea_database.1",
+                          "atsea_payment_gateway.1", "atsea_reverse_proxy.1",
+                          "atsea_visualizer.1"], ps
+    network = json.loads(sw(lab, "network", "inspect", "atsea_payment").stdout)[0]
     assert network["Options"].get("encrypted") is not None, network
 
-    # names resolve on shared networks only
-    app, payment = container(lab, "shop_appserver"), container(lab, "shop_payment_gateway")
+    # names resolve on shared networks only; the published port answers on every node
+    app, payment = container(lab, "atsea_appserver"), container(lab, "atsea_payment_gateway")
+    proxy = container(lab, "atsea_reverse_proxy")
     wait(lambda: lookup(lab, app, "database"), 30, "appserver resolving database")
-    wait(lambda: lookup(lab, payment, "appserver"), 30, "payment_gateway resolving appserver")
+    wait(lambda: lookup(lab, app, "payment_gateway"), 30, "appserver resolving the gateway")
+    wait(lambda: lookup(lab, proxy, "appserver"), 30, "reverse_proxy resolving appserver")
     assert lookup(lab, payment, "database") == [], "payment_gateway reached the back tier"
+    assert lookup(lab, proxy, "database") == [], "reverse_proxy reached the back tier"
+    wait(lambda: not fetch_from(lab, "worker1", lab.ip("worker1"), 80).startswith("error"),
+         30, "the reverse proxy's published port 80 answering on worker1")
+    secret_file = cexec(lab, payment, "cat", "/run/secrets/payment_token").stdout
+    assert secret_file == "staging_token-value", secret_file
 
     # unchanged: nothing to do, no task replaced; a dry run writes nothing
-    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", shop(tmp), "shop").stdout
+    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", atsea(tmp), "atsea").stdout
     assert "nothing to do" in dry.lower(), dry
-    again = sw(lab, "stack", "deploy", "-d", "-c", shop(tmp), "shop").stdout
+    again = sw(lab, "stack", "deploy", "-d", "-c", atsea(tmp), "atsea").stdout
     assert "up to date" in again, again
     assert all_running(lab, wanted) == first
 
     # one service's replicas, another's image: only those two change
-    changed = shop(tmp, replicas=3, payment_tag="v2")
-    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", changed, "shop").stdout
-    assert "shop_appserver" in dry and "shop_payment_gateway" in dry, dry
-    assert "shop_database" not in dry, dry
+    changed = atsea(tmp, replicas=3, payment_tag="v2")
+    dry = sw(lab, "stack", "deploy", "--dry-run", "-c", changed, "atsea").stdout
+    assert sorted(line.split()[3] for line in dry.splitlines() if line.startswith("Would")) \
+        == ["atsea_appserver", "atsea_payment_gateway"], dry
     assert all_running(lab, wanted) == first, "a dry run changed the stack"
-    sw(lab, "stack", "deploy", "-d", "-c", changed, "shop")
-    wanted["shop_appserver"] = 3
-    now = wait(lambda: (lambda ids: ids if ids and ids["shop_payment_gateway"] !=
-                        first["shop_payment_gateway"] else None)(all_running(lab, wanted)),
+    sw(lab, "stack", "deploy", "-d", "-c", changed, "atsea")
+    wanted["atsea_appserver"] = 3
+    now = wait(lambda: (lambda ids: ids if ids and ids["atsea_payment_gateway"] !=
+                        first["atsea_payment_gateway"] else None)(all_running(lab, wanted)),
                120, "the payment gateway updated and a third appserver")
-    assert now["shop_database"] == first["shop_database"]
-    assert first["shop_appserver"] < now["shop_appserver"], "appserver tasks were replaced"
+    for same in ("atsea_database", "atsea_reverse_proxy", "atsea_visualizer"):
+        assert now[same] == first[same], same
+    assert first["atsea_appserver"] < now["atsea_appserver"], "appserver tasks were replaced"
 
     # --prune: a service dropped from the file goes
     sw(lab, "stack", "deploy", "-d", "--prune", "-c",
-       shop(tmp, replicas=3, with_payment=False), "shop")
-    wait(lambda: "shop_payment_gateway" not in sw(lab, "service", "ls").stdout, 60,
+       atsea(tmp, replicas=3, payment_tag="v2", visualizer=False), "atsea")
+    wait(lambda: "atsea_visualizer" not in sw(lab, "service", "ls").stdout, 60,
          "the pruned service removed")
-    assert running_ids(lab, "shop_database") == first["shop_database"]
+    assert running_ids(lab, "atsea_database") == first["atsea_database"]
 
 
 TINY = """\
