@@ -264,9 +264,12 @@ class Node:
         manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
         manager.control.key_passphrase = self.key_passphrase  # reads the root CA key on disk
         manager.control.min_cert_expiry = self.config.min_cert_expiry
-        # volume calls a follower hands to the leader go with this node's certificate
-        manager.control.volumes.leader_channel = lambda addr: tls.secure_channel(
-            addr, tls.client_credentials(self.creds))
+        # volume and log calls a follower hands to the leader go with this node's certificate
+        def leader_channel(addr: str) -> grpc.aio.Channel:
+            return tls.secure_channel(addr, tls.client_credentials(self.creds))
+
+        manager.control.volumes.leader_channel = leader_channel
+        manager.control.logcalls.leader_channel = leader_channel  # ServiceLogs on a follower
         manager.register(server)
         root = credentials.root_ca(self.data_dir, self.dek)
         ca_pb2_grpc.add_NodeCAServicer_to_server(
