@@ -88,15 +88,16 @@ class LogBroker:
         per_node = {n: dpb.LogSubscription(id=sub_id, task_ids=ids, follow=follow, tail=tail,
                                            since=since, until=until)
                     for n, ids in by_node.items() if self._connected(n)}
-        missing = sorted(set(by_node) - set(per_node))
-        if missing:
-            self.log.info("log subscription %s: no session with %s", sub_id, ", ".join(missing))
-            yield cpb.ServiceLogsResponse(warnings=[unavailable(n) for n in missing])
         sub = _Subscription(id=sub_id, per_node=per_node, open_nodes=set(per_node))
         self._subs[sub_id] = sub
         for node_id in per_node:
             self._notify(node_id)
         try:
+            missing = sorted(set(by_node) - set(per_node))
+            if missing:
+                self.log.info("log subscription %s: no session with %s", sub_id,
+                              ", ".join(missing))
+                yield cpb.ServiceLogsResponse(warnings=[unavailable(n) for n in missing])
             while sub.open_nodes or not sub.queue.empty():
                 timeout: Optional[float] = None if follow else NODE_ANSWER_TIMEOUT
                 try:
