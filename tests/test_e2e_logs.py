@@ -149,7 +149,9 @@ def test_follow_ends_at_until(lab: Lab, talk: dict[str, Any]) -> None:
 def test_logs_from_a_follower_manager(lab: Lab, talk: dict[str, Any]) -> None:
     follower = _follower(lab)
     res = logs(lab, "talk", node=follower)
-    assert res.stdout == logs(lab, "talk").stdout and res.stdout.count("| one") == 3
+    assert res.returncode == 0 and res.stdout.count("| one") == 3
+    # the same lines as on the leader (nodes' lines interleave in any order)
+    assert sorted(res.stdout.splitlines()) == sorted(logs(lab, "talk").stdout.splitlines())
 
 
 def test_a_down_node_is_reported_unavailable(lab: Lab, talk: dict[str, Any]) -> None:
@@ -166,7 +168,9 @@ def test_a_down_node_is_reported_unavailable(lab: Lab, talk: dict[str, Any]) -> 
     lines = [PREFIX.match(line) for line in res.stdout.splitlines()]
     hosts = {m.group(3) for m in lines if m and m.group(5) == "one"}
     assert {n for n in lab.names() if n != worker} <= hosts and worker not in hosts
-    assert res.stderr.rstrip("\n").endswith(warning)     # after the lines, as Docker
+    # after the lines, as Docker (", no answer within 10s" when the node died so recently
+    # that its session had not ended yet)
+    assert res.stderr.splitlines()[-1].startswith(warning)
     on_follower = logs(lab, "--raw", "talk", node=_follower(lab), check=False)
     assert on_follower.returncode == 1 and warning in on_follower.stderr
     assert on_follower.stdout.count("one") >= 2
