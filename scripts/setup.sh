@@ -122,7 +122,7 @@ link_commands() {
             return 1
         fi
         ln -sfn "$target" "$link" || return 1
-        command -v "$name" >/dev/null || { echo "$name is not found on PATH=$PATH"; return 1; }
+        [ -x "$link" ] || { echo "$link does not lead to an executable"; return 1; }
     done
 }
 step "swarm and swarm-lab on the PATH (/usr/local/bin -> $REPO/.venv/bin)" link_commands
