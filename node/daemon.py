@@ -519,7 +519,7 @@ def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
     lock.truncate()
     lock.write(str(os.getpid()))
     lock.flush()
-    notifier = Notifier.from_environment()
+    notifier = Notifier(config.notify_socket)
     node = Node(NodeState.load(data_dir), config, make_runtime, notifier)
     try:
         asyncio.run(node.run())

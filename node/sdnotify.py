@@ -1,12 +1,13 @@
 """systemd's readiness protocol (sd_notify) for a daemon run by a `Type=notify` unit.
 
-Owns reading `$NOTIFY_SOCKET` (a unix datagram socket, a path or, with a leading
-"@", an abstract name), sending it state lines (READY=1, STOPPING=1, STATUS=...)
-and checking that the node's own socket answers a call before READY=1 is sent.
-The variable is taken out of the environment at start, so that nothing this
-daemon starts (its podman service, containers) talks to systemd in its name;
-a daemon that replaces itself (a role change) gets it back in the environment it
-passes on (`environment_for_exec`). Without the variable every call does nothing.
+Owns sending state lines (READY=1, STOPPING=1, STATUS=...) to the service
+manager's socket (`NodeConfig.notify_socket`, systemd's $NOTIFY_SOCKET as
+cli/environment.py reads it: a unix datagram socket, a path or, with a leading
+"@", an abstract name) and checking that the node's own socket answers a call
+before READY=1 is sent. The CLI takes the variable out of the daemon's
+environment, so that nothing the daemon starts (its podman service, containers)
+talks to systemd in its name; a daemon that replaces itself (a role change)
+passes it on (`environment_for_exec`). Without a socket every call does nothing.
 """
 from __future__ import annotations
 
@@ -33,17 +34,12 @@ class Notifier:
         self.address = address or None
         self.log = log or logging.LoggerAdapter(logging.getLogger(__name__), {"node": "-"})
 
-    @classmethod
-    def from_environment(cls) -> "Notifier":
-        """Takes $NOTIFY_SOCKET out of os.environ (see the module's docstring)."""
-        return cls(os.environ.pop(ENV, None))
-
     @property
     def enabled(self) -> bool:
         return self.address is not None
 
     def environment_for_exec(self) -> dict[str, str]:
-        """os.environ with $NOTIFY_SOCKET back, for a process that replaces this one."""
+        """This process's environment plus $NOTIFY_SOCKET, for a process that replaces it."""
         env = dict(os.environ)
         if self.address is not None:
             env[ENV] = self.address

@@ -5,6 +5,7 @@ No daemon here: tests/test_e2e_sdnotify.py checks when a real node sends READY=1
 """
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cli import environment
+from cli.node_commands import node_config
 from node.sdnotify import ENV, Notifier
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,11 +84,16 @@ def test_notifier_sends_one_datagram_per_call(tmp_path: Path, abstract: bool) ->
         assert sock.recv(4096) == b"STOPPING=1"
 
 
-def test_notifier_takes_the_variable_out_of_the_environment(monkeypatch, tmp_path) -> None:
+def test_the_variable_goes_to_the_config_not_to_the_daemons_children(monkeypatch,
+                                                                      tmp_path) -> None:
     monkeypatch.setenv(ENV, str(tmp_path / "notify"))
-    notifier = Notifier.from_environment()
-    assert notifier.enabled and ENV not in os.environ   # children do not inherit it
-    assert notifier.environment_for_exec()[ENV] == str(tmp_path / "notify")
+    config = node_config(argparse.Namespace(data_dir=str(tmp_path), foreground=True))
+    assert config.notify_socket == str(tmp_path / "notify")
+    environment.take_notify_socket()
+    assert ENV not in os.environ                       # podman and containers do not get it
+    notifier = Notifier(config.notify_socket)
+    assert notifier.enabled
+    assert notifier.environment_for_exec()[ENV] == str(tmp_path / "notify")   # a re-exec does
     assert not notifier.notify("READY=1")     # nobody listens there: reported, not raised
     assert not Notifier(None).notify("READY=1")
     assert ENV not in Notifier(None).environment_for_exec()
