@@ -8,6 +8,7 @@ starts `swarm init --foreground` (the daemon in the command's process, as the un
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import pytest
 
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from lab.localnode import wait_for
+from pki import keystore
 from tests.cluster import SingleNode
 
 pytestmark = pytest.mark.e2e
@@ -72,4 +75,38 @@ def test_ready_only_once_the_socket_answers_then_stopping(tmp_path: Path) -> Non
         log.close()
         if not node.node_id and (node.data_dir / "node.json").exists():
             node.node_id = json.loads((node.data_dir / "node.json").read_text())["node_id"]
+        node.destroy()
+
+
+def test_a_locked_manager_is_ready_with_a_locked_status(tmp_path: Path) -> None:
+    """Waiting locked for `swarm unlock` is a steady state: READY=1 (else systemd would time
+    the start out and restart the node in a loop), with a status that says why."""
+    node = SingleNode(tmp_path)
+    address = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(address))
+    proc = None
+    try:
+        key = re.search(r"SWMKEY-1-\S+", node.init("--autolock").stdout).group(0)
+        keys = keystore.ManagerKeys(node.data_dir)
+        wait_for(lambda: keys.wrapped_by(key), 30, "the data key wrapped by the unlock key")
+        node.kill9()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "daemon", "--foreground", "--data-dir",
+             str(node.data_dir)], env=dict(node.env, NOTIFY_SOCKET=str(address)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        got = _datagrams(sock, b"READY=1", 60)
+        assert got == [b"READY=1\nSTATUS=locked: waiting for 'swarm unlock'"]
+        with grpc.insecure_channel(f"unix://{node.data_dir}/swarm.sock") as channel:
+            assert control_pb2_grpc.LocalNodeStub(channel).GetLockState(
+                cpb.GetLockStateRequest(), timeout=2).locked
+        node.swarm("unlock", input=key + "\n")
+        # unlocked, it serves as usual and says so
+        assert _datagrams(sock, b"READY=1", 60)[-1].startswith(
+            b"READY=1\nSTATUS=serving as a manager on ")
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sock.close()
         node.destroy()
