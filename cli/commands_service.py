@@ -5,12 +5,11 @@ they make, in which order, what they print and their exit codes. Updates
 read the service, edit a copy of its spec and send it back with the version
 they read. Spec building lives in `cli.specs`, tables in `cli.format`,
 progress in `cli.progress`, the task listing shared with `node ps` in
-`cli.tasklist`.
+`cli.tasklist`, logs (flags and output) in `cli.servicelogs`.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import re
 from typing import Optional
 
@@ -22,6 +21,7 @@ from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list
 from cli.parsing import (Filter, UsageError, filter_values, label_matches, parse_filters,
                          parse_replicas)
 from cli.progress import Timeout, Waiter
+from cli.servicelogs import add_log_flags
 from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
@@ -261,59 +261,6 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
     return status
 
 
-# ------------------------------------------------------------------ logs ----
-
-def _timestamp(seconds: float) -> str:
-    at = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    nanos = int(round((seconds - int(seconds)) * 1e9)) % 1_000_000_000
-    return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
-
-
-def log_line(message: cpb.LogMessage, node_names: dict[str, str], ns: argparse.Namespace) -> str:
-    """One `service logs` line: [timestamp] web.1.abc123def456@node1    | text."""
-    context = message.task_name or message.task_id
-    if not ns.no_task_ids:
-        context += "." + (message.task_id if ns.no_trunc else fmt.truncate_id(message.task_id))
-    context += "@" + node_names.get(message.node_id, message.node_id)
-    text = message.data.decode("utf-8", errors="replace")
-    prefix = f"{_timestamp(message.timestamp)} " if ns.timestamps else ""
-    return f"{prefix}{context}    | {text}"
-
-
-def _parse_tail(value: str) -> int:
-    if value == "all":
-        return -1
-    try:
-        tail = int(value)
-    except ValueError:
-        tail = -2
-    if tail < -1:
-        raise UsageError(f'invalid --tail "{value}": expected a number of lines or "all"')
-    return tail
-
-
-def logs(ctx: Context, ns: argparse.Namespace) -> int:
-    tail = _parse_tail(ns.tail)
-    service = ctx.get_service(ns.service)
-    node_names = ctx.node_names()
-    request = cpb.ServiceLogsRequest(service_id=service.id, follow=bool(ns.follow), tail=tail,
-                                     timestamps=bool(ns.timestamps))
-    stream = ctx.client.stream("ServiceLogs", request,
-                               timeout=None if ns.follow else 60.0)
-    try:
-        for response in stream:
-            for message in response.messages:
-                if message.node_id not in node_names:
-                    node_names = ctx.node_names()
-                target = ctx.err if message.stream == cpb.LogMessage.STDERR else ctx.out
-                target.write(log_line(message, node_names, ns) + "\n")
-                target.flush()
-    except KeyboardInterrupt:
-        stream.cancel()
-        return 0
-    return 0
-
-
 def _declare_create(parser: argparse.ArgumentParser) -> None:
     add_service_flags(parser, update=False)
     parser.set_defaults(handler=create)
@@ -367,12 +314,7 @@ def declare_service(parser: argparse.ArgumentParser) -> None:
     p.add_argument("services", nargs="+", metavar="SERVICE")
     p.set_defaults(handler=remove)
 
-    p = ssub.add_parser("logs", help="Fetch the logs of a service")
-    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
-    p.add_argument("-n", "--tail", default="all",
-                   help='Number of lines to show from the end of the logs (default "all")')
-    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
-    p.add_argument("--no-task-ids", action="store_true", help="Do not include task IDs in output")
-    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
-    p.add_argument("service", metavar="SERVICE")
-    p.set_defaults(handler=logs)
+    p = ssub.add_parser("logs", help="Fetch the logs of a service or task",
+                        usage="swarm service logs [OPTIONS] SERVICE|TASK")
+    add_log_flags(p)
+    p.add_argument("target", metavar="SERVICE|TASK")

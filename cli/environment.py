@@ -14,6 +14,10 @@ start. The variables (README, "Operator and test settings"):
 - SHOAL_RAFT_SNAPSHOT_ENTRIES: the raft journal length that triggers a
   snapshot (a positive integer; unset, the store's default), a test hook.
 - SWARM_DEBUG: any non-empty value makes the daemon log at DEBUG level.
+- NOTIFY_SOCKET: set by systemd for a `Type=notify` unit: where the daemon run in
+  the foreground sends READY=1 and STOPPING=1 (node/sdnotify.py). `take_notify_socket`
+  also takes it out of this process's environment, so that nothing the daemon
+  starts (its podman service, containers) inherits it.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pki.ca import parse_min_cert_expiry
 MIN_EXPIRY_ENV = "SHOAL_MIN_CERT_EXPIRY"
 SNAPSHOT_ENTRIES_ENV = "SHOAL_RAFT_SNAPSHOT_ENTRIES"
 DEBUG_ENV = "SWARM_DEBUG"
+NOTIFY_ENV = "NOTIFY_SOCKET"
 PODMAN_PREFIX = "SHOAL_PODMAN_"  # _ROOT, _RUNROOT, _HOME: see worker.podman.PodmanOptions
 
 
@@ -53,3 +58,13 @@ def podman_variables(environ: Optional[Mapping[str, str]] = None) -> dict[str, s
     """The $SHOAL_PODMAN_* variables, for `PodmanOptions.from_env`."""
     return {name: value for name, value in _env(environ).items()
             if name.startswith(PODMAN_PREFIX)}
+
+
+def notify_socket(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """$NOTIFY_SOCKET (systemd's readiness socket), None when unset or empty."""
+    return _env(environ).get(NOTIFY_ENV) or None
+
+
+def take_notify_socket() -> None:
+    """Removes $NOTIFY_SOCKET from this process's environment (read it first)."""
+    os.environ.pop(NOTIFY_ENV, None)

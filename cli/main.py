@@ -63,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("info", "Display information about the node and its swarm", "cli.commands_system"),
     Command("version", "Show the swarm version information", "cli.commands_system"),
     Command("service", "Manage services", "cli.commands_service"),
+    Command("task", "Fetch the logs of tasks (swarm service logs TASK)", "cli.servicelogs"),
     Command("node", "Manage swarm nodes", "cli.commands_node"),
     Command("secret", "Manage secrets", "cli.commands_secret"),
     Command("config", "Manage configs", "cli.commands_secret"),

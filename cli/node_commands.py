@@ -58,13 +58,15 @@ def node_config(args: argparse.Namespace,
         podman=PodmanOptions.from_env(environment.podman_variables(environ)),
         min_cert_expiry=environment.min_cert_expiry(environ),
         raft_snapshot_entries=environment.raft_snapshot_entries(environ),
-        debug=environment.debug(environ))
+        debug=environment.debug(environ),
+        notify_socket=environment.notify_socket(environ))
 
 
 def _start(config: NodeConfig, message: Optional[str] = None) -> int:
     """Runs the node (in this process with --foreground, else detached) and prints
     `message`, if any: before serving in the foreground, once it serves when detached."""
     if config.foreground:
+        environment.take_notify_socket()   # the config has it; the node's children must not
         if message is not None:
             print(message, flush=True)
         try:

@@ -4,6 +4,12 @@ A subscriber names tasks; the broker groups them by node and offers each node a
 LogSubscription through its dispatcher session. Agents answer over PublishLogs;
 the broker hands the lines to the subscriber until every node has closed (or,
 with follow, until the subscriber goes away).
+
+Nothing is skipped silently: a node that holds some of the tasks but has no
+session (down, unreachable, or connected to another manager), a node whose
+session ends before it has sent everything, and one that does not answer in
+time are each named in a warning (`ServiceLogsResponse.warnings`, swarmkit's
+"node X is not available") that the subscriber receives as soon as it is known.
 """
 from __future__ import annotations
 
@@ -25,6 +31,12 @@ class _Subscription:
     per_node: dict[str, dpb.LogSubscription]
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     open_nodes: set[str] = field(default_factory=set)
+    lost: list[str] = field(default_factory=list)  # nodes whose session ended meanwhile
+
+
+def unavailable(node_id: str) -> str:
+    """The warning for a node whose tasks' logs cannot be read (swarmkit's words)."""
+    return f"node {node_id} is not available"
 
 
 class LogBroker:
@@ -61,33 +73,48 @@ class LogBroker:
         for sub in self._subs.values():
             if node_id in sub.open_nodes:
                 sub.open_nodes.discard(node_id)
+                sub.lost.append(node_id)
                 sub.queue.put_nowait(None)
 
-    async def subscribe(self, tasks: list, follow: bool, tail: int
-                        ) -> AsyncIterator[list[cpb.LogMessage]]:
-        """Yields batches of log lines of `tasks` from every node that runs them."""
+    async def subscribe(self, tasks: list, follow: bool, tail: int, since: float = 0.0,
+                        until: float = 0.0) -> AsyncIterator[cpb.ServiceLogsResponse]:
+        """Yields the log lines of `tasks` from every node that runs them, in batches,
+        and a warning for each node whose part cannot be read. `tail` < 0: every
+        line; `since`/`until`: unix seconds, 0 for no bound."""
         sub_id = model.new_id()
         by_node: dict[str, list[str]] = {}
         for task in tasks:
             by_node.setdefault(task.node_id, []).append(task.id)
-        per_node = {n: dpb.LogSubscription(id=sub_id, task_ids=ids, follow=follow,
-                                           tail=tail if tail else -1)
+        per_node = {n: dpb.LogSubscription(id=sub_id, task_ids=ids, follow=follow, tail=tail,
+                                           since=since, until=until)
                     for n, ids in by_node.items() if self._connected(n)}
         sub = _Subscription(id=sub_id, per_node=per_node, open_nodes=set(per_node))
         self._subs[sub_id] = sub
         for node_id in per_node:
             self._notify(node_id)
         try:
+            missing = sorted(set(by_node) - set(per_node))
+            if missing:
+                self.log.info("log subscription %s: no session with %s", sub_id,
+                              ", ".join(missing))
+                yield cpb.ServiceLogsResponse(warnings=[unavailable(n) for n in missing])
             while sub.open_nodes or not sub.queue.empty():
                 timeout: Optional[float] = None if follow else NODE_ANSWER_TIMEOUT
                 try:
                     item = await asyncio.wait_for(sub.queue.get(), timeout)
                 except asyncio.TimeoutError:
+                    late = sorted(sub.open_nodes)
                     self.log.warning("log subscription %s: nodes %s did not answer", sub_id,
-                                     ", ".join(sorted(sub.open_nodes)))
+                                     ", ".join(late))
+                    yield cpb.ServiceLogsResponse(warnings=[
+                        f"{unavailable(n)}: no answer within {NODE_ANSWER_TIMEOUT:.0f}s"
+                        for n in late])
                     break
                 if item:
-                    yield item
+                    yield cpb.ServiceLogsResponse(messages=item)
+                if sub.lost:
+                    lost, sub.lost = sub.lost, []
+                    yield cpb.ServiceLogsResponse(warnings=[unavailable(n) for n in lost])
         finally:
             del self._subs[sub_id]
             for node_id in per_node:

@@ -53,3 +53,5 @@ class NodeConfig:
     # Journal entries that trigger a raft snapshot (0: the store's default).
     raft_snapshot_entries: int = 0
     debug: bool = False                    # log at DEBUG level
+    # systemd's $NOTIFY_SOCKET for a Type=notify unit (node/sdnotify.py); None: none
+    notify_socket: Optional[str] = None

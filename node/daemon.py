@@ -41,6 +41,7 @@ from manager import objects
 from manager.ca import NodeCAServicer, RaftMembershipServicer, cluster_of
 from manager.manager import Manager
 from node import credentials, lockedmode, renewal
+from node.sdnotify import Notifier, socket_answers
 from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
 from node.renewal import CertRenewer
 from node.runtimes import RuntimeFactory
@@ -80,7 +81,7 @@ class Node:
     """Runs everything one node runs until it is told to stop."""
 
     def __init__(self, state: NodeState, config: NodeConfig,
-                 make_runtime: RuntimeFactory) -> None:
+                 make_runtime: RuntimeFactory, notifier: Optional[Notifier] = None) -> None:
         self.state = state
         self.config = config
         self.data_dir = config.data_dir
@@ -100,6 +101,19 @@ class Node:
         self._desired_role = state.role  # from the node object; a renewal would give this role
         self._stop = asyncio.Event()
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": state.node_id})
+        # systemd's readiness protocol (Type=notify units); does nothing without one
+        self.notifier = notifier or Notifier(None)
+        self.notifier.log = self.log
+
+    async def _announce_ready(self, status: str) -> None:
+        """READY=1 to the service manager, once the node's socket answers a call."""
+        if not self.notifier.enabled:
+            return
+        sock = socket_path(self.data_dir)
+        if not await socket_answers(sock):
+            self.log.warning("%s does not answer: readiness not sent", sock)
+            return
+        self.notifier.notify("READY=1", f"STATUS={status}")
 
     def _network_views(self) -> str:
         """The agent's network views as JSON (LocalNode.GetNetworkViews); "" before it runs."""
@@ -182,8 +196,11 @@ class Node:
                 self.log.warning("unlock refused: %s", exc)
                 raise lockedmode.InvalidKey(str(exc)) from None
 
-        self.dek = await lockedmode.serve_locked(socket_path(self.data_dir), self.data_dir,
-                                                 open_with, self._stop, self.log)
+        # locked is a steady state (it waits for an operator): ready, so that systemd
+        # neither times the start out nor restarts the node in a loop meanwhile
+        self.dek = await lockedmode.serve_locked(
+            socket_path(self.data_dir), self.data_dir, open_with, self._stop, self.log,
+            on_serving=lambda: self._announce_ready("locked: waiting for 'swarm unlock'"))
         return self.dek is not None
 
     def _sync_keys(self) -> None:
@@ -264,9 +281,12 @@ class Node:
         manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
         manager.control.key_passphrase = self.key_passphrase  # reads the root CA key on disk
         manager.control.min_cert_expiry = self.config.min_cert_expiry
-        # volume calls a follower hands to the leader go with this node's certificate
-        manager.control.volumes.leader_channel = lambda addr: tls.secure_channel(
-            addr, tls.client_credentials(self.creds))
+        # volume and log calls a follower hands to the leader go with this node's certificate
+        def leader_channel(addr: str) -> grpc.aio.Channel:
+            return tls.secure_channel(addr, tls.client_credentials(self.creds))
+
+        manager.control.volumes.leader_channel = leader_channel
+        manager.control.logcalls.leader_channel = leader_channel  # ServiceLogs on a follower
         manager.register(server)
         root = credentials.root_ca(self.data_dir, self.dek)
         ca_pb2_grpc.add_NodeCAServicer_to_server(
@@ -391,6 +411,7 @@ class Node:
         keys_task = None
         if self.is_manager:
             if not await self._open_keys():
+                self.notifier.notify("STOPPING=1")
                 self.log.info("stopped while locked")
                 return
             assert self.dek is not None  # _open_keys() opened it
@@ -430,8 +451,12 @@ class Node:
             self.log.warning("the agent has no session yet; serving anyway")
         (self.data_dir / READY_FILE).write_text(str(os.getpid()))
         self.log.info("node ready (%s): serving on %s", self.state.role, socket_path(self.data_dir))
+        await self._announce_ready(f"serving as a {self.state.role} on "
+                                   f"{socket_path(self.data_dir)}")
         await stop.wait()
         self.log.info("stopping")
+        self.notifier.notify("STOPPING=1", "STATUS=restarting in a new role"
+                             if self.restart_requested else "STATUS=stopping")
         (self.data_dir / READY_FILE).unlink(missing_ok=True)
         renew_task.cancel()
         await asyncio.gather(renew_task, return_exceptions=True)
@@ -494,7 +519,8 @@ def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
     lock.truncate()
     lock.write(str(os.getpid()))
     lock.flush()
-    node = Node(NodeState.load(data_dir), config, make_runtime)
+    notifier = Notifier(config.notify_socket)
+    node = Node(NodeState.load(data_dir), config, make_runtime, notifier)
     try:
         asyncio.run(node.run())
     except KeyboardInterrupt:
@@ -502,4 +528,5 @@ def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
     if node.restart_requested and config.daemon_command:  # a role change: start again
         lock.close()
         sys.stdout.flush()
-        os.execv(config.daemon_command[0], list(config.daemon_command))
+        os.execve(config.daemon_command[0], list(config.daemon_command),
+                  notifier.environment_for_exec())

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 import grpc
 
@@ -96,11 +96,14 @@ def locked_services() -> list:
 
 
 async def serve_locked(sock: Path, data_dir: Path, open_with: Callable[[str], Any],
-                       stop: asyncio.Event, log: logging.LoggerAdapter) -> Optional[Any]:
+                       stop: asyncio.Event, log: logging.LoggerAdapter,
+                       on_serving: Optional[Callable[[], Awaitable[None]]] = None
+                       ) -> Optional[Any]:
     """Serves the locked node on `sock` until a key opens it or `stop` is set.
 
     `open_with(key)` returns what the key opened (the data key) or raises
     InvalidKey / ValueError. Returns that value, or None when stopped first.
+    `on_serving` is awaited once the socket serves.
     """
     opened: list = []
     done = asyncio.Event()
@@ -125,6 +128,8 @@ async def serve_locked(sock: Path, data_dir: Path, open_with: Callable[[str], An
     marker = data_dir / LOCKED_FILE
     marker.write_text(str(os.getpid()))
     log.warning("swarm is locked: waiting for 'swarm unlock' on %s", sock)
+    if on_serving is not None:
+        await on_serving()
     waiters = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -402,18 +402,22 @@ class GetUnlockKeyResponse(_message.Message):
     def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
 
 class ServiceLogsRequest(_message.Message):
-    __slots__ = ("service_id", "follow", "tail", "timestamps", "task_ids")
+    __slots__ = ("service_id", "follow", "tail", "timestamps", "task_ids", "since", "until")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     service_id: str
     follow: bool
     tail: int
     timestamps: bool
     task_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, service_id: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., timestamps: _Optional[bool] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    since: float
+    until: float
+    def __init__(self, service_id: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., timestamps: _Optional[bool] = ..., task_ids: _Optional[_Iterable[str]] = ..., since: _Optional[float] = ..., until: _Optional[float] = ...) -> None: ...
 
 class LogMessage(_message.Message):
     __slots__ = ("task_id", "task_name", "node_id", "service_id", "stream", "data", "timestamp")
@@ -440,10 +444,12 @@ class LogMessage(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., node_id: _Optional[str] = ..., service_id: _Optional[str] = ..., stream: _Optional[_Union[LogMessage.Stream, str]] = ..., data: _Optional[bytes] = ..., timestamp: _Optional[float] = ...) -> None: ...
 
 class ServiceLogsResponse(_message.Message):
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "warnings")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[LogMessage]
-    def __init__(self, messages: _Optional[_Iterable[_Union[LogMessage, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, messages: _Optional[_Iterable[_Union[LogMessage, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VolumeFilters(_message.Message):
     __slots__ = ("nodes", "names", "labels", "drivers", "dangling")

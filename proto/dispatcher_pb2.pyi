@@ -30,18 +30,22 @@ class WeightedPeer(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., addr: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class LogSubscription(_message.Message):
-    __slots__ = ("id", "task_ids", "follow", "tail", "close")
+    __slots__ = ("id", "task_ids", "follow", "tail", "close", "since", "until")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     id: str
     task_ids: _containers.RepeatedScalarFieldContainer[str]
     follow: bool
     tail: int
     close: bool
-    def __init__(self, id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., close: _Optional[bool] = ...) -> None: ...
+    since: float
+    until: float
+    def __init__(self, id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., close: _Optional[bool] = ..., since: _Optional[float] = ..., until: _Optional[float] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
     __slots__ = ("session_id", "node", "managers", "log_subscriptions", "root_ca", "issuing_ca", "volume_requests")

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Prepares a Debian 12 machine to run Shoal and its tests (as root, no stdin,
-# idempotent): packages, podman configuration, cgroup fix-up, the venv.
+# idempotent): packages, podman configuration, cgroup fix-up, the venv, and the
+# `swarm` and `swarm-lab` commands on the PATH (links in /usr/local/bin).
 # Every step prints "ok" or "FAILED: <why>"; the script exits non-zero if any failed.
 set -u
 export DEBIAN_FRONTEND=noninteractive
@@ -106,6 +107,26 @@ make_venv() {
 }
 step "python venv at $REPO/.venv with shoal[test]" make_venv
 
+# Every new shell finds the commands: /usr/local/bin is on Debian's default PATH
+# (login shells, sudo's secure_path, systemd units). Links, so that the venv's
+# entry points (and the repository they run) stay the single copy. A file there
+# that is not such a link (another tool's `swarm`) is left alone: the step fails.
+link_commands() {
+    local name target link
+    for name in swarm swarm-lab; do
+        target="$REPO/.venv/bin/$name"
+        link="/usr/local/bin/$name"
+        [ -x "$target" ] || { echo "$target is missing (the venv step failed?)"; return 1; }
+        if [ -e "$link" ] && [ ! -L "$link" ]; then
+            echo "$link exists and is not a link: remove it to let setup link $target"
+            return 1
+        fi
+        ln -sfn "$target" "$link" || return 1
+        [ -x "$link" ] || { echo "$link does not lead to an executable"; return 1; }
+    done
+}
+step "swarm and swarm-lab on the PATH (/usr/local/bin -> $REPO/.venv/bin)" link_commands
+
 if [ ${#FAILED[@]} -ne 0 ]; then
     echo
     echo "setup incomplete; failed steps:"
@@ -113,4 +134,5 @@ if [ ${#FAILED[@]} -ne 0 ]; then
     exit 1
 fi
 echo
-echo "setup complete"
+echo "setup complete: swarm and swarm-lab are on the PATH"
+echo "run a node as a systemd service: scripts/install-unit.sh (see README, Operating Shoal)"

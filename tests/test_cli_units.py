@@ -11,7 +11,8 @@ import pytest
 from cli import format as fmt
 from cli import parsing, pretty, specs
 from cli.client import CLIError, describe_rpc_error, parse_target, resolve_host
-from cli.commands_service import log_line, rollback_conflicts
+from cli.commands_service import rollback_conflicts
+from cli.servicelogs import log_line
 from cli.flags import rewrite_bool_assignments
 from cli.main import build_parser, main
 from cli.parsing import UsageError

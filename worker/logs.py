@@ -5,6 +5,9 @@ The dispatcher lists the current log subscriptions in every SessionMessage.
 the subscribed tasks that have a container on this node and sends them through
 a `PublishLogs` client stream. Without follow it ends with a `close=True`
 request; a subscription marked `close` or no longer listed cancels its stream.
+A subscription's `since`/`until` bounds (unix seconds) are applied here, to the
+lines `tail` selected (as Docker applies them); a followed stream with `until`
+ends once that time has passed.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -37,6 +41,12 @@ PublishFn = Callable[[AsyncIterator[dpb.PublishLogsRequest]], Awaitable[object]]
 
 _STREAMS = {"stdout": cpb.LogMessage.STDOUT, "stderr": cpb.LogMessage.STDERR}
 _DONE = object()
+UNTIL_GRACE = 1.0  # seconds a followed stream waits past `until` for lines written before it
+
+
+def in_window(timestamp: float, since: float, until: float) -> bool:
+    """Whether a line written at `timestamp` is within the bounds (0: no bound)."""
+    return (not since or timestamp >= since) and (not until or timestamp <= until)
 
 
 class LogPublisher:
@@ -124,14 +134,30 @@ class LogPublisher:
 
     async def _read(self, sub: dpb.LogSubscription, item: LocalTask,
                     queue: asyncio.Queue[object]) -> None:
+        remaining = sub.until - time.time() if sub.until else None
+        follow = sub.follow and (remaining is None or remaining > 0)
+        try:
+            if follow and remaining is not None:
+                await asyncio.wait_for(self._pump(sub, item, queue, follow),
+                                       remaining + UNTIL_GRACE)
+            else:
+                await self._pump(sub, item, queue, follow)
+        except TimeoutError:
+            pass  # `until` has passed: the followed stream is complete
+        except Exception as exc:  # a broken stream ends this task's lines, not the others'
+            self.log.warning("logs of task %s: %s", item.task.id, exc)
+        await queue.put(_DONE)
+
+    async def _pump(self, sub: dpb.LogSubscription, item: LocalTask,
+                    queue: asyncio.Queue[object], follow: bool) -> None:
         task = item.task
         tail = sub.tail if sub.tail >= 0 else -1
-        try:
-            async for line in self.runtime.logs(item.container_id, tail=tail, follow=sub.follow):
-                await queue.put(cpb.LogMessage(
-                    task_id=task.id, task_name=task.annotations.name, node_id=self.node_id,
-                    service_id=task.service_id, stream=_STREAMS.get(line.stream, cpb.LogMessage.STDOUT),
-                    data=line.data, timestamp=line.timestamp))
-        except Exception as exc:  # a broken stream ends this task's lines, not the others'
-            self.log.warning("logs of task %s: %s", task.id, exc)
-        await queue.put(_DONE)
+        async for line in self.runtime.logs(item.container_id, tail=tail, follow=follow):
+            if sub.until and line.timestamp > sub.until:
+                break   # lines come in order: nothing after this one is wanted
+            if not in_window(line.timestamp, sub.since, sub.until):
+                continue
+            await queue.put(cpb.LogMessage(
+                task_id=task.id, task_name=task.annotations.name, node_id=self.node_id,
+                service_id=task.service_id, stream=_STREAMS.get(line.stream, cpb.LogMessage.STDOUT),
+                data=line.data, timestamp=line.timestamp))

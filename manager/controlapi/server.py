@@ -2,8 +2,8 @@
 
 Thin by design: each RPC reads what its rule needs from the store, calls the
 pure rule of its resource module (nodes, services, tasks, networks, secrets
-and configs, cluster; stacks and volumes through `stackcalls` and
-`volumecalls`), commits the actions the rule returned as one transaction, and
+and configs, cluster; stacks, volumes and logs through `stackcalls`,
+`volumecalls` and `logcalls`), commits the actions the rule returned as one transaction, and
 answers. A `Refusal` from a rule, a look-up or the commit
 becomes a gRPC status here (`STATUS`); a refused request changes nothing.
 """
@@ -19,6 +19,7 @@ from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
 from manager.controlapi.common import NO_LEADER, Code, Refusal, find, listed
+from manager.controlapi.logcalls import LogCalls
 from manager.controlapi.stackcalls import StackCalls
 from manager.controlapi.volumecalls import VolumeCalls
 from manager.logbroker import LogBroker
@@ -77,6 +78,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self.min_cert_expiry = POLICY_MIN_EXPIRY  # shortest --cert-expiry (node config)
         self.volumes = VolumeCalls(store, node_id)  # the node sets its broker and leader channel
         self.stacks = StackCalls(store, node_id)
+        self.logcalls = LogCalls(store, node_id, logs)  # the node sets its leader channel
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     # ------------------------------------------------------------ helpers --
@@ -208,13 +210,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def ServiceLogs(self, request: cpb.ServiceLogsRequest,
                           context: Context) -> AsyncIterator[cpb.ServiceLogsResponse]:
         try:
-            svc = self._find("service", request.service_id)
+            async for response in self.logcalls.stream(request, context):
+                yield response
         except Refusal as refusal:
             await context.abort(STATUS[refusal.code], refusal.message)
-            return
-        chosen = services.log_tasks(svc, self.store.list("task"), list(request.task_ids))
-        async for batch in self.logs.subscribe(chosen, follow=request.follow, tail=request.tail):
-            yield cpb.ServiceLogsResponse(messages=batch)
 
     # -------------------------------------------------------------- tasks --
 
