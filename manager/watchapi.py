@@ -51,6 +51,16 @@ def outgoing(event: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
     return redact.event(event, include_old)
 
 
+SNAPSHOT_GAP = ("this manager installed a raft snapshot after store version {version}: the "
+                "changes it folded in cannot be streamed one by one; resume on another manager")
+
+
+def consecutive(events: list[wpb.WatchEvent], expected: int) -> bool:
+    """True when a batch is the one transaction at version `expected` (a raft snapshot
+    install delivers one batch of differences instead, with other versions)."""
+    return bool(events) and all(ev.version == expected for ev in events)
+
+
 class WatchServicer(watch_pb2_grpc.WatchServicer):
     """Serves Watch on one manager from its local store (every manager does, leader or not:
     each replica applies the same log, so a watcher may resume on any of them)."""
@@ -79,14 +89,24 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
             selectors = list(request.selectors)
             if request.progress and not replayed:
                 yield wpb.WatchMessage(version=max(stream.view.version, after or 0))
+            strict = resume or request.progress   # the caller counts on consecutive versions
+            expected = None if replayed else stream.view.version + 1
             async for events in stream:
+                if strict and expected is not None and not consecutive(events, expected):
+                    await context.abort(grpc.StatusCode.OUT_OF_RANGE, SNAPSHOT_GAP.format(
+                        version=expected - 1))
+                    raise AssertionError("unreachable: abort raises")
                 out = [outgoing(ev, request.include_old_object) for ev in events
                        if (after is None or ev.version > after) and selected(ev, selectors)]
                 if out:
                     yield wpb.WatchMessage(events=out)
                 if replayed:
                     replayed -= 1
-                    if request.progress and not replayed:
-                        yield wpb.WatchMessage(version=max(stream.view.version, after or 0))
+                    if not replayed:
+                        expected = stream.view.version
+                        if request.progress:
+                            yield wpb.WatchMessage(version=max(stream.view.version, after or 0))
+                if expected is not None:
+                    expected += 1
         finally:
             stream.close()

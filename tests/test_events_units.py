@@ -23,7 +23,7 @@ from proto import watch_pb2 as wpb
 NOW = 1_796_497_200 * 1_000_000_000   # 2026-12-05T19:00:00Z
 
 
-def change(action: int, new: Any, old: Any = None, version: int = 7,
+def change(action: Any, new: Any, old: Any = None, version: int = 7,
            at: float = 1_796_497_200.123456789) -> wpb.WatchEvent:
     ev = wpb.WatchEvent(action=action, version=version)
     ev.object.CopyFrom(model.wrap(new))
@@ -34,7 +34,7 @@ def change(action: int, new: Any, old: Any = None, version: int = 7,
 
 
 def service(name: str = "web", image: str = "img:1", replicas: int = 2,
-            state: Optional[int] = None) -> pb.Service:
+            state: Any = None) -> pb.Service:
     svc = pb.Service(id="s" * 25)
     svc.spec.annotations.name = name
     svc.spec.annotations.labels["tier"] = "front"
@@ -45,8 +45,8 @@ def service(name: str = "web", image: str = "img:1", replicas: int = 2,
     return svc
 
 
-def node(state: int = pb.NodeStatus.READY, availability: int = pb.NodeSpec.ACTIVE,
-         leader: bool = False, role: int = pb.MANAGER) -> pb.Node:
+def node(state: Any = pb.NodeStatus.READY, availability: Any = pb.NodeSpec.ACTIVE,
+         leader: bool = False, role: Any = pb.MANAGER) -> pb.Node:
     n = pb.Node(id="n" * 25, role=role)
     n.description.hostname = "manager1"
     n.status.state = state
@@ -56,7 +56,7 @@ def node(state: int = pb.NodeStatus.READY, availability: int = pb.NodeSpec.ACTIV
     return n
 
 
-def task(state: int, exit_code: int = 0, err: str = "") -> pb.Task:
+def task(state: Any, exit_code: int = 0, err: str = "") -> pb.Task:
     t = pb.Task(id="t" * 25, service_id="s" * 25, service_name="web", slot=2, node_id="n" * 25)
     t.spec.container.image = "img:1"
     t.status.state = state

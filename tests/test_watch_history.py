@@ -17,6 +17,7 @@ from raft.errors import HistoryGone
 from raft.history import EventHistory
 from raft.state import StoreState
 from raft.store import Store
+from manager.watchapi import consecutive
 from proto import store_pb2
 from tests.test_store import FAST, free_port, service
 
@@ -111,3 +112,30 @@ def test_watch_replays_then_goes_live_without_gap_or_repeat(store: Store) -> Non
     finally:
         loop.close()
     assert isinstance(kept[0][0].object.service, pb.Service)
+
+
+def test_a_restarted_store_replays_what_its_journal_holds(tmp_path) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    first = Store("node1", str(tmp_path), addr, tuning=FAST)
+    first.start()
+    first.wait_ready(10)
+    for name in ("a", "b", "c"):
+        first.commit([actions.create(service(name))])
+    first.close()
+    again = Store("node1", str(tmp_path), addr, tuning=FAST)
+    again.start()
+    again.wait_ready(10)
+    try:
+        async def main() -> list:
+            return await take(again.watch_async(after_version=1), 2)
+        assert [b[0].object.service.spec.annotations.name for b in asyncio.run(main())] == \
+            ["b", "c"]
+    finally:
+        again.close()
+
+
+def test_watch_api_tells_a_transaction_from_a_snapshot_install() -> None:
+    assert consecutive(events(2, 8), 8)
+    assert not consecutive(events(1, 9), 8)          # a transaction was skipped
+    assert not consecutive([wpb.WatchEvent(version=3), wpb.WatchEvent(version=8)], 8)
+    assert not consecutive([], 8)
