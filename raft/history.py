@@ -22,7 +22,7 @@ from typing import Optional
 
 from raft.errors import HistoryGone
 
-DEFAULT_MAX_EVENTS = 4096  # watch events kept per manager (about one to a few MB)
+DEFAULT_MAX_EVENTS = 4096  # watch events kept per manager (each holds the object before and after)
 
 
 @dataclass(frozen=True)
