@@ -20,18 +20,24 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
+from proto import watch_pb2
 from raft.errors import HistoryGone
 
-DEFAULT_MAX_EVENTS = 4096  # watch events kept per manager (each holds the object before and after)
+DEFAULT_MAX_EVENTS = 4096  # watch events kept per manager (2-4 MB for typical task updates)
 
 
 @dataclass(frozen=True)
 class Committed:
-    """The watch events of one applied transaction."""
+    """The watch events of one applied transaction, kept serialised (a parsed event with
+    its objects before and after costs several times the bytes in memory)."""
 
     version: int
-    committed_at: float  # unix seconds (the transaction's proposed_at)
-    events: tuple        # tuple[watch_pb2.WatchEvent, ...]
+    committed_at: float    # unix seconds (the transaction's proposed_at)
+    blobs: tuple[bytes, ...]
+
+    def events(self) -> list:
+        """The transaction's watch_pb2.WatchEvents (fresh copies)."""
+        return [watch_pb2.WatchEvent.FromString(blob) for blob in self.blobs]
 
 
 class EventHistory:
@@ -60,11 +66,12 @@ class EventHistory:
         if committed_at is None:
             first = events[0]
             committed_at = first.committed_at.seconds + first.committed_at.nanos / 1e9
-        self._entries.append(Committed(version, committed_at, tuple(events)))
+        self._entries.append(Committed(version, committed_at,
+                                       tuple(ev.SerializeToString() for ev in events)))
         self._events += len(events)
         while self._events > self.max_events and len(self._entries) > 1:
             dropped = self._entries.popleft()
-            self._events -= len(dropped.events)
+            self._events -= len(dropped.blobs)
             self.floor = dropped.version
 
     def reset(self, version: int) -> None:

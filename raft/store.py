@@ -448,7 +448,7 @@ class Store:
                 backlog = self._history.since(since)
             # under the lock, no transaction is applied between the backlog and the view
             stream = WatchStream(loop or asyncio.get_running_loop(), self.subscribe_with_view)
-        stream.replay([list(c.events) for c in backlog])
+        stream.replay([c.events() for c in backlog])
         return stream
 
     # -------------------------------------------------------- snapshots ----
