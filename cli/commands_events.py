@@ -37,6 +37,7 @@ from proto import watch_pb2 as wpb
 RETRY_FIRST = 0.1   # seconds before trying the hosts again after a whole round failed
 RETRY_MAX = 1.0
 POLL = 0.25         # seconds between two looks at the clock (--until) while nothing arrives
+FIRST_ANSWER = 10.0  # seconds a node has to open the stream (it answers at once when it serves)
 
 
 class _Ended(Exception):
@@ -89,7 +90,7 @@ class Follower:
         self.node_names = dict(node_names or {})
         self.clock = clock
         self.position: Optional[int] = None   # every change up to this version is handled
-        self.caught_up = False                # the replay (if any) has been read
+        self.caught_up = False                # the current stream's replay has been read
         self._clients: dict[str, Client] = {}
 
     # ----------------------------------------------------------- messages ----
@@ -145,6 +146,7 @@ class Follower:
         """Handles messages until the stream fails (returns why) or --until is reached (None);
         `on_first` runs when the first message arrives."""
         first = True
+        opened = time.monotonic()
         while True:
             wait = POLL
             if self.until is not None:
@@ -154,6 +156,9 @@ class Follower:
             except queue.Empty:
                 if self.done():
                     return None
+                if first and time.monotonic() - opened > FIRST_ANSWER:
+                    return RpcFailure("DEADLINE_EXCEEDED",
+                                      f"no answer within {FIRST_ANSWER:g}s")
                 continue
             if isinstance(item, Exception):
                 return item
@@ -185,6 +190,8 @@ class Follower:
                 tried, delay = 0, RETRY_FIRST
                 out_of_range.clear()
 
+            # a new stream first replays what the last one missed: --until waits for its end
+            self.caught_up = False
             connection = _Connection(self._client(host), self.request())
             try:
                 failure = self._pump(connection, arrived)

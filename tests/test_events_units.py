@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import pytest
 
+from cli.client import CLIError, RpcFailure
 from cli.commands_events import Follower
 from cli.eventfilter import EventFilter, parse_timestamp
 from cli.eventmodel import Event, format_time, to_event
@@ -273,3 +274,83 @@ def test_follower_since_until_and_node_names() -> None:
     assert not f.done()                     # caught up, but --until is 5 s away
     f.clock = lambda: NOW + 10 * 10**9
     assert f.done()
+
+
+class FakeStream:
+    """A Watch stream that yields scripted messages (calling `after` once they are out),
+    then raises its failure (if any)."""
+
+    def __init__(self, items: list[Any], then: Optional[Exception] = None,
+                 after: Any = None) -> None:
+        self.items, self.then, self.after = items, then, after
+
+    def __iter__(self) -> Any:
+        yield from self.items
+        if self.after is not None:
+            self.after()
+            yield wpb.WatchMessage(version=0)     # a progress mark that moves nothing
+        if self.then is not None:
+            raise self.then
+
+    def cancel(self) -> None:
+        pass
+
+
+class FakeClient:
+    def __init__(self, script: list[FakeStream]) -> None:
+        self.script = script
+        self.requests: list[wpb.WatchRequest] = []
+
+    def watch(self, request: wpb.WatchRequest, timeout: Optional[float] = None) -> FakeStream:
+        self.requests.append(request)
+        return self.script.pop(0) if self.script else FakeStream([], RpcFailure("UNAVAILABLE", "gone"))
+
+    def close(self) -> None:
+        pass
+
+
+def follower_on(clients: dict[str, FakeClient], **kwargs: Any) -> tuple[Follower, list[Event], list[str]]:
+    printed: list[Event] = []
+    warnings: list[str] = []
+    f = Follower(list(clients), printed.append, warnings.append, EventFilter.parse([]), **kwargs)
+    f._clients = clients  # type: ignore[assignment]
+    return f, printed, warnings
+
+
+def test_follower_fails_over_and_resumes_after_the_last_version() -> None:
+    clock = {"now": NOW}
+
+    def until_passes() -> None:
+        clock["now"] = NOW + 2 * 10**9
+
+    a = FakeClient([FakeStream([wpb.WatchMessage(version=5),
+                                message(6, change(wpb.WatchEvent.CREATE, service("a")))],
+                               RpcFailure("UNAVAILABLE", "connection refused"))])
+    b = FakeClient([FakeStream([message(6, change(wpb.WatchEvent.CREATE, service("a"))),
+                                message(7, change(wpb.WatchEvent.CREATE, service("b"))),
+                                wpb.WatchMessage(version=7)], after=until_passes)])
+    f, printed, warnings = follower_on({"unix:///a": a, "unix:///b": b}, until=NOW + 10**9,
+                                       clock=lambda: clock["now"])
+    assert f.run() == 0
+    assert [e.attributes["name"] for e in printed] == ["a", "b"]
+    assert not a.requests[0].HasField("resume_after_version")
+    assert b.requests[0].resume_after_version == 6
+    assert any("lost the stream from unix:///a" in w for w in warnings)
+    assert any("resumed from unix:///b after store version 6" in w for w in warnings)
+
+
+def test_follower_refuses_to_skip_what_no_manager_keeps() -> None:
+    gone = RpcFailure("OUT_OF_RANGE", "changes after store version 6 are no longer kept")
+    a = FakeClient([FakeStream([wpb.WatchMessage(version=6)], RpcFailure("UNAVAILABLE", "x")),
+                    FakeStream([], gone)])
+    b = FakeClient([FakeStream([], gone)])
+    f, _, _ = follower_on({"unix:///a": a, "unix:///b": b})
+    with pytest.raises(CLIError, match="events were missed"):
+        f.run()
+
+
+def test_follower_reports_a_node_it_cannot_reach_at_first() -> None:
+    a = FakeClient([FakeStream([], RpcFailure("UNAVAILABLE", "connection refused"))])
+    f, _, _ = follower_on({"unix:///a": a})
+    with pytest.raises(RpcFailure, match="connection refused"):
+        f.run()
