@@ -4,7 +4,7 @@ Owns `EventFilter` (Docker's events filter: values of one key OR, different
 keys AND; `label` values AND, as Docker's) and `parse_timestamp`, Docker's
 forms of a point in time: RFC 3339 with or without a fraction and zone, a
 date, unix seconds with an optional fraction, or a duration back from now
-(`10m`, `1h30m`). Pure: the caller passes the current time.
+(`10m`, `1h30m`; `-10s` is ten seconds from now). Pure: the caller passes the current time.
 """
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def parse_timestamp(value: str, now_nano: int, flag: str) -> int:
     if moment:
         return _datetime_nanos(moment, value, flag)
     try:
-        return now_nano - parse_duration(text, flag)
+        # a duration back from now; a negative one ("-5s") is after now, as in Docker
+        sign = -1 if text.startswith("-") else 1
+        return now_nano - sign * parse_duration(text[1:] if text[:1] in "+-" else text, flag)
     except UsageError:
         raise UsageError(f'invalid value "{value}" for {flag}: expected {TIME_FORMS}') from None
 
