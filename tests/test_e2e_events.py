@@ -178,7 +178,7 @@ def test_filters_since_until_and_templates(lab: Lab) -> None:
     # a window in the past holds nothing; one in the future ends at its time
     assert run_events(lab, "--since", "2000-01-01T00:00:00Z", "--until", "946684801") == []
     future = time.time() + 2
-    assert run_events(lab, "--filter", "type=secret", "--until", "-2s") == []
+    assert run_events(lab, "--filter", "type=secret", "--until=-2s") == []
     assert time.time() >= future          # it streamed until then, and no longer than the call
     bad = sw(lab, "events", "--since", "last tuesday", check=False)
     assert bad.returncode == 1 and 'invalid value "last tuesday" for --since' in bad.stderr
