@@ -146,6 +146,10 @@ class Client:
         """Calls a server-streaming Control method; iterate the result, or cancel() it."""
         return self.channel.stream(method, request, timeout)
 
+    def watch(self, request: Any, timeout: Optional[float] = None) -> Any:
+        """Opens a Watch stream (proto/watch.proto); iterate the result, or cancel() it."""
+        return self.channel.watch_stream(request, timeout)
+
     def close(self) -> None:
         if self._grpc is not None:
             self._grpc.close()

@@ -2,7 +2,7 @@
 
 Owns opening the channel (insecure on a unix socket, TLS credentials on TCP
 when given), unary and server-streaming calls of the Control and LocalNode
-services, and turning grpc.RpcError into the CLI's `RpcFailure`. `cli.client`
+services and the Watch stream, and turning grpc.RpcError into the CLI's `RpcFailure`. `cli.client`
 loads this module only when a call needs grpcio (TCP or TLS targets, writes,
 streams, the LocalNode service, or a fallback from `cli.fastcall`): importing
 grpc costs more than a whole `swarm node ls` may take.
@@ -14,7 +14,7 @@ from typing import Any, Iterator, Optional
 import grpc
 
 from cli.fastcall import RpcFailure
-from proto import control_pb2_grpc
+from proto import control_pb2_grpc, watch_pb2_grpc
 
 MAX_MESSAGE = 64 * 1024 * 1024   # bytes, the largest response the CLI accepts
 
@@ -54,6 +54,7 @@ class Channel:
             self._channel = grpc.insecure_channel(address, options=options)
         self.control = control_pb2_grpc.ControlStub(self._channel)
         self.local = control_pb2_grpc.LocalNodeStub(self._channel)
+        self.watch = watch_pb2_grpc.WatchStub(self._channel)
 
     def call(self, stub: Any, method: str, request: Any, timeout: Optional[float]) -> Any:
         try:
@@ -63,6 +64,10 @@ class Channel:
 
     def stream(self, method: str, request: Any, timeout: Optional[float]) -> Stream:
         return Stream(getattr(self.control, method)(request, timeout=timeout))
+
+    def watch_stream(self, request: Any, timeout: Optional[float]) -> Stream:
+        """Opens a Watch stream (proto/watch.proto)."""
+        return Stream(self.watch.Watch(request, timeout=timeout))
 
     def close(self) -> None:
         self._channel.close()

@@ -70,6 +70,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("network", "Manage networks", "cli.commands_network"),
     Command("volume", "Manage the named volumes of every node", "cli.commands_volume"),
     Command("stack", "Manage stacks declared in Compose files", "cli.commands_stack"),
+    Command("events", "Get real time events from the swarm", "cli.commands_events"),
     Command("inspect", "Return low-level information on tasks, services and nodes",
             "cli.commands_inspect"),
 )

@@ -65,7 +65,8 @@ def event(ev: wpb.WatchEvent, include_old: bool) -> wpb.WatchEvent:
     dirty = _needs_stripping(ev.object) or (keep_old and _needs_stripping(ev.old_object))
     if not dirty and (keep_old or not ev.HasField("old_object")):
         return ev
-    out = wpb.WatchEvent(action=ev.action, object=ev.object, version=ev.version)
+    out = wpb.WatchEvent(action=ev.action, object=ev.object, version=ev.version,
+                         committed_at=ev.committed_at)
     if keep_old:
         out.old_object.CopyFrom(ev.old_object)
     _strip_object(out.object)

@@ -22,26 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from proto import objects_pb2 as proto_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/watch.proto\x12\x08shoal.v1\x1a\x13proto/objects.proto\"m\n\rWatchSelector\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63tions\x18\x06 \x03(\t\"V\n\x0cWatchRequest\x12*\n\tselectors\x18\x01 \x03(\x0b\x32\x17.shoal.v1.WatchSelector\x12\x1a\n\x12include_old_object\x18\x02 \x01(\x08\"\xca\x01\n\nWatchEvent\x12+\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1b.shoal.v1.WatchEvent.Action\x12%\n\x06object\x18\x02 \x01(\x0b\x32\x15.shoal.v1.StoreObject\x12)\n\nold_object\x18\x03 \x01(\x0b\x32\x15.shoal.v1.StoreObject\x12\x0f\n\x07version\x18\x04 \x01(\x04\",\n\x06\x41\x63tion\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06REMOVE\x10\x02\"4\n\x0cWatchMessage\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.shoal.v1.WatchEvent2B\n\x05Watch\x12\x39\n\x05Watch\x12\x16.shoal.v1.WatchRequest\x1a\x16.shoal.v1.WatchMessage0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/watch.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13proto/objects.proto\"m\n\rWatchSelector\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63tions\x18\x06 \x03(\t\"\xcf\x01\n\x0cWatchRequest\x12*\n\tselectors\x18\x01 \x03(\x0b\x32\x17.shoal.v1.WatchSelector\x12\x1a\n\x12include_old_object\x18\x02 \x01(\x08\x12!\n\x14resume_after_version\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08progress\x18\x05 \x01(\x08\x42\x17\n\x15_resume_after_version\"\xfc\x01\n\nWatchEvent\x12+\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1b.shoal.v1.WatchEvent.Action\x12%\n\x06object\x18\x02 \x01(\x0b\x32\x15.shoal.v1.StoreObject\x12)\n\nold_object\x18\x03 \x01(\x0b\x32\x15.shoal.v1.StoreObject\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x06\x41\x63tion\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06REMOVE\x10\x02\"E\n\x0cWatchMessage\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.shoal.v1.WatchEvent\x12\x0f\n\x07version\x18\x02 \x01(\x04\x32\x42\n\x05Watch\x12\x39\n\x05Watch\x12\x16.shoal.v1.WatchRequest\x1a\x16.shoal.v1.WatchMessage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.watch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WATCHSELECTOR']._serialized_start=52
-  _globals['_WATCHSELECTOR']._serialized_end=161
-  _globals['_WATCHREQUEST']._serialized_start=163
-  _globals['_WATCHREQUEST']._serialized_end=249
-  _globals['_WATCHEVENT']._serialized_start=252
-  _globals['_WATCHEVENT']._serialized_end=454
-  _globals['_WATCHEVENT_ACTION']._serialized_start=410
-  _globals['_WATCHEVENT_ACTION']._serialized_end=454
-  _globals['_WATCHMESSAGE']._serialized_start=456
-  _globals['_WATCHMESSAGE']._serialized_end=508
-  _globals['_WATCH']._serialized_start=510
-  _globals['_WATCH']._serialized_end=576
+  _globals['_WATCHSELECTOR']._serialized_start=85
+  _globals['_WATCHSELECTOR']._serialized_end=194
+  _globals['_WATCHREQUEST']._serialized_start=197
+  _globals['_WATCHREQUEST']._serialized_end=404
+  _globals['_WATCHEVENT']._serialized_start=407
+  _globals['_WATCHEVENT']._serialized_end=659
+  _globals['_WATCHEVENT_ACTION']._serialized_start=615
+  _globals['_WATCHEVENT_ACTION']._serialized_end=659
+  _globals['_WATCHMESSAGE']._serialized_start=661
+  _globals['_WATCHMESSAGE']._serialized_end=730
+  _globals['_WATCH']._serialized_start=732
+  _globals['_WATCH']._serialized_end=798
 # @@protoc_insertion_point(module_scope)

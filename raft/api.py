@@ -95,9 +95,16 @@ class ObjectStore(Protocol):
         """`subscribe`, plus a view taken atomically with it: events start right after the view."""
         ...
 
-    def watch_async(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> WatchStream:
+    def watch_async(self, loop: Optional[asyncio.AbstractEventLoop] = None, *,
+                    after_version: Optional[int] = None,
+                    since: Optional[float] = None) -> WatchStream:
         """An async iterator of event batches on `loop` (default: the running loop);
-        its `.view` is the state the batches start from."""
+        its `.view` is the state the live batches start from.
+
+        Replay first (raft/history.py: each manager keeps its last applied
+        transactions): `after_version` replays every transaction after that
+        version, raising HistoryGone when some are no longer kept here;
+        `since` (unix seconds) replays the kept ones committed at or after it."""
         ...
 
     # ------------------------------------------------------- leadership ----

@@ -9,6 +9,8 @@ through catch that.  The subclasses say what to do next:
 - `NotLeader`: the operation needs the raft leader and this node is not it.
 - `Unavailable`: no quorum, no leader, or the deadline passed.  The write may
   or may not have been applied when the message says its outcome is unknown.
+- `HistoryGone`: a watch asked to replay changes older than this replica's
+  event history keeps (raft/history.py); nothing was subscribed.
 """
 from __future__ import annotations
 
@@ -31,3 +33,7 @@ class NotLeader(StoreError):
 
 class Unavailable(StoreError):
     """The store could not complete the operation (no quorum, timeout, stopped)."""
+
+
+class HistoryGone(StoreError):
+    """A watch asked to replay changes this replica no longer keeps (or never had)."""

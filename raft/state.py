@@ -164,6 +164,7 @@ class StoreState:
                         names[(kind, name_before)] = None
 
             event = watch_pb2.WatchEvent(action=_ACTION_TO_EVENT[action.kind], version=version)
+            event.committed_at.CopyFrom(at)
             if action.kind == store_pb2.StoreAction.REMOVE:
                 staged[(kind, obj.id)] = None
                 assert old is not None  # removing a missing object is a Conflict (above)
@@ -232,6 +233,7 @@ class StoreState:
                         version=obj.meta.version,
                     )
                     event.object.CopyFrom(model.wrap(obj))
+                    event.committed_at.CopyFrom(obj.meta.updated_at)
                     if old is not None:
                         event.old_object.CopyFrom(model.wrap(old))
                     events.append(event)

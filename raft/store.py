@@ -12,6 +12,8 @@
   the caller reads its own write, also on a follower (pysyncobj forwards the
   entry to the leader and reports back when the local replica applies it);
 - subscribers see every applied transaction as watch events, in order;
+  the last ones are kept (raft/history.py) so that a watch can replay what
+  it missed (`watch_async(after_version=...)` or `since=...`);
 - raft membership helpers for adding and removing managers;
 - raft traffic between replicas is mutual TLS when a `tls` security object
   is given (raft/tls_transport.py; the daemon passes pki/raft_tls.py's),
@@ -34,6 +36,7 @@ from pysyncobj import FAIL_REASON
 from proto import store_pb2
 from raft.api import LeaderCallback, ObjectStore, Subscriber
 from raft.errors import Conflict, StoreError, Unavailable
+from raft.history import DEFAULT_MAX_EVENTS, EventHistory
 from raft.replica import RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
 from raft.tls_transport import TransportSecurity
@@ -83,6 +86,7 @@ class Store:
         tuning: RaftTuning = RaftTuning(),
         password: Optional[str] = None,
         tls: Optional[TransportSecurity] = None,
+        history_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         if tls is not None and password:
             raise ValueError("raft traffic is protected by TLS or by a password, not both")
@@ -100,6 +104,7 @@ class Store:
         self._lock = threading.RLock()
         self._state = StoreState()
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._history = EventHistory(history_events)
         self._leader_callbacks: list[LeaderCallback] = []
         self._leader_state: tuple[bool, Optional[str]] = (False, None)
         # monotonic time since which raft has known no leader (None: a leader is known)
@@ -145,6 +150,7 @@ class Store:
             raise StoreError(f"seed() needs an empty raft directory; {self.raft_dir} holds raft state")
         with self._lock:
             self._state = state
+            self._history.reset(state.version)
 
     def write_snapshot(self, timeout: float = 30.0) -> int:
         """Writes a raft snapshot of everything applied so far and waits until it
@@ -397,6 +403,7 @@ class Store:
                 applied = self._state.apply(txn)
             except Conflict as e:
                 return ("conflict", str(e))
+            self._history.record(applied.version, applied.events, txn.proposed_at)
             for subscriber in self._subscribers:
                 try:
                     subscriber(applied.events, applied.version)
@@ -424,9 +431,25 @@ class Store:
 
         return view, unsubscribe
 
-    def watch_async(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> WatchStream:
-        """An async iterator of event batches; `.view` is the state it starts from."""
-        return WatchStream(loop or asyncio.get_running_loop(), self.subscribe_with_view)
+    def watch_async(self, loop: Optional[asyncio.AbstractEventLoop] = None, *,
+                    after_version: Optional[int] = None,
+                    since: Optional[float] = None) -> WatchStream:
+        """An async iterator of event batches; `.view` is the state it starts from.
+
+        With `after_version` the stream first replays the kept transactions
+        after that version (HistoryGone when some are no longer kept), with
+        `since` (unix seconds) the kept ones committed at or after that time;
+        the replay ends at `.view.version`, live batches follow it."""
+        with self._lock:
+            backlog: builtins.list = []
+            if after_version is not None:
+                backlog = self._history.after(after_version)
+            elif since is not None:
+                backlog = self._history.since(since)
+            # under the lock, no transaction is applied between the backlog and the view
+            stream = WatchStream(loop or asyncio.get_running_loop(), self.subscribe_with_view)
+        stream.replay([c.events() for c in backlog])
+        return stream
 
     # -------------------------------------------------------- snapshots ----
 
@@ -442,6 +465,7 @@ class Store:
         with self._lock:
             events = self._state.diff(newer)
             self._state = newer
+            self._history.reset(newer.version)
             if events:
                 for subscriber in self._subscribers:
                     try:

@@ -32,6 +32,16 @@ class WatchStream:
         self._unsubscribe: Optional[Callable[[], None]] = None
         self.view, self._unsubscribe = subscribe_with_view(self._deliver)
 
+    def replay(self, batches: list) -> None:
+        """Puts batches ahead of every live one (call it on the loop, right after
+        creating the stream, before the loop runs anything else)."""
+        for batch in batches:
+            self._queue.put_nowait(batch)
+
+    def pending(self) -> int:
+        """Batches queued and not yet read (right after `replay`: the replayed ones)."""
+        return self._queue.qsize()
+
     def _deliver(self, events: list, version: int) -> None:
         """Raft thread: queue a batch for the loop."""
         try:
