@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional
 
 from cli.client import CLIError, Client, RpcFailure, describe_rpc_error, resolve_host
 from cli.context import Context
-from cli.eventfilter import EventFilter, parse_timestamp
+from cli.eventfilter import EventFilter
+from cli.timevalues import parse_timestamp
 from cli.eventmodel import FIELDS, Event, node_name, to_event
 from cli.parsing import UsageError
 from cli.templates import Template

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import time
 from typing import Optional
 
 from cli import format as fmt
 from cli.client import CLIError, RpcFailure, is_not_found
 from cli.context import Context
-from cli.parsing import UsageError, parse_duration
+from cli.parsing import UsageError
+from cli.timevalues import parse_timestamp
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -35,53 +35,15 @@ INCOMPLETE = ("error from daemon in stream: Error grabbing logs: warning: incomp
 TTY_NEEDS_RAW = "tty service logs only supported with --raw"
 DETAIL_KEYS = ("com.docker.swarm.node.id", "com.docker.swarm.service.id",
                "com.docker.swarm.task.id")
-_UNIX_TIME = re.compile(r"^\d+(\.\d+)?$")
-_ZONE = re.compile(r"(Z|z|[+-]\d\d:\d\d)$")
 
 
 # ------------------------------------------------------------------ times ----
 
 def parse_time(value: str, flag: str, now: float) -> float:
-    """Docker's --since/--until value as unix seconds: a duration before `now` (10m,
-    1h30m; a negative one is after it), an RFC 3339 date or time (local time when it
-    names no zone), or a unix timestamp (1700000000, 1700000000.5). UsageError else."""
-    text = value.strip()
-    if text and text != "0":
-        try:
-            sign = -1 if text.startswith("-") else 1
-            return now - sign * parse_duration(text.lstrip("+-"), flag) / 1e9
-        except UsageError:
-            pass
-    if "-" in text:
-        at = _rfc3339(text)
-        if at is None:
-            raise UsageError(f'invalid value "{value}" for {flag}: not an RFC 3339 time '
-                             '(e.g. 2013-01-02T13:23:37Z, 2013-01-02T13:23, 2013-01-02)')
-        return at
-    if _UNIX_TIME.match(text):
-        return float(text)
-    raise UsageError(f'invalid value "{value}" for {flag}: failed to parse value as time or '
-                     'duration; expected a duration (10m, 1h30m), an RFC 3339 time '
-                     '(2013-01-02T13:23:37Z) or a unix timestamp (1357133017)')
-
-
-def _rfc3339(text: str) -> Optional[float]:
-    """An RFC 3339 date or date-time, with or without zone, minutes or seconds; one
-    that names no zone is local time (as Docker reads it)."""
-    zone = ""
-    m = _ZONE.search(text)
-    if m is not None:
-        text, zone = text[:m.start()], m.group(1)
-    date, _, clock = text.partition("T")
-    clock = clock or "00:00:00"
-    if ":" not in clock:
-        clock += ":00"
-    zone = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        at = datetime.datetime.fromisoformat(f"{date}T{clock}{zone}")
-    except ValueError:
-        return None
-    return at.timestamp()    # naive: local time
+    """Docker's --since/--until value as unix seconds (`cli.timevalues`): a duration
+    before `now` (10m, 1h30m; a negative one is after it), an RFC 3339 date or time
+    (local time when it names no zone), or a unix timestamp. UsageError else."""
+    return parse_timestamp(value, int(now * 1e9), flag) / 1e9
 
 
 def timestamp_text(seconds: float) -> str:

@@ -12,7 +12,8 @@ import pytest
 
 from cli.client import CLIError, RpcFailure
 from cli.commands_events import Follower
-from cli.eventfilter import EventFilter, parse_timestamp
+from cli.eventfilter import EventFilter
+from cli.timevalues import parse_timestamp
 from cli.eventmodel import Event, format_time, to_event
 from cli.parsing import UsageError
 from cli.templates import Template
