@@ -1,0 +1,207 @@
+"""Gauges read at scrape time from state Shoal already keeps.
+
+Each collector is given the functions that read its source (the store's
+`list`, the raft status, the agent's task states, the node's certificate),
+never the component itself, so this package imports nothing above `proto`.
+A scrape reads the store's tables (a local read, no raft round trip) and
+counts; nothing is kept between scrapes.
+
+Cluster gauges (nodes, tasks, services) come from every manager's replica of
+the store: managers agree once they have applied the same entries, so
+aggregate over managers with `max`, not `sum` (or keep the leader's, where
+`shoal_raft_leader == 1`). A follower still answers while the leader is gone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from proto import objects_pb2 as pb
+
+ListObjects = Callable[[str], list]   # the store's `list(kind)`
+
+NODE_STATES = [pb.NodeStatus.State.Name(v).lower() for v in pb.NodeStatus.State.values()]
+AVAILABILITIES = [pb.NodeSpec.Availability.Name(v).lower()
+                  for v in pb.NodeSpec.Availability.values()]
+ROLES = [pb.NodeRole.Name(v).lower() for v in pb.NodeRole.values()]
+TASK_STATES = [pb.TaskState.Name(v).lower() for v in pb.TaskState.values()]
+UPDATE_STATES = ["none" if v == pb.UpdateStatus.UNKNOWN else
+                 pb.UpdateStatus.State.Name(v).lower() for v in pb.UpdateStatus.State.values()]
+
+
+def _task_state(value: int) -> str:
+    return pb.TaskState.Name(value).lower() if value in pb.TaskState.values() else str(value)
+
+
+def desired_tasks(service: pb.Service, tasks: Iterable[pb.Task]) -> int:
+    """How many tasks the service wants running: a replicated service its
+    replicas; a global service the tasks the orchestrator wants running (one
+    per eligible node); a job the tasks of its current run not finished yet."""
+    mode = service.spec.WhichOneof("mode")
+    if mode == "replicated":
+        return int(service.spec.replicated.replicas)
+    if mode == "global":
+        return sum(1 for t in tasks if t.desired_state == pb.RUNNING)
+    return sum(1 for t in tasks
+               if t.desired_state == pb.COMPLETE and t.status.state <= pb.RUNNING)
+
+
+def running_tasks(tasks: Iterable[pb.Task]) -> int:
+    """Tasks observed RUNNING that are meant to run (not being shut down)."""
+    return sum(1 for t in tasks if t.status.state == pb.RUNNING
+               and t.desired_state in (pb.RUNNING, pb.COMPLETE))
+
+
+class ClusterCollector(Collector):
+    """Nodes, tasks and services as this manager's store holds them."""
+
+    def __init__(self, list_objects: ListObjects) -> None:
+        self.list_objects = list_objects
+
+    def collect(self) -> Iterator[Metric]:
+        nodes = self.list_objects("node")
+        tasks = self.list_objects("task")
+        services = self.list_objects("service")
+        yield self._nodes(nodes)
+        yield self._tasks(tasks)
+        yield from self._services(services, tasks)
+
+    @staticmethod
+    def _nodes(nodes: list) -> GaugeMetricFamily:
+        counts = {(role, state, avail): 0 for role in ROLES for state in NODE_STATES
+                  for avail in AVAILABILITIES}
+        for n in nodes:
+            key = (pb.NodeRole.Name(n.role).lower(),
+                   pb.NodeStatus.State.Name(n.status.state).lower(),
+                   pb.NodeSpec.Availability.Name(n.spec.availability).lower())
+            counts[key] = counts.get(key, 0) + 1
+        family = GaugeMetricFamily("shoal_nodes", "Nodes in the cluster by role, state and "
+                                   "availability.", labels=["role", "state", "availability"])
+        for (role, state, avail), count in sorted(counts.items()):
+            family.add_metric([role, state, avail], count)
+        return family
+
+    @staticmethod
+    def _tasks(tasks: list) -> GaugeMetricFamily:
+        counts = dict.fromkeys(TASK_STATES, 0)
+        for t in tasks:
+            state = _task_state(t.status.state)
+            counts[state] = counts.get(state, 0) + 1
+        family = GaugeMetricFamily("shoal_tasks", "Tasks in the store by observed state "
+                                   "(kept history included).", labels=["state"])
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        return family
+
+    @staticmethod
+    def _services(services: list, tasks: list) -> Iterator[GaugeMetricFamily]:
+        by_service: dict[str, list] = {}
+        for t in tasks:
+            by_service.setdefault(t.service_id, []).append(t)
+        labels = ["service", "service_id"]
+        desired = GaugeMetricFamily("shoal_service_tasks_desired", "Tasks a service wants "
+                                    "running (replicas; for global services one per eligible "
+                                    "node).", labels=labels)
+        running = GaugeMetricFamily("shoal_service_tasks_running", "Tasks of a service "
+                                    "observed running.", labels=labels)
+        by_state = GaugeMetricFamily("shoal_service_tasks", "Tasks of a service by observed "
+                                     "state.", labels=[*labels, "state"])
+        update = GaugeMetricFamily("shoal_service_update_state", "1 for the state of the "
+                                   "service's rolling update (none: never updated), 0 for the "
+                                   "others.", labels=[*labels, "state"])
+        for s in sorted(services, key=lambda s: s.spec.annotations.name):
+            name, own = s.spec.annotations.name, by_service.get(s.id, [])
+            desired.add_metric([name, s.id], desired_tasks(s, own))
+            running.add_metric([name, s.id], running_tasks(own))
+            counts: dict[str, int] = {}
+            for t in own:
+                state = _task_state(t.status.state)
+                counts[state] = counts.get(state, 0) + 1
+            for state, count in sorted(counts.items()):
+                by_state.add_metric([name, s.id, state], count)
+            current = "none" if not s.HasField("update_status") or \
+                s.update_status.state == pb.UpdateStatus.UNKNOWN else \
+                pb.UpdateStatus.State.Name(s.update_status.state).lower()
+            for state in UPDATE_STATES:
+                update.add_metric([name, s.id, state], 1 if state == current else 0)
+        yield from (desired, running, by_state, update)
+
+
+@dataclass(frozen=True)
+class RaftStatus:
+    """What a manager's raft replica reports (raft/store.py `Store.status`)."""
+    term: int
+    last_index: int
+    commit_index: int
+    applied_index: int
+    is_leader: bool
+    members: int
+
+
+class RaftCollector(Collector):
+    """Raft's term, indexes, leadership and membership on this manager."""
+
+    def __init__(self, status: Callable[[], Optional[RaftStatus]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        if status is None:  # the store is not running (yet, or any more)
+            return
+        for name, text, value in (
+                ("shoal_raft_term", "Current raft term.", status.term),
+                ("shoal_raft_last_log_index", "Index of the last entry in this manager's raft "
+                 "log.", status.last_index),
+                ("shoal_raft_commit_index", "Raft commit index known to this manager.",
+                 status.commit_index),
+                ("shoal_raft_applied_index", "Index of the last raft entry applied to this "
+                 "manager's store.", status.applied_index),
+                ("shoal_raft_leader", "1 when this manager is the raft leader.",
+                 int(status.is_leader)),
+                ("shoal_raft_members", "Voting members of the raft group.", status.members)):
+            yield GaugeMetricFamily(name, text, value=value)
+
+
+class AgentCollector(Collector):
+    """The tasks this node's agent controls, by the state it last reported."""
+
+    def __init__(self, task_states: Callable[[], dict[str, int]]) -> None:
+        self.task_states = task_states
+
+    def collect(self) -> Iterator[Metric]:
+        counts = dict.fromkeys(TASK_STATES, 0)
+        for value in self.task_states().values():
+            name = _task_state(value)
+            counts[name] = counts.get(name, 0) + 1
+        family = GaugeMetricFamily("shoal_agent_tasks", "Tasks this node's agent controls, by "
+                                   "the state it last reported.", labels=["state"])
+        for name, count in counts.items():
+            family.add_metric([name], count)
+        yield family
+
+
+class NodeCollector(Collector):
+    """Who this node is, its certificate's expiry and its dispatcher sessions."""
+
+    def __init__(self, node_id: str, role: str, cert_not_after: Callable[[], float],
+                 dispatcher_sessions: Optional[Callable[[], int]] = None) -> None:
+        self.node_id = node_id
+        self.role = role
+        self.cert_not_after = cert_not_after
+        self.dispatcher_sessions = dispatcher_sessions
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("shoal_node_info", "Always 1: this node's ID and role.",
+                                 labels=["node_id", "role"])
+        info.add_metric([self.node_id, self.role], 1)
+        yield info
+        yield GaugeMetricFamily("shoal_node_certificate_expiry_timestamp_seconds",
+                                "When this node's current TLS certificate expires (Unix time).",
+                                value=self.cert_not_after())
+        if self.dispatcher_sessions is not None:
+            yield GaugeMetricFamily("shoal_dispatcher_sessions", "Agent sessions open on this "
+                                    "manager's dispatcher (0 on a follower).",
+                                    value=self.dispatcher_sessions())
