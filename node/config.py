@@ -53,3 +53,7 @@ class NodeConfig:
     # Journal entries that trigger a raft snapshot (0: the store's default).
     raft_snapshot_entries: int = 0
     debug: bool = False                    # log at DEBUG level
+    # --metrics-addr ("" turns the endpoint off) and --metrics-tls; None: not given,
+    # keep what node.json holds (node.state.apply_metrics_flags)
+    metrics_addr: Optional[str] = None
+    metrics_tls: Optional[bool] = None
