@@ -379,12 +379,12 @@ class Lab:
         kill_and_wait([pid])
         return pid
 
-    def start(self, name: str) -> int:
-        """Starts `swarm daemon` on the node's data dir inside its namespaces; returns the pid
-        once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
+    def start(self, name: str, *flags: str) -> int:
+        """Starts `swarm daemon [FLAGS]` on the node's data dir inside its namespaces; returns
+        the pid once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
         if self.pid(name) is not None:
             raise LabError(f"node {name!r} is already running (pid {self.pid(name)})")
-        self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)))
+        self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)), *flags)
         pid = self.pid(name)
         if pid is None:
             raise LabError(f"the daemon of {name!r} exited after starting:\n{self.log_tail(name)}")

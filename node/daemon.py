@@ -354,6 +354,7 @@ class Node:
         registry = node_registry(
             self.metrics, self.state.node_id, self.state.role, self.holder, agent_tasks,
             list_objects=store.list if store is not None else None,
+            store_version=(lambda: store.version) if store is not None else None,
             raft_status=store.raft_status if store is not None else None,
             dispatcher_sessions=sessions if self.is_manager else None)
         server = MetricsServer(endpoint, registry, self.creds if endpoint.tls else None,

@@ -179,6 +179,7 @@ class MetricsServer:
 def node_registry(metrics: NodeMetrics, node_id: str, role: str, holder: CredentialsHolder,
                   agent_tasks: Callable[[], dict[str, int]],
                   list_objects: Optional[Callable[[str], list]] = None,
+                  store_version: Optional[Callable[[], int]] = None,
                   raft_status: Optional[Callable[[], Optional[RaftStatus]]] = None,
                   dispatcher_sessions: Optional[Callable[[], int]] = None) -> CollectorRegistry:
     """The node's registry: its instruments plus the scrape-time collectors (the
@@ -191,7 +192,7 @@ def node_registry(metrics: NodeMetrics, node_id: str, role: str, holder: Credent
     registry.register(NodeCollector(node_id, role, cert_not_after, dispatcher_sessions))
     registry.register(AgentCollector(agent_tasks))
     if list_objects is not None:
-        registry.register(ClusterCollector(list_objects))
+        registry.register(ClusterCollector(list_objects, store_version))
     if raft_status is not None:
         registry.register(RaftCollector(raft_status))
     return registry

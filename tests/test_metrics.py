@@ -104,8 +104,8 @@ def test_cluster_collector_counts_nodes_tasks_and_services() -> None:
 def test_desired_tasks_of_a_job_are_its_unfinished_tasks() -> None:
     job = pb.Service(id="j")
     job.spec.replicated_job.total_completions = 4
-    tasks = [_task("a", "j", pb.RUNNING, pb.COMPLETE), _task("b", "j", pb.COMPLETE, pb.COMPLETE)]
-    assert desired_tasks(job, tasks) == 1
+    counts = {(pb.RUNNING, pb.COMPLETE): 2, (pb.COMPLETE, pb.COMPLETE): 1}
+    assert desired_tasks(job, counts) == 2
 
 
 def test_collectors_read_their_sources_at_every_scrape() -> None:
@@ -132,6 +132,25 @@ def test_collectors_read_their_sources_at_every_scrape() -> None:
     assert value(registry, "shoal_raft_term") == 4
     assert value(registry, "shoal_raft_leader") == 0
     assert value(registry, "shoal_node_certificate_expiry_timestamp_seconds") == 1_950_000_000.0
+
+
+def test_cluster_collector_reuses_its_answer_while_the_store_version_stays() -> None:
+    objects = _cluster()
+    version = [7]
+    reads: list[str] = []
+
+    def list_objects(kind: str) -> list:
+        reads.append(kind)
+        return objects[kind]
+
+    registry = CollectorRegistry()
+    registry.register(ClusterCollector(list_objects, lambda: version[0]))
+    assert value(registry, "shoal_tasks", state="pending") == 1
+    objects["task"].append(_task("t7", "web", pb.PENDING))
+    assert value(registry, "shoal_tasks", state="pending") == 1   # same version: cached
+    assert reads == ["task", "node", "service"]
+    version[0] = 8
+    assert value(registry, "shoal_tasks", state="pending") == 2
 
 
 def test_raft_collector_says_nothing_without_a_store() -> None:
