@@ -141,8 +141,7 @@ def _restart_all(lab: Lab, flags: Callable[[str], list[str]]) -> None:
     """Restarts every node with `flags`, one at a time (managers keep their quorum)."""
     for name in sorted(lab.names(), key=lambda n: (lab.role(n) == "manager", n)):
         lab.kill(name)
-        lab.start(name, *flags(name))
-        lab.wait_running(name)
+        lab.start(name, *flags(name))      # returns once the daemon serves its socket
         lab.wait_ready(timeout=60)
 
 
