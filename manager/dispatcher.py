@@ -21,9 +21,9 @@ from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
 from manager.volumebroker import VolumeBroker
-from metrics.instruments import NodeMetrics
 from manager import objects
 from manager.objects import copy
+from metrics.instruments import NodeMetrics
 from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc

@@ -493,8 +493,8 @@ class Node:
         assert self.server is not None
         await self.server.stop(1.0)
         await runtime.close()
-        if metrics_server is not None:
-            metrics_server.close()
+        if metrics_server is not None:  # joins its thread: off the event loop
+            await loop.run_in_executor(None, metrics_server.close)
         if self.store is not None:
             self.store.close()
 
