@@ -13,6 +13,7 @@ aggregate over managers with `max`, not `sum` (or keep the leader's, where
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Optional
@@ -63,6 +64,26 @@ def running_tasks(counts: StateCounts) -> int:
                if state == pb.RUNNING and desired in (pb.RUNNING, pb.COMPLETE))
 
 
+TaskCounts = Counter  # (service ID, observed state, desired state) -> tasks
+CHUNK = 500  # tasks counted between two hand-overs of the GIL
+
+
+def count_tasks(tasks: list) -> TaskCounts:
+    """Tasks by (service ID, observed state, desired state), in one pass.
+
+    A scrape runs on a thread of the node's process: every CHUNK tasks it
+    lets the raft thread and the event loop run (time.sleep(0) hands the GIL
+    over), so a big store's count costs them a few waits of under a
+    millisecond instead of one stall as long as the whole count.
+    """
+    counts: TaskCounts = Counter()
+    for start in range(0, len(tasks), CHUNK):
+        counts.update((t.service_id, t.status.state, t.desired_state)
+                      for t in tasks[start:start + CHUNK])
+        time.sleep(0)
+    return counts
+
+
 class ClusterCollector(Collector):
     """Nodes, tasks and services as this manager's store holds them.
 
@@ -82,8 +103,7 @@ class ClusterCollector(Collector):
         if version >= 0 and version == cached_version:
             yield from cached
             return
-        tasks = Counter((t.service_id, t.status.state, t.desired_state)
-                        for t in self.list_objects("task"))
+        tasks = count_tasks(self.list_objects("task"))
         families: list[Metric] = [self._nodes(self.list_objects("node")), self._tasks(tasks),
                     *self._services(self.list_objects("service"), tasks)]
         if version >= 0:
@@ -106,7 +126,7 @@ class ClusterCollector(Collector):
         return family
 
     @staticmethod
-    def _tasks(tasks: Counter) -> GaugeMetricFamily:
+    def _tasks(tasks: TaskCounts) -> GaugeMetricFamily:
         counts = dict.fromkeys(TASK_STATES, 0)
         for (_, state, _), n in tasks.items():
             name = _task_state(state)
@@ -118,7 +138,7 @@ class ClusterCollector(Collector):
         return family
 
     @staticmethod
-    def _services(services: list, tasks: Counter) -> list[GaugeMetricFamily]:
+    def _services(services: list, tasks: TaskCounts) -> list[GaugeMetricFamily]:
         by_service: dict[str, dict[tuple[int, int], int]] = {}
         for (service_id, state, desired), n in tasks.items():
             by_service.setdefault(service_id, {})[(state, desired)] = n
