@@ -22,8 +22,8 @@ from cryptography import x509
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from metrics.collectors import (AgentCollector, ClusterCollector, NodeCollector, RaftCollector,
-                                RaftStatus, desired_tasks)
+from metrics.collectors import (CHUNK, AgentCollector, ClusterCollector, NodeCollector,
+                                RaftCollector, RaftStatus, count_tasks, desired_tasks)
 from metrics.instruments import NodeMetrics
 from node.metricsserver import MetricsServer, MetricsServerError, node_registry
 from node.state import MetricsEndpoint, NodeState, apply_metrics_flags, metrics_endpoint
@@ -132,6 +132,15 @@ def test_collectors_read_their_sources_at_every_scrape() -> None:
     assert value(registry, "shoal_raft_term") == 4
     assert value(registry, "shoal_raft_leader") == 0
     assert value(registry, "shoal_node_certificate_expiry_timestamp_seconds") == 1_950_000_000.0
+
+
+def test_tasks_are_counted_across_chunks() -> None:
+    tasks = [_task(f"t{i}", f"s{i % 3}", pb.RUNNING if i % 2 else pb.FAILED)
+             for i in range(2 * CHUNK + 7)]
+    counts = count_tasks(tasks)
+    assert sum(counts.values()) == len(tasks)
+    assert counts[("s0", pb.RUNNING, pb.RUNNING)] == sum(
+        1 for i in range(len(tasks)) if i % 3 == 0 and i % 2)
 
 
 def test_cluster_collector_reuses_its_answer_while_the_store_version_stays() -> None:
