@@ -17,6 +17,17 @@ _DATA_DIR_HELP = "Node data directory (default /var/lib/shoal)"
 _FOREGROUND_HELP = "Run the node in this process instead of detaching"
 
 
+def _metrics_flags(parser: argparse.ArgumentParser) -> None:
+    """--metrics-addr and --metrics-tls, kept in node.json (a restart serves them again)."""
+    parser.add_argument("--metrics-addr", default=None, metavar="IP:PORT",
+                        help="Serve Prometheus metrics at http://IP:PORT/metrics (PORT alone: "
+                             "127.0.0.1:PORT; loopback only unless --metrics-tls; \"\" turns "
+                             "them off) (default: kept, else off)")
+    parser.add_argument("--metrics-tls", action="store_const", const=True, default=None,
+                        help="Serve metrics over HTTPS with the node's certificate, to clients "
+                             "with a certificate from the cluster's CA (allows any IP)")
+
+
 def declare_init(parser: argparse.ArgumentParser) -> None:
     """Declares `swarm init`'s options on `parser`."""
     p = parser
@@ -38,6 +49,7 @@ def declare_init(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--force-new-cluster", action="store_true",
                    help="Force create a new cluster from current state: a one-manager cluster "
                         "from this (stopped) manager's data directory, every object kept")
+    _metrics_flags(p)
     p.set_defaults(bootstrap="cmd_init")
 
 
@@ -52,6 +64,7 @@ def declare_join(parser: argparse.ArgumentParser) -> None:
                    help='Availability of the node ("active"|"pause"|"drain")')
     p.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
     p.add_argument("remote", metavar="HOST:PORT", help="Address of a manager")
+    _metrics_flags(p)
     p.set_defaults(bootstrap="cmd_join")
 
 
@@ -59,6 +72,7 @@ def declare_daemon(parser: argparse.ArgumentParser) -> None:
     """Declares `swarm daemon [--data-dir DIR] [--foreground]` on `parser`."""
     parser.add_argument("--data-dir", help=_DATA_DIR_HELP)
     parser.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
+    _metrics_flags(parser)
     parser.set_defaults(bootstrap="cmd_daemon")
 
 

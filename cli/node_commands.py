@@ -59,7 +59,9 @@ def node_config(args: argparse.Namespace,
         min_cert_expiry=environment.min_cert_expiry(environ),
         raft_snapshot_entries=environment.raft_snapshot_entries(environ),
         debug=environment.debug(environ),
-        notify_socket=environment.notify_socket(environ))
+        notify_socket=environment.notify_socket(environ),
+        metrics_addr=getattr(args, "metrics_addr", None),
+        metrics_tls=getattr(args, "metrics_tls", None))
 
 
 def _start(config: NodeConfig, message: Optional[str] = None) -> int:
@@ -71,7 +73,7 @@ def _start(config: NodeConfig, message: Optional[str] = None) -> int:
             print(message, flush=True)
         try:
             daemon.run_daemon(config, runtimes.podman_factory(config))
-        except daemon.AlreadyRunning as exc:
+        except (daemon.AlreadyRunning, daemon.MetricsServerError) as exc:
             _err(f"Error: {exc}")
             return 1
         return 0

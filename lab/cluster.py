@@ -87,8 +87,12 @@ def _is_swarm(pid: int) -> bool:
 class Lab:
     """The nodes of one lab; every method reads the state file afresh."""
 
-    def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None) -> None:
+    def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None,
+                 metrics_port: Optional[int] = None) -> None:
         self.root = Path(root) if root else lab_dir()
+        # nodes made by this Lab serve /metrics on <their IP>:<port> over mutual TLS
+        # (`--metrics-addr IP:PORT --metrics-tls`, kept across restarts)
+        self.metrics_port = metrics_port
         self.state = StateFile(self.root / "lab.json")
         if underlay_index is None:
             underlay_index = int(os.environ.get("SHOAL_LAB_INDEX", "0"))
@@ -329,14 +333,17 @@ class Lab:
                 raise LabError(f"node {name!r}: old podman storage left: {'; '.join(problems)}")
             storage.prepare(f"{self.net.underlay.host_ip}:{REGISTRY_PORT}")
             addr = f"{ip}:{MANAGER_PORT}"
+            metrics = [] if self.metrics_port is None else [
+                "--metrics-addr", f"{ip}:{self.metrics_port}", "--metrics-tls"]
             if create_cluster:
                 self._run_node_starter(name, "init", "--data-dir", str(data_dir),
-                                       "--listen-addr", addr, "--advertise-addr", addr)
+                                       "--listen-addr", addr, "--advertise-addr", addr,
+                                       *metrics)
                 return
             if token is None:
                 token = self.join_token(role)
             self._run_node_starter(name, "join", "--token", token, "--data-dir", str(data_dir),
-                                   "--listen-addr", addr, "--advertise-addr", addr,
+                                   "--listen-addr", addr, "--advertise-addr", addr, *metrics,
                                    f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
         except BaseException:
             self._teardown_node(name)
@@ -372,12 +379,12 @@ class Lab:
         kill_and_wait([pid])
         return pid
 
-    def start(self, name: str) -> int:
-        """Starts `swarm daemon` on the node's data dir inside its namespaces; returns the pid
-        once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
+    def start(self, name: str, *flags: str) -> int:
+        """Starts `swarm daemon [FLAGS]` on the node's data dir inside its namespaces; returns
+        the pid once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
         if self.pid(name) is not None:
             raise LabError(f"node {name!r} is already running (pid {self.pid(name)})")
-        self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)))
+        self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)), *flags)
         pid = self.pid(name)
         if pid is None:
             raise LabError(f"the daemon of {name!r} exited after starting:\n{self.log_tail(name)}")

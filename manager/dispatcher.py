@@ -23,6 +23,7 @@ from manager.netview import NetIndex
 from manager.volumebroker import VolumeBroker
 from manager import objects
 from manager.objects import copy
+from metrics.instruments import NodeMetrics
 from pki import tls
 from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
@@ -53,8 +54,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     """Serves the Dispatcher API while this manager leads."""
 
     def __init__(self, store: ObjectStore, node_id: str, logs: LogBroker,
-                 volumes: Optional[VolumeBroker] = None) -> None:
+                 volumes: Optional[VolumeBroker] = None,
+                 metrics: Optional[NodeMetrics] = None) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self.node_id = node_id
         self.logs = logs
         self.volumes = volumes or VolumeBroker(node_id)
@@ -177,6 +180,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         sess = _Session(id=model.new_id(), node_id=node_id, last_heartbeat=time.monotonic())
         self.sessions[node_id] = sess
         self._by_id[sess.id] = sess
+        self.metrics.dispatcher_sessions_opened.inc()
         self.log.info("node %s (%s) opened session %s", node_id,
                       request.description.hostname, sess.id)
         try:
@@ -203,6 +207,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     async def Heartbeat(self, request, context):
         sess = await self._session_or_abort(context, request.session_id)
         sess.last_heartbeat = time.monotonic()
+        self.metrics.dispatcher_heartbeats.inc()
         return dpb.HeartbeatResponse(period=model.duration(self.heartbeat_period()))
 
     # -------------------------------------------------------- assignments --
@@ -255,10 +260,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         net_adds, _ = self._net_index().changes(sess.node_id, nets)
         # Secrets, configs and network views come before the tasks that use them, and
         # leave after them.
-        yield dpb.AssignmentsMessage(
-            type=dpb.AssignmentsMessage.COMPLETE,
-            changes=net_adds + adds + [self._assignment(t, dpb.AssignmentChange.UPDATE)
-                                       for t in tasks])
+        complete = net_adds + adds + [self._assignment(t, dpb.AssignmentChange.UPDATE)
+                                      for t in tasks]
+        self._count_batch(complete)
+        yield dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.COMPLETE, changes=complete)
         while True:
             batch = await queue.get()
             if batch is None:
@@ -282,8 +287,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             net_adds, net_drops = self._net_index().changes(sess.node_id, nets)
             changes = net_adds + adds + changes + drops + net_drops
             if changes:
+                self._count_batch(changes)
                 yield dpb.AssignmentsMessage(type=dpb.AssignmentsMessage.INCREMENTAL,
                                              changes=changes)
+
+    def _count_batch(self, changes: list) -> None:
+        self.metrics.dispatcher_assignment_batches.inc()
+        self.metrics.dispatcher_assignment_changes.inc(len(changes))
 
     def _net_index(self) -> NetIndex:
         """The cluster's network views at the store's current version (built once per

@@ -14,6 +14,7 @@ from typing import Optional
 
 from manager import orchestrator
 from manager.objects import copy
+from metrics.instruments import NodeMetrics
 from proto import objects_pb2 as pb
 from raft import actions, errors
 from raft.api import ObjectStore
@@ -25,9 +26,11 @@ MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the manager
 class LeaderLoop:
     """Runs orchestration, scheduling and reaping on the leader."""
 
-    def __init__(self, store: ObjectStore, node_id: str) -> None:
+    def __init__(self, store: ObjectStore, node_id: str,
+                 metrics: Optional[NodeMetrics] = None) -> None:
         self.store = store
         self.node_id = node_id
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.passes = 0
@@ -100,14 +103,17 @@ class LeaderLoop:
                 pass
             self._dirty.clear()
             view = self.store.snapshot()
+            started = time.perf_counter()
             try:
                 plan = orchestrator.reconcile(view, time.time())
+                self.metrics.scheduler_pass_seconds.observe(time.perf_counter() - started)
             except Exception:  # a bug in a decision must not kill the loop
                 self.log.exception("reconciliation failed")
                 await asyncio.sleep(0.5)
                 self._dirty.set()
                 continue
             self.passes += 1
+            self.metrics.scheduler_tasks_placed.inc(plan.placed)
             wake_at = plan.wake_at
             if not plan.actions:
                 continue

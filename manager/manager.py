@@ -21,6 +21,7 @@ from manager.logbroker import LogBroker
 from manager.rolemanager import RoleManager
 from manager.volumebroker import VolumeBroker
 from manager.watchapi import WatchServicer
+from metrics.instruments import NodeMetrics
 from proto import control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from proto import dispatcher_pb2 as dpb
 from raft.api import ObjectStore
@@ -100,8 +101,9 @@ class Manager:
     """Everything a manager node serves and runs."""
 
     def __init__(self, store: ObjectStore, node_id: str, data_dir: str,
-                 node_addr: Callable[[], str]) -> None:
+                 node_addr: Callable[[], str], metrics: Optional[NodeMetrics] = None) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self.node_id = node_id
         self.data_dir = data_dir
         self.logs = LogBroker(node_id)
@@ -142,9 +144,10 @@ class Manager:
             self.leading = leading
             if leading:
                 self.log.info("became the leader: starting dispatcher and orchestrators")
-                self.dispatcher = Dispatcher(self.store, self.node_id, self.logs, self.volumes)
+                self.dispatcher = Dispatcher(self.store, self.node_id, self.logs, self.volumes,
+                                             metrics=self.metrics)
                 self.dispatcher.start()
-                self.leader_loop = LeaderLoop(self.store, self.node_id)
+                self.leader_loop = LeaderLoop(self.store, self.node_id, self.metrics)
                 self.leader_loop.start()
                 self.rotation = RotationReconciler(self.store, self.node_id)
                 self.rotation.start()
@@ -167,6 +170,11 @@ class Manager:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
+
+    def dispatcher_sessions(self) -> int:
+        """Sessions open on this manager's dispatcher (0 unless it leads)."""
+        dispatcher = self.dispatcher
+        return len(dispatcher.sessions) if dispatcher is not None else 0
 
     async def stop(self) -> None:
         async with self._transition:

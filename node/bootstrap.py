@@ -26,8 +26,9 @@ from node import credentials
 from node.config import ClusterSettings, NodeConfig
 from node.runtimes import remove_node_containers
 from node.state import (DEFAULT_PORT, LOCKED_FILE, PID_FILE, READY_FILE, STATE_FILE, NodeState,
-                        daemon_running, locked, log_path, node_addresses, raft_addr_of,
-                        raft_bind_addr, serving, socket_path, split_addr)
+                        apply_metrics_flags, daemon_running, locked, log_path,
+                        node_addresses, raft_addr_of, raft_bind_addr,
+                        serving, socket_path, split_addr)
 from pki import keystore, tokens
 from pki import raft_tls as pki_raft_tls
 from proto import control_pb2 as cpb
@@ -66,13 +67,14 @@ def init_cluster(config: NodeConfig, settings: ClusterSettings) -> NodeState:
         listen, advertise = node_addresses(config.listen_addr, config.advertise_addr)
         ipam.parse_pools(settings.default_addr_pool or [],
                          settings.default_addr_pool_mask_length or 0)
+        state = NodeState(node_id=model.new_id(), role="manager", advertise_addr=advertise,
+                          listen_addr=listen, raft_addr=raft_addr_of(advertise),
+                          init=settings.as_init(), creates_cluster=True,
+                          cluster_id=model.new_id(), managers=[advertise])
+        apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
     except ValueError as exc:  # ipam's AllocationError is a ValueError
         raise NodeError(str(exc)) from None
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state = NodeState(node_id=model.new_id(), role="manager", advertise_addr=advertise,
-                      listen_addr=listen, raft_addr=raft_addr_of(advertise),
-                      init=settings.as_init(), creates_cluster=True,
-                      cluster_id=model.new_id(), managers=[advertise])
     credentials.create_cluster_pki(data_dir, state.node_id, state.cluster_id,
                                    state.advertise_addr)
     state.save(data_dir)
@@ -146,6 +148,7 @@ def force_new_cluster(config: NodeConfig, read_unlock_key: Callable[[], str],
         listen, advertise = node_addresses(config.listen_addr, config.advertise_addr,
                                            default_listen=state.listen_addr,
                                            default_advertise=state.advertise_addr)
+        apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
     except ValueError as exc:
         raise NodeError(str(exc)) from None
     raft_addr = raft_addr_of(advertise)
@@ -190,6 +193,9 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
     try:
         remote_host, remote_port = split_addr(remote, DEFAULT_PORT)
         listen, advertise = node_addresses(config.listen_addr, config.advertise_addr)
+        metrics = NodeState(node_id="", role="", advertise_addr="", listen_addr="",
+                            raft_addr="")  # the metrics flags, checked before joining
+        apply_metrics_flags(metrics, config.metrics_addr, config.metrics_tls)
         joined = credentials.join(
             data_dir, remote_host, remote_port, token, advertise_addr=advertise,
             raft_addr=raft_addr_of(advertise), availability=availability)
@@ -198,7 +204,8 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
     state = NodeState(node_id=joined.node_id, role=joined.role, advertise_addr=advertise,
                       listen_addr=listen, raft_addr=raft_addr_of(advertise),
                       cluster_id=joined.cluster_id, managers=joined.managers,
-                      raft_peers=joined.raft_peers)
+                      raft_peers=joined.raft_peers, metrics_addr=metrics.metrics_addr,
+                      metrics_tls=metrics.metrics_tls)
     state.save(data_dir)
     return state
 
@@ -273,6 +280,13 @@ def prepare_resume(config: NodeConfig) -> None:
     data_dir = config.data_dir
     if not NodeState.exists(data_dir):
         raise NodeError(f"{data_dir} holds no node: run 'swarm init' or 'swarm join' first")
+    if not daemon_running(data_dir):  # (a running one is refused below or by run_daemon)
+        state = NodeState.load(data_dir)
+        try:
+            if apply_metrics_flags(state, config.metrics_addr, config.metrics_tls):
+                state.save(data_dir)  # kept: a later `swarm daemon` serves them too
+        except ValueError as exc:
+            raise NodeError(str(exc)) from None
     if config.foreground:
         return
     if daemon_running(data_dir):

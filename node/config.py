@@ -55,3 +55,7 @@ class NodeConfig:
     debug: bool = False                    # log at DEBUG level
     # systemd's $NOTIFY_SOCKET for a Type=notify unit (node/sdnotify.py); None: none
     notify_socket: Optional[str] = None
+    # --metrics-addr ("" turns the endpoint off) and --metrics-tls; None: not given,
+    # keep what node.json holds (node.state.apply_metrics_flags)
+    metrics_addr: Optional[str] = None
+    metrics_tls: Optional[bool] = None

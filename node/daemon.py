@@ -40,13 +40,15 @@ from manager.authz import AuthzInterceptor
 from manager import objects
 from manager.ca import NodeCAServicer, RaftMembershipServicer, cluster_of
 from manager.manager import Manager
+from metrics.instruments import NodeMetrics
 from node import credentials, lockedmode, renewal
 from node.sdnotify import Notifier, socket_answers
 from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
+from node.metricsserver import MetricsServer, MetricsServerError, node_registry
 from node.renewal import CertRenewer
 from node.runtimes import RuntimeFactory
 from node.state import (DEFAULT_PORT, JOIN_PORT_OFFSET, LOCKED_FILE, PID_FILE, READY_FILE,
-                        NodeState, raft_bind_addr, socket_path, split_addr)
+                        NodeState, metrics_endpoint, raft_bind_addr, socket_path, split_addr)
 from pki import keystore
 from pki import node as pkinode
 from pki import raft_tls, tls, tokens
@@ -94,6 +96,9 @@ class Node:
         self.credentials_holder: Optional[CredentialsHolder] = None
         self.renewer: Optional[CertRenewer] = None
         self._agent: Optional[Agent] = None  # once run() made it
+        self._manager: Optional[Manager] = None  # on a manager, once its server is up
+        # this node's instruments (metrics/); served when node.json has a metrics address
+        self.metrics = NodeMetrics()
         self.keys = keystore.ManagerKeys(self.data_dir)
         self.dek: Optional[bytes] = None  # the cluster data key (managers)
         self.restart_requested = False
@@ -248,7 +253,7 @@ class Node:
                            self.state.raft_peers, advertise_addr=self.state.raft_addr,
                            encrypt=cipher.encrypt, decrypt=cipher.decrypt,
                            tuning=_raft_tuning(self.config),
-                           tls=raft_tls.RaftTLS(self.holder.current))
+                           tls=raft_tls.RaftTLS(self.holder.current), metrics=self.metrics)
         self.store.start()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.wait_ready, 60.0)
@@ -278,7 +283,9 @@ class Node:
 
     def _register_manager(self, server: grpc.aio.Server) -> Manager:
         assert self.store is not None and self.dek is not None
-        manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr)
+        manager = Manager(self.store, self.state.node_id, str(self.data_dir), self._addr,
+                          metrics=self.metrics)
+        self._manager = manager
         manager.control.key_passphrase = self.key_passphrase  # reads the root CA key on disk
         manager.control.min_cert_expiry = self.config.min_cert_expiry
         # volume and log calls a follower hands to the leader go with this node's certificate
@@ -344,6 +351,37 @@ class Node:
         for name in names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         return manager
+
+    # ------------------------------------------------------------ metrics --
+
+    def _start_metrics(self) -> Optional[MetricsServer]:
+        """Serves /metrics where node.json says (None: no endpoint); raises
+        MetricsServerError when it cannot."""
+        try:
+            endpoint = metrics_endpoint(self.state.metrics_addr, self.state.metrics_tls)
+        except ValueError as exc:  # node.json edited by hand
+            raise MetricsServerError(str(exc)) from None
+        if endpoint is None:
+            return None
+        store = self.store
+
+        def agent_tasks() -> dict[str, int]:
+            return self._agent.task_states() if self._agent is not None else {}
+
+        def sessions() -> int:
+            return self._manager.dispatcher_sessions() if self._manager is not None else 0
+
+        registry = node_registry(
+            self.metrics, self.state.node_id, self.state.role, self.holder, agent_tasks,
+            list_objects=store.list if store is not None else None,
+            store_version=(lambda: store.version) if store is not None else None,
+            raft_status=store.raft_status if store is not None else None,
+            dispatcher_sessions=sessions if self.is_manager else None)
+        server = MetricsServer(endpoint, registry, self.creds if endpoint.tls else None,
+                               self.log)
+        server.start()
+        self.holder.subscribe(server.refresh)
+        return server
 
     # -------------------------------------------------------- role change --
 
@@ -422,6 +460,15 @@ class Node:
             keys_task = loop.create_task(self._follow_keys())
         else:
             self.credentials_holder = CredentialsHolder(pkinode.load(self.data_dir))
+        try:
+            metrics_server = self._start_metrics()
+        except MetricsServerError:
+            if keys_task is not None:
+                keys_task.cancel()
+                await asyncio.gather(keys_task, return_exceptions=True)
+            if self.store is not None:
+                self.store.close()
+            raise
         manager = await self._start_server()
         if manager is not None:
             await manager.start()
@@ -432,7 +479,7 @@ class Node:
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
                       tls_info=lambda: renewal.tls_info(self.creds),
-                      node_addr=self._addr())
+                      node_addr=self._addr(), metrics=self.metrics)
 
         def follow_credentials(new: pkinode.NodeCredentials) -> None:
             loop.call_soon_threadsafe(agent.set_credentials, tls.client_credentials(new))
@@ -471,6 +518,8 @@ class Node:
         assert self.server is not None
         await self.server.stop(1.0)
         await runtime.close()
+        if metrics_server is not None:  # joins its thread: off the event loop
+            await loop.run_in_executor(None, metrics_server.close)
         if self.store is not None:
             self.store.close()
 

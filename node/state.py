@@ -4,18 +4,20 @@ Owns `NodeState` (`<data-dir>/node.json`, no secrets), the paths of a node's
 socket, logs and marker files, whether its daemon runs (the flock on
 `daemon.pid`), serves (`ready`) or waits locked (`locked`), and the address
 rules: "ip[:port]" parsing, Docker's choice of listen and advertise
-addresses, and the raft endpoint (the manager port + 1).
+addresses, the raft endpoint (the manager port + 1) and the metrics endpoint
+(loopback unless served with TLS).
 """
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import json
 import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pyroute2 import IPRoute
 
@@ -27,6 +29,7 @@ STATE_FILE = "node.json"
 PID_FILE = "daemon.pid"
 READY_FILE = "ready"
 LOCKED_FILE = "locked"   # kept while a manager waits for `swarm unlock` (node.lockedmode)
+METRICS_HOST = "127.0.0.1"  # where --metrics-addr PORT binds
 
 
 @dataclass
@@ -43,6 +46,8 @@ class NodeState:
     cluster_id: str = ""
     managers: list[str] = field(default_factory=list)    # manager endpoints the agent uses
     raft_peers: list[str] = field(default_factory=list)  # other managers' raft endpoints
+    metrics_addr: str = ""         # --metrics-addr as normalised ("": no metrics endpoint)
+    metrics_tls: bool = False      # --metrics-tls: HTTPS, client certificates required
 
     @classmethod
     def load(cls, data_dir: Path) -> "NodeState":
@@ -157,3 +162,66 @@ def raft_addr_of(advertise: str) -> str:
 def raft_bind_addr(listen: str, raft_addr: str) -> str:
     """Where the raft endpoint binds: the listen IP with the raft port."""
     return f"{split_addr(listen, DEFAULT_PORT)[0]}:{split_addr(raft_addr, DEFAULT_PORT)[1]}"
+
+
+# ---------------------------------------------------------------- metrics --
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where the node serves `/metrics`, and whether over TLS (see metrics_endpoint)."""
+    host: str
+    port: int
+    tls: bool
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def metrics_endpoint(addr: str, tls: bool) -> Optional[MetricsEndpoint]:
+    """The endpoint `--metrics-addr ADDR [--metrics-tls]` asks for (None: ""; off).
+
+    ADDR is IP:PORT, or PORT / :PORT for 127.0.0.1:PORT. Metrics name the
+    cluster's nodes and services, so a non-loopback IP (0.0.0.0 included) is
+    refused unless `tls`: then the node serves HTTPS with its own certificate
+    and answers only clients with a certificate from the cluster's CA.
+    Raises ValueError with what to do.
+    """
+    if not addr:
+        return None
+    text = addr if ":" in addr else f":{addr}"
+    try:
+        host, port = split_addr(text, 0)
+    except ValueError:
+        raise ValueError(f"invalid --metrics-addr {addr!r}: expected IP:PORT or PORT "
+                         "(e.g. 127.0.0.1:9323)") from None
+    host = host or METRICS_HOST
+    if host == "localhost":
+        host = METRICS_HOST
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"invalid --metrics-addr {addr!r}: {host!r} is not an IP address "
+                         "(e.g. 127.0.0.1:9323)") from None
+    if not ip.is_loopback and not tls:
+        raise ValueError(
+            f"refusing to serve metrics on {addr} without TLS: they name the cluster's nodes "
+            f"and services. Bind a loopback address (127.0.0.1:{port}), or add --metrics-tls "
+            "to serve HTTPS with this node's certificate to clients holding a certificate "
+            "from the cluster's CA")
+    return MetricsEndpoint(str(ip), port, tls)
+
+
+def apply_metrics_flags(state: NodeState, addr: Optional[str], tls: Optional[bool]) -> bool:
+    """Puts `--metrics-addr`/`--metrics-tls` into `state` (None: not given, keep what is
+    kept); True when something changed. ValueError (state untouched) when refused."""
+    if addr is None and tls is None:
+        return False
+    new_addr = state.metrics_addr if addr is None else addr
+    new_tls = bool(tls) if addr is not None else (bool(tls) or state.metrics_tls)
+    if tls and not new_addr:
+        raise ValueError("--metrics-tls needs --metrics-addr IP:PORT (where to serve metrics)")
+    endpoint = metrics_endpoint(new_addr, new_tls)
+    normalised = str(endpoint) if endpoint is not None else ""
+    changed = (normalised, new_tls) != (state.metrics_addr, state.metrics_tls)
+    state.metrics_addr, state.metrics_tls = normalised, new_tls
+    return changed

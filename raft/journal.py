@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import zlib
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 _MAGIC = b"SHOALJ01"
 _RECORD = struct.Struct("<IIQQ")  # command length, crc32, raft index, raft term
@@ -44,6 +45,8 @@ class DiskJournal:
         self._meta = self._read_meta()
         self._meta_dirty = False
         self._fd = -1
+        # told the seconds each append took (write + fdatasync): the store's metrics
+        self.append_observer: Optional[Callable[[float], None]] = None
         self._open()
 
     # ------------------------------------------------------------ files ----
@@ -107,8 +110,11 @@ class DiskJournal:
         command = bytes(command)
         crc = zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term)))
         record = _RECORD.pack(len(command), crc, idx, term) + command
+        started = time.perf_counter()
         _write_all(self._fd, record)
         self._sync(self._fd)
+        if self.append_observer is not None:
+            self.append_observer(time.perf_counter() - started)
         self._entries.append((command, idx, term))
         self._offsets.append(self._end)
         self._end += len(record)

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from google.protobuf.message import Message
 from pysyncobj import FAIL_REASON
 
+from metrics.collectors import RaftStatus
+from metrics.instruments import NodeMetrics
 from proto import store_pb2
 from raft.api import LeaderCallback, ObjectStore, Subscriber
 from raft.errors import Conflict, StoreError, Unavailable
@@ -87,6 +89,7 @@ class Store:
         password: Optional[str] = None,
         tls: Optional[TransportSecurity] = None,
         history_events: int = DEFAULT_MAX_EVENTS,
+        metrics: Optional[NodeMetrics] = None,
     ) -> None:
         if tls is not None and password:
             raise ValueError("raft traffic is protected by TLS or by a password, not both")
@@ -101,6 +104,9 @@ class Store:
         self._password = password
         self._tls = tls
         self._log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        # raft and write instruments (metrics/instruments.py); private when not given
+        self.metrics = metrics if metrics is not None else NodeMetrics()
+        self._last_leader: Optional[str] = None  # the last leader seen, to count changes
         self._lock = threading.RLock()
         self._state = StoreState()
         self._subscribers: tuple[Subscriber, ...] = ()
@@ -135,6 +141,7 @@ class Store:
             security=self._tls,
         )
         self._replica.add_tick_hook(self._after_tick)
+        self._replica.journal.append_observer = self.metrics.raft_append_seconds.observe
         self._replica.start(name=f"raft-{self.node_id[:12]}")
         self._log.info("raft store on %s (peers: %s), data in %s",
                        self.raft_addr, ", ".join(self.peers) or "none", self.raft_dir)
@@ -241,6 +248,9 @@ class Store:
         else:
             self._leaderless_since = None
         state = (established, leader if leader is not None and (established or leader != self.raft_addr) else None)
+        if leader is not None and leader != self._last_leader:
+            self._last_leader = leader
+            self.metrics.raft_leader_changes.inc()
         if state != self._leader_state:
             self._leader_state = state
             self._log.info("raft leader is now %s%s", state[1] or "unknown",
@@ -309,13 +319,14 @@ class Store:
             outcome.append((result, reason))
             done.set()
 
-        self._propose(replica, actions, settle)
-        deadline = time.monotonic() + timeout
-        while not done.wait(max(0.0, min(_POLL, deadline - time.monotonic()))):
-            if self._leaderless():
-                raise self._no_leader(proposed=True)
-            if time.monotonic() >= deadline:
-                raise self._timeout(timeout)
+        with self.metrics.store_write_seconds.time():
+            self._propose(replica, actions, settle)
+            deadline = time.monotonic() + timeout
+            while not done.wait(max(0.0, min(_POLL, deadline - time.monotonic()))):
+                if self._leaderless():
+                    raise self._no_leader(proposed=True)
+                if time.monotonic() >= deadline:
+                    raise self._timeout(timeout)
         return self._outcome(*outcome[0])
 
     async def acommit(self, actions: Sequence[store_pb2.StoreAction], timeout: float = 5.0) -> int:
@@ -338,6 +349,15 @@ class Store:
             except RuntimeError:  # loop closed; nobody waits any more
                 pass
 
+        started = time.perf_counter()
+        try:
+            return await self._await_commit(replica, actions, future, settle, timeout)
+        finally:
+            self.metrics.store_write_seconds.observe(time.perf_counter() - started)
+
+    async def _await_commit(self, replica: Replica, actions: Sequence[store_pb2.StoreAction],
+                            future: asyncio.Future, settle: Callable[[Any, int], None],
+                            timeout: float) -> int:
         self._propose(replica, actions, settle)
         deadline = time.monotonic() + timeout
         while True:
@@ -393,6 +413,10 @@ class Store:
 
     def _apply(self, payload: bytes) -> tuple[str, Any]:
         """Raft thread: applies one committed transaction (every replica, log order)."""
+        with self.metrics.raft_apply_seconds.time():
+            return self._apply_timed(payload)
+
+    def _apply_timed(self, payload: bytes) -> tuple[str, Any]:
         try:
             txn = store_pb2.StoreTransaction.FromString(self._decrypt(payload))
         except Exception as e:
@@ -526,10 +550,22 @@ class Store:
             "commit_index": replica.raftCommitIndex,
             "last_applied": replica.raftLastApplied,
             "journal_entries": len(replica.journal),
+            "last_index": replica.journal[-1][1] if len(replica.journal) else 0,
             "store_version": self.version,
             "members": replica.members(),
         }
 
+    def raft_status(self) -> Optional[RaftStatus]:
+        """Raft's term, indexes and leadership for the metrics (None unless running)."""
+        replica = self._replica
+        if replica is None or self._closed:
+            return None
+        journal = replica.journal
+        return RaftStatus(term=int(replica.raftCurrentTerm),
+                          last_index=int(journal[-1][1]) if len(journal) else 0,
+                          commit_index=int(replica.raftCommitIndex),
+                          applied_index=int(replica.raftLastApplied),
+                          is_leader=self.is_leader(), members=len(replica.members()))
 
 # mypy checks here that Store implements the interface the rest of Shoal uses.
 _STORE_IMPLEMENTS: type[ObjectStore] = Store

@@ -26,7 +26,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
-          docker-registry busybox-static nftables iproute2
+          docker-registry busybox-static nftables iproute2 prometheus
           python3 python3-venv python3-pip git ca-certificates)
 
 install_packages() {
@@ -46,10 +46,12 @@ step "apt packages (${PACKAGES[*]})" install_packages
 stop_packaged_registry() {
     if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
         systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        # likewise Debian's prometheus (:9090): tests start their own on a free port
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
     return 0
 }
-step "packaged docker-registry service not in the way" stop_packaged_registry
+step "packaged docker-registry and prometheus services not in the way" stop_packaged_registry
 
 # podman 4.3 reads /etc/containers/containers.conf.d/*.conf. Default ulimits
 # above the host's hard limits make every container fail with

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Type-checks Shoal with mypy (configuration: [tool.mypy] in pyproject.toml).
-# Checks whichever of node/ manager/ worker/ raft/ scheduler/ pki/ cli/ exist and says
+# Checks whichever of node/ manager/ worker/ raft/ scheduler/ pki/ cli/ metrics/ exist and says
 # which; mypy also checks the modules they import (overlay_net/, proto/model.py, ...).
 # Exits non-zero on any type error. scripts/test.sh runs it before the test suite.
 # MYPY overrides the mypy to run (default: the repository's .venv, made by setup.sh).
@@ -10,7 +10,7 @@ cd "$REPO"
 MYPY="${MYPY:-.venv/bin/mypy}"
 present=()
 missing=()
-for pkg in node manager worker raft scheduler pki cli; do
+for pkg in node manager worker raft scheduler pki cli metrics; do
     if [ -d "$pkg" ]; then present+=("$pkg"); else missing+=("$pkg"); fi
 done
 if [ ${#present[@]} -eq 0 ]; then

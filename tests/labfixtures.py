@@ -14,7 +14,7 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pytest
 from pyroute2 import IPRoute
@@ -40,15 +40,17 @@ def new_lab_root() -> Path:
 
 
 @contextlib.contextmanager
-def lab_cluster(managers: int = 1, workers: int = 0) -> Iterator[Lab]:
-    """A lab that is up inside the block and fully removed after it."""
+def lab_cluster(managers: int = 1, workers: int = 0,
+                metrics_port: Optional[int] = None) -> Iterator[Lab]:
+    """A lab that is up inside the block and fully removed after it (its nodes serve
+    metrics on <IP>:`metrics_port` over mutual TLS when it is given)."""
     root = new_lab_root()
     lab = None
     try:
         for index in range(FIRST_INDEX, LAST_INDEX + 1):
             if bridge_exists(f"shoallab{index}"):
                 continue
-            candidate = Lab(root, underlay_index=index)
+            candidate = Lab(root, underlay_index=index, metrics_port=metrics_port)
             try:
                 candidate.up(managers, workers)
             except LabError as err:

@@ -11,7 +11,9 @@ import pytest
 from cli import environment, node_commands
 from cli.main import build_parser
 from cli.parsing import UsageError
+from node import bootstrap
 from node.config import ClusterSettings, PodmanOptions
+from node.state import NodeState
 
 
 def _ns(*argv: str) -> argparse.Namespace:
@@ -76,3 +78,45 @@ def test_init_refuses_a_second_cluster_in_the_same_directory(tmp_path: Path, cap
 def test_leave_outside_a_swarm_says_so(tmp_path: Path, capsys) -> None:
     assert node_commands.cmd_leave(_ns("leave", "--data-dir", str(tmp_path))) == 1
     assert capsys.readouterr().err == "Error: This node is not part of a swarm\n"
+
+
+def test_metrics_flags_reach_the_config() -> None:
+    config = node_commands.node_config(
+        _ns("daemon", "--metrics-addr", "10.0.0.1:9323", "--metrics-tls"), {})
+    assert (config.metrics_addr, config.metrics_tls) == ("10.0.0.1:9323", True)
+    config = node_commands.node_config(_ns("join", "--token", "t", "--metrics-addr", "9323",
+                                           "10.0.0.2:2377"), {})
+    assert (config.metrics_addr, config.metrics_tls) == ("9323", None)
+    config = node_commands.node_config(_ns("daemon"), {})
+    assert (config.metrics_addr, config.metrics_tls) == (None, None)   # keep node.json's
+
+
+def test_init_refuses_public_metrics_without_tls_before_making_anything(
+        tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "node"
+    ns = _ns("init", "--data-dir", str(data_dir), "--listen-addr", "10.0.0.1:2377",
+             "--metrics-addr", "0.0.0.0:9323")
+    assert node_commands.cmd_init(ns) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: refusing to serve metrics on 0.0.0.0:9323 without TLS")
+    assert "--metrics-tls" in err and "127.0.0.1:9323" in err
+    assert not data_dir.exists()
+
+
+def test_daemon_keeps_new_metrics_flags_in_node_json(tmp_path: Path, capsys) -> None:
+    state = NodeState(node_id="n", role="worker", advertise_addr="10.0.0.1:2377",
+                      listen_addr="10.0.0.1:2377", raft_addr="10.0.0.1:2378")
+    state.save(tmp_path)
+    ns = _ns("daemon", "--data-dir", str(tmp_path), "--foreground", "--metrics-addr",
+             "10.0.0.1:9323")
+    assert node_commands.cmd_daemon(ns) == 1                       # refused: no TLS
+    assert "without TLS" in capsys.readouterr().err
+    assert NodeState.load(tmp_path).metrics_addr == ""
+    config = node_commands.node_config(_ns("daemon", "--data-dir", str(tmp_path), "--foreground",
+                                           "--metrics-addr", "9323"), {})
+    bootstrap.prepare_resume(config)
+    assert (NodeState.load(tmp_path).metrics_addr, NodeState.load(tmp_path).metrics_tls) == \
+        ("127.0.0.1:9323", False)
+    bootstrap.prepare_resume(node_commands.node_config(
+        _ns("daemon", "--data-dir", str(tmp_path), "--foreground"), {}))
+    assert NodeState.load(tmp_path).metrics_addr == "127.0.0.1:9323"   # kept

@@ -25,6 +25,7 @@ from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc as dgrpc
 from proto import model
 from proto import objects_pb2 as pb
+from metrics.instruments import NodeMetrics
 from worker import taskspec
 from worker.clock import REAL_CLOCK, Clock
 from worker.controller import TaskController
@@ -107,8 +108,10 @@ class Agent:
         tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
         node_addr: str = "",
         clock: Clock = REAL_CLOCK,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.node_id = node_id
+        self.metrics = metrics if metrics is not None else NodeMetrics()
         self.clock = clock  # times the reconnect back-off and the heartbeats
         self.on_session_message = on_session_message
         self.tls_info = tls_info
@@ -151,8 +154,10 @@ class Agent:
         return self._session_id
 
     def task_states(self) -> dict[str, int]:
-        """Last reported state of every task the agent currently controls."""
-        return {tid: ctrl.last_state for tid, ctrl in self._controllers.items()}
+        """Last reported state of every task the agent currently controls (safe to
+        call from another thread, e.g. a metrics scrape: the dict is copied first)."""
+        controllers = list(self._controllers.items())
+        return {tid: ctrl.last_state for tid, ctrl in controllers}
 
     def container_of(self, task_id: str) -> str:
         ctrl = self._controllers.get(task_id)
@@ -433,7 +438,8 @@ class Agent:
         ctrl = TaskController(task, self.runtime, self._report, node_id=self.node_id,
                               cluster_id=self.cluster_id, node_hostname=self.hostname,
                               container=container, log=self.log, files=self.files,
-                              network=self.networking, clock=self.clock)
+                              network=self.networking, clock=self.clock,
+                              start_observer=self.metrics.agent_container_start_seconds.observe)
         self._controllers[task.id] = ctrl
         ctrl.start().add_done_callback(functools.partial(self._controller_done, ctrl))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from proto import model
@@ -67,8 +68,10 @@ class TaskController:
         files: TaskFiles | None = None,
         network: Networking | None = None,
         clock: Clock = REAL_CLOCK,
+        start_observer: Callable[[float], None] | None = None,
     ) -> None:
         self.task = pb.Task()
+        self._start_observer = start_observer  # told how long each container start took
         self.task.CopyFrom(task)
         self.runtime = runtime
         self.node_id = node_id
@@ -318,11 +321,14 @@ class TaskController:
     async def _start(self) -> None:
         """STARTING → RUNNING, then watches the container."""
         self._report(pb.STARTING, "starting")
+        started = time.monotonic()
         try:
             await self.runtime.start(self._container_id)
         except RuntimeError_ as exc:
             self._report(pb.FAILED, "starting", err=str(exc) or "container start failed")
             return
+        if self._start_observer is not None:
+            self._start_observer(time.monotonic() - started)
         # RUNNING goes out at once (or, with a healthcheck, on its first healthy result);
         # the PID follows when the wait first inspects the container (an inspect here
         # would delay every start by a podman round trip).

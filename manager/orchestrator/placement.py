@@ -46,6 +46,7 @@ def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
             t.status.message = ASSIGNED_MESSAGE
             t.status.timestamp.CopyFrom(stamp)
             t.scheduling_message = ""
+            work.placed += 1
             continue
         _hold(work, task, decision.message, stamp)
 

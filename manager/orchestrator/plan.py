@@ -26,6 +26,7 @@ class Plan:
 
     actions: list[store_pb2.StoreAction] = field(default_factory=list)
     wake_at: Optional[float] = None
+    placed: int = 0  # tasks the scheduler assigned to a node in this pass
 
 
 class Work:
@@ -50,6 +51,7 @@ class Work:
         self._edited_nodes: set[str] = set()
         self.wake_at: Optional[float] = None
         self._removed_files: dict[str, store_pb2.StoreAction] = {}
+        self.placed = 0  # tasks assigned to a node by placement (orchestrator/placement.py)
 
     # ------------------------------------------------------------- tasks --
     def service_tasks(self, service_id: str) -> list[pb.Task]:
@@ -142,7 +144,7 @@ class Work:
         actions += _updates(self._edited_tasks, self.tasks, self.view.tasks)
         actions += [store_actions.remove(self.view.tasks[i]) for i in sorted(self._deleted)]
         actions += [self._removed_files[i] for i in sorted(self._removed_files)]
-        return Plan(actions=actions, wake_at=self.wake_at)
+        return Plan(actions=actions, wake_at=self.wake_at, placed=self.placed)
 
 
 def _updates(ids: Iterable[str], current: dict, original) -> list[store_pb2.StoreAction]:
