@@ -29,6 +29,7 @@ from pki.tokens import DataCipher
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
+from raft.history import EventHistory
 from raft.store import Store
 
 
@@ -115,7 +116,13 @@ def main() -> None:
                         help="transport between the 3 nodes (default: tls, as the daemon)")
     parser.add_argument("--data-key", choices=("on", "off"), default="on",
                         help="encrypt payloads with a data key, as managers do (default: on)")
+    parser.add_argument("--watch-history", choices=("on", "off"), default="on",
+                        help="off: the stores skip recording events for Watch replays "
+                             "(raft/history.py), to measure what that costs (default: on)")
     args = parser.parse_args()
+    if args.watch_history == "off":   # a measurement switch only: the daemon always records
+        setattr(EventHistory, "record", lambda self, *a, **k: None)
+    print(f"watch history: {args.watch_history}", flush=True)
     cipher: dict = {}
     if args.data_key == "on":
         data_key = DataCipher(os.urandom(32))
