@@ -71,6 +71,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("stack", "Manage stacks declared in Compose files", "cli.commands_stack"),
     Command("inspect", "Return low-level information on tasks, services and nodes",
             "cli.commands_inspect"),
+    Command("ui", "Serve a live page of the cluster on this machine's loopback address",
+            "cli.commands_ui"),
 )
 _BY_NAME = {command.name: command for command in COMMANDS}
 

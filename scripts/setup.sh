@@ -26,7 +26,8 @@ fi
 
 PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
           docker-registry busybox-static nftables iproute2
-          python3 python3-venv python3-pip git ca-certificates)
+          python3 python3-venv python3-pip git ca-certificates
+          chromium)   # chromium: tests/test_e2e_ui.py drives the `swarm ui` page headless
 
 install_packages() {
     local missing=()
