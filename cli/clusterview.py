@@ -12,7 +12,6 @@ mirror, `cli.clusterhttp` sends the state to the page.
 from __future__ import annotations
 
 import re
-import zlib
 from typing import Any, Iterable, Optional
 
 from cli.format import job_replicas_column, mode_of, replica_counts
@@ -73,10 +72,17 @@ class Mirror:
         return list(self.tables["task"].values())
 
 
-def service_colour(name: str) -> str:
-    """A stable colour per service name (hsl), so a service looks the same everywhere."""
-    hue = zlib.crc32(name.encode()) % 360
-    return f"hsl({hue}, 65%, 42%)"
+# Well-separated colours that carry white text; services take them in creation order.
+PALETTE = ("#2563eb", "#db2777", "#059669", "#7c3aed", "#ea580c", "#0891b2", "#65a30d",
+           "#be123c", "#4f46e5", "#b45309", "#0d9488", "#9333ea")
+NO_SERVICE = "#6b7280"   # tasks of a service that is gone
+
+
+def service_colours(services: Iterable[pb.Service]) -> dict[str, str]:
+    """Service ID -> colour: the oldest service gets the first colour, and so on, so that
+    a new service never changes the colour of those already drawn."""
+    ordered = sorted(services, key=lambda s: (model.ts_seconds(s.meta.created_at), s.id))
+    return {s.id: PALETTE[i % len(PALETTE)] for i, s in enumerate(ordered)}
 
 
 def _natural(text: str) -> tuple:
@@ -89,7 +95,8 @@ def is_current(task: pb.Task) -> bool:
     return task.desired_state <= pb.RUNNING
 
 
-def task_box(task: pb.Task, services: dict[str, pb.Service]) -> TaskBox:
+def task_box(task: pb.Task, services: dict[str, pb.Service],
+             colours: dict[str, str]) -> TaskBox:
     service = services.get(task.service_id)
     name = task.service_name or (service.spec.annotations.name if service else "")
     return {
@@ -105,7 +112,7 @@ def task_box(task: pb.Task, services: dict[str, pb.Service]) -> TaskBox:
         "health": task.status.health.status,
         "message": task.status.err or task.scheduling_message or task.status.message,
         "failed": task.status.state in (pb.FAILED, pb.REJECTED, pb.ORPHANED),
-        "colour": service_colour(name),
+        "colour": colours.get(task.service_id, NO_SERVICE),
     }
 
 
@@ -137,7 +144,8 @@ def _column_order(column: dict[str, Any]) -> tuple:
     return (column["role"] != "manager", not column["leader"], _natural(column["hostname"]))
 
 
-def service_row(service: pb.Service, tasks: list[pb.Task], down: set[str]) -> dict[str, Any]:
+def service_row(service: pb.Service, tasks: list[pb.Task], down: set[str],
+                colour: str) -> dict[str, Any]:
     mode = mode_of(service.spec)
     running, desired = replica_counts(service, tasks, down)
     replicas = (job_replicas_column(service, tasks, down) if mode.endswith(" job")
@@ -155,7 +163,7 @@ def service_row(service: pb.Service, tasks: list[pb.Task], down: set[str]) -> di
         "update_state": _lower(pb.UpdateStatus.State.Name(update.state))
         if update.state else "",
         "update_message": update.message,
-        "colour": service_colour(name),
+        "colour": colour,
     }
 
 
@@ -165,12 +173,13 @@ def page_state(mirror: Mirror, connected: bool = True, error: str = "",
     services = mirror.tables["service"]
     nodes = mirror.tables["node"]
     tasks = sorted(mirror.tasks, key=lambda t: t.id)
+    colours = service_colours(services.values())
     by_node: dict[str, list[TaskBox]] = {node_id: [] for node_id in nodes}
     unassigned: list[TaskBox] = []
     for task in tasks:
         if not is_current(task):
             continue
-        box = task_box(task, services)
+        box = task_box(task, services, colours)
         if task.node_id in by_node:
             by_node[task.node_id].append(box)
         else:
@@ -181,7 +190,8 @@ def page_state(mirror: Mirror, connected: bool = True, error: str = "",
     of_service: dict[str, list[pb.Task]] = {}
     for task in tasks:
         of_service.setdefault(task.service_id, []).append(task)
-    rows = sorted((service_row(s, of_service.get(s.id, []), down) for s in services.values()),
+    rows = sorted((service_row(s, of_service.get(s.id, []), down, colours[s.id])
+                   for s in services.values()),
                   key=lambda r: _natural(r["name"]))
     return {
         "connected": connected,

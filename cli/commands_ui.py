@@ -64,7 +64,7 @@ def serve(ctx: Context, ns: argparse.Namespace) -> int:
     stop = threading.Event()
     feed = ClusterFeed(ctx.host)
     server = None
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         server = _bind(feed, ns.port)
         feed.on_change = server.changed

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from cli.clusterhttp import PageServer, page_html
-from cli.clusterview import Mirror, page_state, service_colour
+from cli.clusterview import NO_SERVICE, PALETTE, Mirror, page_state
 from cli.main import build_parser
 from proto import model
 from proto import objects_pb2 as pb
@@ -38,6 +38,7 @@ def svc(service_id: str, name: str, replicas: int | None = None, version: int = 
     """A replicated service of `replicas` tasks, or a global one (replicas None)."""
     s = pb.Service(id=service_id)
     s.meta.version = version
+    s.meta.created_at.seconds = 1000 + int(service_id[1:])
     s.spec.annotations.name = name
     s.spec.task.container.image = f"registry:5000/{name}:1"
     if replicas is None:
@@ -101,7 +102,9 @@ def test_current_tasks_are_boxes_in_their_node_history_is_left_out() -> None:
     assert [(b["name"], b["state"]) for b in state["unassigned"]] == [("web.3", "pending")]
     box = state["nodes"][3]["tasks"][0]
     assert box["image"] == "registry:5000/web:1" and box["health"] == "healthy"
-    assert box["colour"] == service_colour("web") != service_colour("agent")
+    # colours by age: web (made first) has the first one, agent the second
+    assert box["colour"] == PALETTE[0]
+    assert state["nodes"][0]["tasks"][0]["colour"] == PALETTE[1]
     assert state["counts"] == {"nodes": 4, "down": 0, "services": 2, "tasks": 5}
 
 
@@ -258,3 +261,16 @@ def test_events_send_the_state_then_each_change_and_end_on_stop() -> None:
         sock.close()
         if not stopped:
             ps.stop()
+
+
+def test_colours_stay_with_their_service_and_an_orphan_task_is_grey() -> None:
+    mirror = cluster()
+    before = {r["name"]: r["colour"] for r in page_state(mirror)["services"]}
+    newer = svc("s3", "api", 1)
+    mirror.apply(event(newer, wpb.WatchEvent.CREATE))
+    after = {r["name"]: r["colour"] for r in page_state(mirror)["services"]}
+    assert after == dict(before, api=PALETTE[2])
+    mirror.apply(event(mirror.tables["service"]["s2"], wpb.WatchEvent.REMOVE))
+    boxes = [b for c in page_state(mirror)["nodes"] for b in c["tasks"]
+             if b["service"] == "agent"]
+    assert boxes and all(b["colour"] == NO_SERVICE for b in boxes)
