@@ -89,6 +89,16 @@ def _natural(text: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
+def short_image(image: str) -> str:
+    """The image without its registry host and digest, as a box has room for:
+    "127.0.0.1:5000/shoal/busybox:1@sha256:..." -> "shoal/busybox:1"."""
+    image = image.split("@", 1)[0]
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return rest
+    return image
+
+
 def is_current(task: pb.Task) -> bool:
     """A task the orchestrator still wants (desired state at most running): the page's
     boxes. Tasks being shut down, and a slot's history, are left out."""
@@ -109,6 +119,7 @@ def task_box(task: pb.Task, services: dict[str, pb.Service],
         "state": _lower(pb.TaskState.Name(task.status.state)),
         "desired": _lower(pb.TaskState.Name(task.desired_state)),
         "image": task.spec.container.image,
+        "image_short": short_image(task.spec.container.image),
         "health": task.status.health.status,
         "message": task.status.err or task.scheduling_message or task.status.message,
         "failed": task.status.state in (pb.FAILED, pb.REJECTED, pb.ORPHANED),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -29,6 +30,13 @@ from tests.helpers import wait
 
 CHROMIUM = "chromium"
 START_TIMEOUT = 30.0   # seconds for Chromium to open its DevTools port
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For subprocess.Popen(preexec_fn=...): the child gets SIGKILL when the test process
+    dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG), so no browser outlives a test run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class CDPError(Exception):
@@ -211,7 +219,8 @@ def headless_chromium(executable: str = CHROMIUM) -> Iterator[Page]:
     if os.geteuid() == 0:
         argv.insert(1, "--no-sandbox")     # Chromium's sandbox refuses to run as root
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)
     page: Optional[Page] = None
     try:
         port = _devtools_port(profile, proc, START_TIMEOUT)

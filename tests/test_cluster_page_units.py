@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from cli.clusterhttp import PageServer, page_html
-from cli.clusterview import NO_SERVICE, PALETTE, Mirror, page_state
+from cli.clusterview import NO_SERVICE, PALETTE, Mirror, page_state, short_image
 from cli.main import build_parser
 from proto import model
 from proto import objects_pb2 as pb
@@ -274,3 +274,13 @@ def test_colours_stay_with_their_service_and_an_orphan_task_is_grey() -> None:
     boxes = [b for c in page_state(mirror)["nodes"] for b in c["tasks"]
              if b["service"] == "agent"]
     assert boxes and all(b["colour"] == NO_SERVICE for b in boxes)
+
+
+def test_boxes_show_the_image_without_registry_host_and_digest() -> None:
+    assert short_image("127.0.0.1:5000/shoal/busybox:1@sha256:ab") == "shoal/busybox:1"
+    assert short_image("registry.example/app:2") == "app:2"
+    assert short_image("localhost/app") == "app"
+    assert short_image("shoal/busybox:1") == "shoal/busybox:1"
+    assert short_image("nginx") == "nginx"
+    box = page_state(cluster())["nodes"][0]["tasks"][0]
+    assert (box["image"], box["image_short"]) == ("registry:5000/agent:1", "agent:1")

@@ -27,7 +27,7 @@ import pytest
 
 from lab.cluster import REPO, Lab
 from node.config import DEFAULT_HEARTBEAT_NS
-from tests.cdp import Page, headless_chromium
+from tests.cdp import Page, die_with_parent, headless_chromium
 from tests.helpers import sw
 from tests.labfixtures import image, module_lab  # noqa: F401 (fixtures)
 
@@ -48,7 +48,8 @@ class UI:
                 "--port", "0"]
         self.proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(REPO)),
                                      cwd=str(REPO), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=die_with_parent)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.url = self._url(timeout=20)
@@ -155,9 +156,20 @@ def test_every_task_is_a_box_and_a_scale_adds_boxes(lab: Lab, page: Page, image:
     boxes = dom_task_ids(page, "web")
     assert boxes == live_tasks(lab, "web")
     assert set(boxes.values()) == set(NODES)       # spread over every node
-    box = page.evaluate("""(b => [b.dataset.slot, b.textContent])(
+    box = page.evaluate("""(b => [b.dataset.slot, b.dataset.image, b.textContent])(
         document.querySelector('.task[data-service="web"]'))""")
-    assert int(box[0]) in range(1, 7) and image in box[1]
+    assert int(box[0]) in range(1, 7) and box[1] == image
+    assert image.split("/", 1)[1] in box[2]          # shown without the registry host
+
+    # a global service: one box per node, in a colour of its own
+    sw(lab, "service", "create", "-d", "--name", "agent", "--mode", "global",
+       "--stop-grace-period", "1s", image, "httpd", "-f", "-p", "8081")
+    page.wait_for(running_boxes("agent", len(NODES)), 60, "a running box of agent per node")
+    agents = dom_task_ids(page, "agent")
+    assert agents == live_tasks(lab, "agent") and sorted(agents.values()) == sorted(NODES)
+    colours = page.evaluate("""['web', 'agent'].map(s => getComputedStyle(
+        document.querySelector(`.task[data-service="${s}"]`)).backgroundColor)""")
+    assert colours[0] != colours[1]
 
 
 def test_a_killed_worker_turns_red_within_the_heartbeat_period(
@@ -173,10 +185,11 @@ def test_a_killed_worker_turns_red_within_the_heartbeat_period(
     colour = page.evaluate("getComputedStyle(document.querySelector("
                            "'.node[data-hostname=\"worker1\"] .node-head')).backgroundColor")
     assert colour == "rgb(220, 38, 38)"            # the page's --bad red
-    # its tasks move: six running boxes again, none on worker1
-    page.wait_for(running_boxes("web", 6) + " && !document.querySelector("
-                  "'.node[data-hostname=\"worker1\"] .task[data-service=\"web\"]')",
-                  30, "web's 6 tasks running on the live nodes")
+    # its tasks move: six running boxes of web again and none on worker1; agent keeps one
+    # box on each live node
+    page.wait_for(running_boxes("web", 6) + " && " + running_boxes("agent", len(NODES) - 1)
+                  + " && !document.querySelector('.node[data-hostname=\"worker1\"] .task')",
+                  30, "web's 6 tasks running on the live nodes, agent's 2")
     path = SCREENSHOT if os.environ.get("SHOAL_UPDATE_SCREENSHOT") else \
         tmp_path / "cluster-page.png"
     png = page.screenshot(path)
