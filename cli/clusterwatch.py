@@ -48,8 +48,11 @@ class ClusterFeed:
         self.error = ""
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._channel = grpc.insecure_channel(
-            self.client.target.address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+        self._channel = grpc.insecure_channel(self.client.target.address, options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            # a restarted node is found again within a second (grpc backs off up to 120 s)
+            ("grpc.initial_reconnect_backoff_ms", int(RETRY_SECONDS * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(RETRY_SECONDS * 1000))])
         self._watch = watch_pb2_grpc.WatchStub(self._channel)
         self._call: Optional[Any] = None
         self._thread: Optional[threading.Thread] = None

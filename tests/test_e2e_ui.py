@@ -5,7 +5,9 @@ manager's socket; Chromium (Debian's, driven over the DevTools protocol by
 tests/cdp.py) loads the address it prints. The DOM must show every node and
 every task `service ps` lists; a scale makes the new boxes appear; a killed
 worker's column turns down (red) within the dispatcher's heartbeat period;
-SIGINT and SIGTERM stop the command cleanly. Every wait is a DOM condition (or
+when the manager's daemon dies the page says so, and it is live again once the
+daemon is back; a worker's socket is refused; SIGINT and SIGTERM stop the
+command cleanly. Every wait is a DOM condition (or
 a process) with a deadline. With SHOAL_UPDATE_SCREENSHOT=1 the screenshot
 goes to design/cluster-page.png (the README shows it); otherwise to the test's
 temporary directory.
@@ -194,6 +196,26 @@ def test_a_killed_worker_turns_red_within_the_heartbeat_period(
         tmp_path / "cluster-page.png"
     png = page.screenshot(path)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_the_page_says_when_the_node_is_gone_and_recovers_when_it_returns(
+        lab: Lab, page: Page) -> None:
+    lab.kill("manager1")
+    page.wait_for("document.body.dataset.connected === 'false' && document.getElementById("
+                  "'banner').textContent.includes('Cannot connect to the swarm node')", 10,
+                  "the page to say swarm ui lost the node")
+    lab.start("manager1")
+    page.wait_for("document.body.dataset.connected === 'true' && "
+                  "document.querySelectorAll('.node[data-hostname]').length === 3", 30,
+                  "the page to be live again after the manager's restart")
+
+
+def test_a_worker_socket_is_refused(lab: Lab) -> None:
+    res = subprocess.run([sys.executable, "-m", "cli.main", "-H", lab.host("worker2"), "ui",
+                          "--port", "0"], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         cwd=str(REPO), capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "not a swarm manager" in res.stderr, res.stderr
+    assert "Serving" not in res.stdout
 
 
 def test_sigterm_and_sigint_stop_it_cleanly(lab: Lab, ui: UI, page: Page) -> None:
