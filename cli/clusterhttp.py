@@ -218,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+        if self.command == "HEAD":
+            return
         seq = 0              # nothing sent yet (published states count from 1)
         try:
             self.wfile.write(f"retry: {RETRY_MS}\n\n".encode())

@@ -216,6 +216,16 @@ def test_the_token_is_traded_for_a_cookie_and_required(server: PageServer) -> No
     assert [c["hostname"] for c in state["nodes"]][:2] == ["manager1", "manager2"]
 
 
+def test_head_of_the_event_stream_ends(server: PageServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("HEAD", "/events?token=secret-token",
+                 headers={"Host": f"127.0.0.1:{server.port}"})
+    res = conn.getresponse()
+    assert res.status == 200 and res.getheader("Content-Type", "").startswith(
+        "text/event-stream")
+    assert res.read() == b""
+
+
 def test_other_host_names_are_refused(server: PageServer) -> None:
     """A page of another site rebinding its name to 127.0.0.1 gets nothing."""
     cookie = f"shoal-ui-{server.port}=secret-token"
