@@ -73,6 +73,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("events", "Get real time events from the swarm", "cli.commands_events"),
     Command("inspect", "Return low-level information on tasks, services and nodes",
             "cli.commands_inspect"),
+    Command("ui", "Serve a live page of the cluster on this machine's loopback address",
+            "cli.commands_ui"),
 )
 _BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -26,8 +26,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
-          docker-registry busybox-static nftables iproute2 prometheus
-          python3 python3-venv python3-pip git ca-certificates)
+          docker-registry busybox-static nftables iproute2
+          python3 python3-venv python3-pip git ca-certificates
+          prometheus   # tests/test_e2e_metrics.py scrapes a lab with the real server
+          chromium)    # tests/test_e2e_ui.py drives the `swarm ui` page headless
 
 install_packages() {
     local missing=()
