@@ -62,6 +62,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self.logs = logs
         self.volumes = volumes or VolumeBroker(node_id)
         self.sessions: dict[str, _Session] = {}   # by node ID
+        # nodes whose Session is recording them ready: the expiry must not take them for
+        # ready nodes without a session (it would mark them down between that commit and
+        # the session's registration, and nothing would set them ready again)
+        self._registering: set[str] = set()
         self._by_id: dict[str, _Session] = {}
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
         self._waiters: list[asyncio.Future] = []
@@ -173,12 +177,16 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         if old is not None:
             self._end(old)
         peer = context.peer() or ""
+        self._registering.add(node_id)
         try:
             node = await self._register_node(node_id, request, peer)
+            sess = _Session(id=model.new_id(), node_id=node_id,
+                            last_heartbeat=time.monotonic())
+            self.sessions[node_id] = sess
         except (errors.NotLeader, errors.Unavailable) as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        sess = _Session(id=model.new_id(), node_id=node_id, last_heartbeat=time.monotonic())
-        self.sessions[node_id] = sess
+        finally:
+            self._registering.discard(node_id)
         self._by_id[sess.id] = sess
         self.metrics.dispatcher_sessions_opened.inc()
         self.log.info("node %s (%s) opened session %s", node_id,
@@ -458,6 +466,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             if now - self._started_at > 3 * period:
                 for node in self.store.list("node"):
                     if node.status.state == pb.NodeStatus.READY and node.id not in self.sessions \
+                            and node.id not in self._registering \
                             and all(n != node.id for n, _ in down):
                         down.append((node.id, "heartbeat failure"))
             if down:
@@ -468,8 +477,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             acts = []
             for node_id, why in down:
                 node = objects.get(self.store, pb.Node, node_id)
-                if node is None or node.id in self.sessions or \
-                        node.status.state == pb.NodeStatus.DOWN:
+                if node is None or node.id in self.sessions or node.id in self._registering \
+                        or node.status.state == pb.NodeStatus.DOWN:
                     continue
                 new = copy(node)
                 new.status.state = pb.NodeStatus.DOWN
