@@ -404,3 +404,20 @@ def test_a_scrape_survives_compaction_clearing_the_journal(tmp_path: Path) -> No
     assert status is not None and status.last_index in (0, 7)
     store._replica = _RacingReplica()  # type: ignore[assignment]
     assert store.status()["last_index"] in (0, 7)
+
+
+def test_starting_the_endpoint_does_no_reverse_dns_lookup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # start() runs on the node's event loop: a getfqdn() there can block for long
+    # on a host without DNS
+    def no_lookup(name: str = "") -> str:
+        raise AssertionError(f"socket.getfqdn({name!r}) called while binding")
+    monkeypatch.setattr(socket, "getfqdn", no_lookup)
+    registry = CollectorRegistry()
+    server = MetricsServer(MetricsEndpoint("127.0.0.1", 0, False), registry)
+    server.start()
+    try:
+        body = _get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+    promtool_check(body)
