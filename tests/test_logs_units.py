@@ -12,6 +12,7 @@ import pytest
 from cli import servicelogs
 from cli.parsing import UsageError
 from cli.servicelogs import LineFormat, detail_text, parse_tail, parse_time, timestamp_text
+from manager.controlapi.logcalls import request_tail
 from manager.logbroker import LogBroker
 from proto import control_pb2 as cpb
 from proto import dispatcher_pb2 as dpb
@@ -197,3 +198,15 @@ def test_ctrl_c_cancels_the_stream_and_ends_cleanly() -> None:
     assert servicelogs.logs(ctx, _logs_args(False)) == 0   # type: ignore[arg-type]
     assert stream.cancelled
     assert ctx.out.getvalue().count("line ") == 2
+
+
+def test_an_unset_tail_means_every_line_and_zero_means_none() -> None:
+    # an API client that leaves tail out gets everything (proto3's 0 is not "none")
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web")) == -1
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=0)) == 0
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=5)) == 5
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=-1)) == -1
+    # what the CLI sends for --tail 0 keeps its meaning across the wire
+    wire = cpb.ServiceLogsRequest(tail=parse_tail("0")).SerializeToString()
+    assert request_tail(cpb.ServiceLogsRequest.FromString(wire)) == 0
+    assert request_tail(cpb.ServiceLogsRequest.FromString(b"")) == -1
