@@ -25,12 +25,12 @@ import datetime as _dt
 import os
 from typing import Mapping, Optional
 
+from node.sdnotify import ENV as NOTIFY_ENV   # the one definition of "NOTIFY_SOCKET"
 from pki.ca import parse_min_cert_expiry
 
 MIN_EXPIRY_ENV = "SHOAL_MIN_CERT_EXPIRY"
 SNAPSHOT_ENTRIES_ENV = "SHOAL_RAFT_SNAPSHOT_ENTRIES"
 DEBUG_ENV = "SWARM_DEBUG"
-NOTIFY_ENV = "NOTIFY_SOCKET"
 PODMAN_PREFIX = "SHOAL_PODMAN_"  # _ROOT, _RUNROOT, _HOME: see worker.podman.PodmanOptions
 
 

@@ -173,7 +173,10 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
         service_id=target.service.id, follow=bool(ns.follow), tail=tail,
         timestamps=bool(ns.timestamps), since=since, until=until,
         task_ids=[target.task.id] if target.task is not None else [])
-    stream = ctx.client.stream("ServiceLogs", request, timeout=None if ns.follow else 60.0)
+    # No total deadline, with or without --follow (as Docker): a large log may take
+    # long to read; the broker ends a node that stops answering (NODE_ANSWER_TIMEOUT
+    # between lines) and Ctrl-C cancels the stream.
+    stream = ctx.client.stream("ServiceLogs", request, timeout=None)
     warnings: list[str] = []
     try:
         for response in stream:

@@ -42,7 +42,7 @@ from manager.ca import NodeCAServicer, RaftMembershipServicer, cluster_of
 from manager.manager import Manager
 from metrics.instruments import NodeMetrics
 from node import credentials, lockedmode, renewal
-from node.sdnotify import Notifier, socket_answers
+from node.sdnotify import Notifier, socket_answers, stop_lines
 from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
 from node.metricsserver import MetricsServer, MetricsServerError, node_registry
 from node.renewal import CertRenewer
@@ -417,6 +417,11 @@ class Node:
         self.restart_requested = True
         self._stop.set()
 
+    @property
+    def replaces_itself(self) -> bool:
+        """Whether the process execs itself again after run() (a role change)."""
+        return self.restart_requested and bool(self.config.daemon_command)
+
     def _renew_for_role(self, role: str) -> None:
         """Blocking: new certificate, raft entry or exit, node.json; then a restart."""
         creds = credentials.renew(self.data_dir, self.creds, self.state.managers)
@@ -502,8 +507,8 @@ class Node:
                                    f"{socket_path(self.data_dir)}")
         await stop.wait()
         self.log.info("stopping")
-        self.notifier.notify("STOPPING=1", "STATUS=restarting in a new role"
-                             if self.restart_requested else "STATUS=stopping")
+        # a role change replaces this process (same PID): RELOADING=1, not STOPPING=1
+        self.notifier.notify(*stop_lines(self.replaces_itself))
         (self.data_dir / READY_FILE).unlink(missing_ok=True)
         renew_task.cancel()
         await asyncio.gather(renew_task, return_exceptions=True)
@@ -574,7 +579,7 @@ def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
         asyncio.run(node.run())
     except KeyboardInterrupt:
         pass
-    if node.restart_requested and config.daemon_command:  # a role change: start again
+    if node.replaces_itself:  # a role change: start again
         lock.close()
         sys.stdout.flush()
         os.execve(config.daemon_command[0], list(config.daemon_command),

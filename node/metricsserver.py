@@ -88,6 +88,16 @@ class _Server(socketserver.ThreadingMixIn, WSGIServer):
         self._context = context
         super().__init__(address, _QuietHandler)
 
+    def server_bind(self) -> None:
+        """Binds without WSGIServer's socket.getfqdn(host): a reverse DNS lookup that
+        can block for long on a host without DNS, and this runs on the node's event
+        loop (Node.run). The name only fills SERVER_NAME, which /metrics ignores."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+        self.setup_environ()
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         context = self._context()
         if context is not None:

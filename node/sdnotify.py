@@ -1,6 +1,6 @@
 """systemd's readiness protocol (sd_notify) for a daemon run by a `Type=notify` unit.
 
-Owns sending state lines (READY=1, STOPPING=1, STATUS=...) to the service
+Owns sending state lines (READY=1, RELOADING=1, STOPPING=1, STATUS=...) to the service
 manager's socket (`NodeConfig.notify_socket`, systemd's $NOTIFY_SOCKET as
 cli/environment.py reads it: a unix datagram socket, a path or, with a leading
 "@", an abstract name) and checking that the node's own socket answers a call
@@ -8,6 +8,12 @@ before READY=1 is sent. The CLI takes the variable out of the daemon's
 environment, so that nothing the daemon starts (its podman service, containers)
 talks to systemd in its name; a daemon that replaces itself (a role change)
 passes it on (`environment_for_exec`). Without a socket every call does nothing.
+
+A role change replaces the daemon under the same PID (execve). systemd moves a
+unit that sent STOPPING=1 to "deactivating" and ignores a later READY=1 (it then
+kills the process after TimeoutStopSec), so a role change announces RELOADING=1
+(with MONOTONIC_USEC, which newer systemd wants) and the new process's READY=1
+ends the reload; STOPPING=1 is only for a real shutdown (`stop_lines`).
 """
 from __future__ import annotations
 
@@ -23,8 +29,19 @@ import grpc
 
 from proto import control_pb2, control_pb2_grpc
 
-ENV = "NOTIFY_SOCKET"
+ENV = "NOTIFY_SOCKET"   # the variable systemd sets (cli/environment.py reads it)
 PROBE_TIMEOUT = 2.0   # seconds one probe call may take
+
+
+def stop_lines(restarting: bool) -> tuple[str, ...]:
+    """What the daemon tells the service manager when its run ends: RELOADING=1
+    when it replaces itself in a new role (same PID; the new process sends
+    READY=1), STOPPING=1 when it really stops."""
+    if restarting:
+        monotonic_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return ("RELOADING=1", "STATUS=restarting in a new role",
+                f"MONOTONIC_USEC={monotonic_usec}")
+    return ("STOPPING=1", "STATUS=stopping")
 
 
 class Notifier:

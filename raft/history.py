@@ -13,6 +13,10 @@ What is not kept is never made up: a replica that installed a raft snapshot
 (a restart, or a follower that fell behind) cannot replay the transactions
 the snapshot folded in; `after` raises `HistoryGone` for those rather than
 replay with a gap. The store (raft/store.py) feeds it under its lock.
+
+`max_events=0` turns the history off (a measurement switch, lab/bench/store.py
+--watch-history off): nothing is recorded, and a watcher asking to resume from
+before the newest applied transaction gets HistoryGone, as after a gap.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ class Committed:
 
 
 class EventHistory:
-    """The last applied transactions of one replica, oldest first, at most `max_events` events.
+    """The last applied transactions of one replica, oldest first, at most `max_events`
+    events (0: none, the history is off).
 
     `floor` is the newest version whose successors can all be replayed: a
     watcher that has seen every change up to `floor` (or later) can resume
@@ -49,8 +54,8 @@ class EventHistory:
     """
 
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS, floor: int = 0) -> None:
-        if max_events < 1:
-            raise ValueError("an event history keeps at least one event")
+        if max_events < 0:
+            raise ValueError("an event history keeps 0 (off) or more events")
         self.max_events = max_events
         self.floor = floor
         self._entries: deque[Committed] = deque()
@@ -62,6 +67,9 @@ class EventHistory:
     def record(self, version: int, events: list, committed_at: Optional[float] = None) -> None:
         """Keeps one applied transaction's events (the oldest ones go past the bound)."""
         if not events:
+            return
+        if self.max_events == 0:   # off: every transaction is a gap
+            self.floor = version
             return
         if committed_at is None:
             first = events[0]
@@ -85,6 +93,10 @@ class EventHistory:
 
         Raises HistoryGone when some transaction after `version` is no longer
         (or was never) kept here."""
+        if version < self.floor and self.max_events == 0:
+            raise HistoryGone(
+                f"changes after store version {version} cannot be replayed: this manager "
+                f"keeps no watch history (it is at version {self.floor})")
         if version < self.floor:
             raise HistoryGone(
                 f"changes after store version {version} are no longer kept on this manager "

@@ -542,6 +542,7 @@ class Store:
     def status(self) -> dict:
         """Raft bookkeeping for diagnostics."""
         replica = self._check_running()
+        entries, last_index = _journal_tail(replica.journal)
         return {
             "raft_addr": self.raft_addr,
             "leader": self.leader(),
@@ -549,8 +550,8 @@ class Store:
             "term": replica.raftCurrentTerm,
             "commit_index": replica.raftCommitIndex,
             "last_applied": replica.raftLastApplied,
-            "journal_entries": len(replica.journal),
-            "last_index": replica.journal[-1][1] if len(replica.journal) else 0,
+            "journal_entries": entries,
+            "last_index": last_index,
             "store_version": self.version,
             "members": replica.members(),
         }
@@ -560,12 +561,23 @@ class Store:
         replica = self._replica
         if replica is None or self._closed:
             return None
-        journal = replica.journal
+        _, last_index = _journal_tail(replica.journal)
         return RaftStatus(term=int(replica.raftCurrentTerm),
-                          last_index=int(journal[-1][1]) if len(journal) else 0,
+                          last_index=last_index,
                           commit_index=int(replica.raftCommitIndex),
                           applied_index=int(replica.raftLastApplied),
                           is_leader=self.is_leader(), members=len(replica.members()))
+
+def _journal_tail(journal: Any) -> tuple[int, int]:
+    """The journal's length and last raft index, read once: compaction (raft's
+    thread) may clear the journal between a len() and an index, and a scrape or a
+    status call must never fail for that (an empty journal reads as (0, 0))."""
+    try:
+        last = journal[-1]
+    except IndexError:
+        return 0, 0
+    return len(journal), int(last[1])
+
 
 # mypy checks here that Store implements the interface the rest of Shoal uses.
 _STORE_IMPLEMENTS: type[ObjectStore] = Store

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import io
 
 import pytest
 
+from cli import servicelogs
 from cli.parsing import UsageError
 from cli.servicelogs import LineFormat, detail_text, parse_tail, parse_time, timestamp_text
+from manager.controlapi.logcalls import request_tail
 from manager.logbroker import LogBroker
 from proto import control_pb2 as cpb
 from proto import dispatcher_pb2 as dpb
@@ -125,3 +128,85 @@ async def test_broker_passes_tail_and_bounds_to_the_agents() -> None:
     broker.publish("n", dpb.PublishLogsRequest(subscription_id=sub.id, close=True))
     with pytest.raises(StopAsyncIteration):
         await waiter
+
+
+class _Stream:
+    """A ServiceLogs answer: `lines` messages, then Ctrl-C when `interrupt`."""
+
+    def __init__(self, lines: int, interrupt: bool) -> None:
+        self.lines, self.interrupt, self.cancelled = lines, interrupt, False
+
+    def __iter__(self):
+        for i in range(self.lines):
+            yield cpb.ServiceLogsResponse(messages=[cpb.LogMessage(
+                task_id="t1", task_name="web.1", node_id="n1", data=f"line {i}".encode())])
+        if self.interrupt:
+            raise KeyboardInterrupt
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Client:
+    def __init__(self, stream: _Stream) -> None:
+        self.stream_ = stream
+        self.timeouts: list = []
+
+    def stream(self, method: str, request, timeout=None) -> _Stream:
+        assert method == "ServiceLogs"
+        self.timeouts.append(timeout)
+        return self.stream_
+
+
+class _Ctx:
+    def __init__(self, stream: _Stream) -> None:
+        self.client = _Client(stream)
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.warnings: list[str] = []
+
+    def get_service(self, ref: str) -> pb.Service:
+        svc = pb.Service(id="s1")
+        svc.spec.annotations.name = "web"
+        return svc
+
+    def node_names(self) -> dict[str, str]:
+        return {"n1": "node1"}
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def _logs_args(follow: bool) -> argparse.Namespace:
+    return argparse.Namespace(tail="all", since=None, until=None, target="web",
+                              tasks_only=False, raw=False, no_resolve=False, follow=follow,
+                              timestamps=False, details=False, no_task_ids=True,
+                              no_trunc=False)
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_logs_have_no_total_deadline(follow: bool) -> None:
+    # a large log may take longer than any fixed deadline to read (Docker has none)
+    ctx = _Ctx(_Stream(lines=3, interrupt=False))
+    assert servicelogs.logs(ctx, _logs_args(follow)) == 0   # type: ignore[arg-type]
+    assert ctx.client.timeouts == [None]
+    assert ctx.out.getvalue().count("line ") == 3
+
+
+def test_ctrl_c_cancels_the_stream_and_ends_cleanly() -> None:
+    stream = _Stream(lines=2, interrupt=True)
+    ctx = _Ctx(stream)
+    assert servicelogs.logs(ctx, _logs_args(False)) == 0   # type: ignore[arg-type]
+    assert stream.cancelled
+    assert ctx.out.getvalue().count("line ") == 2
+
+
+def test_an_unset_tail_means_every_line_and_zero_means_none() -> None:
+    # an API client that leaves tail out gets everything (proto3's 0 is not "none")
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web")) == -1
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=0)) == 0
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=5)) == 5
+    assert request_tail(cpb.ServiceLogsRequest(service_id="web", tail=-1)) == -1
+    # what the CLI sends for --tail 0 keeps its meaning across the wire
+    wire = cpb.ServiceLogsRequest(tail=parse_tail("0")).SerializeToString()
+    assert request_tail(cpb.ServiceLogsRequest.FromString(wire)) == 0
+    assert request_tail(cpb.ServiceLogsRequest.FromString(b"")) == -1

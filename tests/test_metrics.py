@@ -369,3 +369,55 @@ def test_tls_endpoint_serves_a_renewed_certificate(
 
 def _serial(cert_pem: bytes) -> int:
     return int(x509.load_pem_x509_certificate(cert_pem).serial_number)
+
+
+class _CompactedWhileRead(list):
+    """A raft journal that compaction clears right after the first len() call: the
+    race a scrape hits when it reads the length, then the last entry."""
+
+    def __len__(self) -> int:
+        n = super().__len__()
+        self.clear()
+        return n
+
+
+class _RacingReplica:
+    raftCurrentTerm = 3
+    raftCommitIndex = 7
+    raftLastApplied = 7
+    fatal = None
+
+    def __init__(self) -> None:
+        self.journal = _CompactedWhileRead([(b"entry", 7, 3)])
+
+    def members(self) -> list[str]:
+        return ["127.0.0.1:1"]
+
+    def alive(self) -> bool:
+        return True
+
+
+def test_a_scrape_survives_compaction_clearing_the_journal(tmp_path: Path) -> None:
+    store = Store("node1", str(tmp_path), f"127.0.0.1:{free_port()}", tuning=FAST)
+    store._replica = _RacingReplica()  # type: ignore[assignment]
+    status = store.raft_status()
+    assert status is not None and status.last_index in (0, 7)
+    store._replica = _RacingReplica()  # type: ignore[assignment]
+    assert store.status()["last_index"] in (0, 7)
+
+
+def test_starting_the_endpoint_does_no_reverse_dns_lookup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # start() runs on the node's event loop: a getfqdn() there can block for long
+    # on a host without DNS
+    def no_lookup(name: str = "") -> str:
+        raise AssertionError(f"socket.getfqdn({name!r}) called while binding")
+    monkeypatch.setattr(socket, "getfqdn", no_lookup)
+    registry = CollectorRegistry()
+    server = MetricsServer(MetricsEndpoint("127.0.0.1", 0, False), registry)
+    server.start()
+    try:
+        body = _get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+    promtool_check(body)

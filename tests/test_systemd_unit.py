@@ -97,3 +97,66 @@ def test_the_variable_goes_to_the_config_not_to_the_daemons_children(monkeypatch
     assert not notifier.notify("READY=1")     # nobody listens there: reported, not raised
     assert not Notifier(None).notify("READY=1")
     assert ENV not in Notifier(None).environment_for_exec()
+
+
+def _run_install(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/bash", str(REPO / "scripts" / "install-unit.sh"), *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def _fake_systemctl(bin_dir: Path, calls: Path) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\n')
+    fake.chmod(0o755)
+
+
+def test_daemon_reload_runs_whenever_systemd_runs_whatever_the_unit_dir(tmp_path: Path) -> None:
+    calls = tmp_path / "systemctl-calls"
+    _fake_systemctl(tmp_path / "bin", calls)
+    run_dir = tmp_path / "run-systemd-system"
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+               SHOAL_SYSTEMD_RUN_DIR=str(run_dir))
+    args = ("--unit-dir", str(tmp_path / "units"), "--swarm", str(SWARM))
+    res = _run_install(*args, env=env)
+    assert res.returncode == 0, res.stderr
+    assert not calls.exists()
+    assert "systemd is not the running service manager here" in res.stdout
+    run_dir.mkdir()     # now systemd runs: a unit written elsewhere still gets the reload
+    res = _run_install(*args, env=env)
+    assert res.returncode == 0, res.stderr
+    assert calls.read_text() == "daemon-reload\n"
+    assert "systemd reloaded" in res.stdout and "not the running" not in res.stdout
+
+
+@pytest.mark.parametrize("option", ["--unit-dir", "--swarm"])
+def test_an_option_without_its_value_says_so(tmp_path: Path, option: str) -> None:
+    res = _run_install(option, env=dict(os.environ))
+    assert res.returncode == 2
+    assert f"{option} needs a" in res.stderr and "unbound" not in res.stderr
+
+
+def test_a_bar_or_ampersand_in_a_path_goes_into_the_unit_verbatim(tmp_path: Path) -> None:
+    odd = tmp_path / "a|b&c\\d"
+    odd.mkdir()
+    swarm = odd / "swarm"
+    swarm.symlink_to(SWARM)
+    res = install(odd / "units", "--swarm", str(swarm))   # the later --swarm wins
+    assert res.returncode == 0, res.stderr
+    text = (odd / "units" / "shoal@.service").read_text()
+    assert f"\nExecStart={swarm} daemon --foreground --data-dir %f\n" in text
+
+
+def test_without_systemd_escape_it_fails_before_installing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "sed", "mkdir", "mv", "cat"):   # all it needs but systemd-escape
+        found = subprocess.run(["/bin/sh", "-c", f"command -v {tool}"], capture_output=True,
+                               text=True).stdout.strip()
+        (bin_dir / tool).symlink_to(found)
+    res = _run_install("--unit-dir", str(tmp_path / "units"), "--swarm", str(SWARM),
+                       env=dict(os.environ, PATH=str(bin_dir)))
+    assert res.returncode == 1
+    assert "systemd-escape not found" in res.stderr
+    assert "installed" not in res.stdout
+    assert not (tmp_path / "units" / "shoal@.service").exists()

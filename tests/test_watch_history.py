@@ -139,3 +139,36 @@ def test_watch_api_tells_a_transaction_from_a_snapshot_install() -> None:
     assert not consecutive(events(1, 9), 8)          # a transaction was skipped
     assert not consecutive([wpb.WatchEvent(version=3), wpb.WatchEvent(version=8)], 8)
     assert not consecutive([], 8)
+
+
+def test_a_history_of_zero_events_is_off_and_every_resume_is_a_gap() -> None:
+    h = EventHistory(max_events=0)
+    h.record(1, events(2, 1), committed_at=1.0)
+    h.record(2, events(1, 2), committed_at=2.0)
+    assert len(h) == 0 and h.since(0.0) == []
+    with pytest.raises(HistoryGone, match="keeps no watch history"):
+        h.after(1)
+    assert h.after(2) == []      # a watcher that saw everything misses nothing
+    with pytest.raises(ValueError):
+        EventHistory(max_events=-1)
+
+
+def test_a_store_without_history_answers_a_resume_as_a_gap(tmp_path) -> None:
+    s = Store("node1", str(tmp_path), f"127.0.0.1:{free_port()}", tuning=FAST, history_events=0)
+    s.start()
+    s.wait_ready(10)
+    try:
+        for name in ("a", "b"):
+            s.commit([actions.create(service(name))])
+        loop = asyncio.new_event_loop()
+        try:
+            # the Watch API turns HistoryGone into OUT_OF_RANGE, as for a gap
+            with pytest.raises(HistoryGone, match="keeps no watch history"):
+                s.watch_async(loop, after_version=1)
+            recent = s.watch_async(loop, since=0.0)
+            assert recent.pending() == 0 and recent.view.version == 2   # nothing to replay
+            recent.close()
+        finally:
+            loop.close()
+    finally:
+        s.close()

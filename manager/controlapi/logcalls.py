@@ -30,6 +30,12 @@ def _forwarded(context: Context) -> bool:
     return any(key == FORWARDED for key, _ in (context.invocation_metadata() or ()))
 
 
+def request_tail(request: cpb.ServiceLogsRequest) -> int:
+    """The lines per task the request asks for: -1 (everything) when `tail` is unset
+    (an API client that leaves it out), else its value (0: none)."""
+    return request.tail if request.HasField("tail") else -1
+
+
 class LogCalls:
     """What ServiceLogs does; the node sets `leader_channel` (as for volumes)."""
 
@@ -58,7 +64,8 @@ class LogCalls:
                 yield response
             return
         async for response in self.broker.subscribe(chosen, follow=request.follow,
-                                                    tail=request.tail, since=request.since,
+                                                    tail=request_tail(request),
+                                                    since=request.since,
                                                     until=request.until):
             yield response
 
