@@ -38,6 +38,16 @@ class Stream:
         except grpc.RpcError as exc:
             raise failure(exc) from exc
 
+    def wait_open(self) -> None:
+        """Waits until the node has answered the call's headers (from then on the stream is
+        registered on the node); raises RpcFailure when the call failed instead."""
+        try:
+            self._call.initial_metadata()
+        except grpc.RpcError as exc:
+            raise failure(exc) from exc
+        if self._call.done() and self._call.code() != grpc.StatusCode.OK:
+            raise failure(self._call)
+
     def cancel(self) -> None:
         self._call.cancel()
 

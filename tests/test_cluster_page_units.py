@@ -1,21 +1,30 @@
-"""Unit tests of `swarm ui` without a node: the view model, the mirror and the page server.
+"""Unit tests of `swarm ui` without a node: the view model, the mirror, the feed and the
+page server.
 
 The view model (cli/clusterview.py) turns store objects into the page's state;
-the page server (cli/clusterhttp.py) runs here on a free loopback port with a
-state function of the test's own (no cluster, no browser).
+the feed (cli/clusterwatch.py) follows a fake client's Watch streams here; the
+page server (cli/clusterhttp.py) runs on a free loopback port with a state
+function of the test's own (no cluster, no browser).
 """
 from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
-from typing import Any, Iterator
+import threading
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 
+from cli import clusterwatch
+from cli.client import Client, RpcFailure, describe_rpc_error
 from cli.clusterhttp import PageServer, page_html
 from cli.clusterview import NO_SERVICE, PALETTE, Mirror, page_state, short_image
+from cli.clusterwatch import ClusterFeed
 from cli.main import build_parser
+from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
@@ -294,3 +303,122 @@ def test_boxes_show_the_image_without_registry_host_and_digest() -> None:
     assert short_image("nginx") == "nginx"
     box = page_state(cluster())["nodes"][0]["tasks"][0]
     assert (box["image"], box["image_short"]) == ("registry:5000/agent:1", "agent:1")
+
+
+# ------------------------------------------------------------------ feed --
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class FakeStream:
+    """A Watch stream as `Client.watch` returns it: its messages, then open until cancelled."""
+
+    def __init__(self, *messages: wpb.WatchMessage) -> None:
+        self.messages = messages
+        self.cancelled = threading.Event()
+
+    def wait_open(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[wpb.WatchMessage]:
+        yield from self.messages
+        self.cancelled.wait(30)
+        raise RpcFailure("CANCELLED", "Locally cancelled by application!")
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class FakeClient:
+    """The Control API of `cluster()`: one stream per `watch`, in order."""
+
+    def __init__(self, *streams: FakeStream) -> None:
+        self.streams = list(streams)
+        self.watches = 0
+        self.closes = 0
+        held = cluster()
+        self.lists = {"ListNodes": cpb.ListNodesResponse(nodes=held.nodes),
+                      "ListServices": cpb.ListServicesResponse(services=held.services),
+                      "ListTasks": cpb.ListTasksResponse(tasks=held.tasks)}
+
+    def watch(self, request: wpb.WatchRequest, timeout: float | None = None) -> FakeStream:
+        assert [s.kind for s in request.selectors] == ["node", "service", "task"]
+        self.watches += 1
+        return self.streams.pop(0)
+
+    def call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        return self.lists[method]
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_the_feed_opens_its_watch_through_the_shared_client() -> None:
+    """One way to open a Watch stream: cli.client.Client.watch (no channel of its own)."""
+    assert not hasattr(clusterwatch, "grpc")
+    stream = FakeStream()
+    client = FakeClient(stream)
+    feed = ClusterFeed("unix:///nowhere/swarm.sock", client=client)  # type: ignore[arg-type]
+    feed.connect()
+    state = feed.state()
+    assert state["connected"] and state["counts"]["nodes"] == 4 and client.watches == 1
+    feed.stop()
+    assert stream.cancelled.is_set() and client.closes >= 1
+
+
+def test_a_missing_socket_fails_connect_with_the_cli_message(tmp_path: Any) -> None:
+    host = f"unix://{tmp_path}/swarm.sock"
+    feed = ClusterFeed(host, client=Client(host))
+    try:
+        with pytest.raises(RpcFailure) as failed:
+            feed.connect()
+    finally:
+        feed.stop()
+    assert describe_rpc_error(failed.value, host).startswith(
+        f"Cannot connect to the swarm node at {host}.")
+
+
+def test_an_unexpected_failure_marks_the_feed_disconnected_and_it_reconnects(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anything raised while following the node (here by the mirror) is logged, shown as not
+    connected, and the thread starts over on a fresh channel instead of dying."""
+    host = "unix:///nowhere/swarm.sock"
+    down = node("w2", "worker2", state=pb.NodeStatus.DOWN, version=9)
+    first = FakeStream(wpb.WatchMessage(version=9, events=[event(down)]))
+    second = FakeStream()
+    client = FakeClient(first, second)
+    seen: list[tuple[bool, str]] = []
+    feed = ClusterFeed(host, client=client)  # type: ignore[arg-type]
+    feed.on_change = lambda: seen.append((feed.connected, feed.error))
+    feed.retry_seconds = 0.01
+    real_apply = feed.mirror.apply
+    calls = []
+
+    def apply_failing_once(ev: wpb.WatchEvent) -> bool:
+        calls.append(ev)
+        if len(calls) == 1:
+            raise ValueError("mangled event")
+        return real_apply(ev)
+
+    feed.mirror.apply = apply_failing_once  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="swarm.ui")
+    feed.connect()
+    feed.start()
+    try:
+        wait_until(lambda: client.watches == 2 and seen[-1] == (True, ""),
+                   "the feed to reconnect")
+        assert feed._thread is not None and feed._thread.is_alive()
+        lost = [why for connected, why in seen if not connected]
+        assert len(lost) == 1 and host in lost[0] and "ValueError: mangled event" in lost[0]
+        assert first.cancelled.is_set() and client.closes == 1   # a fresh channel next time
+        assert any(host in r.getMessage() and "mangled event" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        feed.stop()
+    assert not feed._thread.is_alive()
+
