@@ -422,3 +422,56 @@ def test_an_unexpected_failure_marks_the_feed_disconnected_and_it_reconnects(
         feed.stop()
     assert not feed._thread.is_alive()
 
+
+# ------------------------------------------------------- server failures --
+
+def test_a_failing_state_is_sent_as_not_connected_and_the_publisher_lives_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    mirror = cluster()
+    broken = threading.Event()
+
+    def state() -> dict[str, Any]:
+        if broken.is_set():
+            raise KeyError("s9")
+        return page_state(mirror)
+
+    ps = PageServer(state, 0, token="t", source="unix:///run/swarm.sock")
+    ps.start()
+    try:
+        ps.changed()
+        seq, data = ps.broadcast.next_after(0, 10)
+        assert data is not None and json.loads(data)["connected"] is True
+        broken.set()
+        ps.changed()
+        seq, data = ps.broadcast.next_after(seq, 10)
+        assert data is not None, "the publisher died"
+        sent = json.loads(data)
+        assert sent["connected"] is False and "KeyError" in sent["error"]
+        assert sent["counts"]["nodes"] == 4         # the last good state is kept on the page
+        res = get(ps, "/state.json?token=t")
+        assert res.status == 200 and json.loads(res.read())["connected"] is False
+        broken.clear()
+        ps.changed()
+        seq, data = ps.broadcast.next_after(seq, 10)
+        assert data is not None and json.loads(data)["connected"] is True
+        assert any("unix:///run/swarm.sock" in r.getMessage() and "KeyError" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        ps.stop()
+
+
+def test_a_failed_request_is_logged_not_printed_as_a_traceback(
+        server: PageServer, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise RuntimeError("handler broke")
+    except RuntimeError:
+        server.httpd.handle_error(None, ("127.0.0.1", 40000))
+    try:
+        raise ConnectionResetError("peer reset")
+    except ConnectionResetError:
+        server.httpd.handle_error(None, ("127.0.0.1", 40001))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(messages) == 1 and "handler broke" in messages[0]
