@@ -28,6 +28,8 @@ log = logging.getLogger("swarm.ui")
 
 RETRY_SECONDS = 1.0   # between two attempts to reach the node again
 LIST_TIMEOUT = 30.0   # seconds, for each List call
+OPEN_TIMEOUT = 10.0   # seconds the node has to open the Watch stream (it answers at once
+                      # when it serves: a node that does not is hung)
 
 
 class ClusterFeed:
@@ -45,6 +47,7 @@ class ClusterFeed:
         self.connected = False
         self.error = ""
         self.retry_seconds = RETRY_SECONDS
+        self.open_timeout = OPEN_TIMEOUT
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._stream: Optional[Any] = None     # the open Watch stream (cli.grpc_transport)
@@ -65,7 +68,7 @@ class ClusterFeed:
             selectors=[wpb.WatchSelector(kind=kind) for kind in KINDS]))
         self._stream = stream
         try:
-            stream.wait_open()     # the stream is registered: no later change is missed
+            stream.wait_open(self.open_timeout)   # registered: no later change is missed
             nodes = self.client.call("ListNodes", cpb.ListNodesRequest(), LIST_TIMEOUT).nodes
             services = self.client.call("ListServices", cpb.ListServicesRequest(),
                                         LIST_TIMEOUT).services

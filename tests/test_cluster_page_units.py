@@ -322,7 +322,7 @@ class FakeStream:
         self.messages = messages
         self.cancelled = threading.Event()
 
-    def wait_open(self) -> None:
+    def wait_open(self, timeout: float | None = None) -> None:
         pass
 
     def __iter__(self) -> Iterator[wpb.WatchMessage]:
@@ -381,6 +381,37 @@ def test_a_missing_socket_fails_connect_with_the_cli_message(tmp_path: Any) -> N
         feed.stop()
     assert describe_rpc_error(failed.value, host).startswith(
         f"Cannot connect to the swarm node at {host}.")
+
+
+def test_a_node_that_accepts_but_never_answers_fails_connect_in_time(tmp_path: Any) -> None:
+    """A hung node (its socket accepts, nothing answers) fails `swarm ui` with the CLI's
+    message instead of leaving it waiting forever."""
+    path = tmp_path / "swarm.sock"
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(str(path))
+    mute.listen(8)
+    host = f"unix://{path}"
+    feed = ClusterFeed(host, client=Client(host))
+    feed.open_timeout = 0.5
+    failed: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            feed.connect()
+        except BaseException as exc:   # noqa: BLE001 (handed to the test's thread)
+            failed.append(exc)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    try:
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "connect waited for a node that never answers"
+    finally:
+        feed.stop()
+        mute.close()
+    assert len(failed) == 1 and isinstance(failed[0], RpcFailure), failed
+    assert describe_rpc_error(failed[0], host) == \
+        f"Error: the swarm node at {host} did not answer in time"
 
 
 def test_an_unexpected_failure_marks_the_feed_disconnected_and_it_reconnects(
