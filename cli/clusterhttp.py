@@ -12,6 +12,11 @@ pages in a local browser; the cluster's state is for root (as the node's
 socket). So the server answers only requests whose Host is its own loopback
 address, and only holders of the access token it was started with: the URL
 `swarm ui` prints carries it, the first visit trades it for a cookie.
+
+Nothing that goes wrong in a request or in building the state ends the
+server or reaches the terminal as a traceback: it is logged (naming the
+node) and, when the state cannot be built, the page is sent the last good
+state marked not connected, so that it says so instead of freezing.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import hmac
 import json
 import logging
 import secrets
+import sys
 import threading
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -26,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
+
+from cli.clusterview import Mirror, page_state
 
 log = logging.getLogger("swarm.ui")
 
@@ -72,19 +80,40 @@ class _Broadcast:
             return self.seq, self.data
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """The standard threading server, logging a failed request instead of printing it."""
+
+    daemon_threads = True
+    source = ""          # the node whose page this is (for log lines)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("cluster page of %s: %s went away: %s", self.source, client_address, exc)
+            return
+        log.error("cluster page of %s: a request from %s failed: %s: %s", self.source,
+                  client_address, type(exc).__name__, exc)
+        log.debug("cluster page of %s: the failed request", self.source, exc_info=True)
+
+
 class PageServer:
-    """Serves the page on 127.0.0.1:port; `changed()` pushes a new state to open pages."""
+    """Serves the page on 127.0.0.1:port; `changed()` pushes a new state to open pages.
+
+    `source` names the node the state comes from (for log lines).
+    """
 
     def __init__(self, state: Callable[[], dict[str, Any]], port: int,
-                 token: Optional[str] = None) -> None:
+                 token: Optional[str] = None, source: str = "") -> None:
         self.state = state
+        self.source = source
         self.token = token or secrets.token_urlsafe(18)
         self.page = page_html()
         self.broadcast = _Broadcast()
         self._dirty = threading.Event()
+        self._last: Optional[dict[str, Any]] = None   # the last state that could be built
         self.stopped = threading.Event()
-        self.httpd = ThreadingHTTPServer((ADDRESS, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _HTTPServer((ADDRESS, port), self._handler_class())
+        self.httpd.source = source
         self.port = int(self.httpd.server_address[1])
         self.cookie = f"shoal-ui-{self.port}"
         self._threads: list[threading.Thread] = []
@@ -116,6 +145,23 @@ class PageServer:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def state_json(self, indent: Optional[int] = None) -> bytes:
+        """The state as JSON; never raises. When the state function fails, the last state
+        that could be built (or an empty one), marked not connected with the reason."""
+        try:
+            state = self.state()
+            data = json.dumps(state, indent=indent,
+                              separators=None if indent else (",", ":")).encode()
+            self._last = state
+            return data
+        except Exception as exc:   # noqa: BLE001 (the page must be told, not frozen)
+            why = (f"Error: the cluster page of {self.source} could not be updated "
+                   f"({type(exc).__name__}: {exc})")
+            log.error("cluster page of %s: %s", self.source, why)
+            log.debug("cluster page of %s: the failed state", self.source, exc_info=True)
+        base = self._last if self._last is not None else page_state(Mirror(), False)
+        return json.dumps(dict(base, connected=False, error=why), indent=indent).encode()
+
     def _publish(self) -> None:
         """Serialises the state after changes, coalescing bursts (at most MAX_RATE a second)."""
         while True:
@@ -123,7 +169,11 @@ class PageServer:
             if self.stopped.is_set():
                 return
             self._dirty.clear()
-            self.broadcast.publish(json.dumps(self.state(), separators=(",", ":")).encode())
+            try:
+                self.broadcast.publish(self.state_json())
+            except Exception as exc:   # noqa: BLE001 (the thread must outlive one failure)
+                log.error("cluster page of %s: publishing the state failed: %s: %s",
+                          self.source, type(exc).__name__, exc)
             if self.stopped.wait(1.0 / MAX_RATE):
                 return
 
@@ -202,8 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, ps.page, "text/html",
                        {"Content-Security-Policy": CSP})
         elif url.path == "/state.json":
-            self._send(HTTPStatus.OK, json.dumps(ps.state(), indent=1).encode(),
-                       "application/json")
+            self._send(HTTPStatus.OK, ps.state_json(indent=1), "application/json")
         elif url.path == "/events":
             self._events()
         else:

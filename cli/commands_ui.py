@@ -49,7 +49,7 @@ def declare_ui(parser: argparse.ArgumentParser) -> None:
 
 def _bind(feed: ClusterFeed, port: int) -> PageServer:
     try:
-        return PageServer(feed.state, port)
+        return PageServer(feed.state, port, source=feed.host)
     except OSError as exc:
         why = "it is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
         raise CLIError(f"Error: cannot serve the cluster page on {ADDRESS}:{port}: {why}; "

@@ -9,6 +9,7 @@ grpc costs more than a whole `swarm node ls` may take.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterator, Optional
 
 import grpc
@@ -37,6 +38,33 @@ class Stream:
             yield from self._call
         except grpc.RpcError as exc:
             raise failure(exc) from exc
+
+    def wait_open(self, timeout: Optional[float] = None) -> None:
+        """Waits until the node has answered the call's headers (from then on the stream is
+        registered on the node); raises RpcFailure when the call failed instead, or
+        DEADLINE_EXCEEDED (and cancels the call) when `timeout` seconds pass first: a node
+        that accepts the connection but is hung would otherwise be waited for forever."""
+        expired = threading.Event()
+        timer: Optional[threading.Timer] = None
+        if timeout is not None:
+            def expire() -> None:
+                expired.set()
+                self._call.cancel()
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            self._call.initial_metadata()
+        except grpc.RpcError as exc:
+            raise failure(exc) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if expired.is_set():
+            self._call.cancel()
+            raise RpcFailure("DEADLINE_EXCEEDED", f"no answer to the call within {timeout:g} s")
+        if self._call.done() and self._call.code() != grpc.StatusCode.OK:
+            raise failure(self._call)
 
     def cancel(self) -> None:
         self._call.cancel()

@@ -1,21 +1,30 @@
-"""Unit tests of `swarm ui` without a node: the view model, the mirror and the page server.
+"""Unit tests of `swarm ui` without a node: the view model, the mirror, the feed and the
+page server.
 
 The view model (cli/clusterview.py) turns store objects into the page's state;
-the page server (cli/clusterhttp.py) runs here on a free loopback port with a
-state function of the test's own (no cluster, no browser).
+the feed (cli/clusterwatch.py) follows a fake client's Watch streams here; the
+page server (cli/clusterhttp.py) runs on a free loopback port with a state
+function of the test's own (no cluster, no browser).
 """
 from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
-from typing import Any, Iterator
+import threading
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 
+from cli import clusterwatch
+from cli.client import Client, RpcFailure, describe_rpc_error
 from cli.clusterhttp import PageServer, page_html
 from cli.clusterview import NO_SERVICE, PALETTE, Mirror, page_state, short_image
+from cli.clusterwatch import ClusterFeed
 from cli.main import build_parser
+from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
@@ -294,3 +303,206 @@ def test_boxes_show_the_image_without_registry_host_and_digest() -> None:
     assert short_image("nginx") == "nginx"
     box = page_state(cluster())["nodes"][0]["tasks"][0]
     assert (box["image"], box["image_short"]) == ("registry:5000/agent:1", "agent:1")
+
+
+# ------------------------------------------------------------------ feed --
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class FakeStream:
+    """A Watch stream as `Client.watch` returns it: its messages, then open until cancelled."""
+
+    def __init__(self, *messages: wpb.WatchMessage) -> None:
+        self.messages = messages
+        self.cancelled = threading.Event()
+
+    def wait_open(self, timeout: float | None = None) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[wpb.WatchMessage]:
+        yield from self.messages
+        self.cancelled.wait(30)
+        raise RpcFailure("CANCELLED", "Locally cancelled by application!")
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class FakeClient:
+    """The Control API of `cluster()`: one stream per `watch`, in order."""
+
+    def __init__(self, *streams: FakeStream) -> None:
+        self.streams = list(streams)
+        self.watches = 0
+        self.closes = 0
+        held = cluster()
+        self.lists = {"ListNodes": cpb.ListNodesResponse(nodes=held.nodes),
+                      "ListServices": cpb.ListServicesResponse(services=held.services),
+                      "ListTasks": cpb.ListTasksResponse(tasks=held.tasks)}
+
+    def watch(self, request: wpb.WatchRequest, timeout: float | None = None) -> FakeStream:
+        assert [s.kind for s in request.selectors] == ["node", "service", "task"]
+        self.watches += 1
+        return self.streams.pop(0)
+
+    def call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        return self.lists[method]
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_the_feed_opens_its_watch_through_the_shared_client() -> None:
+    """One way to open a Watch stream: cli.client.Client.watch (no channel of its own)."""
+    assert not hasattr(clusterwatch, "grpc")
+    stream = FakeStream()
+    client = FakeClient(stream)
+    feed = ClusterFeed("unix:///nowhere/swarm.sock", client=client)  # type: ignore[arg-type]
+    feed.connect()
+    state = feed.state()
+    assert state["connected"] and state["counts"]["nodes"] == 4 and client.watches == 1
+    feed.stop()
+    assert stream.cancelled.is_set() and client.closes >= 1
+
+
+def test_a_missing_socket_fails_connect_with_the_cli_message(tmp_path: Any) -> None:
+    host = f"unix://{tmp_path}/swarm.sock"
+    feed = ClusterFeed(host, client=Client(host))
+    try:
+        with pytest.raises(RpcFailure) as failed:
+            feed.connect()
+    finally:
+        feed.stop()
+    assert describe_rpc_error(failed.value, host).startswith(
+        f"Cannot connect to the swarm node at {host}.")
+
+
+def test_a_node_that_accepts_but_never_answers_fails_connect_in_time(tmp_path: Any) -> None:
+    """A hung node (its socket accepts, nothing answers) fails `swarm ui` with the CLI's
+    message instead of leaving it waiting forever."""
+    path = tmp_path / "swarm.sock"
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(str(path))
+    mute.listen(8)
+    host = f"unix://{path}"
+    feed = ClusterFeed(host, client=Client(host))
+    feed.open_timeout = 0.5
+    failed: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            feed.connect()
+        except BaseException as exc:   # noqa: BLE001 (handed to the test's thread)
+            failed.append(exc)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    try:
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "connect waited for a node that never answers"
+    finally:
+        feed.stop()
+        mute.close()
+    assert len(failed) == 1 and isinstance(failed[0], RpcFailure), failed
+    assert describe_rpc_error(failed[0], host) == \
+        f"Error: the swarm node at {host} did not answer in time"
+
+
+def test_an_unexpected_failure_marks_the_feed_disconnected_and_it_reconnects(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anything raised while following the node (here by the mirror) is logged, shown as not
+    connected, and the thread starts over on a fresh channel instead of dying."""
+    host = "unix:///nowhere/swarm.sock"
+    down = node("w2", "worker2", state=pb.NodeStatus.DOWN, version=9)
+    first = FakeStream(wpb.WatchMessage(version=9, events=[event(down)]))
+    second = FakeStream()
+    client = FakeClient(first, second)
+    seen: list[tuple[bool, str]] = []
+    feed = ClusterFeed(host, client=client)  # type: ignore[arg-type]
+    feed.on_change = lambda: seen.append((feed.connected, feed.error))
+    feed.retry_seconds = 0.01
+    real_apply = feed.mirror.apply
+    calls = []
+
+    def apply_failing_once(ev: wpb.WatchEvent) -> bool:
+        calls.append(ev)
+        if len(calls) == 1:
+            raise ValueError("mangled event")
+        return real_apply(ev)
+
+    feed.mirror.apply = apply_failing_once  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="swarm.ui")
+    feed.connect()
+    feed.start()
+    try:
+        wait_until(lambda: client.watches == 2 and seen[-1] == (True, ""),
+                   "the feed to reconnect")
+        assert feed._thread is not None and feed._thread.is_alive()
+        lost = [why for connected, why in seen if not connected]
+        assert len(lost) == 1 and host in lost[0] and "ValueError: mangled event" in lost[0]
+        assert first.cancelled.is_set() and client.closes == 1   # a fresh channel next time
+        assert any(host in r.getMessage() and "mangled event" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        feed.stop()
+    assert not feed._thread.is_alive()
+
+
+# ------------------------------------------------------- server failures --
+
+def test_a_failing_state_is_sent_as_not_connected_and_the_publisher_lives_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    mirror = cluster()
+    broken = threading.Event()
+
+    def state() -> dict[str, Any]:
+        if broken.is_set():
+            raise KeyError("s9")
+        return page_state(mirror)
+
+    ps = PageServer(state, 0, token="t", source="unix:///run/swarm.sock")
+    ps.start()
+    try:
+        ps.changed()
+        seq, data = ps.broadcast.next_after(0, 10)
+        assert data is not None and json.loads(data)["connected"] is True
+        broken.set()
+        ps.changed()
+        seq, data = ps.broadcast.next_after(seq, 10)
+        assert data is not None, "the publisher died"
+        sent = json.loads(data)
+        assert sent["connected"] is False and "KeyError" in sent["error"]
+        assert sent["counts"]["nodes"] == 4         # the last good state is kept on the page
+        res = get(ps, "/state.json?token=t")
+        assert res.status == 200 and json.loads(res.read())["connected"] is False
+        broken.clear()
+        ps.changed()
+        seq, data = ps.broadcast.next_after(seq, 10)
+        assert data is not None and json.loads(data)["connected"] is True
+        assert any("unix:///run/swarm.sock" in r.getMessage() and "KeyError" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        ps.stop()
+
+
+def test_a_failed_request_is_logged_not_printed_as_a_traceback(
+        server: PageServer, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise RuntimeError("handler broke")
+    except RuntimeError:
+        server.httpd.handle_error(None, ("127.0.0.1", 40000))
+    try:
+        raise ConnectionResetError("peer reset")
+    except ConnectionResetError:
+        server.httpd.handle_error(None, ("127.0.0.1", 40001))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(messages) == 1 and "handler broke" in messages[0]
