@@ -13,8 +13,9 @@ import pytest
 from cli.client import CLIError, RpcFailure
 from cli.commands_events import Follower
 from cli.eventfilter import EventFilter
-from cli.timevalues import parse_timestamp
-from cli.eventmodel import Event, format_time, to_event
+from cli import eventfilter, eventmodel, servicelogs
+from cli.timevalues import nanos_of_seconds, parse_timestamp, rfc3339_nano
+from cli.eventmodel import Event, to_event
 from cli.parsing import UsageError
 from cli.templates import Template
 from cli.eventmodel import FIELDS
@@ -157,7 +158,7 @@ def test_line_and_row_formats() -> None:
         (NOW // 10**9, NOW + 123_456_789, "swarm", 9)
     assert Template("{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
                     FIELDS).render(row) == "service update abc web"
-    assert format_time(0) == "1970-01-01T00:00:00.000000000Z"
+    assert rfc3339_nano(0) == "1970-01-01T00:00:00.000000000Z"
 
 
 # --------------------------------------------------------------- filters ----
@@ -229,6 +230,28 @@ def test_times_without_a_zone_are_local_and_bad_ones_refused() -> None:
     for bad in ("yesterday", "2026-13-01", "--5m", "10 minutes", "-"):
         with pytest.raises(UsageError, match="--until"):
             parse_timestamp(bad, NOW, "--until")
+
+
+def test_times_outside_a_protobuf_timestamp_are_refused_naming_the_flag() -> None:
+    for bad in ("100000000000h", "-100000000000h", "999999999999", "0000-01-01"):
+        with pytest.raises(UsageError, match="--since"):
+            parse_timestamp(bad, NOW, "--since")
+    first, last = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"
+    assert wpb.WatchRequest().since.FromNanoseconds(parse_timestamp(first, NOW, "--since")) is None
+    assert rfc3339_nano(parse_timestamp(first, NOW, "--since")) == "0001-01-01T00:00:00.000000000Z"
+    assert rfc3339_nano(parse_timestamp(last, NOW, "--until")) == last
+
+
+def test_eventfilter_says_it_owns_the_filters_only() -> None:
+    summary = (eventfilter.__doc__ or "").splitlines()[0]
+    assert "--filter" in summary and "--since" not in summary and "--until" not in summary
+
+
+def test_events_and_logs_print_times_with_the_same_formatter() -> None:
+    assert rfc3339_nano(NOW + 5) == "2026-12-05T19:00:00.000000005Z"
+    assert rfc3339_nano(nanos_of_seconds(NOW / 1e9 + 0.25)) == "2026-12-05T19:00:00.250000000Z"
+    assert rfc3339_nano(nanos_of_seconds(1.9999999999)) == "1970-01-01T00:00:02.000000000Z"
+    assert eventmodel.rfc3339_nano is servicelogs.rfc3339_nano is rfc3339_nano
 
 
 # -------------------------------------------------------------- resuming ----
