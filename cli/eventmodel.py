@@ -31,6 +31,7 @@ from typing import Any, Mapping, Optional
 
 from google.protobuf.message import Message
 
+from cli.templates import JsonRow
 from cli.timevalues import rfc3339_nano
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
@@ -64,12 +65,19 @@ class Event:
             text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items())) + ")"
         return text
 
-    def row(self) -> dict[str, Any]:
-        """The fields `--format` templates see (Docker's events.Message, by Go field name)."""
-        return {"Type": self.type, "Action": self.action, "ID": self.id,
-                "Actor": {"ID": self.id, "Attributes": dict(self.attributes)},
-                "Scope": SCOPE, "Time": self.time_nano // 1_000_000_000,
-                "TimeNano": self.time_nano, "Version": self.version}
+    def row(self) -> JsonRow:
+        """What `--format` sees: templates read Docker's events.Message by Go field name
+        (`.Type`, `.Actor.ID`, `.Scope`, `.Time`, `.TimeNano`; also `.ID`, the actor's, and
+        `.Version`, the store version); `{{json .}}` writes its JSON keys (`Type`, `Action`,
+        `Actor`, `scope`, `time`, `timeNano`) and Shoal's `version`."""
+        actor = {"ID": self.id, "Attributes": dict(self.attributes)}
+        seconds = self.time_nano // 1_000_000_000
+        return JsonRow({"Type": self.type, "Action": self.action, "ID": self.id,
+                        "Actor": actor, "Scope": SCOPE, "Time": seconds,
+                        "TimeNano": self.time_nano, "Version": self.version},
+                       {"Type": self.type, "Action": self.action, "Actor": actor,
+                        "scope": SCOPE, "time": seconds, "timeNano": self.time_nano,
+                        "version": self.version})
 
 
 def _nanos(ts: Any) -> int:

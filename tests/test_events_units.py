@@ -6,6 +6,7 @@ command on a lab cluster in tests/test_e2e_events.py.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Optional
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from cli.client import CLIError, RpcFailure
 from cli.commands_events import Follower
 from cli.eventfilter import EventFilter
-from cli import eventfilter, eventmodel, servicelogs
+from cli import eventfilter, eventmodel, servicelogs, templates
 from cli.timevalues import nanos_of_seconds, parse_timestamp, rfc3339_nano
 from cli.eventmodel import Event, to_event
 from cli.parsing import UsageError
@@ -159,6 +160,17 @@ def test_line_and_row_formats() -> None:
     assert Template("{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
                     FIELDS).render(row) == "service update abc web"
     assert rfc3339_nano(0) == "1970-01-01T00:00:00.000000000Z"
+
+
+def test_json_uses_dockers_event_message_keys() -> None:
+    event = Event("node", "update", "n1", {"name": "m1"}, time_nano=NOW + 5, version=4)
+    docker = {"Type": "node", "Action": "update", "Actor": {"ID": "n1", "Attributes": {"name": "m1"}},
+              "scope": "swarm", "time": NOW // 10**9, "timeNano": NOW + 5, "version": 4}
+    assert json.loads(Template("{{json .}}", FIELDS).render(event.row())) == docker
+    assert json.loads(templates.render("json", [event.row()], [], FIELDS)) == docker
+    assert Template("{{.Scope}} {{.Time}} {{.TimeNano}} {{.Version}} {{json .Actor}}",
+                    FIELDS).render(event.row()) == \
+        f'swarm {NOW // 10**9} {NOW + 5} 4 {{"Attributes":{{"name":"m1"}},"ID":"n1"}}'
 
 
 # --------------------------------------------------------------- filters ----
