@@ -27,6 +27,8 @@ KEEPALIVE_TIMEOUT_MS = 5000  # no answer to it within this: the connection and i
 KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    # grpcio (1.85) fails an unanswered ping after this one, 60 s unless set
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),   # keep pinging a stream that stays silent
 )
