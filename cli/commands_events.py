@@ -278,10 +278,10 @@ def failover_hosts(values: list[str]) -> list[str]:
     for value in values:
         try:
             parse_target(value)
-        except CLIError as exc:
+        except CLIError:
             raise CLIError(f'Error: invalid --failover "{value}": expected another manager\'s '
                            "control socket (unix:///path/swarm.sock, /path/swarm.sock) or "
-                           f"host:port ({exc.message})") from None
+                           "host:port") from None
     return list(values)
 
 

@@ -182,12 +182,18 @@ def test_filters_since_until_and_templates(lab: Lab) -> None:
     # a window in the past holds nothing; one in the future ends at its time
     assert run_events(lab, "--since", "2000-01-01T00:00:00Z", "--until", "946684801") == []
     future = time.time() + 2
-    assert run_events(lab, "--filter", "type=secret", "--until=-2s") == []
+    # (with --since: --until alone would replay the secret events above first, as Docker does)
+    assert run_events(lab, "--filter", "type=secret", "--since", "0s", "--until=-2s") == []
     assert time.time() >= future          # it streamed until then, and no longer than the call
     bad = sw(lab, "events", "--since", "last tuesday", check=False)
     assert bad.returncode == 1 and 'invalid value "last tuesday" for --since' in bad.stderr
     bad = sw(lab, "events", "--filter", "type=container", check=False)
     assert bad.returncode == 1 and "swarm events are of type" in bad.stderr
+    bad = sw(lab, "events", "--since", "100000000000h", check=False)
+    assert bad.returncode == 1 and "for --since: the time is out of range" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = sw(lab, "events", "--failover", "manager2", check=False)
+    assert bad.returncode == 1 and 'invalid --failover "manager2"' in bad.stderr
 
 
 def create_until_acknowledged(lab: Lab, nodes: list[str], name: str, image: str,
