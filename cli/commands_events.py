@@ -171,10 +171,10 @@ class Follower:
         if len(self.hosts) == 1:
             only = failures[self.hosts[0]]
             return only if isinstance(only, RpcFailure) else CLIError(f"Error: {only}")
-        reasons = "; ".join(
-            f"{host}: {exc.details() if isinstance(exc, RpcFailure) else exc}"
+        reasons = ", ".join(
+            f"{host} ({exc.details() if isinstance(exc, RpcFailure) else exc})"
             for host, exc in failures.items())
-        return CLIError(f"Error: no manager answered ({reasons})")
+        return CLIError(f"Error: no manager answered: {reasons}")
 
     def close(self) -> None:
         for client in self._clients.values():
