@@ -96,14 +96,18 @@ class Client:
 
     `credentials` (a grpc.ChannelCredentials) secure TCP targets. `fast_calls`
     counts the calls `cli.fastcall` answered, `fallbacks` says why others
-    that could have gone that way went through grpcio.
+    that could have gone that way went through grpcio. `keepalive=True` is for
+    clients that hold long streams (Watch, `watch()`): the grpcio channel pings
+    the node and fails its calls within ~10 s once it stops answering
+    (`cli.grpc_transport.KEEPALIVE_OPTIONS`), instead of waiting in silence.
     """
 
     def __init__(self, host: str, credentials: Optional[Any] = None,
-                 timeout: float = CALL_TIMEOUT) -> None:
+                 timeout: float = CALL_TIMEOUT, keepalive: bool = False) -> None:
         self.target = parse_target(host)
         self.timeout = timeout
         self.credentials = credentials
+        self.keepalive = keepalive
         self.fast_calls = 0
         self.fallbacks: list[str] = []
         self._grpc: Optional[Any] = None    # a cli.grpc_transport.Channel, opened on need
@@ -115,7 +119,7 @@ class Client:
             # By name, so that a command that never needs grpcio never loads it.
             transport = importlib.import_module(GRPC_TRANSPORT)
             self._grpc = transport.Channel(self.target.address, self.target.is_unix,
-                                           self.credentials)
+                                           self.credentials, keepalive=self.keepalive)
         return self._grpc
 
     def call(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:

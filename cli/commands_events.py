@@ -15,6 +15,14 @@ restarted, a leader change took it down) it opens a new one with
 lost: a manager that no longer keeps every change after that version answers
 OUT_OF_RANGE and the next is tried; when none can, the command says so and
 exits 1.
+
+Start-up uses the same hosts, in order (this node's, then `--failover`'s, each
+checked up front): the node names come from the first that answers
+ListNodes, the first stream from the first that serves one. The streams'
+channels send keepalive pings (`Client(..., keepalive=True)`), so a node gone
+silent fails the stream like a closed one. `--until` ends the command even
+while no host answers: once it has passed and each host has failed once, the
+command exits 1 (it cannot say it printed everything up to then).
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from cli.client import CLIError, Client, RpcFailure, describe_rpc_error, resolve_host
+from cli.client import CLIError, Client, RpcFailure, describe_rpc_error, parse_target
 from cli.context import Context
 from cli.eventfilter import EventFilter
 from cli.timevalues import parse_timestamp
@@ -125,6 +133,9 @@ class Follower:
             request.resume_after_version = self.position
         elif self.since is not None:
             request.since.FromNanoseconds(self.since)
+        elif self.until is not None:
+            # --until alone replays, as Docker does, everything the manager keeps up to then
+            request.since.FromNanoseconds(0)
         return request
 
     def done(self) -> bool:
@@ -135,8 +146,35 @@ class Follower:
 
     def _client(self, host: str) -> Client:
         if host not in self._clients:
-            self._clients[host] = Client(host)
+            # keepalive: a stream to a node that vanished without closing it (power loss, a
+            # partition) fails within seconds instead of waiting forever in silence
+            self._clients[host] = Client(host, keepalive=True)
         return self._clients[host]
+
+    def load_node_names(self) -> None:
+        """Learns the nodes' names (task events carry them) from the first host, in order,
+        that answers ListNodes; raises when none does."""
+        failures: dict[str, Exception] = {}
+        for host in self.hosts:
+            try:
+                nodes = self._client(host).call("ListNodes", cpb.ListNodesRequest()).nodes
+            except RpcFailure as exc:
+                failures[host] = exc
+                continue
+            self.node_names.update({n.id: node_name(n) for n in nodes})
+            return
+        raise self._none_answered(failures)
+
+    def _none_answered(self, failures: dict[str, Exception]) -> Exception:
+        """The error to raise when no host answered at start-up: the failure itself with one
+        host (the caller describes it), else one line naming each host and why."""
+        if len(self.hosts) == 1:
+            only = failures[self.hosts[0]]
+            return only if isinstance(only, RpcFailure) else CLIError(f"Error: {only}")
+        reasons = ", ".join(
+            f"{host} ({exc.details() if isinstance(exc, RpcFailure) else exc})"
+            for host, exc in failures.items())
+        return CLIError(f"Error: no manager answered: {reasons}")
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -176,6 +214,8 @@ class Follower:
         state = {"connected": False}     # some stream has delivered a message
         lost: list[str] = []             # why the last stream ended, until one resumes
         out_of_range: set[str] = set()
+        at_start: dict[str, Exception] = {}   # why each host failed before any stream served
+        after_until: set[str] = set()    # hosts that failed once --until had passed
         delay = RETRY_FIRST
         tried = 0
         while True:
@@ -190,6 +230,7 @@ class Follower:
                 state["connected"] = True
                 tried, delay = 0, RETRY_FIRST
                 out_of_range.clear()
+                after_until.clear()
 
             # a new stream first replays what the last one missed: --until waits for its end
             self.caught_up = False
@@ -201,15 +242,26 @@ class Follower:
             if failure is None:
                 return 0
             if not state["connected"]:
-                if isinstance(failure, RpcFailure):
-                    raise failure
-                raise CLIError(f"Error: {host} ended the event stream at once ({failure})")
+                # start-up: each host once, in order (this node's, then the --failover ones)
+                if not isinstance(failure, RpcFailure):
+                    failure = CLIError(f"{host} ended the event stream at once ({failure})")
+                at_start[host] = failure
+                if len(at_start) == len(self.hosts):
+                    raise self._none_answered(at_start)
+                index = (index + 1) % len(self.hosts)
+                continue
             if isinstance(failure, RpcFailure) and failure.code() == "OUT_OF_RANGE":
                 out_of_range.add(host)
                 if out_of_range >= set(self.hosts):
                     raise CLIError(f"Error: no manager reached keeps the changes after store "
                                    f"version {self.position} any more ({failure.details()}); "
                                    "events were missed, run swarm events again")
+            if self.until is not None and self.clock() >= self.until:
+                after_until.add(host)
+                if after_until >= set(self.hosts):
+                    raise CLIError("Error: could not read the events up to --until: no manager "
+                                   f"answered (the last stream ended at store version "
+                                   f"{self.position})")
             if not lost:
                 lost.append(failure.details() if isinstance(failure, RpcFailure) else str(failure))
                 self.warn(f"swarm events: lost the stream from {host} ({lost[0]}); reconnecting")
@@ -218,6 +270,19 @@ class Follower:
             if tried % len(self.hosts) == 0:
                 time.sleep(delay)     # pacing between rounds of reconnection attempts
                 delay = min(RETRY_MAX, delay * 2)
+
+
+def failover_hosts(values: list[str]) -> list[str]:
+    """The --failover values, each checked as -H is (a control socket or host:port), so that
+    a malformed one is refused before streaming rather than when it is first needed."""
+    for value in values:
+        try:
+            parse_target(value)
+        except CLIError:
+            raise CLIError(f'Error: invalid --failover "{value}": expected another manager\'s '
+                           "control socket (unix:///path/swarm.sock, /path/swarm.sock) or "
+                           "host:port") from None
+    return list(values)
 
 
 def _printer(ctx: Context, fmt: Optional[str]) -> Callable[[Event], None]:
@@ -239,11 +304,11 @@ def events(ctx: Context, ns: argparse.Namespace) -> int:
     if since is not None and until is not None and until < since:
         raise UsageError("--until must not be before --since")
     emit = _printer(ctx, ns.format)
-    hosts = [ctx.host, *(resolve_host(h) for h in ns.failover)]
-    names = {n.id: node_name(n) for n in ctx.call("ListNodes", cpb.ListNodesRequest()).nodes}
-    follower = Follower(hosts, emit, ctx.warn, event_filter, since, until, names)
+    hosts = [ctx.host, *failover_hosts(ns.failover)]
+    follower = Follower(hosts, emit, ctx.warn, event_filter, since, until)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
+        follower.load_node_names()
         return follower.run()
     except (KeyboardInterrupt, _Stop):
         return 0

@@ -1,8 +1,8 @@
-"""`swarm events` options that are pure: `--filter` matching and `--since`/`--until` times.
+"""`swarm events` `--filter`: which events pass Docker's events filters.
 
 Owns `EventFilter` (Docker's events filter: values of one key OR, different
-keys AND; `label` values AND, as Docker's). The times are `cli.timevalues`'
-(`parse_timestamp`, shared with `service logs`).
+keys AND; `label` values AND, as Docker's). The `--since`/`--until` times are
+not here: `cli.timevalues` owns them (shared with `service logs`).
 """
 from __future__ import annotations
 

@@ -26,12 +26,13 @@ not an event.
 """
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from google.protobuf.message import Message
 
+from cli.templates import JsonRow
+from cli.timevalues import rfc3339_nano
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
 
@@ -59,24 +60,24 @@ class Event:
 
     def line(self) -> str:
         """Docker's default line: `<time> <type> <action> <id> (k=v, ...)`."""
-        text = f"{format_time(self.time_nano)} {self.type} {self.action} {self.id}"
+        text = f"{rfc3339_nano(self.time_nano)} {self.type} {self.action} {self.id}"
         if self.attributes:
             text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items())) + ")"
         return text
 
-    def row(self) -> dict[str, Any]:
-        """The fields `--format` templates see (Docker's events.Message, by Go field name)."""
-        return {"Type": self.type, "Action": self.action, "ID": self.id,
-                "Actor": {"ID": self.id, "Attributes": dict(self.attributes)},
-                "Scope": SCOPE, "Time": self.time_nano // 1_000_000_000,
-                "TimeNano": self.time_nano, "Version": self.version}
-
-
-def format_time(nanos: int) -> str:
-    """RFC 3339 in UTC with nine fraction digits: 2026-12-05T19:00:00.123456789Z."""
-    seconds, frac = divmod(nanos, 1_000_000_000)
-    stamp = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{frac:09d}Z"
+    def row(self) -> JsonRow:
+        """What `--format` sees: templates read Docker's events.Message by Go field name
+        (`.Type`, `.Actor.ID`, `.Scope`, `.Time`, `.TimeNano`; also `.ID`, the actor's, and
+        `.Version`, the store version); `{{json .}}` writes its JSON keys (`Type`, `Action`,
+        `Actor`, `scope`, `time`, `timeNano`) and Shoal's `version`."""
+        actor = {"ID": self.id, "Attributes": dict(self.attributes)}
+        seconds = self.time_nano // 1_000_000_000
+        return JsonRow({"Type": self.type, "Action": self.action, "ID": self.id,
+                        "Actor": actor, "Scope": SCOPE, "Time": seconds,
+                        "TimeNano": self.time_nano, "Version": self.version},
+                       {"Type": self.type, "Action": self.action, "Actor": actor,
+                        "scope": SCOPE, "time": seconds, "timeNano": self.time_nano,
+                        "version": self.version})
 
 
 def _nanos(ts: Any) -> int:

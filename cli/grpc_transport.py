@@ -1,7 +1,8 @@
 """The CLI's grpcio path: a channel to one node and calls through grpcio's stubs.
 
 Owns opening the channel (insecure on a unix socket, TLS credentials on TCP
-when given), unary and server-streaming calls of the Control and LocalNode
+when given; with `keepalive`, HTTP/2 pings that end a call to a node gone
+silent, see `KEEPALIVE_OPTIONS`), unary and server-streaming calls of the Control and LocalNode
 services and the Watch stream, and turning grpc.RpcError into the CLI's `RpcFailure`. `cli.client`
 loads this module only when a call needs grpcio (TCP or TLS targets, writes,
 streams, the LocalNode service, or a fallback from `cli.fastcall`): importing
@@ -18,6 +19,20 @@ from cli.fastcall import RpcFailure
 from proto import control_pb2_grpc, watch_pb2_grpc
 
 MAX_MESSAGE = 64 * 1024 * 1024   # bytes, the largest response the CLI accepts
+KEEPALIVE_TIME_MS = 5000     # a ping after this long without anything from the node
+KEEPALIVE_TIMEOUT_MS = 5000  # no answer to it within this: the connection and its calls fail
+# For channels that hold long, possibly silent streams (Watch): a node that vanished without
+# closing the connection (power loss, a partition) ends them within ~10 s. Managers accept a
+# ping every 2.5 s without data (node.daemon.SERVER_OPTIONS), so they never answer
+# GOAWAY too_many_pings to these.
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    # grpcio (1.85) fails an unanswered ping after this one, 60 s unless set
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),   # keep pinging a stream that stays silent
+)
 
 
 def failure(err: grpc.RpcError) -> RpcFailure:
@@ -71,11 +86,16 @@ class Stream:
 
 
 class Channel:
-    """A grpcio channel to the node with its Control and LocalNode stubs."""
+    """A grpcio channel to the node with its Control, LocalNode and Watch stubs;
+    `keepalive` adds `KEEPALIVE_OPTIONS`."""
 
     def __init__(self, address: str, is_unix: bool,
-                 credentials: Optional[grpc.ChannelCredentials] = None) -> None:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 keepalive: bool = False) -> None:
+        options: list[tuple[str, int]] = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if keepalive:
+            options.extend(KEEPALIVE_OPTIONS)
+        self.options = tuple(options)
         if credentials is not None and not is_unix:
             self._channel = grpc.secure_channel(address, credentials, options=options)
         else:

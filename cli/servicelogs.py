@@ -18,7 +18,6 @@ Kept free of slow imports: `swarm service ls` loads this module (it declares
 from __future__ import annotations
 
 import argparse
-import datetime
 import time
 from typing import Optional
 
@@ -26,7 +25,7 @@ from cli import format as fmt
 from cli.client import CLIError, RpcFailure, is_not_found
 from cli.context import Context
 from cli.parsing import UsageError
-from cli.timevalues import parse_timestamp
+from cli.timevalues import nanos_of_seconds, parse_timestamp, rfc3339_nano
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -44,13 +43,6 @@ def parse_time(value: str, flag: str, now: float) -> float:
     before `now` (10m, 1h30m; a negative one is after it), an RFC 3339 date or time
     (local time when it names no zone), or a unix timestamp. UsageError else."""
     return parse_timestamp(value, int(now * 1e9), flag) / 1e9
-
-
-def timestamp_text(seconds: float) -> str:
-    """RFC 3339 with nanoseconds, always 9 digits (Docker pads them so lines align)."""
-    at = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    nanos = int(round((seconds - int(seconds)) * 1e9)) % 1_000_000_000
-    return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
 def parse_tail(value: str) -> int:
@@ -100,7 +92,7 @@ class LineFormat:
         return f"{name}@{node}{padding}"
 
     def line(self, message: cpb.LogMessage) -> str:
-        out = timestamp_text(message.timestamp) + " " if self.timestamps else ""
+        out = rfc3339_nano(nanos_of_seconds(message.timestamp)) + " " if self.timestamps else ""
         if not self.raw:
             out += self.context(message) + "    | "
         if self.details:

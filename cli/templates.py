@@ -73,7 +73,19 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+class JsonRow(dict):
+    """A row whose JSON form (`json`, `{{json .}}`) has other keys than the fields templates
+    read, as a Go struct with json tags: Docker's events.Message is `{{.Scope}}` to a
+    template but `"scope"` in JSON."""
+
+    def __init__(self, fields: Mapping[str, Any], json_form: Mapping[str, Any]) -> None:
+        super().__init__(fields)
+        self.json_form = dict(json_form)
+
+
 def _json(value: Any) -> str:
+    if isinstance(value, JsonRow):
+        value = value.json_form
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -135,7 +147,7 @@ class Template:
     @staticmethod
     def _arg(word: str, row: Row) -> Any:
         if word == ".":
-            return dict(row)
+            return row if isinstance(row, JsonRow) else dict(row)
         if word.startswith("."):
             value: Any = row
             for key in word[1:].split("."):
@@ -181,7 +193,7 @@ def render(fmt: str | None, rows: Sequence[Row], columns: Sequence[str],
         body += [[_as_text(r.get(c, "")) for c in columns] for r in rows]
         return tabulate(body)
     if fmt.strip() == "json":
-        return "\n".join(_json(dict(r)) for r in rows)
+        return "\n".join(_json(r if isinstance(r, JsonRow) else dict(r)) for r in rows)
     if fmt.startswith("table"):
         spec = fmt[len("table"):].strip(" ")
         tpl = Template(spec, fields)

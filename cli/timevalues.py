@@ -1,9 +1,12 @@
-"""Docker's `--since`/`--until` values, for `swarm events` and `swarm service logs`.
+"""Docker's `--since`/`--until` values and its time stamps, for `swarm events` and
+`swarm service logs`.
 
 Owns `parse_timestamp`: a point in time as RFC 3339 with or without a fraction
 and zone (no zone: local time, as Docker reads it), a date, unix seconds with
 an optional fraction, or a duration back from now (`10m`, `1h30m`; `-10s` is
-ten seconds after now). Pure: the caller passes the current time.
+ten seconds after now), within the years 0001 to 9999 (what a protobuf
+Timestamp holds). And `rfc3339_nano`, the one RFC 3339 form with nine
+fraction digits both commands print. Pure: the caller passes the current time.
 """
 from __future__ import annotations
 
@@ -18,13 +21,26 @@ _DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 TIME_FORMS = ("an RFC 3339 time (2026-12-05T19:00:00Z, 2026-12-05T19:00:00.5+01:00), "
               "a date (2026-12-05), unix seconds (1796497200 or 1796497200.123) "
               "or a duration back from now (10m, 1h30m)")
+# the range of a protobuf Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z
+EARLIEST = -62_135_596_800 * 1_000_000_000
+LATEST = 253_402_300_800 * 1_000_000_000 - 1
 
 
 def parse_timestamp(value: str, now_nano: int, flag: str) -> int:
-    """A --since/--until value as unix nanoseconds (times without a zone are local)."""
+    """A --since/--until value as unix nanoseconds (times without a zone are local);
+    UsageError, naming `flag`, for a malformed value or one outside the years 0001-9999."""
+    nanos = _parse_nanos(value, now_nano, flag)
+    if not EARLIEST <= nanos <= LATEST:
+        raise UsageError(f'invalid value "{value}" for {flag}: the time is out of range '
+                         "(years 0001 to 9999)")
+    return nanos
+
+
+def _parse_nanos(value: str, now_nano: int, flag: str) -> int:
     text = value.strip()
     unix = _UNIX.match(text)
     if unix:
@@ -52,8 +68,23 @@ def _datetime_nanos(m: re.Match, value: str, flag: str) -> int:
         tz = _dt.timezone(offset if zone[0] == "+" else -offset)
     try:
         moment = _dt.datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except ValueError as exc:
+        seconds = int(moment.timestamp())
+    except (ValueError, OverflowError) as exc:
         raise UsageError(f'invalid value "{value}" for {flag}: {exc}') from None
-    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+
+
+def rfc3339_nano(nanos: int) -> str:
+    """Unix nanoseconds as RFC 3339 in UTC with nine fraction digits (Docker pads them so
+    that lines align): 2026-12-05T19:00:00.123456789Z."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    stamp = _EPOCH + _dt.timedelta(seconds=seconds)
+    return f"{stamp.replace(tzinfo=None).isoformat()}.{fraction:09d}Z"
+
+
+def nanos_of_seconds(seconds: float) -> int:
+    """Unix seconds with a fraction (a float) as unix nanoseconds, the fraction rounded."""
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 

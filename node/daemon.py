@@ -66,6 +66,16 @@ NOT_A_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used t
                  "the current node to a manager.")
 
 
+# What the node's gRPC server lets clients do: ping as often as every 2.5 s while nothing is
+# sent, and with no call open, so that the CLI's keepalive pings on a silent Watch stream
+# (cli.grpc_transport.KEEPALIVE_OPTIONS: every 5 s) are never answered GOAWAY too_many_pings.
+CLIENT_PING_INTERVAL_MS = 2500
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.http2.min_ping_interval_without_data_ms", CLIENT_PING_INTERVAL_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+
 def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
     """A handler that answers every method of a service with NOT_A_MANAGER."""
     return lockedmode.refuse_all(service_descriptor, NOT_A_MANAGER)
@@ -316,7 +326,8 @@ class Node:
         sock = socket_path(self.data_dir)
         sock.unlink(missing_ok=True)
         self.server = grpc.aio.server(interceptors=[
-            AuthzInterceptor(self._cluster_id, self._node_known if self.is_manager else None)])
+            AuthzInterceptor(self._cluster_id, self._node_known if self.is_manager else None)],
+            options=SERVER_OPTIONS)
         names = [control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
                  dispatcher_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name,
                  watch_pb2.DESCRIPTOR.services_by_name["Watch"].full_name,

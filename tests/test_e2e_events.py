@@ -146,9 +146,9 @@ def test_events_of_every_type_with_their_attributes(lab: Lab, demo_image: str) -
         code = stream.stop(signal.SIGINT)
     assert code == 0, stream.errors
     events = stream.events()
-    versions = [e["Version"] for e in events]
+    versions = [e["version"] for e in events]
     assert versions == sorted(versions)
-    assert all(e["Scope"] == "swarm" and e["TimeNano"] >= int(started * 1e9) - 10**9
+    assert all(e["scope"] == "swarm" and e["timeNano"] >= int(started * 1e9) - 10**9
                for e in events)
     create = next(e for e in events if named("service", "create", "ev-web")(e))
     assert create["Actor"]["Attributes"] == {"name": "ev-web", "tier": "front"}
@@ -175,15 +175,25 @@ def test_filters_since_until_and_templates(lab: Lab) -> None:
     assert any(" node create " in line for line in lines), lines     # when the lab came up
     assert any("availability.new=pause" in line for line in lines), lines
     assert all(line.split()[0].endswith("Z") and "(" in line for line in lines)
+    # --until alone replays what the manager keeps up to then, and exits
+    secrets = run_events(lab, "--until", "0s", "--filter", "type=secret", "--format",
+                         "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+    assert secrets.index("secret create ev-secret") < secrets.index("secret remove ev-secret")
     # a window in the past holds nothing; one in the future ends at its time
     assert run_events(lab, "--since", "2000-01-01T00:00:00Z", "--until", "946684801") == []
     future = time.time() + 2
-    assert run_events(lab, "--filter", "type=secret", "--until=-2s") == []
+    # (with --since: --until alone would replay the secret events above first, as Docker does)
+    assert run_events(lab, "--filter", "type=secret", "--since", "0s", "--until=-2s") == []
     assert time.time() >= future          # it streamed until then, and no longer than the call
     bad = sw(lab, "events", "--since", "last tuesday", check=False)
     assert bad.returncode == 1 and 'invalid value "last tuesday" for --since' in bad.stderr
     bad = sw(lab, "events", "--filter", "type=container", check=False)
     assert bad.returncode == 1 and "swarm events are of type" in bad.stderr
+    bad = sw(lab, "events", "--since", "100000000000h", check=False)
+    assert bad.returncode == 1 and "for --since: the time is out of range" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = sw(lab, "events", "--failover", "manager2", check=False)
+    assert bad.returncode == 1 and 'invalid --failover "manager2"' in bad.stderr
 
 
 def create_until_acknowledged(lab: Lab, nodes: list[str], name: str, image: str,
@@ -234,10 +244,10 @@ def test_the_stream_survives_a_leader_kill_without_loss_or_repeat(lab: Lab, demo
     # exactly what a surviving manager's history holds for the same window, in order
     replay = [json.loads(line) for line in run_events_on(lab, others[0], "--since",
                                                          f"{started:.3f}", "--until", "0s")]
-    last = events[-1]["Version"]
-    assert [(e["Version"], e["Type"], e["Action"], e["ID"]) for e in events] == \
-        [(e["Version"], e["Type"], e["Action"], e["ID"]) for e in replay
-         if e["Version"] <= last]
+    last = events[-1]["version"]
+    assert [(e["version"], e["Type"], e["Action"], e["Actor"]["ID"]) for e in events] == \
+        [(e["version"], e["Type"], e["Action"], e["Actor"]["ID"]) for e in replay
+         if e["version"] <= last]
 
 
 def run_events_on(lab: Lab, node: str, *args: str) -> list[str]:

@@ -6,18 +6,24 @@ command on a lab cluster in tests/test_e2e_events.py.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Optional
 
 import pytest
 
 from cli.client import CLIError, RpcFailure
-from cli.commands_events import Follower
+from cli.client import Client
+from cli.commands_events import Follower, failover_hosts
+from cli.grpc_transport import KEEPALIVE_OPTIONS, KEEPALIVE_TIME_MS
+from node.daemon import CLIENT_PING_INTERVAL_MS, SERVER_OPTIONS
 from cli.eventfilter import EventFilter
-from cli.timevalues import parse_timestamp
-from cli.eventmodel import Event, format_time, to_event
+from cli import eventfilter, eventmodel, servicelogs, templates
+from cli.timevalues import nanos_of_seconds, parse_timestamp, rfc3339_nano
+from cli.eventmodel import Event, to_event
 from cli.parsing import UsageError
 from cli.templates import Template
 from cli.eventmodel import FIELDS
+from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
@@ -157,7 +163,18 @@ def test_line_and_row_formats() -> None:
         (NOW // 10**9, NOW + 123_456_789, "swarm", 9)
     assert Template("{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
                     FIELDS).render(row) == "service update abc web"
-    assert format_time(0) == "1970-01-01T00:00:00.000000000Z"
+    assert rfc3339_nano(0) == "1970-01-01T00:00:00.000000000Z"
+
+
+def test_json_uses_dockers_event_message_keys() -> None:
+    event = Event("node", "update", "n1", {"name": "m1"}, time_nano=NOW + 5, version=4)
+    docker = {"Type": "node", "Action": "update", "Actor": {"ID": "n1", "Attributes": {"name": "m1"}},
+              "scope": "swarm", "time": NOW // 10**9, "timeNano": NOW + 5, "version": 4}
+    assert json.loads(Template("{{json .}}", FIELDS).render(event.row())) == docker
+    assert json.loads(templates.render("json", [event.row()], [], FIELDS)) == docker
+    assert Template("{{.Scope}} {{.Time}} {{.TimeNano}} {{.Version}} {{json .Actor}}",
+                    FIELDS).render(event.row()) == \
+        f'swarm {NOW // 10**9} {NOW + 5} 4 {{"Attributes":{{"name":"m1"}},"ID":"n1"}}'
 
 
 # --------------------------------------------------------------- filters ----
@@ -231,6 +248,28 @@ def test_times_without_a_zone_are_local_and_bad_ones_refused() -> None:
             parse_timestamp(bad, NOW, "--until")
 
 
+def test_times_outside_a_protobuf_timestamp_are_refused_naming_the_flag() -> None:
+    for bad in ("100000000000h", "-100000000000h", "999999999999", "0000-01-01"):
+        with pytest.raises(UsageError, match="--since"):
+            parse_timestamp(bad, NOW, "--since")
+    first, last = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"
+    assert wpb.WatchRequest().since.FromNanoseconds(parse_timestamp(first, NOW, "--since")) is None
+    assert rfc3339_nano(parse_timestamp(first, NOW, "--since")) == "0001-01-01T00:00:00.000000000Z"
+    assert rfc3339_nano(parse_timestamp(last, NOW, "--until")) == last
+
+
+def test_eventfilter_says_it_owns_the_filters_only() -> None:
+    summary = (eventfilter.__doc__ or "").splitlines()[0]
+    assert "--filter" in summary and "--since" not in summary and "--until" not in summary
+
+
+def test_events_and_logs_print_times_with_the_same_formatter() -> None:
+    assert rfc3339_nano(NOW + 5) == "2026-12-05T19:00:00.000000005Z"
+    assert rfc3339_nano(nanos_of_seconds(NOW / 1e9 + 0.25)) == "2026-12-05T19:00:00.250000000Z"
+    assert rfc3339_nano(nanos_of_seconds(1.9999999999)) == "1970-01-01T00:00:02.000000000Z"
+    assert eventmodel.rfc3339_nano is servicelogs.rfc3339_nano is rfc3339_nano
+
+
 # -------------------------------------------------------------- resuming ----
 
 def message(version: int, *changes: wpb.WatchEvent) -> wpb.WatchMessage:
@@ -282,8 +321,8 @@ class FakeStream:
     then raises its failure (if any)."""
 
     def __init__(self, items: list[Any], then: Optional[Exception] = None,
-                 after: Any = None) -> None:
-        self.items, self.then, self.after = items, then, after
+                 after: Any = None, failing: Any = None) -> None:
+        self.items, self.then, self.after, self.failing = items, then, after, failing
 
     def __iter__(self) -> Any:
         yield from self.items
@@ -291,6 +330,8 @@ class FakeStream:
             self.after()
             yield wpb.WatchMessage(version=0)     # a progress mark that moves nothing
         if self.then is not None:
+            if self.failing is not None:
+                self.failing()
             raise self.then
 
     def cancel(self) -> None:
@@ -298,13 +339,21 @@ class FakeStream:
 
 
 class FakeClient:
-    def __init__(self, script: list[FakeStream]) -> None:
+    def __init__(self, script: list[FakeStream], nodes: Optional[list[pb.Node]] = None) -> None:
         self.script = script
+        self.nodes = nodes
         self.requests: list[wpb.WatchRequest] = []
 
     def watch(self, request: wpb.WatchRequest, timeout: Optional[float] = None) -> FakeStream:
         self.requests.append(request)
+        assert len(self.requests) < 50, "the follower never gave up"
         return self.script.pop(0) if self.script else FakeStream([], RpcFailure("UNAVAILABLE", "gone"))
+
+    def call(self, method: str, request: Any, timeout: Optional[float] = None) -> Any:
+        assert method == "ListNodes"
+        if self.nodes is None:
+            raise RpcFailure("UNAVAILABLE", "connection refused")
+        return cpb.ListNodesResponse(nodes=self.nodes)
 
     def close(self) -> None:
         pass
@@ -355,3 +404,91 @@ def test_follower_reports_a_node_it_cannot_reach_at_first() -> None:
     f, _, _ = follower_on({"unix:///a": a})
     with pytest.raises(RpcFailure, match="connection refused"):
         f.run()
+
+
+def test_until_alone_replays_everything_kept_up_to_it() -> None:
+    f = Follower(["unix:///x"], lambda _: None, lambda _: None, EventFilter.parse([]),
+                 until=NOW - 10**9, clock=lambda: NOW)
+    request = f.request()
+    assert request.HasField("since") and request.since.ToNanoseconds() == 0
+    assert not Follower(["unix:///x"], lambda _: None, lambda _: None,
+                        EventFilter.parse([])).request().HasField("since")
+
+
+def test_until_alone_prints_the_past_and_exits() -> None:
+    a = FakeClient([FakeStream([message(3, change(wpb.WatchEvent.CREATE, service("a"), at=NOW / 1e9 - 5)),
+                                message(4, change(wpb.WatchEvent.CREATE, service("b"), at=NOW / 1e9 + 5)),
+                                wpb.WatchMessage(version=4)])])
+    f, printed, _ = follower_on({"unix:///a": a}, until=NOW, clock=lambda: NOW + 10 * 10**9)
+    assert f.run() == 0
+    assert [e.attributes["name"] for e in printed] == ["a"]
+    assert a.requests[0].HasField("since") and a.requests[0].since.ToNanoseconds() == 0
+
+
+def test_start_up_tries_the_failover_hosts_in_order() -> None:
+    named = node()
+    a = FakeClient([FakeStream([], RpcFailure("UNAVAILABLE", "connection refused"))])
+    b = FakeClient([FakeStream([message(2, change(wpb.WatchEvent.UPDATE, task(pb.RUNNING),
+                                                  task(pb.STARTING), at=NOW / 1e9 - 1)),
+                                wpb.WatchMessage(version=2)])], nodes=[named])
+    f, printed, _ = follower_on({"unix:///a": a, "unix:///b": b}, until=NOW, clock=lambda: NOW)
+    f.load_node_names()
+    assert f.node_names == {named.id: "manager1"}
+    assert f.run() == 0
+    assert [e.attributes["node.name"] for e in printed] == ["manager1"]
+    assert len(a.requests) == 1 and len(b.requests) == 1
+
+
+def test_start_up_names_every_host_when_none_answers() -> None:
+    a = FakeClient([FakeStream([], RpcFailure("UNAVAILABLE", "connection refused"))])
+    b = FakeClient([FakeStream([], RpcFailure("UNAVAILABLE", "no route to host"))])
+    f, _, _ = follower_on({"unix:///a": a, "unix:///b": b})
+    with pytest.raises(CLIError, match=r"no manager answered: unix:///a \(connection refused\), "
+                                       r"unix:///b \(connection refused\)"):
+        f.load_node_names()
+    with pytest.raises(CLIError, match=r"unix:///a \(connection refused\), unix:///b \(no route"):
+        f.run()
+
+
+def test_malformed_failover_hosts_are_refused_up_front() -> None:
+    assert failover_hosts(["unix:///b/swarm.sock", "10.0.0.2:4242"]) == \
+        ["unix:///b/swarm.sock", "10.0.0.2:4242"]
+    for bad in ("manager2", "", "unix://relative", "host:port"):
+        with pytest.raises(CLIError, match=f'invalid --failover "{bad}": expected') as err:
+            failover_hosts(["/ok/swarm.sock", bad])
+        assert err.value.code == 1
+
+
+def test_until_is_honoured_while_no_manager_answers() -> None:
+    clock = {"now": NOW}
+
+    def until_passes() -> None:
+        clock["now"] = NOW + 2 * 10**9
+
+    a = FakeClient([FakeStream([message(6, change(wpb.WatchEvent.CREATE, service("a")))],
+                               RpcFailure("UNAVAILABLE", "connection refused"),
+                               failing=until_passes)])
+    b = FakeClient([])
+    f, printed, _ = follower_on({"unix:///a": a, "unix:///b": b}, until=NOW + 10**9,
+                                clock=lambda: clock["now"])
+    with pytest.raises(CLIError, match="could not read the events up to --until: no manager "
+                                       "answered"):
+        f.run()
+    assert [e.attributes["name"] for e in printed] == ["a"]
+    assert len(a.requests) == 1 and len(b.requests) == 1   # each tried once after --until
+
+
+def test_event_streams_ping_at_a_rate_managers_accept() -> None:
+    client = Client("unix:///nowhere/swarm.sock", keepalive=True)
+    try:
+        options = dict(client.channel.options)
+    finally:
+        client.close()
+    assert set(KEEPALIVE_OPTIONS) <= set(options.items())
+    assert options["grpc.keepalive_time_ms"] == KEEPALIVE_TIME_MS <= 10_000
+    assert options["grpc.http2.max_pings_without_data"] == 0
+    assert "grpc.keepalive_time_ms" not in dict(Client("unix:///x/swarm.sock").channel.options)
+    server = dict(SERVER_OPTIONS)
+    assert server["grpc.http2.min_ping_interval_without_data_ms"] == CLIENT_PING_INTERVAL_MS
+    assert CLIENT_PING_INTERVAL_MS < KEEPALIVE_TIME_MS
+    assert server["grpc.keepalive_permit_without_calls"] == 1

@@ -11,7 +11,8 @@ import pytest
 
 from cli import servicelogs
 from cli.parsing import UsageError
-from cli.servicelogs import LineFormat, detail_text, parse_tail, parse_time, timestamp_text
+from cli.servicelogs import LineFormat, detail_text, parse_tail, parse_time
+from cli.timevalues import nanos_of_seconds, rfc3339_nano
 from manager.controlapi.logcalls import request_tail
 from manager.logbroker import LogBroker
 from proto import control_pb2 as cpb
@@ -77,7 +78,7 @@ def test_line_shapes() -> None:
     assert LineFormat(_ns(no_resolve=True), NAMES, "web").line(MSG) == \
         f"{'s' * 25}.1.{short}@n1    | hello"
     stamp = "2023-11-14T22:13:20.500000000Z"
-    assert timestamp_text(NOW + 0.5) == stamp
+    assert rfc3339_nano(nanos_of_seconds(NOW + 0.5)) == stamp
     assert LineFormat(_ns(timestamps=True), NAMES, "web").line(MSG) == \
         f"{stamp} web.1.{short}@node-1    | hello"
     details = (f"com.docker.swarm.node.id=n1,com.docker.swarm.service.id={'s' * 25},"
