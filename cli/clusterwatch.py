@@ -41,7 +41,7 @@ class ClusterFeed:
     def __init__(self, host: str, on_change: Callable[[], None] = lambda: None,
                  client: Optional[Client] = None) -> None:
         self.host = host
-        self.client = client if client is not None else Client(host)
+        self.client = client if client is not None else Client(host, keepalive=True)
         self.on_change = on_change
         self.mirror = Mirror()
         self.connected = False
