@@ -1,4 +1,5 @@
-"""PodmanRuntime against real podman: images, container life cycle, config, stop, logs.
+"""PodmanRuntime against real podman: the shared runtime contract
+(tests/runtime_contract.py), then images, config, stop, logs and the service.
 
 Every container a test makes carries this run's label and is removed (through
 the podman CLI, independent of the code under test) when the test ends.
@@ -14,14 +15,15 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import pytest
+import pytest_asyncio
 
 from tests.podmanfixtures import RUN_LABEL, alive, kill_service, podman, podman_fixtures
 from worker.podman import PodmanRuntime
-from worker.runtime import (ContainerConfig, ContainerNotFound, ImagePullError, Mount,
-                            RuntimeError_)
+from tests.runtime_contract import RuntimeContract, RuntimeHarness
+from worker.runtime import ContainerConfig, ContainerNotFound, ImagePullError, Mount, Runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -37,6 +39,50 @@ def make_config(demo_image: str, run_id: str) -> Callable[..., ContainerConfig]:
         name = f"shoaltest.{run_id}.{next(counter)}"
         return ContainerConfig(name=name, image=demo_image, labels=labels, **kwargs)  # type: ignore[arg-type]
     return make
+
+
+class PodmanHarness(RuntimeHarness):
+    """The contract's containers as busybox commands; kills through the podman CLI."""
+    failure_text = "/no/such/binary"
+
+    def __init__(self, runtime: PodmanRuntime, service_dir: Path, demo_image: str,
+                 make_config: Callable[..., ContainerConfig], run_id: str) -> None:
+        self.runtime, self.service_dir, self.make_config = runtime, service_dir, make_config
+        self.image = demo_image
+        self.missing_image = demo_image.rsplit("/", 1)[0] + "/no-such-image:latest"
+        self.labels = {RUN_LABEL: run_id}
+        self.opened: list[PodmanRuntime] = []
+
+    def running(self, **kwargs: object) -> ContainerConfig:
+        return self.make_config(command=["sleep", "300"], **kwargs)
+
+    def exiting(self, code: int, **kwargs: object) -> ContainerConfig:
+        return self.make_config(command=["sh", "-c", f"exit {code}"], **kwargs)
+
+    def start_fails(self) -> ContainerConfig:
+        return self.make_config(command=["/no/such/binary"])
+
+    async def kill(self, container_id: str) -> None:
+        podman("kill", "--signal", "KILL", container_id)
+
+    async def reopen(self) -> Runtime:
+        second = PodmanRuntime(str(self.service_dir), node_id="test")
+        self.opened.append(second)
+        self.runtime = second
+        return second
+
+
+@pytest_asyncio.fixture
+async def harness(runtime: PodmanRuntime, service_dir: Path, demo_image: str, run_id: str,
+                  make_config: Callable[..., ContainerConfig]) -> AsyncIterator[PodmanHarness]:
+    h = PodmanHarness(runtime, service_dir, demo_image, make_config, run_id)
+    yield h
+    for opened in h.opened:
+        await opened.close()
+
+
+class TestPodmanContract(RuntimeContract):
+    pass
 
 
 async def run_to_end(rt: PodmanRuntime, config: ContainerConfig) -> tuple[int, list[str]]:
@@ -93,36 +139,6 @@ async def test_pull_failure_reports_reason(runtime: PodmanRuntime, demo_image: s
     with pytest.raises(ImagePullError) as caught:
         await runtime.ensure_image("127.0.0.1:5999/nothing/here:1")
     assert "connection refused" in str(caught.value)
-
-
-async def test_exit_codes_and_states(runtime: PodmanRuntime,
-                                     make_config: Callable[..., ContainerConfig]) -> None:
-    for code in (0, 7):
-        config = make_config(command=["sh", "-c", f"exit {code}"])
-        await runtime.ensure_image(config.image)
-        cid = await runtime.create(config)
-        created = await runtime.inspect(cid)
-        assert created.status in ("created", "configured") and not created.running
-        assert created.name == config.name and created.labels == config.labels
-        await runtime.start(cid)
-        final = await asyncio.wait_for(runtime.wait(cid), 30)
-        # "stopped": exit code recorded, podman's cleanup not finished yet; "exited": both
-        assert final.status in ("stopped", "exited")
-        assert (final.running, final.exit_code) == (False, code)
-        assert final.started_at > 0 and final.finished_at > 0
-        assert abs(final.finished_at - time.time()) < 60
-
-
-async def test_start_failure_is_a_readable_error(
-        runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
-    config = make_config(command=["/no/such/binary"])
-    await runtime.ensure_image(config.image)
-    cid = await runtime.create(config)
-    with pytest.raises(RuntimeError_) as caught:
-        await asyncio.wait_for(runtime.start(cid), 30)
-    assert "/no/such/binary" in str(caught.value)
-    state = await runtime.inspect(cid)
-    assert not state.running
 
 
 async def test_config_is_honoured(runtime: PodmanRuntime,
@@ -223,22 +239,6 @@ async def test_stop_with_custom_signal_returns_early(
     assert (await runtime.inspect(cid)).exit_code == 42
 
 
-async def test_list_by_labels(runtime: PodmanRuntime, run_id: str,
-                              make_config: Callable[..., ContainerConfig]) -> None:
-    configs = [make_config(command=["true"], labels={"tier": tier})
-               for tier in ("web", "web", "db")]
-    await runtime.ensure_image(configs[0].image)
-    ids = [await runtime.create(config) for config in configs]
-    await runtime.start(ids[0])
-    web = await runtime.list({RUN_LABEL: run_id, "tier": "web"})
-    assert sorted(s.id for s in web) == sorted(ids[:2])
-    assert {s.name for s in web} == {configs[0].name, configs[1].name}
-    everything = await runtime.list({RUN_LABEL: run_id})
-    assert sorted(s.id for s in everything) == sorted(ids)
-    assert all(s.labels[RUN_LABEL] == run_id for s in everything)
-    assert await runtime.list({RUN_LABEL: run_id, "tier": "cache"}) == []
-
-
 async def test_logs_tail_streams_and_follow(
         runtime: PodmanRuntime, make_config: Callable[..., ContainerConfig]) -> None:
     config = make_config(command=["sh", "-c", "for i in 1 2 3 4 5; do echo $i; done; "
@@ -271,16 +271,6 @@ async def test_logs_tail_streams_and_follow(
     assert followed[-1][1] - followed[0][1] > 0.3     # arrived while the container ran
     assert all(abs(line.timestamp - time.time()) < 60
                for line in [line async for line in runtime.logs(cid)])
-
-
-async def test_missing_containers(runtime: PodmanRuntime) -> None:
-    with pytest.raises(ContainerNotFound):
-        await runtime.inspect("shoaltest-does-not-exist")
-    with pytest.raises(ContainerNotFound):
-        await runtime.start("shoaltest-does-not-exist")
-    with pytest.raises(ContainerNotFound):
-        [line async for line in runtime.logs("shoaltest-does-not-exist")]
-    await runtime.remove("shoaltest-does-not-exist")
 
 
 async def test_remove_running_container(runtime: PodmanRuntime,
