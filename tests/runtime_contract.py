@@ -6,7 +6,8 @@ knows how to make, on that runtime, a container that runs until stopped, one tha
 exits by itself with a given code and one whose start fails, how to kill a
 container from outside (SIGKILL, as the kernel's OOM killer or an operator
 would), and how to open a second runtime on the same engine (an agent that
-restarted and adopts its containers). Podman (tests/test_podman_runtime.py) and
+restarted and adopts its containers). The last test drives the runtime through the
+agent's own `TaskController`, so states and exit codes take the agent's code path. Podman (tests/test_podman_runtime.py) and
 the hollow runtime (tests/test_hollow_runtime.py) run the same contract.
 """
 from __future__ import annotations
@@ -17,6 +18,10 @@ import time
 
 import pytest
 
+from proto import model
+from proto import objects_pb2 as pb
+from tests.test_worker_fakes import make_task
+from worker.controller import TaskController
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ImagePullError,
                             Runtime, RuntimeError_)
 
@@ -47,12 +52,27 @@ class RuntimeHarness(abc.ABC):
     failure_text: str
 
     @abc.abstractmethod
+    def running_task(self, task: pb.Task) -> None:
+        """Makes the task's container one that runs until it is stopped."""
+
+    @abc.abstractmethod
     async def kill(self, container_id: str) -> None:
         """Kills the running container from outside the runtime (SIGKILL)."""
 
     @abc.abstractmethod
     async def reopen(self) -> Runtime:
         """A second runtime on the same engine (closed by the harness)."""
+
+
+async def wait_report(reports: list[pb.TaskStatus], state: int,
+                      timeout: float = 90) -> pb.TaskStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for status in reports:
+            if status.state == state:
+                return status
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {model.state_name(state)}: {[(s.state, s.err) for s in reports]}")
 
 
 async def started(harness: RuntimeHarness, config: ContainerConfig) -> str:
@@ -204,3 +224,38 @@ class RuntimeContract:
         with pytest.raises(ContainerNotFound):
             await rt.exec(cid, ["true"], timeout=5)
 
+
+    async def test_controller_runs_and_reports_a_killed_container(
+            self, harness: RuntimeHarness) -> None:
+        """The agent's task controller over this runtime: ACCEPTED .. RUNNING, a second
+        RUNNING with the PID, a SIGKILL reported FAILED with 137, removal leaves nothing."""
+        rt = harness.runtime
+        node_id = model.new_id()
+        task = make_task(model.new_id(), node_id=node_id, image=harness.image)
+        harness.running_task(task)
+        reports: list[pb.TaskStatus] = []
+        ctrl = TaskController(task, rt, lambda tid, st: reports.append(st), node_id=node_id)
+        job = ctrl.start()
+        try:
+            await wait_report(reports, pb.RUNNING)
+            deadline = time.monotonic() + WAIT
+            while not any(s.state == pb.RUNNING and s.container_status.pid > 0 for s in reports):
+                assert time.monotonic() < deadline, reports
+                await asyncio.sleep(0.01)
+            assert [s.state for s in reports] == [pb.ACCEPTED, pb.PREPARING, pb.READY,
+                                                  pb.STARTING, pb.RUNNING, pb.RUNNING]
+            cid = reports[-1].container_status.container_id
+            state = await rt.inspect(cid)
+            assert state.running and state.name == f"web.1.{task.id}"
+            assert state.labels["com.shoal.node.id"] == node_id
+            await harness.kill(cid)
+            failed = await wait_report(reports, pb.FAILED, WAIT)
+            assert failed.container_status.exit_code == KILLED
+            assert failed.err == f"task: non-zero exit ({KILLED})"
+            ctrl.remove()
+            await asyncio.wait_for(job, WAIT)
+            assert await rt.list({"com.shoal.node.id": node_id}) == []
+        finally:
+            await ctrl.cancel()
+            for leftover in await rt.list({"com.shoal.node.id": node_id}):
+                await rt.remove(leftover.id)

@@ -1,5 +1,6 @@
-"""The hollow runtime: the shared runtime contract, its own controls (start delay,
-rules, fail), and one task controller driving it as it drives podman."""
+"""The hollow runtime: the shared runtime contract (tests/runtime_contract.py, which
+includes a task controller driving it as it drives podman), its own controls (start
+delay, rules, fail, logs, volumes), and a task that exits by itself."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ import pytest_asyncio
 
 from proto import model
 from proto import objects_pb2 as pb
-from tests.runtime_contract import RuntimeContract, RuntimeHarness
+from tests.runtime_contract import RuntimeContract, RuntimeHarness, wait_report
 from tests.test_worker_fakes import make_task
 from worker.controller import TaskController
 from worker.hollow import (LABEL_EXIT_CODE, LABEL_RUN_FOR, LABEL_START_ERROR, HollowEngine,
@@ -52,6 +53,9 @@ class HollowHarness(RuntimeHarness):
 
     def start_fails(self) -> ContainerConfig:
         return self._config({LABEL_START_ERROR: self.failure_text})
+
+    def running_task(self, task: pb.Task) -> None:
+        """Hollow containers run until stopped unless a rule says otherwise."""
 
     async def kill(self, container_id: str) -> None:
         self.engine.fail(container_id, 137)
@@ -169,48 +173,6 @@ async def test_named_volumes() -> None:
         await rt.remove_volume("data")
 
 
-async def wait_state(reports: list[pb.TaskStatus], state: int, timeout: float = 5) -> pb.TaskStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for status in reports:
-            if status.state == state:
-                return status
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never {model.state_name(state)}: {[(s.state, s.err) for s in reports]}")
-
-
-async def test_controller_drives_the_hollow_runtime_as_podman() -> None:
-    """The same sequence of reports as tests/test_worker_controller_podman.py: RUNNING,
-    RUNNING with the PID, and a killed container is FAILED with its exit code."""
-    node_id = model.new_id()
-    runtime = HollowRuntime(node_id=node_id)
-    task = make_task(model.new_id(), node_id=node_id, image=IMAGE)
-    reports: list[pb.TaskStatus] = []
-    ctrl = TaskController(task, runtime, lambda tid, st: reports.append(st), node_id=node_id)
-    job = ctrl.start()
-    try:
-        await wait_state(reports, pb.RUNNING)
-        deadline = time.monotonic() + 5
-        while not any(s.state == pb.RUNNING and s.container_status.pid > 0 for s in reports):
-            assert time.monotonic() < deadline, reports
-            await asyncio.sleep(0.01)
-        assert [s.state for s in reports] == [pb.ACCEPTED, pb.PREPARING, pb.READY,
-                                              pb.STARTING, pb.RUNNING, pb.RUNNING]
-        cid = reports[-1].container_status.container_id
-        state = await runtime.inspect(cid)
-        assert state.name == f"web.1.{task.id}"
-        assert state.labels["com.shoal.node.id"] == node_id
-        runtime.engine.fail(cid, 137)
-        failed = await wait_state(reports, pb.FAILED)
-        assert failed.container_status.exit_code == 137
-        assert failed.err == "task: non-zero exit (137)"
-        ctrl.remove()
-        await asyncio.wait_for(job, 5)
-        assert await runtime.list({"com.shoal.node.id": node_id}) == []
-    finally:
-        await ctrl.cancel()
-
-
 async def test_controller_sees_a_task_that_exits_by_itself() -> None:
     node_id = model.new_id()
     runtime = HollowRuntime(node_id=node_id, start_delay=0.0)
@@ -221,7 +183,7 @@ async def test_controller_sees_a_task_that_exits_by_itself() -> None:
     ctrl = TaskController(task, runtime, lambda tid, st: reports.append(st), node_id=node_id)
     job = ctrl.start()
     try:
-        done = await wait_state(reports, pb.COMPLETE)
+        done = await wait_report(reports, pb.COMPLETE, 5)
         assert done.container_status.exit_code == 0
         ctrl.remove()
         await asyncio.wait_for(job, 5)

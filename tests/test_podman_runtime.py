@@ -20,6 +20,7 @@ from typing import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
+from proto import objects_pb2 as pb
 from tests.podmanfixtures import RUN_LABEL, alive, kill_service, podman, podman_fixtures
 from worker.podman import PodmanRuntime
 from tests.runtime_contract import RuntimeContract, RuntimeHarness
@@ -61,6 +62,9 @@ class PodmanHarness(RuntimeHarness):
 
     def start_fails(self) -> ContainerConfig:
         return self.make_config(command=["/no/such/binary"])
+
+    def running_task(self, task: pb.Task) -> None:
+        task.spec.container.args.extend(["sh", "-c", "exec sleep 300"])
 
     async def kill(self, container_id: str) -> None:
         podman("kill", "--signal", "KILL", container_id)
