@@ -11,6 +11,7 @@ from typing import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from node.runtimes import hollow_factory
 from proto import model
 from proto import objects_pb2 as pb
 from tests.runtime_contract import RuntimeContract, RuntimeHarness, wait_report
@@ -189,3 +190,21 @@ async def test_controller_sees_a_task_that_exits_by_itself() -> None:
         await asyncio.wait_for(job, 5)
     finally:
         await ctrl.cancel()
+
+
+async def test_the_node_factory_keeps_one_engine_per_node() -> None:
+    """A node's agent that restarts in the same process finds its containers again."""
+    engines: dict[str, HollowEngine] = {}
+    make = hollow_factory(start_delay=0.0, engines=engines)
+    first = make("n1")
+    await first.ensure_image(IMAGE)
+    cid = await first.create(ContainerConfig(name="a", image=IMAGE, labels={"k": "v"}))
+    await first.start(cid)
+    await first.close()
+    again = make("n1")
+    assert again is not first
+    assert [s.id for s in await again.list({"k": "v"})] == [cid]
+    assert await make("n2").list({}) == []
+    assert set(engines) == {"n1", "n2"} and engines["n1"].start_delay == 0.0
+    with pytest.raises(ValueError, match="start delay"):
+        hollow_factory(start_delay=-0.1)

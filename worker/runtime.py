@@ -2,7 +2,8 @@
 
 A runtime knows nothing of tasks or the cluster: the agent turns a task into a
 `ContainerConfig` and reads back `ContainerState`. Implementations: the podman
-runtime (`worker.podman`) and, later, a hollow one for scale tests.
+runtime (`worker.podman`) and the hollow one of scale tests (`worker.hollow`, no
+containers); tests/runtime_contract.py holds both to one behaviour.
 """
 from __future__ import annotations
 
