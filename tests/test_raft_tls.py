@@ -353,9 +353,9 @@ def test_raw_clients_get_nothing_from_the_raft_port(tls_cluster, root, refusals)
 class Relay:
     """Forwards TCP connections from its own port to a target port and keeps every byte."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, port: int) -> None:
         self.target = target
-        self.port = free_port()
+        self.port = port
         self.addr = f"127.0.0.1:{self.port}"
         self.streams: list[bytearray] = []
         self._lock = threading.Lock()
@@ -429,8 +429,13 @@ def tls_records(stream: bytes) -> list[int]:
 def relayed_cluster(tmp_path, root: Optional[RootCA]) -> tuple[list[Store], list[Relay]]:
     """Three stores whose every raft connection passes through a recording relay:
     each store advertises its relay's address and listens on its own port."""
-    binds = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    relays = [Relay(b) for b in binds]
+    ports: list[int] = []
+    while len(ports) < 6:       # the stores' and the relays' ports, all different (each
+        port = free_port()      # is only checked free, not held, until it is bound)
+        if port not in ports:
+            ports.append(port)
+    binds = [f"127.0.0.1:{p}" for p in ports[:3]]
+    relays = [Relay(b, p) for b, p in zip(binds, ports[3:])]
     addrs = [r.addr for r in relays]
     stores = [make_store(tmp_path, f"manager{i}", addrs[i], addrs,
                          Holder(issue(root, f"manager{i}")) if root else None, bind=binds[i])
