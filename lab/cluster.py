@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from lab import hollowlab
 from lab.localnode import LABEL_NODE, wait_for
 from lab.netlab import NetLab, NetLabError, Underlay, kill_and_wait, process_alive
 from lab.podstore import NodeStorage, pids_using
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 MANAGER_PORT = 2377
 REGISTRY_PORT = 5000
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-FIELDS = ("Name", "Role", "IP", "DataDir", "Pid", "Host", "Underlay")
+FIELDS = ("Name", "Role", "IP", "DataDir", "Pid", "Host", "Underlay", "Nodes")
 JOIN_MISSING = ("swarm join is not available yet in this checkout (swarm join-token is "
                 "missing): only a one-node lab can be brought up (--managers 1 --workers 0)")
 
@@ -57,10 +58,12 @@ class NodeInfo:
     pid: Optional[int]
     host: str
     underlay: str
+    nodes: int = 1   # cluster nodes this lab node is: 1, or a hollow group's count
 
     def row(self) -> dict[str, Any]:
         return {"Name": self.name, "Role": self.role, "IP": self.ip, "DataDir": self.data_dir,
-                "Pid": self.pid or "", "Host": self.host, "Underlay": self.underlay}
+                "Pid": self.pid or "", "Host": self.host, "Underlay": self.underlay,
+                "Nodes": self.nodes}
 
 
 def _natural(name: str) -> tuple:
@@ -78,8 +81,10 @@ def _remove_data_dir(data_dir: Path) -> None:
 
 
 def _is_swarm(pid: int) -> bool:
+    """Whether pid is a node daemon or a hollow group's process."""
     try:
-        return b"cli.main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"cli.main" in cmdline or b"lab.hollownodes" in cmdline
     except OSError:
         return False
 
@@ -145,7 +150,27 @@ class Lab:
 
     def host(self, name: str) -> str:
         """The SWARM_HOST value that reaches this node's control API."""
+        if self.is_hollow(name):
+            raise LabError(f"{name} is a hollow group: its nodes have no control socket")
         return f"unix://{self.data_dir(name)}/swarm.sock"
+
+    def is_hollow(self, name: str) -> bool:
+        return self._node(name)["role"] == hollowlab.ROLE
+
+    def hollow_groups(self) -> dict[str, dict[str, Any]]:
+        """Each hollow group: its node count, process pid, IP and its nodes' hostnames."""
+        return {name: {"count": int(node["hollow"]), "pid": self.pid(name),
+                       "ip": self.net.ip(name), "hostnames": hollowlab.hostnames(name, node)}
+                for name, node in sorted(self._nodes().items(), key=lambda i: _natural(i[0]))
+                if node["role"] == hollowlab.ROLE}
+
+    def hostnames(self) -> list[str]:
+        """The hostnames every cluster node of the lab has (hollow nodes' included)."""
+        found: list[str] = []
+        for name, node in sorted(self._nodes().items(), key=lambda i: _natural(i[0])):
+            found += hollowlab.hostnames(name, node) if node["role"] == hollowlab.ROLE \
+                else [name]
+        return found
 
     def role(self, name: str) -> str:
         node = self._node(name)
@@ -177,7 +202,10 @@ class Lab:
 
     def nodes(self) -> list[NodeInfo]:
         self._require_up()
-        return [NodeInfo(n, self.role(n), self.ip(n), str(self.data_dir(n)), self.pid(n),
+        hollow = self.hollow_groups()
+        return [NodeInfo(n, hollowlab.ROLE, self.ip(n), str(self.data_dir(n)), self.pid(n), "",
+                         self.net.underlay.bridge, hollow[n]["count"]) if n in hollow else
+                NodeInfo(n, self.role(n), self.ip(n), str(self.data_dir(n)), self.pid(n),
                          self.host(n), self.net.underlay.bridge) for n in self.names()]
 
     # ---- running things inside a node
@@ -231,6 +259,8 @@ class Lab:
         filters); each entry gets "LabNode", the node whose storage holds it."""
         found = []
         for name in self.names():
+            if self.is_hollow(name):
+                continue    # no containers there
             args = ["ps", "--format", "json", *(f"--filter={f}" for f in filters)]
             if all_states:
                 args.insert(1, "-a")
@@ -286,10 +316,15 @@ class Lab:
                 return False
         return True
 
-    def up(self, managers: int = 1, workers: int = 0) -> list[NodeInfo]:
-        """Creates the underlay and nodes manager1..N, worker1..M; tears down on failure."""
-        if managers < 1 or workers < 0:
-            raise LabError("a lab needs at least one manager and no negative worker count")
+    def up(self, managers: int = 1, workers: int = 0, hollow: int = 0,
+           hollow_per_process: int = hollowlab.PER_PROCESS) -> list[NodeInfo]:
+        """Creates the underlay and nodes manager1..N, worker1..M, then `hollow` hollow
+        nodes in groups hollow1..K of at most `hollow_per_process`; tears down on failure."""
+        if managers < 1 or workers < 0 or hollow < 0:
+            raise LabError("a lab needs at least one manager and no negative worker or "
+                           "hollow node count")
+        if hollow_per_process < 1:
+            raise LabError("--hollow-per-process must be at least 1")
         if self.state.read():
             raise LabError(f"a lab is already up (state in {self.state.path}); "
                            "run 'swarm-lab down' first")
@@ -306,10 +341,72 @@ class Lab:
                 self._new_node(f"manager{i}", "manager")
             for i in range(1, workers + 1):
                 self._new_node(f"worker{i}", "worker")
+            if hollow:
+                self.add_hollow_groups(hollowlab.split(hollow, hollow_per_process))
         except BaseException:
             self.down(missing_ok=True)
             raise
         return self.nodes()
+
+    def add_hollow(self, count: int, wait: bool = True,
+                   start_delay: float = hollowlab.DEFAULT_START_DELAY) -> str:
+        """Starts one more hollow group of `count` nodes; returns its name (hollowK).
+        With `wait`, returns once every node of it has had a session."""
+        self._require_up()
+        if count < 1:
+            raise LabError("a hollow group needs at least one node")
+        return self.add_hollow_groups([count], wait=wait, start_delay=start_delay)[0]
+
+    def add_hollow_groups(self, counts: Sequence[int], wait: bool = True,
+                          start_delay: float = hollowlab.DEFAULT_START_DELAY) -> list[str]:
+        """Starts a hollow group per count, all at once (then waits for all, with `wait`)."""
+        if start_delay < 0:
+            raise LabError("the hollow start delay must be at least 0 seconds")
+        taken = set(self._nodes())
+        names: list[str] = []
+        k = 1
+        for _ in counts:
+            while f"hollow{k}" in taken:
+                k += 1
+            taken.add(f"hollow{k}")
+            names.append(f"hollow{k}")
+        token = self.join_token("worker")
+        procs: dict[str, subprocess.Popen] = {}
+        for name, count in zip(names, counts):
+            data_dir = self.root / "nodes" / name
+            with self.state.edit() as doc:
+                doc.setdefault("nodes", {})[name] = {
+                    "role": hollowlab.ROLE, "data_dir": str(data_dir), "hollow": count,
+                    "first_index": 1, "start_delay": start_delay, "token": token}
+            try:
+                self.net.add_node(name)
+                _remove_data_dir(data_dir)
+                data_dir.mkdir(parents=True, mode=0o700)
+                procs[name] = self._launch_hollow(name)
+            except BaseException:
+                for made in [*names[:names.index(name) + 1]]:
+                    self._teardown_node(made)
+                raise
+        if wait:
+            self._wait_hollow(procs)
+        return names
+
+    def _launch_hollow(self, name: str) -> subprocess.Popen:
+        node = self._node(name)
+        managers = [f"{self.ip(m)}:{MANAGER_PORT}" for m in self.names()
+                    if self.role(m) == "manager"]
+        argv = hollowlab.command(self.python, name, node, managers, node["token"],
+                                 self.ip(name))
+        return hollowlab.launch(argv, self.net.netns_path(name), self.env,
+                                log_path(Path(node["data_dir"])), str(REPO))
+
+    def _wait_hollow(self, procs: dict[str, subprocess.Popen]) -> None:
+        timeout = max(hollowlab.ready_timeout(int(self._node(n)["hollow"])) for n in procs)
+        try:
+            hollowlab.wait_ready(procs, {n: self.data_dir(n) for n in procs}, timeout,
+                                 lambda n: self.log_tail(n))
+        except RuntimeError as err:
+            raise LabError(str(err)) from None
 
     def _new_node(self, name: str, role: str, create_cluster: bool = False,
                   token: Optional[str] = None) -> None:
@@ -384,6 +481,13 @@ class Lab:
         the pid once it serves, or once it waits locked for `swarm unlock` (see `locked`)."""
         if self.pid(name) is not None:
             raise LabError(f"node {name!r} is already running (pid {self.pid(name)})")
+        if self.is_hollow(name):
+            if flags:
+                raise LabError("a hollow group's process takes no daemon flags")
+            self._wait_hollow({name: self._launch_hollow(name)})
+            pid = self.pid(name)
+            assert pid is not None
+            return pid
         self._run_node_starter(name, "daemon", "--data-dir", str(self.data_dir(name)), *flags)
         pid = self.pid(name)
         if pid is None:
@@ -416,7 +520,7 @@ class Lab:
         """Kills the daemon, removes its containers, kills its podman service."""
         data_dir = Path(node["data_dir"])
         kill_and_wait(p for p in _pids_using(str(data_dir)) if _is_swarm(p))
-        problems = []
+        problems = hollowlab.cleanup(data_dir) if node.get("role") == hollowlab.ROLE else []
         try:
             node_id = json.loads((data_dir / "node.json").read_text())["node_id"]
         except (OSError, ValueError, KeyError):
@@ -514,5 +618,5 @@ class Lab:
                              "{{.Hostname}} {{.Status}}", check=False)
             ready = {line.split()[0] for line in res.stdout.splitlines()
                      if line.endswith(" Ready")}
-            return res.returncode == 0 and set(self.names()) <= ready
+            return res.returncode == 0 and set(self.hostnames()) <= ready
         self.wait_for(all_ready, timeout, f"nodes {', '.join(self.names())} to be Ready")

@@ -1,7 +1,8 @@
 """The `swarm-lab` command: argument parsing and output for `lab.cluster.Lab`.
 
 Owns the command tree (up, down, status, ip, host, exec, podman, kill, start,
-add, remove, partition, heal), `status --format` rendering (Docker's table, json,
+add, remove, partition, heal; `up --hollow N` and `add --hollow N` start hollow
+nodes, see lab.hollowlab), `status --format` rendering (Docker's table, json,
 Go-template subset via `cli.templates`) and turning lab failures into one
 `Error: …` line on stderr with exit code 1 (usage errors exit 2). The lab's
 directory is $SHOAL_LAB_DIR (default /var/lib/shoal-lab); $SHOAL_LAB_INDEX
@@ -17,6 +18,7 @@ from typing import Optional, Sequence
 from cli.parsing import UsageError
 from cli.templates import render
 from lab.cluster import FIELDS, Lab, LabError
+from lab.hollowlab import PER_PROCESS
 from lab.netlab import NetLabError
 
 
@@ -28,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="Create the underlay and start a cluster")
     p.add_argument("--managers", type=int, default=1, help="Number of managers (default 1)")
     p.add_argument("--workers", type=int, default=0, help="Number of workers (default 0)")
+    p.add_argument("--hollow", type=int, default=0, metavar="N",
+                   help="Number of hollow nodes (no containers; groups hollow1..K)")
+    p.add_argument("--hollow-per-process", type=int, default=PER_PROCESS, metavar="N",
+                   help=f"Hollow nodes per process (default {PER_PROCESS})")
     sub.add_parser("down", help="Remove everything the lab made (also after a crash)")
     p = sub.add_parser("status", help="List the lab's nodes")
     p.add_argument("--format", default=None,
@@ -44,9 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("podman", help="Run podman on a node's own storage, inside the node")
     p.add_argument("node", metavar="NODE")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
-    p = sub.add_parser("add", help="Join a new node to the lab's cluster")
-    p.add_argument("node", metavar="NAME")
+    p = sub.add_parser("add", help="Join a new node (or a group of hollow nodes) to the "
+                                   "lab's cluster")
+    p.add_argument("node", metavar="NAME", nargs="?")
     p.add_argument("--manager", action="store_true", help="Join as a manager")
+    p.add_argument("--hollow", type=int, default=0, metavar="N",
+                   help="Start a group of N hollow nodes instead (named hollowK)")
     p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
     p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
     p.add_argument("nodes", nargs="+", metavar="NODE")
@@ -71,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     lab = Lab()
     cmd = args.command
     if cmd == "up":
-        for node in lab.up(args.managers, args.workers):
+        for node in lab.up(args.managers, args.workers, args.hollow, args.hollow_per_process):
             print(f"{node.name}\t{node.role}\t{node.ip}")
         return 0
     if cmd == "down":
@@ -111,6 +120,17 @@ def _run(args: argparse.Namespace) -> int:
         lab.start(args.node)
         return 0
     if cmd == "add":
+        if args.hollow:
+            if args.node or args.manager or args.token:
+                print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
+                      "nodes are workers; the group is named hollowK)", file=sys.stderr)
+                return 2
+            name = lab.add_hollow(args.hollow)
+            print(f"{name}\thollow\t{lab.ip(name)}\t{args.hollow} nodes")
+            return 0
+        if not args.node:
+            print("Error: add needs a NAME (or --hollow N)", file=sys.stderr)
+            return 2
         node = lab.add(args.node, manager=args.manager, token=args.token)
         print(f"{node.name}\t{node.role}\t{node.ip}")
         return 0

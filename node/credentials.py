@@ -106,8 +106,9 @@ def _rpc_error(exc: grpc.RpcError, where: str) -> JoinError:
 
 
 def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: str,
-         raft_addr: str, availability: str = "active") -> Joined:
-    """Joins the swarm of the manager at host:port; writes the credentials."""
+         raft_addr: str, availability: str = "active", hostname: str = "") -> Joined:
+    """Joins the swarm of the manager at host:port; writes the credentials. The node
+    describes itself with `hostname` (default: this machine's)."""
     try:
         tokens.parse(token)
     except ValueError as exc:
@@ -123,7 +124,7 @@ def join(data_dir: Path, host: str, port: int, token: str, *, advertise_addr: st
         csr=csr, token=token, advertise_addr=advertise_addr, raft_addr=raft_addr,
         availability=pb.NodeSpec.Availability.Name(
             pb.NodeSpec.Availability.Value(availability.upper())))
-    req.description.hostname = socket.gethostname()
+    req.description.hostname = hostname or socket.gethostname()
     with grpc.secure_channel(f"{host}:{join_port}", tls.join_credentials(ca_pem),
                              options=tls.channel_options()) as ch:
         try:
