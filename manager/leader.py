@@ -2,25 +2,35 @@
 
 While this manager leads, it turns store changes (and due timers, such as a
 restart delay) into a fresh snapshot, asks the pure orchestrator for a plan,
-and commits the plan as one transaction. Conflicts (another writer got there
-first) simply cause another pass on the newer snapshot.
+and commits the plan in transactions of at most PLAN_CHUNK actions, in order (a
+30,000-replica service is thousands of task objects: one raft entry of them would
+be tens of megabytes, stalling raft's heartbeats while it is sent). Conflicts
+(another writer got there first) simply cause another pass on the newer
+snapshot; the chunks committed before it stay, as each is a valid step.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from manager import orchestrator
 from manager.objects import copy
 from metrics.instruments import NodeMetrics
 from proto import objects_pb2 as pb
+from proto.store_pb2 import StoreAction
 from raft import actions, errors
 from raft.api import ObjectStore
 
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
+PLAN_CHUNK = 500  # store actions per transaction when committing a plan
+
+
+def chunks(acts: Sequence[StoreAction], size: int = PLAN_CHUNK) -> list[list[StoreAction]]:
+    """`acts` cut into consecutive lists of at most `size`."""
+    return [list(acts[i:i + size]) for i in range(0, len(acts), size)]
 
 
 class LeaderLoop:
@@ -118,7 +128,8 @@ class LeaderLoop:
             if not plan.actions:
                 continue
             try:
-                await self.store.acommit(plan.actions)
+                for part in chunks(plan.actions):
+                    await self.store.acommit(part)
             except errors.Conflict as exc:
                 self.log.debug("plan conflicted (%s); reconciling again", exc)
                 self._dirty.set()

@@ -35,12 +35,17 @@ from pysyncobj.syncobj import SyncObjException
 
 from raft.journal import DiskJournal
 from raft.tls_transport import TlsTransport, TransportSecurity
+from raft.transmission import TransmissionMender
 
 # The journal factory is swapped while a Replica's SyncObj initialises; the
 # lock keeps two stores built at once from seeing each other's journal.
 _JOURNAL_HOOK_LOCK = threading.Lock()
 
 ApplyFn = Callable[[bytes], Any]
+
+
+# Entries of at least this many bytes travel in pieces of this size (raft.transmission).
+APPEND_BATCH_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Replica(SyncObj):
         self._load_fn = load_fn
         self._log = log
         self._rewound_to: Optional[tuple[int, int]] = None  # (term, commit) last logged
+        self._pieces = TransmissionMender(APPEND_BATCH_BYTES)
         self._raft_security = security  # read by the transport (raft/tls_transport.py)
         self._tuning = tuning
         self._stop = threading.Event()
@@ -110,6 +116,7 @@ class Replica(SyncObj):
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=False,
+            appendEntriesBatchSizeBytes=APPEND_BATCH_BYTES,
             commandsWaitLeader=True,
             dynamicMembershipChange=True,
             raftMinTimeout=tuning.election_min,
@@ -262,7 +269,7 @@ class Replica(SyncObj):
         if message.get("type") != "append_entries" or "prevLogIdx" not in message:
             return message
         if message.get("transmission") is not None:
-            return message
+            return self._pieces.mend(message)  # a big entry in pieces: see raft.transmission
         journal = self.journal
         if not len(journal):
             return message
