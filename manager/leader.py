@@ -26,6 +26,11 @@ from raft.api import ObjectStore
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
 PLAN_CHUNK = 500  # store actions per transaction when committing a plan
+# After a pass that took d seconds the next one starts d * PASS_SPACING later at the
+# earliest: a pass reads the whole snapshot, so on a big cluster (30,000 tasks: about a
+# second a pass) passes back to back would leave the event loop no time for sessions,
+# heartbeats and API calls. Changes arriving meanwhile are handled together.
+PASS_SPACING = 1.0
 
 
 def chunks(acts: Sequence[StoreAction], size: int = PLAN_CHUNK) -> list[list[StoreAction]]:
@@ -112,11 +117,12 @@ class LeaderLoop:
             except asyncio.TimeoutError:
                 pass
             self._dirty.clear()
-            view = self.store.snapshot()
             started = time.perf_counter()
+            view = self.store.snapshot()
             try:
                 plan = orchestrator.reconcile(view, time.time())
-                self.metrics.scheduler_pass_seconds.observe(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self.metrics.scheduler_pass_seconds.observe(took)
             except Exception:  # a bug in a decision must not kill the loop
                 self.log.exception("reconciliation failed")
                 await asyncio.sleep(0.5)
@@ -126,6 +132,7 @@ class LeaderLoop:
             self.metrics.scheduler_tasks_placed.inc(plan.placed)
             wake_at = plan.wake_at
             if not plan.actions:
+                await self._space(took)
                 continue
             try:
                 for part in chunks(plan.actions):
@@ -141,4 +148,13 @@ class LeaderLoop:
                 self.log.exception("committing a plan failed")
                 await asyncio.sleep(0.5)
                 self._dirty.set()
+            await self._space(took)
+
+    @staticmethod
+    async def _space(took: float) -> None:
+        """Waits PASS_SPACING times as long as the pass took (its commit not counted:
+        that waits on raft, leaving the loop free)."""
+        pause = took * PASS_SPACING
+        if pause > 0.01:
+            await asyncio.sleep(pause)
 
