@@ -268,9 +268,11 @@ def _stamp(seconds: float) -> Timestamp:
     return stamp
 
 
-def task_event(task_id: str, state: int, at: float, node: str = "", created: float = 100.0,
-               service: str = "big", desired: int = pb.RUNNING,
-               action: int = wpb.WatchEvent.UPDATE) -> wpb.WatchEvent:
+def task_event(task_id: str, state: pb.TaskState, at: float, node: str = "",
+               created: float = 100.0, service: str = "big",
+               desired: pb.TaskState = pb.RUNNING,
+               action: wpb.WatchEvent.Action = wpb.WatchEvent.UPDATE
+               ) -> wpb.WatchEvent:
     task = pb.Task(id=task_id, service_name=service, node_id=node, desired_state=desired)
     task.status.state = state
     task.meta.created_at.CopyFrom(_stamp(created))
@@ -331,7 +333,7 @@ def test_task_tracker_times_assignment_and_running_from_commit_times(
 
 
 def test_session_monitor_waits_for_the_leader_to_hold_the_sessions() -> None:
-    answers = iter([OSError("refused"),
+    answers: Iterator[OSError | dict[str, float]] = iter([OSError("refused"),
                     {"shoal_raft_leader": 0.0, "shoal_dispatcher_sessions": 0.0},
                     {"shoal_raft_leader": 1.0, "shoal_dispatcher_sessions": 40.0,
                      "shoal_dispatcher_sessions_opened_total": 40.0},
