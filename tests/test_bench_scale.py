@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import struct
 import time
 from concurrent import futures
@@ -367,3 +368,14 @@ def test_proc_window_and_tree_bytes(tmp_path: Path) -> None:
     (tmp_path / "raft" / "journal").write_bytes(b"x" * 1000)
     (tmp_path / "raft" / "snapshot").write_bytes(b"y" * 24)
     assert tree_bytes(tmp_path / "raft") == 1024
+
+
+def test_the_benchmark_emits_exactly_the_catalogued_figures() -> None:
+    """Every figure scale.py emits is in FIGURES (an unknown one would fail its phase in a
+    lab run), and every catalogued figure is emitted somewhere."""
+    source = Path(scale.__file__).read_text()
+    emitted = set(re.findall(r'emit\("([a-z0-9_]+)"', source))
+    for prefix in re.findall(r'\("(api|cli)", \w+_samples\)', source):
+        for key in re.findall(r'"(\w+_(?:ls|ps))": ', source):
+            emitted |= {f"{prefix}_{key}_p50_ms", f"{prefix}_{key}_p99_ms"}
+    assert emitted == set(FIGURES)
