@@ -15,8 +15,8 @@ see lab.bench.scalefigures.plan) it measures, on a fresh lab per node count
 - ListNodes, ListServices, ListTasks of the service over gRPC, and `swarm node
   ls`, `swarm service ls`, `swarm service ps SERVICE` as whole processes:
   p50/p99 over --calls calls on the leader;
-- with the largest service of the point running: the steady state over
-  --steady seconds (CPU % of a core and peak RSS of the leader, the busiest
+- with the node count's main service running (its last, largest one): the steady
+  state over --steady seconds (CPU % of a core and peak RSS of the leader, the busiest
   follower and the hollow processes, from /proc; heartbeats/s from the leader's
   shoal_dispatcher_heartbeats; the leader's raft directory on disk; the time
   to dump, encrypt and fsync a snapshot of the leader's objects, in this process);
@@ -31,8 +31,11 @@ Prints one figure per line, writes every figure to --json (saved after each one)
 and a PNG per figure under --plots (lab.bench.scaleplot). A phase that fails is
 reported (stderr and the JSON's notes) and the run goes on; the exit status is 1.
 
-Run as root, under the e2e lock: `python -m lab.bench.scale` (about 40 minutes);
-a small run: `python -m lab.bench.scale --nodes 50 --tasks 500 --steady 20`.
+The benchmark process itself shares the 2 cores: it reads the task Watch stream
+(several events per task) and runs the CLI. Run as root, under the e2e lock:
+`python -m lab.bench.scale` (estimated at 40 minutes, not timed yet); a small
+run: `python -m lab.bench.scale --nodes 50 --tasks 500 --steady 20`. Re-plot a
+saved document with `python -m lab.bench.scaleplot design/scale/scale.json --table`.
 """
 from __future__ import annotations
 
@@ -523,18 +526,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("plan: " + "; ".join(f"N={s.nodes}: T={', '.join(map(str, s.tasks))}"
                                for s in steps), flush=True)
     failed = 0
-    for step in steps:
-        with lab_cluster(len(MANAGERS), 0, metrics_port=opts.metrics_port) as lab:
-            lab.wait_ready(timeout=60)
-            run = ScaleRun(lab, opts, results)
-            try:
-                run.run(step)
-            finally:
-                run.close()
-            failed += run.failed
-    for path in plot_document(results.doc, opts.plots):
-        print(f"plot: {path}", flush=True)
-    print(f"json: {opts.json}", flush=True)
+    try:
+        for step in steps:
+            with lab_cluster(len(MANAGERS), 0, metrics_port=opts.metrics_port) as lab:
+                lab.wait_ready(timeout=60)
+                run = ScaleRun(lab, opts, results)
+                try:
+                    run.run(step)
+                finally:
+                    run.close()
+                failed += run.failed
+    finally:   # what was measured is plotted, also when a lab could not be brought up
+        for path in plot_document(results.doc, opts.plots):
+            print(f"plot: {path}", flush=True)
+        print(f"json: {opts.json}", flush=True)
     return 1 if failed else 0
 
 
