@@ -233,8 +233,8 @@ def test_scale_options_refuse_what_cannot_run() -> None:
 # -------------------------------------------------------------- trackers --
 
 class ScriptedWatch(watch_pb2_grpc.WatchServicer):
-    """A Watch server that sends a progress mark, then what the test puts in `queue`
-    (None ends the stream)."""
+    """A Watch server that sends its headers, then what the test puts in `queue` (None ends
+    the stream)."""
 
     def __init__(self) -> None:
         self.queue: "queue.Queue[Optional[wpb.WatchMessage]]" = queue.Queue()
@@ -242,7 +242,7 @@ class ScriptedWatch(watch_pb2_grpc.WatchServicer):
 
     def Watch(self, request, context):  # noqa: N802 (the gRPC method's name)
         self.requests.append(request)
-        yield wpb.WatchMessage(version=7)
+        context.send_initial_metadata(())
         while (message := self.queue.get()) is not None:
             yield message
 
@@ -292,7 +292,8 @@ def test_task_tracker_times_assignment_and_running_from_commit_times(
     servicer, channel = watch_server
     tracker = TaskTracker(channel, "manager2", "big")
     tracker.start(timeout=10)
-    assert servicer.requests[0].progress and servicer.requests[0].selectors[0].kind == "task"
+    request = servicer.requests[0]
+    assert not request.progress and [s.kind for s in request.selectors] == ["task"]
     tracker.expect(2)
     create = wpb.WatchEvent.CREATE
     servicer.queue.put(message(task_event("t1", pb.NEW, 100.0, action=create),

@@ -258,8 +258,7 @@ class FakeWatch(watch_pb2_grpc.WatchServicer):
         context.add_callback(lambda: stream.put(None))
         with self.cluster.lock:
             self.cluster.watchers.append(stream)
-            version = self.cluster.version
-        yield wpb.WatchMessage(version=version)
+        context.send_initial_metadata(())
         while (message := stream.get()) is not None:
             yield message
 

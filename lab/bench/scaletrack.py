@@ -76,16 +76,19 @@ class TaskTracker:
     # ---------------------------------------------------------- stream --
 
     def start(self, timeout: float = 30.0) -> None:
-        """Opens the stream; returns once the manager says it is live (its progress
-        message), so that no change made afterwards is missed."""
-        request = wpb.WatchRequest(selectors=[wpb.WatchSelector(kind="task")], progress=True)
-        self._call = self._stub.Watch(request)
+        """Opens the stream; returns once the manager has sent its headers, which it does
+        once subscribed (manager/watchapi.py), so that no change made afterwards is missed.
+
+        No `progress` mark is asked for: with it the manager ends the stream when it
+        installs a raft snapshot (a follower that fell behind under load), without it
+        the stream goes on with the snapshot's differences, which is all this needs."""
+        self._call = self._stub.Watch(wpb.WatchRequest(selectors=[wpb.WatchSelector(kind="task")]))
         self._thread.start()
         with self._cond:
             if not self._cond.wait_for(lambda: self.live or self.error is not None, timeout):
                 self.stop()
-                raise TimeoutError(f"the Watch stream on {self.manager} sent no progress "
-                                   f"message within {timeout:g}s")
+                raise TimeoutError(f"the Watch stream on {self.manager} was not open "
+                                   f"within {timeout:g}s")
             if self.error is not None:
                 raise RuntimeError(f"the Watch stream on {self.manager} failed: {self.error}")
 
@@ -99,6 +102,10 @@ class TaskTracker:
 
     def _run(self) -> None:
         try:
+            self._call.initial_metadata()   # blocks until the headers are in
+            with self._cond:
+                self.live = True
+                self._cond.notify_all()
             for message in self._call:
                 self.absorb(message)
             failure = "the stream ended"
@@ -111,10 +118,8 @@ class TaskTracker:
             self._cond.notify_all()
 
     def absorb(self, message: wpb.WatchMessage) -> None:
-        """Takes one message of the stream in (a progress message marks it live)."""
+        """Takes one message of the stream in."""
         with self._cond:
-            if not message.events:
-                self.live = True
             for event in message.events:
                 self._apply(event)
             self._cond.notify_all()
