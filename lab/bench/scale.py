@@ -47,7 +47,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence, cast
+from typing import Any, Callable, Optional, Sequence
 
 import grpc
 
@@ -75,30 +75,6 @@ SESSION_POLL = 1.0   # seconds between scrapes after a leader kill (each counts 
 OPTIONS = [("grpc.max_receive_message_length", -1)]   # ListTasks of 30,000 tasks is big
 
 
-class HollowLab(Protocol):
-    """The hollow-node part of lab.cluster.Lab this benchmark relies on."""
-
-    def add_hollow(self, count: int) -> str:
-        """Starts one hollow process of `count` nodes; returns its name (hollowK)."""
-
-    def hollow_groups(self) -> dict[str, dict[str, Any]]:
-        """name -> {"count", "pid", "ip", "hostnames"} of every hollow process."""
-
-
-def has_hollow_nodes(lab: Lab | type[Lab]) -> bool:
-    return all(callable(getattr(lab, name, None)) for name in ("add_hollow", "hollow_groups"))
-
-
-NO_HOLLOW = ("this checkout's lab has no hollow nodes (Lab.add_hollow, Lab.hollow_groups): "
-             "the scale benchmark needs them")
-
-
-def hollow_lab(lab: Lab) -> HollowLab:
-    if not has_hollow_nodes(lab):
-        raise LabError(NO_HOLLOW)
-    return cast(HollowLab, lab)
-
-
 def _ms(samples: Sequence[float]) -> tuple[float, float]:
     return percentile(samples, 50) * 1000, percentile(samples, 99) * 1000
 
@@ -112,7 +88,6 @@ class ScaleRun:
 
     def __init__(self, lab: Lab, opts: argparse.Namespace, results: Results) -> None:
         self.lab, self.opts, self.results = lab, opts, results
-        self.hollow = hollow_lab(lab)
         self.work = Path(tempfile.mkdtemp(prefix="scale-", dir=lab.root))
         self.files = issue_client_certificate(lab, self.work / "client")
         self.context = client_context(self.files)
@@ -232,12 +207,11 @@ class ScaleRun:
         layout = hollow_layout(step.nodes, self.opts.per_process, self.opts.victim_fraction)
         leader = self.leader()
         started = time.monotonic()
-        names, returned = [], []
-        for count in layout:
-            names.append(self.hollow.add_hollow(count))
-            returned.append(round(time.monotonic() - started, 2))
+        # every process starts at once, as hosts booting together would
+        names = self.lab.add_hollow_groups(layout, wait=False)
+        returned = [round(time.monotonic() - started, 2)]
         self.victim = names[-1]
-        groups = self.hollow.hollow_groups()
+        groups = self.lab.hollow_groups()
         hosts = {h for g in names for h in groups[g]["hostnames"]}
         if len(hosts) != step.nodes:
             raise LabError(f"the hollow processes hold {len(hosts)} nodes, not {step.nodes}")
@@ -340,7 +314,7 @@ class ScaleRun:
         leader = self.leader()
         followers = [m for m in MANAGERS if m != leader]
         pids = {m: self.lab.pid(m) for m in MANAGERS}
-        hollow = {g: info["pid"] for g, info in self.hollow.hollow_groups().items()
+        hollow = {g: info["pid"] for g, info in self.lab.hollow_groups().items()
                   if info.get("pid")}
         missing = [m for m, p in pids.items() if p is None]
         if missing:
@@ -406,7 +380,7 @@ class ScaleRun:
         old = self.leader()
         survivors = [m for m in MANAGERS if m != old]
         ready = [n for n in self.nodes(old) if n.status.state == pb.NodeStatus.READY]
-        hosts = {h for g in self.hollow.hollow_groups().values() for h in g["hostnames"]}
+        hosts = {h for g in self.lab.hollow_groups().values() for h in g["hostnames"]}
         hollow_ids = {n.id for n in ready if n.description.hostname in hosts}
         expected = len(ready) - 1          # every node Ready before, but the killed one
         try:
@@ -456,7 +430,7 @@ class ScaleRun:
         self.lab.wait_running(old, timeout=120)
 
     def hollow_kill(self, point: Point, tracker: TaskTracker) -> None:
-        group = self.hollow.hollow_groups()[self.victim]
+        group = self.lab.hollow_groups()[self.victim]
         hosts = set(group["hostnames"])
         victims = {n.id for n in self.nodes(self.leader()) if n.description.hostname in hosts}
         moving = tracker.running_on(victims)
@@ -517,9 +491,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
-    if not has_hollow_nodes(Lab):
-        print(f"python -m lab.bench.scale: {NO_HOLLOW}", file=sys.stderr)
-        return 2
     steps = plan(opts.nodes, opts.tasks)
     results = Results(opts.json, {k: str(v) if isinstance(v, Path) else v
                                   for k, v in vars(opts).items()}, points(steps))
