@@ -259,7 +259,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
         held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
         given: dict[str, set[str]] = {"secret": set(), "config": set()}
-        tasks = [t for t in self.store.list("task") if t.node_id == sess.node_id]
+        tasks = self.store.tasks_of(node_id=sess.node_id)
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
             held[t.id] = t

@@ -12,6 +12,9 @@ access with its own lock.
   the actions before it; the first failed check raises `Conflict` and
   nothing is changed.
 - `dump`/`load` turn the whole state into bytes (for raft snapshots).
+- Tasks are indexed by node and by service (`tasks_of`), kept up to date by
+  `apply` and `load`, so that a node's or a service's tasks are found without
+  scanning every task (a dispatcher session, `service ps`).
 """
 from __future__ import annotations
 
@@ -57,6 +60,9 @@ class StoreState:
         self._tables: dict[str, dict[str, StoredObject]] = {kind: {} for kind in model.KINDS}
         self._shared: set[str] = set()
         self._names: dict[str, dict[str, str]] = {kind: {} for kind in UNIQUE_NAME_KINDS}
+        # task IDs by node ID and by service ID (tasks with an empty one are not indexed)
+        self._tasks_by_node: dict[str, set[str]] = {}
+        self._tasks_by_service: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------ reads ----
 
@@ -74,6 +80,37 @@ class StoreState:
             if model.object_name(obj) == name:
                 return obj
         return None
+
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list[StoredObject]:
+        """The tasks on `node_id` and/or of `service_id` (each given one must match;
+        at least one must be given), in no particular order."""
+        if not node_id and not service_id:
+            raise ValueError("tasks_of needs a node ID or a service ID")
+        ids: set[str] = set()
+        if node_id:
+            ids = self._tasks_by_node.get(node_id, set())
+        if service_id:
+            of_service = self._tasks_by_service.get(service_id, set())
+            ids = ids & of_service if node_id else of_service
+        table = self._tables["task"]
+        return [table[i] for i in ids]
+
+    def _index_task(self, old: Optional[StoredObject], new: Optional[StoredObject]) -> None:
+        """Moves a task between the index entries when its node or service changes."""
+        for attr, index in (("node_id", self._tasks_by_node),
+                            ("service_id", self._tasks_by_service)):
+            before = getattr(old, attr) if old is not None else ""
+            after = getattr(new, attr) if new is not None else ""
+            if before == after:
+                continue
+            if before:
+                held = index.get(before)
+                if held is not None:
+                    held.discard(old.id)  # type: ignore[union-attr]
+                    if not held:
+                        del index[before]
+            if after:
+                index.setdefault(after, set()).add(new.id)  # type: ignore[union-attr]
 
     def snapshot(self) -> StoreView:
         """A read-only view that later writes do not change (copy-on-write)."""
@@ -180,6 +217,8 @@ class StoreState:
 
         for (kind, obj_id), obj in staged.items():
             table = self._writable(kind)
+            if kind == "task":
+                self._index_task(table.get(obj_id), obj)
             if obj is None:
                 table.pop(obj_id, None)
             else:
@@ -215,6 +254,8 @@ class StoreState:
             kind = wrapped.WhichOneof("object")
             obj = getattr(wrapped, kind)
             state._tables[kind][obj.id] = obj
+            if kind == "task":
+                state._index_task(None, obj)
             name = model.object_name(obj)
             if kind in UNIQUE_NAME_KINDS and name:
                 state._names[kind][name] = obj.id

@@ -3,7 +3,8 @@
 `Store` joins the pure state machine (raft/state.py) to pysyncobj
 (raft/replica.py):
 
-- reads are local and lock-protected (`get`, `list`, `by_name`, `snapshot`);
+- reads are local and lock-protected (`get`, `list`, `by_name`, `tasks_of`,
+  `snapshot`);
 - a write is one transaction = one raft entry (`commit`, `acommit`); the
   entry's payload is the serialised StoreTransaction passed through the
   store's `encrypt` (and `decrypt` on apply), so journal, snapshots and raft
@@ -279,6 +280,10 @@ class Store:
     def by_name(self, kind: str, name: str) -> Optional[Message]:
         with self._lock:
             return self._state.by_name(kind, name)
+
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list:
+        with self._lock:
+            return self._state.tasks_of(node_id, service_id)
 
     def snapshot(self) -> StoreView:
         with self._lock:
