@@ -73,6 +73,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
+        # the newest store version whose change may have touched a network view (None
+        # until the store watch runs: the index is then rebuilt at every version)
+        self._net_changed_at: Optional[int] = None
+        self._managers_cache: tuple[int, list[dpb.WeightedPeer]] = (-1, [])
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
@@ -132,8 +136,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return None if sess is None or sess.ended else sess.node_id
 
     def _managers(self) -> list[dpb.WeightedPeer]:
-        return [dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
-                for n in self.store.list("node") if n.role == pb.MANAGER]
+        """The managers every session message carries (read once per store version:
+        a thousand sessions woken by one change share one scan of the nodes)."""
+        version = self.store.version
+        if self._managers_cache[0] != version:
+            self._managers_cache = (version, [
+                dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
+                for n in self.store.list("node") if n.role == pb.MANAGER])
+        return self._managers_cache[1]
 
     def _roots(self) -> dict[str, bytes]:
         """The roots nodes must trust and the one that signs now (see manager.ca)."""
@@ -304,9 +314,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self.metrics.dispatcher_assignment_changes.inc(len(changes))
 
     def _net_index(self) -> NetIndex:
-        """The cluster's network views at the store's current version (built once per
-        version, shared by every session)."""
-        if self._netindex is None or self._netindex.version != self.store.version:
+        """The cluster's network views, shared by every session: rebuilt only when a
+        store change since the last build may have changed some view (`_touches_networks`
+        of the events the store watch saw), never for a plain task status report of a
+        task without networks. Before the watch runs, it is rebuilt at every version."""
+        index = self._netindex
+        if index is None or (self._net_changed_at > index.version
+                             if self._net_changed_at is not None
+                             else index.version != self.store.version):
             self._netindex = NetIndex(self.store.snapshot())
         return self._netindex
 
@@ -330,9 +345,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return False
 
     async def _watch_store(self) -> None:
-        async for events in self.store.watch_async(asyncio.get_running_loop()):
+        stream = self.store.watch_async(asyncio.get_running_loop())
+        # an index built before the watch's view may miss changes no event will report
+        self._net_changed_at = stream.view.version
+        async for events in stream:
             per_node: dict[str, list] = {}
             if any(self._touches_networks(ev) for ev in events):
+                self._net_changed_at = max(self._net_changed_at, events[0].version)
                 per_node = {node_id: [] for node_id in self.sessions}
             for ev in events:
                 kind = ev.object.WhichOneof("object")
