@@ -162,8 +162,7 @@ class StoreState:
             if not obj.id:
                 raise Conflict(f"action {n + 1} of the transaction: {kind} has no ID")
             old = current(kind, obj.id)
-            label = _label(kind, old if old is not None else obj)
-            name_before = model.object_name(old) if old is not None else ""
+            label = _Label(kind, old if old is not None else obj)  # named only if refused
 
             if action.kind == store_pb2.StoreAction.CREATE:
                 if old is not None:
@@ -190,6 +189,7 @@ class StoreState:
                 raise Conflict(f"action {n + 1} of the transaction has unknown kind {action.kind}")
 
             if kind in UNIQUE_NAME_KINDS:
+                name_before = model.object_name(old) if old is not None else ""
                 name_after = "" if action.kind == store_pb2.StoreAction.REMOVE else model.object_name(obj)
                 if name_after != name_before:
                     if name_after:
@@ -289,6 +289,20 @@ class StoreState:
 def _label(kind: str, obj: StoredObject) -> str:
     name = model.object_name(obj)
     return f'{kind} "{name}" ({obj.id})' if name else f"{kind} {obj.id}"
+
+
+class _Label:
+    """How a refusal names an object, worked out only when one is formatted (most
+    actions pass their checks, and a transaction may hold 30,000 of them)."""
+
+    __slots__ = ("kind", "obj")
+
+    def __init__(self, kind: str, obj: StoredObject) -> None:
+        self.kind, self.obj = kind, obj
+
+    def __str__(self) -> str:
+        return _label(self.kind, self.obj)
+
 
 
 
