@@ -1,6 +1,7 @@
 """The Dispatcher gRPC service: one session per node, on the leader.
 
-It keeps each node's session (heartbeats, node status), streams the node its
+It keeps each node's session (heartbeats, node status; the nodes that open a session
+within a few milliseconds are recorded ready in one transaction), streams the node its
 task assignments (a complete set, then incremental changes driven by store
 watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
 transactions. Nodes whose heartbeats stop are marked down. It records the
@@ -29,6 +30,7 @@ from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
 from proto import model
 from proto import objects_pb2 as pb
+from proto import store_pb2
 from proto import watch_pb2 as wpb
 from raft import actions, errors
 from raft.api import ObjectStore
@@ -70,6 +72,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
         self._waiters: list[asyncio.Future] = []
         self._flush_wakeup = asyncio.Event()
+        # sessions waiting for their node to be recorded ready: (node ID, request, peer, waiter)
+        self._registrations: list[tuple[str, dpb.SessionRequest, str, asyncio.Future]] = []
+        self._register_wakeup = asyncio.Event()
+        self._registrar_running = False
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
@@ -90,13 +96,20 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._started_at = time.monotonic()
         self._tasks = [loop.create_task(self._watch_store()),
                        loop.create_task(self._flusher()),
+                       loop.create_task(self._registrar()),
                        loop.create_task(self._expiry())]
+        self._registrar_running = True
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self._registrar_running = False
+        waiting, self._registrations = self._registrations, []
+        for *_, fut in waiting:
+            if not fut.done():
+                fut.set_exception(errors.Unavailable("the dispatcher stopped"))
         for sess in list(self.sessions.values()):
             self._end(sess)
 
@@ -156,27 +169,69 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     async def _register_node(self, node_id: str, request: dpb.SessionRequest,
                              peer: str) -> Optional[pb.Node]:
         """Records the node ready (creating it on its first session); the node object
-        as stored, or None if it was removed meanwhile."""
+        as stored, or None if it was removed meanwhile. Sessions opened together share
+        one transaction (a thousand nodes reconnecting after a leader change)."""
+        if not self._registrar_running:  # not started (a test driving one call)
+            await self._register_batch([(node_id, request, peer)])
+            return objects.get(self.store, pb.Node, node_id)
+        fut = asyncio.get_running_loop().create_future()
+        self._registrations.append((node_id, request, peer, fut))
+        self._register_wakeup.set()
+        return await fut
+
+    def _registration(self, node_id: str, request: dpb.SessionRequest,
+                      peer: str) -> store_pb2.StoreAction:
+        """The action that records one node ready, from the store as it is now."""
+        node = objects.get(self.store, pb.Node, node_id)
+        if node is None:
+            new = pb.Node(id=node_id, role=pb.WORKER)
+            new.spec.availability = pb.NodeSpec.ACTIVE
+            new.spec.desired_role = pb.WORKER
+            act = actions.create
+        else:
+            new = copy(node)
+            act = actions.update
+        new.description.CopyFrom(request.description)
+        new.status.state = pb.NodeStatus.READY
+        new.status.message = ""
+        new.status.addr = peer
+        return act(new)
+
+    async def _register_batch(self, batch: list[tuple[str, dpb.SessionRequest, str]]) -> None:
+        """Records every node of `batch` ready in one transaction (a node named twice:
+        its last request), retried on a conflict."""
+        latest = {node_id: (request, peer) for node_id, request, peer in batch}
         for _ in range(20):
-            node = objects.get(self.store, pb.Node, node_id)
-            if node is None:
-                new = pb.Node(id=node_id, role=pb.WORKER)
-                new.spec.availability = pb.NodeSpec.ACTIVE
-                new.spec.desired_role = pb.WORKER
-                act = actions.create
-            else:
-                new = copy(node)
-                act = actions.update
-            new.description.CopyFrom(request.description)
-            new.status.state = pb.NodeStatus.READY
-            new.status.message = ""
-            new.status.addr = peer
+            acts = [self._registration(node_id, request, peer)
+                    for node_id, (request, peer) in latest.items()]
             try:
-                await self.store.acommit([act(new)])
-                return objects.get(self.store, pb.Node, node_id)
+                await self.store.acommit(acts)
+                return
             except errors.Conflict:
                 continue
-        raise errors.Unavailable(f"could not register node {node_id}: too many conflicts")
+        names = ", ".join(sorted(latest))
+        raise errors.Unavailable(f"could not register node {names}: too many conflicts")
+
+    async def _registrar(self) -> None:
+        while True:
+            await self._register_wakeup.wait()
+            await asyncio.sleep(FLUSH_WINDOW)  # let concurrent sessions join this batch
+            self._register_wakeup.clear()
+            waiting, self._registrations = self._registrations, []
+            if not waiting:
+                continue
+            error: Optional[Exception] = None
+            try:
+                await self._register_batch([(n, request, peer) for n, request, peer, _ in waiting])
+            except errors.StoreError as exc:  # Unavailable, NotLeader, ...: each session hears it
+                error = exc
+            for node_id, _, _, fut in waiting:
+                if fut.done():
+                    continue
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(objects.get(self.store, pb.Node, node_id))
 
     async def Session(self, request, context):
         ident = tls.peer_identity(context)
