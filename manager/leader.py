@@ -10,7 +10,9 @@ on a thread of its own: the event loop keeps answering heartbeats, sessions
 and status reports meanwhile (the plan is pure, the snapshot immutable). While
 changes keep coming, passes take at most `PASS_DUTY` of the time: after a pass
 of d seconds the next starts no sooner than d * (1 - PASS_DUTY) / PASS_DUTY
-later, and every change made meanwhile is folded into that next pass.
+later, and every change made meanwhile is folded into that next pass. A
+transaction of task progress reports that no rule acts on
+(manager/orchestrator/triggers.py) asks for no pass at all.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from manager import orchestrator
+from manager.orchestrator.triggers import UPDATE_UNDER_WAY, needs_pass
 from manager.objects import copy
 from metrics.instruments import NodeMetrics
 from proto import objects_pb2 as pb
@@ -49,6 +52,7 @@ class LeaderLoop:
         self._tasks: list[asyncio.Task] = []
         self._executor: Optional[ThreadPoolExecutor] = None
         self.passes = 0
+        self.ignored = 0  # transactions that asked for no pass (progress reports only)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     def start(self) -> None:
@@ -69,8 +73,18 @@ class LeaderLoop:
             self._executor = None
 
     async def _watch(self) -> None:
-        async for _events in self.store.watch_async(asyncio.get_running_loop()):
-            self._dirty.set()
+        async for events in self.store.watch_async(asyncio.get_running_loop()):
+            if self._dirty.is_set():
+                continue
+            if needs_pass(events, self._update_under_way):
+                self._dirty.set()
+            else:
+                self.ignored += 1
+
+    def _update_under_way(self, service_id: str) -> bool:
+        service = self.store.get("service", service_id)
+        return not isinstance(service, pb.Service) or \
+            service.update_status.state in UPDATE_UNDER_WAY
 
     async def _mark_leader(self) -> None:
         """Records in the manager nodes who leads and which managers raft reaches."""

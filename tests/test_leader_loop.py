@@ -73,6 +73,19 @@ def test_passes_run_off_the_event_loop_and_converge(store, monkeypatch) -> None:
             scaled.spec.replicated.replicas = 6
             store.commit([actions.update(scaled)])
             await until(lambda: len(store.tasks_of(service_id=svc.id)) == 6, "6 tasks")
+            await until(lambda: all(t.status.state == pb.ASSIGNED
+                                    for t in store.tasks_of(service_id=svc.id)), "6 assigned")
+            # progress reports no rule acts on ask for no pass
+            await until(lambda: not loop._dirty.is_set(), "the last pass to start")
+            reports = []
+            for t in store.tasks_of(service_id=svc.id):
+                new = pb.Task()
+                new.CopyFrom(t)
+                new.status.state = pb.RUNNING
+                reports.append(actions.update(new))
+            store.commit(reports)
+            await until(lambda: loop.ignored >= 1, "the reports to be judged unneeded")
+            assert not loop._dirty.is_set()
         finally:
             await loop.stop()
         assert threads and all(name.startswith("reconcile-") for name in threads)

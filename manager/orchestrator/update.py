@@ -41,12 +41,13 @@ from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
 from manager.orchestrator.reaper import stopped
+from manager.orchestrator.triggers import UPDATE_UNDER_WAY
 from manager.orchestrator.slots import (SlotKey, is_dirty, is_live, make_task, service_slots,
                                          slot_key)
 
 US = pb.UpdateStatus
 _ACTIVE = (US.UPDATING, US.ROLLBACK_STARTED)
-_ONGOING = (US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED)
+_ONGOING = UPDATE_UNDER_WAY  # (manager/orchestrator/triggers.py relies on this set)
 _FAILED = (pb.COMPLETE, pb.FAILED, pb.REJECTED)
 
 
