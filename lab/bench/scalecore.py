@@ -37,6 +37,7 @@ from manager import orchestrator
 from manager.allocator.networks import ingress_network
 from manager.controlapi.server import ControlServicer
 from manager.dispatcher import Dispatcher, _Session
+from manager.leader import LeaderLoop
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
 from cli import format as fmt
@@ -374,6 +375,100 @@ def _raft_commit_status(a: argparse.Namespace) -> Callable[[], object]:
         finally:
             store.close()
         return None
+    return run
+
+
+_PROGRESS = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING)
+
+
+@step("ramp")
+def _ramp(a: argparse.Namespace) -> Callable[[], object]:
+    """The leader's side of `service create --replicas T` on N ready nodes, on a real
+    one-node raft store: the leader loop creates and places the tasks, the dispatcher
+    folds every node's progress reports (5 per task, one call per node and state, as
+    agents batch them) into transactions, until every task is RUNNING. No agents, no gRPC:
+    what remains is the manager's own work (and the few calls standing in for agents)."""
+    cl = Cluster(a.nodes, a.tasks)
+    store = _raft_store(tempfile.mkdtemp(prefix="scalecore-"))
+    store.commit([actions.create(o) for o in cl.state.list("cluster")]
+                 + [actions.create(o) for o in cl.state.list("network")]
+                 + [actions.create(n) for n in cl.nodes], 60)
+
+    async def report(disp: Dispatcher, session_id: str, tasks: list, state: int) -> None:
+        request = dpb.UpdateTaskStatusRequest(session_id=session_id)
+        for t in tasks:
+            upd = request.updates.add(task_id=t.id)
+            upd.status.state = state
+            upd.status.timestamp.CopyFrom(model.timestamp())
+        await disp.UpdateTaskStatus(request, None)
+
+    async def ramp() -> None:
+        disp = Dispatcher(store, "bench", LogBroker("bench"))
+        leader = LeaderLoop(store, "bench")
+        sessions = {}
+        for node in cl.nodes:
+            sess = _session(model.new_id(), node.id)
+            disp._by_id[sess.id], disp.sessions[node.id] = sess, sess
+            sessions[node.id] = sess.id
+        stream = store.watch_async()
+        disp.start()
+        leader.start()
+        started = time.perf_counter()
+        await store.acommit([actions.create(cl.service)], 60)
+        assigned: dict[str, list] = {}
+        count = 0
+        async for events in stream:
+            for ev in events:
+                t = ev.object.task
+                if ev.object.WhichOneof("object") == "task" and t.status.state == pb.ASSIGNED \
+                        and ev.action != ev.REMOVE:
+                    assigned.setdefault(t.node_id, []).append(t)
+                    count += 1
+            if count >= a.tasks:
+                break
+        stream.close()
+        placed = time.perf_counter()
+        for state in _PROGRESS:
+            await asyncio.gather(*(report(disp, sessions[n], ts, state)
+                                   for n, ts in assigned.items()))
+        done = time.perf_counter()
+        running = sum(1 for t in store.list("task") if t.status.state == pb.RUNNING)
+        await leader.stop()
+        await disp.stop()
+        print(f"ramp: all placed after {placed - started:.3f} s, all RUNNING after "
+              f"{done - started:.3f} s; {running} running; {leader.passes} reconcile passes, "
+              f"{getattr(leader, 'ignored', 0)} transactions ignored; store version "
+              f"{store.version}")
+
+    def run() -> None:
+        try:
+            asyncio.run(ramp())
+        finally:
+            store.close()
+    return run
+
+
+@step("register_sessions")
+def _register_sessions(a: argparse.Namespace) -> Callable[[], object]:
+    """N sessions opened at once (a leader change): their nodes recorded ready."""
+    cl = Cluster(a.nodes, a.tasks)
+    store = _raft_store(tempfile.mkdtemp(prefix="scalecore-"))
+    store.commit([actions.create(n) for n in cl.nodes], 60)
+
+    async def opens() -> None:
+        disp = Dispatcher(store, "bench", LogBroker("bench"))
+        disp.start()
+        before = store.version
+        await asyncio.gather(*(disp._register_node(n.id, dpb.SessionRequest(description=n.description),
+                                                   "10.0.0.1") for n in cl.nodes))
+        await disp.stop()
+        print(f"register_sessions: {store.version - before} transactions for {a.nodes} sessions")
+
+    def run() -> None:
+        try:
+            asyncio.run(opens())
+        finally:
+            store.close()
     return run
 
 
