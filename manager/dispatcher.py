@@ -377,8 +377,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         if index is None or (self._net_changed_at > index.version
                              if self._net_changed_at is not None
                              else index.version != self.store.version):
-            self._netindex = NetIndex(self.store.snapshot())
-        return self._netindex
+            index = self._netindex = NetIndex(self.store.snapshot())
+        return index
 
     def _touches_networks(self, ev: Any) -> bool:
         """Whether a store event may change some node's network views."""

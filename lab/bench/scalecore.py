@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
 import cProfile
 import io
 import pstats
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from lab.localnode import free_port
 from manager import orchestrator
@@ -149,7 +150,7 @@ class _LocalStore:
     def snapshot(self) -> StoreView:
         return self.state.snapshot()
 
-    def tasks_of(self, node_id: str = "", service_id: str = "") -> list:
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list:
         return self.state.tasks_of(node_id, service_id)
 
 
@@ -278,7 +279,7 @@ def _control(cl: Cluster) -> ControlServicer:
                            LogBroker("bench"), lambda: "")
 
 
-def _call(method: Callable, request: object) -> object:
+def _call(method: Callable, request: object) -> Any:
     """One Control API call as the CLI sees it: served, encoded, decoded."""
     coro = method(request, None)
     try:  # list calls never wait: run the coroutine by hand (asyncio.run would repr it)
@@ -378,7 +379,7 @@ def _raft_commit_status(a: argparse.Namespace) -> Callable[[], object]:
     return run
 
 
-_PROGRESS = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING)
+_PROGRESS: tuple[pb.TaskState, ...] = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.STARTING, pb.RUNNING)
 
 
 @step("ramp")
@@ -394,7 +395,8 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
                  + [actions.create(o) for o in cl.state.list("network")]
                  + [actions.create(n) for n in cl.nodes], 60)
 
-    async def report(disp: Dispatcher, session_id: str, tasks: list, state: int) -> None:
+    async def report(disp: Dispatcher, session_id: str, tasks: list,
+                     state: pb.TaskState) -> None:
         request = dpb.UpdateTaskStatusRequest(session_id=session_id)
         for t in tasks:
             upd = request.updates.add(task_id=t.id)

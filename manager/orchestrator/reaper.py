@@ -64,8 +64,8 @@ def sweep_versions(work: Work) -> None:
     """Removes the superseded secret and config versions nothing can use any more."""
     secrets = [s for s in work.view.secrets.values() if isinstance(s, pb.Secret)]
     configs = [c for c in work.view.configs.values() if isinstance(c, pb.Config)]
-    if not any(fileversions.SUPERSEDED in o.spec.annotations.labels
-               for o in (*secrets, *configs)):
+    if not any(fileversions.SUPERSEDED in s.spec.annotations.labels for s in secrets) and \
+            not any(fileversions.SUPERSEDED in c.spec.annotations.labels for c in configs):
         return  # nothing could be swept: spare the pass a look at every task
     services = list(work.services.values())
     tasks = [t for t in work.tasks.values() if not stopped(work, t)]
