@@ -83,6 +83,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         # until the store watch runs: the index is then rebuilt at every version)
         self._net_changed_at: Optional[int] = None
         self._managers_cache: tuple[int, list[dpb.WeightedPeer]] = (-1, [])
+        self._period: Optional[float] = None  # the heartbeat period, kept while the watch runs
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
@@ -114,10 +115,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             self._end(sess)
 
     def heartbeat_period(self) -> float:
-        cluster = ca.cluster_of(self.store)
-        if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
-            return model.seconds(cluster.spec.dispatcher.heartbeat_period)
-        return DEFAULT_HEARTBEAT
+        """The cluster's heartbeat period. While the store watch runs it is kept in
+        memory (read again after a cluster change): a heartbeat must not wait for the
+        store's lock, which the raft thread holds while it applies a big transaction."""
+        period = self._period
+        if period is None:
+            cluster = ca.cluster_of(self.store)
+            if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
+                period = model.seconds(cluster.spec.dispatcher.heartbeat_period)
+            else:
+                period = DEFAULT_HEARTBEAT
+            if self._net_changed_at is not None:  # the watch runs: it clears a stale one
+                self._period = period
+        return period
 
     # ----------------------------------------------------------- sessions --
 
@@ -415,6 +425,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":
+                    self._period = None  # read the heartbeat period again
                     roots = self._roots()
                     if roots != self._last_roots:
                         self._last_roots = roots
@@ -450,9 +461,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return dpb.UpdateTaskStatusResponse()
 
     def _status_actions(self, pending: dict[str, tuple[str, pb.TaskStatus]]) -> list:
+        tasks = self.store.snapshot().tasks  # one look under the store's lock, not one per report
         acts = []
         for task_id, (node_id, status) in pending.items():
-            task = objects.get(self.store, pb.Task, task_id)
+            task = tasks.get(task_id)
             if task is None or task.node_id != node_id:
                 continue
             merged = model.merged_status(task.status, status)
