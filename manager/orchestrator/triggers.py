@@ -31,25 +31,31 @@ US = pb.UpdateStatus
 UPDATE_UNDER_WAY = frozenset({US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED})
 
 
-def _progressing(state: int) -> bool:
-    return pb.ASSIGNED <= state <= pb.RUNNING
+_UPDATE = wpb.WatchEvent.UPDATE
+_ASSIGNED, _RUNNING = pb.ASSIGNED, pb.RUNNING
 
 
 def is_progress_report(ev: wpb.WatchEvent, update_under_way: Callable[[str], bool]) -> bool:
-    """The event is a placed task's progress report that no rule acts on."""
-    if ev.action != wpb.WatchEvent.UPDATE or ev.object.WhichOneof("object") != "task" \
-            or ev.old_object.WhichOneof("object") != "task":
+    """The event is a placed task's progress report that no rule acts on.
+
+    (Called for every event of every transaction while no pass is pending: each field
+    is read once, cheapest tests first.)"""
+    if ev.action != _UPDATE:
         return False
-    new, old = ev.object.task, ev.old_object.task
-    if not (_progressing(old.status.state) and _progressing(new.status.state)):
+    obj, before = ev.object, ev.old_object
+    if obj.WhichOneof("object") != "task" or before.WhichOneof("object") != "task":
         return False
-    if (new.desired_state, new.node_id, new.slot, new.service_id, new.spec_version) != \
-            (old.desired_state, old.node_id, old.slot, old.service_id, old.spec_version):
+    new, old = obj.task, before.task
+    state, was = new.status.state, old.status.state
+    if not (_ASSIGNED <= was <= _RUNNING and _ASSIGNED <= state <= _RUNNING):
+        return False
+    if new.desired_state != old.desired_state or new.node_id != old.node_id \
+            or new.slot != old.slot or new.service_id != old.service_id \
+            or new.spec_version != old.spec_version:
         return False
     if new.spec != old.spec or new.endpoint != old.endpoint or new.networks != old.networks:
         return False
-    reached_running = new.status.state == pb.RUNNING and old.status.state != pb.RUNNING
-    return not (reached_running and update_under_way(new.service_id))
+    return not (state == _RUNNING and was != _RUNNING and update_under_way(new.service_id))
 
 
 def needs_pass(events: Iterable[wpb.WatchEvent], update_under_way: Callable[[str], bool]) -> bool:
