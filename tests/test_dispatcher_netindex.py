@@ -72,3 +72,25 @@ def test_managers_read_once_per_store_version(store) -> None:  # noqa: F811
     assert disp._managers() is first
     store.commit([actions.create(pb.Node(id="m2", role=pb.MANAGER))])
     assert sorted(p.node_id for p in disp._managers()) == ["m1", "m2"]
+
+
+def test_heartbeat_period_kept_in_memory_and_read_again_after_a_cluster_change(store) -> None:  # noqa: F811
+    cluster = pb.Cluster(id=model.new_id())
+    cluster.spec.annotations.name = "default"
+    store.commit([actions.create(cluster)])
+
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        disp.start()
+        try:
+            await until(lambda: disp._net_changed_at is not None, "the dispatcher's watch")
+            assert disp.heartbeat_period() == 5.0 and disp._period == 5.0
+            changed = pb.Cluster()
+            changed.CopyFrom(store.get("cluster", cluster.id))
+            changed.spec.dispatcher.heartbeat_period.CopyFrom(model.duration(2.0))
+            await store.acommit([actions.update(changed)])
+            await until(lambda: disp.heartbeat_period() == 2.0, "the new period")
+        finally:
+            await disp.stop()
+
+    asyncio.run(scenario())
