@@ -84,6 +84,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._net_changed_at: Optional[int] = None
         self._managers_cache: tuple[int, list[dpb.WeightedPeer]] = (-1, [])
         self._period: Optional[float] = None  # the heartbeat period, kept while the watch runs
+        self._roots_cache: Optional[dict[str, bytes]] = None  # likewise the CA roots
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
@@ -169,12 +170,20 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return self._managers_cache[1]
 
     def _roots(self) -> dict[str, bytes]:
-        """The roots nodes must trust and the one that signs now (see manager.ca)."""
-        cluster = ca.cluster_of(self.store)
-        if cluster is None or not cluster.root_ca_cert:
-            return {}
-        return {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]
-                "issuing_ca": ca.issuing_cert(cluster)}
+        """The roots nodes must trust and the one that signs now (see manager.ca); kept
+        in memory while the store watch runs, like the heartbeat period (every session
+        message carries them)."""
+        roots = self._roots_cache
+        if roots is None:
+            cluster = ca.cluster_of(self.store)
+            if cluster is None or not cluster.root_ca_cert:
+                roots = {}
+            else:
+                roots = {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]
+                         "issuing_ca": ca.issuing_cert(cluster)}
+            if self._net_changed_at is not None:  # the watch runs: it clears a stale one
+                self._roots_cache = roots
+        return roots
 
     async def _register_node(self, node_id: str, request: dpb.SessionRequest,
                              peer: str) -> Optional[pb.Node]:
@@ -426,6 +435,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":
                     self._period = None  # read the heartbeat period again
+                    self._roots_cache = None  # and the roots
                     roots = self._roots()
                     if roots != self._last_roots:
                         self._last_roots = roots

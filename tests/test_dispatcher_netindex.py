@@ -74,8 +74,8 @@ def test_managers_read_once_per_store_version(store) -> None:  # noqa: F811
     assert sorted(p.node_id for p in disp._managers()) == ["m1", "m2"]
 
 
-def test_heartbeat_period_kept_in_memory_and_read_again_after_a_cluster_change(store) -> None:  # noqa: F811
-    cluster = pb.Cluster(id=model.new_id())
+def test_period_and_roots_kept_in_memory_and_read_again_after_a_cluster_change(store) -> None:  # noqa: F811
+    cluster = pb.Cluster(id=model.new_id(), root_ca_cert=b"first root")
     cluster.spec.annotations.name = "default"
     store.commit([actions.create(cluster)])
 
@@ -85,11 +85,14 @@ def test_heartbeat_period_kept_in_memory_and_read_again_after_a_cluster_change(s
         try:
             await until(lambda: disp._net_changed_at is not None, "the dispatcher's watch")
             assert disp.heartbeat_period() == 5.0 and disp._period == 5.0
+            assert disp._roots()["issuing_ca"] == b"first root" and disp._roots_cache
             changed = pb.Cluster()
             changed.CopyFrom(store.get("cluster", cluster.id))
             changed.spec.dispatcher.heartbeat_period.CopyFrom(model.duration(2.0))
+            changed.root_ca_cert = b"second root"
             await store.acommit([actions.update(changed)])
             await until(lambda: disp.heartbeat_period() == 2.0, "the new period")
+            assert disp._roots()["issuing_ca"] == b"second root"
         finally:
             await disp.stop()
 
