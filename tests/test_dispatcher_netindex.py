@@ -10,6 +10,7 @@ from typing import Any, Callable
 from manager.allocator.networks import ingress_network
 from manager.dispatcher import Dispatcher, _Session
 from manager.logbroker import LogBroker
+from pki.ca import RootCA
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
@@ -75,7 +76,8 @@ def test_managers_read_once_per_store_version(store) -> None:  # noqa: F811
 
 
 def test_period_and_roots_kept_in_memory_and_read_again_after_a_cluster_change(store) -> None:  # noqa: F811
-    cluster = pb.Cluster(id=model.new_id(), root_ca_cert=b"first root")
+    first, second = RootCA.create().cert_pem, RootCA.create().cert_pem
+    cluster = pb.Cluster(id=model.new_id(), root_ca_cert=first)
     cluster.spec.annotations.name = "default"
     store.commit([actions.create(cluster)])
 
@@ -85,14 +87,14 @@ def test_period_and_roots_kept_in_memory_and_read_again_after_a_cluster_change(s
         try:
             await until(lambda: disp._net_changed_at is not None, "the dispatcher's watch")
             assert disp.heartbeat_period() == 5.0 and disp._period == 5.0
-            assert disp._roots()["issuing_ca"] == b"first root" and disp._roots_cache
+            assert disp._roots()["issuing_ca"] == first and disp._roots_cache
             changed = pb.Cluster()
             changed.CopyFrom(store.get("cluster", cluster.id))
             changed.spec.dispatcher.heartbeat_period.CopyFrom(model.duration(2.0))
-            changed.root_ca_cert = b"second root"
+            changed.root_ca_cert = second
             await store.acommit([actions.update(changed)])
             await until(lambda: disp.heartbeat_period() == 2.0, "the new period")
-            assert disp._roots()["issuing_ca"] == b"second root"
+            assert disp._roots()["issuing_ca"] == second
         finally:
             await disp.stop()
 
