@@ -3,7 +3,9 @@
 Pure and deterministic: no raft, no I/O, no clock.  Every replica feeds the
 same transactions in the same order into `StoreState.apply` and ends up with
 the same tables and the same version.  The caller (raft/store.py) serialises
-access with its own lock.
+access with its own lock; `apply` is `prepare` (checks and watch events, reads
+only: it may run outside that lock on the one thread that writes) then `commit`
+(the writes, under the lock).
 
 - Tables are plain dicts, one per kind, shared copy-on-write with snapshots:
   `snapshot()` marks every table as shared (O(number of kinds)); the next
@@ -50,6 +52,16 @@ class Applied:
 
     version: int
     events: list  # list[watch_pb2.WatchEvent]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked transaction, not applied yet (`StoreState.prepare`, then `commit`)."""
+
+    version: int
+    events: list  # list[watch_pb2.WatchEvent]
+    staged: dict  # (kind, ID) -> the new object, or None for a removal
+    names: dict   # (kind, name) -> the holder's ID, or None when the name is freed
 
 
 class StoreState:
@@ -140,6 +152,13 @@ class StoreState:
         `txn` is owned by the state afterwards: its objects become the stored
         objects (with meta filled in) and must not be touched by the caller.
         """
+        return self.commit(self.prepare(txn))
+
+    def prepare(self, txn: store_pb2.StoreTransaction) -> Prepared:
+        """The checks and the watch events of `apply`, changing nothing (Conflict when a
+        check fails). Only reads the tables: the one thread that changes the state
+        (raft's) may run it while readers hold the store's lock, then `commit` under
+        the lock; nothing may change the state between the two."""
         version = self.version + 1
         at = model.timestamp(txn.proposed_at)
         staged: dict[tuple[str, str], Optional[StoredObject]] = {}
@@ -214,8 +233,14 @@ class StoreState:
                 if old is not None:
                     event.old_object.CopyFrom(model.wrap(old))
             events.append(event)
+        return Prepared(version=version, events=events, staged=staged, names=names)
 
-        for (kind, obj_id), obj in staged.items():
+    def commit(self, prepared: Prepared) -> Applied:
+        """Writes a prepared transaction into the tables (no check can fail here)."""
+        if prepared.version != self.version + 1:
+            raise RuntimeError(f"a transaction prepared for version {prepared.version} "
+                               f"cannot be committed at version {self.version}")
+        for (kind, obj_id), obj in prepared.staged.items():
             table = self._writable(kind)
             if kind == "task":
                 self._index_task(table.get(obj_id), obj)
@@ -223,13 +248,13 @@ class StoreState:
                 table.pop(obj_id, None)
             else:
                 table[obj_id] = obj
-        for (kind, name), holder_id in names.items():
+        for (kind, name), holder_id in prepared.names.items():
             if holder_id is None:
                 self._names[kind].pop(name, None)
             else:
                 self._names[kind][name] = holder_id
-        self.version = version
-        return Applied(version=version, events=events)
+        self.version = prepared.version
+        return Applied(version=prepared.version, events=prepared.events)
 
     # ---------------------------------------------------------- dumping ----
 

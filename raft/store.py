@@ -427,12 +427,17 @@ class Store:
         except Exception as e:
             self._log.error("cannot decode a raft entry: %s", e)
             return ("error", f"cannot decode the transaction: {e}")
+        # Checks and watch events outside the lock (this thread alone changes the state),
+        # so that readers wait only for the writes themselves, not for the whole apply
+        # of a big transaction.
+        try:
+            prepared = self._state.prepare(txn)
+        except Conflict as e:
+            return ("conflict", str(e))
+        blobs = self._history.encode(prepared.events)
         with self._lock:
-            try:
-                applied = self._state.apply(txn)
-            except Conflict as e:
-                return ("conflict", str(e))
-            self._history.record(applied.version, applied.events, txn.proposed_at)
+            applied = self._state.commit(prepared)
+            self._history.record(applied.version, applied.events, txn.proposed_at, blobs)
             for subscriber in self._subscribers:
                 try:
                     subscriber(applied.events, applied.version)

@@ -111,3 +111,35 @@ def test_list_tasks_by_service_or_node_reads_the_index(store, tmp_path) -> None:
     assert listed(service_ids=["sa"], desired_states=[pb.RUNNING]) == set()
     assert listed(service_ids=[""]) == set() and listed(service_ids=["nope"]) == set()
     assert listed() == {a1.id, a2.id, b1.id}
+
+
+def test_prepare_changes_nothing_until_commit() -> None:
+    state = StoreState()
+    apply(state, actions.create(task("t1", "s1", "n1")))
+    view = state.snapshot()
+    txn = store_pb2.StoreTransaction(proposer="t", proposed_at=time.time())
+    txn.actions.extend([actions.update(moved(state, "t1", node_id="n2")),
+                        actions.create(task("t2", "s1", "n2"))])
+    prepared = state.prepare(txn)
+    assert state.version == 1 and state.get("task", "t2") is None
+    assert ids(state.tasks_of(node_id="n1")) == {"t1"}
+    assert [e.version for e in prepared.events] == [2, 2]
+    applied = state.commit(prepared)
+    assert applied.version == state.version == 2 and applied.events is prepared.events
+    assert ids(state.tasks_of(node_id="n2")) == {"t1", "t2"} and view.tasks["t1"].node_id == "n1"
+    with pytest.raises(RuntimeError, match="prepared for version 2"):
+        state.commit(prepared)  # the state moved on: a stale preparation is refused
+
+
+def test_readers_are_not_locked_out_while_a_transaction_is_checked(store, monkeypatch) -> None:  # noqa: F811
+    """The store's lock is taken only for the writes of an apply, not its checks."""
+    seen: list[bool] = []
+    prepare = store._state.prepare
+
+    def watching(txn):
+        seen.append(store._lock._is_owned())  # held by the raft thread, running this?
+        return prepare(txn)
+
+    monkeypatch.setattr(store._state, "prepare", watching)
+    store.commit([actions.create(task(model.new_id(), "s1", "n1"))])
+    assert seen == [False]
