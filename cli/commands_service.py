@@ -224,7 +224,10 @@ def print_services(ctx: Context, services: list[pb.Service], ns: argparse.Namesp
                                       desired_states=[pb.RUNNING, pb.COMPLETE])
         tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
         down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
-    rows = [fmt.service_row(s, tasks, down) for s in services]
+    of_service: dict[str, list[pb.Task]] = {}
+    for task in tasks:  # each row reads its own service's tasks only (not every task)
+        of_service.setdefault(task.service_id, []).append(task)
+    rows = [fmt.service_row(s, of_service.get(s.id, []), down) for s in services]
     text = render(ns.format, rows, fmt.SERVICE_FIELDS, fmt.SERVICE_FIELDS)
     if text:
         ctx.print(text)

@@ -1,6 +1,7 @@
 """The Dispatcher gRPC service: one session per node, on the leader.
 
-It keeps each node's session (heartbeats, node status), streams the node its
+It keeps each node's session (heartbeats, node status; the nodes that open a session
+within a few milliseconds are recorded ready in one transaction), streams the node its
 task assignments (a complete set, then incremental changes driven by store
 watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
 transactions. Nodes whose heartbeats stop are marked down. It records the
@@ -29,6 +30,7 @@ from proto import dispatcher_pb2 as dpb
 from proto import dispatcher_pb2_grpc
 from proto import model
 from proto import objects_pb2 as pb
+from proto import store_pb2
 from proto import watch_pb2 as wpb
 from raft import actions, errors
 from raft.api import ObjectStore
@@ -71,9 +73,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
         self._waiters: list[asyncio.Future] = []
         self._flush_wakeup = asyncio.Event()
+        # sessions waiting for their node to be recorded ready: (node ID, request, peer, waiter)
+        self._registrations: list[tuple[str, dpb.SessionRequest, str, asyncio.Future]] = []
+        self._register_wakeup = asyncio.Event()
+        self._registrar_running = False
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
+        # the newest store version whose change may have touched a network view (None
+        # until the store watch runs: the index is then rebuilt at every version)
+        self._net_changed_at: Optional[int] = None
+        self._managers_cache: tuple[int, list[dpb.WeightedPeer]] = (-1, [])
+        self._period: Optional[float] = None  # the heartbeat period, kept while the watch runs
+        self._roots_cache: Optional[dict[str, bytes]] = None  # likewise the CA roots
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         logs.attach(self._nudge, lambda n: n in self.sessions)
@@ -87,21 +99,37 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._started_at = time.monotonic()
         self._tasks = [loop.create_task(self._watch_store()),
                        loop.create_task(self._flusher()),
+                       loop.create_task(self._registrar()),
                        loop.create_task(self._expiry())]
+        self._registrar_running = True
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self._registrar_running = False
+        waiting, self._registrations = self._registrations, []
+        for *_, fut in waiting:
+            if not fut.done():
+                fut.set_exception(errors.Unavailable("the dispatcher stopped"))
         for sess in list(self.sessions.values()):
             self._end(sess)
 
     def heartbeat_period(self) -> float:
-        cluster = ca.cluster_of(self.store)
-        if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
-            return model.seconds(cluster.spec.dispatcher.heartbeat_period)
-        return DEFAULT_HEARTBEAT
+        """The cluster's heartbeat period. While the store watch runs it is kept in
+        memory (read again after a cluster change): a heartbeat must not wait for the
+        store's lock, which the raft thread holds while it applies a big transaction."""
+        period = self._period
+        if period is None:
+            cluster = ca.cluster_of(self.store)
+            if cluster is not None and cluster.spec.dispatcher.heartbeat_period.nanos > 0:
+                period = model.seconds(cluster.spec.dispatcher.heartbeat_period)
+            else:
+                period = DEFAULT_HEARTBEAT
+            if self._net_changed_at is not None:  # the watch runs: it clears a stale one
+                self._period = period
+        return period
 
     # ----------------------------------------------------------- sessions --
 
@@ -133,41 +161,97 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return None if sess is None or sess.ended else sess.node_id
 
     def _managers(self) -> list[dpb.WeightedPeer]:
-        return [dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
-                for n in self.store.list("node") if n.role == pb.MANAGER]
+        """The managers every session message carries (read once per store version:
+        a thousand sessions woken by one change share one scan of the nodes)."""
+        version = self.store.version
+        if self._managers_cache[0] != version:
+            self._managers_cache = (version, [
+                dpb.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
+                for n in self.store.list("node") if n.role == pb.MANAGER])
+        return self._managers_cache[1]
 
     def _roots(self) -> dict[str, bytes]:
-        """The roots nodes must trust and the one that signs now (see manager.ca)."""
-        cluster = ca.cluster_of(self.store)
-        if cluster is None or not cluster.root_ca_cert:
-            return {}
-        return {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]
-                "issuing_ca": ca.issuing_cert(cluster)}
+        """The roots nodes must trust and the one that signs now (see manager.ca); kept
+        in memory while the store watch runs, like the heartbeat period (every session
+        message carries them)."""
+        roots = self._roots_cache
+        if roots is None:
+            cluster = ca.cluster_of(self.store)
+            if cluster is None or not cluster.root_ca_cert:
+                roots = {}
+            else:
+                roots = {"root_ca": ca.trusted_roots(cluster, None),  # type: ignore[arg-type]
+                         "issuing_ca": ca.issuing_cert(cluster)}
+            if self._net_changed_at is not None:  # the watch runs: it clears a stale one
+                self._roots_cache = roots
+        return roots
 
     async def _register_node(self, node_id: str, request: dpb.SessionRequest,
                              peer: str) -> Optional[pb.Node]:
         """Records the node ready (creating it on its first session); the node object
-        as stored, or None if it was removed meanwhile."""
+        as stored, or None if it was removed meanwhile. Sessions opened together share
+        one transaction (a thousand nodes reconnecting after a leader change)."""
+        if not self._registrar_running:  # not started (a test driving one call)
+            await self._register_batch([(node_id, request, peer)])
+            return objects.get(self.store, pb.Node, node_id)
+        fut = asyncio.get_running_loop().create_future()
+        self._registrations.append((node_id, request, peer, fut))
+        self._register_wakeup.set()
+        return await fut
+
+    def _registration(self, node_id: str, request: dpb.SessionRequest,
+                      peer: str) -> store_pb2.StoreAction:
+        """The action that records one node ready, from the store as it is now."""
+        node = objects.get(self.store, pb.Node, node_id)
+        if node is None:
+            new = pb.Node(id=node_id, role=pb.WORKER)
+            new.spec.availability = pb.NodeSpec.ACTIVE
+            new.spec.desired_role = pb.WORKER
+            act = actions.create
+        else:
+            new = copy(node)
+            act = actions.update
+        new.description.CopyFrom(request.description)
+        new.status.state = pb.NodeStatus.READY
+        new.status.message = ""
+        new.status.addr = peer
+        return act(new)
+
+    async def _register_batch(self, batch: list[tuple[str, dpb.SessionRequest, str]]) -> None:
+        """Records every node of `batch` ready in one transaction (a node named twice:
+        its last request), retried on a conflict."""
+        latest = {node_id: (request, peer) for node_id, request, peer in batch}
         for _ in range(20):
-            node = objects.get(self.store, pb.Node, node_id)
-            if node is None:
-                new = pb.Node(id=node_id, role=pb.WORKER)
-                new.spec.availability = pb.NodeSpec.ACTIVE
-                new.spec.desired_role = pb.WORKER
-                act = actions.create
-            else:
-                new = copy(node)
-                act = actions.update
-            new.description.CopyFrom(request.description)
-            new.status.state = pb.NodeStatus.READY
-            new.status.message = ""
-            new.status.addr = peer
+            acts = [self._registration(node_id, request, peer)
+                    for node_id, (request, peer) in latest.items()]
             try:
-                await self.store.acommit([act(new)])
-                return objects.get(self.store, pb.Node, node_id)
+                await self.store.acommit(acts)
+                return
             except errors.Conflict:
                 continue
-        raise errors.Unavailable(f"could not register node {node_id}: too many conflicts")
+        names = ", ".join(sorted(latest))
+        raise errors.Unavailable(f"could not register node {names}: too many conflicts")
+
+    async def _registrar(self) -> None:
+        while True:
+            await self._register_wakeup.wait()
+            await asyncio.sleep(FLUSH_WINDOW)  # let concurrent sessions join this batch
+            self._register_wakeup.clear()
+            waiting, self._registrations = self._registrations, []
+            if not waiting:
+                continue
+            error: Optional[Exception] = None
+            try:
+                await self._register_batch([(n, request, peer) for n, request, peer, _ in waiting])
+            except errors.StoreError as exc:  # Unavailable, NotLeader, ...: each session hears it
+                error = exc
+            for node_id, _, _, fut in waiting:
+                if fut.done():
+                    continue
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(objects.get(self.store, pb.Node, node_id))
 
     async def Session(self, request, context):
         ident = tls.peer_identity(context)
@@ -260,7 +344,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
         held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
         given: dict[str, set[str]] = {"secret": set(), "config": set()}
-        tasks = [t for t in self.store.list("task") if t.node_id == sess.node_id]
+        tasks = self.store.tasks_of(node_id=sess.node_id)
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
             held[t.id] = t
@@ -305,11 +389,16 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self.metrics.dispatcher_assignment_changes.inc(len(changes))
 
     def _net_index(self) -> NetIndex:
-        """The cluster's network views at the store's current version (built once per
-        version, shared by every session)."""
-        if self._netindex is None or self._netindex.version != self.store.version:
-            self._netindex = NetIndex(self.store.snapshot())
-        return self._netindex
+        """The cluster's network views, shared by every session: rebuilt only when a
+        store change since the last build may have changed some view (`_touches_networks`
+        of the events the store watch saw), never for a plain task status report of a
+        task without networks. Before the watch runs, it is rebuilt at every version."""
+        index = self._netindex
+        if index is None or (self._net_changed_at > index.version
+                             if self._net_changed_at is not None
+                             else index.version != self.store.version):
+            index = self._netindex = NetIndex(self.store.snapshot())
+        return index
 
     def _touches_networks(self, ev: Any) -> bool:
         """Whether a store event may change some node's network views."""
@@ -331,9 +420,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return False
 
     async def _watch_store(self) -> None:
-        async for events in self.store.watch_async(asyncio.get_running_loop()):
+        stream = self.store.watch_async(asyncio.get_running_loop())
+        # an index built before the watch's view may miss changes no event will report
+        self._net_changed_at = stream.view.version
+        async for events in stream:
             per_node: dict[str, list] = {}
             if any(self._touches_networks(ev) for ev in events):
+                self._net_changed_at = max(self._net_changed_at, events[0].version)
                 per_node = {node_id: [] for node_id in self.sessions}
             for ev in events:
                 kind = ev.object.WhichOneof("object")
@@ -342,6 +435,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":
+                    self._period = None  # read the heartbeat period again
+                    self._roots_cache = None  # and the roots
                     roots = self._roots()
                     if roots != self._last_roots:
                         self._last_roots = roots
@@ -377,9 +472,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return dpb.UpdateTaskStatusResponse()
 
     def _status_actions(self, pending: dict[str, tuple[str, pb.TaskStatus]]) -> list:
+        tasks = self.store.snapshot().tasks  # one look under the store's lock, not one per report
         acts = []
         for task_id, (node_id, status) in pending.items():
-            task = objects.get(self.store, pb.Task, task_id)
+            task = tasks.get(task_id)
             if task is None or task.node_id != node_id:
                 continue
             merged = model.merged_status(task.status, status)

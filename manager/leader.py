@@ -7,15 +7,26 @@ and commits the plan in transactions of at most PLAN_CHUNK actions, in order (a
 be tens of megabytes, stalling raft's heartbeats while it is sent). Conflicts
 (another writer got there first) simply cause another pass on the newer
 snapshot; the chunks committed before it stay, as each is a valid step.
+
+A pass reads the whole cluster (about a second for 30,000 tasks), so it runs
+on a thread of its own: the event loop keeps answering heartbeats, sessions
+and status reports meanwhile (the plan is pure, the snapshot immutable). While
+changes keep coming, passes take at most `PASS_DUTY` of the time: after a pass
+of d seconds the next starts no sooner than d * (1 - PASS_DUTY) / PASS_DUTY
+later, and every change made meanwhile is folded into that next pass. A
+transaction of task progress reports that no rule acts on
+(manager/orchestrator/triggers.py) asks for no pass at all.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
 from manager import orchestrator
+from manager.orchestrator.triggers import UPDATE_UNDER_WAY, needs_pass
 from manager.objects import copy
 from metrics.instruments import NodeMetrics
 from proto import objects_pb2 as pb
@@ -26,16 +37,17 @@ from raft.api import ObjectStore
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
 PLAN_CHUNK = 500  # store actions per transaction when committing a plan
-# After a pass that took d seconds the next one starts d * PASS_SPACING later at the
-# earliest: a pass reads the whole snapshot, so on a big cluster (30,000 tasks: about a
-# second a pass) passes back to back would leave the event loop no time for sessions,
-# heartbeats and API calls. Changes arriving meanwhile are handled together.
-PASS_SPACING = 1.0
+PASS_DUTY = 0.5  # the largest share of the time reconcile passes take while changes keep coming
 
 
 def chunks(acts: Sequence[StoreAction], size: int = PLAN_CHUNK) -> list[list[StoreAction]]:
     """`acts` cut into consecutive lists of at most `size`."""
     return [list(acts[i:i + size]) for i in range(0, len(acts), size)]
+
+
+def rest_after(pass_seconds: float, duty: float = PASS_DUTY) -> float:
+    """Seconds to leave between a pass that took `pass_seconds` and the next one."""
+    return pass_seconds * (1.0 - duty) / duty
 
 
 class LeaderLoop:
@@ -48,12 +60,16 @@ class LeaderLoop:
         self.metrics = metrics if metrics is not None else NodeMetrics()
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._executor: Optional[ThreadPoolExecutor] = None
         self.passes = 0
+        self.ignored = 0  # transactions that asked for no pass (progress reports only)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._dirty.set()
+        self._executor = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix=f"reconcile-{self.node_id[:12]}")
         self._tasks = [loop.create_task(self._watch()), loop.create_task(self._run()),
                        loop.create_task(self._watch_managers())]
 
@@ -62,10 +78,23 @@ class LeaderLoop:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # a pass under way ends on its own
+            self._executor = None
 
     async def _watch(self) -> None:
-        async for _events in self.store.watch_async(asyncio.get_running_loop()):
-            self._dirty.set()
+        async for events in self.store.watch_async(asyncio.get_running_loop()):
+            if self._dirty.is_set():
+                continue
+            if needs_pass(events, self._update_under_way):
+                self._dirty.set()
+            else:
+                self.ignored += 1
+
+    def _update_under_way(self, service_id: str) -> bool:
+        service = self.store.get("service", service_id)
+        return not isinstance(service, pb.Service) or \
+            service.update_status.state in UPDATE_UNDER_WAY
 
     async def _mark_leader(self) -> None:
         """Records in the manager nodes who leads and which managers raft reaches."""
@@ -110,19 +139,26 @@ class LeaderLoop:
             except Exception:  # not fatal: _watch_managers records it again soon
                 self.log.exception("recording leadership failed")
                 break
+        loop = asyncio.get_running_loop()
+        rest_until = 0.0
         while True:
             timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+            pause = rest_until - time.monotonic()
+            if pause > 0:  # the duty cycle: changes made meanwhile join this pass
+                await asyncio.sleep(pause)
             self._dirty.clear()
-            started = time.perf_counter()
             view = self.store.snapshot()
+            started = time.perf_counter()
             try:
-                plan = orchestrator.reconcile(view, time.time())
+                plan = await loop.run_in_executor(self._executor, orchestrator.reconcile,
+                                                  view, time.time())
                 took = time.perf_counter() - started
                 self.metrics.scheduler_pass_seconds.observe(took)
+                rest_until = time.monotonic() + rest_after(took)
             except Exception:  # a bug in a decision must not kill the loop
                 self.log.exception("reconciliation failed")
                 await asyncio.sleep(0.5)
@@ -132,7 +168,6 @@ class LeaderLoop:
             self.metrics.scheduler_tasks_placed.inc(plan.placed)
             wake_at = plan.wake_at
             if not plan.actions:
-                await self._space(took)
                 continue
             try:
                 for part in chunks(plan.actions):
@@ -148,13 +183,4 @@ class LeaderLoop:
                 self.log.exception("committing a plan failed")
                 await asyncio.sleep(0.5)
                 self._dirty.set()
-            await self._space(took)
-
-    @staticmethod
-    async def _space(took: float) -> None:
-        """Waits PASS_SPACING times as long as the pass took (its commit not counted:
-        that waits on raft, leaving the loop free)."""
-        pause = took * PASS_SPACING
-        if pause > 0.01:
-            await asyncio.sleep(pause)
 

@@ -38,14 +38,21 @@ TERMINAL_STATES = frozenset(
 )
 
 
+# every three base36 digits, most significant first (index: their value): an ID takes 9
+# divisions instead of 25 (a reconcile pass of 30,000 new tasks makes 30,000 IDs)
+_TRIPLES = [a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET]
+_TRIPLE = len(_TRIPLES)  # 36**3
+
+
 def new_id() -> str:
     """Returns a new object ID: 128 random bits as 25 lowercase base36 characters."""
     n = int.from_bytes(os.urandom(16), "big")
-    chars = []
-    for _ in range(ID_LENGTH):
-        n, r = divmod(n, 36)
-        chars.append(_ALPHABET[r])
-    return "".join(reversed(chars))
+    parts = []
+    for _ in range((ID_LENGTH - 1) // 3):
+        n, r = divmod(n, _TRIPLE)
+        parts.append(_TRIPLES[r])
+    parts.append(_ALPHABET[n])  # below 36: 2**128 < 36**25
+    return "".join(reversed(parts))
 
 
 def kind_of(obj: Message) -> str:

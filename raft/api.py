@@ -63,6 +63,11 @@ class ObjectStore(Protocol):
         """The object of `kind` with this name (hostname for nodes), or None."""
         ...
 
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list:
+        """The tasks assigned to `node_id` and/or of `service_id` (every one given must
+        match; give at least one), in no particular order: an index lookup, no scan."""
+        ...
+
     def snapshot(self) -> StoreView:
         """A consistent, immutable view of every table at one version."""
         ...

@@ -64,8 +64,17 @@ class EventHistory:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def record(self, version: int, events: list, committed_at: Optional[float] = None) -> None:
-        """Keeps one applied transaction's events (the oldest ones go past the bound)."""
+    def encode(self, events: list) -> tuple[bytes, ...]:
+        """The events as `record` keeps them (nothing when the history is off); the
+        store encodes them before it takes its lock."""
+        if self.max_events == 0:
+            return ()
+        return tuple(ev.SerializeToString() for ev in events)
+
+    def record(self, version: int, events: list, committed_at: Optional[float] = None,
+               blobs: Optional[tuple[bytes, ...]] = None) -> None:
+        """Keeps one applied transaction's events (the oldest ones go past the bound);
+        `blobs`: the same events already `encode`d."""
         if not events:
             return
         if self.max_events == 0:   # off: every transaction is a gap
@@ -74,8 +83,9 @@ class EventHistory:
         if committed_at is None:
             first = events[0]
             committed_at = first.committed_at.seconds + first.committed_at.nanos / 1e9
-        self._entries.append(Committed(version, committed_at,
-                                       tuple(ev.SerializeToString() for ev in events)))
+        if blobs is None:
+            blobs = self.encode(events)
+        self._entries.append(Committed(version, committed_at, blobs))
         self._events += len(events)
         while self._events > self.max_events and len(self._entries) > 1:
             dropped = self._entries.popleft()

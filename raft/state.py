@@ -3,7 +3,9 @@
 Pure and deterministic: no raft, no I/O, no clock.  Every replica feeds the
 same transactions in the same order into `StoreState.apply` and ends up with
 the same tables and the same version.  The caller (raft/store.py) serialises
-access with its own lock.
+access with its own lock; `apply` is `prepare` (checks and watch events, reads
+only: it may run outside that lock on the one thread that writes) then `commit`
+(the writes, under the lock).
 
 - Tables are plain dicts, one per kind, shared copy-on-write with snapshots:
   `snapshot()` marks every table as shared (O(number of kinds)); the next
@@ -12,6 +14,9 @@ access with its own lock.
   the actions before it; the first failed check raises `Conflict` and
   nothing is changed.
 - `dump`/`load` turn the whole state into bytes (for raft snapshots).
+- Tasks are indexed by node and by service (`tasks_of`), kept up to date by
+  `apply` and `load`, so that a node's or a service's tasks are found without
+  scanning every task (a dispatcher session, `service ps`).
 """
 from __future__ import annotations
 
@@ -49,6 +54,16 @@ class Applied:
     events: list  # list[watch_pb2.WatchEvent]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A checked transaction, not applied yet (`StoreState.prepare`, then `commit`)."""
+
+    version: int
+    events: list  # list[watch_pb2.WatchEvent]
+    staged: dict  # (kind, ID) -> the new object, or None for a removal
+    names: dict   # (kind, name) -> the holder's ID, or None when the name is freed
+
+
 class StoreState:
     """In-memory tables of every kind, the name indexes and the version counter."""
 
@@ -57,6 +72,9 @@ class StoreState:
         self._tables: dict[str, dict[str, StoredObject]] = {kind: {} for kind in model.KINDS}
         self._shared: set[str] = set()
         self._names: dict[str, dict[str, str]] = {kind: {} for kind in UNIQUE_NAME_KINDS}
+        # task IDs by node ID and by service ID (tasks with an empty one are not indexed)
+        self._tasks_by_node: dict[str, set[str]] = {}
+        self._tasks_by_service: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------ reads ----
 
@@ -74,6 +92,37 @@ class StoreState:
             if model.object_name(obj) == name:
                 return obj
         return None
+
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list[StoredObject]:
+        """The tasks on `node_id` and/or of `service_id` (each given one must match;
+        at least one must be given), in no particular order."""
+        if not node_id and not service_id:
+            raise ValueError("tasks_of needs a node ID or a service ID")
+        ids: set[str] = set()
+        if node_id:
+            ids = self._tasks_by_node.get(node_id, set())
+        if service_id:
+            of_service = self._tasks_by_service.get(service_id, set())
+            ids = ids & of_service if node_id else of_service
+        table = self._tables["task"]
+        return [table[i] for i in ids]
+
+    def _index_task(self, old: Optional[StoredObject], new: Optional[StoredObject]) -> None:
+        """Moves a task between the index entries when its node or service changes."""
+        for attr, index in (("node_id", self._tasks_by_node),
+                            ("service_id", self._tasks_by_service)):
+            before = getattr(old, attr) if old is not None else ""
+            after = getattr(new, attr) if new is not None else ""
+            if before == after:
+                continue
+            if before:
+                held = index.get(before)
+                if held is not None:
+                    held.discard(old.id)  # type: ignore[union-attr]
+                    if not held:
+                        del index[before]
+            if after:
+                index.setdefault(after, set()).add(new.id)  # type: ignore[union-attr]
 
     def snapshot(self) -> StoreView:
         """A read-only view that later writes do not change (copy-on-write)."""
@@ -103,6 +152,13 @@ class StoreState:
         `txn` is owned by the state afterwards: its objects become the stored
         objects (with meta filled in) and must not be touched by the caller.
         """
+        return self.commit(self.prepare(txn))
+
+    def prepare(self, txn: store_pb2.StoreTransaction) -> Prepared:
+        """The checks and the watch events of `apply`, changing nothing (Conflict when a
+        check fails). Only reads the tables: the one thread that changes the state
+        (raft's) may run it while readers hold the store's lock, then `commit` under
+        the lock; nothing may change the state between the two."""
         version = self.version + 1
         at = model.timestamp(txn.proposed_at)
         staged: dict[tuple[str, str], Optional[StoredObject]] = {}
@@ -125,8 +181,7 @@ class StoreState:
             if not obj.id:
                 raise Conflict(f"action {n + 1} of the transaction: {kind} has no ID")
             old = current(kind, obj.id)
-            label = _label(kind, old if old is not None else obj)
-            name_before = model.object_name(old) if old is not None else ""
+            label = _Label(kind, old if old is not None else obj)  # named only if refused
 
             if action.kind == store_pb2.StoreAction.CREATE:
                 if old is not None:
@@ -153,6 +208,7 @@ class StoreState:
                 raise Conflict(f"action {n + 1} of the transaction has unknown kind {action.kind}")
 
             if kind in UNIQUE_NAME_KINDS:
+                name_before = model.object_name(old) if old is not None else ""
                 name_after = "" if action.kind == store_pb2.StoreAction.REMOVE else model.object_name(obj)
                 if name_after != name_before:
                     if name_after:
@@ -177,20 +233,28 @@ class StoreState:
                 if old is not None:
                     event.old_object.CopyFrom(model.wrap(old))
             events.append(event)
+        return Prepared(version=version, events=events, staged=staged, names=names)
 
-        for (kind, obj_id), obj in staged.items():
+    def commit(self, prepared: Prepared) -> Applied:
+        """Writes a prepared transaction into the tables (no check can fail here)."""
+        if prepared.version != self.version + 1:
+            raise RuntimeError(f"a transaction prepared for version {prepared.version} "
+                               f"cannot be committed at version {self.version}")
+        for (kind, obj_id), obj in prepared.staged.items():
             table = self._writable(kind)
+            if kind == "task":
+                self._index_task(table.get(obj_id), obj)
             if obj is None:
                 table.pop(obj_id, None)
             else:
                 table[obj_id] = obj
-        for (kind, name), holder_id in names.items():
+        for (kind, name), holder_id in prepared.names.items():
             if holder_id is None:
                 self._names[kind].pop(name, None)
             else:
                 self._names[kind][name] = holder_id
-        self.version = version
-        return Applied(version=version, events=events)
+        self.version = prepared.version
+        return Applied(version=prepared.version, events=prepared.events)
 
     # ---------------------------------------------------------- dumping ----
 
@@ -215,6 +279,8 @@ class StoreState:
             kind = wrapped.WhichOneof("object")
             obj = getattr(wrapped, kind)
             state._tables[kind][obj.id] = obj
+            if kind == "task":
+                state._index_task(None, obj)
             name = model.object_name(obj)
             if kind in UNIQUE_NAME_KINDS and name:
                 state._names[kind][name] = obj.id
@@ -248,6 +314,20 @@ class StoreState:
 def _label(kind: str, obj: StoredObject) -> str:
     name = model.object_name(obj)
     return f'{kind} "{name}" ({obj.id})' if name else f"{kind} {obj.id}"
+
+
+class _Label:
+    """How a refusal names an object, worked out only when one is formatted (most
+    actions pass their checks, and a transaction may hold 30,000 of them)."""
+
+    __slots__ = ("kind", "obj")
+
+    def __init__(self, kind: str, obj: StoredObject) -> None:
+        self.kind, self.obj = kind, obj
+
+    def __str__(self) -> str:
+        return _label(self.kind, self.obj)
+
 
 
 

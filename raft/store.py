@@ -3,7 +3,8 @@
 `Store` joins the pure state machine (raft/state.py) to pysyncobj
 (raft/replica.py):
 
-- reads are local and lock-protected (`get`, `list`, `by_name`, `snapshot`);
+- reads are local and lock-protected (`get`, `list`, `by_name`, `tasks_of`,
+  `snapshot`);
 - a write is one transaction = one raft entry (`commit`, `acommit`); the
   entry's payload is the serialised StoreTransaction passed through the
   store's `encrypt` (and `decrypt` on apply), so journal, snapshots and raft
@@ -280,6 +281,10 @@ class Store:
         with self._lock:
             return self._state.by_name(kind, name)
 
+    def tasks_of(self, node_id: str = "", service_id: str = "") -> builtins.list:
+        with self._lock:
+            return self._state.tasks_of(node_id, service_id)
+
     def snapshot(self) -> StoreView:
         with self._lock:
             return self._state.snapshot()
@@ -422,12 +427,17 @@ class Store:
         except Exception as e:
             self._log.error("cannot decode a raft entry: %s", e)
             return ("error", f"cannot decode the transaction: {e}")
+        # Checks and watch events outside the lock (this thread alone changes the state),
+        # so that readers wait only for the writes themselves, not for the whole apply
+        # of a big transaction.
+        try:
+            prepared = self._state.prepare(txn)
+        except Conflict as e:
+            return ("conflict", str(e))
+        blobs = self._history.encode(prepared.events)
         with self._lock:
-            try:
-                applied = self._state.apply(txn)
-            except Conflict as e:
-                return ("conflict", str(e))
-            self._history.record(applied.version, applied.events, txn.proposed_at)
+            applied = self._state.commit(prepared)
+            self._history.record(applied.version, applied.events, txn.proposed_at, blobs)
             for subscriber in self._subscribers:
                 try:
                     subscriber(applied.events, applied.version)

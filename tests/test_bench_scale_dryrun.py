@@ -304,6 +304,9 @@ class FakeLab:
             self.cluster.add_node(f"id-{host}", host)
         return name
 
+    def add_hollow_groups(self, counts: list[int], wait: bool = True) -> list[str]:
+        return [self.add_hollow(count) for count in counts]
+
     def hollow_groups(self) -> dict[str, dict[str, Any]]:
         return self.groups
 

@@ -143,7 +143,7 @@ def _ingress_id(networks: dict[str, pb.Network]) -> str:
 
 def _holdings(work: Work, pools: _Pools) -> None:
     for task in work.tasks.values():
-        if not releases(task):
+        if task.networks and not releases(task):
             for att in task.networks:
                 for addr in att.addresses:
                     pools.hold(att.network_id, addr)
@@ -208,9 +208,10 @@ def _vips(svc: pb.Service, pools: _Pools, ingress_id: str) -> list[pb.VirtualIP]
 def _tasks(work: Work, pools: _Pools, ingress_id: str,
            blocked_services: dict[str, str]) -> dict[str, str]:
     blocked: dict[str, str] = {}
-    for task in sorted(work.tasks.values(), key=lambda t: t.id):
-        if task.status.state > pb.PENDING or task.desired_state > pb.RUNNING or \
-                task.service_id not in work.services:
+    unplaced = [t for t in work.tasks.values()
+                if t.status.state <= pb.PENDING and t.desired_state <= pb.RUNNING]
+    for task in sorted(unplaced, key=lambda t: t.id):
+        if task.service_id not in work.services:
             continue
         if task.service_id in blocked_services:
             blocked[task.id] = blocked_services[task.service_id]

@@ -223,8 +223,23 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     async def ListTasks(self, request: cpb.ListTasksRequest,
                         context: Context) -> cpb.ListTasksResponse:
-        return cpb.ListTasksResponse(tasks=tasks.listed(self.store.list("task"),
-                                                        _filters(request)))
+        filters = _filters(request)
+        return cpb.ListTasksResponse(tasks=tasks.listed(self._candidate_tasks(filters), filters))
+
+    def _candidate_tasks(self, filters: Optional[cpb.ListFilters]) -> list:
+        """Every task that may pass `filters`: from the store's index when they name
+        services or nodes (`service ps` of one service must not read every task)."""
+        if filters is None or not (filters.service_ids or filters.node_ids) \
+                or "" in filters.service_ids or "" in filters.node_ids:
+            return self.store.list("task")  # (tasks with an empty ID are not indexed)
+        found: dict[str, Any] = {}
+        if filters.service_ids:
+            for sid in set(filters.service_ids):
+                found.update((t.id, t) for t in self.store.tasks_of(service_id=sid))
+        else:
+            for nid in set(filters.node_ids):
+                found.update((t.id, t) for t in self.store.tasks_of(node_id=nid))
+        return list(found.values())
 
     # ----------------------------------------------------------- networks --
 

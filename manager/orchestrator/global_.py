@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
 from manager.orchestrator.restart import supervise, would_restart
-from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_task
+from manager.orchestrator.slots import SlotKey, is_dirty, is_live, make_task, service_slots
 from scheduler import constraints as cons
 
 _OWN_END = (pb.COMPLETE, pb.FAILED, pb.REJECTED)
@@ -72,9 +72,9 @@ def tend_node_slots(work: Work, service: pb.Service, slots: Mapping[SlotKey, lis
 
 def reconcile_global(work: Work, service: pb.Service) -> None:
     """Brings one global service in line with the set of eligible nodes."""
-    tend_node_slots(work, service, group(service, work.service_tasks(service.id), work))
+    tend_node_slots(work, service, service_slots(work, service))
 
-    slots = group(service, work.service_tasks(service.id), work)
+    slots = service_slots(work, service)
     for node_id in sorted(work.nodes):
         node = work.nodes[node_id]
         if not eligible(service, node):

@@ -27,9 +27,10 @@ def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
     blocked = blocked or {}
     stamp = model.timestamp(work.now)
     pending = []
-    for t in sorted(work.tasks.values(), key=lambda t: t.id):
-        if t.desired_state > pb.RUNNING or t.status.state > pb.PENDING or \
-                t.service_id not in work.services:
+    unplaced = [t for t in work.tasks.values()
+                if t.desired_state <= pb.RUNNING and t.status.state <= pb.PENDING]
+    for t in sorted(unplaced, key=lambda t: t.id):
+        if t.service_id not in work.services:
             continue
         if t.id in blocked:
             _hold(work, t, blocked[t.id], stamp)

@@ -52,6 +52,10 @@ class Work:
         self.wake_at: Optional[float] = None
         self._removed_files: dict[str, store_pb2.StoreAction] = {}
         self.placed = 0  # tasks assigned to a node by placement (orchestrator/placement.py)
+        # bumped whenever a task is created, deleted or first copied for editing, so
+        # that what is derived from the tasks (orchestrator/slots.py) can be reused
+        self.generation = 0
+        self.slot_cache: dict[str, tuple[int, dict]] = {}
 
     # ------------------------------------------------------------- tasks --
     def service_tasks(self, service_id: str) -> list[pb.Task]:
@@ -69,6 +73,7 @@ class Work:
         copy.CopyFrom(self.tasks[task_id])
         self.tasks[task_id] = copy
         self._edited_tasks.add(task_id)
+        self.generation += 1
         return copy
 
     def set_desired(self, task: pb.Task, state: pb.TaskState) -> None:
@@ -77,11 +82,13 @@ class Work:
             self.edit_task(task.id).desired_state = state
 
     def add_task(self, task: pb.Task) -> None:
+        self.generation += 1
         self.tasks[task.id] = task
         self._created[task.id] = None
         self._by_service.setdefault(task.service_id, {})[task.id] = None
 
     def delete_task(self, task_id: str) -> None:
+        self.generation += 1
         task = self.tasks.pop(task_id)
         self._by_service.get(task.service_id, {}).pop(task_id, None)
         if task_id in self._created:

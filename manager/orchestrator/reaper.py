@@ -17,7 +17,7 @@ from manager import fileversions
 from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
-from manager.orchestrator.slots import group
+from manager.orchestrator.slots import service_slots
 
 DEFAULT_HISTORY = 5
 
@@ -41,15 +41,16 @@ def stopped(work: Work, task: pb.Task) -> bool:
 
 def reap(work: Work) -> None:
     """Deletes removable tasks and history beyond the retention limit."""
-    for task in sorted(work.tasks.values(), key=lambda t: t.id):
-        if task.desired_state >= pb.REMOVE and stopped(work, task):
+    removable = [t for t in work.tasks.values() if t.desired_state >= pb.REMOVE]
+    for task in sorted(removable, key=lambda t: t.id):
+        if stopped(work, task):
             work.delete_task(task.id)
     limit = history_limit(work)
     if limit < 0:
         return
     for sid in sorted(work.services):
         service = work.services[sid]
-        for tasks in group(service, work.service_tasks(sid), work).values():
+        for tasks in service_slots(work, service).values():
             excess = len(tasks) - limit
             for t in tasks[:-1]:
                 if excess <= 0:
@@ -61,10 +62,13 @@ def reap(work: Work) -> None:
 
 def sweep_versions(work: Work) -> None:
     """Removes the superseded secret and config versions nothing can use any more."""
-    services = list(work.services.values())
-    tasks = [t for t in work.tasks.values() if not stopped(work, t)]
     secrets = [s for s in work.view.secrets.values() if isinstance(s, pb.Secret)]
     configs = [c for c in work.view.configs.values() if isinstance(c, pb.Config)]
+    if not any(fileversions.SUPERSEDED in s.spec.annotations.labels for s in secrets) and \
+            not any(fileversions.SUPERSEDED in c.spec.annotations.labels for c in configs):
+        return  # nothing could be swept: spare the pass a look at every task
+    services = list(work.services.values())
+    tasks = [t for t in work.tasks.values() if not stopped(work, t)]
     for obj in (fileversions.sweepable(secrets, fileversions.secret_ids, services, tasks)
                 + fileversions.sweepable(configs, fileversions.config_ids, services, tasks)):
         work.remove_file(obj)

@@ -37,9 +37,9 @@ def reconcile(view: StoreView, now: float, *,
               new_id: Callable[[], str] = model.new_id) -> Plan:
     """Everything the cluster should change now to converge, as one plan."""
     work = Work(view, now, new_id)
-    for task in sorted(view.tasks.values(), key=lambda t: t.id):
-        if task.service_id not in work.services:
-            work.set_desired(task, pb.REMOVE)
+    orphans = [t for t in view.tasks.values() if t.service_id not in work.services]
+    for task in sorted(orphans, key=lambda t: t.id):
+        work.set_desired(task, pb.REMOVE)
     for sid in sorted(view.services):
         mode = work.services[sid].spec.WhichOneof("mode")
         if mode == "replicated_job":

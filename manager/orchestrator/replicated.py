@@ -16,7 +16,7 @@ from __future__ import annotations
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
 from manager.orchestrator.restart import supervise
-from manager.orchestrator.slots import group, is_dirty, is_live, make_task
+from manager.orchestrator.slots import is_dirty, is_live, make_task, service_slots
 
 
 def node_unusable(work: Work, node_id: str) -> bool:
@@ -29,7 +29,7 @@ def node_unusable(work: Work, node_id: str) -> bool:
 def reconcile_replicated(work: Work, service: pb.Service) -> None:
     """Brings one replicated service's slots in line with its replica count."""
     want = service.spec.replicated.replicas
-    slots = group(service, work.service_tasks(service.id), work)
+    slots = service_slots(work, service)
 
     for slot in sorted(slots, reverse=True):
         if int(slot) > want or int(slot) < 1:  # a replicated slot is its number
@@ -44,7 +44,7 @@ def reconcile_replicated(work: Work, service: pb.Service) -> None:
         if tasks:
             supervise(work, service, slot, tasks, must_move)
 
-    slots = group(service, work.service_tasks(service.id), work)
+    slots = service_slots(work, service)
     for slot in range(1, want + 1):
         tasks = slots.get(slot, [])
         if any(is_live(t) for t in tasks):

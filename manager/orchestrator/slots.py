@@ -42,10 +42,27 @@ def slot_key(service: pb.Service, task: pb.Task) -> SlotKey:
 def group(service: pb.Service, tasks: Iterable[pb.Task], work: Work) -> dict[SlotKey, list[pb.Task]]:
     """Tasks by slot, each list oldest first (so `[-1]` is the newest)."""
     slots: dict[SlotKey, list[pb.Task]] = {}
-    for t in tasks:
-        slots.setdefault(slot_key(service, t), []).append(t)
+    if per_node(service):
+        for t in tasks:
+            slots.setdefault(t.node_id, []).append(t)
+    else:
+        for t in tasks:
+            slots.setdefault(t.slot, []).append(t)
     for ts in slots.values():
-        ts.sort(key=lambda t: age_key(work, t))
+        if len(ts) > 1:
+            ts.sort(key=lambda t: age_key(work, t))
+    return slots
+
+
+def service_slots(work: Work, service: pb.Service) -> dict[SlotKey, list[pb.Task]]:
+    """`group` of all the service's tasks in the pass, computed again only once the
+    pass's tasks changed (`Work.generation`); several rules read it in one pass.
+    Shared: do not modify the dict or its lists."""
+    cached = work.slot_cache.get(service.id)
+    if cached is not None and cached[0] == work.generation:
+        return cached[1]
+    slots = group(service, work.service_tasks(service.id), work)
+    work.slot_cache[service.id] = (work.generation, slots)
     return slots
 
 

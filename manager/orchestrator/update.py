@@ -41,11 +41,13 @@ from proto import model
 from proto import objects_pb2 as pb
 from manager.orchestrator.plan import Work
 from manager.orchestrator.reaper import stopped
-from manager.orchestrator.slots import SlotKey, group, is_dirty, is_live, make_task, slot_key
+from manager.orchestrator.triggers import UPDATE_UNDER_WAY
+from manager.orchestrator.slots import (SlotKey, is_dirty, is_live, make_task, service_slots,
+                                         slot_key)
 
 US = pb.UpdateStatus
 _ACTIVE = (US.UPDATING, US.ROLLBACK_STARTED)
-_ONGOING = (US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED)
+_ONGOING = UPDATE_UNDER_WAY  # (manager/orchestrator/triggers.py relies on this set)
 _FAILED = (pb.COMPLETE, pb.FAILED, pb.REJECTED)
 
 
@@ -133,7 +135,7 @@ def advance(work: Work, service: pb.Service,
     `updatable(key)` excludes slots that cannot take a new task now (a global
     service's paused node); they are neither replaced nor waited for.
     """
-    slots = group(service, work.service_tasks(service.id), work)
+    slots = service_slots(work, service)
     dirty = _dirty_slots(service, slots, updatable)
     in_flight = _in_flight(service, slots)
     state = service.update_status.state
@@ -218,7 +220,7 @@ def _replace(work: Work, service: pb.Service, key: SlotKey, tasks: Sequence[pb.T
 
 def promote_ready(work: Work, service: pb.Service) -> None:
     """Lets a task held at desired READY run once nothing else in its slot can."""
-    slots = group(service, work.service_tasks(service.id), work)
+    slots = service_slots(work, service)
     for tasks in slots.values():
         for t in tasks:
             if t.desired_state != pb.READY:

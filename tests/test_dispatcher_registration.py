@@ -1,0 +1,69 @@
+"""Sessions opened together record their nodes ready in one transaction
+(manager/dispatcher.py `_register_node`): a thousand nodes reconnecting after a leader
+change must not cost a thousand raft writes."""
+from __future__ import annotations
+
+import asyncio
+
+from manager.dispatcher import Dispatcher
+from manager.logbroker import LogBroker
+from proto import dispatcher_pb2 as dpb
+from proto import objects_pb2 as pb
+from raft import actions
+from raft.errors import Unavailable
+from tests.test_store import store  # noqa: F401  (the fixture: a one-node raft store)
+
+
+def request(hostname: str) -> dpb.SessionRequest:
+    req = dpb.SessionRequest()
+    req.description.hostname = hostname
+    return req
+
+
+def test_sessions_opened_together_share_one_transaction(store) -> None:  # noqa: F811
+    known = pb.Node(id="n0", role=pb.MANAGER)
+    known.spec.annotations.labels["keep"] = "me"
+    known.status.state = pb.NodeStatus.DOWN
+    store.commit([actions.create(known)])
+
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        disp.start()
+        try:
+            before = store.version
+            nodes = await asyncio.gather(*(disp._register_node(f"n{i}", request(f"h{i}"),
+                                                                f"10.0.0.{i}")
+                                           for i in range(50)))
+            assert store.version - before <= 3  # one batch, or a few if the loop was slow
+        finally:
+            await disp.stop()
+        assert [n.id for n in nodes] == [f"n{i}" for i in range(50)]
+        for i, node in enumerate(nodes):
+            assert node.status.state == pb.NodeStatus.READY
+            assert node.description.hostname == f"h{i}" and node.status.addr == f"10.0.0.{i}"
+        kept = store.get("node", "n0")
+        assert kept.role == pb.MANAGER and kept.spec.annotations.labels["keep"] == "me"
+        fresh = store.get("node", "n7")
+        assert fresh.role == pb.WORKER and fresh.spec.availability == pb.NodeSpec.ACTIVE
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_dispatcher_fails_the_sessions_still_waiting(store) -> None:  # noqa: F811
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        disp.start()
+        waiting = asyncio.get_running_loop().create_task(
+            disp._register_node("n1", request("h1"), ""))
+        for _ in range(1000):  # until the session has queued its registration
+            if disp._registrations or waiting.done():
+                break
+            await asyncio.sleep(0)
+        await disp.stop()
+        try:
+            await waiting
+        except Unavailable:
+            return
+        assert store.get("node", "n1") is not None  # or it made it before the stop
+
+    asyncio.run(scenario())

@@ -1,0 +1,93 @@
+"""The leader's reconciliation loop (manager/leader.py): passes on a thread of their own,
+at most PASS_DUTY of the time while changes keep coming, the event loop free meanwhile."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+from manager import leader
+from manager.leader import LeaderLoop, rest_after
+from proto import model
+from proto import objects_pb2 as pb
+from raft import actions
+from tests.test_store import store  # noqa: F401  (the fixture: a one-node raft store)
+
+
+async def until(cond: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_rest_after_keeps_passes_to_their_share_of_the_time() -> None:
+    assert rest_after(1.0, 0.5) == pytest.approx(1.0)
+    assert rest_after(0.3, 0.75) == pytest.approx(0.1)
+    assert rest_after(0.0) == 0.0
+
+
+def ready_node(node_id: str) -> pb.Node:
+    node = pb.Node(id=node_id, role=pb.WORKER)
+    node.spec.availability = pb.NodeSpec.ACTIVE
+    node.status.state = pb.NodeStatus.READY
+    return node
+
+
+def replicated(name: str, replicas: int) -> pb.Service:
+    svc = pb.Service(id=model.new_id(), spec_version=1)
+    svc.spec.annotations.name = name
+    svc.spec.task.container.image = "busybox"
+    svc.spec.replicated.replicas = replicas
+    return svc
+
+
+def test_passes_run_off_the_event_loop_and_converge(store, monkeypatch) -> None:  # noqa: F811
+    threads: set[str] = set()
+    reconcile = leader.orchestrator.reconcile
+
+    def spying(view, now):
+        threads.add(threading.current_thread().name)
+        return reconcile(view, now)
+
+    monkeypatch.setattr(leader.orchestrator, "reconcile", spying)
+    store.commit([actions.create(ready_node("n1")), actions.create(ready_node("n2"))])
+
+    async def scenario() -> None:
+        loop = LeaderLoop(store, "m1")
+        loop.start()
+        try:
+            svc = replicated("web", 4)
+            store.commit([actions.create(svc)])
+            await until(lambda: len([t for t in store.tasks_of(service_id=svc.id)
+                                     if t.status.state == pb.ASSIGNED]) == 4,
+                        "4 assigned tasks")
+            placed = sorted(t.node_id for t in store.tasks_of(service_id=svc.id))
+            assert placed == ["n1", "n1", "n2", "n2"]
+            scaled = pb.Service()
+            scaled.CopyFrom(store.get("service", svc.id))
+            scaled.spec.replicated.replicas = 6
+            store.commit([actions.update(scaled)])
+            await until(lambda: len(store.tasks_of(service_id=svc.id)) == 6, "6 tasks")
+            await until(lambda: all(t.status.state == pb.ASSIGNED
+                                    for t in store.tasks_of(service_id=svc.id)), "6 assigned")
+            # progress reports no rule acts on ask for no pass
+            await until(lambda: not loop._dirty.is_set(), "the last pass to start")
+            reports = []
+            for t in store.tasks_of(service_id=svc.id):
+                new = pb.Task()
+                new.CopyFrom(t)
+                new.status.state = pb.RUNNING
+                reports.append(actions.update(new))
+            store.commit(reports)
+            await until(lambda: loop.ignored >= 1, "the reports to be judged unneeded")
+            assert not loop._dirty.is_set()
+        finally:
+            await loop.stop()
+        assert threads and all(name.startswith("reconcile-") for name in threads)
+
+    asyncio.run(scenario())
