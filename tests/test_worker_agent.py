@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -17,7 +18,8 @@ from proto import model
 from proto import objects_pb2 as pb
 from tests.test_worker_fakes import FakeClock, FakeRuntime, make_task, until
 from worker import taskspec
-from worker.agent import Agent, heartbeat_delay, next_backoff, parse_targets, pick_container
+from worker.agent import (RECONNECT_SPREAD, Agent, heartbeat_delay, next_backoff, parse_targets,
+                          pick_container)
 from worker.clock import REAL_CLOCK, Clock
 from worker.runtime import ContainerState, LogLine
 
@@ -259,3 +261,25 @@ async def test_many_status_updates_are_batched(setup: Setup) -> None:
     total_updates = sum(d.batches)
     assert max(d.batches) <= 100
     assert len(d.batches) < total_updates / 5  # far fewer calls than updates
+
+
+
+async def test_reconnecting_after_an_open_session_waits_a_random_spread(tmp_path: Path) -> None:
+    """A session that was open and broke is retried after a random pause below
+    RECONNECT_SPREAD (the nodes of a cluster losing their leader together spread out)."""
+    clock = FakeClock()
+    s = Setup(tmp_path, clock=clock)
+    s.agent.rng = random.Random(7)
+    expected = random.Random(7).uniform(0.0, RECONNECT_SPREAD)
+    assert 0.0 < expected < RECONNECT_SPREAD
+    async with s:
+        s.run()
+        await until(s.agent.connected.is_set, what="a session")
+        before = len(clock.requested)
+        await s.dispatcher.session_msgs.put(None)   # the dispatcher ends the session
+        await until(lambda: round(expected, 9) in clock.pending(),
+                    what="the agent to pause after its session broke")
+        assert round(expected, 9) in [round(r, 9) for r in clock.requested[before:]]
+        assert len(s.dispatcher.sessions) == 1          # not reconnected before the pause
+        clock.advance(expected)
+        await until(lambda: len(s.dispatcher.sessions) == 2, what="the new session")

@@ -4,7 +4,9 @@ The agent owns the conversation with the managers. It opens a session
 (describing the node), heartbeats, receives task assignments and keeps one
 `TaskController` per assigned task, sends their status changes in batches and
 serves log subscriptions. When the session breaks it opens a new one, backing
-off from 0.1 s to 2 s. On its first assignment set it adopts the containers a
+off from 0.1 s to 2 s; the first attempt after an open session broke waits a
+random time up to RECONNECT_SPREAD, so that the nodes of a cluster do not all
+reconnect at once. On its first assignment set it adopts the containers a
 previous agent process left on this node, so a restart never duplicates tasks.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import logging
 import os
 import platform
+import random
 import re
 from typing import Any, Callable, Coroutine, Sequence
 
@@ -39,6 +42,10 @@ from worker.volumes import VolumeKeeper
 
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
+# After an open session breaks, the first new attempt waits a random time up to this:
+# when a leader dies, every node of the cluster loses its session at once, and a
+# thousand nodes must not all knock on the new leader in the same instant.
+RECONNECT_SPREAD = 1.0
 DEFAULT_HEARTBEAT_PERIOD = 5.0
 STATUS_RPC_TIMEOUT = 10.0
 
@@ -109,8 +116,10 @@ class Agent:
         node_addr: str = "",
         clock: Clock = REAL_CLOCK,
         metrics: NodeMetrics | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.node_id = node_id
+        self.rng = rng or random.Random()  # spreads reconnections (RECONNECT_SPREAD)
         self.metrics = metrics if metrics is not None else NodeMetrics()
         self.clock = clock  # times the reconnect back-off and the heartbeats
         self.on_session_message = on_session_message
@@ -193,7 +202,8 @@ class Agent:
                     attempt += 1
                 if self._redirect:
                     continue  # a follower named the leader: go there at once
-                await self.clock.wait(self._stopped, backoff)
+                pause = self.rng.uniform(0.0, RECONNECT_SPREAD) if established else backoff
+                await self.clock.wait(self._stopped, pause)
                 if not established:
                     backoff = next_backoff(backoff)
         finally:
