@@ -41,6 +41,16 @@ CLOSED_GRACE = 3.0     # seconds a node whose stream closed has to come back
 STALL_FORGIVEN = 0.1   # an expiry check this late means the loop was stalled: forgive it
 
 
+def peer_ip(peer: str) -> str:
+    """The IP of a gRPC peer name ("ipv4:10.1.0.3:40112" -> "10.1.0.3"; "ipv6:[::1]:5" ->
+    "::1"); other names (a unix socket) as they are. A node's Status.Addr is its IP,
+    as in Docker."""
+    for scheme in ("ipv4:", "ipv6:"):
+        if peer.startswith(scheme):
+            return peer[len(scheme):].rsplit(":", 1)[0].strip("[]")
+    return peer
+
+
 @dataclass
 class _Session:
     id: str
@@ -261,7 +271,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         old = self.sessions.get(node_id)
         if old is not None:
             self._end(old)
-        peer = context.peer() or ""
+        peer = peer_ip(context.peer() or "")
         self._registering.add(node_id)
         try:
             node = await self._register_node(node_id, request, peer)

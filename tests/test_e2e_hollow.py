@@ -76,7 +76,7 @@ def test_hollow_nodes_are_ordinary_ready_nodes(lab: Lab, api: control_pb2_grpc.C
     assert len({n.id for n in listed}) == 2 * GROUP           # one identity each
     for node in listed:
         group = node.description.hostname.rsplit("-", 1)[0]
-        assert node.description.engine.labels[LABEL_HOLLOW] == group
+        assert node.description.engine_labels[LABEL_HOLLOW] == group
         assert node.status.state == pb.NodeStatus.READY
         assert node.status.addr == groups[group]["ip"]
     # `swarm-lab status` shows one row per hollow process with its node count
