@@ -304,7 +304,7 @@ def test_task_tracker_times_assignment_and_running_from_commit_times(
     servicer.queue.put(message(task_event("t1", pb.RUNNING, 101.0, "a")))
     servicer.queue.put(message(task_event("t2", pb.RUNNING, 101.5, "b")))
     assert tracker.wait(10) == pytest.approx(101.5)
-    assigned, running = tracker.delays()
+    assigned, running = tracker.delays(100.0)  # the service was asked for at 100.0
     assert sorted(assigned) == pytest.approx([0.2, 0.3])
     assert sorted(running) == pytest.approx([1.0, 1.5])
     assert tracker.running_on({"a"}) == 1 and tracker.active() == 2

@@ -178,6 +178,7 @@ class ScaleRun:
                 return
             service_id, tracker = created
             self.attempt("lists", point, lambda: self.lists(point, service_id))
+            self.attempt("one more task", point, lambda: self.one_more(point))
             if not point.main:
                 self.attempt("remove", point, lambda: self.remove(service_id, tracker))
                 continue
@@ -245,14 +246,40 @@ class ScaleRun:
         except BaseException:
             tracker.stop()
             raise
-        assigned, running = tracker.delays()
+        assigned, running = tracker.delays(wall)
         self.emit("create_running_s", point, done - wall, watch_events=tracker.events)
-        p50, p99 = _ms(assigned)
-        self.emit("sched_delay_p50_ms", point, p50, tasks_seen=len(assigned))
-        self.emit("sched_delay_p99_ms", point, p99, tasks_seen=len(assigned))
+        self.emit("assign_p50_s", point, percentile(assigned, 50), tasks_seen=len(assigned))
+        self.emit("assign_p99_s", point, percentile(assigned, 99), tasks_seen=len(assigned))
         self.emit("task_running_p50_s", point, percentile(running, 50))
         self.emit("task_running_p99_s", point, percentile(running, 99))
         return svc.id, tracker
+
+    def one_more(self, point: Point) -> None:
+        """Scheduling delay as classic Swarm measured it: with the T tasks running, one
+        more task is asked for at a time (a 1-replica service), `--calls` times; each
+        delay is the request's start to its task's assignment commit."""
+        leader = self.leader()
+        follower = next(m for m in MANAGERS if m != leader and self.lab.pid(m) is not None)
+        delays: list[float] = []
+        for i in range(self.opts.calls):
+            name = f"one-n{point.nodes}-t{point.tasks}-{i}"
+            tracker = TaskTracker(self.channel(follower), follower, name)
+            tracker.start()
+            try:
+                tracker.expect(1)
+                wall = time.time()
+                svc = self.api(leader).CreateService(
+                    cpb.CreateServiceRequest(spec=self.spec(name, 1)), timeout=60).service
+                tracker.wait(60)
+                assigned, _ = tracker.delays(wall)
+                delays += assigned
+                self.api(leader).RemoveService(cpb.RemoveServiceRequest(service_id=svc.id),
+                                               timeout=60)
+            finally:
+                tracker.stop()
+        p50, p99 = _ms(delays)
+        self.emit("sched_delay_p50_ms", point, p50, requests=len(delays))
+        self.emit("sched_delay_p99_ms", point, p99, requests=len(delays))
 
     def lists(self, point: Point, service_id: str) -> None:
         leader = self.leader()

@@ -191,14 +191,20 @@ FIGURES: dict[str, FigureSpec] = {
                          "first hollow process", "s", "nodes", 60.0),
     "create_running_s": FigureSpec("CreateService of T replicas -> all T RUNNING (commit "
                                    "time of the last one)", "s", "both", 60.0),
-    "sched_delay_p50_ms": FigureSpec("scheduling delay per task, created -> assigned "
-                                     "(store commit times), p50", "ms", "both"),
-    "sched_delay_p99_ms": FigureSpec("scheduling delay per task, created -> assigned "
-                                     "(store commit times), p99", "ms", "both", 400.0),
-    "task_running_p50_s": FigureSpec("per task, created -> RUNNING (store commit times), p50",
-                                     "s", "both"),
-    "task_running_p99_s": FigureSpec("per task, created -> RUNNING (store commit times), p99",
-                                     "s", "both"),
+    "sched_delay_p50_ms": FigureSpec("scheduling delay of one more task on the loaded cluster: "
+                                     "CreateService of 1 replica -> its task assigned (commit "
+                                     "time), p50 over the requests", "ms", "both"),
+    "sched_delay_p99_ms": FigureSpec("scheduling delay of one more task on the loaded cluster: "
+                                     "CreateService of 1 replica -> its task assigned (commit "
+                                     "time), p99 over the requests", "ms", "both", 400.0),
+    "assign_p50_s": FigureSpec("per task of the T-replica service, CreateService -> assigned "
+                               "(commit times), p50", "s", "both"),
+    "assign_p99_s": FigureSpec("per task of the T-replica service, CreateService -> assigned "
+                               "(commit times), p99", "s", "both"),
+    "task_running_p50_s": FigureSpec("per task of the T-replica service, CreateService -> "
+                                     "RUNNING (commit times), p50", "s", "both"),
+    "task_running_p99_s": FigureSpec("per task of the T-replica service, CreateService -> "
+                                     "RUNNING (commit times), p99", "s", "both"),
     "api_node_ls_p50_ms": _latency("ListNodes (gRPC)", "p50", None),
     "api_node_ls_p99_ms": _latency("ListNodes (gRPC)", "p99", 500.0),
     "api_service_ls_p50_ms": _latency("ListServices (gRPC)", "p50", None),

@@ -195,12 +195,13 @@ class TaskTracker:
                 counts[name] = counts.get(name, 0) + 1
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
-    def delays(self) -> tuple[list[float], list[float]]:
-        """Per task, seconds from creation to assignment, and from creation to RUNNING."""
+    def delays(self, since: float) -> tuple[list[float], list[float]]:
+        """Per task, seconds from `since` (unix s: when the service was asked for) to its
+        assignment, and to RUNNING (commit times)."""
         with self._cond:
             recs = list(self._records.values())
-        return ([r.assigned - r.created for r in recs if r.assigned is not None],
-                [r.running - r.created for r in recs if r.running is not None])
+        return ([r.assigned - since for r in recs if r.assigned is not None],
+                [r.running - since for r in recs if r.running is not None])
 
     def running_on(self, node_ids: Iterable[str]) -> int:
         nodes = set(node_ids)
