@@ -1,0 +1,72 @@
+"""lab.hollowlab and lab.hollownodes: the pure parts (group sizes, names, command lines,
+saved identities, which join failures are retried)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab import hollowlab
+from pki import node as pkinode
+from lab.hollownodes import (LABEL_HOLLOW, HollowNode, _parser, _retryable, hostname_of,
+                             node_dir)
+
+
+@pytest.mark.parametrize("total,per,expected", [
+    (1000, 250, [250, 250, 250, 250]),
+    (600, 250, [200, 200, 200]),
+    (50, 250, [50]),
+    (7, 3, [3, 2, 2]),
+    (0, 250, []),
+])
+def test_groups_are_as_even_as_possible(total: int, per: int, expected: list[int]) -> None:
+    assert hollowlab.split(total, per) == expected
+    assert sum(hollowlab.split(total, per)) == total
+
+
+def test_bad_counts_are_refused() -> None:
+    with pytest.raises(ValueError):
+        hollowlab.split(-1, 10)
+    with pytest.raises(ValueError):
+        hollowlab.split(10, 0)
+
+
+def test_hostnames_and_command_line() -> None:
+    entry = {"data_dir": "/lab/nodes/hollow2", "hollow": 3, "first_index": 1,
+             "start_delay": 0.2}
+    assert hollowlab.hostnames("hollow2", entry) == ["hollow2-1", "hollow2-2", "hollow2-3"]
+    assert hostname_of("hollow2", 3) == "hollow2-3"
+    argv = hollowlab.command("/py", "hollow2", entry, ["10.0.0.1:2377", "10.0.0.2:2377"],
+                             "SWMTKN-1-x", "10.0.0.9")
+    args = _parser().parse_args(argv[3:])       # what the hollow process will read
+    assert argv[:3] == ["/py", "-m", "lab.hollownodes"]
+    assert (args.group, args.count, args.first_index, args.start_delay) == ("hollow2", 3, 1, 0.2)
+    assert args.manager == "10.0.0.1:2377,10.0.0.2:2377" and args.advertise_ip == "10.0.0.9"
+    assert str(args.data_dir) == "/lab/nodes/hollow2"
+    assert LABEL_HOLLOW == "com.shoal.lab.hollow"
+
+
+def test_a_node_identity_is_kept_for_a_restart(tmp_path: Path) -> None:
+    node = HollowNode(4, "hollow1-4", node_dir(tmp_path, 4))
+    node.directory.mkdir(parents=True)
+    assert not node.load()                      # never joined
+    node.node_id, node.cluster_id, node.managers = "n4", "c1", ["10.0.0.1:2377"]
+    node.save()
+    again = HollowNode(4, "hollow1-4", node_dir(tmp_path, 4))
+    assert not again.load()                     # no credentials yet: it must join again
+    certs = pkinode.cert_dir(node.directory)
+    certs.mkdir(parents=True)
+    for name in (pkinode.KEY_FILE, pkinode.CERT_FILE, pkinode.ROOT_CA_FILE):
+        (certs / name).write_bytes(b"pem")
+    assert again.load()
+    assert (again.node_id, again.cluster_id, again.managers) == ("n4", "c1", ["10.0.0.1:2377"])
+
+@pytest.mark.parametrize("message,retry", [
+    ("cannot reach the manager at 10.0.0.1:2377: failed to connect", True),
+    ("Deadline Exceeded", True),
+    ("the write was not committed within 5s (leader 10.0.0.1:2378)", True),
+    ("invalid join token", False),
+    ("the join token was rotated: ask for the current one", False),
+])
+def test_which_join_failures_are_retried(message: str, retry: bool) -> None:
+    assert _retryable(message) is retry
