@@ -387,7 +387,7 @@ _PROGRESS: tuple[pb.TaskState, ...] = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.S
 def _ramp(a: argparse.Namespace) -> Callable[[], object]:
     """The leader's side of `service create --replicas T` on N ready nodes, on a real
     one-node raft store: the leader loop creates and places the tasks, the dispatcher
-    folds every node's progress reports (5 per task, one call per node and state, as
+    streams every node its assignments and folds every node's progress reports (5 per task, one call per node and state, as
     agents batch them) into transactions, until every task is RUNNING. No agents, no gRPC:
     what remains is the manager's own work (and the few calls standing in for agents)."""
     cl = Cluster(a.nodes, a.tasks)
@@ -417,6 +417,18 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
             sent = max(sent, due)
             await asyncio.sleep(0.05)
 
+    counts: list[int] = []
+
+    async def assignments(disp: Dispatcher, session_id: str) -> None:
+        """A node's assignment stream, read as an agent would (changes counted)."""
+        received = 0
+        try:
+            async for msg in disp.Assignments(dpb.AssignmentsRequest(session_id=session_id),
+                                              None):
+                received += len(msg.changes)
+        finally:
+            counts.append(received)
+
     async def ramp() -> None:
         disp = Dispatcher(store, "bench", LogBroker("bench"))
         leader = LeaderLoop(store, "bench")
@@ -429,6 +441,8 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
         disp.start()
         leader.start()
         beating = asyncio.get_running_loop().create_task(heartbeats(disp, list(sessions.values())))
+        streams = [asyncio.get_running_loop().create_task(assignments(disp, s))
+                   for s in sessions.values()]
         started = time.perf_counter()
         await store.acommit([actions.create(cl.service)], 60)
         assigned: dict[str, list] = {}
@@ -450,12 +464,16 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
         done = time.perf_counter()
         running = sum(1 for t in store.list("task") if t.status.state == pb.RUNNING)
         beating.cancel()
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+        changes = sum(counts)
         await leader.stop()
         await disp.stop()
         print(f"ramp: all placed after {placed - started:.3f} s, all RUNNING after "
               f"{done - started:.3f} s; {running} running; {leader.passes} reconcile passes, "
               f"{getattr(leader, 'ignored', 0)} transactions ignored; store version "
-              f"{store.version}")
+              f"{store.version}; {changes} assignment changes streamed")
 
     def run() -> None:
         try:
