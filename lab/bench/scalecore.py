@@ -309,15 +309,15 @@ def _service_ls(a: argparse.Namespace) -> Callable[[], object]:
     def run() -> object:
         services = _call(control.ListServices,
                          cpb.ListServicesRequest(filters=cpb.ListFilters())).services
-        filters = cpb.ListFilters(service_ids=[s.id for s in services],
-                                  desired_states=[pb.RUNNING, pb.COMPLETE])
-        tasks = list(_call(control.ListTasks, cpb.ListTasksRequest(filters=filters)).tasks)
-        nodes = _call(control.ListNodes, cpb.ListNodesRequest()).nodes
-        down = [n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN]
-        of_service: dict[str, list] = {}
-        for t in tasks:  # as cli/commands_service.py's print_services
-            of_service.setdefault(t.service_id, []).append(t)
-        return [fmt.service_row(s, of_service.get(s.id, []), down) for s in services]
+        # as cli/commands_service.py's print_services: the manager counts the tasks
+        by_id = cpb.ListFilters(id_prefixes=[s.id for s in services])
+        statuses = _call(control.ListServices,
+                         cpb.ListServicesRequest(filters=by_id, status=True)).statuses
+        return [fmt.service_row(s, [], status=(statuses[s.id].running_tasks,
+                                               statuses[s.id].desired_tasks,
+                                               statuses[s.id].completed_tasks,
+                                               statuses[s.id].total_completions))
+                for s in services]
     return run
 
 
