@@ -25,6 +25,7 @@ from cli.servicelogs import add_log_flags
 from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
+from proto import model
 from proto import objects_pb2 as pb
 
 SERVICE_FILTERS = ("id", "name", "label", "mode")
@@ -216,21 +217,35 @@ def print_services(ctx: Context, services: list[pb.Service], ns: argparse.Namesp
         for s in services:
             ctx.print(fmt.truncate_id(s.id))
         return
-    tasks: list[pb.Task] = []
-    down: list[str] = []
-    if services:
-        # a job's completed tasks have desired state COMPLETE (its REPLICAS counts them)
-        task_filter = cpb.ListFilters(service_ids=[s.id for s in services],
-                                      desired_states=[pb.RUNNING, pb.COMPLETE])
-        tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
-        down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
-    of_service: dict[str, list[pb.Task]] = {}
-    for task in tasks:  # each row reads its own service's tasks only (not every task)
-        of_service.setdefault(task.service_id, []).append(task)
-    rows = [fmt.service_row(s, of_service.get(s.id, []), down) for s in services]
+    rows = [fmt.service_row(s, [], status=counts)
+            for s, counts in zip(services, _replica_counts(ctx, services))]
     text = render(ns.format, rows, fmt.SERVICE_FIELDS, fmt.SERVICE_FIELDS)
     if text:
         ctx.print(text)
+
+
+def _replica_counts(ctx: Context, services: list[pb.Service]) -> list[tuple[int, int, int, int]]:
+    """(running, desired, completed, total) of each service: counted by the manager
+    (ListServices with status: no task leaves it), or here from the services' tasks
+    when the manager does not count them (an older one)."""
+    if not services:
+        return []
+    by_id = cpb.ListFilters(id_prefixes=sorted({s.id for s in services}))
+    counted = ctx.call("ListServices", cpb.ListServicesRequest(filters=by_id, status=True))
+    statuses = counted.statuses
+    if all(s.id in statuses for s in services):
+        return [(statuses[s.id].running_tasks, statuses[s.id].desired_tasks,
+                 statuses[s.id].completed_tasks, statuses[s.id].total_completions)
+                for s in services]
+    # a job's completed tasks have desired state COMPLETE (its REPLICAS counts them)
+    task_filter = cpb.ListFilters(service_ids=[s.id for s in services],
+                                  desired_states=model.LISTED_DESIRED_STATES)
+    tasks = list(ctx.call("ListTasks", cpb.ListTasksRequest(filters=task_filter)).tasks)
+    down = [n.id for n in ctx.nodes() if n.status.state == pb.NodeStatus.DOWN]
+    of_service: dict[str, list[pb.Task]] = {}
+    for task in tasks:  # each service's counts read its own tasks only
+        of_service.setdefault(task.service_id, []).append(task)
+    return [model.replica_status(s, of_service.get(s.id, []), down) for s in services]
 
 
 def ps(ctx: Context, ns: argparse.Namespace) -> int:

@@ -110,21 +110,8 @@ def ports_column(ports: Iterable[pb.PortConfig], ingress_only: bool = True) -> s
 
 def replica_counts(service: pb.Service, tasks: Iterable[pb.Task],
                    down_nodes: Iterable[str] = ()) -> tuple[int, int]:
-    """(running, desired) for the REPLICAS column.
-
-    Only tasks the orchestrator wants running count; a task on a node that
-    is down is not running. A global service desires one task per node it runs on.
-    """
-    down = set(down_nodes)
-    running = desired = 0
-    for task in tasks:
-        if task.service_id != service.id or task.desired_state != pb.RUNNING:
-            continue
-        desired += 1
-        if task.status.state == pb.RUNNING and task.node_id not in down:
-            running += 1
-    if mode_of(service.spec) == "replicated":
-        desired = service.spec.replicated.replicas
+    """(running, desired) for the REPLICAS column (proto/model.py replica_status)."""
+    running, desired, _, _ = model.replica_status(service, tasks, down_nodes)
     return running, desired
 
 
@@ -138,37 +125,27 @@ def replicas_column(service: pb.Service, running: int, desired: int) -> str:
 
 def job_replicas_column(service: pb.Service, tasks: Iterable[pb.Task],
                         down_nodes: Iterable[str] = ()) -> str:
-    """Docker's REPLICAS for a job: "running/desired (completed/total completed)".
+    """Docker's REPLICAS for a job: "running/desired (completed/total completed)"
+    (the counts: proto/model.py replica_status)."""
+    return status_replicas_column(service, model.replica_status(service, tasks, down_nodes))
 
-    Only the job's current iteration counts.  A replicated job desires
-    max-concurrent tasks, fewer once fewer completions remain; a global job
-    desires one task per node it runs on that has not completed.
-    """
-    down = set(down_nodes)
-    current = [t for t in tasks
-               if t.service_id == service.id and t.spec_version == service.spec_version]
-    running = sum(1 for t in current if t.desired_state == pb.RUNNING
-                  and t.status.state == pb.RUNNING and t.node_id not in down)
-    completed = len({t.slot if t.slot else t.node_id for t in current
-                     if t.status.state == pb.COMPLETE})
-    if service.spec.WhichOneof("mode") == "replicated_job":
-        job = service.spec.replicated_job
-        total = job.total_completions
-        desired = min(job.max_concurrent or total, max(0, total - completed))
-    else:
-        total = len({t.node_id for t in current
-                     if t.desired_state == pb.RUNNING or t.status.state == pb.COMPLETE})
-        desired = total - completed
-    return f"{running}/{desired} ({completed}/{total} completed)"
+
+def status_replicas_column(service: pb.Service, status: tuple[int, int, int, int]) -> str:
+    """The REPLICAS column from (running, desired, completed, total) counts."""
+    running, desired, completed, total = status
+    if mode_of(service.spec).endswith(" job"):
+        return f"{running}/{desired} ({completed}/{total} completed)"
+    return replicas_column(service, running, desired)
 
 
 def service_row(service: pb.Service, tasks: Sequence[pb.Task],
-                down_nodes: Iterable[str] = ()) -> dict[str, str]:
-    running, desired = replica_counts(service, tasks, down_nodes)
-    if mode_of(service.spec).endswith(" job"):
-        replicas = job_replicas_column(service, tasks, down_nodes)
-    else:
-        replicas = replicas_column(service, running, desired)
+                down_nodes: Iterable[str] = (),
+                status: Optional[tuple[int, int, int, int]] = None) -> dict[str, str]:
+    """A `service ls` row; the REPLICAS counts from `status` when the manager counted
+    them (ListServices status), else from the service's `tasks`."""
+    if status is None:
+        status = model.replica_status(service, tasks, down_nodes)
+    replicas = status_replicas_column(service, status)
     ports = service.endpoint.ports or service.spec.endpoint.ports
     return {
         "ID": truncate_id(service.id),

@@ -63,6 +63,12 @@ class _Session:
     node: Optional[pb.Node] = None  # a changed node object to send on the next message
 
 
+def _references_files(task: pb.Task) -> bool:
+    """The task's spec names secrets or configs (the node may have to hold some)."""
+    container = task.spec.container
+    return bool(container.secrets) or bool(container.configs)
+
+
 class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     """Serves the Dispatcher API while this manager leads."""
 
@@ -354,11 +360,16 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
         held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
         given: dict[str, set[str]] = {"secret": set(), "config": set()}
+        # the held tasks that reference secrets or configs (a task's spec never changes):
+        # the files the node needs are theirs, the other tasks need not be looked at
+        with_files: dict[str, pb.Task] = {}
         tasks = self.store.tasks_of(node_id=sess.node_id)
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
             held[t.id] = t
-        adds, _ = self._file_changes(held, given)
+            if _references_files(t):
+                with_files[t.id] = t
+        adds, _ = self._file_changes(with_files, given)
         nets: dict[str, tuple[bytes, str]] = {}  # network views sent (network ID -> mark)
         net_adds, _ = self._net_index().changes(sess.node_id, nets)
         # Secrets, configs and network views come before the tasks that use them, and
@@ -376,17 +387,21 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 known = sent.get(task.id)
                 if action == wpb.WatchEvent.REMOVE:
                     held.pop(task.id, None)
+                    with_files.pop(task.id, None)
                     if known is not None:
                         del sent[task.id]
                         changes.append(self._assignment(task, dpb.AssignmentChange.REMOVE))
                     continue
                 held[task.id] = task
+                if task.id in with_files or _references_files(task):
+                    with_files[task.id] = task
                 key = (task.desired_state, task.spec_version, task.spec.force_update)
                 if known is not None and (task.meta.version <= known[0] or known[1:] == key):
                     continue
                 sent[task.id] = (task.meta.version, *key)
                 changes.append(self._assignment(task, dpb.AssignmentChange.UPDATE))
-            adds, drops = self._file_changes(held, given)
+            adds, drops = self._file_changes(with_files, given) \
+                if with_files or given["secret"] or given["config"] else ([], [])
             net_adds, net_drops = self._net_index().changes(sess.node_id, nets)
             changes = net_adds + adds + changes + drops + net_drops
             if changes:
@@ -435,13 +450,15 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._net_changed_at = stream.view.version
         async for events in stream:
             per_node: dict[str, list] = {}
-            if any(self._touches_networks(ev) for ev in events):
-                self._net_changed_at = max(self._net_changed_at, events[0].version)
-                per_node = {node_id: [] for node_id in self.sessions}
+            # every session hears of a change that may touch network views (decided
+            # before the loop below ends sessions of removed nodes)
+            touched = any(self._touches_networks(ev) for ev in events
+                          if ev.object.WhichOneof("object") != "task")
             for ev in events:
                 kind = ev.object.WhichOneof("object")
                 if kind == "task":
                     task = ev.object.task
+                    touched = touched or bool(task.networks)
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":
@@ -461,6 +478,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     else:
                         changed.node = ev.object.node
                         changed.wake.set()
+            if touched:
+                self._net_changed_at = max(self._net_changed_at, events[0].version)
+                for node_id in self.sessions:
+                    per_node.setdefault(node_id, [])
             for node_id, batch in per_node.items():
                 target = self.sessions.get(node_id)
                 if target is not None and target.assignments is not None:
@@ -491,9 +512,12 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             merged = model.merged_status(task.status, status)
             if status.state < task.status.state or merged == task.status:
                 continue
-            new = copy(task)
-            new.status.CopyFrom(merged)
-            acts.append(actions.update(new))
+            # actions.update(copy of task with the merged status), with one copy, not two
+            act = store_pb2.StoreAction(kind=store_pb2.StoreAction.UPDATE,
+                                        expected_version=task.meta.version)
+            act.object.task.CopyFrom(task)
+            act.object.task.status.CopyFrom(merged)
+            acts.append(act)
         return acts
 
     async def _flusher(self) -> None:

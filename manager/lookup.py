@@ -57,11 +57,12 @@ def matches(obj: Any, f: Optional[cpb.ListFilters]) -> bool:
     """True when obj passes every non-empty filter field."""
     if f is None:
         return True
-    name = model.object_name(obj)
-    if f.names and name not in f.names:
-        return False
-    if f.name_prefixes and not any(name.startswith(p) for p in f.name_prefixes):
-        return False
+    if f.names or f.name_prefixes:  # (a name costs a look into the object: only when asked)
+        name = model.object_name(obj)
+        if f.names and name not in f.names:
+            return False
+        if f.name_prefixes and not any(name.startswith(p) for p in f.name_prefixes):
+            return False
     if f.id_prefixes and not any(obj.id.startswith(p) for p in f.id_prefixes):
         return False
     if f.labels and not _labels_match(_labels_of(obj), dict(f.labels)):

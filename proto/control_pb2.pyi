@@ -112,16 +112,39 @@ class GetServiceResponse(_message.Message):
     def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ...) -> None: ...
 
 class ListServicesRequest(_message.Message):
-    __slots__ = ("filters",)
+    __slots__ = ("filters", "status")
     FILTERS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     filters: ListFilters
-    def __init__(self, filters: _Optional[_Union[ListFilters, _Mapping]] = ...) -> None: ...
+    status: bool
+    def __init__(self, filters: _Optional[_Union[ListFilters, _Mapping]] = ..., status: _Optional[bool] = ...) -> None: ...
+
+class ServiceStatus(_message.Message):
+    __slots__ = ("running_tasks", "desired_tasks", "completed_tasks", "total_completions")
+    RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    running_tasks: int
+    desired_tasks: int
+    completed_tasks: int
+    total_completions: int
+    def __init__(self, running_tasks: _Optional[int] = ..., desired_tasks: _Optional[int] = ..., completed_tasks: _Optional[int] = ..., total_completions: _Optional[int] = ...) -> None: ...
 
 class ListServicesResponse(_message.Message):
-    __slots__ = ("services",)
+    __slots__ = ("services", "statuses")
+    class StatusesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ServiceStatus
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ServiceStatus, _Mapping]] = ...) -> None: ...
     SERVICES_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
     services: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Service]
-    def __init__(self, services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ...) -> None: ...
+    statuses: _containers.MessageMap[str, ServiceStatus]
+    def __init__(self, services: _Optional[_Iterable[_Union[_objects_pb2.Service, _Mapping]]] = ..., statuses: _Optional[_Mapping[str, ServiceStatus]] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
     __slots__ = ("service_id", "service_version", "spec", "rollback")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Union
+from typing import Iterable, Union
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
@@ -150,3 +150,51 @@ def mac_for(addr: str) -> str:
     """Docker's MAC for an IPv4 address ("10.0.1.3" or "10.0.1.3/24"): 02:42 + its bytes."""
     octets = addr.split("/", 1)[0].split(".")
     return "02:42:" + ":".join(f"{int(o):02x}" for o in octets)
+
+
+# the tasks `service ls` counts: wanted running, or a job's completed ones
+LISTED_DESIRED_STATES = (pb.RUNNING, pb.COMPLETE)
+
+
+def replica_status(service: pb.Service, tasks: Iterable[pb.Task],
+                   down_nodes: Iterable[str] = ()) -> tuple[int, int, int, int]:
+    """(running, desired, completed, total) of `service ls`'s REPLICAS column, from the
+    service's tasks (others are ignored) and the nodes that are down.
+
+    Only tasks the orchestrator wants running count, and a task on a node that is down
+    is not running. A replicated service desires its replica count, a global one a task
+    per node it runs on. A job counts its current iteration only: `completed` slots (a
+    global job: nodes) of `total` completions; a replicated job desires max-concurrent
+    tasks, fewer once fewer completions remain; a global job one per node it runs on that
+    has not completed. `completed` and `total` are 0 for services that are not jobs.
+    `service ls` passes the tasks wanted RUNNING or COMPLETE (LISTED_DESIRED_STATES).
+    The manager counts them for ListServices(status); the CLI from the listed tasks
+    otherwise."""
+    down = set(down_nodes)
+    mode = service.spec.WhichOneof("mode")
+    if mode in ("replicated_job", "global_job"):
+        current = [t for t in tasks
+                   if t.service_id == service.id and t.spec_version == service.spec_version]
+        running = sum(1 for t in current if t.desired_state == pb.RUNNING
+                      and t.status.state == pb.RUNNING and t.node_id not in down)
+        completed = len({t.slot if t.slot else t.node_id for t in current
+                         if t.status.state == pb.COMPLETE})
+        if mode == "replicated_job":
+            job = service.spec.replicated_job
+            total = job.total_completions
+            desired = min(job.max_concurrent or total, max(0, total - completed))
+        else:
+            total = len({t.node_id for t in current
+                         if t.desired_state == pb.RUNNING or t.status.state == pb.COMPLETE})
+            desired = total - completed
+        return running, desired, completed, total
+    running = desired = 0
+    for task in tasks:
+        if task.service_id != service.id or task.desired_state != pb.RUNNING:
+            continue
+        desired += 1
+        if task.status.state == pb.RUNNING and task.node_id not in down:
+            running += 1
+    if mode in ("replicated", None):
+        desired = service.spec.replicated.replicas
+    return running, desired, 0, 0

@@ -67,3 +67,23 @@ def test_a_stopped_dispatcher_fails_the_sessions_still_waiting(store) -> None:  
         assert store.get("node", "n1") is not None  # or it made it before the stop
 
     asyncio.run(scenario())
+
+
+def test_status_reports_become_updates_of_the_stored_tasks(store) -> None:  # noqa: F811
+    t = pb.Task(id="t1", service_id="s1", node_id="n1", desired_state=pb.RUNNING)
+    t.status.state = pb.ASSIGNED
+    other = pb.Task(id="t2", service_id="s1", node_id="n2")
+    other.status.state = pb.ASSIGNED
+    store.commit([actions.create(t), actions.create(other)])
+    stored = store.get("task", "t1")
+    disp = Dispatcher(store, "m1", LogBroker("m1"))
+    running = pb.TaskStatus(state=pb.RUNNING, message="started")
+    late = pb.TaskStatus(state=pb.NEW)
+    acts = disp._status_actions({"t1": ("n1", running), "t2": ("n1", running),  # not its node
+                                 "t3": ("n1", running)})                          # no such task
+    expected = pb.Task()
+    expected.CopyFrom(stored)
+    expected.status.CopyFrom(pb.TaskStatus(state=pb.RUNNING, message="started"))
+    expected.status.running_since.CopyFrom(running.timestamp)
+    assert acts == [actions.update(expected)]
+    assert disp._status_actions({"t1": ("n1", late)}) == []  # states never go back

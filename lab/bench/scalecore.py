@@ -309,15 +309,15 @@ def _service_ls(a: argparse.Namespace) -> Callable[[], object]:
     def run() -> object:
         services = _call(control.ListServices,
                          cpb.ListServicesRequest(filters=cpb.ListFilters())).services
-        filters = cpb.ListFilters(service_ids=[s.id for s in services],
-                                  desired_states=[pb.RUNNING, pb.COMPLETE])
-        tasks = list(_call(control.ListTasks, cpb.ListTasksRequest(filters=filters)).tasks)
-        nodes = _call(control.ListNodes, cpb.ListNodesRequest()).nodes
-        down = [n.id for n in nodes if n.status.state == pb.NodeStatus.DOWN]
-        of_service: dict[str, list] = {}
-        for t in tasks:  # as cli/commands_service.py's print_services
-            of_service.setdefault(t.service_id, []).append(t)
-        return [fmt.service_row(s, of_service.get(s.id, []), down) for s in services]
+        # as cli/commands_service.py's print_services: the manager counts the tasks
+        by_id = cpb.ListFilters(id_prefixes=[s.id for s in services])
+        statuses = _call(control.ListServices,
+                         cpb.ListServicesRequest(filters=by_id, status=True)).statuses
+        return [fmt.service_row(s, [], status=(statuses[s.id].running_tasks,
+                                               statuses[s.id].desired_tasks,
+                                               statuses[s.id].completed_tasks,
+                                               statuses[s.id].total_completions))
+                for s in services]
     return run
 
 
@@ -387,7 +387,7 @@ _PROGRESS: tuple[pb.TaskState, ...] = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.S
 def _ramp(a: argparse.Namespace) -> Callable[[], object]:
     """The leader's side of `service create --replicas T` on N ready nodes, on a real
     one-node raft store: the leader loop creates and places the tasks, the dispatcher
-    folds every node's progress reports (5 per task, one call per node and state, as
+    streams every node its assignments and folds every node's progress reports (5 per task, one call per node and state, as
     agents batch them) into transactions, until every task is RUNNING. No agents, no gRPC:
     what remains is the manager's own work (and the few calls standing in for agents)."""
     cl = Cluster(a.nodes, a.tasks)
@@ -417,6 +417,18 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
             sent = max(sent, due)
             await asyncio.sleep(0.05)
 
+    counts: list[int] = []
+
+    async def assignments(disp: Dispatcher, session_id: str) -> None:
+        """A node's assignment stream, read as an agent would (changes counted)."""
+        received = 0
+        try:
+            async for msg in disp.Assignments(dpb.AssignmentsRequest(session_id=session_id),
+                                              None):
+                received += len(msg.changes)
+        finally:
+            counts.append(received)
+
     async def ramp() -> None:
         disp = Dispatcher(store, "bench", LogBroker("bench"))
         leader = LeaderLoop(store, "bench")
@@ -429,6 +441,8 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
         disp.start()
         leader.start()
         beating = asyncio.get_running_loop().create_task(heartbeats(disp, list(sessions.values())))
+        streams = [asyncio.get_running_loop().create_task(assignments(disp, s))
+                   for s in sessions.values()]
         started = time.perf_counter()
         await store.acommit([actions.create(cl.service)], 60)
         assigned: dict[str, list] = {}
@@ -450,12 +464,16 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
         done = time.perf_counter()
         running = sum(1 for t in store.list("task") if t.status.state == pb.RUNNING)
         beating.cancel()
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+        changes = sum(counts)
         await leader.stop()
         await disp.stop()
         print(f"ramp: all placed after {placed - started:.3f} s, all RUNNING after "
               f"{done - started:.3f} s; {running} running; {leader.passes} reconcile passes, "
               f"{getattr(leader, 'ignored', 0)} transactions ignored; store version "
-              f"{store.version}")
+              f"{store.version}; {changes} assignment changes streamed")
 
     def run() -> None:
         try:

@@ -28,6 +28,7 @@ from pki import node as pkinode
 from pki.ca import POLICY_MIN_EXPIRY, RootCA
 from proto import control_pb2 as cpb
 from proto import control_pb2_grpc
+from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
 from raft import actions, errors
@@ -185,8 +186,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     async def ListServices(self, request: cpb.ListServicesRequest,
                            context: Context) -> cpb.ListServicesResponse:
-        return cpb.ListServicesResponse(
-            services=listed(self.store.list("service"), _filters(request)))
+        found = listed(self.store.list("service"), _filters(request))
+        response = cpb.ListServicesResponse(services=found)
+        if request.status and found:
+            down = [n.id for n in self.store.list("node") if n.status.state == pb.NodeStatus.DOWN]
+            for svc in found:
+                listed_tasks = [t for t in self.store.tasks_of(service_id=svc.id)
+                                if t.desired_state in model.LISTED_DESIRED_STATES]
+                running, desired, completed, total = model.replica_status(
+                    svc, listed_tasks, down)
+                response.statuses[svc.id].CopyFrom(cpb.ServiceStatus(
+                    running_tasks=running, desired_tasks=desired, completed_tasks=completed,
+                    total_completions=total))
+        return response
 
     @refusals
     async def UpdateService(self, request: cpb.UpdateServiceRequest,
