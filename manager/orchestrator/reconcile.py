@@ -34,13 +34,18 @@ from manager.orchestrator.slots import is_global
 
 
 def reconcile(view: StoreView, now: float, *,
-              new_id: Callable[[], str] = model.new_id) -> Plan:
-    """Everything the cluster should change now to converge, as one plan."""
+              new_id: Callable[[], str] = model.new_id,
+              skip: frozenset[str] = frozenset()) -> Plan:
+    """Everything the cluster should change now to converge, as one plan. The services
+    in `skip` are known to need nothing from their own rules (see orchestrator.quiet);
+    the allocator, scheduler and reaper still see every task."""
     work = Work(view, now, new_id)
     orphans = [t for t in view.tasks.values() if t.service_id not in work.services]
     for task in sorted(orphans, key=lambda t: t.id):
         work.set_desired(task, pb.REMOVE)
     for sid in sorted(view.services):
+        if sid in skip:
+            continue
         mode = work.services[sid].spec.WhichOneof("mode")
         if mode == "replicated_job":
             reconcile_replicated_job(work, work.services[sid])

@@ -1,0 +1,101 @@
+"""manager/orchestrator/quiet.py: a pass that skips unchanged services decides exactly
+what a full pass decides. Every step of each scenario below is reconciled twice on the
+same snapshot, fully and skipping what `quiet` names (its previous fingerprints taken
+as the leader loop takes them: the snapshot of the last pass committed whole), and the
+two plans must be the same actions; then the plan is committed and the agent acts."""
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Optional
+
+from manager.orchestrator import Plan, reconcile
+from manager.orchestrator.quiet import Fingerprints, fingerprints, quiet
+from proto import objects_pb2 as pb
+from tests.test_orchestrator import Sim, mk_node, mk_service
+
+
+class Twin(Sim):
+    """A Sim whose passes are checked against skipping ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.previous: Optional[Fingerprints] = None
+        self.skipped: list[frozenset[str]] = []
+
+    def reconcile(self) -> Plan:
+        view = self.view()
+        start = next(self._ids)
+
+        def ids() -> Callable[[], str]:
+            counter = itertools.count(start * 1000)
+            return lambda: f"t{next(counter):07d}"
+        full = reconcile(view, self.now, new_id=ids())
+        prints = fingerprints(view)
+        skip = quiet(self.previous, prints)
+        partial = reconcile(view, self.now, new_id=ids(), skip=skip)
+        assert [a.SerializeToString(deterministic=True) for a in partial.actions] == \
+            [a.SerializeToString(deterministic=True) for a in full.actions], skip
+        assert partial.wake_at == full.wake_at
+        self.skipped.append(skip)
+        self.previous = prints      # the plan is committed whole by step()
+        return full
+
+
+def twin() -> Twin:
+    s = Twin()
+    for i in range(4):
+        s.put(mk_node(f"n{i}"))
+    return s
+
+
+def test_settled_services_are_skipped_and_a_new_one_is_not() -> None:
+    s = twin()
+    s.put(mk_service("big", 12))
+    s.settle()
+    s.put(mk_service("one", 1))
+    s.step()
+    assert "big" in s.skipped[-1] and "one" not in s.skipped[-1]
+    s.settle()
+    assert len(s.running("one")) == 1 and len(s.running("big")) == 12
+
+
+def test_scaling_failures_node_loss_and_updates_decide_as_a_full_pass() -> None:
+    s = twin()
+    s.put(mk_service("a", 6, delay=0))
+    s.put(mk_service("b", 4, delay=0))
+    s.settle()
+    s.update_service("a", replicas=9)                  # scale up
+    s.settle()
+    victim = s.running("b")[0]
+    s.set_state(victim.id, pb.FAILED, exit_code=2)     # a task fails: restarted
+    s.settle()
+    assert len(s.running("b")) == 4
+    node = mk_node("n1", state=pb.NodeStatus.DOWN)     # a node goes down: tasks move
+    node.CopyFrom(s.tables["node"]["n1"])
+    node.status.state = pb.NodeStatus.DOWN
+    s.put(node)
+    s.settle()
+    assert all(t.node_id != "n1" for t in s.running())
+    s.update_service("b", image="busybox:2")           # a rolling update
+    s.settle()
+    assert {t.spec.container.image for t in s.running("b")} == {"busybox:2"}
+    s.delete("service", "a")                           # removal
+    s.settle()
+    assert not s.running("a")
+    assert any(s.skipped)           # some passes did skip, and decided the same
+
+
+def test_fingerprints_move_with_what_the_rules_read() -> None:
+    s = twin()
+    s.put(mk_service("a", 2))
+    s.settle()
+    before = fingerprints(s.view())
+    assert quiet(before, fingerprints(s.view())) == {"a"}
+    assert quiet(None, before) == frozenset()
+    task = s.running("a")[0]
+    s.set_state(task.id, pb.FAILED)                    # a task changed
+    assert "a" not in quiet(before, fingerprints(s.view()))
+    s.settle()
+    settled = fingerprints(s.view())
+    s.put(mk_node("n9"))                               # anything else changed: no skipping
+    assert quiet(settled, fingerprints(s.view())) == frozenset()
