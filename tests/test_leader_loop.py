@@ -50,9 +50,9 @@ def test_passes_run_off_the_event_loop_and_converge(store, monkeypatch) -> None:
     threads: set[str] = set()
     reconcile = leader.orchestrator.reconcile
 
-    def spying(view, now):
+    def spying(view, now, **options):
         threads.add(threading.current_thread().name)
-        return reconcile(view, now)
+        return reconcile(view, now, **options)
 
     monkeypatch.setattr(leader.orchestrator, "reconcile", spying)
     store.commit([actions.create(ready_node("n1")), actions.create(ready_node("n2"))])
