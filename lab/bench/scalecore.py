@@ -1,7 +1,8 @@
 """In-process scale profile of the manager's decision code and store (no lab, no daemons).
 
 Run with `python -m lab.bench.scalecore` (options: `--nodes`, `--tasks`, `--only NAME`,
-`--profile NAME` to print a cProfile of one step). It builds a synthetic cluster in
+`--skip NAME`, `--profile NAME` to print a cProfile of one step's main thread, `--sort`).
+It builds a synthetic cluster in
 memory (N ready nodes, one replicated service of T replicas, the `ingress` network and
 the cluster object, as `swarm init` leaves them) and times, one figure per line:
 
@@ -13,10 +14,15 @@ the cluster object, as `swarm init` leaves them) and times, one figure per line:
 - a real single-node raft store (pysyncobj, journal in a temp dir, fsync on): committing
   the T-task creation transaction and T status updates in transactions of 1,000;
 - the dispatcher's work: folding T status reports into transactions (`status_actions`),
-  the first assignment set of every node's session, and the network index it rebuilds
-  at each store version;
+  the first assignment set of every node's session (`session_opens`), recording N
+  sessions opened at once (`register_sessions`, with the number of transactions), and
+  the network index (`netindex`, rebuilt after changes that touch networks);
 - the Control API's list calls as the CLI makes them (`node ls`, `service ls`,
-  `service ps`: filter, build and encode the response, then decode and render it).
+  `service ps`: filter, build and encode the response, then decode and render it);
+- `ramp`: `service create --replicas T` to all T RUNNING through the real leader loop
+  and dispatcher on a raft store, every node heartbeating and reading its assignment
+  stream, agents replaced by 5 batched progress reports per node (one line of detail:
+  when all were placed and RUNNING, reconcile passes, transactions that asked for none).
 
 Each figure is one run on this host: wall-clock seconds and the CPU seconds of this
 process (all threads; steadier than wall time on a shared machine); steps are independent.
