@@ -224,14 +224,14 @@ class StoreState:
             if action.kind == store_pb2.StoreAction.REMOVE:
                 staged[(kind, obj.id)] = None
                 assert old is not None  # removing a missing object is a Conflict (above)
-                event.object.CopyFrom(model.wrap(old))
+                getattr(event.object, kind).CopyFrom(old)  # one copy (wrap would make two)
             else:
                 obj.meta.version = version
                 obj.meta.updated_at.CopyFrom(at)
                 staged[(kind, obj.id)] = obj
                 event.object.CopyFrom(action.object)
                 if old is not None:
-                    event.old_object.CopyFrom(model.wrap(old))
+                    getattr(event.old_object, kind).CopyFrom(old)
             events.append(event)
         return Prepared(version=version, events=events, staged=staged, names=names)
 

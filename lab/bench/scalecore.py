@@ -1,7 +1,8 @@
 """In-process scale profile of the manager's decision code and store (no lab, no daemons).
 
 Run with `python -m lab.bench.scalecore` (options: `--nodes`, `--tasks`, `--only NAME`,
-`--profile NAME` to print a cProfile of one step). It builds a synthetic cluster in
+`--skip NAME`, `--profile NAME` to print a cProfile of one step's main thread, `--sort`).
+It builds a synthetic cluster in
 memory (N ready nodes, one replicated service of T replicas, the `ingress` network and
 the cluster object, as `swarm init` leaves them) and times, one figure per line:
 
@@ -13,10 +14,15 @@ the cluster object, as `swarm init` leaves them) and times, one figure per line:
 - a real single-node raft store (pysyncobj, journal in a temp dir, fsync on): committing
   the T-task creation transaction and T status updates in transactions of 1,000;
 - the dispatcher's work: folding T status reports into transactions (`status_actions`),
-  the first assignment set of every node's session, and the network index it rebuilds
-  at each store version;
+  the first assignment set of every node's session (`session_opens`), recording N
+  sessions opened at once (`register_sessions`, with the number of transactions), and
+  the network index (`netindex`, rebuilt after changes that touch networks);
 - the Control API's list calls as the CLI makes them (`node ls`, `service ls`,
-  `service ps`: filter, build and encode the response, then decode and render it).
+  `service ps`: filter, build and encode the response, then decode and render it);
+- `ramp`: `service create --replicas T` to all T RUNNING through the real leader loop
+  and dispatcher on a raft store, every node heartbeating and reading its assignment
+  stream, agents replaced by 5 batched progress reports per node (one line of detail:
+  when all were placed and RUNNING, reconcile passes, transactions that asked for none).
 
 Each figure is one run on this host: wall-clock seconds and the CPU seconds of this
 process (all threads; steadier than wall time on a shared machine); steps are independent.
@@ -30,6 +36,7 @@ import cProfile
 import io
 import logging
 import pstats
+import shutil
 import tempfile
 import time
 from typing import Any, Callable, Optional
@@ -155,6 +162,15 @@ class _LocalStore:
         return self.state.tasks_of(node_id, service_id)
 
 
+_SCRATCH: list[str] = []  # directories the steps made (raft journals): removed by main
+
+
+def _scratch() -> str:
+    path = tempfile.mkdtemp(prefix="scalecore-")
+    _SCRATCH.append(path)
+    return path
+
+
 # ------------------------------------------------------------------ steps --
 
 Step = Callable[[argparse.Namespace], Callable[[], object]]
@@ -276,7 +292,7 @@ def _netindex(a: argparse.Namespace) -> Callable[[], object]:
 
 
 def _control(cl: Cluster) -> ControlServicer:
-    return ControlServicer(_LocalStore(cl.state), "bench", tempfile.mkdtemp(prefix="scalecore-"),  # type: ignore[arg-type]
+    return ControlServicer(_LocalStore(cl.state), "bench", _scratch(),  # type: ignore[arg-type]
                            LogBroker("bench"), lambda: "")
 
 
@@ -347,7 +363,7 @@ def _raft_store(tmp: str) -> Store:
 def _raft_commit_creates(a: argparse.Namespace) -> Callable[[], object]:
     cl = Cluster(a.nodes, a.tasks)
     plan = orchestrator.reconcile(cl.view(), NOW)
-    tmp = tempfile.mkdtemp(prefix="scalecore-")
+    tmp = _scratch()
     store = _raft_store(tmp)
     store.commit([actions.create(n) for n in cl.nodes] + [actions.create(cl.service)], 60)
 
@@ -363,7 +379,7 @@ def _raft_commit_creates(a: argparse.Namespace) -> Callable[[], object]:
 def _raft_commit_status(a: argparse.Namespace) -> Callable[[], object]:
     cl = Cluster(a.nodes, a.tasks)
     plan = orchestrator.reconcile(cl.view(), NOW)
-    tmp = tempfile.mkdtemp(prefix="scalecore-")
+    tmp = _scratch()
     store = _raft_store(tmp)
     store.commit([actions.create(n) for n in cl.nodes] + [actions.create(cl.service)], 60)
     store.commit(plan.actions, 120)
@@ -387,11 +403,12 @@ _PROGRESS: tuple[pb.TaskState, ...] = (pb.ACCEPTED, pb.PREPARING, pb.READY, pb.S
 def _ramp(a: argparse.Namespace) -> Callable[[], object]:
     """The leader's side of `service create --replicas T` on N ready nodes, on a real
     one-node raft store: the leader loop creates and places the tasks, the dispatcher
-    streams every node its assignments and folds every node's progress reports (5 per task, one call per node and state, as
-    agents batch them) into transactions, until every task is RUNNING. No agents, no gRPC:
-    what remains is the manager's own work (and the few calls standing in for agents)."""
+    streams every node its assignments and folds every node's progress reports (5 per
+    task, one call per node and state, as agents batch them) into transactions, until
+    every task is RUNNING. No agents, no gRPC: what remains is the manager's own work
+    (and the few calls standing in for agents)."""
     cl = Cluster(a.nodes, a.tasks)
-    store = _raft_store(tempfile.mkdtemp(prefix="scalecore-"))
+    store = _raft_store(_scratch())
     store.commit([actions.create(o) for o in cl.state.list("cluster")]
                  + [actions.create(o) for o in cl.state.list("network")]
                  + [actions.create(n) for n in cl.nodes], 60)
@@ -487,15 +504,16 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
 def _register_sessions(a: argparse.Namespace) -> Callable[[], object]:
     """N sessions opened at once (a leader change): their nodes recorded ready."""
     cl = Cluster(a.nodes, a.tasks)
-    store = _raft_store(tempfile.mkdtemp(prefix="scalecore-"))
+    store = _raft_store(_scratch())
     store.commit([actions.create(n) for n in cl.nodes], 60)
 
     async def opens() -> None:
         disp = Dispatcher(store, "bench", LogBroker("bench"))
         disp.start()
         before = store.version
-        await asyncio.gather(*(disp._register_node(n.id, dpb.SessionRequest(description=n.description),
-                                                   "10.0.0.1") for n in cl.nodes))
+        await asyncio.gather(*(disp._register_node(
+            n.id, dpb.SessionRequest(description=n.description), "10.0.0.1")
+            for n in cl.nodes))
         await disp.stop()
         print(f"register_sessions: {store.version - before} transactions for {a.nodes} sessions")
 
@@ -544,11 +562,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the steps' managers log every session and node
     names = a.only or [n for n in STEPS if n not in a.skip]
-    for name in names:
-        run = STEPS[name](a)
-        wall, cpu = _time(run, name in a.profile, a.top, a.sort)
-        print(f"{name} nodes={a.nodes} tasks={a.tasks}: {wall:.3f} s ({cpu:.3f} s CPU)",
-              flush=True)
+    try:
+        for name in names:
+            run = STEPS[name](a)
+            wall, cpu = _time(run, name in a.profile, a.top, a.sort)
+            print(f"{name} nodes={a.nodes} tasks={a.tasks}: {wall:.3f} s ({cpu:.3f} s CPU)",
+                  flush=True)
+    finally:
+        while _SCRATCH:
+            shutil.rmtree(_SCRATCH.pop(), ignore_errors=True)
     return 0
 
 

@@ -27,7 +27,8 @@ from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
 
 US = pb.UpdateStatus
-# update states in which a task reaching RUNNING matters to the update (manager/orchestrator/update.py)
+# update states in which a task reaching RUNNING matters to the update
+# (manager/orchestrator/update.py uses the same set)
 UPDATE_UNDER_WAY = frozenset({US.UPDATING, US.PAUSED, US.ROLLBACK_STARTED, US.ROLLBACK_PAUSED})
 
 
