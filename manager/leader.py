@@ -60,6 +60,15 @@ def _pass(view: StoreView, now: float, previous: Optional[Fingerprints]
     return orchestrator.reconcile(view, now, skip=skip), prints, skip
 
 
+def next_wake(planned: Optional[float], kept: Optional[float], now: float) -> Optional[float]:
+    """When the loop must run a pass again without a change: the plan's wake-up, or an
+    earlier one still to come that a pass which skipped services must keep (a skipped
+    service's restart delay or update monitor asks for nothing in that pass)."""
+    times = [t for t in (planned, kept if kept is not None and kept > now else None)
+             if t is not None]
+    return min(times) if times else None
+
+
 def rest_after(pass_seconds: float, duty: float = PASS_DUTY) -> float:
     """Seconds to leave between a pass that took `pass_seconds` and the next one."""
     return pass_seconds * (1.0 - duty) / duty
@@ -188,7 +197,7 @@ class LeaderLoop:
             if not skipped:
                 last_full = time.monotonic()
             self.metrics.scheduler_tasks_placed.inc(plan.placed)
-            wake_at = plan.wake_at
+            wake_at = next_wake(plan.wake_at, wake_at if skipped else None, now)
             previous = None   # until this plan is committed whole
             if not plan.actions:
                 previous = prints

@@ -9,6 +9,7 @@ import itertools
 from typing import Callable, Optional
 
 from manager.orchestrator import Plan, reconcile
+from manager.leader import next_wake
 from manager.orchestrator.quiet import Fingerprints, fingerprints, quiet
 from proto import objects_pb2 as pb
 from tests.test_orchestrator import Sim, mk_node, mk_service
@@ -21,6 +22,7 @@ class Twin(Sim):
         super().__init__()
         self.previous: Optional[Fingerprints] = None
         self.skipped: list[frozenset[str]] = []
+        self.wake: Optional[float] = None        # as the leader loop keeps it
 
     def reconcile(self) -> Plan:
         view = self.view()
@@ -31,11 +33,15 @@ class Twin(Sim):
             return lambda: f"t{next(counter):07d}"
         full = reconcile(view, self.now, new_id=ids())
         prints = fingerprints(view)
-        skip = quiet(self.previous, prints)
+        full_pass = self.wake is not None and self.now >= self.wake   # the loop skips nothing
+        skip = frozenset() if full_pass else quiet(self.previous, prints)
         partial = reconcile(view, self.now, new_id=ids(), skip=skip)
         assert [a.SerializeToString(deterministic=True) for a in partial.actions] == \
             [a.SerializeToString(deterministic=True) for a in full.actions], skip
-        assert partial.wake_at == full.wake_at
+        wake = next_wake(partial.wake_at, self.wake if skip else None, self.now)
+        if full.wake_at is not None:  # the loop wakes no later than a full pass asks
+            assert wake is not None and wake <= full.wake_at, (wake, full.wake_at)
+        self.wake = wake
         self.skipped.append(skip)
         self.previous = prints      # the plan is committed whole by step()
         return full
@@ -83,6 +89,24 @@ def test_scaling_failures_node_loss_and_updates_decide_as_a_full_pass() -> None:
     s.settle()
     assert not s.running("a")
     assert any(s.skipped)           # some passes did skip, and decided the same
+
+
+def test_a_restart_delay_survives_passes_that_skip_its_service() -> None:
+    s = twin()
+    s.put(mk_service("slow", 2, delay=5))
+    s.put(mk_service("other", 1))
+    s.settle()
+    failed = s.running("slow")[0]
+    s.set_state(failed.id, pb.FAILED, exit_code=1)
+    s.step()                                  # the replacement waits for its delay
+    waiting = s.wake
+    assert waiting is not None and waiting > s.now
+    s.update_service("other", replicas=2)     # an unrelated change: a pass skips "slow"
+    s.step()
+    assert "slow" in s.skipped[-1] and s.wake == waiting   # its wake-up is kept
+    s.now = waiting                            # at the wake-up: a full pass restarts it
+    s.settle()
+    assert len(s.running("slow")) == 2
 
 
 def test_fingerprints_move_with_what_the_rules_read() -> None:

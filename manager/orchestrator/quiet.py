@@ -12,9 +12,10 @@ has, the highest version among them: a task created, changed or removed moves on
 them) and one for everything else that is not a task. `quiet` names the services
 whose fingerprint did not change since the previous pass, when that pass was committed
 whole and nothing else changed: their rules would decide the same (nothing), so the
-pass leaves them out. The leader loop still makes a full pass every FULL_PASS_EVERY
-seconds while changes keep coming, so a rule depending on anything else is late by
-that much at worst.
+pass leaves them out. A skipped service asks for no wake-up in that pass, so the
+leader loop keeps the wake-up it had (`manager.leader.next_wake`), and a pass at a
+wake-up is full. The loop also makes a full pass every FULL_PASS_EVERY seconds while
+changes keep coming, so a rule depending on anything else is late by that much at worst.
 """
 from __future__ import annotations
 

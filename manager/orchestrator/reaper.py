@@ -39,8 +39,10 @@ def stopped(work: Work, task: pb.Task) -> bool:
     return node is None or node.status.state == pb.NodeStatus.DOWN
 
 
-def reap(work: Work) -> None:
-    """Deletes removable tasks and history beyond the retention limit."""
+def reap(work: Work, skip: frozenset[str] = frozenset()) -> None:
+    """Deletes removable tasks and history beyond the retention limit. The history of
+    the services in `skip` (nothing changed for them since a pass committed whole, see
+    orchestrator.quiet) is left as that pass left it."""
     removable = [t for t in work.tasks.values() if t.desired_state >= pb.REMOVE]
     for task in sorted(removable, key=lambda t: t.id):
         if stopped(work, task):
@@ -49,6 +51,8 @@ def reap(work: Work) -> None:
     if limit < 0:
         return
     for sid in sorted(work.services):
+        if sid in skip:
+            continue
         service = work.services[sid]
         for tasks in service_slots(work, service).values():
             excess = len(tasks) - limit

@@ -37,8 +37,9 @@ def reconcile(view: StoreView, now: float, *,
               new_id: Callable[[], str] = model.new_id,
               skip: frozenset[str] = frozenset()) -> Plan:
     """Everything the cluster should change now to converge, as one plan. The services
-    in `skip` are known to need nothing from their own rules (see orchestrator.quiet);
-    the allocator, scheduler and reaper still see every task."""
+    in `skip` are known to need nothing from their own rules (see orchestrator.quiet):
+    neither their slots nor their task history are looked at; the allocator, the
+    scheduler and the removal of tasks marked for it still see every task."""
     work = Work(view, now, new_id)
     orphans = [t for t in view.tasks.values() if t.service_id not in work.services]
     for task in sorted(orphans, key=lambda t: t.id):
@@ -63,7 +64,7 @@ def reconcile(view: StoreView, now: float, *,
             update.advance(work, service)
     blocked = allocate(work)
     place(work, blocked)
-    reap(work)
+    reap(work, skip)
     sweep_versions(work)
     return work.plan()
 
