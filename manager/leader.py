@@ -194,6 +194,8 @@ class LeaderLoop:
                 self._dirty.set()
                 continue
             self.passes += 1
+            self.log.debug("pass %d: %.3f s, %d services skipped, %d actions", self.passes,
+                           took, len(skipped), len(plan.actions))
             if not skipped:
                 last_full = time.monotonic()
             self.metrics.scheduler_tasks_placed.inc(plan.placed)

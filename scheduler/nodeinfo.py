@@ -37,6 +37,9 @@ def host_ports(task: pb.Task, services: Mapping[str, pb.Service]) -> frozenset[P
     )
 
 
+NO_PORTS: frozenset[Port] = frozenset()
+
+
 @dataclass
 class NodeInfo:
     """Mutable load summary of one node during one scheduling call."""
@@ -62,10 +65,13 @@ class NodeInfo:
         """Accounts for `task` running on this node."""
         if is_terminal(task.status.state):
             return
-        res = task.spec.resources.reservations
-        self.cpu_reserved += res.nano_cpus
-        self.mem_reserved += res.memory_bytes
-        self.ports.update(ports)
+        spec = task.spec
+        if spec.HasField("resources"):
+            res = spec.resources.reservations
+            self.cpu_reserved += res.nano_cpus
+            self.mem_reserved += res.memory_bytes
+        if ports:
+            self.ports.update(ports)
         if task.desired_state <= pb.RUNNING:
             self.active += 1
             self.by_service[task.service_id] = self.by_service.get(task.service_id, 0) + 1
@@ -85,10 +91,17 @@ def build(
     `skip` names task IDs to leave out (the ones being scheduled now).
     """
     infos = {n.id: NodeInfo(node=n) for n in nodes}
+    # services whose spec publishes no port: their tasks without an endpoint of their
+    # own need no look at ports (most tasks of a big cluster; this loop sees every task)
+    portless = {sid for sid, svc in services.items() if not svc.spec.endpoint.ports}
     for t in tasks:
-        if not t.node_id or (skip and t.id in skip):
+        if not t.node_id or (skip and t.id in skip) or is_terminal(t.status.state):
             continue
         info = infos.get(t.node_id)
-        if info is not None:
+        if info is None:
+            continue
+        if t.service_id in portless and not t.HasField("endpoint"):
+            info.add(t, NO_PORTS)
+        else:
             info.add(t, host_ports(t, services))
     return infos
