@@ -359,13 +359,18 @@ def _raft_store(tmp: str) -> Store:
     return store
 
 
-@step("raft_commit_creates")
-def _raft_commit_creates(a: argparse.Namespace) -> Callable[[], object]:
+def _seeded_store(a: argparse.Namespace) -> tuple[orchestrator.Plan, Store]:
+    """A raft store holding the nodes and the service, and the plan that creates the tasks."""
     cl = Cluster(a.nodes, a.tasks)
     plan = orchestrator.reconcile(cl.view(), NOW)
-    tmp = _scratch()
-    store = _raft_store(tmp)
+    store = _raft_store(_scratch())
     store.commit([actions.create(n) for n in cl.nodes] + [actions.create(cl.service)], 60)
+    return plan, store
+
+
+@step("raft_commit_creates")
+def _raft_commit_creates(a: argparse.Namespace) -> Callable[[], object]:
+    plan, store = _seeded_store(a)
 
     def run() -> object:
         try:
@@ -377,11 +382,7 @@ def _raft_commit_creates(a: argparse.Namespace) -> Callable[[], object]:
 
 @step("raft_commit_status_1000s")
 def _raft_commit_status(a: argparse.Namespace) -> Callable[[], object]:
-    cl = Cluster(a.nodes, a.tasks)
-    plan = orchestrator.reconcile(cl.view(), NOW)
-    tmp = _scratch()
-    store = _raft_store(tmp)
-    store.commit([actions.create(n) for n in cl.nodes] + [actions.create(cl.service)], 60)
+    plan, store = _seeded_store(a)
     store.commit(plan.actions, 120)
     ups = running_updates(store.list("task"))
 
