@@ -307,6 +307,9 @@ def events(ctx: Context, ns: argparse.Namespace) -> int:
     hosts = [ctx.host, *failover_hosts(ns.failover)]
     follower = Follower(hosts, emit, ctx.warn, event_filter, since, until)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C ends the stream even when this process was started with SIGINT ignored
+    # (a background job of a shell without job control), as `docker events` does.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         follower.load_node_names()
         return follower.run()
@@ -316,6 +319,7 @@ def events(ctx: Context, ns: argparse.Namespace) -> int:
         raise CLIError(describe_rpc_error(exc, ctx.host, ctx.debug)) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         follower.close()
 
 

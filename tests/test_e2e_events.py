@@ -33,13 +33,20 @@ JSON = "{{json .}}"
 lab = module_lab(3, 0)
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Events:
     """A running `swarm events ARGS` inside a lab node; its output lines as they arrive."""
 
     def __init__(self, lab: Lab, node: str, *args: str) -> None:
         argv, env = lab.exec_argv(node, [lab.python, "-m", "cli.main", "events", *args])
+        # started with SIGINT ignored, as a background job of a shell without job control
+        # starts it: `swarm events` must still stop on Ctrl-C (Events.stop sends SIGINT)
         self.proc = subprocess.Popen(argv, env=env, cwd=str(REPO), text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=_ignore_sigint)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
