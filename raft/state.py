@@ -31,7 +31,7 @@ from proto import objects_pb2 as pb
 from proto.model import StoredObject
 from proto import store_pb2, watch_pb2
 from raft.errors import Conflict
-from raft.view import StoreView
+from raft.view import StoreView, TaskLog
 
 # Kinds whose objects have a user-chosen name that must be unique.
 UNIQUE_NAME_KINDS = frozenset({"service", "network", "secret", "config", "cluster", "stack"})
@@ -44,6 +44,7 @@ _ACTION_TO_EVENT = {
 _DUMP_MAGIC = b"SHOALST1"
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+TASK_LOG_MAX = 100_000  # task IDs the task change log keeps (then the older half goes)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class StoreState:
         # task IDs by node ID and by service ID (tasks with an empty one are not indexed)
         self._tasks_by_node: dict[str, set[str]] = {}
         self._tasks_by_service: dict[str, set[str]] = {}
+        # (version, task IDs changed) per transaction since `_log_start` (see TaskLog)
+        self._task_log: list[tuple[int, tuple[str, ...]]] = []
+        self._log_start = 0
+        self._log_ids = 0  # task IDs in the log
 
     # ------------------------------------------------------------ reads ----
 
@@ -130,7 +135,8 @@ class StoreState:
         # Each table holds the message class of its kind (the view's field types).
         tables: dict[str, Mapping[str, Any]] = {
             kind + "s": MappingProxyType(table) for kind, table in self._tables.items()}
-        return StoreView(version=self.version, **tables)
+        log = TaskLog(self._task_log, self._log_start, len(self._task_log))
+        return StoreView(version=self.version, task_log=log, **tables)
 
     def _table(self, kind: str) -> dict[str, StoredObject]:
         try:
@@ -240,10 +246,12 @@ class StoreState:
         if prepared.version != self.version + 1:
             raise RuntimeError(f"a transaction prepared for version {prepared.version} "
                                f"cannot be committed at version {self.version}")
+        changed_tasks = []
         for (kind, obj_id), obj in prepared.staged.items():
             table = self._writable(kind)
             if kind == "task":
                 self._index_task(table.get(obj_id), obj)
+                changed_tasks.append(obj_id)
             if obj is None:
                 table.pop(obj_id, None)
             else:
@@ -254,7 +262,26 @@ class StoreState:
             else:
                 self._names[kind][name] = holder_id
         self.version = prepared.version
+        if changed_tasks:
+            self._log_tasks(prepared.version, tuple(changed_tasks))
         return Applied(version=prepared.version, events=prepared.events)
+
+    def _log_tasks(self, version: int, ids: tuple[str, ...]) -> None:
+        """Appends to the task change log; a full log keeps its newer half in a new list
+        (views hold the old one, which never changes again)."""
+        if self._log_ids + len(ids) > TASK_LOG_MAX:
+            kept: list[tuple[int, tuple[str, ...]]] = []
+            count = 0
+            for entry in reversed(self._task_log):
+                if count + len(entry[1]) > TASK_LOG_MAX // 2:
+                    break
+                kept.append(entry)
+                count += len(entry[1])
+            kept.reverse()
+            self._log_start = version - 1 if not kept else kept[0][0] - 1
+            self._task_log, self._log_ids = kept, count
+        self._task_log.append((version, ids))
+        self._log_ids += len(ids)
 
     # ---------------------------------------------------------- dumping ----
 
@@ -284,6 +311,7 @@ class StoreState:
             name = model.object_name(obj)
             if kind in UNIQUE_NAME_KINDS and name:
                 state._names[kind][name] = obj.id
+        state._log_start = state.version  # what changed before the dump is not known
         return state
 
     def diff(self, newer: "StoreState") -> builtins.list[watch_pb2.WatchEvent]:

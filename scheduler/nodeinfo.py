@@ -8,6 +8,10 @@ more tasks in the same call, so one call never overfills a node.
 Counting rules (as Swarm's scheduler): a task occupies resources and ports
 while its observed state has not reached a terminal state; it counts towards
 spreading and max-replicas only while its desired state is RUNNING or less.
+
+`Load` is the same sum without the ports, kept up to date task by task (`change`)
+by the leader's task index (manager/orchestrator/taskindex.py) across passes, so a
+pass need not add up every task again; `from_loads` turns it into NodeInfos.
 """
 from __future__ import annotations
 
@@ -30,6 +34,21 @@ def host_ports(task: pb.Task, services: Mapping[str, pb.Service]) -> frozenset[P
     if not ports:
         svc = services.get(task.service_id)
         ports = svc.spec.endpoint.ports if svc is not None else ()
+    return _host(ports)
+
+
+def own_host_ports(task: pb.Task) -> bool:
+    """The task's own endpoint names host-mode ports (host_ports then needs no service)."""
+    return bool(_host(task.endpoint.ports or task.endpoint.spec.ports))
+
+
+def publishes_host_ports(service: pb.Service) -> bool:
+    """The service's spec publishes host-mode ports (its tasks without an endpoint of
+    their own take them)."""
+    return bool(_host(service.spec.endpoint.ports))
+
+
+def _host(ports: Iterable[pb.PortConfig]) -> frozenset[Port]:
     return frozenset(
         (p.protocol, p.published_port)
         for p in ports
@@ -76,8 +95,59 @@ class NodeInfo:
             self.active += 1
             self.by_service[task.service_id] = self.by_service.get(task.service_id, 0) + 1
 
+    def change(self, task: pb.Task, sign: int) -> None:
+        """Load.change on this node's figures (ports aside: the caller keeps them)."""
+        _change(self, task, sign)
+
     def service_count(self, service_id: str) -> int:
         return self.by_service.get(service_id, 0)
+
+
+@dataclass
+class Load:
+    """What the tasks assigned to one node take of it, ports aside (NodeInfo's rules)."""
+
+    cpu_reserved: int = 0
+    mem_reserved: int = 0
+    active: int = 0
+    by_service: dict[str, int] = field(default_factory=dict)
+
+    def change(self, task: pb.Task, sign: int) -> None:
+        """Adds (sign 1) or takes away (sign -1) what `task` takes; a task without a
+        node or in a terminal state takes nothing."""
+        _change(self, task, sign)
+
+
+def _change(load: "Load | NodeInfo", task: pb.Task, sign: int) -> None:
+    if not task.node_id or is_terminal(task.status.state):
+        return
+    spec = task.spec
+    if spec.HasField("resources"):
+        res = spec.resources.reservations
+        load.cpu_reserved += sign * res.nano_cpus
+        load.mem_reserved += sign * res.memory_bytes
+    if task.desired_state <= pb.RUNNING:
+        load.active += sign
+        count = load.by_service.get(task.service_id, 0) + sign
+        if count:
+            load.by_service[task.service_id] = count
+        else:
+            load.by_service.pop(task.service_id, None)
+
+
+def from_loads(nodes: Iterable[pb.Node], loads: Mapping[str, Load]) -> dict[str, NodeInfo]:
+    """NodeInfo for every node from kept loads (copied: the scheduler adds to them);
+    ports are not in a Load: the caller adds them."""
+    infos = {}
+    for n in nodes:
+        load = loads.get(n.id)
+        if load is None:
+            infos[n.id] = NodeInfo(node=n)
+        else:
+            infos[n.id] = NodeInfo(node=n, cpu_reserved=load.cpu_reserved,
+                                   mem_reserved=load.mem_reserved, active=load.active,
+                                   by_service=dict(load.by_service))
+    return infos
 
 
 def build(

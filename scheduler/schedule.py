@@ -135,16 +135,21 @@ def schedule(
     tasks: Union[Mapping[str, pb.Task], Iterable[pb.Task]],
     pending: Sequence[pb.Task],
     services: Mapping[str, pb.Service],
+    infos: Optional[dict[str, NodeInfo]] = None,
 ) -> list[Decision]:
     """Decides a node for every task in `pending`, in `pending`'s order.
 
     `nodes`: every node; `tasks`: every task in the store (their node
     assignments are the current load; pending ones are ignored); `services`:
-    by ID, for host-mode ports.  Pure: the inputs are not modified.
+    by ID, for host-mode ports. `infos`, when given, is that load already summed up
+    per node (scheduler.nodeinfo.build's answer, e.g. from kept loads): `tasks` is
+    then not read, and `infos` is the call's own to add to. Otherwise pure: the
+    inputs are not modified.
     """
     node_list = sorted(_as_list(nodes), key=lambda n: n.id)
-    pending_ids = {t.id for t in pending}
-    infos = build(node_list, _as_list(tasks), services, skip=pending_ids)
+    if infos is None:
+        pending_ids = {t.id for t in pending}
+        infos = build(node_list, _as_list(tasks), services, skip=pending_ids)
     ordered_infos = [infos[n.id] for n in node_list]
 
     order = sorted(

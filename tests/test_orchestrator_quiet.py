@@ -2,7 +2,9 @@
 what a full pass decides. Every step of each scenario below is reconciled twice on the
 same snapshot, fully and skipping what `quiet` names (its previous fingerprints taken
 as the leader loop takes them: the snapshot of the last pass committed whole), and the
-two plans must be the same actions; then the plan is committed and the agent acts."""
+two plans must be the same actions; then the plan is committed and the agent acts.
+The skipping pass uses the TaskIndex the leader loop would have: the previous pass's,
+advanced with the store's task change log (and checked equal to one built whole)."""
 from __future__ import annotations
 
 import itertools
@@ -11,6 +13,8 @@ from typing import Callable, Optional
 from manager.orchestrator import Plan, reconcile
 from manager.leader import next_wake
 from manager.orchestrator.quiet import Fingerprints, fingerprints, quiet
+from manager.orchestrator.taskindex import TaskIndex, advanced
+from tests.test_taskindex import assert_same_index
 from proto import objects_pb2 as pb
 from tests.test_orchestrator import Sim, mk_node, mk_service
 
@@ -23,6 +27,7 @@ class Twin(Sim):
         self.previous: Optional[Fingerprints] = None
         self.skipped: list[frozenset[str]] = []
         self.wake: Optional[float] = None        # as the leader loop keeps it
+        self.index: Optional[TaskIndex] = None   # likewise
 
     def reconcile(self) -> Plan:
         view = self.view()
@@ -32,10 +37,13 @@ class Twin(Sim):
             counter = itertools.count(start * 1000)
             return lambda: f"t{next(counter):07d}"
         full = reconcile(view, self.now, new_id=ids())
-        prints = fingerprints(view)
+        self.index, built = advanced(self.index, view)
+        assert built == (self.previous is None)   # the log reaches back to every pass
+        assert_same_index(self.index, TaskIndex.build(view))
+        prints = fingerprints(view, self.index)
         full_pass = self.wake is not None and self.now >= self.wake   # the loop skips nothing
         skip = frozenset() if full_pass else quiet(self.previous, prints)
-        partial = reconcile(view, self.now, new_id=ids(), skip=skip)
+        partial = reconcile(view, self.now, new_id=ids(), skip=skip, index=self.index)
         assert [a.SerializeToString(deterministic=True) for a in partial.actions] == \
             [a.SerializeToString(deterministic=True) for a in full.actions], skip
         wake = next_wake(partial.wake_at, self.wake if skip else None, self.now)
@@ -113,13 +121,13 @@ def test_fingerprints_move_with_what_the_rules_read() -> None:
     s = twin()
     s.put(mk_service("a", 2))
     s.settle()
-    before = fingerprints(s.view())
-    assert quiet(before, fingerprints(s.view())) == {"a"}
+    before = fingerprints(s.view(), TaskIndex.build(s.view()))
+    assert quiet(before, fingerprints(s.view(), TaskIndex.build(s.view()))) == {"a"}
     assert quiet(None, before) == frozenset()
     task = s.running("a")[0]
     s.set_state(task.id, pb.FAILED)                    # a task changed
-    assert "a" not in quiet(before, fingerprints(s.view()))
+    assert "a" not in quiet(before, fingerprints(s.view(), TaskIndex.build(s.view())))
     s.settle()
-    settled = fingerprints(s.view())
+    settled = fingerprints(s.view(), TaskIndex.build(s.view()))
     s.put(mk_node("n9"))                               # anything else changed: no skipping
-    assert quiet(settled, fingerprints(s.view())) == frozenset()
+    assert quiet(settled, fingerprints(s.view(), TaskIndex.build(s.view()))) == frozenset()

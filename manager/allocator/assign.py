@@ -52,6 +52,8 @@ class Work(Protocol):
 
     def edit_task(self, task_id: str) -> pb.Task: ...
 
+    def unplaced(self) -> list[pb.Task]: ...
+
     def edit_service(self, service_id: str) -> pb.Service: ...
 
     def edit_node(self, node_id: str) -> pb.Node: ...
@@ -208,9 +210,7 @@ def _vips(svc: pb.Service, pools: _Pools, ingress_id: str) -> list[pb.VirtualIP]
 def _tasks(work: Work, pools: _Pools, ingress_id: str,
            blocked_services: dict[str, str]) -> dict[str, str]:
     blocked: dict[str, str] = {}
-    unplaced = [t for t in work.tasks.values()
-                if t.status.state <= pb.PENDING and t.desired_state <= pb.RUNNING]
-    for task in sorted(unplaced, key=lambda t: t.id):
+    for task in work.unplaced():
         if task.service_id not in work.services:
             continue
         if task.service_id in blocked_services:

@@ -27,9 +27,7 @@ def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
     blocked = blocked or {}
     stamp = model.timestamp(work.now)
     pending = []
-    unplaced = [t for t in work.tasks.values()
-                if t.desired_state <= pb.RUNNING and t.status.state <= pb.PENDING]
-    for t in sorted(unplaced, key=lambda t: t.id):
+    for t in work.unplaced():
         if t.service_id not in work.services:
             continue
         if t.id in blocked:
@@ -38,7 +36,8 @@ def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
             pending.append(t)
     if not pending:
         return
-    for decision in schedule(work.nodes, work.tasks.values(), pending, work.services):
+    infos = work.node_infos({t.id for t in pending})
+    for decision in schedule(work.nodes, (), pending, work.services, infos):
         task = work.tasks[decision.task_id]
         if decision.node_id is not None:
             t = work.edit_task(task.id)

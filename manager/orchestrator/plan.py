@@ -10,13 +10,15 @@ produces nothing, and a task created then deleted in the same pass vanishes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Collection, Iterable, Optional
 
 from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
 from raft import actions as store_actions
 from raft.view import StoreView
+from manager.orchestrator.taskindex import TaskIndex, is_removable, is_unplaced
+from scheduler.nodeinfo import NodeInfo, from_loads, host_ports, publishes_host_ports
 
 
 @dataclass
@@ -32,18 +34,24 @@ class Plan:
 class Work:
     """Copy-on-write working state of one reconcile pass over a view."""
 
-    def __init__(self, view: StoreView, now: float, new_id: Callable[[], str] = model.new_id):
+    def __init__(self, view: StoreView, now: float, new_id: Callable[[], str] = model.new_id,
+                 index: Optional[TaskIndex] = None):
+        """`index`: the TaskIndex of `view` (the leader keeps one across passes); when
+        None, one is built from the view."""
         self.view = view
         self.now = now
         self.new_id = new_id
+        self.index = index if index is not None else TaskIndex.build(view)
+        if self.index.version != view.version:
+            raise ValueError(f"the task index is of version {self.index.version}, "
+                             f"the view of version {view.version}")
         self.nodes: dict[str, pb.Node] = dict(view.nodes)
         self.cluster = view.cluster
         self._cluster_edited = False
         self.tasks: dict[str, pb.Task] = dict(view.tasks)
         self.services: dict[str, pb.Service] = dict(view.services)
-        self._by_service: dict[str, dict[str, None]] = {}
-        for t in self.tasks.values():
-            self._by_service.setdefault(t.service_id, {})[t.id] = None
+        # the tasks this pass created, by service (the view's are in the index)
+        self._created_by_service: dict[str, dict[str, None]] = {}
         self._edited_tasks: set[str] = set()
         self._created: dict[str, None] = {}
         self._deleted: set[str] = set()
@@ -59,8 +67,68 @@ class Work:
 
     # ------------------------------------------------------------- tasks --
     def service_tasks(self, service_id: str) -> list[pb.Task]:
-        """Current tasks of a service (including ones created in this pass)."""
-        return [self.tasks[i] for i in self._by_service.get(service_id, ())]
+        """Current tasks of a service (including ones created in this pass): the view's
+        in the store's order, then the new ones in the order they were made."""
+        tasks = self.tasks
+        out = [tasks[i] for i in self.index.by_service.get(service_id, ()) if i in tasks]
+        out += [tasks[i] for i in self._created_by_service.get(service_id, ())]
+        return out
+
+    def orphans(self) -> list[pb.Task]:
+        """Current tasks of the view whose service does not exist."""
+        gone = [sid for sid in self.index.by_service if sid not in self.services]
+        return [self.tasks[i] for sid in gone for i in self.index.by_service[sid]
+                if i in self.tasks]
+
+    def touched(self) -> set[str]:
+        """IDs of the tasks this pass created, edited or deleted."""
+        return set(self._created) | self._edited_tasks | self._deleted
+
+    def _now_matching(self, kept: Collection[str], test: Callable[[pb.Task], bool]
+                      ) -> list[pb.Task]:
+        tasks = self.tasks
+        ids = set(kept) | set(self._created) | self._edited_tasks
+        return sorted((tasks[i] for i in ids if i in tasks and test(tasks[i])),
+                      key=lambda t: t.id)
+
+    def unplaced(self) -> list[pb.Task]:
+        """Current tasks wanted running and not on a node yet (taskindex.is_unplaced),
+        by ID."""
+        return self._now_matching(self.index.unplaced, is_unplaced)
+
+    def removable(self) -> list[pb.Task]:
+        """Current tasks marked for removal (taskindex.is_removable), by ID."""
+        return self._now_matching(self.index.removable, is_removable)
+
+    def node_infos(self, pending: Collection[str]) -> dict[str, NodeInfo]:
+        """What the scheduler needs of every node: the load of the current tasks on it,
+        leaving out the tasks in `pending` (scheduler.nodeinfo.build over every task,
+        from the index's loads and this pass's own changes)."""
+        infos = from_loads(self.nodes.values(), self.index.loads)
+        tasks, before = self.tasks, self.view.tasks
+        touched = self.touched()
+        for tid in touched:
+            old, new = before.get(tid), tasks.get(tid)
+            if old is not None and old.node_id in infos:
+                infos[old.node_id].change(old, -1)
+            if new is not None and new.node_id in infos:
+                infos[new.node_id].change(new, 1)
+        for tid in pending:
+            task = tasks.get(tid)
+            if task is not None and task.node_id in infos:
+                infos[task.node_id].change(task, -1)
+        with_ports = set(self.index.own_ports) | touched
+        for sid, svc in self.services.items():
+            if publishes_host_ports(svc):
+                with_ports.update(t.id for t in self.service_tasks(sid))
+        for tid in with_ports:
+            task = tasks.get(tid)
+            if task is None or tid in pending or model.is_terminal(task.status.state):
+                continue
+            info = infos.get(task.node_id) if task.node_id else None
+            if info is not None:
+                info.ports.update(host_ports(task, self.services))
+        return infos
 
     def is_new(self, task_id: str) -> bool:
         return task_id in self._created
@@ -85,13 +153,13 @@ class Work:
         self.generation += 1
         self.tasks[task.id] = task
         self._created[task.id] = None
-        self._by_service.setdefault(task.service_id, {})[task.id] = None
+        self._created_by_service.setdefault(task.service_id, {})[task.id] = None
 
     def delete_task(self, task_id: str) -> None:
         self.generation += 1
         task = self.tasks.pop(task_id)
-        self._by_service.get(task.service_id, {}).pop(task_id, None)
         if task_id in self._created:
+            self._created_by_service.get(task.service_id, {}).pop(task_id, None)
             del self._created[task_id]
         else:
             self._edited_tasks.discard(task_id)

@@ -8,23 +8,28 @@ configs, volumes of stacks and the cluster object, and on the time (restart dela
 update monitors: those ask for a wake-up, and a pass at a wake-up skips nothing).
 
 `Fingerprints` sums that up per snapshot: per service (its version, how many tasks it
-has, the highest version among them: a task created, changed or removed moves one of
-them) and one for everything else that is not a task. `quiet` names the services
+has, the highest version among them, raised to the store version of a removal: a task
+created, changed or removed moves one of them; kept by the TaskIndex) and one for
+everything else that is not a task. `quiet` names the services
 whose fingerprint did not change since the previous pass, when that pass was committed
 whole and nothing else changed: their rules would decide the same (nothing), so the
 pass leaves them out. A skipped service asks for no wake-up in that pass, so the
 leader loop keeps the wake-up it had (`manager.leader.next_wake`), and a pass at a
-wake-up is full. The loop also makes a full pass every FULL_PASS_EVERY seconds while
-changes keep coming, so a rule depending on anything else is late by that much at worst.
+wake-up is full. While changes keep coming, the loop also checks a skipping pass every
+AUDIT_EVERY seconds (manager.leader.audit): the same snapshot reconciled whole on
+another thread must give the same plan; when it does not, the loop's next pass is
+full, so a rule depending on anything else is late by about that much at worst, and
+the miss is logged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from manager.orchestrator.taskindex import TaskIndex
 from raft.view import StoreView
 
-FULL_PASS_EVERY = 10.0   # seconds: the longest a busy leader goes without a full pass
+AUDIT_EVERY = 10.0   # seconds between two checks of a skipping pass (manager.leader.audit)
 
 # the tables other than services and tasks that the rules read
 _CONTEXT = ("nodes", "networks", "secrets", "configs", "clusters", "stacks")
@@ -37,17 +42,10 @@ class Fingerprints:
     context: tuple[tuple[int, int], ...] = ()
 
 
-def fingerprints(view: StoreView) -> Fingerprints:
-    """One pass over the tasks; the other tables are summed up by count and top version."""
-    counts: dict[str, int] = {}
-    tops: dict[str, int] = {}
-    for task in view.tasks.values():
-        sid = task.service_id
-        counts[sid] = counts.get(sid, 0) + 1
-        version = task.meta.version
-        if version > tops.get(sid, 0):
-            tops[sid] = version
-    services = {sid: (svc.meta.version, counts.get(sid, 0), tops.get(sid, 0))
+def fingerprints(view: StoreView, index: TaskIndex) -> Fingerprints:
+    """The services' from `index` (the view's TaskIndex); the other tables are summed up
+    by count and top version."""
+    services = {sid: (svc.meta.version, index.service_task_count(sid), index.tops.get(sid, 0))
                 for sid, svc in view.services.items()}
     context = tuple((len(table), max((o.meta.version for o in table.values()), default=0))
                     for table in (getattr(view, name) for name in _CONTEXT))

@@ -43,8 +43,7 @@ def reap(work: Work, skip: frozenset[str] = frozenset()) -> None:
     """Deletes removable tasks and history beyond the retention limit. The history of
     the services in `skip` (nothing changed for them since a pass committed whole, see
     orchestrator.quiet) is left as that pass left it."""
-    removable = [t for t in work.tasks.values() if t.desired_state >= pb.REMOVE]
-    for task in sorted(removable, key=lambda t: t.id):
+    for task in work.removable():
         if stopped(work, task):
             work.delete_task(task.id)
     limit = history_limit(work)

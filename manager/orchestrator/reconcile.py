@@ -17,7 +17,7 @@ Pure and deterministic apart from new task IDs (`new_id`, injectable).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from proto import model
 from proto import objects_pb2 as pb
@@ -31,18 +31,20 @@ from manager.orchestrator.plan import Plan, Work
 from manager.orchestrator.reaper import reap, sweep_versions
 from manager.orchestrator.replicated import reconcile_replicated
 from manager.orchestrator.slots import is_global
+from manager.orchestrator.taskindex import TaskIndex
 
 
 def reconcile(view: StoreView, now: float, *,
               new_id: Callable[[], str] = model.new_id,
-              skip: frozenset[str] = frozenset()) -> Plan:
+              skip: frozenset[str] = frozenset(),
+              index: Optional[TaskIndex] = None) -> Plan:
     """Everything the cluster should change now to converge, as one plan. The services
     in `skip` are known to need nothing from their own rules (see orchestrator.quiet):
     neither their slots nor their task history are looked at; the allocator, the
-    scheduler and the removal of tasks marked for it still see every task."""
-    work = Work(view, now, new_id)
-    orphans = [t for t in view.tasks.values() if t.service_id not in work.services]
-    for task in sorted(orphans, key=lambda t: t.id):
+    scheduler and the removal of tasks marked for it still see every task (through
+    `index`, the view's TaskIndex; None: built here)."""
+    work = Work(view, now, new_id, index)
+    for task in sorted(work.orphans(), key=lambda t: t.id):
         work.set_desired(task, pb.REMOVE)
     for sid in sorted(view.services):
         if sid in skip:

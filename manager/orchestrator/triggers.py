@@ -46,7 +46,11 @@ def is_progress_report(ev: wpb.WatchEvent, update_under_way: Callable[[str], boo
     obj, before = ev.object, ev.old_object
     if obj.WhichOneof("object") != "task" or before.WhichOneof("object") != "task":
         return False
-    new, old = obj.task, before.task
+    return is_progress(obj.task, before.task, update_under_way)
+
+
+def is_progress(new: pb.Task, old: pb.Task, update_under_way: Callable[[str], bool]) -> bool:
+    """`new`, a later version of the task `old`, is a progress report no rule acts on."""
     state, was = new.status.state, old.status.state
     if not (_ASSIGNED <= was <= _RUNNING and _ASSIGNED <= state <= _RUNNING):
         return False
