@@ -12,25 +12,35 @@ A pass reads the whole cluster (about a second for 30,000 tasks), so it runs
 on a thread of its own: the event loop keeps answering heartbeats, sessions
 and status reports meanwhile (the plan is pure, the snapshot immutable). While
 changes keep coming, passes take at most `PASS_DUTY` of the time: after a pass
-of d seconds the next starts no sooner than d * (1 - PASS_DUTY) / PASS_DUTY
+of d seconds of CPU the next starts no sooner than d * (1 - PASS_DUTY) / PASS_DUTY
 later, and every change made meanwhile is folded into that next pass. A
 transaction of task progress reports that no rule acts on
 (manager/orchestrator/triggers.py) asks for no pass at all. A pass leaves out the
 services nothing changed for since the last pass was committed whole
 (manager/orchestrator/quiet.py): with 30,000 tasks of a settled service, creating one
 more service costs a pass over that one, not over the 30,000; a full pass still runs
-at every wake-up timer and at least every FULL_PASS_EVERY seconds of changes.
+at every wake-up timer. A full pass over 30,000 tasks takes a few tenths of a second,
+which every change arriving meanwhile would wait for; so instead of a full pass on a
+timer, the latest skipping pass is checked (`audit`) every AUDIT_EVERY seconds on a
+thread of its own, its snapshot reconciled whole and skipping and the plans compared:
+a difference is logged and makes the next pass full. What a
+pass needs of all the tasks (the tasks to place, each node's load, ...) comes from a
+TaskIndex (manager/orchestrator/taskindex.py) that the loop keeps from one pass to
+the next, brought up to date with the tasks changed in between.
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 from manager import orchestrator
-from manager.orchestrator.quiet import FULL_PASS_EVERY, Fingerprints, fingerprints, quiet
+from manager.orchestrator.quiet import AUDIT_EVERY, Fingerprints, fingerprints, quiet
+from manager.orchestrator.taskindex import TaskIndex, advanced
 from manager.orchestrator.triggers import UPDATE_UNDER_WAY, needs_pass
 from manager.objects import copy
 from metrics.instruments import NodeMetrics
@@ -38,11 +48,13 @@ from proto import objects_pb2 as pb
 from proto.store_pb2 import StoreAction
 from raft import actions, errors
 from raft.api import ObjectStore
+from raft.state import TASK_LOG_MAX
 from raft.view import StoreView
 
 
 MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the managers
 PLAN_CHUNK = 500  # store actions per transaction when committing a plan
+CATCH_UP_AFTER = TASK_LOG_MAX // 4  # task changes without a pass: the index catches up
 PASS_DUTY = 0.5  # the largest share of the time reconcile passes take while changes keep coming
 
 
@@ -51,13 +63,51 @@ def chunks(acts: Sequence[StoreAction], size: int = PLAN_CHUNK) -> list[list[Sto
     return [list(acts[i:i + size]) for i in range(0, len(acts), size)]
 
 
-def _pass(view: StoreView, now: float, previous: Optional[Fingerprints]
-          ) -> tuple[orchestrator.Plan, Fingerprints, frozenset[str]]:
+@dataclass
+class PassResult:
+    """What one pass (`_pass`) gives the loop."""
+    plan: orchestrator.Plan
+    prints: Fingerprints       # the snapshot's, for the next pass's `quiet`
+    skipped: frozenset[str]    # services left out
+    index: TaskIndex           # of the snapshot, for the next pass
+    cpu: float                 # CPU seconds of the pass's thread
+    built: bool                # the index was built anew (the pass is full)
+
+
+def _pass(view: StoreView, now: float, previous: Optional[Fingerprints],
+          index: Optional[TaskIndex]) -> PassResult:
     """One reconcile pass, leaving out the services `previous` shows unchanged (None:
-    a full pass); returns the plan, this snapshot's fingerprints and what was skipped."""
-    prints = fingerprints(view)
-    skip = quiet(previous, prints)
-    return orchestrator.reconcile(view, now, skip=skip), prints, skip
+    a full pass); `index` is the last pass's TaskIndex (None: none), brought to `view`
+    or built anew (then the pass is full)."""
+    started = time.thread_time()
+    index, built = advanced(index, view)
+    prints = fingerprints(view, index)
+    skip = frozenset() if built or previous is None else quiet(previous, prints)
+    plan = orchestrator.reconcile(view, now, skip=skip, index=index)
+    return PassResult(plan, prints, skip, index, time.thread_time() - started, built)
+
+
+def _catch_up(index: Optional[TaskIndex], view: StoreView) -> TaskIndex:
+    """`index` brought to `view` without a pass (or built, if it cannot be)."""
+    return advanced(index, view)[0]
+
+
+def audit(view: StoreView, now: float, skip: frozenset[str]) -> int:
+    """How many actions a pass over `view` leaving out `skip` gets wrong: the view is
+    reconciled whole and skipping, with the same made-up task IDs, and the two plans'
+    actions compared (the cluster object's aside: its network keys are random).
+    0 when the skip was right. Builds its own TaskIndex (the loop's moves on meanwhile)."""
+    def ids() -> Callable[[], str]:
+        counter = itertools.count()
+        return lambda: f"audit{next(counter):08d}"
+
+    def actions_of(plan: orchestrator.Plan) -> set[bytes]:
+        return {a.SerializeToString(deterministic=True) for a in plan.actions
+                if a.object.WhichOneof("object") != "cluster"}
+    index = TaskIndex.build(view)
+    whole = orchestrator.reconcile(view, now, new_id=ids(), index=index)
+    part = orchestrator.reconcile(view, now, new_id=ids(), skip=skip, index=index)
+    return len(actions_of(whole) ^ actions_of(part))
 
 
 def next_wake(planned: Optional[float], kept: Optional[float], now: float) -> Optional[float]:
@@ -82,38 +132,62 @@ class LeaderLoop:
         self.store = store
         self.node_id = node_id
         self.metrics = metrics if metrics is not None else NodeMetrics()
-        self._dirty = asyncio.Event()
+        self._dirty = asyncio.Event()   # the loop has something to do (below)
+        self._wanted = False            # a pass is wanted
+        self._behind = 0                # task changes since the last pass, none wanting one
         self._tasks: list[asyncio.Task] = []
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._auditor: Optional[ThreadPoolExecutor] = None
+        # the latest skipping pass not audited yet: its view, time and skipped services
+        self._unaudited: Optional[tuple[StoreView, float, frozenset[str]]] = None
+        self._audit_missed = False  # the last audit found a wrong skip: next pass full
         self.passes = 0
+        self.audits = 0        # audits done
+        self.audit_misses = 0  # of which found a skipping pass wrong
         self.ignored = 0  # transactions that asked for no pass (progress reports only)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._dirty.set()
+        self._want()
         self._executor = ThreadPoolExecutor(max_workers=1,
                                             thread_name_prefix=f"reconcile-{self.node_id[:12]}")
+        self._auditor = ThreadPoolExecutor(max_workers=1,
+                                           thread_name_prefix=f"audit-{self.node_id[:12]}")
+        self._unaudited, self._audit_missed = None, False
         self._tasks = [loop.create_task(self._watch()), loop.create_task(self._run()),
-                       loop.create_task(self._watch_managers())]
+                       loop.create_task(self._watch_managers()),
+                       loop.create_task(self._audits())]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)  # a pass under way ends on its own
-            self._executor = None
+        for pool in (self._executor, self._auditor):
+            if pool is not None:
+                pool.shutdown(wait=False)  # a pass or audit under way ends on its own
+        self._executor = self._auditor = None
+        self._unaudited = None
+
+    def _want(self) -> None:
+        """Asks the loop for a pass."""
+        self._wanted = True
+        self._dirty.set()
 
     async def _watch(self) -> None:
         async for events in self.store.watch_async(asyncio.get_running_loop()):
-            if self._dirty.is_set():
+            if self._wanted:
                 continue
             if needs_pass(events, self._update_under_way):
+                self._want()
+                continue
+            self.ignored += 1
+            # progress reports ask for no pass, but the store's task change log keeps
+            # only so much: the index catches up before it would have to be rebuilt
+            self._behind += len(events)
+            if self._behind >= CATCH_UP_AFTER:
                 self._dirty.set()
-            else:
-                self.ignored += 1
 
     def _update_under_way(self, service_id: str) -> bool:
         service = self.store.get("service", service_id)
@@ -149,6 +223,32 @@ class LeaderLoop:
             except Exception:  # the marks must keep coming: log it and try again
                 self.log.exception("recording the managers' status failed")
 
+    async def _audits(self) -> None:
+        """Every AUDIT_EVERY seconds, checks the latest skipping pass not checked yet."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(AUDIT_EVERY)
+            if self._unaudited is None or self._auditor is None:
+                continue
+            view, now, skipped = self._unaudited
+            self._unaudited = None
+            try:
+                wrong = await loop.run_in_executor(self._auditor, audit, view, now, skipped)
+            except Exception:  # the audits must keep coming: log it and go on
+                self.log.exception("auditing the pass of store version %d failed",
+                                   view.version)
+                continue
+            self.audits += 1
+            self.log.debug("audit of the pass of store version %d: %d actions differ",
+                           view.version, wrong)
+            if wrong:
+                self.audit_misses += 1
+                self._audit_missed = True
+                self._want()
+                self.log.warning("the pass of store version %d left out services it should "
+                                 "not have (%d actions differ from a full pass); the next "
+                                 "pass is full", view.version, wrong)
+
     async def _run(self) -> None:
         wake_at: Optional[float] = None
         while True:
@@ -166,38 +266,57 @@ class LeaderLoop:
         loop = asyncio.get_running_loop()
         rest_until = 0.0
         previous: Optional[Fingerprints] = None   # of the last pass committed whole
-        last_full = 0.0                           # monotonic time of the last full pass
+        index: Optional[TaskIndex] = None         # of the last pass's view
         while True:
             timeout = None if wake_at is None else max(0.0, wake_at - time.time())
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+            due = wake_at is not None and time.time() >= wake_at
+            if not self._wanted and not due:   # only the index is behind
+                self._dirty.clear()
+                self._behind = 0
+                self.log.debug("task index catching up")
+                try:
+                    index = await loop.run_in_executor(self._executor, _catch_up, index,
+                                                       self.store.snapshot())
+                except Exception:
+                    self.log.exception("bringing the task index up to date failed")
+                    index = None
+                continue
             pause = rest_until - time.monotonic()
             if pause > 0:  # the duty cycle: changes made meanwhile join this pass
                 await asyncio.sleep(pause)
             self._dirty.clear()
+            self._wanted, self._behind = False, 0
             view = self.store.snapshot()
             started = time.perf_counter()
             now = time.time()
-            full = (wake_at is not None and now >= wake_at) or \
-                time.monotonic() - last_full >= FULL_PASS_EVERY
+            full = (wake_at is not None and now >= wake_at) or self._audit_missed
+            self._audit_missed = False
             try:
-                plan, prints, skipped = await loop.run_in_executor(
-                    self._executor, _pass, view, now, None if full else previous)
+                result = await loop.run_in_executor(
+                    self._executor, _pass, view, now, None if full else previous, index)
+                plan, prints, skipped, index = (result.plan, result.prints, result.skipped,
+                                                result.index)
                 took = time.perf_counter() - started
                 self.metrics.scheduler_pass_seconds.observe(took)
-                rest_until = time.monotonic() + rest_after(took)
+                # the duty cycle counts the pass's own CPU time: waiting for the other
+                # threads (an audit, the event loop) is no reason to rest
+                rest_until = time.monotonic() + rest_after(result.cpu)
             except Exception:  # a bug in a decision must not kill the loop
                 self.log.exception("reconciliation failed")
+                index = None  # it may have been left half advanced
                 await asyncio.sleep(0.5)
-                self._dirty.set()
+                self._want()
                 continue
             self.passes += 1
-            self.log.debug("pass %d: %.3f s, %d services skipped, %d actions", self.passes,
-                           took, len(skipped), len(plan.actions))
-            if not skipped:
-                last_full = time.monotonic()
+            self.log.debug("pass %d: %.3f s (%.3f s CPU), %d services skipped, %d actions%s",
+                           self.passes, took, result.cpu, len(skipped), len(plan.actions),
+                           ", task index built" if result.built else "")
+            if skipped:
+                self._unaudited = (view, now, skipped)
             self.metrics.scheduler_tasks_placed.inc(plan.placed)
             wake_at = next_wake(plan.wake_at, wake_at if skipped else None, now)
             previous = None   # until this plan is committed whole
@@ -210,13 +329,13 @@ class LeaderLoop:
                 previous = prints
             except errors.Conflict as exc:
                 self.log.debug("plan conflicted (%s); reconciling again", exc)
-                self._dirty.set()
+                self._want()
             except (errors.NotLeader, errors.Unavailable) as exc:
                 self.log.warning("could not commit plan: %s", exc)
                 await asyncio.sleep(0.2)
-                self._dirty.set()
+                self._want()
             except Exception:  # a bug in a plan must not kill the loop
                 self.log.exception("committing a plan failed")
                 await asyncio.sleep(0.5)
-                self._dirty.set()
+                self._want()
 

@@ -1,5 +1,6 @@
 """The leader's reconciliation loop (manager/leader.py): passes on a thread of their own,
-at most PASS_DUTY of the time while changes keep coming, the event loop free meanwhile."""
+at most PASS_DUTY of the time while changes keep coming, the event loop free meanwhile,
+skipping passes audited against full ones."""
 from __future__ import annotations
 
 import asyncio
@@ -10,10 +11,12 @@ from typing import Any, Callable
 import pytest
 
 from manager import leader
-from manager.leader import LeaderLoop, rest_after
+from manager.leader import LeaderLoop, audit, rest_after
 from proto import model
 from proto import objects_pb2 as pb
+from proto import store_pb2
 from raft import actions
+from raft.state import StoreState
 from tests.test_store import store  # noqa: F401  (the fixture: a one-node raft store)
 
 
@@ -89,5 +92,53 @@ def test_passes_run_off_the_event_loop_and_converge(store, monkeypatch) -> None:
         finally:
             await loop.stop()
         assert threads and all(name.startswith("reconcile-") for name in threads)
+
+    asyncio.run(scenario())
+
+
+def test_audit_counts_what_a_wrong_skip_misses() -> None:
+    state = StoreState()
+    txn = store_pb2.StoreTransaction(proposer="t", proposed_at=1000.0)
+    svc = replicated("web", 3)
+    txn.actions.extend([actions.create(ready_node("n1")), actions.create(svc)])
+    state.apply(txn)
+    view = state.snapshot()
+    assert audit(view, 1000.0, frozenset()) == 0
+    assert audit(view, 1000.0, frozenset({svc.id})) == 3   # the 3 tasks it would not make
+
+
+def test_an_audit_catches_a_wrong_skip_and_the_next_pass_is_full(store, monkeypatch) -> None:  # noqa: F811
+    """With `quiet` made wrong (it names every service, a new one included), the new
+    service gets its tasks only because an audit finds the skipping pass wrong."""
+    monkeypatch.setattr(leader, "AUDIT_EVERY", 0.2)
+    wrong = {"on": False}
+    right_quiet = leader.quiet
+
+    def wrong_quiet(previous, now):
+        return frozenset(now.services) if wrong["on"] else right_quiet(previous, now)
+
+    monkeypatch.setattr(leader, "quiet", wrong_quiet)
+    store.commit([actions.create(ready_node("n1"))])
+
+    async def scenario() -> None:
+        loop = LeaderLoop(store, "m1")
+        loop.start()
+        try:
+            first = replicated("first", 2)
+            store.commit([actions.create(first)])
+            await until(lambda: len(store.tasks_of(service_id=first.id)) == 2, "2 tasks")
+            second = replicated("second", 1)   # its pass leaves `first` out
+            store.commit([actions.create(second)])
+            await until(lambda: len(store.tasks_of(service_id=second.id)) == 1, "1 task")
+            await until(lambda: loop.audits >= 1, "an audit of a right skip")
+            assert loop.audit_misses == 0
+            wrong["on"] = True
+            svc = replicated("skipped", 3)
+            store.commit([actions.create(svc)])
+            await until(lambda: loop.audit_misses >= 1, "the audit to find the wrong skip")
+            await until(lambda: len(store.tasks_of(service_id=svc.id)) == 3,
+                        "the full pass to make the 3 tasks")
+        finally:
+            await loop.stop()
 
     asyncio.run(scenario())

@@ -481,17 +481,50 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
                                    for n, ts in assigned.items()))
         done = time.perf_counter()
         running = sum(1 for t in store.list("task") if t.status.state == pb.RUNNING)
-        beating.cancel()
         for task in streams:
             task.cancel()
         await asyncio.gather(*streams, return_exceptions=True)
         changes = sum(counts)
+        delays = await one_more(a.one_more)   # heartbeats still coming
+        beating.cancel()
         await leader.stop()
         await disp.stop()
         print(f"ramp: all placed after {placed - started:.3f} s, all RUNNING after "
               f"{done - started:.3f} s; {running} running; {leader.passes} reconcile passes, "
               f"{getattr(leader, 'ignored', 0)} transactions ignored; store version "
               f"{store.version}; {changes} assignment changes streamed")
+        if delays:
+            delays.sort()
+            p50 = delays[len(delays) // 2]
+            p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+            print(f"ramp: one more task x{len(delays)}, request -> assignment committed: "
+                  f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max "
+                  f"{delays[-1] * 1000:.0f} ms")
+
+    async def one_more(calls: int) -> list[float]:
+        """With the T tasks RUNNING: a 1-replica service created, its task's assignment
+        awaited (request -> commit), the service removed; `calls` times (the scale
+        benchmark's scheduling delay, without gRPC and agents)."""
+        out: list[float] = []
+        for i in range(calls):
+            svc = _service(1)
+            svc.id = model.new_id()
+            svc.spec.annotations.name = f"one-{i}"
+            stream = store.watch_async()
+            started = time.perf_counter()
+            await store.acommit([actions.create(svc)], 60)
+            async for events in stream:
+                if any(ev.object.WhichOneof("object") == "task"
+                       and ev.object.task.service_id == svc.id
+                       and ev.object.task.status.state == pb.ASSIGNED for ev in events):
+                    break
+            out.append(time.perf_counter() - started)
+            logging.getLogger("scalecore").debug("one more %d: %.3f s", i, out[-1])
+            stream.close()
+            await store.acommit([actions.remove(store.get("service", svc.id))], 60)
+            if a.one_more_pause:
+                await asyncio.sleep(a.one_more_pause)
+        return out
 
     def run() -> None:
         try:
@@ -557,6 +590,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="leave this step out (repeatable)")
     parser.add_argument("--profile", action="append", default=[], choices=sorted(STEPS),
                         help="print a cProfile of this step (repeatable)")
+    parser.add_argument("--one-more", type=int, default=20, metavar="N",
+                        help="ramp: then N one-task services, one at a time (0: none)")
+    parser.add_argument("--one-more-pause", type=float, default=0.5, metavar="S",
+                        help="ramp: seconds between two one-task services (as the scale "
+                             "benchmark's requests are apart)")
     parser.add_argument("--top", type=int, default=25, help="profile lines to print")
     parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"],
                         help="profile order")
