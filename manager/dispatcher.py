@@ -261,13 +261,20 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 await self._register_batch([(n, request, peer) for n, request, peer, _ in waiting])
             except errors.StoreError as exc:  # Unavailable, NotLeader, ...: each session hears it
                 error = exc
-            for node_id, _, _, fut in waiting:
-                if fut.done():
-                    continue
-                if error is not None:
-                    fut.set_exception(error)
-                else:
-                    fut.set_result(objects.get(self.store, pb.Node, node_id))
+            except asyncio.CancelledError:  # stopped mid-commit: the batch must still hear it
+                error = errors.Unavailable("the dispatcher stopped")
+                raise
+            except Exception as exc:  # a bug must not leave sessions waiting forever
+                self.log.exception("recording %d nodes ready failed", len(waiting))
+                error = errors.Unavailable(f"could not record the node ready: {exc}")
+            finally:
+                for node_id, _, _, fut in waiting:
+                    if fut.done():
+                        continue
+                    if error is not None:
+                        fut.set_exception(error)
+                    else:
+                        fut.set_result(objects.get(self.store, pb.Node, node_id))
 
     async def Session(self, request, context):
         ident = tls.peer_identity(context)
