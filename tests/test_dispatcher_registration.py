@@ -102,7 +102,7 @@ def test_a_stop_during_the_registration_commit_fails_its_sessions(store) -> None
             await asyncio.Event().wait()   # raft never answers before the stop
             return 0
 
-        store.acommit = stuck_commit  # type: ignore[method-assign]
+        store.acommit = stuck_commit
         disp.start()
         waiting = asyncio.get_running_loop().create_task(
             disp._register_node("n1", request("h1"), ""))
@@ -131,7 +131,7 @@ def test_a_failing_registration_batch_answers_its_sessions_and_the_next_goes_on(
                 raise RuntimeError("boom")
             return await real(acts, timeout)
 
-        store.acommit = failing_once  # type: ignore[method-assign]
+        store.acommit = failing_once
         disp.start()
         try:
             first = asyncio.get_running_loop().create_task(
