@@ -365,15 +365,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             sess.assignments.put_nowait(None)
         sess.assignments = queue
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
-        held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
         given: dict[str, set[str]] = {"secret": set(), "config": set()}
-        # the held tasks that reference secrets or configs (a task's spec never changes):
+        # the node's tasks that reference secrets or configs (a task's spec never changes):
         # the files the node needs are theirs, the other tasks need not be looked at
         with_files: dict[str, pb.Task] = {}
         tasks = self.store.tasks_of(node_id=sess.node_id)
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
-            held[t.id] = t
             if _references_files(t):
                 with_files[t.id] = t
         adds, _ = self._file_changes(with_files, given)
@@ -393,13 +391,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             for action, task in batch:
                 known = sent.get(task.id)
                 if action == wpb.WatchEvent.REMOVE:
-                    held.pop(task.id, None)
                     with_files.pop(task.id, None)
                     if known is not None:
                         del sent[task.id]
                         changes.append(self._assignment(task, dpb.AssignmentChange.REMOVE))
                     continue
-                held[task.id] = task
                 if task.id in with_files or _references_files(task):
                     with_files[task.id] = task
                 key = (task.desired_state, task.spec_version, task.spec.force_update)
