@@ -1,12 +1,13 @@
 """The Dispatcher gRPC service: one session per node, on the leader.
 
 It keeps each node's session (heartbeats, node status; the nodes that open a session
-within a few milliseconds are recorded ready in one transaction), streams the node its
-task assignments (a complete set, then incremental changes driven by store
-watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
-transactions. Nodes whose heartbeats stop are marked down. It records the
-volumes each agent reports (only when they changed) and carries the volume
-broker's requests to the agents and their answers back.
+within a few milliseconds are recorded ready in one transaction, manager/registration.py),
+streams the node its task assignments (a complete set, then incremental changes driven
+by store watches) together with exactly the secrets and configs those tasks need, and
+folds the agents' status reports into batched store transactions. Nodes whose
+heartbeats stop are marked down. It records the volumes each agent reports (only when
+they changed) and carries the volume broker's requests to the agents and their answers
+back.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import grpc
 from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
+from manager.registration import Registrar
 from manager.volumebroker import VolumeBroker
 from manager import objects
 from manager.objects import copy
@@ -89,10 +91,6 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
         self._waiters: list[asyncio.Future] = []
         self._flush_wakeup = asyncio.Event()
-        # sessions waiting for their node to be recorded ready: (node ID, request, peer, waiter)
-        self._registrations: list[tuple[str, dpb.SessionRequest, str, asyncio.Future]] = []
-        self._register_wakeup = asyncio.Event()
-        self._registrar_running = False
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
@@ -104,6 +102,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._roots_cache: Optional[dict[str, bytes]] = None  # likewise the CA roots
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        # records the nodes of sessions opened together ready in one transaction
+        self.registrar = Registrar(store, self.log, FLUSH_WINDOW)
         logs.attach(self._nudge, lambda n: n in self.sessions)
         self.volumes.attach(self._nudge, lambda n: n in self.sessions)
 
@@ -115,20 +115,15 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._started_at = time.monotonic()
         self._tasks = [loop.create_task(self._watch_store()),
                        loop.create_task(self._flusher()),
-                       loop.create_task(self._registrar()),
                        loop.create_task(self._expiry())]
-        self._registrar_running = True
+        self.registrar.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self._registrar_running = False
-        waiting, self._registrations = self._registrations, []
-        for *_, fut in waiting:
-            if not fut.done():
-                fut.set_exception(errors.Unavailable("the dispatcher stopped"))
+        await self.registrar.stop()
         for sess in list(self.sessions.values()):
             self._end(sess)
 
@@ -206,75 +201,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                              peer: str) -> Optional[pb.Node]:
         """Records the node ready (creating it on its first session); the node object
         as stored, or None if it was removed meanwhile. Sessions opened together share
-        one transaction (a thousand nodes reconnecting after a leader change)."""
-        if not self._registrar_running:  # not started (a test driving one call)
-            await self._register_batch([(node_id, request, peer)])
-            return objects.get(self.store, pb.Node, node_id)
-        fut = asyncio.get_running_loop().create_future()
-        self._registrations.append((node_id, request, peer, fut))
-        self._register_wakeup.set()
-        return await fut
-
-    def _registration(self, node_id: str, request: dpb.SessionRequest,
-                      peer: str) -> store_pb2.StoreAction:
-        """The action that records one node ready, from the store as it is now."""
-        node = objects.get(self.store, pb.Node, node_id)
-        if node is None:
-            new = pb.Node(id=node_id, role=pb.WORKER)
-            new.spec.availability = pb.NodeSpec.ACTIVE
-            new.spec.desired_role = pb.WORKER
-            act = actions.create
-        else:
-            new = copy(node)
-            act = actions.update
-        new.description.CopyFrom(request.description)
-        new.status.state = pb.NodeStatus.READY
-        new.status.message = ""
-        new.status.addr = peer
-        return act(new)
-
-    async def _register_batch(self, batch: list[tuple[str, dpb.SessionRequest, str]]) -> None:
-        """Records every node of `batch` ready in one transaction (a node named twice:
-        its last request), retried on a conflict."""
-        latest = {node_id: (request, peer) for node_id, request, peer in batch}
-        for _ in range(20):
-            acts = [self._registration(node_id, request, peer)
-                    for node_id, (request, peer) in latest.items()]
-            try:
-                await self.store.acommit(acts)
-                return
-            except errors.Conflict:
-                continue
-        names = ", ".join(sorted(latest))
-        raise errors.Unavailable(f"could not register node {names}: too many conflicts")
-
-    async def _registrar(self) -> None:
-        while True:
-            await self._register_wakeup.wait()
-            await asyncio.sleep(FLUSH_WINDOW)  # let concurrent sessions join this batch
-            self._register_wakeup.clear()
-            waiting, self._registrations = self._registrations, []
-            if not waiting:
-                continue
-            error: Optional[Exception] = None
-            try:
-                await self._register_batch([(n, request, peer) for n, request, peer, _ in waiting])
-            except errors.StoreError as exc:  # Unavailable, NotLeader, ...: each session hears it
-                error = exc
-            except asyncio.CancelledError:  # stopped mid-commit: the batch must still hear it
-                error = errors.Unavailable("the dispatcher stopped")
-                raise
-            except Exception as exc:  # a bug must not leave sessions waiting forever
-                self.log.exception("recording %d nodes ready failed", len(waiting))
-                error = errors.Unavailable(f"could not record the node ready: {exc}")
-            finally:
-                for node_id, _, _, fut in waiting:
-                    if fut.done():
-                        continue
-                    if error is not None:
-                        fut.set_exception(error)
-                    else:
-                        fut.set_result(objects.get(self.store, pb.Node, node_id))
+        one transaction (manager/registration.py)."""
+        return await self.registrar.register(node_id, request, peer)
 
     async def Session(self, request, context):
         ident = tls.peer_identity(context)

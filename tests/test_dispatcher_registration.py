@@ -1,6 +1,6 @@
 """Sessions opened together record their nodes ready in one transaction
-(manager/dispatcher.py `_register_node`): a thousand nodes reconnecting after a leader
-change must not cost a thousand raft writes."""
+(manager/dispatcher.py `_register_node`, manager/registration.py): a thousand nodes
+reconnecting after a leader change must not cost a thousand raft writes."""
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +56,7 @@ def test_a_stopped_dispatcher_fails_the_sessions_still_waiting(store) -> None:  
         waiting = asyncio.get_running_loop().create_task(
             disp._register_node("n1", request("h1"), ""))
         for _ in range(1000):  # until the session has queued its registration
-            if disp._registrations or waiting.done():
+            if disp.registrar.waiting or waiting.done():
                 break
             await asyncio.sleep(0)
         await disp.stop()
