@@ -357,22 +357,30 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return index
 
     def _touches_networks(self, ev: Any) -> bool:
-        """Whether a store event may change some node's network views."""
-        kind = ev.object.WhichOneof("object")
+        """Whether a store event may change some node's network views: what the object
+        is now or, for an update, was before (a change that takes a VIP, an attachment
+        or the network keys away changes the views as much as one that adds them)."""
+        return self._bears_on_networks(ev.object) or (
+            ev.old_object.WhichOneof("object") is not None
+            and self._bears_on_networks(ev.old_object))
+
+    def _bears_on_networks(self, wrapped: Any) -> bool:
+        """Whether a stored object (wrapped) is part of some node's network views."""
+        kind = wrapped.WhichOneof("object")
         if kind == "network":
             return True
         if kind == "cluster":
-            return bool(ev.object.cluster.network_keys)
+            return bool(wrapped.cluster.network_keys)
         if kind == "task":
-            return bool(ev.object.task.networks)
+            return bool(wrapped.task.networks)
         if kind == "service":
-            svc = ev.object.service
+            svc = wrapped.service
             return bool(svc.spec.task.networks or svc.endpoint.virtual_ips
                         or svc.spec.endpoint.ports or svc.endpoint.ports)
         if kind == "node":
             index = self._netindex
-            return bool(ev.object.node.attachments) or (
-                index is not None and (bool(index.mesh_id) or ev.object.node.id in index.members))
+            return bool(wrapped.node.attachments) or (
+                index is not None and (bool(index.mesh_id) or wrapped.node.id in index.members))
         return False
 
     async def _watch_store(self) -> None:
@@ -389,7 +397,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 kind = ev.object.WhichOneof("object")
                 if kind == "task":
                     task = ev.object.task
-                    touched = touched or bool(task.networks)
+                    touched = touched or bool(task.networks) or bool(ev.old_object.task.networks)
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":
