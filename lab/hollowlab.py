@@ -14,7 +14,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from lab.hollownodes import LABEL_HOLLOW, READY_FILE, hostname_of
 from worker.hollow import DEFAULT_START_DELAY
@@ -106,11 +106,3 @@ def cleanup(data_dir: Path) -> list[str]:
                 problems.append(f"{tasks}: {err}")
     return problems
 
-
-def pid_alive(pid: Optional[int]) -> bool:
-    if pid is None:
-        return False
-    try:
-        return b"lab.hollownodes" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False

@@ -1,12 +1,13 @@
 """The Dispatcher gRPC service: one session per node, on the leader.
 
 It keeps each node's session (heartbeats, node status; the nodes that open a session
-within a few milliseconds are recorded ready in one transaction), streams the node its
-task assignments (a complete set, then incremental changes driven by store
-watches) together with exactly the secrets and configs those tasks need, and folds the agents' status reports into batched store
-transactions. Nodes whose heartbeats stop are marked down. It records the
-volumes each agent reports (only when they changed) and carries the volume
-broker's requests to the agents and their answers back.
+within a few milliseconds are recorded ready in one transaction, manager/registration.py),
+streams the node its task assignments (a complete set, then incremental changes driven
+by store watches) together with exactly the secrets and configs those tasks need, and
+folds the agents' status reports into batched store transactions. Nodes whose
+heartbeats stop are marked down. It records the volumes each agent reports (only when
+they changed) and carries the volume broker's requests to the agents and their answers
+back.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import grpc
 from manager import ca, secretrefs
 from manager.logbroker import LogBroker
 from manager.netview import NetIndex
+from manager.registration import Registrar
 from manager.volumebroker import VolumeBroker
 from manager import objects
 from manager.objects import copy
@@ -89,10 +91,6 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._pending: dict[str, tuple[str, pb.TaskStatus]] = {}
         self._waiters: list[asyncio.Future] = []
         self._flush_wakeup = asyncio.Event()
-        # sessions waiting for their node to be recorded ready: (node ID, request, peer, waiter)
-        self._registrations: list[tuple[str, dpb.SessionRequest, str, asyncio.Future]] = []
-        self._register_wakeup = asyncio.Event()
-        self._registrar_running = False
         self._tasks: list[asyncio.Task] = []
         self._started_at = time.monotonic()
         self._netindex: Optional[NetIndex] = None
@@ -104,6 +102,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._roots_cache: Optional[dict[str, bytes]] = None  # likewise the CA roots
         self._last_roots: dict[str, bytes] = {}
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
+        # records the nodes of sessions opened together ready in one transaction
+        self.registrar = Registrar(store, self.log, FLUSH_WINDOW)
         logs.attach(self._nudge, lambda n: n in self.sessions)
         self.volumes.attach(self._nudge, lambda n: n in self.sessions)
 
@@ -115,20 +115,15 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._started_at = time.monotonic()
         self._tasks = [loop.create_task(self._watch_store()),
                        loop.create_task(self._flusher()),
-                       loop.create_task(self._registrar()),
                        loop.create_task(self._expiry())]
-        self._registrar_running = True
+        self.registrar.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        self._registrar_running = False
-        waiting, self._registrations = self._registrations, []
-        for *_, fut in waiting:
-            if not fut.done():
-                fut.set_exception(errors.Unavailable("the dispatcher stopped"))
+        await self.registrar.stop()
         for sess in list(self.sessions.values()):
             self._end(sess)
 
@@ -206,68 +201,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                              peer: str) -> Optional[pb.Node]:
         """Records the node ready (creating it on its first session); the node object
         as stored, or None if it was removed meanwhile. Sessions opened together share
-        one transaction (a thousand nodes reconnecting after a leader change)."""
-        if not self._registrar_running:  # not started (a test driving one call)
-            await self._register_batch([(node_id, request, peer)])
-            return objects.get(self.store, pb.Node, node_id)
-        fut = asyncio.get_running_loop().create_future()
-        self._registrations.append((node_id, request, peer, fut))
-        self._register_wakeup.set()
-        return await fut
-
-    def _registration(self, node_id: str, request: dpb.SessionRequest,
-                      peer: str) -> store_pb2.StoreAction:
-        """The action that records one node ready, from the store as it is now."""
-        node = objects.get(self.store, pb.Node, node_id)
-        if node is None:
-            new = pb.Node(id=node_id, role=pb.WORKER)
-            new.spec.availability = pb.NodeSpec.ACTIVE
-            new.spec.desired_role = pb.WORKER
-            act = actions.create
-        else:
-            new = copy(node)
-            act = actions.update
-        new.description.CopyFrom(request.description)
-        new.status.state = pb.NodeStatus.READY
-        new.status.message = ""
-        new.status.addr = peer
-        return act(new)
-
-    async def _register_batch(self, batch: list[tuple[str, dpb.SessionRequest, str]]) -> None:
-        """Records every node of `batch` ready in one transaction (a node named twice:
-        its last request), retried on a conflict."""
-        latest = {node_id: (request, peer) for node_id, request, peer in batch}
-        for _ in range(20):
-            acts = [self._registration(node_id, request, peer)
-                    for node_id, (request, peer) in latest.items()]
-            try:
-                await self.store.acommit(acts)
-                return
-            except errors.Conflict:
-                continue
-        names = ", ".join(sorted(latest))
-        raise errors.Unavailable(f"could not register node {names}: too many conflicts")
-
-    async def _registrar(self) -> None:
-        while True:
-            await self._register_wakeup.wait()
-            await asyncio.sleep(FLUSH_WINDOW)  # let concurrent sessions join this batch
-            self._register_wakeup.clear()
-            waiting, self._registrations = self._registrations, []
-            if not waiting:
-                continue
-            error: Optional[Exception] = None
-            try:
-                await self._register_batch([(n, request, peer) for n, request, peer, _ in waiting])
-            except errors.StoreError as exc:  # Unavailable, NotLeader, ...: each session hears it
-                error = exc
-            for node_id, _, _, fut in waiting:
-                if fut.done():
-                    continue
-                if error is not None:
-                    fut.set_exception(error)
-                else:
-                    fut.set_result(objects.get(self.store, pb.Node, node_id))
+        one transaction (manager/registration.py)."""
+        return await self.registrar.register(node_id, request, peer)
 
     async def Session(self, request, context):
         ident = tls.peer_identity(context)
@@ -358,15 +293,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             sess.assignments.put_nowait(None)
         sess.assignments = queue
         sent: dict[str, tuple[int, int, int, int]] = {}  # id -> (version, desired, spec, force)
-        held: dict[str, pb.Task] = {}  # the node's tasks, newest version seen
         given: dict[str, set[str]] = {"secret": set(), "config": set()}
-        # the held tasks that reference secrets or configs (a task's spec never changes):
+        # the node's tasks that reference secrets or configs (a task's spec never changes):
         # the files the node needs are theirs, the other tasks need not be looked at
         with_files: dict[str, pb.Task] = {}
         tasks = self.store.tasks_of(node_id=sess.node_id)
         for t in tasks:
             sent[t.id] = (t.meta.version, t.desired_state, t.spec_version, t.spec.force_update)
-            held[t.id] = t
             if _references_files(t):
                 with_files[t.id] = t
         adds, _ = self._file_changes(with_files, given)
@@ -386,13 +319,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             for action, task in batch:
                 known = sent.get(task.id)
                 if action == wpb.WatchEvent.REMOVE:
-                    held.pop(task.id, None)
                     with_files.pop(task.id, None)
                     if known is not None:
                         del sent[task.id]
                         changes.append(self._assignment(task, dpb.AssignmentChange.REMOVE))
                     continue
-                held[task.id] = task
                 if task.id in with_files or _references_files(task):
                     with_files[task.id] = task
                 key = (task.desired_state, task.spec_version, task.spec.force_update)
@@ -426,22 +357,30 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         return index
 
     def _touches_networks(self, ev: Any) -> bool:
-        """Whether a store event may change some node's network views."""
-        kind = ev.object.WhichOneof("object")
+        """Whether a store event may change some node's network views: what the object
+        is now or, for an update, was before (a change that takes a VIP, an attachment
+        or the network keys away changes the views as much as one that adds them)."""
+        return self._bears_on_networks(ev.object) or (
+            ev.old_object.WhichOneof("object") is not None
+            and self._bears_on_networks(ev.old_object))
+
+    def _bears_on_networks(self, wrapped: Any) -> bool:
+        """Whether a stored object (wrapped) is part of some node's network views."""
+        kind = wrapped.WhichOneof("object")
         if kind == "network":
             return True
         if kind == "cluster":
-            return bool(ev.object.cluster.network_keys)
+            return bool(wrapped.cluster.network_keys)
         if kind == "task":
-            return bool(ev.object.task.networks)
+            return bool(wrapped.task.networks)
         if kind == "service":
-            svc = ev.object.service
+            svc = wrapped.service
             return bool(svc.spec.task.networks or svc.endpoint.virtual_ips
                         or svc.spec.endpoint.ports or svc.endpoint.ports)
         if kind == "node":
             index = self._netindex
-            return bool(ev.object.node.attachments) or (
-                index is not None and (bool(index.mesh_id) or ev.object.node.id in index.members))
+            return bool(wrapped.node.attachments) or (
+                index is not None and (bool(index.mesh_id) or wrapped.node.id in index.members))
         return False
 
     async def _watch_store(self) -> None:
@@ -458,7 +397,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 kind = ev.object.WhichOneof("object")
                 if kind == "task":
                     task = ev.object.task
-                    touched = touched or bool(task.networks)
+                    touched = touched or bool(task.networks) or bool(ev.old_object.task.networks)
                     if task.node_id:
                         per_node.setdefault(task.node_id, []).append((ev.action, task))
                 elif kind == "cluster":

@@ -2,11 +2,15 @@
 
 While this manager leads, it turns store changes (and due timers, such as a
 restart delay) into a fresh snapshot, asks the pure orchestrator for a plan,
-and commits the plan in transactions of at most PLAN_CHUNK actions, in order (a
+and commits the plan in transactions of at most PLAN_CHUNK actions (a
 30,000-replica service is thousands of task objects: one raft entry of them would
 be tens of megabytes, stalling raft's heartbeats while it is sent). Conflicts
 (another writer got there first) simply cause another pass on the newer
-snapshot; the chunks committed before it stay, as each is a valid step.
+snapshot; the chunks committed before it stay, as each is a valid step. For that,
+the updates of services, nodes and the cluster go first (`commit_order`): a task is
+never committed before the service version it was made for (a rollback creates
+tasks from the previous spec under a new spec version; committed alone, they would
+pass for tasks of whatever spec a user's update gives that version meanwhile).
 
 A pass reads the whole cluster (about a second for 30,000 tasks), so it runs
 on a thread of its own: the event loop keeps answering heartbeats, sessions
@@ -56,6 +60,19 @@ MANAGER_CHECK_PERIOD = 0.5  # seconds between reachability checks of the manager
 PLAN_CHUNK = 500  # store actions per transaction when committing a plan
 CATCH_UP_AFTER = TASK_LOG_MAX // 4  # task changes without a pass: the index catches up
 PASS_DUTY = 0.5  # the largest share of the time reconcile passes take while changes keep coming
+
+
+# the kinds whose updates a plan commits before its tasks (see the module docstring)
+_FIRST_KINDS = frozenset({"service", "node", "cluster"})
+
+
+def commit_order(acts: Sequence[StoreAction]) -> list[StoreAction]:
+    """The plan's actions in the order they are committed: the updates of services,
+    nodes and the cluster first, then the others as the plan lists them."""
+    first = [a for a in acts if a.object.WhichOneof("object") in _FIRST_KINDS]
+    if not first:
+        return list(acts)
+    return first + [a for a in acts if a.object.WhichOneof("object") not in _FIRST_KINDS]
 
 
 def chunks(acts: Sequence[StoreAction], size: int = PLAN_CHUNK) -> list[list[StoreAction]]:
@@ -324,7 +341,7 @@ class LeaderLoop:
                 previous = prints
                 continue
             try:
-                for part in chunks(plan.actions):
+                for part in chunks(commit_order(plan.actions)):
                     await self.store.acommit(part)
                 previous = prints
             except errors.Conflict as exc:

@@ -99,3 +99,33 @@ def test_period_and_roots_kept_in_memory_and_read_again_after_a_cluster_change(s
             await disp.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_change_that_takes_networks_away_rebuilds_the_index(store) -> None:  # noqa: F811
+    """An update whose new object names no network (a service whose VIP was released, a
+    task whose attachments were dropped) changes the views as much as one that adds one:
+    the old object counts too, or the index keeps the service's VIP indefinitely."""
+    net = ingress_network(None)
+    net.id = model.new_id()
+    svc = pb.Service(id=model.new_id(), spec_version=1)
+    svc.spec.annotations.name = "web"
+    svc.endpoint.virtual_ips.add(network_id=net.id, addr="10.0.0.2/24")
+    store.commit([actions.create(net), actions.create(svc)])
+
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        disp.start()
+        try:
+            await until(lambda: disp._net_changed_at is not None, "the dispatcher's watch")
+            assert [s.name for s in disp._net_index().views[net.id].services] == ["web"]
+            released = pb.Service()
+            released.CopyFrom(store.get("service", svc.id))
+            released.ClearField("endpoint")       # the allocator released its VIP
+            version = await store.acommit([actions.update(released)])
+            await until(lambda: (disp._net_changed_at or 0) >= version,
+                        "the release to mark the index stale")
+            assert [s.name for s in disp._net_index().views[net.id].services] == []
+        finally:
+            await disp.stop()
+
+    asyncio.run(scenario())

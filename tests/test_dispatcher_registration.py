@@ -1,6 +1,6 @@
 """Sessions opened together record their nodes ready in one transaction
-(manager/dispatcher.py `_register_node`): a thousand nodes reconnecting after a leader
-change must not cost a thousand raft writes."""
+(manager/dispatcher.py `_register_node`, manager/registration.py): a thousand nodes
+reconnecting after a leader change must not cost a thousand raft writes."""
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +56,7 @@ def test_a_stopped_dispatcher_fails_the_sessions_still_waiting(store) -> None:  
         waiting = asyncio.get_running_loop().create_task(
             disp._register_node("n1", request("h1"), ""))
         for _ in range(1000):  # until the session has queued its registration
-            if disp._registrations or waiting.done():
+            if disp.registrar.waiting or waiting.done():
                 break
             await asyncio.sleep(0)
         await disp.stop()
@@ -87,3 +87,60 @@ def test_status_reports_become_updates_of_the_stored_tasks(store) -> None:  # no
     expected.status.running_since.CopyFrom(running.timestamp)
     assert acts == [actions.update(expected)]
     assert disp._status_actions({"t1": ("n1", late)}) == []  # states never go back
+
+
+def test_a_stop_during_the_registration_commit_fails_its_sessions(store) -> None:  # noqa: F811
+    """A leader that loses the lead while a batch of registrations is being committed
+    cancels the registrar mid-commit: the sessions of that batch must hear it (an agent
+    waits for its first session message without a deadline)."""
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        committing = asyncio.Event()
+
+        async def stuck_commit(acts, timeout: float = 5.0) -> int:
+            committing.set()
+            await asyncio.Event().wait()   # raft never answers before the stop
+            return 0
+
+        store.acommit = stuck_commit
+        disp.start()
+        waiting = asyncio.get_running_loop().create_task(
+            disp._register_node("n1", request("h1"), ""))
+        await asyncio.wait_for(committing.wait(), 5)
+        await disp.stop()
+        done, _ = await asyncio.wait([waiting], timeout=5)
+        assert done, "the session waiting for its registration was never answered"
+        assert isinstance(waiting.exception(), Unavailable)
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_registration_batch_answers_its_sessions_and_the_next_goes_on(
+        store) -> None:  # noqa: F811
+    """An unexpected error in one batch reaches the sessions of that batch and leaves
+    the registrar serving the next ones."""
+    async def scenario() -> None:
+        disp = Dispatcher(store, "m1", LogBroker("m1"))
+        real = store.acommit
+        calls = 0
+
+        async def failing_once(acts, timeout: float = 5.0) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("boom")
+            return await real(acts, timeout)
+
+        store.acommit = failing_once
+        disp.start()
+        try:
+            first = asyncio.get_running_loop().create_task(
+                disp._register_node("n1", request("h1"), ""))
+            done, _ = await asyncio.wait([first], timeout=5)
+            assert done and first.exception() is not None
+            node = await asyncio.wait_for(disp._register_node("n2", request("h2"), ""), 5)
+            assert node is not None and node.status.state == pb.NodeStatus.READY
+        finally:
+            await disp.stop()
+
+    asyncio.run(scenario())

@@ -1,5 +1,6 @@
 """lab.hollowlab and lab.hollownodes: the pure parts (group sizes, names, command lines,
-saved identities, which join failures are retried)."""
+saved identities, which join failures are retried), and how `swarm-lab up/add --hollow`
+hand their counts to the lab."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab import hollowlab
+from lab import main as labmain
+from lab.cluster import LabError
 from pki import node as pkinode
 from lab.hollownodes import (LABEL_HOLLOW, HollowNode, _parser, _retryable, hostname_of,
                              node_dir)
@@ -70,3 +73,38 @@ def test_a_node_identity_is_kept_for_a_restart(tmp_path: Path) -> None:
 ])
 def test_which_join_failures_are_retried(message: str, retry: bool) -> None:
     assert _retryable(message) is retry
+
+
+class _RecordingLab:
+    """Stands in for lab.cluster.Lab in `swarm-lab`'s argument handling."""
+    calls: list[tuple] = []
+
+    def up(self, *args: object) -> list:
+        self.calls.append(("up", *args))
+        return []
+
+    def add_hollow(self, count: int) -> str:
+        if count < 1:
+            raise LabError("a hollow group needs at least one node")
+        self.calls.append(("add_hollow", count))
+        return "hollow3"
+
+    def ip(self, name: str) -> str:
+        return "10.0.0.9"
+
+    def add(self, name: str, manager: bool = False, token: object = None) -> object:
+        raise AssertionError("a plain add was not asked for")
+
+
+def test_swarm_lab_up_and_add_pass_the_hollow_counts_on(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(labmain, "Lab", _RecordingLab)
+    _RecordingLab.calls = []
+    assert labmain.main(["up", "--managers", "3", "--hollow", "1000",
+                         "--hollow-per-process", "200"]) == 0
+    assert labmain.main(["add", "--hollow", "40"]) == 0
+    assert _RecordingLab.calls == [("up", 3, 0, 1000, 200), ("add_hollow", 40)]
+    assert "hollow3\thollow\t10.0.0.9\t40 nodes" in capsys.readouterr().out
+    assert labmain.main(["add", "--hollow", "5", "worker9"]) == 2      # no NAME with it
+    assert labmain.main(["add"]) == 2                                   # NAME or --hollow
+    assert labmain.main(["add", "--hollow", "0"]) == 1                  # refused as a count
+    assert "at least one node" in capsys.readouterr().err
