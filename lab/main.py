@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "lab's cluster")
     p.add_argument("node", metavar="NAME", nargs="?")
     p.add_argument("--manager", action="store_true", help="Join as a manager")
-    p.add_argument("--hollow", type=int, default=0, metavar="N",
+    p.add_argument("--hollow", type=int, default=None, metavar="N",
                    help="Start a group of N hollow nodes instead (named hollowK)")
     p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
     p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
@@ -120,10 +120,14 @@ def _run(args: argparse.Namespace) -> int:
         lab.start(args.node)
         return 0
     if cmd == "add":
-        if args.hollow:
+        if args.hollow is not None:
             if args.node or args.manager or args.token:
                 print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
                       "nodes are workers; the group is named hollowK)", file=sys.stderr)
+                return 2
+            if args.hollow < 1:
+                print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
+                      file=sys.stderr)
                 return 2
             name = lab.add_hollow(args.hollow)
             print(f"{name}\thollow\t{lab.ip(name)}\t{args.hollow} nodes")
