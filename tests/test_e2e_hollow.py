@@ -100,8 +100,8 @@ def test_swarm_lab_up_splits_the_hollow_nodes_into_processes(
         brought_up: tuple[Lab, subprocess.CompletedProcess]) -> None:
     lab, result = brought_up
     printed = [line.split("\t") for line in result.stdout.splitlines()]
-    assert [row[:2] for row in printed] == [["manager1", "manager"], ["hollow1", "hollow"],
-                                           ["hollow2", "hollow"]]
+    assert {row[0]: row[1] for row in printed} == {"manager1": "manager", "hollow1": "hollow",
+                                                  "hollow2": "hollow"}
     assert {row[0]: row[2] for row in printed} == {n: lab.ip(n) for n in lab.names()}
     # 50 nodes, at most 25 a process: ceil(50 / 25) = 2 processes of 25 (the default,
     # 250 a process, would have made one)
