@@ -202,7 +202,7 @@ def test_killing_a_hollow_process_moves_its_tasks(lab: Lab, api: control_pb2_grp
 
 
 def test_swarm_lab_add_hollow_refuses_a_name_a_manager_or_a_token(lab: Lab) -> None:
-    before = swarm_lab(lab, "status", "--format", "json").stdout
+    before = lab.hollow_groups()
     for extra in (["extra1"], ["--manager"], ["--token", "SWMTKN-1-x"]):
         res = swarm_lab(lab, "add", "--hollow", "3", *extra)
         assert res.returncode == 2, (extra, res.stdout, res.stderr)
@@ -213,7 +213,7 @@ def test_swarm_lab_add_hollow_refuses_a_name_a_manager_or_a_token(lab: Lab) -> N
     res = swarm_lab(lab, "add", "--hollow", "0")
     assert res.returncode == 2
     assert res.stderr.strip() == "Error: add --hollow N needs N of at least 1, not 0"
-    assert swarm_lab(lab, "status", "--format", "json").stdout == before   # nothing added
+    assert lab.hollow_groups() == before and "extra1" not in lab.names()   # nothing added
 
 
 def test_swarm_lab_add_hollow_starts_one_more_group(lab: Lab,
