@@ -186,6 +186,8 @@ class HollowHost:
             target = self.managers[attempt % len(self.managers)]
             host, port = split_addr(target, DEFAULT_PORT)
             async with self.join_slots:
+                log.debug("%s: joining through %s (attempt %d)", node.hostname, target,
+                          attempt + 1)
                 try:
                     joined = await loop.run_in_executor(
                         self.executor, lambda: credentials.join(
@@ -238,8 +240,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-index", type=int, default=1)
     parser.add_argument("--start-delay", type=float, default=DEFAULT_START_DELAY,
                         help="Seconds a hollow task takes to start (default 0.05)")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--debug", action="store_true",
+                        help="Log at DEBUG level (join attempts, assignments, task states)")
     return parser
+
+
+def host_from_args(args: argparse.Namespace) -> HollowHost:
+    """The group the parsed command line describes (not started yet)."""
+    return HollowHost(args.data_dir, args.group, args.count,
+                      [m.strip() for m in args.manager.split(",") if m.strip()],
+                      args.token, args.advertise_ip, first_index=args.first_index,
+                      start_delay=args.start_delay)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -255,10 +266,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (data_dir / PID_FILE).write_text(str(os.getpid()))
 
     async def serve() -> None:
-        host = HollowHost(data_dir, args.group, args.count,
-                          [m.strip() for m in args.manager.split(",") if m.strip()],
-                          args.token, args.advertise_ip, first_index=args.first_index,
-                          start_delay=args.start_delay)
+        host = host_from_args(args)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, host.stop)

@@ -120,10 +120,14 @@ def _run(args: argparse.Namespace) -> int:
         lab.start(args.node)
         return 0
     if cmd == "add":
-        if args.hollow is not None:   # (0 or less: refused by the lab as a count)
+        if args.hollow is not None:
             if args.node or args.manager or args.token:
                 print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
                       "nodes are workers; the group is named hollowK)", file=sys.stderr)
+                return 2
+            if args.hollow < 1:
+                print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
+                      file=sys.stderr)
                 return 2
             name = lab.add_hollow(args.hollow)
             print(f"{name}\thollow\t{lab.ip(name)}\t{args.hollow} nodes")

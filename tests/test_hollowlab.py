@@ -1,8 +1,15 @@
 """lab.hollowlab and lab.hollownodes: the pure parts (group sizes, names, command lines,
-saved identities, which join failures are retried), and how `swarm-lab up/add --hollow`
-hand their counts to the lab."""
+saved identities, which join failures are retried, the start delay from the lab's entry
+to the nodes' runtimes), how `swarm-lab up/add --hollow` hand their counts to the lab,
+and the hollow process's own options (--debug, bad values) on a process that fails its
+join at once (a malformed token: no manager needed)."""
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,9 +17,13 @@ import pytest
 from lab import hollowlab
 from lab import main as labmain
 from lab.cluster import LabError
+from lab.hollownodes import (LABEL_HOLLOW, HollowNode, _parser, _retryable, host_from_args,
+                             hostname_of, node_dir)
 from pki import node as pkinode
-from lab.hollownodes import (LABEL_HOLLOW, HollowNode, _parser, _retryable, hostname_of,
-                             node_dir)
+from worker.hollow import HollowRuntime
+from worker.runtime import ContainerConfig
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("total,per,expected", [
@@ -106,5 +117,64 @@ def test_swarm_lab_up_and_add_pass_the_hollow_counts_on(monkeypatch, capsys) -> 
     assert "hollow3\thollow\t10.0.0.9\t40 nodes" in capsys.readouterr().out
     assert labmain.main(["add", "--hollow", "5", "worker9"]) == 2      # no NAME with it
     assert labmain.main(["add"]) == 2                                   # NAME or --hollow
-    assert labmain.main(["add", "--hollow", "0"]) == 1                  # refused as a count
-    assert "at least one node" in capsys.readouterr().err
+    assert labmain.main(["add", "--hollow", "0"]) == 2                  # refused as a count
+    assert "needs N of at least 1, not 0" in capsys.readouterr().err
+def test_the_start_delay_goes_from_the_labs_entry_to_every_nodes_runtime(tmp_path: Path
+                                                                         ) -> None:
+    entry = {"data_dir": str(tmp_path), "hollow": 2, "first_index": 1, "start_delay": 0.3}
+    argv = hollowlab.command("/py", "hollow1", entry, ["10.0.0.1:2377"], "SWMTKN-1-x",
+                             "10.0.0.9")
+    host = host_from_args(_parser().parse_args(argv[3:]))
+    try:
+        assert [n.hostname for n in host.nodes] == ["hollow1-1", "hollow1-2"]
+        runtime = host.make_runtime("n1")
+        assert isinstance(runtime, HollowRuntime)
+        assert runtime.engine.start_delay == 0.3
+
+        async def start_time() -> float:
+            await runtime.ensure_image("busybox")
+            cid = await runtime.create(ContainerConfig(name="t1", image="busybox"))
+            began = time.monotonic()
+            await runtime.start(cid)
+            assert (await runtime.inspect(cid)).running
+            return time.monotonic() - began
+        assert asyncio.run(start_time()) >= 0.3
+        host.make_runtime("n2")
+        assert {n: e.start_delay for n, e in host.engines.items()} == {"n1": 0.3, "n2": 0.3}
+    finally:
+        host.executor.shutdown()
+    # without the entry's value, the runtime's default
+    del entry["start_delay"]
+    args = _parser().parse_args(hollowlab.command("/py", "hollow1", entry, ["10.0.0.1:2377"],
+                                                  "SWMTKN-1-x", "10.0.0.9")[3:])
+    assert args.start_delay == hollowlab.DEFAULT_START_DELAY
+
+
+def hollownodes(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """Runs a one-node group whose join is refused at once (its token is malformed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lab.hollownodes", "--data-dir", str(tmp_path / "g"),
+         "--group", "g", "--count", "1", "--manager", "127.0.0.1:2377",
+         "--token", "not-a-token", "--advertise-ip", "127.0.0.1", *options],
+        capture_output=True, text=True, timeout=60, cwd=str(REPO),
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_debug_logs_at_debug_level(tmp_path: Path) -> None:
+    refused = "Error: g-1: invalid join token: it does not start with SWMTKN-"
+    quiet = hollownodes(tmp_path)
+    assert quiet.returncode == 1 and refused in quiet.stderr
+    assert " DEBUG " not in quiet.stderr
+    debug = hollownodes(tmp_path, "--debug")
+    assert debug.returncode == 1 and refused in debug.stderr
+    joining = [line for line in debug.stderr.splitlines()
+               if "g-1: joining through 127.0.0.1:2377 (attempt 1)" in line]
+    assert len(joining) == 1 and " DEBUG " in joining[0]
+
+
+@pytest.mark.parametrize("option", [["--count", "0"], ["--start-delay", "-1"]])
+def test_bad_counts_and_delays_are_refused(tmp_path: Path, option: list[str]) -> None:
+    res = hollownodes(tmp_path, *option)
+    assert res.returncode == 2
+    assert "Error: --count must be at least 1 and --start-delay at least 0" in res.stderr
+    assert not (tmp_path / "g").exists()        # refused before anything was made
