@@ -521,7 +521,9 @@ def _ramp(a: argparse.Namespace) -> Callable[[], object]:
             out.append(time.perf_counter() - started)
             logging.getLogger("scalecore").debug("one more %d: %.3f s", i, out[-1])
             stream.close()
-            await store.acommit([actions.remove(store.get("service", svc.id))], 60)
+            stored = store.get("service", svc.id)
+            assert stored is not None
+            await store.acommit([actions.remove(stored)], 60)
             if a.one_more_pause:
                 await asyncio.sleep(a.one_more_pause)
         return out

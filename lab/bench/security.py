@@ -71,7 +71,10 @@ def rewrap(lab: Lab) -> float:
     """Seconds from `swarm update --autolock=true` to every manager's DEK wrapped by the key."""
     start = time.perf_counter()
     out = lab.swarm("manager1", "update", "--autolock=true").stdout
-    key = KEY_RE.search(out).group(0)
+    found = KEY_RE.search(out)
+    if found is None:
+        raise RuntimeError(f"swarm update --autolock=true printed no unlock key: {out!r}")
+    key = found.group(0)
     for name in MANAGERS:
         keys = keystore.ManagerKeys(lab.data_dir(name))
         Lab.wait_for(lambda: keys.wrapped_by(key), 30, f"{name}'s data key re-wrapped",
