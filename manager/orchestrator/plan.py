@@ -23,7 +23,7 @@ from scheduler.nodeinfo import NodeInfo, from_loads, host_ports, publishes_host_
 
 @dataclass
 class Plan:
-    """What one reconcile pass wants: store actions (one transaction) and when
+    """What one reconcile pass wants: store actions (committed in order, in chunks) and when
     to run again even if nothing changes (a restart delay or update delay)."""
 
     actions: list[store_pb2.StoreAction] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """Which store changes can change what a reconcile pass decides (pure).
 
-A pass reads the whole cluster, which at 30,000 tasks costs about a second; the
+A pass over a big service's 30,000 tasks costs a few tenths of a second; the
 agents' progress reports (a task going ASSIGNED -> ACCEPTED -> ... -> RUNNING)
 are most of the store changes while a big service starts, and almost none of
 them can change a plan. The rules read a task's observed state only to tell:
