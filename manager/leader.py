@@ -160,6 +160,7 @@ class LeaderLoop:
         self._audit_missed = False  # the last audit found a wrong skip: next pass full
         self.passes = 0
         self.audits = 0        # audits done
+        self.catch_ups = 0     # times the task index caught up without a pass
         self.audit_misses = 0  # of which found a skipping pass wrong
         self.ignored = 0  # transactions that asked for no pass (progress reports only)
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
@@ -298,6 +299,7 @@ class LeaderLoop:
                 try:
                     index = await loop.run_in_executor(self._executor, _catch_up, index,
                                                        self.store.snapshot())
+                    self.catch_ups += 1
                 except Exception:
                     self.log.exception("bringing the task index up to date failed")
                     index = None

@@ -16,6 +16,7 @@ from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
 from raft import actions
+from raft import state as raft_state
 from raft.state import StoreState
 from tests.test_store import store  # noqa: F401  (the fixture: a one-node raft store)
 
@@ -138,6 +139,52 @@ def test_an_audit_catches_a_wrong_skip_and_the_next_pass_is_full(store, monkeypa
             await until(lambda: loop.audit_misses >= 1, "the audit to find the wrong skip")
             await until(lambda: len(store.tasks_of(service_id=svc.id)) == 3,
                         "the full pass to make the 3 tasks")
+        finally:
+            await loop.stop()
+
+    asyncio.run(scenario())
+
+
+def test_progress_reports_alone_bring_the_index_up_to_date_without_a_pass(
+        store, monkeypatch) -> None:  # noqa: F811
+    """Transactions that ask for no pass still fill the store's task change log: past
+    CATCH_UP_AFTER task changes the loop advances its index (no pass), so the next pass
+    finds it up to date instead of building it again."""
+    monkeypatch.setattr(leader, "CATCH_UP_AFTER", 4)
+    monkeypatch.setattr(raft_state, "TASK_LOG_MAX", 10)   # the log keeps 5 to 10 task IDs
+    builds: list[int] = []
+    build = leader.TaskIndex.build.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, view):
+        builds.append(view.version)
+        return build(cls, view)
+
+    monkeypatch.setattr(leader.TaskIndex, "build", classmethod(counting))
+    store.commit([actions.create(ready_node("n1"))])
+
+    async def scenario() -> None:
+        loop = LeaderLoop(store, "m1")
+        loop.start()
+        try:
+            svc = replicated("web", 6)
+            store.commit([actions.create(svc)])
+            await until(lambda: len([t for t in store.tasks_of(service_id=svc.id)
+                                     if t.status.state == pb.ASSIGNED]) == 6, "6 assigned")
+            await until(lambda: not loop._dirty.is_set(), "the last pass to start")
+            passes, built = loop.passes, len(builds)
+            tasks = sorted(store.tasks_of(service_id=svc.id), key=lambda t: t.id)
+            for n, state in enumerate((pb.ACCEPTED, pb.PREPARING, pb.READY), start=1):
+                for t in tasks[:4]:   # 4 reports, one transaction each: a catch-up
+                    new = pb.Task()
+                    new.CopyFrom(store.get("task", t.id))
+                    new.status.state = state
+                    store.commit([actions.update(new)])
+                await until(lambda: loop.catch_ups >= n, f"catch-up {n}")
+            assert loop.passes == passes   # 12 reports: more than the log keeps
+            other = replicated("other", 1)
+            store.commit([actions.create(other)])
+            await until(lambda: len(store.tasks_of(service_id=other.id)) == 1, "1 task")
+            assert len(builds) == built   # advanced, never built again
         finally:
             await loop.stop()
 

@@ -78,13 +78,16 @@ class TaskIndex:
             old, new = old_tasks.get(task_id), new_tasks.get(task_id)
             if old is new:
                 continue
+            if old is not None and new is not None and is_progress(new, old, under_way):
+                # most changes while a service starts: the same node, desired state,
+                # spec and endpoint, a state between ASSIGNED and RUNNING: nothing
+                # indexed changes, and no rule acts on it (the service stays quiet)
+                continue
             moved = old is not None and new is not None and old.service_id != new.service_id
             if old is not None:
                 self._remove(old, new is None or moved)
             if new is not None:
                 self._add(new, old is None or moved)
-            if old is not None and new is not None and is_progress(new, old, under_way):
-                continue  # no rule acts on it (triggers): the service stays quiet
             sid = new.service_id if new is not None else old.service_id  # type: ignore[union-attr]
             top = new.meta.version if new is not None else view.version
             if top > self.tops.get(sid, 0):
