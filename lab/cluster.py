@@ -362,22 +362,14 @@ class Lab:
         """Starts a hollow group per count, all at once (then waits for all, with `wait`)."""
         if start_delay < 0:
             raise LabError("the hollow start delay must be at least 0 seconds")
-        taken = set(self._nodes())
-        names: list[str] = []
-        k = 1
-        for _ in counts:
-            while f"hollow{k}" in taken:
-                k += 1
-            taken.add(f"hollow{k}")
-            names.append(f"hollow{k}")
+        names = hollowlab.group_names(set(self._nodes()), len(counts))
         token = self.join_token("worker")
         procs: dict[str, subprocess.Popen] = {}
         for name, count in zip(names, counts):
             data_dir = self.root / "nodes" / name
             with self.state.edit() as doc:
-                doc.setdefault("nodes", {})[name] = {
-                    "role": hollowlab.ROLE, "data_dir": str(data_dir), "hollow": count,
-                    "first_index": 1, "start_delay": start_delay, "token": token}
+                doc.setdefault("nodes", {})[name] = hollowlab.entry(data_dir, count,
+                                                                    start_delay, token)
             try:
                 self.net.add_node(name)
                 _remove_data_dir(data_dir)

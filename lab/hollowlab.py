@@ -25,8 +25,25 @@ PER_PROCESS = 250          # hollow nodes per process by default
 READY_SECONDS_PER_NODE = 0.5   # how long `up`/`add` wait for a group, per node (plus a base)
 READY_BASE_SECONDS = 60.0
 
-__all__ = ["ROLE", "PER_PROCESS", "LABEL_HOLLOW", "DEFAULT_START_DELAY", "split", "hostnames", "command",
-           "launch", "wait_ready", "cleanup", "ready_timeout"]
+__all__ = ["ROLE", "PER_PROCESS", "LABEL_HOLLOW", "DEFAULT_START_DELAY", "group_names", "entry",
+           "split", "hostnames", "command", "launch", "wait_ready", "cleanup", "ready_timeout"]
+
+
+def group_names(taken: set[str], count: int) -> list[str]:
+    """`count` new group names hollowK, the lowest K not in `taken`."""
+    names: list[str] = []
+    k = 1
+    while len(names) < count:
+        if f"hollow{k}" not in taken:
+            names.append(f"hollow{k}")
+        k += 1
+    return names
+
+
+def entry(data_dir: Path, count: int, start_delay: float, token: str) -> dict[str, Any]:
+    """A new group's entry in the lab's state file (what `command` starts it from)."""
+    return {"role": ROLE, "data_dir": str(data_dir), "hollow": count, "first_index": 1,
+            "start_delay": start_delay, "token": token}
 
 
 def split(total: int, per_process: int) -> list[int]:

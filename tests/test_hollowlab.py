@@ -178,3 +178,12 @@ def test_bad_counts_and_delays_are_refused(tmp_path: Path, option: list[str]) ->
     assert res.returncode == 2
     assert "Error: --count must be at least 1 and --start-delay at least 0" in res.stderr
     assert not (tmp_path / "g").exists()        # refused before anything was made
+
+
+def test_new_groups_take_the_lowest_free_names() -> None:
+    assert hollowlab.group_names({"manager1", "hollow1", "hollow3"}, 3) == \
+        ["hollow2", "hollow4", "hollow5"]
+    assert hollowlab.group_names(set(), 0) == []
+    assert hollowlab.entry(Path("/d/hollow2"), 7, 0.05, "SWMTKN-1-x") == {
+        "role": "hollow", "data_dir": "/d/hollow2", "hollow": 7, "first_index": 1,
+        "start_delay": 0.05, "token": "SWMTKN-1-x"}
