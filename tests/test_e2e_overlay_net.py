@@ -31,7 +31,8 @@ from overlay_net.ingress import NODE_LINK, TABLE as INGRESS_TABLE
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
                                Peer, PortView, ServiceView, mac_for_ip)
 from overlay_net.vip import TABLE, list_table
-from lab.overlaylab import (OverlayLab, bb, bb_background, overlay_lab, ping, wait_for)
+from lab.overlaylab import (BUSYBOX, OverlayLab, bb, bb_background, overlay_lab, ping,
+                            wait_for)
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +124,7 @@ def test_overlay_traffic_isolation_and_idempotence(olab: OverlayLab) -> None:
     assert ping(b2, sc.ip("back", 2)), "b2 (n3) cannot ping b1 (n1)"
 
     # TCP across nodes with busybox nc
-    server = bb_background(a2, "sh", "-c", "echo pong-from-a2 | nc -l -p 8080")
+    server = bb_background(a2, "nc", "-ll", "-p", "8080", "-e", BUSYBOX, "echo", "pong-from-a2")
     try:
         wait_for(lambda: "pong-from-a2" in bb(a1, "nc", "-w", "2", sc.ip("front", 3),
                                                "8080", input="").stdout,
@@ -420,7 +421,9 @@ def test_encrypted_overlay_carries_only_ciphertext(olab: OverlayLab) -> None:
     try:
         assert ping(a1, sc.ip("secure", 3)), "a1 cannot ping a2 over the encrypted overlay"
         assert ping(a2, sc.ip("secure", 2))
-        server = bb_background(a2, "sh", "-c", f"echo {marker} | nc -l -p 8080")
+        # a persistent server (-ll): a first try that gives up before the answer came
+        # through the (userspace, encrypted) tunnel must not use up the only connection
+        server = bb_background(a2, "nc", "-ll", "-p", "8080", "-e", BUSYBOX, "echo", marker)
         try:
             wait_for(lambda: marker in bb(a1, "nc", "-w", "2", sc.ip("secure", 3), "8080",
                                           input="").stdout,

@@ -159,9 +159,13 @@ def _replaced_one_at_a_time(tasks: list[pb.Task], version: int) -> None:
                  key=lambda t: t.meta.created_at.ToNanoseconds())
     assert len(new) == 3
     for prev, nxt in zip(new, new[1:]):
-        # the next replacement was made only after the previous one was running
-        assert nxt.meta.created_at.ToNanoseconds() >= prev.status.timestamp.ToNanoseconds() \
-            or prev.status.state != pb.RUNNING, (prev, nxt)
+        # the next replacement was made only after the previous one was running: since
+        # its first RUNNING report (`running_since`; the agent reports RUNNING again with
+        # the PID a moment later, which moves `timestamp`)
+        assert prev.status.HasField("running_since"), prev
+        assert nxt.meta.created_at.ToNanoseconds() >= \
+            prev.status.running_since.ToNanoseconds() or prev.status.state != pb.RUNNING, \
+            (prev, nxt)
 
 
 def test_rolling_update_image_and_env(node: SingleNode, image: str, image_v2: str) -> None:
