@@ -7,16 +7,24 @@
 - The data directory on a full tmpfs: a write fails at once with DiskError
   naming the full file system, nothing committed is lost (the same store and
   a reopened one hold exactly the committed writes), and once the filler is
-  removed the next write succeeds without a restart.
+  removed the next write succeeds without a restart. The same for a full
+  leader (a follower's write is told why) and a full follower (it catches
+  up once it has room). A Control API write answers UNAVAILABLE with the
+  disk's message.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from manager.controlapi.server import ControlServicer
+from manager.logbroker import LogBroker
+from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 from raft import actions
 from raft import journal as journal_module
@@ -284,3 +292,46 @@ def test_a_follower_with_a_full_disk_catches_up_when_space_returns(tmp_path: Pat
         finally:
             for s in stores:
                 s.close()
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """What a unary Control API call does with a refusal: abort with a status and message."""
+
+    def __init__(self) -> None:
+        self.status: tuple = ()
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        self.status = (code, message)
+        raise _Aborted(message)
+
+
+def test_a_control_api_write_on_a_full_manager_says_so(tmp_path: Path) -> None:
+    """`swarm secret create` on a manager whose disk is full: UNAVAILABLE with the
+    disk's message (not "the swarm does not have a leader"), nothing created."""
+    mount = tmp_path / "data"
+    with small_tmpfs(mount, 1024 * 1024):
+        store = _started(mount, f"127.0.0.1:{free_port()}")
+        try:
+            store.wait_ready(10)
+            control = ControlServicer(store, "node1", str(mount), LogBroker("node1"), lambda: "")
+            spec = pb.SecretSpec(data=b"s" * 20_000)
+            spec.annotations.name = "big"
+            filler = fill(mount)
+            context = _Context()
+            with pytest.raises(_Aborted):
+                asyncio.run(control.CreateSecret(cpb.CreateSecretRequest(spec=spec), context))
+            code, message = context.status
+            assert code == grpc.StatusCode.UNAVAILABLE
+            assert message.startswith("The manager could not record the change: write failed: "
+                                      "cannot append an entry to ")
+            assert f"no space left on the file system holding {mount / 'raft'}" in message
+            assert store.list("secret") == []
+            filler.unlink()
+            asyncio.run(control.CreateSecret(cpb.CreateSecretRequest(spec=spec), _Context()))
+            assert [s.spec.annotations.name for s in store.list("secret")] == ["big"]
+        finally:
+            store.close()
