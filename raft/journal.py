@@ -264,10 +264,26 @@ class DiskJournal:
         return self._meta.get("commit_index", 1)
 
     def setCurrentTerm(self, term: int, votedForNodeId: Optional[str]) -> None:
-        # Raft: term and vote must be durable before any message reflects them.
+        """Raft: term and vote must be durable before any message reflects them.
+
+        When they cannot be written (DiskError) the ones on disk stay the ones
+        this journal reports; a call with the values already on disk writes nothing.
+        """
+        if "term" in self._meta and (self._meta["term"], self._meta.get("voted_for")) == \
+                (term, votedForNodeId):
+            return
+        before = dict(self._meta)
         self._meta["term"] = term
         self._meta["voted_for"] = votedForNodeId
-        self._write_meta()
+        try:
+            self._write_meta()
+        except DiskError:
+            for key in ("term", "voted_for"):
+                if key in before:
+                    self._meta[key] = before[key]
+                else:
+                    self._meta.pop(key, None)
+            raise
 
     def getCurrentTerm(self) -> int:
         return self._meta.get("term", 0)

@@ -406,6 +406,17 @@ class Replica(SyncObj):
 
     # -------------------------------------------------------- snapshots ----
 
+    def _SyncObj__setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
+        """pysyncobj sets its term and vote in memory, then has the journal write them.
+
+        They are written first here: when the disk is full the DiskError stops
+        the vote or election before pysyncobj acts on a term or vote that would
+        be forgotten by a restart (a second vote in the same term). The journal
+        does not write the same values twice.
+        """
+        self.journal.setCurrentTerm(term, votedForNodeId)
+        super()._SyncObj__setCurrentTerm(term, votedForNodeId)
+
     def _SyncObj__tryLogCompaction(self) -> None:  # noqa: N802 (pysyncobj's private name)
         """pysyncobj, every tick: snapshots and trims the journal when due.
 

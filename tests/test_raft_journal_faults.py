@@ -198,6 +198,7 @@ def test_an_append_on_a_full_disk_fails_clearly_and_leaves_the_journal_valid(tmp
                 j.setCurrentTerm(2, "b")
             assert not (mount / "journal.meta.tmp").exists()
             assert (mount / "journal.meta").read_text() == '{"term": 1, "voted_for": "a"}'
+            assert (j.getCurrentTerm(), j.getVotedForNodeId()) == (1, "a")
             filler.unlink()        # room again: the same journal goes on, no reopen
             j.add(big, 6, 1)
             j.add(b"after", 7, 1)

@@ -326,6 +326,12 @@ RELIANCES: list[Reliance] = [
          f"{REPLICA}._checkCommandsToApply (the entry taken last is the one being appended)",
          ("command, callback = self.__commandsQueue.get_nowait()",
           "self.__raftLog.add(command, idx, term)"), ordered=True),
+    Code(f"{S}._SyncObj__setCurrentTerm",
+         f"{REPLICA}._SyncObj__setCurrentTerm (writes term and vote before pysyncobj sets them)",
+         ("self.__raftCurrentTerm = term", "self.__votedForNodeId = votedForNodeId",
+          "self.__raftLog.setCurrentTerm(term, votedForNodeId)"), ordered=True),
+    Code(f"{S}._onTick", f"{REPLICA}._SyncObj__setCurrentTerm (called through self)",
+         ("self.__setCurrentTerm(self.__raftCurrentTerm + 1, self.__selfNode.id)",)),
     Function(f"{S}._SyncObj__tryLogCompaction", f"{REPLICA}._SyncObj__tryLogCompaction (waits "
              "snapshot_retry after a failed snapshot)"),
     Code(f"{S}._onTick", f"{REPLICA}._SyncObj__tryLogCompaction (called through self every tick)",

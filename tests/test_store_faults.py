@@ -335,3 +335,66 @@ def test_a_control_api_write_on_a_full_manager_says_so(tmp_path: Path) -> None:
             assert [s.spec.annotations.name for s in store.list("secret")] == ["big"]
         finally:
             store.close()
+
+
+def test_no_vote_is_cast_that_a_full_disk_cannot_keep(tmp_path: Path) -> None:
+    """The leader of three dies while a follower's disk is full: that follower can
+    neither vote nor stand (its term and vote would not survive a restart), so no
+    leader is elected by two; once it has room, one is."""
+    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    mounts = [tmp_path / f"n{i}" for i in range(3)]
+    with small_tmpfs(mounts[0], 512 * 1024), small_tmpfs(mounts[1], 512 * 1024), \
+            small_tmpfs(mounts[2], 512 * 1024):
+        stores = [Store(f"node{i}", str(mounts[i]), addrs[i],
+                        peers=[a for a in addrs if a != addrs[i]], tuning=FAST) for i in range(3)]
+        try:
+            for s in stores:
+                s.start()
+            for s in stores:
+                s.wait_ready(15)
+            leader = wait(lambda: next((s for s in stores if s.is_leader()), None), 10,
+                          "a leader", interval=POLL)
+            leader.commit([actions.create(service("before"))])
+            rest = [s for s in stores if s is not leader]
+            wait(lambda: all(s.by_name("service", "before") for s in rest), 10, "replication",
+                 interval=POLL)
+            full, other = rest
+            filler = fill(mounts[stores.index(full)])
+            terms = (full.status()["term"], other.status()["term"])
+            leader.close()
+            deadline = time.monotonic() + 3.0     # several election timeouts (FAST: <= 0.4 s)
+            while time.monotonic() < deadline:
+                assert not any(s.is_leader() for s in rest), "a leader without a durable vote"
+                time.sleep(POLL)
+            meta = (mounts[stores.index(full)] / "raft" / "journal.meta").read_text()
+            assert f'"term": {terms[0]}' in meta    # its term on disk never moved
+            filler.unlink()
+            new = wait(lambda: next((s for s in rest if s.is_leader()), None), 15,
+                       "a leader once the disk has room", interval=POLL)
+            assert new.by_name("service", "before") is not None
+            new.commit([actions.create(service("after"))])
+        finally:
+            for s in stores:
+                s.close()
+
+
+def test_a_term_that_cannot_be_written_is_not_taken(tmp_path: Path) -> None:
+    """pysyncobj would set a new term and vote in memory before the journal fails
+    to write them; the replica writes first, so memory keeps the durable ones."""
+    mount = tmp_path / "data"
+    with small_tmpfs(mount, 256 * 1024):
+        store = _started(mount, f"127.0.0.1:{free_port()}")
+        try:
+            store.wait_ready(10)
+            replica = store._replica
+            assert replica is not None
+            term = replica.raftCurrentTerm
+            filler = fill(mount)
+            with pytest.raises(DiskError, match="raft term and vote"):
+                replica._SyncObj__setCurrentTerm(term + 1, "someone-else:1")
+            assert replica.raftCurrentTerm == term
+            assert replica.journal.getCurrentTerm() == term
+            filler.unlink()
+            store.commit([actions.create(service("still-leader"))])
+        finally:
+            store.close()
