@@ -50,8 +50,16 @@ def is_mounted(path: Path) -> bool:
                for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
 
+def _check_small(directory: Path) -> None:
+    """Never fill a real disk by mistake: only a file system of at most 64 MiB."""
+    info = os.statvfs(directory)
+    if info.f_blocks * info.f_frsize > 64 << 20:
+        raise AssertionError(f"{directory} is not on a small test file system; not filling it")
+
+
 def fill(directory: Path, name: str = "filler") -> Path:
     """Writes `directory/name` until the file system is full; returns its path."""
+    _check_small(directory)
     filler = directory / name
     chunk = b"\xff" * 4096
     with open(filler, "ab", buffering=0) as f:
@@ -77,6 +85,7 @@ def fill(directory: Path, name: str = "filler") -> Path:
 
 def fill_inodes(directory: Path) -> list[Path]:
     """Creates empty files until the file system has no inode left; returns them."""
+    _check_small(directory)
     made = []
     for i in range(1_000_000):
         path = directory / f"inode-{i}"
