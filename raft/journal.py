@@ -89,6 +89,9 @@ class DiskJournal:
                         len(data) - end, end, last)
                     os.ftruncate(fd, end)
                     self._sync(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise disk_error(exc, self._path, "prepare") from None
         except BaseException:
             os.close(fd)
             raise

@@ -229,3 +229,12 @@ def test_a_compaction_on_a_full_disk_keeps_the_old_journal(tmp_path: Path) -> No
         finally:
             j._destroy()
         assert [e[1] for e in _reopen(path)] == list(range(6, 22))
+
+
+def test_a_new_journal_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    with small_tmpfs(mount, 64 * 1024):
+        fill(mount)
+        with pytest.raises(DiskError, match=f"cannot prepare {mount / 'journal'}: no space left "
+                                            f"on the file system holding {mount}"):
+            DiskJournal(str(mount / "journal"))
