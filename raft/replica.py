@@ -404,7 +404,7 @@ class Replica(SyncObj):
                            message["term"], commit)
         return dict(message, prevLogIdx=commit + 1, prevLogTerm=-1, entries=[])
 
-    # -------------------------------------------------------- snapshots ----
+    # ---------------------------------------------------- term and vote ----
 
     def _SyncObj__setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
         """pysyncobj sets its term and vote in memory, then has the journal write them.
@@ -416,6 +416,8 @@ class Replica(SyncObj):
         """
         self.journal.setCurrentTerm(term, votedForNodeId)
         super()._SyncObj__setCurrentTerm(term, votedForNodeId)
+
+    # -------------------------------------------------------- snapshots ----
 
     def _SyncObj__tryLogCompaction(self) -> None:  # noqa: N802 (pysyncobj's private name)
         """pysyncobj, every tick: snapshots and trims the journal when due.
