@@ -73,7 +73,8 @@ def _start(config: NodeConfig, message: Optional[str] = None) -> int:
             print(message, flush=True)
         try:
             daemon.run_daemon(config, runtimes.podman_factory(config))
-        except (daemon.AlreadyRunning, daemon.MetricsServerError) as exc:
+        except (daemon.AlreadyRunning, daemon.MetricsServerError,
+                daemon.StoreStartError) as exc:
             _err(f"Error: {exc}")
             return 1
         return 0

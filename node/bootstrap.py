@@ -261,18 +261,33 @@ def spawn_daemon(config: NodeConfig, timeout: float = 30.0) -> bool:
         raise NodeError("no daemon command configured to start the node with")
     log_file = log_path(data_dir)
     with open(log_file, "ab") as log:
+        logged_from = log.tell()
         proc = subprocess.Popen(list(config.daemon_command), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=log, start_new_session=True, cwd="/")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise NodeError(f"the daemon exited with code {proc.returncode}; see {log_file}")
+            reason = _last_error(log_file, logged_from)
+            raise NodeError(f"the daemon exited with code {proc.returncode}"
+                            f"{': ' + reason if reason else ''}; see {log_file}")
         if serving(data_dir):
             return False
         if locked(data_dir):
             return True
         time.sleep(0.05)
     raise NodeError(f"the daemon did not become ready within {timeout:.0f}s; see {log_file}")
+
+
+def _last_error(log_file: Path, offset: int) -> str:
+    """The last "Error: ..." line the daemon wrote to its log after `offset` ("" if none)."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    errors = [line[len("Error: "):] for line in text.splitlines() if line.startswith("Error: ")]
+    return errors[-1] if errors else ""
 
 
 def prepare_resume(config: NodeConfig) -> None:

@@ -264,7 +264,11 @@ class Node:
                            encrypt=cipher.encrypt, decrypt=cipher.decrypt,
                            tuning=_raft_tuning(self.config),
                            tls=raft_tls.RaftTLS(self.holder.current), metrics=self.metrics)
-        self.store.start()
+        try:
+            self.store.start()
+        except (errors.StoreError, OSError) as exc:  # a damaged journal, a busy raft port
+            self.store = None
+            raise StoreStartError(f"the raft store of this manager cannot start: {exc}") from None
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.wait_ready, 60.0)
         for _ in range(100):
@@ -566,11 +570,18 @@ class AlreadyRunning(Exception):
     """Another daemon holds the data directory."""
 
 
+class StoreStartError(Exception):
+    """The manager's raft store cannot start (a damaged journal, a busy raft port);
+    the message says what and where."""
+
+
 def run_daemon(config: NodeConfig, make_runtime: RuntimeFactory) -> None:
     """Runs the node kept in `config.data_dir` in this process until SIGTERM/SIGINT.
 
     After a role change the process replaces itself with `config.daemon_command`
-    to start again in its new role. Raises AlreadyRunning.
+    to start again in its new role. Raises AlreadyRunning, StoreStartError (a
+    manager whose raft store cannot start, e.g. a damaged journal) and
+    MetricsServerError.
     """
     data_dir = config.data_dir
     setup_logging(logging.DEBUG if config.debug else logging.INFO)

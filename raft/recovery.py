@@ -40,7 +40,7 @@ from proto import model
 from proto import objects_pb2 as pb
 from proto import store_pb2
 from raft import actions
-from raft.errors import Conflict, StoreError
+from raft.errors import Conflict, CorruptJournal, StoreError
 from raft.journal import read_entries
 from raft.replica import RaftTuning, read_snapshot_file
 from raft.state import StoreState
@@ -109,6 +109,8 @@ def read_local_state(data_dir: PathLike, decrypt: Cipher = _identity) -> LocalSt
         raise NoManagerState(f"{data_dir} holds no manager state: there is no {raft_dir}")
     try:
         entries = read_entries(str(journal_path))
+    except CorruptJournal as exc:
+        raise RecoveryError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise RecoveryError(f"cannot read the raft journal {journal_path}: {exc}") from None
     has_snapshot = snapshot_path.is_file()

@@ -7,7 +7,9 @@
 - the tick thread (pysyncobj's `autoTick` is off, so the thread's lifetime is
   the store's, not that of whichever thread built it);
 - the journal: `raft.journal.DiskJournal` instead of pysyncobj's unsynced
-  mmap journal;
+  mmap journal; when it cannot append a proposal (disk full), the proposer
+  is told at once (`DISK_FAILED`, the journal's message) instead of waiting
+  for its timeout, and the failures are logged without flooding the log;
 - snapshots (pysyncobj's "full dump"): the store state is dumped through the
   store's callbacks, so it is encrypted like every raft payload;
 - the single replicated method, `apply_payload`, whose argument is one
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -30,10 +33,12 @@ from typing import Any, Callable, Optional
 
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.fast_queue import FastQueue
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
 
-from raft.journal import DiskJournal
+from raft.errors import DiskError
+from raft.journal import AppendFailed, DiskJournal, disk_error
 from raft.tls_transport import TlsTransport, TransportSecurity
 from raft.transmission import TransmissionMender
 
@@ -46,6 +51,26 @@ ApplyFn = Callable[[bytes], Any]
 
 # Entries of at least this many bytes travel in pieces of this size (raft.transmission).
 APPEND_BATCH_BYTES = 1 << 16
+
+# Fail reason given to a proposer whose entry the leader could not write to its
+# journal (pysyncobj's FAIL_REASON values are small; this one is ours). A local
+# proposer's callback gets the journal's message as its result.
+DISK_FAILED = 100
+DISK_LOG_EVERY = 30.0  # seconds between two log lines about the same failing disk
+
+
+class _CommandQueue(FastQueue):
+    """pysyncobj's queue of proposals, remembering the one taken last: the one
+    the leader was appending when its journal failed."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(max_size)
+        self.last_taken: Optional[tuple] = None
+
+    def get_nowait(self) -> tuple:
+        item = super().get_nowait()
+        self.last_taken = item
+        return item
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,7 @@ class RaftTuning:
     compaction_entries: int = 5000  # snapshot and trim the journal after this many entries
     compaction_seconds: float = 300.0  # .. or this long after the last snapshot
     fsync: bool = True  # fdatasync each journal entry before going on
+    snapshot_retry: float = 5.0  # after a snapshot failed to be written (disk full)
 
 
 def read_snapshot_file(path: str) -> tuple:
@@ -112,7 +138,11 @@ class Replica(SyncObj):
         self._thread: Optional[threading.Thread] = None
         self._after_tick: list[Callable[[], None]] = []
         self.fatal: Optional[BaseException] = None  # set when the replica cannot go on
-        self.journal = DiskJournal(os.path.join(raft_dir, "journal"), fsync=tuning.fsync)
+        self._disk_logged = float("-inf")  # monotonic time of the last disk failure logged
+        self._snapshot_retry_at = float("-inf")  # no snapshot attempt before (after a failure)
+        self.snapshot_error: Optional[DiskError] = None  # why the last snapshot failed
+        self.journal = DiskJournal(os.path.join(raft_dir, "journal"), fsync=tuning.fsync,
+                                   log=log)
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=False,
@@ -154,6 +184,14 @@ class Replica(SyncObj):
                 _syncobj_module.createJournal = original
         if not opened:
             raise RuntimeError("pysyncobj did not take the store's journal; unsupported pysyncobj version")
+        self._commands = _CommandQueue(conf.commandsQueueSize)
+        original_queue: FastQueue = getattr(self, "_SyncObj__commandsQueue")
+        while True:  # (empty: nothing is proposed before the constructor returns)
+            try:
+                self._commands.put_nowait(original_queue.get_nowait())
+            except queue.Empty:
+                break
+        setattr(self, "_SyncObj__commandsQueue", self._commands)  # pysyncobj's private queue
         self._seen_index = self._last_index()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -185,6 +223,9 @@ class Replica(SyncObj):
             while not self._stop.is_set() and self.fatal is None:
                 try:
                     self.doTick(self._tuning.tick)
+                except DiskError as exc:  # e.g. a follower appending the leader's entries
+                    self._log_disk_error(exc)
+                    time.sleep(self._tuning.tick)
                 except Exception:
                     self._log.exception("raft tick failed")
                     time.sleep(self._tuning.tick)
@@ -245,6 +286,34 @@ class Replica(SyncObj):
         if self.fatal is not None:
             raise RuntimeError(f"raft replica stopped: {self.fatal}")
         return self._apply_fn(payload)
+
+    def _checkCommandsToApply(self) -> None:  # noqa: N802 (pysyncobj's name)
+        """pysyncobj: the leader appends queued proposals to its journal. One that
+        cannot be written (disk full) fails for its proposer now, with the
+        journal's message; the proposals after it wait in the queue."""
+        try:
+            super()._checkCommandsToApply()
+        except AppendFailed as exc:
+            taken = self._commands.last_taken
+            if taken is not None and taken[0] == exc.command:
+                self._refuse(taken[1], exc)
+            self._log_disk_error(exc)
+
+    def _refuse(self, callback: Any, exc: AppendFailed) -> None:
+        if callback is None:
+            return
+        if isinstance(callback, tuple):  # proposed on a follower: answer it
+            node, request_id = callback
+            self.transport.send(node, {"type": "apply_command_response",
+                                       "request_id": request_id, "error": DISK_FAILED})
+            return
+        callback(str(exc), DISK_FAILED)
+
+    def _log_disk_error(self, exc: DiskError) -> None:
+        now = time.monotonic()
+        if now - self._disk_logged >= DISK_LOG_EVERY:
+            self._disk_logged = now
+            self._log.error("raft: %s (logged again in %gs while it lasts)", exc, DISK_LOG_EVERY)
 
     def propose(self, payload: bytes, callback: Callable[[Any, int], None]) -> None:
         """Queues `payload` for the log; `callback(result, fail_reason)` runs on the raft thread."""
@@ -335,16 +404,53 @@ class Replica(SyncObj):
                            message["term"], commit)
         return dict(message, prevLogIdx=commit + 1, prevLogTerm=-1, entries=[])
 
+    # ---------------------------------------------------- term and vote ----
+
+    def _SyncObj__setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
+        """pysyncobj sets its term and vote in memory, then has the journal write them.
+
+        They are written first here: when the disk is full the DiskError stops
+        the vote or election before pysyncobj acts on a term or vote that would
+        be forgotten by a restart (a second vote in the same term). The journal
+        does not write the same values twice.
+        """
+        self.journal.setCurrentTerm(term, votedForNodeId)
+        super()._SyncObj__setCurrentTerm(term, votedForNodeId)
+
     # -------------------------------------------------------- snapshots ----
+
+    def _SyncObj__tryLogCompaction(self) -> None:  # noqa: N802 (pysyncobj's private name)
+        """pysyncobj, every tick: snapshots and trims the journal when due.
+
+        After a snapshot could not be written (disk full), pysyncobj would try
+        again on the next tick, dumping the whole state and logging a warning
+        each time; attempts wait `snapshot_retry` seconds instead.
+        """
+        if time.monotonic() < self._snapshot_retry_at:
+            return
+        super()._SyncObj__tryLogCompaction()
 
     def _write_snapshot(self, path: str, raft_data: tuple) -> None:
         """pysyncobj serializer: raft bookkeeping plus the store state, fsynced."""
         blob = pickle.dumps((raft_data, self._dump_fn()), protocol=4)
-        with open(path, "wb") as f:
-            f.write(blob)
-            f.flush()
-            if self._tuning.fsync:
-                os.fsync(f.fileno())
+        try:
+            with open(path, "wb") as f:
+                f.write(blob)
+                f.flush()
+                if self._tuning.fsync:
+                    os.fsync(f.fileno())
+        except OSError as exc:
+            # pysyncobj keeps the last snapshot and tries again later; the partial
+            # file would only hold the room that is missing.
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self.snapshot_error = disk_error(exc, path, "write the raft snapshot")
+            self._snapshot_retry_at = time.monotonic() + self._tuning.snapshot_retry
+            self._log_disk_error(self.snapshot_error)
+            raise
+        self.snapshot_error = None
 
     def _read_snapshot(self, path: str) -> tuple:
         """pysyncobj deserializer: restores the store state, returns raft bookkeeping."""

@@ -12,6 +12,8 @@
 - a write returns once its entry is committed *and applied on this node*, so
   the caller reads its own write, also on a follower (pysyncobj forwards the
   entry to the leader and reports back when the local replica applies it);
+  one the leader cannot write to its journal (disk full) fails at once with
+  `DiskError`, which names the file and the cause;
 - subscribers see every applied transaction as watch events, in order;
   the last ones are kept (raft/history.py) so that a watch can replay what
   it missed (`watch_async(after_version=...)` or `since=...`);
@@ -38,9 +40,9 @@ from metrics.collectors import RaftStatus
 from metrics.instruments import NodeMetrics
 from proto import store_pb2
 from raft.api import LeaderCallback, ObjectStore, Subscriber
-from raft.errors import Conflict, StoreError, Unavailable
+from raft.errors import Conflict, DiskError, StoreError, Unavailable
 from raft.history import DEFAULT_MAX_EVENTS, EventHistory
-from raft.replica import RaftTuning, Replica, read_snapshot_file
+from raft.replica import DISK_FAILED, RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
 from raft.tls_transport import TransportSecurity
 from raft.view import StoreView
@@ -176,6 +178,10 @@ class Store:
             if covered >= target:
                 return covered
             if time.monotonic() >= deadline:
+                failed = replica.snapshot_error
+                if failed is not None:
+                    raise DiskError(f"no raft snapshot up to index {target} was written: {failed}",
+                                    failed.path, failed.errno)
                 raise Unavailable(f"no raft snapshot up to index {target} was written "
                                   f"within {timeout:g}s")
             self._check_running()
@@ -407,6 +413,10 @@ class Store:
 
     @staticmethod
     def _outcome(result: Any, reason: int) -> int:
+        if reason == DISK_FAILED:
+            raise DiskError(f"write failed: {result}" if result else
+                            "write failed: the raft leader cannot write its journal (disk full "
+                            "or I/O error; see its log); nothing of this write was recorded")
         if reason != FAIL_REASON.SUCCESS:
             raise Unavailable(f"write failed: {_FAILURES.get(reason, f'raft error {reason}')}")
         status, value = result

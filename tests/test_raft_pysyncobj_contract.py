@@ -317,6 +317,28 @@ RELIANCES: list[Reliance] = [
                       ("UNKNOWN_OUTCOME", 7))),
     Code(f"{S}._checkCommandsToApply", "raft/store.py Store._leaderless (writes wait for a leader)",
          ("self.__raftLeader is None and self.__conf.commandsWaitLeader",)),
+    # a proposal the leader cannot write (disk full) fails for its proposer at once
+    Code(f"{S}.__init__", f"{REPLICA}.__init__ (replaces the queue by _CommandQueue)",
+         ("self.__commandsQueue = FastQueue(self.__conf.commandsQueueSize)",)),
+    Function("pysyncobj.fast_queue:FastQueue.__init__", f"{REPLICA} _CommandQueue", ("maxSize",)),
+    Function("pysyncobj.fast_queue:FastQueue.get_nowait", f"{REPLICA} _CommandQueue.last_taken"),
+    Code(f"{S}._checkCommandsToApply",
+         f"{REPLICA}._checkCommandsToApply (the entry taken last is the one being appended)",
+         ("command, callback = self.__commandsQueue.get_nowait()",
+          "self.__raftLog.add(command, idx, term)"), ordered=True),
+    Code(f"{S}._SyncObj__setCurrentTerm",
+         f"{REPLICA}._SyncObj__setCurrentTerm (writes term and vote before pysyncobj sets them)",
+         ("self.__raftCurrentTerm = term", "self.__votedForNodeId = votedForNodeId",
+          "self.__raftLog.setCurrentTerm(term, votedForNodeId)"), ordered=True),
+    Code(f"{S}._onTick", f"{REPLICA}._SyncObj__setCurrentTerm (called through self)",
+         ("self.__setCurrentTerm(self.__raftCurrentTerm + 1, self.__selfNode.id)",)),
+    Function(f"{S}._SyncObj__tryLogCompaction", f"{REPLICA}._SyncObj__tryLogCompaction (waits "
+             "snapshot_retry after a failed snapshot)"),
+    Code(f"{S}._onTick", f"{REPLICA}._SyncObj__tryLogCompaction (called through self every tick)",
+         ("self.__tryLogCompaction()",)),
+    Code(f"{S}._SyncObj__onMessageReceived",
+         f"{REPLICA}._refuse (a follower's proposal is answered with an error code)",
+         ("error = message.get('error', None)", "callback(None, error)"), ordered=True),
 
     # log entries read offline (raft/recovery.py)
     Constants("pysyncobj.syncobj:_COMMAND_TYPE", "raft/recovery.py (_REGULAR, _NO_OP, _MEMBERSHIP, _VERSION)",

@@ -32,6 +32,7 @@ from overlay_net.dnswire import resolv_conf
 from overlay_net.model import ApplyResult, DesiredState
 from overlay_net.plan import Naming
 from proto import objects_pb2 as pb
+from worker.fserrors import describe
 from worker.hostports import HostPorts, PortTarget
 from worker.netviews import NetworkViews
 from worker.runtime import HOST_NETWORK
@@ -205,7 +206,7 @@ class Networking:
         resolv = resolv_dir(self.node_id) / f"{task.id}.conf"
         try:
             host_text = await asyncio.to_thread(_read, "/etc/resolv.conf")
-            await asyncio.to_thread(_write, resolv, task_resolv_conf(task, host_text))
+            await asyncio.to_thread(write_resolv_conf, resolv, task_resolv_conf(task, host_text))
             await self._wait_views(task)
             self._tasks[task.id] = task
             self._paths[task.id] = path
@@ -292,12 +293,19 @@ def _read(path: str) -> str:
         return ""
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_resolv_conf(path: Path, text: str) -> None:
+    """Writes a task's resolv.conf atomically; TaskNetworkError saying why when it cannot
+    (a full runtime directory), with nothing of it left behind."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TaskNetworkError(f"network: cannot write the task's resolv.conf: "
+                               f"{describe(exc, str(path))}") from None
 
 
 def cleanup_node(node_id: str, node_addr: str = "127.0.0.1", mesh: bool = True) -> list[str]:

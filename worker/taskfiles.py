@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from proto import objects_pb2 as pb
+from worker.fserrors import describe
 from worker.runtime import Mount
 
 SECRETS_DIR = "/run/secrets"
@@ -223,7 +224,8 @@ class TaskFiles:
         try:
             return await asyncio.to_thread(self.mount, task.id, entries)
         except OSError as exc:
-            raise FileError(f"cannot provide secrets and configs: {exc}") from None
+            path = exc.filename if isinstance(exc.filename, str) else self.task_dir(task.id)
+            raise FileError(f"cannot provide secrets and configs: {describe(exc, path)}") from None
 
     async def finish(self, task_id: str) -> None:
         """The task's container no longer runs: its files go."""

@@ -43,6 +43,12 @@ class Refusal(Exception):
         return f"Refusal({self.code.name}, {self.message!r})"
 
 
+def disk_refusal(exc: Exception) -> Refusal:
+    """A write the raft leader could not record on its disk (raft DiskError): its
+    message names the file system that is full; nothing of the change was made."""
+    return Refusal(Code.UNAVAILABLE, f"The manager could not record the change: {exc}")
+
+
 def invalid(message: str) -> Refusal:
     """An INVALID_ARGUMENT refusal (raise it)."""
     return Refusal(Code.INVALID_ARGUMENT, message)

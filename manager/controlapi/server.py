@@ -18,7 +18,7 @@ import grpc
 from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
-from manager.controlapi.common import NO_LEADER, Code, Refusal, find, listed
+from manager.controlapi.common import NO_LEADER, Code, Refusal, disk_refusal, find, listed
 from manager.controlapi.logcalls import LogCalls
 from manager.controlapi.stackcalls import StackCalls
 from manager.controlapi.volumecalls import VolumeCalls
@@ -98,6 +98,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             raise Refusal(Code.FAILED_PRECONDITION,
                           f"update out of sequence: {exc}; read the object again and retry"
                           ) from None
+        except errors.DiskError as exc:   # (an Unavailable: the leader's disk is full)
+            raise disk_refusal(exc) from None
         except (errors.NotLeader, errors.Unavailable):
             raise Refusal(Code.UNAVAILABLE, NO_LEADER) from None
 

@@ -22,7 +22,7 @@ from typing import Callable, Protocol, Sequence, TypeVar
 
 from manager import ca
 from manager.controlapi import stacks
-from manager.controlapi.common import NO_LEADER, Code, Refusal
+from manager.controlapi.common import NO_LEADER, Code, Refusal, disk_refusal
 from proto import control_pb2 as cpb
 from proto import store_pb2
 from raft import errors
@@ -61,6 +61,8 @@ class StackCalls:
     async def _commit(self, acts: Sequence[store_pb2.StoreAction]) -> int:
         try:
             return await self.store.acommit(acts)
+        except errors.DiskError as exc:   # (an Unavailable: the leader's disk is full)
+            raise disk_refusal(exc) from None
         except (errors.NotLeader, errors.Unavailable):
             raise Refusal(Code.UNAVAILABLE, NO_LEADER) from None
 
