@@ -11,4 +11,4 @@ bash scripts/typecheck.sh
 .venv/bin/python -m lab.images
 # pytest exits 5 when it collected no test: that is a failure too (set -e).
 exec .venv/bin/python -m pytest -p no:cacheprovider -o console_output_style=classic \
-    --timeout=600 -rfE "$@"
+    --timeout=600 -rfE --durations=25 "$@"
