@@ -10,7 +10,7 @@ cd "$REPO"
 MYPY="${MYPY:-.venv/bin/mypy}"
 present=()
 missing=()
-for pkg in node manager worker raft scheduler pki cli metrics; do
+for pkg in node manager worker raft scheduler pki cli metrics lab; do
     if [ -d "$pkg" ]; then present+=("$pkg"); else missing+=("$pkg"); fi
 done
 if [ ${#present[@]} -eq 0 ]; then
