@@ -25,8 +25,9 @@ services nothing changed for since the last pass was committed whole
 more service costs a pass over that one, not over the 30,000; a full pass still runs
 at every wake-up timer. A full pass over 30,000 tasks takes a few tenths of a second,
 which every change arriving meanwhile would wait for; so instead of a full pass on a
-timer, the latest skipping pass is checked (`audit`) every AUDIT_EVERY seconds on a
-thread of its own, its snapshot reconciled whole and skipping and the plans compared:
+timer, a skipping pass is checked (`audit`) every AUDIT_EVERY seconds on a thread of
+its own (the first since the last check, with a copy of its task index), its snapshot
+reconciled whole and skipping and the plans compared:
 a difference is logged and makes the next pass full. What a
 pass needs of all the tasks (the tasks to place, each node's load, ...) comes from a
 TaskIndex (manager/orchestrator/taskindex.py) that the loop keeps from one pass to
@@ -89,19 +90,22 @@ class PassResult:
     index: TaskIndex           # of the snapshot, for the next pass
     cpu: float                 # CPU seconds of the pass's thread
     built: bool                # the index was built anew (the pass is full)
+    kept: Optional[TaskIndex]  # a copy of `index`, when asked and the pass skipped some
 
 
 def _pass(view: StoreView, now: float, previous: Optional[Fingerprints],
-          index: Optional[TaskIndex]) -> PassResult:
+          index: Optional[TaskIndex], keep: bool = False) -> PassResult:
     """One reconcile pass, leaving out the services `previous` shows unchanged (None:
     a full pass); `index` is the last pass's TaskIndex (None: none), brought to `view`
-    or built anew (then the pass is full)."""
+    or built anew (then the pass is full). With `keep`, a pass that skipped services
+    also returns a copy of the index (for an audit of it, on another thread)."""
     started = time.thread_time()
     index, built = advanced(index, view)
     prints = fingerprints(view, index)
     skip = frozenset() if built or previous is None else quiet(previous, prints)
     plan = orchestrator.reconcile(view, now, skip=skip, index=index)
-    return PassResult(plan, prints, skip, index, time.thread_time() - started, built)
+    kept = index.copy() if keep and skip else None
+    return PassResult(plan, prints, skip, index, time.thread_time() - started, built, kept)
 
 
 def _catch_up(index: Optional[TaskIndex], view: StoreView) -> TaskIndex:
@@ -109,11 +113,13 @@ def _catch_up(index: Optional[TaskIndex], view: StoreView) -> TaskIndex:
     return advanced(index, view)[0]
 
 
-def audit(view: StoreView, now: float, skip: frozenset[str]) -> int:
+def audit(view: StoreView, now: float, skip: frozenset[str],
+          index: Optional[TaskIndex] = None) -> int:
     """How many actions a pass over `view` leaving out `skip` gets wrong: the view is
     reconciled whole and skipping, with the same made-up task IDs, and the two plans'
     actions compared (the cluster object's aside: its network keys are random).
-    0 when the skip was right. Builds its own TaskIndex (the loop's moves on meanwhile)."""
+    0 when the skip was right. `index`: the view's TaskIndex, the audit's own (the
+    loop's moves on meanwhile); None: built here."""
     def ids() -> Callable[[], str]:
         counter = itertools.count()
         return lambda: f"audit{next(counter):08d}"
@@ -121,7 +127,8 @@ def audit(view: StoreView, now: float, skip: frozenset[str]) -> int:
     def actions_of(plan: orchestrator.Plan) -> set[bytes]:
         return {a.SerializeToString(deterministic=True) for a in plan.actions
                 if a.object.WhichOneof("object") != "cluster"}
-    index = TaskIndex.build(view)
+    if index is None:
+        index = TaskIndex.build(view)
     whole = orchestrator.reconcile(view, now, new_id=ids(), index=index)
     part = orchestrator.reconcile(view, now, new_id=ids(), skip=skip, index=index)
     return len(actions_of(whole) ^ actions_of(part))
@@ -155,8 +162,10 @@ class LeaderLoop:
         self._tasks: list[asyncio.Task] = []
         self._executor: Optional[ThreadPoolExecutor] = None
         self._auditor: Optional[ThreadPoolExecutor] = None
-        # the latest skipping pass not audited yet: its view, time and skipped services
-        self._unaudited: Optional[tuple[StoreView, float, frozenset[str]]] = None
+        # the first skipping pass since the last audit: its view, time, skipped services
+        # and a copy of its task index
+        self._unaudited: Optional[tuple[StoreView, float, frozenset[str],
+                                        Optional[TaskIndex]]] = None
         self._audit_missed = False  # the last audit found a wrong skip: next pass full
         self.passes = 0
         self.audits = 0        # audits done
@@ -242,16 +251,17 @@ class LeaderLoop:
                 self.log.exception("recording the managers' status failed")
 
     async def _audits(self) -> None:
-        """Every AUDIT_EVERY seconds, checks the latest skipping pass not checked yet."""
+        """Every AUDIT_EVERY seconds, checks the first skipping pass since the last check."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(AUDIT_EVERY)
             if self._unaudited is None or self._auditor is None:
                 continue
-            view, now, skipped = self._unaudited
+            view, now, skipped, kept = self._unaudited
             self._unaudited = None
             try:
-                wrong = await loop.run_in_executor(self._auditor, audit, view, now, skipped)
+                wrong = await loop.run_in_executor(self._auditor, audit, view, now, skipped,
+                                                   kept)
             except Exception:  # the audits must keep coming: log it and go on
                 self.log.exception("auditing the pass of store version %d failed",
                                    view.version)
@@ -316,7 +326,8 @@ class LeaderLoop:
             self._audit_missed = False
             try:
                 result = await loop.run_in_executor(
-                    self._executor, _pass, view, now, None if full else previous, index)
+                    self._executor, _pass, view, now, None if full else previous, index,
+                    self._unaudited is None)
                 plan, prints, skipped, index = (result.plan, result.prints, result.skipped,
                                                 result.index)
                 took = time.perf_counter() - started
@@ -334,8 +345,8 @@ class LeaderLoop:
             self.log.debug("pass %d: %.3f s (%.3f s CPU), %d services skipped, %d actions%s",
                            self.passes, took, result.cpu, len(skipped), len(plan.actions),
                            ", task index built" if result.built else "")
-            if skipped:
-                self._unaudited = (view, now, skipped)
+            if skipped and self._unaudited is None:
+                self._unaudited = (view, now, skipped, result.kept)
             self.metrics.scheduler_tasks_placed.inc(plan.placed)
             wake_at = next_wake(plan.wake_at, wake_at if skipped else None, now)
             previous = None   # until this plan is committed whole

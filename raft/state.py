@@ -44,7 +44,7 @@ _ACTION_TO_EVENT = {
 _DUMP_MAGIC = b"SHOALST1"
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-TASK_LOG_MAX = 100_000  # task IDs the task change log keeps (then the older half goes)
+TASK_LOG_MAX = 200_000  # task IDs the task change log keeps (then the older half goes)
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,17 @@ def test_work_derives_from_the_index_what_a_scan_of_every_task_gives() -> None:
         _history(100 + seed, 80, check)
 
 
+def test_a_copy_stays_the_index_of_its_view() -> None:
+    def check(view, index, built) -> None:
+        kept = index.copy()
+        assert_same_index(kept, TaskIndex.build(view))
+        copies.append((view, kept))
+    copies: list = []
+    _history(7, 60, check)
+    for view, kept in copies:   # the original went on advancing meanwhile
+        assert_same_index(kept, TaskIndex.build(view))
+
+
 def test_a_task_moved_to_another_service_is_indexed_under_it() -> None:
     """Tasks never change service in Shoal; the index still follows one that would
     (it then comes last among its new service's tasks)."""

@@ -95,6 +95,16 @@ class TaskIndex:
         self.tasks, self.version = new_tasks, view.version
         return True
 
+    def copy(self) -> "TaskIndex":
+        """An index of the same view that later `advance`s of this one leave alone."""
+        return TaskIndex(
+            version=self.version, tasks=self.tasks,
+            by_service={sid: dict(ids) for sid, ids in self.by_service.items()},
+            unplaced=dict(self.unplaced), removable=dict(self.removable),
+            loads={n: Load(l.cpu_reserved, l.mem_reserved, l.active, dict(l.by_service))
+                   for n, l in self.loads.items()},
+            own_ports=dict(self.own_ports), tops=dict(self.tops))
+
     def service_task_count(self, service_id: str) -> int:
         return len(self.by_service.get(service_id, ()))
 
