@@ -14,6 +14,8 @@ import re
 import secrets
 from typing import Iterable, Mapping
 
+from google.protobuf.message import Message
+
 from proto import logrules, mountrules
 from proto import objects_pb2 as pb
 from proto.mountrules import mount_target
@@ -46,6 +48,34 @@ def check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise InvalidSpec(
             f"invalid {kind} name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+
+
+def undefined_enums(msg: Message, where: str = "") -> list[tuple[str, int, list[str]]]:
+    """Every enum field of `msg` (nested messages included) that holds a number its
+    enum does not define: (dotted path, number, the names defined). The API's enums
+    are open (proto3), so a client can send any number; nothing acts on an
+    undefined one as it would be meant."""
+    found = []
+    for field, value in msg.ListFields():
+        path = f"{where}.{field.name}" if where else field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            holder = field.message_type.fields_by_name["value"]
+            items = list(value.values()) if holder.message_type is not None else []
+        else:
+            items = list(value) if field.is_repeated else [value]
+        for item in items:
+            if field.enum_type is not None and item not in field.enum_type.values_by_number:
+                found.append((path, item, [v.name for v in field.enum_type.values]))
+            elif isinstance(item, Message):
+                found.extend(undefined_enums(item, path))
+    return found
+
+
+def check_enums(kind: str, msg: Message) -> None:
+    """Refuses a spec whose enum fields hold numbers the API does not define."""
+    for path, number, names in undefined_enums(msg)[:1]:
+        raise InvalidSpec(f"invalid {kind} spec: {path} is {number}, which is not a known "
+                          f"value: expected one of {', '.join(names)}")
 
 
 def _check_duration(what: str, d: pb.Duration) -> None:
@@ -234,6 +264,7 @@ def check_update_config(what: str, u: pb.UpdateConfig) -> None:
 def check_service_spec(spec: pb.ServiceSpec) -> None:
     """Raises InvalidSpec if the service spec cannot be accepted."""
     check_name("service", spec.annotations.name)
+    check_enums("service", spec)
     task = spec.task
     check_container(task.container)
     check_resources(task.resources)

@@ -144,6 +144,15 @@ def test_node_label_keys_must_not_be_empty() -> None:
             lambda: nodes.updated_node(w, node_update(w, pb.WORKER, {"": "x"}), [], "m1"))
 
 
+def test_an_undefined_node_availability_is_refused() -> None:
+    w = worker("w1")
+    req = node_update(w, pb.WORKER)
+    req.spec.availability = 7  # type: ignore[assignment]
+    refused(Code.INVALID_ARGUMENT, "invalid node spec: availability is 7, which is not a "
+            "known value: expected one of ACTIVE, PAUSE, DRAIN",
+            lambda: nodes.updated_node(w, req, [], "m1"))
+
+
 def test_the_last_manager_cannot_be_demoted() -> None:
     m = manager("m2")
     refused(Code.FAILED_PRECONDITION, "can't demote node m2: it is the last manager of the swarm",
@@ -274,6 +283,19 @@ def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> No
     else:
         getattr(s.task.container.healthcheck, field).nanos = -10**9
     refused(Code.INVALID_ARGUMENT, message,
+            lambda: services.new_service(create(s), services.Refs()))
+
+
+def test_an_undefined_enum_value_in_a_service_spec_is_refused() -> None:
+    s = spec()
+    s.endpoint.ports.add(target_port=80, protocol=9)  # type: ignore[arg-type]
+    refused(Code.INVALID_ARGUMENT, "invalid service spec: endpoint.ports.protocol is 9, which "
+            "is not a known value: expected one of TCP, UDP, SCTP",
+            lambda: services.new_service(create(s), services.Refs()))
+    s = spec()
+    s.task.restart.condition = -1  # type: ignore[assignment]
+    refused(Code.INVALID_ARGUMENT, "invalid service spec: task.restart.condition is -1, which "
+            "is not a known value: expected one of ANY, NONE, ON_FAILURE",
             lambda: services.new_service(create(s), services.Refs()))
 
 
