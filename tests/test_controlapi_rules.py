@@ -120,6 +120,17 @@ def test_an_ambiguous_id_prefix_is_refused() -> None:
             lambda: common.find(objs, "service", "abc"))
 
 
+def test_a_refusal_message_is_cut_to_what_a_grpc_status_carries() -> None:
+    """A message quoting a 3.5 MiB name made the client drop the answer (its headers
+    passed 16 KiB) and report RESOURCE_EXHAUSTED (found by tests/test_e2e_grpc_fuzz.py)."""
+    assert common.fitted("No such node: w1") == "No such node: w1"
+    for char in ("x", "é"):
+        cut = common.fitted("No such node: " + char * 3_500_000)
+        assert cut.startswith("No such node: " + char * 100)
+        assert cut.endswith(" more characters cut)")
+        assert len(cut.encode()) * (3 if char == "é" else 1) <= common.MAX_MESSAGE_BYTES
+
+
 def test_an_update_of_an_old_version_is_out_of_sequence() -> None:
     refused(Code.FAILED_PRECONDITION,
             "update out of sequence: service web is at version 3, the request read version 2; "
