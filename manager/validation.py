@@ -186,6 +186,16 @@ def check_groups(groups: Iterable[str]) -> None:
                               "or GID")
 
 
+def check_health_test(test: list[str]) -> None:
+    """A health check's test in one of the forms the worker runs (worker/health.py):
+    none (the image's), NONE, CMD with a command, CMD-SHELL with a command."""
+    kind = test[0].upper() if test else ""
+    if test and kind != "NONE" and not (kind in ("CMD", "CMD-SHELL") and len(test) > 1):
+        raise InvalidSpec(f"invalid health check test {test!r}: expected [\"CMD\", command, "
+                          "arg...], [\"CMD-SHELL\", command] or [\"NONE\"] (--health-cmd, "
+                          "--no-healthcheck)")
+
+
 def check_container(c: pb.ContainerSpec) -> None:
     if not c.image.strip():
         raise InvalidSpec("no image given: a service needs an image reference, e.g. busybox:latest")
@@ -199,10 +209,12 @@ def check_container(c: pb.ContainerSpec) -> None:
     if c.HasField("healthcheck"):
         h = c.healthcheck
         for what, d in (("health interval", h.interval), ("health timeout", h.timeout),
-                        ("health start period", h.start_period)):
+                        ("health start period", h.start_period),
+                        ("health start interval", h.start_interval)):
             _check_duration(what, d)
         if h.retries < 0:
             raise InvalidSpec("health retries must not be negative")
+        check_health_test(list(h.test))
     check_mounts(c.mounts)
     check_capabilities(c)
     check_sysctls(c.sysctls.items())

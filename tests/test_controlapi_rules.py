@@ -285,6 +285,7 @@ def test_an_invalid_service_spec_is_refused() -> None:
     ("timeout", "health timeout must not be negative"),
     ("start_period", "health start period must not be negative"),
     ("retries", "health retries must not be negative"),
+    ("start_interval", "health start interval must not be negative"),
 ])
 def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> None:
     s = spec()
@@ -308,6 +309,20 @@ def test_an_undefined_enum_value_in_a_service_spec_is_refused() -> None:
     refused(Code.INVALID_ARGUMENT, "invalid service spec: task.restart.condition is -1, which "
             "is not a known value: expected one of ANY, NONE, ON_FAILURE",
             lambda: services.new_service(create(s), services.Refs()))
+
+
+@pytest.mark.parametrize("test", [["BOGUS", "true"], ["CMD"], ["CMD-SHELL"], [""]])
+def test_a_health_check_test_the_worker_would_not_run_is_refused(test: list[str]) -> None:
+    """These were stored, then the worker ran no check at all (worker/health.py)."""
+    s = spec()
+    s.task.container.healthcheck.test.extend(test)
+    refused(Code.INVALID_ARGUMENT, f"invalid health check test {test!r}: expected [\"CMD\", "
+            "command, arg...], [\"CMD-SHELL\", command] or [\"NONE\"] (--health-cmd, "
+            "--no-healthcheck)", lambda: services.new_service(create(s), services.Refs()))
+    for good in (["NONE"], ["CMD", "true"], ["CMD-SHELL", "exit 0"], []):
+        s.task.container.healthcheck.ClearField("test")
+        s.task.container.healthcheck.test.extend(good)
+        services.new_service(create(s), services.Refs())
 
 
 def test_a_service_secret_must_exist() -> None:
