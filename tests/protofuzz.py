@@ -74,11 +74,18 @@ def scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
         return st.floats(width=32)
     if kind == F.TYPE_DOUBLE:
         return st.floats()
-    if kind == F.TYPE_ENUM:
+    if kind == F.TYPE_ENUM and field.enum_type is not None:
         known = sorted(field.enum_type.values_by_number)
         return st.one_of(st.sampled_from(known), st.sampled_from(known),
                          st.integers(-3, 40), _integers(-2**31, 2**31 - 1))
     raise TypeError(f"no strategy for field {field.full_name} (type {kind})")
+
+
+def _entry(field: FieldDescriptor) -> Descriptor:
+    """The key/value message of a map field."""
+    entry = field.message_type
+    assert entry is not None
+    return entry
 
 
 def is_map(field: FieldDescriptor) -> bool:
@@ -96,7 +103,7 @@ def element(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
 def value(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     """A whole value of `field`: a list for repeated fields, a dict for maps."""
     if is_map(field):
-        entry = field.message_type
+        entry = _entry(field)
         return st.dictionaries(element(entry.fields_by_name["key"], depth),
                                element(entry.fields_by_name["value"], depth), max_size=3)
     if field.is_repeated:
@@ -111,7 +118,7 @@ def assign(target: Message, field: FieldDescriptor, new: Any, *, append: bool = 
     if is_map(field):
         if not append:
             current.clear()
-        message_values = field.message_type.fields_by_name["value"].type == F.TYPE_MESSAGE
+        message_values = _entry(field).fields_by_name["value"].type == F.TYPE_MESSAGE
         for key, item in new.items():
             if message_values:
                 current[key].CopyFrom(item)

@@ -300,7 +300,7 @@ def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> No
 
 def test_an_undefined_enum_value_in_a_service_spec_is_refused() -> None:
     s = spec()
-    s.endpoint.ports.add(target_port=80, protocol=9)  # type: ignore[arg-type]
+    s.endpoint.ports.add(target_port=80, protocol=9)
     refused(Code.INVALID_ARGUMENT, "invalid service spec: endpoint.ports.protocol is 9, which "
             "is not a known value: expected one of TCP, UDP, SCTP",
             lambda: services.new_service(create(s), services.Refs()))
