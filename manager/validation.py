@@ -71,9 +71,10 @@ def undefined_enums(msg: Message, where: str = "") -> list[tuple[str, int, list[
     return found
 
 
-def check_enums(kind: str, msg: Message) -> None:
-    """Refuses a spec whose enum fields hold numbers the API does not define."""
-    for path, number, names in undefined_enums(msg)[:1]:
+def check_enums(kind: str, msg: Message, where: str = "") -> None:
+    """Refuses a spec whose enum fields hold numbers the API does not define (`where`:
+    the path of `msg` in the spec)."""
+    for path, number, names in undefined_enums(msg, where)[:1]:
         raise InvalidSpec(f"invalid {kind} spec: {path} is {number}, which is not a known "
                           f"value: expected one of {', '.join(names)}")
 
@@ -257,6 +258,7 @@ def check_ports(ports: Iterable[pb.PortConfig]) -> None:
             raise InvalidSpec(f"invalid target port {port.target_port}: must be 1-65535")
         if port.published_port > 65535:
             raise InvalidSpec(f"invalid published port {port.published_port}: must be 0-65535")
+        check_enums("service", port, "endpoint.ports")  # the names below need known ones
         if port.published_port:
             key = (port.published_port, port.protocol)
             if key in seen:
@@ -276,7 +278,6 @@ def check_update_config(what: str, u: pb.UpdateConfig) -> None:
 def check_service_spec(spec: pb.ServiceSpec) -> None:
     """Raises InvalidSpec if the service spec cannot be accepted."""
     check_name("service", spec.annotations.name)
-    check_enums("service", spec)
     task = spec.task
     check_container(task.container)
     check_resources(task.resources)
@@ -295,6 +296,7 @@ def check_service_spec(spec: pb.ServiceSpec) -> None:
     check_update_config("update", spec.update)
     check_update_config("rollback", spec.rollback)
     check_log_options(task.log_driver_options)
+    check_enums("service", spec)  # last: the checks above name their own enums better
 
 
 def check_log_options(options: Mapping[str, str]) -> None:
