@@ -494,6 +494,9 @@ def test_only_the_labels_of_a_config_change() -> None:
     changed = pb.ConfigSpec(data=b"other")
     refused(Code.INVALID_ARGUMENT, "only the labels of a config can be changed",
             lambda: secrets.relabelled("config", config("app"), changed, 0))
+    renamed = pb.ConfigSpec(annotations=pb.Annotations(name="other"))  # was ignored
+    refused(Code.INVALID_ARGUMENT, "only the labels of a config can be changed",
+            lambda: secrets.relabelled("config", config("app"), renamed, 0))
 
 
 def test_a_secret_in_use_stays() -> None:
