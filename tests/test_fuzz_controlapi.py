@@ -14,7 +14,7 @@ call and checks what a client would see:
   holds a value the API defines, a service spec passes the service checks
   again, and the cluster, network, secret and config pass theirs (the cluster's
   address pools can still give networks a subnet; no raft or external CA
-  settings, which nothing acts on).
+  settings, which nothing acts on); no call renames an object.
 
 Requests come from tests/protofuzz.py: mutations of a valid request (one to
 three fields anywhere in it set to random values, appended to or cleared):
@@ -188,11 +188,14 @@ def checked_call(method: str, request: Message) -> Answer:
         assert store.dump() == SEED, f"{method} was refused ({answer.message}) but the " \
             "store changed"
         return answer
-    seed_version = MemoryStore.loaded(SEED).version
+    seeded_store = MemoryStore.loaded(SEED)
     for kind in model.KINDS:
         for obj in store.list(kind):
-            if obj.meta.version > seed_version:
+            if obj.meta.version > seeded_store.version:
                 valid_object(kind, obj)
+                old = seeded_store.get(kind, obj.id)
+                assert old is None or model.object_name(old) == model.object_name(obj), \
+                    f"{method} renamed {kind} {model.object_name(old)}"
     return answer
 
 
