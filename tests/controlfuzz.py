@@ -12,9 +12,12 @@ a refusal.
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+from unittest import mock
 
 import grpc
 from google.protobuf.message import Message
@@ -33,6 +36,7 @@ from tests.memstore import MemoryStore
 from tests.test_stack_rules import definition, sec_spec, svc_spec
 
 SELF = "m1"
+ID_CHARS = string.digits + string.ascii_lowercase
 # what a refusal may answer: everything the servicer's STATUS maps a Refusal to
 REFUSALS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
             grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION,
@@ -174,8 +178,22 @@ def stack_definition() -> pb.StackDefinition:
     return definition(svc_spec("web"), secrets=(sec_spec("app_pw"),))
 
 
+def _ids(rng: random.Random) -> Callable[[], str]:
+    """Object IDs as model.new_id makes them, drawn from `rng` (repeatable)."""
+    def new_id() -> str:
+        return "".join(rng.choice(ID_CHARS) for _ in range(model.ID_LENGTH))
+    return new_id
+
+
 def seeded() -> tuple[bytes, str]:
-    """The seeded store's dump and the data directory holding the cluster's root CA."""
+    """The seeded store's dump and the data directory holding the cluster's root CA.
+    Its object IDs are the same in every run (ID prefixes the fuzzed requests may
+    name match the same objects)."""
+    with mock.patch.object(model, "new_id", _ids(random.Random(16))):
+        return _seeded()
+
+
+def _seeded() -> tuple[bytes, str]:
     data_dir = tempfile.mkdtemp(prefix="fuzzapi-")
     root = RootCA.create()
     root.save(pkinode.cert_dir(data_dir))
