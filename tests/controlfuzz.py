@@ -61,6 +61,9 @@ class Context:
     def invocation_metadata(self) -> tuple:
         return ()
 
+    async def send_initial_metadata(self, metadata: tuple) -> None:
+        pass
+
 
 @dataclass
 class Answer:
