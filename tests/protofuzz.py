@@ -27,6 +27,9 @@ STRINGS = [
     # names of the objects the fuzz tests' store holds (tests/test_fuzz_controlapi.py)
     "web", "db", "job", "front", "back", "spare", "ingress", "host", "pw", "conf", "app", "app_web",
     "app_default", "app_pw", "default", "m1", "w1", "w2", "new",
+    # kinds and actions of the Watch API
+    "node", "service", "task", "network", "secret", "config", "cluster", "stack",
+    "create", "update", "remove", "UPDATE",
     # forms the API parses
     "", " ", "a", "-a", ".", "a b", "a=b", "=b", "K=V", "K", "ALL", "NET_ADMIN", "net_admin",
     "CAP_CHOWN", "CAP_BOGUS", "node.role==manager", "node.role!=worker", "node.labels.zone",
