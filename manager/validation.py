@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import signal
 from typing import Iterable, Mapping
 
 from google.protobuf.message import Message
@@ -197,6 +198,24 @@ def check_health_test(test: list[str]) -> None:
                           "--no-healthcheck)")
 
 
+MAX_SIGNAL = 64  # Linux: 1 to SIGRTMAX
+
+
+def check_stop_signal(name: str) -> None:
+    """A stop signal as the worker reads it (worker/podman_wire.signal_number): a name
+    with or without SIG, any case, or a number; "" is SIGTERM."""
+    text = name.strip().upper()
+    if not name:
+        return
+    if text.isdigit():
+        known = 1 <= int(text) <= MAX_SIGNAL
+    else:
+        known = (text if text.startswith("SIG") else "SIG" + text) in signal.Signals.__members__
+    if not known:
+        raise InvalidSpec(f'invalid stop signal "{name}": expected a signal name such as '
+                          f"SIGTERM or SIGQUIT, or a number from 1 to {MAX_SIGNAL}")
+
+
 def check_container(c: pb.ContainerSpec) -> None:
     if not c.image.strip():
         raise InvalidSpec("no image given: a service needs an image reference, e.g. busybox:latest")
@@ -207,6 +226,7 @@ def check_container(c: pb.ContainerSpec) -> None:
         if not key or not ENV_KEY_RE.match(key):
             raise InvalidSpec(f"invalid environment entry {entry!r}: expected KEY=VALUE")
     _check_duration("stop grace period", c.stop_grace_period)
+    check_stop_signal(c.stop_signal)
     if c.HasField("healthcheck"):
         h = c.healthcheck
         for what, d in (("health interval", h.interval), ("health timeout", h.timeout),
