@@ -216,6 +216,23 @@ def check_stop_signal(name: str) -> None:
                           f"SIGTERM or SIGQUIT, or a number from 1 to {MAX_SIGNAL}")
 
 
+def check_dns(c: pb.ContainerSpec) -> None:
+    """DNS servers are IP addresses; search domains and options single words (each is
+    written on a resolv.conf line of the task, or handed to podman)."""
+    for server in c.dns_nameservers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidSpec(f'invalid DNS server "{server}": expected an IP address such '
+                              "as 10.0.0.2 (--dns)") from None
+    for what, flag, values in (("DNS search domain", "--dns-search", c.dns_search),
+                               ("DNS option", "--dns-option", c.dns_options)):
+        for value in values:
+            if not value or any(ch.isspace() for ch in value):
+                raise InvalidSpec(f'invalid {what} "{value}": it must not be empty nor '
+                                  f"contain white space ({flag})")
+
+
 def check_container(c: pb.ContainerSpec) -> None:
     if not c.image.strip():
         raise InvalidSpec("no image given: a service needs an image reference, e.g. busybox:latest")
@@ -227,6 +244,7 @@ def check_container(c: pb.ContainerSpec) -> None:
             raise InvalidSpec(f"invalid environment entry {entry!r}: expected KEY=VALUE")
     _check_duration("stop grace period", c.stop_grace_period)
     check_stop_signal(c.stop_signal)
+    check_dns(c)
     if c.HasField("healthcheck"):
         h = c.healthcheck
         for what, d in (("health interval", h.interval), ("health timeout", h.timeout),

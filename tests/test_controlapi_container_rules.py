@@ -1,6 +1,7 @@
 """Container spec checks of the Control API that the worker's behaviour dictates: a
-health check test the worker would run, a stop signal it can send. Both were stored,
-then ignored (no check ran) or fatal to every task (found while auditing what the
+health check test the worker would run, a stop signal it can send, DNS settings it can
+write. They were stored, then ignored (no check ran), fatal to every task or written
+into the task's resolv.conf as they came (found while auditing what the
 Control API fuzz tests, tests/test_fuzz_controlapi.py, saw accepted)."""
 from __future__ import annotations
 
@@ -36,3 +37,26 @@ def test_a_stop_signal_the_worker_cannot_send_is_refused(name: str) -> None:
     for good in ("SIGQUIT", "term", "9", "SIGRTMAX", ""):
         s.task.container.stop_signal = good
         services.new_service(create(s), services.Refs())
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("dns_nameservers", "bogus", 'invalid DNS server "bogus": expected an IP address such '
+     "as 10.0.0.2 (--dns)"),
+    ("dns_nameservers", "1.1.1.1\noptions ndots:9", 'invalid DNS server "1.1.1.1\noptions '
+     'ndots:9": expected an IP address such as 10.0.0.2 (--dns)'),
+    ("dns_search", "a b", 'invalid DNS search domain "a b": it must not be empty nor contain '
+     "white space (--dns-search)"),
+    ("dns_options", "", 'invalid DNS option "": it must not be empty nor contain white space '
+     "(--dns-option)"),
+])
+def test_dns_settings_a_resolv_conf_cannot_hold_are_refused(field: str, value: str,
+                                                            message: str) -> None:
+    s = spec()
+    getattr(s.task.container, field).append(value)
+    refused(Code.INVALID_ARGUMENT, message,
+            lambda: services.new_service(create(s), services.Refs()))
+    s = spec()
+    s.task.container.dns_nameservers.extend(["10.0.0.2", "::1"])
+    s.task.container.dns_search.append("example.com")
+    s.task.container.dns_options.append("ndots:2")
+    services.new_service(create(s), services.Refs())
