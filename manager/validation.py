@@ -6,6 +6,9 @@ The container's mounts, capabilities, sysctls, ulimits, extra hosts and groups,
 and the task's log options (proto/logrules.py), are checked here for every caller
 of the API; the `swarm` CLI refuses the same mounts (cli/mounts.py) and the
 compose loader the same log options with the same words before they call.
+The health check test, stop signal and DNS settings are checked as the worker
+reads them, and no enum field may hold a number the API does not define
+(`check_enums`: proto3 enums are open, any number parses).
 """
 from __future__ import annotations
 
