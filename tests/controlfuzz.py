@@ -12,7 +12,9 @@ a refusal.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import random
+import shutil
 import string
 import tempfile
 from dataclasses import dataclass
@@ -198,6 +200,7 @@ def seeded() -> tuple[bytes, str]:
 
 def _seeded() -> tuple[bytes, str]:
     data_dir = tempfile.mkdtemp(prefix="fuzzapi-")
+    atexit.register(shutil.rmtree, data_dir, True)  # the tests use it until they end
     root = RootCA.create()
     root.save(pkinode.cert_dir(data_dir))
     store = MemoryStore()
