@@ -3,15 +3,17 @@
 `AUTHZ` is the table: full method name (or service prefix) -> roles allowed.
 Callers on the node's own unix socket are local root and pass. Over TCP the
 verified client certificate decides; a certificate of a node no longer in the
-store (removed) or of another cluster is refused at once.
+store (removed) or of another cluster is refused at once. The interceptor wraps
+every handler with manager.rpcwrap, which also refuses requests that do not
+parse (INVALID_ARGUMENT, after the authorization check).
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import grpc
 
+from manager import rpcwrap
 from pki import tls
 
 ANYONE = frozenset({"anyone"})
@@ -42,52 +44,6 @@ def allowed_roles(method: str) -> frozenset[str]:
     return frozenset()
 
 
-def _wrap(handler: Any, check: Callable[[Any], Any]) -> grpc.RpcMethodHandler:
-    """`handler` with `check(context)` awaited first. The handler is typed Any: grpc's
-    type stubs leave out the attributes of RpcMethodHandler (unary_unary, ...)."""
-    if handler.unary_unary:
-        async def uu(request, context):
-            await check(context)
-            return await handler.unary_unary(request, context)
-        return grpc.unary_unary_rpc_method_handler(
-            uu, handler.request_deserializer, handler.response_serializer)
-    # A streaming handler either yields its responses (an async generator) or writes
-    # them with context.write() (a coroutine, as grpc_health's Watch); keep its shape.
-    if handler.unary_stream and not inspect.isasyncgenfunction(handler.unary_stream):
-        async def us_writes(request, context):
-            await check(context)
-            return await handler.unary_stream(request, context)
-        return grpc.unary_stream_rpc_method_handler(
-            us_writes, handler.request_deserializer, handler.response_serializer)
-    if handler.unary_stream:
-        async def us(request, context):
-            await check(context)
-            async for item in handler.unary_stream(request, context):
-                yield item
-        return grpc.unary_stream_rpc_method_handler(
-            us, handler.request_deserializer, handler.response_serializer)
-    if handler.stream_unary:
-        async def su(request_iterator, context):
-            await check(context)
-            return await handler.stream_unary(request_iterator, context)
-        return grpc.stream_unary_rpc_method_handler(
-            su, handler.request_deserializer, handler.response_serializer)
-
-    if not inspect.isasyncgenfunction(handler.stream_stream):
-        async def ss_writes(request_iterator, context):
-            await check(context)
-            return await handler.stream_stream(request_iterator, context)
-        return grpc.stream_stream_rpc_method_handler(
-            ss_writes, handler.request_deserializer, handler.response_serializer)
-
-    async def ss(request_iterator, context):
-        await check(context)
-        async for item in handler.stream_stream(request_iterator, context):
-            yield item
-    return grpc.stream_stream_rpc_method_handler(
-        ss, handler.request_deserializer, handler.response_serializer)
-
-
 class AuthzInterceptor(grpc.aio.ServerInterceptor):
     """Enforces AUTHZ on every call that does not come over the unix socket."""
 
@@ -114,4 +70,4 @@ class AuthzInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     f"node {ident.node_id} is not a member of this swarm "
                                     "(it was removed)")
-        return _wrap(handler, check)
+        return rpcwrap.wrap(handler, handler_call_details.method, check)

@@ -6,13 +6,19 @@ The container's mounts, capabilities, sysctls, ulimits, extra hosts and groups,
 and the task's log options (proto/logrules.py), are checked here for every caller
 of the API; the `swarm` CLI refuses the same mounts (cli/mounts.py) and the
 compose loader the same log options with the same words before they call.
+The health check test, stop signal and DNS settings are checked as the worker
+reads them, and no enum field may hold a number the API does not define
+(`check_enums`: proto3 enums are open, any number parses).
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import secrets
+import signal
 from typing import Iterable, Mapping
+
+from google.protobuf.message import Message
 
 from proto import logrules, mountrules
 from proto import objects_pb2 as pb
@@ -46,6 +52,35 @@ def check_name(kind: str, name: str) -> None:
     if not NAME_RE.match(name):
         raise InvalidSpec(
             f"invalid {kind} name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+
+
+def undefined_enums(msg: Message, where: str = "") -> list[tuple[str, int, list[str]]]:
+    """Every enum field of `msg` (nested messages included) that holds a number its
+    enum does not define: (dotted path, number, the names defined). The API's enums
+    are open (proto3), so a client can send any number; nothing acts on an
+    undefined one as it would be meant."""
+    found = []
+    for field, value in msg.ListFields():
+        path = f"{where}.{field.name}" if where else field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            holder = field.message_type.fields_by_name["value"]
+            items = list(value.values()) if holder.message_type is not None else []
+        else:
+            items = list(value) if field.is_repeated else [value]
+        for item in items:
+            if field.enum_type is not None and item not in field.enum_type.values_by_number:
+                found.append((path, item, [v.name for v in field.enum_type.values]))
+            elif isinstance(item, Message):
+                found.extend(undefined_enums(item, path))
+    return found
+
+
+def check_enums(kind: str, msg: Message, where: str = "") -> None:
+    """Refuses a spec whose enum fields hold numbers the API does not define (`where`:
+    the path of `msg` in the spec)."""
+    for path, number, names in undefined_enums(msg, where)[:1]:
+        raise InvalidSpec(f"invalid {kind} spec: {path} is {number}, which is not a known "
+                          f"value: expected one of {', '.join(names)}")
 
 
 def _check_duration(what: str, d: pb.Duration) -> None:
@@ -156,6 +191,51 @@ def check_groups(groups: Iterable[str]) -> None:
                               "or GID")
 
 
+def check_health_test(test: list[str]) -> None:
+    """A health check's test in one of the forms the worker runs (worker/health.py):
+    none (the image's), NONE, CMD with a command, CMD-SHELL with a command."""
+    kind = test[0].upper() if test else ""
+    if test and kind != "NONE" and not (kind in ("CMD", "CMD-SHELL") and len(test) > 1):
+        raise InvalidSpec(f"invalid health check test {test!r}: expected [\"CMD\", command, "
+                          "arg...], [\"CMD-SHELL\", command] or [\"NONE\"] (--health-cmd, "
+                          "--no-healthcheck)")
+
+
+MAX_SIGNAL = 64  # Linux: 1 to SIGRTMAX
+
+
+def check_stop_signal(name: str) -> None:
+    """A stop signal as the worker reads it (worker/podman_wire.signal_number): a name
+    with or without SIG, any case, or a number; "" is SIGTERM."""
+    text = name.strip().upper()
+    if not name:
+        return
+    if text.isdigit():
+        known = 1 <= int(text) <= MAX_SIGNAL
+    else:
+        known = (text if text.startswith("SIG") else "SIG" + text) in signal.Signals.__members__
+    if not known:
+        raise InvalidSpec(f'invalid stop signal "{name}": expected a signal name such as '
+                          f"SIGTERM or SIGQUIT, or a number from 1 to {MAX_SIGNAL}")
+
+
+def check_dns(c: pb.ContainerSpec) -> None:
+    """DNS servers are IP addresses; search domains and options single words (each is
+    written on a resolv.conf line of the task, or handed to podman)."""
+    for server in c.dns_nameservers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidSpec(f'invalid DNS server "{server}": expected an IP address such '
+                              "as 10.0.0.2 (--dns)") from None
+    for what, flag, values in (("DNS search domain", "--dns-search", c.dns_search),
+                               ("DNS option", "--dns-option", c.dns_options)):
+        for value in values:
+            if not value or any(ch.isspace() for ch in value):
+                raise InvalidSpec(f'invalid {what} "{value}": it must not be empty nor '
+                                  f"contain white space ({flag})")
+
+
 def check_container(c: pb.ContainerSpec) -> None:
     if not c.image.strip():
         raise InvalidSpec("no image given: a service needs an image reference, e.g. busybox:latest")
@@ -166,13 +246,17 @@ def check_container(c: pb.ContainerSpec) -> None:
         if not key or not ENV_KEY_RE.match(key):
             raise InvalidSpec(f"invalid environment entry {entry!r}: expected KEY=VALUE")
     _check_duration("stop grace period", c.stop_grace_period)
+    check_stop_signal(c.stop_signal)
+    check_dns(c)
     if c.HasField("healthcheck"):
         h = c.healthcheck
         for what, d in (("health interval", h.interval), ("health timeout", h.timeout),
-                        ("health start period", h.start_period)):
+                        ("health start period", h.start_period),
+                        ("health start interval", h.start_interval)):
             _check_duration(what, d)
         if h.retries < 0:
             raise InvalidSpec("health retries must not be negative")
+        check_health_test(list(h.test))
     check_mounts(c.mounts)
     check_capabilities(c)
     check_sysctls(c.sysctls.items())
@@ -215,6 +299,7 @@ def check_ports(ports: Iterable[pb.PortConfig]) -> None:
             raise InvalidSpec(f"invalid target port {port.target_port}: must be 1-65535")
         if port.published_port > 65535:
             raise InvalidSpec(f"invalid published port {port.published_port}: must be 0-65535")
+        check_enums("service", port, "endpoint.ports")  # the names below need known ones
         if port.published_port:
             key = (port.published_port, port.protocol)
             if key in seen:
@@ -252,6 +337,7 @@ def check_service_spec(spec: pb.ServiceSpec) -> None:
     check_update_config("update", spec.update)
     check_update_config("rollback", spec.rollback)
     check_log_options(task.log_driver_options)
+    check_enums("service", spec)  # last: the checks above name their own enums better
 
 
 def check_log_options(options: Mapping[str, str]) -> None:

@@ -72,7 +72,13 @@ class WatchServicer(watch_pb2_grpc.WatchServicer):
         for sel in request.selectors:
             if sel.kind and sel.kind not in model.KINDS:
                 await context.abort(
-                    3, f"unknown kind {sel.kind!r}: use one of {', '.join(model.KINDS)}")
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"unknown kind {sel.kind!r}: use one of {', '.join(model.KINDS)}")
+            unknown = [a for a in sel.actions if a.lower() not in _ACTIONS]
+            if unknown:  # such a selector would match nothing, silently
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"unknown action {unknown[0]!r}: use one of {', '.join(_ACTIONS)}")
         resume = request.HasField("resume_after_version")
         after = request.resume_after_version if resume else None
         since = model.ts_seconds(request.since) if request.HasField("since") else None

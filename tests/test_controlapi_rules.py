@@ -120,6 +120,17 @@ def test_an_ambiguous_id_prefix_is_refused() -> None:
             lambda: common.find(objs, "service", "abc"))
 
 
+def test_a_refusal_message_is_cut_to_what_a_grpc_status_carries() -> None:
+    """A message quoting a 3.5 MiB name made the client drop the answer (its headers
+    passed 16 KiB) and report RESOURCE_EXHAUSTED (found by tests/test_e2e_grpc_fuzz.py)."""
+    assert common.fitted("No such node: w1") == "No such node: w1"
+    for char in ("x", "é"):
+        cut = common.fitted("No such node: " + char * 3_500_000)
+        assert cut.startswith("No such node: " + char * 100)
+        assert cut.endswith(" more characters cut)")
+        assert len(cut.encode()) * (3 if char == "é" else 1) <= common.MAX_MESSAGE_BYTES
+
+
 def test_an_update_of_an_old_version_is_out_of_sequence() -> None:
     refused(Code.FAILED_PRECONDITION,
             "update out of sequence: service web is at version 3, the request read version 2; "
@@ -142,6 +153,15 @@ def test_node_label_keys_must_not_be_empty() -> None:
     w = worker("w1")
     refused(Code.INVALID_ARGUMENT, "node label keys must not be empty",
             lambda: nodes.updated_node(w, node_update(w, pb.WORKER, {"": "x"}), [], "m1"))
+
+
+def test_an_undefined_node_availability_is_refused() -> None:
+    w = worker("w1")
+    req = node_update(w, pb.WORKER)
+    req.spec.availability = 7  # type: ignore[assignment]
+    refused(Code.INVALID_ARGUMENT, "invalid node spec: availability is 7, which is not a "
+            "known value: expected one of ACTIVE, PAUSE, DRAIN",
+            lambda: nodes.updated_node(w, req, [], "m1"))
 
 
 def test_the_last_manager_cannot_be_demoted() -> None:
@@ -265,6 +285,7 @@ def test_an_invalid_service_spec_is_refused() -> None:
     ("timeout", "health timeout must not be negative"),
     ("start_period", "health start period must not be negative"),
     ("retries", "health retries must not be negative"),
+    ("start_interval", "health start interval must not be negative"),
 ])
 def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> None:
     s = spec()
@@ -274,6 +295,19 @@ def test_a_negative_healthcheck_value_is_refused(field: str, message: str) -> No
     else:
         getattr(s.task.container.healthcheck, field).nanos = -10**9
     refused(Code.INVALID_ARGUMENT, message,
+            lambda: services.new_service(create(s), services.Refs()))
+
+
+def test_an_undefined_enum_value_in_a_service_spec_is_refused() -> None:
+    s = spec()
+    s.endpoint.ports.add(target_port=80, protocol=9)
+    refused(Code.INVALID_ARGUMENT, "invalid service spec: endpoint.ports.protocol is 9, which "
+            "is not a known value: expected one of TCP, UDP, SCTP",
+            lambda: services.new_service(create(s), services.Refs()))
+    s = spec()
+    s.task.restart.condition = -1  # type: ignore[assignment]
+    refused(Code.INVALID_ARGUMENT, "invalid service spec: task.restart.condition is -1, which "
+            "is not a known value: expected one of ANY, NONE, ON_FAILURE",
             lambda: services.new_service(create(s), services.Refs()))
 
 
@@ -446,6 +480,9 @@ def test_only_the_labels_of_a_config_change() -> None:
     changed = pb.ConfigSpec(data=b"other")
     refused(Code.INVALID_ARGUMENT, "only the labels of a config can be changed",
             lambda: secrets.relabelled("config", config("app"), changed, 0))
+    renamed = pb.ConfigSpec(annotations=pb.Annotations(name="other"))  # was ignored
+    refused(Code.INVALID_ARGUMENT, "only the labels of a config can be changed",
+            lambda: secrets.relabelled("config", config("app"), renamed, 0))
 
 
 def test_a_secret_in_use_stays() -> None:

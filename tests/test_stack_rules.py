@@ -377,6 +377,18 @@ def test_removing_an_unknown_stack_is_not_found() -> None:
             lambda: stacks.removal("nope", stacks.Current()))
 
 
+def test_removing_the_empty_stack_name_is_refused() -> None:
+    """Objects outside every stack have the empty namespace: `stack rm ""` once
+    planned to remove all of them (found by tests/test_fuzz_controlapi.py)."""
+    store = deployed(svc_spec("web"))
+    outside = svc_spec("db", stack="")
+    del outside.annotations.labels[stacks.NAMESPACE]
+    store.state.apply(store_pb2.StoreTransaction(actions=[actions.create(
+        pb.Service(id="db1", spec=outside))]))
+    refused(Code.INVALID_ARGUMENT, "stack name must not be empty: name the stack to remove, "
+            "as 'swarm stack ls' lists it", lambda: stacks.removal("", store.current()))
+
+
 def test_stacks_are_listed_with_their_service_counts() -> None:
     store = deployed(svc_spec("web"), svc_spec("db"))
     assert [(s.name, s.services) for s in stacks.summaries(store.current())] == [("app", 2)]

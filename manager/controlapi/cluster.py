@@ -9,6 +9,7 @@ import datetime as _dt
 from typing import Any, Callable, Optional
 
 from manager import ca
+from manager.allocator import ipam
 from manager.controlapi.common import check_version, invalid, precondition
 from manager.objects import copy
 from pki import tokens
@@ -21,7 +22,8 @@ MIN_HEARTBEAT_NS = 100_000_000
 
 def check_spec(cluster: pb.Cluster, spec: pb.ClusterSpec,
                min_expiry: _dt.timedelta = POLICY_MIN_EXPIRY) -> None:
-    """Refuses heartbeat periods and certificate lifetimes the cluster can't live with.
+    """Refuses heartbeat periods, certificate lifetimes and address pools the cluster
+    can't live with, and settings Shoal does not act on (raft timings, external CAs).
 
     `min_expiry` is the shortest `--cert-expiry` accepted (one hour, as Docker,
     unless the node's config lowers it for tests).
@@ -31,6 +33,21 @@ def check_spec(cluster: pb.Cluster, spec: pb.ClusterSpec,
         raise invalid("dispatcher heartbeat period must not be negative")
     if period and period < MIN_HEARTBEAT_NS:
         raise invalid("dispatcher heartbeat period must be at least 100ms")
+    if spec.raft != cluster.spec.raft:
+        raise invalid("raft settings (snapshot interval, snapshots kept, election and "
+                      "heartbeat ticks) can't be changed: Shoal's raft timings are fixed; "
+                      "leave spec.raft as GetCluster returns it")
+    if spec.ca_config.external_ca_urls != cluster.spec.ca_config.external_ca_urls:
+        raise invalid("external CAs are not supported: the managers sign certificates with "
+                      "the cluster's root CA; leave ca_config.external_ca_urls as GetCluster "
+                      "returns it")
+    if (spec.default_addr_pool, spec.subnet_size) != (cluster.spec.default_addr_pool,
+                                                      cluster.spec.subnet_size):
+        try:  # new networks take their subnets from here: refuse what none could come from
+            ipam.parse_pools(list(spec.default_addr_pool), spec.subnet_size)
+        except ipam.AllocationError as exc:
+            raise invalid(f"{exc} (the cluster's default address pools and subnet size)"
+                          ) from None
     expiry = spec.ca_config.node_cert_expiry.nanos
     if expiry != cluster.spec.ca_config.node_cert_expiry.nanos and expiry and \
             expiry < min_expiry.total_seconds() * 1e9:

@@ -22,6 +22,29 @@ NO_LEADER = ("The swarm does not have a leader. It's possible that too few manag
              "online. Make sure more than half of the managers are online.")
 
 
+# The longest refusal message sent, in bytes as gRPC's status message encodes them
+# (percent-encoding outside printable ASCII): a client drops a response whose
+# headers pass 8 KiB, and a message quotes what the request said (a 3 MiB name).
+MAX_MESSAGE_BYTES = 4096
+
+
+def _encoded_size(text: str) -> int:
+    return sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in text.encode())
+
+
+def fitted(message: str) -> str:
+    """`message` cut to what a gRPC status can carry, saying how much was cut."""
+    if _encoded_size(message) <= MAX_MESSAGE_BYTES:
+        return message
+    keep = MAX_MESSAGE_BYTES  # every character takes one byte at least
+    while True:
+        keep = keep * 7 // 8
+        head = message[:keep]
+        note = f" ... ({len(message) - keep} more characters cut)"
+        if _encoded_size(head + note) <= MAX_MESSAGE_BYTES:
+            return head + note
+
+
 class Code(enum.Enum):
     """Why a request is refused (the servicer turns it into a gRPC status code)."""
     INVALID_ARGUMENT = "invalid argument"

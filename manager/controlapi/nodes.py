@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from manager import roles
+from manager import roles, validation
 from manager.controlapi.common import check_version, invalid, precondition
 from manager.objects import copy
 from proto import control_pb2 as cpb
@@ -20,10 +20,15 @@ from proto import store_pb2
 from raft import actions
 
 
-def check_labels(spec: pb.NodeSpec) -> None:
+def check_spec(spec: pb.NodeSpec) -> None:
+    """Refuses empty label keys and roles or availabilities the API does not define."""
     for key in spec.annotations.labels:
         if not key:
             raise invalid("node label keys must not be empty")
+    try:
+        validation.check_enums("node", spec)
+    except validation.InvalidSpec as exc:
+        raise invalid(str(exc)) from None
 
 
 def check_demotion(node: pb.Node, managers: Iterable[pb.Node], self_id: str) -> None:
@@ -49,7 +54,7 @@ def updated_node(node: pb.Node, request: cpb.UpdateNodeRequest, managers: Iterab
                  self_id: str) -> pb.Node:
     """The node with the requested spec; a demotion is recorded as the desired role only."""
     check_version("node", node, request.node_version)
-    check_labels(request.spec)
+    check_spec(request.spec)
     wanted = request.spec.desired_role
     if node.role == pb.MANAGER and wanted == pb.WORKER and node.spec.desired_role != pb.WORKER:
         check_demotion(node, managers, self_id)

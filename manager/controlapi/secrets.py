@@ -35,9 +35,11 @@ def new_object(kind: str, obj: Stored, existing: Iterable[Stored]) -> Stored:
 
 
 def relabelled(kind: str, obj: Stored, spec: Spec, version: int) -> Stored:
-    """The object with the labels of `spec`; any other change is refused."""
+    """The object with the labels of `spec`; any other change (its data, its name) is
+    refused. The name and data may be left out."""
     check_version(kind, obj, version)
-    if spec.data and spec.data != obj.spec.data:
+    renamed = spec.annotations.name not in ("", obj.spec.annotations.name)
+    if renamed or (spec.data and spec.data != obj.spec.data):
         raise invalid(f"only the labels of a {kind} can be changed")
     new = copy(obj)
     new.spec.annotations.labels.clear()

@@ -5,7 +5,8 @@ pure rule of its resource module (nodes, services, tasks, networks, secrets
 and configs, cluster; stacks, volumes and logs through `stackcalls`,
 `volumecalls` and `logcalls`), commits the actions the rule returned as one transaction, and
 answers. A `Refusal` from a rule, a look-up or the commit
-becomes a gRPC status here (`STATUS`); a refused request changes nothing.
+becomes a gRPC status here (`STATUS`), its message cut to what a status can
+carry (`common.fitted`); a refused request changes nothing.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import grpc
 from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
-from manager.controlapi.common import NO_LEADER, Code, Refusal, disk_refusal, find, listed
+from manager.controlapi.common import (NO_LEADER, Code, Refusal, disk_refusal, find, fitted,
+                                      listed)
 from manager.controlapi.logcalls import LogCalls
 from manager.controlapi.stackcalls import StackCalls
 from manager.controlapi.volumecalls import VolumeCalls
@@ -56,7 +58,7 @@ def refusals(handler: Handler[R]) -> Handler[R]:
         try:
             return await handler(self, request, context)
         except Refusal as refusal:
-            await context.abort(STATUS[refusal.code], refusal.message)
+            await context.abort(STATUS[refusal.code], fitted(refusal.message))
             raise  # abort raises; this line is never reached
     return serve
 
@@ -227,7 +229,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             async for response in self.logcalls.stream(request, context):
                 yield response
         except Refusal as refusal:
-            await context.abort(STATUS[refusal.code], refusal.message)
+            await context.abort(STATUS[refusal.code], fitted(refusal.message))
 
     # -------------------------------------------------------------- tasks --
 

@@ -470,7 +470,11 @@ class Removal:
 
 def removal(stack: str, current: Current) -> Removal:
     """What removing `stack` removes; refused when nothing belongs to it, or when an
-    object outside the stack still uses one of its secrets, configs or networks."""
+    object outside the stack still uses one of its secrets, configs or networks.
+    An empty name is refused: every object outside all stacks has the empty namespace."""
+    if not stack:
+        raise invalid("stack name must not be empty: name the stack to remove, as "
+                      "'swarm stack ls' lists it")
     record = current.stack(stack)
     external = set(record.definition.external_networks) if record is not None else set()
     out = Removal(networks=[n for n in of_stack(current.networks, stack)
