@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
@@ -221,77 +223,70 @@ def test_a_full_disk_while_a_snapshot_is_written_keeps_the_store_going(tmp_path:
             store.close()
 
 
+@contextlib.contextmanager
+def three_on_tmpfs(tmp_path: Path, size: int) -> Iterator[tuple[list[Store], list[Path], Store]]:
+    """Three raft stores, each on a tmpfs of `size` bytes: (stores, their mounts, the
+    leader), all closed and unmounted afterwards."""
+    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    mounts = [tmp_path / f"n{i}" for i in range(3)]
+    with small_tmpfs(mounts[0], size), small_tmpfs(mounts[1], size), \
+            small_tmpfs(mounts[2], size):
+        stores = [Store(f"node{i}", str(mounts[i]), addrs[i],
+                        peers=[a for a in addrs if a != addrs[i]], tuning=FAST) for i in range(3)]
+        try:
+            for s in stores:
+                s.start()
+            for s in stores:
+                s.wait_ready(15)
+            leader = wait(lambda: next((s for s in stores if s.is_leader()), None), 10,
+                          "a leader", interval=POLL)
+            yield stores, mounts, leader
+        finally:
+            for s in stores:
+                s.close()
+
+
 def test_a_follower_is_told_when_the_leaders_disk_is_full(tmp_path: Path) -> None:
     """A write proposed on a follower fails at once with the leader's reason, and
     the cluster writes again once the leader has room."""
-    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    mounts = [tmp_path / f"n{i}" for i in range(3)]
     big = "x" * 20_000
-    with small_tmpfs(mounts[0], 1024 * 1024), small_tmpfs(mounts[1], 1024 * 1024), \
-            small_tmpfs(mounts[2], 1024 * 1024):
-        stores = [Store(f"node{i}", str(mounts[i]), addrs[i],
-                        peers=[a for a in addrs if a != addrs[i]], tuning=FAST) for i in range(3)]
-        try:
-            for s in stores:
-                s.start()
-            for s in stores:
-                s.wait_ready(15)
-            leader = wait(lambda: next((s for s in stores if s.is_leader()), None), 10,
-                          "a leader", interval=POLL)
-            follower = next(s for s in stores if s is not leader)
-            follower.commit([actions.create(service("before"))])
-            filler = fill(mounts[stores.index(leader)])
-            svc = service("refused")
-            svc.spec.annotations.labels["pad"] = big
-            started = time.monotonic()
-            with pytest.raises(DiskError, match="the raft leader cannot write its journal"):
-                follower.commit([actions.create(svc)], timeout=10)
-            assert time.monotonic() - started < 3, "the follower is told at once"
-            filler.unlink()
-            version = follower.commit([actions.create(svc)], timeout=10)
-            wait(lambda: all(s.version >= version for s in stores), 10, "every member to apply it",
-                 interval=POLL)
-            assert all(s.by_name("service", "refused") is not None for s in stores)
-        finally:
-            for s in stores:
-                s.close()
+    with three_on_tmpfs(tmp_path, 1024 * 1024) as (stores, mounts, leader):
+        follower = next(s for s in stores if s is not leader)
+        follower.commit([actions.create(service("before"))])
+        filler = fill(mounts[stores.index(leader)])
+        svc = service("refused")
+        svc.spec.annotations.labels["pad"] = big
+        started = time.monotonic()
+        with pytest.raises(DiskError, match="the raft leader cannot write its journal"):
+            follower.commit([actions.create(svc)], timeout=10)
+        assert time.monotonic() - started < 3, "the follower is told at once"
+        filler.unlink()
+        version = follower.commit([actions.create(svc)], timeout=10)
+        wait(lambda: all(s.version >= version for s in stores), 10, "every member to apply it",
+             interval=POLL)
+        assert all(s.by_name("service", "refused") is not None for s in stores)
 
 
 def test_a_follower_with_a_full_disk_catches_up_when_space_returns(tmp_path: Path) -> None:
-    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    mounts = [tmp_path / f"n{i}" for i in range(3)]
     big = "x" * 20_000
-    with small_tmpfs(mounts[0], 1024 * 1024), small_tmpfs(mounts[1], 1024 * 1024), \
-            small_tmpfs(mounts[2], 1024 * 1024):
-        stores = [Store(f"node{i}", str(mounts[i]), addrs[i],
-                        peers=[a for a in addrs if a != addrs[i]], tuning=FAST) for i in range(3)]
-        try:
-            for s in stores:
-                s.start()
-            for s in stores:
-                s.wait_ready(15)
-            leader = wait(lambda: next((s for s in stores if s.is_leader()), None), 10,
-                          "a leader", interval=POLL)
-            full = next(s for s in stores if s is not leader)
-            leader.commit([actions.create(service("before"))])
-            wait(lambda: full.by_name("service", "before") is not None, 10, "replication",
-                 interval=POLL)
-            filler = fill(mounts[stores.index(full)])
-            for i in range(3):     # the other two hold a majority: writes go on
-                svc = service(f"while-full-{i}")
-                svc.spec.annotations.labels["pad"] = big
-                leader.commit([actions.create(svc)], timeout=10)
-            assert full.by_name("service", "while-full-0") is None
-            filler.unlink()
-            wait(lambda: _contents(full) == _contents(leader), 15,
-                 "the follower to catch up once it has room", interval=POLL)
-            # what it wrote around the failures is one valid journal without gaps
-            indices = [e[1] for e in journal_module.read_entries(
-                str(mounts[stores.index(full)] / "raft" / "journal"))]
-            assert indices == list(range(indices[0], indices[0] + len(indices)))
-        finally:
-            for s in stores:
-                s.close()
+    with three_on_tmpfs(tmp_path, 1024 * 1024) as (stores, mounts, leader):
+        full = next(s for s in stores if s is not leader)
+        leader.commit([actions.create(service("before"))])
+        wait(lambda: full.by_name("service", "before") is not None, 10, "replication",
+             interval=POLL)
+        filler = fill(mounts[stores.index(full)])
+        for i in range(3):     # the other two hold a majority: writes go on
+            svc = service(f"while-full-{i}")
+            svc.spec.annotations.labels["pad"] = big
+            leader.commit([actions.create(svc)], timeout=10)
+        assert full.by_name("service", "while-full-0") is None
+        filler.unlink()
+        wait(lambda: _contents(full) == _contents(leader), 15,
+             "the follower to catch up once it has room", interval=POLL)
+        # what it wrote around the failures is one valid journal without gaps
+        indices = [e[1] for e in journal_module.read_entries(
+            str(mounts[stores.index(full)] / "raft" / "journal"))]
+        assert indices == list(range(indices[0], indices[0] + len(indices)))
 
 
 class _Aborted(Exception):
@@ -341,41 +336,26 @@ def test_no_vote_is_cast_that_a_full_disk_cannot_keep(tmp_path: Path) -> None:
     """The leader of three dies while a follower's disk is full: that follower can
     neither vote nor stand (its term and vote would not survive a restart), so no
     leader is elected by two; once it has room, one is."""
-    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    mounts = [tmp_path / f"n{i}" for i in range(3)]
-    with small_tmpfs(mounts[0], 512 * 1024), small_tmpfs(mounts[1], 512 * 1024), \
-            small_tmpfs(mounts[2], 512 * 1024):
-        stores = [Store(f"node{i}", str(mounts[i]), addrs[i],
-                        peers=[a for a in addrs if a != addrs[i]], tuning=FAST) for i in range(3)]
-        try:
-            for s in stores:
-                s.start()
-            for s in stores:
-                s.wait_ready(15)
-            leader = wait(lambda: next((s for s in stores if s.is_leader()), None), 10,
-                          "a leader", interval=POLL)
-            leader.commit([actions.create(service("before"))])
-            rest = [s for s in stores if s is not leader]
-            wait(lambda: all(s.by_name("service", "before") for s in rest), 10, "replication",
-                 interval=POLL)
-            full, other = rest
-            filler = fill(mounts[stores.index(full)])
-            terms = (full.status()["term"], other.status()["term"])
-            leader.close()
-            deadline = time.monotonic() + 3.0     # several election timeouts (FAST: <= 0.4 s)
-            while time.monotonic() < deadline:
-                assert not any(s.is_leader() for s in rest), "a leader without a durable vote"
-                time.sleep(POLL)
-            meta = (mounts[stores.index(full)] / "raft" / "journal.meta").read_text()
-            assert f'"term": {terms[0]}' in meta    # its term on disk never moved
-            filler.unlink()
-            new = wait(lambda: next((s for s in rest if s.is_leader()), None), 15,
-                       "a leader once the disk has room", interval=POLL)
-            assert new.by_name("service", "before") is not None
-            new.commit([actions.create(service("after"))])
-        finally:
-            for s in stores:
-                s.close()
+    with three_on_tmpfs(tmp_path, 512 * 1024) as (stores, mounts, leader):
+        leader.commit([actions.create(service("before"))])
+        rest = [s for s in stores if s is not leader]
+        wait(lambda: all(s.by_name("service", "before") for s in rest), 10, "replication",
+             interval=POLL)
+        full, other = rest
+        filler = fill(mounts[stores.index(full)])
+        terms = (full.status()["term"], other.status()["term"])
+        leader.close()
+        deadline = time.monotonic() + 3.0     # several election timeouts (FAST: <= 0.4 s)
+        while time.monotonic() < deadline:
+            assert not any(s.is_leader() for s in rest), "a leader without a durable vote"
+            time.sleep(POLL)
+        meta = (mounts[stores.index(full)] / "raft" / "journal.meta").read_text()
+        assert f'"term": {terms[0]}' in meta    # its term on disk never moved
+        filler.unlink()
+        new = wait(lambda: next((s for s in rest if s.is_leader()), None), 15,
+                   "a leader once the disk has room", interval=POLL)
+        assert new.by_name("service", "before") is not None
+        new.commit([actions.create(service("after"))])
 
 
 def test_a_term_that_cannot_be_written_is_not_taken(tmp_path: Path) -> None:
