@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 from cli import containeropts as copts
 from cli.flags import is_on
 from cli.mounts import create_mounts, update_mounts
-from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
-                         parse_kv, parse_network, parse_placement_pref, parse_publish,
+from cli.parsing import (INT32_MAX, UsageError, expand_env, parse_config_ref, parse_cpus,
+                         parse_duration, parse_kv, parse_network, parse_placement_pref, parse_publish,
                          parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
                          validate_constraint)
 from proto import objects_pb2 as pb
@@ -108,7 +108,7 @@ def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
         if given[key] is not None:
             getattr(h, key).nanos = parse_duration(given[key], "--health-" + key.replace("_", "-"))
     if given["retries"] is not None:
-        h.retries = parse_uint(given["retries"], "--health-retries", "retries")
+        h.retries = parse_uint(given["retries"], "--health-retries", "retries", INT32_MAX)
 
 
 def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:

@@ -273,6 +273,51 @@ def test_create_validation_errors(argv: list[str], message: str) -> None:
         create(argv)
 
 
+@pytest.mark.parametrize("argv,message", [
+    # found by tests/test_fuzz_cli_service.py: each was a ValueError or OverflowError traceback
+    (["--update-delay", "99999999999999999999h", "busybox"],
+     'invalid duration "99999999999999999999h" for --update-delay: too long; the longest '
+     "duration is 2562047h47m16.854775807s"),
+    (["--stop-grace-period", "2562048h", "busybox"], "--stop-grace-period: too long"),
+    (["--health-timeout", "1" + "0" * 400 + "s", "busybox"], "--health-timeout: too long"),
+    (["--reserve-memory", "9223372036854775808", "busybox"],
+     'invalid size "9223372036854775808" for --reserve-memory: too large; the largest size is '
+     "9223372036854775807 bytes"),
+    (["--limit-memory", "9" * 400 + "k", "busybox"], "--limit-memory: too large"),
+    (["--mount", "type=tmpfs,target=/t,tmpfs-size=" + "9" * 30, "busybox"],
+     "invalid value for tmpfs-size"),
+    (["--limit-cpu", "5.8e16", "busybox"],
+     'invalid CPU value "5.8e16" for --limit-cpu: too large; at most 9223372036 CPUs'),
+    (["--reserve-cpu", "1e309", "busybox"], "non-negative number of CPUs"),
+    (["--replicas", "9" * 25, "busybox"],
+     f"invalid replicas value {'9' * 25}: too large; at most 18446744073709551615"),
+    (["--health-retries", "2147483648", "busybox"],
+     "invalid retries 2147483648 for --health-retries: too large; at most 2147483647"),
+    (["--restart-max-attempts", "18446744073709551616", "busybox"], "too large"),
+    (["--ulimit", "nproc=" + "9" * 20, "busybox"],
+     f'invalid value "nproc={"9" * 20}" for --ulimit: {"9" * 20} is too large; limits are at '
+     "most 9223372036854775807, or -1 for unlimited"),
+    (["--log-opt", "max-size=" + "9" * 400, "busybox"], "max-size .* is too large"),
+])
+def test_numbers_beyond_a_field_s_range_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        create(argv)
+
+
+def test_the_largest_values_still_fit() -> None:
+    spec = create(["--update-delay", "2562047h47m16.854775807s", "--limit-memory",
+                   "9223372036854775807", "--replicas", "18446744073709551615",
+                   "--health-retries", "2147483647", "--ulimit", "nofile=9223372036854775807",
+                   "busybox"])
+    assert spec.update.delay.nanos == 2**63 - 1
+    assert spec.task.resources.limits.memory_bytes == 2**63 - 1
+    assert spec.replicated.replicas == 2**64 - 1
+    assert spec.task.container.healthcheck.retries == 2**31 - 1
+    assert spec.task.container.ulimits[0].soft == 2**63 - 1
+    assert parsing.parse_duration("1.000000001s") == 1_000_000_001  # exact, no float rounding
+    assert parsing.parse_size("0.5k") == 512
+
+
 def test_bool_flags_accept_false() -> None:
     spec = create(["--tty=false", "--init=true", "busybox"])
     assert not spec.task.container.tty and spec.task.container.init
