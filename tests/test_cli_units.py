@@ -318,6 +318,26 @@ def test_the_largest_values_still_fit() -> None:
     assert parsing.parse_size("0.5k") == 512
 
 
+def test_a_double_dash_given_as_a_flag_s_value_is_that_value() -> None:
+    # argparse handed [] for `--mount-rm=--` (TypeError: unhashable type 'list' in
+    # update_mounts) and for `--cap-add=--` (AttributeError): found by the fuzz tests
+    assert parse(["service", "update", "--mount-rm=--", "--cap-add=--", "web"]).mount_rm == ["--"]
+    assert parse(["service", "create", "--hostname=--", "busybox"]).hostname == "--"
+    assert parse(["service", "create", "busybox", "sh", "--x=--"]).command == ["sh", "--x=--"]
+    assert parse(["-H=--", "node", "ls"]).host == "--"
+    assert update(base_spec(), ["--mount-rm=--"]) == base_spec()
+
+
+def test_an_argument_that_is_not_utf8_is_a_usage_error(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    # undecodable bytes reach Python as lone surrogates: the spec's string fields refused
+    # them with a UnicodeEncodeError traceback (found by the fuzz tests)
+    assert main(["service", "create", "--name", "web\udcff", "busybox"]) == 1
+    assert capsys.readouterr().err == (
+        'Error: the argument "web\ufffd" is not valid UTF-8 text: give names and values in '
+        "UTF-8 (check the encoding of the terminal or of the script that runs swarm)\n")
+
+
 def test_bool_flags_accept_false() -> None:
     spec = create(["--tty=false", "--init=true", "busybox"])
     assert not spec.task.container.tty and spec.task.container.init
