@@ -10,6 +10,7 @@ As in Docker, the COMMAND after IMAGE becomes ContainerSpec.args and
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
@@ -352,12 +353,32 @@ def _parse_port_rm(item: str) -> list[tuple[int, int]]:
 
 
 def _update_ports(endpoint: pb.EndpointSpec, add: Iterable[str], rm: Iterable[str]) -> None:
+    """--publish-rm, then --publish-add: an added port replaces the ports it would clash
+    with (the same published port and protocol, or the same target, protocol and
+    published port). Linear, through indexes: a range of 65535 ports is one flag."""
     remove = {key for item in rm for key in _parse_port_rm(item)}
-    _remove_where(endpoint.ports, lambda p: (p.target_port, p.protocol) in remove)
+    kept: dict[int, pb.PortConfig] = {}   # by position, in order; replaced ones deleted
+    by_published: dict[tuple[int, int], set[int]] = {}
+    by_target: dict[tuple[int, int, int], set[int]] = {}
+    positions = itertools.count()
+
+    def keep(port: pb.PortConfig) -> None:
+        position = next(positions)
+        kept[position] = port
+        if port.published_port:
+            by_published.setdefault((port.published_port, port.protocol), set()).add(position)
+        by_target.setdefault((port.target_port, port.protocol, port.published_port),
+                             set()).add(position)
+
+    for port in endpoint.ports:
+        if (port.target_port, port.protocol) not in remove:
+            keep(port)
     for port in _ports(add):
-        _remove_where(endpoint.ports, lambda p, q=port: (
-            (q.published_port and p.published_port == q.published_port
-             and p.protocol == q.protocol)
-            or (p.target_port == q.target_port and p.protocol == q.protocol
-                and p.published_port == q.published_port)))
-        endpoint.ports.append(port)
+        clashing = by_target.pop((port.target_port, port.protocol, port.published_port), set())
+        if port.published_port:
+            clashing |= by_published.pop((port.published_port, port.protocol), set())
+        for position in clashing:
+            kept.pop(position, None)
+        keep(port)
+    del endpoint.ports[:]
+    endpoint.ports.extend(kept.values())
