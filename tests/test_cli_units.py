@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import time
 
 import grpc
@@ -511,6 +512,28 @@ def test_render_templates() -> None:
 def test_template_truncate_and_literals() -> None:
     tpl = Template('{{truncate .ID 2}}{{"\\t"}}{{.Self}}', ("ID", "Self"))
     assert tpl.render({"ID": "abcdef", "Self": True}) == "ab\ttrue"
+
+
+
+@pytest.mark.parametrize("fmt,message", [
+    # TypeError or ValueError tracebacks before, found by tests/test_fuzz_templates.py
+    ("{{json}}", 'action "{{json}}": json takes 1 argument, not 0; e.g. {{json .}}'),
+    ("{{lower}}", "lower takes 1 argument, not 0; e.g. {{lower .Name}}"),
+    ("{{truncate .ID}}", "truncate takes 2 arguments, not 1; e.g. {{truncate .ID 12}}"),
+    ('{{truncate .ID "x"}}', "truncate takes a field and a number"),
+    ("{{.ID | truncate 3}}", "truncate takes a field and a number"),
+    ("{{.ID json}}", 'the function "json" cannot be an argument; pipe into it instead'),
+    ("{{.ID .Name}}", '".ID" is not a function and takes no arguments'),
+    ("{{.ID | .Name}}", '".Name" is not a function'),
+    ('{{"a"b}}', 'unknown function "b"'),
+    ("{{²}}", 'unknown function "²"'),
+])
+def test_a_template_that_could_not_run_is_refused_before_rendering(fmt: str, message: str
+                                                                   ) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        render(fmt, [{"ID": "abc", "Name": "web"}], ("ID",), ("ID", "Name"))
+    assert render("{{.ID | upper}} {{println .Name 1}}", [{"ID": "abc", "Name": "w"}],
+                  ("ID",), ("ID", "Name")) == "ABC w 1\n"
 
 
 # ---------------------------------------------------------------- formats ----
