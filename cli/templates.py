@@ -136,7 +136,7 @@ class Template:
             self._parts.append(("text", self.text[pos:]))
 
     def _parse_pipeline(self, body: str) -> list[list[str]]:
-        commands = []
+        commands: list[list[str]] = []
         for command in body.split("|"):
             try:
                 words = shlex.split(command.strip(), posix=False)
