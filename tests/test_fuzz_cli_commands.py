@@ -1,8 +1,8 @@
 """The other commands that build specs or requests: any command line is a request or a refusal.
 
 For `network create`, `secret create`, `config create`, `node update`,
-`swarm update`, `service scale`, `join-token` and the `ls` commands (their
-`--filter` and `--format`), command lines are generated from the real parser's
+`swarm update`, `swarm ca`, `service scale`, `join-token` and the `ls` commands
+(their `--filter` and `--format`), command lines are generated from the real parser's
 flags (tests/fuzz_helpers.py) and run through `cli.main.parse_command_line`
 and the command's handler against a fake manager that answers every call
 with a canned object. The outcome must be argparse's usage error (exit 2, a
@@ -10,7 +10,8 @@ message on stderr), `UsageError` or `CLIError` with a message (what `main`
 prints on one line), or requests that serialize. `swarm init`'s flags go
 through what runs before the node is made (cluster_settings, the addresses,
 the address pools) and the cluster spec the daemon then creates must be one
-the manager's rules accept. Examples: 200 per command, 300 for `init`.
+the manager's rules accept; `swarm events --filter` values parse or are refused.
+Examples: 200 per command, 300 for `init` and for the ls commands.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from cli.client import CLIError
 from cli.context import Context
+from cli.eventfilter import EventFilter
 from cli.node_commands import cluster_settings
 from cli.parsing import UsageError
 from manager.allocator import ipam
@@ -100,6 +102,8 @@ def run(argv: list[str]) -> None:
                   _client=FakeManager())  # type: ignore[arg-type]
     if getattr(ns, "detach", "set") is None:
         ns.detach = "true"            # `service scale` would wait for convergence
+    if getattr(ns, "rotate", False) and ns.command == "ca":
+        ns.detach = True              # `ca --rotate` would wait for the rotation
     try:
         ns.handler(ctx, ns)
     except UsageError as exc:
@@ -148,6 +152,25 @@ def test_node_update(argv: list[str]) -> None:
 @given(command("update", positionals=st.just([])))
 def test_swarm_update(argv: list[str]) -> None:
     run(argv)
+
+
+@fuzz_settings(200)
+@given(command("ca", positionals=st.just([])))
+def test_swarm_ca(argv: list[str]) -> None:
+    run(argv)
+
+
+@fuzz_settings(200)
+@given(st.lists(st.tuples(st.sampled_from(["type", "event", "service", "node", "label",
+                                           "scope", "container"]) | VALUES,
+                          st.sampled_from(["service", "node", "create", "update", "remove",
+                                           "web", "k=v", ""]) | VALUES).map("=".join)
+                | VALUES, max_size=3))
+def test_event_filters(items: list[str]) -> None:
+    try:
+        EventFilter.parse(items)
+    except UsageError as exc:
+        assert str(exc)
 
 
 @fuzz_settings(200)
