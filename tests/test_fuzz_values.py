@@ -2,8 +2,9 @@
 
 Durations, sizes, CPU counts, integers, ratios, booleans, published ports,
 placement constraints and preferences, secret/config/network references,
-mounts, ulimits, extra hosts, sysctls and --since/--until times (cli/parsing.py,
-cli/mounts.py, cli/containeropts.py, cli/timevalues.py) are fed random text
+mounts, ulimits, extra hosts, sysctls, --since/--until times and --tail
+(cli/parsing.py, cli/mounts.py, cli/containeropts.py, cli/timevalues.py,
+cli/servicelogs.py) are fed random text
 and text built from their own grammar's pieces. Each must return a value that
 fits the spec field it is for, or raise `UsageError` with a message; never
 another exception. Where the manager checks the same thing again
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli import containeropts, parsing, timevalues
+from cli import containeropts, parsing, servicelogs, timevalues
 from cli.mounts import parse_mount
 from cli.parsing import INT32_MAX, INT64_MAX, UINT64_MAX, UsageError
 from manager import validation
@@ -240,10 +241,14 @@ TIMES = pieces("2026", "-", "12", "05", "T", " ", ":", "19", "00", ".", "5", "Z"
 
 @FUZZ
 @given(TIMES | VALUES)
-def test_since_and_until_are_a_time_or_refused(text: str) -> None:
+def test_since_until_and_tail_are_a_value_or_refused(text: str) -> None:
     nanos = value_or_refusal(lambda t: timevalues.parse_timestamp(t, NOW, "--since"), text)
     if nanos is not None:
         assert timevalues.EARLIEST <= nanos <= timevalues.LATEST
+    seconds = value_or_refusal(lambda t: servicelogs.parse_time(t, "--until", NOW / 1e9), text)
+    assert seconds is None or isinstance(seconds, float)
+    tail = value_or_refusal(servicelogs.parse_tail, text)
+    assert tail is None or tail >= -1
 
 
 @FUZZ
