@@ -245,7 +245,7 @@ _MODES = {"ingress": pb.PortConfig.INGRESS, "host": pb.PortConfig.HOST}
 
 
 def _port_number(text: str, spec: str, allow_zero: bool = False) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(f'invalid port "{text}" in --publish "{spec}": {PUBLISH_FORMS}')
     value = int(text)
     if not (0 if allow_zero else 1) <= value <= 65535:

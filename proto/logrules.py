@@ -67,7 +67,7 @@ def parse_max_size(text: str) -> int:
 
 def check_max_file(text: str) -> None:
     """Raises LogOptionError unless max-file is "1" (the only count podman keeps)."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
         raise LogOptionError(f'max-file must be a positive number, not "{text}"')
     if int(text) != 1:
         raise LogOptionError(

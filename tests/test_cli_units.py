@@ -10,6 +10,7 @@ import time
 import grpc
 import pytest
 
+from cli import commands_stack, environment
 from cli import format as fmt
 from cli import parsing, pretty, specs
 from cli.client import CLIError, describe_rpc_error, parse_target, resolve_host
@@ -21,9 +22,13 @@ from cli.parsing import UsageError
 from cli.progress import Timeout, Waiter, compute_progress, deadline_for
 from cli.tasklist import filter_tasks
 from cli.templates import Template, render, tabulate
+from manager.ca import raft_addr_problem
+from node.state import split_addr
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
+from worker.podman_wire import signal_number
+from worker.runtime import RuntimeError_
 
 NOW = 1_700_000_000.0
 
@@ -338,6 +343,25 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error(capsys: pytest.CaptureFix
     assert capsys.readouterr().err == (
         'Error: the argument "web\ufffd" is not valid UTF-8 text: give names and values in '
         "UTF-8 (check the encoding of the terminal or of the script that runs swarm)\n")
+
+
+def test_a_digit_that_is_not_ascii_is_not_a_number() -> None:
+    # "²".isdigit() is True but int("²") raises ValueError: each of these was a traceback
+    # (or a worker failing to start a task), found by tests/test_fuzz_values.py
+    with pytest.raises(UsageError, match='invalid port "²" in --publish "²"'):
+        create(["-p", "²", "busybox"])
+    with pytest.raises(UsageError, match="max-file must be a positive number"):
+        create(["--log-opt", "max-file=²", "busybox"])
+    with pytest.raises(CLIError, match="invalid host"):
+        parse_target("10.0.0.1:²")
+    with pytest.raises(ValueError, match="invalid address '10.0.0.1:²'"):
+        split_addr("10.0.0.1:²", 2377)
+    with pytest.raises(RuntimeError_):
+        signal_number("²")
+    assert signal_number("15") == 15
+    assert raft_addr_problem("10.0.0.1:²") is not None
+    assert environment.raft_snapshot_entries({"SHOAL_RAFT_SNAPSHOT_ENTRIES": "²"}) == 0
+    assert sorted(["s10", "s²", "s2"], key=commands_stack._natural_key) == ["s2", "s10", "s²"]
 
 
 def test_bool_flags_accept_false() -> None:
