@@ -24,10 +24,10 @@ from tests.fuzz_helpers import VALUES, fuzz_settings
 from worker import templates as service_templates
 
 FIELDS = ("ID", "Name", "Mode", "Replicas", "Labels", "Health")
-ROWS: list[dict[str, Any]] = [{"ID": "abc123", "Name": "web", "Mode": "replicated", "Replicas": "2/2",
-         "Labels": {"k": "v", "a": "b"}, "Health": {"Status": "healthy"}},
-        {"ID": "def", "Name": "ü", "Mode": None, "Replicas": True, "Labels": {},
-         "Health": [1, 2]}]
+ROWS: list[dict[str, Any]] = [
+    {"ID": "abc123", "Name": "web", "Mode": "replicated", "Replicas": "2/2",
+     "Labels": {"k": "v", "a": "b"}, "Health": {"Status": "healthy"}},
+    {"ID": "def", "Name": "ü", "Mode": None, "Replicas": True, "Labels": {}, "Health": [1, 2]}]
 PIECES = ("{{", "}}", "{{-", "-}}", " ", ".", ".ID", ".Name", ".Labels", ".Labels.k",
           ".Health.Status", ".Nope", "json", "lower", "upper", "title", "truncate", "println",
           "print", "|", '"', "'", '"x"', "'y'", "3", "-1", "99999999999999999999", "0", "\\t",
