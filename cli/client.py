@@ -86,7 +86,7 @@ def parse_target(host: str) -> Target:
         if text.startswith(scheme):
             text = text[len(scheme):]
     hostpart, sep, port = text.rpartition(":")
-    if not sep or not hostpart or not port.isdigit():
+    if not sep or not hostpart or not (port.isascii() and port.isdigit()):
         raise CLIError(f'invalid host "{host}": expected unix:///path/swarm.sock or host:port')
     return Target(host, text, False)
 

@@ -86,7 +86,7 @@ def service_colours(services: Iterable[pb.Service]) -> dict[str, str]:
 
 
 def _natural(text: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+    return tuple(int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", text))
 
 
 def short_image(image: str) -> str:

@@ -352,7 +352,7 @@ def rollback(ctx: Context, ns: argparse.Namespace) -> int:
 
 def _natural_key(text: str) -> list:
     """Docker's natural order: "s2" before "s10"."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+    return [(0, int(part), "") if part.isdecimal() else (1, 0, part)
             for part in re.split(r"(\d+)", text) if part]
 
 

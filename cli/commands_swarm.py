@@ -21,7 +21,7 @@ from cli import environment
 from cli.client import CLIError, RpcFailure
 from cli.context import Context
 from cli.flags import bool_flag
-from cli.parsing import UsageError, format_duration, parse_bool, parse_duration
+from cli.parsing import INT64_MAX, UsageError, format_duration, parse_bool, parse_duration
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -111,15 +111,29 @@ class ClusterChanges:
                 and self.cert_expiry_ns is None and self.autolock is None)
 
 
+def parse_heartbeat(text: str) -> int:
+    """--dispatcher-heartbeat (`swarm init` and `swarm update`) in nanoseconds: at least
+    the period the manager accepts."""
+    heartbeat = parse_duration(text, "--dispatcher-heartbeat")
+    if heartbeat < MIN_HEARTBEAT_NS:
+        raise UsageError(f'invalid value "{text}" for --dispatcher-heartbeat: the period '
+                         f"must be at least {format_duration(MIN_HEARTBEAT_NS)}")
+    return heartbeat
+
+
+def check_history_limit(limit: int, text: str) -> int:
+    """--task-history-limit within the cluster spec's field (int64)."""
+    if not -INT64_MAX - 1 <= limit <= INT64_MAX:
+        raise UsageError(f'invalid value "{text}" for --task-history-limit: out of range; '
+                         "give a number of tasks (negative keeps every task)")
+    return limit
+
+
 def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
     """Checks `swarm update`'s flags; UsageError names the bad one."""
     heartbeat = expiry = limit = None
     if ns.dispatcher_heartbeat is not None:
-        heartbeat = parse_duration(ns.dispatcher_heartbeat, "--dispatcher-heartbeat")
-        if heartbeat < MIN_HEARTBEAT_NS:
-            raise UsageError(f'invalid value "{ns.dispatcher_heartbeat}" for '
-                             "--dispatcher-heartbeat: the period must be at least "
-                             f"{format_duration(MIN_HEARTBEAT_NS)}")
+        heartbeat = parse_heartbeat(ns.dispatcher_heartbeat)
     if ns.task_history_limit is not None:
         try:
             limit = int(ns.task_history_limit.strip())
@@ -127,6 +141,7 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
             raise UsageError(f'invalid value "{ns.task_history_limit}" for '
                              "--task-history-limit: expected an integer number of tasks "
                              "(negative keeps every task)") from None
+        check_history_limit(limit, ns.task_history_limit)
     if ns.cert_expiry is not None:
         expiry = parse_duration(ns.cert_expiry, "--cert-expiry")
         minimum = int(environment.min_cert_expiry().total_seconds() * 10**9)

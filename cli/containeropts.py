@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, MutableMapping, MutableSequence
 
-from cli.parsing import UsageError
+from cli.parsing import INT64_MAX, UsageError
 from proto import logrules
 from proto import objects_pb2 as pb
 
@@ -127,10 +127,14 @@ def update_sysctls(sysctls: MutableMapping[str, str], add: Iterable[str],
 
 def _limit(text: str, spec: str, flag: str) -> int:
     try:
-        return int(text, 10)
+        value = int(text, 10)
     except ValueError:
         raise UsageError(f'invalid value "{spec}" for {flag}: "{text}" is not a number; '
                          f"{ULIMIT_FORM}") from None
+    if value > INT64_MAX:
+        raise UsageError(f'invalid value "{spec}" for {flag}: {text} is too large; limits '
+                         f"are at most {INT64_MAX}, or -1 for unlimited")
+    return value
 
 
 def parse_ulimit(text: str, flag: str) -> pb.Ulimit:

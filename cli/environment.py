@@ -46,7 +46,7 @@ def min_cert_expiry(environ: Optional[Mapping[str, str]] = None) -> _dt.timedelt
 def raft_snapshot_entries(environ: Optional[Mapping[str, str]] = None) -> int:
     """$SHOAL_RAFT_SNAPSHOT_ENTRIES as a positive number, else 0 (the store's default)."""
     raw = _env(environ).get(SNAPSHOT_ENTRIES_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 0
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else 0
 
 
 def debug(environ: Optional[Mapping[str, str]] = None) -> bool:

@@ -329,7 +329,7 @@ def status_of(response: Response) -> tuple[str, str]:
     if not headers.get(b"content-type", b"").startswith(b"application/grpc"):
         raise Unsupported(f"content-type {headers.get(b'content-type')!r}")
     raw = trailers.get(b"grpc-status")
-    if raw is None or not raw.isdigit() or int(raw) >= len(STATUS_NAMES):
+    if raw is None or not (raw.isascii() and raw.isdigit()) or int(raw) >= len(STATUS_NAMES):
         raise Unsupported(f"grpc-status {raw!r}")
     return STATUS_NAMES[int(raw)], percent_decode(trailers.get(b"grpc-message", b""))
 

@@ -13,7 +13,7 @@ import argparse
 import re
 from typing import Sequence
 
-from cli.parsing import parse_bool
+from cli.parsing import UsageError, parse_bool
 
 # Boolean flags that Docker also accepts as --flag=false.
 BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "rollback",
@@ -183,6 +183,22 @@ def _capability_flags(parser: argparse.ArgumentParser) -> None:
 def is_on(value: str | None, flag: str = "flag") -> bool:
     """True when a `bool_flag` was given and not set to false."""
     return value is not None and parse_bool(value, flag)
+
+
+def check_utf8(argv: Sequence[str]) -> None:
+    """UsageError for an argument that is not UTF-8 text.
+
+    Python hands bytes that do not decode as lone surrogates ("\\udcff"); no spec,
+    name or label can hold them, and the manager speaks UTF-8 only.
+    """
+    for token in argv:
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = token.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise UsageError(f'the argument "{shown}" is not valid UTF-8 text: give names and '
+                             "values in UTF-8 (check the encoding of the terminal or of the "
+                             "script that runs swarm)") from None
 
 
 def rewrite_bool_assignments(argv: Sequence[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """Argument parsers whose arguments are declared when first used.
 
 Owns `LazyParser`: an ArgumentParser given a `declare` function that adds its
-arguments only when the parser parses, or prints its usage or help. A `swarm`
+arguments only when the parser parses, or prints its usage or help. It also
+reads `--flag=--` as the value "--", as Docker's flag parser does: argparse
+drops the "--" and hands the command an empty list in place of a string. A `swarm`
 run then pays for declaring only the command it runs: `service create` and
 `service update` have over a hundred options, and declaring them took 6 ms of
 every `swarm service ls`.
@@ -34,6 +36,15 @@ class LazyParser(argparse.ArgumentParser):
     def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
         self.declare()
         return super().parse_known_args(*args, **kwargs)
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # argparse's own method removes a "--" given as an option's value (`--cap-add=--`)
+        # and returns [] where the command expects one string: take it as the value.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
 
     def format_usage(self) -> str:
         self.declare()

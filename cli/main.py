@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host
 from cli.context import Context
-from cli.flags import rewrite_bool_assignments
+from cli.flags import check_utf8, rewrite_bool_assignments
 from cli.lazyparse import LazyParser
 from cli.parsing import UsageError, parse_duration
 
@@ -105,8 +105,7 @@ def _declarer(command: Command) -> Callable[[argparse.ArgumentParser], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole `swarm` command tree (each command's arguments declared when used)."""
-    parser = argparse.ArgumentParser(
-        prog="swarm", description="Shoal: a Swarm-style cluster orchestrator.")
+    parser = LazyParser(prog="swarm", description="Shoal: a Swarm-style cluster orchestrator.")
     parser.add_argument("-H", "--host", default=None,
                         help="Node to talk to: unix:///path/swarm.sock or host:port "
                              "(default $SWARM_HOST, else unix:///var/lib/shoal/swarm.sock)")
@@ -116,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub.add_parser(command.name, help=command.help, command=command)
     return parser
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """`swarm ARGV` parsed: UsageError for an argument that is not UTF-8; argparse
+    exits with status 2 and its usage message for a malformed command line."""
+    args = list(argv)
+    check_utf8(args)
+    return build_parser().parse_args(rewrite_bool_assignments(args))
 
 
 def _run_node_command(ns: argparse.Namespace) -> int:
@@ -136,8 +143,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     client command then ends it at once (`_exit_now`) instead of returning.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    ns = parser.parse_args(rewrite_bool_assignments(args))
+    try:
+        ns = parse_command_line(args)
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     code = _run(ns)
     if argv is None and not getattr(ns, "bootstrap", None):
         _exit_now(code)

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from cli import environment
-from cli.commands_swarm import read_key, unlock_key_text
+from cli.commands_swarm import check_history_limit, parse_heartbeat, read_key, unlock_key_text
 from cli.flags import is_on
-from cli.parsing import parse_duration
 from node import bootstrap, daemon, runtimes
 from node.bootstrap import NodeError
 from node.config import ClusterSettings, NodeConfig, PodmanOptions
@@ -95,8 +94,10 @@ def _start(config: NodeConfig, message: Optional[str] = None) -> int:
 def cluster_settings(args: argparse.Namespace) -> ClusterSettings:
     """`swarm init`'s cluster-wide flags (UsageError names a bad one)."""
     heartbeat = None
-    if args.dispatcher_heartbeat is not None:
-        heartbeat = parse_duration(args.dispatcher_heartbeat, "--dispatcher-heartbeat")
+    if args.dispatcher_heartbeat is not None:   # the rules `swarm update` follows
+        heartbeat = parse_heartbeat(args.dispatcher_heartbeat)
+    if args.task_history_limit is not None:
+        check_history_limit(args.task_history_limit, str(args.task_history_limit))
     return ClusterSettings(
         task_history_limit=args.task_history_limit, dispatcher_heartbeat_ns=heartbeat,
         default_addr_pool=args.default_addr_pool,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 from typing import Iterable, Mapping, NamedTuple
 
 from proto import objects_pb2 as pb
@@ -18,6 +19,12 @@ from proto import objects_pb2 as pb
 
 class UsageError(ValueError):
     """A value on the command line is malformed; the message says what is expected."""
+
+
+# The ranges of the spec fields the values end in (protobuf int64, uint64, int32).
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+INT32_MAX = 2**31 - 1
 
 
 # ------------------------------------------------------------- durations ----
@@ -39,18 +46,23 @@ def parse_duration(text: str, flag: str = "duration") -> int:
             f'invalid duration "{text}" for {flag}: must not be negative; expected a number '
             "with a unit (ns, us, ms, s, m, h), e.g. 10s, 1m30s or 500ms")
     pos = 0
-    total = 0.0
+    total = Decimal(0)   # exact: a float loses nanoseconds (and overflows) on long ones
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
         if not m:
             break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        total += Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if not s or pos != len(s):
         raise UsageError(
             f'invalid duration "{text}" for {flag}: expected a number with a unit '
             "(ns, us, ms, s, m, h), e.g. 10s, 1m30s or 500ms")
-    return int(round(total))
+    nanos = int(total.to_integral_value())
+    if nanos > INT64_MAX:
+        raise UsageError(
+            f'invalid duration "{text}" for {flag}: too long; the longest duration is '
+            f"{format_duration(INT64_MAX)} (about 292 years)")
+    return nanos
 
 
 def format_duration(nanos: int) -> str:
@@ -94,7 +106,11 @@ def parse_size(text: str, flag: str = "size") -> int:
             f'invalid size "{text}" for {flag}: expected a number with an optional unit '
             "b, k, m, g, t (e.g. 512M or 1g)")
     unit = m.group(2).lower() if m.group(2) else None
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    size = int(Decimal(m.group(1)) * _SIZE_UNITS[unit])  # exact, and no float overflow
+    if size > INT64_MAX:
+        raise UsageError(f'invalid size "{text}" for {flag}: too large; the largest size is '
+                         f"{INT64_MAX} bytes (8 EiB)")
+    return size
 
 
 def format_size(num: int) -> str:
@@ -118,11 +134,15 @@ def parse_cpus(text: str, flag: str = "cpus") -> int:
         raise UsageError(
             f'invalid CPU value "{text}" for {flag}: expected a non-negative number '
             "of CPUs, e.g. 0.5 or 2")
+    if value * 1e9 > INT64_MAX:
+        raise UsageError(f'invalid CPU value "{text}" for {flag}: too large; at most '
+                         f"{INT64_MAX // 10**9} CPUs")
     return int(round(value * 1e9))
 
 
-def parse_uint(text: str, flag: str, what: str = "value") -> int:
-    """Parses a non-negative integer, e.g. a replica count."""
+def parse_uint(text: str, flag: str, what: str = "value", maximum: int = UINT64_MAX) -> int:
+    """Parses a non-negative integer up to `maximum` (the range of the field it goes
+    to), e.g. a replica count."""
     try:
         value = int(text, 10)
     except ValueError:
@@ -130,17 +150,21 @@ def parse_uint(text: str, flag: str, what: str = "value") -> int:
     if value < 0:
         raise UsageError(
             f"invalid {what} {text} for {flag}: must be a non-negative integer")
+    if value > maximum:
+        raise UsageError(f"invalid {what} {text} for {flag}: too large; at most {maximum}")
     return value
 
 
 def parse_replicas(text: str) -> int:
-    """Parses --replicas; rejects negative and non-integer values."""
+    """Parses --replicas; rejects negative, non-integer and too large values."""
     try:
         value = int(text, 10)
     except ValueError:
         value = -1
     if value < 0:
         raise UsageError(f"invalid replicas value {text}: must be a non-negative integer")
+    if value > UINT64_MAX:
+        raise UsageError(f"invalid replicas value {text}: too large; at most {UINT64_MAX}")
     return value
 
 
@@ -221,7 +245,7 @@ _MODES = {"ingress": pb.PortConfig.INGRESS, "host": pb.PortConfig.HOST}
 
 
 def _port_number(text: str, spec: str, allow_zero: bool = False) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(f'invalid port "{text}" in --publish "{spec}": {PUBLISH_FORMS}')
     value = int(text)
     if not (0 if allow_zero else 1) <= value <= 65535:

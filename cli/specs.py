@@ -10,14 +10,15 @@ As in Docker, the COMMAND after IMAGE becomes ContainerSpec.args and
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from cli import containeropts as copts
 from cli.flags import is_on
 from cli.mounts import create_mounts, update_mounts
-from cli.parsing import (UsageError, expand_env, parse_config_ref, parse_cpus, parse_duration,
-                         parse_kv, parse_network, parse_placement_pref, parse_publish,
+from cli.parsing import (INT32_MAX, UsageError, expand_env, parse_config_ref, parse_cpus,
+                         parse_duration, parse_kv, parse_network, parse_placement_pref, parse_publish,
                          parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
                          validate_constraint)
 from proto import objects_pb2 as pb
@@ -108,7 +109,7 @@ def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
         if given[key] is not None:
             getattr(h, key).nanos = parse_duration(given[key], "--health-" + key.replace("_", "-"))
     if given["retries"] is not None:
-        h.retries = parse_uint(given["retries"], "--health-retries", "retries")
+        h.retries = parse_uint(given["retries"], "--health-retries", "retries", INT32_MAX)
 
 
 def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
@@ -352,12 +353,32 @@ def _parse_port_rm(item: str) -> list[tuple[int, int]]:
 
 
 def _update_ports(endpoint: pb.EndpointSpec, add: Iterable[str], rm: Iterable[str]) -> None:
+    """--publish-rm, then --publish-add: an added port replaces the ports it would clash
+    with (the same published port and protocol, or the same target, protocol and
+    published port). Linear, through indexes: a range of 65535 ports is one flag."""
     remove = {key for item in rm for key in _parse_port_rm(item)}
-    _remove_where(endpoint.ports, lambda p: (p.target_port, p.protocol) in remove)
+    kept: dict[int, pb.PortConfig] = {}   # by position, in order; replaced ones deleted
+    by_published: dict[tuple[int, int], set[int]] = {}
+    by_target: dict[tuple[int, int, int], set[int]] = {}
+    positions = itertools.count()
+
+    def keep(port: pb.PortConfig) -> None:
+        position = next(positions)
+        kept[position] = port
+        if port.published_port:
+            by_published.setdefault((port.published_port, port.protocol), set()).add(position)
+        by_target.setdefault((port.target_port, port.protocol, port.published_port),
+                             set()).add(position)
+
+    for port in endpoint.ports:
+        if (port.target_port, port.protocol) not in remove:
+            keep(port)
     for port in _ports(add):
-        _remove_where(endpoint.ports, lambda p, q=port: (
-            (q.published_port and p.published_port == q.published_port
-             and p.protocol == q.protocol)
-            or (p.target_port == q.target_port and p.protocol == q.protocol
-                and p.published_port == q.published_port)))
-        endpoint.ports.append(port)
+        clashing = by_target.pop((port.target_port, port.protocol, port.published_port), set())
+        if port.published_port:
+            clashing |= by_published.pop((port.published_port, port.protocol), set())
+        for position in clashing:
+            kept.pop(position, None)
+        keep(port)
+    del endpoint.ports[:]
+    endpoint.ports.extend(kept.values())

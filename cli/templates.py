@@ -28,6 +28,7 @@ Row = Mapping[str, Any]
 
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.DOTALL)
 _WORD_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def header_of(field: str) -> str:
@@ -73,6 +74,11 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _is_literal(word: str) -> bool:
+    """A quoted string: "text" or 'text'."""
+    return len(word) >= 2 and word[0] in "\"'" and word[-1] == word[0]
+
+
 class JsonRow(dict):
     """A row whose JSON form (`json`, `{{json .}}`) has other keys than the fields templates
     read, as a Go struct with json tags: Docker's events.Message is `{{.Scope}}` to a
@@ -104,6 +110,13 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
+# How many arguments each function takes (None: any number), and how it is used.
+_ARITY: dict[str, int | None] = {"json": 1, "lower": 1, "upper": 1, "title": 1, "truncate": 2,
+                                 "println": None, "print": None}
+_EXAMPLES = {"json": "{{json .}}", "lower": "{{lower .Name}}", "upper": "{{upper .Name}}",
+             "title": "{{title .Name}}", "truncate": "{{truncate .ID 12}}"}
+
+
 class Template:
     """A parsed format template; `render(row)` applies it to one row."""
 
@@ -123,7 +136,7 @@ class Template:
             self._parts.append(("text", self.text[pos:]))
 
     def _parse_pipeline(self, body: str) -> list[list[str]]:
-        commands = []
+        commands: list[list[str]] = []
         for command in body.split("|"):
             try:
                 words = shlex.split(command.strip(), posix=False)
@@ -137,12 +150,43 @@ class Template:
                     raise UsageError(
                         f'invalid --format: unknown field "{word}"; fields are '
                         + ", ".join("." + f for f in self.fields))
-                if not word.startswith((".", '"', "'")) and not word.lstrip("-").isdigit() \
+                if word.startswith(('"', "'")) and not _is_literal(word):
+                    raise UsageError(f'invalid --format action "{{{{{body}}}}}": {word} is not '
+                                     'a quoted string; write "text" or \'text\'')
+                if not word.startswith((".", '"', "'")) and not _NUMBER.fullmatch(word) \
                         and word not in _FUNCS:
                     raise UsageError(f'invalid --format: unknown function "{word}"; known are '
                                      + ", ".join(sorted(_FUNCS)))
+            self._check_command(words, piped=bool(commands), body=body)
             commands.append(words)
         return commands
+
+    @staticmethod
+    def _check_command(words: list[str], piped: bool, body: str) -> None:
+        """Refuses, before any row is rendered, a command that could not run: a function
+        given the wrong number of arguments (a piped value is the last one), a function
+        name as an argument, arguments to a field or literal, truncate without a number."""
+        head, rest = words[0], words[1:]
+        action = "{{" + body + "}}"
+        for word in rest:
+            if word in _FUNCS:
+                raise UsageError(f'invalid --format action "{action}": the function "{word}" '
+                                 f"cannot be an argument; pipe into it instead, e.g. "
+                                 f"{{{{.Name | {word}}}}}")
+        if head not in _FUNCS:
+            if rest or piped:
+                raise UsageError(f'invalid --format action "{action}": "{head}" is not a '
+                                 "function and takes no arguments")
+            return
+        count = len(rest) + (1 if piped else 0)
+        wanted = _ARITY.get(head)
+        if wanted is not None and count != wanted:
+            raise UsageError(f'invalid --format action "{action}": {head} takes {wanted} '
+                             f"argument{'s' if wanted != 1 else ''}, not {count}; e.g. "
+                             f"{_EXAMPLES[head]}")
+        if head == "truncate" and (piped or not _NUMBER.fullmatch(rest[1])):
+            raise UsageError(f'invalid --format action "{action}": truncate takes a field '
+                             f"and a number, e.g. {_EXAMPLES[head]}")
 
     @staticmethod
     def _arg(word: str, row: Row) -> Any:
@@ -153,7 +197,7 @@ class Template:
             for key in word[1:].split("."):
                 value = value.get(key) if isinstance(value, Mapping) else None
             return value
-        if word[0] in "\"'" and word[-1] == word[0] and len(word) >= 2:
+        if _is_literal(word):
             return _unescape(word[1:-1])
         return int(word)
 

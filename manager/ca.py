@@ -268,7 +268,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
 def raft_addr_problem(addr: str) -> str | None:
     """Why `addr` is not a usable raft endpoint (HOST:PORT), or None when it is."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 \
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536 \
             or any(c.isspace() for c in host):
         return (f"invalid raft address {addr!r}: expected HOST:PORT, for example "
                 "10.0.0.2:2378")

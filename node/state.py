@@ -111,7 +111,7 @@ def split_addr(addr: str, default_port: int) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
     if not sep:
         host, port = addr, str(default_port)
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"invalid address {addr!r}: expected IP[:PORT] with a port 1-65535")
     return host.strip("[]"), int(port)
 

@@ -20,6 +20,7 @@ all three agree.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Mapping
 
 MAX_SIZE = "max-size"
@@ -27,6 +28,7 @@ MAX_FILE = "max-file"
 OPTIONS = (MAX_SIZE, MAX_FILE)
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_MAX_BYTES = 2**63 - 1  # podman's limit is a signed 64-bit byte count
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
@@ -53,7 +55,10 @@ def parse_max_size(text: str) -> int:
     if not m:
         raise LogOptionError(f'invalid size "{text}" for log option max-size: expected a '
                              "number of bytes with an optional unit b, k, m, g, t (e.g. 10m)")
-    size = int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+    size = int(Decimal(m.group(1)) * _UNITS[(m.group(2) or "").lower()])  # exact, no overflow
+    if size > _MAX_BYTES:
+        raise LogOptionError(f'max-size "{text}" is too large: at most {_MAX_BYTES} bytes '
+                             "(8 EiB); leave max-size out for an unlimited log")
     if size <= 0:
         raise LogOptionError(f'max-size must be a positive size, not "{text}" (e.g. 10m); '
                              "leave max-size out for an unlimited log")
@@ -62,7 +67,7 @@ def parse_max_size(text: str) -> int:
 
 def check_max_file(text: str) -> None:
     """Raises LogOptionError unless max-file is "1" (the only count podman keeps)."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
         raise LogOptionError(f'max-file must be a positive number, not "{text}"')
     if int(text) != 1:
         raise LogOptionError(

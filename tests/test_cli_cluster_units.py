@@ -200,6 +200,11 @@ def test_parse_changes_needs_a_flag() -> None:
     (["--cert-expiry", "30m"], "at least 1h0m0s"),
     (["--task-history-limit", "many"], "--task-history-limit: expected an integer"),
     (["--task-history-limit", "2.5"], "expected an integer"),
+    # a ValueError traceback (the spec's int64 field), found by the fuzz tests
+    (["--task-history-limit", "18446744073709551615"],
+     'invalid value "18446744073709551615" for --task-history-limit: out of range; give a '
+     "number of tasks"),
+    (["--task-history-limit", "-9223372036854775809"], "out of range"),
 ])
 def test_parse_changes_rejects(argv: list[str], match: str) -> None:
     with pytest.raises(UsageError, match=match):

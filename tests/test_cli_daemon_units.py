@@ -69,6 +69,24 @@ def test_init_flags_become_cluster_settings() -> None:
         node_commands.cluster_settings(_ns("init", "--dispatcher-heartbeat", "soon"))
 
 
+@pytest.mark.parametrize("argv,message", [
+    # init took what `swarm update` refuses (found by the fuzz tests): a 1ns heartbeat
+    # made the new cluster's agents heartbeat without pause, and a limit past int64 made
+    # the first daemon fail when it created the cluster object
+    (["--dispatcher-heartbeat", "1ns"],
+     'invalid value "1ns" for --dispatcher-heartbeat: the period must be at least 100ms'),
+    (["--dispatcher-heartbeat", "99ms"], "at least 100ms"),
+    (["--task-history-limit", "18446744073709551615"],
+     'invalid value "18446744073709551615" for --task-history-limit: out of range'),
+])
+def test_init_refuses_what_swarm_update_refuses(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        node_commands.cluster_settings(_ns("init", *argv))
+    assert node_commands.cluster_settings(
+        _ns("init", "--dispatcher-heartbeat", "100ms", "--task-history-limit",
+            str(2**63 - 1))).task_history_limit == 2**63 - 1
+
+
 def test_init_refuses_a_second_cluster_in_the_same_directory(tmp_path: Path, capsys) -> None:
     (tmp_path / "node.json").write_text("{}")
     assert node_commands.cmd_init(_ns("init", "--data-dir", str(tmp_path))) == 1

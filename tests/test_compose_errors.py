@@ -11,7 +11,7 @@ import pytest
 from cli.client import CLIError
 from cli.commands_stack import load_stack
 from cli.compose.errors import Collector, ComposeError
-from tests.compose_helpers import load_texts, refused
+from tests.compose_helpers import load_texts, refused, service
 
 THREE = """\
 services:
@@ -221,3 +221,12 @@ def test_the_cli_prints_each_problem_on_its_own_line(tmp_path) -> None:
     lines = info.value.message.splitlines()
     assert lines == [f"Error: {str(path)}{THREE_LINES[0][5:]}"] + \
         [f"{str(path)}{line[5:]}" for line in THREE_LINES[1:]]
+
+
+def test_a_digit_that_is_not_ascii_is_a_problem_not_a_traceback() -> None:
+    # "²".isdigit() is True but int("²") fails: a ValueError from the loader before
+    error = refused(service("    ports: ['²:80']\n"))
+    assert "invalid port" in error.message
+    error = refused(service("    secrets: [{source: s, uid: '²'}]\n") +
+                    "secrets:\n  s: {file: ./s.txt}\n", files={"/stacks/app/s.txt": "x"})
+    assert 'must be a numeric uid (0 to 4294967295), not "²"' in str(error)

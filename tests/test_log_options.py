@@ -58,6 +58,10 @@ def test_max_size_in_bytes_as_docker_reads_it(options: dict[str, str], size: int
     ({"max-size": "-1"}, 'invalid size "-1" for log option max-size'),
     ({"max-size": "0"}, 'max-size must be a positive size, not "0" (e.g. 10m); leave max-size '
                         "out for an unlimited log"),
+    # was an OverflowError (a float of 400 digits), in the manager as in the CLI
+    ({"max-size": "9" * 400}, f'max-size "{"9" * 400}" is too large: at most '
+                              "9223372036854775807 bytes (8 EiB)"),
+    ({"max-size": "8e"}, 'invalid size "8e"'),
     ({"max-size": "10m", "max-file": "3"}, MAX_FILE_REFUSAL),
     ({"max-file": "0"}, 'max-file must be a positive number, not "0"'),
     ({"max-file": "two"}, 'max-file must be a positive number, not "two"'),
@@ -96,6 +100,10 @@ def test_the_manager_stores_the_options_as_sent() -> None:
     ({"max-size": "10m", "max-file": "3"}, MAX_FILE_REFUSAL),
     ({"max-size": "0"}, 'max-size must be a positive size, not "0" (e.g. 10m); leave max-size '
                         "out for an unlimited log"),
+    # was an OverflowError, an internal error instead of a refusal
+    ({"max-size": "9" * 400}, f'max-size "{"9" * 400}" is too large: at most '
+                              "9223372036854775807 bytes (8 EiB); leave max-size out for an "
+                              "unlimited log"),
     ({"mode": "non-blocking"}, 'log option "mode" is not supported: Shoal keeps each task\'s '
                                "output in podman's log file, which takes max-size and "
                                'max-file "1" only'),

@@ -45,7 +45,7 @@ def parse_time(text: str) -> float:
 def signal_number(name: str) -> int:
     """SIGTERM, TERM, term or "15" -> 15; "" -> SIGTERM. Raises RuntimeError_ if unknown."""
     text = (name or "SIGTERM").strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     if not text.startswith("SIG"):
         text = "SIG" + text

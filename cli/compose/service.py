@@ -229,7 +229,7 @@ def _port_range(part: str, text: str, path: str) -> list[int]:
     low, dash, high = part.partition("-")
     bounds = []
     for bound in (low, high) if dash else (low,):
-        if not bound.isdigit():
+        if not (bound.isascii() and bound.isdigit()):
             raise ComposeError(f'invalid port "{text}"; {PORT_FORMS}', path=path)
         if not 1 <= int(bound) <= 65535:
             raise ComposeError(f'invalid port "{text}": {int(bound)} is out of range 1-65535',
@@ -302,7 +302,7 @@ def _file_refs(value: Any, path: str) -> list[FileRef]:
         for key in ("uid", "gid"):
             if key in section:
                 text = v.string(section[key], join_path(item_path, key), allow_numbers=True)
-                if not text.isdigit() or int(text) > 0xFFFFFFFF:
+                if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFFFFFF:
                     raise ComposeError(f'must be a numeric {key} (0 to 4294967295), not '
                                        f'"{text}"', path=join_path(item_path, key))
                 setattr(ref, key, text)
