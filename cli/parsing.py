@@ -36,8 +36,10 @@ _DURATION_UNITS = {
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
-def parse_duration(text: str, flag: str = "duration") -> int:
-    """Parses a Go-style duration ("10s", "1m30s", "500ms", "1.5h") into nanoseconds."""
+def parse_duration(text: str, flag: str = "duration", *, limited: bool = True) -> int:
+    """Parses a Go-style duration ("10s", "1m30s", "500ms", "1.5h") into nanoseconds, at
+    most Go's longest (int64 nanoseconds) unless `limited` is False (the caller checks
+    its own range, e.g. a time back from now)."""
     s = text.strip()
     if s == "0":
         return 0
@@ -58,7 +60,7 @@ def parse_duration(text: str, flag: str = "duration") -> int:
             f'invalid duration "{text}" for {flag}: expected a number with a unit '
             "(ns, us, ms, s, m, h), e.g. 10s, 1m30s or 500ms")
     nanos = int(total.to_integral_value())
-    if nanos > INT64_MAX:
+    if limited and nanos > INT64_MAX:
         raise UsageError(
             f'invalid duration "{text}" for {flag}: too long; the longest duration is '
             f"{format_duration(INT64_MAX)} (about 292 years)")

@@ -51,7 +51,8 @@ def _parse_nanos(value: str, now_nano: int, flag: str) -> int:
     try:
         # a duration back from now; a negative one ("-5s") is after now, as in Docker
         sign = -1 if text.startswith("-") else 1
-        return now_nano - sign * parse_duration(text[1:] if text[:1] in "+-" else text, flag)
+        return now_nano - sign * parse_duration(text[1:] if text[:1] in "+-" else text, flag,
+                                                limited=False)  # the range is checked above
     except UsageError:
         raise UsageError(f'invalid value "{value}" for {flag}: expected {TIME_FORMS}') from None
 
