@@ -543,11 +543,13 @@ class PruneVolumesResponse(_message.Message):
     def __init__(self, removed: _Optional[_Iterable[str]] = ..., reclaimed_bytes: _Optional[int] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("store_digest",)
+    STORE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    store_digest: bool
+    def __init__(self, store_digest: _Optional[bool] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("node_id", "node_addr", "is_manager", "cluster_id", "managers", "nodes", "version", "raft_leader_id", "data_dir", "services", "tasks_running", "autolock_managers", "cert_expiry", "root_rotation_in_progress")
+    __slots__ = ("node_id", "node_addr", "is_manager", "cluster_id", "managers", "nodes", "version", "raft_leader_id", "data_dir", "services", "tasks_running", "autolock_managers", "cert_expiry", "root_rotation_in_progress", "store_version", "store_digest", "raft_applied_index")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDR_FIELD_NUMBER: _ClassVar[int]
     IS_MANAGER_FIELD_NUMBER: _ClassVar[int]
@@ -562,6 +564,9 @@ class InfoResponse(_message.Message):
     AUTOLOCK_MANAGERS_FIELD_NUMBER: _ClassVar[int]
     CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
     ROOT_ROTATION_IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    STORE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RAFT_APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     node_addr: str
     is_manager: bool
@@ -576,7 +581,10 @@ class InfoResponse(_message.Message):
     autolock_managers: bool
     cert_expiry: _objects_pb2.Duration
     root_rotation_in_progress: bool
-    def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ..., autolock_managers: _Optional[bool] = ..., cert_expiry: _Optional[_Union[_objects_pb2.Duration, _Mapping]] = ..., root_rotation_in_progress: _Optional[bool] = ...) -> None: ...
+    store_version: int
+    store_digest: str
+    raft_applied_index: int
+    def __init__(self, node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., is_manager: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., managers: _Optional[int] = ..., nodes: _Optional[int] = ..., version: _Optional[str] = ..., raft_leader_id: _Optional[str] = ..., data_dir: _Optional[str] = ..., services: _Optional[int] = ..., tasks_running: _Optional[int] = ..., autolock_managers: _Optional[bool] = ..., cert_expiry: _Optional[_Union[_objects_pb2.Duration, _Mapping]] = ..., root_rotation_in_progress: _Optional[bool] = ..., store_version: _Optional[int] = ..., store_digest: _Optional[str] = ..., raft_applied_index: _Optional[int] = ...) -> None: ...
 
 class StackChange(_message.Message):
     __slots__ = ("action", "kind", "name", "id", "fields", "rollback")

@@ -21,6 +21,7 @@ only: it may run outside that lock on the one thread that writes) then `commit`
 from __future__ import annotations
 
 import builtins
+import hashlib
 import struct
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -368,3 +369,17 @@ def dump_view(view: StoreView) -> bytes:
             parts.append(_U32.pack(len(blob)))
             parts.append(blob)
     return b"".join(parts)
+
+
+def view_digest(view: StoreView) -> str:
+    """SHA-256 (hex) of a snapshot's objects, independent of the order they were
+    stored in: two managers at the same store version must give the same digest
+    (the chaos soak's agreement check, `InfoRequest.store_digest`)."""
+    digest = hashlib.sha256()
+    for kind in model.KINDS:
+        table = view.table(kind)
+        for obj_id in sorted(table):
+            blob = model.wrap(table[obj_id]).SerializeToString(deterministic=True)
+            digest.update(_U32.pack(len(blob)))
+            digest.update(blob)
+    return digest.hexdigest()

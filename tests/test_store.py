@@ -14,7 +14,8 @@ from proto import watch_pb2
 from raft import actions
 from raft.errors import Conflict, Unavailable
 from raft.replica import RaftTuning
-from raft.state import StoreState
+from proto import store_pb2
+from raft.state import StoreState, view_digest
 from lab.localnode import free_port as lab_free_port
 from raft.store import Store
 from tests.helpers import wait
@@ -472,3 +473,26 @@ def test_a_cut_off_leader_is_rewound_to_its_commit_index():
     follower.raftCommitIndex = 363
     same_term = dict(lagging, term=3)
     assert Replica.inspect_message(follower, same_term) is same_term
+
+
+def _state_of(*objects) -> StoreState:
+    """The objects created in one transaction, in the order given."""
+    state = StoreState()
+    txn = store_pb2.StoreTransaction(proposer="t", proposed_at=1000.0)
+    txn.actions.extend(actions.create(obj) for obj in objects)
+    state.apply(txn)
+    return state
+
+
+def test_view_digest_ignores_insertion_order_and_sees_any_change():
+    """The digest the chaos soak compares between managers: the same objects stored in
+    another order give the same digest; one changed field gives another."""
+    a, b, c = service("a"), service("b"), task(slot=2)
+    one = _state_of(a, b, c)
+    other = _state_of(c, b, a)
+    assert view_digest(one.snapshot()) == view_digest(other.snapshot())
+    changed = copy(b)
+    changed.spec.annotations.labels["x"] = "1"
+    third = _state_of(a, changed, c)
+    assert view_digest(third.snapshot()) != view_digest(one.snapshot())
+    assert view_digest(_state_of(a, b).snapshot()) != view_digest(one.snapshot())

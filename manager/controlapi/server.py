@@ -10,6 +10,7 @@ carry (`common.fitted`); a refused request changes nothing.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence, TypeAlias, TypeVar
@@ -35,6 +36,7 @@ from proto import objects_pb2 as pb
 from proto import store_pb2
 from raft import actions, errors
 from raft.api import ObjectStore
+from raft.state import view_digest
 
 VERSION = "0.1.0"
 
@@ -135,13 +137,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         cluster = ca.cluster_of(self.store)
         leader = next((n.id for n in all_nodes if n.manager_status.leader), "")
         running = sum(1 for t in self.store.list("task") if t.status.state == pb.RUNNING)
+        local: dict[str, Any] = {}
+        if request.store_digest:
+            view = self.store.snapshot()
+            local = {"store_version": view.version,
+                     "store_digest": await asyncio.to_thread(view_digest, view),
+                     "raft_applied_index": int(self.store.status().get("last_applied") or 0)}
         return cpb.InfoResponse(
             node_id=self.node_id, node_addr=self.node_addr(), is_manager=True,
             cluster_id=cluster.id if cluster else "",
             managers=sum(1 for n in all_nodes if n.role == pb.MANAGER), nodes=len(all_nodes),
             version=VERSION, raft_leader_id=leader, data_dir=self.data_dir,
             services=len(self.store.list("service")), tasks_running=running,
-            **clusterrules.security_info(cluster))
+            **clusterrules.security_info(cluster), **local)
 
     # -------------------------------------------------------------- nodes --
 
