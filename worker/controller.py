@@ -439,12 +439,14 @@ class TaskController:
             self.log.warning("task %s: stopping container failed: %s", self.task.id, exc)
 
     async def _release_files(self) -> None:
-        """Removes the task's secret/config tmpfs and its overlay interfaces (once its
-        container no longer runs)."""
+        """Removes the task's secret/config tmpfs, its overlay interfaces and its network
+        namespace once its container no longer runs: a task's container never starts
+        again, and Docker too tears a container's sandbox down when it stops (the chaos
+        soak found namespaces kept until the task left the store's history)."""
         if self._files is not None:
             await self._files.finish(self.task.id)
         if self._network is not None:
-            await self._network.detach(self.task.id)
+            await self._network.release(self.task.id)
 
     async def _release_network(self) -> None:
         """Removes the task's namespace (after its container was removed)."""
