@@ -1,0 +1,208 @@
+"""`python -m lab.chaos`: the chaos soak, start to verdict.
+
+Brings a lab up (3 or 5 managers, 3 workers by default; its own directory and
+underlay, removed at the end), starts the writers and the operator, injects
+faults for --duration seconds, stops everything, heals the lab, checks the
+invariants, and prints the timeline, the figures and the verdicts. On a
+violation it copies the nodes' logs to --out, prints the seed and the command
+that repeats the run, and exits 1. Run as root, alone (one lab at a time);
+tests/test_e2e_chaos.py runs it for 2 minutes with a fixed seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from lab.chaos.access import Access
+from lab.chaos.faults import NOT_INJECTED, Injector
+from lab.chaos.invariants import (Result, check_agreement, check_convergence, check_leftovers,
+                                  check_orphans, check_writes)
+from lab.chaos.repair import Repair
+from lab.chaos.timeline import Entry, Timeline
+from lab.chaos.workload import SECRET_MARK, Operator
+from lab.chaos.writers import Writers
+from lab.images import ensure_demo_image, ensure_stand_in
+from tests.labfixtures import lab_cluster
+
+UPDATE_IMAGE = "nginx:alpine"      # the second image updates switch to (a lab stand-in)
+
+
+def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lab.chaos", description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=600.0,
+                   help="seconds of faults and workload (default 600)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of every random choice (default: drawn and printed)")
+    p.add_argument("--managers", type=int, choices=(3, 5), default=3)
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--writers", type=int, default=2, help="writer threads (default 2)")
+    p.add_argument("--converge-bound", type=float, default=120.0,
+                   help="seconds the cluster gets to converge after a fault and at the end")
+    p.add_argument("--hold", type=float, nargs=2, default=(3.0, 10.0), metavar=("MIN", "MAX"),
+                   help="seconds a fault lasts before it is repaired")
+    p.add_argument("--gap", type=float, nargs=2, default=(1.0, 5.0), metavar=("MIN", "MAX"),
+                   help="seconds between a convergence and the next fault")
+    p.add_argument("--json", type=Path, default=None, help="write the whole report there")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the nodes' logs go on a violation (default /tmp/shoal-chaos-SEED)")
+    p.add_argument("--quiet-timeline", action="store_true",
+                   help="at the end, do not print the timeline again with every operation "
+                        "(faults and heals are printed as they happen)")
+    args = p.parse_args(argv)
+    if args.duration <= 0 or args.workers < 1 or args.writers < 1:
+        p.error("--duration must be > 0, --workers and --writers at least 1")
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 10**6)
+    return args
+
+
+def _progress(entry: Entry) -> None:
+    """Prints faults, heals and the run's steps as they happen (not every operation)."""
+    if entry.source != "op":
+        print(entry.line(), flush=True)
+
+
+def _copy_logs(access: Access, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in access.lab.names():
+        for src in (access.lab.log_path(name),):
+            if src.exists():
+                shutil.copy(src, out / f"{name}-{src.name}")
+    return out
+
+
+def soak(args: argparse.Namespace) -> dict[str, Any]:
+    """One whole run; returns the report (printed and saved by `main`)."""
+    images = (ensure_demo_image(), ensure_stand_in(UPDATE_IMAGE))
+    report: dict[str, Any] = {"seed": args.seed, "duration_s": args.duration,
+                              "managers": args.managers, "workers": args.workers}
+    with lab_cluster(managers=args.managers, workers=args.workers) as lab:
+        timeline = Timeline(echo=_progress)
+        access = Access(lab)
+        repair = Repair(access, timeline)
+        operator = Operator(access, timeline, args.seed, images)
+        writers = Writers(access, args.writers, args.seed)
+        injector = Injector(access, timeline, operator, repair, seed=args.seed + 1,
+                            hold=tuple(args.hold), gap=tuple(args.gap),
+                            converge_bound=args.converge_bound)
+        timeline.add("run", f"lab up: {', '.join(lab.names())}; seed {args.seed}")
+        writers.start()
+        operator.start()
+        injector.start()
+        deadline = time.monotonic() + args.duration
+        while time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        stuck = []
+        if not injector.stop():
+            stuck.append("injector")
+        timeline.add("run", "faults stopped")
+        if not operator.stop():
+            stuck.append("operator")
+        stuck += writers.stop()
+        timeline.add("run", f"workload stopped; {writers.acknowledged()} writes acknowledged")
+        healed_at = time.monotonic()
+        extra = []
+        try:
+            repair.restore()
+            timeline.add("heal", "final", f"every node up, one leader after "
+                                          f"{time.monotonic() - healed_at:.1f}s")
+        except Exception as err:  # noqa: BLE001 - the invariants still say what they see
+            extra.append(f"the final heal failed: {err}")
+            timeline.add("heal", "final", f"failed: {err}", ok=False)
+        results: list[Result] = [
+            check_writes(access, writers.writers),
+            check_agreement(access),
+            check_convergence(access, args.converge_bound),
+            check_orphans(access),
+            check_leftovers(access, operator.plaintexts, SECRET_MARK.encode()),
+        ]
+        if operator.bugs:
+            extra.append(f"{len(operator.bugs)} API answers INTERNAL/UNKNOWN or CLI tracebacks: "
+                         f"{operator.bugs[:5]}")
+        if stuck:
+            extra.append(f"did not stop: {stuck}")
+        if injector.errors:
+            extra.append(f"faults that could not be injected or repaired: {injector.errors[:5]}")
+        if injector.unconverged:
+            extra.append(f"no convergence within {args.converge_bound:g}s after: "
+                         f"{injector.unconverged[:5]}")
+        longest = max(injector.converge_times, key=lambda p: p[1], default=("", 0.0))
+        report.update({
+            "timeline": timeline.as_json(),
+            "timeline_lines": timeline.lines(),
+            "faults": dict(sorted(injector.injected.items())),
+            "faults_total": sum(injector.injected.values()),
+            "not_injected": NOT_INJECTED,
+            "operations": operator.count,
+            "operations_by_kind": dict(sorted(timeline.counts("op").items())),
+            "writes_acknowledged": writers.acknowledged(),
+            "writes_retried": sum(w.failures for w in writers.writers),
+            "converge_s": [round(t, 2) for _, t in injector.converge_times],
+            "longest_converge": {"after": longest[0], "s": round(longest[1], 2)},
+            "invariants": [{"number": r.number, "name": r.name, "ok": r.ok, "detail": r.detail,
+                            "problems": r.problems} for r in results],
+            "other_problems": extra,
+            "ok": all(r.ok for r in results) and not extra,
+        })
+        if not report["ok"]:
+            out = args.out or Path(f"/tmp/shoal-chaos-{args.seed}")
+            report["logs"] = str(_copy_logs(access, out))
+        access.close()
+    return report
+
+
+def _print(report: dict[str, Any], quiet: bool) -> None:
+    if not quiet:       # faults and heals were printed as they happened
+        print("== timeline, operations included")
+        for line in report["timeline_lines"]:
+            print(line)
+    print("== figures")
+    print(f"seed {report['seed']}, {report['duration_s']:g}s of faults, "
+          f"{report['managers']} managers + {report['workers']} workers")
+    print(f"faults injected: {report['faults_total']} {report['faults']}")
+    for kind, why in report["not_injected"].items():
+        print(f"not injected: {kind} ({why})")
+    print(f"operations: {report['operations']} {report['operations_by_kind']}")
+    print(f"writes acknowledged: {report['writes_acknowledged']} "
+          f"(attempts retried: {report['writes_retried']})")
+    times = report["converge_s"]
+    if times:
+        print(f"convergence after a fault: {len(times)} measured, median "
+              f"{sorted(times)[len(times) // 2]:.1f}s, longest {report['longest_converge']['s']:.1f}s "
+              f"(after {report['longest_converge']['after']})")
+    print("== invariants")
+    for inv in report["invariants"]:
+        verdict = "ok" if inv["ok"] else "VIOLATED"
+        print(f"{inv['number']}. {inv['name']}: {verdict} ({inv['detail']})")
+        for p in inv["problems"][:20]:
+            print(f"    - {p}")
+    for p in report["other_problems"]:
+        print(f"problem: {p}")
+    if report["ok"]:
+        print("chaos soak: no violation")
+    else:
+        print(f"chaos soak: VIOLATION (seed {report['seed']}); nodes' logs in {report.get('logs')}")
+        print(f"repeat with: python -m lab.chaos --seed {report['seed']} "
+              f"--duration {report['duration_s']:g} --managers {report['managers']} "
+              f"--workers {report['workers']}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _arguments(argv)
+    print(f"chaos soak: seed {args.seed}, {args.duration:g}s", flush=True)
+    report = soak(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    _print(report, args.quiet_timeline)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Unit tests of the chaos soak's pure parts: what counts as converged, the
+plaintext scan, the timeline, the stack file (lab.chaos)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from lab.chaos.invariants import plaintext_files, service_problems
+from lab.chaos.timeline import Timeline
+from lab.chaos.workload import compose_file
+from lab.chaos.writers import Writer
+from proto import control_pb2 as cpb
+from proto import objects_pb2 as pb
+
+
+def node(node_id: str, role: int = pb.WORKER, ready: bool = True,
+         drain: bool = False) -> pb.Node:
+    n = pb.Node(id=node_id, role=role)
+    n.description.hostname = node_id
+    n.status.state = pb.NodeStatus.READY if ready else pb.NodeStatus.DOWN
+    n.spec.availability = pb.NodeSpec.DRAIN if drain else pb.NodeSpec.ACTIVE
+    n.spec.desired_role = role
+    return n
+
+
+def replicated(replicas: int, *constraints: str) -> pb.Service:
+    svc = pb.Service(id="svc1", spec_version=2)
+    svc.spec.annotations.name = "web"
+    svc.spec.replicated.replicas = replicas
+    svc.spec.task.placement.constraints.extend(constraints)
+    return svc
+
+
+def global_service() -> pb.Service:
+    svc = pb.Service(id="svc1", spec_version=2)
+    svc.spec.annotations.name = "agent"
+    getattr(svc.spec, "global").SetInParent()
+    return svc
+
+
+def task(node_id: str, slot: int = 0, state: int = pb.RUNNING, desired: int = pb.RUNNING,
+         version: int = 2, task_id: str = "") -> pb.Task:
+    t = pb.Task(id=task_id or f"t-{node_id}-{slot}-{state}", service_id="svc1", slot=slot,
+                node_id=node_id, desired_state=desired, spec_version=version)
+    t.status.state = state
+    return t
+
+
+NODES = [node("w1"), node("w2"), node("m1", role=pb.MANAGER)]
+
+
+def test_replicated_converged_only_with_every_replica_running_at_the_spec() -> None:
+    svc = replicated(2)
+    assert service_problems(svc, NODES, [task("w1", 1), task("w2", 2)]) == []
+    # one missing, one still starting, one of an older spec, one on a down node
+    assert "1/2 running" in service_problems(svc, NODES, [task("w1", 1)])[0]
+    assert service_problems(svc, NODES, [task("w1", 1), task("w2", 2, state=pb.STARTING)])
+    assert "older spec" in service_problems(svc, NODES, [task("w1", 1), task("w2", 2, version=1)])[0]
+    down = [node("w1"), node("w2", ready=False)]
+    assert service_problems(svc, down, [task("w1", 1), task("w2", 2)])
+    # ended tasks do not count; two tasks wanted running in one slot do
+    assert service_problems(svc, NODES, [task("w1", 1), task("w2", 2),
+                                         task("w2", 2, state=pb.SHUTDOWN, desired=pb.SHUTDOWN)]) == []
+    doubled = service_problems(svc, NODES, [task("w1", 1), task("w2", 1, task_id="x")])
+    assert any("slots [1]" in p for p in doubled)
+
+
+def test_replicated_placement_and_update_state_count() -> None:
+    svc = replicated(1, "node.role==worker")
+    assert service_problems(svc, NODES, [task("w1", 1)]) == []
+    assert any("placement excludes" in p for p in service_problems(svc, NODES, [task("m1", 1)]))
+    svc.update_status.state = pb.UpdateStatus.UPDATING
+    assert any("update in progress" in p for p in service_problems(svc, NODES, [task("w1", 1)]))
+    svc.update_status.state = pb.UpdateStatus.PAUSED      # a paused update is a steady state
+    assert service_problems(svc, NODES, [task("w1", 1, version=1)]) == []
+
+
+def test_global_one_task_on_every_eligible_node_and_none_elsewhere() -> None:
+    svc = global_service()
+    nodes = [node("w1"), node("w2", drain=True), node("w3", ready=False)]
+    assert service_problems(svc, nodes, [task("w1")]) == []
+    assert any("not exactly one" in p for p in service_problems(svc, nodes, []))
+    assert any("ineligible" in p for p in service_problems(svc, nodes, [task("w1"), task("w2")]))
+    two = [task("w1", task_id="a"), task("w1", task_id="b")]
+    assert any("not exactly one" in p for p in service_problems(svc, nodes, two))
+
+
+def test_plaintext_scan_finds_the_mark_across_chunks_and_skips_mounts(tmp_path: Path) -> None:
+    mark = b"CHAOSPLAINTEXT-1-2-abc"
+    (tmp_path / "clean").write_bytes(b"x" * 100)
+    straddle = tmp_path / "deep" / "straddle"
+    straddle.parent.mkdir()
+    straddle.write_bytes(b"y" * ((1 << 20) - 5) + mark + b"z")
+    assert plaintext_files(tmp_path, b"CHAOSPLAINTEXT") == [str(straddle)]
+    mounted = tmp_path / "tmpfs"
+    mounted.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mounted)], check=True)
+    try:
+        (mounted / "secret").write_bytes(mark)
+        assert plaintext_files(tmp_path, b"CHAOSPLAINTEXT") == [str(straddle)]
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    os.remove(straddle)
+    assert plaintext_files(tmp_path, b"CHAOSPLAINTEXT") == []
+
+
+def test_timeline_counts_by_kind_and_marks_failures() -> None:
+    tl = Timeline()
+    tl.add("fault", "kill-leader manager1")
+    tl.add("fault", "kill-leader manager2")
+    tl.add("op", "scale web to 2", "ok")
+    tl.add("heal", "kill-leader manager2", "NOT converged", ok=False)
+    assert tl.counts("fault") == {"kill-leader": 2}
+    lines = tl.lines()
+    assert len(lines) == 4 and " ! heal" in lines[3] and lines[3].endswith("-> NOT converged")
+
+
+@pytest.mark.parametrize("gen", [1, 2])
+def test_the_stack_file_is_valid_compose_that_changes_with_each_deploy(gen: int) -> None:
+    doc = yaml.safe_load(compose_file("img:1", 3, gen))
+    web = doc["services"]["web"]
+    assert web["deploy"]["replicas"] == 3 and web["environment"]["GEN"] == str(gen)
+    assert doc["services"]["agent"]["deploy"]["mode"] == "global"
+    assert doc["secrets"]["token"]["file"] == "./token.txt"
+
+
+class _Refused(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._code.name
+
+
+class _FlakyStore:
+    """Stands in for the managers: of every 5 calls, the first is refused before
+    committing (UNAVAILABLE) and the third commits but its answer is lost
+    (DEADLINE_EXCEEDED), so its retry meets ALREADY_EXISTS."""
+
+    def __init__(self, stop: threading.Event, writes: int) -> None:
+        self.configs: dict[str, int] = {}
+        self.version = 0
+        self.calls = 0
+        self.stop, self.writes = stop, writes
+
+    def call(self, rng, fn, tries=0):
+        return fn(self)
+
+    def CreateConfig(self, request, timeout):
+        self.calls += 1
+        name = request.spec.annotations.name
+        if name in self.configs:
+            raise _Refused(grpc.StatusCode.ALREADY_EXISTS)
+        if self.calls % 5 == 1:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE)        # not committed
+        self.version += 1
+        self.configs[name] = self.version
+        if len(self.configs) >= self.writes:
+            self.stop.set()
+        if self.calls % 5 == 3:
+            raise _Refused(grpc.StatusCode.DEADLINE_EXCEEDED)  # committed, answer lost
+        return cpb.CreateConfigResponse(config=pb.Config(meta=pb.Meta(version=self.version)))
+
+    def ListConfigs(self, request, timeout):
+        name = request.filters.names[0]
+        found = [pb.Config(meta=pb.Meta(version=self.configs[name]))] if name in self.configs else []
+        for c in found:
+            c.spec.annotations.name = name
+        return cpb.ListConfigsResponse(configs=found)
+
+
+def test_a_writer_retries_the_same_name_and_reads_back_what_a_lost_answer_committed() -> None:
+    stop = threading.Event()
+    store = _FlakyStore(stop, writes=12)
+    w = Writer(1, seed=5)
+    w.run(store, stop)           # type: ignore[arg-type]  # the fake stands in for Access
+    assert not w.refused
+    assert w.recovered > 0 and w.failures > 0
+    # every acknowledged write is stored once, at the version recorded, in order
+    assert [store.configs[n] for n, _ in w.acked] == [v for _, v in w.acked]
+    assert [v for _, v in w.acked] == sorted(store.configs.values())[:len(w.acked)]
+    assert set(store.configs) <= w.attempted
