@@ -22,7 +22,7 @@ from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
 LABEL = "com.shoal.chaos.writer"
-PAUSE = 0.05          # seconds between two writes of one writer (keeps the store small)
+PAUSE = 0.1           # seconds between two writes of one writer (keeps the store small)
 
 
 @dataclass
