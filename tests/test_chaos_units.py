@@ -33,7 +33,8 @@ def replicated(replicas: int, *constraints: str) -> pb.Service:
     svc = pb.Service(id="svc1", spec_version=2)
     svc.spec.annotations.name = "web"
     svc.spec.replicated.replicas = replicas
-    svc.spec.task.placement.constraints.extend(constraints)
+    if constraints:
+        svc.spec.task.placement.constraints.extend(constraints)
     return svc
 
 
@@ -61,7 +62,10 @@ def test_replicated_converged_only_with_every_replica_running_at_the_spec() -> N
     # one missing, one still starting, one of an older spec, one on a down node
     assert "1/2 running" in service_problems(svc, NODES, [task("w1", 1)])[0]
     assert service_problems(svc, NODES, [task("w1", 1), task("w2", 2, state=pb.STARTING)])
-    assert "older spec" in service_problems(svc, NODES, [task("w1", 1), task("w2", 2, version=1)])[0]
+    old = task("w2", 2, version=1)
+    assert service_problems(svc, NODES, [task("w1", 1), old]) == []   # same spec: up to date
+    old.spec.container.image = "other"
+    assert "older spec" in service_problems(svc, NODES, [task("w1", 1), old])[0]
     down = [node("w1"), node("w2", ready=False)]
     assert service_problems(svc, down, [task("w1", 1), task("w2", 2)])
     # ended tasks do not count; two tasks wanted running in one slot do
@@ -73,12 +77,17 @@ def test_replicated_converged_only_with_every_replica_running_at_the_spec() -> N
 
 def test_replicated_placement_and_update_state_count() -> None:
     svc = replicated(1, "node.role==worker")
-    assert service_problems(svc, NODES, [task("w1", 1)]) == []
-    assert any("placement excludes" in p for p in service_problems(svc, NODES, [task("m1", 1)]))
+    on_worker, on_manager = task("w1", 1), task("m1", 1)
+    for t in (on_worker, on_manager):
+        t.spec.CopyFrom(svc.spec.task)
+    assert service_problems(svc, NODES, [on_worker]) == []
+    assert any("placement excludes" in p for p in service_problems(svc, NODES, [on_manager]))
     svc.update_status.state = pb.UpdateStatus.UPDATING
-    assert any("update in progress" in p for p in service_problems(svc, NODES, [task("w1", 1)]))
+    assert any("update in progress" in p for p in service_problems(svc, NODES, [on_worker]))
     svc.update_status.state = pb.UpdateStatus.PAUSED      # a paused update is a steady state
-    assert service_problems(svc, NODES, [task("w1", 1, version=1)]) == []
+    old = task("w1", 1, version=1)
+    old.spec.container.image = "other"
+    assert service_problems(svc, NODES, [old]) == []
 
 
 def test_global_one_task_on_every_eligible_node_and_none_elsewhere() -> None:

@@ -32,6 +32,7 @@ class Access:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self._channels: dict[str, grpc.Channel] = {}
+        self._retired: list[grpc.Channel] = []
         self._lock = threading.Lock()
         self.managers = sorted(n for n in lab.names() if lab.role(n) == "manager")
         self.workers = sorted(n for n in lab.names() if lab.role(n) != "manager")
@@ -44,15 +45,21 @@ class Access:
             return control_pb2_grpc.ControlStub(self._channels[name])
 
     def reset(self, name: str) -> None:
-        """Drops the node's channel (after its daemon restarted: a fresh connection)."""
+        """Gives the node a fresh channel (after its daemon restarted). The old one is
+        closed only by `close()`: another thread may have a call on it, and closing
+        would cancel that call on our side (CANCELLED), which is not the cluster's answer."""
         with self._lock:
             channel = self._channels.pop(name, None)
-        if channel is not None:
-            channel.close()
+            if channel is not None:
+                self._retired.append(channel)
 
     def close(self) -> None:
-        for name in list(self._channels):
-            self.reset(name)
+        with self._lock:
+            channels = [*self._channels.values(), *self._retired]
+            self._channels.clear()
+            self._retired.clear()
+        for channel in channels:
+            channel.close()
 
     def running(self, name: str) -> bool:
         return self.lab.pid(name) is not None and not self.lab.locked(name)

@@ -60,7 +60,8 @@ class Injector:
     gap: tuple[float, float] = (1.0, 5.0)
     converge_bound: float = 120.0
     injected: dict[str, int] = field(default_factory=dict)
-    converge_times: list[tuple[str, float]] = field(default_factory=list)
+    converge_times: list[tuple[str, float]] = field(default_factory=list)   # from the repair
+    since_fault: list[tuple[str, float]] = field(default_factory=list)      # from the fault
     unconverged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -86,6 +87,7 @@ class Injector:
         weights = [WEIGHTS[k] for k in kinds]
         while not self._stop.wait(self.rng.uniform(*self.gap)):
             kind = self.rng.choices(kinds, weights)[0]
+            began = time.monotonic()
             try:
                 target = getattr(self, "_" + kind.replace("-", "_"))()
             except Exception as err:  # noqa: BLE001 - the run reports it and goes on
@@ -100,13 +102,14 @@ class Injector:
                 continue
             if target is not None:
                 self.injected[kind] = self.injected.get(kind, 0) + 1
-                self._measure(f"{kind} {target}")
+                self._measure(f"{kind} {target}", began)
 
     def _hold(self) -> None:
         self._stop.wait(self.rng.uniform(*self.hold))
 
-    def _measure(self, fault: str) -> None:
-        """Pauses the operator and waits for convergence; records the time."""
+    def _measure(self, fault: str, began: float) -> None:
+        """Pauses the operator and waits for convergence; records the time from the
+        repair, and from the fault's start (`since_fault`)."""
         self.operator.pause()
         try:
             started = time.monotonic()
@@ -124,7 +127,9 @@ class Injector:
                                   f"{'; '.join(problems[:3])}", ok=False)
             else:
                 self.converge_times.append((fault, took))
-                self.timeline.add("heal", fault, f"converged in {took:.1f}s")
+                self.since_fault.append((fault, time.monotonic() - began))
+                self.timeline.add("heal", fault, f"converged in {took:.1f}s after the repair, "
+                                  f"{time.monotonic() - began:.1f}s after the fault began")
         finally:
             self.operator.resume()
 

@@ -105,7 +105,10 @@ def service_problems(svc: pb.Service, nodes: Sequence[pb.Node],
     if svc.update_status.state in UPDATING:
         problems.append(f"{name}: update in progress ({pb.UpdateStatus.State.Name(svc.update_status.state)})")
     paused = svc.update_status.state in (pb.UpdateStatus.PAUSED, pb.UpdateStatus.ROLLBACK_PAUSED)
-    stale = [t for t in running if t.spec_version != svc.spec_version]
+    # out of date as Swarm judges it: made from another task or endpoint spec (a task
+    # of an older spec version whose spec is the current one stays, as in Docker)
+    stale = [t for t in running if t.spec_version != svc.spec_version
+             and (t.spec != svc.spec.task or t.endpoint.spec != svc.spec.endpoint)]
     if stale and not paused:
         problems.append(f"{name}: {len(stale)} task(s) of an older spec run")
     eligible = _eligible(svc, nodes)
