@@ -29,6 +29,11 @@ class Conflict(StoreError):
     """A transaction failed its checks; nothing of it was applied."""
 
 
+class NameConflict(Conflict):
+    """A transaction would give an object a name another object of its kind holds
+    (two requests for one name raced; the first one committed)."""
+
+
 class NotLeader(StoreError):
     """The operation must run on the raft leader."""
 

@@ -31,7 +31,7 @@ from proto import model
 from proto import objects_pb2 as pb
 from proto.model import StoredObject
 from proto import store_pb2, watch_pb2
-from raft.errors import Conflict
+from raft.errors import Conflict, NameConflict
 from raft.view import StoreView, TaskLog
 
 # Kinds whose objects have a user-chosen name that must be unique.
@@ -221,7 +221,8 @@ class StoreState:
                     if name_after:
                         holder = owner(kind, name_after)
                         if holder is not None and holder != obj.id:
-                            raise Conflict(f'{kind} name "{name_after}" is already in use by {kind} {holder}')
+                            raise NameConflict(f'{kind} name "{name_after}" is already in use '
+                                               f'by {kind} {holder}')
                         names[(kind, name_after)] = obj.id
                     if name_before and owner(kind, name_before) == obj.id:
                         names[(kind, name_before)] = None

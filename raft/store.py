@@ -40,7 +40,7 @@ from metrics.collectors import RaftStatus
 from metrics.instruments import NodeMetrics
 from proto import store_pb2
 from raft.api import LeaderCallback, ObjectStore, Subscriber
-from raft.errors import Conflict, DiskError, StoreError, Unavailable
+from raft.errors import Conflict, DiskError, NameConflict, StoreError, Unavailable
 from raft.history import DEFAULT_MAX_EVENTS, EventHistory
 from raft.replica import DISK_FAILED, RaftTuning, Replica, read_snapshot_file
 from raft.state import StoreState, dump_view
@@ -424,6 +424,8 @@ class Store:
             return value
         if status == "conflict":
             raise Conflict(value)
+        if status == "name-conflict":
+            raise NameConflict(value)
         raise StoreError(value)
 
     def _apply(self, payload: bytes) -> tuple[str, Any]:
@@ -442,6 +444,8 @@ class Store:
         # of a big transaction.
         try:
             prepared = self._state.prepare(txn)
+        except NameConflict as e:
+            return ("name-conflict", str(e))
         except Conflict as e:
             return ("conflict", str(e))
         blobs = self._history.encode(prepared.events)

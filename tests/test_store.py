@@ -12,7 +12,7 @@ from proto import model
 from proto import objects_pb2 as pb
 from proto import watch_pb2
 from raft import actions
-from raft.errors import Conflict, Unavailable
+from raft.errors import Conflict, NameConflict, Unavailable
 from raft.replica import RaftTuning
 from proto import store_pb2
 from raft.state import StoreState, view_digest
@@ -134,8 +134,8 @@ def test_duplicate_id_and_name_uniqueness(store):
     store.commit([actions.create(svc)])
     with pytest.raises(Conflict, match="already exists"):
         store.commit([actions.create(svc)])
-    with pytest.raises(Conflict, match='name "db" is already in use'):
-        store.commit([actions.create(service("db"))])
+    with pytest.raises(NameConflict, match='name "db" is already in use'):
+        store.commit([actions.create(service("db"))])   # through raft: still a name conflict
     # Names are per kind: a network may be called "db" too.
     net = pb.Network(id=model.new_id())
     net.spec.annotations.name = "db"

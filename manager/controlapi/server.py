@@ -98,6 +98,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def _commit(self, acts: Sequence[store_pb2.StoreAction]) -> int:
         try:
             return await self.store.acommit(acts)
+        except errors.NameConflict as exc:
+            # the name was free when this manager checked it; another request for the
+            # same name committed first (Docker answers AlreadyExists here too)
+            raise Refusal(Code.ALREADY_EXISTS, f"{exc}: another request took the name first"
+                          ) from None
         except errors.Conflict as exc:
             raise Refusal(Code.FAILED_PRECONDITION,
                           f"update out of sequence: {exc}; read the object again and retry"
