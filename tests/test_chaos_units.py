@@ -11,7 +11,7 @@ import grpc
 import pytest
 import yaml
 
-from lab.chaos.invariants import plaintext_files, service_problems
+from lab.chaos.invariants import plaintext_files, service_problems, write_problems
 from lab.chaos.timeline import Timeline
 from lab.chaos.workload import compose_file
 from lab.chaos.writers import Writer
@@ -198,3 +198,54 @@ def test_a_writer_retries_the_same_name_and_reads_back_what_a_lost_answer_commit
     assert [store.configs[n] for n, _ in w.acked] == [v for _, v in w.acked]
     assert [v for _, v in w.acked] == sorted(store.configs.values())[:len(w.acked)]
     assert set(store.configs) <= w.attempted
+
+
+class _Manager:
+    """One manager's ListConfigs, from a {name: version} map (names may repeat)."""
+
+    def __init__(self, configs: list[tuple[str, int]]) -> None:
+        self.configs = configs
+
+    def ListConfigs(self, request, timeout):
+        out = []
+        for name, version in self.configs:
+            c = pb.Config(meta=pb.Meta(version=version))
+            c.spec.annotations.name = name
+            out.append(c)
+        return cpb.ListConfigsResponse(configs=out)
+
+
+class _Managers:
+    def __init__(self, views: dict[str, list[tuple[str, int]]]) -> None:
+        self.managers = sorted(views)
+        self.views = {m: _Manager(v) for m, v in views.items()}
+
+    def api(self, name: str) -> _Manager:
+        return self.views[name]
+
+
+def _writer(acked: list[tuple[str, int]], attempted: set[str]) -> Writer:
+    w = Writer(1, seed=1)
+    w.acked = list(acked)
+    w.attempted = set(attempted) | {n for n, _ in acked}
+    return w
+
+
+def test_write_check_finds_lost_moved_doubled_and_unknown_writes() -> None:
+    acked = [("chaos-w1-00001", 5), ("chaos-w1-00002", 9)]
+    w = _writer(acked, {"chaos-w1-00003"})
+    whole = acked + [("chaos-w1-00003", 12)]      # an unacknowledged write that committed
+    assert write_problems(_Managers({"m1": whole, "m2": whole}), [w]) == []  # type: ignore[arg-type]
+    cases = {
+        "lost 1 acknowledged": [acked[0]],
+        "another version": [acked[0], ("chaos-w1-00002", 10)],
+        "stored twice": whole + [("chaos-w1-00003", 13)],
+        "nobody attempted": whole + [("chaos-w1-00099", 14)],
+    }
+    for what, view in cases.items():
+        problems = write_problems(_Managers({"m1": whole, "m2": view}), [w])  # type: ignore[arg-type]
+        assert len(problems) == 1 and problems[0].startswith("m2:") and what in problems[0], \
+            (what, problems)
+    backwards = _writer([("chaos-w1-00001", 9), ("chaos-w1-00002", 5)], set())
+    view = [("chaos-w1-00001", 9), ("chaos-w1-00002", 5)]
+    assert any("not rising" in p for p in write_problems(_Managers({"m1": view}), [backwards]))  # type: ignore[arg-type]

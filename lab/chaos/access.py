@@ -20,6 +20,7 @@ from proto import control_pb2_grpc
 
 T = TypeVar("T")
 CALL_TIMEOUT = 5.0
+OPTIONS = [("grpc.max_receive_message_length", -1)]   # a long soak lists ~30,000 configs
 
 
 class NoManager(Exception):
@@ -41,7 +42,7 @@ class Access:
         path = str(self.lab.data_dir(name) / "swarm.sock")
         with self._lock:
             if name not in self._channels:
-                self._channels[name] = grpc.insecure_channel(f"unix://{path}")
+                self._channels[name] = grpc.insecure_channel(f"unix://{path}", options=OPTIONS)
             return control_pb2_grpc.ControlStub(self._channels[name])
 
     def reset(self, name: str) -> None:
@@ -68,16 +69,19 @@ class Access:
         return [m for m in self.managers if self.running(m)]
 
     def leader(self) -> Optional[str]:
-        """The manager the live managers' node lists agree leads, or None."""
+        """The manager that every live manager's node list names as the one leader, or
+        None (a manager that does not answer, or names none or two, means no agreement)."""
         seen = set()
-        for name in self.live_managers():
+        live = self.live_managers()
+        for name in live:
             try:
                 found = named_leaders(self.api(name))
             except grpc.RpcError:
-                continue
-            if len(found) == 1:
-                seen.add(found[0])
-        return seen.pop() if len(seen) == 1 else None
+                return None
+            if len(found) != 1:
+                return None
+            seen.add(found[0])
+        return seen.pop() if len(seen) == 1 and live else None
 
     def call(self, rng: random.Random, fn: Callable[[control_pb2_grpc.ControlStub], T],
              tries: int = 0) -> T:

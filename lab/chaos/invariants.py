@@ -160,7 +160,17 @@ def _wait(check: Callable[[], list[str]], within: float, interval: float = 1.0
 
 # ---- 1. acknowledged writes
 
-def check_writes(access: Access, writers: Sequence[Writer]) -> Result:
+def check_writes(access: Access, writers: Sequence[Writer], within: float = 30.0) -> Result:
+    """Invariant 1; waits up to `within` for a follower still applying the last writes."""
+    problems, _ = _wait(lambda: write_problems(access, writers), within)
+    acked = sum(len(w.acked) for w in writers)
+    unacked = sum(len(w.attempted) - len(w.acked) for w in writers)
+    return Result(1, "acknowledged writes", not problems,
+                  f"{acked} acknowledged ({sum(w.recovered for w in writers)} through a retry), "
+                  f"{unacked} never acknowledged, on {len(access.managers)} managers", problems)
+
+
+def write_problems(access: Access, writers: Sequence[Writer]) -> list[str]:
     problems: list[str] = []
     for w in writers:
         versions = [v for _, v in w.acked]
@@ -192,11 +202,7 @@ def check_writes(access: Access, writers: Sequence[Writer]) -> Result:
             if moved:
                 problems.append(f"{manager}: writer {w.index}: {len(moved)} writes at another "
                                 f"version than acknowledged, e.g. {moved[:3]}")
-    acked = sum(len(w.acked) for w in writers)
-    unacked = sum(len(w.attempted) - len(w.acked) for w in writers)
-    return Result(1, "acknowledged writes", not problems,
-                  f"{acked} acknowledged ({sum(w.recovered for w in writers)} through a retry), "
-                  f"{unacked} never acknowledged, on {len(access.managers)} managers", problems)
+    return problems
 
 
 # ---- 2. one leader, one log
@@ -213,7 +219,8 @@ def check_agreement(access: Access, within: float = 60.0) -> Result:
             except Exception as err:  # noqa: BLE001
                 seen[m] = f"no answer ({err.__class__.__name__})"
                 continue
-            views[m] = (info.raft_leader_id, info.store_version, info.store_digest)
+            views[m] = (info.raft_leader_id, info.store_version, info.store_digest,
+                        info.raft_applied_index)
             seen[m] = (f"leader {info.raft_leader_id[:12]} version {info.store_version} "
                        f"applied {info.raft_applied_index} digest {info.store_digest[:12]}")
         if len(views) != len(access.managers):
@@ -236,10 +243,9 @@ def _container_rows(access: Access, name: str) -> list[dict]:
     return json.loads(out) if out else []
 
 
-def check_convergence(access: Access, within: float) -> Result:
-    problems, took = _wait(lambda: divergence(access), within)
-    if problems:
-        return Result(3, "convergence", False, f"not converged within {within:g}s", problems)
+def doubled_slots(access: Access) -> tuple[list[str], int]:
+    """Slots of replicated services with more than one running container, over every
+    node; and how many such containers run."""
     snap = read(access)
     replicated = {s.id for s in snap.services if s.spec.HasField("replicated")}
     slots: Counter[tuple[str, str]] = Counter()
@@ -248,11 +254,25 @@ def check_convergence(access: Access, within: float) -> Result:
             labels = row.get("Labels") or {}
             if labels.get(LABEL_SERVICE_ID) in replicated:
                 slots[(labels[LABEL_SERVICE_ID], labels.get(LABEL_TASK_SLOT, ""))] += 1
-    doubled = [f"service {s[:12]} slot {slot}: {n} containers" for (s, slot), n in slots.items()
-               if n > 1]
-    return Result(3, "convergence", not doubled,
-                  f"{len(snap.services)} services converged in {took:.1f}s; "
-                  f"{sum(slots.values())} replicated-task containers, one per slot", doubled)
+    return ([f"service {s[:12]} slot {slot}: {n} containers"
+             for (s, slot), n in slots.items() if n > 1], sum(slots.values()))
+
+
+def check_convergence(access: Access, within: float) -> Result:
+    problems, took = _wait(lambda: divergence(access), within)
+    if problems:
+        return Result(3, "convergence", False, f"not converged within {within:g}s", problems)
+    # a node back from a partition runs its old containers until its agent stops them
+    counted: list[int] = [0]
+
+    def doubled() -> list[str]:
+        found, counted[0] = doubled_slots(access)
+        return found
+    twice, settled = _wait(doubled, 60.0)
+    return Result(3, "convergence", not twice,
+                  f"{len(read(access).services)} services converged in {took:.1f}s; "
+                  f"{counted[0]} replicated-task containers, one per slot after "
+                  f"{settled:.1f}s more", twice)
 
 
 # ---- 4. orphans

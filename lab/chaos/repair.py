@@ -8,11 +8,16 @@ manager, the way an operator makes them.
 """
 from __future__ import annotations
 
+import random
 import time
 from typing import Optional
 
-from lab.chaos.access import Access
+from lab.chaos.access import CALL_TIMEOUT, Access
 from lab.chaos.timeline import Timeline
+from pki.keystore import ManagerKeys
+from proto import control_pb2 as cpb
+from proto import control_pb2_grpc
+from proto import objects_pb2 as pb
 
 RETRY_FOR = 60.0       # seconds a CLI change is retried while there is no leader
 
@@ -27,6 +32,7 @@ class Repair:
     def __init__(self, access: Access, timeline: Timeline) -> None:
         self.access, self.timeline = access, timeline
         self.key: Optional[str] = None
+        self.rng = random.Random(0)      # which manager answers: no bearing on the plan
 
     def _cli(self, *args: str, what: str) -> str:
         """`swarm ARGS` on a live manager, retried on other managers until it succeeds."""
@@ -42,13 +48,32 @@ class Repair:
         raise RepairError(f"{what} failed for {RETRY_FOR:g}s; last answer {said}")
 
     def autolock(self, on: bool) -> Optional[str]:
-        """Turns autolock on (returns the unlock key) or off."""
+        """Turns autolock on (returns the unlock key) or off, and waits until every running
+        manager has re-wrapped its data key accordingly (each does it after applying the
+        change: a manager killed before that would restart in the old mode)."""
         self._cli("update", f"--autolock={'true' if on else 'false'}", what="swarm update")
-        if on:
-            self.key = self._cli("unlock-key", "-q", what="swarm unlock-key").strip()
-        else:
-            self.key = None
+        self.key = self._cli("unlock-key", "-q", what="swarm unlock-key").strip() if on else None
+        lab = self.access.lab
+        for name in self.access.managers:
+            if lab.pid(name) is None or lab.locked(name):
+                continue
+            keys = ManagerKeys(lab.data_dir(name))
+            try:
+                lab.wait_for(lambda: keys.wrapped_by(self.key), 30,
+                             f"{name}'s data key wrapped {'by the unlock key' if on else 'locally'}",
+                             interval=0.1)
+            except AssertionError as err:
+                raise RepairError(str(err)) from None
         return self.key
+
+    def _active(self, node: str) -> None:
+        """Makes the node active again if a drain was left in place."""
+        def drained(api: control_pb2_grpc.ControlStub) -> bool:
+            nodes = api.ListNodes(cpb.ListNodesRequest(), timeout=CALL_TIMEOUT).nodes
+            return any(n.description.hostname == node and n.spec.availability != pb.NodeSpec.ACTIVE
+                       for n in nodes)
+        if self.access.call(self.rng, drained):
+            self.availability(node, "active")
 
     def availability(self, node: str, value: str) -> None:
         self._cli("node", "update", "--availability", value, node, what=f"drain of {node}")
@@ -83,6 +108,10 @@ class Repair:
         locked = [n for n in lab.names() if lab.locked(n)]
         if locked:
             raise RepairError(f"{locked} wait locked and the soak has no unlock key")
+        if self.key is not None:        # a fault stopped half-way: autolock back off
+            self.autolock(False)
+        for name in self.access.workers:
+            self._active(name)
         try:
             lab.wait_for(self.access.leader, leader_within, "one leader that every manager names",
                          interval=0.5)

@@ -14,6 +14,7 @@ measures convergence); the writers (lab.chaos.writers) are not paused.
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -53,7 +54,8 @@ class Operator:
         self.access, self.timeline, self.images = access, timeline, images
         self.seed = seed
         self.rng = random.Random(seed)
-        self.count = 0
+        self.count = 0                     # operations attempted
+        self.done = 0                      # ... and acknowledged
         self.bugs: list[str] = []          # INTERNAL/UNKNOWN answers
         self.plaintexts: list[bytes] = []  # every secret's data, for invariant 5
         self._stop = threading.Event()
@@ -74,10 +76,13 @@ class Operator:
         """Stops after the current operation; False if it did not stop in time."""
         self._stop.set()
         self._run.set()
+        stopped = True
         if self._thread is not None:
             self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+            stopped = not self._thread.is_alive()
+        if stopped:
+            shutil.rmtree(self._dir, ignore_errors=True)   # it holds a secret's plaintext
+        return stopped
 
     def pause(self) -> None:
         """Returns once no operation runs and none will start until `resume()`."""
@@ -112,7 +117,10 @@ class Operator:
             return
         except grpc.RpcError as err:
             code = err.code()
-            expected = code in EXPECTED
+            # reads are local: a manager behind (or cut off) may list a secret or network
+            # already removed, and the leader then refuses the reference to it
+            expected = code in EXPECTED or (code == grpc.StatusCode.INVALID_ARGUMENT
+                                            and "not found" in (err.details() or ""))
             if not expected:
                 self.bugs.append(f"{kind}: {code.name}: {err.details()}")
             self.timeline.add("op", kind, f"{code.name}: {(err.details() or '')[:120]}",
@@ -123,6 +131,7 @@ class Operator:
             self.timeline.add("op", kind, f"failed: {err!r}"[:160], ok=False)
             return
         if what is not None:        # None: the operation put its own line on the timeline
+            self.done += 1
             self.timeline.add("op", what, "ok")
 
     # ---- reading
@@ -314,8 +323,9 @@ class Operator:
         if res.returncode != 0:
             text = (res.stderr or res.stdout).strip().splitlines()
             last = text[-1] if text else f"exit {res.returncode}"
-            # a deploy without a leader fails like any write; a traceback is a bug
-            bug = "Traceback" in res.stderr
+            # a deploy without a leader fails like any write; a traceback or an internal
+            # error is a bug
+            bug = any(mark in res.stderr for mark in ("Traceback", "INTERNAL", "code = Unknown"))
             if bug:
                 self.bugs.append(f"{what}: {res.stderr[-400:]}")
             self.timeline.add("op", what, f"exit {res.returncode}: {last[:120]}", ok=not bug)
