@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -245,8 +246,14 @@ def _print(report: dict[str, Any], quiet: bool) -> None:
                                            f"{before[-1]['at']:.1f}s" if before else ""))
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends the run like Ctrl-C: the lab is taken down on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _arguments(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     print(f"chaos soak: seed {args.seed}, {args.duration:g}s", flush=True)
     report = soak(args)
     if args.json:
