@@ -158,6 +158,12 @@ BAD_SERVICE_VALUES = [
      'references network "nowhere", which is not declared'),
     ("    volumes: [\"nowhere:/x\"]\n", "services.web.volumes[0]", 'undefined volume "nowhere"'),
     ("    configs: [nowhere]\n", "services.web.configs[0]", 'undefined config "nowhere"'),
+    # found by tests/test_fuzz_compose.py: a size past int64 escaped as the protobuf's
+    # ValueError when converted
+    ("    deploy:\n      resources:\n        limits:\n          memory: 9223372036854775808\n",
+     "services.web.deploy.resources.limits.memory", "must be at most 9223372036854775807 bytes"),
+    ("    volumes:\n      - {type: tmpfs, target: /t, tmpfs: {size: 18446744073709551616}}\n",
+     "services.web.volumes[0].tmpfs.size", "must be at most 9223372036854775807 bytes"),
 ]
 
 
