@@ -159,11 +159,19 @@ BAD_SERVICE_VALUES = [
     ("    volumes: [\"nowhere:/x\"]\n", "services.web.volumes[0]", 'undefined volume "nowhere"'),
     ("    configs: [nowhere]\n", "services.web.configs[0]", 'undefined config "nowhere"'),
     # found by tests/test_fuzz_compose.py: a size past int64 escaped as the protobuf's
-    # ValueError when converted
+    # ValueError when converted; a reservation above its limit was refused only by the manager
     ("    deploy:\n      resources:\n        limits:\n          memory: 9223372036854775808\n",
      "services.web.deploy.resources.limits.memory", "must be at most 9223372036854775807 bytes"),
     ("    volumes:\n      - {type: tmpfs, target: /t, tmpfs: {size: 18446744073709551616}}\n",
      "services.web.volumes[0].tmpfs.size", "must be at most 9223372036854775807 bytes"),
+    ("    deploy:\n      resources:\n        limits: {memory: 1}\n"
+     "        reservations: {memory: 512M}\n",
+     "services.web.deploy.resources.reservations.memory",
+     "the memory reservation (536870912 bytes) is larger than the memory limit (1 bytes)"),
+    ("    deploy:\n      resources:\n        limits: {cpus: '0.5'}\n"
+     "        reservations: {cpus: 1}\n",
+     "services.web.deploy.resources.reservations.cpus",
+     "the CPU reservation (1) is larger than the CPU limit (0.5)"),
 ]
 
 
@@ -502,3 +510,15 @@ secrets:
     assert stack.volumes["named"].name == "fixed-name" and stack.volumes["outside"].external
     assert stack.secrets["s1"].file == "/stacks/app/secret.txt"
     assert stack.secrets["s2"].external and stack.secrets["s2"].name == "real-name"
+
+
+def test_a_reservation_above_a_limit_given_in_another_file_is_refused() -> None:
+    limits = service("    deploy:\n      resources:\n        limits: {memory: 64M}\n")
+    more = "services:\n  web:\n    deploy:\n      resources:\n        reservations:\n" \
+           "          memory: 128M\n"
+    error = refused(limits, more)
+    assert (error.file, error.path) == ("b.yml", "services.web.deploy.resources.reservations"
+                                                  ".memory")
+    assert "is larger than the memory limit" in error.message
+    equal = more.replace("128M", "64M")
+    assert load_texts(limits, equal).stack.services["web"].deploy.reservations is not None
