@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Optional
 
 from cli import containeropts as copts
 from cli.compose import model as m
+from cli.compose import rules
 from cli.compose.errors import ComposeError, join_path
 from cli.parsing import UsageError
 from cli.specs import default_update_config
@@ -273,10 +274,23 @@ class _Converter:
         c.ulimits.extend(pb.Ulimit(name=n, soft=u.soft, hard=u.hard)
                          for n, u in sorted(svc.ulimits.items()))
         c.mounts.extend(self.mounts(svc, path))
+        self.check_files(svc, c, path)
         c.secrets.extend(sorted((self.secret_ref(ref) for ref in svc.secrets or ()),
                                 key=lambda r: (r.secret_name, r.target)))
         c.configs.extend(sorted((self.config_ref(ref) for ref in svc.configs or ()),
                                 key=lambda r: (r.config_name, r.target)))
+
+    def check_files(self, svc: m.Service, c: pb.ContainerSpec, path: str) -> None:
+        """The secret and config files land on distinct paths, no mount on one of them
+        (the manager's rule, checked with the targets the references get)."""
+        files = []
+        for kind, refs in (("secret", svc.secrets), ("config", svc.configs)):
+            for index, ref in enumerate(refs or ()):
+                key_path = join_path(join_path(path, kind + "s"), index)
+                target = ref.target or ref.source
+                files.append((f"{kind} {ref.source}",
+                              rules.file_path(target, kind, key_path), key_path))
+        rules.files_and_mounts(files, [mount.target for mount in c.mounts], path)
 
     def secret_ref(self, ref: m.FileRef) -> pb.SecretReference:
         """Docker's defaults: the target is the key (a file under /run/secrets), owner

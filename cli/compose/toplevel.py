@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Callable, Optional, TypeVar
 
+from cli.compose import rules
 from cli.compose import values as v
 from cli.compose.errors import Collector, ComposeError, Warnings, join_path
 from cli.compose.model import FileObject, Network, Volume
@@ -49,7 +50,7 @@ def _external(section: dict[str, Any], path: str, warnings: Warnings,
     """(external, name) of an object, folding Docker's deprecated `external.name`."""
     name = v.optional(section, "name", path, v.string)
     if "external" not in section:
-        return False, name
+        return False, _own_name(name, path, kind)
     value = section["external"]
     ext_path = join_path(path, "external")
     if isinstance(value, dict):
@@ -63,7 +64,12 @@ def _external(section: dict[str, Any], path: str, warnings: Warnings,
                          f"deprecated in favor of {kind}.name")
         return True, name or _name(path)
     external = v.boolean(value, ext_path)
-    return external, (name or _name(path)) if external else name
+    return external, (name or _name(path)) if external else _own_name(name, path, kind)
+
+
+def _own_name(name: Optional[str], path: str, kind: str) -> Optional[str]:
+    """The `name:` a stack's own object is created with (an external's may be an ID)."""
+    return None if name is None else rules.object_name(name, kind, join_path(path, "name"))
 
 
 def _conflicts_with_external(section: dict[str, Any], path: str, keys: tuple[str, ...],
