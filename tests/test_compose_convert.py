@@ -675,3 +675,20 @@ services:
 """)
     assert dict(svc(d, "app_web").task.log_driver_options) == {"max-size": "20m"}
     assert dict(svc(d, "app_api").task.log_driver_options) == {"max-size": "2m"}
+
+
+# found by tests/test_fuzz_compose.py: ports the manager refuses, refused when converted
+def test_a_port_published_twice_in_a_service_is_refused() -> None:
+    error = refused(service("    ports: ['7000:70', {target: 71, published: 7000}]\n"))
+    assert (error.path, error.message) == ("services.web.ports",
+                                           "published port 7000/tcp is listed twice")
+    definition(service("    ports: ['7000:70', '7000:70/udp']\n"))   # another protocol
+
+
+def test_two_services_cannot_publish_one_ingress_port() -> None:
+    text = ("services:\n  web:\n    image: a\n    ports: ['8080:80']\n"
+            "  api:\n    image: b\n    ports: [{target: 81, published: 8080}]\n")
+    error = refused(text)
+    assert error.path == "services.web.ports"
+    assert error.message.startswith("published port 8080/tcp is taken by service api")
+    definition(text.replace("published: 8080}", "published: 8080, mode: host}"))

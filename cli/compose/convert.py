@@ -74,7 +74,36 @@ def convert(stack: m.Stack, name: str, reader: Reader) -> pb.StackDefinition:
     definition.external_configs.extend(conv.used_externals("configs"))
     definition.services.extend(conv.service(key, svc)
                                for key, svc in sorted(stack.services.items()))
+    _check_ingress(stack)
     return definition
+
+
+def _check_published(ports: Iterable[pb.PortConfig], path: str) -> None:
+    """A published port (with its protocol) is listed once in a service (the manager
+    refuses it twice, whatever the mode)."""
+    seen: set[tuple[int, int]] = set()
+    for port in ports:
+        key = (port.published_port, port.protocol)
+        if port.published_port and key in seen:
+            protocol = pb.PortConfig.Protocol.Name(port.protocol).lower()
+            raise ComposeError(f"published port {port.published_port}/{protocol} is listed "
+                               "twice", path=path)
+        seen.add(key)
+
+
+def _check_ingress(stack: m.Stack) -> None:
+    """Two services of the stack cannot publish one port through the routing mesh."""
+    owners: dict[tuple[int, str], str] = {}
+    for key, svc in sorted(stack.services.items()):
+        for port in svc.ports or ():
+            if port.mode != "ingress" or not port.published:
+                continue
+            owner = owners.setdefault((port.published, port.protocol), key)
+            if owner != key:
+                raise ComposeError(
+                    f"published port {port.published}/{port.protocol} is taken by service "
+                    f"{owner} of the stack: publish service {key} on another port (or both "
+                    "with mode: host)", path=join_path(join_path("services", key), "ports"))
 
 
 def external_refs(stack: m.Stack) -> list[tuple[str, str, str]]:
@@ -235,6 +264,7 @@ class _Converter:
         if svc.deploy.endpoint_mode is not None:
             spec.endpoint.mode = _ENDPOINT_MODES[svc.deploy.endpoint_mode]
         spec.endpoint.ports.extend(_ports(svc.ports or ()))
+        _check_published(spec.endpoint.ports, join_path(path, "ports"))
         if spec.endpoint.mode == pb.EndpointSpec.DNSRR and any(
                 p.publish_mode == pb.PortConfig.INGRESS for p in spec.endpoint.ports):
             raise ComposeError("a port published through the routing mesh (mode ingress) "
