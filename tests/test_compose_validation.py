@@ -246,6 +246,16 @@ BAD_TOP_LEVEL = [
     ("configs:\n  c:\n    template_driver: golang\n", "configs.c.template_driver",
      "not supported"),
     ("configs:\n  c:\n    file: 5\n", "configs.c.file", "must be a string"),
+    # found by tests/test_fuzz_compose.py: networks the manager refuses
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/24}, {subnet: 10.2.0.0/24}]"
+     "\n", "networks.n.ipam.config", "more than one subnet"),
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.1/24}]\n",
+     "networks.n.ipam.config[0].subnet", "its host bits must be 0, as in 10.1.0.0/24"),
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/30}]\n",
+     "networks.n.ipam.config[0].subnet", "the prefix must be /29 or shorter"),
+    ("networks:\n  n:\n    driver_opts: {com.docker.network.mtu: 1400}\n",
+     "networks.n.driver_opts.com.docker.network.mtu",
+     "Shoal's overlay driver takes only the option encrypted"),
 ]
 
 

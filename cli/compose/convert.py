@@ -17,6 +17,7 @@ the same definition byte for byte (a redeploy then changes nothing).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Callable, Iterable, Optional
 
@@ -37,6 +38,8 @@ DEFAULT_NETWORK = "default"
 DEFAULT_DRIVER = "overlay"
 DEFAULT_FILE_MODE = 0o444
 MAX_NAME = 63
+MAX_SECRET_SIZE = 500 * 1024     # the manager's limits (swarmkit's)
+MAX_CONFIG_SIZE = 1000 * 1024
 _STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 _RESTART = {"any": pb.RestartPolicy.ANY, "none": pb.RestartPolicy.NONE,
@@ -76,6 +79,16 @@ def convert(stack: m.Stack, name: str, reader: Reader) -> pb.StackDefinition:
                                for key, svc in sorted(stack.services.items()))
     _check_ingress(stack)
     return definition
+
+
+def _no_overlap(net: ipaddress.IPv4Network | ipaddress.IPv6Network, key: str,
+                subnets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str]) -> None:
+    """The subnets of the stack's networks do not overlap (the manager allocates them)."""
+    for other, owner in subnets.items():
+        if net.overlaps(other):
+            raise ComposeError(f"subnet {net} overlaps with subnet {other} of network {owner}",
+                               path=join_path(join_path("networks", key), "ipam.config"))
+    subnets[net] = key
 
 
 def _check_published(ports: Iterable[pb.PortConfig], path: str) -> None:
@@ -133,6 +146,7 @@ class _Converter:
         self.name = name
         self.reader = reader
         self.external_networks: list[str] = []
+        self.named: dict[tuple[str, str], str] = {}   # (section, name) -> key path
 
     # -------------------------------------------------------------- names ----
 
@@ -143,6 +157,11 @@ class _Converter:
             raise ComposeError(f'the name "{full}" is longer than {MAX_NAME} characters: use a '
                                "shorter stack name or key, or give the object a name:",
                                path=path)
+        section = path.split(".", 1)[0]
+        first = self.named.setdefault((section, full), path)
+        if first != path:
+            raise ComposeError(f'{first} and {path} are both named "{full}": give each its '
+                               "own name", path=join_path(path, "name"))
         return full
 
     def labels(self, labels: dict[str, str]) -> dict[str, str]:
@@ -167,6 +186,7 @@ class _Converter:
     def networks(self) -> list[pb.NetworkSpec]:
         specs = []
         externals = set()
+        subnets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
         for key in self.used_networks():
             net = self.stack.networks.get(key, m.Network())
             if net.external:
@@ -178,6 +198,8 @@ class _Converter:
             spec.annotations.labels.update(self.labels(net.labels))
             spec.driver_options.update(net.driver_opts)
             spec.ipam.extend(pb.IPAMConfig(subnet=subnet) for subnet in net.subnets)
+            for subnet in net.subnets:
+                _no_overlap(ipaddress.ip_network(subnet.strip()), key, subnets)
             specs.append(spec)
         self.external_networks = sorted(externals)
         return sorted(specs, key=lambda s: s.annotations.name)
@@ -199,6 +221,11 @@ class _Converter:
                 reason = exc.strerror or str(exc)
                 raise ComposeError(f'cannot read {kind[:-1]} file "{obj.file}": {reason}',
                                    path=join_path(path, "file")) from None
+            limit = MAX_SECRET_SIZE if kind == "secrets" else MAX_CONFIG_SIZE
+            if not data or len(data) > limit:
+                raise ComposeError(f'{kind[:-1]} file "{obj.file}" is {len(data)} bytes: it '
+                                   f"must hold 1 byte to {limit // 1024} KiB",
+                                   path=join_path(path, "file"))
             out.append((self.scoped(key, path, obj.name), data, self.labels(obj.labels)))
         return sorted(out)
 

@@ -19,6 +19,9 @@ from cli.compose.errors import Collector, ComposeError, Warnings, join_path
 from cli.compose.model import FileObject, Network, Volume
 from cli.compose.paths import absolute
 
+ENCRYPTED = "encrypted"     # the one driver option of Shoal's overlay networks
+MAX_PREFIX = 29             # a subnet holds a gateway, a VIP and tasks
+
 T = TypeVar("T")
 
 
@@ -95,6 +98,11 @@ def read_network(raw: Any, path: str, warnings: Warnings) -> Network:
         net.driver = v.choice(section["driver"], join_path(path, "driver"), ("overlay",))
     if "driver_opts" in section:
         net.driver_opts = v.options(section["driver_opts"], join_path(path, "driver_opts"))
+        for key in net.driver_opts:
+            if key != ENCRYPTED:
+                raise v.not_supported(f"network option {key}", join_path(
+                    join_path(path, "driver_opts"), key), "Shoal's overlay driver takes only "
+                    f"the option {ENCRYPTED}")
     for key in ("internal", "attachable"):
         if key in section:
             setattr(net, key, v.boolean(section[key], join_path(path, key)))
@@ -127,7 +135,17 @@ def _ipam(raw: Any, path: str) -> list[str]:
                                "10.0.9.0/24", path=join_path(item_path, "subnet")) from None
         if network.version != 4:
             raise v.not_supported("IPv6 subnets", join_path(item_path, "subnet"))
+        if str(network) != subnet.strip():
+            raise ComposeError(f'invalid subnet "{subnet}": its host bits must be 0, as in '
+                               f"{network}", path=join_path(item_path, "subnet"))
+        if network.prefixlen > MAX_PREFIX:
+            raise ComposeError(f'invalid subnet "{subnet}": the prefix must be /{MAX_PREFIX} or '
+                               "shorter (room for a gateway, a VIP and tasks)",
+                               path=join_path(item_path, "subnet"))
         subnets.append(subnet)
+    if len(subnets) > 1:
+        raise v.not_supported("more than one subnet", config_path,
+                              "a Shoal network has one subnet")
     return subnets
 
 
