@@ -21,7 +21,7 @@ Fuzzed, each with a fixed number of derandomized examples (tests/fuzz_helpers.py
   the spec field, or ComposeError naming the key.
 
 Every refusal must be a ComposeError whose problems each have a message (and,
-from `load`, the file); nothing else may escape. About 4,700 examples, ~35 s on
+from `load`, the file); nothing else may escape. About 4,000 examples, ~35 s on
 two cores; SHOAL_FUZZ_SCALE=N runs N times as many, new ones each run.
 """
 from __future__ import annotations
