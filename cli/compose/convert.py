@@ -12,7 +12,10 @@ field `swarm service create` would fill, starting from the same defaults
 Pure but for `reader`, which reads the secret and config files (their paths
 are already absolute in the model). The loader refuses what a spec cannot
 hold; a gap found here is refused too (`ComposeError` with the key's path),
-never dropped. Everything is sorted, so converting the same files twice gives
+never dropped, and so is what the manager would refuse once the names and
+targets are known (two files on one path or a mount on one, a port published
+twice, one ingress port in two services, overlapping subnets, two objects of
+one name, an empty or too big secret or config file). Everything is sorted, so converting the same files twice gives
 the same definition byte for byte (a redeploy then changes nothing).
 """
 from __future__ import annotations

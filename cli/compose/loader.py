@@ -6,7 +6,7 @@ keys Docker refuses, drop (with Docker's warnings) the keys a swarm ignores,
 drop `x-` extension fields, substitute variables, then validate each section;
 then merge the files in order and check what only the whole stack can tell
 (every service has an image; every network, volume, secret and config a
-service names is declared). The caller reads the compose files and passes
+service names is declared; no reservation above its limit). The caller reads the compose files and passes
 their text; other files (env files) are read through `reader`. Every
 independent problem is collected and all are raised in one ComposeError; only
 a YAML error, a bad version or a top level that is not a mapping stops at once.

@@ -4,7 +4,8 @@ Owns the checks of values the manager refuses in CreateService
 (manager/validation.py, manager/secretrefs.py) that a compose file can give:
 DNS servers, search domains and options, the stop signal, capability names,
 sysctls, environment variable names, supplementary groups, secret and config
-targets and object names. The `swarm` CLI leaves these to the manager (as
+targets and the paths their files land on (none shared, no mount on one), and
+object names. The `swarm` CLI leaves these to the manager (as
 Docker's does); the loader checks them so that a stack file is refused before
 anything is sent, each problem at its key path. The layering keeps `cli` from
 importing `manager`, so the rules are repeated here with the manager's words;

@@ -4,7 +4,8 @@ Owns the service keys Shoal accepts (each one representable in its service
 spec), their forms (short and long ports, volumes, secrets; lists or
 mappings), Docker's lists of keys a swarm ignores with a warning or refuses,
 and the keys Docker accepts that Shoal cannot represent yet (refused, never
-dropped). Env files are read through the injected reader and folded into
+dropped). Values the manager would refuse are refused here with its rules
+(cli/compose/rules.py). Env files are read through the injected reader and folded into
 `environment` as Docker does (the file's values first, `environment` over
 them).
 """
