@@ -9,7 +9,7 @@ Fuzzed, each with a fixed number of derandomized examples (tests/fuzz_helpers.py
   mutated (keys dropped, values replaced by values of other types or by the
   grammar's edge values, unknown keys injected, list items duplicated, a part
   grafted elsewhere, such as one service's ports into another, `version`
-  changed), then
+  changed), alone or two such files merged (300), then
   converted (cli/compose/convert.py) as `stack deploy` does and checked by the
   manager's own rules for a deploy (manager/controlapi/stacks.deploy_plan, which
   runs CreateService's validation for each service): what the loader accepts
@@ -21,7 +21,7 @@ Fuzzed, each with a fixed number of derandomized examples (tests/fuzz_helpers.py
   the spec field, or ComposeError naming the key.
 
 Every refusal must be a ComposeError whose problems each have a message (and,
-from `load`, the file); nothing else may escape. About 4,000 examples, ~35 s on
+from `load`, the file); nothing else may escape. About 4,300 examples, ~35 s on
 two cores; SHOAL_FUZZ_SCALE=N runs N times as many, new ones each run.
 """
 from __future__ import annotations
@@ -409,6 +409,14 @@ def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
 def test_mutated_stacks_deploy_or_are_refused(document: dict[str, Any],
                                               env: dict[str, str]) -> None:
     event("accepted" if deploy_accepted(dump(document), env=env) else "refused")
+
+
+@fuzz_settings(300)
+@given(mutated_documents(), mutated_documents())
+def test_two_mutated_files_merge_and_deploy_or_are_refused(first: dict[str, Any],
+                                                           second: dict[str, Any]) -> None:
+    """`-c a.yml -c b.yml`: the second file's keys merged over the first's."""
+    deploy_accepted(dump(first), dump(second))
 
 
 # ------------------------------------------------------------ interpolation --
