@@ -675,3 +675,48 @@ services:
 """)
     assert dict(svc(d, "app_web").task.log_driver_options) == {"max-size": "20m"}
     assert dict(svc(d, "app_api").task.log_driver_options) == {"max-size": "2m"}
+
+
+# found by tests/test_fuzz_compose.py: ports the manager refuses, refused when converted
+def test_a_port_published_twice_in_a_service_is_refused() -> None:
+    error = refused(service("    ports: ['7000:70', {target: 71, published: 7000}]\n"))
+    assert (error.path, error.message) == ("services.web.ports",
+                                           "published port 7000/tcp is listed twice")
+    definition(service("    ports: ['7000:70', '7000:70/udp']\n"))   # another protocol
+
+
+def test_two_services_cannot_publish_one_ingress_port() -> None:
+    text = ("services:\n  web:\n    image: a\n    ports: ['8080:80']\n"
+            "  api:\n    image: b\n    ports: [{target: 81, published: 8080}]\n")
+    error = refused(text)
+    assert error.path == "services.web.ports"
+    assert error.message.startswith("published port 8080/tcp is taken by service api")
+    definition(text.replace("published: 8080}", "published: 8080, mode: host}"))
+
+
+# found by tests/test_fuzz_compose.py: objects the manager refuses, refused when converted
+def test_overlapping_subnets_of_the_stack_are_refused() -> None:
+    error = refused(service("    networks: [a, b]\n") + "networks:\n"
+                    "  a: {ipam: {config: [{subnet: 10.8.0.0/16}]}}\n"
+                    "  b: {ipam: {config: [{subnet: 10.8.1.0/24}]}}\n")
+    assert (error.path, error.message) == (
+        "networks.b.ipam.config", "subnet 10.8.1.0/24 overlaps with subnet 10.8.0.0/16 of "
+                                  "network a")
+
+
+def test_two_objects_of_one_name_are_refused() -> None:
+    error = refused(service("    secrets: [a, b]\n") + "secrets:\n  a: {file: a.txt}\n"
+                    "  b: {file: b.txt, name: app_a}\n",
+                    files={f"{WORKDIR}/a.txt": b"1", f"{WORKDIR}/b.txt": b"2"})
+    assert (error.path, error.message) == (
+        "secrets.b.name", 'secrets.a and secrets.b are both named "app_a": give each its own '
+                          "name")
+
+
+@pytest.mark.parametrize("data, size", [(b"", 0), (b"x" * (500 * 1024 + 1), 500 * 1024 + 1)])
+def test_an_empty_or_too_big_secret_file_is_refused(data: bytes, size: int) -> None:
+    error = refused(service("    secrets: [a]\n") + "secrets:\n  a: {file: a.txt}\n",
+                    files={f"{WORKDIR}/a.txt": data})
+    assert (error.path, error.message) == (
+        "secrets.a.file", f'secret file "{WORKDIR}/a.txt" is {size} bytes: it must hold 1 '
+                          "byte to 500 KiB")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cli.compose.convert import convert
+from cli.compose.errors import ComposeError
 from cli.compose.model import Healthcheck, Port, ServiceMount, Ulimit
 from tests.compose_helpers import load_texts, refused, service
 
@@ -158,6 +160,43 @@ BAD_SERVICE_VALUES = [
      'references network "nowhere", which is not declared'),
     ("    volumes: [\"nowhere:/x\"]\n", "services.web.volumes[0]", 'undefined volume "nowhere"'),
     ("    configs: [nowhere]\n", "services.web.configs[0]", 'undefined config "nowhere"'),
+    # found by tests/test_fuzz_compose.py: a size past int64 escaped as the protobuf's
+    # ValueError when converted; a reservation above its limit was refused only by the manager
+    ("    deploy:\n      resources:\n        limits:\n          memory: 9223372036854775808\n",
+     "services.web.deploy.resources.limits.memory", "must be at most 9223372036854775807 bytes"),
+    ("    volumes:\n      - {type: tmpfs, target: /t, tmpfs: {size: 18446744073709551616}}\n",
+     "services.web.volumes[0].tmpfs.size", "must be at most 9223372036854775807 bytes"),
+    ("    deploy:\n      resources:\n        limits: {memory: 1}\n"
+     "        reservations: {memory: 512M}\n",
+     "services.web.deploy.resources.reservations.memory",
+     "the memory reservation (536870912 bytes) is larger than the memory limit (1 bytes)"),
+    ("    deploy:\n      resources:\n        limits: {cpus: '0.5'}\n"
+     "        reservations: {cpus: 1}\n",
+     "services.web.deploy.resources.reservations.cpus",
+     "the CPU reservation (1) is larger than the CPU limit (0.5)"),
+    # found by tests/test_fuzz_compose.py: values the manager refuses in CreateService,
+    # now refused at load at their key (cli/compose/rules.py)
+    ("    dns: [10.0.0.2, dns.example.org]\n", "services.web.dns[1]",
+     'invalid DNS server "dns.example.org": expected an IP address'),
+    ("    dns_search: 'a b'\n", "services.web.dns_search[0]",
+     'invalid DNS search domain "a b": it must not be empty nor contain white space'),
+    ("    dns_opt: ['']\n", "services.web.dns_opt[0]", 'invalid DNS option ""'),
+    ("    stop_signal: SIGNOPE\n", "services.web.stop_signal",
+     'invalid stop signal "SIGNOPE": expected a signal name such as SIGTERM'),
+    ("    stop_signal: '65'\n", "services.web.stop_signal", "or a number from 1 to 64"),
+    ("    cap_add: [NET_ADMIN, FLY]\n", "services.web.cap_add[1]",
+     'unknown capability "CAP_FLY": expected a Linux capability such as NET_ADMIN'),
+    ("    cap_drop: [RESET]\n", "services.web.cap_drop[0]", 'unknown capability "RESET"'),
+    ("    sysctls: [net.core.somaxconn]\n", "services.web.sysctls.net.core.somaxconn",
+     'invalid sysctl "net.core.somaxconn=": expected a name and a value'),
+    ("    sysctls: {kernel.panic: 1}\n", "services.web.sysctls.kernel.panic",
+     'sysctl "kernel.panic" is not allowed in a container'),
+    ("    environment: {'A B': 1}\n", "services.web.environment.A B",
+     'invalid environment variable name "A B"'),
+    ("    group_add: [audio, '']\n", "services.web.group_add[1]",
+     'invalid supplementary group ""'),
+    ("    volumes:\n      - {type: tmpfs, target: /t, tmpfs: {mode: 4294967296}}\n",
+     "services.web.volumes[0].tmpfs.mode", "must be at most 4095"),
 ]
 
 
@@ -207,6 +246,16 @@ BAD_TOP_LEVEL = [
     ("configs:\n  c:\n    template_driver: golang\n", "configs.c.template_driver",
      "not supported"),
     ("configs:\n  c:\n    file: 5\n", "configs.c.file", "must be a string"),
+    # found by tests/test_fuzz_compose.py: networks the manager refuses
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/24}, {subnet: 10.2.0.0/24}]"
+     "\n", "networks.n.ipam.config", "more than one subnet"),
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.1/24}]\n",
+     "networks.n.ipam.config[0].subnet", "its host bits must be 0, as in 10.1.0.0/24"),
+    ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/30}]\n",
+     "networks.n.ipam.config[0].subnet", "the prefix must be /29 or shorter"),
+    ("networks:\n  n:\n    driver_opts: {com.docker.network.mtu: 1400}\n",
+     "networks.n.driver_opts.com.docker.network.mtu",
+     "Shoal's overlay driver takes only the option encrypted"),
 ]
 
 
@@ -496,3 +545,50 @@ secrets:
     assert stack.volumes["named"].name == "fixed-name" and stack.volumes["outside"].external
     assert stack.secrets["s1"].file == "/stacks/app/secret.txt"
     assert stack.secrets["s2"].external and stack.secrets["s2"].name == "real-name"
+
+
+def test_a_reservation_above_a_limit_given_in_another_file_is_refused() -> None:
+    limits = service("    deploy:\n      resources:\n        limits: {memory: 64M}\n")
+    more = "services:\n  web:\n    deploy:\n      resources:\n        reservations:\n" \
+           "          memory: 128M\n"
+    error = refused(limits, more)
+    assert (error.file, error.path) == ("b.yml", "services.web.deploy.resources.reservations"
+                                                  ".memory")
+    assert "is larger than the memory limit" in error.message
+    equal = more.replace("128M", "64M")
+    assert load_texts(limits, equal).stack.services["web"].deploy.reservations is not None
+
+
+FILES = {"/stacks/app/s.txt": "secret"}
+WITH_FILES = "secrets:\n  s: {file: s.txt}\nconfigs:\n  c: {file: s.txt, name: NAME}\n"
+
+
+@pytest.mark.parametrize("body, name, path, fragment", [
+    ("    secrets: [{source: s, target: /}]\n", "app-c", "services.web.secrets[0].target",
+     "invalid target \"/\" for the secret: it must name a file and must not contain '..'"),
+    ("    configs: [{source: c, target: ' '}]\n", "app-c", "services.web.configs[0].target",
+     'invalid target " " for the config: expected a file name or an absolute path'),
+    ("    configs: [{source: c, target: /etc/x}, {source: c, target: /etc//x}]\n", "app-c",
+     "services.web.configs[1]",
+     "config c and config c are both mounted at /etc/x: give one of them another target"),
+    ("    secrets: [s, {source: s, target: /run/secrets/s}]\n", "app-c",
+     "services.web.secrets[1]", "secret s and secret s are both mounted at /run/secrets/s"),
+    ("    secrets: [s]\n    tmpfs: /run/secrets/s/x\n", "app-c", "services.web.volumes",
+     "mount target /run/secrets/s/x collides with secret s at /run/secrets/s"),
+    ("", " ", "configs.c.name", 'invalid config name " ": use 1 to 63 letters'),
+    ("", "a" * 64, "configs.c.name", "invalid config name"),
+])
+def test_files_the_manager_would_refuse(body: str, name: str, path: str,
+                                        fragment: str) -> None:
+    """(found by tests/test_fuzz_compose.py) checked at load or when the stack is converted"""
+    text = service(body) + WITH_FILES.replace("NAME", f"'{name}'")
+    try:
+        loaded = load_texts(text, files=FILES)
+    except ComposeError as exc:
+        error = exc
+    else:
+        with pytest.raises(ComposeError) as info:
+            convert(loaded.stack, "app", lambda p: FILES[p].encode())
+        error = info.value
+    assert error.path == path
+    assert fragment in error.message, error.message

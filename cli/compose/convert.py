@@ -12,16 +12,21 @@ field `swarm service create` would fill, starting from the same defaults
 Pure but for `reader`, which reads the secret and config files (their paths
 are already absolute in the model). The loader refuses what a spec cannot
 hold; a gap found here is refused too (`ComposeError` with the key's path),
-never dropped. Everything is sorted, so converting the same files twice gives
+never dropped, and so is what the manager would refuse once the names and
+targets are known (two files on one path or a mount on one, a port published
+twice, one ingress port in two services, overlapping subnets, two objects of
+one name, an empty or too big secret or config file). Everything is sorted, so converting the same files twice gives
 the same definition byte for byte (a redeploy then changes nothing).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Callable, Iterable, Optional
 
 from cli import containeropts as copts
 from cli.compose import model as m
+from cli.compose import rules
 from cli.compose.errors import ComposeError, join_path
 from cli.parsing import UsageError
 from cli.specs import default_update_config
@@ -36,6 +41,8 @@ DEFAULT_NETWORK = "default"
 DEFAULT_DRIVER = "overlay"
 DEFAULT_FILE_MODE = 0o444
 MAX_NAME = 63
+MAX_SECRET_SIZE = 500 * 1024     # the manager's limits (swarmkit's)
+MAX_CONFIG_SIZE = 1000 * 1024
 _STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 _RESTART = {"any": pb.RestartPolicy.ANY, "none": pb.RestartPolicy.NONE,
@@ -73,7 +80,46 @@ def convert(stack: m.Stack, name: str, reader: Reader) -> pb.StackDefinition:
     definition.external_configs.extend(conv.used_externals("configs"))
     definition.services.extend(conv.service(key, svc)
                                for key, svc in sorted(stack.services.items()))
+    _check_ingress(stack)
     return definition
+
+
+def _no_overlap(net: ipaddress.IPv4Network | ipaddress.IPv6Network, key: str,
+                subnets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str]) -> None:
+    """The subnets of the stack's networks do not overlap (the manager allocates them)."""
+    for other, owner in subnets.items():
+        if net.overlaps(other):
+            raise ComposeError(f"subnet {net} overlaps with subnet {other} of network {owner}",
+                               path=join_path(join_path("networks", key), "ipam.config"))
+    subnets[net] = key
+
+
+def _check_published(ports: Iterable[pb.PortConfig], path: str) -> None:
+    """A published port (with its protocol) is listed once in a service (the manager
+    refuses it twice, whatever the mode)."""
+    seen: set[tuple[int, int]] = set()
+    for port in ports:
+        key = (port.published_port, port.protocol)
+        if port.published_port and key in seen:
+            protocol = pb.PortConfig.Protocol.Name(port.protocol).lower()
+            raise ComposeError(f"published port {port.published_port}/{protocol} is listed "
+                               "twice", path=path)
+        seen.add(key)
+
+
+def _check_ingress(stack: m.Stack) -> None:
+    """Two services of the stack cannot publish one port through the routing mesh."""
+    owners: dict[tuple[int, str], str] = {}
+    for key, svc in sorted(stack.services.items()):
+        for port in svc.ports or ():
+            if port.mode != "ingress" or not port.published:
+                continue
+            owner = owners.setdefault((port.published, port.protocol), key)
+            if owner != key:
+                raise ComposeError(
+                    f"published port {port.published}/{port.protocol} is taken by service "
+                    f"{owner} of the stack: publish service {key} on another port (or both "
+                    "with mode: host)", path=join_path(join_path("services", key), "ports"))
 
 
 def external_refs(stack: m.Stack) -> list[tuple[str, str, str]]:
@@ -103,6 +149,7 @@ class _Converter:
         self.name = name
         self.reader = reader
         self.external_networks: list[str] = []
+        self.named: dict[tuple[str, str], str] = {}   # (section, name) -> key path
 
     # -------------------------------------------------------------- names ----
 
@@ -113,6 +160,11 @@ class _Converter:
             raise ComposeError(f'the name "{full}" is longer than {MAX_NAME} characters: use a '
                                "shorter stack name or key, or give the object a name:",
                                path=path)
+        section = path.split(".", 1)[0]
+        first = self.named.setdefault((section, full), path)
+        if first != path:
+            raise ComposeError(f'{first} and {path} are both named "{full}": give each its '
+                               "own name", path=join_path(path, "name"))
         return full
 
     def labels(self, labels: dict[str, str]) -> dict[str, str]:
@@ -137,6 +189,7 @@ class _Converter:
     def networks(self) -> list[pb.NetworkSpec]:
         specs = []
         externals = set()
+        subnets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, str] = {}
         for key in self.used_networks():
             net = self.stack.networks.get(key, m.Network())
             if net.external:
@@ -148,6 +201,8 @@ class _Converter:
             spec.annotations.labels.update(self.labels(net.labels))
             spec.driver_options.update(net.driver_opts)
             spec.ipam.extend(pb.IPAMConfig(subnet=subnet) for subnet in net.subnets)
+            for subnet in net.subnets:
+                _no_overlap(ipaddress.ip_network(subnet.strip()), key, subnets)
             specs.append(spec)
         self.external_networks = sorted(externals)
         return sorted(specs, key=lambda s: s.annotations.name)
@@ -169,6 +224,11 @@ class _Converter:
                 reason = exc.strerror or str(exc)
                 raise ComposeError(f'cannot read {kind[:-1]} file "{obj.file}": {reason}',
                                    path=join_path(path, "file")) from None
+            limit = MAX_SECRET_SIZE if kind == "secrets" else MAX_CONFIG_SIZE
+            if not data or len(data) > limit:
+                raise ComposeError(f'{kind[:-1]} file "{obj.file}" is {len(data)} bytes: it '
+                                   f"must hold 1 byte to {limit // 1024} KiB",
+                                   path=join_path(path, "file"))
             out.append((self.scoped(key, path, obj.name), data, self.labels(obj.labels)))
         return sorted(out)
 
@@ -234,6 +294,7 @@ class _Converter:
         if svc.deploy.endpoint_mode is not None:
             spec.endpoint.mode = _ENDPOINT_MODES[svc.deploy.endpoint_mode]
         spec.endpoint.ports.extend(_ports(svc.ports or ()))
+        _check_published(spec.endpoint.ports, join_path(path, "ports"))
         if spec.endpoint.mode == pb.EndpointSpec.DNSRR and any(
                 p.publish_mode == pb.PortConfig.INGRESS for p in spec.endpoint.ports):
             raise ComposeError("a port published through the routing mesh (mode ingress) "
@@ -273,10 +334,23 @@ class _Converter:
         c.ulimits.extend(pb.Ulimit(name=n, soft=u.soft, hard=u.hard)
                          for n, u in sorted(svc.ulimits.items()))
         c.mounts.extend(self.mounts(svc, path))
+        self.check_files(svc, c, path)
         c.secrets.extend(sorted((self.secret_ref(ref) for ref in svc.secrets or ()),
                                 key=lambda r: (r.secret_name, r.target)))
         c.configs.extend(sorted((self.config_ref(ref) for ref in svc.configs or ()),
                                 key=lambda r: (r.config_name, r.target)))
+
+    def check_files(self, svc: m.Service, c: pb.ContainerSpec, path: str) -> None:
+        """The secret and config files land on distinct paths, no mount on one of them
+        (the manager's rule, checked with the targets the references get)."""
+        files = []
+        for kind, refs in (("secret", svc.secrets), ("config", svc.configs)):
+            for index, ref in enumerate(refs or ()):
+                key_path = join_path(join_path(path, kind + "s"), index)
+                target = ref.target or ref.source
+                files.append((f"{kind} {ref.source}",
+                              rules.file_path(target, kind, key_path), key_path))
+        rules.files_and_mounts(files, [mount.target for mount in c.mounts], path)
 
     def secret_ref(self, ref: m.FileRef) -> pb.SecretReference:
         """Docker's defaults: the target is the key (a file under /run/secrets), owner

@@ -6,7 +6,7 @@ keys Docker refuses, drop (with Docker's warnings) the keys a swarm ignores,
 drop `x-` extension fields, substitute variables, then validate each section;
 then merge the files in order and check what only the whole stack can tell
 (every service has an image; every network, volume, secret and config a
-service names is declared). The caller reads the compose files and passes
+service names is declared; no reservation above its limit). The caller reads the compose files and passes
 their text; other files (env files) are read through `reader`. Every
 independent problem is collected and all are raised in one ComposeError; only
 a YAML error, a bad version or a top level that is not a mapping stops at once.
@@ -21,7 +21,7 @@ from cli.compose import values as v
 from cli.compose.errors import Collector, ComposeError, Warnings, join_path
 from cli.compose.interpolate import interpolate
 from cli.compose.merge import merge_stacks
-from cli.compose.model import FileObject, Network, Stack, Volume
+from cli.compose.model import FileObject, Network, Service, Stack, Volume
 from cli.compose.service import (DEPENDS_ON_WARNING, DEPRECATED, FORBIDDEN, NOT_REPRESENTABLE,
                                  UNSUPPORTED, read_service)
 from cli.compose.toplevel import read_file_object, read_network, read_section, read_volume
@@ -254,6 +254,7 @@ def _check_references(stack: Stack, origin: Mapping[str, str],
             problems.append(ComposeError("replicas can only be used with replicated or "
                                          "replicated-job mode", file,
                                          join_path(path, "deploy.replicas")))
+        problems.extend(_check_reservations(svc, file, join_path(path, "deploy.resources")))
         for network in svc.networks or {}:
             if network != "default" and network not in stack.networks \
                     and "networks" not in unknown:
@@ -273,4 +274,24 @@ def _check_references(stack: Stack, origin: Mapping[str, str],
                 problems.append(ComposeError(
                     f'undefined volume "{mount.source}": declare it in the top-level volumes',
                     file, join_path(join_path(path, "volumes"), index)))
+    return problems
+
+
+def _check_reservations(svc: Service, file: str, path: str) -> list[ComposeError]:
+    """A reservation above its limit (the manager refuses it; the files may give the two
+    in different files)."""
+    limits, reserved = svc.deploy.limits, svc.deploy.reservations
+    if limits is None or reserved is None:
+        return []
+    problems = []
+    if limits.memory and reserved.memory and reserved.memory > limits.memory:
+        problems.append(ComposeError(
+            f"the memory reservation ({reserved.memory} bytes) is larger than the memory "
+            f"limit ({limits.memory} bytes): reserve at most the limit", file,
+            join_path(path, "reservations.memory")))
+    if limits.nano_cpus and reserved.nano_cpus and reserved.nano_cpus > limits.nano_cpus:
+        problems.append(ComposeError(
+            f"the CPU reservation ({reserved.cpus}) is larger than the CPU limit "
+            f"({limits.cpus}): reserve at most the limit", file,
+            join_path(path, "reservations.cpus")))
     return problems

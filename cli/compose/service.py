@@ -4,7 +4,8 @@ Owns the service keys Shoal accepts (each one representable in its service
 spec), their forms (short and long ports, volumes, secrets; lists or
 mappings), Docker's lists of keys a swarm ignores with a warning or refuses,
 and the keys Docker accepts that Shoal cannot represent yet (refused, never
-dropped). Env files are read through the injected reader and folded into
+dropped). Values the manager would refuse are refused here with its rules
+(cli/compose/rules.py). Env files are read through the injected reader and folded into
 `environment` as Docker does (the file's values first, `environment` over
 them).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, Callable, Optional
 
+from cli.compose import rules
 from cli.compose import values as v
 from cli.compose.deploy import read_deploy
 from cli.compose.errors import Collector, ComposeError, join_path
@@ -22,6 +24,7 @@ from cli.compose.paths import absolute, read_env_file
 from cli.containeropts import LOG_DRIVERS, ULIMIT_NAMES, normalize_capability, parse_host
 from cli.parsing import UsageError
 from proto import logrules
+from proto.mountrules import MAX_FILE_MODE
 
 Reader = Callable[[str], str]
 
@@ -104,21 +107,42 @@ def _readers(workdir: str, env: dict[str, str]) -> dict[str, Callable[[Any, str]
     """The reader of each service key that is one field of `Service` (same name)."""
     readers: dict[str, Callable[[Any, str], Any]] = {
         "image": v.string, "command": _shell_command, "entrypoint": _shell_command,
-        "stop_grace_period": v.duration, "tmpfs": _tmpfs,
-        "group_add": lambda x, q: v.string_list(x, q, allow_numbers=True),
-        "labels": v.labels, "sysctls": v.labels, "extra_hosts": _extra_hosts,
-        "ulimits": _ulimits, "ports": _ports, "networks": _networks, "secrets": _file_refs,
-        "configs": _file_refs, "volumes": lambda x, q: _mounts(x, q, workdir, env),
-        "healthcheck": _healthcheck, "logging": _logging}
-    for key in ("hostname", "user", "working_dir", "stop_signal"):
+        "stop_grace_period": v.duration, "tmpfs": _tmpfs, "group_add": _groups,
+        "labels": v.labels, "sysctls": _sysctls, "extra_hosts": _extra_hosts,
+        "ulimits": _ulimits, "ports": _ports, "networks": _networks,
+        "secrets": lambda x, q: _file_refs(x, q, "secret"),
+        "configs": lambda x, q: _file_refs(x, q, "config"),
+        "volumes": lambda x, q: _mounts(x, q, workdir, env),
+        "healthcheck": _healthcheck, "logging": _logging,
+        "stop_signal": lambda x, q: rules.stop_signal(v.string(x, q), q),
+        "dns": lambda x, q: _each(v.string_or_list(x, q), q, rules.dns_server),
+        "dns_search": lambda x, q: _each(v.string_or_list(x, q), q,
+                                         lambda d, r: rules.dns_word(d, "DNS search domain", r)),
+        "dns_opt": lambda x, q: _each(v.string_or_list(x, q), q,
+                                      lambda d, r: rules.dns_word(d, "DNS option", r))}
+    for key in ("hostname", "user", "working_dir"):
         readers[key] = v.string
     for key in ("init", "read_only", "tty"):
         readers[key] = v.boolean
-    for key in ("dns", "dns_search", "dns_opt"):
-        readers[key] = v.string_or_list
     for key in ("cap_add", "cap_drop"):
         readers[key] = _capabilities
     return readers
+
+
+def _each(items: list[str], path: str, check: Callable[[str, str], str]) -> list[str]:
+    """Each item checked at its index (a single string given for a list is item 0)."""
+    return [check(item, join_path(path, index)) for index, item in enumerate(items)]
+
+
+def _groups(value: Any, path: str) -> list[str]:
+    return _each(v.string_list(value, path, allow_numbers=True), path, rules.group)
+
+
+def _sysctls(value: Any, path: str) -> dict[str, str]:
+    out = v.labels(value, path)
+    for key, item in out.items():
+        rules.sysctl(key, item, join_path(path, key))
+    return out
 
 
 def _tmpfs(value: Any, path: str) -> list[str]:
@@ -145,9 +169,10 @@ def _capabilities(value: Any, path: str) -> list[str]:
     out = []
     for index, name in enumerate(v.string_list(value, path)):
         try:
-            out.append(normalize_capability(name))
+            cap = normalize_capability(name)
         except UsageError as exc:
             raise ComposeError(str(exc), path=join_path(path, index)) from None
+        out.append(rules.capability(cap, join_path(path, index)))
     return out
 
 
@@ -285,7 +310,7 @@ def _networks(value: Any, path: str) -> dict[str, Optional[ServiceNetwork]]:
     return out
 
 
-def _file_refs(value: Any, path: str) -> list[FileRef]:
+def _file_refs(value: Any, path: str, kind: str) -> list[FileRef]:
     if not isinstance(value, list):
         raise v.wrong(value, path, "a list of names or of source/target mappings")
     out = []
@@ -298,7 +323,8 @@ def _file_refs(value: Any, path: str) -> list[FileRef]:
         if "source" not in section:
             raise ComposeError('"source" is required', path=join_path(item_path, "source"))
         ref = FileRef(source=v.string(section["source"], join_path(item_path, "source")))
-        ref.target = v.optional(section, "target", item_path, v.string)
+        ref.target = v.optional(section, "target", item_path,
+                                lambda x, q: rules.file_target(v.string(x, q), kind, q))
         for key in ("uid", "gid"):
             if key in section:
                 text = v.string(section[key], join_path(item_path, key), allow_numbers=True)
@@ -403,7 +429,8 @@ def _long_mount(item: Any, path: str) -> ServiceMount:
     if "tmpfs" in section:
         options = v.mapping(section["tmpfs"], join_path(path, "tmpfs"), ("size", "mode"))
         mount.tmpfs_size = v.optional(options, "size", join_path(path, "tmpfs"), v.size)
-        mount.tmpfs_mode = v.optional(options, "mode", join_path(path, "tmpfs"), v.integer)
+        mount.tmpfs_mode = v.optional(options, "mode", join_path(path, "tmpfs"),
+                                      lambda x, q: v.integer(x, q, maximum=MAX_FILE_MODE))
     if kind == "tmpfs" and mount.source:
         raise ComposeError("a tmpfs mount takes no source", path=join_path(path, "source"))
     return mount
@@ -469,10 +496,16 @@ def _environment(section: dict[str, Any], path: str, env_files: Optional[list[st
     merged: dict[str, Optional[str]] = {}
     for index, name in enumerate(env_files or ()):
         item_path = join_path(join_path(path, "env_file"), index)
-        merged.update(read_env_file(absolute(workdir, name), reader, item_path))
+        from_file = read_env_file(absolute(workdir, name), reader, item_path)
+        for key in from_file:
+            rules.env_name(key, item_path)
+        merged.update(from_file)
     if "environment" in section:
-        merged.update(v.key_values(section["environment"], join_path(path, "environment"),
-                                   allow_none=True))
+        env_path = join_path(path, "environment")
+        given = v.key_values(section["environment"], env_path, allow_none=True)
+        for key in given:
+            rules.env_name(key, join_path(env_path, key))
+        merged.update(given)
     for key, value in merged.items():
         if not value and key in env:
             merged[key] = env[key]

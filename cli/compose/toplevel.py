@@ -13,10 +13,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Callable, Optional, TypeVar
 
+from cli.compose import rules
 from cli.compose import values as v
 from cli.compose.errors import Collector, ComposeError, Warnings, join_path
 from cli.compose.model import FileObject, Network, Volume
 from cli.compose.paths import absolute
+
+ENCRYPTED = "encrypted"     # the one driver option of Shoal's overlay networks
+MAX_PREFIX = 29             # a subnet holds a gateway, a VIP and tasks
 
 T = TypeVar("T")
 
@@ -49,7 +53,7 @@ def _external(section: dict[str, Any], path: str, warnings: Warnings,
     """(external, name) of an object, folding Docker's deprecated `external.name`."""
     name = v.optional(section, "name", path, v.string)
     if "external" not in section:
-        return False, name
+        return False, _own_name(name, path, kind)
     value = section["external"]
     ext_path = join_path(path, "external")
     if isinstance(value, dict):
@@ -63,7 +67,12 @@ def _external(section: dict[str, Any], path: str, warnings: Warnings,
                          f"deprecated in favor of {kind}.name")
         return True, name or _name(path)
     external = v.boolean(value, ext_path)
-    return external, (name or _name(path)) if external else name
+    return external, (name or _name(path)) if external else _own_name(name, path, kind)
+
+
+def _own_name(name: Optional[str], path: str, kind: str) -> Optional[str]:
+    """The `name:` a stack's own object is created with (an external's may be an ID)."""
+    return None if name is None else rules.object_name(name, kind, join_path(path, "name"))
 
 
 def _conflicts_with_external(section: dict[str, Any], path: str, keys: tuple[str, ...],
@@ -89,6 +98,11 @@ def read_network(raw: Any, path: str, warnings: Warnings) -> Network:
         net.driver = v.choice(section["driver"], join_path(path, "driver"), ("overlay",))
     if "driver_opts" in section:
         net.driver_opts = v.options(section["driver_opts"], join_path(path, "driver_opts"))
+        for key in net.driver_opts:
+            if key != ENCRYPTED:
+                raise v.not_supported(f"network option {key}", join_path(
+                    join_path(path, "driver_opts"), key), "Shoal's overlay driver takes only "
+                    f"the option {ENCRYPTED}")
     for key in ("internal", "attachable"):
         if key in section:
             setattr(net, key, v.boolean(section[key], join_path(path, key)))
@@ -121,7 +135,17 @@ def _ipam(raw: Any, path: str) -> list[str]:
                                "10.0.9.0/24", path=join_path(item_path, "subnet")) from None
         if network.version != 4:
             raise v.not_supported("IPv6 subnets", join_path(item_path, "subnet"))
+        if str(network) != subnet.strip():
+            raise ComposeError(f'invalid subnet "{subnet}": its host bits must be 0, as in '
+                               f"{network}", path=join_path(item_path, "subnet"))
+        if network.prefixlen > MAX_PREFIX:
+            raise ComposeError(f'invalid subnet "{subnet}": the prefix must be /{MAX_PREFIX} or '
+                               "shorter (room for a gateway, a VIP and tasks)",
+                               path=join_path(item_path, "subnet"))
         subnets.append(subnet)
+    if len(subnets) > 1:
+        raise v.not_supported("more than one subnet", config_path,
+                              "a Shoal network has one subnet")
     return subnets
 
 

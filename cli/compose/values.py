@@ -196,6 +196,8 @@ def size(value: Any, path: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ComposeError(f"must not be negative, not {value}", path=path)
+        if value > INT64_MAX:
+            raise ComposeError(f"must be at most {INT64_MAX} bytes, not {value}", path=path)
         return value
     text = string(value, path)
     try:
