@@ -27,6 +27,7 @@ from pki.ca import RootCA
 from pki.holder import CredentialsHolder
 from proto import objects_pb2 as pb
 from raft.api import ObjectStore
+from worker.clock import wait_event
 
 RETRY_MIN = 1.0   # seconds between failed renewals, doubling...
 RETRY_MAX = 30.0  # ...up to this
@@ -87,19 +88,14 @@ class CertRenewer:
                 due = pkinode.renewal_time(creds.cert_pem)
                 delay = max(0.0, (due - _now()).total_seconds())
                 self.log.info("certificate renewal due at %s", due.isoformat(timespec="seconds"))
-                try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                if await wait_event(self._wake, delay):
                     self._wake.clear()
                     continue  # told something: decide again
-                except asyncio.TimeoutError:
-                    action = rotation.NodeAction.RENEW
+                action = rotation.NodeAction.RENEW
             if self.paused():
                 self.log.info("certificate %s postponed: a role change is pending", action.value)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), RETRY_MAX)
+                if await wait_event(self._wake, RETRY_MAX):
                     self._wake.clear()
-                except asyncio.TimeoutError:
-                    pass
                 continue
             try:
                 await asyncio.to_thread(self._apply, action)
@@ -107,11 +103,8 @@ class CertRenewer:
             except Exception as exc:  # noqa: BLE001 - any failure: retry later
                 self.log.warning("certificate %s failed (%s); retrying in %.0fs",
                                  action.value, exc, retry)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), retry)
+                if await wait_event(self._wake, retry):
                     self._wake.clear()
-                except asyncio.TimeoutError:
-                    pass
                 retry = min(retry * 2, RETRY_MAX)
 
     def _apply(self, action: rotation.NodeAction) -> None:

@@ -370,3 +370,31 @@ def test_cli_prune_output() -> None:
     assert cv.prune_report([], 0) == "Total reclaimed space: 0B"
     assert cv.confirmed("y\n") and cv.confirmed("YES") and not cv.confirmed("") \
         and not cv.confirmed("n") and not cv.confirmed(None)
+
+
+@pytest.mark.parametrize("turns", range(6))
+def test_the_volume_loop_ends_when_cancelled_as_a_change_arrives(turns: int) -> None:
+    """The session cancels its loops when it ends; a change noticed at the same moment
+    must not swallow the cancellation (asyncio.wait_for in Python 3.11 returns the
+    finished wait instead of raising), or the agent waits for the loop forever and
+    never reconnects (the chaos soak caught a manager's agent stuck that way)."""
+    async def scenario() -> None:
+        keeper = VolumeKeeper(FakeRuntime(), logging.LoggerAdapter(logging.getLogger("t"), {}),
+                              rescan_period=30.0)
+        sent: list[int] = []
+
+        async def send(volumes: list[pb.NodeVolume]) -> None:
+            sent.append(len(volumes))
+        loop = asyncio.create_task(keeper.run(send))
+        while not sent:
+            await asyncio.sleep(0)
+        for _ in range(3):
+            await asyncio.sleep(0)              # the loop now waits for a change
+        keeper.poke()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        loop.cancel()
+        done, _ = await asyncio.wait({loop}, timeout=2.0)
+        assert done, f"the volume loop ignored its cancellation ({turns} turns after a change)"
+        assert loop.cancelled()
+    asyncio.run(scenario())

@@ -37,12 +37,22 @@ class LoopClock:
         await asyncio.sleep(seconds)
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(event, timeout)
 
 
 REAL_CLOCK = LoopClock()
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Waits until `event` is set (True) or `timeout` seconds have passed (False).
+
+    Use it instead of `asyncio.wait_for(event.wait(), timeout)` in loops that must
+    stop when cancelled: in Python 3.11, wait_for returns normally when the event is
+    set just as the cancellation arrives, and the cancellation is lost.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import fcntl
 import json
 import logging
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import quote
 
+from worker.clock import wait_event
 from worker.http_unix import (ConnectError, ConnectionLost, HTTPError, Response,
                               UnixHTTPClient)
 from worker.podman_exits import ExitWatcher
@@ -365,8 +365,7 @@ class PodmanRuntime(Runtime):
                 elif time.monotonic() - pid_gone_at < 2.0:
                     # the process ended, podman has not noticed yet (conmon reaps, then
                     # writes the exit file): look again soon, or on an event
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(waiter.woken.wait(), delay)
+                    await wait_event(waiter.woken, delay)
                     delay = min(delay * 2, 0.25)
                 else:
                     await waiter.woken.wait()

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from proto import dispatcher_pb2 as dpb
 from proto import model
 from proto import objects_pb2 as pb
+from worker.clock import wait_event
 from worker.runtime import Runtime, RuntimeError_, VolumeInfo, VolumeInUse, VolumeNotFound
 
 RESCAN_PERIOD = 12.0   # seconds between two looks when nothing pokes the keeper
@@ -105,10 +106,7 @@ class VolumeKeeper:
                 self.log.log(level, "cannot report the node's volumes (%s)", message)
                 self._last_error = message
                 last = None
-            try:
-                await asyncio.wait_for(self._changed.wait(), self.rescan_period)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._changed, self.rescan_period)   # cancellable at any time
 
     # ------------------------------------------------------------ requests --
 
