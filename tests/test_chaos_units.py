@@ -176,7 +176,8 @@ class _FlakyStore:
         if len(self.configs) >= self.writes:
             self.stop.set()
         if self.calls % 5 == 3:
-            raise _Refused(grpc.StatusCode.DEADLINE_EXCEEDED)  # committed, answer lost
+            lost = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+            raise _Refused(lost[self.calls % 2])                 # committed, answer lost
         return cpb.CreateConfigResponse(config=pb.Config(meta=pb.Meta(version=self.version)))
 
     def ListConfigs(self, request, timeout):

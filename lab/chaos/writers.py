@@ -3,7 +3,8 @@
 Each `Writer` creates configs `chaos-w<i>-<n>` one after the other on a random
 live manager. A write is acknowledged when CreateConfig answers; its store
 version is recorded in acknowledgement order. A write that fails with
-UNAVAILABLE or a deadline may or may not have committed: the writer retries
+UNAVAILABLE, a deadline or CANCELLED (a manager stopping cleanly cancels what
+outlasts its grace period) may or may not have committed: the writer retries
 the same name (so it can never exist twice) on another manager; ALREADY_EXISTS
 on a retry means an earlier attempt committed, and the writer reads the
 version back (counted as `recovered`).
@@ -73,9 +74,11 @@ class Writer:
                         self.recovered += 1
                         n, retry = n + 1, False
                     continue
-                if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    # no leader, no quorum, no answer: unknown whether it committed;
-                    # retry the same name
+                if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  grpc.StatusCode.CANCELLED):
+                    # no leader, no quorum, no answer, or a manager stopping cleanly that
+                    # cancelled the call past its grace period: unknown whether it
+                    # committed; retry the same name
                     self.failures += 1
                     retry = True
                     stop.wait(0.2)
