@@ -24,6 +24,8 @@ from proto import logrules, mountrules
 from proto import objects_pb2 as pb
 from proto.mountrules import mount_target
 from scheduler import constraints as constraint_parser
+from proto.containerrules import (ALL_CAPABILITIES, CAPABILITIES, NAMESPACED_SYSCTLS,
+                                 NAMESPACED_SYSCTL_PREFIXES)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 MAX_NAME = 63
@@ -88,21 +90,6 @@ def _check_duration(what: str, d: pb.Duration) -> None:
         raise InvalidSpec(f"{what} must not be negative")
 
 
-# Linux capabilities by their canonical name (capability.h up to 5.9), and ALL.
-CAPABILITIES = frozenset("CAP_" + name for name in (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
-    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
-    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
-    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-    "PERFMON", "BPF", "CHECKPOINT_RESTORE"))
-ALL_CAPABILITIES = "ALL"
-# Sysctls a container may set: those of its own namespaces (Docker's list).
-NAMESPACED_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
-                                "kernel.sem", "kernel.shmall", "kernel.shmmax",
-                                "kernel.shmmni", "kernel.shm_rmid_forced"})
-NAMESPACED_SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
                 "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 

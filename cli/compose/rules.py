@@ -8,7 +8,8 @@ targets and the paths their files land on (none shared, no mount on one), and
 object names. The `swarm` CLI leaves these to the manager (as
 Docker's does); the loader checks them so that a stack file is refused before
 anything is sent, each problem at its key path. The layering keeps `cli` from
-importing `manager`, so the rules are repeated here with the manager's words;
+importing `manager`, so the rules are repeated here with the manager's words (the
+capability and sysctl names themselves are shared: proto/containerrules.py);
 tests/test_fuzz_compose.py checks that what the loader accepts the manager
 accepts. Each function raises ComposeError with the path it is given.
 """
@@ -21,6 +22,8 @@ import signal
 from typing import Iterable
 
 from cli.compose.errors import ComposeError, join_path
+from proto.containerrules import (ALL_CAPABILITIES, CAPABILITIES, NAMESPACED_SYSCTLS,
+                                 NAMESPACED_SYSCTL_PREFIXES)
 
 SECRETS_DIR = "/run/secrets"    # where a relative secret target lands in the container
 
@@ -28,21 +31,6 @@ MAX_SIGNAL = 64                 # Linux: 1 to SIGRTMAX
 MAX_NAME = 63
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ENV_KEY = re.compile(r"^[^=\s]+$")
-# Linux capabilities by their canonical name (capability.h up to 5.9), and ALL.
-CAPABILITIES = frozenset("CAP_" + name for name in (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
-    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
-    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
-    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-    "PERFMON", "BPF", "CHECKPOINT_RESTORE"))
-ALL_CAPABILITIES = "ALL"
-# Sysctls a container may set: those of its own namespaces (Docker's list).
-NAMESPACED_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
-                                "kernel.sem", "kernel.shmall", "kernel.shmmax",
-                                "kernel.shmmni", "kernel.shm_rmid_forced"})
-NAMESPACED_SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
 
 
 def _word(value: str) -> bool:
