@@ -14,7 +14,9 @@ import yaml
 from lab.chaos.invariants import plaintext_files, service_problems, write_problems
 from lab.chaos.timeline import Timeline
 from lab.chaos.workload import compose_file
-from lab.chaos.writers import Writer
+from lab.chaos.faults import Injector
+from lab.chaos.run import _arguments
+from lab.chaos.writers import Writer, Writers
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -250,3 +252,54 @@ def test_write_check_finds_lost_moved_doubled_and_unknown_writes() -> None:
     backwards = _writer([("chaos-w1-00001", 9), ("chaos-w1-00002", 5)], set())
     view = [("chaos-w1-00001", 9), ("chaos-w1-00002", 5)]
     assert any("not rising" in p for p in write_problems(_Managers({"m1": view}), [backwards]))  # type: ignore[arg-type]
+
+
+class _Waits:
+    """Stands in for the injector's stop event: records how long each wait asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.asked.append(seconds)
+        return False
+
+
+class _FiveManagers:
+    managers = ["m1", "m2", "m3", "m4", "m5"]
+    workers = ["w1", "w2", "w3"]
+
+
+def test_hold_bounds_and_the_minority_follow_the_options() -> None:
+    """--hold decides how long a fault lasts (half the partitions longer), and a
+    5-manager lab puts 2 managers in a minority, a 3-manager lab 1."""
+    inj = Injector(access=_FiveManagers(), timeline=Timeline(), operator=None,  # type: ignore[arg-type]
+                   repair=None, seed=3, hold=(0.5, 0.75))                      # type: ignore[arg-type]
+    inj._stop = _Waits()                                                      # type: ignore[assignment]
+    for _ in range(20):
+        inj._hold()
+    assert all(0.5 <= s <= 0.75 for s in inj._stop.asked)                     # type: ignore[attr-defined]
+    for _ in range(40):
+        inj._hold(long=True)
+    longs = inj._stop.asked[20:]                                              # type: ignore[attr-defined]
+    assert any(s >= 12.0 for s in longs) and any(s <= 0.75 for s in longs)
+    assert inj._minority() == 2
+    _FiveManagers.managers = ["m1", "m2", "m3"]
+    try:
+        assert inj._minority() == 1
+    finally:
+        _FiveManagers.managers = ["m1", "m2", "m3", "m4", "m5"]
+
+
+def test_the_command_line_options_reach_the_run() -> None:
+    args = _arguments(["--seed", "9", "--duration", "30", "--managers", "5", "--workers", "2",
+                       "--writers", "3", "--hold", "1", "2", "--gap", "0.5", "1",
+                       "--converge-bound", "40"])
+    assert (args.seed, args.duration, args.managers, args.workers, args.writers) == (9, 30, 5, 2, 3)
+    assert tuple(args.hold) == (1.0, 2.0) and tuple(args.gap) == (0.5, 1.0)
+    assert args.converge_bound == 40.0
+    assert len(Writers(None, args.writers, args.seed).writers) == 3   # type: ignore[arg-type]
+    with pytest.raises(SystemExit):
+        _arguments(["--duration", "0"])
+    with pytest.raises(SystemExit):
+        _arguments(["--managers", "4"])
