@@ -20,7 +20,8 @@ from typing import Optional
 from overlay_net import netns, plan, sandbox
 from overlay_net.ingress import Ingress
 from overlay_net.model import ApplyResult, DesiredState
-from overlay_net.secure import OVERHEAD as SECURE_OVERHEAD, SecureTunnel
+from overlay_net.secure import GSO_MAX_SIZE as SECURE_GSO_MAX, OVERHEAD as SECURE_OVERHEAD
+from overlay_net.secure import SecureTunnel
 from overlay_net.vip import VipBalancer
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,9 @@ class DataPlane:
             for name, spec in sorted(specs.items()):
                 try:
                     mtu = self.secure_mtu if spec.encrypted else self.mtu
-                    result.created += sandbox.ensure(spec, self.naming, self.node_addr,
-                                                     self.node_netns, mtu)
+                    result.created += sandbox.ensure(
+                        spec, self.naming, self.node_addr, self.node_netns, mtu,
+                        SECURE_GSO_MAX if spec.encrypted else None)
                     if spec.encrypted:
                         self.tunnel.ensure(spec, spec.keys, mtu, result.created)
                     if spec.ingress is not None:

@@ -28,9 +28,10 @@ from overlay_net import netns
 from overlay_net.dns import DnsServer
 from overlay_net.dnswire import build_query, parse_answer_addresses, RCODE_OK
 from overlay_net.ingress import NODE_LINK, TABLE as INGRESS_TABLE
-from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
-                               Peer, PortView, ServiceView, mac_for_ip)
+from overlay_net.model import PortView, ServiceView
+from overlay_net.sandbox import BRIDGE_NETFILTER
 from overlay_net.vip import TABLE, list_table
+from tests.overlayscenario import Capture, Scenario, udp_dports
 from lab.overlaylab import (BUSYBOX, OverlayLab, bb, bb_background, overlay_lab, ping,
                             wait_for)
 
@@ -41,65 +42,6 @@ pytestmark = pytest.mark.e2e
 def olab() -> Iterator[OverlayLab]:
     with overlay_lab(("n1", "n2", "n3")) as lab:
         yield lab
-
-
-class Scenario:
-    """Networks and tasks placed on nodes; `desired(node)` is what that node gets."""
-
-    def __init__(self, lab: OverlayLab) -> None:
-        self.lab = lab
-        self.networks: dict[str, NetworkView] = {}
-        self.placed: dict[str, tuple[str, LocalTask]] = {}   # task -> (node, task)
-        self.services: dict[str, dict[str, ServiceView]] = collections.defaultdict(dict)
-        self.mesh: dict[str, int] = {}                       # node -> host part on ingress
-
-    def network(self, net_id: str, vni: int, third_octet: int) -> None:
-        self.networks[net_id] = NetworkView(id=net_id, name=net_id, vni=vni,
-                                            subnet=f"10.{self.lab.index}.{third_octet}.0/24",
-                                            gateway=f"10.{self.lab.index}.{third_octet}.1")
-
-    def ip(self, net_id: str, host: int) -> str:
-        return self.networks[net_id].subnet.rsplit(".", 1)[0] + f".{host}"
-
-    def task(self, name: str, node: str, *attachments: tuple[str, int]) -> str:
-        path = self.lab.task_netns(name) if not netns.exists(f"{self.lab.prefix}task-{name}") \
-            else netns.netns_path(f"{self.lab.prefix}task-{name}")
-        atts = tuple(Attachment(net, f"{self.ip(net, host)}/24", mac_for_ip(self.ip(net, host)))
-                     for net, host in attachments)
-        self.placed[name] = (node, LocalTask(name, path, atts))
-        return path
-
-    def service(self, net_id: str, svc: ServiceView) -> None:
-        self.services[net_id][svc.name] = svc
-
-    def desired(self, node: str) -> DesiredState:
-        nets = []
-        for net in self.networks.values():
-            eps = []
-            for name, (where, task) in self.placed.items():
-                for att in task.attachments:
-                    if att.network_id == net.id:
-                        svc = next((s.name for s in self.services[net.id].values()
-                                    if att.ip in s.backends), "")
-                        eps.append(Endpoint(att.ip, att.mac, self.lab.node_ip(where), name, svc))
-            extra: dict[str, Any] = {}
-            if net.ingress:
-                extra["peers"] = tuple(Peer(self.lab.node_ip(n), self.ip(net.id, h),
-                                            mac_for_ip(self.ip(net.id, h)))
-                                       for n, h in self.mesh.items())
-                if node in self.mesh:
-                    extra["local_addr"] = f"{self.ip(net.id, self.mesh[node])}/24"
-            nets.append(replace(net, endpoints=tuple(eps),
-                                services=tuple(self.services[net.id].values()), **extra))
-        tasks = tuple(t for where, t in self.placed.values() if where == node)
-        return DesiredState(networks=tuple(nets), tasks=tasks)
-
-    def apply_all(self) -> dict[str, Any]:
-        results = {}
-        for node, plane in self.lab.planes.items():
-            results[node] = plane.apply(self.desired(node))
-            assert not results[node].errors, results[node].errors
-        return results
 
 
 def test_overlay_traffic_isolation_and_idempotence(olab: OverlayLab) -> None:
@@ -116,6 +58,12 @@ def test_overlay_traffic_isolation_and_idempotence(olab: OverlayLab) -> None:
     assert sorted(olab.sandboxes()) == sorted([
         f"{olab.prefix}ov-n1-7001", f"{olab.prefix}ov-n1-7002",
         f"{olab.prefix}ov-n2-7001", f"{olab.prefix}ov-n3-7002"])
+    if Path("/proc/sys/net/bridge").exists():     # br_netfilter loaded (Docker loads it)
+        for sandbox in olab.sandboxes():          # frames switched by br0 skip the IP hooks
+            switches = netns.run_in_netns(netns.netns_path(sandbox), lambda: {
+                name: Path(f"/proc/sys/net/bridge/{name}").read_text().strip()
+                for name in BRIDGE_NETFILTER})
+            assert set(switches.values()) == {"0"}, (sandbox, switches)
 
     # cross-node both ways, same node, and the other overlay on its own
     assert ping(a1, sc.ip("front", 3)), "a1 (n1) cannot ping a2 (n2) over the overlay"
@@ -372,41 +320,6 @@ def test_encrypted_network_without_keys_is_refused(olab: OverlayLab) -> None:
     assert "eth0" not in bb(a1, "ip", "link").stdout
 
 
-class Capture:
-    """Every frame through one underlay device (a bridge port), read with AF_PACKET."""
-
-    def __init__(self, bridge: str) -> None:
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self.sock.bind((bridge, 0))
-        self.sock.settimeout(0.2)
-        self.frames: list[bytes] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.frames.append(self.sock.recv(65536))
-            except (socket.timeout, OSError):
-                continue
-
-    def close(self) -> list[bytes]:
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
-        return self.frames
-
-
-def _udp_dports(frames: list[bytes]) -> collections.Counter:
-    ports: collections.Counter = collections.Counter()
-    for frame in frames:
-        if len(frame) > 38 and frame[12:14] == b"\x08\x00" and frame[23] == 17:
-            ihl = (frame[14] & 0x0F) * 4
-            ports[struct.unpack("!H", frame[14 + ihl + 2:14 + ihl + 4])[0]] += 1
-    return ports
-
-
 def test_encrypted_overlay_carries_only_ciphertext(olab: OverlayLab) -> None:
     from overlay_net.model import NetworkKey
     sc = Scenario(olab)
@@ -433,7 +346,7 @@ def test_encrypted_overlay_carries_only_ciphertext(olab: OverlayLab) -> None:
             server.wait()
     finally:
         frames = capture.close()
-    ports = _udp_dports(frames)
+    ports = udp_dports(frames)
     assert ports[4790] > 0, f"no tunnel packets seen on the underlay: {ports}"
     assert ports[4789] == 0, "VXLAN (plaintext) packets on the underlay"
     assert not any(b"PLAINTEXT-MARKER" in f for f in frames), "plaintext on the underlay"

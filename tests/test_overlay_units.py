@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from overlay_net import plan
+from overlay_net import plan, secure
 from overlay_net.dnswire import (RCODE_NXDOMAIN, RCODE_OK, TYPE_A, build_query,
                                  build_response, parse_answer_addresses, parse_query,
                                  resolv_conf, task_records, upstreams_from, DnsFormatError)
@@ -228,3 +228,14 @@ def test_keys_validated_and_mapped() -> None:
         LocalTask("t", "/p", (Attachment("s", "10.0.5.2/24", mac_for_ip("10.0.5.2")),)),))
     spec = plan.sandboxes(desired, plan.Naming(), NODE_A)[plan.Naming().sandbox(5000)]
     assert spec.encrypted and spec.keys == ((7, b"k" * 32, True),)
+
+
+def test_secure_tunnel_packet_fits_one_datagram() -> None:
+    """The largest segment train a task's interface may build, with the virtio-net
+    header, Ethernet header, clear prefix and tag, still fits one UDP datagram."""
+    largest_frame = secure.GSO_MAX_SIZE + 14
+    datagram = secure.PREFIX + secure.VNET_HDR + largest_frame + secure.TAG
+    assert datagram <= secure.MAX_DATAGRAM == 65507
+    assert secure.GSO_MAX_SIZE >= 60000          # still large trains, not a few segments
+    assert secure.READ_SIZE > secure.VNET_HDR + secure.MAX_FRAME   # oversize is noticed
+    assert secure.OVERHEAD == 20 + 8 + 8 + 12 + 16 + 10 + 14
