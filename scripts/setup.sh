@@ -29,7 +29,8 @@ PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
           docker-registry busybox-static nftables iproute2
           python3 python3-venv python3-pip git ca-certificates
           prometheus   # tests/test_e2e_metrics.py scrapes a lab with the real server
-          chromium)    # tests/test_e2e_ui.py drives the `swarm ui` page headless
+          chromium     # tests/test_e2e_ui.py drives the `swarm ui` page headless
+          iperf3 apache2-utils nginx-light)   # lab.bench.overlay and its tests: C tools
 
 install_packages() {
     local missing=()
@@ -38,7 +39,17 @@ install_packages() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing: ${missing[*]}"
-    apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # No packaged service starts during the install (nginx would take :80, the
+    # registry :5000): the lab and the tests start their own instances.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    local rc=0
+    apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+    [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+    return $rc
 }
 step "apt packages (${PACKAGES[*]})" install_packages
 
@@ -50,6 +61,7 @@ stop_packaged_registry() {
         systemctl disable --now docker-registry >/dev/null 2>&1 || true
         # likewise Debian's prometheus (:9090): tests start their own on a free port
         systemctl disable --now prometheus >/dev/null 2>&1 || true
+        systemctl disable --now nginx >/dev/null 2>&1 || true     # :80; benches run their own
     fi
     return 0
 }

@@ -1,297 +1,230 @@
-"""Overlay throughput benchmark: task-to-task TCP over VXLAN vs. node-to-node directly.
+"""Overlay data plane benchmark: plain and encrypted throughput, routing-mesh connection rate.
 
 Run as root with `python -m lab.bench.overlay` (under /tmp/shoal-e2e.lock on
-shared machines). Builds two lab nodes on a fresh underlay, one task namespace
-on each attached to one overlay network (the real `DataPlane`), then measures
-single-stream TCP throughput with a sender and a receiver process (Python,
-large buffers, each in its namespace through nsenter): first between the two
-node namespaces over the underlay, then between the two tasks over the
-overlay, alternating, several rounds; once over an encrypted overlay. Prints one figure per line: the best
-underlay and overlay rates in Mbit/s, their ratio (target >= 0.8) and the
-ratio of the medians (runs are noisy on a shared 2-core machine).
+shared machines). Every figure is measured with C tools from Debian
+(`iperf3`, `ab`, `nginx`; scripts/setup.sh installs them), so the data plane is
+what is measured, not a Python client.
 
-`--what mesh` (also part of the default `all`) measures new TCP connections per
-second through the ingress routing mesh: three nodes on one ingress network, a
-service with a published port and two backend tasks (on n1 and n2), each a
-small Python asyncio server in its task namespace that writes a short reply and
-closes (busybox nc accepts one connection at a time, too slow for this). A
-client with 16 asyncio workers in n1's node namespace connects to n3's underlay
-IP and the published port (n3 has no task, so every connection crosses the
-mesh: DNAT on n3, VXLAN to a backend), reads the reply and closes, for a few
-seconds; then the same directly to a backend task's IP from its own node (no
-mesh), alternating, several rounds. The client is Python too, so the direct
-figure is mostly the client's own limit on this machine.
+Throughput (`--what throughput`): two lab nodes on a fresh underlay, one task
+namespace on each, attached to a plain overlay and to an encrypted one (the real
+`DataPlane`). One TCP stream (`iperf3`), alternating, `--rounds` times:
+between the two node namespaces over the underlay (the floor to beat), then
+between the two tasks over the plain overlay (VXLAN). Prints both medians and
+their ratio (target >= 0.9). Then the encrypted overlay (userspace AES-GCM
+tunnel) `--rounds` times: throughput (target >= 1 Gbit/s) and the CPU the
+tunnel's threads used, as cores and as cores per Gbit/s. Both nodes' tunnels
+run in this one process (they share one interpreter lock, where two real nodes
+would not), so the figure is a lower bound.
+
+Mesh (`--what mesh`): see lab.bench.overlaymesh.
+
+Finding (`--what bridge-netfilter`): the plain overlay with the sandboxes'
+bridge netfilter switches off (as the data plane sets them) and on (as a new
+namespace has them when br_netfilter is loaded), alternating.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
-from lab.overlaylab import overlay_lab
+from lab.bench import overlaymesh
+from lab.overlaylab import OverlayLab, overlay_lab
+from overlay_net.sandbox import BRIDGE_NETFILTER
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkKey,
-                               NetworkView, Peer, PortView, ServiceView, mac_for_ip)
+                               NetworkView, mac_for_ip)
 
 PORT = 5201
-MESH_PORT = 30080      # published
-TARGET_PORT = 80       # in the backend tasks
+PLAIN_TARGET = 0.9
+ENCRYPTED_TARGET_MBIT = 1000.0
 
-RECEIVER = """
-import socket, sys, time
-srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", %d)); srv.listen(1)
-print("ready", flush=True)
-conn, _ = srv.accept()
-buf = bytearray(1 << 20); view = memoryview(buf); total = 0; start = None
-while True:
-    n = conn.recv_into(view)
-    if not n:
-        break
-    if start is None:
+
+@dataclass(frozen=True)
+class Transfer:
+    """One iperf3 run."""
+    mbit: float
+    sender_cpu: float        # percent of one core, iperf3's own figure
+    receiver_cpu: float
+    seconds: float
+    tunnel_cores: float      # CPU of this process (the tunnel threads) / wall time
+
+
+def _start_server(namespace: str, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(["nsenter", f"--net={namespace}", "iperf3", "-s", "-1",
+                               "--forceflush", "-p", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    assert server.stdout is not None
+    for line in server.stdout:        # "Server listening on <port>" once it is bound
+        if "listening" in line:
+            return server
+    server.kill()
+    server.wait()
+    raise RuntimeError(f"iperf3 server in {namespace} did not start")
+
+
+def transfer(server_ns: str, client_ns: str, ip: str, seconds: float) -> Transfer:
+    """One TCP stream from client_ns to ip (iperf3 in server_ns) for `seconds`."""
+    server = _start_server(server_ns, PORT)
+    try:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         start = time.monotonic()
-    total += n
-print(total, time.monotonic() - start, flush=True)
-""" % PORT
-
-SENDER = """
-import socket, sys, time
-ip, seconds = sys.argv[1], float(sys.argv[2])
-deadline = time.monotonic() + 10
-while True:
-    try:
-        s = socket.create_connection((ip, %d), timeout=5); break
-    except OSError:
-        if time.monotonic() > deadline: raise
-        time.sleep(0.05)
-data = b"x" * (1 << 20); end = time.monotonic() + seconds
-while time.monotonic() < end:
-    s.sendall(data)
-s.close()
-""" % PORT
-
-
-def _in_ns(path: str, code: str, *args: str, **kw: object) -> subprocess.Popen:
-    return subprocess.Popen(["nsenter", f"--net={path}", sys.executable, "-c", code, *args],
-                            stdout=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
-
-
-def measure(receiver_ns: str, sender_ns: str, ip: str, seconds: float) -> float:
-    """Mbit/s of one TCP stream from sender_ns to ip (in receiver_ns)."""
-    receiver = _in_ns(receiver_ns, RECEIVER)
-    try:
-        assert receiver.stdout is not None
-        if receiver.stdout.readline().strip() != "ready":
-            raise RuntimeError("receiver did not start")
-        sender = _in_ns(sender_ns, SENDER, ip, str(seconds))
-        sender.wait(timeout=seconds + 30)
-        total, elapsed = receiver.stdout.readline().split()
-        receiver.wait(timeout=10)
-        return int(total) * 8 / float(elapsed) / 1e6
+        client = subprocess.run(["nsenter", f"--net={client_ns}", "iperf3", "-c", ip,
+                                 "-p", str(PORT), "-t", str(seconds), "-J"],
+                                capture_output=True, text=True, timeout=seconds + 60)
+        elapsed = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        if client.returncode != 0:
+            raise RuntimeError(f"iperf3 to {ip} failed: {client.stdout[-500:]}"
+                               f"{client.stderr[-500:]}")
+        end = json.loads(client.stdout)["end"]
+        cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+        return Transfer(mbit=end["sum_received"]["bits_per_second"] / 1e6,
+                        sender_cpu=end["cpu_utilization_percent"]["host_total"],
+                        receiver_cpu=end["cpu_utilization_percent"]["remote_total"],
+                        seconds=elapsed, tunnel_cores=cpu / elapsed)
     finally:
-        receiver.kill()
-        receiver.wait()
+        try:                          # -1: the server exits after its one test
+            server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
 
 
-REPLY_SERVER = """
-import asyncio
-async def reply(reader, writer):
-    writer.write(b"ok\\n")
-    await writer.drain()
-    writer.close()
-async def main():
-    server = await asyncio.start_server(reply, "0.0.0.0", %d, backlog=1024, reuse_address=True)
-    print("ready", flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-""" % TARGET_PORT
-
-CONNECTOR = """
-import asyncio, sys, time
-ip, port, seconds, workers = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-done = 0; failed = 0
-async def worker(end):
-    global done, failed
-    while time.monotonic() < end:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 5)
-            data = await asyncio.wait_for(reader.readline(), 5)
-            writer.close()
-            await writer.wait_closed()
-            if data == b"ok\\n":
-                done += 1
-            else:
-                failed += 1
-        except (OSError, asyncio.TimeoutError):
-            failed += 1
-async def main():
-    start = time.monotonic()
-    await asyncio.gather(*(worker(start + seconds) for _ in range(workers)))
-    print(done, failed, time.monotonic() - start, flush=True)
-asyncio.run(main())
-"""
+@dataclass
+class ThroughputLab:
+    """Namespaces and addresses of the throughput scenario."""
+    underlay: tuple[str, str, str]   # server ns, client ns, server ip
+    plain: tuple[str, str, str]
+    encrypted: tuple[str, str, str]
 
 
-def connection_rate(client_ns: str, ip: str, port: int, seconds: float,
-                    workers: int) -> tuple[float, int]:
-    """(completed connections per second, failed connections) from client_ns to ip:port."""
-    client = _in_ns(client_ns, CONNECTOR, ip, str(port), str(seconds), str(workers))
-    try:
-        out, _ = client.communicate(timeout=seconds + 60)
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait()
-    if client.returncode != 0:
-        raise RuntimeError(f"connection client failed (exit {client.returncode})")
-    done, failed, elapsed = out.split()
-    return int(done) / float(elapsed), int(failed)
+def build(lab: OverlayLab) -> Optional[ThroughputLab]:
+    """Two tasks per node: one on a plain overlay, one on an encrypted one."""
+    n1, n2 = lab.node_ip("n1"), lab.node_ip("n2")
+    ta, tb, tc, td = (lab.task_netns(name) for name in ("a", "b", "c", "d"))
+    ip_a, ip_b = f"10.{lab.index}.9.2", f"10.{lab.index}.9.3"
+    ip_c, ip_d = f"10.{lab.index}.10.2", f"10.{lab.index}.10.3"
+    plain = NetworkView(id="bench", vni=9999, subnet=f"10.{lab.index}.9.0/24",
+                        gateway=f"10.{lab.index}.9.1",
+                        endpoints=(Endpoint(ip_a, mac_for_ip(ip_a), n1, "a"),
+                                   Endpoint(ip_b, mac_for_ip(ip_b), n2, "b")))
+    secure = NetworkView(id="secure", vni=9998, subnet=f"10.{lab.index}.10.0/24",
+                         gateway=f"10.{lab.index}.10.1", encrypted=True,
+                         keys=(NetworkKey(1, bytes(range(32)), primary=True),),
+                         endpoints=(Endpoint(ip_c, mac_for_ip(ip_c), n1, "c"),
+                                    Endpoint(ip_d, mac_for_ip(ip_d), n2, "d")))
+    for node, tasks in (("n1", (("a", ta, ip_a, "bench"), ("c", tc, ip_c, "secure"))),
+                        ("n2", (("b", tb, ip_b, "bench"), ("d", td, ip_d, "secure")))):
+        result = lab.planes[node].apply(DesiredState((plain, secure), tuple(
+            LocalTask(task, path, (Attachment(net_id, f"{ip}/24", mac_for_ip(ip)),))
+            for task, path, ip, net_id in tasks)))
+        if result.errors:
+            print("overlay setup failed:", result.errors, file=sys.stderr)
+            return None
+    return ThroughputLab(underlay=(lab.net.netns_path("n2"), lab.net.netns_path("n1"), n2),
+                         plain=(tb, ta, ip_b), encrypted=(td, tc, ip_d))
 
 
-def _wait_answering(client_ns: str, ip: str, port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        rate, failed = connection_rate(client_ns, ip, port, 0.3, 1)
-        if rate > 0 and not failed:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{ip}:{port} did not answer within {timeout:.0f}s")
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
 
 
-def mesh_bench(seconds: float, rounds: int, workers: int) -> int:
-    """New connections/s to a published port through the routing mesh vs. directly."""
-    with overlay_lab(("n1", "n2", "n3")) as lab:
-        base = f"10.{lab.index}.11"
-        mesh_hosts = {"n1": 2, "n2": 3, "n3": 4}
-        backends = {"s1": ("n1", f"{base}.11"), "s2": ("n2", f"{base}.12")}
-        paths = {name: lab.task_netns(name) for name in backends}
-        service = ServiceView("web", vip=f"{base}.100",
-                              backends=tuple(ip for _, ip in backends.values()),
-                              ports=(PortView(published=MESH_PORT, target=TARGET_PORT),))
-        net = NetworkView(
-            id="ingress", name="ingress", vni=9997, subnet=f"{base}.0/24", gateway=f"{base}.1",
-            ingress=True, services=(service,),
-            peers=tuple(Peer(lab.node_ip(n), f"{base}.{h}", mac_for_ip(f"{base}.{h}"))
-                        for n, h in mesh_hosts.items()),
-            endpoints=tuple(Endpoint(ip, mac_for_ip(ip), lab.node_ip(node), name, "web")
-                            for name, (node, ip) in backends.items()))
-        for node in lab.planes:
-            tasks = tuple(LocalTask(name, paths[name], (Attachment(
-                "ingress", f"{ip}/24", mac_for_ip(ip)),))
-                for name, (where, ip) in backends.items() if where == node)
-            local = replace(net, local_addr=f"{base}.{mesh_hosts[node]}/24")
-            result = lab.planes[node].apply(DesiredState((local,), tasks))
-            if result.errors:
-                print("mesh setup failed:", result.errors, file=sys.stderr)
-                return 1
-        servers = [_in_ns(paths[name], REPLY_SERVER) for name in backends]
-        try:
-            for server in servers:
-                assert server.stdout is not None
-                if server.stdout.readline().strip() != "ready":
-                    raise RuntimeError("a backend server did not start")
-            client_ns = lab.net.netns_path("n1")
-            n3, direct_ip = lab.node_ip("n3"), backends["s1"][1]
-            _wait_answering(client_ns, n3, MESH_PORT)
-            _wait_answering(client_ns, direct_ip, TARGET_PORT)
-            mesh: list[float] = []
-            direct: list[float] = []
-            failures = 0
-            for _ in range(rounds):
-                rate, failed = connection_rate(client_ns, n3, MESH_PORT, seconds, workers)
-                mesh.append(rate)
-                failures += failed
-                rate, failed = connection_rate(client_ns, direct_ip, TARGET_PORT, seconds,
-                                               workers)
-                direct.append(rate)
-                failures += failed
-        finally:
-            for server in servers:
-                server.kill()
-                server.wait()
-        print(f"mesh_connections_per_s {statistics.median(mesh):.0f} "
-              f"(n1 -> n3:{MESH_PORT}, n3 has no task; runs: "
-              f"{', '.join(f'{v:.0f}' for v in mesh)})")
-        print(f"direct_connections_per_s {statistics.median(direct):.0f} "
-              f"(n1 -> task on n1, no mesh; runs: {', '.join(f'{v:.0f}' for v in direct)})")
-        print(f"mesh/direct ratio (medians): "
-              f"{statistics.median(mesh) / statistics.median(direct):.2f}")
-        print(f"failed connections: {failures} ({workers} concurrent clients, "
-              f"{seconds:.0f} s per run)")
+def throughput_bench(seconds: float, rounds: int) -> int:
+    """Plain overlay vs. underlay (alternating), then the encrypted overlay."""
+    with overlay_lab(("n1", "n2")) as lab:
+        scenario = build(lab)
+        if scenario is None:
+            return 1
+        transfer(*scenario.plain, 1.0)            # warm-up: ARP, first flows
+        transfer(*scenario.encrypted, 1.0)
+        underlay: list[float] = []
+        plain: list[float] = []
+        for _ in range(rounds):
+            underlay.append(transfer(*scenario.underlay, seconds).mbit)
+            plain.append(transfer(*scenario.plain, seconds).mbit)
+        secure = [transfer(*scenario.encrypted, seconds) for _ in range(rounds)]
+    med_u, med_p = statistics.median(underlay), statistics.median(plain)
+    print(f"underlay node-to-node TCP (floor): median {med_u:.0f} Mbit/s "
+          f"(runs: {_runs(underlay)})")
+    print(f"plain overlay task-to-task TCP: median {med_p:.0f} Mbit/s (runs: {_runs(plain)})")
+    print(f"plain overlay/underlay ratio (medians of {rounds}): {med_p / med_u:.2f} "
+          f"(target >= {PLAIN_TARGET})")
+    rates = [t.mbit for t in secure]
+    med_e = statistics.median(rates)
+    cores = statistics.median(t.tunnel_cores for t in secure)
+    print(f"encrypted overlay task-to-task TCP: median {med_e:.0f} Mbit/s "
+          f"(runs: {_runs(rates)}; target >= {ENCRYPTED_TARGET_MBIT:.0f})")
+    print(f"encrypted overlay tunnel CPU (both nodes' threads): {cores:.2f} cores, "
+          f"{cores / (med_e / 1000):.2f} cores per Gbit/s; iperf3 sender "
+          f"{statistics.median(t.sender_cpu for t in secure):.0f}%, receiver "
+          f"{statistics.median(t.receiver_cpu for t in secure):.0f}% of a core")
+    print(f"encrypted/plain overlay ratio (medians): {med_e / med_p:.3f}")
+    return 0
+
+
+def _bridge_netfilter(lab: OverlayLab, value: str) -> None:
+    """Sets the sandboxes' bridge-nf-call-* switches (0: what the data plane sets)."""
+    for sandbox in lab.sandboxes():
+        for name in BRIDGE_NETFILTER:
+            subprocess.run(["ip", "netns", "exec", sandbox, "sysctl", "-q", "-w",
+                            f"net.bridge.{name}={value}"], check=True)
+
+
+def bridge_netfilter_bench(seconds: float, rounds: int) -> int:
+    """The plain overlay with the sandboxes' bridge netfilter off (as built) and on (before)."""
+    if not Path("/proc/sys/net/bridge").exists():
+        print("br_netfilter is not loaded here: nothing to compare", file=sys.stderr)
+        return 1
+    with overlay_lab(("n1", "n2")) as lab:
+        scenario = build(lab)
+        if scenario is None:
+            return 1
+        transfer(*scenario.plain, 1.0)
+        off: list[float] = []
+        on: list[float] = []
+        for _ in range(rounds):
+            _bridge_netfilter(lab, "0")
+            off.append(transfer(*scenario.plain, seconds).mbit)
+            _bridge_netfilter(lab, "1")
+            on.append(transfer(*scenario.plain, seconds).mbit)
+    print(f"plain overlay, sandbox bridge netfilter off (as built): median "
+          f"{statistics.median(off):.0f} Mbit/s (runs: {_runs(off)})")
+    print(f"plain overlay, sandbox bridge netfilter on (before): median "
+          f"{statistics.median(on):.0f} Mbit/s (runs: {_runs(on)})")
+    print(f"off/on ratio (medians of {rounds}): "
+          f"{statistics.median(off) / statistics.median(on):.2f}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each kind")
-    parser.add_argument("--what", choices=("all", "throughput", "mesh"), default="all",
-                        help="throughput (overlay and encrypted), mesh (connections/s) or both")
-    parser.add_argument("--workers", type=int, default=16,
-                        help="concurrent connecting clients in the mesh benchmark")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each kind")
+    parser.add_argument("--what", choices=("all", "throughput", "mesh", "bridge-netfilter"),
+                        default="all",
+                        help="throughput (plain and encrypted), mesh (connections/s), both "
+                             "(all), or the plain overlay with and without the sandboxes' "
+                             "bridge netfilter (bridge-netfilter, not part of all)")
+    parser.add_argument("--clients", type=int, default=overlaymesh.CLIENTS,
+                        help="concurrent connections of the mesh benchmark's client")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.rounds < 1 or args.workers < 1:
-        parser.error("--seconds must be > 0, --rounds and --workers >= 1")
+    if args.seconds <= 0 or args.rounds < 1 or args.clients < 1:
+        parser.error("--seconds must be > 0, --rounds and --clients >= 1")
+    if args.what == "bridge-netfilter":
+        return bridge_netfilter_bench(args.seconds, args.rounds)
     if args.what in ("all", "throughput"):
         status = throughput_bench(args.seconds, args.rounds)
         if status:
             return status
     if args.what in ("all", "mesh"):
-        return mesh_bench(args.seconds, args.rounds, args.workers)
-    return 0
-
-
-def throughput_bench(seconds: float, rounds: int) -> int:
-    """Overlay vs. underlay TCP throughput, and the encrypted overlay's."""
-    with overlay_lab(("n1", "n2")) as lab:
-        n1, n2 = lab.node_ip("n1"), lab.node_ip("n2")
-        ta, tb = lab.task_netns("a"), lab.task_netns("b")
-        ip_a, ip_b = f"10.{lab.index}.9.2", f"10.{lab.index}.9.3"
-        net = NetworkView(id="bench", vni=9999, subnet=f"10.{lab.index}.9.0/24",
-                          gateway=f"10.{lab.index}.9.1",
-                          endpoints=(Endpoint(ip_a, mac_for_ip(ip_a), n1, "a"),
-                                     Endpoint(ip_b, mac_for_ip(ip_b), n2, "b")))
-        for node, task, path, ip in (("n1", "a", ta, ip_a), ("n2", "b", tb, ip_b)):
-            result = lab.planes[node].apply(DesiredState((net,), (LocalTask(
-                task, path, (Attachment("bench", f"{ip}/24", mac_for_ip(ip)),)),)))
-            if result.errors:
-                print("overlay setup failed:", result.errors, file=sys.stderr)
-                return 1
-        # the same pair over an encrypted overlay (userspace AES-GCM tunnel)
-        tc, td = lab.task_netns("c"), lab.task_netns("d")
-        ip_c, ip_d = f"10.{lab.index}.10.2", f"10.{lab.index}.10.3"
-        secure = NetworkView(id="secure", vni=9998, subnet=f"10.{lab.index}.10.0/24",
-                             gateway=f"10.{lab.index}.10.1", encrypted=True,
-                             keys=(NetworkKey(1, bytes(range(32)), primary=True),),
-                             endpoints=(Endpoint(ip_c, mac_for_ip(ip_c), n1, "c"),
-                                        Endpoint(ip_d, mac_for_ip(ip_d), n2, "d")))
-        for node, tasks in (("n1", (("a", ta, ip_a, "bench"), ("c", tc, ip_c, "secure"))),
-                            ("n2", (("b", tb, ip_b, "bench"), ("d", td, ip_d, "secure")))):
-            result = lab.planes[node].apply(DesiredState((net, secure), tuple(
-                LocalTask(task, path, (Attachment(net_id, f"{ip}/24", mac_for_ip(ip)),))
-                for task, path, ip, net_id in tasks)))
-            if result.errors:
-                print("encrypted overlay setup failed:", result.errors, file=sys.stderr)
-                return 1
-        encrypted = measure(td, tc, ip_d, seconds)
-        underlay: list[float] = []
-        overlay: list[float] = []
-        for _ in range(rounds):
-            underlay.append(measure(lab.net.netns_path("n2"), lab.net.netns_path("n1"),
-                                    n2, seconds))
-            overlay.append(measure(tb, ta, ip_b, seconds))
-            time.sleep(0.2)
-        best_u, best_o = max(underlay), max(overlay)
-        print(f"underlay node-to-node TCP: {best_u:.0f} Mbit/s "
-              f"(runs: {', '.join(f'{v:.0f}' for v in underlay)})")
-        print(f"overlay task-to-task TCP: {best_o:.0f} Mbit/s "
-              f"(runs: {', '.join(f'{v:.0f}' for v in overlay)})")
-        print(f"overlay/underlay ratio (best runs): {best_o / best_u:.2f} (target >= 0.80)")
-        med_u, med_o = statistics.median(underlay), statistics.median(overlay)
-        print(f"overlay/underlay ratio (median runs): {med_o / med_u:.2f}")
-        print(f"encrypted overlay (userspace AES-GCM) task-to-task TCP: {encrypted:.0f} Mbit/s")
+        return overlaymesh.mesh_bench(args.seconds, args.rounds, args.clients)
     return 0
 
 
