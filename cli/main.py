@@ -28,6 +28,7 @@ from cli.context import Context
 from cli.flags import check_utf8, rewrite_bool_assignments
 from cli.lazyparse import LazyParser
 from cli.parsing import UsageError, parse_duration
+from cli.unsupported import add_refusals
 
 
 class Command(NamedTuple):
@@ -85,7 +86,8 @@ class CommandParser(LazyParser):
     The top-level parser lists every command with its help line; a command's
     own arguments (and sub-commands) are declared only when argparse hands it
     the rest of the command line, or when its help or usage is printed: then
-    the command's module is imported and its `declare_<name>` runs. Parsers
+    the command's module is imported and its `declare_<name>` runs, and the
+    Docker flags Shoal refuses are added (`cli.unsupported`). Parsers
     made below it (sub-commands) are LazyParsers (declared on use when their
     module gives them a `declare`, plain ArgumentParsers otherwise).
     """
@@ -94,6 +96,15 @@ class CommandParser(LazyParser):
         if command is not None:
             kwargs["declare"] = _declarer(command)
         super().__init__(*args, **kwargs)
+        self._refusals_added = False
+
+    def declare(self) -> None:
+        """Adds the arguments (once), then the Docker flags and commands Shoal refuses
+        (`cli.unsupported`), so that using one names the reason."""
+        super().declare()
+        if not self._refusals_added:
+            self._refusals_added = True
+            add_refusals(self)
 
 
 def _declarer(command: Command) -> Callable[[argparse.ArgumentParser], None]:

@@ -17,6 +17,7 @@ from cli.client import FAST_METHODS, RpcFailure
 from cli.compose.convert import NAMESPACE_LABEL
 from cli.context import Context
 from cli.main import build_parser, main
+from cli.parsing import UsageError
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
@@ -243,7 +244,8 @@ def test_a_refused_deploy_shows_the_managers_reasons(capsys, fake, stack_file) -
 
 
 def test_resolve_image_is_not_accepted(capsys) -> None:
-    with pytest.raises(SystemExit):
+    # refused as a flag still to build (cli.unsupported), not as an unknown argument
+    with pytest.raises(UsageError, match="--resolve-image on `swarm stack deploy` is not"):
         build_parser().parse_args(["stack", "deploy", "--resolve-image", "never", "-c", "x",
                                    "app"])
 
