@@ -238,3 +238,12 @@ def test_typed_values_parse_as_docker_reads_them(command: str, flag: str, kind: 
     build([*context, flag, _GOOD[kind]])
     with pytest.raises(UsageError, match=re.escape(flag[2:])):
         build([*context, flag, _BAD])
+
+
+def test_the_readme_shows_the_not_supported_table() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for entry in NOT_SUPPORTED:
+        name = f"`{entry.flag}`" if entry.flag else f"`{entry.commands[0]}`"
+        assert any(name in row or f"`{entry.short}`/{name}" in row for row in rows), (
+            f"README.md's table of what Shoal does not support lacks {name}")
