@@ -190,6 +190,7 @@ def add_refusals(parser: argparse.ArgumentParser) -> None:
         for command in entry.commands:
             parent, _, name = command.rpartition(" ")
             if not entry.flag and parent == path and name not in subs[0].choices:
-                sub = subs[0].add_parser(name)   # no help: left out of the list
+                # no help=: left out of the command list; its own --help says why
+                sub = subs[0].add_parser(name, description=refusal_message(entry, command))
                 sub.add_argument("refused_args", action=_RefuseCommand, refused=entry,
                                  command=command, help=argparse.SUPPRESS)
