@@ -17,15 +17,14 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
-from cli import specs
+from cli import commands_swarm, specs
 from cli.main import main, parse_command_line
 from cli.parsing import UsageError
 from cli.unsupported import NOT_SUPPORTED, REFUSED, TO_BUILD, Refused, refusal_message
-from proto import objects_pb2 as pb
 from tests.cliparity import CommandInfo, command_tree
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "docker-20.10-flags.json"
@@ -205,39 +204,50 @@ def test_the_tables_do_not_overlap() -> None:
 # A value of each Docker type that Docker's parser takes, and one it refuses.
 _GOOD = {"duration": "1m30s", "bytes": "512M", "int": "3", "uint": "3", "decimal": "0.5",
          "float": "0.5"}
+_GOOD_FOR = {"--cert-expiry": "2160h"}   # at least the shortest certificate life
 _BAD = "1x"
 # The flags that only make sense beside another one.
 _CONTEXT = {"--max-concurrent": ["--mode", "replicated-job"]}
 
 
 def _typed_flags(command: str) -> list[tuple[str, str]]:
-    return [("--" + f["long"], f["type"]) for f in DOCKER[command]["flags"]
-            if f["type"] in _GOOD and TREE[command].flag("--" + f["long"]) is not None
-            and TREE[command].flag("--" + f["long"]).implemented]   # type: ignore[union-attr]
+    typed = []
+    for f in DOCKER[command]["flags"]:
+        mine = TREE[shoal_path(command)].flag("--" + f["long"])
+        if f["type"] in _GOOD and mine is not None and mine.implemented:
+            typed.append(("--" + f["long"], f["type"]))
+    return typed
 
 
-def _create(argv: list[str]) -> pb.ServiceSpec:
-    ns = parse_command_line(["service", "create", *argv, "img"])
+def _create(argv: list[str]) -> Any:
+    ns = parse_command_line(["service", "create", *_CONTEXT.get(argv[0], []), *argv, "img"])
     return specs.create_spec(ns)
 
 
-def _update(argv: list[str]) -> pb.ServiceSpec:
+def _update(argv: list[str]) -> Any:
     ns: argparse.Namespace = parse_command_line(["service", "update", *argv, "web"])
     current = _create(["--name", "web"])
     if "--max-concurrent" in argv:
-        current = _create(["--name", "web", "--mode", "replicated-job"])
+        current = _create(["--mode", "replicated-job", "--name", "web"])
     return specs.update_spec(current, ns)
 
 
+def _swarm_update(argv: list[str]) -> Any:
+    return commands_swarm.parse_changes(parse_command_line(["update", *argv]))
+
+
+# The commands whose values are read by pure functions (the others on a node or manager).
+_BUILDERS: dict[str, Callable[[list[str]], Any]] = {
+    "service create": _create, "service update": _update, "swarm update": _swarm_update}
+
+
 @pytest.mark.parametrize("command,flag,kind", [
-    (command, flag, kind) for command in ("service create", "service update")
-    for flag, kind in _typed_flags(command)])
+    (command, flag, kind) for command in _BUILDERS for flag, kind in _typed_flags(command)])
 def test_typed_values_parse_as_docker_reads_them(command: str, flag: str, kind: str) -> None:
-    build = _create if command == "service create" else _update
-    context = _CONTEXT.get(flag, []) if command == "service create" else []
-    build([*context, flag, _GOOD[kind]])
+    build = _BUILDERS[command]
+    build([flag, _GOOD_FOR.get(flag, _GOOD[kind])])
     with pytest.raises(UsageError, match=re.escape(flag[2:])):
-        build([*context, flag, _BAD])
+        build([flag, _BAD])
 
 
 def test_the_readme_shows_the_not_supported_table() -> None:
