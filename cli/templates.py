@@ -11,8 +11,10 @@ Owns rendering a list of rows (dicts keyed by Docker's field names, e.g.
 
 The template language is a small subset of Go's text/template: `{{.Field}}`,
 `{{.Field.Key}}` (into a field that holds a map, e.g. `{{.Health.Status}}`), `{{.}}`, `{{json .}}`, `{{json .Field}}`, `{{lower .F}}`, `{{upper .F}}`,
-`{{title .F}}`, `{{truncate .F N}}`, `{{println}}`, string literals and pipes
-(`{{.Field | lower}}`). Literal `\\t` and `\\n` in the format become tab and
+`{{title .F}}`, `{{truncate .F N}}`, `{{index .Map "key"}}`, `{{println}}`, string
+literals and pipes (`{{.Field | lower}}`). A `Template` given a `resolve` function checks
+and maps each `.A.B` path through it when parsing (the inspect commands: Docker's field
+names onto Shoal's JSON keys, cli/inspectformat.py). Literal `\\t` and `\\n` in the format become tab and
 newline, as Docker does.
 """
 from __future__ import annotations
@@ -20,11 +22,24 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from cli.parsing import UsageError
 
 Row = Mapping[str, Any]
+
+
+class Resolved(NamedTuple):
+    """Where a template path leads in a row: the keys to read (["spec", "annotations",
+    "name"] for .Spec.Name) and the value when the row lacks them (None: "<no value>")."""
+
+    keys: list[str]
+    missing: Any = None
+
+
+# A template path (["Spec", "Name"]) to where it leads, or UsageError naming the field
+# that does not exist.
+Resolver = Callable[[list[str]], Resolved]
 
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.DOTALL)
 _WORD_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -99,12 +114,29 @@ def _truncate(value: Any, length: Any) -> str:
     return _as_text(value)[: int(length)]
 
 
+def _index(value: Any, *keys: Any) -> Any:
+    """Go's index: a map's value by key ("" when absent, as Go's zero string), a list's
+    element by number."""
+    for key in keys:
+        if isinstance(value, Mapping):
+            value = value.get(key, "") if isinstance(key, str) else ""
+        elif isinstance(value, (list, tuple)) and isinstance(key, int):
+            if not 0 <= key < len(value):
+                raise UsageError(f"error calling index: index out of range: {key}")
+            value = value[key]
+        else:
+            raise UsageError(f"error calling index: cannot index {_as_text(value)!r} "
+                             f"with {_as_text(key)!r}")
+    return value
+
+
 _FUNCS: dict[str, Callable[..., Any]] = {
     "json": _json,
     "lower": lambda v: _as_text(v).lower(),
     "upper": lambda v: _as_text(v).upper(),
     "title": lambda v: _as_text(v).title(),
     "truncate": _truncate,
+    "index": _index,
     "println": lambda *v: " ".join(_as_text(x) for x in v) + "\n",
     "print": lambda *v: "".join(_as_text(x) for x in v),
 }
@@ -112,17 +144,21 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 
 # How many arguments each function takes (None: any number), and how it is used.
 _ARITY: dict[str, int | None] = {"json": 1, "lower": 1, "upper": 1, "title": 1, "truncate": 2,
-                                 "println": None, "print": None}
+                                 "index": None, "println": None, "print": None}
 _EXAMPLES = {"json": "{{json .}}", "lower": "{{lower .Name}}", "upper": "{{upper .Name}}",
-             "title": "{{title .Name}}", "truncate": "{{truncate .ID 12}}"}
+             "title": "{{title .Name}}", "truncate": "{{truncate .ID 12}}",
+             "index": '{{index .Labels "key"}}'}
 
 
 class Template:
     """A parsed format template; `render(row)` applies it to one row."""
 
-    def __init__(self, text: str, fields: Iterable[str]) -> None:
+    def __init__(self, text: str, fields: Iterable[str],
+                 resolve: Optional[Resolver] = None) -> None:
         self.text = _unescape(text)
         self.fields = tuple(fields)
+        self.resolve = resolve
+        self._paths: dict[str, Resolved] = {}   # ".Spec.Name" -> where it leads (resolve)
         self._parts: list[tuple[str, Any]] = []
         pos = 0
         for m in _ACTION.finditer(self.text):
@@ -145,7 +181,9 @@ class Template:
             if not words:
                 raise UsageError(f'invalid --format action "{{{{{body}}}}}": empty command')
             for word in words:
-                if word.startswith(".") and word != "." \
+                if word.startswith(".") and word != "." and self.resolve is not None:
+                    self._paths[word] = self.resolve(word[1:].split("."))
+                elif word.startswith(".") and word != "." \
                         and word[1:].split(".")[0] not in self.fields:
                     raise UsageError(
                         f'invalid --format: unknown field "{word}"; fields are '
@@ -184,19 +222,22 @@ class Template:
             raise UsageError(f'invalid --format action "{action}": {head} takes {wanted} '
                              f"argument{'s' if wanted != 1 else ''}, not {count}; e.g. "
                              f"{_EXAMPLES[head]}")
+        if head == "index" and count < 2:
+            raise UsageError(f'invalid --format action "{action}": index takes a map or list '
+                             f"and at least one key, e.g. {_EXAMPLES[head]}")
         if head == "truncate" and (piped or not _NUMBER.fullmatch(rest[1])):
             raise UsageError(f'invalid --format action "{action}": truncate takes a field '
                              f"and a number, e.g. {_EXAMPLES[head]}")
 
-    @staticmethod
-    def _arg(word: str, row: Row) -> Any:
+    def _arg(self, word: str, row: Row) -> Any:
         if word == ".":
             return row if isinstance(row, JsonRow) else dict(row)
         if word.startswith("."):
+            resolved = self._paths.get(word)
             value: Any = row
-            for key in word[1:].split("."):
+            for key in resolved.keys if resolved else word[1:].split("."):
                 value = value.get(key) if isinstance(value, Mapping) else None
-            return value
+            return resolved.missing if value is None and resolved else value
         if _is_literal(word):
             return _unescape(word[1:-1])
         return int(word)
