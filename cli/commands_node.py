@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from cli import format as fmt
-from cli import pretty
+from cli import inspectformat, pretty
 from cli.client import CLIError
 from cli.context import Context
 from cli.flags import list_flags, task_list_flags
@@ -75,15 +75,22 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+NODE_PATHS = inspectformat.message_resolver(pb.Node, "a node")
+
+
 def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    out = inspectformat.output(ns.format, ns.pretty, NODE_PATHS)
     nodes = []
     status = 0
     for ref in ns.nodes or ["self"]:
         if not ctx.attempt(lambda: nodes.append(ctx.resolve_node(ref))):
             status = 1
-    if ns.pretty:
+    if out.pretty:
         if nodes:
             ctx.print("\n\n".join(pretty.node_text(n) for n in nodes))
+    elif out.template:
+        for text in out.each([fmt.to_dict(n) for n in nodes]):
+            ctx.print(text)
     else:
         ctx.print(fmt.inspect_json(nodes))
     return status
@@ -198,6 +205,8 @@ def declare_node(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=ls)
 
     p = nsub.add_parser("inspect", help="Display detailed information on one or more nodes")
+    p.add_argument("-f", "--format", default=None,
+                   help="Format the output using the given Go template")
     p.add_argument("--pretty", action="store_true", help="Print the information in a human "
                                                          "friendly format")
     p.add_argument("nodes", nargs="*", metavar="NODE", help='Node ID, hostname or "self"')

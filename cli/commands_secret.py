@@ -18,6 +18,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from cli import format as fmt
+from cli import inspectformat
 from cli.client import CLIError
 from cli.context import Context
 from cli.flags import list_flags
@@ -166,15 +167,23 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+PATHS = {"secret": inspectformat.shape_resolver(inspectformat.SECRET_SHAPE, "a secret"),
+         "config": inspectformat.shape_resolver(inspectformat.CONFIG_SHAPE, "a config")}
+
+
 def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    out = inspectformat.output(ns.format, ns.pretty, PATHS[ns.kind])
     found: list[Any] = []
     status = 0
     for ref in ns.names:
         if not ctx.attempt(lambda: found.append(_get(ctx, ns.kind, ref))):  # runs at once
             status = 1
-    if ns.pretty:
+    if out.pretty:
         if found:
             ctx.print("\n\n".join(pretty_text(o) for o in found))
+    elif out.template:
+        for text in out.each([inspect_doc(o) for o in found]):
+            ctx.print(text)
     else:
         ctx.print(json.dumps([inspect_doc(o) for o in found], indent=4, ensure_ascii=False))
     return status
@@ -225,6 +234,8 @@ def _declare(parser: argparse.ArgumentParser, kind: str) -> None:
     p.set_defaults(handler=ls)
 
     p = gsub.add_parser("inspect", help=f"Display detailed information on one or more {kind}s")
+    p.add_argument("-f", "--format", default=None,
+                   help="Format the output using the given Go template")
     p.add_argument("--pretty", action="store_true",
                    help="Print the information in a human friendly format")
     p.add_argument("names", nargs="+", metavar=kind.upper())

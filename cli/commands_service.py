@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from cli import format as fmt
-from cli import pretty, specs
+from cli import inspectformat, pretty, specs
 from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
@@ -262,7 +262,11 @@ def ps(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE_PATHS = inspectformat.message_resolver(pb.Service, "a service")
+
+
 def inspect(ctx: Context, ns: argparse.Namespace) -> int:
+    out = inspectformat.output(ns.format, ns.pretty, SERVICE_PATHS)
     services = []
     status = 0
     for ref in ns.services:
@@ -271,9 +275,12 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
         except RpcFailure as exc:
             ctx.warn(describe_rpc_error(exc, ctx.host, ctx.debug))
             status = 1
-    if ns.pretty:
+    if out.pretty:
         if services:
             ctx.print("\n\n".join(pretty.service_text(s) for s in services))
+    elif out.template:
+        for text in out.each([fmt.to_dict(s) for s in services]):
+            ctx.print(text)
     else:
         ctx.print(fmt.inspect_json(services))
     return status
@@ -316,6 +323,8 @@ def declare_service(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=ps)
 
     p = ssub.add_parser("inspect", help="Display detailed information on one or more services")
+    p.add_argument("-f", "--format", default=None,
+                   help="Format the output using the given Go template")
     p.add_argument("--pretty", action="store_true", help="Print the information in a human "
                                                          "friendly format")
     p.add_argument("services", nargs="+", metavar="SERVICE")

@@ -49,7 +49,6 @@ def _todo(flag: str, commands: str, needs: str, **kw: Any) -> Refused:
 
 _SERVICE = "service create, service update"
 _STACK = "stack deploy, stack ls, stack ps, stack rm, stack services"
-_INSPECT = "node inspect, service inspect, secret inspect, config inspect"
 
 NOT_SUPPORTED: tuple[Refused, ...] = (
     _no("--credential-spec", _SERVICE,
@@ -117,8 +116,6 @@ TO_BUILD: tuple[Refused, ...] = (
           "for --config-from", value=False),
     _todo("--config-from", "network create", "create an overlay from a --config-only "
           "network's settings"),
-    _todo("--format", _INSPECT, "render each inspected object with a Go template, as "
-          "`network inspect -f` does", short="-f"),
     _todo("", "network prune", "remove the networks no service uses (-f, --filter)"),
 )
 
