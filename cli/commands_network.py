@@ -1,4 +1,4 @@
-"""`swarm network ...`: create, ls, inspect, rm.
+"""`swarm network ...`: create, ls, inspect, rm, prune.
 
 Owns the network verbs on top of the Control API, with Docker's flags,
 columns (`NETWORK ID  NAME  DRIVER  SCOPE`) and `network inspect` JSON
@@ -6,7 +6,9 @@ shape. Shoal has only swarm-scoped overlay networks, so Docker's local
 `bridge`, `host` and `none` networks are not listed (`--network host` on a
 service is still accepted, as a keyword). `inspect` shows, cluster-wide, the
 tasks attached (under "Containers", keyed by task ID, with their node) and
-the services with their VIPs (Docker shows these with `--verbose`). Pure
+the services with their VIPs (Docker shows these with `--verbose`). `prune`
+removes the networks no service is attached to (never `ingress`), after asking
+unless `-f`, keeping those its `--filter until=|label=|label!=` leave out. Pure
 helpers build the request and the output; handlers do the calls.
 """
 from __future__ import annotations
@@ -14,14 +16,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-from typing import Iterable, Mapping, Sequence
+import sys
+import time
+from typing import Iterable, Mapping, Optional, Sequence
 
 
 from cli import format as fmt
-from cli.client import RpcFailure, describe_rpc_error
+from cli.client import RpcFailure, code_name, describe_rpc_error
 from cli.context import Context
-from cli.parsing import UsageError, filter_values, label_matches, parse_filters
+from cli.parsing import Filter, UsageError, filter_values, label_matches, parse_filters
 from cli.templates import render, tabulate
+from cli.timevalues import parse_timestamp
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
@@ -260,10 +265,79 @@ def remove(ctx: Context, ns: argparse.Namespace) -> int:
     return status
 
 
+# ------------------------------------------------------------------ prune ----
+
+PRUNE_FILTERS = ("until", "label", "label!")
+PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one "
+                 "service.\nAre you sure you want to continue? [y/N] ")
+
+
+def prune_candidates(networks: Iterable[pb.Network], services: Iterable[pb.Service],
+                     filters: Sequence[Filter], now_nano: int) -> list[pb.Network]:
+    """The networks `network prune` removes, by name: not ingress, attached to no
+    service, created before `until` and matching the label filters (as Docker: every
+    `label` matches, and not every `label!` does)."""
+    until: Optional[int] = None
+    untils = filter_values(filters, "until")
+    if len(untils) > 1:
+        raise UsageError("more than one until filter specified: give one --filter until=")
+    if untils:
+        until = parse_timestamp(untils[0], now_nano, "--filter until")
+    used = {a.target for s in services for a in s.spec.task.networks}
+    out = []
+    for net in networks:
+        labels = dict(net.spec.annotations.labels)
+        if net.spec.ingress or net.id in used or net.spec.annotations.name in used:
+            continue
+        created = net.meta.created_at
+        if until is not None and created.seconds * 1_000_000_000 + created.nanos > until:
+            continue
+        if not all(label_matches(labels, v) for v in filter_values(filters, "label")):
+            continue
+        unwanted = filter_values(filters, "label!")
+        if unwanted and all(label_matches(labels, v) for v in unwanted):
+            continue
+        out.append(net)
+    return sorted(out, key=lambda n: n.spec.annotations.name)
+
+
+def confirmed(ctx: Context) -> bool:
+    """Asks as Docker does; only "y" (or "Y") goes on, end of input says no."""
+    ctx.out.write(PRUNE_WARNING)
+    ctx.out.flush()
+    return sys.stdin.readline().strip().lower() == "y"
+
+
+def prune(ctx: Context, ns: argparse.Namespace) -> int:
+    filters = parse_filters(ns.filter, PRUNE_FILTERS)
+    now_nano = time.time_ns()
+    prune_candidates((), (), filters, now_nano)   # a bad filter is refused before asking
+    if not ns.force and not confirmed(ctx):
+        return 0
+    networks = ctx.call("ListNetworks", cpb.ListNetworksRequest()).networks
+    services = ctx.call("ListServices", cpb.ListServicesRequest()).services
+    deleted: list[str] = []
+    status = 0
+    for net in prune_candidates(networks, services, filters, now_nano):
+        try:
+            ctx.call("RemoveNetwork", cpb.RemoveNetworkRequest(network_id=net.id))
+        except RpcFailure as exc:
+            # attached since the listing, or held by stopping tasks: not unused, kept
+            if code_name(exc) not in ("FAILED_PRECONDITION", "NOT_FOUND"):
+                ctx.warn(f"could not remove network {net.spec.annotations.name}: "
+                         + describe_rpc_error(exc, ctx.host, ctx.debug))
+                status = 1
+            continue
+        deleted.append(net.spec.annotations.name)
+    if deleted:
+        ctx.print("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted))
+    return status
+
+
 # ---------------------------------------------------------------- parser ----
 
 def declare_network(parser: argparse.ArgumentParser) -> None:
-    """Declares `swarm network create|ls|inspect|rm` on `parser`."""
+    """Declares `swarm network create|ls|inspect|rm|prune` on `parser`."""
     nsub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     nsub.required = True
 
@@ -306,3 +380,9 @@ def declare_network(parser: argparse.ArgumentParser) -> None:
     p = nsub.add_parser("rm", aliases=["remove"], help="Remove one or more networks")
     p.add_argument("networks", nargs="+", metavar="NETWORK")
     p.set_defaults(handler=remove)
+
+    p = nsub.add_parser("prune", help="Remove all unused networks")
+    p.add_argument("--filter", action="append", default=[],
+                   help="Provide filter values (e.g. 'until=<timestamp>', 'label=KEY=VALUE')")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.set_defaults(handler=prune)

@@ -116,7 +116,6 @@ TO_BUILD: tuple[Refused, ...] = (
           "for --config-from", value=False),
     _todo("--config-from", "network create", "create an overlay from a --config-only "
           "network's settings"),
-    _todo("", "network prune", "remove the networks no service uses (-f, --filter)"),
 )
 
 REFUSED: tuple[Refused, ...] = NOT_SUPPORTED + TO_BUILD
