@@ -18,13 +18,13 @@ import ipaddress
 import json
 import sys
 import time
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, NamedTuple, Optional, Sequence
 
 
 from cli import format as fmt
 from cli.client import RpcFailure, code_name, describe_rpc_error
 from cli.context import Context
-from cli.parsing import Filter, UsageError, filter_values, label_matches, parse_filters
+from cli.parsing import UsageError, filter_values, label_matches, parse_filters
 from cli.templates import render, tabulate
 from cli.timevalues import parse_timestamp
 from proto import control_pb2 as cpb
@@ -272,30 +272,39 @@ PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at l
                  "service.\nAre you sure you want to continue? [y/N] ")
 
 
-def prune_candidates(networks: Iterable[pb.Network], services: Iterable[pb.Service],
-                     filters: Sequence[Filter], now_nano: int) -> list[pb.Network]:
-    """The networks `network prune` removes, by name: not ingress, attached to no
-    service, created before `until` and matching the label filters (as Docker: every
-    `label` matches, and not every `label!` does)."""
-    until: Optional[int] = None
+class PruneFilter(NamedTuple):
+    """`network prune --filter`: what a network must be to be pruned."""
+
+    until: Optional[int]          # created at or before (unix nanoseconds), None: any time
+    labels: tuple[str, ...]       # label=KEY[=VALUE]: every one matches
+    not_labels: tuple[str, ...]   # label!=KEY[=VALUE]: not every one matches (Docker's rule)
+
+
+def prune_filter(items: Iterable[str], now_nano: int) -> PruneFilter:
+    """The --filter values of `network prune`, or UsageError."""
+    filters = parse_filters(items, PRUNE_FILTERS)
     untils = filter_values(filters, "until")
     if len(untils) > 1:
         raise UsageError("more than one until filter specified: give one --filter until=")
-    if untils:
-        until = parse_timestamp(untils[0], now_nano, "--filter until")
+    until = parse_timestamp(untils[0], now_nano, "--filter until") if untils else None
+    return PruneFilter(until, tuple(filter_values(filters, "label")),
+                       tuple(filter_values(filters, "label!")))
+
+
+def prune_candidates(networks: Iterable[pb.Network], services: Iterable[pb.Service],
+                     wanted: PruneFilter) -> list[pb.Network]:
+    """The networks `network prune` removes, by name: not ingress, attached to no
+    service, and chosen by the filter."""
     used = {a.target for s in services for a in s.spec.task.networks}
     out = []
     for net in networks:
         labels = dict(net.spec.annotations.labels)
-        if net.spec.ingress or net.id in used or net.spec.annotations.name in used:
-            continue
-        created = net.meta.created_at
-        if until is not None and created.seconds * 1_000_000_000 + created.nanos > until:
-            continue
-        if not all(label_matches(labels, v) for v in filter_values(filters, "label")):
-            continue
-        unwanted = filter_values(filters, "label!")
-        if unwanted and all(label_matches(labels, v) for v in unwanted):
+        created = net.meta.created_at.seconds * 1_000_000_000 + net.meta.created_at.nanos
+        if (net.spec.ingress or net.id in used or net.spec.annotations.name in used
+                or (wanted.until is not None and created > wanted.until)
+                or not all(label_matches(labels, v) for v in wanted.labels)
+                or (wanted.not_labels
+                    and all(label_matches(labels, v) for v in wanted.not_labels))):
             continue
         out.append(net)
     return sorted(out, key=lambda n: n.spec.annotations.name)
@@ -309,16 +318,14 @@ def confirmed(ctx: Context) -> bool:
 
 
 def prune(ctx: Context, ns: argparse.Namespace) -> int:
-    filters = parse_filters(ns.filter, PRUNE_FILTERS)
-    now_nano = time.time_ns()
-    prune_candidates((), (), filters, now_nano)   # a bad filter is refused before asking
+    wanted = prune_filter(ns.filter, time.time_ns())   # a bad filter: refused before asking
     if not ns.force and not confirmed(ctx):
         return 0
     networks = ctx.call("ListNetworks", cpb.ListNetworksRequest()).networks
     services = ctx.call("ListServices", cpb.ListServicesRequest()).services
     deleted: list[str] = []
     status = 0
-    for net in prune_candidates(networks, services, filters, now_nano):
+    for net in prune_candidates(networks, services, wanted):
         try:
             ctx.call("RemoveNetwork", cpb.RemoveNetworkRequest(network_id=net.id))
         except RpcFailure as exc:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from cli.commands_network import PRUNE_WARNING
+from cli.commands_network import PRUNE_WARNING, prune_candidates, prune_filter
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
@@ -140,3 +140,17 @@ def test_a_network_tasks_still_hold_is_kept_silently(capsys, cluster) -> None:
     code, out, err = run(capsys, "network", "prune", "-f")
     assert (code, out, err) == (0, "", "")
     assert "RemoveNetwork" in cluster.methods and names(cluster) == SEEDED
+
+
+def test_label_not_filters_leave_out_a_network_only_when_all_match() -> None:
+    """Docker's rule: every `label` must match; `label!` leaves a network out only when
+    every `label!` value matches it."""
+    net = pb.Network(id="n1")
+    net.spec.annotations.name = "n"
+    net.spec.annotations.labels.update({"a": "1", "b": "2"})
+    chosen = [prune_filter(["label!=a", "label!=c"], 0), prune_filter(["label=a=1"], 0),
+              prune_filter([], 0)]
+    assert all(prune_candidates([net], [], wanted) == [net] for wanted in chosen)
+    left_out = [prune_filter(["label!=a", "label!=b=2"], 0), prune_filter(["label=a=2"], 0),
+                prune_filter(["label=a", "label=c"], 0)]
+    assert all(prune_candidates([net], [], wanted) == [] for wanted in left_out)
