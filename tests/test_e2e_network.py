@@ -206,3 +206,35 @@ def test_published_ports_conflict_auto_assign_and_mesh_views(lab: Lab, image: st
     finally:
         for name in ("pub", "pub2", "pub3", "auto"):
             sw(lab, "service", "rm", name, check=False)
+
+
+def test_prune_and_inspect_format_through_the_real_cli(lab: Lab, image: str):
+    """`network prune` removes only the idle network its filter names (a service's stays,
+    ingress stays); `service|node inspect -f` print one rendered line per object."""
+    for name, label in (("prune-used", "e2e=prune"), ("prune-idle", "e2e=prune"),
+                        ("prune-other", "e2e=other")):
+        sw(lab, "network", "create", "--label", label, name)
+    sw(lab, "service", "create", "-d", "--name", "pruneweb", "--label", "k=v", *GRACE,
+       "--network", "prune-used", image, "sleep", "3600")
+    try:
+        declined = sw(lab, "network", "prune", "--filter", "label=e2e=prune", input="n\n")
+        assert "Are you sure you want to continue? [y/N]" in declined.stdout
+        assert "Deleted" not in declined.stdout
+        res = sw(lab, "network", "prune", "-f", "--filter", "label=e2e=prune")
+        assert res.stdout == "Deleted Networks:\nprune-idle\n\n"
+        names = sw(lab, "network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert {"prune-used", "prune-other", "ingress"} <= set(names)
+        assert "prune-idle" not in names
+        svc = inspect_service(lab, "pruneweb")
+        out = sw(lab, "service", "inspect", "-f",
+                 '{{.Spec.Name}} {{.ID}} {{index .Spec.Labels "k"}}', "pruneweb").stdout
+        assert out == f"pruneweb {svc['id']} v\n"
+        assert sw(lab, "node", "inspect", "-f", "{{.Description.Hostname}}",
+                  "self").stdout == "manager1\n"
+        bad = sw(lab, "service", "inspect", "-f", "{{.Spec.Nme}}", "pruneweb", check=False)
+        assert bad.returncode == 1 and bad.stdout == "" and '"Nme"' in bad.stderr
+    finally:
+        sw(lab, "service", "rm", "pruneweb", check=False)
+        wait(lambda: sw(lab, "network", "rm", "prune-used", check=False).returncode == 0,
+             60, "prune-used removable once pruneweb's tasks are gone")
+        sw(lab, "network", "rm", "prune-other", check=False)
