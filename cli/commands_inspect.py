@@ -46,14 +46,16 @@ def templates(text: str, kinds: list[str]) -> dict[str, Template | UsageError]:
     """The template parsed for each kind of object (or why it cannot run on that kind);
     UsageError when it runs on none of them."""
     parsed: dict[str, Template | UsageError] = {}
+    errors: list[UsageError] = []
     for kind in kinds:
         try:
             parsed[kind] = Template(text, (), resolve=message_resolver(MESSAGES[kind],
                                                                        f"a {kind}"))
         except UsageError as exc:
             parsed[kind] = exc
-    if all(isinstance(t, UsageError) for t in parsed.values()):
-        raise next(iter(parsed.values()))  # type: ignore[misc]
+            errors.append(exc)
+    if len(errors) == len(kinds):
+        raise errors[0]
     return parsed
 
 

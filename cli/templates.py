@@ -12,10 +12,10 @@ Owns rendering a list of rows (dicts keyed by Docker's field names, e.g.
 The template language is a small subset of Go's text/template: `{{.Field}}`,
 `{{.Field.Key}}` (into a field that holds a map, e.g. `{{.Health.Status}}`), `{{.}}`, `{{json .}}`, `{{json .Field}}`, `{{lower .F}}`, `{{upper .F}}`,
 `{{title .F}}`, `{{truncate .F N}}`, `{{index .Map "key"}}`, `{{println}}`, string
-literals and pipes (`{{.Field | lower}}`). A `Template` given a `resolve` function checks
-and maps each `.A.B` path through it when parsing (the inspect commands: Docker's field
-names onto Shoal's JSON keys, cli/inspectformat.py). Literal `\\t` and `\\n` in the format become tab and
-newline, as Docker does.
+literals and pipes (`{{.Field | lower}}`). Literal `\\t` and `\\n` in the format become
+tab and newline, as Docker does. A `Template` given a `resolve` function checks and maps
+each `.A.B` path through it when parsing (the inspect commands: Docker's field names onto
+Shoal's JSON keys, cli/inspectformat.py).
 """
 from __future__ import annotations
 

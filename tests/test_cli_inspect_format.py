@@ -129,6 +129,17 @@ def test_a_template_that_cannot_run_is_refused_before_any_call(capsys, cluster, 
     assert cluster.methods == []
 
 
+def test_a_template_that_fails_on_an_object_ends_the_command_with_exit_1(capsys,
+                                                                          cluster) -> None:
+    code, out, _ = run(capsys, "service", "inspect", "-f",
+                       "{{index .Spec.TaskTemplate.ContainerSpec.Env 1}}", "web")
+    assert (code, out) == (0, "B\n")
+    code, out, err = run(capsys, "service", "inspect", "-f",
+                         "{{index .Spec.TaskTemplate.ContainerSpec.Env 5}}", "web")
+    assert (code, out) == (1, "")
+    assert err == "Error: error calling index: index out of range: 5\n"
+
+
 def test_a_missing_object_fails_the_command_but_the_others_are_printed(capsys,
                                                                       cluster) -> None:
     code, out, err = run(capsys, "service", "inspect", "-f", "{{.Spec.Name}}", "web", "nope")
