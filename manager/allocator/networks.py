@@ -7,7 +7,10 @@ stores. Both are pure: they read the networks already stored and return a
 user. Subnets come from the cluster's default address pool (Docker's
 10.0.0.0/8 in /24s unless `swarm init --default-addr-pool` said otherwise) in
 order, skipping every subnet already in use; a subnet given with `--subnet`
-must not overlap one in use either.
+must not overlap one in use either. An `--ip-range` must lie inside the
+subnet and `--aux-address`es must be host addresses of it other than the
+gateway; both are stored with the allocated subnet, where the allocator pass
+reads them (`ip_range`, `aux_addresses`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,22 @@ def gateway(network: pb.Network) -> str:
         if conf.gateway:
             return conf.gateway
     return ""
+
+
+def ip_range(network: pb.Network) -> Optional[ipam.Net]:
+    """The --ip-range task addresses and VIPs come from, or None (the whole subnet)."""
+    for conf in network.ipam:
+        if conf.range:
+            try:
+                return ipaddress.IPv4Network(conf.range)
+            except ValueError:
+                return None
+    return None
+
+
+def aux_addresses(network: pb.Network) -> frozenset[str]:
+    """The --aux-address values of a stored network: never handed out."""
+    return frozenset(ip for conf in network.ipam for ip in conf.aux_addresses.values())
 
 
 def is_encrypted(spec: pb.NetworkSpec) -> bool:
@@ -76,8 +95,9 @@ def new_network(spec: pb.NetworkSpec, existing: Iterable[pb.Network],
         raise AllocationError("only one subnet per network is supported")
     used = [s for s in (subnet_of(n) for n in existing) if s is not None]
     conf = spec.ipam[0] if spec.ipam else pb.IPAMConfig()
-    if conf.range:
-        raise AllocationError("--ip-range is not supported: give --subnet only")
+    if (conf.range or conf.aux_addresses) and not conf.subnet:
+        flag = "--ip-range" if conf.range else "--aux-address"
+        raise AllocationError(f"{flag} needs --subnet: give the subnet it belongs to")
     if conf.subnet:
         net = ipam.parse_subnet(conf.subnet)
         clash = ipam.overlapping(net, used)
@@ -92,9 +112,35 @@ def new_network(spec: pb.NetworkSpec, existing: Iterable[pb.Network],
         pools, size = _pools(cluster)
         net = ipam.next_subnet(pools, size, used)
     gw = _check_gateway(conf.gateway, net) if conf.gateway else ipam.gateway_of(net)
+    rng = ipam.parse_range(conf.range, net) if conf.range else None
+    aux = _check_aux(dict(conf.aux_addresses), net, gw)
+    first, last = ipam.host_bounds(net, rng)
+    free = last - first + 1 - sum(1 for ip in {gw, *aux.values()}
+                                  if first <= int(ipaddress.IPv4Address(ip)) <= last)
+    if free < 1:
+        where = f"ip-range {rng}" if rng is not None else f"subnet {net}"
+        raise AllocationError(f"{where} leaves no address to hand out once the gateway and "
+                              "aux-addresses are set aside: give a larger range")
     out = pb.Network(spec=spec, vni=ipam.next_vni(n.vni for n in existing))
     out.spec.driver = OVERLAY
-    out.ipam.add(subnet=str(net), gateway=gw)
+    allocated = out.ipam.add(subnet=str(net), gateway=gw, range=str(rng) if rng else "")
+    allocated.aux_addresses.update(aux)
+    return out
+
+
+def _check_aux(aux: dict[str, str], net: ipam.Net, gw: str) -> dict[str, str]:
+    """The --aux-address values as stored (normalised), or AllocationError."""
+    out: dict[str, str] = {}
+    for name in sorted(aux):
+        addr = ipam.parse_aux_address(name, aux[name], net)
+        if addr == gw:
+            raise AllocationError(f"aux-address {name}={addr} is the gateway of subnet "
+                                  f"{net}: give another address")
+        owner = next((k for k, v in out.items() if v == addr), None)
+        if owner is not None:
+            raise AllocationError(f"aux-addresses {owner} and {name} are both {addr}: "
+                                  "give each its own address")
+        out[name] = addr
     return out
 
 
