@@ -773,7 +773,7 @@ class IPAMConfig(_message.Message):
     def __init__(self, subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., range: _Optional[str] = ..., aux_addresses: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NetworkSpec(_message.Message):
-    __slots__ = ("annotations", "driver", "driver_options", "ipam", "attachable", "ingress", "internal")
+    __slots__ = ("annotations", "driver", "driver_options", "ipam", "attachable", "ingress", "internal", "config_only", "config_from")
     class DriverOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -788,6 +788,8 @@ class NetworkSpec(_message.Message):
     ATTACHABLE_FIELD_NUMBER: _ClassVar[int]
     INGRESS_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FROM_FIELD_NUMBER: _ClassVar[int]
     annotations: Annotations
     driver: str
     driver_options: _containers.ScalarMap[str, str]
@@ -795,7 +797,9 @@ class NetworkSpec(_message.Message):
     attachable: bool
     ingress: bool
     internal: bool
-    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., driver: _Optional[str] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., attachable: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
+    config_only: bool
+    config_from: str
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., driver: _Optional[str] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., attachable: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., config_only: _Optional[bool] = ..., config_from: _Optional[str] = ...) -> None: ...
 
 class Network(_message.Message):
     __slots__ = ("id", "meta", "spec", "vni", "ipam")
