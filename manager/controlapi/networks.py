@@ -67,7 +67,8 @@ def check_removable(net: pb.Network, services: Iterable[pb.Service],
     if dependants:
         raise precondition(f"configuration network '{name}' is in use by network"
                            f"{_plural(dependants)} {', '.join(dependants)} (created with "
-                           "--config-from); remove them first")
+                           "--config-from); remove "
+                           f"{'them' if len(dependants) > 1 else 'it'} first")
     if net.spec.ingress:
         publishers = sorted(s.spec.annotations.name for s in services
                             if ports.ingress(s.spec.endpoint.ports))
