@@ -10,6 +10,12 @@ the services with their VIPs (Docker shows these with `--verbose`). `prune`
 removes the networks no service is attached to (never `ingress`), after asking
 unless `-f`, keeping those its `--filter until=|label=|label!=` leave out. Pure
 helpers build the request and the output; handlers do the calls.
+
+`create` checks the address flags as Docker's CLI does (`--ip-range`,
+`--gateway` and `--aux-address` each inside the one `--subnet`) before the
+manager checks them again; `--scope` takes only `swarm`. A `--config-only`
+network holds settings for `--config-from` networks: `ls` shows its driver
+as `null` (as Docker does) and `inspect` its ConfigOnly/ConfigFrom.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ NETWORK_FIELDS = ("ID", "Name", "Driver", "Scope")
 NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type")
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 ENCRYPTED = "encrypted"
+SWARM_SCOPE = "swarm"
+CONFIG_ONLY_DRIVER = "null"  # Docker's driver name for configuration-only networks
 # The one path encrypted overlays take here (no ESP/xfrm in these kernels): worker/overlay_net.
 ENCRYPTION_PATH = "userspace tunnel: AES-256-GCM over UDP 4790 (no IPsec ESP)"
 
@@ -51,38 +59,94 @@ def _key_values(items: Iterable[str], flag: str) -> dict[str, str]:
     return out
 
 
+def _check_scope(ns: argparse.Namespace) -> None:
+    scope = ns.scope
+    if scope is None:
+        return
+    if scope != SWARM_SCOPE:
+        raise UsageError(f'--scope "{scope}" is not supported: Shoal\'s networks are overlays, '
+                         "which are swarm-scoped (give --scope swarm or leave it out)")
+    if ns.config_only:
+        raise UsageError("a configuration-only network cannot have a --scope: it only holds "
+                         "settings (--subnet, --gateway, --ip-range, --aux-address, --opt)")
+
+
+def _ipv4_net(text: str, flag: str, example: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise UsageError(f'invalid {flag} "{text}": expected a CIDR such as {example}') from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise UsageError(f'invalid {flag} "{text}": only IPv4 is supported')
+    return net
+
+
+def _aux_addresses(items: Sequence[str], subnet: ipaddress.IPv4Network) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not name or not sep:
+            raise UsageError(f'invalid --aux-address "{item}": expected name=IP, such as '
+                             "router=10.10.0.2")
+        try:
+            addr = ipaddress.IPv4Address(value.strip())
+        except ValueError:
+            raise UsageError(f'invalid --aux-address "{item}": expected an IPv4 address '
+                             "after the =") from None
+        if addr not in subnet:
+            raise UsageError(f"no matching subnet for aux-address {addr}: it must be inside "
+                             f"--subnet {subnet}")
+        out[name] = str(addr)
+    return out
+
+
+def _ipam(ns: argparse.Namespace, spec: pb.NetworkSpec) -> None:
+    """Adds the --subnet (with its --gateway, --ip-range, --aux-address) to `spec`."""
+    subnets = list(ns.subnet or [])
+    gateways = list(ns.gateway or [])
+    ranges = list(ns.ip_range or [])
+    aux = list(ns.aux_address or [])
+    if len(subnets) > 1:
+        raise UsageError("only one --subnet per network is supported")
+    for flag, given in (("--gateway", gateways), ("--ip-range", ranges),
+                        ("--aux-address", aux)):
+        if given and not subnets:
+            raise UsageError(f"{flag} needs --subnet: give the subnet it belongs to")
+    if len(gateways) > 1:
+        raise UsageError("only one --gateway per network is supported")
+    if not subnets:
+        return
+    subnet = subnets[0]
+    net = _ipv4_net(subnet, "--subnet", "10.10.0.0/24")
+    conf = spec.ipam.add(subnet=subnet, gateway=gateways[0] if gateways else "")
+    if len(ranges) > 1:
+        raise UsageError(f"cannot configure multiple ranges ({ranges[0]}, {ranges[1]}) on "
+                         f"the same subnet ({subnet})")
+    if ranges:
+        rng = _ipv4_net(ranges[0], "--ip-range", "10.10.0.128/25")
+        if not rng.subnet_of(net):
+            raise UsageError(f"no matching subnet for range {ranges[0]}: it must be inside "
+                             f"--subnet {subnet}")
+        conf.range = ranges[0]
+    conf.aux_addresses.update(_aux_addresses(aux, net))
+
+
 def create_spec(ns: argparse.Namespace) -> pb.NetworkSpec:
     """The NetworkSpec `network create` sends, or UsageError."""
     driver = ns.driver or "overlay"
     if driver != "overlay":
         raise UsageError(f'network driver "{driver}" is not supported: Shoal has only '
                          "swarm-scoped overlay networks (-d overlay)")
-    subnets = list(ns.subnet or [])
-    gateways = list(ns.gateway or [])
-    if len(subnets) > 1:
-        raise UsageError("only one --subnet per network is supported")
-    if gateways and not subnets:
-        raise UsageError("--gateway needs --subnet: give the subnet the gateway belongs to")
-    if len(gateways) > 1:
-        raise UsageError("only one --gateway per network is supported")
+    _check_scope(ns)
     spec = pb.NetworkSpec(driver="overlay", attachable=bool(ns.attachable),
-                          ingress=bool(ns.ingress), internal=bool(ns.internal))
+                          ingress=bool(ns.ingress), internal=bool(ns.internal),
+                          config_only=bool(ns.config_only), config_from=ns.config_from or "")
     spec.annotations.name = ns.name
     spec.annotations.labels.update(_key_values(ns.label, "--label"))
     spec.driver_options.update(_key_values(ns.opt, "--opt"))
     if ns.ingress and ns.attachable:
         raise UsageError("ingress network cannot be attachable")
-    for subnet in subnets:
-        try:
-            net = ipaddress.ip_network(subnet, strict=False)
-        except ValueError:
-            raise UsageError(f'invalid --subnet "{subnet}": expected a CIDR such as '
-                             "10.10.0.0/24") from None
-        if net.version != 4:
-            raise UsageError(f'invalid --subnet "{subnet}": only IPv4 is supported')
-        conf = spec.ipam.add(subnet=subnet)
-        if gateways:
-            conf.gateway = gateways[0]
+    _ipam(ns, spec)
     return spec
 
 
@@ -95,11 +159,18 @@ def create(ctx: Context, ns: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- ls ----
 
+def driver_of(network: pb.Network) -> str:
+    """The driver `ls` and `inspect` show: `null` for a config-only network, as Docker."""
+    if network.spec.config_only:
+        return CONFIG_ONLY_DRIVER
+    return network.spec.driver or "overlay"
+
+
 def network_row(network: pb.Network, trunc: bool = True) -> dict[str, str]:
     return {"ID": fmt.truncate_id(network.id) if trunc else network.id,
             "Name": network.spec.annotations.name,
-            "Driver": network.spec.driver or "overlay",
-            "Scope": "swarm"}
+            "Driver": driver_of(network),
+            "Scope": SWARM_SCOPE}
 
 
 def network_table(rows: Sequence[Mapping[str, str]]) -> str:
@@ -116,7 +187,7 @@ def matches(network: pb.Network, filters) -> bool:
             return False
         if f.key == "id" and not network.id.startswith(f.value):
             return False
-        if f.key == "driver" and f.value != (network.spec.driver or "overlay"):
+        if f.key == "driver" and f.value != driver_of(network):
             return False
         if f.key == "scope" and f.value != "swarm":
             return False
@@ -152,6 +223,17 @@ def ls(ctx: Context, ns: argparse.Namespace) -> int:
 def _created(network: pb.Network) -> str:
     ts = network.meta.created_at
     return ts.ToJsonString() if ts.seconds or ts.nanos else ""
+
+
+def ipam_config(conf: pb.IPAMConfig) -> dict:
+    """One entry of IPAM.Config as Docker shows it (empty fields left out)."""
+    out: dict = {}
+    for key, value in (("Subnet", conf.subnet), ("IPRange", conf.range),
+                       ("Gateway", conf.gateway),
+                       ("AuxiliaryAddresses", dict(sorted(conf.aux_addresses.items())))):
+        if value:
+            out[key] = value
+    return out
 
 
 def inspect_dict(network: pb.Network, tasks: Sequence[pb.Task],
@@ -202,21 +284,24 @@ def inspect_dict(network: pb.Network, tasks: Sequence[pb.Task],
             "Tasks": by_service.get(svc.id, []),
         }
     options = dict(network.spec.driver_options)
-    options[VXLAN_OPTION] = str(network.vni)
+    if not network.spec.config_only:
+        options[VXLAN_OPTION] = str(network.vni)
+    # a config-only network has nothing allocated: it shows the settings it holds
+    configs = network.spec.ipam if network.spec.config_only else network.ipam
     return {
         "Name": network.spec.annotations.name,
         "Id": network.id,
         "Created": _created(network),
-        "Scope": "swarm",
-        "Driver": network.spec.driver or "overlay",
+        "Scope": SWARM_SCOPE,
+        "Driver": driver_of(network),
         "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": None,
-                 "Config": [{"Subnet": c.subnet, "Gateway": c.gateway} for c in network.ipam]},
+                 "Config": [ipam_config(c) for c in configs]},
         "Internal": network.spec.internal,
         "Attachable": network.spec.attachable,
         "Ingress": network.spec.ingress,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": False,
+        "ConfigFrom": {"Network": network.spec.config_from},
+        "ConfigOnly": network.spec.config_only,
         "Containers": containers,
         "Options": options,
         "Labels": dict(network.spec.annotations.labels),
@@ -355,6 +440,17 @@ def declare_network(parser: argparse.ArgumentParser) -> None:
                    help="Subnet in CIDR format that represents a network segment")
     p.add_argument("--gateway", action="append", default=[],
                    help="IPv4 Gateway for the master subnet")
+    p.add_argument("--ip-range", action="append", default=[],
+                   help="Allocate container ip from a sub-range")
+    p.add_argument("--aux-address", action="append", default=[], metavar="name=IP",
+                   help="Auxiliary IPv4 addresses the allocator must not hand out")
+    p.add_argument("--scope", default=None,
+                   help='Control the network\'s scope (only "swarm": overlays are '
+                        "swarm-scoped)")
+    p.add_argument("--config-only", action="store_true",
+                   help="Create a configuration only network")
+    p.add_argument("--config-from", default=None,
+                   help="The network from which to copy the configuration")
     p.add_argument("--attachable", action="store_true",
                    help="Enable manual container attachment")
     p.add_argument("--ingress", action="store_true",

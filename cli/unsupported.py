@@ -64,6 +64,13 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
     _no("--ipam-driver", "network create",
         "no IPAM plugins: the managers' built-in allocator assigns every address",
         accepted=("default",)),
+    _no("--ipam-opt", "network create",
+        "the managers' built-in allocator takes no IPAM options (Docker's default IPAM "
+        "driver documents none for overlays); shape addresses with --subnet, --gateway, "
+        "--ip-range and --aux-address"),
+    _no("--ipv6", "network create",
+        "overlays are IPv4 only (VXLAN sandboxes, nftables ip tables, DNS A records); "
+        "--ipv6=false is accepted", value=False),
     _no("--orchestrator", _STACK,
         "no Kubernetes: stacks always run on the swarm", accepted=("swarm",)),
     _no("", "network connect",
@@ -104,18 +111,6 @@ TO_BUILD: tuple[Refused, ...] = (
           "endpoint (or move to NOT_SUPPORTED with the reason)"),
     _todo("--ca-cert", "ca", "rotate to a given root CA certificate (PEM file)"),
     _todo("--ca-key", "ca", "the key of --ca-cert (PEM file)"),
-    _todo("--ip-range", "network create", "allocate task addresses from a sub-range "
-          "of --subnet"),
-    _todo("--aux-address", "network create", "addresses the allocator must not hand out"),
-    _todo("--ipam-opt", "network create", "IPAM options of the default allocator"),
-    _todo("--scope", "network create", "accept `swarm` (the only scope of overlays), "
-          "refuse others"),
-    _todo("--ipv6", "network create", "IPv6 subnets on overlays (or move to NOT_SUPPORTED "
-          "with the reason)", value=False),
-    _todo("--config-only", "network create", "a network that only holds configuration "
-          "for --config-from", value=False),
-    _todo("--config-from", "network create", "create an overlay from a --config-only "
-          "network's settings"),
 )
 
 REFUSED: tuple[Refused, ...] = NOT_SUPPORTED + TO_BUILD

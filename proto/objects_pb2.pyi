@@ -754,17 +754,26 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_name: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., spec_version: _Optional[int] = ..., restarts: _Optional[_Iterable[float]] = ..., scheduling_message: _Optional[str] = ...) -> None: ...
 
 class IPAMConfig(_message.Message):
-    __slots__ = ("subnet", "gateway", "range")
+    __slots__ = ("subnet", "gateway", "range", "aux_addresses")
+    class AuxAddressesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
+    AUX_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     subnet: str
     gateway: str
     range: str
-    def __init__(self, subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., range: _Optional[str] = ...) -> None: ...
+    aux_addresses: _containers.ScalarMap[str, str]
+    def __init__(self, subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., range: _Optional[str] = ..., aux_addresses: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NetworkSpec(_message.Message):
-    __slots__ = ("annotations", "driver", "driver_options", "ipam", "attachable", "ingress", "internal")
+    __slots__ = ("annotations", "driver", "driver_options", "ipam", "attachable", "ingress", "internal", "config_only", "config_from")
     class DriverOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -779,6 +788,8 @@ class NetworkSpec(_message.Message):
     ATTACHABLE_FIELD_NUMBER: _ClassVar[int]
     INGRESS_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FROM_FIELD_NUMBER: _ClassVar[int]
     annotations: Annotations
     driver: str
     driver_options: _containers.ScalarMap[str, str]
@@ -786,7 +797,9 @@ class NetworkSpec(_message.Message):
     attachable: bool
     ingress: bool
     internal: bool
-    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., driver: _Optional[str] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., attachable: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
+    config_only: bool
+    config_from: str
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., driver: _Optional[str] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., attachable: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., config_only: _Optional[bool] = ..., config_from: _Optional[str] = ...) -> None: ...
 
 class Network(_message.Message):
     __slots__ = ("id", "meta", "spec", "vni", "ipam")

@@ -7,7 +7,8 @@ service on an overlay getting distinct task addresses and a VIP visible in
 uses the network; published-port conflicts and auto-assignment; and the
 per-node network view reaching exactly the agents of the nodes that run the
 tasks (asked of each node's agent over its unix socket with
-LocalNode.GetNetworkViews). Tasks still run in loopback-only namespaces:
+LocalNode.GetNetworkViews); and (issue 18) addresses from a --config-from
+network's --ip-range, never its --aux-address. Tasks still run in loopback-only namespaces:
 programming the overlay is the data plane's job. Every wait polls with a
 deadline.
 """
@@ -238,3 +239,35 @@ def test_prune_and_inspect_format_through_the_real_cli(lab: Lab, image: str):
         wait(lambda: sw(lab, "network", "rm", "prune-used", check=False).returncode == 0,
              60, "prune-used removable once pruneweb's tasks are gone")
         sw(lab, "network", "rm", "prune-other", check=False)
+
+
+def test_ip_range_aux_address_and_config_from(lab: Lab, image: str):
+    """A network made --config-from a config-only one with --ip-range and --aux-address:
+    the VIP and task addresses come from the range, never the aux address."""
+    sw(lab, "network", "create", "--config-only", "--subnet", "10.78.0.0/24", "--ip-range",
+       "10.78.0.64/28", "--aux-address", "router=10.78.0.65", "cfg78")
+    try:
+        assert "null" in sw(lab, "network", "ls", "--filter", "name=cfg78").stdout
+        sw(lab, "network", "create", "--config-from", "cfg78", "--scope", "swarm", "ranged")
+        on_cfg = sw(lab, "service", "create", "-d", "--name", "bad", "--network", "cfg78",
+                    image, check=False)
+        assert on_cfg.returncode != 0 and "configuration-only network" in on_cfg.stderr
+        sw(lab, "service", "create", "-d", "--name", "rng", "--replicas", "3", *GRACE,
+           "--network", "ranged", image, "sleep", "3600")
+        wait(lambda: running(lab, "rng", 3), 60, "three rng tasks running")
+        data = inspect_network(lab, "ranged")
+        assert data["ConfigFrom"] == {"Network": "cfg78"} and data["ConfigOnly"] is False
+        assert data["IPAM"]["Config"] == [{"Subnet": "10.78.0.0/24", "IPRange": "10.78.0.64/28",
+                                           "Gateway": "10.78.0.1",
+                                           "AuxiliaryAddresses": {"router": "10.78.0.65"}}]
+        addrs = sorted(c["IPv4Address"] for c in data["Containers"].values())
+        assert addrs == ["10.78.0.66/24", "10.78.0.67/24", "10.78.0.68/24"]
+        assert data["Services"]["rng"]["VIP"] == "10.78.0.64"
+        refused = sw(lab, "network", "rm", "cfg78", check=False)
+        assert refused.returncode != 0 and "in use by network ranged" in refused.stderr
+    finally:
+        sw(lab, "service", "rm", "rng", check=False)
+        wait(lambda: sw(lab, "network", "rm", "ranged", check=False).returncode == 0 or
+             "No such network" in sw(lab, "network", "rm", "ranged", check=False).stderr,
+             30, "ranged removed")
+        sw(lab, "network", "rm", "cfg78", check=False)

@@ -20,7 +20,8 @@ An address is in use while something holds it: a service's VIP, a node's
 attachment, or a task that may still run (released once its observed state is
 terminal, or when it never reached a node and is no longer wanted; removed
 tasks, services and nodes release everything they held). The lowest free
-address is taken; the gateway is never handed out.
+address is taken, within the network's --ip-range when it has one; the
+gateway and its --aux-addresses are never handed out.
 
 Returns the tasks that must not be placed yet, with the reason shown in
 `service ps` (a port conflict, an exhausted subnet, a missing network).
@@ -32,7 +33,8 @@ from typing import Callable, Optional, Protocol
 
 from manager.allocator import ipam, keys, ports
 from manager.allocator.ipam import AllocationError
-from manager.allocator.networks import gateway, is_encrypted, subnet_of
+from manager.allocator.networks import aux_addresses, gateway, ip_range, is_encrypted, \
+    subnet_of
 from proto import model
 from proto import objects_pb2 as pb
 from raft.view import StoreView
@@ -125,7 +127,8 @@ class _Pools:
         # addresses below the last one taken in this pass are all in use
         try:
             addr = ipam.allocate_address(subnet, gateway(net), self.used[network_id],
-                                         start=self._cursor.get(network_id, 0))
+                                         start=self._cursor.get(network_id, 0),
+                                         pool=ip_range(net), reserved=aux_addresses(net))
         except AllocationError as exc:
             self._full[network_id] = str(exc)  # nothing is freed during a pass
             raise
@@ -134,9 +137,14 @@ class _Pools:
         return addr
 
     def valid(self, network_id: str, addr: str) -> bool:
+        """`addr` (held already) is one this network may hand out."""
         net = self.networks.get(network_id)
         subnet = subnet_of(net) if net is not None else None
-        return subnet is not None and ipam.in_subnet(addr, subnet)
+        if net is None or subnet is None or not ipam.in_subnet(addr, subnet):
+            return False
+        pool = ip_range(net)
+        return (pool is None or ipam.in_subnet(addr, pool)) and \
+            ipam.bare(addr) not in aux_addresses(net)
 
 
 def _ingress_id(networks: dict[str, pb.Network]) -> str:

@@ -4,6 +4,8 @@ Pure functions over plain values (no store, no I/O), shared by the control API
 (network creation) and the leader's allocator pass. Docker's defaults: the
 pool 10.0.0.0/8 carved into /24 subnets, VNIs from 4096, the gateway is the
 subnet's first address, and a task's MAC is 02:42 followed by its IPv4 bytes.
+A network may narrow where task addresses come from to an `--ip-range` inside
+its subnet and set `--aux-address`es aside; neither moves the gateway.
 """
 from __future__ import annotations
 
@@ -46,6 +48,36 @@ def parse_subnet(text: str, what: str = "subnet") -> Net:
         raise AllocationError(f"invalid {what} {text!r}: the prefix must be /29 or shorter "
                               "(room for a gateway, a VIP and tasks)")
     return net
+
+
+def parse_range(text: str, subnet: Net) -> Net:
+    """An --ip-range: an IPv4 CIDR (host bits clear) inside `subnet`, or AllocationError."""
+    rng = _ipv4_network(text, "ip-range", "10.10.0.128/25", strict=False)
+    if str(rng) != text.strip():
+        raise AllocationError(f"invalid ip-range {text!r}: it should be {rng}")
+    if not rng.subnet_of(subnet):
+        raise AllocationError(f"ip-range {rng} is not inside subnet {subnet}: give a range "
+                              "within the subnet (e.g. --subnet 10.10.0.0/16 --ip-range "
+                              "10.10.1.0/24)")
+    return rng
+
+
+def parse_aux_address(name: str, text: str, subnet: Net) -> str:
+    """An --aux-address NAME=IP: a host address of `subnet`, or AllocationError."""
+    if not name:
+        raise AllocationError(f"invalid aux-address {'=' + text!r}: expected name=IP")
+    try:
+        addr = ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        raise AllocationError(f"invalid aux-address {name}={text}: expected an IPv4 "
+                              "address such as 10.10.0.5") from None
+    if addr not in subnet:
+        raise AllocationError(f"no matching subnet for aux-address {addr}: it must be "
+                              f"inside subnet {subnet}")
+    if addr in (subnet.network_address, subnet.broadcast_address):
+        raise AllocationError(f"aux-address {name}={addr} is not a host address of "
+                              f"subnet {subnet}")
+    return str(addr)
 
 
 def parse_pools(pools: Sequence[str], subnet_size: int) -> list[Net]:
@@ -116,19 +148,34 @@ def with_prefix(ip: ipaddress.IPv4Address, net: Net) -> str:
     return f"{ip}/{net.prefixlen}"
 
 
-def allocate_address(net: Net, gateway: str, used: Iterable[str], start: int = 0) -> str:
+def host_bounds(net: Net, pool: Optional[Net] = None) -> tuple[int, int]:
+    """The first and last address (as integers) that may be handed out in `net`:
+    its host addresses, within `pool` (the --ip-range) when there is one."""
+    first = int(net.network_address) + 1
+    last = int(net.broadcast_address) - 1
+    if pool is not None:
+        first = max(first, int(pool.network_address))
+        last = min(last, int(pool.broadcast_address))
+    return first, last
+
+
+def allocate_address(net: Net, gateway: str, used: Iterable[str], start: int = 0,
+                     pool: Optional[Net] = None, reserved: Iterable[str] = ()) -> str:
     """The lowest free host address of `net` (never the gateway), with its prefix.
 
     `used` holds addresses in use (bare or with prefix); `start` (an address as an
-    integer) skips the addresses below it, for callers that know they are taken."""
+    integer) skips the addresses below it, for callers that know they are taken.
+    `pool` (the network's --ip-range) bounds the search; `reserved` (its
+    --aux-address values, bare) are never returned."""
     taken = used if isinstance(used, (set, frozenset)) else {bare(a) for a in used}
-    first = int(net.network_address) + 1
-    last = int(net.broadcast_address) - 1
+    skip = {gateway, *reserved}
+    first, last = host_bounds(net, pool)
     for value in range(max(first, start), last + 1):
         text = str(ipaddress.IPv4Address(value))
-        if text != gateway and text not in taken and f"{text}/{net.prefixlen}" not in taken:
+        if text not in skip and text not in taken and f"{text}/{net.prefixlen}" not in taken:
             return f"{text}/{net.prefixlen}"
-    raise AllocationError(f"no address left in subnet {net}")
+    where = f"ip-range {pool} of subnet {net}" if pool is not None else f"subnet {net}"
+    raise AllocationError(f"no address left in {where}")
 
 
 def mac_of(addr: str) -> str:

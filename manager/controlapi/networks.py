@@ -1,6 +1,9 @@
 """Control API rules for networks: creation (name, addresses, VNI) and removal while unused.
 
 Pure functions over the networks, services, tasks and cluster the caller read.
+A `--config-from` network's settings are resolved here, at create, from the
+config-only network it names (by name or ID); a config-only network stays while
+a network made from it exists.
 """
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Iterable, Optional
 
 from manager import validation
 from manager.allocator import assign, ipam, networks, ports
-from manager.controlapi.common import Code, Refusal, invalid, precondition
+from manager.controlapi.common import Code, Refusal, find, invalid, precondition
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
@@ -27,7 +30,10 @@ def new_network(request: cpb.CreateNetworkRequest, existing: list[pb.Network],
                       f"driver takes only --opt {networks.ENCRYPTED} (remove the others)")
     try:
         validation.check_name("network", name)
-        net = networks.new_network(request.spec, existing, cluster)
+        spec = request.spec
+        if spec.config_from:
+            spec = networks.from_config(spec, _config_network(spec.config_from, existing))
+        net = networks.new_network(spec, existing, cluster)
     except (validation.InvalidSpec, ipam.AllocationError) as exc:
         raise invalid(str(exc)) from None
     if any(n.spec.annotations.name == name for n in existing):
@@ -36,15 +42,33 @@ def new_network(request: cpb.CreateNetworkRequest, existing: list[pb.Network],
     return net
 
 
+def _config_network(ref: str, existing: list[pb.Network]) -> pb.Network:
+    try:
+        return find(existing, "network", ref)
+    except Refusal as exc:
+        if exc.code != Code.NOT_FOUND:
+            raise
+        raise Refusal(Code.NOT_FOUND, f"configuration network {ref!r} does not exist: create "
+                      "it with `swarm network create --config-only ...` first") from None
+
+
 def _plural(users: list[str]) -> str:
     return "s" if len(users) > 1 else ""
 
 
 def check_removable(net: pb.Network, services: Iterable[pb.Service],
-                    tasks: Iterable[pb.Task]) -> None:
-    """Refuses to remove a network that services are attached to or tasks still hold."""
+                    tasks: Iterable[pb.Task], others: Iterable[pb.Network] = ()) -> None:
+    """Refuses to remove a network that services are attached to or tasks still hold, or
+    a config-only network that other networks (`others`) were created from."""
     services = list(services)
     name = net.spec.annotations.name
+    dependants = sorted(n.spec.annotations.name for n in others
+                        if n.id != net.id and networks.uses_config(n, net))
+    if dependants:
+        raise precondition(f"configuration network '{name}' is in use by network"
+                           f"{_plural(dependants)} {', '.join(dependants)} (created with "
+                           "--config-from); remove "
+                           f"{'them' if len(dependants) > 1 else 'it'} first")
     if net.spec.ingress:
         publishers = sorted(s.spec.annotations.name for s in services
                             if ports.ingress(s.spec.endpoint.ports))

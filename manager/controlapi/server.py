@@ -277,8 +277,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                             context: Context) -> cpb.CreateNetworkResponse:
         net = networks.new_network(request, self.store.list("network"), ca.cluster_of(self.store))
         stored = await self._created("network", net)
-        self.log.info("network %s (%s) created: subnet %s, VNI %d", net.spec.annotations.name,
-                      net.id, net.ipam[0].subnet, net.vni)
+        if net.spec.config_only:
+            self.log.info("configuration-only network %s (%s) created",
+                          net.spec.annotations.name, net.id)
+        else:
+            self.log.info("network %s (%s) created: subnet %s, VNI %d",
+                          net.spec.annotations.name, net.id, net.ipam[0].subnet, net.vni)
         return cpb.CreateNetworkResponse(network=stored)
 
     @refusals
@@ -295,7 +299,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def RemoveNetwork(self, request: cpb.RemoveNetworkRequest,
                             context: Context) -> cpb.RemoveNetworkResponse:
         net = self._find("network", request.network_id)
-        networks.check_removable(net, self.store.list("service"), self.store.list("task"))
+        networks.check_removable(net, self.store.list("service"), self.store.list("task"),
+                                 self.store.list("network"))
         await self._commit([actions.remove(net)])
         self.log.info("network %s (%s) removed", net.spec.annotations.name, net.id)
         return cpb.RemoveNetworkResponse()

@@ -42,6 +42,11 @@ def resolve_networks(spec: pb.ServiceSpec, networks: list[pb.Network]) -> None:
                               "--network host publish mode=host")
             continue
         net = find(networks, "network", att.target)
+        if net.spec.config_only:
+            name = net.spec.annotations.name
+            raise invalid(f"network {name} is a configuration-only network (--config-only): "
+                          "services cannot use it; create a network from it with `swarm "
+                          f"network create --config-from {name} NAME` and use that one")
         if net.spec.ingress:
             raise invalid("service cannot be explicitly attached to the ingress network "
                           f"\"{net.spec.annotations.name}\": publish a port (-p) to use the "
