@@ -83,9 +83,11 @@ def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
 
 def _raft_tuning(config: NodeConfig) -> RaftTuning:
     """Raft settings; `raft_snapshot_entries` lowers the journal length that triggers
-    a snapshot (tests use it to get snapshots written quickly)."""
+    a snapshot (tests use it to get snapshots written quickly), in place of the cluster
+    spec's snapshot interval."""
     if config.raft_snapshot_entries > 0:
-        return RaftTuning(compaction_entries=config.raft_snapshot_entries)
+        return RaftTuning(compaction_entries=config.raft_snapshot_entries,
+                          compaction_pinned=True)
     return RaftTuning()
 
 
