@@ -30,6 +30,11 @@ class ClusterSettings:
     default_addr_pool: Optional[list[str]] = None
     default_addr_pool_mask_length: Optional[int] = None
     autolock: bool = False
+    availability: Optional[str] = None         # the first node's: active, pause or drain
+    cert_expiry_ns: Optional[int] = None       # node certificate lifetime
+    snapshot_interval: Optional[int] = None    # raft log entries between snapshots
+    keep_old_snapshots: Optional[int] = None   # former raft snapshots kept
+    data_path_port: Optional[int] = None       # the VXLAN UDP port (0: 4789)
 
     def as_init(self) -> dict[str, Any]:
         """The settings given, as kept in node.json's `init` until the cluster exists."""
@@ -43,6 +48,7 @@ class NodeConfig:
     data_dir: Path
     listen_addr: Optional[str] = None      # --listen-addr (None: default or kept)
     advertise_addr: Optional[str] = None   # --advertise-addr (None: derived or kept)
+    data_path_addr: Optional[str] = None   # --data-path-addr, IP or interface (None: not given)
     foreground: bool = False               # run in this process instead of detaching
     # The argv that runs this node's daemon in the foreground: `swarm daemon
     # --foreground --data-dir DIR`. Used to detach and to restart on a role change.

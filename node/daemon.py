@@ -29,7 +29,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -57,7 +57,7 @@ from proto import (ca_pb2, ca_pb2_grpc, control_pb2, control_pb2_grpc, dispatche
                    watch_pb2)
 from proto import objects_pb2 as pb
 from raft import actions, errors
-from raft.replica import RaftTuning
+from raft.replica import DEFAULT_SNAPSHOT_INTERVAL, RaftTuning
 from raft.store import Store
 from worker.agent import Agent
 
@@ -175,8 +175,15 @@ class Node:
         if init.get("autolock"):
             cluster.spec.encryption.auto_lock_managers = True
             cluster.unlock_key = tokens.generate_unlock_key()
+        if init.get("cert_expiry_ns"):
+            cluster.spec.ca_config.node_cert_expiry.nanos = int(init["cert_expiry_ns"])
+        cluster.spec.raft.snapshot_interval = int(
+            init.get("snapshot_interval") or DEFAULT_SNAPSHOT_INTERVAL)
+        cluster.spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
+        cluster.spec.data_path_port = int(init.get("data_path_port") or 0)
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
-        me.spec.availability = pb.NodeSpec.ACTIVE
+        me.spec.availability = cast(pb.NodeSpec.Availability, pb.NodeSpec.Availability.Value(
+            str(init.get("availability") or "active").upper()))
         me.spec.desired_role = pb.MANAGER
         me.description.hostname = socket.gethostname()
         me.status.state = pb.NodeStatus.UNKNOWN
@@ -501,7 +508,8 @@ class Node:
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
                       tls_info=lambda: renewal.tls_info(self.creds),
-                      node_addr=self._addr(), metrics=self.metrics)
+                      node_addr=self._addr(), data_path_addr=self.state.data_path_addr,
+                      metrics=self.metrics)
 
         def follow_credentials(new: pkinode.NodeCredentials) -> None:
             loop.call_soon_threadsafe(agent.set_credentials, tls.client_credentials(new))

@@ -37,6 +37,7 @@ from pysyncobj.fast_queue import FastQueue
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
 
+from proto.model import DEFAULT_SNAPSHOT_INTERVAL
 from raft.errors import DiskError
 from raft.journal import AppendFailed, DiskJournal, disk_error
 from raft.tls_transport import TlsTransport, TransportSecurity
@@ -58,7 +59,6 @@ APPEND_BATCH_BYTES = 1 << 16
 DISK_FAILED = 100
 DISK_LOG_EVERY = 30.0  # seconds between two log lines about the same failing disk
 
-DEFAULT_SNAPSHOT_INTERVAL = 10000  # log entries between two snapshots (Docker's default)
 SNAPSHOT_FILE = "snapshot"          # the current snapshot in the raft directory
 SNAPSHOT_KEEPS_ENTRIES = 2  # entries a compacted journal starts with (the snapshot's last two)
 
