@@ -91,6 +91,33 @@ def _raft_tuning(config: NodeConfig) -> RaftTuning:
     return RaftTuning()
 
 
+def first_cluster_spec(init: dict[str, Any]) -> pb.ClusterSpec:
+    """The cluster spec `swarm init` asked for (node.json's `init`, see ClusterSettings)."""
+    spec = pb.ClusterSpec()
+    spec.annotations.name = "default"
+    spec.orchestration.task_history_retention_limit = int(
+        init.get("task_history_limit", DEFAULT_HISTORY))
+    spec.dispatcher.heartbeat_period.nanos = int(
+        init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
+    pool = init.get("default_addr_pool")
+    if pool:
+        spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
+    spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
+    spec.encryption.auto_lock_managers = bool(init.get("autolock"))
+    if init.get("cert_expiry_ns"):
+        spec.ca_config.node_cert_expiry.nanos = int(init["cert_expiry_ns"])
+    spec.raft.snapshot_interval = int(init.get("snapshot_interval") or DEFAULT_SNAPSHOT_INTERVAL)
+    spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
+    spec.data_path_port = int(init.get("data_path_port") or 0)
+    return spec
+
+
+def first_availability(init: dict[str, Any]) -> pb.NodeSpec.Availability:
+    """The first node's availability (`swarm init --availability`, default active)."""
+    return cast(pb.NodeSpec.Availability, pb.NodeSpec.Availability.Value(
+        str(init.get("availability") or "active").upper()))
+
+
 class Node:
     """Runs everything one node runs until it is told to stop."""
 
@@ -160,32 +187,17 @@ class Node:
         if self.store.list("cluster"):
             return
         init = self.state.init
-        cluster = pb.Cluster(id=self.state.cluster_id or model.new_id())
-        cluster.spec.annotations.name = "default"
-        cluster.spec.orchestration.task_history_retention_limit = int(
-            init.get("task_history_limit", DEFAULT_HISTORY))
-        heartbeat = int(init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
-        cluster.spec.dispatcher.heartbeat_period.nanos = heartbeat
-        pool = init.get("default_addr_pool")
-        if pool:
-            cluster.spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
-        cluster.spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
+        cluster = pb.Cluster(id=self.state.cluster_id or model.new_id(),
+                             spec=first_cluster_spec(init))
         cluster.root_ca_cert = self.creds.ca_pem
         cluster.join_tokens.CopyFrom(tokens.new_join_tokens(self.creds.ca_pem))
-        if init.get("autolock"):
-            cluster.spec.encryption.auto_lock_managers = True
+        if cluster.spec.encryption.auto_lock_managers:
             cluster.unlock_key = tokens.generate_unlock_key()
-        if init.get("cert_expiry_ns"):
-            cluster.spec.ca_config.node_cert_expiry.nanos = int(init["cert_expiry_ns"])
-        cluster.spec.raft.snapshot_interval = int(
-            init.get("snapshot_interval") or DEFAULT_SNAPSHOT_INTERVAL)
-        cluster.spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
-        cluster.spec.data_path_port = int(init.get("data_path_port") or 0)
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
-        me.spec.availability = cast(pb.NodeSpec.Availability, pb.NodeSpec.Availability.Value(
-            str(init.get("availability") or "active").upper()))
+        me.spec.availability = first_availability(init)
         me.spec.desired_role = pb.MANAGER
         me.description.hostname = socket.gethostname()
+        me.description.data_path_addr = self.state.data_path_addr
         me.status.state = pb.NodeStatus.UNKNOWN
         me.manager_status.raft_addr = self.state.raft_addr
         me.manager_status.addr = self.state.advertise_addr
