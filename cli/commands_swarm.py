@@ -203,10 +203,10 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
     autolock = None
     if getattr(ns, "autolock", None) is not None:
         autolock = parse_bool(ns.autolock, "--autolock")
-    interval = keep = None
-    if ns.snapshot_interval is not None:
+    interval = keep = None   # (swarm ca reads its --cert-expiry here, without these)
+    if getattr(ns, "snapshot_interval", None) is not None:
         interval = parse_snapshot_interval(ns.snapshot_interval)
-    if ns.max_snapshots is not None:
+    if getattr(ns, "max_snapshots", None) is not None:
         keep = parse_max_snapshots(ns.max_snapshots)
     changes = ClusterChanges(heartbeat, limit, expiry, autolock, interval, keep)
     if changes.empty():
