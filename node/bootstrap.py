@@ -237,7 +237,8 @@ def leave(config: NodeConfig, force: bool, say: Say) -> None:
     stop_daemon(data_dir)
     remove_node_containers(config.podman, state.node_id)
     TaskFiles(default_root(state.node_id)).cleanup(keep=())  # their secret/config tmpfs
-    for problem in cleanup_node(state.node_id, state.advertise_addr.rsplit(":", 1)[0]):
+    overlay_addr = state.data_path_addr or state.advertise_addr.rsplit(":", 1)[0]
+    for problem in cleanup_node(state.node_id, overlay_addr):
         say(f"Warning: overlay cleanup: {problem}")
     credentials.forget(data_dir)
     forget_state(data_dir)
