@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from proto import model
 from proto import objects_pb2 as pb
 from raft import actions
-from raft.replica import DEFAULT_SNAPSHOT_INTERVAL, SNAPSHOT_KEEPS_ENTRIES, RaftTuning, \
+from raft.replica import DEFAULT_SNAPSHOT_INTERVAL, SNAPSHOT_KEEPS_ENTRIES, \
     read_snapshot_file, retain_snapshots
 from raft.store import Store
 from tests.helpers import wait
@@ -83,8 +84,7 @@ def test_snapshot_interval_and_old_snapshots_follow_the_cluster_spec(store, tmp_
 
 
 def test_interval_zero_means_the_default_and_a_pinned_tuning_wins(tmp_path):
-    pinned = RaftTuning(**{**FAST.__dict__, "compaction_entries": 7,
-                           "compaction_pinned": True})
+    pinned = replace(FAST, compaction_entries=7, compaction_pinned=True)
     s = Store("node1", str(tmp_path), f"127.0.0.1:{free_port()}", tuning=pinned)
     s.start()
     s.wait_ready(10)
