@@ -29,7 +29,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -43,7 +43,7 @@ from manager.manager import Manager
 from metrics.instruments import NodeMetrics
 from node import credentials, lockedmode, renewal
 from node.sdnotify import Notifier, socket_answers, stop_lines
-from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
+from node.config import NodeConfig, first_availability, first_cluster_spec
 from node.metricsserver import MetricsServer, MetricsServerError, node_registry
 from node.renewal import CertRenewer
 from node.runtimes import RuntimeFactory
@@ -57,7 +57,7 @@ from proto import (ca_pb2, ca_pb2_grpc, control_pb2, control_pb2_grpc, dispatche
                    watch_pb2)
 from proto import objects_pb2 as pb
 from raft import actions, errors
-from raft.replica import DEFAULT_SNAPSHOT_INTERVAL, RaftTuning
+from raft.replica import RaftTuning
 from raft.store import Store
 from worker.agent import Agent
 
@@ -89,33 +89,6 @@ def _raft_tuning(config: NodeConfig) -> RaftTuning:
         return RaftTuning(compaction_entries=config.raft_snapshot_entries,
                           compaction_pinned=True)
     return RaftTuning()
-
-
-def first_cluster_spec(init: dict[str, Any]) -> pb.ClusterSpec:
-    """The cluster spec `swarm init` asked for (node.json's `init`, see ClusterSettings)."""
-    spec = pb.ClusterSpec()
-    spec.annotations.name = "default"
-    spec.orchestration.task_history_retention_limit = int(
-        init.get("task_history_limit", DEFAULT_HISTORY))
-    spec.dispatcher.heartbeat_period.nanos = int(
-        init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
-    pool = init.get("default_addr_pool")
-    if pool:
-        spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
-    spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
-    spec.encryption.auto_lock_managers = bool(init.get("autolock"))
-    if init.get("cert_expiry_ns"):
-        spec.ca_config.node_cert_expiry.nanos = int(init["cert_expiry_ns"])
-    spec.raft.snapshot_interval = int(init.get("snapshot_interval") or DEFAULT_SNAPSHOT_INTERVAL)
-    spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
-    spec.data_path_port = int(init.get("data_path_port") or 0)
-    return spec
-
-
-def first_availability(init: dict[str, Any]) -> pb.NodeSpec.Availability:
-    """The first node's availability (`swarm init --availability`, default active)."""
-    return cast(pb.NodeSpec.Availability, pb.NodeSpec.Availability.Value(
-        str(init.get("availability") or "active").upper()))
 
 
 class Node:

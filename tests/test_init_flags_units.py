@@ -16,9 +16,9 @@ from cli.main import build_parser, main
 from cli.parsing import UsageError
 from manager.allocator.networks import ingress_network
 from manager.netview import NetIndex
-from node import bootstrap, credentials, daemon
+from node import bootstrap, credentials
 from node.bootstrap import NodeError
-from node.config import ClusterSettings, NodeConfig
+from node.config import ClusterSettings, NodeConfig, first_availability, first_cluster_spec
 from node.state import NodeState, data_path_addr
 from overlay_net import plan
 from overlay_net.adapter import desired_state
@@ -45,25 +45,25 @@ def test_init_flags_make_the_first_cluster_spec_and_node() -> None:
                                        snapshot_interval=500, keep_old_snapshots=3,
                                        data_path_port=7789)
     init = settings.as_init()
-    spec = daemon.first_cluster_spec(init)
+    spec = first_cluster_spec(init)
     assert spec.ca_config.node_cert_expiry.nanos == 720 * 3600 * 10**9
     assert (spec.raft.snapshot_interval, spec.raft.keep_old_snapshots) == (500, 3)
     assert spec.data_path_port == 7789
-    assert daemon.first_availability(init) == pb.NodeSpec.DRAIN
-    assert daemon.first_availability(node_commands.cluster_settings(
+    assert first_availability(init) == pb.NodeSpec.DRAIN
+    assert first_availability(node_commands.cluster_settings(
         _ns("init", "--availability", "pause")).as_init()) == pb.NodeSpec.PAUSE
 
 
 def test_without_the_flags_the_spec_has_dockers_defaults() -> None:
     settings = node_commands.cluster_settings(_ns("init"))
     assert settings.as_init() == {}
-    spec = daemon.first_cluster_spec({})
+    spec = first_cluster_spec({})
     assert (spec.raft.snapshot_interval, spec.raft.keep_old_snapshots) == (10000, 0)
     assert spec.ca_config.node_cert_expiry.nanos == 0   # the managers' default, 90 days
     assert model.data_path_port(pb.Cluster(spec=spec)) == 4789
-    assert daemon.first_availability({}) == pb.NodeSpec.ACTIVE
+    assert first_availability({}) == pb.NodeSpec.ACTIVE
     zero = node_commands.cluster_settings(_ns("init", "--data-path-port", "0"))
-    assert model.data_path_port(pb.Cluster(spec=daemon.first_cluster_spec(zero.as_init()))) \
+    assert model.data_path_port(pb.Cluster(spec=first_cluster_spec(zero.as_init()))) \
         == 4789
 
 
