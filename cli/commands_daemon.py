@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from cli.flags import bool_flag
+from cli.flags import bool_flag, declare_snapshot_flags
 
 _DATA_DIR_HELP = "Node data directory (default /var/lib/shoal)"
 _FOREGROUND_HELP = "Run the node in this process instead of detaching"
+_AVAILABILITY_HELP = 'Availability of the node ("active"|"pause"|"drain") (default "active")'
+_DATA_PATH_ADDR_HELP = ("Address or interface to use for data path traffic (format: "
+                        "<ip|interface>): the node's end of the overlays' VXLAN and "
+                        "encrypted tunnels (default: the advertise address)")
 
 
 def _metrics_flags(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +50,17 @@ def declare_init(parser: argparse.ArgumentParser) -> None:
                    help="Dispatcher heartbeat period (ns|us|ms|s|m|h) (default 5s)")
     bool_flag(p, "--autolock", None, "Enable manager autolocking (requiring an unlock key "
                                      "to start a stopped manager)")
+    p.add_argument("--availability", default=None, help=_AVAILABILITY_HELP)
+    p.add_argument("--cert-expiry", default=None,
+                   help="Validity period for node certificates (ns|us|ms|s|m|h) "
+                        "(default 2160h0m0s)")
+    p.add_argument("--data-path-addr", default=None, help=_DATA_PATH_ADDR_HELP)
+    p.add_argument("--data-path-port", default=None, metavar="uint32",
+                   help="Port number to use for data path traffic (1024 - 49151). If no value "
+                        "is set or is set to 0, the default port (4789) is used: the UDP port "
+                        "of the overlays' VXLAN traffic on every node (encrypted overlays use "
+                        "their own tunnel, UDP 4790)")
+    declare_snapshot_flags(p)
     p.add_argument("--force-new-cluster", action="store_true",
                    help="Force create a new cluster from current state: a one-manager cluster "
                         "from this (stopped) manager's data directory, every object kept")
@@ -60,8 +75,8 @@ def declare_join(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise-addr", help="Advertised address (format: <ip|interface>[:port])")
     p.add_argument("--listen-addr", help="Listen address (format: <ip|interface>[:port])")
     p.add_argument("--data-dir", help=_DATA_DIR_HELP)
-    p.add_argument("--availability", default=None,
-                   help='Availability of the node ("active"|"pause"|"drain")')
+    p.add_argument("--availability", default=None, help=_AVAILABILITY_HELP)
+    p.add_argument("--data-path-addr", default=None, help=_DATA_PATH_ADDR_HELP)
     p.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
     p.add_argument("remote", metavar="HOST:PORT", help="Address of a manager")
     _metrics_flags(p)

@@ -3,7 +3,7 @@
 Owns showing and rotating the join tokens (with the `swarm join` command a
 new node runs, naming the manager this CLI talks to), changing the
 cluster-wide settings (the dispatcher heartbeat, the task history kept per
-slot, the lifetime of node certificates, autolock), showing and rotating the
+slot, the lifetime of node certificates, autolock, raft snapshots), showing and rotating the
 manager unlock key, and unlocking a locked manager through its socket. Changes read the cluster, edit a
 copy of its spec and send it with the version read. Arguments are checked
 before anything is sent, by pure functions that tests call directly.
@@ -20,14 +20,18 @@ from typing import Callable, Optional
 from cli import environment
 from cli.client import CLIError, RpcFailure
 from cli.context import Context
-from cli.flags import bool_flag
-from cli.parsing import INT64_MAX, UsageError, format_duration, parse_bool, parse_duration
+from cli.flags import bool_flag, declare_snapshot_flags
+from cli.parsing import (INT64_MAX, UsageError, format_duration, parse_bool, parse_duration,
+                         parse_uint)
 from proto import control_pb2 as cpb
+from proto import model
 from proto import objects_pb2 as pb
 
 ROLES = ("worker", "manager")
 MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
-UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry", "--autolock")
+UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry", "--autolock",
+                "--snapshot-interval", "--max-snapshots")
+AVAILABILITIES = ("active", "pause", "drain")
 NO_UNLOCK_KEY = "Error: no unlock key is set"
 CANNOT_ROTATE = "Error: cannot rotate because autolock is not turned on"
 NOT_LOCKED = "Error: swarm is not locked"
@@ -105,10 +109,13 @@ class ClusterChanges:
     task_history_limit: Optional[int] = None
     cert_expiry_ns: Optional[int] = None
     autolock: Optional[bool] = None
+    snapshot_interval: Optional[int] = None
+    keep_old_snapshots: Optional[int] = None
 
     def empty(self) -> bool:
-        return (self.heartbeat_ns is None and self.task_history_limit is None
-                and self.cert_expiry_ns is None and self.autolock is None)
+        return all(value is None for value in (
+            self.heartbeat_ns, self.task_history_limit, self.cert_expiry_ns, self.autolock,
+            self.snapshot_interval, self.keep_old_snapshots))
 
 
 def parse_heartbeat(text: str) -> int:
@@ -129,6 +136,55 @@ def check_history_limit(limit: int, text: str) -> int:
     return limit
 
 
+def parse_cert_expiry(text: str) -> int:
+    """--cert-expiry (`swarm init` and `swarm update`) in nanoseconds: at least the
+    shortest node certificate life the managers issue."""
+    expiry = parse_duration(text, "--cert-expiry")
+    minimum = int(environment.min_cert_expiry().total_seconds() * 10**9)
+    if expiry < minimum:
+        raise UsageError(f'invalid value "{text}" for --cert-expiry: '
+                         "node certificates must be valid for at least "
+                         f"{format_duration(minimum)}")
+    return expiry
+
+
+def parse_snapshot_interval(text: str) -> int:
+    """--snapshot-interval: raft log entries between two snapshots (at least one)."""
+    interval = parse_uint(text.strip(), "--snapshot-interval", "number of log entries")
+    if interval == 0:
+        raise UsageError(f'invalid number of log entries "{text}" for --snapshot-interval: '
+                         f"must be at least 1 (default {model.DEFAULT_SNAPSHOT_INTERVAL})")
+    return interval
+
+
+def parse_max_snapshots(text: str) -> int:
+    """--max-snapshots: former raft snapshots kept beside the current one."""
+    return parse_uint(text.strip(), "--max-snapshots", "number of snapshots")
+
+
+def parse_availability(text: str) -> str:
+    """--availability of `swarm init` and `swarm join` (any case, as Docker)."""
+    value = text.strip().lower()
+    if value not in AVAILABILITIES:
+        raise UsageError(f'invalid availability "{text}", only active, pause and drain '
+                         "are supported")
+    return value
+
+
+def parse_data_path_port(text: str) -> int:
+    """--data-path-port: the cluster's VXLAN UDP port (0: the default, 4789)."""
+    low, high = model.DATA_PATH_PORT_RANGE
+    try:
+        port = int(text.strip(), 10)
+    except ValueError:
+        port = -1
+    if port != 0 and not low <= port <= high:
+        raise UsageError(f'invalid value "{text}" for --data-path-port: the port must be '
+                         f"from {low} to {high} (0 or none: "
+                         f"{model.DEFAULT_DATA_PATH_PORT})")
+    return port
+
+
 def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
     """Checks `swarm update`'s flags; UsageError names the bad one."""
     heartbeat = expiry = limit = None
@@ -143,16 +199,16 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
                              "(negative keeps every task)") from None
         check_history_limit(limit, ns.task_history_limit)
     if ns.cert_expiry is not None:
-        expiry = parse_duration(ns.cert_expiry, "--cert-expiry")
-        minimum = int(environment.min_cert_expiry().total_seconds() * 10**9)
-        if expiry < minimum:
-            raise UsageError(f'invalid value "{ns.cert_expiry}" for --cert-expiry: '
-                             "node certificates must be valid for at least "
-                             f"{format_duration(minimum)}")
+        expiry = parse_cert_expiry(ns.cert_expiry)
     autolock = None
     if getattr(ns, "autolock", None) is not None:
         autolock = parse_bool(ns.autolock, "--autolock")
-    changes = ClusterChanges(heartbeat, limit, expiry, autolock)
+    interval = keep = None   # (swarm ca reads its --cert-expiry here, without these)
+    if getattr(ns, "snapshot_interval", None) is not None:
+        interval = parse_snapshot_interval(ns.snapshot_interval)
+    if getattr(ns, "max_snapshots", None) is not None:
+        keep = parse_max_snapshots(ns.max_snapshots)
+    changes = ClusterChanges(heartbeat, limit, expiry, autolock, interval, keep)
     if changes.empty():
         raise UsageError("at least one of the flags " + ", ".join(UPDATE_FLAGS)
                          + " must be given (see swarm update --help)")
@@ -171,6 +227,10 @@ def apply_changes(spec: pb.ClusterSpec, changes: ClusterChanges) -> pb.ClusterSp
         new.ca_config.node_cert_expiry.nanos = changes.cert_expiry_ns
     if changes.autolock is not None:
         new.encryption.auto_lock_managers = changes.autolock
+    if changes.snapshot_interval is not None:
+        new.raft.snapshot_interval = changes.snapshot_interval
+    if changes.keep_old_snapshots is not None:
+        new.raft.keep_old_snapshots = changes.keep_old_snapshots
     return new
 
 
@@ -278,6 +338,7 @@ def declare_update(parser: argparse.ArgumentParser) -> None:
                         help="Validity period for node certificates (ns|us|ms|s|m|h) "
                              "(default 2160h0m0s)")
     bool_flag(parser, "--autolock", None, "Change manager autolocking setting (true|false)")
+    declare_snapshot_flags(parser)
     parser.set_defaults(handler=update)
 
 

@@ -36,7 +36,10 @@ def info(ctx: Context, ns: argparse.Namespace) -> int:
         else:
             ctx.print(Template(ns.format, fields).render(fields))
         return 0
-    ctx.print(pretty.info_text(response, ctx.host, client_version()))
+    cluster = None
+    if response.is_manager and response.cluster_id:  # the cluster-wide settings Docker shows
+        cluster = ctx.call("GetCluster", cpb.GetClusterRequest(cluster_id="")).cluster
+    ctx.print(pretty.info_text(response, ctx.host, client_version(), cluster))
     return 0
 
 

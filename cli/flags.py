@@ -1,6 +1,7 @@
 """Option sets several commands share, declared once.
 
-Owns the options of every `ls` and `ps`, and the argparse declarations that
+Owns the options of every `ls` and `ps`, the raft snapshot flags of `swarm init`
+and `swarm update`, and the argparse declarations that
 `service create` and `service update` share (Docker's flag names, short forms
 and help texts) and the few that differ: create takes lists
 (`--env`, `--publish`, ...), update takes `--*-add`/`--*-rm` pairs. Values are
@@ -226,3 +227,15 @@ def rewrite_bool_assignments(argv: Sequence[str]) -> list[str]:
         else:
             out.append(token)
     return out
+
+
+def declare_snapshot_flags(parser: argparse.ArgumentParser) -> None:
+    """--max-snapshots and --snapshot-interval (`swarm init` and `swarm update`)."""
+    parser.add_argument("--max-snapshots", default=None, metavar="uint",
+                        help="Number of additional Raft snapshots to retain (kept as "
+                             "raft/snapshot.1, .2, ... in each manager's data directory)")
+    parser.add_argument("--snapshot-interval", default=None, metavar="uint",
+                        help="Number of log entries between Raft snapshots (default 10000; "
+                             "a manager also takes one 5 minutes after the last if entries "
+                             "were added since)")
+

@@ -16,10 +16,12 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from cli import environment
-from cli.commands_swarm import check_history_limit, parse_heartbeat, read_key, unlock_key_text
+from cli.commands_swarm import (check_history_limit, parse_availability, parse_cert_expiry,
+                                parse_data_path_port, parse_heartbeat, parse_max_snapshots,
+                                parse_snapshot_interval, read_key, unlock_key_text)
 from cli.flags import is_on
 from node import bootstrap, daemon, runtimes
 from node.bootstrap import NodeError
@@ -31,7 +33,13 @@ INIT_ONLY_FLAGS = (("--task-history-limit", "task_history_limit"),
                    ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
                    ("--default-addr-pool", "default_addr_pool"),
                    ("--default-addr-pool-mask-length", "default_addr_pool_mask_length"),
-                   ("--autolock", "autolock"))
+                   ("--autolock", "autolock"),
+                   ("--availability", "availability"),
+                   ("--cert-expiry", "cert_expiry"),
+                   ("--data-path-addr", "data_path_addr"),
+                   ("--data-path-port", "data_path_port"),
+                   ("--max-snapshots", "max_snapshots"),
+                   ("--snapshot-interval", "snapshot_interval"))
 
 
 def _err(text: str) -> None:
@@ -52,6 +60,7 @@ def node_config(args: argparse.Namespace,
     return NodeConfig(
         data_dir=data_dir, listen_addr=getattr(args, "listen_addr", None),
         advertise_addr=getattr(args, "advertise_addr", None),
+        data_path_addr=getattr(args, "data_path_addr", None),
         foreground=bool(getattr(args, "foreground", False)),
         daemon_command=daemon_command(data_dir),
         podman=PodmanOptions.from_env(environment.podman_variables(environ)),
@@ -98,11 +107,20 @@ def cluster_settings(args: argparse.Namespace) -> ClusterSettings:
         heartbeat = parse_heartbeat(args.dispatcher_heartbeat)
     if args.task_history_limit is not None:
         check_history_limit(args.task_history_limit, str(args.task_history_limit))
+
+    def given(value: Optional[str], parse: Callable[[str], Any]) -> Any:
+        return None if value is None else parse(value)
+
     return ClusterSettings(
         task_history_limit=args.task_history_limit, dispatcher_heartbeat_ns=heartbeat,
         default_addr_pool=args.default_addr_pool,
         default_addr_pool_mask_length=args.default_addr_pool_mask_length,
-        autolock=is_on(getattr(args, "autolock", None), "--autolock"))
+        autolock=is_on(getattr(args, "autolock", None), "--autolock"),
+        availability=given(args.availability, parse_availability),
+        cert_expiry_ns=given(args.cert_expiry, parse_cert_expiry),
+        snapshot_interval=given(args.snapshot_interval, parse_snapshot_interval),
+        keep_old_snapshots=given(args.max_snapshots, parse_max_snapshots),
+        data_path_port=given(args.data_path_port, parse_data_path_port))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -157,10 +175,11 @@ def cmd_force_new_cluster(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------ join, daemon --
 
 def cmd_join(args: argparse.Namespace) -> int:
+    availability = parse_availability(args.availability or "active")
     try:
         config = node_config(args)
         state = bootstrap.join_cluster(config, args.remote, args.token,
-                                       availability=args.availability or "active")
+                                       availability=availability)
     except (ValueError, NodeError) as exc:
         _err(f"Error: {exc}")
         return 1

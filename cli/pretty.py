@@ -7,7 +7,7 @@ functions from protobuf objects to text.
 from __future__ import annotations
 
 import datetime
-from typing import Sequence
+from typing import Optional, Sequence
 
 from cli.format import human_duration, manager_status_text, mode_of, pretty_enum
 from cli.parsing import format_duration, format_size
@@ -249,8 +249,16 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def info_text(info: cpb.InfoResponse, host: str, client_version: str) -> str:
-    """`swarm info`."""
+def raft_settings(cluster: pb.Cluster) -> tuple[int, int]:
+    """(snapshot interval, old snapshots kept) as the managers apply them (an interval
+    of 0, in clusters made before it was set, means the default)."""
+    raft = cluster.spec.raft
+    return raft.snapshot_interval or model.DEFAULT_SNAPSHOT_INTERVAL, raft.keep_old_snapshots
+
+
+def info_text(info: cpb.InfoResponse, host: str, client_version: str,
+              cluster: Optional[pb.Cluster] = None) -> str:
+    """`swarm info` (`cluster`: the cluster object, read on a manager)."""
     lines: list[Line] = [["Client:"], [" Version:", client_version], [" Host:", host], [""],
                          ["Server:"], [" Server Version:", info.version],
                          [" Swarm:", "active" if info.cluster_id else "inactive"],
@@ -259,8 +267,13 @@ def info_text(info: cpb.InfoResponse, host: str, client_version: str) -> str:
     if info.cluster_id:
         lines.append(["  ClusterID:", info.cluster_id])
     if info.is_manager:
-        lines += [["  Managers:", str(info.managers)], ["  Nodes:", str(info.nodes)],
-                  ["  Raft Leader:", info.raft_leader_id],
+        lines += [["  Managers:", str(info.managers)], ["  Nodes:", str(info.nodes)]]
+        if cluster is not None:
+            interval, kept = raft_settings(cluster)
+            lines += [["  Data Path Port:", str(model.data_path_port(cluster))],
+                      ["  Raft:"], ["   Snapshot Interval:", str(interval)],
+                      ["   Number of Old Snapshots to Retain:", str(kept)]]
+        lines += [["  Raft Leader:", info.raft_leader_id],
                   ["  CA Configuration:"],
                   ["   Expiry Duration:", human_duration(info.cert_expiry.nanos / 1e9)],
                   ["  Autolock Managers:", _bool(info.autolock_managers)],

@@ -98,15 +98,6 @@ TO_BUILD: tuple[Refused, ...] = (
     _todo("--resolve-image", "stack deploy", "always|changed|never: pin images to "
           "digests on deploy"),
     _todo("--with-registry-auth", "stack deploy", "as service create's", value=False),
-    _todo("--availability", "init", "the first node's availability (active|pause|drain)"),
-    _todo("--cert-expiry", "init", "node certificate lifetime in the first cluster spec "
-          "(`swarm update --cert-expiry` has it)"),
-    _todo("--data-path-addr", "init, join", "address of the VXLAN data path, "
-          "separate from the advertise address"),
-    _todo("--data-path-port", "init", "the VXLAN UDP port (default 4789), cluster-wide"),
-    _todo("--max-snapshots", "init, update", "raft snapshots to keep, in the cluster spec"),
-    _todo("--snapshot-interval", "init, update", "log entries between raft snapshots, "
-          "in the cluster spec"),
     _todo("--external-ca", "init, update, ca", "sign node certificates through a cfssl "
           "endpoint (or move to NOT_SUPPORTED with the reason)"),
     _todo("--ca-cert", "ca", "rotate to a given root CA certificate (PEM file)"),

@@ -93,8 +93,10 @@ class Lab:
     """The nodes of one lab; every method reads the state file afresh."""
 
     def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None,
-                 metrics_port: Optional[int] = None) -> None:
+                 metrics_port: Optional[int] = None, init_flags: Sequence[str] = ()) -> None:
         self.root = Path(root) if root else lab_dir()
+        # more `swarm init` flags for manager1 (e.g. --data-path-port 7789)
+        self.init_flags = tuple(init_flags)
         # nodes made by this Lab serve /metrics on <their IP>:<port> over mutual TLS
         # (`--metrics-addr IP:PORT --metrics-tls`, kept across restarts)
         self.metrics_port = metrics_port
@@ -427,7 +429,7 @@ class Lab:
             if create_cluster:
                 self._run_node_starter(name, "init", "--data-dir", str(data_dir),
                                        "--listen-addr", addr, "--advertise-addr", addr,
-                                       *metrics)
+                                       *metrics, *self.init_flags)
                 return
             if token is None:
                 token = self.join_token(role)

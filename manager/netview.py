@@ -54,7 +54,8 @@ class NetIndex:
                 subnet=str(subnet) if subnet else "", gateway=gateway(net),
                 encrypted=is_encrypted(net.spec), ingress=net.spec.ingress,
                 internal=net.spec.internal, attachable=net.spec.attachable,
-                driver_options=dict(net.spec.driver_options))
+                driver_options=dict(net.spec.driver_options),
+                vxlan_port=model.data_path_port(view.cluster))
             if self.views[nid].encrypted and view.cluster is not None:
                 self.views[nid].keys.extend(view.cluster.network_keys)
         ingress_id = next((n for n in sorted(self.views) if self.views[n].ingress), "")

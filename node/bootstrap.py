@@ -12,6 +12,7 @@ the `say` callback the caller passes.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from manager.allocator import ipam
 from node import credentials
 from node.config import ClusterSettings, NodeConfig
 from node.runtimes import remove_node_containers
+from node import state as nodestate
 from node.state import (DEFAULT_PORT, LOCKED_FILE, PID_FILE, READY_FILE, STATE_FILE, NodeState,
                         apply_metrics_flags, daemon_running, locked, log_path,
                         node_addresses, raft_addr_of, raft_bind_addr,
@@ -70,13 +72,16 @@ def init_cluster(config: NodeConfig, settings: ClusterSettings) -> NodeState:
         state = NodeState(node_id=model.new_id(), role="manager", advertise_addr=advertise,
                           listen_addr=listen, raft_addr=raft_addr_of(advertise),
                           init=settings.as_init(), creates_cluster=True,
-                          cluster_id=model.new_id(), managers=[advertise])
+                          cluster_id=model.new_id(), managers=[advertise],
+                          data_path_addr=_data_path_addr(config))
         apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
     except ValueError as exc:  # ipam's AllocationError is a ValueError
         raise NodeError(str(exc)) from None
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    expiry = _dt.timedelta(microseconds=settings.cert_expiry_ns / 1000) \
+        if settings.cert_expiry_ns else None
     credentials.create_cluster_pki(data_dir, state.node_id, state.cluster_id,
-                                   state.advertise_addr)
+                                   state.advertise_addr, expiry)
     state.save(data_dir)
     return state
 
@@ -182,6 +187,11 @@ def force_new_cluster(config: NodeConfig, read_unlock_key: Callable[[], str],
     return state
 
 
+def _data_path_addr(config: NodeConfig) -> str:
+    """--data-path-addr as an IPv4 address ("" when not given); ValueError says why not."""
+    return nodestate.data_path_addr(config.data_path_addr) if config.data_path_addr else ""
+
+
 # ------------------------------------------------------------------- join --
 
 def join_cluster(config: NodeConfig, remote: str, token: str,
@@ -193,6 +203,7 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
     try:
         remote_host, remote_port = split_addr(remote, DEFAULT_PORT)
         listen, advertise = node_addresses(config.listen_addr, config.advertise_addr)
+        data_path = _data_path_addr(config)
         metrics = NodeState(node_id="", role="", advertise_addr="", listen_addr="",
                             raft_addr="")  # the metrics flags, checked before joining
         apply_metrics_flags(metrics, config.metrics_addr, config.metrics_tls)
@@ -205,7 +216,7 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
                       listen_addr=listen, raft_addr=raft_addr_of(advertise),
                       cluster_id=joined.cluster_id, managers=joined.managers,
                       raft_peers=joined.raft_peers, metrics_addr=metrics.metrics_addr,
-                      metrics_tls=metrics.metrics_tls)
+                      metrics_tls=metrics.metrics_tls, data_path_addr=data_path)
     state.save(data_dir)
     return state
 
@@ -226,7 +237,8 @@ def leave(config: NodeConfig, force: bool, say: Say) -> None:
     stop_daemon(data_dir)
     remove_node_containers(config.podman, state.node_id)
     TaskFiles(default_root(state.node_id)).cleanup(keep=())  # their secret/config tmpfs
-    for problem in cleanup_node(state.node_id, state.advertise_addr.rsplit(":", 1)[0]):
+    overlay_addr = state.data_path_addr or state.advertise_addr.rsplit(":", 1)[0]
+    for problem in cleanup_node(state.node_id, overlay_addr):
         say(f"Warning: overlay cleanup: {problem}")
     credentials.forget(data_dir)
     forget_state(data_dir)

@@ -5,7 +5,8 @@ directory: where the data directory is, the flags of `init`/`join`, and the
 operator options that the CLI reads from its environment (podman storage, the
 certificate expiry floor, the raft snapshot threshold, debug logging).
 `ClusterSettings` are the cluster-wide settings `swarm init` starts a cluster
-with. Nothing in `node/` reads environment variables; the CLI does, in one
+with (kept in node.json until the daemon makes the cluster object from them:
+`first_cluster_spec`, `first_availability`). Nothing in `node/` reads environment variables; the CLI does, in one
 place (cli/environment.py).
 """
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from pki.ca import POLICY_MIN_EXPIRY
+from proto import model
+from proto import objects_pb2 as pb
 from worker.podman import PodmanOptions  # re-exported: cli/ names it through node/
 
 DEFAULT_HISTORY = 5                    # tasks kept per slot
@@ -30,11 +33,43 @@ class ClusterSettings:
     default_addr_pool: Optional[list[str]] = None
     default_addr_pool_mask_length: Optional[int] = None
     autolock: bool = False
+    availability: Optional[str] = None         # the first node's: active, pause or drain
+    cert_expiry_ns: Optional[int] = None       # node certificate lifetime
+    snapshot_interval: Optional[int] = None    # raft log entries between snapshots
+    keep_old_snapshots: Optional[int] = None   # former raft snapshots kept
+    data_path_port: Optional[int] = None       # the VXLAN UDP port (0: 4789)
 
     def as_init(self) -> dict[str, Any]:
         """The settings given, as kept in node.json's `init` until the cluster exists."""
         return {key: value for key, value in asdict(self).items()
                 if value is not None and value is not False}
+
+
+def first_cluster_spec(init: dict[str, Any]) -> pb.ClusterSpec:
+    """The cluster spec `swarm init` asked for (node.json's `init`, see ClusterSettings)."""
+    spec = pb.ClusterSpec()
+    spec.annotations.name = "default"
+    spec.orchestration.task_history_retention_limit = int(
+        init.get("task_history_limit", DEFAULT_HISTORY))
+    spec.dispatcher.heartbeat_period.nanos = int(
+        init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
+    pool = init.get("default_addr_pool")
+    if pool:
+        spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
+    spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
+    spec.encryption.auto_lock_managers = bool(init.get("autolock"))
+    if init.get("cert_expiry_ns"):
+        spec.ca_config.node_cert_expiry.nanos = int(init["cert_expiry_ns"])
+    spec.raft.snapshot_interval = int(init.get("snapshot_interval") or model.DEFAULT_SNAPSHOT_INTERVAL)
+    spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
+    spec.data_path_port = int(init.get("data_path_port") or 0)
+    return spec
+
+
+def first_availability(init: dict[str, Any]) -> pb.NodeSpec.Availability:
+    """The first node's availability (`swarm init --availability`, default active)."""
+    return cast(pb.NodeSpec.Availability, pb.NodeSpec.Availability.Value(
+        str(init.get("availability") or "active").upper()))
 
 
 @dataclass(frozen=True)
@@ -43,6 +78,7 @@ class NodeConfig:
     data_dir: Path
     listen_addr: Optional[str] = None      # --listen-addr (None: default or kept)
     advertise_addr: Optional[str] = None   # --advertise-addr (None: derived or kept)
+    data_path_addr: Optional[str] = None   # --data-path-addr, IP or interface (None: not given)
     foreground: bool = False               # run in this process instead of detaching
     # The argv that runs this node's daemon in the foreground: `swarm daemon
     # --foreground --data-dir DIR`. Used to detach and to restart on a role change.

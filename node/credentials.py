@@ -16,7 +16,7 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar, cast
+from typing import Callable, Optional, TypeVar, cast
 
 import grpc
 
@@ -81,15 +81,18 @@ def protect_manager_keys(data_dir: Path, dek: bytes, creds: pkinode.NodeCredenti
         RootCA.load(cert_dir(data_dir)).save(cert_dir(data_dir), kek=kek)
 
 
-def create_cluster_pki(data_dir: Path, node_id: str, cluster_id: str, addr: str) -> None:
-    """Root CA, data key and this manager's certificate for a new cluster."""
+def create_cluster_pki(data_dir: Path, node_id: str, cluster_id: str, addr: str,
+                       expiry: Optional[datetime.timedelta] = None) -> None:
+    """Root CA, data key and this manager's certificate for a new cluster (valid for
+    `expiry`, `swarm init --cert-expiry`, else the default node certificate life)."""
     dek = tokens.new_key()
     keystore.ManagerKeys(data_dir).store(dek)
     kek = keystore.private_key_passphrase(dek)
     root = RootCA.create()
     root.save(cert_dir(data_dir), kek=kek)
     key, csr = pkinode.new_key_and_csr(node_id)
-    cert = root.issue(csr, node_id, "manager", cluster_id, ip_addresses=[addr.rsplit(":", 1)[0]])
+    cert = root.issue(csr, node_id, "manager", cluster_id, ip_addresses=[addr.rsplit(":", 1)[0]],
+                      **({"expiry": expiry} if expiry is not None else {}))
     pkinode.save(data_dir, pkinode.NodeCredentials(key, cert, root.cert_pem), kek=kek)
 
 

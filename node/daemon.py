@@ -43,7 +43,7 @@ from manager.manager import Manager
 from metrics.instruments import NodeMetrics
 from node import credentials, lockedmode, renewal
 from node.sdnotify import Notifier, socket_answers, stop_lines
-from node.config import DEFAULT_HEARTBEAT_NS, DEFAULT_HISTORY, NodeConfig
+from node.config import NodeConfig, first_availability, first_cluster_spec
 from node.metricsserver import MetricsServer, MetricsServerError, node_registry
 from node.renewal import CertRenewer
 from node.runtimes import RuntimeFactory
@@ -83,9 +83,11 @@ def _refuse_all(service_descriptor: Any) -> grpc.GenericRpcHandler:
 
 def _raft_tuning(config: NodeConfig) -> RaftTuning:
     """Raft settings; `raft_snapshot_entries` lowers the journal length that triggers
-    a snapshot (tests use it to get snapshots written quickly)."""
+    a snapshot (tests use it to get snapshots written quickly), in place of the cluster
+    spec's snapshot interval."""
     if config.raft_snapshot_entries > 0:
-        return RaftTuning(compaction_entries=config.raft_snapshot_entries)
+        return RaftTuning(compaction_entries=config.raft_snapshot_entries,
+                          compaction_pinned=True)
     return RaftTuning()
 
 
@@ -158,25 +160,17 @@ class Node:
         if self.store.list("cluster"):
             return
         init = self.state.init
-        cluster = pb.Cluster(id=self.state.cluster_id or model.new_id())
-        cluster.spec.annotations.name = "default"
-        cluster.spec.orchestration.task_history_retention_limit = int(
-            init.get("task_history_limit", DEFAULT_HISTORY))
-        heartbeat = int(init.get("dispatcher_heartbeat_ns") or DEFAULT_HEARTBEAT_NS)
-        cluster.spec.dispatcher.heartbeat_period.nanos = heartbeat
-        pool = init.get("default_addr_pool")
-        if pool:
-            cluster.spec.default_addr_pool.extend(pool if isinstance(pool, list) else [pool])
-        cluster.spec.subnet_size = int(init.get("default_addr_pool_mask_length") or 0)
+        cluster = pb.Cluster(id=self.state.cluster_id or model.new_id(),
+                             spec=first_cluster_spec(init))
         cluster.root_ca_cert = self.creds.ca_pem
         cluster.join_tokens.CopyFrom(tokens.new_join_tokens(self.creds.ca_pem))
-        if init.get("autolock"):
-            cluster.spec.encryption.auto_lock_managers = True
+        if cluster.spec.encryption.auto_lock_managers:
             cluster.unlock_key = tokens.generate_unlock_key()
         me = pb.Node(id=self.state.node_id, role=pb.MANAGER)
-        me.spec.availability = pb.NodeSpec.ACTIVE
+        me.spec.availability = first_availability(init)
         me.spec.desired_role = pb.MANAGER
         me.description.hostname = socket.gethostname()
+        me.description.data_path_addr = self.state.data_path_addr
         me.status.state = pb.NodeStatus.UNKNOWN
         me.manager_status.raft_addr = self.state.raft_addr
         me.manager_status.addr = self.state.advertise_addr
@@ -499,7 +493,8 @@ class Node:
                       cluster_id=self.state.cluster_id,
                       on_session_message=self._session_message,
                       tls_info=lambda: renewal.tls_info(self.creds),
-                      node_addr=self._addr(), metrics=self.metrics)
+                      node_addr=self._addr(), data_path_addr=self.state.data_path_addr,
+                      metrics=self.metrics)
 
         def follow_credentials(new: pkinode.NodeCredentials) -> None:
             loop.call_soon_threadsafe(agent.set_credentials, tls.client_credentials(new))

@@ -17,7 +17,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pyroute2 import IPRoute
 
@@ -48,6 +48,7 @@ class NodeState:
     raft_peers: list[str] = field(default_factory=list)  # other managers' raft endpoints
     metrics_addr: str = ""         # --metrics-addr as normalised ("": no metrics endpoint)
     metrics_tls: bool = False      # --metrics-tls: HTTPS, client certificates required
+    data_path_addr: str = ""       # --data-path-addr as resolved (IPv4); "": the node's address
 
     @classmethod
     def load(cls, data_dir: Path) -> "NodeState":
@@ -151,6 +152,42 @@ def node_addresses(listen_addr: str | None, advertise_addr: str | None,
     except OSError:
         raise ValueError(f"invalid advertise address {adv_host!r}: expected an IPv4 address")
     return f"{listen_host}:{listen_port}", f"{adv_host}:{adv_port}"
+
+
+def data_path_addr(text: str, addresses: Optional[Callable[[str], Optional[list[str]]]] = None
+                   ) -> str:
+    """`--data-path-addr IP|INTERFACE` as the IPv4 address overlay traffic uses: an IPv4
+    address as given, or the one IPv4 address of a network interface of this host.
+    `addresses(name)` lists an interface's IPv4 addresses (None: no such interface;
+    default: asked of the kernel). Raises ValueError with what to give instead."""
+    value = text.strip()
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        pass
+    if ":" in value:
+        raise ValueError(f"invalid --data-path-addr {text!r}: expected an IPv4 address or an "
+                         "interface name, without a port (the port is the cluster's "
+                         "--data-path-port)")
+    found = (addresses or interface_ipv4)(value) if value else None
+    if found is None:
+        raise ValueError(f"invalid --data-path-addr {text!r}: neither an IPv4 address nor a "
+                         "network interface of this host")
+    if len(found) != 1:
+        listed = ", ".join(found) if found else "none"
+        raise ValueError(f"interface {value} has {len(found)} IPv4 addresses ({listed}): give "
+                         "--data-path-addr one IPv4 address instead")
+    return found[0]
+
+
+def interface_ipv4(name: str) -> Optional[list[str]]:
+    """The IPv4 addresses of this host's interface `name` (None: no such interface)."""
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=name)
+        if not index:
+            return None
+        return [str(a.get_attr("IFA_ADDRESS"))
+                for a in ipr.get_addr(family=socket.AF_INET, index=index[0])]
 
 
 def raft_addr_of(advertise: str) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkView,
-                               NetworkKey, Peer, PortView, ServiceView, mac_for_ip)
+from overlay_net.model import (DEFAULT_VXLAN_PORT, Attachment, DesiredState, Endpoint,
+                               LocalTask, NetworkKey, NetworkView, Peer, PortView, ServiceView,
+                               mac_for_ip)
 from proto import dispatcher_pb2, objects_pb2
 
 _PROTOCOLS = {objects_pb2.PortConfig.TCP: "tcp", objects_pb2.PortConfig.UDP: "udp",
@@ -49,7 +50,8 @@ def network_view(view: dispatcher_pb2.NetworkView) -> NetworkView:
                        local_addr=view.local_addr, peers=peers,
                        keys=tuple(NetworkKey(id=k.id, key=bytes(k.key), primary=k.primary)
                                   for k in view.keys),
-                       endpoints=endpoints, services=services)
+                       endpoints=endpoints, services=services,
+                       vxlan_port=view.vxlan_port or DEFAULT_VXLAN_PORT)
 
 
 def local_task(task_id: str, netns_path: str,

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+DEFAULT_VXLAN_PORT = 4789  # IANA's VXLAN port, Docker's default data path port
+
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SERVICE_MODES = ("vip", "dnsrr")
 MAX_VNI = (1 << 24) - 1
@@ -111,6 +113,7 @@ class NetworkView:
     keys: tuple[NetworkKey, ...] = ()    # encrypted: the cluster's overlay keys
     endpoints: tuple[Endpoint, ...] = ()
     services: tuple[ServiceView, ...] = ()
+    vxlan_port: int = DEFAULT_VXLAN_PORT  # the cluster's data path port (UDP)
 
     @property
     def network(self) -> ipaddress.IPv4Network:

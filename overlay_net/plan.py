@@ -10,12 +10,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from overlay_net.model import DesiredState, NetworkView, mac_for_ip
+from overlay_net.model import DEFAULT_VXLAN_PORT, DesiredState, NetworkView, mac_for_ip
 
 ZERO_MAC = "00:00:00:00:00:00"
 BRIDGE = "br0"
 VXLAN = "vxlan0"
-VXLAN_PORT = 4789
+VXLAN_PORT = DEFAULT_VXLAN_PORT  # unless the cluster's data path port says otherwise
 VXLAN_OVERHEAD = 50
 
 
@@ -100,6 +100,7 @@ class SandboxSpec:
     ingress: Optional[IngressSpec] = None
     encrypted: bool = False
     keys: tuple[tuple[int, bytes, bool], ...] = ()      # (id, key, primary)
+    vxlan_port: int = VXLAN_PORT                         # UDP port of the VXLAN device
 
 
 def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str, SandboxSpec]:
@@ -126,7 +127,8 @@ def sandboxes(desired: DesiredState, naming: Naming, node_addr: str) -> dict[str
                                    gateway=net.gateway, prefixlen=net.network.prefixlen,
                                    veths=veths.get(net.id, {}), fdb=fdb, neigh=neigh,
                                    ingress=ingress, encrypted=net.encrypted,
-                                   keys=tuple((k.id, k.key, k.primary) for k in net.keys))
+                                   keys=tuple((k.id, k.key, k.primary) for k in net.keys),
+                                   vxlan_port=net.vxlan_port)
     return result
 
 

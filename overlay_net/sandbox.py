@@ -2,8 +2,9 @@
 
 Owns, through pyroute2 (netlink), for one `SandboxSpec`:
 * the sandbox namespace with bridge `br0` (holding the gateway address) and
-  `vxlan0` (created in the node's namespace with `local <node ip>`, port 4789,
-  learning off, ARP proxy on, then moved into the sandbox, so its UDP socket
+  `vxlan0` (created in the node's namespace with `local <node ip>`, the
+  cluster's data path port (`SandboxSpec.vxlan_port`, 4789 unless `swarm init
+  --data-path-port` chose another), learning off, ARP proxy on, then moved into the sandbox, so its UDP socket
   stays on the node's underlay);
 * one veth per local task, the task end renamed eth<n> inside the task's
   namespace with its address, MAC and (first network) default route; the
@@ -25,7 +26,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import ndmsg
 
 from overlay_net import netns
-from overlay_net.plan import BRIDGE, VXLAN, VXLAN_PORT, Naming, SandboxSpec, VethSpec
+from overlay_net.plan import BRIDGE, VXLAN, Naming, SandboxSpec, VethSpec
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def _create_vxlan(spec: SandboxSpec, naming: Naming, node_addr: str,
                 _del_link(ipr, stale)
             try:
                 ipr.link("add", ifname=temp, kind="vxlan", vxlan_id=spec.vni,
-                         vxlan_local=node_addr, vxlan_port=VXLAN_PORT, vxlan_learning=0,
+                         vxlan_local=node_addr, vxlan_port=spec.vxlan_port, vxlan_learning=0,
                          vxlan_proxy=1, mtu=mtu)
             except NetlinkError as err:
                 raise SandboxError(f"cannot create VXLAN device for VNI {spec.vni} on "

@@ -200,7 +200,7 @@ class NetworkServiceView(_message.Message):
     def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[_Union[_objects_pb2.EndpointSpec.ResolutionMode, str]] = ..., vip: _Optional[str] = ..., backend_addrs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[_objects_pb2.PortConfig, _Mapping]]] = ...) -> None: ...
 
 class NetworkView(_message.Message):
-    __slots__ = ("network_id", "name", "vni", "subnet", "gateway", "encrypted", "ingress", "internal", "attachable", "driver_options", "local_addr", "peers", "endpoints", "services", "keys")
+    __slots__ = ("network_id", "name", "vni", "subnet", "gateway", "encrypted", "ingress", "internal", "attachable", "driver_options", "local_addr", "peers", "endpoints", "services", "keys", "vxlan_port")
     class DriverOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +223,7 @@ class NetworkView(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    VXLAN_PORT_FIELD_NUMBER: _ClassVar[int]
     network_id: str
     name: str
     vni: int
@@ -238,7 +239,8 @@ class NetworkView(_message.Message):
     endpoints: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     services: _containers.RepeatedCompositeFieldContainer[NetworkServiceView]
     keys: _containers.RepeatedCompositeFieldContainer[_objects_pb2.NetworkKey]
-    def __init__(self, network_id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., encrypted: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., local_addr: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[NetworkServiceView, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[_objects_pb2.NetworkKey, _Mapping]]] = ...) -> None: ...
+    vxlan_port: int
+    def __init__(self, network_id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., encrypted: _Optional[bool] = ..., ingress: _Optional[bool] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., driver_options: _Optional[_Mapping[str, str]] = ..., local_addr: _Optional[str] = ..., peers: _Optional[_Iterable[_Union[NetworkPeer, _Mapping]]] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[NetworkServiceView, _Mapping]]] = ..., keys: _Optional[_Iterable[_Union[_objects_pb2.NetworkKey, _Mapping]]] = ..., vxlan_port: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("task", "secret", "config", "network")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
@@ -16,6 +16,10 @@ from proto import objects_pb2 as pb
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 ID_LENGTH = 25  # 36**25 > 2**128, as Swarm's IDs
+# The UDP port of VXLAN traffic unless `swarm init --data-path-port` chose another (Docker's)
+DEFAULT_DATA_PATH_PORT = 4789
+DATA_PATH_PORT_RANGE = (1024, 49151)  # the ports `--data-path-port` accepts, as Docker
+DEFAULT_SNAPSHOT_INTERVAL = 10000  # raft log entries between two snapshots (Docker's default)
 
 # Kind name -> StoreObject field name and message class.
 KINDS: dict[str, type[Message]] = {
@@ -136,14 +140,23 @@ def merged_status(stored: pb.TaskStatus, reported: pb.TaskStatus) -> pb.TaskStat
 def node_addr(node: pb.Node) -> str:
     """The IPv4 address other nodes reach `node` at (its overlay tunnel end).
 
-    A manager's advertised address; otherwise the address its dispatcher
+    The data path address the node reports (`swarm init|join --data-path-addr`);
+    else a manager's advertised address; otherwise the address its dispatcher
     session comes from (status.addr, as gRPC names a peer: "ipv4:10.1.0.3:40112")."""
+    if node.description.data_path_addr:
+        return node.description.data_path_addr
     if node.manager_status.addr:
         return node.manager_status.addr.rsplit(":", 1)[0]
     addr = node.status.addr
     if addr.startswith("ipv4:"):
         addr = addr[len("ipv4:"):]
     return addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+
+
+def data_path_port(cluster: Optional[pb.Cluster]) -> int:
+    """The UDP port of the cluster's VXLAN traffic (`swarm init --data-path-port`)."""
+    port = cluster.spec.data_path_port if cluster is not None else 0
+    return port or DEFAULT_DATA_PATH_PORT
 
 
 def mac_for(addr: str) -> str:

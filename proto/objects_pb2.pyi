@@ -108,7 +108,7 @@ class Resources(_message.Message):
     def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
-    __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels", "tls_info")
+    __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels", "tls_info", "data_path_addr")
     class EngineLabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -122,13 +122,15 @@ class NodeDescription(_message.Message):
     ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENGINE_LABELS_FIELD_NUMBER: _ClassVar[int]
     TLS_INFO_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_ADDR_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     platform: Platform
     resources: Resources
     engine_version: str
     engine_labels: _containers.ScalarMap[str, str]
     tls_info: NodeTLSInfo
-    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine_version: _Optional[str] = ..., engine_labels: _Optional[_Mapping[str, str]] = ..., tls_info: _Optional[_Union[NodeTLSInfo, _Mapping]] = ...) -> None: ...
+    data_path_addr: str
+    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine_version: _Optional[str] = ..., engine_labels: _Optional[_Mapping[str, str]] = ..., tls_info: _Optional[_Union[NodeTLSInfo, _Mapping]] = ..., data_path_addr: _Optional[str] = ...) -> None: ...
 
 class NodeTLSInfo(_message.Message):
     __slots__ = ("trust_root", "cert_issuer_subject", "cert_issuer_public_key")
@@ -924,7 +926,7 @@ class RaftConfig(_message.Message):
     def __init__(self, snapshot_interval: _Optional[int] = ..., keep_old_snapshots: _Optional[int] = ..., election_tick: _Optional[int] = ..., heartbeat_tick: _Optional[int] = ...) -> None: ...
 
 class ClusterSpec(_message.Message):
-    __slots__ = ("annotations", "orchestration", "dispatcher", "ca_config", "encryption", "raft", "default_addr_pool", "subnet_size")
+    __slots__ = ("annotations", "orchestration", "dispatcher", "ca_config", "encryption", "raft", "default_addr_pool", "subnet_size", "data_path_port")
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATION_FIELD_NUMBER: _ClassVar[int]
     DISPATCHER_FIELD_NUMBER: _ClassVar[int]
@@ -933,6 +935,7 @@ class ClusterSpec(_message.Message):
     RAFT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ADDR_POOL_FIELD_NUMBER: _ClassVar[int]
     SUBNET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
     annotations: Annotations
     orchestration: OrchestrationConfig
     dispatcher: DispatcherConfig
@@ -941,7 +944,8 @@ class ClusterSpec(_message.Message):
     raft: RaftConfig
     default_addr_pool: _containers.RepeatedScalarFieldContainer[str]
     subnet_size: int
-    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., orchestration: _Optional[_Union[OrchestrationConfig, _Mapping]] = ..., dispatcher: _Optional[_Union[DispatcherConfig, _Mapping]] = ..., ca_config: _Optional[_Union[CAConfig, _Mapping]] = ..., encryption: _Optional[_Union[EncryptionConfig, _Mapping]] = ..., raft: _Optional[_Union[RaftConfig, _Mapping]] = ..., default_addr_pool: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ...) -> None: ...
+    data_path_port: int
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., orchestration: _Optional[_Union[OrchestrationConfig, _Mapping]] = ..., dispatcher: _Optional[_Union[DispatcherConfig, _Mapping]] = ..., ca_config: _Optional[_Union[CAConfig, _Mapping]] = ..., encryption: _Optional[_Union[EncryptionConfig, _Mapping]] = ..., raft: _Optional[_Union[RaftConfig, _Mapping]] = ..., default_addr_pool: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ..., data_path_port: _Optional[int] = ...) -> None: ...
 
 class NetworkKey(_message.Message):
     __slots__ = ("id", "key", "created_at", "primary")

@@ -37,6 +37,7 @@ from pysyncobj.fast_queue import FastQueue
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
 
+from proto.model import DEFAULT_SNAPSHOT_INTERVAL
 from raft.errors import DiskError
 from raft.journal import AppendFailed, DiskJournal, disk_error
 from raft.tls_transport import TlsTransport, TransportSecurity
@@ -57,6 +58,9 @@ APPEND_BATCH_BYTES = 1 << 16
 # proposer's callback gets the journal's message as its result.
 DISK_FAILED = 100
 DISK_LOG_EVERY = 30.0  # seconds between two log lines about the same failing disk
+
+SNAPSHOT_FILE = "snapshot"          # the current snapshot in the raft directory
+SNAPSHOT_KEEPS_ENTRIES = 2  # entries a compacted journal starts with (the snapshot's last two)
 
 
 class _CommandQueue(FastQueue):
@@ -84,8 +88,12 @@ class RaftTuning:
     connection_timeout: float = 3.5  # a silent peer connection is dropped
     reconnect: float = 1.0  # delay between connection attempts to a peer
     leader_fallback: float = 3.0  # a leader cut off from a majority steps down
-    compaction_entries: int = 5000  # snapshot and trim the journal after this many entries
+    # Snapshot and trim the journal after this many entries (Docker's default snapshot
+    # interval); the cluster spec's raft.snapshot_interval replaces it while the store
+    # holds a cluster object, unless `compaction_pinned` (tests, `SHOAL_RAFT_SNAPSHOT_ENTRIES`).
+    compaction_entries: int = DEFAULT_SNAPSHOT_INTERVAL
     compaction_seconds: float = 300.0  # .. or this long after the last snapshot
+    compaction_pinned: bool = False
     fsync: bool = True  # fdatasync each journal entry before going on
     snapshot_retry: float = 5.0  # after a snapshot failed to be written (disk full)
 
@@ -96,6 +104,36 @@ def read_snapshot_file(path: str) -> tuple:
     with open(path, "rb") as f:
         raft_data, state_blob = pickle.loads(f.read())
     return raft_data, state_blob
+
+
+def old_snapshots(raft_dir: str) -> list[str]:
+    """The former snapshots kept in `raft_dir`, newest first (`snapshot.1`, `.2`, ...)."""
+    numbered = []
+    for name in os.listdir(raft_dir):
+        stem, _, number = name.partition(".")
+        if stem == SNAPSHOT_FILE and number.isdigit() and number == str(int(number)):
+            numbered.append((int(number), name))
+    return [name for _, name in sorted(numbered)]
+
+
+def retain_snapshots(raft_dir: str, keep: int) -> None:
+    """Before a new snapshot replaces the current one: the current one becomes
+    `snapshot.1` (the older ones move up by one) when `keep` > 0, and only the newest
+    `keep` former snapshots stay (`swarm update --max-snapshots`)."""
+    kept = old_snapshots(raft_dir)
+    current = os.path.join(raft_dir, SNAPSHOT_FILE)
+    if keep > 0 and os.path.isfile(current):
+        for name in reversed(kept[:keep - 1]):
+            number = int(name.partition(".")[2])
+            os.replace(os.path.join(raft_dir, name),
+                       os.path.join(raft_dir, f"{SNAPSHOT_FILE}.{number + 1}"))
+        older = os.path.join(raft_dir, f"{SNAPSHOT_FILE}.1")
+        if os.path.exists(older):
+            os.unlink(older)
+        os.link(current, older)  # the rename of the new snapshot leaves this name on the old
+        kept = old_snapshots(raft_dir)
+    for name in kept[keep:]:
+        os.unlink(os.path.join(raft_dir, name))
 
 
 class _InspectingTransport(TlsTransport):
@@ -140,6 +178,7 @@ class Replica(SyncObj):
         self.fatal: Optional[BaseException] = None  # set when the replica cannot go on
         self._disk_logged = float("-inf")  # monotonic time of the last disk failure logged
         self._snapshot_retry_at = float("-inf")  # no snapshot attempt before (after a failure)
+        self.keep_old_snapshots = 0  # snapshots kept beside the current one (set_snapshot_policy)
         self.snapshot_error: Optional[DiskError] = None  # why the last snapshot failed
         self.journal = DiskJournal(os.path.join(raft_dir, "journal"), fsync=tuning.fsync,
                                    log=log)
@@ -158,7 +197,7 @@ class Replica(SyncObj):
             logCompactionMinEntries=tuning.compaction_entries,
             logCompactionMinTime=tuning.compaction_seconds,
             journalFile=self.journal_path,
-            fullDumpFile=os.path.join(raft_dir, "snapshot"),
+            fullDumpFile=os.path.join(raft_dir, SNAPSHOT_FILE),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             bindAddress=bind_addr,
@@ -430,8 +469,31 @@ class Replica(SyncObj):
             return
         super()._SyncObj__tryLogCompaction()
 
+    def set_snapshot_policy(self, interval: int, keep_old: int) -> None:
+        """Raft thread: snapshot after `interval` log entries (0: the tuning's), and keep
+        `keep_old` former snapshots on disk (`snapshot.1` the newest of them)."""
+        if interval > 0 and not self._tuning.compaction_pinned:
+            # pysyncobj snapshots once its journal holds more than this many entries,
+            # and the journal keeps the last two entries a snapshot covers
+            threshold = interval + SNAPSHOT_KEEPS_ENTRIES
+        else:
+            threshold = self._tuning.compaction_entries
+        conf = self._SyncObj__conf  # pysyncobj's configuration, read at every tick
+        if (conf.logCompactionMinEntries, self.keep_old_snapshots) != (threshold, keep_old):
+            self._log.info("raft snapshots: journal compacted beyond %d entries, %d old "
+                           "snapshot(s) kept", threshold, keep_old)
+        conf.logCompactionMinEntries = threshold
+        self.keep_old_snapshots = keep_old
+
+    @property
+    def snapshot_threshold(self) -> int:
+        """The journal length beyond which pysyncobj snapshots, as it applies it now."""
+        return int(self._SyncObj__conf.logCompactionMinEntries)
+
     def _write_snapshot(self, path: str, raft_data: tuple) -> None:
-        """pysyncobj serializer: raft bookkeeping plus the store state, fsynced."""
+        """pysyncobj serializer: raft bookkeeping plus the store state, fsynced.
+        pysyncobj then renames `path` over the current snapshot, which is kept
+        first as `snapshot.1` when old snapshots are to be kept."""
         blob = pickle.dumps((raft_data, self._dump_fn()), protocol=4)
         try:
             with open(path, "wb") as f:
@@ -439,6 +501,7 @@ class Replica(SyncObj):
                 f.flush()
                 if self._tuning.fsync:
                     os.fsync(f.fileno())
+            retain_snapshots(os.path.dirname(path), self.keep_old_snapshots)
         except OSError as exc:
             # pysyncobj keeps the last snapshot and tries again later; the partial
             # file would only hold the room that is missing.

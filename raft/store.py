@@ -144,6 +144,7 @@ class Store:
             security=self._tls,
         )
         self._replica.add_tick_hook(self._after_tick)
+        self._follow_snapshot_policy()
         self._replica.journal.append_observer = self.metrics.raft_append_seconds.observe
         self._replica.start(name=f"raft-{self.node_id[:12]}")
         self._log.info("raft store on %s (peers: %s), data in %s",
@@ -457,7 +458,20 @@ class Store:
                     subscriber(applied.events, applied.version)
                 except Exception:
                     self._log.exception("store subscriber failed")
+        if any(e.object.WhichOneof("object") == "cluster" for e in applied.events):
+            self._follow_snapshot_policy()
         return ("ok", applied.version)
+
+    def _follow_snapshot_policy(self) -> None:
+        """Raft thread (or before it runs): snapshots as the cluster spec's raft
+        settings ask (`swarm init|update --snapshot-interval/--max-snapshots`)."""
+        replica = self._replica
+        if replica is None:
+            return
+        clusters = self.list("cluster")
+        raft = clusters[0].spec.raft if clusters else None
+        replica.set_snapshot_policy(raft.snapshot_interval if raft else 0,
+                                    raft.keep_old_snapshots if raft else 0)
 
     # ---------------------------------------------------------- watches ----
 
@@ -520,6 +534,7 @@ class Store:
                         subscriber(events, newer.version)
                     except Exception:
                         self._log.exception("store subscriber failed")
+        self._follow_snapshot_policy()
         self._log.info("loaded raft snapshot at store version %d", newer.version)
 
     # ------------------------------------------------------- membership ----

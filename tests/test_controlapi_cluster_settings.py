@@ -12,15 +12,35 @@ from tests.test_controlapi_rules import a_cluster, cluster_update, no_rotation, 
 def test_settings_nothing_acts_on_are_refused() -> None:
     req = cluster_update()
     req.spec.raft.election_tick = 10
-    refused(Code.INVALID_ARGUMENT, "raft settings (snapshot interval, snapshots kept, election "
-            "and heartbeat ticks) can't be changed: Shoal's raft timings are fixed; leave "
-            "spec.raft as GetCluster returns it",
+    refused(Code.INVALID_ARGUMENT, "raft election and heartbeat ticks can't be changed: "
+            "Shoal's raft timings are fixed; leave spec.raft.election_tick and heartbeat_tick "
+            "as GetCluster returns them",
             lambda: clusterrules.updated_cluster(a_cluster(), req, no_rotation))
     req = cluster_update()
     req.spec.ca_config.external_ca_urls.append("https://ca.example")
     refused(Code.INVALID_ARGUMENT, "external CAs are not supported: the managers sign "
             "certificates with the cluster's root CA; leave ca_config.external_ca_urls as "
             "GetCluster returns it",
+            lambda: clusterrules.updated_cluster(a_cluster(), req, no_rotation))
+
+
+def test_snapshot_settings_change_and_the_data_path_port_does_not() -> None:
+    req = cluster_update()
+    req.spec.raft.snapshot_interval = 500
+    req.spec.raft.keep_old_snapshots = 3
+    raft = clusterrules.updated_cluster(a_cluster(), req, no_rotation).spec.raft
+    assert (raft.snapshot_interval, raft.keep_old_snapshots) == (500, 3)
+    current = a_cluster()
+    current.spec.raft.snapshot_interval = 500
+    req = cluster_update()
+    refused(Code.INVALID_ARGUMENT, "raft snapshot interval must be at least 1 log entry "
+            "(--snapshot-interval)",
+            lambda: clusterrules.updated_cluster(current, req, no_rotation))
+    req = cluster_update()
+    req.spec.data_path_port = 5000
+    refused(Code.INVALID_ARGUMENT, "the data path port can't be changed: it is set by "
+            "`swarm init --data-path-port` when the cluster is created; leave "
+            "spec.data_path_port as GetCluster returns it",
             lambda: clusterrules.updated_cluster(a_cluster(), req, no_rotation))
 
 

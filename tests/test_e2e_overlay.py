@@ -4,7 +4,8 @@ Tasks run busybox in their own namespaces, wired by the agent through
 `overlay_net`: traffic between tasks on different workers (ping, TCP with
 busybox `nc`), isolation between overlays, the embedded DNS (`<service>`,
 `tasks.<service>`, no names of other networks), VIP balancing, the routing
-mesh and host-mode ports, an encrypted overlay (a raw capture on the lab's
+mesh and host-mode ports, VXLAN on the port `swarm init --data-path-port` chose (the
+module's lab uses 7789), an encrypted overlay (a raw capture on the lab's
 underlay bridge sees the nodes talk, never the payload), and cleanup once
 the last task is gone. Every wait polls with a deadline.
 """
@@ -32,7 +33,8 @@ GRACE = ("--stop-grace-period", "1s")
 WORKERS = ("worker1", "worker2")
 ECHO = ("nc", "-ll", "-p", "80", "-e", "hostname")   # answers each connection with its hostname
 
-lab = module_lab(1, 2)
+DATA_PATH_PORT = 7789   # `swarm init --data-path-port`: every overlay's VXLAN port here
+lab = module_lab(1, 2, init_flags=("--data-path-port", str(DATA_PATH_PORT)))
 
 
 def running_tasks(lab: Lab, service: str, count: int) -> Optional[list[dict[str, Any]]]:
@@ -241,6 +243,28 @@ def udp_between(frame: bytes, a: str, b: str) -> Optional[int]:
         return None
     ihl = (frame[14] & 0x0F) * 4
     return int.from_bytes(frame[14 + ihl + 2:14 + ihl + 4], "big")
+
+
+def test_vxlan_runs_on_the_clusters_data_path_port(lab: Lab, image: str):
+    info = sw(lab, "info").stdout
+    assert f"Data Path Port: {DATA_PATH_PORT}" in info, info
+    sw(lab, "network", "create", "-d", "overlay", "--subnet", "10.84.0.0/24", "portnet")
+    try:
+        tasks = start(lab, "portnet", "--constraint", "node.role==worker", "--network",
+                      "portnet", image, *ECHO, replicas=2)
+        assert sorted(node for node, _ in tasks) == list(WORKERS)
+        a, b = tasks
+        capture = Capture(lab.net.underlay.bridge)
+        try:
+            pong = ping(lab, a, eth0_ip(lab, b), count=3)
+        finally:
+            frames = capture.stop()
+        assert pong.returncode == 0, pong.stdout + pong.stderr
+        between = [udp_between(f, lab.ip("worker1"), lab.ip("worker2")) for f in frames]
+        ports = {port for port in between if port is not None}
+        assert ports == {DATA_PATH_PORT}, ports      # VXLAN on the cluster's port, not 4789
+    finally:
+        remove_all(lab, ("portnet",), ("portnet",))
 
 
 def test_encrypted_overlay_carries_no_plaintext(lab: Lab, image: str):

@@ -2,8 +2,8 @@
 
 Three "nodes" (namespaces on a test underlay bridge), each with its own
 `DataPlane`; tasks are plain namespaces running /bin/busybox through nsenter.
-Covers: cross-node and same-node traffic (ping, TCP), isolation between
-overlays, idempotent apply, removal of what leaves, the embedded DNS (scoped to
+Covers: cross-node and same-node traffic (ping, TCP), VXLAN on the cluster's data
+path port, isolation between overlays, idempotent apply, removal of what leaves, the embedded DNS (scoped to
 shared networks, UDP and TCP), nftables VIP load balancing and backend
 removal, and that nothing is left once the last task goes.
 
@@ -318,6 +318,28 @@ def test_encrypted_network_without_keys_is_refused(olab: OverlayLab) -> None:
     assert any("encrypted" in err and "no plaintext" in err for err in result.errors)
     assert olab.sandboxes() == []
     assert "eth0" not in bb(a1, "ip", "link").stdout
+
+
+def test_vxlan_uses_the_clusters_data_path_port(olab: OverlayLab) -> None:
+    """`swarm init --data-path-port 7789`: the views carry the port, every node's VXLAN
+    device sends to and listens on it, and nothing goes to 4789."""
+    sc = Scenario(olab)
+    sc.network("front", 7101, 1)
+    sc.networks["front"] = replace(sc.networks["front"], vxlan_port=7789)
+    a1 = sc.task("a1", "n1", ("front", 2))
+    a2 = sc.task("a2", "n2", ("front", 3))
+    sc.apply_all()
+    capture = Capture(olab.net.nodes()["n1"]["veth"])      # n1's port on the underlay
+    try:
+        assert ping(a1, sc.ip("front", 3)), "a1 (n1) cannot ping a2 (n2) on port 7789"
+        assert ping(a2, sc.ip("front", 2)), "a2 (n2) cannot ping a1 (n1) on port 7789"
+    finally:
+        ports = udp_dports(capture.close())
+    assert ports[7789] > 0, f"no VXLAN packets to the data path port: {ports}"
+    assert ports[4789] == 0, f"VXLAN packets to the default port: {ports}"
+    sc.placed.clear()
+    sc.apply_all()
+    assert olab.sandboxes() == []
 
 
 def test_encrypted_overlay_carries_only_ciphertext(olab: OverlayLab) -> None:

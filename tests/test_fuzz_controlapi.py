@@ -163,7 +163,8 @@ def valid_object(kind: str, obj: Message) -> None:
         assert isinstance(obj, pb.Cluster)
         clusterrules.check_spec(obj, obj.spec)
         ipam.parse_pools(list(obj.spec.default_addr_pool), obj.spec.subnet_size)
-        assert obj.spec.raft == pb.RaftConfig() and not obj.spec.ca_config.external_ca_urls
+        assert (obj.spec.raft.election_tick, obj.spec.raft.heartbeat_tick) == (0, 0)
+        assert not obj.spec.ca_config.external_ca_urls and obj.spec.data_path_port == 0
     elif kind in ("network", "secret", "config"):
         validation.check_name(kind, obj.spec.annotations.name)  # type: ignore[attr-defined]
         if kind != "network":

@@ -266,6 +266,18 @@ RELIANCES: list[Reliance] = [
          "raft/replica.py read_snapshot_file, raft/recovery.py (raft_data = last, prev, members)",
          ("self.__serializer.serialize((data, lastAppliedEntries[1], lastAppliedEntries[0], cluster), "
           "lastAppliedEntries[0][1])",)),
+    InitAttribute(S, f"{REPLICA}.set_snapshot_policy (changes the live configuration)",
+                  attr="__conf"),
+    Code(f"{S}._SyncObj__tryLogCompaction",
+         f"{REPLICA}.set_snapshot_policy (the threshold is read at every tick; the journal "
+         "keeps the snapshot's last two entries: SNAPSHOT_KEEPS_ENTRIES)",
+         ("len(self.__raftLog) <= self.__conf.logCompactionMinEntries",
+          "self.__getEntries(self.__raftLastApplied - 1, 2)",
+          "self.__deleteEntriesTo(serializeID)")),
+    Code("pysyncobj.serializer:Serializer.serialize",
+         "raft/replica.py retain_snapshots (runs before the new snapshot is renamed over the "
+         "current one)", ("self.__serializer(tmpFile, data[1:])",
+                          "atomicReplace(tmpFile, self.__fileName)"), ordered=True),
     Code(f"{S}._SyncObj__loadDumpFile", "raft/journal.py DiskJournal.align_to_snapshot",
          ("self.__raftLog[0] != data[2]", "self.__raftLog[1] != data[1]", "self.__raftLog.clear()")),
 

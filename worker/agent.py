@@ -114,6 +114,7 @@ class Agent:
         files_root: str | None = None,
         tls_info: Callable[[], pb.NodeTLSInfo] | None = None,
         node_addr: str = "",
+        data_path_addr: str = "",
         clock: Clock = REAL_CLOCK,
         metrics: NodeMetrics | None = None,
         rng: random.Random | None = None,
@@ -138,9 +139,13 @@ class Agent:
         self.configs = self.files.configs
         # The overlay networks this node takes part in (see worker/netviews.py).
         self.networks = NetworkViews(node_id, self.log)
-        # Tasks on overlays get namespaces and interfaces (needs the node's underlay address).
-        self.networking = Networking(node_id, node_addr, self.networks, self.log) \
-            if node_addr else None
+        # Tasks on overlays get namespaces and interfaces (needs the node's underlay address:
+        # the data path address when one was given, reported to the managers, who give
+        # it to the other nodes as this node's VXLAN end).
+        self.data_path_addr = data_path_addr
+        overlay_addr = data_path_addr or node_addr
+        self.networking = Networking(node_id, overlay_addr, self.networks, self.log) \
+            if overlay_addr else None
         # The node's named volumes: reported to the managers, removed on their request.
         self.volumes = VolumeKeeper(runtime, self.log)
         self._controllers: dict[str, TaskController] = {}
@@ -303,6 +308,7 @@ class Agent:
             engine_version=version,
             engine_labels=self.engine_labels,
             tls_info=self.tls_info() if self.tls_info is not None else None,
+            data_path_addr=self.data_path_addr,
         )
 
     async def _read_session(self, call: grpc.aio.UnaryStreamCall, stub: dgrpc.DispatcherStub) -> None:

@@ -22,8 +22,9 @@ MIN_HEARTBEAT_NS = 100_000_000
 
 def check_spec(cluster: pb.Cluster, spec: pb.ClusterSpec,
                min_expiry: _dt.timedelta = POLICY_MIN_EXPIRY) -> None:
-    """Refuses heartbeat periods, certificate lifetimes and address pools the cluster
-    can't live with, and settings Shoal does not act on (raft timings, external CAs).
+    """Refuses heartbeat periods, certificate lifetimes, address pools and snapshot
+    intervals the cluster can't live with, settings Shoal does not act on (raft
+    timings, external CAs) and those fixed at init (the data path port).
 
     `min_expiry` is the shortest `--cert-expiry` accepted (one hour, as Docker,
     unless the node's config lowers it for tests).
@@ -33,10 +34,19 @@ def check_spec(cluster: pb.Cluster, spec: pb.ClusterSpec,
         raise invalid("dispatcher heartbeat period must not be negative")
     if period and period < MIN_HEARTBEAT_NS:
         raise invalid("dispatcher heartbeat period must be at least 100ms")
-    if spec.raft != cluster.spec.raft:
-        raise invalid("raft settings (snapshot interval, snapshots kept, election and "
-                      "heartbeat ticks) can't be changed: Shoal's raft timings are fixed; "
-                      "leave spec.raft as GetCluster returns it")
+    if (spec.raft.election_tick, spec.raft.heartbeat_tick) != (
+            cluster.spec.raft.election_tick, cluster.spec.raft.heartbeat_tick):
+        raise invalid("raft election and heartbeat ticks can't be changed: Shoal's raft "
+                      "timings are fixed; leave spec.raft.election_tick and heartbeat_tick "
+                      "as GetCluster returns them")
+    if spec.raft.snapshot_interval != cluster.spec.raft.snapshot_interval and \
+            spec.raft.snapshot_interval == 0:
+        raise invalid("raft snapshot interval must be at least 1 log entry "
+                      "(--snapshot-interval)")
+    if spec.data_path_port != cluster.spec.data_path_port:
+        raise invalid("the data path port can't be changed: it is set by `swarm init "
+                      "--data-path-port` when the cluster is created; leave "
+                      "spec.data_path_port as GetCluster returns it")
     if spec.ca_config.external_ca_urls != cluster.spec.ca_config.external_ca_urls:
         raise invalid("external CAs are not supported: the managers sign certificates with "
                       "the cluster's root CA; leave ca_config.external_ca_urls as GetCluster "
