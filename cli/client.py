@@ -37,6 +37,8 @@ FAST_METHODS = frozenset({
     "GetCluster", "ListClusters", "ListVolumes", "ListStacks",
 })
 GRPC_TRANSPORT = "cli.grpc_transport"
+API_VERSION = "shoal.v1"
+DISTRIBUTION = "shoal"
 
 
 class CLIError(Exception):
@@ -62,6 +64,24 @@ class Target(NamedTuple):
             if self.address.startswith(scheme):
                 return self.address[len(scheme):]
         return self.address
+
+
+def client_version() -> str:
+    """This CLI's version: the installed distribution's, "unknown" when it is not installed.
+
+    importlib.metadata is loaded by name on first need: it pulls in email, zipfile and
+    csv, which no other command path needs (`swarm node ls` would pay for them)."""
+    metadata = importlib.import_module("importlib.metadata")
+    try:
+        return str(metadata.version(DISTRIBUTION))
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def version_line() -> str:
+    """What `swarm --version` prints, as `docker --version` does: "Shoal version 0.1.0, API
+    shoal.v1"."""
+    return f"Shoal version {client_version()}, API {API_VERSION}"
 
 
 def resolve_host(flag_value: Optional[str], env: Optional[Mapping[str, str]] = None) -> str:

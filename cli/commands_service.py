@@ -94,6 +94,7 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
             raise UsageError("other flags may not be combined with --rollback: "
                              + ", ".join(conflicts))
         return rollback(ctx, ns)
+    specs.check_values(ns)   # a bad value is refused before the service is read
     service = ctx.get_service(ns.service)
     request = cpb.UpdateServiceRequest(service_id=service.id,
                                        service_version=service.meta.version)

@@ -1,30 +1,21 @@
 """`swarm info` and `swarm version`.
 
-Owns the node-wide summaries: the client's own version (from the installed
-distribution) and what the node reports through Info.
+Owns the node-wide summaries: the client's own version (cli.client.client_version,
+from the installed distribution) and what the node reports through Info.
 """
 from __future__ import annotations
 
 import argparse
 import platform
 import sys
-from importlib import metadata
-
 
 from cli import pretty
-from cli.client import RpcFailure, describe_rpc_error
+from cli.client import API_VERSION, RpcFailure, client_version, describe_rpc_error
 from cli.context import Context
 from cli.templates import Template
 from proto import control_pb2 as cpb
 
-API_VERSION = "shoal.v1"
-
-
-def client_version() -> str:
-    try:
-        return metadata.version("shoal")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+__all__ = ["API_VERSION", "client_version", "info", "version"]
 
 
 def info(ctx: Context, ns: argparse.Namespace) -> int:

@@ -21,9 +21,10 @@ BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "
               "autolock")
 _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
 
-# Value flags whose value can look like an option ("-1s"): argparse would take it
-# for one and say only "expected one argument"; joined as --flag=-1s, the value
-# reaches the parser that explains what is wrong with it.
+# Value flags whose value can look like an option ("-1s"), joined as --flag=-1s.
+# Every parser (cli.lazyparse.LazyParser) now reads such a word as a value for any
+# flag, so the parser that explains what is wrong with it gets it; the join is kept
+# for these flags as it was.
 DASH_VALUE_FLAGS = ("--health-interval", "--health-timeout", "--health-start-period",
                     "--health-start-interval", "--health-retries", "--replicas",
                     "--max-concurrent")

@@ -1,6 +1,6 @@
 """The `swarm` command: argument tree and dispatch.
 
-Owns the command tree (`swarm [-H HOST] [--debug] COMMAND ...`), choosing the
+Owns the command tree (`swarm [-H HOST] [--debug] [-v] COMMAND ...`), choosing the
 node to talk to (-H/--host, then $SWARM_HOST, then the default control
 socket) and turning failures into one line on stderr with a non-zero exit.
 
@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
-from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host
+from cli.client import CLIError, RpcFailure, describe_rpc_error, resolve_host, version_line
 from cli.context import Context
 from cli.flags import check_utf8, rewrite_bool_assignments
 from cli.lazyparse import LazyParser
@@ -114,6 +114,21 @@ def _declarer(command: Command) -> Callable[[argparse.ArgumentParser], None]:
     return declare
 
 
+class PrintVersion(argparse.Action):
+    """`swarm --version` / `-v`: prints the version line (cli.client.version_line) and
+    exits 0, as `docker --version` does. The line is made only when asked for: reading
+    the distribution's version loads importlib.metadata."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        print(version_line())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `swarm` command tree (each command's arguments declared when used)."""
     parser = LazyParser(prog="swarm", description="Shoal: a Swarm-style cluster orchestrator.")
@@ -121,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Node to talk to: unix:///path/swarm.sock or host:port "
                              "(default $SWARM_HOST, else unix:///var/lib/shoal/swarm.sock)")
     parser.add_argument("-D", "--debug", action="store_true", help="Enable debug output")
+    parser.add_argument("-v", "--version", action=PrintVersion,
+                        help="Print version information and quit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
     for command in COMMANDS:

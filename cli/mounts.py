@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 from typing import Iterable, MutableSequence
 
-from cli.parsing import UsageError, parse_size
+from cli.parsing import INT64_MAX, UsageError, parse_size
 from proto import mountrules
 from proto import objects_pb2 as pb
 
@@ -161,9 +161,10 @@ def _apply(mount: pb.Mount, key: str, value: str | None, item: str, text: str,
         groups.note(key)
         try:
             size = parse_size(val, "tmpfs-size")
-        except UsageError:
+        except UsageError as exc:
+            limit = f"; at most {INT64_MAX} bytes" if "too large" in str(exc) else ""
             raise UsageError(f"invalid value for tmpfs-size: {val} (expected a size such as "
-                             "64k, 1m or 1g)") from None
+                             f"64k, 1m or 1g{limit})") from None
         mount.tmpfs_options.size_bytes = size
     elif key == "tmpfs-mode":
         groups.note(key)

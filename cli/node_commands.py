@@ -6,7 +6,9 @@ is imported only when one of them runs (cli/main.py, `NODE_COMMANDS`).
 
 Each builds a `node.config.NodeConfig` from its flags and the environment
 (cli/environment.py), calls `node/` to do the work, and prints the outcome in
-Docker's words. The node runs detached (`swarm daemon --foreground` started
+Docker's words. The node they work on is found as client commands find theirs
+(`node_data_dir`): --data-dir, else the node whose control socket -H/--host or
+$SWARM_HOST names (`<data-dir>/swarm.sock`), else the default one. The node runs detached (`swarm daemon --foreground` started
 in a new session) unless `--foreground` is given. Its tasks run on podman with
 the storage the config names (node/runtimes.py).
 """
@@ -19,15 +21,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from cli import environment
+from cli.client import DEFAULT_HOST, HOST_ENV, parse_target, resolve_host
 from cli.commands_swarm import (check_history_limit, parse_availability, parse_cert_expiry,
                                 parse_data_path_port, parse_heartbeat, parse_max_snapshots,
                                 parse_snapshot_interval, read_key, unlock_key_text)
 from cli.flags import is_on
+from cli.parsing import UsageError
 from node import bootstrap, daemon, runtimes
 from node.bootstrap import NodeError
 from node.config import ClusterSettings, NodeConfig, PodmanOptions
 from node.lockedmode import LOCKED
-from node.state import DEFAULT_DATA_DIR
+from node.state import socket_path
 
 INIT_ONLY_FLAGS = (("--task-history-limit", "task_history_limit"),
                    ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
@@ -52,11 +56,54 @@ def daemon_command(data_dir: Path) -> tuple[str, ...]:
             "--data-dir", str(data_dir))
 
 
+def node_data_dir(args: argparse.Namespace,
+                  environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The data directory of the node an `init`, `join`, `daemon` or `leave` works on.
+
+    --data-dir names it. Without it, the node client commands would talk to: the
+    control socket -H/--host names, then $SWARM_HOST, then the default
+    (/var/lib/shoal/swarm.sock), is `<data-dir>/swarm.sock`; as `docker -H
+    unix:///other.sock swarm leave` leaves the daemon at that socket. These commands
+    work on the node's files, so a TCP host (a node reached over the network) is
+    refused, as are -H and --data-dir naming two different nodes (UsageError).
+    The path is made absolute: the detached daemon runs in /.
+    """
+    flag_host = getattr(args, "host", None)
+    given_dir = getattr(args, "data_dir", None)
+    command = f"swarm {getattr(args, 'command', None) or 'leave'}"
+    if given_dir:
+        data_dir = Path(given_dir).absolute()
+        if flag_host:   # an explicit -H must name the same node ($SWARM_HOST is ambient)
+            target = parse_target(flag_host)
+            if not target.is_unix or \
+                    Path(target.socket_path).resolve() != socket_path(data_dir).resolve():
+                raise UsageError(
+                    f"-H {flag_host} and --data-dir {given_dir} name different nodes: the "
+                    f"node in {given_dir} listens on unix://{socket_path(data_dir)}; "
+                    "give only one of them")
+        return data_dir
+    host = resolve_host(flag_host, environ)
+    source = "-H " if flag_host else f"${HOST_ENV}=" if host != DEFAULT_HOST else "host "
+    target = parse_target(host)
+    if not target.is_unix:
+        raise UsageError(
+            f"{command} works on a node of this machine, through its data directory; "
+            f"{source}{host} is a node reached over the network: run the command on that "
+            "node's machine, or give --data-dir DIR for a node here")
+    sock = Path(target.socket_path)
+    if sock.name != socket_path(sock.parent).name:
+        raise UsageError(
+            f"{command}: {source}{host} is not a node's control socket (a node listens on "
+            f"<data-dir>/{socket_path(Path()).name}); give --data-dir DIR instead")
+    return sock.parent.absolute()
+
+
 def node_config(args: argparse.Namespace,
                 environ: Optional[Mapping[str, str]] = None) -> NodeConfig:
     """The node's config from the command's flags and the environment (os.environ
-    unless `environ` is given); ValueError when a variable cannot be used."""
-    data_dir = Path(getattr(args, "data_dir", None) or DEFAULT_DATA_DIR)
+    unless `environ` is given); ValueError when a variable cannot be used, UsageError
+    when the node cannot be found (`node_data_dir`)."""
+    data_dir = node_data_dir(args, environ)
     return NodeConfig(
         data_dir=data_dir, listen_addr=getattr(args, "listen_addr", None),
         advertise_addr=getattr(args, "advertise_addr", None),
@@ -200,9 +247,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 def cmd_leave(args: argparse.Namespace) -> int:
     try:
+        data_dir = node_data_dir(args)
+    except UsageError as exc:
+        _err(f"Error: {exc}")
+        return 1
+    try:
         config = node_config(args)
     except ValueError:  # unusable $SHOAL_PODMAN_*: clean up the host's podman storage
-        config = NodeConfig(data_dir=Path(args.data_dir or DEFAULT_DATA_DIR))
+        config = NodeConfig(data_dir=data_dir)
     try:
         bootstrap.leave(config, args.force, _err)
     except NodeError as exc:

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 from typing import Iterable, Mapping, NamedTuple
 
+from proto import mountrules
 from proto import objects_pb2 as pb
 
 
@@ -21,10 +22,14 @@ class UsageError(ValueError):
     """A value on the command line is malformed; the message says what is expected."""
 
 
-# The ranges of the spec fields the values end in (protobuf int64, uint64, int32).
+# The ranges of the spec fields the values end in (protobuf int64, uint64, int32, uint32):
+# a number beyond its field's range is refused here, naming the range, instead of
+# failing in protobuf (a traceback) when the spec is built.
 INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
 INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
 
 
 # ------------------------------------------------------------- durations ----
@@ -144,7 +149,7 @@ def parse_cpus(text: str, flag: str = "cpus") -> int:
 
 def parse_uint(text: str, flag: str, what: str = "value", maximum: int = UINT64_MAX) -> int:
     """Parses a non-negative integer up to `maximum` (the range of the field it goes
-    to), e.g. a replica count."""
+    to: UINT64_MAX, UINT32_MAX, INT32_MAX), e.g. a replica count."""
     try:
         value = int(text, 10)
     except ValueError:
@@ -152,6 +157,12 @@ def parse_uint(text: str, flag: str, what: str = "value", maximum: int = UINT64_
     if value < 0:
         raise UsageError(
             f"invalid {what} {text} for {flag}: must be a non-negative integer")
+    return check_max(value, text, flag, what, maximum)
+
+
+def check_max(value: int, text: str, flag: str, what: str, maximum: int) -> int:
+    """`value` (parsed from `text`) if it is at most `maximum`, the largest its field
+    holds; else UsageError naming the flag and the maximum."""
     if value > maximum:
         raise UsageError(f"invalid {what} {text} for {flag}: too large; at most {maximum}")
     return value
@@ -380,13 +391,19 @@ def _file_ref_fields(text: str, flag: str) -> dict[str, str]:
 
 
 def _apply_owner(ref, fields: dict[str, str], flag: str, text: str) -> None:
+    """uid and gid (uint32 fields) and the file mode (octal permission bits)."""
+    for key in ("uid", "gid"):
+        setattr(ref, key, parse_uint(fields.get(key, "0"), f'{flag} "{text}"', key,
+                                     UINT32_MAX))
+    mode_text = fields.get("mode", "0444")
     try:
-        ref.uid = int(fields.get("uid", "0"))
-        ref.gid = int(fields.get("gid", "0"))
-        ref.mode = int(fields.get("mode", "0444"), 8)
+        mode = int(mode_text, 8)
     except ValueError:
-        raise UsageError(f'invalid uid, gid or mode in {flag} "{text}": uid and gid are '
-                         "numbers, mode is octal (e.g. 0400)") from None
+        mode = -1
+    if not 0 <= mode <= mountrules.MAX_FILE_MODE:
+        raise UsageError(f'invalid mode {mode_text} for {flag} "{text}": expected octal '
+                         f"permission bits from 0 to {mountrules.MAX_FILE_MODE:o} (e.g. 0400)")
+    ref.mode = mode
 
 
 def parse_secret_ref(text: str) -> pb.SecretReference:

@@ -24,7 +24,7 @@ from typing import Optional
 from cli import format as fmt
 from cli.client import CLIError, RpcFailure, is_not_found
 from cli.context import Context
-from cli.parsing import UsageError
+from cli.parsing import INT64_MAX, UsageError
 from cli.timevalues import nanos_of_seconds, parse_timestamp, rfc3339_nano
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
@@ -55,6 +55,9 @@ def parse_tail(value: str) -> int:
         tail = -2
     if tail < -1:
         raise UsageError(f'invalid --tail "{value}": expected a number of lines or "all"')
+    if tail > INT64_MAX:   # the request's int64 field
+        raise UsageError(f'invalid --tail "{value}": too large; at most {INT64_MAX} lines, '
+                         'or "all"')
     return tail
 
 

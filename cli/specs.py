@@ -3,24 +3,26 @@
 Owns the translation of an argparse namespace (declared in `cli.flags`) into
 a `ServiceSpec`: `create_spec(ns)` starts from Docker's defaults,
 `update_spec(current, ns)` edits a copy of the spec read from the manager.
-Pure functions: every malformed value raises `UsageError` before any call.
+Pure functions: every malformed value raises `UsageError` before any call
+(`service update` runs `check_values` before it reads the service).
 As in Docker, the COMMAND after IMAGE becomes ContainerSpec.args and
 --entrypoint becomes ContainerSpec.command.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from cli import containeropts as copts
 from cli.flags import is_on
-from cli.mounts import create_mounts, update_mounts
-from cli.parsing import (INT32_MAX, UsageError, expand_env, parse_config_ref, parse_cpus,
-                         parse_duration, parse_kv, parse_network, parse_placement_pref, parse_publish,
-                         parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
-                         validate_constraint)
+from cli.mounts import create_mounts, parse_mount, update_mounts
+from cli.parsing import (INT32_MAX, UINT64_MAX, UsageError, expand_env, parse_config_ref,
+                         parse_cpus, parse_duration, parse_kv, parse_network,
+                         parse_placement_pref, parse_publish, parse_ratio, parse_replicas,
+                         parse_secret_ref, parse_size, parse_uint, validate_constraint)
 from proto import objects_pb2 as pb
 
 T = TypeVar("T")
@@ -32,6 +34,74 @@ _FAILURE_ACTIONS = {"pause": pb.UpdateConfig.PAUSE, "continue": pb.UpdateConfig.
 _ORDERS = {"stop-first": pb.UpdateConfig.STOP_FIRST, "start-first": pb.UpdateConfig.START_FIRST}
 _ENDPOINT_MODES = {"vip": pb.EndpointSpec.VIP, "dnsrr": pb.EndpointSpec.DNSRR}
 DEFAULT_MONITOR_NS = 5 * 10**9
+
+
+def _duration(flag: str) -> Callable[[str], int]:
+    return functools.partial(parse_duration, flag=flag)
+
+
+def _count(flag: str, what: str, maximum: int = UINT64_MAX) -> Callable[[str], int]:
+    return functools.partial(parse_uint, flag=flag, what=what, maximum=maximum)
+
+
+# The number, size and duration flags of `service create` and `update`: namespace
+# attribute -> the parser of its text, which refuses a value outside the range of the
+# spec field it goes to (cli.parsing). The one place each is parsed: `_apply_*` build
+# the spec with them, `check_values` runs them before `service update` reads the service.
+SCALARS: dict[str, Callable[[str], Any]] = {
+    "replicas": parse_replicas,
+    "max_concurrent": _count("--max-concurrent", "max-concurrent value"),
+    "stop_grace_period": _duration("--stop-grace-period"),
+    "limit_cpu": functools.partial(parse_cpus, flag="--limit-cpu"),
+    "reserve_cpu": functools.partial(parse_cpus, flag="--reserve-cpu"),
+    "limit_memory": functools.partial(parse_size, flag="--limit-memory"),
+    "reserve_memory": functools.partial(parse_size, flag="--reserve-memory"),
+    "restart_delay": _duration("--restart-delay"),
+    "restart_max_attempts": _count("--restart-max-attempts", "max attempts"),
+    "restart_window": _duration("--restart-window"),
+    "replicas_max_per_node": _count("--replicas-max-per-node", "value"),
+    "health_interval": _duration("--health-interval"),
+    "health_timeout": _duration("--health-timeout"),
+    "health_start_period": _duration("--health-start-period"),
+    "health_start_interval": _duration("--health-start-interval"),
+    "health_retries": _count("--health-retries", "retries", INT32_MAX),   # an int32 field
+}
+for _prefix in ("update", "rollback"):
+    SCALARS[f"{_prefix}_parallelism"] = _count(f"--{_prefix}-parallelism", "parallelism")
+    SCALARS[f"{_prefix}_delay"] = _duration(f"--{_prefix}-delay")
+    SCALARS[f"{_prefix}_monitor"] = _duration(f"--{_prefix}-monitor")
+    SCALARS[f"{_prefix}_max_failure_ratio"] = functools.partial(
+        parse_ratio, flag=f"--{_prefix}-max-failure-ratio")
+del _prefix
+
+# The repeatable values of `service update` whose parsing needs no current spec.
+_UPDATE_ITEMS: dict[str, Callable[[str], Any]] = {
+    "secret_add": parse_secret_ref, "config_add": parse_config_ref,
+    "mount_add": parse_mount, "publish_add": parse_publish, "publish_rm": parse_publish,
+    "ulimit_add": functools.partial(copts.parse_ulimit, flag="--ulimit-add"),
+    "host_add": functools.partial(copts.parse_host, flag="--host-add"),
+    "sysctl_add": functools.partial(copts.parse_sysctl, flag="--sysctl-add"),
+    "constraint_add": validate_constraint, "placement_pref_add": parse_placement_pref,
+    "network_add": parse_network,
+}
+
+
+def _parse(ns: argparse.Namespace, attr: str) -> Any:
+    """The value of a SCALARS flag, parsed; None when it was not given."""
+    text = _get(ns, attr)
+    return None if text is None else SCALARS[attr](text)
+
+
+def check_values(ns: argparse.Namespace) -> None:
+    """Parses every number, size and duration `service update` was given, and the
+    values it adds, so that a bad one is refused (UsageError) before any call; what
+    depends on the service (its mode, its mounts, ...) `update_spec` checks."""
+    for attr in SCALARS:
+        _parse(ns, attr)
+    for attr, parse in _UPDATE_ITEMS.items():
+        for item in _get(ns, attr) or ():
+            parse(item)
+    copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [])
 
 
 def _get(ns: argparse.Namespace, name: str):
@@ -64,24 +134,24 @@ def _apply_update_config(cfg: pb.UpdateConfig, ns: argparse.Namespace, prefix: s
             if _get(ns, f"{prefix}_{key}") is not None:
                 raise UsageError(f"{flag}-{key.replace('_', '-')} cannot be used with job modes: "
                                  "a job is run again by an update, never rolled out")
-    value = _get(ns, f"{prefix}_parallelism")
+    value = _parse(ns, f"{prefix}_parallelism")
     if value is not None:
-        cfg.parallelism = parse_uint(value, f"{flag}-parallelism", "parallelism")
-    value = _get(ns, f"{prefix}_delay")
+        cfg.parallelism = value
+    value = _parse(ns, f"{prefix}_delay")
     if value is not None:
-        cfg.delay.nanos = parse_duration(value, f"{flag}-delay")
+        cfg.delay.nanos = value
     value = _get(ns, f"{prefix}_failure_action")
     if value is not None:
         actions = dict(_FAILURE_ACTIONS)
         if prefix == "rollback":
             actions.pop("rollback")
         cfg.failure_action = _choice(value, actions, f"{flag}-failure-action")
-    value = _get(ns, f"{prefix}_monitor")
+    value = _parse(ns, f"{prefix}_monitor")
     if value is not None:
-        cfg.monitor.nanos = parse_duration(value, f"{flag}-monitor")
-    value = _get(ns, f"{prefix}_max_failure_ratio")
+        cfg.monitor.nanos = value
+    value = _parse(ns, f"{prefix}_max_failure_ratio")
     if value is not None:
-        cfg.max_failure_ratio = parse_ratio(value, f"{flag}-max-failure-ratio")
+        cfg.max_failure_ratio = value
     value = _get(ns, f"{prefix}_order")
     if value is not None:
         cfg.order = _choice(value, _ORDERS, f"{flag}-order")
@@ -105,11 +175,12 @@ def _apply_health(c: pb.ContainerSpec, ns: argparse.Namespace) -> None:
             h.test.extend(["CMD-SHELL", given["cmd"]])
     elif list(h.test) == ["NONE"]:
         del h.test[:]
-    for key in ("interval", "timeout", "start_period", "start_interval"):
-        if given[key] is not None:
-            getattr(h, key).nanos = parse_duration(given[key], "--health-" + key.replace("_", "-"))
-    if given["retries"] is not None:
-        h.retries = parse_uint(given["retries"], "--health-retries", "retries", INT32_MAX)
+    for key in ("interval", "timeout", "start_period", "start_interval", "retries"):
+        value = _parse(ns, f"health_{key}")
+        if key == "retries" and value is not None:
+            h.retries = value
+        elif value is not None:
+            getattr(h, key).nanos = value
 
 
 def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
@@ -117,9 +188,8 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     task = spec.task
     c = task.container
     mode = spec.WhichOneof("mode")
-    replicas = _get(ns, "replicas")
-    if replicas is not None:
-        count = parse_replicas(replicas)
+    count = _parse(ns, "replicas")
+    if count is not None:
         if mode == "replicated_job":
             spec.replicated_job.total_completions = count
         elif mode == "global":
@@ -128,9 +198,8 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
             raise UsageError("replicas can only be used with replicated or replicated-job mode")
         else:
             spec.replicated.replicas = count
-    max_concurrent = _get(ns, "max_concurrent")
-    if max_concurrent is not None:
-        value = parse_uint(max_concurrent, "--max-concurrent", "max-concurrent value")
+    value = _parse(ns, "max_concurrent")
+    if value is not None:
         if mode != "replicated_job":
             raise UsageError("max-concurrent can only be used with replicated-job mode")
         spec.replicated_job.max_concurrent = value
@@ -143,36 +212,33 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
         del c.command[:]
         c.command.extend(_split(ns.entrypoint, "--entrypoint"))
     if _get(ns, "stop_grace_period") is not None:
-        c.stop_grace_period.nanos = parse_duration(ns.stop_grace_period, "--stop-grace-period")
+        c.stop_grace_period.nanos = _parse(ns, "stop_grace_period")
     for attr, flag in (("init", "--init"), ("tty", "--tty"), ("read_only", "--read-only")):
         if _get(ns, attr) is not None:
             setattr(c, attr, is_on(_get(ns, attr), flag))
     _apply_health(c, ns)
 
     res = task.resources
-    for attr, target, parse in (("limit_cpu", res.limits, parse_cpus),
-                                ("reserve_cpu", res.reservations, parse_cpus)):
+    for attr, target in (("limit_cpu", res.limits), ("reserve_cpu", res.reservations)):
         if _get(ns, attr) is not None:
-            target.nano_cpus = parse(_get(ns, attr), "--" + attr.replace("_", "-"))
+            target.nano_cpus = _parse(ns, attr)
     for attr, target in (("limit_memory", res.limits), ("reserve_memory", res.reservations)):
         if _get(ns, attr) is not None:
-            target.memory_bytes = parse_size(_get(ns, attr), "--" + attr.replace("_", "-"))
+            target.memory_bytes = _parse(ns, attr)
 
     r = task.restart
     if _get(ns, "restart_condition") is not None:
         r.condition = _choice(ns.restart_condition, _RESTART_CONDITIONS, "--restart-condition")
     if _get(ns, "restart_delay") is not None:
-        r.delay.nanos = parse_duration(ns.restart_delay, "--restart-delay")
+        r.delay.nanos = _parse(ns, "restart_delay")
         r.has_delay = True
     if _get(ns, "restart_max_attempts") is not None:
-        r.max_attempts = parse_uint(ns.restart_max_attempts, "--restart-max-attempts",
-                                    "max attempts")
+        r.max_attempts = _parse(ns, "restart_max_attempts")
     if _get(ns, "restart_window") is not None:
-        r.window.nanos = parse_duration(ns.restart_window, "--restart-window")
+        r.window.nanos = _parse(ns, "restart_window")
 
     if _get(ns, "replicas_max_per_node") is not None:
-        task.placement.max_replicas = parse_uint(ns.replicas_max_per_node,
-                                                 "--replicas-max-per-node", "value")
+        task.placement.max_replicas = _parse(ns, "replicas_max_per_node")
     _apply_update_config(spec.update, ns, "update", mode)
     _apply_update_config(spec.rollback, ns, "rollback", mode)
     if _get(ns, "endpoint_mode") is not None:
