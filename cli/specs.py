@@ -15,11 +15,12 @@ import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from cli import containeropts as copts
+from cli.envfile import merge_env, read_env_files
 from cli.flags import is_on
 from cli.mounts import create_mounts, update_mounts
-from cli.parsing import (INT32_MAX, UsageError, expand_env, parse_config_ref, parse_cpus,
-                         parse_duration, parse_kv, parse_network, parse_placement_pref, parse_publish,
-                         parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
+from cli.parsing import (INT32_MAX, INT64_MAX, UsageError, expand_env, parse_config_ref,
+                         parse_cpus, parse_duration, parse_int, parse_kv, parse_network,
+                         parse_placement_pref, parse_publish, parse_ratio, parse_replicas, parse_secret_ref, parse_size, parse_uint,
                          validate_constraint)
 from proto import objects_pb2 as pb
 
@@ -157,6 +158,11 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     for attr, target in (("limit_memory", res.limits), ("reserve_memory", res.reservations)):
         if _get(ns, attr) is not None:
             target.memory_bytes = parse_size(_get(ns, attr), "--" + attr.replace("_", "-"))
+    if _get(ns, "limit_pids") is not None:
+        res.limits.pids = parse_int(ns.limit_pids, "--limit-pids", 0, INT64_MAX,
+                                    "0 = unlimited")
+    if _get(ns, "oom_score_adj") is not None:
+        c.oom_score_adj = parse_int(ns.oom_score_adj, "--oom-score-adj", -1000, 1000)
 
     r = task.restart
     if _get(ns, "restart_condition") is not None:
@@ -177,10 +183,12 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     _apply_update_config(spec.rollback, ns, "rollback", mode)
     if _get(ns, "endpoint_mode") is not None:
         spec.endpoint.mode = _choice(ns.endpoint_mode, _ENDPOINT_MODES, "--endpoint-mode")
-    logs = copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [])
+    logs = copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [],
+                             task.log_driver)
     if logs is not None:
+        task.log_driver = logs[0]
         task.log_driver_options.clear()
-        task.log_driver_options.update(logs)
+        task.log_driver_options.update(logs[1])
 
 
 def _split(text: str, flag: str) -> list[str]:
@@ -219,7 +227,7 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
     c = spec.task.container
     c.image = ns.image
     c.args.extend(ns.command)
-    c.env.extend(expand_env(e) for e in ns.env)
+    c.env.extend(merge_env(read_env_files(ns.env_file), [expand_env(e) for e in ns.env]))
     c.labels.update(dict(parse_kv(i, "--container-label") for i in ns.container_label))
     c.dns_nameservers.extend(ns.dns)
     c.dns_search.extend(ns.dns_search)

@@ -84,14 +84,15 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
     Docker-style templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) in the
     environment, hostname and container labels are expanded here. The container
     gets Docker's capabilities, changed by the spec's cap_add/cap_drop (ALL means
-    `grantable_caps`, by default what this node can grant). The task's log options
-    become the log file's size limit (proto/logrules.py). Raises caps.CapabilityError
+    `grantable_caps`, by default what this node can grant). The task's log driver and
+    options become podman's (proto/logrules.py). Raises caps.CapabilityError
     for a capability name nobody knows, logrules.LogOptionError for a log option the
     engine cannot honour (the manager refuses both; a spec from elsewhere may not).
     """
     spec = task.spec.container
     limits = task.spec.resources.limits
     values = templates.context(task, node_id, node_hostname)
+    log = logrules.podman_log(task.spec.log_driver, task.spec.log_driver_options)
 
     def x(text: str) -> str:
         return templates.expand(text, values)
@@ -111,6 +112,8 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         stop_grace_period=stop_grace_period(task),
         nano_cpus=limits.nano_cpus,
         memory_bytes=limits.memory_bytes,
+        pids_limit=limits.pids,
+        oom_score_adj=spec.oom_score_adj,
         dns_servers=list(spec.dns_nameservers),
         dns_search=list(spec.dns_search),
         dns_options=list(spec.dns_options),
@@ -126,5 +129,7 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         sysctls=dict(spec.sysctls),
         ulimits=[Ulimit(u.name, u.soft, u.hard) for u in spec.ulimits],
         hosts=list(spec.hosts),
-        log_max_size=logrules.log_max_size(task.spec.log_driver_options),
+        log_max_size=log.size,
+        log_driver=log.driver,
+        log_tag=log.tag,
     )
