@@ -280,6 +280,7 @@ class _Converter:
         _placement(spec, svc.deploy, join_path(path, "deploy"))
         spec.task.networks.extend(self.attachments(key, svc))
         if svc.logging is not None:
+            spec.task.log_driver = svc.logging.driver or ""
             spec.task.log_driver_options.update(logrules.with_driver_defaults(
                 svc.logging.driver, svc.logging.options))
         spec.update.CopyFrom(_update_config(svc.deploy.update_config))

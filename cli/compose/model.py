@@ -66,8 +66,8 @@ class Healthcheck:
 
 @dataclass
 class Logging:
-    driver: Optional[str] = None        # json-file or local
-    options: dict[str, str] = field(default_factory=dict)   # max-size, max-file
+    driver: Optional[str] = None        # json-file, local, journald or none
+    options: dict[str, str] = field(default_factory=dict)   # max-size, max-file, tag
 
 
 @dataclass

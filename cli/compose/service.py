@@ -471,9 +471,10 @@ def _logging(value: Any, path: str) -> Logging:
     if "driver" in section:
         driver = v.string(section["driver"], join_path(path, "driver"))
         if driver not in LOG_DRIVERS:
-            raise ComposeError(f'log driver "{driver}" is not supported: Shoal keeps every '
-                               "task's log with podman's own log files; use json-file or "
-                               'local (options max-size, max-file "1")',
+            raise ComposeError(f'log driver "{driver}" is not supported: Shoal runs tasks '
+                               "with podman, which keeps their output in its own log file "
+                               "(json-file, local), in the node's journal (journald) or "
+                               "nowhere (none); use one of json-file, local, journald, none",
                                path=join_path(path, "driver"))
         logging.driver = driver
     opts_path = join_path(path, "options")
@@ -482,7 +483,7 @@ def _logging(value: Any, path: str) -> Logging:
         text = "" if key not in logrules.OPTIONS else \
             v.string(item, join_path(opts_path, key), allow_numbers=True)
         try:    # the manager's own rules, so what loads is what it accepts
-            logrules.log_max_size({key: text})
+            logrules.podman_log(logging.driver or "", {key: text})
         except logrules.LogOptionError as exc:
             raise ComposeError(str(exc), path=join_path(opts_path, key)) from None
         logging.options[key] = text
