@@ -23,6 +23,7 @@ from proto import logrules
 from proto import objects_pb2 as pb
 from tests.test_worker_fakes import make_task
 from worker import taskspec
+from worker.caps import CapabilityError
 from worker.podman_wire import container_spec
 
 
@@ -38,11 +39,11 @@ def update(spec: pb.ServiceSpec, *argv: str) -> pb.ServiceSpec:
     return specs.update_spec(spec, parse("service", "update", *argv, "web"))
 
 
-def body(spec: pb.ServiceSpec) -> dict:
-    """libpod's create body for a task of `spec`."""
+def body(spec: pb.ServiceSpec, grantable: tuple[str, ...] = ("CAP_SYS_RESOURCE",)) -> dict:
+    """libpod's create body for a task of `spec` on a node that can grant `grantable`."""
     task = make_task()
     task.spec.CopyFrom(spec.task)
-    return container_spec(taskspec.container_config(task, "node1", grantable_caps=[]))
+    return container_spec(taskspec.container_config(task, "node1", grantable_caps=grantable))
 
 
 def check(spec: pb.ServiceSpec) -> None:
@@ -169,6 +170,18 @@ def test_oom_score_adj_on_update() -> None:
     spec = update(create("--oom-score-adj", "300"), "--oom-score-adj", "-200")
     assert spec.task.container.oom_score_adj == -200
     assert update(spec, "--replicas", "3").task.container.oom_score_adj == -200
+
+
+def test_a_node_without_cap_sys_resource_rejects_a_negative_score() -> None:
+    """The kernel lets only CAP_SYS_RESOURCE lower a score; the runtime's own error
+    would be "write child: broken pipe"."""
+    assert body(create("--oom-score-adj", "500"), grantable=())["oom_score_adj"] == 500
+    with pytest.raises(CapabilityError) as caught:
+        body(create("--oom-score-adj", "-1"), grantable=())
+    assert str(caught.value) == (
+        "--oom-score-adj -1 needs CAP_SYS_RESOURCE to lower the OOM score, and this node's "
+        "engine runs without it (e.g. inside a container that drops it): use a value of 0 "
+        "or more, or place the service on nodes that have it")
 
 
 @pytest.mark.parametrize("value", ["1001", "-1001", "99999999999999999999"])
