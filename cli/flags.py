@@ -146,8 +146,8 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
     bool_flag(parser, "--quiet", "-q", "Suppress progress output")
     parser.add_argument("--log-opt", dest="log_opt", action="append", default=[],
                         help="Logging driver options (json-file and local: max-size=SIZE, "
-                             "max-file=1, tag=TAG; journald: tag=TAG); on update they "
-                             "replace the previous ones")
+                             "max-file=1; journald: tag=TAG); on update they replace the "
+                             "previous ones")
     if not update:
         parser.add_argument("--name", default=None, help="Service name")
         parser.add_argument("--mode", default=None, help='Service mode ("replicated", "global", "replicated-job" or "global-job")')

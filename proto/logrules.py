@@ -11,12 +11,13 @@ and Docker's drivers map onto them:
   Docker's json-file rotation with `max-file` 1 (Docker's default). Options:
   `max-size` (a positive size, a number with an optional unit b, k, m, g, t, binary
   units as Docker's RAMInBytes: 10m = 10 MiB), `max-file` ("1" only: podman keeps no
-  rotated files, so a larger count would be accepted and ignored) and `tag`.
+  rotated files, so a larger count would be accepted and ignored). Not `tag`: conmon
+  refuses a tag for that file ("k8s-file doesn't support --log-tag").
 - `journald`: the node's systemd journal (podman's journald driver). Option: `tag`
   (the journal's CONTAINER_TAG and SYSLOG_IDENTIFIER).
 - `none`: no log at all (`service logs` has nothing to read). No options.
 
-`tag` is handed to podman as given (podman expands its Go template, e.g.
+journald's `tag` is handed to podman as given (podman expands its Go template, e.g.
 "{{.Name}}"), and podman records it with the container.
 
 Pure: `podman_log` returns what podman's create call needs, or raises
@@ -35,6 +36,7 @@ MAX_SIZE = "max-size"
 MAX_FILE = "max-file"
 TAG = "tag"
 OPTIONS = (MAX_SIZE, MAX_FILE, TAG)   # every option some driver takes
+FILE_OPTIONS = (MAX_SIZE, MAX_FILE)    # those of podman's log file (json-file, local)
 
 JSON_FILE = "json-file"
 LOCAL = "local"
@@ -45,7 +47,7 @@ DRIVERS = (JSON_FILE, LOCAL, JOURNALD, NONE)
 PODMAN_DRIVERS = {"": "k8s-file", JSON_FILE: "k8s-file", LOCAL: "k8s-file",
                   JOURNALD: "journald", NONE: "none"}
 _DRIVER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "": OPTIONS, JSON_FILE: OPTIONS, LOCAL: OPTIONS, JOURNALD: (TAG,), NONE: ()}
+    "": FILE_OPTIONS, JSON_FILE: FILE_OPTIONS, LOCAL: FILE_OPTIONS, JOURNALD: (TAG,), NONE: ()}
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 _MAX_BYTES = 2**63 - 1  # podman's limit is a signed 64-bit byte count
@@ -96,8 +98,12 @@ def _unsupported_option(driver: str, key: str) -> str:
     if driver == NONE:
         return (f'log option "{key}" is not supported by the none log driver: it keeps no '
                 "log, so it takes no options")
+    if key == TAG:
+        return (f'log option "tag" is not supported by the {driver or JSON_FILE} log driver: '
+                "podman's log file keeps no tag (conmon refuses one); use --log-driver "
+                "journald for tagged output")
     return (f'log option "{key}" is not supported: Shoal keeps each task\'s output in '
-            'podman\'s log file, which takes max-size, max-file "1" and tag only')
+            'podman\'s log file, which takes max-size and max-file "1" only')
 
 
 def parse_max_size(text: str) -> int:

@@ -66,8 +66,8 @@ def test_max_size_in_bytes_as_docker_reads_it(options: dict[str, str], size: int
     ({"max-file": "0"}, 'max-file must be a positive number, not "0"'),
     ({"max-file": "two"}, 'max-file must be a positive number, not "two"'),
     ({"compress": "true"}, 'log option "compress" is not supported: Shoal keeps each task\'s '
-                           "output in podman's log file, which takes max-size, max-file "
-                           '"1" and tag only'),
+                           "output in podman's log file, which takes max-size and max-file "
+                           '"1" only'),
     ({"max-size": "1m", "labels": "a"}, 'log option "labels" is not supported'),
 ])
 def test_what_podman_cannot_honour_is_refused(options: dict[str, str], message: str) -> None:
@@ -105,8 +105,8 @@ def test_the_manager_stores_the_options_as_sent() -> None:
                               "9223372036854775807 bytes (8 EiB); leave max-size out for an "
                               "unlimited log"),
     ({"mode": "non-blocking"}, 'log option "mode" is not supported: Shoal keeps each task\'s '
-                               "output in podman's log file, which takes max-size, "
-                               'max-file "1" and tag only'),
+                               "output in podman's log file, which takes max-size and "
+                               'max-file "1" only'),
 ])
 def test_the_manager_refuses_what_podman_cannot_honour(options: dict[str, str],
                                                        message: str) -> None:
@@ -189,8 +189,8 @@ def test_the_local_driver_limits_its_file_as_docker_s_does() -> None:
                                  "log file (json-file, local), in the node's journal (journald) "
                                  "or nowhere (none); use one of json-file, local, journald, none"),
     (["--log-opt", "compress=true"], 'log option "compress" is not supported: Shoal keeps each '
-                                     "task's output in podman's log file, which takes max-size, "
-                                     'max-file "1" and tag only (--log-opt)'),
+                                     "task's output in podman's log file, which takes max-size "
+                                     'and max-file "1" only (--log-opt)'),
 ])
 def test_the_cli_refuses_what_the_manager_would(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError) as caught:

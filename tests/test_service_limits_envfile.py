@@ -201,15 +201,13 @@ def test_oom_score_adj_out_of_range_is_refused(value: str) -> None:
 
 @pytest.mark.parametrize("argv, driver, log", [
     ([], "", {"driver": "k8s-file"}),
-    (["--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=1",
-      "--log-opt", "tag={{.Name}}"], "json-file",
-     {"driver": "k8s-file", "size": 1 << 20, "options": {"tag": "{{.Name}}"}}),
+    (["--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=1"],
+     "json-file", {"driver": "k8s-file", "size": 1 << 20}),
     (["--log-driver", "local"], "local", {"driver": "k8s-file", "size": 20 << 20}),
     (["--log-driver", "journald"], "journald", {"driver": "journald"}),
-    (["--log-driver", "journald", "--log-opt", "tag=web"], "journald",
-     {"driver": "journald", "options": {"tag": "web"}}),
+    (["--log-driver", "journald", "--log-opt", "tag={{.Name}}"], "journald",
+     {"driver": "journald", "options": {"tag": "{{.Name}}"}}),
     (["--log-driver", "none"], "none", {"driver": "none"}),
-    (["--log-opt", "tag=web"], "", {"driver": "k8s-file", "options": {"tag": "web"}}),
 ])
 def test_each_driver_reaches_podman(argv: list[str], driver: str, log: dict) -> None:
     spec = create(*argv)
@@ -225,6 +223,13 @@ def test_each_driver_reaches_podman(argv: list[str], driver: str, log: dict) -> 
     (["--log-driver", "none", "--log-opt", "tag=x"],
      'log option "tag" is not supported by the none log driver: it keeps no log, so it '
      "takes no options (--log-opt)"),
+    # conmon: "k8s-file doesn't support --log-tag"; the container would never start
+    (["--log-driver", "json-file", "--log-opt", "tag=web"],
+     'log option "tag" is not supported by the json-file log driver: podman\'s log file '
+     "keeps no tag (conmon refuses one); use --log-driver journald for tagged output"),
+    (["--log-opt", "tag=web"], 'log option "tag" is not supported by the json-file log'),
+    (["--log-driver", "local", "--log-opt", "tag=web"],
+     'log option "tag" is not supported by the local log driver'),
     (["--log-driver", "gelf"], 'log driver "gelf" is not supported for --log-driver: Shoal '
                                "runs tasks with podman"),
     (["--log-driver", "k8s-file"], 'log driver "k8s-file" is not supported for --log-driver'),
@@ -242,6 +247,8 @@ def test_update_keeps_the_driver_for_log_opt_alone_and_checks_against_it() -> No
         ("journald", {"tag": "b"})
     with pytest.raises(UsageError, match='"max-size" is not supported by the journald'):
         update(spec, "--log-opt", "max-size=1m")
+    with pytest.raises(UsageError, match='"tag" is not supported by the json-file'):
+        update(spec, "--log-driver", "json-file", "--log-opt", "tag=b")
     silent = update(spec, "--log-driver", "none")
     assert (silent.task.log_driver, dict(silent.task.log_driver_options)) == ("none", {})
     assert update(silent, "--replicas", "2").task.log_driver == "none"
@@ -251,6 +258,7 @@ def test_update_keeps_the_driver_for_log_opt_alone_and_checks_against_it() -> No
     ("syslog", {}, 'log driver "syslog" is not supported: Shoal runs tasks with podman'),
     ("journald", {"max-file": "1"}, 'log option "max-file" is not supported by the journald'),
     ("none", {"max-size": "1m"}, 'log option "max-size" is not supported by the none'),
+    ("", {"tag": "x"}, 'log option "tag" is not supported by the json-file log driver'),
 ])
 def test_the_manager_refuses_what_podman_cannot_run(driver: str, options: dict[str, str],
                                                     message: str) -> None:
