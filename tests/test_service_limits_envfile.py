@@ -15,12 +15,14 @@ import pytest
 
 from cli import envfile, pretty, servicelogs, specs
 from cli.client import CLIError
+from cli.compose.errors import ComposeError
 from cli.flags import rewrite_bool_assignments
 from cli.main import build_parser
 from cli.parsing import UsageError
 from manager.validation import InvalidSpec, check_service_spec, normalise_service_spec
 from proto import logrules
 from proto import objects_pb2 as pb
+from tests.test_compose_convert import definition, svc
 from tests.test_worker_fakes import make_task
 from worker import taskspec
 from worker.caps import CapabilityError
@@ -297,3 +299,27 @@ def test_inspect_pretty_shows_pids_and_the_log_driver() -> None:
     plain.spec.CopyFrom(create("--name", "web"))
     text = pretty.service_text(plain)
     assert "Log Driver:" not in text and "PIDs:" not in text
+
+
+# ----------------------------------------------------------------- compose --
+
+def test_a_stack_sets_them_as_service_create_does() -> None:
+    """Docker's stack deploy maps deploy.resources.limits.pids, oom_score_adj and
+    logging.driver; env_file is read by the loader (cli/compose/paths.py)."""
+    spec = svc(definition(
+        "version: '3.9'\nservices:\n  web:\n    image: busybox\n    oom_score_adj: 200\n"
+        "    logging:\n      driver: journald\n      options: {tag: web}\n"
+        "    deploy:\n      resources:\n        limits: {pids: 50}\n"), "app_web")
+    assert spec.task.resources.limits.pids == 50
+    assert spec.task.container.oom_score_adj == 200
+    assert (spec.task.log_driver, dict(spec.task.log_driver_options)) == ("journald",
+                                                                           {"tag": "web"})
+    assert body(spec)["log_configuration"] == {"driver": "journald", "options": {"tag": "web"}}
+
+
+def test_a_stack_s_log_options_are_checked_against_its_driver() -> None:
+    with pytest.raises(ComposeError) as caught:
+        definition("version: '3.9'\nservices:\n  web:\n    image: busybox\n    logging:\n"
+                   "      driver: journald\n      options: {max-size: 1m}\n")
+    assert 'log option "max-size" is not supported by the journald log driver' in \
+        str(caught.value)

@@ -317,6 +317,7 @@ class _Converter:
         if svc.stop_grace_period is not None:
             c.stop_grace_period.nanos = svc.stop_grace_period
         c.init = bool(svc.init)
+        c.oom_score_adj = svc.oom_score_adj or 0
         c.tty = bool(svc.tty)
         c.read_only = bool(svc.read_only)
         if svc.healthcheck is not None:
@@ -464,6 +465,8 @@ def _resources(res: pb.ResourceRequirements, deploy: m.Deploy) -> None:
             target.nano_cpus = given.nano_cpus
         if given.memory is not None:
             target.memory_bytes = given.memory
+        if given.pids is not None:
+            target.pids = given.pids
 
 
 def _restart(policy: pb.RestartPolicy, given: Optional[m.RestartPolicy]) -> None:
