@@ -28,9 +28,8 @@ RESET = "RESET"      # `service update --cap-add RESET`: forget the previous lis
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
                 "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 ULIMIT_FORM = "expected NAME=SOFT[:HARD] such as nofile=1024:2048"
-# The log drivers Shoal can stand in for: each keeps a task's output in one file on
-# its node, which podman's own log file does (options: proto/logrules.py).
-LOG_DRIVERS = ("json-file", "local")
+# The log drivers Shoal runs with podman's (options: proto/logrules.py).
+LOG_DRIVERS = logrules.DRIVERS
 
 
 # ------------------------------------------------------------ capabilities ----
@@ -228,19 +227,22 @@ def check_group(text: str, flag: str) -> str:
 
 # ------------------------------------------------------------- log options ----
 
-def log_options(driver: str | None, opts: Iterable[str]) -> dict[str, str] | None:
-    """The task's log options that `--log-driver` and `--log-opt KEY=VALUE` ask for,
-    checked by the manager's own rules; None when neither was given.
+def log_options(driver: str | None, opts: Iterable[str],
+                current_driver: str = "") -> tuple[str, dict[str, str]] | None:
+    """The task's log driver and options that `--log-driver` and `--log-opt KEY=VALUE`
+    ask for, checked by the manager's own rules; None when neither was given.
 
-    On update, either flag replaces the options as a whole (Docker replaces the
-    driver's configuration; it ignores --log-opt without --log-driver, Shoal does not)."""
+    `current_driver` is the service's (update): --log-opt alone keeps it. On update,
+    either flag replaces the options as a whole (Docker replaces the driver's
+    configuration; it ignores --log-opt without --log-driver, Shoal does not)."""
     items = list(opts)
     if driver is None and not items:
         return None
     if driver is not None and driver not in LOG_DRIVERS:
         raise UsageError(f'log driver "{driver}" is not supported for --log-driver: Shoal '
-                         "keeps every task's log in podman's own log file; use json-file or "
-                         'local (options max-size, max-file "1")')
+                         "runs tasks with podman, which keeps their output in its own log "
+                         "file (json-file, local), in the node's journal (journald) or "
+                         "nowhere (none); use one of json-file, local, journald, none")
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -249,8 +251,9 @@ def log_options(driver: str | None, opts: Iterable[str]) -> dict[str, str] | Non
                              "max-size=10m")
         options[key] = value
     options = logrules.with_driver_defaults(driver, options)
+    name = current_driver if driver is None else driver
     try:
-        logrules.log_max_size(options)
+        logrules.podman_log(name, options)
     except logrules.LogOptionError as exc:
         raise UsageError(f"{exc} (--log-opt)") from None
-    return options
+    return name, options

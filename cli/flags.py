@@ -27,7 +27,7 @@ _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(
 # for these flags as it was.
 DASH_VALUE_FLAGS = ("--health-interval", "--health-timeout", "--health-start-period",
                     "--health-start-interval", "--health-retries", "--replicas",
-                    "--max-concurrent")
+                    "--max-concurrent", "--limit-pids", "--oom-score-adj")
 _DASH_VALUE = re.compile(r"^-\d")
 
 # (flag, short, help) for single-valued options both commands take.
@@ -42,6 +42,7 @@ _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--stop-grace-period", None, "Time to wait before force killing a container (ns|us|ms|s|m|h)"),
     ("--limit-cpu", None, "Limit CPUs"),
     ("--limit-memory", None, "Limit Memory"),
+    ("--limit-pids", None, "Limit maximum number of processes (default 0 = unlimited)"),
     ("--reserve-cpu", None, "Reserve CPUs"),
     ("--reserve-memory", None, "Reserve Memory"),
     ("--restart-condition", None, 'Restart when condition is met ("none"|"on-failure"|"any")'),
@@ -62,7 +63,9 @@ _COMMON_VALUE_FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--rollback-max-failure-ratio", None, "Failure rate to tolerate during a rollback"),
     ("--rollback-order", None, 'Rollback order ("start-first"|"stop-first")'),
     ("--endpoint-mode", None, "Endpoint mode (vip or dnsrr)"),
-    ("--log-driver", None, 'Logging driver for service ("json-file" or "local")'),
+    ("--log-driver", None, 'Logging driver for service ("json-file", "local", "journald" '
+                           'or "none")'),
+    ("--oom-score-adj", None, "Tune host's OOM preferences (-1000 to 1000)"),
     ("--health-cmd", None, "Command to run to check health"),
     ("--health-interval", None, "Time between running the check (ms|s|m|h)"),
     ("--health-retries", None, "Consecutive failures needed to report unhealthy"),
@@ -144,11 +147,14 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
     bool_flag(parser, "--detach", "-d", "Exit immediately instead of waiting for the service to converge")
     bool_flag(parser, "--quiet", "-q", "Suppress progress output")
     parser.add_argument("--log-opt", dest="log_opt", action="append", default=[],
-                        help="Logging driver options (max-size=SIZE, max-file=1); on update "
-                             "they replace the previous ones")
+                        help="Logging driver options (json-file and local: max-size=SIZE, "
+                             "max-file=1; journald: tag=TAG); on update they replace the "
+                             "previous ones")
     if not update:
         parser.add_argument("--name", default=None, help="Service name")
         parser.add_argument("--mode", default=None, help='Service mode ("replicated", "global", "replicated-job" or "global-job")')
+        parser.add_argument("--env-file", dest="env_file", action="append", default=[],
+                            help="Read in a file of environment variables")
         for name, short, help_text in _LIST_FLAGS:
             names = [f"--{name}"] + ([short] if short else [])
             parser.add_argument(*names, dest=_LIST_DESTS.get(name, name.replace("-", "_")),

@@ -168,6 +168,22 @@ def check_max(value: int, text: str, flag: str, what: str, maximum: int) -> int:
     return value
 
 
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def parse_int(text: str, flag: str, minimum: int, maximum: int, note: str = "") -> int:
+    """Parses a decimal integer in [minimum, maximum] (e.g. --oom-score-adj -500);
+    `note` says what a value means ("0 = unlimited")."""
+    if not _INTEGER.match(text):
+        raise UsageError(f'invalid value "{text}" for {flag}: expected an integer')
+    value = int(text, 10)
+    if not minimum <= value <= maximum:
+        extra = f"; {note}" if note else ""
+        raise UsageError(f'invalid value "{text}" for {flag}: the range is {minimum} to '
+                         f"{maximum}{extra}")
+    return value
+
+
 def parse_replicas(text: str) -> int:
     """Parses --replicas; rejects negative, non-integer and too large values."""
     try:

@@ -50,12 +50,27 @@ def _update_config(title: str, cfg: pb.UpdateConfig, order_word: str) -> list[Li
 def _resources(res: pb.ResourceRequirements) -> list[Line]:
     lines: list[Line] = [["Resources:"]]
     for title, r in (("Reservations", res.reservations), ("Limits", res.limits)):
-        if r.nano_cpus or r.memory_bytes:
+        if r.nano_cpus or r.memory_bytes or r.pids:
             lines.append([f" {title}:"])
             if r.nano_cpus:
                 lines.append(["  CPU:", _cpus(r.nano_cpus)])
             if r.memory_bytes:
                 lines.append(["  Memory:", format_size(r.memory_bytes)])
+            if r.pids:
+                lines.append(["  PIDs:", str(r.pids)])
+    return lines
+
+
+def _log_driver(task: pb.TaskSpec) -> list[Line]:
+    """Docker's "Log Driver:" section: the driver's name and its options."""
+    if not task.log_driver and not task.log_driver_options:
+        return []
+    lines: list[Line] = [["Log Driver:"]]
+    if task.log_driver:
+        lines.append([" Name:", task.log_driver])
+    if task.log_driver_options:
+        lines.append([" LogOpts:"])
+        lines += [[f"  {k}:", v] for k, v in sorted(task.log_driver_options.items())]
     return lines
 
 
@@ -170,6 +185,7 @@ def service_text(service: pb.Service) -> str:
     if c.configs:
         lines.append(["Configs:"])
         lines += [[f" Target: {s.target}", f"Source: {s.config_name}"] for s in c.configs]
+    lines += _log_driver(spec.task)
     lines += _resources(spec.task.resources)
     r = spec.task.restart
     lines += [["Restart Policy:"],

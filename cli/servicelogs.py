@@ -32,6 +32,9 @@ from proto import objects_pb2 as pb
 INCOMPLETE = ("error from daemon in stream: Error grabbing logs: warning: incomplete log "
               "stream. some logs could not be retrieved for the following reasons: ")
 TTY_NEEDS_RAW = "tty service logs only supported with --raw"
+NO_LOG = ("configured logging driver does not support reading: the log driver is \"none\", "
+          "which keeps no log; choose another with `swarm service update --log-driver "
+          "json-file`")
 DETAIL_KEYS = ("com.docker.swarm.node.id", "com.docker.swarm.service.id",
                "com.docker.swarm.task.id")
 
@@ -152,6 +155,12 @@ def resolve_target(ctx: Context, ref: str, tasks_only: bool) -> Target:
     return Target(ctx.get_service(task.service_id), task)
 
 
+def check_readable(task_spec: pb.TaskSpec) -> None:
+    """CLIError when the tasks' log driver keeps no log to read (Docker's error)."""
+    if task_spec.log_driver == "none":
+        raise CLIError(f"Error: {NO_LOG}")
+
+
 def logs(ctx: Context, ns: argparse.Namespace) -> int:
     tail = parse_tail(ns.tail)
     now = time.time()
@@ -162,6 +171,7 @@ def logs(ctx: Context, ns: argparse.Namespace) -> int:
     target = resolve_target(ctx, ns.target, getattr(ns, "tasks_only", False))
     if target.service.spec.task.container.tty and not ns.raw:
         raise CLIError(f"Error: {TTY_NEEDS_RAW}")
+    check_readable(target.task.spec if target.task is not None else target.service.spec.task)
     node_names = ctx.node_names() if not ns.no_resolve else {}
     lines = LineFormat(ns, node_names, target.service.spec.annotations.name, target.width)
     request = cpb.ServiceLogsRequest(

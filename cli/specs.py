@@ -17,12 +17,14 @@ import shlex
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
 from cli import containeropts as copts
+from cli.envfile import merge_env, read_env_files
 from cli.flags import is_on
 from cli.mounts import create_mounts, parse_mount, update_mounts
-from cli.parsing import (INT32_MAX, UINT64_MAX, UsageError, expand_env, parse_config_ref,
-                         parse_cpus, parse_duration, parse_kv, parse_network,
-                         parse_placement_pref, parse_publish, parse_ratio, parse_replicas,
-                         parse_secret_ref, parse_size, parse_uint, validate_constraint)
+from cli.parsing import (INT32_MAX, INT64_MAX, UINT64_MAX, UsageError, expand_env,
+                         parse_config_ref, parse_cpus, parse_duration, parse_int, parse_kv,
+                         parse_network, parse_placement_pref, parse_publish, parse_ratio,
+                         parse_replicas, parse_secret_ref, parse_size, parse_uint,
+                         validate_constraint)
 from proto import objects_pb2 as pb
 
 T = TypeVar("T")
@@ -65,6 +67,10 @@ SCALARS: dict[str, Callable[[str], Any]] = {
     "health_start_period": _duration("--health-start-period"),
     "health_start_interval": _duration("--health-start-interval"),
     "health_retries": _count("--health-retries", "retries", INT32_MAX),   # an int32 field
+    "limit_pids": functools.partial(parse_int, flag="--limit-pids", minimum=0, maximum=INT64_MAX,
+                                    note="0 = unlimited"),
+    "oom_score_adj": functools.partial(parse_int, flag="--oom-score-adj", minimum=-1000,
+                                       maximum=1000),
 }
 for _prefix in ("update", "rollback"):
     SCALARS[f"{_prefix}_parallelism"] = _count(f"--{_prefix}-parallelism", "parallelism")
@@ -225,6 +231,10 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     for attr, target in (("limit_memory", res.limits), ("reserve_memory", res.reservations)):
         if _get(ns, attr) is not None:
             target.memory_bytes = _parse(ns, attr)
+    if _get(ns, "limit_pids") is not None:
+        res.limits.pids = _parse(ns, "limit_pids")
+    if _get(ns, "oom_score_adj") is not None:
+        c.oom_score_adj = _parse(ns, "oom_score_adj")
 
     r = task.restart
     if _get(ns, "restart_condition") is not None:
@@ -243,10 +253,12 @@ def _apply_common(spec: pb.ServiceSpec, ns: argparse.Namespace) -> None:
     _apply_update_config(spec.rollback, ns, "rollback", mode)
     if _get(ns, "endpoint_mode") is not None:
         spec.endpoint.mode = _choice(ns.endpoint_mode, _ENDPOINT_MODES, "--endpoint-mode")
-    logs = copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [])
+    logs = copts.log_options(_get(ns, "log_driver"), _get(ns, "log_opt") or [],
+                             task.log_driver)
     if logs is not None:
+        task.log_driver = logs[0]
         task.log_driver_options.clear()
-        task.log_driver_options.update(logs)
+        task.log_driver_options.update(logs[1])
 
 
 def _split(text: str, flag: str) -> list[str]:
@@ -285,7 +297,7 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
     c = spec.task.container
     c.image = ns.image
     c.args.extend(ns.command)
-    c.env.extend(expand_env(e) for e in ns.env)
+    c.env.extend(merge_env(read_env_files(ns.env_file), [expand_env(e) for e in ns.env]))
     c.labels.update(dict(parse_kv(i, "--container-label") for i in ns.container_label))
     c.dns_nameservers.extend(ns.dns)
     c.dns_search.extend(ns.dns_search)

@@ -82,11 +82,6 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
 )
 
 TO_BUILD: tuple[Refused, ...] = (
-    _todo("--env-file", "service create", "read KEY=VALUE lines of files into the "
-          "container's environment, before --env"),
-    _todo("--limit-pids", _SERVICE, "Resources.Limits.Pids in the spec, podman --pids-limit"),
-    _todo("--oom-score-adj", _SERVICE, "ContainerSpec field, podman --oom-score-adj "
-          "(Docker 24's flag, not in 20.10)"),
     _todo("--generic-resource", "service create", "reservations of named/discrete "
           "resources, matched against resources advertised by `swarm daemon`"),
     _todo("--generic-resource-add", "service update", "as create's --generic-resource"),

@@ -250,6 +250,16 @@ def check_container(c: pb.ContainerSpec) -> None:
     check_ulimits(c.ulimits)
     check_hosts(c.hosts)
     check_groups(c.groups)
+    check_oom_score_adj(c.oom_score_adj)
+
+
+OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000   # the kernel's range
+
+
+def check_oom_score_adj(value: int) -> None:
+    if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
+        raise InvalidSpec(f"invalid OOM score adjustment {value}: the range is "
+                          f"[{OOM_SCORE_ADJ_MIN}, {OOM_SCORE_ADJ_MAX}]")
 
 
 def check_resources(r: pb.ResourceRequirements) -> None:
@@ -258,6 +268,11 @@ def check_resources(r: pb.ResourceRequirements) -> None:
             raise InvalidSpec(f"CPU {which} must not be negative")
         if res.memory_bytes < 0:
             raise InvalidSpec(f"memory {which} must not be negative")
+    if r.limits.pids < 0:
+        raise InvalidSpec(f"invalid pids limit {r.limits.pids}: must not be negative "
+                          "(0 = unlimited)")
+    if r.reservations.pids:
+        raise InvalidSpec("pids can be limited, not reserved: set resources.limits.pids")
     if r.limits.memory_bytes and r.reservations.memory_bytes > r.limits.memory_bytes:
         raise InvalidSpec("memory reservation is larger than the memory limit")
     if r.limits.nano_cpus and r.reservations.nano_cpus > r.limits.nano_cpus:
@@ -323,14 +338,14 @@ def check_service_spec(spec: pb.ServiceSpec) -> None:
                                   "dnsrr endpoint mode: use mode=host")
     check_update_config("update", spec.update)
     check_update_config("rollback", spec.rollback)
-    check_log_options(task.log_driver_options)
+    check_log_options(task.log_driver, task.log_driver_options)
     check_enums("service", spec)  # last: the checks above name their own enums better
 
 
-def check_log_options(options: Mapping[str, str]) -> None:
-    """The task's log options, as podman can honour them (proto/logrules.py)."""
+def check_log_options(driver: str, options: Mapping[str, str]) -> None:
+    """The task's log driver and options, as podman can honour them (proto/logrules.py)."""
     try:
-        logrules.log_max_size(options)
+        logrules.podman_log(driver, options)
     except logrules.LogOptionError as exc:
         raise InvalidSpec(str(exc)) from None
 

@@ -100,12 +100,14 @@ class Platform(_message.Message):
     def __init__(self, architecture: _Optional[str] = ..., os: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
-    __slots__ = ("nano_cpus", "memory_bytes")
+    __slots__ = ("nano_cpus", "memory_bytes", "pids")
     NANO_CPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
     nano_cpus: int
     memory_bytes: int
-    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    pids: int
+    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
     __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels", "tls_info", "data_path_addr")
@@ -227,7 +229,7 @@ class HealthConfig(_message.Message):
     def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[Duration, _Mapping]] = ..., timeout: _Optional[_Union[Duration, _Mapping]] = ..., retries: _Optional[int] = ..., start_period: _Optional[_Union[Duration, _Mapping]] = ..., start_interval: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init", "mounts", "cap_add", "cap_drop", "sysctls", "ulimits", "hosts")
+    __slots__ = ("image", "labels", "command", "args", "env", "user", "dir", "hostname", "stop_signal", "stop_grace_period", "healthcheck", "tty", "read_only", "groups", "secrets", "configs", "dns_nameservers", "dns_search", "dns_options", "init", "mounts", "cap_add", "cap_drop", "sysctls", "ulimits", "hosts", "oom_score_adj")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +270,7 @@ class ContainerSpec(_message.Message):
     SYSCTLS_FIELD_NUMBER: _ClassVar[int]
     ULIMITS_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
+    OOM_SCORE_ADJ_FIELD_NUMBER: _ClassVar[int]
     image: str
     labels: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -294,7 +297,8 @@ class ContainerSpec(_message.Message):
     sysctls: _containers.ScalarMap[str, str]
     ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
     hosts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., dir: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_signal: _Optional[str] = ..., stop_grace_period: _Optional[_Union[Duration, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., tty: _Optional[bool] = ..., read_only: _Optional[bool] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., dns_nameservers: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+    oom_score_adj: int
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., dir: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_signal: _Optional[str] = ..., stop_grace_period: _Optional[_Union[Duration, _Mapping]] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., tty: _Optional[bool] = ..., read_only: _Optional[bool] = ..., groups: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., dns_nameservers: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., hosts: _Optional[_Iterable[str]] = ..., oom_score_adj: _Optional[int] = ...) -> None: ...
 
 class Mount(_message.Message):
     __slots__ = ("type", "source", "target", "read_only", "bind_options", "volume_options", "tmpfs_options")
@@ -456,7 +460,7 @@ class NetworkAttachmentConfig(_message.Message):
     def __init__(self, target: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("container", "resources", "restart", "placement", "networks", "force_update", "log_driver_options")
+    __slots__ = ("container", "resources", "restart", "placement", "networks", "force_update", "log_driver_options", "log_driver")
     class LogDriverOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -471,6 +475,7 @@ class TaskSpec(_message.Message):
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     FORCE_UPDATE_FIELD_NUMBER: _ClassVar[int]
     LOG_DRIVER_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LOG_DRIVER_FIELD_NUMBER: _ClassVar[int]
     container: ContainerSpec
     resources: ResourceRequirements
     restart: RestartPolicy
@@ -478,7 +483,8 @@ class TaskSpec(_message.Message):
     networks: _containers.RepeatedCompositeFieldContainer[NetworkAttachmentConfig]
     force_update: int
     log_driver_options: _containers.ScalarMap[str, str]
-    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachmentConfig, _Mapping]]] = ..., force_update: _Optional[int] = ..., log_driver_options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    log_driver: str
+    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachmentConfig, _Mapping]]] = ..., force_update: _Optional[int] = ..., log_driver_options: _Optional[_Mapping[str, str]] = ..., log_driver: _Optional[str] = ...) -> None: ...
 
 class ReplicatedService(_message.Message):
     __slots__ = ("replicas",)

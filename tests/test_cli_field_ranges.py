@@ -53,6 +53,12 @@ SERVICE_CASES: list[tuple[list[str], str]] = [
     *[([flag, "1.5"], f'invalid value "1.5" for {flag}: expected a number between 0 and 1')
       for flag in ("--update-max-failure-ratio", "--rollback-max-failure-ratio")],
     (["--log-opt", "max-size=" + "9" * 30], "is too large"),
+    (["--limit-pids", str(I64 + 1)], f'invalid value "{I64 + 1}" for --limit-pids: the range '
+                                     f"is 0 to {I64}; 0 = unlimited"),
+    (["--oom-score-adj", "1001"], 'invalid value "1001" for --oom-score-adj: the range is '
+                                  "-1000 to 1000"),
+    (["--oom-score-adj", "-1001"], 'invalid value "-1001" for --oom-score-adj: the range is '
+                                   "-1000 to 1000"),
 ]
 # the repeatable values: create's flag, update's flag, the value, what the refusal says
 LIST_CASES: list[tuple[str, str, str, str]] = [
@@ -167,5 +173,6 @@ def test_every_number_flag_of_service_create_is_in_the_table() -> None:
     table = {"--" + attr.replace("_", "-") for attr in specs.SCALARS}
     covered = ({"--replicas", "--max-concurrent", "--limit-memory", "--reserve-memory",
                 "--limit-cpu", "--reserve-cpu", "--update-max-failure-ratio",
-                "--rollback-max-failure-ratio"} | set(DURATION_FLAGS) | set(COUNT_FLAGS))
+                "--rollback-max-failure-ratio", "--limit-pids", "--oom-score-adj"}
+               | set(DURATION_FLAGS) | set(COUNT_FLAGS))
     assert table == covered

@@ -158,8 +158,8 @@ def test_refusal_messages_read_well() -> None:
     assert refusal_message(isolation, "service create") == (
         "--isolation on `swarm service create` is not supported by Shoal: Windows only "
         '(process/Hyper-V isolation); on Linux only "default" exists')
-    env_file = next(e for e in TO_BUILD if e.flag == "--env-file")
-    assert refusal_message(env_file, "service create") == (
+    planned = Refused("--env-file", ("service create",), "read KEY=VALUE lines", to_build=True)
+    assert refusal_message(planned, "service create") == (
         "--env-file on `swarm service create` is not implemented in Shoal yet")
 
 

@@ -346,6 +346,7 @@ services:
 
 FULL_AS_CREATE = [
     "--replicas", "3", "--entrypoint", "/entry.sh -v", "-e", "B=2", "-e", "A=1", "-e", "EMPTY",
+    "--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=1",
     "--hostname", "web-host", "--user", "1000:1000", "--workdir", "/srv", "--init",
     "--read-only", "--tty", "--stop-signal", "SIGQUIT", "--stop-grace-period", "30s",
     "--dns", "10.0.0.2", "--dns-search", "example.org", "--dns-option", "ndots:2",
@@ -378,8 +379,6 @@ def test_every_service_key_lands_where_service_create_puts_it(monkeypatch) -> No
     monkeypatch.delenv("EMPTY", raising=False)
     converted = definition(FULL).services[0]
     expected = stackify(created(FULL_AS_CREATE), "web", "registry:5000/team/web:2")
-    # `service create` has no log options
-    expected.task.log_driver_options.update({"max-size": "10m", "max-file": "1"})
     # a stack sorts what Docker's converter sorts (env, ports), so a redeploy is stable
     env = sorted(expected.task.container.env)
     del expected.task.container.env[:]

@@ -5,6 +5,7 @@ rolling updates, removal, logs, global mode, bad input and pull failures.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -269,3 +270,46 @@ def test_unpullable_image_is_rejected_with_reason(node: SingleNode) -> None:
     row = next(l for l in ps.splitlines() if "Rejected" in l)
     assert "does-not-exist" in row or task.status.err[:20] in row
     _rm(node, "ghost")
+
+
+def _inspect(container_id: str) -> dict:
+    return json.loads(podman("inspect", container_id).stdout)[0]
+
+
+def test_pids_oom_env_file_and_log(node: SingleNode, image: str, tmp_path) -> None:
+    """--limit-pids, --oom-score-adj, --env-file and --log-driver json-file with
+    --log-opt max-size reach podman's container; --limit-pids 0 lifts the limit
+    (no podman default of 2048). The score is raised: lowering it needs CAP_SYS_RESOURCE,
+    which a lab in a container may lack (tests/test_service_limits_envfile.py)."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# settings\nFROM_FILE=file-value\nOVERRIDDEN=from-file\n")
+    node.swarm("service", "create", "--name", "tuned", "--stop-grace-period", "1s",
+               "--limit-pids", "100", "--oom-score-adj", "500", "--env-file", str(env_file),
+               "-e", "OVERRIDDEN=from-flag", "--log-driver", "json-file",
+               "--log-opt", "max-size=1m",
+               image, "sh", "-c", "echo env-says-$FROM_FILE-$OVERRIDDEN; sleep 3600")
+    task = wait(lambda: node.running("tuned"), 30, "tuned running")[0]
+    data = _inspect(task.status.container_status.container_id)
+    host = data["HostConfig"]
+    assert host["PidsLimit"] == 100
+    assert host["OomScoreAdj"] == 500
+    pid = data["State"]["Pid"]
+    with open(f"/proc/{pid}/oom_score_adj") as handle:
+        assert handle.read().strip() == "500"
+    log = host["LogConfig"]
+    assert log["Type"] == "k8s-file", log
+    assert log.get("Size") not in (None, "", "0B", "-1B"), log
+    env = data["Config"]["Env"]
+    assert "FROM_FILE=file-value" in env and "OVERRIDDEN=from-flag" in env, env
+    wait(lambda: "env-says-file-value-from-flag" in node.swarm("service", "logs",
+                                                                 "tuned").stdout,
+         20, "the task's line in service logs")
+    pretty = node.swarm("service", "inspect", "--pretty", "tuned").stdout
+    assert re.search(r"PIDs:\s+100", pretty) and re.search(r"Name:\s+json-file", pretty)
+
+    node.swarm("service", "update", "--limit-pids", "0", "tuned")
+    new = wait(lambda: [t for t in node.running("tuned") if t.id != task.id], 30,
+               "the updated task running")[0]
+    limit = _inspect(new.status.container_status.container_id)["HostConfig"]["PidsLimit"]
+    assert limit <= 0, f"PidsLimit {limit}: expected no limit (podman's default is 2048)"
+    _rm(node, "tuned")

@@ -24,6 +24,7 @@ flag is accepted and then ignored).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -109,7 +110,8 @@ NON_DEFAULT = {"--update-failure-action": "continue", "--update-order": "start-f
                "--log-driver": "local", "--health-retries": "3", "--endpoint-mode": "dnsrr",
                "--no-healthcheck-value": "true", "--tty-value": "true", "--init-value": "true",
                "--read-only-value": "true", "--force-value": "true", "--cap-add": "NET_ADMIN",
-               "--cap-drop": "CHOWN", "--max-concurrent": "2"}
+               "--cap-drop": "CHOWN", "--max-concurrent": "2", "--oom-score-adj": "-500",
+               "--env-file": str(Path(__file__).parent / "fixtures" / "service.env")}
 
 
 def long_name(parser: argparse.ArgumentParser, flag: str) -> str:

@@ -185,8 +185,9 @@ def test_the_local_driver_limits_its_file_as_docker_s_does() -> None:
     (["--log-opt", "max-size"], 'invalid --log-opt "max-size": expected KEY=VALUE such as '
                                 "max-size=10m"),
     (["--log-driver", "syslog"], 'log driver "syslog" is not supported for --log-driver: Shoal '
-                                 "keeps every task's log in podman's own log file; use json-file "
-                                 'or local (options max-size, max-file "1")'),
+                                 "runs tasks with podman, which keeps their output in its own "
+                                 "log file (json-file, local), in the node's journal (journald) "
+                                 "or nowhere (none); use one of json-file, local, journald, none"),
     (["--log-opt", "compress=true"], 'log option "compress" is not supported: Shoal keeps each '
                                      "task's output in podman's log file, which takes max-size "
                                      'and max-file "1" only (--log-opt)'),

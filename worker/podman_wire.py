@@ -173,12 +173,11 @@ def container_spec(config: ContainerConfig,
         "read_only_filesystem": config.read_only,
         "stop_signal": signal_number(config.stop_signal),
         "stop_timeout": max(0, math.ceil(config.stop_grace_period)),
-        "log_configuration": {"driver": "k8s-file"},
+        "log_configuration": log_configuration(config),
         "netns": _netns(config.network_ns),
     }
-    if config.log_max_size > 0:
-        # conmon's --log-size-max: the file is started afresh when a write would pass it
-        spec["log_configuration"]["size"] = int(config.log_max_size)
+    if config.oom_score_adj:
+        spec["oom_score_adj"] = int(config.oom_score_adj)
     if config.command:
         spec["entrypoint"] = list(config.command)
         spec["command"] = list(config.args)     # Docker semantics: image CMD dropped
@@ -199,8 +198,9 @@ def container_spec(config: ContainerConfig,
         period = 100_000
         limits["cpu"] = {"period": period,
                          "quota": max(1000, config.nano_cpus * period // 1_000_000_000)}
-    if limits:
-        spec["resource_limits"] = limits
+    # Docker's 0 is "no limit"; left out, podman would apply its own default (2048).
+    limits["pids"] = {"limit": int(config.pids_limit) if config.pids_limit > 0 else -1}
+    spec["resource_limits"] = limits
     mounts = [_mount(m) for m in config.mounts if m.type != VOLUME]
     if mounts:
         spec["mounts"] = mounts
@@ -231,6 +231,17 @@ def container_spec(config: ContainerConfig,
     if config.dns_options:
         spec["dns_option"] = list(config.dns_options)
     return spec
+
+
+def log_configuration(config: ContainerConfig) -> dict[str, Any]:
+    """libpod's `log_configuration`: the driver, the k8s-file's size limit (conmon's
+    --log-size-max: the file is started afresh when a write would pass it) and the tag."""
+    log: dict[str, Any] = {"driver": config.log_driver}
+    if config.log_max_size > 0:
+        log["size"] = int(config.log_max_size)
+    if config.log_tag:
+        log["options"] = {"tag": config.log_tag}
+    return log
 
 
 def is_root(user: str) -> bool:

@@ -79,6 +79,8 @@ class ContainerConfig:
     stop_grace_period: float = 10.0  # seconds before SIGKILL
     nano_cpus: int = 0               # CPU limit, 1e9 = one core; 0 = none
     memory_bytes: int = 0            # memory limit; 0 = none
+    pids_limit: int = 0              # most processes in the container; 0 = unlimited
+    oom_score_adj: int = 0           # the kernel's OOM preference, -1000..1000
     network_ns: str = ""             # netns path to join; "host" = the node's; "" = loopback only
     mounts: list[Mount] = field(default_factory=list)
     dns_servers: list[str] = field(default_factory=list)
@@ -97,6 +99,8 @@ class ContainerConfig:
     # The log file's size limit in bytes (the task's max-size log option); the engine
     # starts the file afresh when it would pass it. 0 = no limit.
     log_max_size: int = 0
+    log_driver: str = "k8s-file"     # podman's log driver: k8s-file, journald or none
+    log_tag: str = ""                # podman's log tag; "" = podman's default
 
 
 @dataclass

@@ -76,6 +76,17 @@ def stop_grace_period(task: pb.Task) -> float:
     return DEFAULT_STOP_GRACE
 
 
+def check_oom_score_adj(value: int, grantable: Sequence[str]) -> None:
+    """Raises caps.CapabilityError for a negative OOM score adjustment on a node whose
+    engine lacks CAP_SYS_RESOURCE: the kernel refuses to lower it without that
+    capability, and the runtime would only say "write child: broken pipe"."""
+    if value < 0 and "CAP_SYS_RESOURCE" not in grantable:
+        raise caps.CapabilityError(
+            f"--oom-score-adj {value} needs CAP_SYS_RESOURCE to lower the OOM score, and "
+            "this node's engine runs without it (e.g. inside a container that drops it): "
+            "use a value of 0 or more, or place the service on nodes that have it")
+
+
 def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
                      node_hostname: str = "",
                      grantable_caps: Sequence[str] | None = None) -> ContainerConfig:
@@ -84,14 +95,18 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
     Docker-style templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) in the
     environment, hostname and container labels are expanded here. The container
     gets Docker's capabilities, changed by the spec's cap_add/cap_drop (ALL means
-    `grantable_caps`, by default what this node can grant). The task's log options
-    become the log file's size limit (proto/logrules.py). Raises caps.CapabilityError
-    for a capability name nobody knows, logrules.LogOptionError for a log option the
+    `grantable_caps`, by default what this node can grant). The task's log driver and
+    options become podman's (proto/logrules.py). Raises caps.CapabilityError
+    for a capability name nobody knows or a negative OOM score adjustment the node
+    cannot grant, logrules.LogOptionError for a log option the
     engine cannot honour (the manager refuses both; a spec from elsewhere may not).
     """
     spec = task.spec.container
     limits = task.spec.resources.limits
     values = templates.context(task, node_id, node_hostname)
+    log = logrules.podman_log(task.spec.log_driver, task.spec.log_driver_options)
+    grantable = caps.grantable() if grantable_caps is None else grantable_caps
+    check_oom_score_adj(spec.oom_score_adj, grantable)
 
     def x(text: str) -> str:
         return templates.expand(text, values)
@@ -111,6 +126,8 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         stop_grace_period=stop_grace_period(task),
         nano_cpus=limits.nano_cpus,
         memory_bytes=limits.memory_bytes,
+        pids_limit=limits.pids,
+        oom_score_adj=spec.oom_score_adj,
         dns_servers=list(spec.dns_nameservers),
         dns_search=list(spec.dns_search),
         dns_options=list(spec.dns_options),
@@ -119,12 +136,12 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         init=spec.init,
         groups=list(spec.groups),
         mounts=mounts.container_mounts(spec),
-        capabilities=caps.effective(
-            spec.cap_add, spec.cap_drop,
-            caps.grantable() if grantable_caps is None else grantable_caps),
+        capabilities=caps.effective(spec.cap_add, spec.cap_drop, grantable),
         capabilities_requested=[caps.normalize(c) for c in spec.cap_add],
         sysctls=dict(spec.sysctls),
         ulimits=[Ulimit(u.name, u.soft, u.hard) for u in spec.ulimits],
         hosts=list(spec.hosts),
-        log_max_size=logrules.log_max_size(task.spec.log_driver_options),
+        log_max_size=log.size,
+        log_driver=log.driver,
+        log_tag=log.tag,
     )

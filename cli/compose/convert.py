@@ -280,6 +280,7 @@ class _Converter:
         _placement(spec, svc.deploy, join_path(path, "deploy"))
         spec.task.networks.extend(self.attachments(key, svc))
         if svc.logging is not None:
+            spec.task.log_driver = svc.logging.driver or ""
             spec.task.log_driver_options.update(logrules.with_driver_defaults(
                 svc.logging.driver, svc.logging.options))
         spec.update.CopyFrom(_update_config(svc.deploy.update_config))
@@ -316,6 +317,7 @@ class _Converter:
         if svc.stop_grace_period is not None:
             c.stop_grace_period.nanos = svc.stop_grace_period
         c.init = bool(svc.init)
+        c.oom_score_adj = svc.oom_score_adj or 0
         c.tty = bool(svc.tty)
         c.read_only = bool(svc.read_only)
         if svc.healthcheck is not None:
@@ -463,6 +465,8 @@ def _resources(res: pb.ResourceRequirements, deploy: m.Deploy) -> None:
             target.nano_cpus = given.nano_cpus
         if given.memory is not None:
             target.memory_bytes = given.memory
+        if given.pids is not None:
+            target.pids = given.pids
 
 
 def _restart(policy: pb.RestartPolicy, given: Optional[m.RestartPolicy]) -> None:

@@ -56,9 +56,10 @@ def _read_key(deploy: Deploy, key: str, value: Any, path: str) -> None:
     elif key == "resources":
         resources = v.mapping(value, path, ("limits", "reservations"))
         deploy.limits = v.optional(resources, "limits", path,
-                                   lambda x, q: _resources(x, q, "pids"))
+                                   lambda x, q: _resources(x, q, "pids", None))
         deploy.reservations = v.optional(resources, "reservations", path,
-                                         lambda x, q: _resources(x, q, "generic_resources"))
+                                         lambda x, q: _resources(x, q, None,
+                                                                 "generic_resources"))
 
 
 def _update(value: Any, path: str, rollback: bool) -> UpdateConfig:
@@ -127,13 +128,19 @@ def _placement(value: Any, path: str) -> Placement:
     return placement
 
 
-def _resources(value: Any, path: str, unsupported: str) -> Resources:
-    section = v.mapping(value, path, ("cpus", "memory", unsupported))
-    if unsupported in section:
+def _resources(value: Any, path: str, pids: Optional[str],
+               unsupported: Optional[str]) -> Resources:
+    """limits (`pids` names their process count) or reservations (`unsupported` names
+    the key Shoal refuses there)."""
+    keys = ("cpus", "memory") + tuple(k for k in (pids, unsupported) if k)
+    section = v.mapping(value, path, keys)
+    if unsupported and unsupported in section:
         raise v.not_supported(unsupported, join_path(path, unsupported),
                               "Shoal's resources are CPUs and memory")
     resources = Resources()
     if "cpus" in section:
         resources.cpus, resources.nano_cpus = v.cpus(section["cpus"], join_path(path, "cpus"))
     resources.memory = v.optional(section, "memory", path, v.size)
+    if pids:
+        resources.pids = v.optional(section, pids, path, v.integer)   # 0 = unlimited
     return resources

@@ -94,7 +94,7 @@ def merge_service(base: Service, over: Service) -> None:
         if getattr(over, name) is not None:
             setattr(base, name, list(getattr(over, name)))
     for name in ("image", "hostname", "user", "working_dir", "init", "read_only", "tty",
-                 "stop_signal", "stop_grace_period"):
+                 "stop_signal", "stop_grace_period", "oom_score_adj"):
         if getattr(over, name) is not None:
             setattr(base, name, getattr(over, name))
     base.ports = _keyed(base.ports, over.ports, _port_key)

@@ -66,8 +66,8 @@ class Healthcheck:
 
 @dataclass
 class Logging:
-    driver: Optional[str] = None        # json-file or local
-    options: dict[str, str] = field(default_factory=dict)   # max-size, max-file
+    driver: Optional[str] = None        # json-file, local, journald or none
+    options: dict[str, str] = field(default_factory=dict)   # max-size, max-file, tag
 
 
 @dataclass
@@ -98,6 +98,7 @@ class Resources:
     cpus: Optional[str] = None             # as written
     nano_cpus: Optional[int] = None
     memory: Optional[int] = None           # bytes
+    pids: Optional[int] = None             # limits only; 0 = unlimited
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Service:
     tty: Optional[bool] = None
     stop_signal: Optional[str] = None
     stop_grace_period: Optional[int] = None
+    oom_score_adj: Optional[int] = None    # -1000..1000
     dns: Optional[list[str]] = None
     dns_search: Optional[list[str]] = None
     dns_opt: Optional[list[str]] = None

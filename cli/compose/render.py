@@ -56,6 +56,7 @@ def _resources(res: Optional[Resources]) -> Optional[Doc]:
     doc: Doc = {}
     _put(doc, "cpus", res.cpus)
     _put(doc, "memory", None if res.memory is None else str(res.memory))
+    _put(doc, "pids", res.pids or None)           # Go omits 0
     return doc
 
 
@@ -170,6 +171,7 @@ def service_doc(svc: Service) -> Doc:
     _put(doc, "ports", [_port(p) for p in svc.ports or ()])
     _put(doc, "read_only", svc.read_only)
     _put(doc, "secrets", [_ref(r) for r in svc.secrets or ()])
+    _put(doc, "oom_score_adj", svc.oom_score_adj or None)
     _put(doc, "stop_grace_period", _dur(svc.stop_grace_period))
     _put(doc, "stop_signal", svc.stop_signal)
     _put(doc, "sysctls", _sorted(svc.sysctls))

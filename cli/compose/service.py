@@ -55,7 +55,6 @@ NOT_REPRESENTABLE = {
     "stdin_open": "a service's containers get no open standard input in Shoal",
     "isolation": "Shoal runs Linux containers with the default isolation only",
     "credential_spec": "credential specs are a Windows feature",
-    "oom_score_adj": "Shoal's container spec has no OOM score adjustment",
 }
 DEPENDS_ON_WARNING = ("Ignoring depends_on: the services of a stack start in any order (as "
                       "in Docker Swarm); make each one wait for what it needs")
@@ -64,7 +63,7 @@ SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "la
                 "stop_grace_period", "dns", "dns_search", "dns_opt", "group_add",
                 "extra_hosts", "cap_add", "cap_drop", "sysctls", "ulimits", "tmpfs", "ports",
                 "networks", "secrets", "configs", "volumes", "healthcheck", "logging",
-                "deploy", "depends_on")
+                "deploy", "depends_on", "oom_score_adj")
 PORT_FORMS = ('expected [PUBLISHED:]TARGET[/PROTOCOL] such as "8080:80" or "8080:80/udp", '
               "or the long form {target, published, protocol, mode}")
 _SHORT_VOLUME_MODES = ("ro", "rw", "nocopy", "z", "Z", "rprivate", "private", "rshared",
@@ -108,6 +107,7 @@ def _readers(workdir: str, env: dict[str, str]) -> dict[str, Callable[[Any, str]
     readers: dict[str, Callable[[Any, str], Any]] = {
         "image": v.string, "command": _shell_command, "entrypoint": _shell_command,
         "stop_grace_period": v.duration, "tmpfs": _tmpfs, "group_add": _groups,
+        "oom_score_adj": lambda x, q: v.integer(x, q, minimum=-1000, maximum=1000),
         "labels": v.labels, "sysctls": _sysctls, "extra_hosts": _extra_hosts,
         "ulimits": _ulimits, "ports": _ports, "networks": _networks,
         "secrets": lambda x, q: _file_refs(x, q, "secret"),
@@ -471,9 +471,10 @@ def _logging(value: Any, path: str) -> Logging:
     if "driver" in section:
         driver = v.string(section["driver"], join_path(path, "driver"))
         if driver not in LOG_DRIVERS:
-            raise ComposeError(f'log driver "{driver}" is not supported: Shoal keeps every '
-                               "task's log with podman's own log files; use json-file or "
-                               'local (options max-size, max-file "1")',
+            raise ComposeError(f'log driver "{driver}" is not supported: Shoal runs tasks '
+                               "with podman, which keeps their output in its own log file "
+                               "(json-file, local), in the node's journal (journald) or "
+                               "nowhere (none); use one of json-file, local, journald, none",
                                path=join_path(path, "driver"))
         logging.driver = driver
     opts_path = join_path(path, "options")
@@ -482,7 +483,7 @@ def _logging(value: Any, path: str) -> Logging:
         text = "" if key not in logrules.OPTIONS else \
             v.string(item, join_path(opts_path, key), allow_numbers=True)
         try:    # the manager's own rules, so what loads is what it accepts
-            logrules.log_max_size({key: text})
+            logrules.podman_log(logging.driver or "", {key: text})
         except logrules.LogOptionError as exc:
             raise ComposeError(str(exc), path=join_path(opts_path, key)) from None
         logging.options[key] = text
