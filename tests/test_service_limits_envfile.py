@@ -125,8 +125,8 @@ def test_limit_pids_on_create_and_update() -> None:
 
 def test_no_pids_limit_is_unlimited_as_docker_not_podman_s_default() -> None:
     """Left out, podman would apply its containers.conf default (2048)."""
-    assert body(create())["resource_limits"]["pids"] == {"limit": -1}
-    assert body(create("--limit-pids", "0"))["resource_limits"]["pids"] == {"limit": -1}
+    assert body(create())["resource_limits"]["pids"] == {"limit": 0}
+    assert body(create("--limit-pids", "0"))["resource_limits"]["pids"] == {"limit": 0}
 
 
 @pytest.mark.parametrize("value, message", [

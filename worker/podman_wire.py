@@ -199,7 +199,9 @@ def container_spec(config: ContainerConfig,
         limits["cpu"] = {"period": period,
                          "quota": max(1000, config.nano_cpus * period // 1_000_000_000)}
     # Docker's 0 is "no limit"; left out, podman would apply its own default (2048).
-    limits["pids"] = {"limit": int(config.pids_limit) if config.pids_limit > 0 else -1}
+    # podman's REST takes 0 as "max" (crun writes it so); -1 is written as is and the
+    # kernel refuses it ("writing file pids.max: Invalid argument"), measured on podman 4.3.
+    limits["pids"] = {"limit": max(0, int(config.pids_limit))}
     spec["resource_limits"] = limits
     mounts = [_mount(m) for m in config.mounts if m.type != VOLUME]
     if mounts:
