@@ -263,7 +263,7 @@ class SecureTunnel:
         packet = bytearray(PREFIX + READ_SIZE + TAG)
         out = memoryview(packet)
         head, nonce = out[:HEADER.size], out[HEADER.size:PREFIX]
-        salt = os.urandom(4)
+        nonce[:4] = os.urandom(4)            # this thread's salt, fixed; the counter follows
         counter = int.from_bytes(os.urandom(8), "big")
         try:
             sock = netns.run_in_netns(self.node_netns, self._sender_socket)
@@ -289,7 +289,6 @@ class SecureTunnel:
                 keys = net.keys
                 HEADER.pack_into(packet, 0, net.vni, keys.primary)
                 counter = (counter + 1) & 0xFFFFFFFFFFFFFFFF
-                nonce[:4] = salt
                 nonce[4:] = counter.to_bytes(8, "big")
                 length = PREFIX + keys.ciphers[keys.primary].encrypt_into(
                     nonce, frame_view[:size], head, out[PREFIX:PREFIX + size + TAG])

@@ -37,7 +37,8 @@ from typing import Optional
 
 from lab.bench import overlaymesh
 from lab.overlaylab import OverlayLab, overlay_lab
-from overlay_net.sandbox import BRIDGE_NETFILTER
+from overlay_net import netns
+from overlay_net.sandbox import set_bridge_netfilter
 from overlay_net.model import (Attachment, DesiredState, Endpoint, LocalTask, NetworkKey,
                                NetworkView, mac_for_ip)
 
@@ -169,12 +170,10 @@ def throughput_bench(seconds: float, rounds: int) -> int:
     return 0
 
 
-def _bridge_netfilter(lab: OverlayLab, value: str) -> None:
-    """Sets the sandboxes' bridge-nf-call-* switches (0: what the data plane sets)."""
+def _bridge_netfilter(lab: OverlayLab, on: bool) -> None:
+    """Sets the sandboxes' bridge-nf-call-* switches (off: what the data plane sets)."""
     for sandbox in lab.sandboxes():
-        for name in BRIDGE_NETFILTER:
-            subprocess.run(["ip", "netns", "exec", sandbox, "sysctl", "-q", "-w",
-                            f"net.bridge.{name}={value}"], check=True)
+        netns.run_in_netns(netns.netns_path(sandbox), lambda: set_bridge_netfilter(on))
 
 
 def bridge_netfilter_bench(seconds: float, rounds: int) -> int:
@@ -190,9 +189,9 @@ def bridge_netfilter_bench(seconds: float, rounds: int) -> int:
         off: list[float] = []
         on: list[float] = []
         for _ in range(rounds):
-            _bridge_netfilter(lab, "0")
+            _bridge_netfilter(lab, False)
             off.append(transfer(*scenario.plain, seconds).mbit)
-            _bridge_netfilter(lab, "1")
+            _bridge_netfilter(lab, True)
             on.append(transfer(*scenario.plain, seconds).mbit)
     print(f"plain overlay, sandbox bridge netfilter off (as built): median "
           f"{statistics.median(off):.0f} Mbit/s (runs: {_runs(off)})")
