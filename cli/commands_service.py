@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from cli import format as fmt
-from cli import inspectformat, pretty, specs
+from cli import inspectformat, pretty, registryauth, specs
 from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
@@ -66,6 +66,7 @@ class NullStream:
 
 def create(ctx: Context, ns: argparse.Namespace) -> int:
     spec = specs.create_spec(ns)
+    registryauth.apply(spec, ns)
     service = ctx.call("CreateService", cpb.CreateServiceRequest(spec=spec)).service
     ctx.print(service.id)
     ctx.out.flush()
@@ -99,6 +100,7 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
     request = cpb.UpdateServiceRequest(service_id=service.id,
                                        service_version=service.meta.version)
     request.spec.CopyFrom(specs.update_spec(service.spec, ns))
+    registryauth.apply(request.spec, ns)   # without the flag the managers keep theirs
     return _send_update(ctx, ns, request)
 
 
@@ -289,11 +291,13 @@ def inspect(ctx: Context, ns: argparse.Namespace) -> int:
 
 def _declare_create(parser: argparse.ArgumentParser) -> None:
     add_service_flags(parser, update=False)
+    registryauth.add_flag(parser)
     parser.set_defaults(handler=create)
 
 
 def _declare_update(parser: argparse.ArgumentParser) -> None:
     add_service_flags(parser, update=True)
+    registryauth.add_flag(parser)
     parser.set_defaults(handler=update)
 
 

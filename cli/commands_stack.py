@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
-from cli import commands_service
+from cli import commands_service, registryauth
 from cli.client import CLIError, RpcFailure, describe_rpc_error, is_not_found
 from cli.compose.convert import NAMESPACE_LABEL, check_stack_name, convert, external_refs
 from cli.compose.errors import ComposeError, Warnings
@@ -195,6 +195,9 @@ def deploy(ctx: Context, ns: argparse.Namespace) -> int:
         definition = convert(loaded.stack, name, _read_bytes)
     except ComposeError as exc:
         raise CLIError(f"Error: {exc.text()}") from None
+    if registryauth.wanted(ns):
+        for spec in definition.services:
+            registryauth.attach(spec)
     request = cpb.DeployStackRequest(stack=definition, prune=bool(ns.prune),
                                      dry_run=bool(ns.dry_run))
     changes = ordered(ctx.call("DeployStack", request).changes)
@@ -460,6 +463,7 @@ def declare_stack(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--rollback-on-failure", action="store_true",
                    help="When a service does not converge, roll the whole stack back to "
                         "its previous definition (needs --detach=false)")
+    registryauth.add_flag(p)
     p.add_argument("stack", metavar="STACK")
     p.set_defaults(handler=deploy)
 

@@ -76,6 +76,8 @@ COMMANDS: tuple[Command, ...] = (
             "cli.commands_inspect"),
     Command("ui", "Serve a live page of the cluster on this machine's loopback address",
             "cli.commands_ui"),
+    Command("login", "Log in to a registry", "cli.commands_login"),
+    Command("logout", "Log out from a registry", "cli.commands_login"),
 )
 _BY_NAME = {command.name: command for command in COMMANDS}
 

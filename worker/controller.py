@@ -249,7 +249,8 @@ class TaskController:
             self._report(pb.REJECTED, "preparing", err=str(exc))
             return False
         try:
-            await self._interruptible(self.runtime.ensure_image(config.image))
+            auth = self.task.spec.container.pull_options.registry_auth   # never logged
+            await self._interruptible(self.runtime.ensure_image(config.image, auth))
         except RuntimeError_ as exc:
             self._report(pb.REJECTED, "preparing", err=str(exc) or "image pull failed")
             return False

@@ -162,7 +162,7 @@ class HollowRuntime(Runtime):
     async def version(self) -> str:
         return "hollow 1.0"
 
-    async def ensure_image(self, image: str) -> None:
+    async def ensure_image(self, image: str, registry_auth: str = "") -> None:
         if not image:
             raise ImagePullError("no image given")
         rule = self.engine.rules.get(image)

@@ -176,11 +176,13 @@ class UnixHTTPClient:
     async def request(self, method: str, path: str, *,
                       params: dict[str, Any] | list[tuple[str, Any]] | None = None,
                       body: bytes | None = None, json_body: Any = None,
-                      timeout: float | None = 30.0) -> Response:
+                      timeout: float | None = 30.0,
+                      headers: dict[str, str] | None = None) -> Response:
         """Sends a request and returns once the status line and headers arrived.
 
         `timeout` bounds the wait for the headers; reading the body is up to the
-        caller (wrap it in asyncio.wait_for when it must be bounded).
+        caller (wrap it in asyncio.wait_for when it must be bounded). `headers` are
+        sent too (never logged here: X-Registry-Auth carries credentials).
         """
         target = path
         if params:
@@ -188,7 +190,8 @@ class UnixHTTPClient:
             query = [(k, _param(v)) for k, v in items if v is not None]
             if query:
                 target = f"{path}?{urlencode(query)}"
-        headers = {"Host": "podman", "User-Agent": "shoal"}
+        extra = headers or {}
+        headers = {"Host": "podman", "User-Agent": "shoal", **extra}
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"

@@ -37,7 +37,8 @@ from worker.runtime import VolumeConfig   # task mounts' named volumes (issue 12
 from worker.podman_wire import (ExecOutput, LogDemuxer, container_spec, error_message,
                                 json_stream, maybe_json, parse_time, signal_name,
                                 signal_number, volume_create_body, volume_create_error,
-                                check_volume_driver, proc_rlimits, image_user)
+                                check_volume_driver, proc_rlimits, image_user,
+                                pull_auth_header)
 from worker.podman_wire import image_health as wire_image_health
 from worker import podman_volumes
 from worker.runtime import (ContainerConfig, ContainerNotFound, ContainerState, ExecResult,
@@ -157,7 +158,8 @@ class PodmanRuntime(Runtime):
     # ---- requests --------------------------------------------------------------
 
     async def _request(self, method: str, path: str, *, params: Any = None,
-                       json_body: Any = None, timeout: float | None = -1.0) -> Response:
+                       json_body: Any = None, timeout: float | None = -1.0,
+                       headers: dict[str, str] | None = None) -> Response:
         """Sends one request to the service, (re)starting the service when nobody answers."""
         if timeout is not None and timeout < 0:
             timeout = self.request_timeout
@@ -165,7 +167,8 @@ class PodmanRuntime(Runtime):
         for attempt in (0, 1):
             try:
                 return await self._client.request(method, API + path, params=params,
-                                                  json_body=json_body, timeout=timeout)
+                                                  json_body=json_body, timeout=timeout,
+                                                  headers=headers)
             except (ConnectError, ConnectionLost) as err:
                 if attempt == 1:
                     raise RuntimeError_(f"podman service unreachable: {err}") from err
@@ -224,19 +227,21 @@ class PodmanRuntime(Runtime):
                                      ok=(204, 404))
         return status == 204
 
-    async def ensure_image(self, image: str) -> None:
+    async def ensure_image(self, image: str, registry_auth: str = "") -> None:
         if image in self._images:
             return
-        pending = self._pulls.get(image)
+        # one pull per image and credentials: a pull without them must not fail one with
+        key = (image, registry_auth)
+        pending = self._pulls.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._ensure_image(image))
-            self._pulls[image] = pending
-            pending.add_done_callback(lambda _f: self._pulls.pop(image, None))
+            pending = asyncio.ensure_future(self._ensure_image(image, registry_auth))
+            self._pulls[key] = pending
+            pending.add_done_callback(lambda _f: self._pulls.pop(key, None))
         await asyncio.shield(pending)
 
-    async def _ensure_image(self, image: str) -> None:
+    async def _ensure_image(self, image: str, registry_auth: str = "") -> None:
         if not await self.image_present(image):
-            await self._pull(image)
+            await self._pull(image, registry_auth)
         self._images.add(image)
 
     async def image_health(self, image: str) -> ImageHealth | None:
@@ -256,14 +261,15 @@ class PodmanRuntime(Runtime):
         self._image_health[image] = wire_image_health(data or {})
         self._image_users[image] = image_user(data or {})
 
-    async def _pull(self, image: str) -> None:
+    async def _pull(self, image: str, registry_auth: str = "") -> None:
         params: dict[str, Any] = {"reference": image, "quiet": True}
         if _is_local_registry(image):
             params["tlsVerify"] = False
-        self.log.info("pulling %s", image)
+        header = pull_auth_header(registry_auth)
+        self.log.info("pulling %s%s", image, " with registry credentials" if header else "")
         started = time.monotonic()
         response = await self._request("POST", "/images/pull", params=params,
-                                       timeout=self.pull_timeout)
+                                       timeout=self.pull_timeout, headers=header)
         raw = await self._body(response, self.pull_timeout)
         reports = json_stream(raw)
         errors = [str(r["error"]) for r in reports if isinstance(r, dict) and r.get("error")]

@@ -9,6 +9,8 @@ decoding of error bodies and pull progress streams, an image's HEALTHCHECK
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -444,3 +446,21 @@ def error_message(data: Any, status: int, reason: str = "") -> str:
     if isinstance(data, str) and data:
         return data
     return f"HTTP {status} {reason}".strip()
+
+
+def pull_auth_header(registry_auth: str) -> dict[str, str] | None:
+    """The X-Registry-Auth header of an image pull (podman's libpod API takes Docker's
+    encoding: base64url JSON with username/password or identitytoken, and
+    serveraddress), or None when `registry_auth` carries no credentials (empty, not
+    decodable, or a server address alone): the pull is then anonymous."""
+    if not registry_auth:
+        return None
+    try:
+        padded = registry_auth + "=" * (-len(registry_auth) % 4)
+        doc = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        return None
+    if not isinstance(doc, dict) or not (doc.get("username") or doc.get("password")
+                                         or doc.get("identitytoken")):
+        return None
+    return {"X-Registry-Auth": registry_auth}

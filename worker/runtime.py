@@ -173,8 +173,10 @@ class Runtime(abc.ABC):
         """Engine version string, e.g. "podman 4.3.1"."""
 
     @abc.abstractmethod
-    async def ensure_image(self, image: str) -> None:
-        """Pulls the image if it is not present; raises ImagePullError with the reason."""
+    async def ensure_image(self, image: str, registry_auth: str = "") -> None:
+        """Pulls the image if it is not present; raises ImagePullError with the reason.
+        `registry_auth` (Docker's X-Registry-Auth value, "" = none) is the pull's
+        credentials for the image's registry: used for that pull only, never logged."""
 
     @abc.abstractmethod
     async def create(self, config: ContainerConfig) -> str:

@@ -194,17 +194,18 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         svc = services.new_service(request, self._refs())
         stored = await self._created("service", svc)
         self.log.info("service %s (%s) created", svc.spec.annotations.name, svc.id)
-        return cpb.CreateServiceResponse(service=stored)
+        return cpb.CreateServiceResponse(service=redact.service(stored))
 
     @refusals
     async def GetService(self, request: cpb.GetServiceRequest,
                          context: Context) -> cpb.GetServiceResponse:
-        return cpb.GetServiceResponse(service=self._find("service", request.service_id))
+        return cpb.GetServiceResponse(
+            service=redact.service(self._find("service", request.service_id)))
 
     async def ListServices(self, request: cpb.ListServicesRequest,
                            context: Context) -> cpb.ListServicesResponse:
         found = listed(self.store.list("service"), _filters(request))
-        response = cpb.ListServicesResponse(services=found)
+        response = cpb.ListServicesResponse(services=[redact.service(s) for s in found])
         if request.status and found:
             down = [n.id for n in self.store.list("node") if n.status.state == pb.NodeStatus.DOWN]
             for svc in found:
@@ -226,7 +227,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             await self._commit([actions.update(new)])
             self.log.info("service %s updated (spec version %d)", new.spec.annotations.name,
                           new.spec_version)
-        return cpb.UpdateServiceResponse(service=self._get("service", svc.id))
+        return cpb.UpdateServiceResponse(service=redact.service(self._get("service", svc.id)))
 
     @refusals
     async def RemoveService(self, request: cpb.RemoveServiceRequest,
@@ -248,12 +249,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @refusals
     async def GetTask(self, request: cpb.GetTaskRequest, context: Context) -> cpb.GetTaskResponse:
-        return cpb.GetTaskResponse(task=self._find("task", request.task_id))
+        return cpb.GetTaskResponse(task=redact.task(self._find("task", request.task_id)))
 
     async def ListTasks(self, request: cpb.ListTasksRequest,
                         context: Context) -> cpb.ListTasksResponse:
         filters = _filters(request)
-        return cpb.ListTasksResponse(tasks=tasks.listed(self._candidate_tasks(filters), filters))
+        return cpb.ListTasksResponse(tasks=[
+            redact.task(t) for t in tasks.listed(self._candidate_tasks(filters), filters)])
 
     def _candidate_tasks(self, filters: Optional[cpb.ListFilters]) -> list:
         """Every task that may pass `filters`: from the store's index when they name

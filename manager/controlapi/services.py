@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from manager import secretrefs, validation
+from manager import pullauth, secretrefs, validation
 from manager.allocator import ports
 from manager.controlapi.common import Code, Refusal, check_version, find, invalid, precondition
 from manager.objects import copy
@@ -60,7 +60,8 @@ def checked_spec(spec: pb.ServiceSpec, refs: Refs, own_id: str = "") -> pb.Servi
     validation.normalise_service_spec(spec)
     try:
         validation.check_service_spec(spec)
-    except validation.InvalidSpec as exc:
+        pullauth.checked(spec)
+    except (validation.InvalidSpec, pullauth.InvalidAuth) as exc:
         raise invalid(str(exc)) from None
     resolve_networks(spec, refs.networks)
     try:
@@ -101,6 +102,8 @@ def updated_service(svc: pb.Service, request: cpb.UpdateServiceRequest,
     else:
         wanted = request.spec
     spec = checked_spec(wanted, refs, own_id=svc.id)
+    if not request.rollback:   # no credentials sent: the stored ones stay (as Docker)
+        pullauth.kept(spec, wanted, svc.spec)
     if spec.annotations.name != svc.spec.annotations.name:
         raise invalid("renaming a service is not supported")
     if spec.WhichOneof("mode") != svc.spec.WhichOneof("mode"):
@@ -120,7 +123,8 @@ def updated_service(svc: pb.Service, request: cpb.UpdateServiceRequest,
     new = copy(svc)
     new.previous_spec.CopyFrom(svc.spec)
     new.spec.CopyFrom(spec)
-    if spec.task != svc.spec.task or spec.endpoint != svc.spec.endpoint:
+    # new credentials alone replace no task (swarmkit's dirty check ignores them)
+    if not pullauth.same_task(spec.task, svc.spec.task) or spec.endpoint != svc.spec.endpoint:
         new.spec_version = svc.spec_version + 1
         new.update_status.Clear()
         new.update_status.state = (pb.UpdateStatus.ROLLBACK_STARTED if request.rollback

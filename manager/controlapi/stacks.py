@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 
-from manager import fileversions, lookup, validation
+from manager import fileversions, lookup, pullauth, validation
 from manager.allocator import ports
 from manager.allocator.networks import OVERLAY
 from manager.controlapi import networks, secrets, services
@@ -339,6 +339,7 @@ def _service_change(spec: pb.ServiceSpec, existing: Optional[Labelled], refs: se
         plan.add(actions.create(svc), Change.CREATE, "service", name, svc.id)
         return
     checked = services.checked_spec(spec, refs, own_id=existing.id)
+    pullauth.kept(checked, spec, existing.spec)   # deployed without credentials: kept
     _check_ports(pb.Service(id=existing.id, spec=checked), planned)
     if checked == existing.spec:
         return   # unchanged: not touched (a job is not re-run either)
@@ -372,6 +373,8 @@ def stored_definition(definition: pb.StackDefinition,
     out = copy(definition)
     for sec in out.secrets:
         sec.data = b""
+    for svc in out.services:   # nor registry credentials: the services hold them
+        svc.task.container.ClearField("pull_options")
     for specs, versions in ((out.secrets, chosen[0]), (out.configs, chosen[1])):
         for spec in specs:
             version = versions.get(spec.annotations.name, spec.annotations.name)

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence, Union
 
 from proto import model
 from proto import objects_pb2 as pb
+from manager import pullauth
 from manager.orchestrator.plan import Work
 
 SlotKey = Union[int, str]
@@ -79,7 +80,8 @@ def is_dirty(task: pb.Task, service: pb.Service) -> bool:
     """The task was made from a task spec (or endpoint spec: published ports and
     endpoint mode decide its networks) the service no longer has."""
     return task.spec_version != service.spec_version and (
-        task.spec != service.spec.task or task.endpoint.spec != service.spec.endpoint)
+        not pullauth.same_task(task.spec, service.spec.task)
+        or task.endpoint.spec != service.spec.endpoint)
 
 
 def make_task(work: Work, service: pb.Service, key: SlotKey,

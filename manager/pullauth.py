@@ -1,0 +1,84 @@
+"""Registry credentials of a service (`--with-registry-auth`) in the manager's rules.
+
+Owns what the manager decides about `ContainerSpec.pull_options`, pure functions
+over specs:
+
+- `checked`: the credentials a request sends are Docker's X-Registry-Auth value
+  (base64url of a JSON object); anything else is refused, an empty value means
+  none;
+- `kept`: a service update that sends no credentials keeps the stored ones (as
+  Docker's daemon does: the CLI cannot read them back to send them again); one
+  that sends an empty value drops them;
+- `same_task`: two task specs that differ in their credentials only are the same
+  task: changing credentials alone neither bumps the spec version nor replaces
+  running tasks (swarmkit ignores them when it decides a task is dirty); new
+  tasks get the new ones.
+
+Where they never go is manager/redact.py's concern.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from proto import objects_pb2 as pb
+
+MAX_AUTH = 64 * 1024   # bytes of a registry auth value
+
+
+class InvalidAuth(ValueError):
+    """The registry auth value is not Docker's X-Registry-Auth encoding."""
+
+
+def _decode(value: str) -> dict:
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+        doc = json.loads(raw)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        raise InvalidAuth("registry auth is not base64url-encoded JSON "
+                          "(Docker's X-Registry-Auth)") from None
+    if not isinstance(doc, dict):
+        raise InvalidAuth("registry auth is not a JSON object (Docker's X-Registry-Auth)")
+    return doc
+
+
+def checked(spec: pb.ServiceSpec) -> None:
+    """Checks the spec's registry auth in place: an empty one is removed; InvalidAuth for
+    one that does not decode (the message never quotes the value)."""
+    container = spec.task.container
+    if not container.HasField("pull_options"):
+        return
+    value = container.pull_options.registry_auth
+    if not value:
+        container.ClearField("pull_options")
+        return
+    if len(value) > MAX_AUTH:
+        raise InvalidAuth(f"registry auth is longer than {MAX_AUTH} bytes")
+    _decode(value)
+
+
+def kept(new: pb.ServiceSpec, sent: pb.ServiceSpec, current: pb.ServiceSpec) -> None:
+    """An update's checked spec `new` (from the request's `sent`) keeps the credentials of
+    the `current` spec when the request sent none."""
+    if sent.task.container.HasField("pull_options"):
+        return
+    if current.task.container.HasField("pull_options"):
+        new.task.container.pull_options.CopyFrom(current.task.container.pull_options)
+
+
+def _has_auth(spec: pb.TaskSpec) -> bool:
+    return spec.container.HasField("pull_options")
+
+
+def same_task(a: pb.TaskSpec, b: pb.TaskSpec) -> bool:
+    """Whether two task specs are equal but for their registry credentials."""
+    if not (_has_auth(a) or _has_auth(b)):
+        return a == b
+    x, y = pb.TaskSpec(), pb.TaskSpec()
+    x.CopyFrom(a)
+    y.CopyFrom(b)
+    x.container.ClearField("pull_options")
+    y.container.ClearField("pull_options")
+    return x == y
