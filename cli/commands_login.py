@@ -45,8 +45,14 @@ def _config() -> DockerConfig:
 
 def registry_domain(server: Optional[str]) -> str:
     """The registry a SERVER argument names, as host[:port] ("docker.io" for Docker Hub)."""
-    key = dockerconfig.server_key(server or "")
-    return "docker.io" if key == DOCKER_HUB_KEY else key
+    from cli import registry
+    return registry.server_host(server or "")
+
+
+def config_key(server: Optional[str]) -> str:
+    """The config file's key of the registry a SERVER argument names."""
+    from cli import registry
+    return registry.registry_key(registry_domain(server))
 
 
 def read_password_stdin(stdin) -> str:
@@ -99,7 +105,7 @@ def login(ctx: Context, ns: argparse.Namespace) -> int:
         password = read_password_stdin(sys.stdin)
     if ns.password:
         ctx.warn(PASSWORD_FLAG_WARNING)
-    key = dockerconfig.server_key(ns.server or "")
+    key = config_key(ns.server)
     domain = registry_domain(ns.server)
     config = _config()
     try:
@@ -134,7 +140,7 @@ def login(ctx: Context, ns: argparse.Namespace) -> int:
 
 def logout(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.server:
-        key = dockerconfig.server_key(ns.server)
+        key = config_key(ns.server)
         shown = dockerconfig.hostname_of(ns.server)
     else:
         key = shown = DOCKER_HUB_KEY

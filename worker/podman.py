@@ -94,7 +94,7 @@ class PodmanRuntime(Runtime):
         self._images: set[str] = set()
         self._image_health: dict[str, ImageHealth | None] = {}   # by image reference
         self._image_users: dict[str, str] = {}                   # by image reference
-        self._pulls: dict[str, asyncio.Future[None]] = {}
+        self._pulls: dict[tuple[str, str], asyncio.Future[None]] = {}   # (image, auth)
         self._version: str | None = None
         self._exits = ExitWatcher(self._subscribe_events, self.log)
 
