@@ -22,7 +22,7 @@ import getpass
 import sys
 from typing import Optional
 
-from cli import dockerconfig
+from cli import dockerconfig, registry
 from cli.client import CLIError
 from cli.context import Context
 from cli.dockerconfig import DOCKER_HUB_KEY, DockerConfig, Login
@@ -45,13 +45,11 @@ def _config() -> DockerConfig:
 
 def registry_domain(server: Optional[str]) -> str:
     """The registry a SERVER argument names, as host[:port] ("docker.io" for Docker Hub)."""
-    from cli import registry
     return registry.server_host(server or "")
 
 
 def config_key(server: Optional[str]) -> str:
     """The config file's key of the registry a SERVER argument names."""
-    from cli import registry
     return registry.registry_key(registry_domain(server))
 
 
@@ -67,7 +65,6 @@ def read_password_stdin(stdin) -> str:
 
 def _check(domain: str, login: Login) -> Optional[str]:
     """None when the registry accepts `login`, else its reason."""
-    from cli import registry
     try:
         registry.check_login(domain, registry.Credentials(login.username, login.password))
     except registry.RegistryError as exc:

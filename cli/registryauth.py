@@ -15,6 +15,7 @@ replaces stored credentials (Docker does the same).
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from cli import dockerconfig
 from cli.client import CLIError
@@ -37,7 +38,7 @@ def wanted(ns: argparse.Namespace) -> bool:
 
 def encoded_auth(image: str, config: dockerconfig.DockerConfig | None = None) -> str:
     """The X-Registry-Auth value for pulling `image`, from the Docker config file."""
-    from cli import registry   # only commands given the flag read references
+    registry = importlib.import_module("cli.registry")
     try:
         ref = registry.parse_reference(image)
     except ValueError as exc:

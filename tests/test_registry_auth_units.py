@@ -227,3 +227,22 @@ def test_the_pull_header_is_sent_only_with_credentials() -> None:
     assert pull_auth_header(token) == {"X-Registry-Auth": token}
     assert pull_auth_header(registry_auth(None, REGISTRY)) is None
     assert pull_auth_header("") is None and pull_auth_header("%%%") is None
+
+
+def test_stack_deploy_with_registry_auth(cluster: InProcessClient, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    compose = tmp_path / "priv.yml"
+    compose.write_text(f"services:\n  api:\n    image: {IMAGE}\n  hub:\n    image: redis\n")
+    swarm(capsys, "stack", "deploy", "-d", "--with-registry-auth", "-c", str(compose), "priv")
+    assert auth_of(stored(cluster, "priv_api"))["password"] == PASSWORD
+    assert auth_of(stored(cluster, "priv_hub")) == {"serveraddress":
+                                                    "https://index.docker.io/v1/"}
+    record = next(s for s in cluster.control.store.list("stack") if s.name == "priv")
+    assert PASSWORD.encode() not in record.SerializeToString()
+    compose.write_text(f"services:\n  api:\n    image: {IMAGE}\n    environment: [A=1]\n"
+                       "  hub:\n    image: redis\n")
+    swarm(capsys, "stack", "deploy", "-d", "-c", str(compose), "priv")   # no flag: kept
+    api = stored(cluster, "priv_api")
+    assert auth_of(api)["password"] == PASSWORD and list(api.spec.task.container.env) == ["A=1"]
+    shown = swarm(capsys, "stack", "services", "priv") + swarm(capsys, "stack", "ls")
+    assert PASSWORD not in shown
