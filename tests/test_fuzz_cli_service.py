@@ -101,6 +101,9 @@ def test_service_update_argv(options: list[str]) -> None:
 # Flags that change what the command does, not the spec it sends.
 NOT_IN_SPEC = {"--detach", "-d", "--detach-value", "--quiet", "-q", "--quiet-value",
                "--rollback", "--rollback-value"}   # update --rollback sends the previous spec
+# set by the command from the Docker config file, after cli.specs built the spec
+# (cli/registryauth.py; tests/test_registry_auth_units.py shows it changes the spec)
+NOT_IN_SPEC |= {"--with-registry-auth", "--with-registry-auth-value"}
 # Values that differ from Docker's defaults where the generic ones would not.
 NON_DEFAULT = {"--update-failure-action": "continue", "--update-order": "start-first",
                "--rollback-failure-action": "continue", "--rollback-order": "start-first",

@@ -216,6 +216,19 @@ async def test_task_runs_then_completes() -> None:
     assert done.message == "finished" and done.err == ""
 
 
+async def test_the_pull_gets_the_tasks_registry_auth_and_nothing_else_does() -> None:
+    task = make_task(image="10.0.0.1:5443/team/app:1")
+    task.spec.container.pull_options.registry_auth = "eyJ1c2VybmFtZSI6ICJhIn0="
+    h = Harness(task)
+    await h.until(pb.RUNNING)
+    assert h.runtime.pull_auths == ["eyJ1c2VybmFtZSI6ICJhIn0="]
+    config = taskspec.container_config(task, "node1", "", "")
+    assert "eyJ1c2VybmFtZSI6ICJhIn0" not in repr(config)   # not in what the container gets
+    plain = Harness(make_task("t2"))
+    await plain.until(pb.RUNNING)
+    assert plain.runtime.pull_auths == [""]
+
+
 async def test_non_zero_exit_fails_with_the_code() -> None:
     h = Harness(make_task())
     cid = (await h.until(pb.RUNNING)).container_status.container_id

@@ -95,6 +95,7 @@ class FakeRuntime(Runtime):
         self.image_healths: dict[str, ImageHealth] = {}   # images' own HEALTHCHECKs
         self.volumes: dict[str, VolumeConfig] = {}        # named volumes, by name
         self.volume_errors: dict[str, str] = {}           # volume name -> create error
+        self.pull_auths: list[str] = []                   # registry auth of each pull
         self._exited: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._pids = itertools.count(1000)
@@ -129,8 +130,9 @@ class FakeRuntime(Runtime):
     async def version(self) -> str:
         return "fake 1.0"
 
-    async def ensure_image(self, image: str) -> None:
+    async def ensure_image(self, image: str, registry_auth: str = "") -> None:
         self.calls.append(("pull", image))
+        self.pull_auths.append(registry_auth)
         if self.pull_gate is not None:
             await self.pull_gate.wait()
         if image in self.pull_errors:
