@@ -18,8 +18,8 @@ from cli.parsing import UsageError, parse_bool
 
 # Boolean flags that Docker also accepts as --flag=false.
 BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "rollback",
-              "autolock")
-BOOL_FLAGS += ("with-registry-auth",)   # cli/registryauth.py
+              "autolock",
+              "with-registry-auth")   # cli/registryauth.py
 _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
 
 # Value flags whose value can look like an option ("-1s"), joined as --flag=-1s.
