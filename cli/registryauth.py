@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from typing import Any
 
 from cli import dockerconfig
 from cli.client import CLIError
@@ -36,8 +37,9 @@ def wanted(ns: argparse.Namespace) -> bool:
     return is_on(getattr(ns, "with_registry_auth", None), FLAG)
 
 
-def encoded_auth(image: str, config: dockerconfig.DockerConfig | None = None) -> str:
-    """The X-Registry-Auth value for pulling `image`, from the Docker config file."""
+def _login_for(image: str, config: dockerconfig.DockerConfig | None
+               ) -> tuple[str, dockerconfig.Login | None]:
+    """The config key of `image`'s registry and the login stored for it (or None)."""
     registry = importlib.import_module("cli.registry")
     try:
         ref = registry.parse_reference(image)
@@ -45,10 +47,25 @@ def encoded_auth(image: str, config: dockerconfig.DockerConfig | None = None) ->
         raise UsageError(f"invalid image reference {image!r}: {exc}") from None
     key = registry.registry_key(ref.domain)
     try:
-        login = (config or dockerconfig.DockerConfig()).get(key)
+        return key, (config or dockerconfig.DockerConfig()).get(key)
     except dockerconfig.ConfigError as exc:
         raise CLIError(f"Error: {exc}") from None
+
+
+def encoded_auth(image: str, config: dockerconfig.DockerConfig | None = None) -> str:
+    """The X-Registry-Auth value for pulling `image`, from the Docker config file."""
+    key, login = _login_for(image, config)
     return dockerconfig.registry_auth(login, key)
+
+
+def credentials_for(image: str, config: dockerconfig.DockerConfig | None = None) -> Any:
+    """The stored login for `image`'s registry as `cli.registry.Credentials` (None when
+    there is none): what a digest look-up of the image uses when the command was given
+    --with-registry-auth (Docker's daemon resolves with the credentials it was sent)."""
+    _, login = _login_for(image, config)
+    if login is None:
+        return None
+    return importlib.import_module("cli.registry").Credentials(login.username, login.password)
 
 
 def apply(spec: pb.ServiceSpec, ns: argparse.Namespace,

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import registry, registryauth
 from cli.dockerconfig import DockerConfig, Login, registry_auth
+from cli.parsing import UsageError
 from manager import pullauth, redact
 from manager.controlapi import services, stacks
 from manager.controlapi.common import Refusal
@@ -23,6 +25,7 @@ from manager.watchapi import outgoing
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 from proto import watch_pb2 as wpb
+from raft import actions
 from tests.cliserver import InProcessClient, run, serve
 from tests.test_stack_rules import Store, definition, svc_spec
 from worker.podman_wire import pull_auth_header
@@ -118,7 +121,6 @@ def test_task_reads_carry_no_auth(cluster: InProcessClient,
     svc = stored(cluster, "priv")
     task = pb.Task(id="t" * 25, service_id=svc.id, node_id="w1", slot=1)
     task.spec.CopyFrom(svc.spec.task)
-    from raft import actions
     cluster.control.store.commit([actions.create(task)])
     got = cluster.control.ok("GetTask", cpb.GetTaskRequest(task_id=task.id)).task
     assert got.service_id == svc.id and not got.spec.container.HasField("pull_options")
@@ -246,3 +248,13 @@ def test_stack_deploy_with_registry_auth(cluster: InProcessClient, tmp_path: Pat
     assert auth_of(api)["password"] == PASSWORD and list(api.spec.task.container.env) == ["A=1"]
     shown = swarm(capsys, "stack", "services", "priv") + swarm(capsys, "stack", "ls")
     assert PASSWORD not in shown
+
+
+def test_credentials_for_a_digest_look_up(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    DockerConfig().store(REGISTRY, Login("alice", PASSWORD))
+    assert registryauth.credentials_for(IMAGE) == registry.Credentials("alice", PASSWORD)
+    assert registryauth.credentials_for("busybox") is None
+    with pytest.raises(UsageError, match="invalid image reference"):
+        registryauth.encoded_auth("UPPER/Case")
