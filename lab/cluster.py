@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lab import hollowlab
 from lab.localnode import LABEL_NODE, wait_for
@@ -93,10 +93,14 @@ class Lab:
     """The nodes of one lab; every method reads the state file afresh."""
 
     def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None,
-                 metrics_port: Optional[int] = None, init_flags: Sequence[str] = ()) -> None:
+                 metrics_port: Optional[int] = None, init_flags: Sequence[str] = (),
+                 node_flags: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         self.root = Path(root) if root else lab_dir()
         # more `swarm init` flags for manager1 (e.g. --data-path-port 7789)
         self.init_flags = tuple(init_flags)
+        # more `swarm init|join` flags for the node of that name, e.g. {"worker1":
+        # ["--node-generic-resource", "gpu=GPU-1"]} (the node keeps them across restarts)
+        self.node_flags = {name: tuple(flags) for name, flags in (node_flags or {}).items()}
         # nodes made by this Lab serve /metrics on <their IP>:<port> over mutual TLS
         # (`--metrics-addr IP:PORT --metrics-tls`, kept across restarts)
         self.metrics_port = metrics_port
@@ -403,7 +407,7 @@ class Lab:
             raise LabError(str(err)) from None
 
     def _new_node(self, name: str, role: str, create_cluster: bool = False,
-                  token: Optional[str] = None) -> None:
+                  token: Optional[str] = None, flags: Sequence[str] = ()) -> None:
         if not NAME_RE.match(name):
             raise LabError(f"invalid node name {name!r}: use lowercase letters, digits and "
                            "'-' (at most 31 characters)")
@@ -426,16 +430,17 @@ class Lab:
             addr = f"{ip}:{MANAGER_PORT}"
             metrics = [] if self.metrics_port is None else [
                 "--metrics-addr", f"{ip}:{self.metrics_port}", "--metrics-tls"]
+            extra = [*self.node_flags.get(name, ()), *flags]
             if create_cluster:
                 self._run_node_starter(name, "init", "--data-dir", str(data_dir),
                                        "--listen-addr", addr, "--advertise-addr", addr,
-                                       *metrics, *self.init_flags)
+                                       *metrics, *self.init_flags, *extra)
                 return
             if token is None:
                 token = self.join_token(role)
             self._run_node_starter(name, "join", "--token", token, "--data-dir", str(data_dir),
                                    "--listen-addr", addr, "--advertise-addr", addr, *metrics,
-                                   f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
+                                   *extra, f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
         except BaseException:
             self._teardown_node(name)
             raise
@@ -454,12 +459,14 @@ class Lab:
         res = self.swarm(self._live_manager(), "join-token", "-q", role)
         return res.stdout.strip()
 
-    def add(self, name: str, manager: bool = False, token: Optional[str] = None) -> NodeInfo:
-        """Joins a new node to the lab's cluster (with token, or a fresh one of its role)."""
+    def add(self, name: str, manager: bool = False, token: Optional[str] = None,
+            flags: Sequence[str] = ()) -> NodeInfo:
+        """Joins a new node to the lab's cluster (with token, or a fresh one of its role;
+        `flags`: more `swarm join` flags, e.g. --node-generic-resource gpu=GPU-1)."""
         self._require_up()
         if not self.join_available():
             raise LabError(JOIN_MISSING)
-        self._new_node(name, "manager" if manager else "worker", token=token)
+        self._new_node(name, "manager" if manager else "worker", token=token, flags=flags)
         return next(n for n in self.nodes() if n.name == name)
 
     def kill(self, name: str) -> int:

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="Number of hollow nodes (no containers; groups hollow1..K)")
     p.add_argument("--hollow-per-process", type=int, default=PER_PROCESS, metavar="N",
                    help=f"Hollow nodes per process (default {PER_PROCESS})")
+    p.add_argument("--generic-resource", action="append", default=[],
+                   metavar="NODE:KIND=VALUE",
+                   help="A generic resource NODE advertises (swarm init|join "
+                        "--node-generic-resource KIND=VALUE), e.g. worker1:gpu=GPU-1 "
+                        "(repeatable)")
     sub.add_parser("down", help="Remove everything the lab made (also after a crash)")
     p = sub.add_parser("status", help="List the lab's nodes")
     p.add_argument("--format", default=None,
@@ -57,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hollow", type=int, default=None, metavar="N",
                    help="Start a group of N hollow nodes instead (named hollowK)")
     p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
+    p.add_argument("--generic-resource", action="append", default=[], metavar="KIND=VALUE",
+                   help="A generic resource the node advertises (repeatable)")
     p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
     p.add_argument("nodes", nargs="+", metavar="NODE")
     p.add_argument("--from", dest="others", nargs="+", required=True, metavar="NODE")
@@ -76,8 +83,20 @@ def _status(lab: Lab, fmt: Optional[str]) -> int:
     return 0
 
 
+def _node_flags(given: Sequence[str]) -> dict[str, list[str]]:
+    """`up --generic-resource NODE:KIND=VALUE` as `swarm init|join` flags per node."""
+    flags: dict[str, list[str]] = {}
+    for item in given:
+        node, sep, term = item.partition(":")
+        if not sep or not node or "=" not in term:
+            raise LabError(f"invalid --generic-resource {item!r}: expected NODE:KIND=VALUE "
+                           "(e.g. worker1:gpu=GPU-1)")
+        flags.setdefault(node, []).extend(["--node-generic-resource", term])
+    return flags
+
+
 def _run(args: argparse.Namespace) -> int:
-    lab = Lab()
+    lab = Lab(node_flags=_node_flags(args.generic_resource) if args.command == "up" else None)
     cmd = args.command
     if cmd == "up":
         for node in lab.up(args.managers, args.workers, args.hollow, args.hollow_per_process):
@@ -121,9 +140,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "add":
         if args.hollow is not None:
-            if args.node or args.manager or args.token:
-                print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
-                      "nodes are workers; the group is named hollowK)", file=sys.stderr)
+            if args.node or args.manager or args.token or args.generic_resource:
+                print("Error: add --hollow N takes no NAME, --manager, --token or "
+                      "--generic-resource (hollow nodes are workers; the group is named "
+                      "hollowK)", file=sys.stderr)
                 return 2
             if args.hollow < 1:
                 print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
@@ -135,7 +155,9 @@ def _run(args: argparse.Namespace) -> int:
         if not args.node:
             print("Error: add needs a NAME (or --hollow N)", file=sys.stderr)
             return 2
-        node = lab.add(args.node, manager=args.manager, token=args.token)
+        node = lab.add(args.node, manager=args.manager, token=args.token,
+                       flags=[f for term in args.generic_resource
+                              for f in ("--node-generic-resource", term)])
         print(f"{node.name}\t{node.role}\t{node.ip}")
         return 0
     if cmd == "remove":
