@@ -96,7 +96,8 @@ def _node_flags(given: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    lab = Lab(node_flags=_node_flags(args.generic_resource) if args.command == "up" else None)
+    node_flags = _node_flags(args.generic_resource) if args.command == "up" else {}
+    lab = Lab(node_flags=node_flags) if node_flags else Lab()
     cmd = args.command
     if cmd == "up":
         for node in lab.up(args.managers, args.workers, args.hollow, args.hollow_per_process):
@@ -140,10 +141,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "add":
         if args.hollow is not None:
-            if args.node or args.manager or args.token or args.generic_resource:
-                print("Error: add --hollow N takes no NAME, --manager, --token or "
-                      "--generic-resource (hollow nodes are workers; the group is named "
-                      "hollowK)", file=sys.stderr)
+            if args.node or args.manager or args.token:
+                print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
+                      "nodes are workers; the group is named hollowK)", file=sys.stderr)
+                return 2
+            if args.generic_resource:
+                print("Error: add --hollow N takes no --generic-resource (hollow nodes "
+                      "advertise none)", file=sys.stderr)
                 return 2
             if args.hollow < 1:
                 print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
@@ -155,9 +159,12 @@ def _run(args: argparse.Namespace) -> int:
         if not args.node:
             print("Error: add needs a NAME (or --hollow N)", file=sys.stderr)
             return 2
-        node = lab.add(args.node, manager=args.manager, token=args.token,
-                       flags=[f for term in args.generic_resource
-                              for f in ("--node-generic-resource", term)])
+        if args.generic_resource:
+            node = lab.add(args.node, manager=args.manager, token=args.token,
+                           flags=[f for term in args.generic_resource
+                                  for f in ("--node-generic-resource", term)])
+        else:
+            node = lab.add(args.node, manager=args.manager, token=args.token)
         print(f"{node.name}\t{node.role}\t{node.ip}")
         return 0
     if cmd == "remove":
