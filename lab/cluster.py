@@ -355,16 +355,20 @@ class Lab:
         return self.nodes()
 
     def add_hollow(self, count: int, wait: bool = True,
-                   start_delay: float = hollowlab.DEFAULT_START_DELAY) -> str:
+                   start_delay: float = hollowlab.DEFAULT_START_DELAY,
+                   generic_resources: Sequence[str] = ()) -> str:
         """Starts one more hollow group of `count` nodes; returns its name (hollowK).
-        With `wait`, returns once every node of it has had a session."""
+        With `wait`, returns once every node of it has had a session. Each node offers
+        `generic_resources` (KIND=VALUE terms; none by default)."""
         self._require_up()
         if count < 1:
             raise LabError("a hollow group needs at least one node")
-        return self.add_hollow_groups([count], wait=wait, start_delay=start_delay)[0]
+        return self.add_hollow_groups([count], wait=wait, start_delay=start_delay,
+                                      generic_resources=generic_resources)[0]
 
     def add_hollow_groups(self, counts: Sequence[int], wait: bool = True,
-                          start_delay: float = hollowlab.DEFAULT_START_DELAY) -> list[str]:
+                          start_delay: float = hollowlab.DEFAULT_START_DELAY,
+                          generic_resources: Sequence[str] = ()) -> list[str]:
         """Starts a hollow group per count, all at once (then waits for all, with `wait`)."""
         if start_delay < 0:
             raise LabError("the hollow start delay must be at least 0 seconds")
@@ -374,8 +378,8 @@ class Lab:
         for name, count in zip(names, counts):
             data_dir = self.root / "nodes" / name
             with self.state.edit() as doc:
-                doc.setdefault("nodes", {})[name] = hollowlab.entry(data_dir, count,
-                                                                    start_delay, token)
+                doc.setdefault("nodes", {})[name] = hollowlab.entry(
+                    data_dir, count, start_delay, token, generic_resources)
             try:
                 self.net.add_node(name)
                 _remove_data_dir(data_dir)

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="Start a group of N hollow nodes instead (named hollowK)")
     p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
     p.add_argument("--generic-resource", action="append", default=[], metavar="KIND=VALUE",
-                   help="A generic resource the node advertises (repeatable)")
+                   help="A generic resource the node advertises (repeatable; with "
+                        "--hollow, every node of the group)")
     p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
     p.add_argument("nodes", nargs="+", metavar="NODE")
     p.add_argument("--from", dest="others", nargs="+", required=True, metavar="NODE")
@@ -96,7 +97,16 @@ def _node_flags(given: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    node_flags = _node_flags(args.generic_resource) if args.command == "up" else {}
+    node_flags: dict[str, list[str]] = {}
+    if args.command == "up":
+        node_flags = _node_flags(args.generic_resource)
+        made = {f"manager{i}" for i in range(1, args.managers + 1)} | {
+            f"worker{i}" for i in range(1, args.workers + 1)}
+        unknown = sorted(set(node_flags) - made)
+        if unknown:
+            raise LabError(f"--generic-resource names {', '.join(unknown)}, which `up` does "
+                           f"not make (it makes {', '.join(sorted(made))}; give hollow "
+                           "groups theirs with `add --hollow N --generic-resource`)")
     lab = Lab(node_flags=node_flags) if node_flags else Lab()
     cmd = args.command
     if cmd == "up":
@@ -145,15 +155,14 @@ def _run(args: argparse.Namespace) -> int:
                 print("Error: add --hollow N takes no NAME, --manager or --token (hollow "
                       "nodes are workers; the group is named hollowK)", file=sys.stderr)
                 return 2
-            if args.generic_resource:
-                print("Error: add --hollow N takes no --generic-resource (hollow nodes "
-                      "advertise none)", file=sys.stderr)
-                return 2
             if args.hollow < 1:
                 print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
                       file=sys.stderr)
                 return 2
-            name = lab.add_hollow(args.hollow)
+            if args.generic_resource:      # every node of the group offers them
+                name = lab.add_hollow(args.hollow, generic_resources=args.generic_resource)
+            else:
+                name = lab.add_hollow(args.hollow)
             print(f"{name}\thollow\t{lab.ip(name)}\t{args.hollow} nodes")
             return 0
         if not args.node:

@@ -25,8 +25,9 @@ class FakeLab:
         return [NodeInfo("manager1", "manager", "10.99.0.2", "/d/manager1", 10, "", "br"),
                 NodeInfo("hollow1", "hollow", "10.99.0.3", "/d/hollow1", 11, "", "br", 4)]
 
-    def add_hollow(self, count: int) -> str:
-        self.calls.append(("add_hollow", count))
+    def add_hollow(self, count: int, generic_resources: Optional[list[str]] = None) -> str:
+        self.calls.append(("add_hollow", count) + ((generic_resources,) if generic_resources
+                                                   else ()))
         return "hollow2"
 
     def ip(self, name: str) -> str:
@@ -96,9 +97,12 @@ def test_generic_resources_become_node_flags(fake_lab: list, capsys: Any) -> Non
         "--node-generic-resource", "gpu=GPU-1", "--node-generic-resource", "gpu=GPU-2"]})
     assert labmain.main(["add", "w9", "--generic-resource", "ssd=2"]) == 0
     assert fake_lab[-1] == ("add", "w9", False, None, ["--node-generic-resource", "ssd=2"])
+    assert labmain.main(["add", "--hollow", "3", "--generic-resource", "gpu=G1"]) == 0
+    assert fake_lab[-1] == ("add_hollow", 3, ["gpu=G1"])
 
 
 def test_generic_resource_without_a_node_is_refused(fake_lab: list, capsys: Any) -> None:
     assert labmain.main(["up", "--generic-resource", "gpu=GPU-1"]) != 0
     assert "expected NODE:KIND=VALUE" in capsys.readouterr().err
-    assert labmain.main(["add", "--hollow", "2", "--generic-resource", "ssd=2"]) == 2
+    assert labmain.main(["up", "--generic-resource", "worker1:gpu=GPU-1"]) != 0  # no worker1
+    assert "which `up` does not make" in capsys.readouterr().err
