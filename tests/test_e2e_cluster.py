@@ -342,6 +342,15 @@ def test_generic_resources_place_tasks_and_reach_their_containers(lab: Lab, imag
     row = wait(third_pending, 15, "the third gpus task Pending with an error")
     assert "insufficient resources on 5 nodes" in row["Error"]
     assert dict(running_per_node(lab, "gpus")) == {"worker1": 2}
+
+    # without the reservation the three run anywhere, spread (and hold no gpu)
+    sw(lab, "service", "update", "-d", "--update-parallelism", "0", "--generic-resource-rm",
+       "gpu", "gpus")
+    def one_per_node() -> Counter | None:
+        got = running_per_node(lab, "gpus")
+        return got if sum(got.values()) == 3 and max(got.values()) == 1 else None
+    assert len(wait(one_per_node, 40, "3 gpus tasks running, one per node")) == 3
+    assert "Generic Resources" not in sw(lab, "service", "inspect", "--pretty", "gpus").stdout
     remove(lab, "gpus")
 
 
