@@ -155,6 +155,7 @@ def force_new_cluster(config: NodeConfig, read_unlock_key: Callable[[], str],
                                            default_listen=state.listen_addr,
                                            default_advertise=state.advertise_addr)
         apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
+        apply_generic_flags(state, config.generic_resources)
     except ValueError as exc:
         raise NodeError(str(exc)) from None
     raft_addr = raft_addr_of(advertise)
