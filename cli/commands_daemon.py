@@ -32,6 +32,17 @@ def _metrics_flags(parser: argparse.ArgumentParser) -> None:
                              "with a certificate from the cluster's CA (allows any IP)")
 
 
+def _generic_flag(parser: argparse.ArgumentParser) -> None:
+    """--node-generic-resource (dockerd's), kept in node.json (a restart offers them again)."""
+    parser.add_argument("--node-generic-resource", action="append", default=None,
+                        metavar="KIND=VALUE",
+                        help="Advertise a generic resource of this node to the scheduler "
+                             "(repeatable): KIND=ID names one instance (gpu=GPU-1, "
+                             "gpu=GPU-2), KIND=N a count (ssd=3); services reserve them with "
+                             "--generic-resource. Given, they replace the kept ones (\"\" "
+                             "alone clears them) (default: kept, else none)")
+
+
 def declare_init(parser: argparse.ArgumentParser) -> None:
     """Declares `swarm init`'s options on `parser`."""
     p = parser
@@ -65,6 +76,7 @@ def declare_init(parser: argparse.ArgumentParser) -> None:
                    help="Force create a new cluster from current state: a one-manager cluster "
                         "from this (stopped) manager's data directory, every object kept")
     _metrics_flags(p)
+    _generic_flag(p)
     p.set_defaults(bootstrap="cmd_init")
 
 
@@ -80,6 +92,7 @@ def declare_join(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
     p.add_argument("remote", metavar="HOST:PORT", help="Address of a manager")
     _metrics_flags(p)
+    _generic_flag(p)
     p.set_defaults(bootstrap="cmd_join")
 
 
@@ -88,6 +101,7 @@ def declare_daemon(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help=_DATA_DIR_HELP)
     parser.add_argument("--foreground", action="store_true", help=_FOREGROUND_HELP)
     _metrics_flags(parser)
+    _generic_flag(parser)
     parser.set_defaults(bootstrap="cmd_daemon")
 
 

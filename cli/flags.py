@@ -161,6 +161,10 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
             parser.add_argument(*names, dest=_LIST_DESTS.get(name, name.replace("-", "_")),
                                 action="append", default=[], help=help_text)
         _capability_flags(parser)
+        parser.add_argument("--generic-resource", dest="generic_resource", action="append",
+                            default=[], metavar="KIND=COUNT",
+                            help="User defined resources (repeatable): reserve COUNT of the "
+                                 "KIND nodes advertise (swarm daemon --node-generic-resource)")
         parser.add_argument("image", metavar="IMAGE")
         parser.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER,
                             help="Command and arguments (given to the image's entrypoint)")
@@ -172,6 +176,11 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
         parser.add_argument(f"--{name}-rm", dest=f"{base}_rm", action="append", default=[],
                             help=_RM_HELP.get(name, f"{help_text}: remove"))
     _capability_flags(parser)
+    parser.add_argument("--generic-resource-add", dest="generic_resource_add", action="append",
+                        default=[], metavar="KIND=COUNT",
+                        help="Add a Generic resource (or change its count)")
+    parser.add_argument("--generic-resource-rm", dest="generic_resource_rm", action="append",
+                        default=[], metavar="KIND", help="Remove a Generic resource")
     parser.add_argument("--image", default=None, help="Service image tag")
     parser.add_argument("--args", default=None, help="Service command args")
     bool_flag(parser, "--force", None, "Force update even if no changes require it")

@@ -32,6 +32,7 @@ from node.bootstrap import NodeError
 from node.config import ClusterSettings, NodeConfig, PodmanOptions
 from node.lockedmode import LOCKED
 from node.state import socket_path
+from proto import genericres
 
 INIT_ONLY_FLAGS = (("--task-history-limit", "task_history_limit"),
                    ("--dispatcher-heartbeat", "dispatcher_heartbeat"),
@@ -116,7 +117,20 @@ def node_config(args: argparse.Namespace,
         debug=environment.debug(environ),
         notify_socket=environment.notify_socket(environ),
         metrics_addr=getattr(args, "metrics_addr", None),
-        metrics_tls=getattr(args, "metrics_tls", None))
+        metrics_tls=getattr(args, "metrics_tls", None),
+        generic_resources=_generic_resources(args))
+
+
+def _generic_resources(args: argparse.Namespace) -> Optional[tuple[str, ...]]:
+    """--node-generic-resource terms (None: not given); UsageError for a bad one."""
+    given = getattr(args, "node_generic_resource", None)
+    if given is None:
+        return None
+    try:
+        genericres.parse_node(t for t in given if t != "")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return tuple(given)
 
 
 def _start(config: NodeConfig, message: Optional[str] = None) -> int:

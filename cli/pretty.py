@@ -13,7 +13,7 @@ from cli.format import human_duration, manager_status_text, mode_of, pretty_enum
 from cli.parsing import format_duration, format_size
 from cli.templates import tabulate
 from proto import control_pb2 as cpb
-from proto import model
+from proto import genericres, model
 from proto import objects_pb2 as pb
 
 Line = Sequence[str]
@@ -50,7 +50,7 @@ def _update_config(title: str, cfg: pb.UpdateConfig, order_word: str) -> list[Li
 def _resources(res: pb.ResourceRequirements) -> list[Line]:
     lines: list[Line] = [["Resources:"]]
     for title, r in (("Reservations", res.reservations), ("Limits", res.limits)):
-        if r.nano_cpus or r.memory_bytes or r.pids:
+        if r.nano_cpus or r.memory_bytes or r.pids or r.generic_resources:
             lines.append([f" {title}:"])
             if r.nano_cpus:
                 lines.append(["  CPU:", _cpus(r.nano_cpus)])
@@ -58,6 +58,19 @@ def _resources(res: pb.ResourceRequirements) -> list[Line]:
                 lines.append(["  Memory:", format_size(r.memory_bytes)])
             if r.pids:
                 lines.append(["  PIDs:", str(r.pids)])
+            lines += _generic(r.generic_resources, "  ")
+    return lines
+
+
+def _generic(resources: Sequence[pb.GenericResource], indent: str) -> list[Line]:
+    """A "Generic Resources:" block, one line per kind (`gpu: GPU-1, GPU-2`, `ssd: 3`).
+    Docker's text leaves them out; Shoal shows them where CPU and memory are."""
+    if not resources:
+        return []
+    lines: list[Line] = [[f"{indent}Generic Resources:"]]
+    for item in genericres.summary(resources):
+        kind, _, values = item.partition("=")
+        lines.append([f"{indent} {kind}:", values.replace(",", ", ")])
     return lines
 
 
@@ -237,6 +250,7 @@ def node_text(node: pb.Node) -> str:
               ["Resources:"],
               [" CPUs:", _cpus(d.resources.nano_cpus)],
               [" Memory:", format_size(d.resources.memory_bytes)],
+              *_generic(d.resources.generic_resources, " "),
               ["Engine Version:", d.engine_version]]
     if d.engine_labels:
         lines.append(["Engine Labels:"])

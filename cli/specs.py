@@ -25,6 +25,7 @@ from cli.parsing import (INT32_MAX, INT64_MAX, UINT64_MAX, UsageError, expand_en
                          parse_network, parse_placement_pref, parse_publish, parse_ratio,
                          parse_replicas, parse_secret_ref, parse_size, parse_uint,
                          validate_constraint)
+from proto import genericres
 from proto import objects_pb2 as pb
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ _UPDATE_ITEMS: dict[str, Callable[[str], Any]] = {
     "sysctl_add": functools.partial(copts.parse_sysctl, flag="--sysctl-add"),
     "constraint_add": validate_constraint, "placement_pref_add": parse_placement_pref,
     "network_add": parse_network,
+    "generic_resource_add": lambda item: _generic([item], "--generic-resource-add"),
 }
 
 
@@ -314,6 +316,9 @@ def create_spec(ns: argparse.Namespace) -> pb.ServiceSpec:
     spec.task.placement.preferences.extend(parse_placement_pref(x) for x in ns.placement_pref)
     spec.task.networks.extend(parse_network(n) for n in ns.network)
     spec.endpoint.ports.extend(_ports(ns.publish))
+    if ns.generic_resource:
+        spec.task.resources.reservations.generic_resources.extend(
+            _generic(ns.generic_resource, "--generic-resource"))
     spec.update.CopyFrom(default_update_config())
     spec.rollback.CopyFrom(default_update_config())
     _apply_common(spec, ns)
@@ -417,12 +422,39 @@ def update_spec(current: pb.ServiceSpec, ns: argparse.Namespace) -> pb.ServiceSp
         task.networks.append(net)
 
     _update_ports(spec.endpoint, ns.publish_add, ns.publish_rm)
+    _update_generic(task.resources.reservations.generic_resources,
+                    _get(ns, "generic_resource_add") or (), _get(ns, "generic_resource_rm") or ())
     _apply_common(spec, ns)
     if spec.WhichOneof("mode") in ("global", "global_job") and task.placement.max_replicas:
         raise UsageError("--replicas-max-per-node can only be used with replicated mode")
     if is_on(ns.force, "--force"):
         task.force_update += 1
     return spec
+
+
+def _generic(terms: Iterable[str], flag: str) -> list[pb.GenericResource]:
+    """Generic resource reservations (KIND=COUNT) as the spec holds them."""
+    try:
+        return genericres.parse_request(terms, flag)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _update_generic(current: Any, add: Iterable[str], rm: Iterable[str]) -> None:
+    """--generic-resource-rm KIND (refused when the service reserves no KIND), then
+    --generic-resource-add KIND=COUNT (replaces the count of a kind already reserved)."""
+    add, rm = list(add), list(rm)
+    if not add and not rm:
+        return
+    by_kind = {genericres.kind_of(r): r for r in current}
+    for kind in rm:
+        if kind.strip() not in by_kind:
+            raise UsageError(f"could not find generic-resource `{kind}` to remove it")
+        del by_kind[kind.strip()]
+    for res in _generic(add, "--generic-resource-add"):
+        by_kind[genericres.kind_of(res)] = res
+    del current[:]
+    current.extend(by_kind.values())
 
 
 def _parse_port_rm(item: str) -> list[tuple[int, int]]:

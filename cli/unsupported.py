@@ -86,10 +86,6 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
 )
 
 TO_BUILD: tuple[Refused, ...] = (
-    _todo("--generic-resource", "service create", "reservations of named/discrete "
-          "resources, matched against resources advertised by `swarm daemon`"),
-    _todo("--generic-resource-add", "service update", "as create's --generic-resource"),
-    _todo("--generic-resource-rm", "service update", "as create's --generic-resource"),
     _todo("--no-resolve-image", _SERVICE, "skip resolving the image tag to a digest "
           "(once digests are pinned)", value=False),
     _todo("--resolve-image", "stack deploy", "always|changed|never: pin images to "

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lab import hollowlab
 from lab.localnode import LABEL_NODE, wait_for
@@ -93,10 +93,14 @@ class Lab:
     """The nodes of one lab; every method reads the state file afresh."""
 
     def __init__(self, root: Optional[Path] = None, underlay_index: Optional[int] = None,
-                 metrics_port: Optional[int] = None, init_flags: Sequence[str] = ()) -> None:
+                 metrics_port: Optional[int] = None, init_flags: Sequence[str] = (),
+                 node_flags: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         self.root = Path(root) if root else lab_dir()
         # more `swarm init` flags for manager1 (e.g. --data-path-port 7789)
         self.init_flags = tuple(init_flags)
+        # more `swarm init|join` flags for the node of that name, e.g. {"worker1":
+        # ["--node-generic-resource", "gpu=GPU-1"]} (the node keeps them across restarts)
+        self.node_flags = {name: tuple(flags) for name, flags in (node_flags or {}).items()}
         # nodes made by this Lab serve /metrics on <their IP>:<port> over mutual TLS
         # (`--metrics-addr IP:PORT --metrics-tls`, kept across restarts)
         self.metrics_port = metrics_port
@@ -351,16 +355,20 @@ class Lab:
         return self.nodes()
 
     def add_hollow(self, count: int, wait: bool = True,
-                   start_delay: float = hollowlab.DEFAULT_START_DELAY) -> str:
+                   start_delay: float = hollowlab.DEFAULT_START_DELAY,
+                   generic_resources: Sequence[str] = ()) -> str:
         """Starts one more hollow group of `count` nodes; returns its name (hollowK).
-        With `wait`, returns once every node of it has had a session."""
+        With `wait`, returns once every node of it has had a session. Each node offers
+        `generic_resources` (KIND=VALUE terms; none by default)."""
         self._require_up()
         if count < 1:
             raise LabError("a hollow group needs at least one node")
-        return self.add_hollow_groups([count], wait=wait, start_delay=start_delay)[0]
+        return self.add_hollow_groups([count], wait=wait, start_delay=start_delay,
+                                      generic_resources=generic_resources)[0]
 
     def add_hollow_groups(self, counts: Sequence[int], wait: bool = True,
-                          start_delay: float = hollowlab.DEFAULT_START_DELAY) -> list[str]:
+                          start_delay: float = hollowlab.DEFAULT_START_DELAY,
+                          generic_resources: Sequence[str] = ()) -> list[str]:
         """Starts a hollow group per count, all at once (then waits for all, with `wait`)."""
         if start_delay < 0:
             raise LabError("the hollow start delay must be at least 0 seconds")
@@ -370,8 +378,8 @@ class Lab:
         for name, count in zip(names, counts):
             data_dir = self.root / "nodes" / name
             with self.state.edit() as doc:
-                doc.setdefault("nodes", {})[name] = hollowlab.entry(data_dir, count,
-                                                                    start_delay, token)
+                doc.setdefault("nodes", {})[name] = hollowlab.entry(
+                    data_dir, count, start_delay, token, generic_resources)
             try:
                 self.net.add_node(name)
                 _remove_data_dir(data_dir)
@@ -403,7 +411,7 @@ class Lab:
             raise LabError(str(err)) from None
 
     def _new_node(self, name: str, role: str, create_cluster: bool = False,
-                  token: Optional[str] = None) -> None:
+                  token: Optional[str] = None, flags: Sequence[str] = ()) -> None:
         if not NAME_RE.match(name):
             raise LabError(f"invalid node name {name!r}: use lowercase letters, digits and "
                            "'-' (at most 31 characters)")
@@ -426,16 +434,17 @@ class Lab:
             addr = f"{ip}:{MANAGER_PORT}"
             metrics = [] if self.metrics_port is None else [
                 "--metrics-addr", f"{ip}:{self.metrics_port}", "--metrics-tls"]
+            extra = [*self.node_flags.get(name, ()), *flags]
             if create_cluster:
                 self._run_node_starter(name, "init", "--data-dir", str(data_dir),
                                        "--listen-addr", addr, "--advertise-addr", addr,
-                                       *metrics, *self.init_flags)
+                                       *metrics, *self.init_flags, *extra)
                 return
             if token is None:
                 token = self.join_token(role)
             self._run_node_starter(name, "join", "--token", token, "--data-dir", str(data_dir),
                                    "--listen-addr", addr, "--advertise-addr", addr, *metrics,
-                                   f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
+                                   *extra, f"{self.ip(self._live_manager())}:{MANAGER_PORT}")
         except BaseException:
             self._teardown_node(name)
             raise
@@ -454,12 +463,14 @@ class Lab:
         res = self.swarm(self._live_manager(), "join-token", "-q", role)
         return res.stdout.strip()
 
-    def add(self, name: str, manager: bool = False, token: Optional[str] = None) -> NodeInfo:
-        """Joins a new node to the lab's cluster (with token, or a fresh one of its role)."""
+    def add(self, name: str, manager: bool = False, token: Optional[str] = None,
+            flags: Sequence[str] = ()) -> NodeInfo:
+        """Joins a new node to the lab's cluster (with token, or a fresh one of its role;
+        `flags`: more `swarm join` flags, e.g. --node-generic-resource gpu=GPU-1)."""
         self._require_up()
         if not self.join_available():
             raise LabError(JOIN_MISSING)
-        self._new_node(name, "manager" if manager else "worker", token=token)
+        self._new_node(name, "manager" if manager else "worker", token=token, flags=flags)
         return next(n for n in self.nodes() if n.name == name)
 
     def kill(self, name: str) -> int:

@@ -40,10 +40,15 @@ def group_names(taken: set[str], count: int) -> list[str]:
     return names
 
 
-def entry(data_dir: Path, count: int, start_delay: float, token: str) -> dict[str, Any]:
-    """A new group's entry in the lab's state file (what `command` starts it from)."""
-    return {"role": ROLE, "data_dir": str(data_dir), "hollow": count, "first_index": 1,
-            "start_delay": start_delay, "token": token}
+def entry(data_dir: Path, count: int, start_delay: float, token: str,
+          generic_resources: Sequence[str] = ()) -> dict[str, Any]:
+    """A new group's entry in the lab's state file (what `command` starts it from);
+    `generic_resources`: KIND=VALUE terms every node of the group offers."""
+    doc: dict[str, Any] = {"role": ROLE, "data_dir": str(data_dir), "hollow": count,
+                           "first_index": 1, "start_delay": start_delay, "token": token}
+    if generic_resources:
+        doc["generic_resources"] = list(generic_resources)
+    return doc
 
 
 def split(total: int, per_process: int) -> list[int]:
@@ -75,7 +80,9 @@ def command(python: str, group: str, entry: dict[str, Any], managers: Sequence[s
             "--group", group, "--count", str(entry["hollow"]),
             "--first-index", str(entry.get("first_index", 1)),
             "--manager", ",".join(managers), "--token", token, "--advertise-ip", ip,
-            "--start-delay", str(entry.get("start_delay", DEFAULT_START_DELAY))]
+            "--start-delay", str(entry.get("start_delay", DEFAULT_START_DELAY)),
+            *(flag for term in entry.get("generic_resources", ())
+              for flag in ("--node-generic-resource", term))]
 
 
 def launch(argv: list[str], netns_path: str, env: dict[str, str], log: Path,

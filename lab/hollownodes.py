@@ -44,6 +44,8 @@ from node.state import DEFAULT_PORT, split_addr
 from pki import node as pkinode
 from pki import tls
 from proto import dispatcher_pb2 as dpb
+from proto import genericres
+from proto import objects_pb2 as pb
 from worker.agent import Agent
 from worker.hollow import DEFAULT_START_DELAY, HollowEngine
 
@@ -115,7 +117,8 @@ class HollowHost:
     def __init__(self, data_dir: Path, group: str, count: int, managers: Sequence[str],
                  token: str, advertise_ip: str, *, first_index: int = 1,
                  start_delay: float = DEFAULT_START_DELAY,
-                 join_concurrency: int = JOIN_CONCURRENCY) -> None:
+                 join_concurrency: int = JOIN_CONCURRENCY,
+                 generic_resources: Sequence[pb.GenericResource] = ()) -> None:
         if count < 1:
             raise ValueError("a hollow group needs at least one node")
         self.data_dir = data_dir
@@ -123,6 +126,8 @@ class HollowHost:
         self.managers = list(managers)
         self.token = token
         self.advertise_ip = advertise_ip
+        # what every node of the group offers (none unless --node-generic-resource)
+        self.generic_resources = list(generic_resources)
         self.nodes = [HollowNode(i, hostname_of(group, i), node_dir(data_dir, i))
                       for i in range(first_index, first_index + count)]
         self.engines: dict[str, HollowEngine] = {}
@@ -167,6 +172,7 @@ class HollowHost:
             node.node_id, self.make_runtime(node.node_id), node.managers,
             hostname=node.hostname, credentials=tls.client_credentials(creds),
             engine_labels={LABEL_HOLLOW: self.group}, cluster_id=node.cluster_id,
+            generic_resources=self.generic_resources,
             on_session_message=lambda message: self._session_message(node, message),
             files_root=str(node.directory / "tasks"))
         node.agent = agent
@@ -242,6 +248,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="Seconds a hollow task takes to start (default 0.05)")
     parser.add_argument("--debug", action="store_true",
                         help="Log at DEBUG level (join attempts, assignments, task states)")
+    parser.add_argument("--node-generic-resource", action="append", default=[],
+                        metavar="KIND=VALUE",
+                        help="A generic resource every node of the group offers (repeatable)")
     return parser
 
 
@@ -250,7 +259,8 @@ def host_from_args(args: argparse.Namespace) -> HollowHost:
     return HollowHost(args.data_dir, args.group, args.count,
                       [m.strip() for m in args.manager.split(",") if m.strip()],
                       args.token, args.advertise_ip, first_index=args.first_index,
-                      start_delay=args.start_delay)
+                      start_delay=args.start_delay,
+                      generic_resources=genericres.parse_node(args.node_generic_resource))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -259,6 +269,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.count < 1 or args.start_delay < 0:
         print("Error: --count must be at least 1 and --start-delay at least 0",
               file=sys.stderr)
+        return 2
+    try:
+        genericres.parse_node(args.node_generic_resource)
+    except ValueError as err:
+        print(f"Error: {err}", file=sys.stderr)
         return 2
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="Number of hollow nodes (no containers; groups hollow1..K)")
     p.add_argument("--hollow-per-process", type=int, default=PER_PROCESS, metavar="N",
                    help=f"Hollow nodes per process (default {PER_PROCESS})")
+    p.add_argument("--generic-resource", action="append", default=[],
+                   metavar="NODE:KIND=VALUE",
+                   help="A generic resource NODE advertises (swarm init|join "
+                        "--node-generic-resource KIND=VALUE), e.g. worker1:gpu=GPU-1 "
+                        "(repeatable)")
     sub.add_parser("down", help="Remove everything the lab made (also after a crash)")
     p = sub.add_parser("status", help="List the lab's nodes")
     p.add_argument("--format", default=None,
@@ -57,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hollow", type=int, default=None, metavar="N",
                    help="Start a group of N hollow nodes instead (named hollowK)")
     p.add_argument("--token", default=None, help="Join token (default: a fresh one)")
+    p.add_argument("--generic-resource", action="append", default=[], metavar="KIND=VALUE",
+                   help="A generic resource the node advertises (repeatable; with "
+                        "--hollow, every node of the group)")
     p = sub.add_parser("partition", help="Cut traffic between two groups of nodes")
     p.add_argument("nodes", nargs="+", metavar="NODE")
     p.add_argument("--from", dest="others", nargs="+", required=True, metavar="NODE")
@@ -76,8 +84,30 @@ def _status(lab: Lab, fmt: Optional[str]) -> int:
     return 0
 
 
+def _node_flags(given: Sequence[str]) -> dict[str, list[str]]:
+    """`up --generic-resource NODE:KIND=VALUE` as `swarm init|join` flags per node."""
+    flags: dict[str, list[str]] = {}
+    for item in given:
+        node, sep, term = item.partition(":")
+        if not sep or not node or "=" not in term:
+            raise LabError(f"invalid --generic-resource {item!r}: expected NODE:KIND=VALUE "
+                           "(e.g. worker1:gpu=GPU-1)")
+        flags.setdefault(node, []).extend(["--node-generic-resource", term])
+    return flags
+
+
 def _run(args: argparse.Namespace) -> int:
-    lab = Lab()
+    node_flags: dict[str, list[str]] = {}
+    if args.command == "up":
+        node_flags = _node_flags(args.generic_resource)
+        made = {f"manager{i}" for i in range(1, args.managers + 1)} | {
+            f"worker{i}" for i in range(1, args.workers + 1)}
+        unknown = sorted(set(node_flags) - made)
+        if unknown:
+            raise LabError(f"--generic-resource names {', '.join(unknown)}, which `up` does "
+                           f"not make (it makes {', '.join(sorted(made))}; give hollow "
+                           "groups theirs with `add --hollow N --generic-resource`)")
+    lab = Lab(node_flags=node_flags) if node_flags else Lab()
     cmd = args.command
     if cmd == "up":
         for node in lab.up(args.managers, args.workers, args.hollow, args.hollow_per_process):
@@ -129,13 +159,21 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"Error: add --hollow N needs N of at least 1, not {args.hollow}",
                       file=sys.stderr)
                 return 2
-            name = lab.add_hollow(args.hollow)
+            if args.generic_resource:      # every node of the group offers them
+                name = lab.add_hollow(args.hollow, generic_resources=args.generic_resource)
+            else:
+                name = lab.add_hollow(args.hollow)
             print(f"{name}\thollow\t{lab.ip(name)}\t{args.hollow} nodes")
             return 0
         if not args.node:
             print("Error: add needs a NAME (or --hollow N)", file=sys.stderr)
             return 2
-        node = lab.add(args.node, manager=args.manager, token=args.token)
+        if args.generic_resource:
+            node = lab.add(args.node, manager=args.manager, token=args.token,
+                           flags=[f for term in args.generic_resource
+                                  for f in ("--node-generic-resource", term)])
+        else:
+            node = lab.add(args.node, manager=args.manager, token=args.token)
         print(f"{node.name}\t{node.role}\t{node.ip}")
         return 0
     if cmd == "remove":

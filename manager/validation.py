@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 
 from google.protobuf.message import Message
 
-from proto import logrules, mountrules
+from proto import genericres, logrules, mountrules
 from proto import objects_pb2 as pb
 from proto.mountrules import mount_target
 from scheduler import constraints as constraint_parser
@@ -277,6 +277,12 @@ def check_resources(r: pb.ResourceRequirements) -> None:
         raise InvalidSpec("memory reservation is larger than the memory limit")
     if r.limits.nano_cpus and r.reservations.nano_cpus > r.limits.nano_cpus:
         raise InvalidSpec("CPU reservation is larger than the CPU limit")
+    if r.limits.generic_resources:
+        raise InvalidSpec("generic resources can be reserved, not limited: set "
+                          "resources.reservations.generic_resources")
+    problem = genericres.check_request(r.reservations.generic_resources)
+    if problem:
+        raise InvalidSpec(problem)
 
 
 def check_placement(p: pb.Placement) -> None:

@@ -28,8 +28,8 @@ from node.config import ClusterSettings, NodeConfig
 from node.runtimes import remove_node_containers
 from node import state as nodestate
 from node.state import (DEFAULT_PORT, LOCKED_FILE, PID_FILE, READY_FILE, STATE_FILE, NodeState,
-                        apply_metrics_flags, daemon_running, locked, log_path,
-                        node_addresses, raft_addr_of, raft_bind_addr,
+                        apply_generic_flags, apply_metrics_flags, daemon_running, locked,
+                        log_path, node_addresses, raft_addr_of, raft_bind_addr,
                         serving, socket_path, split_addr)
 from pki import keystore, tokens
 from pki import raft_tls as pki_raft_tls
@@ -75,6 +75,7 @@ def init_cluster(config: NodeConfig, settings: ClusterSettings) -> NodeState:
                           cluster_id=model.new_id(), managers=[advertise],
                           data_path_addr=_data_path_addr(config))
         apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
+        apply_generic_flags(state, config.generic_resources)
     except ValueError as exc:  # ipam's AllocationError is a ValueError
         raise NodeError(str(exc)) from None
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -154,6 +155,7 @@ def force_new_cluster(config: NodeConfig, read_unlock_key: Callable[[], str],
                                            default_listen=state.listen_addr,
                                            default_advertise=state.advertise_addr)
         apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
+        apply_generic_flags(state, config.generic_resources)
     except ValueError as exc:
         raise NodeError(str(exc)) from None
     raft_addr = raft_addr_of(advertise)
@@ -207,6 +209,7 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
         metrics = NodeState(node_id="", role="", advertise_addr="", listen_addr="",
                             raft_addr="")  # the metrics flags, checked before joining
         apply_metrics_flags(metrics, config.metrics_addr, config.metrics_tls)
+        apply_generic_flags(metrics, config.generic_resources)
         joined = credentials.join(
             data_dir, remote_host, remote_port, token, advertise_addr=advertise,
             raft_addr=raft_addr_of(advertise), availability=availability)
@@ -216,7 +219,8 @@ def join_cluster(config: NodeConfig, remote: str, token: str,
                       listen_addr=listen, raft_addr=raft_addr_of(advertise),
                       cluster_id=joined.cluster_id, managers=joined.managers,
                       raft_peers=joined.raft_peers, metrics_addr=metrics.metrics_addr,
-                      metrics_tls=metrics.metrics_tls, data_path_addr=data_path)
+                      metrics_tls=metrics.metrics_tls, data_path_addr=data_path,
+                      generic_resources=metrics.generic_resources)
     state.save(data_dir)
     return state
 
@@ -310,7 +314,8 @@ def prepare_resume(config: NodeConfig) -> None:
     if not daemon_running(data_dir):  # (a running one is refused below or by run_daemon)
         state = NodeState.load(data_dir)
         try:
-            if apply_metrics_flags(state, config.metrics_addr, config.metrics_tls):
+            metrics = apply_metrics_flags(state, config.metrics_addr, config.metrics_tls)
+            if apply_generic_flags(state, config.generic_resources) or metrics:
                 state.save(data_dir)  # kept: a later `swarm daemon` serves them too
         except ValueError as exc:
             raise NodeError(str(exc)) from None

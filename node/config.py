@@ -95,3 +95,6 @@ class NodeConfig:
     # keep what node.json holds (node.state.apply_metrics_flags)
     metrics_addr: Optional[str] = None
     metrics_tls: Optional[bool] = None
+    # --node-generic-resource KIND=VALUE terms (None: not given, keep what node.json
+    # holds; node.state.apply_generic_flags)
+    generic_resources: Optional[tuple[str, ...]] = None

@@ -55,6 +55,7 @@ from pki import raft_tls, tls, tokens
 from pki.holder import CredentialsHolder
 from proto import (ca_pb2, ca_pb2_grpc, control_pb2, control_pb2_grpc, dispatcher_pb2, model,
                    watch_pb2)
+from proto import genericres
 from proto import objects_pb2 as pb
 from raft import actions, errors
 from raft.replica import RaftTuning
@@ -494,7 +495,8 @@ class Node:
                       on_session_message=self._session_message,
                       tls_info=lambda: renewal.tls_info(self.creds),
                       node_addr=self._addr(), data_path_addr=self.state.data_path_addr,
-                      metrics=self.metrics)
+                      metrics=self.metrics,
+                      generic_resources=genericres.parse_node(self.state.generic_resources))
 
         def follow_credentials(new: pkinode.NodeCredentials) -> None:
             loop.call_soon_threadsafe(agent.set_credentials, tls.client_credentials(new))

@@ -17,9 +17,11 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from pyroute2 import IPRoute
+
+from proto import genericres
 
 DEFAULT_DATA_DIR = "/var/lib/shoal"
 DEFAULT_PORT = 2377
@@ -49,6 +51,8 @@ class NodeState:
     metrics_addr: str = ""         # --metrics-addr as normalised ("": no metrics endpoint)
     metrics_tls: bool = False      # --metrics-tls: HTTPS, client certificates required
     data_path_addr: str = ""       # --data-path-addr as resolved (IPv4); "": the node's address
+    # --node-generic-resource KIND=VALUE terms: what the node offers (proto/genericres.py)
+    generic_resources: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, data_dir: Path) -> "NodeState":
@@ -246,6 +250,18 @@ def metrics_endpoint(addr: str, tls: bool) -> Optional[MetricsEndpoint]:
             "to serve HTTPS with this node's certificate to clients holding a certificate "
             "from the cluster's CA")
     return MetricsEndpoint(str(ip), port, tls)
+
+
+def apply_generic_flags(state: NodeState, given: Optional[Sequence[str]]) -> bool:
+    """Puts `--node-generic-resource` terms into `state` (None: not given, keep what is
+    kept; given, they replace it, and an empty term alone clears them); True when
+    something changed. ValueError (state untouched) for a malformed term."""
+    if given is None:
+        return False
+    terms = genericres.terms(genericres.parse_node(t for t in given if t != ""))
+    changed = terms != state.generic_resources
+    state.generic_resources = terms
+    return changed
 
 
 def apply_metrics_flags(state: NodeState, addr: Optional[str], tls: Optional[bool]) -> bool:

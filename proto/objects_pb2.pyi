@@ -100,14 +100,40 @@ class Platform(_message.Message):
     def __init__(self, architecture: _Optional[str] = ..., os: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
-    __slots__ = ("nano_cpus", "memory_bytes", "pids")
+    __slots__ = ("nano_cpus", "memory_bytes", "pids", "generic_resources")
     NANO_CPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     PIDS_FIELD_NUMBER: _ClassVar[int]
+    GENERIC_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     nano_cpus: int
     memory_bytes: int
     pids: int
-    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
+    generic_resources: _containers.RepeatedCompositeFieldContainer[GenericResource]
+    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., generic_resources: _Optional[_Iterable[_Union[GenericResource, _Mapping]]] = ...) -> None: ...
+
+class GenericResource(_message.Message):
+    __slots__ = ("named_resource_spec", "discrete_resource_spec")
+    NAMED_RESOURCE_SPEC_FIELD_NUMBER: _ClassVar[int]
+    DISCRETE_RESOURCE_SPEC_FIELD_NUMBER: _ClassVar[int]
+    named_resource_spec: NamedGenericResource
+    discrete_resource_spec: DiscreteGenericResource
+    def __init__(self, named_resource_spec: _Optional[_Union[NamedGenericResource, _Mapping]] = ..., discrete_resource_spec: _Optional[_Union[DiscreteGenericResource, _Mapping]] = ...) -> None: ...
+
+class NamedGenericResource(_message.Message):
+    __slots__ = ("kind", "value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    value: str
+    def __init__(self, kind: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class DiscreteGenericResource(_message.Message):
+    __slots__ = ("kind", "value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    value: int
+    def __init__(self, kind: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
     __slots__ = ("hostname", "platform", "resources", "engine_version", "engine_labels", "tls_info", "data_path_addr")
@@ -736,7 +762,7 @@ class NetworkAttachment(_message.Message):
     def __init__(self, network_id: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "meta", "spec", "service_id", "slot", "node_id", "annotations", "service_name", "status", "desired_state", "networks", "endpoint", "spec_version", "restarts", "scheduling_message")
+    __slots__ = ("id", "meta", "spec", "service_id", "slot", "node_id", "annotations", "service_name", "status", "desired_state", "networks", "endpoint", "spec_version", "restarts", "scheduling_message", "assigned_generic_resources")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -752,6 +778,7 @@ class Task(_message.Message):
     SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULING_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_GENERIC_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: TaskSpec
@@ -767,7 +794,8 @@ class Task(_message.Message):
     spec_version: int
     restarts: _containers.RepeatedScalarFieldContainer[float]
     scheduling_message: str
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_name: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., spec_version: _Optional[int] = ..., restarts: _Optional[_Iterable[float]] = ..., scheduling_message: _Optional[str] = ...) -> None: ...
+    assigned_generic_resources: _containers.RepeatedCompositeFieldContainer[GenericResource]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_name: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., spec_version: _Optional[int] = ..., restarts: _Optional[_Iterable[float]] = ..., scheduling_message: _Optional[str] = ..., assigned_generic_resources: _Optional[_Iterable[_Union[GenericResource, _Mapping]]] = ...) -> None: ...
 
 class IPAMConfig(_message.Message):
     __slots__ = ("subnet", "gateway", "range", "aux_addresses")

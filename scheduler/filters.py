@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from proto import objects_pb2 as pb
 from scheduler import constraints as cons
+from scheduler import generic
 from scheduler.nodeinfo import NodeInfo, Port
 
 
@@ -55,6 +56,7 @@ class TaskNeeds:
     max_replicas: int
     ports: frozenset[Port]
     bad_constraint: str = ""  # set when a constraint does not parse
+    generic: generic.Request = ()  # counts of generic resources reserved, by kind
 
     @classmethod
     def of(cls, task: pb.Task, ports: frozenset[Port]) -> "TaskNeeds":
@@ -74,6 +76,7 @@ class TaskNeeds:
             max_replicas=placement.max_replicas,
             ports=ports,
             bad_constraint=bad,
+            generic=generic.request_of(task),
         )
 
 
@@ -94,7 +97,8 @@ def dynamic_check(needs: TaskNeeds, info: NodeInfo) -> Optional[Reason]:
     """The first load-dependent filter the node fails, or None."""
     if (needs.cpu and info.cpu_free() < needs.cpu) or (
         needs.memory and info.mem_free() < needs.memory
-    ):
+    ) or (needs.generic and not generic.fits(
+            needs.generic, info.node.description.resources.generic_resources, info.held)):
         return Reason.RESOURCES
     if needs.max_replicas and info.service_count(needs.service_id) >= needs.max_replicas:
         return Reason.MAX_REPLICAS

@@ -1,9 +1,10 @@
 """What the scheduler knows about each node while it places tasks.
 
-`NodeInfo` accumulates the load on one node: reserved CPU and memory, active
-task counts (overall and per service) and host-mode ports in use.  It is
-built from the tasks already in the store and updated as the scheduler places
-more tasks in the same call, so one call never overfills a node.
+`NodeInfo` accumulates the load on one node: reserved CPU and memory, the
+generic resources tasks hold (scheduler/generic.py), active task counts
+(overall and per service) and host-mode ports in use.  It is built from the
+tasks already in the store and updated as the scheduler places more tasks in
+the same call, so one call never overfills a node.
 
 Counting rules (as Swarm's scheduler): a task occupies resources and ports
 while its observed state has not reached a terminal state; it counts towards
@@ -20,6 +21,7 @@ from typing import Iterable, Mapping, Optional
 
 from proto import objects_pb2 as pb
 from proto.model import is_terminal
+from scheduler import generic
 
 Port = tuple[int, int]  # (protocol, published port)
 
@@ -69,6 +71,8 @@ class NodeInfo:
     active: int = 0
     by_service: dict[str, int] = field(default_factory=dict)
     ports: set[Port] = field(default_factory=set)
+    # generic resources live tasks hold here (scheduler.generic's Held)
+    held: dict[generic.Key, int] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -89,6 +93,8 @@ class NodeInfo:
             res = spec.resources.reservations
             self.cpu_reserved += res.nano_cpus
             self.mem_reserved += res.memory_bytes
+        if task.assigned_generic_resources:
+            generic.change(self.held, task.assigned_generic_resources, 1)
         if ports:
             self.ports.update(ports)
         if task.desired_state <= pb.RUNNING:
@@ -111,6 +117,7 @@ class Load:
     mem_reserved: int = 0
     active: int = 0
     by_service: dict[str, int] = field(default_factory=dict)
+    held: dict[generic.Key, int] = field(default_factory=dict)  # generic resources held
 
     def change(self, task: pb.Task, sign: int) -> None:
         """Adds (sign 1) or takes away (sign -1) what `task` takes; a task without a
@@ -126,6 +133,8 @@ def _change(load: "Load | NodeInfo", task: pb.Task, sign: int) -> None:
         res = spec.resources.reservations
         load.cpu_reserved += sign * res.nano_cpus
         load.mem_reserved += sign * res.memory_bytes
+    if task.assigned_generic_resources:
+        generic.change(load.held, task.assigned_generic_resources, sign)
     if task.desired_state <= pb.RUNNING:
         load.active += sign
         count = load.by_service.get(task.service_id, 0) + sign
@@ -146,7 +155,8 @@ def from_loads(nodes: Iterable[pb.Node], loads: Mapping[str, Load]) -> dict[str,
         else:
             infos[n.id] = NodeInfo(node=n, cpu_reserved=load.cpu_reserved,
                                    mem_reserved=load.mem_reserved, active=load.active,
-                                   by_service=dict(load.by_service))
+                                   by_service=dict(load.by_service),
+                                   held=dict(load.held))
     return infos
 
 

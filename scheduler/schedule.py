@@ -26,6 +26,7 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from proto import objects_pb2 as pb
 from scheduler import constraints as cons
+from scheduler import generic
 from scheduler.filters import Reason, TaskNeeds, dynamic_check, explain, static_check
 from scheduler.nodeinfo import NodeInfo, build, host_ports
 
@@ -37,12 +38,14 @@ class Decision:
     """The scheduler's answer for one task.
 
     `node_id` is None when no node fits; `message` then says why, naming the
-    failing filters with node counts.
+    failing filters with node counts. `generic` is what the task gets of the node's
+    generic resources for its reservations (scheduler.generic.claim).
     """
 
     task_id: str
     node_id: Optional[str]
     message: str = ""
+    generic: tuple[pb.GenericResource, ...] = ()
 
 
 class _Group:
@@ -184,7 +187,13 @@ def schedule(
             continue
         info.add(task, ports)
         group.placed(info)
-        decisions[i] = Decision(task.id, info.id)
+        given: tuple[pb.GenericResource, ...] = ()
+        if group.needs.generic:
+            given = tuple(generic.claim(group.needs.generic,
+                                        info.node.description.resources.generic_resources,
+                                        info.held))
+            generic.change(info.held, given, 1)
+        decisions[i] = Decision(task.id, info.id, generic=given)
     return [d for d in decisions if d is not None]
 
 

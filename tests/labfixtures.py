@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import pytest
 from pyroute2 import IPRoute
@@ -71,16 +71,17 @@ def _removed_after(root: Path) -> Iterator[list[Lab]]:
 
 @contextlib.contextmanager
 def lab_cluster(managers: int = 1, workers: int = 0,
-                metrics_port: Optional[int] = None, init_flags: Sequence[str] = ()
-                ) -> Iterator[Lab]:
+                metrics_port: Optional[int] = None, init_flags: Sequence[str] = (),
+                node_flags: Optional[Mapping[str, Sequence[str]]] = None) -> Iterator[Lab]:
     """A lab that is up inside the block and fully removed after it (its nodes serve
     metrics on <IP>:`metrics_port` over mutual TLS when it is given; manager1 runs
-    `swarm init` with `init_flags` too)."""
+    `swarm init` with `init_flags` too; `node_flags` adds `swarm init|join` flags per
+    node name)."""
     root = new_lab_root()
     with _removed_after(root) as made:
         def up(index: int) -> Lab:
             candidate = Lab(root, underlay_index=index, metrics_port=metrics_port,
-                            init_flags=init_flags)
+                            init_flags=init_flags, node_flags=node_flags)
             candidate.up(managers, workers)
             made.append(candidate)
             return candidate
@@ -138,7 +139,8 @@ def image() -> str:
 
 
 def module_lab(managers: int, workers: int, ready_timeout: float = 30.0,
-               init_flags: Sequence[str] = ()) -> Any:
+               init_flags: Sequence[str] = (),
+               node_flags: Optional[Mapping[str, Sequence[str]]] = None) -> Any:
     """A module-scoped `lab` fixture of this size, every node Ready before the first test.
 
     Use as `lab = module_lab(3, 2)` at module level of a test file.
@@ -146,7 +148,8 @@ def module_lab(managers: int, workers: int, ready_timeout: float = 30.0,
     @pytest.fixture(scope="module", name="lab")
     def _lab() -> Iterator[Lab]:
         ensure_demo_image()
-        with lab_cluster(managers, workers, init_flags=init_flags) as running:
+        with lab_cluster(managers, workers, init_flags=init_flags,
+                         node_flags=node_flags) as running:
             running.wait_ready(timeout=ready_timeout)
             yield running
     return _lab

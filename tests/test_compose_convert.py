@@ -320,7 +320,12 @@ services:
       endpoint_mode: vip
       resources:
         limits: {cpus: "1.5", memory: 512M}
-        reservations: {cpus: "0.25", memory: 128M}
+        reservations:
+          cpus: "0.25"
+          memory: 128M
+          generic_resources:
+            - discrete_resource_spec: {kind: gpu, value: 2}
+            - discrete_resource_spec: {kind: ssd, value: 1}
       restart_policy:
         condition: on-failure
         delay: 3s
@@ -344,7 +349,7 @@ services:
 """
 
 FULL_AS_CREATE = [
-    "--replicas", "3", "--entrypoint", "/entry.sh -v", "-e", "B=2", "-e", "A=1", "-e", "EMPTY",
+    "--replicas", "3", "--generic-resource", "gpu=2", "--generic-resource", "ssd=1", "--entrypoint", "/entry.sh -v", "-e", "B=2", "-e", "A=1", "-e", "EMPTY",
     "--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=1",
     "--hostname", "web-host", "--user", "1000:1000", "--workdir", "/srv", "--init",
     "--read-only", "--tty", "--stop-signal", "SIGQUIT", "--stop-grace-period", "30s",
@@ -603,6 +608,8 @@ VALID: dict[str, list[Any]] = {
                {"mode": "global-job"}, {"replicas": 0}, {"endpoint_mode": "dnsrr"},
                {"resources": {"limits": {"cpus": "0.5", "memory": "10M"},
                               "reservations": {"memory": "1M"}}},
+               {"resources": {"reservations": {"generic_resources": [
+                   {"discrete_resource_spec": {"kind": "gpu", "value": 1}}]}}},
                {"restart_policy": {"condition": "none", "delay": "1s", "window": "1m"}},
                {"placement": {"constraints": ["node.role==manager"],
                               "preferences": [{"spread": "node.labels.z"}],

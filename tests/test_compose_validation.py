@@ -48,8 +48,20 @@ BAD_SERVICE_VALUES = [
      "services.web.deploy.resources.limits.memory", 'invalid size "12 parsecs"'),
     ("    deploy:\n      resources:\n        limits: {pids: -1}\n",
      "services.web.deploy.resources.limits.pids", "must be at least 0, not -1"),
-    ("    deploy:\n      resources:\n        reservations:\n          generic_resources: []\n",
-     "services.web.deploy.resources.reservations.generic_resources", "not supported"),
+    ("    deploy:\n      resources:\n        reservations:\n          generic_resources: {}\n",
+     "services.web.deploy.resources.reservations.generic_resources", "must be a list"),
+    ("    deploy:\n      resources:\n        reservations:\n          generic_resources:\n"
+     "            - named_resource_spec: {kind: gpu, value: GPU-1}\n",
+     "services.web.deploy.resources.reservations.generic_resources[0].named_resource_spec",
+     'unknown key "named_resource_spec"'),
+    ("    deploy:\n      resources:\n        reservations:\n          generic_resources:\n"
+     "            - discrete_resource_spec: {kind: gpu, value: 0}\n",
+     "services.web.deploy.resources.reservations.generic_resources[0].discrete_resource_spec"
+     ".value", "must be at least 1, not 0"),
+    ("    deploy:\n      resources:\n        reservations:\n          generic_resources:\n"
+     "            - discrete_resource_spec: {kind: gpu, value: 1}\n"
+     "            - discrete_resource_spec: {kind: gpu, value: 2}\n",
+     "services.web.deploy.resources.reservations.generic_resources[1]", "reserved twice"),
     ("    deploy:\n      replica: 2\n", "services.web.deploy.replica",
      'unknown key "replica" (did you mean "replicas"?)'),
     ("    deploy:\n      zzz: 2\n", "services.web.deploy.zzz",

@@ -5,7 +5,9 @@ cluster view and the manager certificate on port 2377; joins with manager and
 worker tokens, refused tokens (wrong CA digest, garbage, rotated); a worker's
 certificate and a certificate-less caller against the control API; and
 placement across nodes (spread, role and label constraints, drain, global
-services following a joining node, impossible constraints).
+services following a joining node, impossible constraints, generic resources:
+worker1 joins with `--node-generic-resource gpu=GPU-1 --node-generic-resource
+gpu=GPU-2`, the only node with any).
 
 One lab serves the whole module. Placement tests run first, on exactly the
 five nodes the lab starts with; the join tests that add nodes come after them.
@@ -54,7 +56,9 @@ POLL = 0.2
 
 # ------------------------------------------------------------------ fixtures --
 
-lab = module_lab(3, 2)
+GPU_IDS = ("GPU-1", "GPU-2")
+lab = module_lab(3, 2, node_flags={"worker1": tuple(
+    flag for gpu in GPU_IDS for flag in ("--node-generic-resource", f"gpu={gpu}"))})
 
 
 # ------------------------------------------------------------------- helpers --
@@ -299,6 +303,55 @@ def test_impossible_constraint_leaves_tasks_pending_with_a_reason(lab: Lab, imag
         assert "constraints not satisfied on 5 nodes" in line
     assert "0/2" in sw(lab, "service", "ls", "--filter", "name=nowhere").stdout
     remove(lab, "nowhere")
+
+
+def test_generic_resources_place_tasks_and_reach_their_containers(lab: Lab, image: str
+                                                                  ) -> None:
+    offered = json.loads(sw(lab, "node", "inspect", "worker1", "--format",
+                            "{{json .Description.Resources.GenericResources}}").stdout)
+    assert offered == [{"named_resource_spec": {"kind": "gpu", "value": gpu}}
+                       for gpu in GPU_IDS]
+    assert "gpu:" in sw(lab, "node", "inspect", "--pretty", "worker1").stdout
+    assert "Generic Resources" not in sw(lab, "node", "inspect", "--pretty",
+                                         "worker2").stdout
+
+    create(lab, "gpus", "--replicas", "2", "--generic-resource", "gpu=1",
+           image, "sleep", "3600")
+    spread_settled(lab, "gpus", {"worker1": 2})      # spread would use 2 nodes: gpus win
+    text = sw(lab, "service", "inspect", "--pretty", "gpus").stdout
+    assert " Reservations:\n  Generic Resources:\n   gpu:" in text
+
+    def seen() -> list[str] | None:
+        out = lab.podman("worker1", "ps", "-q", "--filter",
+                         "label=com.shoal.service.name=gpus").stdout.split()
+        if len(out) != 2:
+            return None
+        return sorted(lab.podman("worker1", "exec", cid, "sh", "-c",
+                                 "echo $DOCKER_RESOURCE_GPU", check=True).stdout.strip()
+                      for cid in out)
+    assert wait(seen, 20, "two gpus containers on worker1") == list(GPU_IDS)
+
+    # a third replica finds no free gpu anywhere: it stays Pending with the reason
+    sw(lab, "service", "scale", "-d", "gpus=3")
+
+    def third_pending() -> dict[str, Any] | None:
+        rows = [r for r in json_lines(sw(lab, "service", "ps", "--no-trunc", "gpus",
+                                         "--format", "json").stdout)
+                if r["DesiredState"] == "Running" and r["CurrentState"].startswith("Pending")]
+        return rows[0] if len(rows) == 1 and rows[0]["Error"] else None
+    row = wait(third_pending, 15, "the third gpus task Pending with an error")
+    assert "insufficient resources on 5 nodes" in row["Error"]
+    assert dict(running_per_node(lab, "gpus")) == {"worker1": 2}
+
+    # without the reservation the three run anywhere, spread (and hold no gpu)
+    sw(lab, "service", "update", "-d", "--update-parallelism", "0", "--generic-resource-rm",
+       "gpu", "gpus")
+    def one_per_node() -> Counter | None:
+        got = running_per_node(lab, "gpus")
+        return got if sum(got.values()) == 3 and max(got.values()) == 1 else None
+    assert len(wait(one_per_node, 40, "3 gpus tasks running, one per node")) == 3
+    assert "Generic Resources" not in sw(lab, "service", "inspect", "--pretty", "gpus").stdout
+    remove(lab, "gpus")
 
 
 # --------------------------------------------------------------------- joins --

@@ -9,7 +9,9 @@ its tasks to the other nodes; the process started again resumes the same nodes.
 The lab is brought up by the `swarm-lab up --hollow 50 --hollow-per-process 25`
 command itself, and the last tests add groups to it: `swarm-lab add --hollow N`
 (and what it refuses), then a group with a long start delay, whose tasks stay
-STARTING for that long. They run last because they change the node count the
+STARTING for that long, then a group whose nodes offer two gpus each (`add --hollow 3
+--generic-resource gpu=G1 --generic-resource gpu=G2`), which takes the tasks that
+reserve one until they are all held. They run last because they change the node count the
 earlier tests assert.
 """
 from __future__ import annotations
@@ -255,4 +257,33 @@ def test_a_groups_start_delay_holds_its_tasks_before_running(
     assert set(starting) == {t.id for t in started}    # each was seen STARTING first
     for task in started:
         assert seconds(task) - starting[task.id] >= START_DELAY - 0.05
+    lab.swarm("manager1", "service", "rm", svc)
+
+
+def test_a_group_with_generic_resources_takes_the_tasks_that_reserve_them(
+        lab: Lab, api: control_pb2_grpc.ControlStub) -> None:
+    res = swarm_lab(lab, "add", "--hollow", "3", "--generic-resource", "gpu=G1",
+                    "--generic-resource", "gpu=G2")
+    assert res.returncode == 0, res.stderr
+    group = res.stdout.split("\t")[0]
+    mine = {n.id for n in nodes(api).values()
+            if n.description.engine_labels.get(LABEL_HOLLOW) == group}
+    assert len(mine) == 3
+    assert all([r.named_resource_spec.value for r in n.description.resources.generic_resources]
+               == ["G1", "G2"] for n in nodes(api).values() if n.id in mine)
+    svc = service_id(lab, "--name", "gpus", "--replicas", "7", "--generic-resource", "gpu=1",
+                     "busybox", "sleep", "1d")
+    placed = lab.wait_for(lambda: running(api, svc) if len(running(api, svc)) == 6 else [],
+                          60, "6 gpu tasks running on the gpu group")
+    assert {t.node_id for t in placed} == mine
+    holds = {(t.node_id, r.named_resource_spec.value)
+             for t in placed for r in t.assigned_generic_resources}
+    assert len(holds) == 6                     # two tasks per node, each its own gpu
+
+    def seventh() -> str:
+        waiting = [t for t in tasks(api, svc) if t.status.state == pb.TaskState.Value("PENDING")
+                   and t.scheduling_message]
+        return waiting[0].scheduling_message if len(waiting) == 1 else ""
+    message = lab.wait_for(seventh, 30, "the 7th gpu task Pending with a reason")
+    assert "insufficient resources on" in message
     lab.swarm("manager1", "service", "rm", svc)

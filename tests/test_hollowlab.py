@@ -187,3 +187,29 @@ def test_new_groups_take_the_lowest_free_names() -> None:
     assert hollowlab.entry(Path("/d/hollow2"), 7, 0.05, "SWMTKN-1-x") == {
         "role": "hollow", "data_dir": "/d/hollow2", "hollow": 7, "first_index": 1,
         "start_delay": 0.05, "token": "SWMTKN-1-x"}
+
+
+def test_generic_resources_go_from_the_labs_entry_to_every_nodes_agent(tmp_path: Path
+                                                                       ) -> None:
+    entry = hollowlab.entry(tmp_path, 2, 0.05, "SWMTKN-1-x", ["gpu=G1", "gpu=G2"])
+    assert entry["generic_resources"] == ["gpu=G1", "gpu=G2"]
+    argv = hollowlab.command("/py", "hollow1", entry, ["10.0.0.1:2377"], "SWMTKN-1-x",
+                             "10.0.0.9")
+    assert argv[-4:] == ["--node-generic-resource", "gpu=G1", "--node-generic-resource",
+                         "gpu=G2"]
+    host = host_from_args(_parser().parse_args(argv[3:]))
+    try:
+        assert [(r.named_resource_spec.kind, r.named_resource_spec.value)
+                for r in host.generic_resources] == [("gpu", "G1"), ("gpu", "G2")]
+    finally:
+        host.executor.shutdown()
+    plain = hollowlab.entry(tmp_path, 2, 0.05, "SWMTKN-1-x")
+    assert "generic_resources" not in plain
+    assert "--node-generic-resource" not in hollowlab.command(
+        "/py", "hollow1", plain, ["10.0.0.1:2377"], "SWMTKN-1-x", "10.0.0.9")
+
+
+def test_a_bad_generic_resource_is_refused(tmp_path: Path) -> None:
+    res = hollownodes(tmp_path, "--node-generic-resource", "gpu")
+    assert res.returncode == 2
+    assert "expected KIND=VALUE" in res.stderr

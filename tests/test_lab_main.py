@@ -16,20 +16,26 @@ class FakeLab:
     """Records the calls `lab.main` makes; answers like a lab with the nodes asked for."""
     calls: list[tuple[Any, ...]] = []
 
+    def __init__(self, node_flags: Optional[dict[str, list[str]]] = None) -> None:
+        if node_flags is not None:
+            self.calls.append(("node_flags", node_flags))
+
     def up(self, managers: int, workers: int, hollow: int, per_process: int) -> list[NodeInfo]:
         self.calls.append(("up", managers, workers, hollow, per_process))
         return [NodeInfo("manager1", "manager", "10.99.0.2", "/d/manager1", 10, "", "br"),
                 NodeInfo("hollow1", "hollow", "10.99.0.3", "/d/hollow1", 11, "", "br", 4)]
 
-    def add_hollow(self, count: int) -> str:
-        self.calls.append(("add_hollow", count))
+    def add_hollow(self, count: int, generic_resources: Optional[list[str]] = None) -> str:
+        self.calls.append(("add_hollow", count) + ((generic_resources,) if generic_resources
+                                                   else ()))
         return "hollow2"
 
     def ip(self, name: str) -> str:
         return "10.99.0.4"
 
-    def add(self, name: str, manager: bool = False, token: Optional[str] = None) -> NodeInfo:
-        self.calls.append(("add", name, manager, token))
+    def add(self, name: str, manager: bool = False, token: Optional[str] = None,
+            flags: Optional[list[str]] = None) -> NodeInfo:
+        self.calls.append(("add", name, manager, token) + ((flags,) if flags else ()))
         return NodeInfo(name, "manager" if manager else "worker", "10.99.0.5", "/d", 12, "",
                         "br")
 
@@ -82,3 +88,21 @@ def test_add_without_hollow_joins_a_node(fake_lab: list, capsys: Any) -> None:
     assert fake_lab == [("add", "worker9", True, None)]
     assert labmain.main(["add"]) == 2
     assert capsys.readouterr().err == "Error: add needs a NAME (or --hollow N)\n"
+
+
+def test_generic_resources_become_node_flags(fake_lab: list, capsys: Any) -> None:
+    assert labmain.main(["up", "--workers", "1", "--generic-resource", "worker1:gpu=GPU-1",
+                         "--generic-resource", "worker1:gpu=GPU-2"]) == 0
+    assert fake_lab[0] == ("node_flags", {"worker1": [
+        "--node-generic-resource", "gpu=GPU-1", "--node-generic-resource", "gpu=GPU-2"]})
+    assert labmain.main(["add", "w9", "--generic-resource", "ssd=2"]) == 0
+    assert fake_lab[-1] == ("add", "w9", False, None, ["--node-generic-resource", "ssd=2"])
+    assert labmain.main(["add", "--hollow", "3", "--generic-resource", "gpu=G1"]) == 0
+    assert fake_lab[-1] == ("add_hollow", 3, ["gpu=G1"])
+
+
+def test_generic_resource_without_a_node_is_refused(fake_lab: list, capsys: Any) -> None:
+    assert labmain.main(["up", "--generic-resource", "gpu=GPU-1"]) != 0
+    assert "expected NODE:KIND=VALUE" in capsys.readouterr().err
+    assert labmain.main(["up", "--generic-resource", "worker1:gpu=GPU-1"]) != 0  # no worker1
+    assert "which `up` does not make" in capsys.readouterr().err

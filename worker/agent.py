@@ -109,6 +109,7 @@ class Agent:
         hostname: str,
         credentials: grpc.ChannelCredentials | None = None,
         engine_labels: dict[str, str] | None = None,
+        generic_resources: Sequence[pb.GenericResource] = (),
         cluster_id: str = "",
         on_session_message: Callable[[dpb.SessionMessage], None] | None = None,
         files_root: str | None = None,
@@ -130,6 +131,8 @@ class Agent:
         self.hostname = hostname
         self.credentials = credentials
         self.engine_labels = dict(engine_labels or {})
+        # what this node offers (`swarm daemon --node-generic-resource`), reported as is
+        self.generic_resources = list(generic_resources)
         self.cluster_id = cluster_id
         self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"node": node_id})
         self.reporter = StatusReporter()
@@ -304,7 +307,8 @@ class Agent:
             hostname=self.hostname,
             platform=pb.Platform(architecture=platform.machine(), os=platform.system().lower()),
             resources=pb.Resources(nano_cpus=(os.cpu_count() or 1) * 1_000_000_000,
-                                   memory_bytes=memory),
+                                   memory_bytes=memory,
+                                   generic_resources=self.generic_resources),
             engine_version=version,
             engine_labels=self.engine_labels,
             tls_info=self.tls_info() if self.tls_info is not None else None,

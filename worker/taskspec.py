@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from proto import logrules, model
+from proto import genericres, logrules, model
 from proto import objects_pb2 as pb
 from worker import caps, mounts, templates
 from worker.runtime import HOST_NETWORK, ContainerConfig, Ulimit
@@ -115,7 +115,8 @@ def container_config(task: pb.Task, node_id: str, cluster_id: str = "",
         image=spec.image,
         command=list(spec.command),
         args=list(spec.args),
-        env=[x(e) for e in spec.env],
+        # after the spec's, as Docker: DOCKER_RESOURCE_GPU=GPU-1,GPU-2 (proto/genericres.py)
+        env=[x(e) for e in spec.env] + genericres.env(task.assigned_generic_resources),
         labels={k: x(v) for k, v in container_labels(task, node_id, cluster_id).items()},
         user=spec.user,
         workdir=spec.dir,

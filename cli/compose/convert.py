@@ -30,7 +30,7 @@ from cli.compose import rules
 from cli.compose.errors import ComposeError, join_path
 from cli.parsing import UsageError
 from cli.specs import default_update_config
-from proto import logrules, mountrules
+from proto import genericres, logrules, mountrules
 from proto import objects_pb2 as pb
 
 Reader = Callable[[str], bytes]
@@ -466,6 +466,8 @@ def _resources(res: pb.ResourceRequirements, deploy: m.Deploy) -> None:
             target.memory_bytes = given.memory
         if given.pids is not None:
             target.pids = given.pids
+        for kind, count in given.generic or ():
+            target.generic_resources.append(genericres.discrete(kind, count))
 
 
 def _restart(policy: pb.RestartPolicy, given: Optional[m.RestartPolicy]) -> None:

@@ -2,7 +2,7 @@
 
 Owns the modes (replicated, global, replicated-job, global-job), replicas,
 service labels, endpoint mode, resources (CPU and memory limits and
-reservations), restart policy, placement (constraints checked with the CLI's
+reservations, generic resources reserved), restart policy, placement (constraints checked with the CLI's
 own grammar, spread preferences, max replicas per node), and the update and
 rollback configs, with Docker's values and messages.
 """
@@ -60,6 +60,27 @@ def _read_key(deploy: Deploy, key: str, value: Any, path: str) -> None:
         deploy.reservations = v.optional(resources, "reservations", path,
                                          lambda x, q: _resources(x, q, None,
                                                                  "generic_resources"))
+
+
+def _generic(value: Any, path: str) -> list[tuple[str, int]]:
+    """generic_resources: a list of {discrete_resource_spec: {kind, value}} (Docker's
+    schema: a service reserves counts; the nodes advertise the ids)."""
+    if not isinstance(value, list):
+        raise v.wrong(value, path, "a list")
+    out: list[tuple[str, int]] = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        spec_path = join_path(where, "discrete_resource_spec")
+        spec = v.mapping(v.mapping(item, where, ("discrete_resource_spec",)).get(
+            "discrete_resource_spec"), spec_path, ("kind", "value"))
+        kind = v.string(spec.get("kind"), join_path(spec_path, "kind"))
+        if not kind or "=" in kind or any(c.isspace() or c == "," for c in kind):
+            raise ComposeError(f"invalid kind {kind!r}", path=join_path(spec_path, "kind"))
+        count = v.integer(spec.get("value"), join_path(spec_path, "value"), minimum=1)
+        if any(kind == k for k, _ in out):
+            raise ComposeError(f"{kind!r} is reserved twice", path=where)
+        out.append((kind, count))
+    return out
 
 
 def _update(value: Any, path: str, rollback: bool) -> UpdateConfig:
@@ -129,15 +150,14 @@ def _placement(value: Any, path: str) -> Placement:
 
 
 def _resources(value: Any, path: str, pids: Optional[str],
-               unsupported: Optional[str]) -> Resources:
-    """limits (`pids` names their process count) or reservations (`unsupported` names
-    the key Shoal refuses there)."""
-    keys = ("cpus", "memory") + tuple(k for k in (pids, unsupported) if k)
+               generic: Optional[str]) -> Resources:
+    """limits (`pids` names their process count) or reservations (`generic` names
+    their generic resources)."""
+    keys = ("cpus", "memory") + tuple(k for k in (pids, generic) if k)
     section = v.mapping(value, path, keys)
-    if unsupported and unsupported in section:
-        raise v.not_supported(unsupported, join_path(path, unsupported),
-                              "Shoal's resources are CPUs and memory")
     resources = Resources()
+    if generic and generic in section:
+        resources.generic = _generic(section[generic], join_path(path, generic))
     if "cpus" in section:
         resources.cpus, resources.nano_cpus = v.cpus(section["cpus"], join_path(path, "cpus"))
     resources.memory = v.optional(section, "memory", path, v.size)

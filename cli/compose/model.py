@@ -99,6 +99,8 @@ class Resources:
     nano_cpus: Optional[int] = None
     memory: Optional[int] = None           # bytes
     pids: Optional[int] = None             # limits only; 0 = unlimited
+    # reservations only: generic_resources' discrete_resource_spec (kind, value), in order
+    generic: Optional[list[tuple[str, int]]] = None
 
 
 @dataclass

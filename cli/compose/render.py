@@ -57,6 +57,9 @@ def _resources(res: Optional[Resources]) -> Optional[Doc]:
     _put(doc, "cpus", res.cpus)
     _put(doc, "memory", None if res.memory is None else str(res.memory))
     _put(doc, "pids", res.pids or None)           # Go omits 0
+    _put(doc, "generic_resources", [
+        {"discrete_resource_spec": {"kind": kind, "value": count}}
+        for kind, count in res.generic] if res.generic else None)
     return doc
 
 

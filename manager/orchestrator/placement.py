@@ -1,10 +1,10 @@
 """Placement: hands pending tasks to the scheduler and records its decisions.
 
 A task is pending when the orchestrator wants it running and it has not been
-assigned yet (observed NEW or PENDING).  A placed task gets its node and
-observed state ASSIGNED; an unplaceable one becomes PENDING with the
-scheduler's reason in `scheduling_message`, written only when it changes so a
-stuck task does not churn the store.
+assigned yet (observed NEW or PENDING).  A placed task gets its node, observed
+state ASSIGNED and the generic resources the scheduler gave it; an unplaceable
+one becomes PENDING with the scheduler's reason in `scheduling_message`, written
+only when it changes so a stuck task does not churn the store.
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def place(work: Work, blocked: Mapping[str, str] | None = None) -> None:
             t.status.message = ASSIGNED_MESSAGE
             t.status.timestamp.CopyFrom(stamp)
             t.scheduling_message = ""
+            del t.assigned_generic_resources[:]
+            t.assigned_generic_resources.extend(decision.generic)
             work.placed += 1
             continue
         _hold(work, task, decision.message, stamp)

@@ -101,7 +101,8 @@ class TaskIndex:
             version=self.version, tasks=self.tasks,
             by_service={sid: dict(ids) for sid, ids in self.by_service.items()},
             unplaced=dict(self.unplaced), removable=dict(self.removable),
-            loads={n: Load(l.cpu_reserved, l.mem_reserved, l.active, dict(l.by_service))
+            loads={n: Load(l.cpu_reserved, l.mem_reserved, l.active, dict(l.by_service),
+                              dict(l.held))
                    for n, l in self.loads.items()},
             own_ports=dict(self.own_ports), tops=dict(self.tops))
 
