@@ -12,6 +12,8 @@ in a temporary $DOCKER_CONFIG:
   inspect` nor the task's inspect shows the password or the encoded credentials;
   worker2 and manager1's engines never pulled, and worker2's daemon never held the
   credentials (its memory is searched; worker1's, which runs the task, holds them);
+  no node logged them or has them in plain in its data directory (the managers'
+  store is encrypted at rest);
 * `service update` without the flag keeps them: moved to worker2, the task pulls and
   runs there;
 * `swarm logout` removes them from the config file.
@@ -22,6 +24,7 @@ wait polls a condition with a deadline.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets as random_secrets
 import subprocess
@@ -82,6 +85,25 @@ def node_of_running(lab: Lab, service: str) -> str | None:
 
 def has_image(lab: Lab, node: str, image: str) -> bool:
     return lab.podman(node, "image", "exists", image).returncode == 0
+
+
+def files_containing(root: Path, needles: list[bytes]) -> list[str]:
+    """Regular files under `root` holding one of the needles (the store's journal and
+    snapshots are encrypted: the credentials must not be found there)."""
+    hits = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue
+            if any(n in data for n in needles):
+                hits.append(path)
+    return hits
 
 
 def memory_holds(pid: int, needles: list[bytes]) -> list[bytes]:
@@ -153,9 +175,11 @@ def test_with_registry_auth_the_task_runs_and_nothing_shows_the_credentials(
                      sw(lab, "inspect", *task_ids).stdout,
                      sw(lab, "stack", "ls").stdout])
     assert task_ids and PASSWORD not in shown and encoded not in shown
-    for node in lab.names():                     # no node logged them
+    for node in lab.names():       # no node logged them or wrote them in plain on disk
         log = lab.log_path(node).read_text(errors="replace")
         assert PASSWORD not in log and encoded not in log, node
+        assert files_containing(lab.data_dir(node), [PASSWORD.encode(), encoded.encode()]) \
+            == [], node
     # only the node that runs the task got them: worker2's daemon never held them
     assert not has_image(lab, "worker2", image) and not has_image(lab, "manager1", image)
     needles = [PASSWORD.encode(), encoded.encode()]
