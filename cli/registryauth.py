@@ -11,6 +11,12 @@ Without the flag nothing is sent: a new service pulls anonymously, an updated on
 keeps the credentials it has (the managers keep them, as Docker's do). With the
 flag and no login stored for that registry, an anonymous value is sent, which
 replaces stored credentials (Docker does the same).
+
+`cli.registry` (image references) is loaded by name, and only when the flag is
+given: it brings in the socket and TLS modules that `swarm service ls`, which
+imports this module through cli.commands_service, must start without
+(tests/test_cli_startup.py). `credentials_for` gives the same login as
+`cli.registry.Credentials`, for a digest look-up of the image.
 """
 from __future__ import annotations
 
