@@ -22,8 +22,15 @@ set -e
 dir="$HELPER_DIR"
 echo "$1" >> "$dir/calls"
 case "$1" in
-store) cat > "$dir/stored.json"; key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ServerURL"])' "$dir/stored.json"); mv "$dir/stored.json" "$dir/$key.json" ;;
-get) read -r key || true; if [ -f "$dir/$key.json" ]; then cat "$dir/$key.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+store)
+    cat > "$dir/stored.json"
+    key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ServerURL"])' \
+          "$dir/stored.json")
+    mv "$dir/stored.json" "$dir/$key.json" ;;
+get)
+    read -r key || true
+    if [ -f "$dir/$key.json" ]; then cat "$dir/$key.json"
+    else echo "credentials not found in native keychain"; exit 1; fi ;;
 erase) read -r key || true; rm -f "$dir/$key.json" ;;
 *) echo "unknown verb $1" >&2; exit 2 ;;
 esac

@@ -158,7 +158,8 @@ def test_bad_auth_values_are_refused_without_quoting_them() -> None:
 
 
 def test_rollback_takes_the_previous_specs_auth() -> None:
-    old, new = registry_auth(Login("a", "old"), REGISTRY), registry_auth(Login("a", "new"), REGISTRY)
+    old = registry_auth(Login("a", "old"), REGISTRY)
+    new = registry_auth(Login("a", "new"), REGISTRY)
     svc = _service_with(new)
     svc.previous_spec.CopyFrom(_service_with(old).spec)
     svc.previous_spec.task.container.image = f"{REGISTRY}/team/app:0"
