@@ -34,6 +34,7 @@ RESOLVE_MODES = ("always", "changed", "never")
 # seconds for one resolution (connect and each read): a registry that does not answer
 # must not hold a deploy for long, and a HEAD of a manifest is small
 RESOLVE_TIMEOUT = 5.0
+DNS_TIMEOUT = 2.0      # seconds for the registry's name to resolve (see check_dns)
 MAX_PARALLEL = 8
 
 # Resolves an image (as written) to its digest "sha256:..." with these credentials.
@@ -69,7 +70,51 @@ def has_digest(image: str) -> bool:
 
 def _default_resolver(image: str, creds: "Optional[Credentials]") -> str:
     from cli import registry    # only here: listing commands never import the client
+    ref = registry.parse_reference(image)
+    check_dns(registry.HUB_REGISTRY if ref.domain == registry.HUB_DOMAIN else ref.domain)
     return registry.resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT)
+
+
+def _host_name(host: str) -> str:
+    """The name in "host[:port]" ("" for an IP literal or localhost: nothing to look up)."""
+    name = host
+    if name.startswith("["):
+        return ""
+    if name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", name):
+        return ""
+    return name
+
+
+def check_dns(host: str, timeout: float = DNS_TIMEOUT,
+              lookup: Optional[Callable[[str], object]] = None) -> None:
+    """Returns when the registry host's name resolves, or fails to, within `timeout`;
+    raises the registry's "cannot reach" error when DNS gives no answer by then.
+
+    A socket timeout does not bound a name lookup: where DNS packets are dropped (a
+    machine or a namespace without a way out) the C resolver waits its own 5 s per
+    try, twice. The lookup runs in a daemon thread, left to finish on its own."""
+    import socket
+    import threading
+    name = _host_name(host)
+    if not name:
+        return
+    look = lookup or (lambda n: socket.getaddrinfo(n, 443, type=socket.SOCK_STREAM))
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            look(name)
+        except OSError:
+            pass             # a quick failure: the request that follows reports it
+        finally:
+            finished.set()
+    threading.Thread(target=run, name=f"dns {name}", daemon=True).start()
+    if not finished.wait(timeout):
+        from cli import registry
+        raise registry.RegistryError(f"cannot reach registry {host}: no answer from DNS "
+                                     f"for {name} within {timeout:g}s")
 
 
 def _pinned_reference(image: str, digest: str) -> str:

@@ -278,3 +278,31 @@ def test_stack_deploy_refuses_a_bad_resolve_mode(control: InProcessClient, tmp_p
     assert 'invalid value "sometimes" for --resolve-image: expected "always", "changed" ' \
         'or "never"' in err.strip().splitlines()[-1], err
     assert "pin_web" not in run(capsys, "service", "ls")[1]
+
+
+# ---- a registry name that DNS never answers ----
+
+def test_a_silent_dns_is_given_up_on_after_its_timeout() -> None:
+    import threading
+    import time
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="no answer from DNS for registry.example "
+                                            "within 0.2s"):
+        imagepin.check_dns("registry.example:5000", 0.2, lambda name: release.wait(30))
+    assert time.monotonic() - started < 5
+    release.set()
+    # an answer, or a quick failure (reported by the request that follows), returns
+    imagepin.check_dns("registry.example", 5, lambda name: None)
+
+    def refused(name: str) -> None:
+        raise OSError("Name or service not known")
+    imagepin.check_dns("registry.example", 5, refused)
+
+
+@pytest.mark.parametrize("host,name", [
+    ("registry-1.docker.io", "registry-1.docker.io"), ("reg.example:5000", "reg.example"),
+    ("127.0.0.1:5000", ""), ("localhost:5000", ""), ("[::1]:5000", ""), ("10.0.0.2", ""),
+])
+def test_only_names_are_looked_up(host: str, name: str) -> None:
+    assert imagepin._host_name(host) == name
