@@ -454,3 +454,42 @@ def test_a_pinned_image_runs_its_digest_after_the_tag_moves(lab: Lab) -> None:
     finally:
         for name in ("pinned", "unpinned"):
             sw(lab, "service", "rm", name, check=False)
+
+
+PINNED_STACK = """\
+services:
+  app:
+    image: {image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+"""
+
+
+def test_stack_deploy_resolve_image_modes_on_the_cluster(lab: Lab, tmp_path: Path) -> None:
+    repo = f"{PIN_REPO}-stack"
+    image = f"{images.REGISTRY_ADDR}/{repo}:latest"
+    v1 = images.push_variant(repo, "latest", "v1")
+    path = tmp_path / "pinned.yml"
+    path.write_text(PINNED_STACK.format(image=image))
+
+    def deploy(*flags: str) -> str:
+        return host_swarm(lab, "stack", "deploy", "-d", "-c", str(path), *flags,
+                          "pins").stdout
+    try:
+        deploy()
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v1}"
+        wait(lambda: [m for _, m in markers(lab, "pins_app")] == ["v1"], 90, "pins at v1")
+        v2 = images.push_variant(repo, "latest", "v2")
+        # the file names the same image: changed and never keep the deployed digest
+        for mode in ("changed", "never"):
+            out = deploy("--resolve-image", mode)
+            assert "Stack pins is up to date" in out, (mode, out)
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v1}"
+        # always (the default) resolves the moved tag and rolls the service to it
+        assert "Updating service pins_app" in deploy()
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v2}"
+        wait(lambda: [m for _, m in markers(lab, "pins_app")] == ["v2"], 90, "pins at v2")
+        listed = host_swarm(lab, "stack", "services", "pins", "--format", "{{.Image}}")
+        assert listed.stdout.strip() == image
+    finally:
+        sw(lab, "stack", "rm", "pins", check=False)
