@@ -19,17 +19,20 @@ if the tag moves later. In particular:
 
 Registry credentials are not read here: `pin` takes them as an argument (the
 `--with-registry-auth` path passes what `swarm login` stored). The registry
-client (`cli.registry`) is imported only when a resolution runs, so commands
-that only list do not pay for it.
+client (`cli.registry`) is loaded by name only when a resolution runs, so
+commands that only list do not pay for it.
 """
 from __future__ import annotations
 
+import importlib
 import re
+from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from cli.registry import Credentials
 
+REGISTRY_CLIENT = "cli.registry"
 RESOLVE_MODES = ("always", "changed", "never")
 # seconds for one resolution (connect and each read): a registry that does not answer
 # must not hold a deploy for long, and a HEAD of a manifest is small
@@ -68,8 +71,15 @@ def has_digest(image: str) -> bool:
     return "@" in image
 
 
+def _registry() -> ModuleType:
+    """`cli.registry`, loaded by name on the first resolution: it brings http.client,
+    ssl and socket, which the commands that only list must not pay for at start-up
+    (tests/test_cli_startup.py)."""
+    return importlib.import_module(REGISTRY_CLIENT)
+
+
 def _default_resolver(image: str, creds: "Optional[Credentials]") -> str:
-    from cli import registry    # only here: listing commands never import the client
+    registry = _registry()
     ref = registry.parse_reference(image)
     check_dns(registry.HUB_REGISTRY if ref.domain == registry.HUB_DOMAIN else ref.domain)
     return registry.resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT)
@@ -112,22 +122,19 @@ def check_dns(host: str, timeout: float = DNS_TIMEOUT,
             finished.set()
     threading.Thread(target=run, name=f"dns {name}", daemon=True).start()
     if not finished.wait(timeout):
-        from cli import registry
-        raise registry.RegistryError(f"cannot reach registry {host}: no answer from DNS "
+        raise _registry().RegistryError(f"cannot reach registry {host}: no answer from DNS "
                                      f"for {name} within {timeout:g}s")
 
 
 def _pinned_reference(image: str, digest: str) -> str:
-    from cli import registry
-    return registry.parse_reference(image).pinned(digest)
+    return str(_registry().parse_reference(image).pinned(digest))
 
 
 def _failure_types() -> tuple[type[BaseException], ...]:
     """What a failed resolution raises: the registry's refusal, the network's errors
     (URLError, TLS and timeouts are OSErrors), a bad name (ValueError), a broken reply."""
     import http.client
-    from cli import registry
-    return (registry.RegistryError, OSError, ValueError, http.client.HTTPException)
+    return (_registry().RegistryError, OSError, ValueError, http.client.HTTPException)
 
 
 def pin(image: str, creds: "Optional[Credentials]" = None,
