@@ -122,8 +122,8 @@ def check_dns(host: str, timeout: float = DNS_TIMEOUT,
             finished.set()
     threading.Thread(target=run, name=f"dns {name}", daemon=True).start()
     if not finished.wait(timeout):
-        raise _registry().RegistryError(f"cannot reach registry {host}: no answer from DNS "
-                                     f"for {name} within {timeout:g}s")
+        raise _registry().RegistryError(f"cannot reach registry {host}: no answer from "
+                                        f"DNS for {name} within {timeout:g}s")
 
 
 def _pinned_reference(image: str, digest: str) -> str:
