@@ -86,12 +86,8 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
 )
 
 TO_BUILD: tuple[Refused, ...] = (
-    _todo("--no-resolve-image", _SERVICE, "skip resolving the image tag to a digest "
-          "(once digests are pinned)", value=False),
     _todo("--with-registry-auth", _SERVICE, "send the `swarm login` credentials with "
           "the spec, encrypted in the store, to the nodes that pull", value=False),
-    _todo("--resolve-image", "stack deploy", "always|changed|never: pin images to "
-          "digests on deploy"),
     _todo("--with-registry-auth", "stack deploy", "as service create's", value=False),
     _todo("--external-ca", "init, update, ca", "sign node certificates through a cfssl "
           "endpoint (or move to NOT_SUPPORTED with the reason)"),
