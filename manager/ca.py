@@ -7,8 +7,9 @@ RaftMembership lets a node holding a manager certificate enter or leave the
 managers' raft group.
 
 Root CA rotation (``swarm ca --rotate``) lives in the cluster object:
-``start_rotation`` puts a new root, its key and the old root's cross-signature
-in ``cluster.root_rotation``; from then on every manager signs with the new
+``start_rotation`` puts a new root (generated, or the operator's from
+``swarm ca --rotate --ca-cert --ca-key``), its key and the old root's
+cross-signature in ``cluster.root_rotation``; from then on every manager signs with the new
 key (``signing_root``) and answers with both roots (``trusted_roots``); the
 dispatcher tells nodes the roots so they renew; ``RotationReconciler`` (on the
 leader) finishes the rotation once every node reports a certificate from the
@@ -88,11 +89,14 @@ def issuing_cert(cluster: pb.Cluster) -> bytes:
     return cluster.root_ca_cert
 
 
-def start_rotation(cluster: pb.Cluster, disk_root: RootCA) -> pb.RootRotation:
-    """A new root, cross-signed by the cluster's current root (a rotation
+def start_rotation(cluster: pb.Cluster, disk_root: RootCA,
+                   new_root: Optional[RootCA] = None) -> pb.RootRotation:
+    """A rotation to ``new_root`` (the operator's, `swarm ca --rotate --ca-cert`) or
+    to a generated root, cross-signed by the cluster's current root (a rotation
     already in progress is replaced: its root was never the cluster's)."""
-    rot = rotation.begin(current_root(cluster, disk_root))
-    return pb.RootRotation(ca_cert=rot.new_root.cert_pem, ca_key=rot.new_root.key_pem,
+    rot = rotation.begin(current_root(cluster, disk_root), new_root)
+    return pb.RootRotation(ca_cert=rot.new_root.cert_pem,
+                           ca_key=rot.new_root.key_pem if rot.new_root.can_sign else b"",
                            cross_signed_ca_cert=rot.cross_signed_pem)
 
 

@@ -904,14 +904,18 @@ class DispatcherConfig(_message.Message):
     def __init__(self, heartbeat_period: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class CAConfig(_message.Message):
-    __slots__ = ("node_cert_expiry", "external_ca_urls", "force_rotate")
+    __slots__ = ("node_cert_expiry", "external_ca_urls", "force_rotate", "signing_ca_cert", "signing_ca_key")
     NODE_CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_CA_URLS_FIELD_NUMBER: _ClassVar[int]
     FORCE_ROTATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_KEY_FIELD_NUMBER: _ClassVar[int]
     node_cert_expiry: Duration
     external_ca_urls: _containers.RepeatedScalarFieldContainer[str]
     force_rotate: int
-    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ..., force_rotate: _Optional[int] = ...) -> None: ...
+    signing_ca_cert: bytes
+    signing_ca_key: bytes
+    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ..., force_rotate: _Optional[int] = ..., signing_ca_cert: _Optional[bytes] = ..., signing_ca_key: _Optional[bytes] = ...) -> None: ...
 
 class EncryptionConfig(_message.Message):
     __slots__ = ("auto_lock_managers",)

@@ -1,7 +1,11 @@
 """Control API rules for the cluster object: spec updates, token and unlock-key rotation.
 
 `updated_cluster` is pure but for the root CA rotation, whose start the caller
-passes in (it reads this manager's root CA key from disk).
+passes in (it reads this manager's root CA key from disk). A rotation starts
+when `ca_config.force_rotate` changes (a generated root) or when the spec names
+a root of the operator's (`ca_config.signing_ca_cert` + `signing_ca_key`,
+`swarm ca --rotate --ca-cert --ca-key`, checked by `pki.givenroot`); the key is
+moved into the rotation and never kept in the spec.
 """
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from manager import ca
 from manager.allocator import ipam
 from manager.controlapi.common import check_version, invalid, precondition
 from manager.objects import copy
-from pki import tokens
-from pki.ca import POLICY_MIN_EXPIRY
+from pki import givenroot, tokens
+from pki.ca import POLICY_MIN_EXPIRY, CAError, RootCA
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -65,22 +69,66 @@ def check_spec(cluster: pb.Cluster, spec: pb.ClusterSpec,
                       "(--cert-expiry)")
 
 
+StartRotation = Callable[[pb.Cluster, Optional[RootCA]], pb.RootRotation]
+
+
+def desired_root(cluster: pb.Cluster, spec: pb.ClusterSpec) -> Optional[RootCA]:
+    """The operator's root `spec` asks the cluster to rotate to, checked; None when
+    it names none, or the one the stored spec already names (sent back unchanged)."""
+    cfg = spec.ca_config
+    if cfg.signing_ca_key and not cfg.signing_ca_cert:
+        raise invalid("if a signing CA key is provided, the signing CA certificate must be "
+                      "provided too (--ca-cert)")
+    if not cfg.signing_ca_cert:
+        return None
+    if not cfg.signing_ca_key and givenroot.same_certificate(
+            cfg.signing_ca_cert, cluster.spec.ca_config.signing_ca_cert):
+        return None
+    if not cfg.signing_ca_key:
+        raise invalid("a signing CA certificate needs its key (--ca-key): Shoal's managers "
+                      "sign node certificates themselves")
+    try:
+        return givenroot.check_root(cfg.signing_ca_cert, cfg.signing_ca_key)
+    except CAError as exc:
+        raise invalid(f"invalid root CA: {exc}") from None
+
+
+def _rotate_to(cluster: pb.Cluster, new: pb.Cluster, root: RootCA,
+               start_rotation: StartRotation) -> None:
+    """Points `new` (the updated copy of `cluster`) at the operator's root `root`."""
+    if givenroot.same_certificate(root.cert_pem, cluster.root_ca_cert):
+        new.ClearField("root_rotation")   # back to the current root: nothing to rotate
+    elif cluster.HasField("root_rotation") and givenroot.same_certificate(
+            root.cert_pem, cluster.root_rotation.ca_cert):
+        pass                              # already rotating to it
+    elif cluster.root_ca_cert and givenroot.same_key(root.cert_pem, cluster.root_ca_cert):
+        raise invalid("invalid root CA: the new root CA certificate has the current root's "
+                      "key; a rotation needs a new key")
+    else:
+        new.root_rotation.CopyFrom(start_rotation(cluster, root))
+
+
 def updated_cluster(cluster: pb.Cluster, request: cpb.UpdateClusterRequest,
-                    start_rotation: Callable[[pb.Cluster], pb.RootRotation],
+                    start_rotation: StartRotation,
                     min_expiry: _dt.timedelta = POLICY_MIN_EXPIRY) -> pb.Cluster:
     """The cluster with the requested spec (name kept), tokens and keys rotated as asked."""
     check_version("cluster", cluster, request.cluster_version)
     spec = request.spec
     check_spec(cluster, spec, min_expiry)
+    root = desired_root(cluster, spec)
     new = copy(cluster)
     new.spec.CopyFrom(spec)
+    new.spec.ca_config.signing_ca_key = b""   # only ever in the request
     new.spec.annotations.name = cluster.spec.annotations.name
     if request.rotate_worker_token:
         new.join_tokens.worker = tokens.generate(cluster.root_ca_cert)
     if request.rotate_manager_token:
         new.join_tokens.manager = tokens.generate(cluster.root_ca_cert)
-    if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
-        new.root_rotation.CopyFrom(start_rotation(cluster))
+    if root is not None:
+        new.spec.ca_config.signing_ca_cert = root.cert_pem
+        _rotate_to(cluster, new, root, start_rotation)
+    elif spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
+        new.root_rotation.CopyFrom(start_rotation(cluster, None))
     if new.spec.encryption.auto_lock_managers:
         if request.rotate_manager_unlock_key or not new.unlock_key:
             new.unlock_key = tokens.generate_unlock_key()

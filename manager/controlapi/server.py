@@ -439,10 +439,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return cpb.UpdateClusterResponse(
             cluster=self._cluster_out(self._get("cluster", cluster.id)))
 
-    def _start_rotation(self, cluster: pb.Cluster) -> pb.RootRotation:
-        """A new root CA cross-signed by this manager's root CA from disk (its key is
-        encrypted with the key passphrase the node sets, pki.keystore)."""
+    def _start_rotation(self, cluster: pb.Cluster, new_root: Optional[RootCA]) -> pb.RootRotation:
+        """A rotation to `new_root` (the operator's) or a generated root, cross-signed
+        by this manager's root CA from disk (its key is encrypted with the key
+        passphrase the node sets, pki.keystore)."""
         disk_root = RootCA.load(pkinode.cert_dir(self.data_dir), kek=self.key_passphrase)
-        rotation = ca.start_rotation(cluster, disk_root)
-        self.log.info("root CA rotation started")
+        rotation = ca.start_rotation(cluster, disk_root, new_root)
+        self.log.info("root CA rotation started (to %s)",
+                      "the operator's root" if new_root is not None else "a generated root")
         return rotation
