@@ -6,7 +6,8 @@ from the new root at once, services keep their tasks and containers, writes
 work; the offline worker comes back with its old certificate, is renewed and
 the rotation completes; port 2377 then presents a chain to the new root
 only), `join-token --rotate manager`, and certificates with a short lifetime
-being renewed before they expire while every node stays Ready.
+being renewed before they expire while every node stays Ready, and a rotation to
+the operator's own root (`swarm ca --rotate --ca-cert --ca-key`, an openssl RSA CA).
 
 The daemons get SHOAL_MIN_CERT_EXPIRY=10s (the test hook that lowers the one
 hour minimum of --cert-expiry). Every wait polls a condition with a deadline.
@@ -16,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 from collections import Counter
+from pathlib import Path
 from typing import Any, Iterator
 
 import grpc
@@ -245,3 +248,54 @@ def test_short_lived_certificates_are_renewed_before_they_expire(lab: Lab) -> No
     leaf = presented(lab, "manager1")[0]
     assert leaf.serial_number == serial(lab, "manager1") or \
         leaf.not_valid_after_utc > first["manager1"].not_after
+
+
+def openssl_root(directory: Path, name: str) -> tuple[Path, Path]:
+    """A root CA made the way an operator makes one: openssl, an RSA key, CA:TRUE."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                    "-days", "3650", "-subj", f"/CN={name}", "-keyout", str(key),
+                    "-out", str(cert), "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_rotation_to_the_operators_own_root(lab: Lab, tmp_path: Path) -> None:
+    cert_file, key_file = openssl_root(tmp_path, "operator-root")
+    given = load_certificates(cert_file.read_bytes())
+    # Docker's flag rules, and a key that is not the certificate's
+    refused = sw(lab, "ca", "--ca-cert", str(cert_file), "--ca-key", str(key_file), check=False)
+    assert refused.returncode != 0 and "requires the `--rotate` flag" in refused.stderr
+    refused = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), check=False)
+    assert refused.returncode != 0 and "requires that a --ca-key flag" in refused.stderr
+    _, other_key = openssl_root(tmp_path, "other")
+    refused = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), "--ca-key",
+                 str(other_key), check=False)
+    assert refused.returncode != 0 and "does not match" in refused.stderr
+    assert not cluster(lab).HasField("root_rotation")
+
+    # the rotation waits until every node holds a certificate from the given root
+    out = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), "--ca-key", str(key_file)).stdout
+    assert "rotated CA certificates:" in out
+    assert load_certificates(out[out.index("-----BEGIN"):].encode()) == given
+    final = cluster(lab)
+    assert not final.HasField("root_rotation")
+    assert load_certificates(final.root_ca_cert) == given
+    assert not final.root_ca_key and not final.spec.ca_config.signing_ca_key  # never answered
+    assert tokens.parse(final.join_tokens.worker).digest == tokens.ca_digest(final.root_ca_cert)
+    names = lab.names()
+    for name in names:
+        wait(lambda: leaf_issued_by(disk(lab, name).cert_pem, cert_file.read_bytes())
+             and load_certificates(disk(lab, name).ca_pem) == given,
+             30, f"{name} to hold a certificate from the operator's root and trust it only")
+    for name in (n for n in names if lab.role(n) == "manager"):
+        wait(lambda: pkinode.chains_to(presented(lab, name), given), 30,
+             f"{name} to present a chain to the operator's root")
+    # the managers sign with the given key from now on: a node joining now gets it
+    lab.add("worker3", token=lab.join_token("worker"))
+    assert leaf_issued_by(disk(lab, "worker3").cert_pem, cert_file.read_bytes())
+    lab.wait_ready(timeout=60)
+    # the spec sent back as GetCluster returns it (swarm update) starts no new rotation
+    assert "Swarm updated." in sw(lab, "update", "--task-history-limit", "4").stdout
+    assert not cluster(lab).HasField("root_rotation")
