@@ -93,8 +93,6 @@ TO_BUILD: tuple[Refused, ...] = (
     _todo("--resolve-image", "stack deploy", "always|changed|never: pin images to "
           "digests on deploy"),
     _todo("--with-registry-auth", "stack deploy", "as service create's", value=False),
-    _todo("--external-ca", "init, update, ca", "sign node certificates through a cfssl "
-          "endpoint (or move to NOT_SUPPORTED with the reason)"),
 )
 
 REFUSED: tuple[Refused, ...] = NOT_SUPPORTED + TO_BUILD

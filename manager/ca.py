@@ -29,8 +29,9 @@ import grpc
 from manager import objects
 from manager.background import LeaderTask
 from manager.objects import copy
-from pki import rotation, tls, tokens
-from pki.ca import RootCA
+from manager import externalca
+from pki import givenroot, rotation, tls, tokens
+from pki.ca import RootCA, cert_pem
 from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
 from proto import model
@@ -60,9 +61,13 @@ def cluster_of(store: ObjectStore) -> pb.Cluster | None:
 
 def current_root(cluster: pb.Cluster | None, disk_root: RootCA) -> RootCA:
     """The cluster's root CA with its key: the one a rotation replaced it with
-    (kept in the store), else the one on this manager's disk."""
+    (kept in the store), else the one on this manager's disk. A root rotated to
+    without its key (an external CA holds it) comes without a key."""
     if cluster is not None and cluster.root_ca_key:
         return RootCA.from_pem(cluster.root_ca_cert, cluster.root_ca_key)
+    if cluster is not None and cluster.root_ca_cert and \
+            not givenroot.same_certificate(cluster.root_ca_cert, disk_root.cert_pem):
+        return RootCA.from_pem(cluster.root_ca_cert)
     return disk_root
 
 
@@ -201,11 +206,34 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             raise errors.Unavailable("the cluster is not initialised yet")
         return cluster
 
-    def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str, addr: str) -> bytes:
-        signer = signing_root(cluster_of(self.store), self.root)
-        return signer.issue(csr, node_id, role, cluster_id,
-                            expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
-                            ip_addresses=_ip_of(addr) if role == "manager" else ())
+    async def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str,
+                    addr: str) -> bytes:
+        """The node's certificate chain: signed here with the root's key, or by the
+        root's external CA when the cluster does not hold that key (ExternalCAError)."""
+        cluster = cluster_of(self.store)
+        signer = signing_root(cluster, self.root)
+        ips = _ip_of(addr) if role == "manager" else []
+        if signer.can_sign or cluster is None:
+            return signer.issue(csr, node_id, role, cluster_id,
+                                expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
+                                ip_addresses=ips)
+        cas = externalca.for_root(cluster, signer.cert_pem)
+        leaf = await asyncio.get_running_loop().run_in_executor(
+            None, externalca.sign, cas, csr, node_id, role, cluster_id, ips, signer.cert_pem)
+        self.log.info("certificate for node %s signed by the external CA", node_id)
+        return leaf + b"".join(cert_pem(c) for c in signer.intermediates)
+
+    async def _signed(self, context, csr: bytes, node_id: str, role: str, cluster_id: str,
+                      addr: str) -> bytes:
+        """`_sign`, its refusals turned into gRPC errors (a bad CSR, an external CA down)."""
+        try:
+            return await self._sign(csr, node_id, role, cluster_id, addr)
+        except externalca.ExternalCAError as exc:
+            self.log.warning("external CA: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"external CA: {exc}")
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        raise AssertionError("unreachable: abort raises")
 
     def _roots(self) -> bytes:
         return trusted_roots(cluster_of(self.store), self.root)
@@ -228,10 +256,8 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, BAD_TOKEN)
             raise AssertionError("unreachable: abort raises")
         node_id = model.new_id()
-        try:
-            cert = self._sign(request.csr, node_id, role, cluster.id, request.advertise_addr)
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        cert = await self._signed(context, request.csr, node_id, role, cluster.id,
+                                  request.advertise_addr)
         node = pb.Node(id=node_id, role=pb.MANAGER if role == "manager" else pb.WORKER)
         node.spec.availability = request.availability
         node.spec.desired_role = node.role
@@ -258,11 +284,8 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
                                 f"node {ident.node_id} was removed from the swarm")
             raise AssertionError("unreachable: abort raises")
         role = "manager" if node.spec.desired_role == pb.MANAGER else "worker"
-        try:
-            cert = self._sign(request.csr, node.id, role, ident.cluster_id,
-                              node.manager_status.addr)
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        cert = await self._signed(context, request.csr, node.id, role, ident.cluster_id,
+                                  node.manager_status.addr)
         return capb.IssueNodeCertificateResponse(
             node_id=node.id, certificate=cert, root_ca=self._roots(),
             role=pb.MANAGER if role == "manager" else pb.WORKER, cluster_id=ident.cluster_id,
@@ -318,7 +341,7 @@ class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
         members.add(request.raft_addr)
         root = current_root(cluster_of(self.store), self.root)
         return capb.JoinRaftResponse(members=sorted(members), raft_key=self.raft_key,
-                                     root_ca_key=root.key_pem)
+                                     root_ca_key=root.key_pem if root.can_sign else b"")
 
     async def LeaveRaft(self, request, context):
         await tls.require_role(context, "manager")

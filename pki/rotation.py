@@ -75,8 +75,9 @@ def begin(old: RootCA, new: RootCA | None = None) -> Rotation:
 
 
 def issuing_ca(new_cert_pem: bytes, new_key_pem: bytes, cross_signed_pem: bytes) -> RootCA:
-    """The CA that signs during a transition: new key, chains end with the cross-signed cert."""
-    return RootCA.from_pem(new_cert_pem, new_key_pem, intermediates_pem=cross_signed_pem)
+    """The CA that signs during a transition: new key, chains end with the cross-signed
+    cert (no key when an external CA holds the new root's)."""
+    return RootCA.from_pem(new_cert_pem, new_key_pem or None, intermediates_pem=cross_signed_pem)
 
 
 def trust_bundle(root_pem: bytes, new_root_pem: bytes = b"") -> bytes:

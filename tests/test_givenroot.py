@@ -214,7 +214,7 @@ def test_bad_given_roots_are_refused_by_the_api() -> None:
     cert, key = make_ca()
     refused(Code.INVALID_ARGUMENT, "the signing CA certificate must be provided too",
             lambda: clusterrules.updated_cluster(cluster, update(cluster, b"", key), rotations))
-    refused(Code.INVALID_ARGUMENT, "needs its key",
+    refused(Code.INVALID_ARGUMENT, "there must be at least one external CA",
             lambda: clusterrules.updated_cluster(cluster, update(cluster, cert), rotations))
     expired, expired_key = make_ca(days=-1, start=dt.timedelta(days=-9))
     refused(Code.INVALID_ARGUMENT, "invalid root CA: the CA certificate has expired",
