@@ -30,7 +30,7 @@ from proto import objects_pb2 as pb
 ROLES = ("worker", "manager")
 MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
 UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry", "--autolock",
-                "--snapshot-interval", "--max-snapshots", "--external-ca")
+                "--external-ca", "--snapshot-interval", "--max-snapshots")
 AVAILABILITIES = ("active", "pause", "drain")
 NO_UNLOCK_KEY = "Error: no unlock key is set"
 CANNOT_ROTATE = "Error: cannot rotate because autolock is not turned on"
