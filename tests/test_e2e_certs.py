@@ -378,6 +378,10 @@ def test_rotation_to_an_external_cfssl_ca(lab: Lab, tmp_path: Path) -> None:
         lab.add("worker4", token=lab.join_token("worker"))
         assert leaf_issued_by(disk(lab, "worker4").cert_pem, ca.read_bytes())
         assert serial(lab, "worker4") in cfssl_signed_serials(log)
+        # and so is a manager (it gets no root key from the leader: there is none)
+        lab.add("manager4", manager=True, token=lab.join_token("manager"))
+        assert lab.role("manager4") == "manager"
+        assert serial(lab, "manager4") in cfssl_signed_serials(log)
         lab.wait_ready(timeout=60)
         # the external CA can't be dropped while it is the only one that signs
         other, _ = openssl_root(tmp_path, "other")
