@@ -16,15 +16,19 @@ each node's CSR to the external CAs of that root instead. This module owns:
   for and both TLS usages; otherwise it is refused;
 - ``sign``: posting to each CA in turn over HTTPS (the endpoint's certificate
   verified against the root it signs for) until one answers with a good
-  certificate. It blocks: managers run it in an executor.
+  certificate. It blocks: managers run it in an executor;
+- ``unreachable``: as Docker before it accepts such a root, whether at least one
+  of its CAs answers a TLS handshake with a certificate from that root.
 """
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.request
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -150,6 +154,24 @@ def post(url: str, body: bytes, trust_pem: bytes, timeout: float = TIMEOUT_S) ->
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ExternalCAError(f"cannot reach it: {reason}") from None
+
+
+def unreachable(cas: Iterable[pb.ExternalCA], root_pem: bytes,
+                timeout: float = 5.0) -> Optional[str]:
+    """None when at least one of ``cas`` completes a TLS handshake, its certificate
+    verified against ``root_pem``; else why none did (one clause per CA)."""
+    context = ssl.create_default_context(cadata=root_pem.decode())
+    failures = []
+    for ca in cas:
+        parts = urlsplit(ca.url)
+        host, port = parts.hostname or "", parts.port or 443
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as raw:
+                with context.wrap_socket(raw, server_hostname=host):
+                    return None
+        except (OSError, ValueError) as exc:
+            failures.append(f"{ca.url}: {exc}")
+    return "; ".join(failures) or "none is configured"
 
 
 def sign(cas: Iterable[pb.ExternalCA], csr_pem: bytes, node_id: str, role: str,

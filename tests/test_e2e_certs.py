@@ -358,6 +358,12 @@ def test_rotation_to_an_external_cfssl_ca(lab: Lab, tmp_path: Path) -> None:
         refused = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
                      "protocol=acme,url=https://x", check=False)
         assert refused.returncode != 0 and "unrecognized external CA protocol" in refused.stderr
+        # as Docker: the managers check that the external CA answers with that root
+        closed = f"https://{ip}:{CFSSL_PORT + 1}/api/v1/cfssl/sign"
+        refused = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
+                     f"protocol=cfssl,url={closed}", check=False)
+        assert refused.returncode != 0 and "reachable external CA" in refused.stderr
+        assert not cluster(lab).HasField("root_rotation")
 
         out = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
                  f"protocol=cfssl,url={url}").stdout

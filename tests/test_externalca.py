@@ -217,3 +217,42 @@ def test_swarm_info_lists_the_external_cas_as_docker() -> None:
     text = info_text(cpb.InfoResponse(node_id="n", is_manager=True, cluster_id="c"),
                      "unix:///s", "1", cluster)
     assert f"   External CAs:\n     cfssl: {URL}\n" in text
+
+
+def test_an_external_ca_is_reachable_only_with_a_certificate_from_its_root(tmp_path: Path) -> None:
+    """A real TLS server on loopback, its certificate from `root`: reachable for `root`,
+    not for another root; a closed port is not reachable at all."""
+    import socket
+    import ssl
+    import threading
+
+    root = RootCA.create()
+    key, csr = pkinode.new_key_and_csr("cfssl")
+    (tmp_path / "srv.pem").write_bytes(root.issue(csr, "cfssl", "manager", "c",
+                                                  ip_addresses=["127.0.0.1"]))
+    (tmp_path / "srv-key.pem").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "srv.pem", tmp_path / "srv-key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve(handshakes: int) -> None:
+        for _ in range(handshakes):
+            conn, _ = listener.accept()
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+    thread = threading.Thread(target=serve, args=(2,), daemon=True)
+    thread.start()
+    try:
+        cas = [pb.ExternalCA(protocol="cfssl", url=f"https://127.0.0.1:{port}/api/v1/cfssl/sign")]
+        assert externalca.unreachable(cas, root.cert_pem) is None
+        problem = externalca.unreachable(cas, RootCA.create().cert_pem)
+        assert problem is not None and "certificate verify failed" in problem
+        thread.join(timeout=10)
+    finally:
+        listener.close()
+    closed = [pb.ExternalCA(protocol="cfssl", url="https://127.0.0.1:1/x")]
+    assert "https://127.0.0.1:1/x" in (externalca.unreachable(closed, root.cert_pem) or "")
