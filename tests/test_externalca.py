@@ -256,3 +256,19 @@ def test_an_external_ca_is_reachable_only_with_a_certificate_from_its_root(tmp_p
         listener.close()
     closed = [pb.ExternalCA(protocol="cfssl", url="https://127.0.0.1:1/x")]
     assert "https://127.0.0.1:1/x" in (externalca.unreachable(closed, root.cert_pem) or "")
+
+
+def test_swarm_init_parses_the_flag_into_its_settings(tmp_path: Path) -> None:
+    from cli import node_commands
+    from cli.main import build_parser
+    cert, _ = make_ca()
+    (tmp_path / "ca.pem").write_bytes(cert)
+    args = build_parser().parse_args(["init", "--external-ca", f"protocol=cfssl,url={URL}",
+                                      "--external-ca", f"protocol=cfssl,url={URL}2,cacert="
+                                      f"{tmp_path / 'ca.pem'}"])
+    spec = first_cluster_spec(node_commands.cluster_settings(args).as_init())
+    assert [(c.url, c.ca_cert) for c in spec.ca_config.external_cas] == \
+        [(URL, b""), (URL + "2", cert)]
+    with pytest.raises(UsageError, match="needs a url= parameter"):
+        node_commands.cluster_settings(build_parser().parse_args(
+            ["init", "--external-ca", "protocol=cfssl"]))
