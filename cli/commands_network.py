@@ -138,14 +138,12 @@ def create_spec(ns: argparse.Namespace) -> pb.NetworkSpec:
         raise UsageError(f'network driver "{driver}" is not supported: Shoal has only '
                          "swarm-scoped overlay networks (-d overlay)")
     _check_scope(ns)
-    spec = pb.NetworkSpec(driver="overlay", attachable=bool(ns.attachable),
+    spec = pb.NetworkSpec(driver="overlay",
                           ingress=bool(ns.ingress), internal=bool(ns.internal),
                           config_only=bool(ns.config_only), config_from=ns.config_from or "")
     spec.annotations.name = ns.name
     spec.annotations.labels.update(_key_values(ns.label, "--label"))
     spec.driver_options.update(_key_values(ns.opt, "--opt"))
-    if ns.ingress and ns.attachable:
-        raise UsageError("ingress network cannot be attachable")
     _ipam(ns, spec)
     return spec
 
@@ -451,8 +449,6 @@ def declare_network(parser: argparse.ArgumentParser) -> None:
                    help="Create a configuration only network")
     p.add_argument("--config-from", default=None,
                    help="The network from which to copy the configuration")
-    p.add_argument("--attachable", action="store_true",
-                   help="Enable manual container attachment")
     p.add_argument("--ingress", action="store_true",
                    help="Create swarm routing-mesh network")
     p.add_argument("--internal", action="store_true",

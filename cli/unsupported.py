@@ -61,6 +61,10 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
         short="-d"),
     _no("--template-driver", "secret create, config create",
         "no templated secrets or configs: Shoal delivers the data exactly as stored"),
+    _no("--attachable", "network create",
+        "Shoal runs no standalone containers, so nothing attaches to a network by hand; "
+        "services join networks with --network (--attachable=false is accepted)",
+        value=False),
     _no("--ipam-driver", "network create",
         "no IPAM plugins: the managers' built-in allocator assigns every address",
         accepted=("default",)),

@@ -156,6 +156,9 @@ def test_bad_pools_refused():
         ipam.parse_pools(["10.0.0.1/8"], 24)
     with pytest.raises(AllocationError, match="subnet size"):
         ipam.parse_pools([], 31)
+    # the size is checked first: a negative one is not "larger than the pool"
+    with pytest.raises(AllocationError, match=r"^invalid subnet size /-1: expected 8 to 29$"):
+        ipam.parse_pools(["10.0.0.0/8"], -1)
 
 
 def test_mac_is_dockers():

@@ -16,10 +16,10 @@ def parse(*argv: str):
 
 def test_create_flags_to_spec():
     ns = parse("create", "-d", "overlay", "--subnet", "10.9.0.0/24", "--gateway", "10.9.0.254",
-               "--attachable", "--opt", "encrypted", "--label", "team=a", "back")
+               "--attachable=false", "--opt", "encrypted", "--label", "team=a", "back")
     spec = cn.create_spec(ns)
     assert spec.annotations.name == "back" and spec.driver == "overlay"
-    assert spec.attachable and not spec.ingress
+    assert not spec.attachable and not spec.ingress
     assert [(c.subnet, c.gateway) for c in spec.ipam] == [("10.9.0.0/24", "10.9.0.254")]
     assert dict(spec.driver_options) == {"encrypted": ""}
     assert dict(spec.annotations.labels) == {"team": "a"}
@@ -36,7 +36,9 @@ def test_create_defaults_to_overlay_without_ipam():
     (("create", "--subnet", "10.1.0.0/24", "--subnet", "10.2.0.0/24", "x"), "one --subnet"),
     (("create", "--subnet", "banana", "x"), 'invalid --subnet "banana"'),
     (("create", "--subnet", "fd00::/64", "x"), "only IPv4"),
-    (("create", "--ingress", "--attachable", "x"), "cannot be attachable"),
+    (("create", "--attachable", "x"), "--attachable on `swarm network create` is not "
+     "supported by Shoal: Shoal runs no standalone containers"),
+    (("create", "--ingress", "--attachable=true", "x"), "--attachable .* not supported"),
     (("create", "--label", "=v", "x"), 'invalid --label "=v"'),
 ])
 def test_create_refuses_bad_flags(argv, message):
@@ -153,8 +155,8 @@ def test_create_config_only_and_config_from_to_spec():
                                 "--ip-range", "10.9.0.128/25", "--opt", "encrypted", "cfg"))
     assert spec.config_only and not spec.config_from
     assert [(c.subnet, c.range) for c in spec.ipam] == [("10.9.0.0/24", "10.9.0.128/25")]
-    spec = cn.create_spec(parse("create", "--config-from", "cfg", "--attachable", "app"))
-    assert spec.config_from == "cfg" and not spec.config_only and spec.attachable
+    spec = cn.create_spec(parse("create", "--config-from", "cfg", "--internal", "app"))
+    assert spec.config_from == "cfg" and not spec.config_only and spec.internal
     assert not spec.ipam
 
 

@@ -167,14 +167,13 @@ networks:
   secure:
     driver: overlay
     driver_opts: {encrypted: "yes"}
-    attachable: true
     internal: true
     ipam:
       config:
         - subnet: 10.9.0.0/24
 """)
     (net,) = d.networks
-    assert net.driver == "overlay" and net.attachable and net.internal and not net.ingress
+    assert net.driver == "overlay" and not net.attachable and net.internal and not net.ingress
     assert dict(net.driver_options) == {"encrypted": "yes"}
     assert [c.subnet for c in net.ipam] == ["10.9.0.0/24"]
 

@@ -49,7 +49,7 @@ services:
 networks:
   front:
   back:
-    attachable: true
+    attachable: false
 volumes:
   data:
 secrets:
@@ -188,7 +188,7 @@ def test_nested_sections_merge_field_by_field() -> None:
 
 def test_top_level_entries_are_replaced_whole() -> None:
     stack = merged()
-    assert stack.networks["back"].internal and not stack.networks["back"].attachable
+    assert stack.networks["back"].internal and not stack.networks["back"].labels
     assert sorted(stack.networks) == ["back", "extra", "front"]
     assert sorted(stack.volumes) == ["data", "other"]
     assert stack.secrets["two"].file == "/stacks/app/two.txt"

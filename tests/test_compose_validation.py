@@ -233,6 +233,8 @@ BAD_TOP_LEVEL = [
     ("networks:\n  n:\n    external: true\n    driver: overlay\n", "networks.n.driver",
      'conflicting parameters "external" and "driver"'),
     ("networks:\n  n:\n    attachable: maybe\n", "networks.n.attachable", "must be a boolean"),
+    ("networks:\n  n:\n    attachable: true\n", "networks.n.attachable",
+     "not supported by Shoal yet: Shoal runs no standalone containers"),
     ("networks:\n  n:\n    enable_ipv6: true\n", "networks.n.enable_ipv6", "not supported"),
     ("networks:\n  n:\n    name: a\n    external: {name: b}\n", "networks.n",
      "network.external.name and network.name conflict"),
@@ -507,7 +509,7 @@ networks:
   enc:
     driver: overlay
     driver_opts: {encrypted: ""}
-    attachable: true
+    attachable: false
     internal: true
     labels: [team=a]
     ipam:
@@ -536,8 +538,7 @@ secrets:
     name: real-name
 """).stack
     enc = stack.networks["enc"]
-    assert (enc.driver, enc.driver_opts, enc.attachable, enc.internal) == (
-        "overlay", {"encrypted": ""}, True, True)
+    assert (enc.driver, enc.driver_opts, enc.internal) == ("overlay", {"encrypted": ""}, True)
     assert enc.subnets == ["10.9.0.0/24"] and enc.labels == {"team": "a"}
     assert stack.networks["old"].external and stack.networks["old"].name == "shared-net"
     assert stack.networks["plain"].driver is None and stack.networks["plain"].name is None

@@ -110,9 +110,9 @@ def test_a_network_from_a_config_takes_its_settings(control: Control):
     spec.driver_options["encrypted"] = ""
     cfg = control.ok("CreateNetwork", cpb.CreateNetworkRequest(spec=spec)).network
     made = control.ok("CreateNetwork", cpb.CreateNetworkRequest(spec=net_spec(
-        "app", config_from=cfg.id[:8], attachable=True))).network
+        "app", config_from=cfg.id[:8], internal=True))).network
     assert made.spec.config_from == "cfg"          # named as Docker shows it, though
-    assert made.spec.attachable and not made.spec.config_only   # given by ID prefix
+    assert made.spec.internal and not made.spec.config_only   # given by ID prefix
     assert dict(made.spec.driver_options) == {"encrypted": ""}
     (conf,) = made.ipam
     assert (conf.subnet, conf.gateway, conf.range) == ("10.90.0.0/24", "10.90.0.1",
@@ -142,8 +142,12 @@ def test_config_from_rules(control: Control):
             "network (drop --config-from)")
     refused(control, net_spec("cfg2", config_only=True, ingress=True), INVALID,
             "a configuration-only network can only hold network settings (--subnet, "
-            "--gateway, --ip-range, --aux-address, --opt): --ingress, --internal and "
-            "--attachable belong on the networks created from it")
+            "--gateway, --ip-range, --aux-address, --opt): --ingress and --internal belong "
+            "on the networks created from it")
+    refused(control, net_spec("att", attachable=True), INVALID,
+            "attachable networks are not supported by Shoal: it runs no standalone "
+            "containers, so nothing can attach to a network by hand; services join networks "
+            "with --network")
     refused(control, net_spec("cfg2", "10.92.0.0/24", "10.93.0.0/24", config_only=True),
             INVALID, "ip-range 10.93.0.0/24 is not inside subnet 10.92.0.0/24: give a range "
             "within the subnet (e.g. --subnet 10.10.0.0/16 --ip-range 10.10.1.0/24)")

@@ -91,7 +91,7 @@ def current_with_externals(definition: pb.StackDefinition) -> stacks.Current:
     current = stacks.Current()
     for index, name in enumerate(definition.external_networks):
         current.networks.append(pb.Network(id=f"extnet{index}", spec=pb.NetworkSpec(
-            annotations=pb.Annotations(name=name), driver="overlay", attachable=True)))
+            annotations=pb.Annotations(name=name), driver="overlay", internal=True)))
     for index, name in enumerate(definition.external_secrets):
         current.secrets.append(pb.Secret(id=f"extsec{index}", spec=pb.SecretSpec(
             annotations=pb.Annotations(name=name), data=b"x")))
@@ -278,7 +278,7 @@ JOB: dict[str, Any] = {
                "restart_policy": {"condition": "none"}},
 }
 TOP: dict[str, Any] = {
-    "networks": {"front": {"driver": "overlay", "attachable": True, "labels": {"n": "1"},
+    "networks": {"front": {"driver": "overlay", "attachable": False, "labels": {"n": "1"},
                            "ipam": {"driver": "default",
                                     "config": [{"subnet": "10.20.0.0/24"}]}},
                  "back": {"internal": True, "driver_opts": {"encrypted": ""}},

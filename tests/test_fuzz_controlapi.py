@@ -86,7 +86,7 @@ def _cluster_spec() -> pb.ClusterSpec:
 
 
 def _network_spec() -> pb.NetworkSpec:
-    spec = pb.NetworkSpec(driver="overlay", attachable=True, annotations={"name": "new"})
+    spec = pb.NetworkSpec(driver="overlay", internal=True, annotations={"name": "new"})
     spec.driver_options["encrypted"] = ""
     spec.ipam.add(subnet="10.20.0.0/24", gateway="10.20.0.1")
     return spec

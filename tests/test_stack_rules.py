@@ -260,9 +260,9 @@ def test_every_problem_is_named_and_nothing_is_planned() -> None:
 def test_a_changed_network_is_refused_but_new_labels_are_applied() -> None:
     store = deployed(svc_spec("web"))
     d = definition(svc_spec("web"))
-    d.networks[0].attachable = True
+    d.networks[0].internal = True
     refused(Code.FAILED_PRECONDITION,
-            "network app_default of stack app can't be changed (attachable differ): a network "
+            "network app_default of stack app can't be changed (internal differ): a network "
             "can only get new labels; remove the stack first (swarm stack rm app) or give the "
             "network another name",
             lambda: stacks.deploy_plan(d, False, store.current()))

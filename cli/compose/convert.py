@@ -195,8 +195,7 @@ class _Converter:
             if net.external:
                 externals.add(net.name or key)
                 continue
-            spec = pb.NetworkSpec(driver=net.driver or DEFAULT_DRIVER,
-                                  attachable=net.attachable, internal=net.internal)
+            spec = pb.NetworkSpec(driver=net.driver or DEFAULT_DRIVER, internal=net.internal)
             spec.annotations.name = self.network_name(key)
             spec.annotations.labels.update(self.labels(net.labels))
             spec.driver_options.update(net.driver_opts)

@@ -168,7 +168,6 @@ class Network:
     subnets: list[str] = field(default_factory=list)
     external: bool = False
     internal: bool = False
-    attachable: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
 

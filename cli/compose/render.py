@@ -201,7 +201,6 @@ def _network(net: Network) -> Doc:
         doc["ipam"] = {"config": [{"subnet": s} for s in net.subnets]}
     _put(doc, "external", net.external)
     _put(doc, "internal", net.internal)
-    _put(doc, "attachable", net.attachable)
     _put(doc, "labels", _sorted(net.labels))
     return doc
 

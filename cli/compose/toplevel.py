@@ -1,7 +1,7 @@
 """Validation of the top-level networks, volumes, secrets and configs.
 
 Owns their keys and forms: networks (overlay only; driver_opts such as
-`encrypted`, attachable, internal, ipam subnets, labels, external, name),
+`encrypted`, internal, ipam subnets (`attachable: true` refused: no standalone containers), labels, external, name),
 volumes (driver, driver_opts, labels, external, name), and secrets and
 configs (`file:` relative to the first compose file's folder, external, name,
 labels). `external: {name: N}` is Docker's old spelling of `external: true`
@@ -103,9 +103,13 @@ def read_network(raw: Any, path: str, warnings: Warnings) -> Network:
                 raise v.not_supported(f"network option {key}", join_path(
                     join_path(path, "driver_opts"), key), "Shoal's overlay driver takes only "
                     f"the option {ENCRYPTED}")
-    for key in ("internal", "attachable"):
-        if key in section:
-            setattr(net, key, v.boolean(section[key], join_path(path, key)))
+    if "internal" in section:
+        net.internal = v.boolean(section["internal"], join_path(path, "internal"))
+    if "attachable" in section and v.boolean(section["attachable"],
+                                             join_path(path, "attachable")):
+        raise v.not_supported("attachable", join_path(path, "attachable"),
+                              "Shoal runs no standalone containers, so nothing attaches to a "
+                              "network by hand (attachable: false is accepted)")
     if "labels" in section:
         net.labels = v.labels(section["labels"], join_path(path, "labels"))
     if "ipam" in section:

@@ -83,6 +83,8 @@ def parse_aux_address(name: str, text: str, subnet: Net) -> str:
 def parse_pools(pools: Sequence[str], subnet_size: int) -> list[Net]:
     """The cluster's address pools (default 10.0.0.0/8), checked against the subnet size."""
     size = subnet_size or DEFAULT_SUBNET_SIZE
+    if not 8 <= size <= 29:
+        raise AllocationError(f"invalid subnet size /{size}: expected 8 to 29")
     result = []
     for text in pools or [DEFAULT_POOL]:
         net = _ipv4_network(text, "default address pool", "10.0.0.0/8", strict=True)
@@ -90,8 +92,6 @@ def parse_pools(pools: Sequence[str], subnet_size: int) -> list[Net]:
             raise AllocationError(f"default address pool {text} is smaller than the subnet "
                                   f"size /{size}")
         result.append(net)
-    if not 8 <= size <= 29:
-        raise AllocationError(f"invalid subnet size /{size}: expected 8 to 29")
     return result
 
 

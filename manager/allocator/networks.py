@@ -30,6 +30,11 @@ OVERLAY = "overlay"
 ENCRYPTED = "encrypted"
 
 
+ATTACHABLE_REFUSAL = ("attachable networks are not supported by Shoal: it runs no standalone "
+                      "containers, so nothing can attach to a network by hand; services join "
+                      "networks with --network")
+
+
 def subnet_of(network: pb.Network) -> Optional[ipam.Net]:
     """The allocated subnet of a stored network, or None (not allocated)."""
     for conf in network.ipam:
@@ -93,6 +98,8 @@ def new_network(spec: pb.NetworkSpec, existing: Iterable[pb.Network],
     if driver != OVERLAY:
         raise AllocationError(f"network driver {driver!r} is not supported: Shoal has only "
                               "swarm-scoped overlay networks (use -d overlay)")
+    if spec.attachable:
+        raise AllocationError(ATTACHABLE_REFUSAL)
     if spec.config_only:
         return _config_only(spec)
     if spec.ingress and any(n.spec.ingress for n in existing):
@@ -139,11 +146,10 @@ def new_network(spec: pb.NetworkSpec, existing: Iterable[pb.Network],
 def _config_only(spec: pb.NetworkSpec) -> pb.Network:
     """A config-only network: its settings checked as a network's would be (except for
     overlaps: it holds no addresses), nothing allocated."""
-    if spec.ingress or spec.internal or spec.attachable:
+    if spec.ingress or spec.internal:
         raise AllocationError("a configuration-only network can only hold network settings "
                               "(--subnet, --gateway, --ip-range, --aux-address, --opt): "
-                              "--ingress, --internal and --attachable belong on the networks "
-                              "created from it")
+                              "--ingress and --internal belong on the networks created from it")
     if spec.config_from:
         raise AllocationError("a configuration-only network cannot depend on another "
                               "configuration-only network (drop --config-from)")

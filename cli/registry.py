@@ -1,0 +1,394 @@
+"""A client of container registries (the Docker Registry HTTP API v2), for the CLI.
+
+Owns what `swarm` itself asks a registry, as the Docker CLI does before it hands
+a spec to the cluster:
+* `parse_reference`: Docker's image reference rules (registry domain only when
+  the first component has a dot or a colon or is `localhost`; Docker Hub's
+  official images under `library/`; the tag defaults to `latest`), and the
+  names Docker stores and shows (`busybox:latest@sha256:...`);
+* `resolve_digest`: the digest of the manifest (or index) a tag names now, as
+  the registry reports it (`Docker-Content-Digest`, else the hash of the body);
+* `check_login`: whether the registry accepts credentials (`swarm login`);
+* the conversation with the registry: HTTPS trusted through the system's CAs
+  plus the per-registry `ca.crt` files Docker and podman read
+  (`/etc/docker/certs.d/HOST[:PORT]/`, `/etc/containers/certs.d/HOST[:PORT]/`);
+  plain HTTP only for Docker's default insecure registries (127.0.0.0/8,
+  localhost) and those named in `$SHOAL_INSECURE_REGISTRIES` (comma list), and
+  only after HTTPS failed there; the `Bearer` (token server) and `Basic`
+  challenges of a registry that wants credentials.
+
+Errors are `RegistryError`, whose text is the registry's own reason
+("unauthorized: authentication required") or what failed on the way.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import re
+import ssl
+import urllib.parse
+from pathlib import Path
+from typing import Mapping, NamedTuple, Optional
+
+HUB_DOMAIN = "docker.io"
+HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+HUB_REGISTRY = "registry-1.docker.io"       # where Docker Hub's v2 API answers
+HUB_KEY = "https://index.docker.io/v1/"     # Docker Hub's key in config.json
+OFFICIAL_NAMESPACE = "library"
+DEFAULT_TAG = "latest"
+CERT_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))
+TOKEN_USER = "<token>"                      # a username meaning "the password is a token"
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+])
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(Exception):
+    """A registry refused a request, or could not be reached; says why."""
+
+
+class Credentials(NamedTuple):
+    """What a registry is asked to accept: a user and password, or an identity token
+    (username `<token>`)."""
+
+    username: str
+    password: str
+
+
+class Reference(NamedTuple):
+    """An image reference split as Docker splits it: `docker.io`, `library/busybox`,
+    `latest`, `` (no digest)."""
+
+    domain: str
+    path: str
+    tag: str
+    digest: str
+
+    @property
+    def name(self) -> str:
+        """The repository's full name: `docker.io/library/busybox`."""
+        return f"{self.domain}/{self.path}"
+
+    def familiar_name(self) -> str:
+        """The repository as Docker shows it: `busybox`, `user/app`, `host:5000/app`."""
+        if self.domain != HUB_DOMAIN:
+            return self.name
+        prefix = OFFICIAL_NAMESPACE + "/"
+        return self.path[len(prefix):] if self.path.startswith(prefix) \
+            and "/" not in self.path[len(prefix):] else self.path
+
+    def familiar(self) -> str:
+        """Docker's short form with the tag and without the digest: `busybox:latest`."""
+        return f"{self.familiar_name()}:{self.tag}"
+
+    def pinned(self, digest: str) -> str:
+        """The name Docker stores in a service spec: `busybox:latest@sha256:...`."""
+        return f"{self.familiar()}@{digest}"
+
+
+def parse_reference(image: str) -> Reference:
+    """Splits an image reference by Docker's rules; ValueError says what is wrong."""
+    text = image.strip()
+    if not text:
+        raise ValueError("image reference is empty")
+    rest, _, digest = text.partition("@")
+    if digest and not _DIGEST.fullmatch(digest):
+        raise ValueError(f"invalid reference format: {image!r} has a malformed digest")
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        domain, path = first, remainder
+    else:
+        domain, path = HUB_DOMAIN, rest
+    if domain in HUB_ALIASES:
+        domain = HUB_DOMAIN
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError(f"invalid reference format: {image!r} has a malformed registry")
+    last_slash = path.rfind("/")
+    colon = path.rfind(":")
+    tag = ""
+    if colon > last_slash:
+        path, tag = path[:colon], path[colon + 1:]
+        if not _TAG.fullmatch(tag):
+            raise ValueError(f"invalid reference format: {image!r} has a malformed tag")
+    if not _PATH.fullmatch(path):
+        raise ValueError(f"invalid reference format: repository name in {image!r} must be "
+                         "lowercase letters, digits and separators")
+    if domain == HUB_DOMAIN and "/" not in path:
+        path = f"{OFFICIAL_NAMESPACE}/{path}"
+    return Reference(domain, path, tag or DEFAULT_TAG, digest)
+
+
+def registry_key(domain: str) -> str:
+    """The key of a registry's credentials in Docker's config.json."""
+    return HUB_KEY if domain in HUB_ALIASES or domain == HUB_KEY else domain
+
+
+def server_host(server: str) -> str:
+    """The host[:port] a `swarm login SERVER` argument names (a URL or a bare host)."""
+    text = server.strip()
+    if text in ("", HUB_KEY) or text.rstrip("/") in ("https://index.docker.io/v1",
+                                                      "https://index.docker.io"):
+        return HUB_DOMAIN
+    if "://" in text:
+        text = urllib.parse.urlsplit(text).netloc
+    text = text.split("/", 1)[0]
+    return HUB_DOMAIN if text in HUB_ALIASES else text
+
+
+def _api_host(domain: str) -> str:
+    return HUB_REGISTRY if domain == HUB_DOMAIN else domain
+
+
+def _insecure_allowed(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    extra = {h.strip() for h in os.environ.get("SHOAL_INSECURE_REGISTRIES", "").split(",")
+             if h.strip()}
+    if host in extra or name in extra or name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_context(host: str) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if _insecure_allowed(host):       # Docker does not verify an insecure registry's TLS
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    for base in CERT_DIRS:
+        folder = base / host
+        try:
+            files = sorted(folder.glob("*.crt"))
+        except OSError:
+            continue
+        for path in files:
+            try:
+                context.load_verify_locations(cafile=str(path))
+            except (OSError, ssl.SSLError) as err:
+                raise RegistryError(f"cannot use {path} as a CA certificate: {err}") from err
+    return context
+
+
+class _Response(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _reason(response: _Response) -> str:
+    """The registry's own words for a refusal: `code: message` of its first error."""
+    try:
+        errors = json.loads(response.body.decode()).get("errors") or []
+        first = errors[0]
+        code = str(first.get("code", "")).lower().replace("_", " ")
+        message = str(first.get("message", "")).strip()
+        if code or message:
+            return f"{code}: {message}" if code and message else code or message
+    except (ValueError, AttributeError, IndexError, TypeError, UnicodeDecodeError):
+        pass
+    try:
+        detail = json.loads(response.body.decode())
+        if isinstance(detail, dict) and detail.get("details"):
+            return str(detail["details"])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    text = response.body.decode(errors="replace").strip()
+    return text.splitlines()[0][:200] if text else f"HTTP {response.status}"
+
+
+def _basic(creds: Credentials) -> str:
+    raw = f"{creds.username}:{creds.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, params = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(params))
+
+
+class _Session:
+    """Requests to one registry: picks the scheme once, answers its challenge once."""
+
+    def __init__(self, domain: str, creds: Optional[Credentials], timeout: float) -> None:
+        self.host = _api_host(domain)
+        self.creds = creds
+        self.timeout = timeout
+        self.scheme = ""
+        self.authorization = ""
+
+    def _send(self, scheme: str, method: str, target: str,
+              headers: Mapping[str, str], host: str = "") -> _Response:
+        host = host or self.host
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(host, timeout=self.timeout,
+                                                     context=_tls_context(host))
+        else:
+            connection = http.client.HTTPConnection(host, timeout=self.timeout)
+        try:
+            connection.request(method, target, headers=dict(headers))
+            answer = connection.getresponse()
+            body = answer.read()
+            return _Response(answer.status, {k.lower(): v for k, v in answer.getheaders()},
+                             body)
+        finally:
+            connection.close()
+
+    def _pick_scheme(self, method: str, target: str,
+                     headers: Mapping[str, str]) -> _Response:
+        try:
+            response = self._send("https", method, target, headers)
+            self.scheme = "https"
+            return response
+        except (OSError, http.client.HTTPException) as err:
+            if not _insecure_allowed(self.host):
+                raise RegistryError(f"cannot reach registry {self.host}: {_why(err)}") from err
+            try:
+                response = self._send("http", method, target, headers)
+            except (OSError, http.client.HTTPException) as err2:
+                raise RegistryError(f"cannot reach registry {self.host}: "
+                                    f"{_why(err2)}") from err2
+            self.scheme = "http"
+            return response
+
+    def request(self, method: str, target: str, headers: Mapping[str, str],
+                scope: str = "") -> _Response:
+        """One request, answering an authentication challenge once when one comes."""
+        sent = dict(headers)
+        if self.authorization:
+            sent["Authorization"] = self.authorization
+        response = self._request_once(method, target, sent)
+        if response.status == 401 and not self.authorization:
+            self.authorization = self._authorize(response, scope)
+            if self.authorization:
+                sent["Authorization"] = self.authorization
+                response = self._request_once(method, target, sent)
+        return response
+
+    def _request_once(self, method: str, target: str, headers: Mapping[str, str]) -> _Response:
+        if not self.scheme:
+            return self._pick_scheme(method, target, headers)
+        try:
+            return self._send(self.scheme, method, target, headers)
+        except (OSError, http.client.HTTPException) as err:
+            raise RegistryError(f"cannot reach registry {self.host}: {_why(err)}") from err
+
+    def _authorize(self, refusal: _Response, scope: str) -> str:
+        """The Authorization header that answers the registry's challenge ("" when the
+        challenge cannot be answered: the refusal then stands)."""
+        scheme, params = _challenge(refusal.headers.get("www-authenticate", ""))
+        if scheme == "basic":
+            return _basic(self.creds) if self.creds else ""
+        if scheme != "bearer" or "realm" not in params:
+            return ""
+        return "Bearer " + self._token(params, scope)
+
+    def _token(self, params: Mapping[str, str], scope: str) -> str:
+        realm = urllib.parse.urlsplit(params["realm"])
+        if realm.scheme not in ("https", "http") or not realm.netloc:
+            raise RegistryError(f"registry {self.host} names a bad token server: "
+                                f"{params['realm']!r}")
+        if realm.scheme == "http" and not _insecure_allowed(realm.netloc):
+            raise RegistryError(f"registry {self.host} sends credentials to a plain-HTTP "
+                                f"token server ({params['realm']}); refusing")
+        query = {"service": params.get("service", "")}
+        scope = scope or params.get("scope", "")
+        if scope:
+            query["scope"] = scope
+        headers: dict[str, str] = {}
+        method, body = "GET", b""
+        if self.creds and self.creds.username == TOKEN_USER:
+            method = "POST"
+            body = urllib.parse.urlencode({**query, "grant_type": "refresh_token",
+                                           "refresh_token": self.creds.password,
+                                           "client_id": "shoal"}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif self.creds:
+            headers["Authorization"] = _basic(self.creds)
+            query["account"] = self.creds.username
+        target = (realm.path or "/") + ("?" + urllib.parse.urlencode(query)
+                                         if method == "GET" else "")
+        connection: http.client.HTTPConnection
+        if realm.scheme == "https":
+            connection = http.client.HTTPSConnection(realm.netloc, timeout=self.timeout,
+                                                     context=_tls_context(realm.netloc))
+        else:
+            connection = http.client.HTTPConnection(realm.netloc, timeout=self.timeout)
+        try:
+            connection.request(method, target, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            response = _Response(answer.status, dict(answer.getheaders()), answer.read())
+        except (OSError, http.client.HTTPException) as err:
+            raise RegistryError(f"cannot reach the token server of {self.host}: "
+                                f"{_why(err)}") from err
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise RegistryError(_reason(response))
+        try:
+            answer_json = json.loads(response.body.decode())
+            token = answer_json.get("token") or answer_json.get("access_token")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            token = None
+        if not token:
+            raise RegistryError(f"the token server of {self.host} answered without a token")
+        return str(token)
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"x509: {err.verify_message or err}"
+    return str(err) or type(err).__name__
+
+
+def resolve_digest(image: str, creds: Optional[Credentials] = None,
+                   timeout: float = 10.0) -> str:
+    """The digest (`sha256:...`) of what `image`'s tag names in its registry now."""
+    try:
+        ref = parse_reference(image)
+    except ValueError as err:
+        raise RegistryError(str(err)) from err
+    if ref.digest:
+        return ref.digest
+    session = _Session(ref.domain, creds, timeout)
+    target = f"/v2/{ref.path}/manifests/{urllib.parse.quote(ref.tag, safe='')}"
+    response = session.request("GET", target, {"Accept": MANIFEST_TYPES},
+                               scope=f"repository:{ref.path}:pull")
+    if response.status != 200:
+        raise RegistryError(_reason(response))
+    digest = response.headers.get("docker-content-digest", "").strip()
+    if not _DIGEST.fullmatch(digest):
+        digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
+    return digest
+
+
+def check_login(server: str, creds: Credentials, timeout: float = 10.0) -> None:
+    """Returns when the registry at `server` (host[:port] or URL) accepts `creds`;
+    RegistryError with its reason otherwise. A registry that asks for nothing
+    accepts anyone, as with Docker."""
+    session = _Session(server_host(server), creds, timeout)
+    response = session.request("GET", "/v2/", {})
+    if response.status == 401:
+        reason = _reason(response)
+        raise RegistryError(reason if reason != "HTTP 401"
+                            else "unauthorized: incorrect username or password")
+    if response.status != 200:
+        raise RegistryError(_reason(response))
