@@ -8,8 +8,8 @@ rotates to the operator's own root instead (sent as the spec's
 signing_ca_cert/signing_ca_key, checked here and by the manager with
 `pki.givenroot`); `--ca-cert FILE --external-ca protocol=cfssl,url=URL` without
 the key rotates to a root whose key stays with an external cfssl CA, which then
-signs every node certificate. As in Docker, those flags need `--rotate`. Unless `-d`, the command follows that with
-Docker's two progress bars (TLS certificates rotated N/M nodes; CA certificate
+signs every node certificate. As in Docker, those flags need `--rotate`.
+Unless `-d`, the command follows that with Docker's two progress bars (TLS certificates rotated N/M nodes; CA certificate
 rotated 0/1 then 1/1) and prints the new root at the end. `--cert-expiry`
 changes the node certificate lifetime (with or without a rotation).
 
@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from cli.commands_swarm import ClusterChanges, _get_cluster, apply_changes, parse_changes
 from cli import externalca
+from cli.commands_swarm import ClusterChanges, _get_cluster, apply_changes, parse_changes
 from cli.client import CLIError
 from cli.context import Context
 from cli.parsing import UsageError

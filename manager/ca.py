@@ -15,7 +15,9 @@ dispatcher tells nodes the roots so they renew; ``RotationReconciler`` (on the
 leader) finishes the rotation once every node reports a certificate from the
 new root: the new root becomes ``root_ca_cert`` (its key ``root_ca_key``), the
 join tokens get its digest, and nodes drop the old root. API answers never
-carry the keys (``redacted``).
+carry the keys (``redacted``). A root rotated to without its key (``swarm ca
+--rotate --ca-cert --external-ca``) signs through its external CA instead
+(``manager.externalca``): the rotation holds no key and NodeCA posts each CSR there.
 """
 from __future__ import annotations
 
@@ -26,10 +28,9 @@ from typing import Callable, Optional
 
 import grpc
 
-from manager import objects
+from manager import externalca, objects
 from manager.background import LeaderTask
 from manager.objects import copy
-from manager import externalca
 from pki import givenroot, rotation, tls, tokens
 from pki.ca import RootCA, cert_pem
 from proto import ca_pb2 as capb
