@@ -89,10 +89,6 @@ TO_BUILD: tuple[Refused, ...] = (
     _todo("--with-registry-auth", _SERVICE, "send the `swarm login` credentials with "
           "the spec, encrypted in the store, to the nodes that pull", value=False),
     _todo("--with-registry-auth", "stack deploy", "as service create's", value=False),
-    _todo("--external-ca", "init, update, ca", "sign node certificates through a cfssl "
-          "endpoint (or move to NOT_SUPPORTED with the reason)"),
-    _todo("--ca-cert", "ca", "rotate to a given root CA certificate (PEM file)"),
-    _todo("--ca-key", "ca", "the key of --ca-cert (PEM file)"),
 )
 
 REFUSED: tuple[Refused, ...] = NOT_SUPPORTED + TO_BUILD
