@@ -3,8 +3,13 @@
 Without flags it prints the root certificate (PEM). `--rotate` raises the
 cluster spec's force_rotate counter: the leader makes a new root cross-signed
 by the old one, every node renews, and once all have a certificate from the
-new root it replaces the old one. Unless `-d`, the command follows that with
-Docker's two progress bars (TLS certificates rotated N/M nodes; CA certificate
+new root it replaces the old one. `--rotate --ca-cert FILE --ca-key FILE`
+rotates to the operator's own root instead (sent as the spec's
+signing_ca_cert/signing_ca_key, checked here and by the manager with
+`pki.givenroot`); `--ca-cert FILE --external-ca protocol=cfssl,url=URL` without
+the key rotates to a root whose key stays with an external cfssl CA, which then
+signs every node certificate. As in Docker, those flags need `--rotate`.
+Unless `-d`, the command follows that with Docker's two progress bars (TLS certificates rotated N/M nodes; CA certificate
 rotated 0/1 then 1/1) and prints the new root at the end. `--cert-expiry`
 changes the node certificate lifetime (with or without a rotation).
 
@@ -17,10 +22,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from cli import externalca
 from cli.commands_swarm import ClusterChanges, _get_cluster, apply_changes, parse_changes
+from cli.client import CLIError
 from cli.context import Context
 from cli.parsing import UsageError
-from pki import rotation
+from pki import givenroot, rotation
+from pki.ca import CAError
 from proto import control_pb2 as cpb
 from proto import objects_pb2 as pb
 
@@ -72,16 +80,77 @@ def parse_ca_flags(ns: argparse.Namespace) -> Optional[int]:
     return parse_changes(update_ns).cert_expiry_ns
 
 
+@dataclass(frozen=True)
+class GivenRoot:
+    """The root of `--ca-cert` / `--ca-key` as read from their files (PEM); no key
+    when an external CA (`--external-ca`, its list in `external_cas`) holds it."""
+
+    cert: bytes
+    key: bytes
+    external_cas: tuple[pb.ExternalCA, ...] = ()
+
+
+def _read_pem(path: str, flag: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CLIError(f"Error: cannot read {flag} {path}: {exc.strerror or exc}") from None
+
+
+def parse_root_flags(ns: argparse.Namespace) -> Optional[GivenRoot]:
+    """The root of `--ca-cert`/`--ca-key`/`--external-ca`, read and checked, or None
+    when not given. Refused as Docker does: any of them without `--rotate`, a key
+    without its certificate, a certificate with neither its key nor an external CA,
+    an external CA without the certificate it signs with."""
+    external = getattr(ns, "external_ca", None)
+    for flag, value in (("--ca-cert", ns.ca_cert), ("--ca-key", ns.ca_key),
+                        ("--external-ca", external)):
+        if value is not None and not ns.rotate:
+            raise UsageError(f"`{flag}` flag requires the `--rotate` flag to update the CA")
+    cas = externalca.parse_external_cas(external) or []
+    if ns.ca_cert is None and ns.ca_key is None and not cas:
+        return None
+    if ns.ca_cert is None:
+        if ns.ca_key is not None:
+            raise UsageError("the --ca-key flag requires that a --ca-cert flag be provided "
+                             "as well")
+        raise UsageError("rotating to an external CA requires the `--ca-cert` flag to specify "
+                         "the external CA's cert - to add an external CA with the current "
+                         "root CA certificate, use the `update` command instead")
+    if ns.ca_key is None and not cas:
+        raise UsageError("the --ca-cert flag requires that a --ca-key flag and/or "
+                         "--external-ca flag be provided as well")
+    cert = _read_pem(ns.ca_cert, "--ca-cert")
+    key = _read_pem(ns.ca_key, "--ca-key") if ns.ca_key is not None else None
+    try:
+        givenroot.check_root(cert, key)
+    except CAError as exc:
+        files = ns.ca_cert if ns.ca_key is None else f"{ns.ca_cert}, {ns.ca_key}"
+        raise CLIError(f"Error: invalid root CA ({files}): {exc}") from None
+    for ca in cas:
+        ca.ca_cert = cert   # as Docker: the external CAs sign for the given root
+    return GivenRoot(cert, key or b"", tuple(cas))
+
+
 def ca(ctx: Context, ns: argparse.Namespace) -> int:
     expiry = parse_ca_flags(ns)
     if ns.detach and not ns.rotate:
         raise UsageError("--detach only applies to --rotate")
+    given = parse_root_flags(ns)
     cluster = _get_cluster(ctx)
     if not ns.rotate and expiry is None:
         ctx.out.write(cluster.root_ca_cert.decode())
         return 0
     spec = apply_changes(cluster.spec, ClusterChanges(cert_expiry_ns=expiry))
-    if ns.rotate:
+    if given is not None:
+        spec.ca_config.signing_ca_cert = given.cert
+        spec.ca_config.signing_ca_key = given.key
+        if given.external_cas:
+            del spec.ca_config.external_cas[:]
+            spec.ca_config.external_cas.extend(given.external_cas)
+    elif ns.rotate:
+        spec.ca_config.signing_ca_cert = b""   # as Docker: a generated root this time
         spec.ca_config.force_rotate += 1
     updated = ctx.call("UpdateCluster", cpb.UpdateClusterRequest(
         cluster_id=cluster.id, cluster_version=cluster.meta.version, spec=spec)).cluster
@@ -119,9 +188,18 @@ def wait_for_rotation(ctx: Context, new_root: bytes, quiet: bool = False,
 
 
 def declare_ca(parser: argparse.ArgumentParser) -> None:
-    """Declares `swarm ca [--rotate] [--cert-expiry D] [-d] [-q]` on `parser`."""
+    """Declares `swarm ca [--rotate [--ca-cert F --ca-key F]] [--cert-expiry D] [-d] [-q]`."""
     parser.add_argument("--rotate", action="store_true",
-                        help="Rotate the swarm CA: a new root certificate and key are generated")
+                        help="Rotate the swarm CA - if no certificate or key are provided, "
+                             "new ones will be generated")
+    parser.add_argument("--ca-cert", metavar="pem-file", default=None,
+                        help="Path to the PEM-formatted root CA certificate to use for the "
+                             "new cluster")
+    parser.add_argument("--ca-key", metavar="pem-file", default=None,
+                        help="Path to the PEM-formatted root CA key to use for the new cluster")
+    parser.add_argument("--external-ca", action="append", default=None, metavar="external-ca",
+                        help="Specifications of one or more certificate signing endpoints "
+                             "(protocol=cfssl,url=https://...[,cacert=FILE]; repeatable)")
     parser.add_argument("--cert-expiry", default=None,
                         help="Validity period for node certificates (ns|us|ms|s|m|h) "
                              "(default 2160h0m0s)")

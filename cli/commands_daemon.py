@@ -71,6 +71,9 @@ def declare_init(parser: argparse.ArgumentParser) -> None:
                         "is set or is set to 0, the default port (4789) is used: the UDP port "
                         "of the overlays' VXLAN traffic on every node (encrypted overlays use "
                         "their own tunnel, UDP 4790)")
+    p.add_argument("--external-ca", action="append", default=None, metavar="external-ca",
+                   help="Specifications of one or more certificate signing endpoints "
+                        "(protocol=cfssl,url=https://...[,cacert=FILE]; repeatable)")
     declare_snapshot_flags(p)
     p.add_argument("--force-new-cluster", action="store_true",
                    help="Force create a new cluster from current state: a one-manager cluster "

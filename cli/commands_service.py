@@ -3,18 +3,20 @@
 Owns the service verbs' behaviour on top of the Control API: which calls
 they make, in which order, what they print and their exit codes. Updates
 read the service, edit a copy of its spec and send it back with the version
-they read. Spec building lives in `cli.specs`, tables in `cli.format`,
-progress in `cli.progress`, the task listing shared with `node ps` in
-`cli.tasklist`, logs (flags and output) in `cli.servicelogs`.
+they read. `create`, and `update` given `--image`, pin the image to its
+digest first (`cli.imagepin`; `--no-resolve-image` skips). Spec building
+lives in `cli.specs`, tables in `cli.format`, progress in `cli.progress`, the
+task listing shared with `node ps` in `cli.tasklist`, logs (flags and output)
+in `cli.servicelogs`.
 """
 from __future__ import annotations
 
 import argparse
 import re
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from cli import format as fmt
-from cli import inspectformat, pretty, registryauth, specs
+from cli import imagepin, inspectformat, pretty, registryauth, specs
 from cli.client import CLIError, RpcFailure, describe_rpc_error
 from cli.context import Context
 from cli.flags import add_service_flags, bool_flag, is_on, list_flags, task_list_flags
@@ -26,6 +28,9 @@ from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
 from proto import control_pb2 as cpb
 from proto import model
+
+if TYPE_CHECKING:
+    from cli.registry import Credentials
 from proto import objects_pb2 as pb
 
 SERVICE_FILTERS = ("id", "name", "label", "mode")
@@ -64,8 +69,31 @@ class NullStream:
 
 # ---------------------------------------------------------------- create ----
 
+def registry_credentials(ns: argparse.Namespace, image: str) -> Optional[Credentials]:
+    """The credentials to resolve `image`'s digest with: with `--with-registry-auth` the
+    login `swarm login` stored for its registry (cli.registryauth); anonymous otherwise,
+    as Docker."""
+    if not registryauth.wanted(ns):
+        return None
+    found: Optional[Credentials] = registryauth.credentials_for(image)
+    return found
+
+
+def pin_image(ctx: Context, ns: argparse.Namespace, spec: pb.ServiceSpec) -> None:
+    """Pins the spec's image to its digest (`cli.imagepin`) unless --no-resolve-image;
+    prints Docker's warning on stderr when the registry cannot say."""
+    if is_on(getattr(ns, "no_resolve_image", None), "--no-resolve-image"):
+        return
+    container = spec.task.container
+    pinned = imagepin.pin(container.image, registry_credentials(ns, container.image))
+    if pinned.warning:
+        ctx.warn(pinned.warning)
+    container.image = pinned.image
+
+
 def create(ctx: Context, ns: argparse.Namespace) -> int:
     spec = specs.create_spec(ns)
+    pin_image(ctx, ns, spec)
     registryauth.apply(spec, ns)
     service = ctx.call("CreateService", cpb.CreateServiceRequest(spec=spec)).service
     ctx.print(service.id)
@@ -100,6 +128,10 @@ def update(ctx: Context, ns: argparse.Namespace) -> int:
     request = cpb.UpdateServiceRequest(service_id=service.id,
                                        service_version=service.meta.version)
     request.spec.CopyFrom(specs.update_spec(service.spec, ns))
+    if ns.image is not None:
+        # as Docker: only a given --image is resolved (the same tag again picks up where
+        # it points now); any other update keeps the pinned digest untouched
+        pin_image(ctx, ns, request.spec)
     registryauth.apply(request.spec, ns)   # without the flag the managers keep theirs
     return _send_update(ctx, ns, request)
 

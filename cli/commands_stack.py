@@ -6,7 +6,8 @@ loader's warnings on stderr as Docker does and its errors as one message
 with a non-zero exit; then the verbs:
 
 - `config` prints the merged, interpolated file;
-- `deploy` (`up`) converts the stack (`cli.compose.convert`) and sends it in one
+- `deploy` (`up`) converts the stack (`cli.compose.convert`), pins its images to
+  their digests as `--resolve-image` says (`cli.imagepin`), and sends it in one
   DeployStack call (the manager applies all of it or nothing), prints Docker's
   lines for what changed ("Creating service x_web", "Updating service x_web
   (id: ...)"), or with `--dry-run` what would change, and unless `-d` waits
@@ -30,16 +31,17 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
-from cli import commands_service, registryauth
+from cli import commands_service, imagepin, registryauth
 from cli.client import CLIError, RpcFailure, describe_rpc_error, is_not_found
-from cli.compose.convert import NAMESPACE_LABEL, check_stack_name, convert, external_refs
+from cli.compose.convert import (IMAGE_LABEL, NAMESPACE_LABEL, check_stack_name, convert,
+                                 external_refs)
 from cli.compose.errors import ComposeError, Warnings
 from cli.compose.loader import Loaded, Source, load
 from cli.compose.model import Stack
 from cli.compose.render import render as render_compose
 from cli.context import Context
 from cli.flags import bool_flag, is_on, list_flags, task_list_flags
-from cli.parsing import filter_values, parse_filters
+from cli.parsing import UsageError, filter_values, parse_filters
 from cli.progress import Timeout, Waiter
 from cli.tasklist import TASK_FILTERS, filter_tasks, print_tasks
 from cli.templates import render
@@ -182,8 +184,41 @@ def rolls(change: cpb.StackChange) -> bool:
         f.split(".", 1)[0] in ("task", "endpoint") for f in change.fields)
 
 
+def pin_images(ctx: Context, ns: argparse.Namespace, definition: pb.StackDefinition,
+               mode: str) -> None:
+    """`--resolve-image MODE`: writes in each service's spec the image a deploy sends
+    (`imagepin.stack_choice`: pinned to its digest, the deployed one, or as the file
+    names it), resolving the distinct images side by side; Docker's warning on stderr
+    for each image whose digest could not be recorded."""
+    deployed = {s.spec.annotations.name: s for s in _stack_services(ctx, definition.name, [])
+                } if definition.services else {}
+    choices = []
+    for spec in definition.services:
+        old = deployed.get(spec.annotations.name)
+        choices.append(imagepin.stack_choice(
+            mode, spec.task.container.image,
+            None if old is None else old.spec.annotations.labels.get(IMAGE_LABEL, ""),
+            "" if old is None else old.spec.task.container.image))
+    pinned = imagepin.pin_all([c.image for c in choices if c.resolve],
+                              lambda image: commands_service.registry_credentials(ns, image))
+    warned: set[str] = set()
+    for spec, choice in zip(definition.services, choices):
+        image = choice.image
+        if choice.resolve:
+            result = pinned[choice.image]
+            image = choice.fallback if result.warning and choice.fallback else result.image
+            if result.warning and choice.image not in warned:
+                warned.add(choice.image)
+                ctx.warn(result.warning)
+        spec.task.container.image = image
+
+
 def deploy(ctx: Context, ns: argparse.Namespace) -> int:
     name = stack_name(ns.stack)
+    try:
+        mode = imagepin.check_mode(ns.resolve_image)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     detach = is_on(ns.detach, "--detach")
     if ns.rollback_on_failure and (detach or ns.dry_run):
         raise CLIError("Error: --rollback-on-failure rolls the stack back when a service "
@@ -195,6 +230,7 @@ def deploy(ctx: Context, ns: argparse.Namespace) -> int:
         definition = convert(loaded.stack, name, _read_bytes)
     except ComposeError as exc:
         raise CLIError(f"Error: {exc.text()}") from None
+    pin_images(ctx, ns, definition, mode)
     if registryauth.wanted(ns):
         for spec in definition.services:
             registryauth.attach(spec)
@@ -460,6 +496,9 @@ def declare_stack(parser: argparse.ArgumentParser) -> None:
     bool_flag(p, "--detach", "-d", "Exit immediately instead of waiting for the stack "
                                    "services to converge")
     bool_flag(p, "--quiet", "-q", "Suppress progress output")
+    p.add_argument("--resolve-image", default="always", metavar="string",
+                   help='Query the registry to resolve image digest ("always", '
+                        '"changed", "never")')
     p.add_argument("--rollback-on-failure", action="store_true",
                    help="When a service does not converge, roll the whole stack back to "
                         "its previous definition (needs --detach=false)")

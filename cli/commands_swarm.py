@@ -3,7 +3,7 @@
 Owns showing and rotating the join tokens (with the `swarm join` command a
 new node runs, naming the manager this CLI talks to), changing the
 cluster-wide settings (the dispatcher heartbeat, the task history kept per
-slot, the lifetime of node certificates, autolock, raft snapshots), showing and rotating the
+slot, the lifetime of node certificates, autolock, raft snapshots, external CAs), showing and rotating the
 manager unlock key, and unlocking a locked manager through its socket. Changes read the cluster, edit a
 copy of its spec and send it with the version read. Arguments are checked
 before anything is sent, by pure functions that tests call directly.
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from cli import environment
+from cli import environment, externalca
 from cli.client import CLIError, RpcFailure
 from cli.context import Context
 from cli.flags import bool_flag, declare_snapshot_flags
@@ -30,7 +30,7 @@ from proto import objects_pb2 as pb
 ROLES = ("worker", "manager")
 MIN_HEARTBEAT_NS = 100_000_000  # the manager rejects shorter periods
 UPDATE_FLAGS = ("--dispatcher-heartbeat", "--task-history-limit", "--cert-expiry", "--autolock",
-                "--snapshot-interval", "--max-snapshots")
+                "--external-ca", "--snapshot-interval", "--max-snapshots")
 AVAILABILITIES = ("active", "pause", "drain")
 NO_UNLOCK_KEY = "Error: no unlock key is set"
 CANNOT_ROTATE = "Error: cannot rotate because autolock is not turned on"
@@ -111,11 +111,12 @@ class ClusterChanges:
     autolock: Optional[bool] = None
     snapshot_interval: Optional[int] = None
     keep_old_snapshots: Optional[int] = None
+    external_cas: Optional[tuple[pb.ExternalCA, ...]] = None   # replaces the list
 
     def empty(self) -> bool:
         return all(value is None for value in (
             self.heartbeat_ns, self.task_history_limit, self.cert_expiry_ns, self.autolock,
-            self.snapshot_interval, self.keep_old_snapshots))
+            self.snapshot_interval, self.keep_old_snapshots, self.external_cas))
 
 
 def parse_heartbeat(text: str) -> int:
@@ -208,7 +209,9 @@ def parse_changes(ns: argparse.Namespace) -> ClusterChanges:
         interval = parse_snapshot_interval(ns.snapshot_interval)
     if getattr(ns, "max_snapshots", None) is not None:
         keep = parse_max_snapshots(ns.max_snapshots)
-    changes = ClusterChanges(heartbeat, limit, expiry, autolock, interval, keep)
+    cas = externalca.parse_external_cas(getattr(ns, "external_ca", None))
+    changes = ClusterChanges(heartbeat, limit, expiry, autolock, interval, keep,
+                             None if cas is None else tuple(cas))
     if changes.empty():
         raise UsageError("at least one of the flags " + ", ".join(UPDATE_FLAGS)
                          + " must be given (see swarm update --help)")
@@ -231,6 +234,9 @@ def apply_changes(spec: pb.ClusterSpec, changes: ClusterChanges) -> pb.ClusterSp
         new.raft.snapshot_interval = changes.snapshot_interval
     if changes.keep_old_snapshots is not None:
         new.raft.keep_old_snapshots = changes.keep_old_snapshots
+    if changes.external_cas is not None:
+        del new.ca_config.external_cas[:]
+        new.ca_config.external_cas.extend(changes.external_cas)
     return new
 
 
@@ -338,6 +344,10 @@ def declare_update(parser: argparse.ArgumentParser) -> None:
                         help="Validity period for node certificates (ns|us|ms|s|m|h) "
                              "(default 2160h0m0s)")
     bool_flag(parser, "--autolock", None, "Change manager autolocking setting (true|false)")
+    parser.add_argument("--external-ca", action="append", default=None, metavar="external-ca",
+                        help="Specifications of one or more certificate signing endpoints "
+                             "(protocol=cfssl,url=https://...[,cacert=FILE]; repeatable; "
+                             "replaces the list)")
     declare_snapshot_flags(parser)
     parser.set_defaults(handler=update)
 

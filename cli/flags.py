@@ -18,7 +18,7 @@ from cli.parsing import UsageError, parse_bool
 
 # Boolean flags that Docker also accepts as --flag=false.
 BOOL_FLAGS = ("tty", "read-only", "init", "no-healthcheck", "detach", "force", "rollback",
-              "autolock",
+              "autolock", "no-resolve-image",
               "with-registry-auth")   # cli/registryauth.py
 _BOOL_ASSIGN = re.compile(r"^--(" + "|".join(map(re.escape, BOOL_FLAGS)) + r")=(.*)$")
 
@@ -147,6 +147,8 @@ def add_service_flags(parser: argparse.ArgumentParser, update: bool) -> None:
     bool_flag(parser, "--no-healthcheck", None, "Disable any container-specified HEALTHCHECK")
     bool_flag(parser, "--detach", "-d", "Exit immediately instead of waiting for the service to converge")
     bool_flag(parser, "--quiet", "-q", "Suppress progress output")
+    bool_flag(parser, "--no-resolve-image", None, "Do not query the registry to resolve the "
+              "image's tag to a digest" + (" (with --image)" if update else ""))
     parser.add_argument("--log-opt", dest="log_opt", action="append", default=[],
                         help="Logging driver options (json-file and local: max-size=SIZE, "
                              "max-file=1; journald: tag=TAG); on update they replace the "

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from cli.imagepin import display_image
 from cli.parsing import port_text
 from cli.templates import header_of, tabulate
 from proto import model
@@ -152,15 +153,14 @@ def service_row(service: pb.Service, tasks: Sequence[pb.Task],
         "Name": service.spec.annotations.name,
         "Mode": mode_of(service.spec),
         "Replicas": replicas,
-        "Image": service.spec.task.container.image,
+        "Image": display_image(service.spec.task.container.image),
         "Ports": ports_column(ports),
     }
 
 
 def _image_text(image: str, trunc: bool) -> str:
-    if trunc and "@" in image:
-        return image.split("@", 1)[0]
-    return image
+    """A task's IMAGE column: as `service ls` shows it, or whole with --no-trunc."""
+    return display_image(image) if trunc else image
 
 
 def task_base_name(task: pb.Task) -> str:

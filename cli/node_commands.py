@@ -25,6 +25,7 @@ from cli.client import DEFAULT_HOST, HOST_ENV, parse_target, resolve_host
 from cli.commands_swarm import (check_history_limit, parse_availability, parse_cert_expiry,
                                 parse_data_path_port, parse_heartbeat, parse_max_snapshots,
                                 parse_snapshot_interval, read_key, unlock_key_text)
+from cli import externalca
 from cli.flags import is_on
 from cli.parsing import UsageError
 from node import bootstrap, daemon, runtimes
@@ -44,7 +45,8 @@ INIT_ONLY_FLAGS = (("--task-history-limit", "task_history_limit"),
                    ("--data-path-addr", "data_path_addr"),
                    ("--data-path-port", "data_path_port"),
                    ("--max-snapshots", "max_snapshots"),
-                   ("--snapshot-interval", "snapshot_interval"))
+                   ("--snapshot-interval", "snapshot_interval"),
+                   ("--external-ca", "external_ca"))
 
 
 def _err(text: str) -> None:
@@ -181,7 +183,10 @@ def cluster_settings(args: argparse.Namespace) -> ClusterSettings:
         cert_expiry_ns=given(args.cert_expiry, parse_cert_expiry),
         snapshot_interval=given(args.snapshot_interval, parse_snapshot_interval),
         keep_old_snapshots=given(args.max_snapshots, parse_max_snapshots),
-        data_path_port=given(args.data_path_port, parse_data_path_port))
+        data_path_port=given(args.data_path_port, parse_data_path_port),
+        external_cas=[externalca.as_dict(c) for c in
+                      externalca.parse_external_cas(getattr(args, "external_ca", None)) or []]
+        or None)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -305,8 +305,11 @@ def info_text(info: cpb.InfoResponse, host: str, client_version: str,
                       ["   Number of Old Snapshots to Retain:", str(kept)]]
         lines += [["  Raft Leader:", info.raft_leader_id],
                   ["  CA Configuration:"],
-                  ["   Expiry Duration:", human_duration(info.cert_expiry.nanos / 1e9)],
-                  ["  Autolock Managers:", _bool(info.autolock_managers)],
+                  ["   Expiry Duration:", human_duration(info.cert_expiry.nanos / 1e9)]]
+        if cluster is not None and cluster.spec.ca_config.external_cas:   # as Docker lists them
+            lines += [["   External CAs:"]] + [[f"     {ca.protocol}: {ca.url}"]
+                                               for ca in cluster.spec.ca_config.external_cas]
+        lines += [["  Autolock Managers:", _bool(info.autolock_managers)],
                   ["  Root Rotation In Progress:", _bool(info.root_rotation_in_progress)]]
     lines += [["  Node Address:", info.node_addr]]
     if info.is_manager:

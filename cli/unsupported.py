@@ -85,16 +85,7 @@ NOT_SUPPORTED: tuple[Refused, ...] = (
         "`swarm service update --network-rm NETWORK SERVICE`"),
 )
 
-TO_BUILD: tuple[Refused, ...] = (
-    _todo("--no-resolve-image", _SERVICE, "skip resolving the image tag to a digest "
-          "(once digests are pinned)", value=False),
-    _todo("--resolve-image", "stack deploy", "always|changed|never: pin images to "
-          "digests on deploy"),
-    _todo("--external-ca", "init, update, ca", "sign node certificates through a cfssl "
-          "endpoint (or move to NOT_SUPPORTED with the reason)"),
-    _todo("--ca-cert", "ca", "rotate to a given root CA certificate (PEM file)"),
-    _todo("--ca-key", "ca", "the key of --ca-cert (PEM file)"),
-)
+TO_BUILD: tuple[Refused, ...] = ()
 
 REFUSED: tuple[Refused, ...] = NOT_SUPPORTED + TO_BUILD
 

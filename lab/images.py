@@ -17,7 +17,10 @@ stand-ins: the demo image pushed under a Docker Hub name's repository
 whose entrypoint serves a page naming the image over HTTP on given ports
 (busybox httpd) and keeps running, whatever command the service gives; lab
 nodes pull Docker Hub names from there (lab/podstore.py), so a Compose file
-naming `redis:alpine` runs unchanged in the lab.
+naming `redis:alpine` runs unchanged in the lab. Also variants of the demo
+image (`push_variant`: one marker file more, pushed under a given repo:tag,
+for tests of digest pinning that move a tag) and the digest the registry
+reports for a tag (`manifest_digest`).
 
 Every step is idempotent and cheap once done (two HTTP requests, three for a
 stand-in). Run `python -m lab.images [--stand-in NAME[=PORT[,PORT...]]...]` to
@@ -217,6 +220,41 @@ def image_in_registry(repo: str, tag: str, addr: str = REGISTRY_ADDR) -> bool:
     """True when the registry at addr holds a manifest for repo:tag."""
     url = f"http://{addr}/v2/{repo}/manifests/{tag}"
     return _http_status(url, {"Accept": _MANIFEST_TYPES}) == 200
+
+
+def manifest_digest(repo: str, tag: str, addr: str = REGISTRY_ADDR) -> str:
+    """The digest the registry at addr reports for repo:tag (its Docker-Content-Digest),
+    or LabImageError when it holds no such manifest."""
+    request = urllib.request.Request(f"http://{addr}/v2/{repo}/manifests/{tag}",
+                                     method="HEAD", headers={"Accept": _MANIFEST_TYPES})
+    try:
+        with urllib.request.urlopen(request, timeout=5.0) as response:
+            digest = response.headers.get("Docker-Content-Digest", "")
+    except (urllib.error.URLError, OSError) as err:
+        raise LabImageError(f"no manifest for {repo}:{tag} at {addr}: {err}") from err
+    if not digest:
+        raise LabImageError(f"the registry at {addr} gave no digest for {repo}:{tag}")
+    return digest
+
+
+def push_variant(repo: str, tag: str, marker: str) -> str:
+    """The demo image with /etc/shoal-variant holding `marker`, pushed to the lab
+    registry as repo:tag (moving the tag if it was there); returns the digest the
+    registry now reports for repo:tag. The host's local copy is dropped again, so
+    only the registry holds it."""
+    ensure_registry()
+    reference = f"{REGISTRY_ADDR}/{repo}:{tag}"
+    rootfs = io.BytesIO(busybox_rootfs_tar())
+    with tarfile.open(fileobj=rootfs, mode="a", format=tarfile.GNU_FORMAT) as tar:
+        _add_file(tar, "etc/shoal-variant", marker.encode() + b"\n")
+    _podman(["import", "--change", 'CMD ["sh"]', "--change", "WORKDIR /",
+             "--change", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+             "-", reference], stdin=rootfs.getvalue())
+    try:
+        _podman(["push", "--tls-verify=false", reference])
+    finally:
+        subprocess.run(["podman", "rmi", reference], capture_output=True, timeout=120)
+    return manifest_digest(repo, tag)
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:

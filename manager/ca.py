@@ -7,14 +7,17 @@ RaftMembership lets a node holding a manager certificate enter or leave the
 managers' raft group.
 
 Root CA rotation (``swarm ca --rotate``) lives in the cluster object:
-``start_rotation`` puts a new root, its key and the old root's cross-signature
-in ``cluster.root_rotation``; from then on every manager signs with the new
+``start_rotation`` puts a new root (generated, or the operator's from
+``swarm ca --rotate --ca-cert --ca-key``), its key and the old root's
+cross-signature in ``cluster.root_rotation``; from then on every manager signs with the new
 key (``signing_root``) and answers with both roots (``trusted_roots``); the
 dispatcher tells nodes the roots so they renew; ``RotationReconciler`` (on the
 leader) finishes the rotation once every node reports a certificate from the
 new root: the new root becomes ``root_ca_cert`` (its key ``root_ca_key``), the
 join tokens get its digest, and nodes drop the old root. API answers never
-carry the keys (``redacted``).
+carry the keys (``redacted``). A root rotated to without its key (``swarm ca
+--rotate --ca-cert --external-ca``) signs through its external CA instead
+(``manager.externalca``): the rotation holds no key and NodeCA posts each CSR there.
 """
 from __future__ import annotations
 
@@ -25,11 +28,11 @@ from typing import Callable, Optional
 
 import grpc
 
-from manager import objects
+from manager import externalca, objects
 from manager.background import LeaderTask
 from manager.objects import copy
-from pki import rotation, tls, tokens
-from pki.ca import RootCA
+from pki import givenroot, rotation, tls, tokens
+from pki.ca import RootCA, cert_pem
 from proto import ca_pb2 as capb
 from proto import ca_pb2_grpc
 from proto import model
@@ -59,9 +62,13 @@ def cluster_of(store: ObjectStore) -> pb.Cluster | None:
 
 def current_root(cluster: pb.Cluster | None, disk_root: RootCA) -> RootCA:
     """The cluster's root CA with its key: the one a rotation replaced it with
-    (kept in the store), else the one on this manager's disk."""
+    (kept in the store), else the one on this manager's disk. A root rotated to
+    without its key (an external CA holds it) comes without a key."""
     if cluster is not None and cluster.root_ca_key:
         return RootCA.from_pem(cluster.root_ca_cert, cluster.root_ca_key)
+    if cluster is not None and cluster.root_ca_cert and \
+            not givenroot.same_certificate(cluster.root_ca_cert, disk_root.cert_pem):
+        return RootCA.from_pem(cluster.root_ca_cert)
     return disk_root
 
 
@@ -88,11 +95,14 @@ def issuing_cert(cluster: pb.Cluster) -> bytes:
     return cluster.root_ca_cert
 
 
-def start_rotation(cluster: pb.Cluster, disk_root: RootCA) -> pb.RootRotation:
-    """A new root, cross-signed by the cluster's current root (a rotation
+def start_rotation(cluster: pb.Cluster, disk_root: RootCA,
+                   new_root: Optional[RootCA] = None) -> pb.RootRotation:
+    """A rotation to ``new_root`` (the operator's, `swarm ca --rotate --ca-cert`) or
+    to a generated root, cross-signed by the cluster's current root (a rotation
     already in progress is replaced: its root was never the cluster's)."""
-    rot = rotation.begin(current_root(cluster, disk_root))
-    return pb.RootRotation(ca_cert=rot.new_root.cert_pem, ca_key=rot.new_root.key_pem,
+    rot = rotation.begin(current_root(cluster, disk_root), new_root)
+    return pb.RootRotation(ca_cert=rot.new_root.cert_pem,
+                           ca_key=rot.new_root.key_pem if rot.new_root.can_sign else b"",
                            cross_signed_ca_cert=rot.cross_signed_pem)
 
 
@@ -197,11 +207,34 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             raise errors.Unavailable("the cluster is not initialised yet")
         return cluster
 
-    def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str, addr: str) -> bytes:
-        signer = signing_root(cluster_of(self.store), self.root)
-        return signer.issue(csr, node_id, role, cluster_id,
-                            expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
-                            ip_addresses=_ip_of(addr) if role == "manager" else ())
+    async def _sign(self, csr: bytes, node_id: str, role: str, cluster_id: str,
+                    addr: str) -> bytes:
+        """The node's certificate chain: signed here with the root's key, or by the
+        root's external CA when the cluster does not hold that key (ExternalCAError)."""
+        cluster = cluster_of(self.store)
+        signer = signing_root(cluster, self.root)
+        ips = _ip_of(addr) if role == "manager" else []
+        if signer.can_sign or cluster is None:
+            return signer.issue(csr, node_id, role, cluster_id,
+                                expiry=datetime.timedelta(seconds=cert_expiry(self.store)),
+                                ip_addresses=ips)
+        cas = externalca.for_root(cluster, signer.cert_pem)
+        leaf = await asyncio.get_running_loop().run_in_executor(
+            None, externalca.sign, cas, csr, node_id, role, cluster_id, ips, signer.cert_pem)
+        self.log.info("certificate for node %s signed by the external CA", node_id)
+        return leaf + b"".join(cert_pem(c) for c in signer.intermediates)
+
+    async def _signed(self, context, csr: bytes, node_id: str, role: str, cluster_id: str,
+                      addr: str) -> bytes:
+        """`_sign`, its refusals turned into gRPC errors (a bad CSR, an external CA down)."""
+        try:
+            return await self._sign(csr, node_id, role, cluster_id, addr)
+        except externalca.ExternalCAError as exc:
+            self.log.warning("external CA: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"external CA: {exc}")
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        raise AssertionError("unreachable: abort raises")
 
     def _roots(self) -> bytes:
         return trusted_roots(cluster_of(self.store), self.root)
@@ -224,10 +257,8 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, BAD_TOKEN)
             raise AssertionError("unreachable: abort raises")
         node_id = model.new_id()
-        try:
-            cert = self._sign(request.csr, node_id, role, cluster.id, request.advertise_addr)
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        cert = await self._signed(context, request.csr, node_id, role, cluster.id,
+                                  request.advertise_addr)
         node = pb.Node(id=node_id, role=pb.MANAGER if role == "manager" else pb.WORKER)
         node.spec.availability = request.availability
         node.spec.desired_role = node.role
@@ -254,11 +285,8 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
                                 f"node {ident.node_id} was removed from the swarm")
             raise AssertionError("unreachable: abort raises")
         role = "manager" if node.spec.desired_role == pb.MANAGER else "worker"
-        try:
-            cert = self._sign(request.csr, node.id, role, ident.cluster_id,
-                              node.manager_status.addr)
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad certificate request: {exc}")
+        cert = await self._signed(context, request.csr, node.id, role, ident.cluster_id,
+                                  node.manager_status.addr)
         return capb.IssueNodeCertificateResponse(
             node_id=node.id, certificate=cert, root_ca=self._roots(),
             role=pb.MANAGER if role == "manager" else pb.WORKER, cluster_id=ident.cluster_id,
@@ -314,7 +342,7 @@ class RaftMembershipServicer(ca_pb2_grpc.RaftMembershipServicer):
         members.add(request.raft_addr)
         root = current_root(cluster_of(self.store), self.root)
         return capb.JoinRaftResponse(members=sorted(members), raft_key=self.raft_key,
-                                     root_ca_key=root.key_pem)
+                                     root_ca_key=root.key_pem if root.can_sign else b"")
 
     async def LeaveRaft(self, request, context):
         await tls.require_role(context, "manager")

@@ -18,12 +18,14 @@ from proto import watch_pb2 as wpb
 def cluster_has_keys(cluster: pb.Cluster) -> bool:
     """Whether `cluster` carries anything `cluster` below would strip."""
     return bool(cluster.root_ca_key or cluster.network_keys or cluster.unlock_key
+                or cluster.spec.ca_config.signing_ca_key
                 or (cluster.HasField("root_rotation") and cluster.root_rotation.ca_key))
 
 
 def strip_cluster(cluster: pb.Cluster) -> None:
     """Removes the keys from `cluster` in place (callers pass a copy)."""
     cluster.ClearField("root_ca_key")
+    cluster.spec.ca_config.signing_ca_key = b""   # never stored; stripped all the same
     if cluster.HasField("root_rotation"):
         cluster.root_rotation.ClearField("ca_key")
     del cluster.network_keys[:]

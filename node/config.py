@@ -38,6 +38,8 @@ class ClusterSettings:
     snapshot_interval: Optional[int] = None    # raft log entries between snapshots
     keep_old_snapshots: Optional[int] = None   # former raft snapshots kept
     data_path_port: Optional[int] = None       # the VXLAN UDP port (0: 4789)
+    # --external-ca: [{"protocol", "url", "options", "ca_cert" (PEM text)}]
+    external_cas: Optional[list[dict[str, Any]]] = None
 
     def as_init(self) -> dict[str, Any]:
         """The settings given, as kept in node.json's `init` until the cluster exists."""
@@ -63,6 +65,11 @@ def first_cluster_spec(init: dict[str, Any]) -> pb.ClusterSpec:
     spec.raft.snapshot_interval = int(init.get("snapshot_interval") or model.DEFAULT_SNAPSHOT_INTERVAL)
     spec.raft.keep_old_snapshots = int(init.get("keep_old_snapshots") or 0)
     spec.data_path_port = int(init.get("data_path_port") or 0)
+    for ca in init.get("external_cas") or []:
+        spec.ca_config.external_cas.add(
+            protocol=str(ca.get("protocol", "")), url=str(ca.get("url", "")),
+            options={str(k): str(v) for k, v in (ca.get("options") or {}).items()},
+            ca_cert=str(ca.get("ca_cert", "")).encode())
     return spec
 
 

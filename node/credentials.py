@@ -180,7 +180,10 @@ def enter_raft(data_dir: Path, creds: pkinode.NodeCredentials, managers: list[st
 
 
 def _root_for_key(ca_pem: bytes, key_pem: bytes) -> RootCA:
-    """The trusted root the CA key belongs to (two are trusted during a rotation)."""
+    """The trusted root the CA key belongs to (two are trusted during a rotation);
+    without a key (an external CA holds the cluster's), the first trusted root."""
+    if not key_pem:
+        return RootCA.from_pem(cert_pem(load_certificates(ca_pem)[0]))
     for cert in load_certificates(ca_pem):
         try:
             return RootCA.from_pem(cert_pem(cert), key_pem)

@@ -25,7 +25,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 Role = Literal["manager", "worker"]
+# A root's signing key: generated roots are ECDSA P-256; a root the operator
+# brings (`swarm ca --rotate --ca-cert --ca-key`) may also be RSA.
+SigningKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
 
 ROOT_COMMON_NAME = "swarm-ca"
 ROOT_VALIDITY = _dt.timedelta(days=20 * 365)
@@ -125,7 +128,7 @@ class RootCA:
     cross-signed intermediates to append to issued chains during a rotation."""
 
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey | None = None
+    key: SigningKey | None = None
     intermediates: list[x509.Certificate] = field(default_factory=list)
 
     # ------------------------------------------------------------ creation --
@@ -162,8 +165,8 @@ class RootCA:
         key = None
         if key_pem is not None:
             loaded = serialization.load_pem_private_key(key_pem, password=None)
-            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-                raise CAError("the root CA key must be an ECDSA key")
+            if not isinstance(loaded, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+                raise CAError("the root CA key must be an ECDSA or RSA key")
             if loaded.public_key() != cert.public_key():
                 raise CAError("the root CA key does not match the root CA certificate")
             key = loaded

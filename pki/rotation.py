@@ -3,7 +3,8 @@
 This module owns what a root rotation means for certificates, independent of
 where the state lives:
 
-- ``begin(old)`` makes a new root and the old root's cross-signature on it.
+- ``begin(old, new)`` makes a new root (or takes the operator's, ``new``) and
+  the old root's cross-signature on it.
 - ``issuing_ca(...)`` is the CA that signs during the transition: the new key,
   with the cross-signed certificate appended to every chain it issues, so a
   peer that trusts only the old root still accepts the new certificates.
@@ -66,15 +67,17 @@ def _dedupe(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
     return out
 
 
-def begin(old: RootCA) -> Rotation:
-    """A new root CA, cross-signed by ``old`` (which must hold its key)."""
-    new = RootCA.create()
+def begin(old: RootCA, new: RootCA | None = None) -> Rotation:
+    """A rotation to ``new`` (a freshly generated root when None), cross-signed
+    by ``old`` (which must hold its key)."""
+    new = new if new is not None else RootCA.create()
     return Rotation(new_root=new, cross_signed_pem=old.cross_sign(new))
 
 
 def issuing_ca(new_cert_pem: bytes, new_key_pem: bytes, cross_signed_pem: bytes) -> RootCA:
-    """The CA that signs during a transition: new key, chains end with the cross-signed cert."""
-    return RootCA.from_pem(new_cert_pem, new_key_pem, intermediates_pem=cross_signed_pem)
+    """The CA that signs during a transition: new key, chains end with the cross-signed
+    cert (no key when an external CA holds the new root's)."""
+    return RootCA.from_pem(new_cert_pem, new_key_pem or None, intermediates_pem=cross_signed_pem)
 
 
 def trust_bundle(root_pem: bytes, new_root_pem: bytes = b"") -> bytes:

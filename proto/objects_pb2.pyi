@@ -940,14 +940,39 @@ class DispatcherConfig(_message.Message):
     def __init__(self, heartbeat_period: _Optional[_Union[Duration, _Mapping]] = ...) -> None: ...
 
 class CAConfig(_message.Message):
-    __slots__ = ("node_cert_expiry", "external_ca_urls", "force_rotate")
+    __slots__ = ("node_cert_expiry", "external_ca_urls", "force_rotate", "signing_ca_cert", "signing_ca_key", "external_cas")
     NODE_CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_CA_URLS_FIELD_NUMBER: _ClassVar[int]
     FORCE_ROTATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_CAS_FIELD_NUMBER: _ClassVar[int]
     node_cert_expiry: Duration
     external_ca_urls: _containers.RepeatedScalarFieldContainer[str]
     force_rotate: int
-    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ..., force_rotate: _Optional[int] = ...) -> None: ...
+    signing_ca_cert: bytes
+    signing_ca_key: bytes
+    external_cas: _containers.RepeatedCompositeFieldContainer[ExternalCA]
+    def __init__(self, node_cert_expiry: _Optional[_Union[Duration, _Mapping]] = ..., external_ca_urls: _Optional[_Iterable[str]] = ..., force_rotate: _Optional[int] = ..., signing_ca_cert: _Optional[bytes] = ..., signing_ca_key: _Optional[bytes] = ..., external_cas: _Optional[_Iterable[_Union[ExternalCA, _Mapping]]] = ...) -> None: ...
+
+class ExternalCA(_message.Message):
+    __slots__ = ("protocol", "url", "options", "ca_cert")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    url: str
+    options: _containers.ScalarMap[str, str]
+    ca_cert: bytes
+    def __init__(self, protocol: _Optional[str] = ..., url: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., ca_cert: _Optional[bytes] = ...) -> None: ...
 
 class EncryptionConfig(_message.Message):
     __slots__ = ("auto_lock_managers",)

@@ -30,6 +30,7 @@ PACKAGES=(podman crun netavark aardvark-dns conmon catatonit uidmap slirp4netns
           python3 python3-venv python3-pip git ca-certificates
           prometheus   # tests/test_e2e_metrics.py scrapes a lab with the real server
           chromium     # tests/test_e2e_ui.py drives the `swarm ui` page headless
+          golang-cfssl # tests/test_e2e_certs.py signs node certificates with `cfssl serve`
           iperf3 apache2-utils nginx-light)   # lab.bench.overlay and its tests: C tools
 
 install_packages() {

@@ -17,7 +17,6 @@ from cli.client import FAST_METHODS, RpcFailure
 from cli.compose.convert import NAMESPACE_LABEL
 from cli.context import Context
 from cli.main import build_parser, main
-from cli.parsing import UsageError
 from proto import control_pb2 as cpb
 from proto import model
 from proto import objects_pb2 as pb
@@ -70,6 +69,9 @@ def fake(monkeypatch) -> Callable[[dict[str, Any]], FakeClient]:
     def install(answers: dict[str, Any]) -> FakeClient:
         client = FakeClient(answers)
         monkeypatch.setattr(context, "Client", lambda host: client)
+        # no registry here: the images go as the file names them (pinning them to
+        # digests, --resolve-image, is tests/test_imagepin.py's)
+        monkeypatch.setattr(commands_stack, "pin_images", lambda *args: None)
         return client
     return install
 
@@ -243,11 +245,13 @@ def test_a_refused_deploy_shows_the_managers_reasons(capsys, fake, stack_file) -
     assert err == f"Error response from daemon: {why}\n"
 
 
-def test_resolve_image_is_not_accepted(capsys) -> None:
-    # refused as a flag still to build (cli.unsupported), not as an unknown argument
-    with pytest.raises(UsageError, match="--resolve-image on `swarm stack deploy` is not"):
-        build_parser().parse_args(["stack", "deploy", "--resolve-image", "never", "-c", "x",
-                                   "app"])
+def test_resolve_image_is_accepted_always_by_default(capsys) -> None:
+    # its modes are tests/test_imagepin.py's
+    ns = build_parser().parse_args(["stack", "deploy", "--resolve-image", "never", "-c", "x",
+                                    "app"])
+    assert ns.resolve_image == "never"
+    assert build_parser().parse_args(["stack", "deploy", "-c", "x", "app"]).resolve_image \
+        == "always"
 
 
 # ---------------------------------------------------------------- waiting ----

@@ -1,4 +1,4 @@
-"""UpdateCluster refuses settings Shoal does not act on (raft timings, external CAs) and
+"""UpdateCluster refuses settings Shoal does not act on (raft timings, external_ca_urls) and
 default address pools no network could take a subnet from (found by the Control API
 fuzz tests, tests/test_fuzz_controlapi.py: they were stored and then ignored, or made
 every later `network create` fail)."""
@@ -18,9 +18,9 @@ def test_settings_nothing_acts_on_are_refused() -> None:
             lambda: clusterrules.updated_cluster(a_cluster(), req, no_rotation))
     req = cluster_update()
     req.spec.ca_config.external_ca_urls.append("https://ca.example")
-    refused(Code.INVALID_ARGUMENT, "external CAs are not supported: the managers sign "
-            "certificates with the cluster's root CA; leave ca_config.external_ca_urls as "
-            "GetCluster returns it",
+    refused(Code.INVALID_ARGUMENT, "ca_config.external_ca_urls is not used: give external "
+            "CAs as ca_config.external_cas (--external-ca protocol=cfssl,url=URL); leave "
+            "external_ca_urls as GetCluster returns it",
             lambda: clusterrules.updated_cluster(a_cluster(), req, no_rotation))
 
 

@@ -6,7 +6,10 @@ from the new root at once, services keep their tasks and containers, writes
 work; the offline worker comes back with its old certificate, is renewed and
 the rotation completes; port 2377 then presents a chain to the new root
 only), `join-token --rotate manager`, and certificates with a short lifetime
-being renewed before they expire while every node stays Ready.
+being renewed before they expire while every node stays Ready, and a rotation to
+the operator's own root (`swarm ca --rotate --ca-cert --ca-key`, an openssl RSA CA),
+then to a root whose key stays with a real `cfssl serve` (`--external-ca`): every
+node's certificate, and a joining node's, is then signed by cfssl.
 
 The daemons get SHOAL_MIN_CERT_EXPIRY=10s (the test hook that lowers the one
 hour minimum of --cert-expiry). Every wait polls a condition with a deadline.
@@ -16,7 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import subprocess
 from collections import Counter
+from pathlib import Path
 from typing import Any, Iterator
 
 import grpc
@@ -245,3 +251,155 @@ def test_short_lived_certificates_are_renewed_before_they_expire(lab: Lab) -> No
     leaf = presented(lab, "manager1")[0]
     assert leaf.serial_number == serial(lab, "manager1") or \
         leaf.not_valid_after_utc > first["manager1"].not_after
+
+
+def openssl_root(directory: Path, name: str) -> tuple[Path, Path]:
+    """A root CA made the way an operator makes one: openssl, an RSA key, CA:TRUE."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                    "-days", "3650", "-subj", f"/CN={name}", "-keyout", str(key),
+                    "-out", str(cert), "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_rotation_to_the_operators_own_root(lab: Lab, tmp_path: Path) -> None:
+    cert_file, key_file = openssl_root(tmp_path, "operator-root")
+    given = load_certificates(cert_file.read_bytes())
+    # Docker's flag rules, and a key that is not the certificate's
+    refused = sw(lab, "ca", "--ca-cert", str(cert_file), "--ca-key", str(key_file), check=False)
+    assert refused.returncode != 0 and "requires the `--rotate` flag" in refused.stderr
+    refused = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), check=False)
+    assert refused.returncode != 0 and "requires that a --ca-key flag" in refused.stderr
+    _, other_key = openssl_root(tmp_path, "other")
+    refused = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), "--ca-key",
+                 str(other_key), check=False)
+    assert refused.returncode != 0 and "does not match" in refused.stderr
+    assert not cluster(lab).HasField("root_rotation")
+
+    # the rotation waits until every node holds a certificate from the given root
+    out = sw(lab, "ca", "--rotate", "--ca-cert", str(cert_file), "--ca-key", str(key_file)).stdout
+    assert "rotated CA certificates:" in out
+    assert load_certificates(out[out.index("-----BEGIN"):].encode()) == given
+    final = cluster(lab)
+    assert not final.HasField("root_rotation")
+    assert load_certificates(final.root_ca_cert) == given
+    assert not final.root_ca_key and not final.spec.ca_config.signing_ca_key  # never answered
+    assert tokens.parse(final.join_tokens.worker).digest == tokens.ca_digest(final.root_ca_cert)
+    names = lab.names()
+    for name in names:
+        wait(lambda: leaf_issued_by(disk(lab, name).cert_pem, cert_file.read_bytes())
+             and load_certificates(disk(lab, name).ca_pem) == given,
+             30, f"{name} to hold a certificate from the operator's root and trust it only")
+    for name in (n for n in names if lab.role(n) == "manager"):
+        wait(lambda: pkinode.chains_to(presented(lab, name), given), 30,
+             f"{name} to present a chain to the operator's root")
+    # the managers sign with the given key from now on: a node joining now gets it
+    lab.add("worker3", token=lab.join_token("worker"))
+    assert leaf_issued_by(disk(lab, "worker3").cert_pem, cert_file.read_bytes())
+    lab.wait_ready(timeout=60)
+    # the spec sent back as GetCluster returns it (swarm update) starts no new rotation
+    assert "Swarm updated." in sw(lab, "update", "--task-history-limit", "4").stdout
+    assert not cluster(lab).HasField("root_rotation")
+
+
+CFSSL_PORT = 8888
+CFSSL_CONFIG = ('{"signing": {"default": {"expiry": "2160h", "usages": '
+                '["signing", "key encipherment", "server auth", "client auth"]}}}')
+
+
+def cfssl_server_cert(directory: Path, ca: Path, ca_key: Path, ip: str) -> tuple[Path, Path]:
+    """The TLS certificate of the cfssl endpoint, from the CA it signs for (the managers
+    verify the endpoint against that root, as Docker's do)."""
+    key, csr, cert = directory / "cfssl-key.pem", directory / "cfssl.csr", directory / "cfssl.pem"
+    ext = directory / "cfssl-ext.cnf"
+    ext.write_text(f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", "/CN=cfssl", "-keyout", str(key), "-out", str(csr)],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey",
+                    str(ca_key), "-CAcreateserial", "-days", "365", "-extfile", str(ext),
+                    "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def cfssl_signed_serials(log: Path) -> set[int]:
+    """The serial numbers `cfssl serve` logged as signed."""
+    return {int(line.rsplit(" ", 1)[1]) for line in log.read_text().splitlines()
+            if "signed certificate with serial number" in line}
+
+
+def test_rotation_to_an_external_cfssl_ca(lab: Lab, tmp_path: Path) -> None:
+    if shutil.which("cfssl") is None:
+        pytest.fail("cfssl is not installed (scripts/setup.sh installs golang-cfssl)")
+    ca, ca_key = openssl_root(tmp_path, "cfssl-root")
+    root = load_certificates(ca.read_bytes())
+    host = "manager1"
+    ip = lab.ip(host)
+    tls_cert, tls_key = cfssl_server_cert(tmp_path, ca, ca_key, ip)
+    (tmp_path / "config.json").write_text(CFSSL_CONFIG)
+    log = tmp_path / "cfssl.log"
+    argv, env = lab.exec_argv(host, ["cfssl", "serve", "-address", "0.0.0.0", "-port",
+                                     str(CFSSL_PORT), "-ca", str(ca), "-ca-key", str(ca_key),
+                                     "-config", str(tmp_path / "config.json"),
+                                     "-tls-cert", str(tls_cert), "-tls-key", str(tls_key)])
+    url = f"https://{ip}:{CFSSL_PORT}/api/v1/cfssl/sign"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait(lambda: "Now listening" in log.read_text() or server.poll() is not None, 20,
+             "cfssl serve to listen")
+        assert server.poll() is None, log.read_text()
+        # Docker's rules: an external CA rotation names the CA's certificate
+        refused = sw(lab, "ca", "--rotate", "--external-ca", f"protocol=cfssl,url={url}",
+                     check=False)
+        assert refused.returncode != 0 and "requires the `--ca-cert` flag" in refused.stderr
+        refused = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
+                     "protocol=acme,url=https://x", check=False)
+        assert refused.returncode != 0 and "unrecognized external CA protocol" in refused.stderr
+        # as Docker: the managers check that the external CA answers with that root
+        closed = f"https://{ip}:{CFSSL_PORT + 1}/api/v1/cfssl/sign"
+        refused = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
+                     f"protocol=cfssl,url={closed}", check=False)
+        assert refused.returncode != 0 and "reachable external CA" in refused.stderr
+        assert not cluster(lab).HasField("root_rotation")
+
+        out = sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--external-ca",
+                 f"protocol=cfssl,url={url}").stdout
+        assert load_certificates(out[out.index("-----BEGIN"):].encode()) == root
+        final = cluster(lab)
+        assert load_certificates(final.root_ca_cert) == root and not final.root_ca_key
+        assert [c.url for c in final.spec.ca_config.external_cas] == [url]
+        # every node renewed through cfssl: its certificate is from the external root and
+        # cfssl logged signing it
+        names = lab.names()
+        for name in names:
+            wait(lambda: leaf_issued_by(disk(lab, name).cert_pem, ca.read_bytes())
+                 and load_certificates(disk(lab, name).ca_pem) == root, 30,
+                 f"{name} to hold a certificate from the external root and trust it only")
+        signed = cfssl_signed_serials(log)
+        assert {serial(lab, n) for n in names} <= signed
+        # a node joining now is signed by cfssl too
+        lab.add("worker4", token=lab.join_token("worker"))
+        assert leaf_issued_by(disk(lab, "worker4").cert_pem, ca.read_bytes())
+        assert serial(lab, "worker4") in cfssl_signed_serials(log)
+        # and so is a manager (it gets no root key from the leader: there is none)
+        lab.add("manager4", manager=True, token=lab.join_token("manager"))
+        assert lab.role("manager4") == "manager"
+        assert serial(lab, "manager4") in cfssl_signed_serials(log)
+        lab.wait_ready(timeout=60)
+        # the external CA can't be dropped while it is the only one that signs
+        other, _ = openssl_root(tmp_path, "other")
+        refused = sw(lab, "update", "--external-ca", f"protocol=cfssl,url={url},cacert={other}",
+                     check=False)
+        assert refused.returncode != 0 and "at least one external CA" in refused.stderr
+        # with the root's key, the managers sign again (no rotation: the same root)
+        sw(lab, "ca", "--rotate", "--ca-cert", str(ca), "--ca-key", str(ca_key))
+        assert not cluster(lab).HasField("root_rotation")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    lab.add("worker5", token=lab.join_token("worker"))
+    assert leaf_issued_by(disk(lab, "worker5").cert_pem, ca.read_bytes())
+    assert serial(lab, "worker5") not in cfssl_signed_serials(log)

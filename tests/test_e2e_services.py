@@ -177,9 +177,12 @@ def test_rolling_update_image_and_env(node: SingleNode, image: str, image_v2: st
     running = wait(lambda: len([t for t in node.running("roll")
                                 if t.spec_version == svc.spec_version]) == 3
                    and node.running("roll"), 60, "3 tasks on the new image")
-    assert all(t.spec.container.image == image_v2 for t in running)
+    # the CLI pinned the tag to its digest; podman names the container's image by it
+    digest = images.manifest_digest(images.DEMO_REPO, "v2")
+    assert all(t.spec.container.image == f"{image_v2}@{digest}" for t in running)
     _replaced_one_at_a_time(node.tasks("roll"), svc.spec_version)
-    assert {c["Image"] for c in node.containers("roll")} == {image_v2}
+    assert {c["Image"] for c in node.containers("roll")} == \
+        {f"{image_v2.rsplit(':', 1)[0]}@{digest}"}
 
     node.swarm("service", "update", "--env-add", "COLOUR=teal", "roll")
     svc = node.service("roll")

@@ -13,17 +13,25 @@ external are three errors in one run, with nothing created; a changed secret fil
 rolls to a new version at the same path and the old version goes; `stack rm` followed
 at once by a deploy of the same file works every time; a redeploy whose new image fails
 its healthcheck, with `--rollback-on-failure`, exits non-zero naming the service and
-leaves the whole stack at its previous definition. Every wait polls with a deadline.
+leaves the whole stack at its previous definition. Digest pinning (on this lab for
+its three nodes): a service's image is pinned to its digest at create, new tasks run
+that digest after the tag moved, an update naming the same tag picks up the new one,
+a rollback returns to the old digest, `--no-resolve-image` keeps the tag. Every wait
+polls with a deadline.
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from lab.cluster import Lab
+from lab import images
+from lab.cluster import REPO, Lab
 from lab.images import ensure_stand_in
 from tests.compose_helpers import ATSEA
 from tests.helpers import sw, wait
@@ -370,3 +378,118 @@ def test_new_secret_file_content_rolls_to_a_new_version(lab: Lab, stand_ins: Non
     finally:
         sw(lab, "stack", "rm", "sec", check=False)
         wait(lambda: "sec_" not in sw(lab, "secret", "ls").stdout, 60, "sec's secrets gone")
+
+
+# ------------------------------------------------------- digest pinning ----
+
+PIN_REPO = "shoal/pin-test"
+
+
+def host_swarm(lab: Lab, *args: str) -> subprocess.CompletedProcess:
+    """The swarm CLI on the host against manager1's control socket: in the host's network
+    127.0.0.1:5000 is the lab registry, as a user's machine reaches its registry (inside a
+    node's namespace 127.0.0.1 is the node's own loopback)."""
+    res = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
+                         text=True, timeout=120, cwd=str(REPO),
+                         env=dict(os.environ, SWARM_HOST=lab.host("manager1")))
+    assert res.returncode == 0, f"swarm {' '.join(args)}: {res.stdout}{res.stderr}"
+    return res
+
+
+def markers(lab: Lab, service: str) -> list[tuple[str, str]]:
+    """(node, marker file of the variant) of each running container of the service."""
+    found = []
+    for c in lab.containers(f"label=com.shoal.service.name={service}"):
+        res = cexec(lab, (c["LabNode"], c["Id"]), "cat", "/etc/shoal-variant")
+        found.append((c["LabNode"], res.stdout.strip() if res.returncode == 0 else "?"))
+    return sorted(found)
+
+
+def test_a_pinned_image_runs_its_digest_after_the_tag_moves(lab: Lab) -> None:
+    image = f"{images.REGISTRY_ADDR}/{PIN_REPO}:latest"
+    v1 = images.push_variant(PIN_REPO, "latest", "v1")
+    try:
+        made = host_swarm(lab, "service", "create", "-d", "--name", "pinned",
+                          "--stop-grace-period", "1s", image, "sleep", "3600")
+        assert made.stderr == "", made.stderr
+        assert inspect_spec(lab, "pinned")["task"]["container"]["image"] == f"{image}@{v1}"
+        wait(lambda: [m for _, m in markers(lab, "pinned")] == ["v1"], 90, "pinned at v1")
+
+        # the tag moves; new tasks, on nodes that never pulled it, still run v1
+        v2 = images.push_variant(PIN_REPO, "latest", "v2")
+        assert v2 != v1
+        host_swarm(lab, "service", "scale", "-d", "pinned=3")
+        three = wait(lambda: (lambda m: len(m) == 3 and m)(markers(lab, "pinned")), 120,
+                     "3 tasks of pinned")
+        assert {m for _, m in three} == {"v1"}, three
+        assert len({node for node, _ in three}) == 3, three       # one per node: 3 pulls
+        # tables show the tag, as Docker; inspect JSON and --no-trunc the pinned name
+        ps = host_swarm(lab, "service", "ps", "pinned", "--format", "{{.Image}}").stdout
+        assert set(ps.split()) == {image}, ps
+        ls = host_swarm(lab, "service", "ls", "--filter", "name=pinned", "--format",
+                        "{{.Image}}").stdout
+        assert ls.strip() == image
+        ps = host_swarm(lab, "service", "ps", "pinned", "--no-trunc", "--format",
+                        "{{.Image}}").stdout
+        assert set(ps.split()) == {f"{image}@{v1}"}, ps
+
+        # an update naming the same tag resolves it again: every task rolls to v2
+        updated = host_swarm(lab, "service", "update", "-d", "--image", image, "pinned")
+        assert updated.stderr == "", updated.stderr
+        assert inspect_spec(lab, "pinned")["task"]["container"]["image"] == f"{image}@{v2}"
+        wait(lambda: [m for _, m in markers(lab, "pinned")] == ["v2"] * 3, 180,
+             "3 tasks of pinned at v2")
+        # a rollback returns to the v1 digest, though the tag now names v2
+        host_swarm(lab, "service", "rollback", "-d", "pinned")
+        assert inspect_spec(lab, "pinned")["task"]["container"]["image"] == f"{image}@{v1}"
+        wait(lambda: [m for _, m in markers(lab, "pinned")] == ["v1"] * 3, 180,
+             "3 tasks of pinned back at v1")
+
+        # --no-resolve-image keeps the bare tag: each node pulls it itself (now v2)
+        host_swarm(lab, "service", "create", "-d", "--name", "unpinned",
+                   "--no-resolve-image", "--stop-grace-period", "1s", image, "sleep", "3600")
+        assert inspect_spec(lab, "unpinned")["task"]["container"]["image"] == image
+        wait(lambda: [m for _, m in markers(lab, "unpinned")] == ["v2"], 90,
+             "unpinned running the tag's v2")
+    finally:
+        for name in ("pinned", "unpinned"):
+            sw(lab, "service", "rm", name, check=False)
+
+
+PINNED_STACK = """\
+services:
+  app:
+    image: {image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+"""
+
+
+def test_stack_deploy_resolve_image_modes_on_the_cluster(lab: Lab, tmp_path: Path) -> None:
+    repo = f"{PIN_REPO}-stack"
+    image = f"{images.REGISTRY_ADDR}/{repo}:latest"
+    v1 = images.push_variant(repo, "latest", "v1")
+    path = tmp_path / "pinned.yml"
+    path.write_text(PINNED_STACK.format(image=image))
+
+    def deploy(*flags: str) -> str:
+        return host_swarm(lab, "stack", "deploy", "-d", "-c", str(path), *flags,
+                          "pins").stdout
+    try:
+        deploy()
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v1}"
+        wait(lambda: [m for _, m in markers(lab, "pins_app")] == ["v1"], 90, "pins at v1")
+        v2 = images.push_variant(repo, "latest", "v2")
+        # the file names the same image: changed and never keep the deployed digest
+        for mode in ("changed", "never"):
+            out = deploy("--resolve-image", mode)
+            assert "Stack pins is up to date" in out, (mode, out)
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v1}"
+        # always (the default) resolves the moved tag and rolls the service to it
+        assert "Updating service pins_app" in deploy()
+        assert inspect_spec(lab, "pins_app")["task"]["container"]["image"] == f"{image}@{v2}"
+        wait(lambda: [m for _, m in markers(lab, "pins_app")] == ["v2"], 90, "pins at v2")
+        listed = host_swarm(lab, "stack", "services", "pins", "--format", "{{.Image}}")
+        assert listed.stdout.strip() == image
+    finally:
+        sw(lab, "stack", "rm", "pins", check=False)

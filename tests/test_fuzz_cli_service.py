@@ -100,7 +100,9 @@ def test_service_update_argv(options: list[str]) -> None:
 
 # Flags that change what the command does, not the spec it sends.
 NOT_IN_SPEC = {"--detach", "-d", "--detach-value", "--quiet", "-q", "--quiet-value",
-               "--rollback", "--rollback-value"}   # update --rollback sends the previous spec
+               "--rollback", "--rollback-value",   # update --rollback sends the previous spec
+               # resolving the image to a digest is the command's (tests/test_imagepin.py)
+               "--no-resolve-image", "--no-resolve-image-value"}
 # set by the command from the Docker config file, after cli.specs built the spec
 # (cli/registryauth.py; tests/test_registry_auth_units.py shows it changes the spec)
 NOT_IN_SPEC |= {"--with-registry-auth", "--with-registry-auth-value"}

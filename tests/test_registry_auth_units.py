@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import registry, registryauth
+from cli import imagepin, registry, registryauth
 from cli.dockerconfig import DockerConfig, Login, registry_auth
 from cli.parsing import UsageError
 from manager import pullauth, redact
@@ -43,8 +43,25 @@ def auth_of(svc: pb.Service) -> dict:
     return decoded(svc.spec.task.container.pull_options.registry_auth)
 
 
+DIGEST = "sha256:" + "a" * 64
+
+
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessClient:
+def resolved(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """The digest look-ups of the commands (cli/imagepin.py), answered without a
+    registry: (image, credentials) of each."""
+    asked: list[tuple[str, object]] = []
+
+    def resolve(image: str, creds: object) -> str:
+        asked.append((image, creds))
+        return DIGEST
+    monkeypatch.setattr(imagepin, "_default_resolver", resolve)
+    return asked
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+            resolved: list[tuple[str, object]]) -> InProcessClient:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     DockerConfig().store(REGISTRY, Login("alice", PASSWORD))
     return serve(monkeypatch)
@@ -64,9 +81,12 @@ def swarm(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 # ------------------------------------------------------------------ the CLI --
 
 def test_create_with_registry_auth_sends_the_login_and_no_read_returns_it(
-        cluster: InProcessClient, capsys: pytest.CaptureFixture[str]) -> None:
+        cluster: InProcessClient, capsys: pytest.CaptureFixture[str],
+        resolved: list[tuple[str, object]]) -> None:
     swarm(capsys, "service", "create", "-d", "--with-registry-auth", "--name", "priv", IMAGE)
+    assert resolved == [(IMAGE, registry.Credentials("alice", PASSWORD))]   # digest look-up
     svc = stored(cluster, "priv")
+    assert svc.spec.task.container.image == f"{IMAGE}@{DIGEST}"
     assert auth_of(svc) == {"username": "alice", "password": PASSWORD, "serveraddress": REGISTRY}
     encoded = svc.spec.task.container.pull_options.registry_auth
     shown = swarm(capsys, "service", "inspect", "priv") + \
@@ -81,8 +101,10 @@ def test_create_with_registry_auth_sends_the_login_and_no_read_returns_it(
 
 
 def test_create_without_the_flag_sends_nothing(cluster: InProcessClient,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+                                               capsys: pytest.CaptureFixture[str],
+                                               resolved: list[tuple[str, object]]) -> None:
     swarm(capsys, "service", "create", "-d", "--name", "anon", IMAGE)
+    assert resolved == [(IMAGE, None)]         # the digest is looked up anonymously
     swarm(capsys, "service", "create", "-d", "--with-registry-auth=false", "--name", "anon2",
           IMAGE)
     assert not stored(cluster, "anon").spec.task.container.HasField("pull_options")

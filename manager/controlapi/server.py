@@ -21,12 +21,13 @@ from manager import redact
 from manager.controlapi import cluster as clusterrules
 from manager.controlapi import networks, nodes, secrets, services, tasks
 from manager.controlapi.common import (NO_LEADER, Code, Refusal, disk_refusal, find, fitted,
-                                      listed)
+                                      invalid, listed)
 from manager.controlapi.logcalls import LogCalls
 from manager.controlapi.stackcalls import StackCalls
 from manager.controlapi.volumecalls import VolumeCalls
 from manager.logbroker import LogBroker
-from manager import ca
+from manager import ca, externalca
+from pki import givenroot
 from pki import node as pkinode
 from pki.ca import POLICY_MIN_EXPIRY, RootCA
 from proto import control_pb2 as cpb
@@ -437,14 +438,34 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         cluster = self._find("cluster", request.cluster_id or "default")
         new = clusterrules.updated_cluster(cluster, request, self._start_rotation,
                                              self.min_cert_expiry)
+        await self._check_external_cas(cluster, new)
         await self._commit([actions.update(new)])
         return cpb.UpdateClusterResponse(
             cluster=self._cluster_out(self._get("cluster", cluster.id)))
 
-    def _start_rotation(self, cluster: pb.Cluster) -> pb.RootRotation:
-        """A new root CA cross-signed by this manager's root CA from disk (its key is
-        encrypted with the key passphrase the node sets, pki.keystore)."""
+    async def _check_external_cas(self, old: pb.Cluster, new: pb.Cluster) -> None:
+        """As Docker: a root whose key the cluster does not hold is accepted (or its
+        external CAs changed) only when one of its CAs is reachable and presents a
+        certificate from that root."""
+        signer = externalca.keyless_signer(new)
+        if not signer:
+            return
+        cas = externalca.for_root(new, signer)
+        if givenroot.same_certificate(signer, externalca.keyless_signer(old)) and \
+                cas == externalca.for_root(old, signer):
+            return
+        problem = await asyncio.get_running_loop().run_in_executor(
+            None, externalca.unreachable, cas, signer)
+        if problem is not None:
+            raise invalid("there must be at least one valid, reachable external CA for the "
+                          f"root CA certificate that signs: {problem}")
+
+    def _start_rotation(self, cluster: pb.Cluster, new_root: Optional[RootCA]) -> pb.RootRotation:
+        """A rotation to `new_root` (the operator's) or a generated root, cross-signed
+        by this manager's root CA from disk (its key is encrypted with the key
+        passphrase the node sets, pki.keystore)."""
         disk_root = RootCA.load(pkinode.cert_dir(self.data_dir), kek=self.key_passphrase)
-        rotation = ca.start_rotation(cluster, disk_root)
-        self.log.info("root CA rotation started")
+        rotation = ca.start_rotation(cluster, disk_root, new_root)
+        self.log.info("root CA rotation started (to %s)",
+                      "the operator's root" if new_root is not None else "a generated root")
         return rotation
