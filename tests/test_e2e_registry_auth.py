@@ -8,7 +8,8 @@ in a temporary $DOCKER_CONFIG:
   registry's reason;
 * `swarm login` with a wrong password is refused with the registry's reason and
   stores nothing; with the right one it stores them (Docker's format);
-* `service create --with-registry-auth` on worker1: the task runs; neither `service
+* `service create --with-registry-auth` on worker1: the image's digest is looked up
+  with the login and pinned in the spec, the task runs; neither `service
   inspect` nor the task's inspect shows the password or the encoded credentials;
   worker2 and manager1's engines never pulled, and worker2's daemon never held the
   credentials (its memory is searched; worker1's, which runs the task, holds them);
@@ -84,7 +85,12 @@ def node_of_running(lab: Lab, service: str) -> str | None:
 
 
 def has_image(lab: Lab, node: str, image: str) -> bool:
-    return lab.podman(node, "image", "exists", image).returncode == 0
+    """Whether the node's engine holds the image's repository (by tag or by digest: a
+    service's image is pinned to its digest)."""
+    repository = image.rsplit(":", 1)[0]
+    listed = lab.podman(node, "images", "--format", "{{.Repository}}")
+    assert listed.returncode == 0, listed.stderr
+    return repository in listed.stdout.split()
 
 
 def files_containing(root: Path, needles: list[bytes]) -> list[str]:
@@ -132,8 +138,10 @@ def memory_holds(pid: int, needles: list[bytes]) -> list[bytes]:
 
 def test_without_credentials_the_task_is_rejected_with_the_registrys_reason(
         lab: Lab, image: str, docker_config: Path) -> None:
-    sw(lab, "service", "create", "-d", "--name", "anon", *GRACE,
-       "--constraint", "node.hostname==worker1", image, "sleep", "3600")
+    made = sw(lab, "service", "create", "-d", "--name", "anon", *GRACE,
+              "--constraint", "node.hostname==worker1", image, "sleep", "3600")
+    # the digest cannot be looked up anonymously either: Docker's warning, tag kept
+    assert "could not be accessed on a registry to record" in made.stderr, made.stderr
 
     def rejected() -> str | None:
         table = sw(lab, "service", "ps", "--no-trunc", "anon").stdout
@@ -168,6 +176,10 @@ def test_with_registry_auth_the_task_runs_and_nothing_shows_the_credentials(
     assert made.returncode == 0, made.stderr
     assert wait(lambda: node_of_running(lab, "priv"), 90, "the private image running") == \
         "worker1"
+    assert "could not be accessed" not in made.stderr   # the login found its digest too
+    pinned = sw(lab, "service", "inspect", "--format",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "priv").stdout.strip()
+    assert pinned.startswith(image + "@sha256:"), pinned
     encoded = registry_auth(Login(USER, PASSWORD), registry.addr)
     task_ids = sw(lab, "service", "ps", "-q", "--no-trunc", "priv").stdout.split()
     shown = "".join([sw(lab, "service", "inspect", "priv").stdout,
