@@ -255,10 +255,13 @@ def test_the_pull_header_is_sent_only_with_credentials() -> None:
 
 
 def test_stack_deploy_with_registry_auth(cluster: InProcessClient, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+                                         capsys: pytest.CaptureFixture[str],
+                                         resolved: list[tuple[str, object]]) -> None:
     compose = tmp_path / "priv.yml"
     compose.write_text(f"services:\n  api:\n    image: {IMAGE}\n  hub:\n    image: redis\n")
     swarm(capsys, "stack", "deploy", "-d", "--with-registry-auth", "-c", str(compose), "priv")
+    assert sorted(resolved, key=lambda r: r[0]) == [
+        (IMAGE, registry.Credentials("alice", PASSWORD)), ("redis", None)]
     assert auth_of(stored(cluster, "priv_api"))["password"] == PASSWORD
     assert auth_of(stored(cluster, "priv_hub")) == {"serveraddress":
                                                     "https://index.docker.io/v1/"}
