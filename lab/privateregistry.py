@@ -16,7 +16,8 @@ open one (lab/images.py), with:
 
 `PrivateRegistry.running(...)` is a context manager: everything above exists inside
 the block and is gone after it (process stopped, certs.d entry, nftables table and
-directory removed), also when the block raises.
+directory removed), also when the block raises. A start first stops what a run on
+the same address left when it was killed before its clean-up (by the pid file).
 """
 from __future__ import annotations
 
@@ -170,7 +171,25 @@ class PrivateRegistry:
         except (urllib.error.URLError, OSError):
             return 0
 
+    def _stop_leftover(self, timeout: float = 10.0) -> None:
+        """Stops a registry an earlier run on this address left (killed before its
+        clean-up): found by the pid file in its directory and its command line."""
+        try:
+            pid = int((self.dir / "registry.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.dir / "config.yml").encode() not in cmdline:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
+
     def start(self, timeout: float = 20.0) -> None:
+        self._stop_leftover()
+        self._drop_guard()
         shutil.rmtree(self.dir, ignore_errors=True)
         (self.dir / "storage").mkdir(parents=True)
         ca, cert, key = make_certificates(self.address, self.dir)
@@ -191,6 +210,7 @@ class PrivateRegistry:
             except FileNotFoundError as err:
                 raise LabImageError(f"{REGISTRY_BINARY} is not installed (apt-get install "
                                     "docker-registry; see scripts/setup.sh)") from err
+        (self.dir / "registry.pid").write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.status() == 401:
@@ -222,6 +242,18 @@ class PrivateRegistry:
 
     # ---- stop
 
+    def _drop_guard(self) -> list[str]:
+        """Removes the nftables table (when there is one); returns a problem, if any."""
+        listed = subprocess.run(["nft", "list", "table", "inet", self.table],
+                                capture_output=True, timeout=30)
+        if listed.returncode != 0:
+            return []
+        done = subprocess.run(["nft", "delete", "table", "inet", self.table],
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            return [f"nft delete table inet {self.table}: {done.stderr.strip()}"]
+        return []
+
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Stops the registry and removes all it left; returns what could not be removed."""
         problems = []
@@ -234,13 +266,7 @@ class PrivateRegistry:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout)
-        listed = subprocess.run(["nft", "list", "table", "inet", self.table],
-                                capture_output=True, timeout=30)
-        if listed.returncode == 0:
-            done = subprocess.run(["nft", "delete", "table", "inet", self.table],
-                                  capture_output=True, text=True, timeout=30)
-            if done.returncode != 0:
-                problems.append(f"nft delete table inet {self.table}: {done.stderr.strip()}")
+        problems.extend(self._drop_guard())
         shutil.rmtree(self.certs_d, ignore_errors=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         for path in (self.certs_d, self.dir):
