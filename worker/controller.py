@@ -249,8 +249,9 @@ class TaskController:
             self._report(pb.REJECTED, "preparing", err=str(exc))
             return False
         try:
-            auth = self.task.spec.container.pull_options.registry_auth   # never logged
-            await self._interruptible(self.runtime.ensure_image(config.image, auth))
+            config.registry_auth = self.task.spec.container.pull_options.registry_auth
+            await self._interruptible(self.runtime.ensure_image(config.image,
+                                                                config.registry_auth))
         except RuntimeError_ as exc:
             self._report(pb.REJECTED, "preparing", err=str(exc) or "image pull failed")
             return False

@@ -305,7 +305,7 @@ class PodmanRuntime(Runtime):
                 if attempt == 0 and config.image in self._images and "image" in str(err).lower() \
                         and "not known" in str(err).lower():
                     self._images.discard(config.image)
-                    await self.ensure_image(config.image)
+                    await self.ensure_image(config.image, config.registry_auth)
                     continue
                 raise RuntimeError_(f"create {config.name}: {err}") from err
         raise AssertionError("unreachable")

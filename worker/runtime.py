@@ -101,6 +101,9 @@ class ContainerConfig:
     log_max_size: int = 0
     log_driver: str = "k8s-file"     # podman's log driver: k8s-file, journald or none
     log_tag: str = ""                # podman's log tag; "" = podman's default
+    # The image pull's credentials (Docker's X-Registry-Auth value, "" = none), for a
+    # pull again when the image went missing before the create; never in a repr or log.
+    registry_auth: str = field(default="", repr=False)
 
 
 @dataclass
