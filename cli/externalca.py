@@ -4,8 +4,10 @@
 Owns turning one flag value (comma-separated key=value pairs) into the spec's
 `ExternalCA`: `protocol` (only cfssl), `url` (an https URL: the managers post
 cfssl sign requests there), `cacert` (a PEM file: the root that CA signs for,
-read here) and any other pair kept as an option. Refusals are `UsageError`s
-with Docker's wording where Docker has one.
+read here). Docker passes any other pair to the CA as an option; Shoal's
+managers would use none of them, so any other key is refused (a typo such as
+`cacrt=` would otherwise be silently dropped). Refusals are `UsageError`s with
+Docker's wording where Docker has one.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from cli.parsing import UsageError
 from proto import objects_pb2 as pb
 
 PROTOCOLS = ("cfssl",)
+KEYS = ("protocol", "url", "cacert")   # the pairs a value may hold
 
 
 def check_url(url: str) -> str:
@@ -58,7 +61,8 @@ def parse_external_ca(text: str) -> pb.ExternalCA:
                 raise UsageError(f"unable to read CA cert for external CA: {value} holds no "
                                  "PEM certificate")
         else:
-            out.options[key] = value
+            raise UsageError(f"invalid --external-ca field '{key}': the accepted keys are "
+                             f"{', '.join(KEYS)}")
     if not out.protocol:
         raise UsageError("the external-ca option needs a protocol= parameter")
     if not out.url:

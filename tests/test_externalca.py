@@ -36,14 +36,17 @@ URL = "https://10.0.0.9:8888/api/v1/cfssl/sign"
 def test_the_flag_is_parsed_as_docker_parses_it(tmp_path: Path) -> None:
     cert, _ = make_ca()
     (tmp_path / "ca.pem").write_bytes(cert)
-    ca = parse_external_ca(f"protocol=CFSSL,url={URL},cacert={tmp_path / 'ca.pem'},x=1")
-    assert (ca.protocol, ca.url, ca.ca_cert, dict(ca.options)) == ("cfssl", URL, cert, {"x": "1"})
+    ca = parse_external_ca(f"protocol=CFSSL,url={URL},cacert={tmp_path / 'ca.pem'}")
+    assert (ca.protocol, ca.url, ca.ca_cert, dict(ca.options)) == ("cfssl", URL, cert, {})
     for text, message in [
         (f"url={URL}", "needs a protocol= parameter"),
         ("protocol=cfssl", "needs a url= parameter"),
         (f"protocol=acme,url={URL}", "unrecognized external CA protocol acme"),
         ("protocol=cfssl,url=http://10.0.0.9:8888/x", "an https URL is required"),
         (f"protocol=cfssl,url={URL},nonsense", "invalid field 'nonsense' must be a key=value"),
+        # a key Shoal would not use (here a typo of cacert) is refused, not kept unused
+        (f"protocol=cfssl,url={URL},cacrt={tmp_path / 'ca.pem'}",
+         "invalid --external-ca field 'cacrt': the accepted keys are protocol, url, cacert"),
         (f"protocol=cfssl,url={URL},cacert={tmp_path / 'missing.pem'}",
          "unable to read CA cert for external CA"),
     ]:
