@@ -177,11 +177,16 @@ def change_line(change: cpb.StackChange, dry_run: bool = False) -> str:
     return f"Would {do} {change.kind} {change.name}{with_id}{fields}"
 
 
+_NO_ROLL = "task.container.pull_options"   # credentials alone: the manager replaces no task
+
+
 def rolls(change: cpb.StackChange) -> bool:
-    """Whether an update of a service replaces its tasks (its task or endpoint changed;
-    assumed when the manager lists no fields)."""
+    """Whether an update of a service replaces its tasks (its task or endpoint changed,
+    other than in its registry credentials, which the manager applies without a rolling
+    update; assumed when the manager lists no fields)."""
     return not change.fields or any(
-        f.split(".", 1)[0] in ("task", "endpoint") for f in change.fields)
+        f.split(".", 1)[0] in ("task", "endpoint")
+        and f != _NO_ROLL and not f.startswith(_NO_ROLL + ".") for f in change.fields)
 
 
 def pin_images(ctx: Context, ns: argparse.Namespace, definition: pb.StackDefinition,

@@ -367,6 +367,31 @@ def test_a_scale_only_update_does_not_expect_a_rolling_update() -> None:
     assert commands_stack.rolls(Change(action=Change.UPDATE, kind="service"))
 
 
+def test_a_credentials_only_update_does_not_expect_a_rolling_update(capsys) -> None:
+    """New registry credentials alone bump no spec version (manager/pullauth.same_task):
+    the deploy must not wait for an UPDATING that never comes, nor fail on a service
+    whose earlier update is paused."""
+    for fields in (["task.container.pull_options.registry_auth"],
+                   ["task.container.pull_options"]):
+        assert not commands_stack.rolls(Change(action=Change.UPDATE, kind="service",
+                                               fields=fields))
+    assert commands_stack.rolls(Change(
+        action=Change.UPDATE, kind="service",
+        fields=["task.container.image", "task.container.pull_options.registry_auth"]))
+    paused = make_service("p" * 25, "app_web", pb.UpdateStatus.PAUSED,
+                          "update paused due to failure of task t2")
+    paused.spec.update.monitor.nanos = 10**6
+    control = waiting_control({paused.id: paused})
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context("unix:///fake", out=out, err=err, _client=control)  # type: ignore[arg-type]
+    done = [Change(action=Change.UPDATE, kind="service", name="app_web", id=paused.id,
+                   fields=["task.container.pull_options.registry_auth"])]
+    clock = Clock()
+    assert commands_stack.wait_for_services(ctx, "app", done, quiet=True, clock=clock,
+                                            sleep=clock.sleep) == 0
+    assert err.getvalue() == ""
+
+
 # --------------------------------------------------------------------- ls ----
 
 def test_ls_lists_stacks_in_natural_order(capsys, fake) -> None:
