@@ -12,7 +12,8 @@ over specs:
 - `same_task`: two task specs that differ in their credentials only are the same
   task: changing credentials alone neither bumps the spec version nor replaces
   running tasks (swarmkit ignores them when it decides a task is dirty); new
-  tasks get the new ones.
+  tasks get the new ones;
+- `same_spec`: the same for whole service specs.
 
 Where they never go is manager/redact.py's concern.
 """
@@ -81,4 +82,17 @@ def same_task(a: pb.TaskSpec, b: pb.TaskSpec) -> bool:
     y.CopyFrom(b)
     x.container.ClearField("pull_options")
     y.container.ClearField("pull_options")
+    return x == y
+
+
+def same_spec(a: pb.ServiceSpec, b: pb.ServiceSpec) -> bool:
+    """Whether two service specs are equal but for their registry credentials (a stack
+    rollback recognises the previous spec though the login changed since)."""
+    if not (_has_auth(a.task) or _has_auth(b.task)):
+        return a == b
+    x, y = pb.ServiceSpec(), pb.ServiceSpec()
+    x.CopyFrom(a)
+    y.CopyFrom(b)
+    x.task.container.ClearField("pull_options")
+    y.task.container.ClearField("pull_options")
     return x == y

@@ -5,6 +5,9 @@ rollback goes forward again, and refuses clearly when it can't (no previous
 definition, a secret it needs is gone), changing nothing."""
 from __future__ import annotations
 
+import base64
+import json
+
 import grpc
 
 from proto import control_pb2 as cpb
@@ -161,3 +164,26 @@ async def test_a_rollback_the_rules_refuse_names_the_problem(flow: Flow) -> None
         "before the stack is deployed")
     assert flow.store.version == at
     assert flow.service("app_web").spec.task.container.image == "web:2"
+
+
+def _auth(password: str) -> str:
+    """Docker's X-Registry-Auth value of a login (base64url JSON)."""
+    doc = {"username": "a", "password": password, "serveraddress": "registry.test:5000"}
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
+async def test_a_rollback_after_the_login_changed_is_still_a_rollback(flow: Flow) -> None:
+    """The stack record keeps no credentials and the deploy keeps the current ones, so
+    the previous spec (with the credentials of its time) is recognised ignoring them."""
+    d1 = three()
+    d1.services[0].task.container.pull_options.registry_auth = _auth("old")
+    await flow.deploy(d1)
+    d2 = v2()
+    d2.services[0].task.container.pull_options.registry_auth = _auth("new")
+    await flow.deploy(d2)
+    assert (UPDATE, "service", "app_web", True) in await rollback(flow)
+    web = flow.service("app_web")
+    assert web.update_status.state == pb.UpdateStatus.ROLLBACK_STARTED
+    assert web.spec.task.container.image == d1.services[0].task.container.image
+    # as `service rollback`: the previous spec whole, its credentials too
+    assert web.spec.task.container.pull_options.registry_auth == _auth("old")

@@ -345,7 +345,10 @@ def _service_change(spec: pb.ServiceSpec, existing: Optional[Labelled], refs: se
         return   # unchanged: not touched (a job is not re-run either)
     # the path of UpdateService: previous_spec, spec version, update status; back to the
     # previous spec in a stack rollback, the path of `service rollback` (rollback_config)
-    back = rollback and existing.HasField("previous_spec") and checked == existing.previous_spec
+    # (its credentials aside: the stack record keeps none, the deploy carries the current
+    # ones, the previous spec those of its time; `service rollback` restores those)
+    back = (rollback and existing.HasField("previous_spec")
+            and pullauth.same_spec(checked, existing.previous_spec))
     new = services.updated_service(
         existing, cpb.UpdateServiceRequest(service_id=existing.id, spec=spec, rollback=back),
         refs)
