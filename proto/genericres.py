@@ -51,13 +51,20 @@ def is_named(res: pb.GenericResource) -> bool:
     return res.WhichOneof("resource") == "named_resource_spec"
 
 
+def valid_kind(kind: str) -> bool:
+    """The one rule for a kind's name, wherever it comes from (flags, compose files,
+    specs sent to the manager): not empty, no `=`, no spaces, no commas (they would
+    break the `KIND=VALUE` terms and the comma-joined env values)."""
+    return bool(kind) and not any(c.isspace() or c in "=," for c in kind)
+
+
 def _split(term: str, flag: str) -> tuple[str, str]:
     kind, sep, value = term.partition("=")
     kind, value = kind.strip(), value.strip()
     if not sep or not kind or not value or "=" in value:
         raise ValueError(f"invalid {flag} {term!r}: expected KIND=VALUE (e.g. gpu=GPU-1 "
                          "or ssd=3)")
-    if any(c.isspace() or c == "," for c in kind):
+    if not valid_kind(kind):
         raise ValueError(f"invalid {flag} {term!r}: the kind {kind!r} may hold no spaces "
                          "or commas")
     if "," in value:
@@ -140,8 +147,9 @@ def check_request(resources: Sequence[pb.GenericResource]) -> str:
         if res.WhichOneof("resource") is None:
             return "invalid generic resource: neither named nor discrete"
         kind, count = res.discrete_resource_spec.kind, res.discrete_resource_spec.value
-        if not kind or "=" in kind:
-            return f"invalid generic resource kind {kind!r}"
+        if not valid_kind(kind):
+            return (f"invalid generic resource kind {kind!r}: it must be non-empty, with "
+                    "no '=', spaces or commas")
         if count <= 0:
             return f"invalid generic resource {kind}={count}: the count must be positive"
         if kind in kinds:

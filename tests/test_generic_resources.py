@@ -89,6 +89,12 @@ class TestParse:
         assert "must be positive" in gr.check_request([gr.discrete("gpu", 0)])
         assert "given twice" in gr.check_request([gr.discrete("a", 1), gr.discrete("a", 2)])
         assert "neither" in gr.check_request([pb.GenericResource()])
+        # the kind rule of the flags and compose files: no '=', spaces or commas
+        for kind in ("", "a=b", "my gpu", "gpu,ssd", "gpu\t"):
+            assert "invalid generic resource kind" in gr.check_request(
+                [gr.discrete(kind, 1)]), kind
+        with pytest.raises(ValueError, match="may hold no spaces or commas"):
+            gr.parse_request(["my gpu=1"])
 
     def test_env_is_swarmkits_format(self) -> None:
         assigned = [gr.named("gpu", "GPU-1"), gr.named("gpu", "GPU-7"),

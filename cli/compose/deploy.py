@@ -14,6 +14,7 @@ from cli.compose import values as v
 from cli.compose.errors import Collector, ComposeError, join_path
 from cli.compose.model import Deploy, Placement, Resources, RestartPolicy, UpdateConfig
 from cli.parsing import UsageError, parse_placement_pref, validate_constraint
+from proto import genericres
 
 MODES = ("replicated", "global", "replicated-job", "global-job")
 DEPLOY_KEYS = ("mode", "replicas", "labels", "update_config", "rollback_config", "resources",
@@ -74,7 +75,7 @@ def _generic(value: Any, path: str) -> list[tuple[str, int]]:
         spec = v.mapping(v.mapping(item, where, ("discrete_resource_spec",)).get(
             "discrete_resource_spec"), spec_path, ("kind", "value"))
         kind = v.string(spec.get("kind"), join_path(spec_path, "kind"))
-        if not kind or "=" in kind or any(c.isspace() or c == "," for c in kind):
+        if not genericres.valid_kind(kind):
             raise ComposeError(f"invalid kind {kind!r}", path=join_path(spec_path, "kind"))
         count = v.integer(spec.get("value"), join_path(spec_path, "value"), minimum=1)
         if any(kind == k for k, _ in out):
