@@ -12,7 +12,9 @@ open one (lab/images.py), with:
 * the nftables table `inet shoal_privreg_<addr>_<port>` letting the port be reached
   from loopback and the lab bridges (`shoallab*`) only;
 * `push(source, repository, tag)`: an image of the host's podman storage pushed
-  there with `podman push --creds --cert-dir`.
+  there with `podman push --authfile --cert-dir` (the login in a 0600 file removed
+  after the push: no password is ever on a command line, `htpasswd` reads it on
+  stdin too).
 
 `PrivateRegistry.running(...)` is a context manager: everything above exists inside
 the block and is gone after it (process stopped, certs.d entry, nftables table and
@@ -21,14 +23,17 @@ the same address left when it was killed before its clean-up (by the pid file).
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import ipaddress
+import json
 import os
 import shutil
 import signal
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -66,6 +71,29 @@ http:
     certificate: {cert}
     key: {key}
 """
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def stop_group(pid: int, timeout: float = 10.0) -> None:
+    """Stops the process group led by `pid` as `PrivateRegistry.stop` stops its own:
+    SIGTERM to the group, SIGKILL to it when the leader is still there after `timeout`
+    seconds; returns once the leader is gone (or a second `timeout` passed)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive(pid):
+            time.sleep(0.05)
+        if not alive(pid):
+            return
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -139,8 +167,10 @@ class PrivateRegistry:
     # ---- start
 
     def _htpasswd(self, path: Path) -> None:
-        done = subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), self.username,
-                               self.password], capture_output=True, text=True, timeout=60)
+        # -i: the password on stdin, never on a command line (ps shows those)
+        done = subprocess.run(["htpasswd", "-B", "-i", "-c", str(path), self.username],
+                              input=self.password, capture_output=True, text=True,
+                              timeout=60)
         if done.returncode != 0:
             raise LabImageError(f"htpasswd -B failed (apt-get install apache2-utils): "
                                 f"{done.stderr.strip()}")
@@ -182,10 +212,9 @@ class PrivateRegistry:
         if str(self.dir / "config.yml").encode() not in cmdline:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.05)
+            if os.getpgid(pid) != pid:   # started with start_new_session: it leads its group
+                return
+        stop_group(pid, timeout)
 
     def start(self, timeout: float = 20.0) -> None:
         self._stop_leftover()
@@ -232,13 +261,26 @@ class PrivateRegistry:
                                     capture_output=True, text=True, timeout=300)
             if pulled.returncode != 0:
                 raise LabImageError(f"podman pull {source} failed: {pulled.stderr.strip()}")
-        done = subprocess.run(
-            ["podman", "push", "--creds", f"{self.username}:{self.password}",
-             "--cert-dir", str(self.certs_d), source, f"docker://{target}"],
-            capture_output=True, text=True, timeout=300)
+        with self.authfile() as authfile:
+            done = subprocess.run(
+                ["podman", "push", "--authfile", str(authfile),
+                 "--cert-dir", str(self.certs_d), source, f"docker://{target}"],
+                capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise LabImageError(f"podman push to {target} failed: {done.stderr.strip()}")
         return target
+
+    @contextlib.contextmanager
+    def authfile(self) -> Iterator[Path]:
+        """The login as a containers-auth.json file (mode 0600, in a private temporary
+        directory), removed when the block ends."""
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        with tempfile.TemporaryDirectory(prefix="shoal-privreg-") as directory:
+            path = Path(directory) / "auth.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"auths": {self.addr: {"auth": token}}}, handle)
+            yield path
 
     # ---- stop
 
