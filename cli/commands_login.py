@@ -25,8 +25,9 @@ from typing import Optional
 from cli import dockerconfig, registry
 from cli.client import CLIError
 from cli.context import Context
-from cli.dockerconfig import DOCKER_HUB_KEY, DockerConfig, Login
+from cli.dockerconfig import DockerConfig, Login
 from cli.parsing import UsageError
+from proto import imageref
 
 PASSWORD_FLAG_WARNING = "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
 UNENCRYPTED_WARNING = (
@@ -45,12 +46,12 @@ def _config() -> DockerConfig:
 
 def registry_domain(server: Optional[str]) -> str:
     """The registry a SERVER argument names, as host[:port] ("docker.io" for Docker Hub)."""
-    return registry.server_host(server or "")
+    return imageref.registry_host(server or "")
 
 
 def config_key(server: Optional[str]) -> str:
     """The config file's key of the registry a SERVER argument names."""
-    return registry.registry_key(registry_domain(server))
+    return imageref.registry_key(server or "")
 
 
 def read_password_stdin(stdin) -> str:
@@ -77,7 +78,7 @@ def _prompt(ctx: Context, stored: Optional[Login], username: str, password: str)
     if not sys.stdin.isatty():
         raise CLIError(NO_TTY)
     if not username:
-        default = stored.username if stored and stored.username != dockerconfig.TOKEN_USERNAME \
+        default = stored.username if stored and stored.username != imageref.TOKEN_USER \
             else ""
         shown = f"Username ({default}): " if default else "Username: "
         ctx.out.write(shown)
@@ -128,7 +129,7 @@ def login(ctx: Context, ns: argparse.Namespace) -> int:
         helper = config.store(key, creds)
     except dockerconfig.ConfigError as exc:
         raise CLIError(f"Error saving credentials: {exc}") from None
-    if not helper and creds.username != dockerconfig.TOKEN_USERNAME:
+    if not helper and creds.username != imageref.TOKEN_USER:
         ctx.err.write(UNENCRYPTED_WARNING.format(path=config.path))
         ctx.err.flush()
     ctx.print("Login Succeeded")
@@ -138,9 +139,9 @@ def login(ctx: Context, ns: argparse.Namespace) -> int:
 def logout(ctx: Context, ns: argparse.Namespace) -> int:
     if ns.server:
         key = config_key(ns.server)
-        shown = dockerconfig.hostname_of(ns.server)
+        shown = imageref.hostname_of(ns.server)
     else:
-        key = shown = DOCKER_HUB_KEY
+        key = shown = imageref.HUB_KEY
     config = _config()
     if not config.logged_in(key):
         ctx.print(f"Not logged in to {shown}")

@@ -81,10 +81,12 @@ def registry_credentials(ns: argparse.Namespace, image: str) -> Optional[Credent
 
 def pin_image(ctx: Context, ns: argparse.Namespace, spec: pb.ServiceSpec) -> None:
     """Pins the spec's image to its digest (`cli.imagepin`) unless --no-resolve-image;
-    prints Docker's warning on stderr when the registry cannot say."""
+    prints Docker's warning on stderr when the registry cannot say. An invalid image
+    reference is refused first, resolved or not (UsageError, as Docker)."""
+    container = spec.task.container
+    imagepin.check_image(container.image)
     if is_on(getattr(ns, "no_resolve_image", None), "--no-resolve-image"):
         return
-    container = spec.task.container
     pinned = imagepin.pin(container.image, registry_credentials(ns, container.image))
     if pinned.warning:
         ctx.warn(pinned.warning)
@@ -110,10 +112,17 @@ _ROLLBACK_COMPANIONS = {"host", "debug", "command", "subcommand", "handler", "se
                         "rollback", "detach", "quiet"}
 
 
+# boolean flags that do nothing when set to false (`--with-registry-auth=false`)
+_OFF_IS_ABSENT = ("with_registry_auth", "no_resolve_image", "force")
+
+
 def rollback_conflicts(ns: argparse.Namespace) -> list[str]:
-    """The flags given along with `--rollback` that it cannot take (all but -d, -q)."""
+    """The flags given along with `--rollback` that it cannot take (all but -d, -q; a
+    flag of _OFF_IS_ABSENT set to false is not given)."""
     return sorted("--" + name.replace("_", "-") for name, value in vars(ns).items()
-                  if name not in _ROLLBACK_COMPANIONS and value not in (None, [], False))
+                  if name not in _ROLLBACK_COMPANIONS and value not in (None, [], False)
+                  and not (name in _OFF_IS_ABSENT
+                           and not is_on(value, "--" + name.replace("_", "-"))))
 
 
 def update(ctx: Context, ns: argparse.Namespace) -> int:

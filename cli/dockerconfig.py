@@ -4,8 +4,8 @@ Owns reading and writing `$DOCKER_CONFIG/config.json` (default
 `~/.docker/config.json`) the way the Docker CLI does, so that `swarm login`
 and `docker login` share one set of credentials:
 
-- `auths`: one entry per registry, keyed by `registry_key` (Docker Hub is
-  `https://index.docker.io/v1/`, any other registry its host[:port]); a stored
+- `auths`: one entry per registry, keyed by `proto.imageref.registry_key` (Docker
+  Hub is `https://index.docker.io/v1/`, any other registry its host[:port]); a stored
   password is `auth`, base64 of `user:password`; an identity token is
   `identitytoken`. Every other key of the file, and of each entry, is kept as
   it was. The file is written whole to a temporary file in the same directory
@@ -29,8 +29,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
-DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-TOKEN_USERNAME = "<token>"        # the username of an identity token (Docker's convention)
+from proto.imageref import TOKEN_USER, encode_auth as encode_registry_auth, hostname_of, \
+    registry_key
+
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT = 30.0             # seconds a credential helper may take
 
@@ -41,7 +42,7 @@ class ConfigError(Exception):
 
 class Login(NamedTuple):
     """Credentials for one registry (`password` holds the token when `username` is
-    TOKEN_USERNAME)."""
+    TOKEN_USER)."""
     username: str
     password: str
 
@@ -54,26 +55,6 @@ def config_dir() -> Path:
 
 def config_path() -> Path:
     return config_dir() / "config.json"
-
-
-def hostname_of(server: str) -> str:
-    """A server address as a host[:port]: scheme and path dropped ("https://r:5000/v2/"
-    -> "r:5000"), as Docker's ConvertToHostname."""
-    text = server.strip()
-    for scheme in ("http://", "https://"):
-        if text.startswith(scheme):
-            text = text[len(scheme):]
-            break
-    return text.split("/", 1)[0]
-
-
-def server_key(server: str) -> str:
-    """The `auths` key of a server given on the command line: Docker Hub's in any of its
-    spellings is DOCKER_HUB_KEY, any other registry its host[:port]."""
-    host = hostname_of(server)
-    if host in ("", "docker.io", "index.docker.io", "registry-1.docker.io"):
-        return DOCKER_HUB_KEY
-    return host
 
 
 def encode_auth(username: str, password: str) -> str:
@@ -162,7 +143,7 @@ class DockerConfig:
         if key in self.auths:
             return key
         for existing in self.auths:
-            if server_key(existing) == key:
+            if registry_key(existing) == key:
                 return existing
         return None
 
@@ -179,7 +160,7 @@ class DockerConfig:
             return None
         token = entry.get("identitytoken")
         if isinstance(token, str) and token:
-            return Login(TOKEN_USERNAME, token)
+            return Login(TOKEN_USER, token)
         auth = entry.get("auth")
         if isinstance(auth, str) and auth:
             return Login(*decode_auth(auth))
@@ -200,7 +181,7 @@ class DockerConfig:
             entry.pop(field, None)
         if helper:
             helper_store(helper, key, login)
-        elif login.username == TOKEN_USERNAME:
+        elif login.username == TOKEN_USER:
             entry["identitytoken"] = login.password
         else:
             entry["auth"] = encode_auth(login.username, login.password)
@@ -211,7 +192,7 @@ class DockerConfig:
     def logged_in(self, key: str) -> list[str]:
         """The `auths` keys that are logins to the registry `key` (Docker's logout finds
         a login through the file, also when a helper holds the password)."""
-        return [k for k in self.auths if k == key or server_key(k) == key]
+        return [k for k in self.auths if k == key or registry_key(k) == key]
 
     def erase(self, key: str) -> list[str]:
         """Removes every login to `key` (file entries, and the helper's copy); saves the
@@ -288,14 +269,8 @@ def helper_erase(helper: str, key: str) -> None:
 
 def registry_auth(login: Optional[Login], server: str) -> str:
     """The credentials as Docker's X-Registry-Auth value (what `--with-registry-auth` sends
-    and the node hands to its engine's pull): base64url of a JSON object, with
-    `identitytoken` for a token login. No login: the value of an anonymous pull
-    (an object with the server address only)."""
-    doc: dict[str, str] = {}
-    if login is not None and login.username == TOKEN_USERNAME:
-        doc["identitytoken"] = login.password
-    elif login is not None:
-        doc["username"] = login.username
-        doc["password"] = login.password
-    doc["serveraddress"] = server
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+    and the node hands to its engine's pull; `proto.imageref.encode_auth`). No login:
+    the value of an anonymous pull (the server address only)."""
+    if login is None:
+        return encode_registry_auth("", "", server)
+    return encode_registry_auth(login.username, login.password, server)

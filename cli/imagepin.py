@@ -17,6 +17,9 @@ if the tag moves later. In particular:
   `stack ps`) show an image: Docker's short form of `name:tag`, the digest
   dropped; an image without a tag is shown whole.
 
+Image references themselves (parsing, short forms, Docker Hub's names) are
+`proto.imageref`'s; `check_image` refuses an invalid one as Docker does.
+
 Registry credentials are not read here: `pin` takes them as an argument (the
 `--with-registry-auth` path passes what `swarm login` stored). The registry
 client (`cli.registry`) is loaded by name only when a resolution runs, so
@@ -28,6 +31,9 @@ import importlib
 import re
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
+
+from cli.parsing import UsageError
+from proto import imageref
 
 if TYPE_CHECKING:
     from cli.registry import Credentials
@@ -42,12 +48,6 @@ MAX_PARALLEL = 8
 
 # Resolves an image (as written) to its digest "sha256:..." with these credentials.
 Resolver = Callable[[str, "Optional[Credentials]"], str]
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?)"
-_NAME = re.compile(rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_HUB_DOMAINS = ("docker.io", "index.docker.io")
 
 
 class Pinned(NamedTuple):
@@ -79,10 +79,9 @@ def _registry() -> ModuleType:
 
 
 def _default_resolver(image: str, creds: "Optional[Credentials]") -> str:
-    registry = _registry()
-    ref = registry.parse_reference(image)
-    check_dns(registry.HUB_REGISTRY if ref.domain == registry.HUB_DOMAIN else ref.domain)
-    return registry.resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT)
+    ref = imageref.parse_reference(image)
+    check_dns(imageref.HUB_REGISTRY if ref.domain == imageref.HUB_DOMAIN else ref.domain)
+    return _registry().resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT)
 
 
 def _host_name(host: str) -> str:
@@ -126,8 +125,13 @@ def check_dns(host: str, timeout: float = DNS_TIMEOUT,
                                         f"DNS for {name} within {timeout:g}s")
 
 
-def _pinned_reference(image: str, digest: str) -> str:
-    return str(_registry().parse_reference(image).pinned(digest))
+def check_image(image: str) -> None:
+    """Refuses an image that is not a valid reference (Docker's "invalid reference
+    format: ..."), before anything is resolved or sent: UsageError, exit status 1."""
+    try:
+        imageref.parse_reference(image)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _failure_types() -> tuple[type[BaseException], ...]:
@@ -142,13 +146,15 @@ def pin(image: str, creds: "Optional[Credentials]" = None,
     """`image` pinned to the digest its tag names now (`name:tag@sha256:...`; Docker
     Hub names in their short form, as Docker stores them). An image already given
     by digest is kept. When the registry cannot say, the image is kept as written
-    with Docker's warning: each node will then pull the tag itself."""
+    with Docker's warning: each node will then pull the tag itself. An image that is
+    not a valid reference is refused (`check_image`), never sent with a warning."""
     if not image or has_digest(image):
         return Pinned(image)
+    check_image(image)
     resolver = resolve or _default_resolver
     try:
         digest = resolver(image, creds)
-        return Pinned(_pinned_reference(image, digest))
+        return Pinned(imageref.parse_reference(image).pinned(digest))
     except _failure_types() as exc:
         reason = str(exc).strip() or type(exc).__name__
         return Pinned(image, digest_warning(image, reason))
@@ -216,26 +222,8 @@ def stack_choice(mode: str, wanted: str, deployed_label: Optional[str],
 
 
 def display_image(image: str) -> str:
-    """How Docker's tables show a service's or task's image: a tagged name in its short
-    form with the digest dropped (`busybox:latest@sha256:...` -> `busybox:latest`,
-    `docker.io/library/redis:7` -> `redis:7`); an image without a tag, or one that is
-    not a valid reference, is shown as it is."""
-    named, _, digest = image.partition("@")
-    slash = named.rfind("/")
-    colon = named.rfind(":")
-    if colon <= slash:
-        return image                      # no tag: "name" or "name@sha256:..."
-    name, tag = named[:colon], named[colon + 1:]
-    m = _NAME.match(name)
-    if not m or not _TAG.match(tag) or (digest and not digest.startswith("sha")):
-        return image
-    domain, path = m.group("domain"), m.group("path")
-    if domain and not ("." in domain or ":" in domain or domain == "localhost"):
-        if not re.fullmatch(_COMPONENT, domain):
-            return image
-        path, domain = f"{domain}/{path}", None     # "user/app": a Docker Hub path
-    if domain and domain not in _HUB_DOMAINS:
-        return f"{domain}/{path}:{tag}"
-    if path.startswith("library/") and path.count("/") == 1:
-        path = path[len("library/"):]
-    return f"{path}:{tag}"
+    """How Docker's tables show a service's or task's image (`proto.imageref.familiar`):
+    a tagged name in its short form with the digest dropped (`busybox:latest@sha256:...`
+    -> `busybox:latest`, `registry-1.docker.io/library/redis:7` -> `redis:7`); an image
+    without a tag, or one that is not a valid reference, is shown as it is."""
+    return imageref.familiar(image)

@@ -2,10 +2,8 @@
 
 Owns what `swarm` itself asks a registry, as the Docker CLI does before it hands
 a spec to the cluster:
-* `parse_reference`: Docker's image reference rules (registry domain only when
-  the first component has a dot or a colon or is `localhost`; Docker Hub's
-  official images under `library/`; the tag defaults to `latest`), and the
-  names Docker stores and shows (`busybox:latest@sha256:...`);
+* image references and registry names are `proto.imageref`'s (shared with the
+  managers and the workers);
 * `resolve_digest`: the digest of the manifest (or index) a tag names now, as
   the registry reports it (`Docker-Content-Digest`, else the hash of the body);
 * `check_login`: whether the registry accepts credentials (`swarm login`);
@@ -34,14 +32,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Mapping, NamedTuple, Optional
 
-HUB_DOMAIN = "docker.io"
-HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-HUB_REGISTRY = "registry-1.docker.io"       # where Docker Hub's v2 API answers
-HUB_KEY = "https://index.docker.io/v1/"     # Docker Hub's key in config.json
-OFFICIAL_NAMESPACE = "library"
-DEFAULT_TAG = "latest"
+from proto.imageref import (HUB_DOMAIN, HUB_REGISTRY, TOKEN_USER, is_digest, parse_reference,
+                            registry_host)
+
 CERT_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d"))
-TOKEN_USER = "<token>"                      # a username meaning "the password is a token"
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -50,11 +44,6 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
 ])
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_DOMAIN = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -68,86 +57,6 @@ class Credentials(NamedTuple):
 
     username: str
     password: str
-
-
-class Reference(NamedTuple):
-    """An image reference split as Docker splits it: `docker.io`, `library/busybox`,
-    `latest`, `` (no digest)."""
-
-    domain: str
-    path: str
-    tag: str
-    digest: str
-
-    @property
-    def name(self) -> str:
-        """The repository's full name: `docker.io/library/busybox`."""
-        return f"{self.domain}/{self.path}"
-
-    def familiar_name(self) -> str:
-        """The repository as Docker shows it: `busybox`, `user/app`, `host:5000/app`."""
-        if self.domain != HUB_DOMAIN:
-            return self.name
-        prefix = OFFICIAL_NAMESPACE + "/"
-        return self.path[len(prefix):] if self.path.startswith(prefix) \
-            and "/" not in self.path[len(prefix):] else self.path
-
-    def familiar(self) -> str:
-        """Docker's short form with the tag and without the digest: `busybox:latest`."""
-        return f"{self.familiar_name()}:{self.tag}"
-
-    def pinned(self, digest: str) -> str:
-        """The name Docker stores in a service spec: `busybox:latest@sha256:...`."""
-        return f"{self.familiar()}@{digest}"
-
-
-def parse_reference(image: str) -> Reference:
-    """Splits an image reference by Docker's rules; ValueError says what is wrong."""
-    text = image.strip()
-    if not text:
-        raise ValueError("image reference is empty")
-    rest, _, digest = text.partition("@")
-    if digest and not _DIGEST.fullmatch(digest):
-        raise ValueError(f"invalid reference format: {image!r} has a malformed digest")
-    first, slash, remainder = rest.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, remainder
-    else:
-        domain, path = HUB_DOMAIN, rest
-    if domain in HUB_ALIASES:
-        domain = HUB_DOMAIN
-    if not _DOMAIN.fullmatch(domain):
-        raise ValueError(f"invalid reference format: {image!r} has a malformed registry")
-    last_slash = path.rfind("/")
-    colon = path.rfind(":")
-    tag = ""
-    if colon > last_slash:
-        path, tag = path[:colon], path[colon + 1:]
-        if not _TAG.fullmatch(tag):
-            raise ValueError(f"invalid reference format: {image!r} has a malformed tag")
-    if not _PATH.fullmatch(path):
-        raise ValueError(f"invalid reference format: repository name in {image!r} must be "
-                         "lowercase letters, digits and separators")
-    if domain == HUB_DOMAIN and "/" not in path:
-        path = f"{OFFICIAL_NAMESPACE}/{path}"
-    return Reference(domain, path, tag or DEFAULT_TAG, digest)
-
-
-def registry_key(domain: str) -> str:
-    """The key of a registry's credentials in Docker's config.json."""
-    return HUB_KEY if domain in HUB_ALIASES or domain == HUB_KEY else domain
-
-
-def server_host(server: str) -> str:
-    """The host[:port] a `swarm login SERVER` argument names (a URL or a bare host)."""
-    text = server.strip()
-    if text in ("", HUB_KEY) or text.rstrip("/") in ("https://index.docker.io/v1",
-                                                      "https://index.docker.io"):
-        return HUB_DOMAIN
-    if "://" in text:
-        text = urllib.parse.urlsplit(text).netloc
-    text = text.split("/", 1)[0]
-    return HUB_DOMAIN if text in HUB_ALIASES else text
 
 
 def _api_host(domain: str) -> str:
@@ -375,7 +284,7 @@ def resolve_digest(image: str, creds: Optional[Credentials] = None,
     if response.status != 200:
         raise RegistryError(_reason(response))
     digest = response.headers.get("docker-content-digest", "").strip()
-    if not _DIGEST.fullmatch(digest):
+    if not is_digest(digest):
         digest = "sha256:" + hashlib.sha256(response.body).hexdigest()
     return digest
 
@@ -384,7 +293,7 @@ def check_login(server: str, creds: Credentials, timeout: float = 10.0) -> None:
     """Returns when the registry at `server` (host[:port] or URL) accepts `creds`;
     RegistryError with its reason otherwise. A registry that asks for nothing
     accepts anyone, as with Docker."""
-    session = _Session(server_host(server), creds, timeout)
+    session = _Session(registry_host(server), creds, timeout)
     response = session.request("GET", "/v2/", {})
     if response.status == 401:
         reason = _reason(response)

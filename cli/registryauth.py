@@ -12,11 +12,11 @@ keeps the credentials it has (the managers keep them, as Docker's do). With the
 flag and no login stored for that registry, an anonymous value is sent, which
 replaces stored credentials (Docker does the same).
 
-`cli.registry` (image references) is loaded by name, and only when the flag is
-given: it brings in the socket and TLS modules that `swarm service ls`, which
-imports this module through cli.commands_service, must start without
-(tests/test_cli_startup.py). `credentials_for` gives the same login as
-`cli.registry.Credentials`, for a digest look-up of the image.
+Image references are `proto.imageref`'s. `cli.registry` is loaded by name, and only
+by `credentials_for` (the same login as `cli.registry.Credentials`, for a digest
+look-up of the image): it brings in the socket and TLS modules that `swarm service
+ls`, which imports this module through cli.commands_service, must start without
+(tests/test_cli_startup.py).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from cli import dockerconfig
 from cli.client import CLIError
 from cli.flags import bool_flag, is_on
 from cli.parsing import UsageError
+from proto import imageref
 from proto import objects_pb2 as pb
 
 FLAG = "--with-registry-auth"
@@ -46,12 +47,11 @@ def wanted(ns: argparse.Namespace) -> bool:
 def _login_for(image: str, config: dockerconfig.DockerConfig | None
                ) -> tuple[str, dockerconfig.Login | None]:
     """The config key of `image`'s registry and the login stored for it (or None)."""
-    registry = importlib.import_module("cli.registry")
     try:
-        ref = registry.parse_reference(image)
+        ref = imageref.parse_reference(image)
     except ValueError as exc:
-        raise UsageError(f"invalid image reference {image!r}: {exc}") from None
-    key = registry.registry_key(ref.domain)
+        raise UsageError(str(exc)) from None
+    key = imageref.registry_key(ref.domain)
     try:
         return key, (config or dockerconfig.DockerConfig()).get(key)
     except dockerconfig.ConfigError as exc:

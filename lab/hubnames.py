@@ -10,9 +10,10 @@ there, `dockersamples/examplevotingapp_vote:before` is
 registry (`127.0.0.1:5000/...`) keep their repository. Also owns the parsing of
 the `--stand-in NAME[=PORT[,PORT...]]` argument of `python -m lab.images`.
 
-The rules are Docker's reference rules, in short: the first path component is a
-registry only when it has a dot or a colon or is `localhost`; Docker Hub's
-official images live under `library/`; the tag defaults to `latest`.
+The rules are Docker's reference rules (Docker Hub's names are proto.imageref's), in
+short: the first path component is a registry only when it has a dot or a colon or
+is `localhost`; Docker Hub's official images live under `library/`; the tag
+defaults to `latest`.
 """
 from __future__ import annotations
 
@@ -20,11 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from proto.imageref import DEFAULT_TAG, HUB_ALIASES, HUB_DOMAIN, OFFICIAL_NAMESPACE
+
 LAB_REGISTRY = "127.0.0.1:5000"        # the lab registry as the host reaches it
-HUB_DOMAIN = "docker.io"
-HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-OFFICIAL_NAMESPACE = "library"
-DEFAULT_TAG = "latest"
 DEFAULT_PORT = 80
 RESERVED_NAMESPACE = "shoal"        # the demo images: 127.0.0.1:5000/shoal/...
 

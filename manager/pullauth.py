@@ -4,11 +4,12 @@ Owns what the manager decides about `ContainerSpec.pull_options`, pure functions
 over specs:
 
 - `checked`: the credentials a request sends are Docker's X-Registry-Auth value
-  (base64url of a JSON object); anything else is refused, an empty value means
-  none;
+  (base64url of a JSON object, `proto.imageref.decode_auth`); anything else is
+  refused, an empty value means none;
 - `kept`: a service update that sends no credentials keeps the stored ones (as
-  Docker's daemon does: the CLI cannot read them back to send them again); one
-  that sends an empty value drops them;
+  Docker's daemon does: the CLI cannot read them back to send them again) while
+  they name the registry of the updated image; an image moved to another registry
+  drops them (Docker would keep them); one that sends an empty value drops them;
 - `same_task`: two task specs that differ in their credentials only are the same
   task: changing credentials alone neither bumps the spec version nor replaces
   running tasks (swarmkit ignores them when it decides a task is dirty); new
@@ -19,30 +20,12 @@ Where they never go is manager/redact.py's concern.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-
 from proto import objects_pb2 as pb
+from proto.imageref import InvalidAuth, auth_matches, decode_auth
+
+__all__ = ["InvalidAuth", "MAX_AUTH", "checked", "kept", "same_task"]
 
 MAX_AUTH = 64 * 1024   # bytes of a registry auth value
-
-
-class InvalidAuth(ValueError):
-    """The registry auth value is not Docker's X-Registry-Auth encoding."""
-
-
-def _decode(value: str) -> dict:
-    padded = value + "=" * (-len(value) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
-        doc = json.loads(raw)
-    except (UnicodeEncodeError, binascii.Error, ValueError):
-        raise InvalidAuth("registry auth is not base64url-encoded JSON "
-                          "(Docker's X-Registry-Auth)") from None
-    if not isinstance(doc, dict):
-        raise InvalidAuth("registry auth is not a JSON object (Docker's X-Registry-Auth)")
-    return doc
 
 
 def checked(spec: pb.ServiceSpec) -> None:
@@ -57,16 +40,20 @@ def checked(spec: pb.ServiceSpec) -> None:
         return
     if len(value) > MAX_AUTH:
         raise InvalidAuth(f"registry auth is longer than {MAX_AUTH} bytes")
-    _decode(value)
+    decode_auth(value)
 
 
 def kept(new: pb.ServiceSpec, sent: pb.ServiceSpec, current: pb.ServiceSpec) -> None:
     """An update's checked spec `new` (from the request's `sent`) keeps the credentials of
-    the `current` spec when the request sent none."""
+    the `current` spec when the request sent none, and only while they are for the
+    registry of `new`'s image: credentials of registry A are dropped when the image
+    moves to registry B (`proto.imageref.auth_matches`)."""
     if sent.task.container.HasField("pull_options"):
         return
-    if current.task.container.HasField("pull_options"):
-        new.task.container.pull_options.CopyFrom(current.task.container.pull_options)
+    stored = current.task.container
+    if stored.HasField("pull_options") and auth_matches(stored.pull_options.registry_auth,
+                                                        new.task.container.image):
+        new.task.container.pull_options.CopyFrom(stored.pull_options)
 
 
 def _has_auth(spec: pb.TaskSpec) -> bool:

@@ -12,8 +12,9 @@ from typing import Optional
 import pytest
 
 from cli import registry
-from cli.dockerconfig import DOCKER_HUB_KEY, DockerConfig, Login
+from cli.dockerconfig import DockerConfig, Login
 from cli.main import main
+from proto.imageref import HUB_KEY as DOCKER_HUB_KEY
 
 SERVER = "10.99.7.1:5443"
 

@@ -933,6 +933,18 @@ def test_rollback_takes_only_detach_and_quiet() -> None:
     assert ns.handler.__name__ == "rollback" and ns.service == "web" and ns.detach == "true"
 
 
+def test_rollback_ignores_no_op_flags_set_to_false() -> None:
+    for flag in ("--with-registry-auth", "--no-resolve-image", "--force"):
+        off = parse(["service", "update", "--rollback", f"{flag}=false", "web"])
+        assert rollback_conflicts(off) == [], flag
+        on = parse(["service", "update", "--rollback", f"{flag}=true", "web"])
+        assert rollback_conflicts(on) == [flag], flag
+        assert rollback_conflicts(parse(["service", "update", "--rollback", flag, "web"])) \
+            == [flag]
+    assert rollback_conflicts(parse(["service", "update", "--rollback", "--tty=false",
+                                     "web"])) == ["--tty"]     # sets the spec: a change
+
+
 def test_main_refuses_rollback_with_other_flags(capsys) -> None:
     host = ["-H", "unix:///nonexistent/dir/swarm.sock"]
     assert main([*host, "service", "update", "--rollback", "--replicas", "2", "web"]) == 1

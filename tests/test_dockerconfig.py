@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from cli import dockerconfig
-from cli.dockerconfig import DOCKER_HUB_KEY, ConfigError, DockerConfig, Login
+from cli.dockerconfig import ConfigError, DockerConfig, Login
+from proto import imageref
+from proto.imageref import HUB_KEY as DOCKER_HUB_KEY
 
 # A credential helper as Docker's protocol has them: `store` reads JSON, `get` and
 # `erase` read the server URL; it keeps its entries as files in $HELPER_DIR.
@@ -107,7 +109,7 @@ def test_older_spellings_of_a_registry_are_found_and_replaced(config_dir: Path) 
 
 def test_identity_token_entries(config_dir: Path) -> None:
     cfg = DockerConfig()
-    cfg.store("reg:5000", Login(dockerconfig.TOKEN_USERNAME, "tok"))
+    cfg.store("reg:5000", Login("<token>", "tok"))
     entry = json.loads((config_dir / "config.json").read_text())["auths"]["reg:5000"]
     assert entry == {"identitytoken": "tok"}
     assert DockerConfig().get("reg:5000") == Login("<token>", "tok")
@@ -196,4 +198,4 @@ def test_registry_auth_is_dockers_x_registry_auth() -> None:
     ("https://reg:5000/v2/", "reg:5000"), ("http://10.0.0.1:5443", "10.0.0.1:5443"),
 ])
 def test_server_keys(server: str, key: str) -> None:
-    assert dockerconfig.server_key(server) == key
+    assert imageref.registry_key(server) == key

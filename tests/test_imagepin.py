@@ -17,6 +17,7 @@ import pytest
 
 from cli import imagepin
 from cli.imagepin import StackChoice, display_image, stack_choice
+from cli.parsing import UsageError
 from cli.registry import Credentials, RegistryError
 from lab import images
 from tests.cliserver import InProcessClient, run, serve
@@ -33,6 +34,8 @@ D2 = "sha256:" + "2" * 64
     ("busybox", "busybox"),
     (f"busybox@{D1}", f"busybox@{D1}"),           # no tag: shown whole, as Docker
     ("docker.io/library/redis:7", "redis:7"),
+    ("registry-1.docker.io/library/redis:7", "redis:7"),     # as cli.registry reads it
+    (f"registry-1.docker.io/user/app:2@{D1}", "user/app:2"),
     (f"docker.io/library/redis:7@{D1}", "redis:7"),
     ("index.docker.io/user/app:v2", "user/app:v2"),
     (f"user/app:v2@{D1}", "user/app:v2"),
@@ -277,6 +280,41 @@ def test_stack_deploy_refuses_a_bad_resolve_mode(control: InProcessClient, tmp_p
     assert code != 0
     assert 'invalid value "sometimes" for --resolve-image: expected "always", "changed" ' \
         'or "never"' in err.strip().splitlines()[-1], err
+    assert "pin_web" not in run(capsys, "service", "ls")[1]
+
+
+# ---- an invalid reference is refused, never sent with a warning ----
+
+def test_pin_refuses_an_invalid_reference_before_any_resolution() -> None:
+    asked = []
+    with pytest.raises(UsageError, match="^invalid reference format: .*Foo/bar"):
+        imagepin.pin("Foo/bar", resolve=lambda i, c: asked.append(i) or D1)
+    assert asked == []
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-resolve-image"]])
+def test_create_and_update_refuse_an_invalid_reference(
+        control: InProcessClient, capsys: pytest.CaptureFixture[str], flags: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imagepin, "_default_resolver", lambda image, creds: D1)
+    code, out, err = run(capsys, "service", "create", "-d", "--name", "bad", *flags, "Foo/bar")
+    assert (code, out) == (1, "")
+    assert err.strip() == ("Error: invalid reference format: repository name in 'Foo/bar' "
+                           "must be lowercase letters, digits and separators"), err
+    assert "could not be accessed" not in err
+    assert "bad" not in run(capsys, "service", "ls")[1]
+    assert run(capsys, "service", "create", "-d", "--name", "good", "busybox:1")[0] == 0
+    code, _, err = run(capsys, "service", "update", "-d", *flags, "--image", "busybox:Bad tag",
+                       "good")
+    assert code == 1 and err.startswith("Error: invalid reference format: "), err
+    assert _image(capsys, "good") in ("busybox:1", f"busybox:1@{D1}")
+
+
+def test_stack_deploy_refuses_an_invalid_reference(control: InProcessClient, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _deploy(capsys, tmp_path, "Foo/bar")
+    assert code == 1 and "invalid image reference for service web" in err, err
+    assert "could not be accessed" not in err
     assert "pin_web" not in run(capsys, "service", "ls")[1]
 
 

@@ -247,11 +247,59 @@ def test_watch_events_strip_auth_from_services_tasks_and_stacks() -> None:
 
 def test_the_pull_header_is_sent_only_with_credentials() -> None:
     auth = registry_auth(Login("a", PASSWORD), REGISTRY)
-    assert pull_auth_header(auth) == {"X-Registry-Auth": auth}
+    assert pull_auth_header(auth, IMAGE) == {"X-Registry-Auth": auth}
     token = registry_auth(Login("<token>", "tok"), REGISTRY)
-    assert pull_auth_header(token) == {"X-Registry-Auth": token}
-    assert pull_auth_header(registry_auth(None, REGISTRY)) is None
-    assert pull_auth_header("") is None and pull_auth_header("%%%") is None
+    assert pull_auth_header(token, IMAGE) == {"X-Registry-Auth": token}
+    assert pull_auth_header(registry_auth(None, REGISTRY), IMAGE) is None
+    assert pull_auth_header("", IMAGE) is None and pull_auth_header("%%%", IMAGE) is None
+
+
+def test_the_pull_header_goes_only_to_the_registry_it_names() -> None:
+    auth = registry_auth(Login("a", PASSWORD), REGISTRY)
+    assert pull_auth_header(auth, f"{REGISTRY}/team/app:2@{DIGEST}") == {"X-Registry-Auth": auth}
+    assert pull_auth_header(auth, "otherreg:5000/x:1") is None     # A's password never to B
+    assert pull_auth_header(auth, "busybox") is None
+    hub = registry_auth(Login("h", "hubpw"), "https://index.docker.io/v1/")
+    for image in ("redis:7", "docker.io/library/redis", "registry-1.docker.io/user/app:1",
+                  "index.docker.io/user/app"):
+        assert pull_auth_header(hub, image) == {"X-Registry-Auth": hub}, image
+    assert pull_auth_header(hub, IMAGE) is None
+    nameless = base64.urlsafe_b64encode(json.dumps({"username": "a", "password": "p"})
+                                        .encode()).decode()
+    assert pull_auth_header(nameless, IMAGE) is None                # no serveraddress
+
+
+def test_an_update_to_another_registry_drops_the_kept_auth() -> None:
+    current = _service_with(registry_auth(Login("a", PASSWORD), REGISTRY)).spec
+    for image, keeps in ((f"{REGISTRY}/team/app:2", True), ("otherreg:5000/x:1", False),
+                         ("busybox", False), (f"https://{REGISTRY}/x", False)):
+        sent = pb.ServiceSpec()
+        sent.CopyFrom(current)
+        sent.task.container.ClearField("pull_options")
+        sent.task.container.image = image
+        new = pb.ServiceSpec()
+        new.CopyFrom(sent)
+        pullauth.kept(new, sent, current)
+        assert new.task.container.HasField("pull_options") is keeps, image
+
+
+def test_service_update_image_to_another_registry_keeps_no_auth(
+        cluster: InProcessClient, capsys: pytest.CaptureFixture[str]) -> None:
+    swarm(capsys, "service", "create", "-d", "--with-registry-auth", "--name", "priv", IMAGE)
+    swarm(capsys, "service", "update", "-d", "--image", f"{REGISTRY}/team/app:2", "priv")
+    assert auth_of(stored(cluster, "priv"))["password"] == PASSWORD          # same registry
+    swarm(capsys, "service", "update", "-d", "--image", "otherreg.example:5000/x:1", "priv")
+    assert not stored(cluster, "priv").spec.task.container.HasField("pull_options")
+
+
+def test_a_stack_moving_to_another_registry_keeps_no_auth() -> None:
+    store = Store()
+    spec = svc_spec("web", image=IMAGE)
+    spec.task.container.pull_options.registry_auth = registry_auth(Login("a", PASSWORD),
+                                                                   REGISTRY)
+    store.deploy(definition(spec))
+    store.deploy(definition(svc_spec("web", image="otherreg.example/x:1")))
+    assert not store.service("app_web").spec.task.container.HasField("pull_options")
 
 
 def test_stack_deploy_with_registry_auth(cluster: InProcessClient, tmp_path: Path,
@@ -282,5 +330,5 @@ def test_credentials_for_a_digest_look_up(monkeypatch: pytest.MonkeyPatch,
     DockerConfig().store(REGISTRY, Login("alice", PASSWORD))
     assert registryauth.credentials_for(IMAGE) == registry.Credentials("alice", PASSWORD)
     assert registryauth.credentials_for("busybox") is None
-    with pytest.raises(UsageError, match="invalid image reference"):
+    with pytest.raises(UsageError, match="^invalid reference format: "):
         registryauth.encoded_auth("UPPER/Case")

@@ -265,7 +265,7 @@ class PodmanRuntime(Runtime):
         params: dict[str, Any] = {"reference": image, "quiet": True}
         if _is_local_registry(image):
             params["tlsVerify"] = False
-        header = pull_auth_header(registry_auth)
+        header = pull_auth_header(registry_auth, image)
         self.log.info("pulling %s%s", image, " with registry credentials" if header else "")
         started = time.monotonic()
         response = await self._request("POST", "/images/pull", params=params,

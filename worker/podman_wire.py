@@ -9,8 +9,6 @@ decoding of error bodies and pull progress streams, an image's HEALTHCHECK
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -18,6 +16,7 @@ import signal as signal_module
 from calendar import timegm
 from typing import Any, Mapping
 
+from proto.imageref import InvalidAuth, auth_for_image, decode_auth, has_credentials
 from worker import caps
 from worker.runtime import (HOST_NETWORK, TMPFS, VOLUME, ContainerConfig, ImageHealth, LogLine,
                             Mount, RuntimeError_, Ulimit, VolumeConfig)
@@ -448,19 +447,19 @@ def error_message(data: Any, status: int, reason: str = "") -> str:
     return f"HTTP {status} {reason}".strip()
 
 
-def pull_auth_header(registry_auth: str) -> dict[str, str] | None:
-    """The X-Registry-Auth header of an image pull (podman's libpod API takes Docker's
+def pull_auth_header(registry_auth: str, image: str) -> dict[str, str] | None:
+    """The X-Registry-Auth header of a pull of `image` (podman's libpod API takes Docker's
     encoding: base64url JSON with username/password or identitytoken, and
-    serveraddress), or None when `registry_auth` carries no credentials (empty, not
-    decodable, or a server address alone): the pull is then anonymous."""
+    serveraddress), or None, and the pull is anonymous, when `registry_auth` carries
+    no credentials (empty, not decodable, a server address alone) or carries them for
+    another registry than `image`'s: one registry's password never goes to another
+    (`proto.imageref.auth_for_image`)."""
     if not registry_auth:
         return None
     try:
-        padded = registry_auth + "=" * (-len(registry_auth) % 4)
-        doc = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (UnicodeEncodeError, binascii.Error, ValueError):
+        doc = decode_auth(registry_auth)
+    except InvalidAuth:
         return None
-    if not isinstance(doc, dict) or not (doc.get("username") or doc.get("password")
-                                         or doc.get("identitytoken")):
+    if not has_credentials(doc) or not auth_for_image(doc, image):
         return None
     return {"X-Registry-Auth": registry_auth}

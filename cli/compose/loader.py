@@ -26,6 +26,7 @@ from cli.compose.service import (DEPENDS_ON_WARNING, DEPRECATED, FORBIDDEN, NOT_
                                  UNSUPPORTED, read_service)
 from cli.compose.toplevel import read_file_object, read_network, read_section, read_volume
 from cli.compose.yamlload import parse_yaml
+from proto import imageref
 
 T = TypeVar("T")
 Reader = Callable[[str], str]
@@ -34,11 +35,6 @@ VERSIONS = tuple(f"3.{minor}" for minor in range(14))
 TOP_KEYS = ("version", "services", "networks", "volumes", "secrets", "configs")
 _SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
 _NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-_IMAGE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?"
-                    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-                    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32,})?$")
-
-
 @dataclass
 class Source:
     """One compose file: the name it is shown by (a path, or "-") and its text."""
@@ -234,6 +230,15 @@ def _refuse_forbidden(services: Mapping[str, Any], errors: Collector) -> None:
                                 path=first))
 
 
+def _valid_image(image: str) -> bool:
+    """Whether `image` is a reference Docker accepts (`proto.imageref`'s rules)."""
+    try:
+        imageref.parse_reference(image)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_references(stack: Stack, origin: Mapping[str, str],
                       unknown: set[str]) -> list[ComposeError]:
     """What one file cannot tell: images given, and every name a service uses declared
@@ -245,7 +250,7 @@ def _check_references(stack: Stack, origin: Mapping[str, str],
         if not svc.image:
             problems.append(ComposeError(f"invalid image reference for service {name}: no "
                                          "image specified", file, join_path(path, "image")))
-        elif not _IMAGE.match(svc.image):
+        elif not _valid_image(svc.image):
             problems.append(ComposeError(
                 f'invalid image reference for service {name}: "{svc.image}" is not a valid '
                 "image name such as redis:7 or registry:5000/team/app@sha256:...", file,
