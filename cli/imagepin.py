@@ -28,7 +28,6 @@ commands that only list do not pay for it.
 from __future__ import annotations
 
 import importlib
-import re
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
@@ -79,50 +78,8 @@ def _registry() -> ModuleType:
 
 
 def _default_resolver(image: str, creds: "Optional[Credentials]") -> str:
-    ref = imageref.parse_reference(image)
-    check_dns(imageref.HUB_REGISTRY if ref.domain == imageref.HUB_DOMAIN else ref.domain)
-    return _registry().resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT)
-
-
-def _host_name(host: str) -> str:
-    """The name in "host[:port]" ("" for an IP literal or localhost: nothing to look up)."""
-    name = host
-    if name.startswith("["):
-        return ""
-    if name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost" or re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", name):
-        return ""
-    return name
-
-
-def check_dns(host: str, timeout: float = DNS_TIMEOUT,
-              lookup: Optional[Callable[[str], object]] = None) -> None:
-    """Returns when the registry host's name resolves, or fails to, within `timeout`;
-    raises the registry's "cannot reach" error when DNS gives no answer by then.
-
-    A socket timeout does not bound a name lookup: where DNS packets are dropped (a
-    machine or a namespace without a way out) the C resolver waits its own 5 s per
-    try, twice. The lookup runs in a daemon thread, left to finish on its own."""
-    import socket
-    import threading
-    name = _host_name(host)
-    if not name:
-        return
-    look = lookup or (lambda n: socket.getaddrinfo(n, 443, type=socket.SOCK_STREAM))
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            look(name)
-        except OSError:
-            pass             # a quick failure: the request that follows reports it
-        finally:
-            finished.set()
-    threading.Thread(target=run, name=f"dns {name}", daemon=True).start()
-    if not finished.wait(timeout):
-        raise _registry().RegistryError(f"cannot reach registry {host}: no answer from "
-                                        f"DNS for {name} within {timeout:g}s")
+    return _registry().resolve_digest(image, creds, timeout=RESOLVE_TIMEOUT,
+                                      dns_timeout=DNS_TIMEOUT)
 
 
 def check_image(image: str) -> None:

@@ -6,6 +6,9 @@ a spec to the cluster:
   managers and the workers);
 * `resolve_digest`: the digest of the manifest (or index) a tag names now, as
   the registry reports it (`Docker-Content-Digest`, else the hash of the body);
+* where to ask: the registry the name names, or where this host's podman would
+  read it instead (`cli.registryconf`: registries.conf locations and mirrors),
+  so the digest pinned is the one the nodes' pulls will find;
 * `check_login`: whether the registry accepts credentials (`swarm login`);
 * the conversation with the registry: HTTPS trusted through the system's CAs
   plus the per-registry `ca.crt` files Docker and podman read
@@ -27,11 +30,14 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
+import threading
 import urllib.parse
 from pathlib import Path
-from typing import Mapping, NamedTuple, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
+from cli.registryconf import RegistryConfError, endpoints_for
 from proto.imageref import (HUB_DOMAIN, HUB_REGISTRY, TOKEN_USER, is_digest, parse_reference,
                             registry_host)
 
@@ -76,9 +82,48 @@ def _insecure_allowed(host: str) -> bool:
         return False
 
 
-def _tls_context(host: str) -> ssl.SSLContext:
+def _host_name(host: str) -> str:
+    """The name in "host[:port]" ("" for an IP literal or localhost: nothing to look up)."""
+    name = host
+    if name.startswith("["):
+        return ""
+    if name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", name):
+        return ""
+    return name
+
+
+def check_dns(host: str, timeout: float = 2.0,
+              lookup: Optional[Callable[[str], object]] = None) -> None:
+    """Returns when the registry host's name resolves, or fails to, within `timeout`;
+    raises the registry's "cannot reach" error when DNS gives no answer by then.
+
+    A socket timeout does not bound a name lookup: where DNS packets are dropped (a
+    machine or a namespace without a way out) the C resolver waits its own 5 s per
+    try, twice. The lookup runs in a daemon thread, left to finish on its own."""
+    name = _host_name(host)
+    if not name:
+        return
+    look = lookup or (lambda n: socket.getaddrinfo(n, 443, type=socket.SOCK_STREAM))
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            look(name)
+        except OSError:
+            pass             # a quick failure: the request that follows reports it
+        finally:
+            finished.set()
+    threading.Thread(target=run, name=f"dns {name}", daemon=True).start()
+    if not finished.wait(timeout):
+        raise RegistryError(f"cannot reach registry {host}: no answer from "
+                                        f"DNS for {name} within {timeout:g}s")
+
+
+def _tls_context(host: str, insecure: bool = False) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    if _insecure_allowed(host):       # Docker does not verify an insecure registry's TLS
+    if insecure or _insecure_allowed(host):       # Docker does not verify an insecure registry's TLS
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
@@ -136,8 +181,11 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
 class _Session:
     """Requests to one registry: picks the scheme once, answers its challenge once."""
 
-    def __init__(self, domain: str, creds: Optional[Credentials], timeout: float) -> None:
+    def __init__(self, domain: str, creds: Optional[Credentials], timeout: float,
+                 insecure: bool = False, dns_timeout: Optional[float] = None) -> None:
         self.host = _api_host(domain)
+        self.dns_timeout = dns_timeout
+        self.insecure = insecure or _insecure_allowed(self.host)   # registries.conf's say
         self.creds = creds
         self.timeout = timeout
         self.scheme = ""
@@ -148,8 +196,9 @@ class _Session:
         host = host or self.host
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = http.client.HTTPSConnection(host, timeout=self.timeout,
-                                                     context=_tls_context(host))
+            connection = http.client.HTTPSConnection(
+                host, timeout=self.timeout,
+                context=_tls_context(host, self.insecure and host == self.host))
         else:
             connection = http.client.HTTPConnection(host, timeout=self.timeout)
         try:
@@ -163,12 +212,14 @@ class _Session:
 
     def _pick_scheme(self, method: str, target: str,
                      headers: Mapping[str, str]) -> _Response:
+        if self.dns_timeout is not None:
+            check_dns(self.host, self.dns_timeout)
         try:
             response = self._send("https", method, target, headers)
             self.scheme = "https"
             return response
         except (OSError, http.client.HTTPException) as err:
-            if not _insecure_allowed(self.host):
+            if not self.insecure:
                 raise RegistryError(f"cannot reach registry {self.host}: {_why(err)}") from err
             try:
                 response = self._send("http", method, target, headers)
@@ -269,18 +320,34 @@ def _why(err: BaseException) -> str:
 
 
 def resolve_digest(image: str, creds: Optional[Credentials] = None,
-                   timeout: float = 10.0) -> str:
-    """The digest (`sha256:...`) of what `image`'s tag names in its registry now."""
+                   timeout: float = 10.0, dns_timeout: Optional[float] = None) -> str:
+    """The digest (`sha256:...`) of what `image`'s tag names in its registry now (with
+    `dns_timeout`, a registry whose name DNS does not answer by then is given up on)."""
     try:
         ref = parse_reference(image)
     except ValueError as err:
         raise RegistryError(str(err)) from err
     if ref.digest:
         return ref.digest
-    session = _Session(ref.domain, creds, timeout)
-    target = f"/v2/{ref.path}/manifests/{urllib.parse.quote(ref.tag, safe='')}"
+    try:
+        places = [(e.host, e.path, e.insecure) for e in endpoints_for(ref.name)] \
+            or [(ref.domain, ref.path, False)]
+    except RegistryConfError as err:
+        raise RegistryError(str(err)) from err
+    error = RegistryError(f"no registry to ask for {image}")
+    for host, path, insecure in places:       # mirrors first, as podman reads them
+        try:
+            session = _Session(host, creds, timeout, insecure, dns_timeout)
+            return _manifest_digest(session, path, ref.tag)
+        except RegistryError as err:
+            error = err
+    raise error
+
+
+def _manifest_digest(session: "_Session", path: str, tag: str) -> str:
+    target = f"/v2/{path}/manifests/{urllib.parse.quote(tag, safe='')}"
     response = session.request("GET", target, {"Accept": MANIFEST_TYPES},
-                               scope=f"repository:{ref.path}:pull")
+                               scope=f"repository:{path}:pull")
     if response.status != 200:
         raise RegistryError(_reason(response))
     digest = response.headers.get("docker-content-digest", "").strip()

@@ -224,19 +224,27 @@ class Lab:
         return ["nsenter", f"--net={self.net.netns_path(name)}", "unshare", "--uts", "--",
                 "sh", "-c", 'hostname "$0" && exec "$@"', name, *argv]
 
-    def exec_argv(self, name: str, cmd: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        """The command line and environment that run cmd inside the node."""
+    def exec_argv(self, name: str, cmd: Sequence[str], registry_view: bool = False
+                  ) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run cmd inside the node; with
+        `registry_view`, cmd sees registries as the node's podman does (its
+        registries.conf: `swarm` then pins the digests the node's pulls will find)."""
         self._node(name)
         argv = ["nsenter", f"--net={self.net.netns_path(name)}"]
         pid = self.pid(name)
         if pid is not None:
             argv.append(f"--uts=/proc/{pid}/ns/uts")
-        return [*argv, "--", *cmd], dict(self.node_env(name), SWARM_HOST=self.host(name))
+        env = dict(self.node_env(name), SWARM_HOST=self.host(name))
+        storage = self.storage(name)
+        if registry_view and storage:
+            env["CONTAINERS_REGISTRIES_CONF"] = str(storage.registries_conf)
+        return [*argv, "--", *cmd], env
 
     def exec(self, name: str, *cmd: str, check: bool = False, timeout: float = 120,
-             input: Optional[str] = None) -> subprocess.CompletedProcess:
+             input: Optional[str] = None, registry_view: bool = False
+             ) -> subprocess.CompletedProcess:
         """Runs cmd in the node's namespaces with SWARM_HOST set; captures its output."""
-        argv, env = self.exec_argv(name, cmd)
+        argv, env = self.exec_argv(name, cmd, registry_view)
         res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                              input=input, cwd=str(REPO))
         if check and res.returncode != 0:
@@ -245,10 +253,11 @@ class Lab:
         return res
 
     def swarm(self, name: str, *args: str, check: bool = True, timeout: float = 120,
-              input: Optional[str] = None) -> subprocess.CompletedProcess:
+              input: Optional[str] = None, registry_view: bool = False
+              ) -> subprocess.CompletedProcess:
         """Runs the `swarm` CLI inside the node against its own daemon (`input` on stdin)."""
         return self.exec(name, *self._swarm_argv(*args), check=check, timeout=timeout,
-                         input=input)
+                         input=input, registry_view=registry_view)
 
     def podman_argv(self, name: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         """The command line and environment of `podman ARGS` on the node's own storage,

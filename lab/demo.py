@@ -73,7 +73,7 @@ def up(managers: int, workers: int) -> int:
     ]
     for args in steps:
         print(f"\n$ swarm-lab exec manager1 -- swarm {' '.join(args)}")
-        print(lab.swarm("manager1", *args).stdout.rstrip())
+        print(lab.swarm("manager1", *args, registry_view=True).stdout.rstrip())
     print("\nThe web service answering the host on every node's underlay address:")
     for name in lab.names():
         ip = lab.ip(name)

@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         if not command:
             print("Error: exec needs a command: swarm-lab exec NODE -- CMD...", file=sys.stderr)
             return 2
-        argv, env = lab.exec_argv(args.node, command)
+        argv, env = lab.exec_argv(args.node, command, registry_view=True)
         return subprocess.call(argv, env=env)
     if cmd == "podman":
         podman_args = list(args.args)

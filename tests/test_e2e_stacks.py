@@ -493,3 +493,35 @@ def test_stack_deploy_resolve_image_modes_on_the_cluster(lab: Lab, tmp_path: Pat
         assert listed.stdout.strip() == image
     finally:
         sw(lab, "stack", "rm", "pins", check=False)
+
+
+def test_a_nodes_own_cli_pins_where_the_nodes_podman_pulls(lab: Lab, stand_ins: None) -> None:
+    """`swarm-lab exec NODE -- swarm ...` (and the demo) run the CLI with the node's
+    registries.conf: inside the node 127.0.0.1:5000 is not the registry, and Docker Hub
+    names are read from the lab registry; the CLI asks where the node's podman pulls, so
+    both a lab name and a Hub name are pinned to the digests the nodes then run."""
+    lab_image = images.DEMO_IMAGE
+    hub_image = f"{DB}:latest"                   # a Docker Hub name with a lab stand-in
+    want_lab = images.manifest_digest(images.DEMO_REPO, images.DEMO_TAG)
+    repo, tag = images.stand_in_request(hub_image).image.repository, "latest"
+    want_hub = images.manifest_digest(repo, tag)
+    try:
+        for name, image, digest in (("viewlab", lab_image, want_lab),
+                                    ("viewhub", hub_image, want_hub)):
+            made = lab.swarm("manager1", "service", "create", "-d", "--name", name,
+                             "--stop-grace-period", "1s", image, "sleep", "3600",
+                             registry_view=True)
+            assert made.stderr == "", made.stderr           # no "could not be accessed"
+            stored = inspect_spec(lab, name)["task"]["container"]["image"]
+            assert stored.endswith(f"@{digest}"), (stored, digest)
+            wait(lambda: sw(lab, "service", "ps", name, "--filter", "desired-state=running",
+                            "--format", "{{.CurrentState}}").stdout.startswith("Running"),
+                 90, f"{name} running its pinned digest")
+        # without the node's view (the tests' own helper) the CLI cannot reach the
+        # registry from inside the node: Docker's warning, and the tag is stored
+        plain = sw(lab, "service", "create", "-d", "--name", "viewnone", lab_image,
+                   "sleep", "3600")
+        assert "could not be accessed on a registry" in plain.stderr
+        assert inspect_spec(lab, "viewnone")["task"]["container"]["image"] == lab_image
+    finally:
+        sw(lab, "service", "rm", "viewlab", "viewhub", "viewnone", check=False)

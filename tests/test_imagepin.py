@@ -15,7 +15,7 @@ from typing import Optional
 
 import pytest
 
-from cli import imagepin
+from cli import imagepin, registry
 from cli.imagepin import StackChoice, display_image, stack_choice
 from cli.parsing import UsageError
 from cli.registry import Credentials, RegistryError
@@ -327,15 +327,15 @@ def test_a_silent_dns_is_given_up_on_after_its_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(RegistryError, match="no answer from DNS for registry.example "
                                             "within 0.2s"):
-        imagepin.check_dns("registry.example:5000", 0.2, lambda name: release.wait(30))
+        registry.check_dns("registry.example:5000", 0.2, lambda name: release.wait(30))
     assert time.monotonic() - started < 5
     release.set()
     # an answer, or a quick failure (reported by the request that follows), returns
-    imagepin.check_dns("registry.example", 5, lambda name: None)
+    registry.check_dns("registry.example", 5, lambda name: None)
 
     def refused(name: str) -> None:
         raise OSError("Name or service not known")
-    imagepin.check_dns("registry.example", 5, refused)
+    registry.check_dns("registry.example", 5, refused)
 
 
 @pytest.mark.parametrize("host,name", [
@@ -343,4 +343,4 @@ def test_a_silent_dns_is_given_up_on_after_its_timeout() -> None:
     ("127.0.0.1:5000", ""), ("localhost:5000", ""), ("[::1]:5000", ""), ("10.0.0.2", ""),
 ])
 def test_only_names_are_looked_up(host: str, name: str) -> None:
-    assert imagepin._host_name(host) == name
+    assert registry._host_name(host) == name
