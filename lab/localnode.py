@@ -173,11 +173,15 @@ class SingleNode:
             self._remove_hub_stand_ins()
 
     def _remove_hub_stand_ins(self) -> None:
-        """Untags the stand-ins pulled under Docker Hub names (not forced: an image a
-        container still uses stays)."""
+        """Untags the stand-ins pulled under Docker Hub names, by tag or (pulled by a
+        pinned digest) by digest (not forced: an image a container still uses stays)."""
         listed = podman("images", "--filter", f"label={STAND_IN_LABEL}", "--format",
-                        "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-        names = [name for name in listed if name.startswith("docker.io/")]
+                        "{{.Repository}} {{.Tag}} {{.Digest}}", check=False).stdout
+        names = []
+        for line in listed.splitlines():
+            repo, tag, digest = (line.split() + ["", "", ""])[:3]
+            if repo.startswith("docker.io/"):   # pulled by a pinned digest: no tag
+                names.append(f"{repo}:{tag}" if tag and tag != "<none>" else f"{repo}@{digest}")
         if names:
             podman("rmi", *names, check=False)
 

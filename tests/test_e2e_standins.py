@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from lab.cluster import Lab
-from lab.images import ensure_stand_in
+from lab.images import ensure_stand_in, manifest_digest
 from tests.cluster import SingleNode, podman
 from tests.helpers import sw, wait
 from tests.test_e2e_overlay import lookup, remove_all
@@ -128,12 +128,16 @@ def test_docker_hub_names_run_from_their_stand_ins(lab: Lab, stand_ins: dict[str
 def test_the_single_node_harness_runs_a_docker_hub_name_from_its_stand_in(
         tmp_path: Path, stand_ins: dict[str, Any]) -> None:
     node = SingleNode(tmp_path, hub_stand_ins=True)
+    pinned = f"docker.io/library/redis@{manifest_digest('library/redis', 'alpine')}"
     try:
         node.init()
-        node.swarm("service", "create", "-d", "--name", "cache", REDIS)
+        made = node.swarm("service", "create", "-d", "--name", "cache", REDIS)
+        # the CLI asks where the node's podman pulls (its registries.conf: the lab
+        # registry for Docker Hub names), so the Hub name is pinned to the stand-in's digest
+        assert "could not be accessed" not in made.stderr, made.stderr
         wait(lambda: node.running("cache"), 60, "the cache task running")
         [container] = node.containers("cache")
-        assert container["Image"] == "docker.io/library/redis:alpine", container
+        assert container["Image"] == pinned, container
 
         def page() -> str:
             res = podman("exec", container["Id"], "wget", "-q", "-O", "-",
@@ -142,5 +146,5 @@ def test_the_single_node_harness_runs_a_docker_hub_name_from_its_stand_in(
         wait(page, 30, "the stand-in answering on 6379")
     finally:
         node.destroy()
-    assert podman("image", "exists", "docker.io/library/redis:alpine",
-                  check=False).returncode == 1
+    for name in ("docker.io/library/redis:alpine", pinned):
+        assert podman("image", "exists", name, check=False).returncode == 1, name
