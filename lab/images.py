@@ -146,17 +146,25 @@ def _guard_port() -> None:
     if subprocess.run(["nft", "list", "table", "inet", GUARD_TABLE], capture_output=True,
                       timeout=30).returncode == 0:
         return
-    rules = (f"table inet {GUARD_TABLE} {{\n"
+    install_port_guard(GUARD_TABLE, REGISTRY_PORT, what="the registry")
+
+
+def install_port_guard(table: str, port: int, address: str = "",
+                       what: str = "a lab registry") -> None:
+    """nftables table `inet TABLE`: TCP `port` (on `address` only, when given) reached
+    from loopback and the lab bridges (`shoallab*`) only; LabImageError when nft fails."""
+    match = f"ip daddr {address} tcp dport {port}" if address else f"tcp dport {port}"
+    rules = (f"table inet {table} {{\n"
              "  chain input {\n"
              "    type filter hook input priority -5; policy accept;\n"
-             f'    tcp dport {REGISTRY_PORT} iifname "lo" accept\n'
-             f'    tcp dport {REGISTRY_PORT} iifname "shoallab*" accept\n'
-             f"    tcp dport {REGISTRY_PORT} drop\n"
+             f'    {match} iifname "lo" accept\n'
+             f'    {match} iifname "shoallab*" accept\n'
+             f"    {match} drop\n"
              "  }\n}\n")
     done = subprocess.run(["nft", "-f", "-"], input=rules, capture_output=True, text=True,
                           timeout=30)
     if done.returncode != 0:
-        raise LabImageError(f"cannot install the registry's nftables guard: {done.stderr.strip()}")
+        raise LabImageError(f"cannot install {what}'s nftables guard: {done.stderr.strip()}")
 
 
 def _stop_old_registry(timeout: float = 10.0) -> None:

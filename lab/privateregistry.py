@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lab.images import LAB_DIR, REGISTRY_BINARY, LabImageError
+from lab.images import LAB_DIR, REGISTRY_BINARY, LabImageError, install_port_guard
 
 CERTS_D = Path("/etc/containers/certs.d")
 DEFAULT_PORT = 5443
@@ -176,18 +176,7 @@ class PrivateRegistry:
                                 f"{done.stderr.strip()}")
 
     def _guard(self) -> None:
-        rules = (f"table inet {self.table} {{\n"
-                 "  chain input {\n"
-                 "    type filter hook input priority -5; policy accept;\n"
-                 f'    ip daddr {self.address} tcp dport {self.port} iifname "lo" accept\n'
-                 f'    ip daddr {self.address} tcp dport {self.port} iifname "shoallab*" accept\n'
-                 f"    ip daddr {self.address} tcp dport {self.port} drop\n"
-                 "  }\n}\n")
-        done = subprocess.run(["nft", "-f", "-"], input=rules, capture_output=True, text=True,
-                              timeout=30)
-        if done.returncode != 0:
-            raise LabImageError(f"cannot install the private registry's nftables guard: "
-                                f"{done.stderr.strip()}")
+        install_port_guard(self.table, self.port, self.address, what="the private registry")
 
     def status(self, timeout: float = 2.0) -> int:
         """The status of an anonymous GET /v2/ over verified TLS (401 when up), 0 if none."""
